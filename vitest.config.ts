@@ -1,0 +1,30 @@
+import { defineConfig } from "vitest/config";
+
+// Two projects: `unit` (pure, fast, no cluster) and `cluster` (against the real local control
+// plane started by test/setup/cluster.ts). `npm test` runs both.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["operator/**/*.test.ts", "sim/**/*.test.ts", "infra/**/*.test.ts", "scripts/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+      {
+        test: {
+          name: "cluster",
+          include: ["test/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/setup/cluster.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+          // Cluster suites share one control plane; run files one at a time so the 2-core
+          // machine is not oversubscribed and pools are not contended.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
