@@ -1,0 +1,134 @@
+import type { TSchema } from "@sinclair/typebox";
+import { stringify } from "yaml";
+import {
+  API_GROUP,
+  API_VERSION,
+  KIND,
+  ModelDeploymentSpecSchema,
+  ModelDeploymentStatusSchema,
+  PLURAL,
+  SHORT_NAMES,
+  SINGULAR,
+} from "./modeldeployment.js";
+
+export type JsonSchema = { [key: string]: unknown };
+
+/**
+ * Turns a TypeBox (JSON Schema draft-07) schema into the OpenAPI v3 dialect a CRD accepts:
+ * drops TypeBox's symbols and `$id`, and rewrites numeric `exclusiveMinimum`/`exclusiveMaximum`
+ * into `minimum` + boolean flag, which is what apiextensions.k8s.io/v1 JSONSchemaProps expects.
+ */
+export function toCrdSchema(schema: TSchema | JsonSchema): JsonSchema {
+  const plain = JSON.parse(JSON.stringify(schema)) as JsonSchema;
+  return rewrite(plain);
+}
+
+function rewrite(node: JsonSchema): JsonSchema {
+  const out: JsonSchema = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === "$id" || key === "$schema") continue;
+    if (key === "exclusiveMinimum" && typeof value === "number") {
+      out.minimum = value;
+      out.exclusiveMinimum = true;
+      continue;
+    }
+    if (key === "exclusiveMaximum" && typeof value === "number") {
+      out.maximum = value;
+      out.exclusiveMaximum = true;
+      continue;
+    }
+    if (key === "properties" && value && typeof value === "object") {
+      out.properties = Object.fromEntries(
+        Object.entries(value as Record<string, JsonSchema>).map(([name, child]) => [name, rewrite(child)]),
+      );
+      continue;
+    }
+    if ((key === "items" || key === "additionalProperties") && value && typeof value === "object") {
+      out[key] = rewrite(value as JsonSchema);
+      continue;
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+const printerColumns = [
+  { name: "Model", type: "string", jsonPath: ".spec.model.name" },
+  { name: "Engine", type: "string", jsonPath: ".spec.engine.kind" },
+  { name: "GPU", type: "string", jsonPath: ".status.plan.gpuProduct" },
+  { name: "GPUs/Replica", type: "integer", jsonPath: ".status.plan.gpusPerReplica", priority: 1 },
+  { name: "TP", type: "integer", jsonPath: ".status.plan.tensorParallelism", priority: 1 },
+  { name: "KV-Tokens", type: "integer", jsonPath: ".status.plan.kvCacheTokensPerReplica", priority: 1 },
+  { name: "Replicas", type: "integer", jsonPath: ".spec.replicas" },
+  { name: "Ready", type: "integer", jsonPath: ".status.readyReplicas" },
+  { name: "Desired", type: "integer", jsonPath: ".status.desiredReplicas", priority: 1 },
+  { name: "KV-Util", type: "number", jsonPath: ".status.autoscaler.kvCacheUtilization", priority: 1 },
+  { name: "Queue", type: "number", jsonPath: ".status.autoscaler.queueDepth", priority: 1 },
+  { name: "Status", type: "string", jsonPath: ".status.conditions[?(@.type=='Ready')].reason", priority: 1 },
+  { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+];
+
+/** The ModelDeployment CustomResourceDefinition, as a plain object. */
+export function modelDeploymentCrd(): JsonSchema {
+  return {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: {
+      name: `${PLURAL}.${API_GROUP}`,
+      annotations: { "gpufleet.io/generated-by": "operator/api/crd.ts (npm run gen:crds)" },
+    },
+    spec: {
+      group: API_GROUP,
+      names: {
+        kind: KIND,
+        listKind: `${KIND}List`,
+        plural: PLURAL,
+        singular: SINGULAR,
+        shortNames: SHORT_NAMES,
+        categories: ["gpufleet", "all"],
+      },
+      scope: "Namespaced",
+      versions: [
+        {
+          name: API_VERSION,
+          served: true,
+          storage: true,
+          subresources: {
+            status: {},
+            scale: {
+              specReplicasPath: ".spec.replicas",
+              statusReplicasPath: ".status.replicas",
+              labelSelectorPath: ".status.selector",
+            },
+          },
+          additionalPrinterColumns: printerColumns,
+          schema: {
+            openAPIV3Schema: {
+              type: "object",
+              description:
+                "A large-language-model inference service on NVIDIA GPUs: gpufleet sizes it, places it on a fitting GPU pool, runs it with vLLM or TensorRT-LLM and scales it on KV-cache pressure and queue depth.",
+              required: ["spec"],
+              properties: {
+                apiVersion: { type: "string", description: "API version of this object." },
+                kind: { type: "string", description: "Kind of this object." },
+                metadata: { type: "object" },
+                spec: toCrdSchema(ModelDeploymentSpecSchema),
+                status: toCrdSchema(ModelDeploymentStatusSchema),
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** The CRD as the YAML file kept in `crds/` (and shipped in the Helm chart). */
+export function modelDeploymentCrdYaml(): string {
+  return (
+    "# Generated from operator/api/modeldeployment.ts by `npm run gen:crds`. Do not edit by hand.\n" +
+    stringify(modelDeploymentCrd(), { lineWidth: 0 })
+  );
+}
+
+export const CRD_FILE = "crds/gpufleet.io_modeldeployments.yaml";

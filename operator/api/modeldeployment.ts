@@ -1,0 +1,470 @@
+import { Type, type Static } from "@sinclair/typebox";
+import { IntOrAuto, OpaqueObject, StringEnum, StringMap, withCel } from "./schema-helpers.js";
+
+/**
+ * The `ModelDeployment` API (gpufleet.io/v1alpha1): the one source of truth. The TypeScript types below
+ * and the CRD in `crds/` (see `crd.ts`, `npm run gen:crds`) are both derived from these schemas.
+ *
+ * Fields that carry a `default` are listed as required: the API server fills defaults in before it
+ * validates, so users may omit them, and the operator always reads them set.
+ */
+
+export const API_GROUP = "gpufleet.io";
+export const API_VERSION = "v1alpha1";
+export const KIND = "ModelDeployment";
+export const PLURAL = "modeldeployments";
+export const SINGULAR = "modeldeployment";
+export const SHORT_NAMES = ["md", "mdep"];
+
+export const QUANTIZATIONS = ["none", "fp8", "awq", "gptq", "int8", "int4"] as const;
+export type Quantization = (typeof QUANTIZATIONS)[number];
+
+export const KV_CACHE_DTYPES = ["auto", "fp16", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2"] as const;
+export type KvCacheDtype = (typeof KV_CACHE_DTYPES)[number];
+
+export const ENGINES = ["vllm", "tensorrt-llm"] as const;
+export type EngineKind = (typeof ENGINES)[number];
+
+/** Flags the operator derives from the plan; setting them in `engine.args` would contradict it. */
+export const OPERATOR_MANAGED_ENGINE_FLAGS = [
+  "--model",
+  "--served-model-name",
+  "--tensor-parallel-size",
+  "--tp_size",
+  "--max-model-len",
+  "--max_seq_len",
+  "--gpu-memory-utilization",
+  "--port",
+  "--host",
+] as const;
+
+const secretKeyRef = (description: string) =>
+  Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 253, description: "Name of the Secret in the same namespace." }),
+    key: Type.String({
+      minLength: 1,
+      default: "token",
+      description: "Key in the Secret that holds the Hugging Face access token.",
+    }),
+  },
+  { description },
+);
+
+const HuggingFaceSource = Type.Object(
+  {
+    repo: Type.String({
+      pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$",
+      maxLength: 200,
+      description: "Hugging Face repository id, `organization/name` (e.g. meta-llama/Llama-3.1-8B-Instruct).",
+    }),
+    revision: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        description: "Branch, tag or commit to load; pin a commit for reproducible fleets. Default: main.",
+      }),
+    ),
+    tokenSecretRef: Type.Optional(
+      secretKeyRef(
+        "Secret holding a Hugging Face token for gated models. The pods read it themselves; the operator never reads Secrets.",
+      ),
+    ),
+  },
+  { description: "Load the model from the Hugging Face Hub." },
+);
+
+const PvcSource = Type.Object(
+  {
+    claimName: Type.String({ minLength: 1, maxLength: 253, description: "PersistentVolumeClaim in the same namespace." }),
+    path: Type.String({
+      pattern: "^/",
+      maxLength: 1024,
+      default: "/",
+      description: "Absolute path of the model directory inside the volume.",
+    }),
+  },
+  { description: "Load the model from a PersistentVolumeClaim, mounted read-only." },
+);
+
+const ModelSource = withCel(
+  Type.Object(
+    {
+      huggingFace: Type.Optional(HuggingFaceSource),
+      pvc: Type.Optional(PvcSource),
+      uri: Type.Optional(
+        Type.String({
+          pattern: "^(s3|gs)://[a-z0-9][a-z0-9.\\-_]{1,221}(/.*)?$",
+          maxLength: 2048,
+          description: "Object-store URI of the model directory: s3://bucket/path or gs://bucket/path.",
+        }),
+      ),
+    },
+    { description: "Where the weights come from. Exactly one of huggingFace, pvc or uri." },
+  ),
+  [
+    {
+      rule: "[has(self.huggingFace), has(self.pvc), has(self.uri)].filter(x, x).size() == 1",
+      message: "set exactly one model source: huggingFace, pvc or uri",
+    },
+  ],
+);
+
+const ArchitectureOverride = withCel(
+  Type.Object(
+    {
+      parameters: Type.Number({ exclusiveMinimum: 0, description: "Total parameters, in billions (e.g. 8.03)." }),
+      activeParameters: Type.Optional(
+        Type.Number({ exclusiveMinimum: 0, description: "Parameters active per token, in billions (mixture-of-experts only)." }),
+      ),
+      layers: Type.Integer({ minimum: 1, maximum: 1024, description: "Transformer layers (num_hidden_layers)." }),
+      hiddenSize: Type.Integer({ minimum: 1, description: "Hidden size (hidden_size)." }),
+      attentionHeads: Type.Integer({ minimum: 1, description: "Attention heads (num_attention_heads)." }),
+      kvHeads: Type.Integer({ minimum: 1, description: "Key/value heads (num_key_value_heads); equal to attentionHeads without GQA." }),
+      headDim: Type.Optional(Type.Integer({ minimum: 1, description: "Dimension of one head. Default: hiddenSize / attentionHeads." })),
+      maxContextLength: Type.Integer({ minimum: 1, description: "Longest context the model supports (max_position_embeddings)." }),
+    },
+    {
+      description:
+        "Shape of a model the built-in catalogue does not know, taken from its config.json. Used for sizing only.",
+    },
+  ),
+  [
+    { rule: "self.kvHeads <= self.attentionHeads", message: "kvHeads cannot exceed attentionHeads" },
+    {
+      rule: "self.attentionHeads % self.kvHeads == 0",
+      message: "attentionHeads must be a multiple of kvHeads (grouped-query attention)",
+    },
+    {
+      rule: "!has(self.activeParameters) || self.activeParameters <= self.parameters",
+      message: "activeParameters cannot exceed parameters",
+    },
+  ],
+);
+
+const ModelSpec = Type.Object(
+  {
+    name: Type.String({
+      pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
+      maxLength: 200,
+      description: "Name clients use in the OpenAI `model` field (vLLM's --served-model-name).",
+    }),
+    source: ModelSource,
+    architecture: Type.Optional(ArchitectureOverride),
+    quantization: StringEnum(QUANTIZATIONS, {
+      default: "none",
+      description: "Weight quantization: none (the checkpoint's dtype), fp8, awq, gptq, int8 or int4.",
+    }),
+    kvCacheDtype: StringEnum(KV_CACHE_DTYPES, {
+      default: "auto",
+      description: "Data type of the KV cache; fp8 halves its memory on GPUs that support it. auto follows the model.",
+    }),
+    maxContextLength: Type.Optional(
+      Type.Integer({
+        minimum: 256,
+        maximum: 10_000_000,
+        description: "Longest prompt plus output, in tokens (vLLM's --max-model-len). Default: the model's own maximum.",
+      }),
+    ),
+  },
+  { description: "The model to serve." },
+);
+
+const EnvVar = Type.Object(
+  {
+    name: Type.String({ minLength: 1, pattern: "^[-._a-zA-Z][-._a-zA-Z0-9]*$", description: "Variable name." }),
+    value: Type.Optional(Type.String({ description: "Literal value." })),
+    valueFrom: Type.Optional(OpaqueObject({ description: "A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, …)." })),
+  },
+  { description: "An environment variable, as in a core/v1 container." },
+);
+
+const EngineSpec = Type.Object(
+  {
+    kind: StringEnum(ENGINES, {
+      default: "vllm",
+      description: "Inference engine: vllm (vllm/vllm-openai) or tensorrt-llm (NVIDIA's trtllm-serve).",
+    }),
+    image: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 512, description: "Container image. Default: the pinned release image of the engine." }),
+    ),
+    args: Type.Optional(
+      withCel(
+        Type.Array(Type.String({ maxLength: 4096 }), {
+          maxItems: 128,
+          description: "Extra engine arguments, appended after the ones the operator derives from the plan.",
+        }),
+        [
+          {
+            rule: `self.all(a, !(${OPERATOR_MANAGED_ENGINE_FLAGS.map((f) => `a == '${f}' || a.startsWith('${f}=')`).join(" || ")}))`,
+            message: `engine.args must not set flags the operator manages (${OPERATOR_MANAGED_ENGINE_FLAGS.join(", ")}); use the matching spec fields`,
+          },
+        ],
+      ),
+    ),
+    env: Type.Optional(
+      Type.Array(EnvVar, {
+        maxItems: 64,
+        description: "Extra environment variables for the engine container.",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+      }),
+    ),
+  },
+  { default: {}, description: "The inference engine that runs the model." },
+);
+
+const GpuSpec = Type.Object(
+  {
+    products: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+        minItems: 1,
+        maxItems: 16,
+        "x-kubernetes-list-type": "set",
+        description:
+          "Allowed GPU products in order of preference, as GPU Feature Discovery labels them (nvidia.com/gpu.product, e.g. NVIDIA-H100-80GB-HBM3). Default: any GPU in the cluster that fits.",
+      }),
+    ),
+    tensorParallelism: withCel(
+      IntOrAuto({
+        default: "auto",
+        description:
+          "GPUs one replica spans with tensor parallelism: auto (the smallest degree that fits) or a power of two up to 64.",
+      }),
+      [
+        {
+          rule: "type(self) == string ? self == 'auto' : self in [1, 2, 4, 8, 16, 32, 64]",
+          message: "tensorParallelism must be 'auto' or a power of two from 1 to 64",
+        },
+      ],
+    ),
+    memoryUtilization: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1,
+      default: 0.9,
+      description: "Share of each GPU's memory the engine may use for weights, activations and KV cache, in (0, 1].",
+    }),
+  },
+  { default: {}, description: "Which GPUs to run on and how to split the model across them." },
+);
+
+const AutoscalingSpec = withCel(
+  Type.Object(
+    {
+      enabled: Type.Boolean({
+        default: false,
+        description: "Let the operator own replicas and scale on KV-cache utilization and queue depth.",
+      }),
+      minReplicas: Type.Integer({ minimum: 0, maximum: 1000, default: 1, description: "Fewest replicas." }),
+      maxReplicas: Type.Integer({ minimum: 1, maximum: 1000, default: 4, description: "Most replicas." }),
+      kvCacheUtilizationTarget: Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1,
+        default: 0.8,
+        description: "Target share of KV-cache blocks in use per replica, in (0, 1].",
+      }),
+      queueDepthTargetPerReplica: Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 10_000,
+        default: 4,
+        description: "Target number of requests waiting for KV cache per replica.",
+      }),
+      scaleUpStabilizationSeconds: Type.Integer({
+        minimum: 0,
+        maximum: 3600,
+        default: 0,
+        description: "Lowest recommendation over this window is used for scale-up (0 reacts at once).",
+      }),
+      scaleDownStabilizationSeconds: Type.Integer({
+        minimum: 0,
+        maximum: 3600,
+        default: 300,
+        description: "Highest recommendation over this window is used for scale-down, so replicas do not flap.",
+      }),
+      scaleToZeroIdleSeconds: Type.Optional(
+        Type.Integer({
+          minimum: 60,
+          maximum: 86_400,
+          description:
+            "Scale to zero after this long without requests (needs the request gateway; reserved, not acted on yet).",
+        }),
+      ),
+    },
+    { default: {}, description: "Autoscaling on what limits an LLM server: KV-cache pressure and queue depth." },
+  ),
+  [
+    { rule: "self.minReplicas <= self.maxReplicas", message: "autoscaling.minReplicas must not exceed maxReplicas" },
+    {
+      rule: "self.minReplicas > 0 || has(self.scaleToZeroIdleSeconds)",
+      message: "autoscaling.minReplicas 0 needs scaleToZeroIdleSeconds",
+    },
+  ],
+);
+
+const Toleration = Type.Object(
+  {
+    key: Type.Optional(Type.String({ description: "Taint key; empty with operator Exists matches all." })),
+    operator: Type.Optional(StringEnum(["Exists", "Equal"] as const, { description: "Exists or Equal (default)." })),
+    value: Type.Optional(Type.String({ description: "Taint value for operator Equal." })),
+    effect: Type.Optional(
+      StringEnum(["NoSchedule", "PreferNoSchedule", "NoExecute"] as const, { description: "Taint effect to tolerate." }),
+    ),
+    tolerationSeconds: Type.Optional(Type.Integer({ description: "For NoExecute: how long the pod stays bound." })),
+  },
+  { description: "A core/v1 Toleration." },
+);
+
+const PlacementSpec = Type.Object(
+  {
+    nodeSelector: Type.Optional(StringMap({ description: "Extra node labels the pods must match." })),
+    tolerations: Type.Optional(
+      Type.Array(Toleration, {
+        maxItems: 32,
+        description: "Extra tolerations; the nvidia.com/gpu toleration is always added.",
+      }),
+    ),
+    affinity: Type.Optional(
+      OpaqueObject({ description: "A core/v1 Affinity merged with the GPU product affinity the operator sets." }),
+    ),
+  },
+  { default: {}, description: "Where the pods may run, on top of the GPU pool the operator picks." },
+);
+
+const ServingSpec = Type.Object(
+  {
+    port: Type.Integer({
+      minimum: 1024,
+      maximum: 65535,
+      default: 8000,
+      description: "Port of the OpenAI-compatible API in the pods and on the Service.",
+    }),
+    terminationGracePeriodSeconds: Type.Integer({
+      minimum: 5,
+      maximum: 3600,
+      default: 120,
+      description: "How long a pod going away may spend finishing in-flight requests.",
+    }),
+  },
+  { default: {}, description: "How the model is served." },
+);
+
+export const ModelDeploymentSpecSchema = withCel(
+  Type.Object(
+    {
+      model: ModelSpec,
+      engine: EngineSpec,
+      gpu: GpuSpec,
+      replicas: Type.Integer({
+        minimum: 0,
+        maximum: 1000,
+        default: 1,
+        description: "Replicas to run. Written by the autoscaler when autoscaling is enabled; by you, HPA or KEDA otherwise.",
+      }),
+      autoscaling: AutoscalingSpec,
+      placement: PlacementSpec,
+      serving: ServingSpec,
+    },
+    { description: "What to serve and how; the operator derives GPUs, parallelism and placement from it." },
+  ),
+  [
+    {
+      rule: "self.engine.kind != 'tensorrt-llm' || !(self.model.quantization in ['awq', 'gptq'])",
+      message: "tensorrt-llm takes fp8, int8 or int4 quantization; awq and gptq checkpoints need engine vllm",
+      fieldPath: ".model.quantization",
+    },
+    {
+      rule: "!has(self.model.architecture) || !has(self.model.maxContextLength) || self.model.maxContextLength <= self.model.architecture.maxContextLength",
+      message: "model.maxContextLength exceeds the context the architecture supports",
+      fieldPath: ".model.maxContextLength",
+    },
+  ],
+);
+
+export const ConditionSchema = Type.Object(
+  {
+    type: Type.String({ maxLength: 316, description: "Condition type: Ready, Progressing, Degraded, …" }),
+    status: StringEnum(["True", "False", "Unknown"] as const, { description: "True, False or Unknown." }),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: "Generation the condition is about." })),
+    lastTransitionTime: Type.String({ format: "date-time", description: "When the status last changed." }),
+    reason: Type.String({ maxLength: 1024, description: "CamelCase reason." }),
+    message: Type.String({ maxLength: 32768, description: "What happened, for a person." }),
+  },
+  { description: "A metav1.Condition." },
+);
+
+const PlanStatus = Type.Object(
+  {
+    gpuProduct: Type.String({ description: "GPU product chosen (nvidia.com/gpu.product)." }),
+    gpusPerReplica: Type.Integer({ description: "GPUs each replica uses." }),
+    tensorParallelism: Type.Integer({ description: "Tensor-parallel degree." }),
+    kvCacheTokensPerReplica: Type.Integer({ description: "KV-cache capacity of one replica, in tokens." }),
+    maxContextLength: Type.Integer({ description: "Context length the engine is started with." }),
+    maxConcurrentFullContextSequences: Type.Optional(
+      Type.Number({ description: "Full-length sequences that fit in one replica's KV cache at once." }),
+    ),
+    weightsGiBPerGpu: Type.Optional(Type.Number({ description: "Weight memory on each GPU, GiB." })),
+    pool: Type.Optional(Type.String({ description: "Node pool the replicas are pinned to." })),
+  },
+  { description: "The sizing plan the operator computed." },
+);
+
+const AutoscalerStatus = Type.Object(
+  {
+    lastObservationTime: Type.Optional(Type.String({ format: "date-time", description: "When metrics were last read." })),
+    kvCacheUtilization: Type.Optional(Type.Number({ description: "Mean KV-cache utilization over ready replicas." })),
+    queueDepth: Type.Optional(Type.Number({ description: "Requests waiting, summed over ready replicas." })),
+    queueDepthPerReplica: Type.Optional(Type.Number({ description: "Requests waiting per ready replica." })),
+    requestsRunning: Type.Optional(Type.Number({ description: "Requests running, summed over ready replicas." })),
+    scrapedReplicas: Type.Optional(Type.Integer({ description: "Replicas whose metrics were read." })),
+    desiredReplicas: Type.Optional(Type.Integer({ description: "Replicas the policy asked for." })),
+    reason: Type.Optional(Type.String({ description: "Why, in words." })),
+    lastScaleTime: Type.Optional(Type.String({ format: "date-time", description: "When replicas last changed." })),
+  },
+  { description: "The autoscaler's last observation and decision." },
+);
+
+export const ModelDeploymentStatusSchema = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ description: "Generation of the spec this status describes." })),
+    conditions: Type.Optional(
+      Type.Array(ConditionSchema, {
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        description: "Ready, Progressing, Degraded and CapacityShortfall conditions.",
+      }),
+    ),
+    replicas: Type.Optional(Type.Integer({ description: "Pods that exist." })),
+    readyReplicas: Type.Optional(Type.Integer({ description: "Pods ready to serve." })),
+    desiredReplicas: Type.Optional(Type.Integer({ description: "Replicas the operator is converging to." })),
+    selector: Type.Optional(Type.String({ description: "Label selector of the pods (for the scale subresource)." })),
+    plan: Type.Optional(PlanStatus),
+    autoscaler: Type.Optional(AutoscalerStatus),
+    endpoint: Type.Optional(Type.String({ description: "In-cluster URL of the OpenAI-compatible API." })),
+  },
+  { description: "What the operator observed and decided." },
+);
+
+export type ModelDeploymentSpec = Static<typeof ModelDeploymentSpecSchema>;
+export type ModelDeploymentStatus = Static<typeof ModelDeploymentStatusSchema>;
+export type Condition = Static<typeof ConditionSchema>;
+export type PlanSummary = Static<typeof PlanStatus>;
+export type AutoscalerSummary = Static<typeof AutoscalerStatus>;
+export type AutoscalingSpec = Static<typeof AutoscalingSpec>;
+
+export interface ModelDeployment {
+  apiVersion: `${typeof API_GROUP}/${typeof API_VERSION}`;
+  kind: typeof KIND;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    generation?: number;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    creationTimestamp?: string;
+    deletionTimestamp?: string;
+  };
+  spec: ModelDeploymentSpec;
+  status?: ModelDeploymentStatus;
+}

@@ -1,0 +1,382 @@
+/**
+ * A small queueing model of vLLM-style continuous batching, in SIMULATED time.
+ *
+ * Nothing here reads a clock or sets a timer: the caller moves time forward with `advanceTo(nowMs)`
+ * and the model runs the engine steps that complete by then. The HTTP engine simulator drives it with
+ * wall-clock time; the trace-driven evaluation (sim/eval) drives it with a discrete-event loop that
+ * jumps straight to `nextEventAtMs()`.
+ *
+ * What is modelled (after vLLM's v1 scheduler, github.com/vllm-project/vllm vllm/v1/core/sched):
+ * - a paged KV cache of `kvCapacityTokens` in blocks of 16 tokens (vLLM's default `--block-size`);
+ * - FCFS admission: the head of the waiting queue is admitted when the free blocks can hold its prompt
+ *   plus a watermark (vLLM keeps 1% of blocks free, `watermark=0.01`), and fewer than `maxNumSeqs`
+ *   requests run (vLLM's `--max-num-seqs` default 256);
+ * - chunked prefill: each step spends a token budget (`--max-num-batched-tokens`) on one decode token
+ *   per running sequence first, then on prompt chunks;
+ * - when a decoding sequence needs a new block and none is free, the most recently admitted running
+ *   request is preempted (recompute: its blocks are freed and it goes back to the front of the queue),
+ *   as vLLM does under memory pressure;
+ * - step time from a roofline: max(weight bytes / memory bandwidth, matmul FLOPs / (peak × MFU)) +
+ *   KV bytes read / bandwidth + a fixed overhead. So TTFT and inter-token latency grow with load.
+ */
+
+/** Parameters of one engine replica (derive them with `engineParamsFor`). */
+export interface EngineParams {
+  /** KV-cache capacity of the replica, in tokens. */
+  kvCapacityTokens: number;
+  /** Tokens per KV block (vLLM default 16). */
+  blockSizeTokens: number;
+  /** Maximum concurrently running sequences (vLLM `--max-num-seqs`, default 256). */
+  maxNumSeqs: number;
+  /** Token budget of one step, decode tokens plus prefill chunk (vLLM `--max-num-batched-tokens`). */
+  maxNumBatchedTokens: number;
+  /** Fraction of KV blocks kept free when admitting a new request (vLLM `watermark`, 0.01). */
+  watermarkFraction: number;
+  /** Time to stream the weights once per step (memory-bound floor of a decode step), ms. */
+  weightReadMs: number;
+  /** Compute time per token in a step (2 × active params / (peak FLOPs × MFU)), ms. */
+  computeMsPerToken: number;
+  /** Time to read one cached token's K and V for attention, ms. */
+  kvReadMsPerToken: number;
+  /** Fixed per-step cost (scheduling, sampling, kernel launches), ms. */
+  stepOverheadMs: number;
+  /** Longest prompt + output accepted (vLLM `--max-model-len`); longer requests are rejected. */
+  maxModelLenTokens: number;
+}
+
+export interface EngineRequest {
+  id: string;
+  promptTokens: number;
+  maxOutputTokens: number;
+  arrivalMs: number;
+}
+
+export type EngineEventKind = "first-token" | "token" | "finished" | "rejected";
+
+export interface EngineEvent {
+  requestId: string;
+  kind: EngineEventKind;
+  atMs: number;
+  /** Index of the output token just produced (0 for the first token); for `finished`, the count. */
+  tokenIndex: number;
+}
+
+export interface LatencySamples {
+  /** Time to first token per request that got its first token, seconds (queueing included). */
+  ttftSeconds: number[];
+  /** Gap between consecutive output tokens, seconds (only when token events are recorded). */
+  interTokenLatencySeconds: number[];
+  /** Arrival to last token per finished request, seconds. */
+  e2eRequestLatencySeconds: number[];
+}
+
+export interface EngineSnapshot {
+  /** Share of KV blocks in use, 0..1 (vLLM's `vllm:kv_cache_usage_perc`). */
+  kvCacheUtilization: number;
+  requestsRunning: number;
+  /** Requests that have arrived and wait for admission (vLLM's `vllm:num_requests_waiting`). */
+  requestsWaiting: number;
+  promptTokensTotal: number;
+  generationTokensTotal: number;
+  requestsFinishedTotal: number;
+  requestsPreemptedTotal: number;
+  requestsRejectedTotal: number;
+  ttftSecondsSum: number;
+  ttftSecondsCount: number;
+  /** Simulated time the engine has reached. */
+  clockMs: number;
+}
+
+export interface EngineOptions {
+  /** Emit a `token` event per output token and record inter-token samples (default true). */
+  tokenEvents?: boolean;
+}
+
+interface RequestState {
+  req: EngineRequest;
+  /** Tokens to prefill before decoding: the prompt, or prompt + output so far after a preemption. */
+  prefillTarget: number;
+  /** Tokens of `prefillTarget` whose KV is computed. */
+  prefilledTokens: number;
+  /** Tokens whose KV this request holds now (what attention reads each step). */
+  contextTokens: number;
+  /** Output tokens produced. */
+  generatedTokens: number;
+  /** KV blocks held. */
+  blocks: number;
+  firstTokenAtMs: number | null;
+  lastTokenAtMs: number | null;
+}
+
+export class EngineModel {
+  readonly params: EngineParams;
+  private readonly tokenEvents: boolean;
+  private readonly totalBlocks: number;
+  private readonly watermarkBlocks: number;
+  private usedBlocks = 0;
+  /** Arrived or future requests in FCFS order (preempted requests go back to the front). */
+  private waiting: RequestState[] = [];
+  /** Running requests in admission order (the last one is preempted first). */
+  private running: RequestState[] = [];
+  private clock = 0;
+  private pendingEvents: EngineEvent[] = [];
+  private samples: LatencySamples = { ttftSeconds: [], interTokenLatencySeconds: [], e2eRequestLatencySeconds: [] };
+  private counters = {
+    promptTokensTotal: 0,
+    generationTokensTotal: 0,
+    requestsFinishedTotal: 0,
+    requestsPreemptedTotal: 0,
+    requestsRejectedTotal: 0,
+    ttftSecondsSum: 0,
+    ttftSecondsCount: 0,
+  };
+  /** Sum of context tokens (prompt computed + generated) over running sequences, kept incrementally. */
+  private runningContextTokens = 0;
+
+  constructor(params: EngineParams, options: EngineOptions = {}) {
+    if (!(params.kvCapacityTokens >= params.blockSizeTokens)) {
+      throw new Error(`kvCapacityTokens ${params.kvCapacityTokens} must hold at least one block`);
+    }
+    this.params = params;
+    this.tokenEvents = options.tokenEvents ?? true;
+    this.totalBlocks = Math.floor(params.kvCapacityTokens / params.blockSizeTokens);
+    this.watermarkBlocks = Math.floor(this.totalBlocks * params.watermarkFraction);
+  }
+
+  /** Queue a request. It becomes eligible for admission at `arrivalMs`. */
+  enqueue(req: EngineRequest): void {
+    const needed = req.promptTokens + req.maxOutputTokens;
+    if (
+      req.promptTokens < 1 ||
+      req.maxOutputTokens < 1 ||
+      needed > this.params.maxModelLenTokens ||
+      this.blocksFor(needed) > this.totalBlocks - this.watermarkBlocks
+    ) {
+      this.counters.requestsRejectedTotal++;
+      this.pendingEvents.push({ requestId: req.id, kind: "rejected", atMs: Math.max(req.arrivalMs, this.clock), tokenIndex: 0 });
+      return;
+    }
+    const state: RequestState = {
+      req,
+      prefillTarget: req.promptTokens,
+      prefilledTokens: 0,
+      contextTokens: 0,
+      generatedTokens: 0,
+      blocks: 0,
+      firstTokenAtMs: null,
+      lastTokenAtMs: null,
+    };
+    // Keep FCFS order by arrival; arrivals normally come in order, so this is an append.
+    let i = this.waiting.length;
+    while (i > 0 && (this.waiting[i - 1] as RequestState).req.arrivalMs > req.arrivalMs) i--;
+    this.waiting.splice(i, 0, state);
+  }
+
+  /** Run every engine step that completes by `nowMs`; return the events produced, in time order. */
+  advanceTo(nowMs: number): EngineEvent[] {
+    for (;;) {
+      if (!this.hasRunnableWork()) {
+        const nextArrival = this.waiting[0]?.req.arrivalMs;
+        if (nextArrival !== undefined && nextArrival > this.clock && nextArrival <= nowMs) {
+          this.clock = nextArrival;
+          continue;
+        }
+        if (nowMs > this.clock) this.clock = nowMs;
+        break;
+      }
+      const duration = this.planStepDuration();
+      if (this.clock + duration > nowMs) break;
+      this.runStep(duration);
+    }
+    const out = this.pendingEvents;
+    this.pendingEvents = [];
+    return out;
+  }
+
+  /** When the next event happens (end of the running step, or the next arrival), or null if idle. */
+  nextEventAtMs(): number | null {
+    if (this.pendingEvents.length > 0) return this.clock;
+    if (this.hasRunnableWork()) return this.clock + this.planStepDuration();
+    const nextArrival = this.waiting[0]?.req.arrivalMs;
+    return nextArrival ?? null;
+  }
+
+  snapshot(): EngineSnapshot {
+    let waitingArrived = 0;
+    for (const w of this.waiting) if (w.req.arrivalMs <= this.clock) waitingArrived++;
+    return {
+      kvCacheUtilization: this.totalBlocks === 0 ? 0 : this.usedBlocks / this.totalBlocks,
+      requestsRunning: this.running.length,
+      requestsWaiting: waitingArrived,
+      ...this.counters,
+      clockMs: this.clock,
+    };
+  }
+
+  /** Take (and clear) the latency samples recorded since the last call, for histograms. */
+  takeSamples(): LatencySamples {
+    const out = this.samples;
+    this.samples = { ttftSeconds: [], interTokenLatencySeconds: [], e2eRequestLatencySeconds: [] };
+    return out;
+  }
+
+  /** Requests admitted or waiting (arrived or not) — what a router's in-flight count sees. */
+  inFlight(): number {
+    return this.running.length + this.waiting.length;
+  }
+
+  private blocksFor(tokens: number): number {
+    return Math.ceil(tokens / this.params.blockSizeTokens);
+  }
+
+  private hasRunnableWork(): boolean {
+    if (this.running.length > 0) return true;
+    const head = this.waiting[0];
+    return head !== undefined && head.req.arrivalMs <= this.clock;
+  }
+
+  /** Admit from the head of the queue while the KV cache (with watermark) and seat limit allow. */
+  private admit(): void {
+    for (;;) {
+      const head = this.waiting[0];
+      if (head === undefined || head.req.arrivalMs > this.clock) return;
+      if (this.running.length >= this.params.maxNumSeqs) return;
+      // Hold the whole prompt (+1 for the first output token) up front: a request only starts when
+      // its prompt fits, which is how the queue forms when the cache is full.
+      const need = this.blocksFor(head.prefillTarget + 1);
+      if (this.totalBlocks - this.usedBlocks - need < this.watermarkBlocks) return;
+      this.waiting.shift();
+      head.blocks = need;
+      this.usedBlocks += need;
+      this.running.push(head);
+    }
+  }
+
+  /** The duration of the step that would start now (admits first, so it reflects the batch). */
+  private planStepDuration(): number {
+    this.admit();
+    const p = this.params;
+    let budget = p.maxNumBatchedTokens;
+    let decodeTokens = 0;
+    let prefillTokens = 0;
+    for (const r of this.running) {
+      if (r.prefilledTokens >= r.prefillTarget) {
+        if (budget > 0) {
+          decodeTokens++;
+          budget--;
+        }
+      }
+    }
+    for (const r of this.running) {
+      if (budget <= 0) break;
+      const remaining = r.prefillTarget - r.prefilledTokens;
+      if (remaining > 0) {
+        const chunk = Math.min(remaining, budget);
+        prefillTokens += chunk;
+        budget -= chunk;
+      }
+    }
+    const batchTokens = decodeTokens + prefillTokens;
+    const matmul = Math.max(p.weightReadMs, p.computeMsPerToken * batchTokens);
+    const attention = p.kvReadMsPerToken * this.runningContextTokens;
+    return matmul + attention + p.stepOverheadMs;
+  }
+
+  private runStep(duration: number): void {
+    const p = this.params;
+    const end = this.clock + duration;
+    let budget = p.maxNumBatchedTokens;
+    // Decode first (one token per sequence whose prompt is done), as vLLM's scheduler does.
+    const decoding: RequestState[] = [];
+    for (const r of this.running) {
+      if (r.prefilledTokens >= r.prefillTarget && budget > 0) {
+        decoding.push(r);
+        budget--;
+      }
+    }
+    const prefilling: Array<{ r: RequestState; chunk: number }> = [];
+    for (const r of this.running) {
+      if (budget <= 0) break;
+      const remaining = r.prefillTarget - r.prefilledTokens;
+      if (remaining > 0) {
+        const chunk = Math.min(remaining, budget);
+        prefilling.push({ r, chunk });
+        budget -= chunk;
+      }
+    }
+    this.clock = end;
+    const finished = new Set<RequestState>();
+    for (const { r, chunk } of prefilling) {
+      r.prefilledTokens += chunk;
+      r.contextTokens += chunk;
+      this.runningContextTokens += chunk;
+      if (r.prefilledTokens >= r.prefillTarget) this.emitToken(r, end, finished);
+    }
+    for (const r of decoding) {
+      if (!this.running.includes(r)) continue; // preempted earlier in this step
+      // The new token's KV needs a slot; take a block when the sequence crosses a block boundary.
+      const needBlocks = this.blocksFor(r.contextTokens + 1);
+      while (r.blocks < needBlocks) {
+        if (this.usedBlocks < this.totalBlocks) {
+          r.blocks++;
+          this.usedBlocks++;
+        } else {
+          const victim = this.running[this.running.length - 1] as RequestState;
+          this.preempt(victim);
+          if (victim === r) break;
+        }
+      }
+      if (!this.running.includes(r)) continue;
+      this.emitToken(r, end, finished);
+    }
+    if (finished.size > 0) {
+      this.running = this.running.filter((r) => !finished.has(r));
+    }
+  }
+
+  private emitToken(r: RequestState, atMs: number, finished: Set<RequestState>): void {
+    const index = r.generatedTokens;
+    r.generatedTokens++;
+    r.contextTokens++;
+    this.runningContextTokens++;
+    this.counters.generationTokensTotal++;
+    if (index === 0) {
+      r.firstTokenAtMs = atMs;
+      this.counters.promptTokensTotal += r.req.promptTokens;
+      const ttft = (atMs - r.req.arrivalMs) / 1000;
+      this.samples.ttftSeconds.push(ttft);
+      this.counters.ttftSecondsSum += ttft;
+      this.counters.ttftSecondsCount++;
+      this.pendingEvents.push({ requestId: r.req.id, kind: "first-token", atMs, tokenIndex: 0 });
+    } else if (this.tokenEvents) {
+      if (r.lastTokenAtMs !== null) this.samples.interTokenLatencySeconds.push((atMs - r.lastTokenAtMs) / 1000);
+      this.pendingEvents.push({ requestId: r.req.id, kind: "token", atMs, tokenIndex: index });
+    }
+    r.lastTokenAtMs = atMs;
+    if (r.generatedTokens >= r.req.maxOutputTokens) {
+      finished.add(r);
+      this.usedBlocks -= r.blocks;
+      r.blocks = 0;
+      this.runningContextTokens -= r.contextTokens;
+      r.contextTokens = 0;
+      this.counters.requestsFinishedTotal++;
+      this.samples.e2eRequestLatencySeconds.push((atMs - r.req.arrivalMs) / 1000);
+      this.pendingEvents.push({ requestId: r.req.id, kind: "finished", atMs, tokenIndex: r.generatedTokens });
+    }
+  }
+
+  /** Recompute-style preemption: free the request's KV and put it back at the head of the queue. */
+  private preempt(victim: RequestState): void {
+    this.running = this.running.filter((r) => r !== victim);
+    this.usedBlocks -= victim.blocks;
+    this.runningContextTokens -= victim.contextTokens;
+    victim.blocks = 0;
+    victim.contextTokens = 0;
+    // On resume the prompt and the tokens generated so far are recomputed as one prefill; tokens
+    // already streamed are not re-emitted (generatedTokens is kept).
+    victim.prefilledTokens = 0;
+    victim.prefillTarget = victim.req.promptTokens + victim.generatedTokens;
+    this.counters.requestsPreemptedTotal++;
+    this.waiting.unshift(victim);
+  }
+}
