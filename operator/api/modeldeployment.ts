@@ -123,6 +123,10 @@ const ArchitectureOverride = withCel(
       kvHeads: Type.Integer({ minimum: 1, description: "Key/value heads (num_key_value_heads); equal to attentionHeads without GQA." }),
       headDim: Type.Optional(Type.Integer({ minimum: 1, description: "Dimension of one head. Default: hiddenSize / attentionHeads." })),
       maxContextLength: Type.Integer({ minimum: 1, description: "Longest context the model supports (max_position_embeddings)." }),
+      intermediateSize: Type.Optional(
+        Type.Integer({ minimum: 1, description: "Feed-forward width (intermediate_size). Default: 3.5 × hiddenSize." }),
+      ),
+      vocabSize: Type.Optional(Type.Integer({ minimum: 1, description: "Vocabulary size (vocab_size). Default: 32000." })),
     },
     {
       description:

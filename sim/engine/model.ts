@@ -106,6 +106,8 @@ interface RequestState {
   blocks: number;
   firstTokenAtMs: number | null;
   lastTokenAtMs: number | null;
+  /** False once preempted in the current step (cheaper than searching `running`). */
+  isRunning: boolean;
 }
 
 export class EngineModel {
@@ -165,6 +167,7 @@ export class EngineModel {
       blocks: 0,
       firstTokenAtMs: null,
       lastTokenAtMs: null,
+      isRunning: false,
     };
     // Keep FCFS order by arrival; arrivals normally come in order, so this is an append.
     let i = this.waiting.length;
@@ -248,6 +251,7 @@ export class EngineModel {
       this.waiting.shift();
       head.blocks = need;
       this.usedBlocks += need;
+      head.isRunning = true;
       this.running.push(head);
     }
   }
@@ -313,7 +317,7 @@ export class EngineModel {
       if (r.prefilledTokens >= r.prefillTarget) this.emitToken(r, end, finished);
     }
     for (const r of decoding) {
-      if (!this.running.includes(r)) continue; // preempted earlier in this step
+      if (!r.isRunning) continue; // preempted earlier in this step
       // The new token's KV needs a slot; take a block when the sequence crosses a block boundary.
       const needBlocks = this.blocksFor(r.contextTokens + 1);
       while (r.blocks < needBlocks) {
@@ -321,12 +325,16 @@ export class EngineModel {
           r.blocks++;
           this.usedBlocks++;
         } else {
+          // Requests that finished earlier in this step may sit at the tail; drop them first.
+          while (this.running.length > 0 && !(this.running[this.running.length - 1] as RequestState).isRunning) {
+            this.running.pop();
+          }
           const victim = this.running[this.running.length - 1] as RequestState;
           this.preempt(victim);
           if (victim === r) break;
         }
       }
-      if (!this.running.includes(r)) continue;
+      if (!r.isRunning) continue;
       this.emitToken(r, end, finished);
     }
     if (finished.size > 0) {
@@ -355,6 +363,7 @@ export class EngineModel {
     r.lastTokenAtMs = atMs;
     if (r.generatedTokens >= r.req.maxOutputTokens) {
       finished.add(r);
+      r.isRunning = false;
       this.usedBlocks -= r.blocks;
       r.blocks = 0;
       this.runningContextTokens -= r.contextTokens;
@@ -367,7 +376,9 @@ export class EngineModel {
 
   /** Recompute-style preemption: free the request's KV and put it back at the head of the queue. */
   private preempt(victim: RequestState): void {
-    this.running = this.running.filter((r) => r !== victim);
+    // Only the last admitted request is ever preempted (see runStep).
+    this.running.pop();
+    victim.isRunning = false;
     this.usedBlocks -= victim.blocks;
     this.runningContextTokens -= victim.contextTokens;
     victim.blocks = 0;
@@ -379,4 +390,171 @@ export class EngineModel {
     this.counters.requestsPreemptedTotal++;
     this.waiting.unshift(victim);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deriving parameters from hardware and model
+// ---------------------------------------------------------------------------------------------
+
+/** What the model needs to know about an LLM (matches the planner's catalogue fields it uses). */
+export interface ModelSpecForEngine {
+  name: string;
+  /** Total parameters, billions. */
+  paramsBillion: number;
+  /** Parameters touched per token, billions (equal to the total for dense models). */
+  activeParamsBillion: number;
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+  /** Bytes per weight (2 for BF16, 1 for FP8). */
+  bytesPerParam: number;
+  /** Bytes per KV-cache element (2 for BF16/FP16). */
+  kvBytesPerElement: number;
+  maxContextTokens: number;
+}
+
+/** What the model needs to know about a GPU. */
+export interface GpuSpecForEngine {
+  name: string;
+  memoryGiB: number;
+  memoryBandwidthGBps: number;
+  /** Dense (no sparsity) BF16 tensor throughput, TFLOPS. */
+  bf16DenseTflops: number;
+}
+
+/** The sizing decision for one replica (what the planner's `planModel()` decides). */
+export interface ReplicaPlanForEngine {
+  tensorParallelSize: number;
+  kvCacheTokensPerReplica: number;
+}
+
+/**
+ * Local parameter table. The planner (operator/planner/) owns the real catalogue; this small copy
+ * keeps the simulator self-contained until it can import the planner's exports.
+ * Model shapes: the models' config.json on Hugging Face (meta-llama/Llama-3.1-8B-Instruct,
+ * meta-llama/Llama-3.1-70B-Instruct: hidden 4096/8192, 32/80 layers, 8 KV heads, head dim 128,
+ * max_position_embeddings 131072). Parameter counts: Meta's Llama 3.1 model card (8.03B, 70.6B).
+ */
+export const ENGINE_MODELS: Record<string, ModelSpecForEngine> = {
+  "llama-3.1-8b": {
+    name: "llama-3.1-8b",
+    paramsBillion: 8.03,
+    activeParamsBillion: 8.03,
+    layers: 32,
+    kvHeads: 8,
+    headDim: 128,
+    bytesPerParam: 2,
+    kvBytesPerElement: 2,
+    maxContextTokens: 131072,
+  },
+  "llama-3.1-70b": {
+    name: "llama-3.1-70b",
+    paramsBillion: 70.6,
+    activeParamsBillion: 70.6,
+    layers: 80,
+    kvHeads: 8,
+    headDim: 128,
+    bytesPerParam: 2,
+    kvBytesPerElement: 2,
+    maxContextTokens: 131072,
+  },
+};
+
+/**
+ * GPU figures from NVIDIA's data sheets: H100 SXM 80GB HBM3 3.35 TB/s, 989 dense BF16 TFLOPS
+ * (1,979 with sparsity); A100 SXM4 80GB 2,039 GB/s, 312 BF16 TFLOPS; L4 24GB 300 GB/s, 121 dense
+ * BF16 TFLOPS (242 with sparsity). Names follow the GPU feature discovery `nvidia.com/gpu.product`
+ * label.
+ */
+export const ENGINE_GPUS: Record<string, GpuSpecForEngine> = {
+  "NVIDIA-H100-80GB-HBM3": { name: "NVIDIA-H100-80GB-HBM3", memoryGiB: 80, memoryBandwidthGBps: 3350, bf16DenseTflops: 989 },
+  "NVIDIA-A100-SXM4-80GB": { name: "NVIDIA-A100-SXM4-80GB", memoryGiB: 80, memoryBandwidthGBps: 2039, bf16DenseTflops: 312 },
+  "NVIDIA-L4": { name: "NVIDIA-L4", memoryGiB: 24, memoryBandwidthGBps: 300, bf16DenseTflops: 121 },
+};
+
+/** KV-cache bytes one token takes: K and V, per layer, per KV head. */
+export function kvBytesPerToken(model: ModelSpecForEngine): number {
+  return 2 * model.layers * model.kvHeads * model.headDim * model.kvBytesPerElement;
+}
+
+/**
+ * A fallback sizing when the planner is not at hand: vLLM gives `gpu_memory_utilization` (0.9) of
+ * each GPU to weights + activations + KV; we reserve 2 GiB per GPU for activations and CUDA graphs.
+ */
+export function localReplicaPlan(model: ModelSpecForEngine, gpu: GpuSpecForEngine, tensorParallelSize?: number): ReplicaPlanForEngine {
+  const gib = 1024 ** 3;
+  const weightsBytes = model.paramsBillion * 1e9 * model.bytesPerParam;
+  const perToken = kvBytesPerToken(model);
+  const candidates = tensorParallelSize !== undefined ? [tensorParallelSize] : [1, 2, 4, 8];
+  for (const tp of candidates) {
+    const usable = tp * (gpu.memoryGiB * gib * 0.9 - 2 * gib) - weightsBytes;
+    const kvTokens = Math.floor(usable / perToken);
+    // Prefer the smallest TP that leaves room for a few long requests (32k tokens of KV).
+    if (kvTokens >= 32768 || tensorParallelSize !== undefined) {
+      return { tensorParallelSize: tp, kvCacheTokensPerReplica: Math.max(0, kvTokens) };
+    }
+  }
+  throw new Error(`${model.name} does not fit on 8 × ${gpu.name}`);
+}
+
+/** Tuning knobs of the step-time model; the defaults are stated assumptions, not measurements. */
+export interface EngineTuning {
+  /** Model FLOPs utilisation of prefill/matmul work (0.5: typical of vLLM prefill on Hopper). */
+  mfu: number;
+  /** Achieved share of peak memory bandwidth when streaming weights and KV (0.8). */
+  bandwidthEfficiency: number;
+  /** Efficiency of tensor parallelism (all-reduce cost), applied for TP > 1 (0.85). */
+  tensorParallelEfficiency: number;
+  stepOverheadMs: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+}
+
+export const DEFAULT_ENGINE_TUNING: EngineTuning = {
+  mfu: 0.5,
+  bandwidthEfficiency: 0.8,
+  tensorParallelEfficiency: 0.85,
+  stepOverheadMs: 2,
+  // vLLM defaults: --max-num-seqs 256; --max-num-batched-tokens 8192 for online serving with
+  // chunked prefill (vllm/engine/arg_utils.py usage-context defaults).
+  maxNumSeqs: 256,
+  maxNumBatchedTokens: 8192,
+};
+
+/** Derive engine parameters for `model` on `gpu` sized by `plan` (roofline, see the file header). */
+export function engineParamsFor(
+  model: ModelSpecForEngine,
+  gpu: GpuSpecForEngine,
+  plan: ReplicaPlanForEngine,
+  tuning: Partial<EngineTuning> = {},
+): EngineParams {
+  const t = { ...DEFAULT_ENGINE_TUNING, ...tuning };
+  const tp = plan.tensorParallelSize;
+  const parallel = tp === 1 ? 1 : tp * t.tensorParallelEfficiency;
+  const bandwidthBytesPerMs = (gpu.memoryBandwidthGBps * 1e9 * t.bandwidthEfficiency * parallel) / 1000;
+  const flopsPerMs = (gpu.bf16DenseTflops * 1e12 * t.mfu * parallel) / 1000;
+  const weightsBytes = model.activeParamsBillion * 1e9 * model.bytesPerParam;
+  return {
+    kvCapacityTokens: plan.kvCacheTokensPerReplica,
+    blockSizeTokens: 16,
+    maxNumSeqs: t.maxNumSeqs,
+    maxNumBatchedTokens: t.maxNumBatchedTokens,
+    watermarkFraction: 0.01,
+    weightReadMs: weightsBytes / bandwidthBytesPerMs,
+    // A forward pass costs ~2 FLOPs per active parameter per token (Kaplan et al. 2020, "Scaling
+    // Laws for Neural Language Models", C_forward ≈ 2N).
+    computeMsPerToken: (2 * model.activeParamsBillion * 1e9) / flopsPerMs,
+    kvReadMsPerToken: kvBytesPerToken(model) / bandwidthBytesPerMs,
+    stepOverheadMs: t.stepOverheadMs,
+    maxModelLenTokens: Math.min(model.maxContextTokens, plan.kvCacheTokensPerReplica),
+  };
+}
+
+/** Convenience: parameters for catalogue names, sized with the local plan. */
+export function engineParamsForNames(modelName: string, gpuName: string, tuning: Partial<EngineTuning> = {}): EngineParams {
+  const model = ENGINE_MODELS[modelName];
+  const gpu = ENGINE_GPUS[gpuName];
+  if (!model) throw new Error(`unknown model ${modelName} (known: ${Object.keys(ENGINE_MODELS).join(", ")})`);
+  if (!gpu) throw new Error(`unknown GPU ${gpuName} (known: ${Object.keys(ENGINE_GPUS).join(", ")})`);
+  return engineParamsFor(model, gpu, localReplicaPlan(model, gpu), tuning);
 }

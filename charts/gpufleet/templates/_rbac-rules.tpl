@@ -1,0 +1,63 @@
+{{/*
+THE ONE PLACE where the operator's permissions are listed. rbac.yaml binds them; the chart README
+repeats the rationale. Least privilege: no wildcards, no Secrets, no delete (every object the
+operator creates carries an owner reference to its ModelDeployment, so the garbage collector
+deletes them, not the operator).
+*/}}
+
+{{/* Namespaced rules, granted in every watched namespace (or cluster-wide when watching all). */}}
+{{- define "gpufleet.rbac.workloadRules" -}}
+# ModelDeployments: watched as the source of truth; patch for the metadata the operator owns on them (its finalizer).
+- apiGroups: ["gpufleet.io"]
+  resources: ["modeldeployments"]
+  verbs: ["get", "list", "watch", "patch"]
+# status: the operator reports conditions, plan and autoscaler observations (server-side apply = patch; update for conflicts).
+- apiGroups: ["gpufleet.io"]
+  resources: ["modeldeployments/status"]
+  verbs: ["get", "patch", "update"]
+# scale: the autoscaler writes spec.replicas through the scale subresource, like HPA does.
+- apiGroups: ["gpufleet.io"]
+  resources: ["modeldeployments/scale"]
+  verbs: ["get", "patch", "update"]
+# finalizers: setting blockOwnerDeletion=true on owner references to a ModelDeployment requires
+# update on its finalizers subresource (OwnerReferencesPermissionEnforcement).
+- apiGroups: ["gpufleet.io"]
+  resources: ["modeldeployments/finalizers"]
+  verbs: ["update"]
+# Deployments: one per ModelDeployment runs the engine pods; created and then patched (server-side apply).
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Services: the OpenAI-compatible endpoint of each ModelDeployment.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# PodDisruptionBudgets: keep serving capacity during node drains.
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Pods: read only, for readiness and the pod IPs whose /metrics the autoscaler scrapes.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+# Events: what the operator did and why, shown by `kubectl describe modeldeployment`.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* Cluster-scoped rules: always a ClusterRole, even with watchNamespaces. */}}
+{{- define "gpufleet.rbac.clusterRules" -}}
+# Nodes: read only, to discover GPU node pools (GPU product, count, memory, zone) and free capacity.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/* Leader election: a Role in the release namespace only. */}}
+{{- define "gpufleet.rbac.leaderElectionRules" -}}
+# Leases: one replica holds the Lease and reconciles; the others wait to take it over.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+{{- end }}

@@ -1,0 +1,306 @@
+import { describe, expect, it } from "vitest";
+import {
+  decideScale,
+  initialPolicyState,
+  type AutoscalingConfig,
+  type MetricsSample,
+  type Observation,
+  type PodObservation,
+  type PolicyState,
+} from "./policy.js";
+
+const config: AutoscalingConfig = {
+  minReplicas: 1,
+  maxReplicas: 10,
+  kvCacheUtilizationTarget: 0.8,
+  queueDepthTargetPerReplica: 5,
+  scaleUpStabilizationSeconds: 0,
+  scaleDownStabilizationSeconds: 300,
+  stableWindowSeconds: 60,
+  panicWindowSeconds: 10,
+  panicThreshold: 2,
+  tolerance: 0.1,
+  maxScaleUpRate: 2,
+  maxScaleUpStep: 4,
+  maxScaleDownStep: 1,
+  metricStalenessSeconds: 30,
+};
+
+function readyPod(name: string, nowMs: number, m: Partial<MetricsSample>): PodObservation {
+  return {
+    name,
+    phase: "ready",
+    sinceMs: 0,
+    metrics: { kvCacheUtilization: 0.5, requestsWaiting: 0, requestsRunning: 10, scrapedAtMs: nowMs, ...m },
+  };
+}
+
+function pods(count: number, nowMs: number, m: Partial<MetricsSample>): PodObservation[] {
+  return Array.from({ length: count }, (_, i) => readyPod(`pod-${i}`, nowMs, m));
+}
+
+function observe(nowMs: number, currentReplicas: number, podList: PodObservation[]): Observation {
+  return { nowMs, currentReplicas, pods: podList };
+}
+
+/** Feed the same per-pod metrics every 10 s from `fromMs` to `toMs`; return the last decision. */
+function run(
+  cfg: AutoscalingConfig,
+  state: PolicyState,
+  fromMs: number,
+  toMs: number,
+  replicas: number,
+  m: Partial<MetricsSample>,
+): ReturnType<typeof decideScale> {
+  let decision = decideScale(cfg, state, observe(fromMs, replicas, pods(replicas, fromMs, m)));
+  for (let t = fromMs + 10_000; t <= toMs; t += 10_000) {
+    decision = decideScale(cfg, decision.state, observe(t, replicas, pods(replicas, t, m)));
+  }
+  return decision;
+}
+
+describe("decideScale", () => {
+  it("scales up when KV-cache utilisation is above target, saying why in plain words", () => {
+    const d = decideScale(config, initialPolicyState(), observe(0, 3, pods(3, 0, { kvCacheUtilization: 0.93 })));
+    // 3 × 0.93 / 0.8 = 3.49 → 4
+    expect(d.desiredReplicas).toBe(4);
+    expect(d.reason).toBe("kv-cache 0.93 > target 0.80 across 3 ready pods → 4");
+  });
+
+  it("scales up on waiting requests per replica even when KV-cache looks fine", () => {
+    const d = decideScale(
+      config,
+      initialPolicyState(),
+      observe(0, 2, pods(2, 0, { kvCacheUtilization: 0.3, requestsWaiting: 15, requestsRunning: 40 })),
+    );
+    // queue: 30 waiting / 5 = 6 replicas; kv: 2 × 0.3 × 55/40 / 0.8 ≈ 1.03 → the queue decides.
+    expect(d.desiredReplicas).toBe(6);
+    expect(d.reason).toContain("queue 15.0 waiting/pod > target 5");
+  });
+
+  it("takes the MAX over the KV and queue signals", () => {
+    const d = decideScale(
+      config,
+      initialPolicyState(),
+      observe(0, 4, pods(4, 0, { kvCacheUtilization: 0.95, requestsWaiting: 1, requestsRunning: 10 })),
+    );
+    // kv: 4 × 0.95 × 11/10 / 0.8 = 5.2 → 6; queue: 4 / 5 = 0.8.
+    expect(d.desiredReplicas).toBe(6);
+    expect(d.signals.kvDemandReplicas).toBeCloseTo(5.225, 3);
+    expect(d.signals.queueDemandReplicas).toBeCloseTo(0.8, 3);
+  });
+
+  it("holds inside the tolerance band", () => {
+    const d = decideScale(config, initialPolicyState(), observe(0, 4, pods(4, 0, { kvCacheUtilization: 0.84 })));
+    // 4 × 0.84 / 0.8 = 4.2, within ±10% of 4.
+    expect(d.desiredReplicas).toBe(4);
+    expect(d.reason).toMatch(/^steady at 4/);
+  });
+
+  it("bounds one scale-up step by max(rate × current, current + step)", () => {
+    const d = decideScale(
+      config,
+      initialPolicyState(),
+      observe(0, 1, pods(1, 0, { kvCacheUtilization: 1, requestsWaiting: 100, requestsRunning: 10 })),
+    );
+    expect(d.desiredReplicas).toBe(5); // max(2, 1 + 4)
+  });
+
+  it("never exceeds maxReplicas nor goes below minReplicas", () => {
+    const hot = decideScale(
+      { ...config, maxReplicas: 3 },
+      initialPolicyState(),
+      observe(0, 2, pods(2, 0, { kvCacheUtilization: 1, requestsWaiting: 50 })),
+    );
+    expect(hot.desiredReplicas).toBe(3);
+    const cold = run({ ...config, minReplicas: 2, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), 0, 120_000, 3, {
+      kvCacheUtilization: 0,
+      requestsRunning: 0,
+    });
+    expect(cold.desiredReplicas).toBe(2);
+  });
+
+  it("scales down only after the scale-down stabilization window, by at most the down step", () => {
+    // A busy minute, then idle: the 300 s window remembers the busy recommendation.
+    let state = run(config, initialPolicyState(), 0, 60_000, 4, { kvCacheUtilization: 0.8 }).state;
+    let d = run(config, state, 70_000, 300_000, 4, { kvCacheUtilization: 0.1, requestsRunning: 1 });
+    expect(d.desiredReplicas).toBe(4);
+    expect(d.reason).toContain("scale-down stabilizing");
+    state = d.state;
+    d = run(config, state, 310_000, 380_000, 4, { kvCacheUtilization: 0.1, requestsRunning: 1 });
+    expect(d.desiredReplicas).toBe(3);
+    expect(d.reason).toContain("→ 3");
+  });
+
+  it("uses the highest recommendation in the scale-down window, not the latest", () => {
+    const cfg = { ...config, maxScaleDownStep: 10 };
+    let d = run(cfg, initialPolicyState(), 0, 300_000, 6, { kvCacheUtilization: 0.8 });
+    expect(d.desiredReplicas).toBe(6);
+    d = run(cfg, d.state, 310_000, 400_000, 6, { kvCacheUtilization: 0.6 });
+    // 6 × 0.6 / 0.8 = 4.5 → recommendation 5, held while the 300 s window still remembers 6.
+    expect(d.desiredReplicas).toBe(6);
+    d = run(cfg, d.state, 410_000, 680_000, 6, { kvCacheUtilization: 0.1 });
+    // Latest demand says 1, but 5 was recommended within the last 300 s.
+    expect(d.desiredReplicas).toBe(5);
+  });
+
+  it("does not pile on more pods while already-requested pods are still starting", () => {
+    const now = 0;
+    const podList = [
+      ...pods(2, now, { kvCacheUtilization: 0.95 }),
+      { name: "new-0", phase: "starting" as const, sinceMs: -60_000 },
+      { name: "new-1", phase: "starting" as const, sinceMs: -60_000 },
+    ];
+    // Demand 2 × 0.95 / 0.8 = 2.4 → 3, but 4 replicas are already requested (2 ready + 2 loading).
+    const d = decideScale(config, initialPolicyState(), observe(now, 4, podList));
+    expect(d.desiredReplicas).toBe(4);
+    expect(d.signals.startingPods).toBe(2);
+  });
+
+  it("does not scale down while pods are still starting", () => {
+    const podList = [...pods(2, 0, { kvCacheUtilization: 0.05 }), { name: "new-0", phase: "starting" as const, sinceMs: 0 }];
+    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(0, 3, podList));
+    expect(d.desiredReplicas).toBe(3);
+    expect(d.reason).toContain("still starting");
+  });
+
+  it("still scales up beyond starting pods when demand exceeds what is coming", () => {
+    const podList = [
+      ...pods(2, 0, { kvCacheUtilization: 1, requestsWaiting: 20, requestsRunning: 20 }),
+      { name: "new-0", phase: "starting" as const, sinceMs: 0 },
+    ];
+    const d = decideScale(config, initialPolicyState(), observe(0, 3, podList));
+    expect(d.desiredReplicas).toBeGreaterThan(3);
+  });
+
+  it("never scales down when a ready pod's metrics are stale, and says so", () => {
+    const now = 600_000;
+    const podList = [
+      readyPod("pod-0", now, { kvCacheUtilization: 0.05 }),
+      readyPod("pod-1", now, { kvCacheUtilization: 0.05, scrapedAtMs: now - 120_000 }),
+      readyPod("pod-2", now, { kvCacheUtilization: 0.05 }),
+    ];
+    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(now, 3, podList));
+    expect(d.desiredReplicas).toBe(3);
+    expect(d.reason).toContain("pod-1: metrics 120s old");
+    expect(d.reason).toMatch(/^holding at 3/);
+  });
+
+  it("never scales down when a scrape failed", () => {
+    const podList: PodObservation[] = [
+      readyPod("pod-0", 0, { kvCacheUtilization: 0.05 }),
+      { name: "pod-1", phase: "ready", sinceMs: 0, metricsError: "connection refused" },
+    ];
+    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(0, 2, podList));
+    expect(d.desiredReplicas).toBe(2);
+    expect(d.reason).toContain("pod-1: scrape failed: connection refused");
+  });
+
+  it("never scales down on malformed metrics (NaN, out of range)", () => {
+    const podList = [
+      readyPod("pod-0", 0, { kvCacheUtilization: 0.05 }),
+      readyPod("pod-1", 0, { kvCacheUtilization: Number.NaN }),
+      readyPod("pod-2", 0, { kvCacheUtilization: 0.05, requestsWaiting: -3 }),
+    ];
+    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(0, 3, podList));
+    expect(d.desiredReplicas).toBe(3);
+    expect(d.reason).toContain("pod-1: malformed kv-cache utilization");
+    expect(d.reason).toContain("pod-2: malformed waiting count");
+  });
+
+  it("does not scale down before it has watched a whole scale-down window (fresh state after a restart)", () => {
+    const d = run(config, initialPolicyState(), 0, 290_000, 4, { kvCacheUtilization: 0.05 });
+    expect(d.desiredReplicas).toBe(4);
+    const later = run(config, d.state, 300_000, 310_000, 4, { kvCacheUtilization: 0.05 });
+    expect(later.desiredReplicas).toBe(3);
+  });
+
+  it("holds when no pod has usable metrics at all", () => {
+    const podList: PodObservation[] = [
+      { name: "pod-0", phase: "ready", sinceMs: 0 },
+      { name: "pod-1", phase: "ready", sinceMs: 0, metricsError: "timeout" },
+    ];
+    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(0, 2, podList));
+    expect(d.desiredReplicas).toBe(2);
+    expect(d.reason).toBe("holding at 2: no usable metrics (pod-0: no metrics yet; pod-1: scrape failed: timeout)");
+  });
+
+  it("may still scale up on the healthy pods when another pod's metrics are missing", () => {
+    const podList: PodObservation[] = [
+      readyPod("pod-0", 0, { kvCacheUtilization: 1, requestsWaiting: 10, requestsRunning: 10 }),
+      { name: "pod-1", phase: "ready", sinceMs: 0, metricsError: "timeout" },
+    ];
+    const d = decideScale(config, initialPolicyState(), observe(0, 2, podList));
+    expect(d.desiredReplicas).toBeGreaterThan(2);
+    expect(d.reason).toContain("no data from 1 pod(s)");
+  });
+
+  it("waits while every pod is still starting", () => {
+    const d = decideScale(config, initialPolicyState(), observe(0, 2, [
+      { name: "a", phase: "starting", sinceMs: 0 },
+      { name: "b", phase: "starting", sinceMs: 0 },
+    ]));
+    expect(d.desiredReplicas).toBe(2);
+    expect(d.reason).toBe("holding at 2: waiting for 2 starting pods");
+  });
+
+  it("enters panic on a burst in the short window and does not scale down during it", () => {
+    // A calm minute, then a burst: the stable average lags but the panic window sees it.
+    const calm = run(config, initialPolicyState(), 0, 50_000, 2, { kvCacheUtilization: 0.4 });
+    const burst = decideScale(
+      config,
+      calm.state,
+      observe(60_000, 2, pods(2, 60_000, { kvCacheUtilization: 1, requestsWaiting: 30, requestsRunning: 30 })),
+    );
+    expect(burst.signals.panicking).toBe(true);
+    expect(burst.desiredReplicas).toBe(6);
+    expect(burst.reason).toContain("[panic");
+    // Load vanishes right away: still no scale-down while panicking, even with no down window.
+    const after = decideScale(
+      { ...config, scaleDownStabilizationSeconds: 0 },
+      burst.state,
+      observe(70_000, 6, pods(6, 70_000, { kvCacheUtilization: 0.05 })),
+    );
+    expect(after.signals.panicking).toBe(true);
+    expect(after.desiredReplicas).toBe(6);
+  });
+
+  it("averages over the stable window so one noisy sample does not move it", () => {
+    const calm = run(config, initialPolicyState(), 0, 50_000, 4, { kvCacheUtilization: 0.8 });
+    const noisy = decideScale(
+      { ...config, panicThreshold: 100 },
+      calm.state,
+      observe(60_000, 4, pods(4, 60_000, { kvCacheUtilization: 1 })),
+    );
+    // Window mean: (6 × 4.0 + 5.0) / 7 = 4.14 → inside the band.
+    expect(noisy.desiredReplicas).toBe(4);
+  });
+
+  it("keeps a JSON-serializable state and does not mutate its inputs", () => {
+    const state = initialPolicyState();
+    const before = JSON.stringify(state);
+    const obs = observe(0, 3, pods(3, 0, { kvCacheUtilization: 0.93 }));
+    const obsBefore = JSON.stringify(obs);
+    const d = decideScale(config, state, obs);
+    expect(JSON.stringify(state)).toBe(before);
+    expect(JSON.stringify(obs)).toBe(obsBefore);
+    expect(JSON.parse(JSON.stringify(d.state))).toEqual(d.state);
+    // Round-tripped state gives the same next decision.
+    const next = observe(10_000, 4, pods(4, 10_000, { kvCacheUtilization: 0.7 }));
+    expect(decideScale(config, JSON.parse(JSON.stringify(d.state)) as PolicyState, next)).toEqual(decideScale(config, d.state, next));
+  });
+
+  it("forgets samples older than the stable window", () => {
+    const d = run(config, initialPolicyState(), 0, 300_000, 2, { kvCacheUtilization: 0.5 });
+    expect(d.state.samples.every((s) => s.atMs > 300_000 - 60_000)).toBe(true);
+    expect(d.state.samples.length).toBeLessThanOrEqual(6);
+  });
+
+  it("smooths scale-up with the lowest recommendation in the scale-up window", () => {
+    const cfg = { ...config, scaleUpStabilizationSeconds: 60, panicThreshold: 100 };
+    const calm = run(cfg, initialPolicyState(), 0, 50_000, 2, { kvCacheUtilization: 0.8 });
+    const spike = decideScale(cfg, calm.state, observe(60_000, 2, pods(2, 60_000, { kvCacheUtilization: 1, requestsWaiting: 40, requestsRunning: 10 })));
+    expect(spike.desiredReplicas).toBe(2);
+    expect(spike.reason).toContain("scale-up stabilizing");
+  });
+});

@@ -1,0 +1,406 @@
+/**
+ * gpufleet's autoscaling policy: a PURE function from (config, state, observation) to a decision.
+ *
+ * The operator calls it on every reconcile with what it scraped; the simulator (sim/eval) calls the
+ * very same function on simulated observations. State is a plain JSON-serialisable object the caller
+ * keeps between calls (the operator stores it in the resource status), so the function never reads a
+ * clock, never logs and never mutates its inputs.
+ *
+ * How a decision is made
+ * 1. Each ready pod with a fresh, well-formed metrics sample contributes demand in "replicas":
+ *    - KV-cache: its utilisation, grown by its queue (waiting requests would need cache too:
+ *      kv × (running + waiting) / running), divided by `kvCacheUtilizationTarget`;
+ *    - queue: its waiting requests divided by `queueDepthTargetPerReplica`.
+ *    Desired = MAX over the two signals (the scarcer resource decides).
+ * 2. Demand is averaged over a stable window and over a short panic window. When the panic-window
+ *    demand reaches `panicThreshold` × ready pods, the policy "panics" for one stable window: it
+ *    follows the larger of the two and never scales down (Knative KPA's scheme).
+ * 3. A tolerance band around the current replica count suppresses small moves.
+ * 4. Pods still starting already count in the current replicas, so while a model loads (minutes)
+ *    the policy does not pile on more pods unless demand exceeds what is coming; and it does not
+ *    scale down while pods are starting.
+ * 5. Scale-up may be smoothed (lowest recommendation over `scaleUpStabilizationSeconds`); scale-down
+ *    uses the highest recommendation over `scaleDownStabilizationSeconds` (Kubernetes HPA semantics).
+ * 6. Steps are bounded (up: max(rate × current, current + step); down: `maxScaleDownStep`), then
+ *    clamped to [minReplicas, maxReplicas].
+ * 7. Missing, stale or malformed metrics never cause a scale-down: the decision holds (it may still
+ *    scale up on what the healthy pods show), and the reason says which pods lack data.
+ */
+
+/** Autoscaling settings. The first six mirror the CRD's `spec.autoscaling`; the rest are tuning. */
+export interface AutoscalingConfig {
+  minReplicas: number;
+  maxReplicas: number;
+  /** Target KV-cache utilisation per replica, (0..1]. */
+  kvCacheUtilizationTarget: number;
+  /** Target number of waiting requests per replica. */
+  queueDepthTargetPerReplica: number;
+  scaleUpStabilizationSeconds: number;
+  scaleDownStabilizationSeconds: number;
+  /** Averaging window for normal decisions. */
+  stableWindowSeconds?: number;
+  /** Short window that detects bursts. */
+  panicWindowSeconds?: number;
+  /** Panic when panic-window demand ≥ this × ready pods. */
+  panicThreshold?: number;
+  /** Relative band around the current replicas in which nothing changes (0.1 = ±10%). */
+  tolerance?: number;
+  /** Scale up at most to this multiple of the current replicas per decision … */
+  maxScaleUpRate?: number;
+  /** … or by this many replicas, whichever allows more. */
+  maxScaleUpStep?: number;
+  /** Remove at most this many replicas per decision. */
+  maxScaleDownStep?: number;
+  /** A metrics sample older than this is stale. */
+  metricStalenessSeconds?: number;
+}
+
+export type PolicyTuning = Required<
+  Pick<
+    AutoscalingConfig,
+    | "stableWindowSeconds"
+    | "panicWindowSeconds"
+    | "panicThreshold"
+    | "tolerance"
+    | "maxScaleUpRate"
+    | "maxScaleUpStep"
+    | "maxScaleDownStep"
+    | "metricStalenessSeconds"
+  >
+>;
+
+/**
+ * Defaults of the tuning knobs, the same for the operator and the simulator. Tuned on the trace
+ * evaluation (sim/eval/run.ts); see its report for the figures.
+ */
+export const POLICY_TUNING_DEFAULTS: PolicyTuning = {
+  stableWindowSeconds: 60,
+  panicWindowSeconds: 15,
+  panicThreshold: 1.5,
+  tolerance: 0.1,
+  maxScaleUpRate: 2,
+  maxScaleUpStep: 4,
+  maxScaleDownStep: 1,
+  metricStalenessSeconds: 45,
+};
+
+/** Defaults of the CRD-mirrored fields (the CRD schema should use the same values). */
+export const AUTOSCALING_DEFAULTS: Omit<AutoscalingConfig, keyof PolicyTuning> = {
+  minReplicas: 1,
+  maxReplicas: 8,
+  kvCacheUtilizationTarget: 0.7,
+  queueDepthTargetPerReplica: 3,
+  scaleUpStabilizationSeconds: 0,
+  scaleDownStabilizationSeconds: 300,
+};
+
+export interface MetricsSample {
+  /** vLLM `vllm:kv_cache_usage_perc` (older: `gpu_cache_usage_perc`), 0..1. */
+  kvCacheUtilization: number;
+  /** vLLM `vllm:num_requests_waiting`. */
+  requestsWaiting: number;
+  /** vLLM `vllm:num_requests_running`. */
+  requestsRunning: number;
+  scrapedAtMs: number;
+}
+
+export interface PodObservation {
+  name: string;
+  /** `ready`: serving; `starting`: scheduled or loading the model. */
+  phase: "ready" | "starting";
+  /** When the pod entered its phase. */
+  sinceMs: number;
+  /** Last successful scrape, if any. */
+  metrics?: MetricsSample;
+  /** Why the last scrape failed, if it did. */
+  metricsError?: string;
+}
+
+export interface Observation {
+  nowMs: number;
+  /** Replicas in the spec now (ready + starting, as the workload sees them). */
+  currentReplicas: number;
+  pods: PodObservation[];
+}
+
+interface DemandSample {
+  atMs: number;
+  kvDemandReplicas: number;
+  queueDemandReplicas: number;
+}
+
+interface Recommendation {
+  atMs: number;
+  replicas: number;
+}
+
+/** Serializable policy state, passed in and out of `decideScale`. */
+export interface PolicyState {
+  samples: DemandSample[];
+  recommendations: Recommendation[];
+  /** Panic lasts until this time (null: not panicking). */
+  panicUntilMs: number | null;
+  lastScaleUpAtMs: number | null;
+  lastScaleDownAtMs: number | null;
+  /** First observation this state has seen; scale-down waits until a full window of history. */
+  observingSinceMs: number | null;
+}
+
+export function initialPolicyState(): PolicyState {
+  return {
+    samples: [],
+    recommendations: [],
+    panicUntilMs: null,
+    lastScaleUpAtMs: null,
+    lastScaleDownAtMs: null,
+    observingSinceMs: null,
+  };
+}
+
+export interface ScaleSignals {
+  readyPods: number;
+  startingPods: number;
+  /** Ready pods whose metrics were usable this time. */
+  podsWithMetrics: number;
+  /** Mean KV-cache utilisation over pods with metrics (null when none). */
+  kvCacheUtilization: number | null;
+  requestsWaiting: number;
+  requestsRunning: number;
+  kvDemandReplicas: number;
+  queueDemandReplicas: number;
+  stableDemandReplicas: number;
+  panicDemandReplicas: number;
+  panicking: boolean;
+}
+
+export interface ScaleDecision {
+  desiredReplicas: number;
+  /** A sentence a person understands, e.g. "kv-cache 0.93 > target 0.80 across 3 ready pods → 4". */
+  reason: string;
+  state: PolicyState;
+  signals: ScaleSignals;
+}
+
+type UsablePod = PodObservation & { metrics: MetricsSample };
+
+function problemWithMetrics(pod: PodObservation, nowMs: number, stalenessMs: number): string | null {
+  const m = pod.metrics;
+  if (m === undefined) return pod.metricsError ? `scrape failed: ${pod.metricsError}` : "no metrics yet";
+  const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
+  if (!finite(m.kvCacheUtilization) || m.kvCacheUtilization < 0 || m.kvCacheUtilization > 1.0001) return "malformed kv-cache utilization";
+  if (!finite(m.requestsWaiting) || m.requestsWaiting < 0) return "malformed waiting count";
+  if (!finite(m.requestsRunning) || m.requestsRunning < 0) return "malformed running count";
+  if (!finite(m.scrapedAtMs)) return "malformed scrape time";
+  const age = nowMs - m.scrapedAtMs;
+  if (age > stalenessMs) return `metrics ${Math.round(age / 1000)}s old`;
+  if (pod.metricsError) return `last scrape failed: ${pod.metricsError}`;
+  return null;
+}
+
+/** KV demand of one pod in "pods at 100% KV", counting the cache its queued requests would need. */
+function podKvDemand(m: MetricsSample): number {
+  if (m.requestsWaiting <= 0) return m.kvCacheUtilization;
+  if (m.requestsRunning <= 0) return Math.max(1, m.kvCacheUtilization);
+  return m.kvCacheUtilization * ((m.requestsRunning + m.requestsWaiting) / m.requestsRunning);
+}
+
+function mean(values: number[]): number {
+  return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+const fmt2 = (x: number): string => x.toFixed(2);
+const fmt1 = (x: number): string => x.toFixed(1);
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** Decide the replica count. Pure: same inputs, same output; inputs are not mutated. */
+export function decideScale(config: AutoscalingConfig, state: PolicyState, observation: Observation): ScaleDecision {
+  const tuning: PolicyTuning = { ...POLICY_TUNING_DEFAULTS, ...definedOnly(config) };
+  const { nowMs, currentReplicas } = observation;
+  const minReplicas = Math.max(0, Math.floor(config.minReplicas));
+  const maxReplicas = Math.max(minReplicas, Math.floor(config.maxReplicas));
+  const clamp = (n: number): number => Math.min(maxReplicas, Math.max(minReplicas, n));
+
+  const ready = observation.pods.filter((p) => p.phase === "ready");
+  const starting = observation.pods.filter((p) => p.phase === "starting");
+  const problems: string[] = [];
+  const usable: UsablePod[] = [];
+  for (const pod of ready) {
+    const problem = problemWithMetrics(pod, nowMs, tuning.metricStalenessSeconds * 1000);
+    if (problem === null) usable.push(pod as UsablePod);
+    else problems.push(`${pod.name}: ${problem}`);
+  }
+
+  // Demand from pods with data, scaled up to all ready pods (assume the silent ones are as loaded);
+  // used only to scale UP when some pods are silent.
+  const scaleToReady = usable.length > 0 ? ready.length / usable.length : 0;
+  const kvDemandReplicas = (usable.reduce((s, p) => s + podKvDemand(p.metrics), 0) * scaleToReady) / config.kvCacheUtilizationTarget;
+  const requestsWaiting = usable.reduce((s, p) => s + p.metrics.requestsWaiting, 0);
+  const requestsRunning = usable.reduce((s, p) => s + p.metrics.requestsRunning, 0);
+  const queueDemandReplicas = (requestsWaiting * scaleToReady) / config.queueDepthTargetPerReplica;
+  const kvCacheUtilization = usable.length > 0 ? mean(usable.map((p) => p.metrics.kvCacheUtilization)) : null;
+
+  // Windows of demand samples (only observations with data are recorded).
+  const keepFromMs = nowMs - tuning.stableWindowSeconds * 1000;
+  const samples = state.samples.filter((s) => s.atMs > keepFromMs && s.atMs <= nowMs);
+  if (usable.length > 0) samples.push({ atMs: nowMs, kvDemandReplicas, queueDemandReplicas });
+  const panicFromMs = nowMs - tuning.panicWindowSeconds * 1000;
+  const panicSamples = samples.filter((s) => s.atMs > panicFromMs);
+  const windowDemand = (window: DemandSample[]): { demand: number; signal: "kv" | "queue" } => {
+    const kv = mean(window.map((s) => s.kvDemandReplicas));
+    const queue = mean(window.map((s) => s.queueDemandReplicas));
+    return queue > kv ? { demand: queue, signal: "queue" } : { demand: kv, signal: "kv" };
+  };
+  const stable = windowDemand(samples);
+  const panic = windowDemand(panicSamples);
+
+  let panicUntilMs = state.panicUntilMs !== null && state.panicUntilMs > nowMs ? state.panicUntilMs : null;
+  if (ready.length > 0 && panicSamples.length > 0 && panic.demand >= tuning.panicThreshold * ready.length) {
+    panicUntilMs = nowMs + tuning.stableWindowSeconds * 1000;
+  }
+  const panicking = panicUntilMs !== null;
+  const driving = panicking && panic.demand > stable.demand ? panic : stable;
+
+  const signals: ScaleSignals = {
+    readyPods: ready.length,
+    startingPods: starting.length,
+    podsWithMetrics: usable.length,
+    kvCacheUtilization,
+    requestsWaiting,
+    requestsRunning,
+    kvDemandReplicas,
+    queueDemandReplicas,
+    stableDemandReplicas: stable.demand,
+    panicDemandReplicas: panic.demand,
+    panicking,
+  };
+
+  // A fresh state (first run, operator restart) has no memory of recent peaks: it must watch for a
+  // whole scale-down window before it may scale down.
+  const observingSinceMs = state.observingSinceMs ?? nowMs;
+
+  const finish = (desired: number, reason: string, recommendation: number | null): ScaleDecision => {
+    const recommendations = state.recommendations.filter(
+      (r) => r.atMs > nowMs - Math.max(config.scaleDownStabilizationSeconds, config.scaleUpStabilizationSeconds) * 1000,
+    );
+    if (recommendation !== null) recommendations.push({ atMs: nowMs, replicas: recommendation });
+    return {
+      desiredReplicas: desired,
+      reason,
+      signals,
+      state: {
+        samples,
+        recommendations,
+        panicUntilMs,
+        lastScaleUpAtMs: desired > currentReplicas ? nowMs : state.lastScaleUpAtMs,
+        lastScaleDownAtMs: desired < currentReplicas ? nowMs : state.lastScaleDownAtMs,
+        observingSinceMs,
+      },
+    };
+  };
+
+  // Nothing to measure: hold (bounds still apply; they are configuration, not metrics).
+  if (usable.length === 0) {
+    const held = clamp(currentReplicas);
+    const why =
+      ready.length === 0
+        ? starting.length > 0
+          ? `waiting for ${plural(starting.length, "starting pod")}`
+          : "no pods yet"
+        : `no usable metrics (${problems.join("; ")})`;
+    const bound = held !== currentReplicas ? `; bounds [${minReplicas}, ${maxReplicas}] → ${held}` : "";
+    return finish(held, `holding at ${currentReplicas}: ${why}${bound}`, null);
+  }
+
+  // Recommendation from demand, with a tolerance band around the current count.
+  const demand = driving.demand;
+  let recommended: number;
+  if (currentReplicas > 0 && Math.abs(demand / currentReplicas - 1) <= tuning.tolerance) {
+    recommended = currentReplicas;
+  } else {
+    recommended = Math.max(1, Math.ceil(demand - 1e-9));
+  }
+  if (panicking) recommended = Math.max(recommended, currentReplicas); // never down while panicking
+  recommended = clamp(recommended);
+
+  // Stabilization: up follows the lowest recommendation in its window, down the highest in its.
+  const upFrom = nowMs - config.scaleUpStabilizationSeconds * 1000;
+  const downFrom = nowMs - config.scaleDownStabilizationSeconds * 1000;
+  const inWindow = (from: number): number[] => [
+    ...state.recommendations.filter((r) => r.atMs > from && r.atMs <= nowMs).map((r) => r.replicas),
+    recommended,
+  ];
+  let desired = currentReplicas;
+  if (recommended > currentReplicas) {
+    desired = Math.max(currentReplicas, Math.min(...inWindow(upFrom)));
+  } else if (recommended < currentReplicas) {
+    desired = Math.min(currentReplicas, Math.max(...inWindow(downFrom)));
+    if (nowMs - observingSinceMs < config.scaleDownStabilizationSeconds * 1000) desired = currentReplicas;
+  }
+
+  // Bounded steps.
+  const maxUp = Math.max(Math.ceil(currentReplicas * tuning.maxScaleUpRate), currentReplicas + tuning.maxScaleUpStep);
+  desired = Math.min(desired, maxUp);
+  desired = Math.max(desired, currentReplicas - tuning.maxScaleDownStep);
+
+  // Safety holds for scale-down.
+  const signalText = describeSignal(driving.signal, config, signals, ready.length);
+  if (desired < currentReplicas && problems.length > 0) {
+    return finish(
+      clampKeepingCurrent(currentReplicas, minReplicas, maxReplicas),
+      `holding at ${currentReplicas} (would scale down to ${desired}): metrics missing or stale for ${problems.join("; ")}`,
+      recommended,
+    );
+  }
+  if (desired < currentReplicas && starting.length > 0) {
+    return finish(
+      clampKeepingCurrent(currentReplicas, minReplicas, maxReplicas),
+      `holding at ${currentReplicas} (would scale down to ${desired}): ${plural(starting.length, "pod")} still starting`,
+      recommended,
+    );
+  }
+  desired = clamp(desired);
+
+  const panicText = panicking ? " [panic: burst in the last " + tuning.panicWindowSeconds + "s]" : "";
+  const startingText = starting.length > 0 ? `, ${starting.length} starting` : "";
+  const silentText = problems.length > 0 ? `; no data from ${problems.length} pod(s)` : "";
+  let reason: string;
+  if (desired > currentReplicas) {
+    reason = `${signalText} across ${plural(ready.length, "ready pod")}${startingText} → ${desired}${panicText}${silentText}`;
+  } else if (desired < currentReplicas) {
+    reason = `${signalText} across ${plural(ready.length, "ready pod")} → ${desired} (down at most ${tuning.maxScaleDownStep}, highest recommendation in ${config.scaleDownStabilizationSeconds}s)`;
+  } else if (recommended > currentReplicas) {
+    reason = `holding at ${currentReplicas}: ${signalText}, scale-up stabilizing (${config.scaleUpStabilizationSeconds}s)`;
+  } else if (recommended < currentReplicas) {
+    reason = `holding at ${currentReplicas}: ${signalText}, scale-down stabilizing (${config.scaleDownStabilizationSeconds}s window keeps ${desired})`;
+  } else {
+    const coming = starting.length > 0 ? ` (${starting.length} of them still starting)` : "";
+    reason = `steady at ${currentReplicas}${coming}: ${signalText}, demand ${fmt1(demand)} replicas within ±${Math.round(tuning.tolerance * 100)}%${panicText}`;
+  }
+  return finish(desired, reason, recommended);
+}
+
+/** Hold at current, but never outside [min, max] (bounds are configuration, not metrics). */
+function clampKeepingCurrent(current: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, current));
+}
+
+function describeSignal(signal: "kv" | "queue", config: AutoscalingConfig, s: ScaleSignals, readyPods: number): string {
+  if (signal === "queue") {
+    const perReplica = readyPods > 0 ? s.requestsWaiting / readyPods : s.requestsWaiting;
+    const cmp = perReplica > config.queueDepthTargetPerReplica ? ">" : "≤";
+    return `queue ${fmt1(perReplica)} waiting/pod ${cmp} target ${config.queueDepthTargetPerReplica}`;
+  }
+  const kv = s.kvCacheUtilization ?? 0;
+  const cmp = kv > config.kvCacheUtilizationTarget ? ">" : "≤";
+  const queued = s.requestsWaiting > 0 ? ` (+${s.requestsWaiting} queued)` : "";
+  return `kv-cache ${fmt2(kv)}${queued} ${cmp} target ${fmt2(config.kvCacheUtilizationTarget)}`;
+}
+
+function definedOnly(config: AutoscalingConfig): Partial<PolicyTuning> {
+  const out: Partial<PolicyTuning> = {};
+  for (const key of Object.keys(POLICY_TUNING_DEFAULTS) as Array<keyof PolicyTuning>) {
+    const value = config[key];
+    if (typeof value === "number" && Number.isFinite(value)) out[key] = value;
+  }
+  return out;
+}

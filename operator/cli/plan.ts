@@ -1,0 +1,72 @@
+/**
+ * `gpufleet plan`: the operator's own sizing plan for a model on a GPU type, computed locally by
+ * operator/planner (the same code the reconciler runs), so what you see is what the operator does.
+ */
+import { findGpu } from "../planner/gpus.js";
+import { findModel, MODEL_CATALOGUE } from "../planner/models.js";
+import {
+  formatPlan,
+  planModel,
+  type Engine,
+  type KvCacheDtype,
+  type PlanInput,
+  type PlanResult,
+  type Quantization,
+  type Suggestion,
+} from "../planner/plan.js";
+import { GPU_CATALOGUE } from "../planner/gpus.js";
+import { EXIT_ERROR, EXIT_OK, EXIT_USAGE, type PlanCommand } from "./args.js";
+import { renderStructured } from "./output.js";
+
+export interface CommandOutcome {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function describeSuggestion(suggestion: Suggestion): string {
+  switch (suggestion.kind) {
+    case "quantization":
+      return `quantize to ${suggestion.quantization} (tensor parallelism ${suggestion.tensorParallelism})`;
+    case "gpu":
+      return `use ${suggestion.productLabel} with tensor parallelism ${suggestion.tensorParallelism} (${suggestion.gpusPerNode}-GPU nodes)`;
+    case "context":
+      return `cap the context at ${suggestion.maxContextLength.toLocaleString("en-US")} tokens (tensor parallelism ${suggestion.tensorParallelism})`;
+  }
+}
+
+/** Pure: turns a parsed `plan` command into what to print and the exit code. */
+export function runPlan(command: PlanCommand): CommandOutcome {
+  const model = findModel(command.model);
+  if (!model) {
+    const known = MODEL_CATALOGUE.map((entry) => entry.id).join(", ");
+    return { exitCode: EXIT_USAGE, stdout: "", stderr: `error: unknown model "${command.model}"; known models: ${known}\n` };
+  }
+  const gpu = findGpu(command.gpu);
+  if (!gpu) {
+    const known = GPU_CATALOGUE.filter((entry) => !entry.mig).map((entry) => entry.id).join(", ");
+    return { exitCode: EXIT_USAGE, stdout: "", stderr: `error: unknown GPU "${command.gpu}"; known GPUs: ${known} (and their MIG slices)\n` };
+  }
+  // The planner validates enum values itself and answers `invalid-input`, mapped to a usage error below.
+  const input: PlanInput = {
+    model,
+    gpu,
+    gpusPerNode: command.gpusPerNode,
+    ...(command.quantization !== undefined ? { quantization: command.quantization as Quantization } : {}),
+    ...(command.kvCacheDtype !== undefined ? { kvCacheDtype: command.kvCacheDtype as KvCacheDtype } : {}),
+    ...(command.engine !== undefined ? { engine: command.engine as Engine } : {}),
+    ...(command.maxContextLength !== undefined ? { maxContextLength: command.maxContextLength } : {}),
+    ...(command.tensorParallelism !== undefined ? { tensorParallelism: command.tensorParallelism } : {}),
+    ...(command.gpuMemoryUtilization !== undefined ? { gpuMemoryUtilization: command.gpuMemoryUtilization } : {}),
+  };
+  const result: PlanResult = planModel(input);
+  const exitCode = result.ok ? EXIT_OK : result.code === "does-not-fit" ? EXIT_ERROR : EXIT_USAGE;
+  if (command.output !== "table") return { exitCode, stdout: renderStructured(result, command.output), stderr: "" };
+  if (result.ok) return { exitCode, stdout: `${formatPlan(result)}\n`, stderr: "" };
+  const lines = [`error: ${result.message}`];
+  if (result.suggestions.length > 0) {
+    lines.push("it would fit if you:");
+    for (const suggestion of result.suggestions) lines.push(`  - ${describeSuggestion(suggestion)}`);
+  }
+  return { exitCode, stdout: "", stderr: `${lines.join("\n")}\n` };
+}

@@ -1,0 +1,67 @@
+/**
+ * The operator's configuration, read once at start-up from the environment (the Helm chart sets these).
+ * A bad value stops the process with a message that names the variable, rather than running half-configured.
+ */
+export interface OperatorConfig {
+  /** Namespaces to watch; empty means the whole cluster. */
+  watchNamespaces: string[];
+  leaderElect: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  opsHost: string;
+  opsPort: number;
+  scrapeIntervalSeconds: number;
+  scrapeTimeoutSeconds: number;
+  concurrency: number;
+  images: { vllm?: string; tensorrtLlm?: string };
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new ConfigError(`${key}=${raw} is not a whole number from ${min} to ${max}`);
+  return value;
+}
+
+function boolean(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(true|1|yes)$/i.test(raw)) return true;
+  if (/^(false|0|no)$/i.test(raw)) return false;
+  throw new ConfigError(`${key}=${raw} is not true or false`);
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  const podNamespace = env.POD_NAMESPACE || "gpufleet-system";
+  const watchNamespaces = (env.GPUFLEET_WATCH_NAMESPACES ?? "")
+    .split(",")
+    .map((namespace) => namespace.trim())
+    .filter(Boolean);
+  for (const namespace of watchNamespaces)
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace))
+      throw new ConfigError(`GPUFLEET_WATCH_NAMESPACES has an invalid namespace name: ${namespace}`);
+  const scrapeIntervalSeconds = integer(env, "GPUFLEET_SCRAPE_INTERVAL_SECONDS", 5, 1, 300);
+  return {
+    watchNamespaces,
+    leaderElect: boolean(env, "GPUFLEET_LEADER_ELECT", true),
+    leaseNamespace: env.GPUFLEET_LEASE_NAMESPACE || podNamespace,
+    leaseName: env.GPUFLEET_LEASE_NAME || "gpufleet-operator",
+    identity: env.POD_NAME || `${env.HOSTNAME ?? "gpufleet"}-${process.pid}`,
+    opsHost: env.GPUFLEET_OPS_HOST || "0.0.0.0",
+    opsPort: integer(env, "GPUFLEET_OPS_PORT", 8081, 0, 65535),
+    scrapeIntervalSeconds,
+    scrapeTimeoutSeconds: integer(env, "GPUFLEET_SCRAPE_TIMEOUT_SECONDS", Math.min(3, scrapeIntervalSeconds), 1, 60),
+    concurrency: integer(env, "GPUFLEET_CONCURRENCY", 4, 1, 64),
+    images: {
+      ...(env.GPUFLEET_VLLM_IMAGE ? { vllm: env.GPUFLEET_VLLM_IMAGE } : {}),
+      ...(env.GPUFLEET_TRTLLM_IMAGE ? { tensorrtLlm: env.GPUFLEET_TRTLLM_IMAGE } : {}),
+    },
+  };
+}

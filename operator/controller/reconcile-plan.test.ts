@@ -1,0 +1,127 @@
+import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import type { ModelDeployment } from "../api/modeldeployment.js";
+import type { RenderedWorkload, ResolvedPlan } from "../render/types.js";
+import { desiredReplicas, planReconcile, type ObservedState, type ReconcileDependencies } from "./reconcile-plan.js";
+import { gpuMemoryPerReplica, resolveArchitecture, sizeOnPool } from "./sizing.js";
+import { gpuNode, modelDeployment } from "./testing.js";
+
+const H100 = "NVIDIA-H100-80GB-HBM3";
+const L4 = "NVIDIA-L4";
+const nodes = [gpuNode("h100-a", H100, 8, { "gpufleet.io/pool": "h100" }), gpuNode("l4-a", L4, 4, { "gpufleet.io/pool": "l4" })];
+const now = new Date("2026-06-01T12:00:00Z");
+
+/** The real planner; a stand-in renderer that records what it was asked to render. */
+const deps: ReconcileDependencies = {
+  precheck: (md) => {
+    const architecture = resolveArchitecture(md);
+    return architecture.known ? undefined : architecture.message;
+  },
+  size: (md, pool) => {
+    const architecture = resolveArchitecture(md);
+    if (!architecture.known) throw new Error("precheck should have stopped this");
+    return sizeOnPool(md, architecture.model, pool);
+  },
+  gpuMemoryPerReplica,
+  render: (md: ModelDeployment, plan: ResolvedPlan) =>
+    ({ deployment: { metadata: { name: md.metadata.name, annotations: { plan: JSON.stringify(plan) } } }, service: {}, podDisruptionBudget: {} }) as RenderedWorkload,
+};
+
+const llama8b = (spec: Record<string, unknown> = {}) =>
+  modelDeployment("chat", { model: { name: "chat", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } }, maxContextLength: 8192 }, ...spec });
+
+function deploymentWith(status: { replicas: number; readyReplicas: number; updatedReplicas: number }, generation = 1): V1Deployment {
+  return { metadata: { name: "chat", generation }, status: { observedGeneration: generation, ...status } };
+}
+
+function unschedulablePod(name: string): V1Pod {
+  return {
+    metadata: { name },
+    status: { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable" }] },
+  } as V1Pod;
+}
+
+function observe(md: ModelDeployment, extra: Partial<ObservedState> = {}): ObservedState {
+  return { modelDeployment: md, nodes, pods: [], now, ...extra };
+}
+
+describe("planReconcile", () => {
+  it("plans, places and renders a catalogue model on the first allowed GPU that fits", () => {
+    const result = planReconcile(observe(llama8b({ gpu: { products: [L4, H100] } })), deps);
+    expect(result.workload).toBeDefined();
+    expect(result.status.plan).toMatchObject({ gpuProduct: L4, gpusPerReplica: 1, tensorParallelism: 1, maxContextLength: 8192, pool: "l4" });
+    expect(result.status.plan!.kvCacheTokensPerReplica).toBeGreaterThan(8192);
+    expect(result.events.map((e) => e.reason)).toContain("Planned");
+    expect(result.status.selector).toBe("gpufleet.io/model-deployment=chat");
+    expect(result.status.endpoint).toBe("http://chat.team-a.svc:8000/v1");
+  });
+
+  it("refuses an unknown model without an architecture, naming the field that fixes it", () => {
+    const md = modelDeployment("mystery", { model: { name: "mystery", source: { uri: "s3://bucket/mystery-model" } } });
+    const result = planReconcile(observe(md), deps);
+    expect(result.workload).toBeUndefined();
+    const ready = result.status.conditions!.find((c) => c.type === "Ready")!;
+    expect(ready).toMatchObject({ status: "False", reason: "UnknownModel" });
+    expect(ready.message).toContain("set spec.model.architecture");
+    expect(result.events).toContainEqual(expect.objectContaining({ type: "Warning", reason: "UnknownModel" }));
+  });
+
+  it("reports a model too large for every allowed GPU as DoesNotFit with the planner's reasons", () => {
+    const md = modelDeployment("big", { model: { name: "big", source: { huggingFace: { repo: "meta-llama/Llama-3.1-405B-Instruct" } } }, gpu: { products: [L4] } });
+    const result = planReconcile(observe(md), deps);
+    expect(result.workload).toBeUndefined();
+    expect(result.status.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "DoesNotFit" });
+    expect(result.status.conditions!.find((c) => c.type === "Ready")!.message).toContain("NVIDIA-L4:");
+  });
+
+  it("keeps the running workload when a spec change cannot be placed, and says so", () => {
+    const md = modelDeployment("chat", { model: { name: "chat", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } }, gpu: { products: ["NVIDIA-B200"] } });
+    md.status = { plan: { gpuProduct: L4, gpusPerReplica: 1, tensorParallelism: 1, kvCacheTokensPerReplica: 50000, maxContextLength: 8192 } };
+    const result = planReconcile(observe(md, { deployment: deploymentWith({ replicas: 1, readyReplicas: 1, updatedReplicas: 1 }) }), deps);
+    expect(result.workload).toBeUndefined();
+    expect(result.status.plan?.gpuProduct).toBe(L4);
+    expect(result.status.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "True", reason: "AllReplicasReady" });
+    expect(result.status.conditions!.find((c) => c.type === "Degraded")!.message).toContain("previous workload keeps running");
+  });
+
+  it("raises CapacityShortfall with the GPUs missing when replicas cannot be scheduled", () => {
+    const md = modelDeployment("big", {
+      model: { name: "big", source: { huggingFace: { repo: "meta-llama/Llama-3.1-70B-Instruct" } }, maxContextLength: 8192 },
+      gpu: { products: [H100], tensorParallelism: 4 },
+      replicas: 3,
+    });
+    const pods = [unschedulablePod("big-1"), unschedulablePod("big-2")];
+    const result = planReconcile(observe(md, { pods, deployment: deploymentWith({ replicas: 3, readyReplicas: 1, updatedReplicas: 3 }) }), deps);
+    const shortfall = result.status.conditions!.find((c) => c.type === "CapacityShortfall")!;
+    expect(shortfall).toMatchObject({ status: "True", reason: "InsufficientGpus" });
+    expect(shortfall.message).toBe(`2 replica(s) cannot be scheduled: 8 more ${H100} GPU(s) needed (4 per replica)`);
+    expect(result.events).toContainEqual(expect.objectContaining({ type: "Warning", reason: "CapacityShortfall" }));
+    expect(result.status.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "True", reason: "PartiallyReady" });
+  });
+
+  it("is Ready with the rollout complete once every desired replica is ready, and stops polling", () => {
+    const result = planReconcile(observe(llama8b({ replicas: 2 }), { deployment: deploymentWith({ replicas: 2, readyReplicas: 2, updatedReplicas: 2 }) }), deps);
+    const byType = Object.fromEntries(result.status.conditions!.map((c) => [c.type, c]));
+    expect(byType.Ready).toMatchObject({ status: "True", reason: "AllReplicasReady" });
+    expect(byType.Progressing).toMatchObject({ status: "False", reason: "RolloutComplete" });
+    expect(byType.Degraded).toMatchObject({ status: "False" });
+    expect(result.requeueAfterMs).toBeUndefined();
+    expect(result.events.map((e) => e.reason)).toEqual(["Planned", "Ready"]);
+  });
+
+  it("is Progressing while the Deployment has not observed its latest generation", () => {
+    const deployment = deploymentWith({ replicas: 1, readyReplicas: 1, updatedReplicas: 1 });
+    deployment.metadata!.generation = 2;
+    const result = planReconcile(observe(llama8b(), { deployment }), deps);
+    expect(result.status.conditions!.find((c) => c.type === "Progressing")).toMatchObject({ status: "True", reason: "Applying" });
+    expect(result.requeueAfterMs).toBe(10_000);
+  });
+});
+
+describe("desiredReplicas", () => {
+  it("follows spec.replicas without autoscaling and clamps it to [min, max] with autoscaling", () => {
+    expect(desiredReplicas(llama8b({ replicas: 7 }))).toBe(7);
+    expect(desiredReplicas(llama8b({ replicas: 7, autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 4 } }))).toBe(4);
+    expect(desiredReplicas(llama8b({ replicas: 0, autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 4 } }))).toBe(2);
+  });
+});

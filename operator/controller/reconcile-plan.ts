@@ -1,0 +1,221 @@
+import type { V1Deployment, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { ModelDeployment, ModelDeploymentStatus, PlanSummary } from "../api/modeldeployment.js";
+import type { RenderedWorkload, ResolvedPlan } from "../render/types.js";
+import { type DesiredCondition, mergeConditions } from "./conditions.js";
+import { choosePlacement, discoverGpuPools, type GpuPool, type Placement, type SizeResult } from "./placement.js";
+
+/** Everything one reconcile of one ModelDeployment looks at, read from the informers' caches. */
+export interface ObservedState {
+  modelDeployment: ModelDeployment;
+  nodes: V1Node[];
+  /** Pods of this ModelDeployment (by its selector label). */
+  pods: V1Pod[];
+  deployment?: V1Deployment;
+  now: Date;
+}
+
+export interface ReconcileDependencies {
+  /** A reason the model cannot be sized anywhere (not in the catalogue, bad override), before any pool is tried. */
+  precheck?: (modelDeployment: ModelDeployment) => string | undefined;
+  /** Sizes one replica of the model on one pool's GPU (the planner, adapted). */
+  size: (modelDeployment: ModelDeployment, pool: GpuPool) => SizeResult<ResolvedPlan>;
+  /** GPU memory one replica of a plan takes, to prefer the smallest fit when no product order is given. */
+  gpuMemoryPerReplica: (plan: ResolvedPlan) => number;
+  render: (modelDeployment: ModelDeployment, plan: ResolvedPlan) => RenderedWorkload;
+}
+
+export interface PlannedEvent {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+/** What to write: the workload (absent when the model cannot be placed: the last one keeps running), the status, events. */
+export interface ReconcilePlan {
+  workload?: RenderedWorkload;
+  placement: Placement<ResolvedPlan> | Unsizable;
+  status: ModelDeploymentStatus;
+  events: PlannedEvent[];
+  /** Come back this soon even if nothing changes (rollouts and pending pods are polled, not only watched). */
+  requeueAfterMs?: number;
+}
+
+/** The model itself cannot be sized (not in the catalogue and no architecture given). */
+export interface Unsizable {
+  placed: false;
+  reason: "UnknownModel";
+  message: string;
+  rejected: [];
+}
+
+export const SELECTOR_LABEL = "gpufleet.io/model-deployment";
+
+/** Replicas the workload should run: the spec, held inside [min, max] while the autoscaler owns it. */
+export function desiredReplicas(modelDeployment: ModelDeployment): number {
+  const { replicas, autoscaling } = modelDeployment.spec;
+  if (!autoscaling.enabled) return replicas;
+  // Scale to zero needs the request gateway (a later capability): until then the floor is one replica.
+  const floor = Math.max(1, autoscaling.minReplicas);
+  return Math.min(Math.max(replicas, floor), autoscaling.maxReplicas);
+}
+
+function isUnschedulable(pod: V1Pod): boolean {
+  if (pod.metadata?.deletionTimestamp || pod.spec?.nodeName) return false;
+  return (pod.status?.conditions ?? []).some(
+    (condition) => condition.type === "PodScheduled" && condition.status === "False" && condition.reason === "Unschedulable",
+  );
+}
+
+function summarizePlan(plan: ResolvedPlan, pool: GpuPool): PlanSummary {
+  return {
+    gpuProduct: plan.gpuProduct,
+    gpusPerReplica: plan.gpusPerReplica,
+    tensorParallelism: plan.tensorParallelism,
+    kvCacheTokensPerReplica: plan.kvCacheTokensPerReplica,
+    maxContextLength: plan.maxContextLength,
+    maxConcurrentFullContextSequences:
+      Math.floor((plan.kvCacheTokensPerReplica / plan.maxContextLength) * 100) / 100,
+    ...(pool.poolNames.length ? { pool: pool.poolNames.join(",") } : {}),
+  };
+}
+
+function samePlan(a: PlanSummary | undefined, b: PlanSummary | undefined): boolean {
+  return (
+    !!a &&
+    !!b &&
+    a.gpuProduct === b.gpuProduct &&
+    a.gpusPerReplica === b.gpusPerReplica &&
+    a.tensorParallelism === b.tensorParallelism &&
+    a.kvCacheTokensPerReplica === b.kvCacheTokensPerReplica &&
+    a.maxContextLength === b.maxContextLength
+  );
+}
+
+/**
+ * The decision half of reconcile: from observed state to the objects and status to write. Pure, so every
+ * branch (no GPU fits, capacity shortfall, rollout in progress, ready) is pinned by plain unit tests.
+ */
+export function planReconcile(observed: ObservedState, deps: ReconcileDependencies): ReconcilePlan {
+  const { modelDeployment, nodes, pods, deployment, now } = observed;
+  const { spec } = modelDeployment;
+  const previous = modelDeployment.status;
+  const generation = modelDeployment.metadata.generation ?? 0;
+  const name = modelDeployment.metadata.name;
+  const namespace = modelDeployment.metadata.namespace ?? "default";
+  const events: PlannedEvent[] = [];
+
+  const unsizable = deps.precheck?.(modelDeployment);
+  const placement: Placement<ResolvedPlan> | Unsizable = unsizable
+    ? { placed: false, reason: "UnknownModel", message: unsizable, rejected: [] }
+    : choosePlacement<ResolvedPlan>({
+        pools: discoverGpuPools(nodes, spec.placement.nodeSelector),
+        ...(spec.gpu.products ? { allowedProducts: spec.gpu.products } : {}),
+        size: (pool) => deps.size(modelDeployment, pool),
+        gpuMemoryPerReplica: (plan) => deps.gpuMemoryPerReplica(plan),
+      });
+
+  const wanted = desiredReplicas(modelDeployment);
+  const deploymentCurrent =
+    !!deployment && (deployment.status?.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
+  const replicas = deployment?.status?.replicas ?? 0;
+  const readyReplicas = deployment?.status?.readyReplicas ?? 0;
+  const updatedReplicas = deployment?.status?.updatedReplicas ?? 0;
+  const unschedulable = pods.filter(isUnschedulable);
+
+  let workload: RenderedWorkload | undefined;
+  let planSummary = previous?.plan;
+  const conditions: DesiredCondition[] = [];
+
+  if (placement.placed) {
+    workload = deps.render(modelDeployment, placement.plan);
+    planSummary = summarizePlan(placement.plan, placement.pool);
+    if (!samePlan(previous?.plan, planSummary))
+      events.push({
+        type: "Normal",
+        reason: "Planned",
+        message: `${planSummary.gpusPerReplica}× ${planSummary.gpuProduct} per replica (TP ${planSummary.tensorParallelism}), ${planSummary.kvCacheTokensPerReplica} KV-cache tokens, context ${planSummary.maxContextLength}`,
+      });
+  } else {
+    events.push({ type: "Warning", reason: placement.reason, message: placement.message });
+  }
+
+  const gpusPerReplica = planSummary?.gpusPerReplica ?? 0;
+  const missingGpus = unschedulable.length * gpusPerReplica;
+  if (unschedulable.length > 0) {
+    const message = `${unschedulable.length} replica(s) cannot be scheduled: ${missingGpus} more ${planSummary?.gpuProduct ?? "GPU"} GPU(s) needed (${gpusPerReplica} per replica)`;
+    conditions.push({ type: "CapacityShortfall", status: "True", reason: "InsufficientGpus", message });
+    if (previous?.conditions?.find((c) => c.type === "CapacityShortfall")?.status !== "True")
+      events.push({ type: "Warning", reason: "CapacityShortfall", message });
+  } else {
+    conditions.push({ type: "CapacityShortfall", status: "False", reason: "Scheduled", message: "every replica has a node" });
+  }
+
+  const rolloutDone = deploymentCurrent && updatedReplicas >= wanted && replicas === wanted && readyReplicas >= wanted;
+  if (!placement.placed && !deployment) {
+    conditions.push(
+      { type: "Ready", status: "False", reason: placement.reason, message: placement.message },
+      { type: "Progressing", status: "False", reason: placement.reason, message: "waiting for a change to the spec or to the cluster's GPUs" },
+      { type: "Degraded", status: "True", reason: placement.reason, message: placement.message },
+    );
+  } else {
+    if (wanted === 0) conditions.push({ type: "Ready", status: "False", reason: "ScaledToZero", message: "0 replicas requested" });
+    else if (readyReplicas >= wanted)
+      conditions.push({ type: "Ready", status: "True", reason: "AllReplicasReady", message: `${readyReplicas}/${wanted} replicas ready` });
+    else if (readyReplicas > 0)
+      conditions.push({ type: "Ready", status: "True", reason: "PartiallyReady", message: `${readyReplicas}/${wanted} replicas ready; serving on those` });
+    else
+      conditions.push({
+        type: "Ready",
+        status: "False",
+        reason: unschedulable.length ? "InsufficientGpus" : "ReplicasNotReady",
+        message: `0/${wanted} replicas ready${unschedulable.length ? "; see CapacityShortfall" : " (model loading or pods starting)"}`,
+      });
+
+    conditions.push(
+      rolloutDone
+        ? { type: "Progressing", status: "False", reason: "RolloutComplete", message: `${wanted} replica(s) up to date` }
+        : {
+            type: "Progressing",
+            status: "True",
+            reason: deploymentCurrent ? "RollingOut" : "Applying",
+            message: `${updatedReplicas}/${wanted} updated, ${readyReplicas}/${wanted} ready`,
+          },
+    );
+
+    if (!placement.placed)
+      conditions.push({
+        type: "Degraded",
+        status: "True",
+        reason: placement.reason,
+        message: `the new spec cannot be placed, the previous workload keeps running: ${placement.message}`,
+      });
+    else if (unschedulable.length)
+      conditions.push({ type: "Degraded", status: "True", reason: "InsufficientGpus", message: `${readyReplicas}/${wanted} replicas ready, ${unschedulable.length} unschedulable` });
+    else conditions.push({ type: "Degraded", status: "False", reason: "AsPlanned", message: "no fault observed" });
+  }
+
+  const mergedConditions = mergeConditions(previous?.conditions, conditions, generation, now);
+  const wasReady = previous?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+  const isReady = mergedConditions.find((c) => c.type === "Ready")?.status === "True";
+  if (!wasReady && isReady) events.push({ type: "Normal", reason: "Ready", message: `${readyReplicas}/${wanted} replicas ready` });
+
+  const status: ModelDeploymentStatus = {
+    observedGeneration: generation,
+    conditions: mergedConditions,
+    replicas,
+    readyReplicas,
+    desiredReplicas: wanted,
+    selector: `${SELECTOR_LABEL}=${name}`,
+    ...(planSummary ? { plan: planSummary } : {}),
+    ...(previous?.autoscaler ? { autoscaler: previous.autoscaler } : {}),
+    endpoint: `http://${name}.${namespace}.svc:${spec.serving.port}/v1`,
+  };
+
+  return {
+    ...(workload ? { workload } : {}),
+    placement,
+    status,
+    events,
+    ...(rolloutDone && placement.placed ? {} : { requeueAfterMs: placement.placed ? 10_000 : 60_000 }),
+  };
+}

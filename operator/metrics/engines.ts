@@ -1,0 +1,155 @@
+/**
+ * Per-engine normalization of a scraped exposition into the one sample the autoscaler reads.
+ *
+ * vLLM (`/metrics`): `vllm:kv_cache_usage_perc` (0.9 and later; `vllm:gpu_cache_usage_perc` before,
+ * deprecated in vllm-project/vllm#18354), `vllm:num_requests_waiting`, `vllm:num_requests_running`,
+ * each labelled `model_name` (and `engine` per data-parallel engine since V1).
+ *
+ * TensorRT-LLM (`trtllm-serve`, Prometheus text on `/prometheus/metrics`; its `/metrics` is JSON
+ * iteration stats): `trtllm_kv_cache_utilization` (used/max blocks, 0..1), `trtllm_num_requests_waiting`
+ * (numQueuedRequests), `trtllm_num_requests_running` (numActiveRequests), labelled `model_name` and
+ * `engine_type`. Verified in NVIDIA/TensorRT-LLM tensorrt_llm/metrics/collector.py (MetricsCollector,
+ * metric_prefix "trtllm_", log_iteration_stats) at commit 050f80def8df236e326949c8bd9dee10fd896a83.
+ * NVIDIA Dynamo re-exports the same gauges with a `trtllm:` prefix, which is accepted too.
+ * The KV gauge is only set when the server runs with `enable_iter_perf_stats: true`; without it the
+ * sample is reported missing, never as zero.
+ */
+import { type MetricFamily, type Sample, samplesNamed } from "./exposition.js";
+
+export type EngineKind = "vllm" | "trtllm-serve";
+
+export interface EngineMetricsSample {
+  /** Fraction of the KV cache in use, 0..1 (the most loaded engine when a pod runs several). */
+  kvCacheUtilization: number;
+  requestsWaiting: number;
+  requestsRunning: number;
+  scrapedAtMs: number;
+}
+
+export type EngineMetricsErrorKind = "missing-metric" | "invalid-value" | "ambiguous-model";
+
+/** A scrape that parsed but cannot be turned into a sample; never replaced by zeros. */
+export class EngineMetricsError extends Error {
+  override readonly name = "EngineMetricsError";
+  constructor(
+    readonly kind: EngineMetricsErrorKind,
+    readonly metric: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface EngineMetricNames {
+  /** Candidates in order of preference; the first present one is used. */
+  kvCacheUtilization: readonly string[];
+  requestsWaiting: readonly string[];
+  requestsRunning: readonly string[];
+}
+
+export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>> = {
+  vllm: {
+    kvCacheUtilization: ["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"],
+    requestsWaiting: ["vllm:num_requests_waiting"],
+    requestsRunning: ["vllm:num_requests_running"],
+  },
+  "trtllm-serve": {
+    kvCacheUtilization: ["trtllm_kv_cache_utilization", "trtllm:kv_cache_utilization"],
+    requestsWaiting: ["trtllm_num_requests_waiting", "trtllm:num_requests_waiting"],
+    requestsRunning: ["trtllm_num_requests_running", "trtllm:num_requests_running"],
+  },
+};
+
+/** Where each engine serves Prometheus text. */
+export const ENGINE_METRICS_PATH: Readonly<Record<EngineKind, string>> = {
+  vllm: "/metrics",
+  "trtllm-serve": "/prometheus/metrics",
+};
+
+/** Maps the pod label `inference.networking.k8s.io/engine-type` (and a few spellings) to an engine. */
+export function engineKindFromLabel(value: string | undefined): EngineKind | undefined {
+  switch (value?.toLowerCase()) {
+    case "vllm":
+      return "vllm";
+    case "trtllm-serve":
+    case "trtllm":
+    case "tensorrt-llm":
+      return "trtllm-serve";
+    default:
+      return undefined;
+  }
+}
+
+export interface NormalizeOptions {
+  engine: EngineKind;
+  /** Keep only series whose `model_name` label equals this (the served model name). */
+  modelName?: string;
+  scrapedAtMs: number;
+}
+
+// Float gauges may overshoot 1 by rounding (used/total computed in float); anything beyond is a bug upstream.
+const UTILIZATION_TOLERANCE = 1e-6;
+
+function selectSeries(families: readonly MetricFamily[], candidates: readonly string[], modelName?: string): {
+  metric: string;
+  samples: Sample[];
+} {
+  const [first] = candidates;
+  if (first === undefined) throw new EngineMetricsError("missing-metric", "", "no metric names configured");
+  for (const metric of candidates) {
+    const all = samplesNamed(families, metric);
+    if (all.length === 0) continue;
+    const matching = modelName === undefined ? all : all.filter((s) => s.labels.model_name === modelName);
+    if (matching.length === 0) {
+      const seen = [...new Set(all.map((s) => s.labels.model_name ?? "<none>"))].join(", ");
+      throw new EngineMetricsError(
+        "missing-metric",
+        metric,
+        `${metric} has no series with model_name="${modelName ?? ""}" (seen: ${seen})`,
+      );
+    }
+    const models = new Set(matching.map((s) => s.labels.model_name));
+    if (models.size > 1) {
+      throw new EngineMetricsError(
+        "ambiguous-model",
+        metric,
+        `${metric} reports several models (${[...models].join(", ")}); set modelName to pick one`,
+      );
+    }
+    return { metric, samples: matching };
+  }
+  throw new EngineMetricsError("missing-metric", first, `none of ${candidates.join(", ")} in the exposition`);
+}
+
+function checkedValue(metric: string, sample: Sample, min: number, max: number): number {
+  const { value } = sample;
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new EngineMetricsError("invalid-value", metric, `${metric} = ${value} is outside [${min}, ${max}]`);
+  }
+  return value;
+}
+
+function requestCount(families: readonly MetricFamily[], candidates: readonly string[], modelName?: string): number {
+  const { metric, samples } = selectSeries(families, candidates, modelName);
+  // One series per data-parallel engine (label `engine`): requests add up across them.
+  let total = 0;
+  for (const sample of samples) total += checkedValue(metric, sample, 0, Number.MAX_SAFE_INTEGER);
+  return Math.round(total);
+}
+
+/** Turns one engine's parsed exposition into an EngineMetricsSample, or throws EngineMetricsError. */
+export function normalizeEngineMetrics(families: readonly MetricFamily[], options: NormalizeOptions): EngineMetricsSample {
+  const names = ENGINE_METRIC_NAMES[options.engine];
+  const kv = selectSeries(families, names.kvCacheUtilization, options.modelName);
+  // Several data-parallel engines: the fullest one is what rejects (preempts) requests first.
+  let kvCacheUtilization = 0;
+  for (const sample of kv.samples) {
+    kvCacheUtilization = Math.max(kvCacheUtilization, checkedValue(kv.metric, sample, 0, 1 + UTILIZATION_TOLERANCE));
+  }
+  return {
+    kvCacheUtilization: Math.min(1, kvCacheUtilization),
+    requestsWaiting: requestCount(families, names.requestsWaiting, options.modelName),
+    requestsRunning: requestCount(families, names.requestsRunning, options.modelName),
+    scrapedAtMs: options.scrapedAtMs,
+  };
+}

@@ -1,0 +1,176 @@
+/**
+ * Direct scraping of engine pods: GET http://<podIP>:<port><path> for each ready pod, with bounded
+ * concurrency and a per-scrape deadline that covers connect, headers and body. Each pod yields either
+ * a sample or a typed error, so one slow or broken pod never hides the others.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { ENGINE_METRICS_PATH, EngineMetricsError, type EngineKind, type EngineMetricsSample, engineKindFromLabel, normalizeEngineMetrics } from "./engines.js";
+import { ParseError, parseExposition } from "./exposition.js";
+
+export const MODEL_DEPLOYMENT_LABEL = "gpufleet.io/model-deployment";
+export const ENGINE_TYPE_LABEL = "inference.networking.k8s.io/engine-type";
+export const ENGINE_PORT_NAME = "http";
+
+export interface ScrapeTarget {
+  namespace: string;
+  podName: string;
+  podIP: string;
+  port: number;
+  /** Metrics path; defaults to the engine's (see ENGINE_METRICS_PATH). */
+  path?: string;
+  engine: EngineKind;
+  /** Served model name used to filter the `model_name` label. */
+  modelName?: string;
+  ready: boolean;
+}
+
+export type ScrapeErrorKind = "timeout" | "http-status" | "network" | "parse" | "metrics" | "too-large";
+
+export class ScrapeError extends Error {
+  override readonly name = "ScrapeError";
+  constructor(
+    readonly kind: ScrapeErrorKind,
+    message: string,
+    readonly httpStatus?: number,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export type ScrapeResult =
+  | { target: ScrapeTarget; ok: true; sample: EngineMetricsSample }
+  | { target: ScrapeTarget; ok: false; error: ScrapeError };
+
+export interface ScrapeOptions {
+  /** Scrapes in flight at once (at least 1). */
+  concurrency: number;
+  /** Deadline for one scrape, from connect to the last body byte. */
+  timeoutMs: number;
+  /** Responses larger than this are refused (default 8 MiB; a vLLM /metrics is ~100 KiB). */
+  maxBodyBytes?: number;
+  /** Clock for scrapedAtMs (tests). */
+  now?: () => number;
+}
+
+export function scrapeUrl(target: ScrapeTarget): string {
+  const host = target.podIP.includes(":") ? `[${target.podIP}]` : target.podIP;
+  return `http://${host}:${target.port}${target.path ?? ENGINE_METRICS_PATH[target.engine]}`;
+}
+
+/** Reads the body up to maxBytes; aborting the signal rejects the read. */
+async function readBody(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new ScrapeError("too-large", `metrics body exceeds ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Scrapes one target. Never throws: every failure is returned as a ScrapeError. */
+export async function scrapeTarget(target: ScrapeTarget, options: Omit<ScrapeOptions, "concurrency">): Promise<ScrapeResult> {
+  const now = options.now ?? Date.now;
+  const url = scrapeUrl(target);
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, options.timeoutMs);
+  try {
+    const response = await fetch(url, {
+      signal: controller.signal,
+      headers: { accept: "text/plain;version=0.0.4;q=0.9,*/*;q=0.1" },
+    });
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new ScrapeError("http-status", `GET ${url}: HTTP ${response.status}`, response.status);
+    }
+    const text = await readBody(response, options.maxBodyBytes ?? 8 * 1024 * 1024);
+    const scrapedAtMs = now();
+    const families = parseExposition(text);
+    const sample = normalizeEngineMetrics(families, {
+      engine: target.engine,
+      scrapedAtMs,
+      ...(target.modelName === undefined ? {} : { modelName: target.modelName }),
+    });
+    return { target, ok: true, sample };
+  } catch (error) {
+    return { target, ok: false, error: classify(error, url, timedOut, options.timeoutMs) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function classify(error: unknown, url: string, timedOut: boolean, timeoutMs: number): ScrapeError {
+  if (timedOut) return new ScrapeError("timeout", `GET ${url}: no complete response within ${timeoutMs} ms`, undefined, error);
+  if (error instanceof ScrapeError) return error;
+  if (error instanceof ParseError) return new ScrapeError("parse", `GET ${url}: ${error.message}`, undefined, error);
+  if (error instanceof EngineMetricsError) return new ScrapeError("metrics", `GET ${url}: ${error.message}`, undefined, error);
+  const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+  return new ScrapeError("network", `GET ${url}: ${reason}`, undefined, error);
+}
+
+/**
+ * Scrapes every ready target (not-ready ones are skipped: they are loading or draining) with at
+ * most `concurrency` requests in flight. Results come back in the order of the ready targets.
+ */
+export async function scrapePods(targets: readonly ScrapeTarget[], options: ScrapeOptions): Promise<ScrapeResult[]> {
+  const ready = targets.filter((t) => t.ready);
+  const results: ScrapeResult[] = new Array<ScrapeResult>(ready.length);
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const index = next++;
+      const target = ready[index];
+      if (target === undefined) return;
+      results[index] = await scrapeTarget(target, options);
+    }
+  };
+  const workers = Math.max(1, Math.min(Math.floor(options.concurrency), ready.length));
+  await Promise.all(Array.from({ length: workers }, worker));
+  return results;
+}
+
+/**
+ * Builds a scrape target from an engine pod the operator created: engine from the engine-type
+ * label, port from the container port named `http`, readiness from the Ready condition.
+ * Returns undefined for pods that are not engine pods or have no IP yet.
+ */
+export function scrapeTargetFromPod(pod: V1Pod, modelName?: string): ScrapeTarget | undefined {
+  const labels = pod.metadata?.labels ?? {};
+  const engine = engineKindFromLabel(labels[ENGINE_TYPE_LABEL]);
+  const podIP = pod.status?.podIP;
+  const podName = pod.metadata?.name;
+  if (!engine || !podIP || !podName) return undefined;
+  let port: number | undefined;
+  for (const container of pod.spec?.containers ?? []) {
+    const found = container.ports?.find((p) => p.name === ENGINE_PORT_NAME);
+    if (found) {
+      port = found.containerPort;
+      break;
+    }
+  }
+  if (port === undefined) return undefined;
+  const ready =
+    pod.status?.phase === "Running" && (pod.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+  return {
+    namespace: pod.metadata?.namespace ?? "default",
+    podName,
+    podIP,
+    port,
+    engine,
+    ready,
+    ...(modelName === undefined ? {} : { modelName }),
+  };
+}

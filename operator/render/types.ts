@@ -1,0 +1,49 @@
+import type { V1Deployment, V1PodDisruptionBudget, V1Service } from "@kubernetes/client-node";
+import type { EngineKind, ModelDeployment } from "../api/modeldeployment.js";
+
+/**
+ * The sizing planner's decision for one ModelDeployment, as the renderer needs it. The planner
+ * (operator/planner/) produces it; the renderer only turns it into Kubernetes objects.
+ */
+export interface ResolvedPlan {
+  /** `nvidia.com/gpu.product` label value of the chosen GPU, e.g. NVIDIA-H100-80GB-HBM3. */
+  gpuProduct: string;
+  /** GPUs one replica asks for (= tensorParallelism for now). */
+  gpusPerReplica: number;
+  tensorParallelism: number;
+  /** Tokens (prompt + output) one request may span: vLLM `--max-model-len`, trtllm-serve `--max_seq_len`. */
+  maxContextLength: number;
+  /** KV-cache capacity of one replica, in tokens (carried to the pods for observability and the simulator). */
+  kvCacheTokensPerReplica: number;
+  /** Share of each GPU's memory the engine may use, from spec.gpu.memoryUtilization. */
+  gpuMemoryUtilization: number;
+  /** Catalogue id of the model (e.g. llama-3.1-8b) or "custom". */
+  modelId: string;
+  /**
+   * Weight memory of one whole replica (all its GPUs), GiB. Optional: when the planner gives it the
+   * startup probe allows load time in proportion; without it the allowance is derived from the GPU count.
+   */
+  weightsGiBPerReplica?: number;
+}
+
+/** Operator-level default images, overriding the pinned `DEFAULT_IMAGES` (spec.engine.image wins over both). */
+export interface EngineImages {
+  vllm?: string;
+  tensorrtLlm?: string;
+}
+
+export interface RenderInput {
+  /** The ModelDeployment as read from the API server: `metadata.uid` is needed for the owner reference. */
+  modelDeployment: ModelDeployment;
+  plan: ResolvedPlan;
+  images?: EngineImages;
+}
+
+/** The objects the reconciler server-side-applies for one ModelDeployment. */
+export interface RenderedWorkload {
+  deployment: V1Deployment;
+  service: V1Service;
+  podDisruptionBudget: V1PodDisruptionBudget;
+}
+
+export type { EngineKind };

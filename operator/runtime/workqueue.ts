@@ -1,0 +1,217 @@
+import { logger } from "../log/logger.js";
+
+/**
+ * The controller's work queue, with client-go's workqueue semantics: a key is queued at most once,
+ * never handled by two workers at once (a key added while it is being handled is handled again
+ * afterwards), failures retry with per-key exponential backoff, and requeue-after keeps the earliest.
+ */
+
+export interface BackoffPolicy {
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Fraction of the delay randomly taken off (0..1), so that failing keys spread out. */
+  jitter: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseDelayMs: 500, maxDelayMs: 5 * 60_000, jitter: 0.1 };
+
+/** Delay before retry number `failures` (1 = first retry): base·2^(failures-1), capped, minus jitter. */
+export function backoffDelay(failures: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
+  const exponent = Math.max(0, failures - 1);
+  // 2^exponent overflows to Infinity long after the cap; min() keeps it finite.
+  const raw = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(exponent, 60));
+  return Math.round(raw * (1 - policy.jitter * random()));
+}
+
+export type HandlerResult = { requeueAfterMs?: number } | void;
+export type Handler = (key: string) => Promise<HandlerResult> | HandlerResult;
+
+export interface WorkQueueOptions extends Partial<BackoffPolicy> {
+  name?: string;
+  /** Handlers running at once (on different keys). Default 1. */
+  concurrency?: number;
+  random?: () => number;
+  /** Called whenever the number of queued keys changes (the queue-depth gauge). */
+  onDepthChange?: (depth: number) => void;
+  /** Called when a handler failed and the key is retried after `delayMs`. */
+  onRetry?: (key: string, failures: number, delayMs: number, error: unknown) => void;
+}
+
+interface DelayedAdd {
+  at: number;
+  timer: NodeJS.Timeout;
+}
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly processing = new Set<string>();
+  /** Keys added while being processed: processed once more when the current run finishes. */
+  private readonly dirty = new Set<string>();
+  private readonly delayed = new Map<string, DelayedAdd>();
+  private readonly failures = new Map<string, number>();
+  private readonly policy: BackoffPolicy;
+  private readonly concurrency: number;
+  private readonly random: () => number;
+  private readonly log;
+  private handler: Handler | undefined;
+  private shuttingDown = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: WorkQueueOptions = {}) {
+    this.policy = {
+      baseDelayMs: options.baseDelayMs ?? DEFAULT_BACKOFF.baseDelayMs,
+      maxDelayMs: options.maxDelayMs ?? DEFAULT_BACKOFF.maxDelayMs,
+      jitter: options.jitter ?? DEFAULT_BACKOFF.jitter,
+    };
+    this.concurrency = Math.max(1, options.concurrency ?? 1);
+    this.random = options.random ?? Math.random;
+    this.log = logger.child({ component: "workqueue", queue: options.name ?? "default" });
+  }
+
+  /** Keys waiting to be handled (not counting those in flight or waiting for a delay). */
+  get length(): number {
+    return this.queue.length;
+  }
+
+  /** Keys being handled right now. */
+  get inFlight(): number {
+    return this.processing.size;
+  }
+
+  /** Keys waiting for a requeue-after or backoff delay. */
+  get delayedCount(): number {
+    return this.delayed.size;
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  /** Failures of `key` since it last succeeded (or was forgotten). */
+  numRequeues(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  add(key: string): void {
+    if (this.shuttingDown) return;
+    if (this.processing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.depthChanged();
+    this.pump();
+  }
+
+  /** Adds `key` after `delayMs`; when a delayed add is already pending, the earlier one wins. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.shuttingDown) return;
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = Date.now() + delayMs;
+    const pending = this.delayed.get(key);
+    if (pending && pending.at <= at) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, delayMs);
+    this.delayed.set(key, { at, timer });
+  }
+
+  /** Adds `key` after its next backoff delay (and counts the failure). */
+  addRateLimited(key: string, error?: unknown): number {
+    const failures = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, failures);
+    const delayMs = backoffDelay(failures, this.policy, this.random);
+    this.options.onRetry?.(key, failures, delayMs, error);
+    this.addAfter(key, delayMs);
+    return delayMs;
+  }
+
+  /** Resets the backoff of `key` (call when it finally succeeded or was deleted). */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  /** Starts the workers. A handler's throw retries the key with backoff; `requeueAfterMs` schedules it again. */
+  start(handler: Handler): void {
+    if (this.handler) throw new Error("work queue already started");
+    this.handler = handler;
+    this.pump();
+  }
+
+  /**
+   * Stops taking work, drops queued and delayed keys, and waits for in-flight handlers.
+   * Resolves true when they all finished, false when `timeoutMs` passed first.
+   */
+  async shutDown(timeoutMs = 30_000): Promise<boolean> {
+    this.shuttingDown = true;
+    for (const d of this.delayed.values()) clearTimeout(d.timer);
+    this.delayed.clear();
+    this.queue.length = 0;
+    this.queued.clear();
+    this.dirty.clear();
+    this.depthChanged();
+    if (this.processing.size === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (!drained) this.log.warn({ inFlight: [...this.processing] }, "shutdown timed out with handlers still running");
+    return drained;
+  }
+
+  private depthChanged(): void {
+    this.options.onDepthChange?.(this.queue.length);
+  }
+
+  private pump(): void {
+    const handler = this.handler;
+    if (!handler) return;
+    while (!this.shuttingDown && this.processing.size < this.concurrency && this.queue.length > 0) {
+      const key = this.queue.shift()!;
+      this.queued.delete(key);
+      this.processing.add(key);
+      this.depthChanged();
+      void this.process(handler, key);
+    }
+  }
+
+  private async process(handler: Handler, key: string): Promise<void> {
+    let result: HandlerResult;
+    let failed = false;
+    let error: unknown;
+    try {
+      result = await handler(key);
+    } catch (err) {
+      failed = true;
+      error = err;
+    }
+    this.processing.delete(key);
+    if (!this.shuttingDown) {
+      if (failed) {
+        const delayMs = this.addRateLimited(key, error);
+        this.log.debug({ key, delayMs, err: error }, "handler failed; retrying with backoff");
+      } else {
+        this.forget(key);
+        const requeueAfterMs = result?.requeueAfterMs;
+        if (requeueAfterMs !== undefined && Number.isFinite(requeueAfterMs)) this.addAfter(key, requeueAfterMs);
+      }
+      if (this.dirty.delete(key)) this.add(key);
+    }
+    if (this.processing.size === 0 && this.shuttingDown) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+    this.pump();
+  }
+}

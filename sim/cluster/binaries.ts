@@ -1,0 +1,419 @@
+/**
+ * Finds or builds the binaries of the local control plane: etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler, kubectl, kwok and helm.
+ *
+ * Versions are pinned in ONE place: the Go tool modules under tools/ (tools/k8s, tools/etcd,
+ * tools/kwok, tools/helm). This file reads the pins from their go.mod files.
+ *
+ * Resolution order (like controller-runtime's envtest):
+ *   1. $KUBEBUILDER_ASSETS/<name>          (taken as is: the caller chose that directory)
+ *   2. <name> on PATH                      (only if `--version` reports the pinned major.minor)
+ *   3. the build cache outside the repo:   ${GPUFLEET_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/gpufleet}/bin/<pin hash>/
+ *      built there with `go build -trimpath` when missing. The directory name hashes the tools'
+ *      go.mod + go.sum, so binaries are rebuilt only when a pin changes.
+ */
+import { execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, openSync, closeSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const TOOLS_DIR = join(REPO_ROOT, "tools");
+
+export type ClusterBinaryName =
+  | "etcd"
+  | "kube-apiserver"
+  | "kube-controller-manager"
+  | "kube-scheduler"
+  | "kubectl"
+  | "kwok"
+  | "helm";
+
+export type ClusterBinaries = Record<ClusterBinaryName, string>;
+
+/** How one binary is versioned, built and asked for its version. */
+export interface BinaryRecipe {
+  name: ClusterBinaryName;
+  /** Folder under tools/ holding the go.mod that pins it. */
+  toolModule: "k8s" | "etcd" | "kwok" | "helm";
+  /** Module path whose required version is the pin. */
+  pinnedModule: string;
+  /** Go package to build (a `tool` of that go.mod). */
+  goPackage: string;
+  versionArgs: string[];
+  /** -X flags that stamp the version into the binary, given the pinned version. */
+  versionLdflags: (pinnedVersion: string) => string[];
+}
+
+function kubernetesVersionLdflags(version: string): string[] {
+  const [major = "", minor = ""] = version.replace(/^v/, "").split(".");
+  // Both packages: component-base for servers, client-go for what clients report.
+  return ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"].flatMap((pkg) => [
+    `-X ${pkg}.gitVersion=${version}`,
+    `-X ${pkg}.gitMajor=${major}`,
+    `-X ${pkg}.gitMinor=${minor}`,
+    `-X ${pkg}.gitTreeState=clean`,
+  ]);
+}
+
+const kubernetesRecipe = (name: ClusterBinaryName, versionArgs: string[]): BinaryRecipe => ({
+  name,
+  toolModule: "k8s",
+  pinnedModule: "k8s.io/kubernetes",
+  goPackage: `k8s.io/kubernetes/cmd/${name}`,
+  versionArgs,
+  versionLdflags: kubernetesVersionLdflags,
+});
+
+export const BINARY_RECIPES: readonly BinaryRecipe[] = [
+  {
+    name: "etcd",
+    toolModule: "etcd",
+    pinnedModule: "go.etcd.io/etcd/server/v3",
+    goPackage: "go.etcd.io/etcd/server/v3",
+    versionArgs: ["--version"],
+    // etcd's version string is a constant of its api module; only the commit is stamped at build.
+    versionLdflags: (version) => [`-X go.etcd.io/etcd/api/v3/version.GitSHA=${version}`],
+  },
+  kubernetesRecipe("kube-apiserver", ["--version"]),
+  kubernetesRecipe("kube-controller-manager", ["--version"]),
+  kubernetesRecipe("kube-scheduler", ["--version"]),
+  kubernetesRecipe("kubectl", ["version", "--client"]),
+  {
+    name: "kwok",
+    toolModule: "kwok",
+    pinnedModule: "sigs.k8s.io/kwok",
+    goPackage: "sigs.k8s.io/kwok/cmd/kwok",
+    versionArgs: ["--version"],
+    versionLdflags: (version) => [`-X sigs.k8s.io/kwok/pkg/consts.Version=${version}`],
+  },
+  {
+    name: "helm",
+    toolModule: "helm",
+    pinnedModule: "helm.sh/helm/v3",
+    goPackage: "helm.sh/helm/v3/cmd/helm",
+    versionArgs: ["version", "--short"],
+    versionLdflags: (version) => [`-X helm.sh/helm/v3/internal/version.version=${version}`],
+  },
+];
+
+/** module path → version for every `require`d module of a go.mod (direct or indirect). */
+export function parseGoModRequirements(goModText: string): Map<string, string> {
+  const requirements = new Map<string, string>();
+  let inRequireBlock = false;
+  for (const rawLine of goModText.split("\n")) {
+    const line = rawLine.replace(/\/\/.*$/, "").trim();
+    if (line === "") continue;
+    if (inRequireBlock) {
+      if (line === ")") {
+        inRequireBlock = false;
+        continue;
+      }
+      const [modulePath, version] = line.split(/\s+/);
+      if (modulePath && version) requirements.set(modulePath, version);
+    } else if (line === "require (") {
+      inRequireBlock = true;
+    } else if (line.startsWith("require ")) {
+      const [, modulePath, version] = line.split(/\s+/);
+      if (modulePath && version) requirements.set(modulePath, version);
+    }
+  }
+  return requirements;
+}
+
+/** The first `[v]X.Y.Z` in a `--version` output, as {major, minor}. */
+export function parseReportedVersion(output: string): { major: number; minor: number } | undefined {
+  const match = /v?(\d+)\.(\d+)\.(\d+)/.exec(output);
+  if (!match) return undefined;
+  return { major: Number(match[1]), minor: Number(match[2]) };
+}
+
+export function versionMatchesPin(output: string, pinnedVersion: string): boolean {
+  const reported = parseReportedVersion(output);
+  const pinned = parseReportedVersion(pinnedVersion);
+  return reported !== undefined && pinned !== undefined && reported.major === pinned.major && reported.minor === pinned.minor;
+}
+
+export interface PinnedTools {
+  /** binary name → pinned module version (e.g. kube-apiserver → v1.34.4). */
+  versions: Record<ClusterBinaryName, string>;
+  /** Hash of every tools go.mod and go.sum plus the build recipe: names the cache folder. */
+  pinHash: string;
+}
+
+/** Bump when the build command itself changes, so cached binaries are rebuilt. */
+const BUILD_RECIPE_REVISION = "1";
+
+export function readPinnedTools(toolsDir: string = TOOLS_DIR): PinnedTools {
+  const hash = createHash("sha256").update(`recipe:${BUILD_RECIPE_REVISION}\n`);
+  const goModByModule = new Map<string, Map<string, string>>();
+  for (const toolModule of ["k8s", "etcd", "kwok", "helm"] as const) {
+    const goModPath = join(toolsDir, toolModule, "go.mod");
+    const goModText = readFileSync(goModPath, "utf8");
+    goModByModule.set(toolModule, parseGoModRequirements(goModText));
+    hash.update(`${toolModule}/go.mod\n${goModText}\n`);
+    const goSumPath = join(toolsDir, toolModule, "go.sum");
+    hash.update(`${toolModule}/go.sum\n${existsSync(goSumPath) ? readFileSync(goSumPath, "utf8") : ""}\n`);
+  }
+  const versions = {} as Record<ClusterBinaryName, string>;
+  for (const recipe of BINARY_RECIPES) {
+    const version = goModByModule.get(recipe.toolModule)?.get(recipe.pinnedModule);
+    if (!version) {
+      throw new Error(`tools/${recipe.toolModule}/go.mod does not require ${recipe.pinnedModule}`);
+    }
+    versions[recipe.name] = version;
+  }
+  return { versions, pinHash: hash.digest("hex").slice(0, 16) };
+}
+
+export function defaultBinaryCacheDir(pinHash: string, env: NodeJS.ProcessEnv = process.env): string {
+  const base =
+    env.GPUFLEET_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "gpufleet");
+  return join(base, "bin", pinHash);
+}
+
+export type BinaryProgressEvent =
+  | { kind: "found"; binary: ClusterBinaryName; path: string; source: "KUBEBUILDER_ASSETS" | "PATH" | "cache" }
+  | { kind: "build-start"; binary: ClusterBinaryName; version: string; index: number; total: number }
+  | { kind: "build-progress"; binary: ClusterBinaryName; elapsedMs: number }
+  | { kind: "build-done"; binary: ClusterBinaryName; path: string; elapsedMs: number }
+  | { kind: "rejected"; binary: ClusterBinaryName; path: string; reason: string };
+
+export function formatProgress(event: BinaryProgressEvent): string {
+  const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
+  switch (event.kind) {
+    case "found":
+      return `[cluster-binaries] ${event.binary}: using ${event.path} (${event.source})`;
+    case "build-start":
+      return `[cluster-binaries] building ${event.binary} ${event.version} (${event.index}/${event.total}); a cold build takes minutes`;
+    case "build-progress":
+      return `[cluster-binaries] still building ${event.binary}: ${seconds(event.elapsedMs)} elapsed`;
+    case "build-done":
+      return `[cluster-binaries] built ${event.binary} in ${seconds(event.elapsedMs)} -> ${event.path}`;
+    case "rejected":
+      return `[cluster-binaries] ${event.binary}: ignoring ${event.path} (${event.reason})`;
+  }
+}
+
+const printProgressToStderr = (event: BinaryProgressEvent): void => {
+  process.stderr.write(`${formatProgress(event)}\n`);
+};
+
+export interface EnsureClusterBinariesOptions {
+  onProgress?: (event: BinaryProgressEvent) => void;
+  env?: NodeJS.ProcessEnv;
+  /** Override the cache folder (default: {@link defaultBinaryCacheDir}). */
+  cacheDir?: string;
+  /** Only these binaries (default: all seven). */
+  only?: ClusterBinaryName[];
+  /** Skip KUBEBUILDER_ASSETS and PATH (used by `cli.ts build` to fill the cache). */
+  cacheOnly?: boolean;
+  /** Interval of build-progress events. */
+  progressIntervalMs?: number;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findOnPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  for (const dir of (env.PATH ?? "").split(delimiter)) {
+    if (dir === "") continue;
+    const candidate = join(dir, name);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+async function reportedVersion(path: string, args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await execFileAsync(path, args, { timeout: 20_000 });
+    return `${stdout}\n${stderr}`;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/** `go` from PATH, else the standard /usr/local/go install. */
+export function findGo(env: NodeJS.ProcessEnv = process.env): string {
+  const fromPath = findOnPath("go", env);
+  if (fromPath) return fromPath;
+  if (isExecutable("/usr/local/go/bin/go")) return "/usr/local/go/bin/go";
+  throw new Error(
+    "Go toolchain not found (looked on PATH and /usr/local/go/bin/go); it is needed to build the local cluster binaries from tools/*/go.mod",
+  );
+}
+
+/** Exclusive lock on a cache folder, so two test runs never build the same binary at once. */
+async function withBuildLock<T>(cacheDir: string, work: () => Promise<T>): Promise<T> {
+  const lockPath = join(cacheDir, ".build.lock");
+  for (;;) {
+    try {
+      const fd = openSync(lockPath, "wx");
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number.parseInt(readFileSync(lockPath, "utf8").trim(), 10);
+      let holderAlive = false;
+      try {
+        if (Number.isFinite(holder)) {
+          process.kill(holder, 0);
+          holderAlive = true;
+        }
+      } catch {
+        holderAlive = false;
+      }
+      if (!holderAlive) {
+        rmSync(lockPath, { force: true });
+        continue;
+      }
+      await new Promise((resolveWait) => setTimeout(resolveWait, 2000));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    rmSync(lockPath, { force: true });
+  }
+}
+
+async function goBuild(
+  goBinary: string,
+  recipe: BinaryRecipe,
+  version: string,
+  outputPath: string,
+  env: NodeJS.ProcessEnv,
+  logPath: string,
+): Promise<void> {
+  const ldflags = ["-s", "-w", ...recipe.versionLdflags(version)].join(" ");
+  const temporaryOutput = `${outputPath}.tmp-${process.pid}`;
+  const args = ["build", "-trimpath", "-ldflags", ldflags, "-o", temporaryOutput, recipe.goPackage];
+  const goDir = dirname(goBinary);
+  await new Promise<void>((resolveBuild, rejectBuild) => {
+    const chunks: Buffer[] = [];
+    const child = spawn(goBinary, args, {
+      cwd: join(TOOLS_DIR, recipe.toolModule),
+      // The Go toolchain's own dir first so `go` finds its tools; CGO off gives static binaries.
+      env: { ...env, PATH: `${goDir}${delimiter}${env.PATH ?? ""}`, CGO_ENABLED: env.CGO_ENABLED ?? "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => chunks.push(chunk));
+    child.on("error", rejectBuild);
+    child.on("close", (code) => {
+      const output = Buffer.concat(chunks).toString("utf8");
+      writeFileSync(logPath, `$ go ${args.join(" ")}\n${output}`);
+      if (code === 0) resolveBuild();
+      else
+        rejectBuild(
+          new Error(`go build of ${recipe.name} failed (exit ${code}); log: ${logPath}\n${output.slice(-4000)}`),
+        );
+    });
+  });
+  renameSync(temporaryOutput, outputPath);
+}
+
+/**
+ * Returns the path of every binary, building the missing ones sequentially (the machine has
+ * 2 cores; parallel Go builds only thrash). Throws on a failed build: callers must not skip.
+ */
+export async function ensureClusterBinaries(options: EnsureClusterBinariesOptions = {}): Promise<ClusterBinaries> {
+  const env = options.env ?? process.env;
+  const onProgress = options.onProgress ?? printProgressToStderr;
+  const pins = readPinnedTools();
+  const cacheDir = options.cacheDir ?? defaultBinaryCacheDir(pins.pinHash, env);
+  const wanted = BINARY_RECIPES.filter((recipe) => !options.only || options.only.includes(recipe.name));
+  const resolved: Partial<ClusterBinaries> = {};
+  const toBuild: BinaryRecipe[] = [];
+
+  for (const recipe of wanted) {
+    const pinnedVersion = pins.versions[recipe.name];
+    if (!options.cacheOnly && env.KUBEBUILDER_ASSETS) {
+      const candidate = join(env.KUBEBUILDER_ASSETS, recipe.name);
+      if (isExecutable(candidate)) {
+        resolved[recipe.name] = candidate;
+        onProgress({ kind: "found", binary: recipe.name, path: candidate, source: "KUBEBUILDER_ASSETS" });
+        continue;
+      }
+    }
+    if (!options.cacheOnly) {
+      const candidate = findOnPath(recipe.name, env);
+      if (candidate) {
+        const output = await reportedVersion(candidate, recipe.versionArgs);
+        if (versionMatchesPin(output, pinnedVersion)) {
+          resolved[recipe.name] = candidate;
+          onProgress({ kind: "found", binary: recipe.name, path: candidate, source: "PATH" });
+          continue;
+        }
+        const reported = parseReportedVersion(output);
+        onProgress({
+          kind: "rejected",
+          binary: recipe.name,
+          path: candidate,
+          reason: `reports ${reported ? `${reported.major}.${reported.minor}` : "no version"}, pinned ${pinnedVersion}`,
+        });
+      }
+    }
+    const cached = join(cacheDir, recipe.name);
+    if (isExecutable(cached)) {
+      resolved[recipe.name] = cached;
+      onProgress({ kind: "found", binary: recipe.name, path: cached, source: "cache" });
+      continue;
+    }
+    toBuild.push(recipe);
+  }
+
+  if (toBuild.length > 0) {
+    mkdirSync(cacheDir, { recursive: true });
+    const goBinary = findGo(env);
+    await withBuildLock(cacheDir, async () => {
+      let index = 0;
+      for (const recipe of toBuild) {
+        index++;
+        const outputPath = join(cacheDir, recipe.name);
+        if (isExecutable(outputPath)) {
+          // Another process built it while we waited for the lock.
+          resolved[recipe.name] = outputPath;
+          onProgress({ kind: "found", binary: recipe.name, path: outputPath, source: "cache" });
+          continue;
+        }
+        const version = pins.versions[recipe.name];
+        const startedAt = Date.now();
+        onProgress({ kind: "build-start", binary: recipe.name, version, index, total: toBuild.length });
+        const ticker = setInterval(
+          () => onProgress({ kind: "build-progress", binary: recipe.name, elapsedMs: Date.now() - startedAt }),
+          options.progressIntervalMs ?? 30_000,
+        );
+        try {
+          await goBuild(goBinary, recipe, version, outputPath, env, join(cacheDir, `${recipe.name}.build.log`));
+        } finally {
+          clearInterval(ticker);
+        }
+        const output = await reportedVersion(outputPath, recipe.versionArgs);
+        if (!versionMatchesPin(output, version)) {
+          rmSync(outputPath, { force: true });
+          throw new Error(`built ${recipe.name} but it reports "${output.trim()}" instead of ${version}`);
+        }
+        resolved[recipe.name] = outputPath;
+        onProgress({ kind: "build-done", binary: recipe.name, path: outputPath, elapsedMs: Date.now() - startedAt });
+      }
+    });
+  }
+
+  for (const recipe of wanted) {
+    if (!resolved[recipe.name]) throw new Error(`no binary for ${recipe.name}`);
+  }
+  return resolved as ClusterBinaries;
+}

@@ -1,0 +1,445 @@
+/**
+ * A simulated inference engine behind a real HTTP server (node:http), indistinguishable from outside
+ * for what gpufleet and its load generator use:
+ *
+ *   POST /v1/completions, /v1/chat/completions   OpenAI-compatible; `stream: true` → SSE `data:` chunks
+ *                                                 then `data: [DONE]`; `usage` token counts
+ *   GET  /v1/models                               the served model
+ *   GET  /health                                  200 once "loaded" (after `loadDelayMs`), 503 before
+ *   GET  /metrics                                 vLLM: Prometheus text (vllm:* names, model_name label)
+ *   GET  /prometheus/metrics                      trtllm-serve: Prometheus text (trtllm_* names);
+ *                                                 its /metrics is JSON iteration stats, as the real one
+ *
+ * The engine itself is sim/engine/model.ts's EngineModel, advanced by wall-clock time (scaled by
+ * `timeScale`) with one timer armed for the model's next event. Prompt tokens are approximated as
+ * ceil(characters / 4), or taken from a non-standard `prompt_token_count` field when present.
+ * Fault knobs (`setFaults`) make /metrics slow, broken or failing, for scraper tests.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type MetricFamily, serializeExposition } from "../../operator/metrics/exposition.js";
+import { type EngineEvent, EngineModel, type EngineParams, type EngineSnapshot } from "./model.js";
+
+export type SimEngineKind = "vllm" | "tensorrt-llm";
+
+export interface EngineFaults {
+  /** Delay every metrics response by this long (longer than a scraper's timeout → timeout). */
+  metricsDelayMs?: number;
+  /** Serve text that is not the exposition format. */
+  garbageMetrics?: boolean;
+  /** Answer metrics with this HTTP status instead of 200. */
+  metricsStatus?: number;
+}
+
+export interface EngineServerOptions {
+  /** Address to bind: a loopback address such as a KWOK pod IP (127.x.y.z). */
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  engine: SimEngineKind;
+  /** Served model name (OpenAI `model`, metrics `model_name`). */
+  modelName: string;
+  params: EngineParams;
+  /** Simulated model load time before /health turns 200 and requests are served. */
+  loadDelayMs?: number;
+  /** Simulated milliseconds per real millisecond (default 1). */
+  timeScale?: number;
+  faults?: EngineFaults;
+}
+
+// Bucket bounds of vLLM's vllm:time_to_first_token_seconds (vllm/v1/metrics/loggers.py; TensorRT-LLM's
+// MetricsCollector copies them for trtllm_time_to_first_token_seconds).
+export const TTFT_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0];
+
+/** ~4 characters per token: the usual rule of thumb for English text with BPE tokenizers. */
+export function approximateTokenCount(text: string): number {
+  return Math.max(1, Math.ceil(text.length / 4));
+}
+
+interface ChatMessage {
+  role?: unknown;
+  content?: unknown;
+}
+
+function messageText(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) {
+    return content.map((part) => (typeof part === "object" && part !== null && typeof (part as { text?: unknown }).text === "string" ? (part as { text: string }).text : "")).join("");
+  }
+  return "";
+}
+
+/** Prompt tokens of a completions/chat body (per-message overhead of 4 tokens for the chat template). */
+export function promptTokensOf(body: Record<string, unknown>, chat: boolean): number {
+  const override = body.prompt_token_count;
+  if (typeof override === "number" && Number.isInteger(override) && override > 0) return override;
+  if (chat) {
+    const messages = Array.isArray(body.messages) ? (body.messages as ChatMessage[]) : [];
+    let tokens = 0;
+    for (const message of messages) tokens += 4 + approximateTokenCount(messageText(message.content));
+    return Math.max(1, tokens);
+  }
+  const prompt = body.prompt;
+  if (typeof prompt === "string") return approximateTokenCount(prompt);
+  if (Array.isArray(prompt) && prompt.every((t) => typeof t === "number")) return Math.max(1, prompt.length);
+  if (Array.isArray(prompt) && typeof prompt[0] === "string") return approximateTokenCount(prompt[0]);
+  return 1;
+}
+
+const WORDS = [" the", " model", " says", " hello", " to", " a", " simulated", " fleet", " of", " GPUs"];
+const tokenText = (index: number) => WORDS[index % WORDS.length] as string;
+
+interface PendingRequest {
+  onEvent: (event: EngineEvent) => void;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type = "BadRequestError",
+  ) {
+    super(message);
+  }
+}
+
+export class EngineServer {
+  readonly model: EngineModel;
+  private readonly server: Server;
+  private readonly startedAt = performance.now();
+  private readonly timeScale: number;
+  private readonly pending = new Map<string, PendingRequest>();
+  private timer: NodeJS.Timeout | undefined;
+  private faults: EngineFaults;
+  private readonly ttftBucketCounts = new Array<number>(TTFT_BUCKETS_SECONDS.length + 1).fill(0);
+  private closed = false;
+  private boundPort = 0;
+
+  constructor(readonly options: EngineServerOptions) {
+    this.model = new EngineModel(options.params);
+    this.timeScale = options.timeScale ?? 1;
+    this.faults = { ...options.faults };
+    this.server = createServer((req, res) => {
+      this.route(req, res).catch((error: unknown) => this.sendError(res, error));
+    });
+    this.server.keepAliveTimeout = 5_000;
+  }
+
+  get url(): string {
+    return `http://${this.options.host}:${this.boundPort}`;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async listen(): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    this.boundPort = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  setFaults(faults: EngineFaults): void {
+    this.faults = { ...faults };
+  }
+
+  isLoaded(): boolean {
+    return performance.now() - this.startedAt >= (this.options.loadDelayMs ?? 0);
+  }
+
+  /** Current simulated time, ms. */
+  nowMs(): number {
+    return (performance.now() - this.startedAt) * this.timeScale;
+  }
+
+  /** Advances the model to now, dispatches its events and re-arms the timer. */
+  pump(): EngineSnapshot {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const events = this.model.advanceTo(this.nowMs());
+    for (const event of events) this.pending.get(event.requestId)?.onEvent(event);
+    this.drainSamples();
+    const next = this.model.nextEventAtMs();
+    if (next !== null && !this.closed) {
+      const delay = Math.max(0, (next - this.nowMs()) / this.timeScale);
+      this.timer = setTimeout(() => this.pump(), Math.ceil(delay));
+    }
+    return this.model.snapshot();
+  }
+
+  private drainSamples(): void {
+    for (const ttft of this.model.takeSamples().ttftSeconds) {
+      let bucket = TTFT_BUCKETS_SECONDS.findIndex((bound) => ttft <= bound);
+      if (bucket === -1) bucket = TTFT_BUCKETS_SECONDS.length;
+      this.ttftBucketCounts[bucket] = (this.ttftBucketCounts[bucket] ?? 0) + 1;
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const method = req.method ?? "GET";
+    const trtllm = this.options.engine === "tensorrt-llm";
+    if (method === "GET" && path === "/health") {
+      res.statusCode = this.isLoaded() ? 200 : 503;
+      res.end();
+      return;
+    }
+    if (method === "GET" && ((path === "/metrics" && !trtllm) || (path === "/prometheus/metrics" && trtllm))) {
+      await this.serveMetrics(res);
+      return;
+    }
+    if (method === "GET" && path === "/metrics" && trtllm) {
+      this.sendJson(res, 200, [this.iterationStats()]);
+      return;
+    }
+    if (method === "GET" && path === "/v1/models") {
+      this.sendJson(res, 200, {
+        object: "list",
+        data: [{ id: this.options.modelName, object: "model", created: Math.floor(Date.now() / 1000), owned_by: trtllm ? "tensorrt_llm" : "vllm", max_model_len: this.options.params.maxModelLenTokens }],
+      });
+      return;
+    }
+    if (method === "POST" && (path === "/v1/completions" || path === "/v1/chat/completions")) {
+      await this.serveCompletion(req, res, path === "/v1/chat/completions");
+      return;
+    }
+    throw new HttpError(404, `no route for ${method} ${path}`, "NotFoundError");
+  }
+
+  private async serveCompletion(req: IncomingMessage, res: ServerResponse, chat: boolean): Promise<void> {
+    if (!this.isLoaded()) throw new HttpError(503, "model is still loading", "ServiceUnavailableError");
+    const body = await readJson(req);
+    if (typeof body.model === "string" && body.model !== this.options.modelName) {
+      throw new HttpError(404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
+    }
+    if (chat && !Array.isArray(body.messages)) throw new HttpError(400, "messages must be an array");
+    if (!chat && body.prompt === undefined) throw new HttpError(400, "prompt is required");
+    const rawMax = body.max_completion_tokens ?? body.max_tokens ?? 16;
+    if (typeof rawMax !== "number" || !Number.isInteger(rawMax) || rawMax < 1) throw new HttpError(400, "max_tokens must be a positive integer");
+    const promptTokens = promptTokensOf(body, chat);
+    const stream = body.stream === true;
+    const includeUsage = stream && typeof body.stream_options === "object" && body.stream_options !== null && (body.stream_options as { include_usage?: unknown }).include_usage === true;
+    const id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replace(/-/g, "")}`;
+    const created = Math.floor(Date.now() / 1000);
+    const object = chat ? "chat.completion" : "text_completion";
+    const usage = (completion: number) => ({ prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion });
+
+    let text = "";
+    let finished = false;
+    let rejection: HttpError | undefined;
+    const chunk = (choice: Record<string, unknown>) =>
+      `data: ${JSON.stringify({ id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: this.options.modelName, choices: [choice] })}\n\n`;
+    const piece = (tokenIndex: number, finishReason: string | null) =>
+      chat
+        ? { index: 0, delta: { content: tokenText(tokenIndex) }, logprobs: null, finish_reason: finishReason }
+        : { index: 0, text: tokenText(tokenIndex), logprobs: null, finish_reason: finishReason, stop_reason: null };
+    const write = (data: string) => {
+      if (res.destroyed) return;
+      this.ensureStreamHeaders(res);
+      res.write(data);
+    };
+
+    let settle = () => {};
+    const done = new Promise<void>((resolve) => {
+      settle = resolve;
+      this.pending.set(id, {
+        onEvent: (event) => {
+          if (event.kind === "rejected") {
+            rejection = new HttpError(400, `This model's maximum context length is ${this.options.params.maxModelLenTokens} tokens; the request needs ${promptTokens + rawMax}.`);
+            resolve();
+            return;
+          }
+          if (event.kind === "first-token" || event.kind === "token") {
+            text += tokenText(event.tokenIndex);
+            if (!stream) return;
+            if (event.kind === "first-token" && chat) write(chunk({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }));
+            // The last token's chunk carries finish_reason; it is written when `finished` arrives.
+            if (event.tokenIndex < rawMax - 1) write(chunk(piece(event.tokenIndex, null)));
+            return;
+          }
+          finished = true;
+          if (stream) {
+            write(chunk(piece(rawMax - 1, "length")));
+            if (includeUsage) {
+              write(`data: ${JSON.stringify({ id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: this.options.modelName, choices: [], usage: usage(event.tokenIndex) })}\n\n`);
+            }
+            write("data: [DONE]\n\n");
+          }
+          resolve();
+        },
+      });
+    });
+    // A client that goes away stops receiving; the model keeps the request (it has no abort).
+    res.on("close", () => {
+      if (finished) return;
+      this.pending.delete(id);
+      settle();
+    });
+
+    this.pump();
+    this.model.enqueue({ id, promptTokens, maxOutputTokens: rawMax, arrivalMs: this.nowMs() });
+    // Rejections are emitted synchronously by enqueue; this pump delivers them and arms the timer.
+    this.pump();
+    if (stream && rejection === undefined) this.ensureStreamHeaders(res);
+    await done;
+    this.pending.delete(id);
+    if (rejection) throw rejection;
+    if (!finished) return; // client went away
+
+    if (stream) {
+      res.end();
+      return;
+    }
+    const completion = rawMax;
+    const choice = chat
+      ? { index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: "length" }
+      : { index: 0, text, logprobs: null, finish_reason: "length", stop_reason: null };
+    this.sendJson(res, 200, { id, object, created, model: this.options.modelName, choices: [choice], usage: usage(completion) });
+  }
+
+  /** Writes SSE headers lazily: only a request that gets tokens becomes a stream. */
+  private ensureStreamHeaders(res: ServerResponse): void {
+    if (!res.headersSent) res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  }
+
+  private async serveMetrics(res: ServerResponse): Promise<void> {
+    const faults = this.faults;
+    if (faults.metricsDelayMs) await new Promise((resolve) => setTimeout(resolve, faults.metricsDelayMs));
+    if (res.destroyed) return;
+    if (faults.metricsStatus !== undefined && faults.metricsStatus !== 200) {
+      res.statusCode = faults.metricsStatus;
+      res.end("simulated metrics failure\n");
+      return;
+    }
+    res.setHeader("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    if (faults.garbageMetrics) {
+      res.end('<html><body>{"not": "metrics"} vllm:num_requests_running{model_name= 1 2 3</body></html>\n');
+      return;
+    }
+    const snapshot = this.pump();
+    res.end(serializeExposition(this.options.engine === "vllm" ? this.vllmFamilies(snapshot) : this.trtllmFamilies(snapshot)));
+  }
+
+  private histogram(name: string, help: string, labels: Record<string, string>, sum: number, count: number): MetricFamily {
+    let cumulative = 0;
+    const samples = TTFT_BUCKETS_SECONDS.map((bound, i) => {
+      cumulative += this.ttftBucketCounts[i] ?? 0;
+      return { name: `${name}_bucket`, labels: { ...labels, le: String(bound) }, value: cumulative };
+    });
+    samples.push({ name: `${name}_bucket`, labels: { ...labels, le: "+Inf" }, value: count });
+    return { name, type: "histogram", help, samples: [...samples, { name: `${name}_sum`, labels, value: sum }, { name: `${name}_count`, labels, value: count }] };
+  }
+
+  private vllmFamilies(s: EngineSnapshot): MetricFamily[] {
+    // vLLM V1 labels every series with model_name and engine (the data-parallel rank).
+    const labels = { engine: "0", model_name: this.options.modelName };
+    const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, type: "gauge", help, samples: [{ name, labels, value }] });
+    const counter = (name: string, help: string, value: number): MetricFamily => ({ name, type: "counter", help, samples: [{ name, labels, value }] });
+    return [
+      gauge("vllm:num_requests_running", "Number of requests in model execution batches.", s.requestsRunning),
+      gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.requestsWaiting),
+      gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", s.kvCacheUtilization),
+      counter("vllm:num_preemptions_total", "Cumulative number of preemption from the engine.", s.requestsPreemptedTotal),
+      counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", s.promptTokensTotal),
+      counter("vllm:generation_tokens_total", "Number of generation tokens processed.", s.generationTokensTotal),
+      {
+        name: "vllm:request_success_total",
+        type: "counter",
+        help: "Count of successfully processed requests.",
+        samples: [{ name: "vllm:request_success_total", labels: { ...labels, finished_reason: "length" }, value: s.requestsFinishedTotal }],
+      },
+      this.histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", labels, s.ttftSecondsSum, s.ttftSecondsCount),
+    ];
+  }
+
+  private trtllmFamilies(s: EngineSnapshot): MetricFamily[] {
+    // Names and labels of TensorRT-LLM's MetricsCollector (tensorrt_llm/metrics/collector.py).
+    const labels = { engine_type: "trtllm", model_name: this.options.modelName };
+    const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, type: "gauge", help, samples: [{ name, labels, value }] });
+    const counter = (name: string, help: string, value: number): MetricFamily => ({ name, type: "counter", help, samples: [{ name, labels, value }] });
+    return [
+      gauge("trtllm_kv_cache_utilization", "KV cache utilization", s.kvCacheUtilization),
+      gauge("trtllm_num_requests_running", "Number of active requests", s.requestsRunning),
+      gauge("trtllm_num_requests_waiting", "Number of queued requests", s.requestsWaiting),
+      counter("trtllm_prompt_tokens_total", "Cumulative number of prompt (input) tokens processed.", s.promptTokensTotal),
+      counter("trtllm_generation_tokens_total", "Cumulative number of generation (output) tokens produced.", s.generationTokensTotal),
+      counter("trtllm_num_requests_completed_total", "Total number of completed requests across iterations", s.requestsFinishedTotal),
+      this.histogram("trtllm_time_to_first_token_seconds", "Histogram of time to first token in seconds.", labels, s.ttftSecondsSum, s.ttftSecondsCount),
+    ];
+  }
+
+  /** trtllm-serve's JSON /metrics (iteration stats), in the field names its collector reads. */
+  private iterationStats(): Record<string, unknown> {
+    const s = this.pump();
+    const blockSize = this.options.params.blockSizeTokens;
+    const maxNumBlocks = Math.floor(this.options.params.kvCapacityTokens / blockSize);
+    const usedNumBlocks = Math.round(s.kvCacheUtilization * maxNumBlocks);
+    return {
+      iter: Math.floor(s.clockMs),
+      numActiveRequests: s.requestsRunning,
+      numQueuedRequests: s.requestsWaiting,
+      kvCacheStats: { maxNumBlocks, usedNumBlocks, freeNumBlocks: maxNumBlocks - usedNumBlocks, tokensPerBlock: blockSize },
+    };
+  }
+
+  private sendJson(res: ServerResponse, status: number, body: unknown): void {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(body));
+  }
+
+  private sendError(res: ServerResponse, error: unknown): void {
+    const status = error instanceof HttpError ? error.status : 500;
+    const type = error instanceof HttpError ? error.type : "InternalServerError";
+    const message = error instanceof Error ? error.message : String(error);
+    if (res.headersSent) {
+      // Mid-stream failure: the OpenAI convention is an error event, then close.
+      if (!res.destroyed) res.end(`data: ${JSON.stringify({ object: "error", message, type, code: status })}\n\n`);
+      return;
+    }
+    this.sendJson(res, status, { object: "error", message, type, param: null, code: status });
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > 16 * 1024 * 1024) throw new HttpError(413, "request body too large");
+    chunks.push(buffer);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "request body is not valid JSON");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, "request body must be a JSON object");
+  return body as Record<string, unknown>;
+}
+
+/** Creates and starts an engine server. */
+export async function startEngineServer(options: EngineServerOptions): Promise<EngineServer> {
+  return new EngineServer(options).listen();
+}

@@ -1,0 +1,121 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { parseAllDocuments } from "yaml";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { API_GROUP, API_VERSION, PLURAL } from "../operator/api/modeldeployment.js";
+import { REPO_ROOT } from "../operator/api/generate.js";
+import { ensureModelDeploymentCrd } from "./support/crds.js";
+
+// Admission of ModelDeployments by the real kube-apiserver: the generated CRD installs, every sample is
+// accepted, and malformed objects are refused by the schema or a CEL rule with a message a person can act on.
+
+const namespace = "crd-admission";
+const kubeConfig = new KubeConfig();
+let customObjects: CustomObjectsApi;
+
+const valid = {
+  model: { name: "llama-3.1-8b", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } },
+};
+
+function withSpec(patch: (spec: Record<string, any>) => void): Record<string, unknown> {
+  const spec = structuredClone(valid) as Record<string, any>;
+  patch(spec);
+  return spec;
+}
+
+async function create(name: string, spec: unknown): Promise<{ code: number; message: string }> {
+  try {
+    await customObjects.createNamespacedCustomObject({
+      group: API_GROUP,
+      version: API_VERSION,
+      namespace,
+      plural: PLURAL,
+      fieldValidation: "Strict",
+      body: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "ModelDeployment", metadata: { name }, spec },
+    });
+    return { code: 201, message: "" };
+  } catch (error) {
+    const failure = error as { code?: number; body?: string };
+    const body = typeof failure.body === "string" ? JSON.parse(failure.body) : failure.body;
+    return { code: failure.code ?? 0, message: String(body?.message ?? error) };
+  }
+}
+
+beforeAll(async () => {
+  kubeConfig.loadFromFile(inject("kubeconfigPath"));
+  customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
+  await ensureModelDeploymentCrd(kubeConfig);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } }).catch((error: { code?: number }) => {
+    if (error.code !== 409) throw error;
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await kubeConfig.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+describe("ModelDeployment admission by the real API server", () => {
+  const samples = readdirSync(join(REPO_ROOT, "examples"))
+    .filter((file) => file.endsWith(".yaml"))
+    .flatMap((file) =>
+      parseAllDocuments(readFileSync(join(REPO_ROOT, "examples", file), "utf8"))
+        .map((doc) => doc.toJS() as { kind?: string; metadata: { name: string }; spec: unknown })
+        .filter((doc) => doc?.kind === "ModelDeployment")
+        .map((doc) => [file, doc] as const),
+    );
+
+  it("has samples to check", () => {
+    expect(samples.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it.each(samples)("accepts the sample %s", async (_file, doc) => {
+    expect(await create(`sample-${doc.metadata.name}`, doc.spec)).toEqual({ code: 201, message: "" });
+  });
+
+  it("fills the schema's defaults in at admission", async () => {
+    await create("defaults", valid);
+    const stored = (await customObjects.getNamespacedCustomObject({
+      group: API_GROUP, version: API_VERSION, namespace, plural: PLURAL, name: "defaults",
+    })) as { spec: Record<string, any> };
+    expect(stored.spec.engine).toEqual({ kind: "vllm" });
+    expect(stored.spec.gpu).toEqual({ tensorParallelism: "auto", memoryUtilization: 0.9 });
+    expect(stored.spec.replicas).toBe(1);
+    expect(stored.spec.autoscaling.scaleDownStabilizationSeconds).toBe(300);
+    expect(stored.spec.serving).toEqual({ port: 8000, terminationGracePeriodSeconds: 120 });
+    expect(stored.spec.model.quantization).toBe("none");
+  });
+
+  const malformed: Array<[string, unknown, string]> = [
+    ["no model source", withSpec((s) => (s.model.source = {})), "set exactly one model source: huggingFace, pvc or uri"],
+    ["two model sources", withSpec((s) => (s.model.source.uri = "s3://bucket/model")), "set exactly one model source"],
+    ["minReplicas above maxReplicas", withSpec((s) => (s.autoscaling = { enabled: true, minReplicas: 5, maxReplicas: 2 })), "autoscaling.minReplicas must not exceed maxReplicas"],
+    ["tensor parallelism not a power of two", withSpec((s) => (s.gpu = { tensorParallelism: 3 })), "tensorParallelism must be 'auto' or a power of two from 1 to 64"],
+    ["tensor parallelism an unknown word", withSpec((s) => (s.gpu = { tensorParallelism: "max" })), "tensorParallelism must be 'auto' or a power of two"],
+    ["memory utilization above 1", withSpec((s) => (s.gpu = { memoryUtilization: 1.5 })), "spec.gpu.memoryUtilization: Invalid value: 1.5: spec.gpu.memoryUtilization in body should be less than or equal to 1"],
+    ["memory utilization of 0", withSpec((s) => (s.gpu = { memoryUtilization: 0 })), "spec.gpu.memoryUtilization in body should be greater than 0"],
+    ["KV-cache target of 0", withSpec((s) => (s.autoscaling = { kvCacheUtilizationTarget: 0 })), "spec.autoscaling.kvCacheUtilizationTarget in body should be greater than 0"],
+    ["unknown quantization", withSpec((s) => (s.model.quantization = "fp4")), 'spec.model.quantization: Unsupported value: "fp4"'],
+    ["unknown engine", withSpec((s) => (s.engine = { kind: "sglang" })), 'spec.engine.kind: Unsupported value: "sglang"'],
+    ["engine args overriding a managed flag", withSpec((s) => (s.engine = { args: ["--tensor-parallel-size=4"] })), "engine.args must not set flags the operator manages"],
+    ["Hugging Face repo without organization", withSpec((s) => (s.model.source.huggingFace.repo = "llama")), "spec.model.source.huggingFace.repo in body should match"],
+    ["uri with an unsupported scheme", withSpec((s) => (s.model.source = { uri: "http://example.invalid/model" })), "spec.model.source.uri in body should match"],
+    ["relative PVC path", withSpec((s) => (s.model.source = { pvc: { claimName: "models", path: "llama" } })), "spec.model.source.pvc.path in body should match '^/'"],
+    ["architecture with more KV heads than attention heads", withSpec((s) => (s.model.architecture = { parameters: 7, layers: 32, hiddenSize: 4096, attentionHeads: 32, kvHeads: 64, maxContextLength: 8192 })), "kvHeads cannot exceed attentionHeads"],
+    ["attention heads not a multiple of KV heads", withSpec((s) => (s.model.architecture = { parameters: 7, layers: 32, hiddenSize: 4096, attentionHeads: 32, kvHeads: 6, maxContextLength: 8192 })), "attentionHeads must be a multiple of kvHeads"],
+    ["scale to zero without an idle time", withSpec((s) => (s.autoscaling = { minReplicas: 0 })), "autoscaling.minReplicas 0 needs scaleToZeroIdleSeconds"],
+    ["AWQ on TensorRT-LLM", withSpec((s) => { s.model.quantization = "awq"; s.engine = { kind: "tensorrt-llm" }; }), "tensorrt-llm takes fp8, int8 or int4 quantization"],
+    ["privileged serving port", withSpec((s) => (s.serving = { port: 80 })), "spec.serving.port in body should be greater than or equal to 1024"],
+    ["context longer than the architecture supports", withSpec((s) => { s.model.architecture = { parameters: 7, layers: 32, hiddenSize: 4096, attentionHeads: 32, kvHeads: 8, maxContextLength: 8192 }; s.model.maxContextLength = 32768; }), "model.maxContextLength exceeds the context the architecture supports"],
+    ["missing served model name", withSpec((s) => delete s.model.name), "spec.model.name: Required value"],
+    ["unknown field (a typo)", withSpec((s) => (s.gpu = { tensorParalelism: 2 })), 'unknown field "spec.gpu.tensorParalelism"'],
+    ["negative replicas", withSpec((s) => (s.replicas = -1)), "spec.replicas in body should be greater than or equal to 0"],
+  ];
+
+  it.each(malformed)("refuses %s", async (title, spec, expected) => {
+    const result = await create(`bad-${title.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 40).replace(/-$/, "")}`, spec);
+    expect(result.code).toBe(422);
+    expect(result.message).toContain(expected);
+  });
+});
