@@ -1,7 +1,12 @@
-import { logger, type Logger } from "../../operator/log/logger.js";
+import { logger } from "../../operator/log/logger.js";
 import type { CarbonIntensity, CarbonIntensitySource, RegionRef, TimeWindow } from "./types.js";
 import { getJson, type HttpPolicy } from "./http.js";
 import { TtlCache } from "./ttl-cache.js";
+
+/** The one logging call the live sources make; the operator's pino logger (or a child) fits. */
+export interface WarningLogger {
+  warn(fields: object, message: string): void;
+}
 
 export interface LiveSourceOptions {
   /** Where to turn when the API cannot answer; usually the static source. Without one, errors propagate. */
@@ -10,7 +15,7 @@ export interface LiveSourceOptions {
   /** How long an answer is reused; default 5 minutes (the live APIs update every 5 to 60 minutes). */
   cacheTtlMs?: number;
   now?: () => number;
-  logger?: Logger;
+  logger?: WarningLogger;
 }
 
 /**
@@ -19,7 +24,7 @@ export interface LiveSourceOptions {
  */
 export abstract class LiveCarbonIntensitySource implements CarbonIntensitySource {
   abstract readonly name: string;
-  protected readonly log: Logger;
+  protected readonly log: WarningLogger;
   protected readonly now: () => number;
   private readonly cache: TtlCache<CarbonIntensity>;
 

@@ -123,7 +123,7 @@ async function solveLexicographic(
   if (first.status === "infeasible") return undefined;
   if (first.status === "error") throw new Error(`placement solver failed: HiGHS status "${first.solverStatus}"`);
   const optimum = objectiveValue(problem, primary, first.values);
-  const tolerance = 1e-6 * Math.max(1, Math.abs(optimum));
+  const tolerance = 1e-7 * Math.max(1, Math.abs(optimum));
   const second = await solveLp(writeLp(problem, secondary, [{ objective: primary, atMost: optimum + tolerance }]), input.solver);
   return second.status === "optimal" || second.status === "time-limit" ? second : first;
 }
@@ -165,7 +165,7 @@ export function evaluatePlan(
     const demand = problem.demands[r.demand];
     const slot = problem.slots[r.slot];
     const flow = values.get(routeVar(r.index)) ?? 0;
-    if (demand === undefined || slot === undefined || flow <= 1e-9 * demand.tokensPerSecond) continue;
+    if (demand === undefined || slot === undefined || flow <= 1e-6 * demand.tokensPerSecond) continue;
     emissions += flow * slot.gramsPerHourPerTokenPerSecond;
     routedTokens += flow;
     rttWeighted += flow * r.rttMs;
@@ -209,10 +209,10 @@ interface Finding {
   detail: string;
 }
 
-function infeasible(findings: Finding[]): PlacementInfeasibleError {
+function infeasible(findings: Finding[], preamble?: string): PlacementInfeasibleError {
   const families = [...new Set(findings.map((f) => f.family))];
   return new PlacementInfeasibleError(
-    `no feasible placement: ${findings.map((f) => f.detail).join("; ")}`,
+    `no feasible placement: ${preamble ? `${preamble}: ` : ""}${findings.map((f) => f.detail).join("; ")}`,
     families,
     findings.map((f) => f.detail),
   );
@@ -295,12 +295,14 @@ async function diagnoseInfeasibility(input: PlacementInput, resolved: ResolvedIn
     });
   }
   if (findings.length === 0) {
-    findings.push({
-      family: "capacity",
-      detail: "capacity: quota, latency, redundancy and cost cap are jointly infeasible; no single one relaxed alone restores feasibility",
-    });
+    return infeasible([
+      {
+        family: "capacity",
+        detail: "capacity: quota, latency, redundancy and cost cap are jointly infeasible; no single one relaxed alone restores feasibility",
+      },
+    ]);
   }
-  return infeasible(findings);
+  return infeasible(findings, "relaxing any one of these alone makes a placement exist");
 }
 
 function round(value: number): number {

@@ -106,9 +106,10 @@ export function buildPlacementProblem(
         const power: GpuPowerSpec = gpuPowerOf(offer.gpuProduct, input.gpuPower);
         const usable = shape.tokensPerSecondPerReplica * maxUtilization;
         const quotaReplicas = Math.floor(offer.quotaGpus / shape.gpusPerReplica);
-        const maxReplicas = relaxed.has("gpu-quota")
-          ? Math.ceil(totalDemand / usable) + (model.minRegions ?? input.minRegionsPerModel ?? 1)
-          : quotaReplicas;
+        // More replicas than the model's whole demand needs never help, so the bound (and the
+        // big-M of the region-use link) is the smaller of that and the quota: a tighter relaxation.
+        const neededReplicas = Math.max(1, Math.ceil(totalDemand / usable));
+        const maxReplicas = relaxed.has("gpu-quota") ? neededReplicas : Math.min(quotaReplicas, neededReplicas);
         if (maxReplicas <= 0) continue;
         const kWhPerHourPerWatt = (pue * intensity) / 1000;
         const slot: Slot = {

@@ -25,8 +25,22 @@ export function toCrdSchema(schema: TSchema | JsonSchema): JsonSchema {
 
 function rewrite(node: JsonSchema): JsonSchema {
   const out: JsonSchema = {};
+  // A field with a default is required in the TypeScript type (it is always set once admitted), but must
+  // not be `required` in the CRD: the API server checks an object's `default: {}` against its `required`.
+  const properties = (node.properties ?? {}) as Record<string, JsonSchema>;
+  const required = Array.isArray(node.required)
+    ? (node.required as string[]).filter((name) => properties[name]?.default === undefined)
+    : undefined;
   for (const [key, value] of Object.entries(node)) {
     if (key === "$id" || key === "$schema") continue;
+    if (key === "default" && value && typeof value === "object" && !Array.isArray(value)) {
+      out.default = withNestedDefaults(value as JsonSchema, properties);
+      continue;
+    }
+    if (key === "required") {
+      if (required?.length) out.required = required;
+      continue;
+    }
     if (key === "exclusiveMinimum" && typeof value === "number") {
       out.minimum = value;
       out.exclusiveMinimum = true;
@@ -50,6 +64,23 @@ function rewrite(node: JsonSchema): JsonSchema {
     out[key] = value;
   }
   return out;
+}
+
+/**
+ * An object default with its children's defaults written out: the API server validates a default
+ * (CEL rules included) as given, without defaulting inside it first.
+ */
+function withNestedDefaults(value: JsonSchema, properties: Record<string, JsonSchema>): JsonSchema {
+  const filled: JsonSchema = { ...value };
+  for (const [name, child] of Object.entries(properties)) {
+    if (filled[name] !== undefined || child.default === undefined) continue;
+    const childProperties = (child.properties ?? {}) as Record<string, JsonSchema>;
+    filled[name] =
+      child.default && typeof child.default === "object" && !Array.isArray(child.default)
+        ? withNestedDefaults(child.default as JsonSchema, childProperties)
+        : child.default;
+  }
+  return filled;
 }
 
 const printerColumns = [

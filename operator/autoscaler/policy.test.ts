@@ -23,6 +23,11 @@ const config: AutoscalingConfig = {
   maxScaleUpRate: 2,
   maxScaleUpStep: 4,
   maxScaleDownStep: 1,
+  // Most tests feed a constant replica count and look at one decision; the period has its own test.
+  scaleDownPeriodSeconds: 0,
+  maxQueueInflation: 2,
+  // Hysteresis off by default here; it has its own test.
+  scaleDownUtilizationFactor: 1,
   metricStalenessSeconds: 30,
 };
 
@@ -73,8 +78,8 @@ describe("decideScale", () => {
       initialPolicyState(),
       observe(0, 2, pods(2, 0, { kvCacheUtilization: 0.3, requestsWaiting: 15, requestsRunning: 40 })),
     );
-    // queue: 30 waiting / 5 = 6 replicas; kv: 2 × 0.3 × 55/40 / 0.8 ≈ 1.03 → the queue decides.
-    expect(d.desiredReplicas).toBe(6);
+    // queue: 30 waiting / 5 = 6 replicas, capped at 2 × 2 ready = 4; kv: 2 × 0.3 × 55/40 / 0.8 ≈ 1.03.
+    expect(d.desiredReplicas).toBe(4);
     expect(d.reason).toContain("queue 15.0 waiting/pod > target 5");
   });
 
@@ -99,7 +104,7 @@ describe("decideScale", () => {
 
   it("bounds one scale-up step by max(rate × current, current + step)", () => {
     const d = decideScale(
-      config,
+      { ...config, maxQueueInflation: 100 },
       initialPolicyState(),
       observe(0, 1, pods(1, 0, { kvCacheUtilization: 1, requestsWaiting: 100, requestsRunning: 10 })),
     );
@@ -130,6 +135,38 @@ describe("decideScale", () => {
     d = run(config, state, 310_000, 380_000, 4, { kvCacheUtilization: 0.1, requestsRunning: 1 });
     expect(d.desiredReplicas).toBe(3);
     expect(d.reason).toContain("→ 3");
+  });
+
+  it("removes at most the down step per scale-down period, however often it is called", () => {
+    const cfg = { ...config, scaleDownStabilizationSeconds: 0, scaleDownPeriodSeconds: 60 };
+    const warm = run(cfg, initialPolicyState(), -10_000, 0, 6, { kvCacheUtilization: 0.8 });
+    const first = decideScale(cfg, warm.state, observe(10_000, 6, pods(6, 10_000, { kvCacheUtilization: 0.1 })));
+    expect(first.desiredReplicas).toBe(5);
+    const soon = decideScale(cfg, first.state, observe(20_000, 5, pods(5, 20_000, { kvCacheUtilization: 0.1 })));
+    expect(soon.desiredReplicas).toBe(5);
+    expect(soon.reason).toContain("last scale-down under 60s ago");
+    const later = decideScale(cfg, soon.state, observe(71_000, 5, pods(5, 71_000, { kvCacheUtilization: 0.1 })));
+    expect(later.desiredReplicas).toBe(4);
+  });
+
+  it("scales down only as far as leaves the remaining pods at the hysteresis fraction of the target", () => {
+    const cfg = { ...config, scaleDownStabilizationSeconds: 0, scaleDownUtilizationFactor: 0.5, maxScaleDownStep: 10 };
+    const d = run(cfg, initialPolicyState(), 0, 60_000, 8, { kvCacheUtilization: 0.2 });
+    // Demand 8 × 0.2 / 0.8 = 2 replicas at the target; at half the target: 4.
+    expect(d.desiredReplicas).toBe(4);
+  });
+
+  it("caps how much a queue inflates one pod's KV demand", () => {
+    const d = decideScale(
+      config,
+      initialPolicyState(),
+      observe(0, 1, pods(1, 0, { kvCacheUtilization: 1, requestsWaiting: 1000, requestsRunning: 10 })),
+    );
+    // Without the cap: 1 × 101 / 0.8 = 126 replicas; with it: 1 × 2 / 0.8 = 2.5. The queue signal
+    // (1000 / 5 = 200) is capped at 2 × 1 ready pod.
+    expect(d.signals.kvDemandReplicas).toBeCloseTo(2.5, 6);
+    expect(d.signals.queueDemandReplicas).toBe(2);
+    expect(d.desiredReplicas).toBe(3);
   });
 
   it("uses the highest recommendation in the scale-down window, not the latest", () => {
@@ -164,13 +201,25 @@ describe("decideScale", () => {
     expect(d.reason).toContain("still starting");
   });
 
-  it("still scales up beyond starting pods when demand exceeds what is coming", () => {
+  it("still scales up beyond starting pods when the burst exceeds panic threshold × up rate × what is coming", () => {
     const podList = [
-      ...pods(2, 0, { kvCacheUtilization: 1, requestsWaiting: 20, requestsRunning: 20 }),
+      ...pods(2, 0, { kvCacheUtilization: 1, requestsWaiting: 40, requestsRunning: 20 }),
       { name: "new-0", phase: "starting" as const, sinceMs: 0 },
     ];
-    const d = decideScale(config, initialPolicyState(), observe(0, 3, podList));
+    // queue demand 80 / 5 = 16 ≥ 2 × 2 × 3 requested (queue cap lifted for this test).
+    const d = decideScale({ ...config, maxQueueInflation: 100 }, initialPolicyState(), observe(0, 3, podList));
     expect(d.desiredReplicas).toBeGreaterThan(3);
+  });
+
+  it("holds while pods start when demand exceeds what is coming by less than the panic threshold", () => {
+    const podList = [
+      ...pods(2, 0, { kvCacheUtilization: 1, requestsWaiting: 4, requestsRunning: 20 }),
+      { name: "new-0", phase: "starting" as const, sinceMs: 0 },
+    ];
+    // kv demand 2 × 1.2 / 0.8 = 3 … 4 < 2 × 3.
+    const d = decideScale({ ...config, kvCacheUtilizationTarget: 0.6 }, initialPolicyState(), observe(0, 3, podList));
+    expect(d.desiredReplicas).toBe(3);
+    expect(d.reason).toContain("1 pod still starting");
   });
 
   it("never scales down when a ready pod's metrics are stale, and says so", () => {
@@ -253,7 +302,8 @@ describe("decideScale", () => {
       observe(60_000, 2, pods(2, 60_000, { kvCacheUtilization: 1, requestsWaiting: 30, requestsRunning: 30 })),
     );
     expect(burst.signals.panicking).toBe(true);
-    expect(burst.desiredReplicas).toBe(6);
+    // kv: 2 × 1 × min(2, 60/30) / 0.8 = 5; queue: min(60 / 5, 2 × 2) = 4.
+    expect(burst.desiredReplicas).toBe(5);
     expect(burst.reason).toContain("[panic");
     // Load vanishes right away: still no scale-down while panicking, even with no down window.
     const after = decideScale(

@@ -17,12 +17,15 @@
  *    follows the larger of the two and never scales down (Knative KPA's scheme).
  * 3. A tolerance band around the current replica count suppresses small moves.
  * 4. Pods still starting already count in the current replicas, so while a model loads (minutes)
- *    the policy does not pile on more pods unless demand exceeds what is coming; and it does not
- *    scale down while pods are starting.
+ *    the policy does not pile on more pods unless the burst window shows demand beyond
+ *    panicThreshold × maxScaleUpRate × everything requested; and it does not scale down while pods
+ *    are starting.
+ * 3b. Scale-down has hysteresis: the remaining pods must land at `scaleDownUtilizationFactor` of the
+ *    targets, because engines degrade abruptly near saturation.
  * 5. Scale-up may be smoothed (lowest recommendation over `scaleUpStabilizationSeconds`); scale-down
  *    uses the highest recommendation over `scaleDownStabilizationSeconds` (Kubernetes HPA semantics).
- * 6. Steps are bounded (up: max(rate × current, current + step); down: `maxScaleDownStep`), then
- *    clamped to [minReplicas, maxReplicas].
+ * 6. Steps are bounded (up: max(rate × current, current + step) per decision; down:
+ *    `maxScaleDownStep` per `scaleDownPeriodSeconds`), then clamped to [minReplicas, maxReplicas].
  * 7. Missing, stale or malformed metrics never cause a scale-down: the decision holds (it may still
  *    scale up on what the healthy pods show), and the reason says which pods lack data.
  */
@@ -49,8 +52,22 @@ export interface AutoscalingConfig {
   maxScaleUpRate?: number;
   /** … or by this many replicas, whichever allows more. */
   maxScaleUpStep?: number;
-  /** Remove at most this many replicas per decision. */
+  /** Remove at most this many replicas per `scaleDownPeriodSeconds`. */
   maxScaleDownStep?: number;
+  /** Period of the scale-down step limit (time-based, so it does not depend on the reconcile rate). */
+  scaleDownPeriodSeconds?: number;
+  /**
+   * Cap on what a queue can ask for: one pod's KV demand grows at most by this factor
+   * (kv × (running+waiting)/running), and the queue signal asks for at most this × ready pods.
+   */
+  maxQueueInflation?: number;
+  /**
+   * Hysteresis: a scale-down must leave the remaining pods at or below this fraction of the targets
+   * (KV-cache and queue). LLM engines fall off a cliff near saturation (prefill backlog fills the
+   * cache and the queue within seconds), so removing a pod on a linear projection to exactly the
+   * target is not safe.
+   */
+  scaleDownUtilizationFactor?: number;
   /** A metrics sample older than this is stale. */
   metricStalenessSeconds?: number;
 }
@@ -65,6 +82,9 @@ export type PolicyTuning = Required<
     | "maxScaleUpRate"
     | "maxScaleUpStep"
     | "maxScaleDownStep"
+    | "scaleDownPeriodSeconds"
+    | "maxQueueInflation"
+    | "scaleDownUtilizationFactor"
     | "metricStalenessSeconds"
   >
 >;
@@ -81,15 +101,18 @@ export const POLICY_TUNING_DEFAULTS: PolicyTuning = {
   maxScaleUpRate: 2,
   maxScaleUpStep: 4,
   maxScaleDownStep: 1,
+  scaleDownPeriodSeconds: 60,
+  maxQueueInflation: 2,
+  scaleDownUtilizationFactor: 0.3,
   metricStalenessSeconds: 45,
 };
 
-/** Defaults of the CRD-mirrored fields (the CRD schema should use the same values). */
+/** Defaults of the CRD-mirrored fields: the values crds/gpufleet.io_modeldeployments.yaml sets. */
 export const AUTOSCALING_DEFAULTS: Omit<AutoscalingConfig, keyof PolicyTuning> = {
   minReplicas: 1,
-  maxReplicas: 8,
-  kvCacheUtilizationTarget: 0.7,
-  queueDepthTargetPerReplica: 3,
+  maxReplicas: 4,
+  kvCacheUtilizationTarget: 0.8,
+  queueDepthTargetPerReplica: 4,
   scaleUpStabilizationSeconds: 0,
   scaleDownStabilizationSeconds: 300,
 };
@@ -198,10 +221,13 @@ function problemWithMetrics(pod: PodObservation, nowMs: number, stalenessMs: num
 }
 
 /** KV demand of one pod in "pods at 100% KV", counting the cache its queued requests would need. */
-function podKvDemand(m: MetricsSample): number {
+function podKvDemand(m: MetricsSample, maxInflation: number): number {
   if (m.requestsWaiting <= 0) return m.kvCacheUtilization;
   if (m.requestsRunning <= 0) return Math.max(1, m.kvCacheUtilization);
-  return m.kvCacheUtilization * ((m.requestsRunning + m.requestsWaiting) / m.requestsRunning);
+  // A queue is a backlog, not a rate: it says "more than this pod holds", bounded so a burst that
+  // drains in seconds does not order pods that would arrive minutes later.
+  const inflation = Math.min(maxInflation, (m.requestsRunning + m.requestsWaiting) / m.requestsRunning);
+  return m.kvCacheUtilization * inflation;
 }
 
 function mean(values: number[]): number {
@@ -233,10 +259,16 @@ export function decideScale(config: AutoscalingConfig, state: PolicyState, obser
   // Demand from pods with data, scaled up to all ready pods (assume the silent ones are as loaded);
   // used only to scale UP when some pods are silent.
   const scaleToReady = usable.length > 0 ? ready.length / usable.length : 0;
-  const kvDemandReplicas = (usable.reduce((s, p) => s + podKvDemand(p.metrics), 0) * scaleToReady) / config.kvCacheUtilizationTarget;
+  const kvDemandReplicas = (usable.reduce((s, p) => s + podKvDemand(p.metrics, tuning.maxQueueInflation), 0) * scaleToReady) / config.kvCacheUtilizationTarget;
   const requestsWaiting = usable.reduce((s, p) => s + p.metrics.requestsWaiting, 0);
   const requestsRunning = usable.reduce((s, p) => s + p.metrics.requestsRunning, 0);
-  const queueDemandReplicas = (requestsWaiting * scaleToReady) / config.queueDepthTargetPerReplica;
+  // Waiting requests are a backlog pinned to the pods that hold them (engines do not migrate
+  // requests), so a queue asks for at most maxQueueInflation × the ready pods per decision; a queue
+  // that persists keeps asking as the fleet grows.
+  const queueDemandReplicas = Math.min(
+    (requestsWaiting * scaleToReady) / config.queueDepthTargetPerReplica,
+    tuning.maxQueueInflation * ready.length,
+  );
   const kvCacheUtilization = usable.length > 0 ? mean(usable.map((p) => p.metrics.kvCacheUtilization)) : null;
 
   // Windows of demand samples (only observations with data are recorded).
@@ -319,6 +351,11 @@ export function decideScale(config: AutoscalingConfig, state: PolicyState, obser
   } else {
     recommended = Math.max(1, Math.ceil(demand - 1e-9));
   }
+  if (recommended < currentReplicas) {
+    // Going down: size for the lowered (hysteresis) targets instead.
+    const downDemand = demand / tuning.scaleDownUtilizationFactor;
+    recommended = Math.min(currentReplicas, Math.max(recommended, Math.ceil(downDemand - 1e-9)));
+  }
   if (panicking) recommended = Math.max(recommended, currentReplicas); // never down while panicking
   recommended = clamp(recommended);
 
@@ -337,10 +374,31 @@ export function decideScale(config: AutoscalingConfig, state: PolicyState, obser
     if (nowMs - observingSinceMs < config.scaleDownStabilizationSeconds * 1000) desired = currentReplicas;
   }
 
-  // Bounded steps.
+  // Pods still loading are capacity that is coming: with some starting, add more only when the
+  // burst signal says demand exceeds everything requested by the panic threshold.
+  let waitingForStarting = false;
+  if (
+    desired > currentReplicas &&
+    starting.length > 0 &&
+    panic.demand < tuning.panicThreshold * tuning.maxScaleUpRate * currentReplicas
+  ) {
+    desired = currentReplicas;
+    waitingForStarting = true;
+  }
+
+  // Bounded steps: up by rate or step per decision; down by a step per period.
   const maxUp = Math.max(Math.ceil(currentReplicas * tuning.maxScaleUpRate), currentReplicas + tuning.maxScaleUpStep);
   desired = Math.min(desired, maxUp);
   desired = Math.max(desired, currentReplicas - tuning.maxScaleDownStep);
+  let downRateLimited = false;
+  if (
+    desired < currentReplicas &&
+    state.lastScaleDownAtMs !== null &&
+    nowMs - state.lastScaleDownAtMs < tuning.scaleDownPeriodSeconds * 1000
+  ) {
+    desired = currentReplicas;
+    downRateLimited = true;
+  }
 
   // Safety holds for scale-down.
   const signalText = describeSignal(driving.signal, config, signals, ready.length);
@@ -368,6 +426,10 @@ export function decideScale(config: AutoscalingConfig, state: PolicyState, obser
     reason = `${signalText} across ${plural(ready.length, "ready pod")}${startingText} → ${desired}${panicText}${silentText}`;
   } else if (desired < currentReplicas) {
     reason = `${signalText} across ${plural(ready.length, "ready pod")} → ${desired} (down at most ${tuning.maxScaleDownStep}, highest recommendation in ${config.scaleDownStabilizationSeconds}s)`;
+  } else if (waitingForStarting) {
+    reason = `holding at ${currentReplicas}: ${signalText}, but ${plural(starting.length, "pod")} still starting`;
+  } else if (downRateLimited) {
+    reason = `holding at ${currentReplicas}: ${signalText}, last scale-down under ${tuning.scaleDownPeriodSeconds}s ago`;
   } else if (recommended > currentReplicas) {
     reason = `holding at ${currentReplicas}: ${signalText}, scale-up stabilizing (${config.scaleUpStabilizationSeconds}s)`;
   } else if (recommended < currentReplicas) {

@@ -2,7 +2,7 @@
  * `gpufleet plan`: the operator's own sizing plan for a model on a GPU type, computed locally by
  * operator/planner (the same code the reconciler runs), so what you see is what the operator does.
  */
-import { findGpu } from "../planner/gpus.js";
+import { findGpu, GPU_CATALOGUE } from "../planner/gpus.js";
 import { findModel, MODEL_CATALOGUE } from "../planner/models.js";
 import {
   formatPlan,
@@ -12,9 +12,7 @@ import {
   type PlanInput,
   type PlanResult,
   type Quantization,
-  type Suggestion,
 } from "../planner/plan.js";
-import { GPU_CATALOGUE } from "../planner/gpus.js";
 import { EXIT_ERROR, EXIT_OK, EXIT_USAGE, type PlanCommand } from "./args.js";
 import { renderStructured } from "./output.js";
 
@@ -22,17 +20,6 @@ export interface CommandOutcome {
   exitCode: number;
   stdout: string;
   stderr: string;
-}
-
-export function describeSuggestion(suggestion: Suggestion): string {
-  switch (suggestion.kind) {
-    case "quantization":
-      return `quantize to ${suggestion.quantization} (tensor parallelism ${suggestion.tensorParallelism})`;
-    case "gpu":
-      return `use ${suggestion.productLabel} with tensor parallelism ${suggestion.tensorParallelism} (${suggestion.gpusPerNode}-GPU nodes)`;
-    case "context":
-      return `cap the context at ${suggestion.maxContextLength.toLocaleString("en-US")} tokens (tensor parallelism ${suggestion.tensorParallelism})`;
-  }
 }
 
 /** Pure: turns a parsed `plan` command into what to print and the exit code. */
@@ -63,10 +50,6 @@ export function runPlan(command: PlanCommand): CommandOutcome {
   const exitCode = result.ok ? EXIT_OK : result.code === "does-not-fit" ? EXIT_ERROR : EXIT_USAGE;
   if (command.output !== "table") return { exitCode, stdout: renderStructured(result, command.output), stderr: "" };
   if (result.ok) return { exitCode, stdout: `${formatPlan(result)}\n`, stderr: "" };
-  const lines = [`error: ${result.message}`];
-  if (result.suggestions.length > 0) {
-    lines.push("it would fit if you:");
-    for (const suggestion of result.suggestions) lines.push(`  - ${describeSuggestion(suggestion)}`);
-  }
-  return { exitCode, stdout: "", stderr: `${lines.join("\n")}\n` };
+  // The planner's message already names what would fit; -o json|yaml gives the suggestions structured.
+  return { exitCode, stdout: "", stderr: `error: ${result.message}\n` };
 }

@@ -1,5 +1,6 @@
 import type { V1Deployment, V1Node, V1Pod } from "@kubernetes/client-node";
 import type { ModelDeployment, ModelDeploymentStatus, PlanSummary } from "../api/modeldeployment.js";
+import { RenderError } from "../render/errors.js";
 import type { RenderedWorkload, ResolvedPlan } from "../render/types.js";
 import { type DesiredCondition, mergeConditions } from "./conditions.js";
 import { choosePlacement, discoverGpuPools, type GpuPool, type Placement, type SizeResult } from "./placement.js";
@@ -126,8 +127,16 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
   let planSummary = previous?.plan;
   const conditions: DesiredCondition[] = [];
 
+  let renderFailure: { reason: string; message: string } | undefined;
   if (placement.placed) {
-    workload = deps.render(modelDeployment, placement.plan);
+    try {
+      workload = deps.render(modelDeployment, placement.plan);
+    } catch (error) {
+      // The spec asks for something the engine cannot do (e.g. TensorRT-LLM from s3): a person must change it.
+      if (!(error instanceof RenderError)) throw error;
+      renderFailure = { reason: error.reason, message: error.message };
+      events.push({ type: "Warning", reason: error.reason, message: error.message });
+    }
     planSummary = summarizePlan(placement.plan, placement.pool);
     if (!samePlan(previous?.plan, planSummary))
       events.push({
@@ -151,11 +160,12 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
   }
 
   const rolloutDone = deploymentCurrent && updatedReplicas >= wanted && replicas === wanted && readyReplicas >= wanted;
-  if (!placement.placed && !deployment) {
+  const blocked = !placement.placed ? { reason: placement.reason, message: placement.message } : renderFailure;
+  if (blocked && !deployment) {
     conditions.push(
-      { type: "Ready", status: "False", reason: placement.reason, message: placement.message },
-      { type: "Progressing", status: "False", reason: placement.reason, message: "waiting for a change to the spec or to the cluster's GPUs" },
-      { type: "Degraded", status: "True", reason: placement.reason, message: placement.message },
+      { type: "Ready", status: "False", reason: blocked.reason, message: blocked.message },
+      { type: "Progressing", status: "False", reason: blocked.reason, message: "waiting for a change to the spec or to the cluster's GPUs" },
+      { type: "Degraded", status: "True", reason: blocked.reason, message: blocked.message },
     );
   } else {
     if (wanted === 0) conditions.push({ type: "Ready", status: "False", reason: "ScaledToZero", message: "0 replicas requested" });
@@ -182,12 +192,12 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
           },
     );
 
-    if (!placement.placed)
+    if (blocked)
       conditions.push({
         type: "Degraded",
         status: "True",
-        reason: placement.reason,
-        message: `the new spec cannot be placed, the previous workload keeps running: ${placement.message}`,
+        reason: blocked.reason,
+        message: `the new spec cannot be applied, the previous workload keeps running: ${blocked.message}`,
       });
     else if (unschedulable.length)
       conditions.push({ type: "Degraded", status: "True", reason: "InsufficientGpus", message: `${readyReplicas}/${wanted} replicas ready, ${unschedulable.length} unschedulable` });
@@ -216,6 +226,6 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
     placement,
     status,
     events,
-    ...(rolloutDone && placement.placed ? {} : { requeueAfterMs: placement.placed ? 10_000 : 60_000 }),
+    ...(rolloutDone && !blocked ? {} : { requeueAfterMs: blocked ? 60_000 : 10_000 }),
   };
 }

@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { EngineMetricsError, engineKindFromLabel, normalizeEngineMetrics } from "./engines.js";
 import { parseExposition } from "./exposition.js";
 
-const fixture = (name: string) => parseExposition(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8"));
+const fixture = (name: string) =>
+  parseExposition(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8"));
 
 function engineError(run: () => unknown): EngineMetricsError {
   try {
@@ -22,7 +23,12 @@ describe("normalizeEngineMetrics for vLLM", () => {
       modelName: "Qwen/Qwen2.5-Coder-32B-Instruct",
       scrapedAtMs: 42,
     });
-    expect(sample).toEqual({ kvCacheUtilization: 0, requestsWaiting: 0, requestsRunning: 0, scrapedAtMs: 42 });
+    expect(sample).toEqual({
+      kvCacheUtilization: 0,
+      requestsWaiting: 0,
+      requestsRunning: 0,
+      scrapedAtMs: 42,
+    });
   });
 
   it("maps a real V0 dump that carries extra info gauges (Qwen3-VL#55)", () => {
@@ -81,14 +87,20 @@ describe("normalizeEngineMetrics for vLLM", () => {
 
   it("filters by model_name and rejects a model the pod does not serve", () => {
     const families = parseExposition('vllm:kv_cache_usage_perc{model_name="a"} 0.5\n');
-    const error = engineError(() => normalizeEngineMetrics(families, { engine: "vllm", modelName: "b", scrapedAtMs: 0 }));
+    const error = engineError(() =>
+      normalizeEngineMetrics(families, { engine: "vllm", modelName: "b", scrapedAtMs: 0 }),
+    );
     expect(error.kind).toBe("missing-metric");
     expect(error.message).toMatch(/seen: a/);
   });
 
   it("refuses to guess between several models when none is named", () => {
-    const families = parseExposition('vllm:kv_cache_usage_perc{model_name="a"} 0.5\nvllm:kv_cache_usage_perc{model_name="b"} 0.1\n');
-    expect(engineError(() => normalizeEngineMetrics(families, { engine: "vllm", scrapedAtMs: 0 })).kind).toBe("ambiguous-model");
+    const families = parseExposition(
+      'vllm:kv_cache_usage_perc{model_name="a"} 0.5\nvllm:kv_cache_usage_perc{model_name="b"} 0.1\n',
+    );
+    expect(engineError(() => normalizeEngineMetrics(families, { engine: "vllm", scrapedAtMs: 0 })).kind).toBe(
+      "ambiguous-model",
+    );
   });
 
   it.each([
@@ -99,7 +111,9 @@ describe("normalizeEngineMetrics for vLLM", () => {
     const families = parseExposition(
       `vllm:kv_cache_usage_perc{model_name="m"} ${value}\nvllm:num_requests_waiting{model_name="m"} 0\nvllm:num_requests_running{model_name="m"} 0\n`,
     );
-    expect(engineError(() => normalizeEngineMetrics(families, { engine: "vllm", scrapedAtMs: 0 })).kind).toBe("invalid-value");
+    expect(engineError(() => normalizeEngineMetrics(families, { engine: "vllm", scrapedAtMs: 0 })).kind).toBe(
+      "invalid-value",
+    );
   });
 });
 
@@ -116,7 +130,13 @@ describe("normalizeEngineMetrics for trtllm-serve", () => {
   ].join("\n");
 
   it("maps the trtllm_ gauges", () => {
-    expect(normalizeEngineMetrics(parseExposition(trtllm), { engine: "trtllm-serve", modelName: "llama", scrapedAtMs: 9 })).toEqual({
+    expect(
+      normalizeEngineMetrics(parseExposition(trtllm), {
+        engine: "trtllm-serve",
+        modelName: "llama",
+        scrapedAtMs: 9,
+      }),
+    ).toEqual({
       kvCacheUtilization: 0.375,
       requestsWaiting: 3,
       requestsRunning: 12,
@@ -125,24 +145,34 @@ describe("normalizeEngineMetrics for trtllm-serve", () => {
   });
 
   it("reports the KV gauge missing when iteration stats are off", () => {
-    const withoutKv = trtllm.split("\n").filter((line) => !line.includes("kv_cache")).join("\n");
-    const error = engineError(() => normalizeEngineMetrics(parseExposition(withoutKv), { engine: "trtllm-serve", scrapedAtMs: 0 }));
+    const withoutKv = trtllm
+      .split("\n")
+      .filter((line) => !line.includes("kv_cache"))
+      .join("\n");
+    const error = engineError(() =>
+      normalizeEngineMetrics(parseExposition(withoutKv), { engine: "trtllm-serve", scrapedAtMs: 0 }),
+    );
     expect(error).toMatchObject({ kind: "missing-metric", metric: "trtllm_kv_cache_utilization" });
   });
 
   it("does not read vLLM gauges as TensorRT-LLM ones", () => {
-    const error = engineError(() => normalizeEngineMetrics(fixture("vllm-v1-gpu-cache-usage-production-stack-318.prom"), { engine: "trtllm-serve", scrapedAtMs: 0 }));
+    const error = engineError(() =>
+      normalizeEngineMetrics(fixture("vllm-v1-gpu-cache-usage-production-stack-318.prom"), {
+        engine: "trtllm-serve",
+        scrapedAtMs: 0,
+      }),
+    );
     expect(error.kind).toBe("missing-metric");
   });
 });
 
 describe("engineKindFromLabel", () => {
   it("maps the engine-type label values", () => {
-    expect([engineKindFromLabel("vllm"), engineKindFromLabel("trtllm-serve"), engineKindFromLabel("tensorrt-llm"), engineKindFromLabel("sglang")]).toEqual([
-      "vllm",
-      "trtllm-serve",
-      "trtllm-serve",
-      undefined,
-    ]);
+    expect([
+      engineKindFromLabel("vllm"),
+      engineKindFromLabel("trtllm-serve"),
+      engineKindFromLabel("tensorrt-llm"),
+      engineKindFromLabel("sglang"),
+    ]).toEqual(["vllm", "trtllm-serve", "trtllm-serve", undefined]);
   });
 });

@@ -90,7 +90,11 @@ export interface NormalizeOptions {
 // Float gauges may overshoot 1 by rounding (used/total computed in float); anything beyond is a bug upstream.
 const UTILIZATION_TOLERANCE = 1e-6;
 
-function selectSeries(families: readonly MetricFamily[], candidates: readonly string[], modelName?: string): {
+function selectSeries(
+  families: readonly MetricFamily[],
+  candidates: readonly string[],
+  modelName?: string,
+): {
   metric: string;
   samples: Sample[];
 } {
@@ -129,7 +133,11 @@ function checkedValue(metric: string, sample: Sample, min: number, max: number):
   return value;
 }
 
-function requestCount(families: readonly MetricFamily[], candidates: readonly string[], modelName?: string): number {
+function requestCount(
+  families: readonly MetricFamily[],
+  candidates: readonly string[],
+  modelName?: string,
+): number {
   const { metric, samples } = selectSeries(families, candidates, modelName);
   // One series per data-parallel engine (label `engine`): requests add up across them.
   let total = 0;
@@ -138,13 +146,19 @@ function requestCount(families: readonly MetricFamily[], candidates: readonly st
 }
 
 /** Turns one engine's parsed exposition into an EngineMetricsSample, or throws EngineMetricsError. */
-export function normalizeEngineMetrics(families: readonly MetricFamily[], options: NormalizeOptions): EngineMetricsSample {
+export function normalizeEngineMetrics(
+  families: readonly MetricFamily[],
+  options: NormalizeOptions,
+): EngineMetricsSample {
   const names = ENGINE_METRIC_NAMES[options.engine];
   const kv = selectSeries(families, names.kvCacheUtilization, options.modelName);
   // Several data-parallel engines: the fullest one is what rejects (preempts) requests first.
   let kvCacheUtilization = 0;
   for (const sample of kv.samples) {
-    kvCacheUtilization = Math.max(kvCacheUtilization, checkedValue(kv.metric, sample, 0, 1 + UTILIZATION_TOLERANCE));
+    kvCacheUtilization = Math.max(
+      kvCacheUtilization,
+      checkedValue(kv.metric, sample, 0, 1 + UTILIZATION_TOLERANCE),
+    );
   }
   return {
     kvCacheUtilization: Math.min(1, kvCacheUtilization),

@@ -7,7 +7,13 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { type MetricFamily, type MetricType, ParseError, parseExposition, serializeExposition } from "./exposition.js";
+import {
+  type MetricFamily,
+  type MetricType,
+  ParseError,
+  parseExposition,
+  serializeExposition,
+} from "./exposition.js";
 
 function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
@@ -25,13 +31,78 @@ const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(ran
 const int = (random: Random, max: number) => Math.floor(random() * max);
 
 // Characters that matter to the grammar, plus some that should not.
-const SIGNIFICANT = ['"', "\\", "{", "}", "=", ",", " ", "\t", "\n", "\r", "#", "+", "-", ".", "e", "E", "_", ":", "0", "9", "a", "Z", "é", "\u0000", "\u2028"];
-const FLOAT_TOKENS = ["0", "1", "-1", "1.5", "1e3", "-2.5E-7", "NaN", "+Inf", "-Inf", "Inf", "3.", ".5", "1e", "--1", "0x10", "", "1_0"];
-const TYPES: MetricType[] = ["counter", "gauge", "histogram", "summary", "untyped", "unknown", "info", "gaugehistogram"];
+const SIGNIFICANT = [
+  '"',
+  "\\",
+  "{",
+  "}",
+  "=",
+  ",",
+  " ",
+  "\t",
+  "\n",
+  "\r",
+  "#",
+  "+",
+  "-",
+  ".",
+  "e",
+  "E",
+  "_",
+  ":",
+  "0",
+  "9",
+  "a",
+  "Z",
+  "é",
+  "\u0000",
+  "\u2028",
+];
+const FLOAT_TOKENS = [
+  "0",
+  "1",
+  "-1",
+  "1.5",
+  "1e3",
+  "-2.5E-7",
+  "NaN",
+  "+Inf",
+  "-Inf",
+  "Inf",
+  "3.",
+  ".5",
+  "1e",
+  "--1",
+  "0x10",
+  "",
+  "1_0",
+];
+const TYPES: MetricType[] = [
+  "counter",
+  "gauge",
+  "histogram",
+  "summary",
+  "untyped",
+  "unknown",
+  "info",
+  "gaugehistogram",
+];
 
 function randomName(random: Random): string {
-  const base = pick(random, ["vllm:num_requests_waiting", "up", "ttft", "a", "x_total", "h", "s", "my.dotted", "trtllm_kv_cache_utilization"]);
-  return random() < 0.3 ? `${base}${pick(random, ["_bucket", "_sum", "_count", "_total", "_created", ""])}` : base;
+  const base = pick(random, [
+    "vllm:num_requests_waiting",
+    "up",
+    "ttft",
+    "a",
+    "x_total",
+    "h",
+    "s",
+    "my.dotted",
+    "trtllm_kv_cache_utilization",
+  ]);
+  return random() < 0.3
+    ? `${base}${pick(random, ["_bucket", "_sum", "_count", "_total", "_created", ""])}`
+    : base;
 }
 
 function randomLabelValue(random: Random): string {
@@ -53,12 +124,16 @@ function randomFamilies(random: Random): MetricFamily[] {
     const type = pick(random, TYPES);
     const family: MetricFamily = { name, type, samples: [] };
     // Leading blanks and trailing CRs of HELP text are not representable in the format.
-    if (random() < 0.5) family.help = randomLabelValue(random).replace(/^[ \t]+/, "").replace(/\r+$/, "");
+    if (random() < 0.5)
+      family.help = randomLabelValue(random)
+        .replace(/^[ \t]+/, "")
+        .replace(/\r+$/, "");
     const samples = int(random, 4);
     for (let i = 0; i < samples; i++) {
       const labels: Record<string, string> = {};
       const labelCount = int(random, 3);
-      for (let l = 0; l < labelCount; l++) labels[pick(random, ["model_name", "engine", "a.b", "x"])] = randomLabelValue(random);
+      for (let l = 0; l < labelCount; l++)
+        labels[pick(random, ["model_name", "engine", "a.b", "x"])] = randomLabelValue(random);
       let sampleName = name;
       if (type === "histogram") {
         sampleName = `${name}_bucket`;
@@ -66,10 +141,22 @@ function randomFamilies(random: Random): MetricFamily[] {
       } else if (type === "summary") {
         labels.quantile = pick(random, ["0.5", "0.99"]);
       }
-      const value = pick(random, [0, 1, -0, 1.5, 1e21, -3.25e-9, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, random()]);
+      const value = pick(random, [
+        0,
+        1,
+        -0,
+        1.5,
+        1e21,
+        -3.25e-9,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        Number.NEGATIVE_INFINITY,
+        random(),
+      ]);
       const sample: MetricFamily["samples"][number] = { name: sampleName, labels, value };
       if (random() < 0.3) sample.timestampMs = int(random, 2_000_000_000_000);
-      if (random() < 0.1) sample.exemplar = { labels: { trace_id: randomLabelValue(random) }, value: random() };
+      if (random() < 0.1)
+        sample.exemplar = { labels: { trace_id: randomLabelValue(random) }, value: random() };
       family.samples.push(sample);
     }
     families.push(family);
@@ -167,7 +254,8 @@ describe("exposition parser fuzzing", () => {
     for (let i = 0; i < 2000; i++) {
       let input = "";
       const length = int(random, 60);
-      for (let c = 0; c < length; c++) input += random() < 0.7 ? pick(random, SIGNIFICANT) : String.fromCharCode(int(random, 0x3000));
+      for (let c = 0; c < length; c++)
+        input += random() < 0.7 ? pick(random, SIGNIFICANT) : String.fromCharCode(int(random, 0x3000));
       checkProperties(input, `soup ${i}`);
     }
   });

@@ -56,7 +56,12 @@ describe("parseExposition", () => {
       ].join("\n"),
     );
     expect(families).toHaveLength(1);
-    expect(families[0]?.samples.map((s) => s.name)).toEqual(["ttft_bucket", "ttft_bucket", "ttft_sum", "ttft_count"]);
+    expect(families[0]?.samples.map((s) => s.name)).toEqual([
+      "ttft_bucket",
+      "ttft_bucket",
+      "ttft_sum",
+      "ttft_count",
+    ]);
     expect(parseError("# TYPE h histogram\nh_bucket 1\n").message).toMatch(/without an 'le' label/);
   });
 
@@ -81,7 +86,11 @@ describe("parseExposition", () => {
     const [total, created] = families[0]?.samples ?? [];
     expect(families[0]?.unit).toBe("requests");
     expect(total?.timestampMs).toBe(1_700_000_000_250);
-    expect(total?.exemplar).toEqual({ labels: { trace_id: "abc" }, value: 1, timestampSeconds: 1700000000.1 });
+    expect(total?.exemplar).toEqual({
+      labels: { trace_id: "abc" },
+      value: 1,
+      timestampSeconds: 1700000000.1,
+    });
     expect(created?.name).toBe("requests_created");
   });
 
@@ -148,7 +157,10 @@ describe("real vLLM /metrics quoted in public issues", () => {
   });
 
   it("reads all thirteen histogram buckets of the data-parallel engine", () => {
-    const buckets = samplesNamed(parseExposition(fixture("vllm-decode-time-histogram-vllm-22227.prom")), "vllm:request_decode_time_seconds_bucket");
+    const buckets = samplesNamed(
+      parseExposition(fixture("vllm-decode-time-histogram-vllm-22227.prom")),
+      "vllm:request_decode_time_seconds_bucket",
+    );
     expect(buckets).toHaveLength(13);
     expect(buckets.at(-1)?.labels).toEqual({ engine: "1", le: "+Inf", model_name: "/home/jovyan/qwen3-8b" });
   });

@@ -207,7 +207,8 @@ function readLabelSet(
       cursor.expect("=");
       cursor.skipBlanks();
       const value = cursor.readQuoted();
-      if (Object.prototype.hasOwnProperty.call(labels, name)) cursor.fail(`duplicate label '${name}'`, nameAt);
+      if (Object.prototype.hasOwnProperty.call(labels, name))
+        cursor.fail(`duplicate label '${name}'`, nameAt);
       labels[name] = value;
     }
     first = false;
@@ -241,7 +242,8 @@ function readTimestampMs(cursor: LineCursor, openMetrics: boolean): number {
   let ms: number;
   if (openMetrics) {
     const seconds = parseFloatValue(token);
-    if (seconds === undefined || !Number.isFinite(seconds)) cursor.fail(`invalid timestamp ${JSON.stringify(token)}`, at);
+    if (seconds === undefined || !Number.isFinite(seconds))
+      cursor.fail(`invalid timestamp ${JSON.stringify(token)}`, at);
     ms = Math.round(seconds * 1000);
   } else {
     if (!INTEGER.test(token)) cursor.fail(`invalid timestamp ${JSON.stringify(token)}`, at);
@@ -267,7 +269,8 @@ function unescapeHelp(cursor: LineCursor, raw: string, offset: number): string {
     const escaped = raw.charAt(i + 1);
     if (escaped === "\\") out += "\\";
     else if (escaped === "n") out += "\n";
-    else if (escaped === '"') out += '"'; // OpenMetrics escapes quotes in HELP too
+    else if (escaped === '"')
+      out += '"'; // OpenMetrics escapes quotes in HELP too
     else cursor.fail(`invalid escape in HELP '\\${escaped}'`, offset + i);
     i++;
   }
@@ -422,7 +425,8 @@ function validateSample(cursor: LineCursor, family: MetricFamily, sample: Sample
   if ((family.type === "histogram" || family.type === "gaugehistogram") && suffix === "_bucket") {
     const le = sample.labels.le;
     if (le === undefined) cursor.fail(`histogram bucket '${sample.name}' without an 'le' label`, at);
-    if (parseFloatValue(le) === undefined) cursor.fail(`histogram bucket 'le' is not a number: ${JSON.stringify(le)}`, at);
+    if (parseFloatValue(le) === undefined)
+      cursor.fail(`histogram bucket 'le' is not a number: ${JSON.stringify(le)}`, at);
   }
   if (family.type === "summary" && suffix === "") {
     const quantile = sample.labels.quantile;
@@ -476,7 +480,8 @@ export function serializeExposition(families: readonly MetricFamily[]): string {
       if (sample.exemplar) {
         const pairs = formatLabelPairs(sample.exemplar.labels);
         line += ` # {${pairs.join(",")}} ${formatFloatValue(sample.exemplar.value)}`;
-        if (sample.exemplar.timestampSeconds !== undefined) line += ` ${formatFloatValue(sample.exemplar.timestampSeconds)}`;
+        if (sample.exemplar.timestampSeconds !== undefined)
+          line += ` ${formatFloatValue(sample.exemplar.timestampSeconds)}`;
       }
       out.push(line);
     }
@@ -487,6 +492,7 @@ export function serializeExposition(families: readonly MetricFamily[]): string {
 /** All samples named exactly `name`, across families. */
 export function samplesNamed(families: readonly MetricFamily[], name: string): Sample[] {
   const found: Sample[] = [];
-  for (const family of families) for (const sample of family.samples) if (sample.name === name) found.push(sample);
+  for (const family of families)
+    for (const sample of family.samples) if (sample.name === name) found.push(sample);
   return found;
 }

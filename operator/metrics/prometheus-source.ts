@@ -29,8 +29,7 @@ export interface PrometheusSourceOptions {
 }
 
 export type PodSampleResult =
-  | { pod: string; ok: true; sample: EngineMetricsSample }
-  | { pod: string; ok: false; error: ScrapeError };
+  { pod: string; ok: true; sample: EngineMetricsSample } | { pod: string; ok: false; error: ScrapeError };
 
 /** PromQL string literal, escaped for the double-quoted form. */
 export function promqlString(value: string): string {
@@ -38,16 +37,25 @@ export function promqlString(value: string): string {
 }
 
 export function defaultSelector(deployment: DeploymentQuery): string {
-  const matchers = [`namespace=${promqlString(deployment.namespace)}`, `model_deployment=${promqlString(deployment.name)}`];
+  const matchers = [
+    `namespace=${promqlString(deployment.namespace)}`,
+    `model_deployment=${promqlString(deployment.name)}`,
+  ];
   if (deployment.modelName !== undefined) matchers.push(`model_name=${promqlString(deployment.modelName)}`);
   return matchers.join(",");
 }
 
 /** The three instant queries for one deployment; `or` falls back to older metric names per pod. */
-export function queriesFor(deployment: DeploymentQuery, selector: string, instanceLabel: string): Record<keyof Omit<EngineMetricsSample, "scrapedAtMs">, string> {
+export function queriesFor(
+  deployment: DeploymentQuery,
+  selector: string,
+  instanceLabel: string,
+): Record<keyof Omit<EngineMetricsSample, "scrapedAtMs">, string> {
   const names = ENGINE_METRIC_NAMES[deployment.engine];
   const alternatives = (metrics: readonly string[], aggregate: string) =>
-    metrics.map((metric) => `${aggregate} by (${instanceLabel}) ({__name__=${promqlString(metric)},${selector}})`).join(" or ");
+    metrics
+      .map((metric) => `${aggregate} by (${instanceLabel}) ({__name__=${promqlString(metric)},${selector}})`)
+      .join(" or ");
   return {
     // max across data-parallel engines, sum for request counts: as in normalizeEngineMetrics.
     kvCacheUtilization: alternatives(names.kvCacheUtilization, "max"),
@@ -65,12 +73,21 @@ function isVectorResult(item: unknown): item is VectorResult {
   if (typeof item !== "object" || item === null) return false;
   const { metric, value } = item as { metric?: unknown; value?: unknown };
   return (
-    typeof metric === "object" && metric !== null && Array.isArray(value) && value.length === 2 && typeof value[0] === "number" && typeof value[1] === "string"
+    typeof metric === "object" &&
+    metric !== null &&
+    Array.isArray(value) &&
+    value.length === 2 &&
+    typeof value[0] === "number" &&
+    typeof value[1] === "string"
   );
 }
 
 /** Runs one instant query and returns value and evaluation time per instance. */
-export async function instantQuery(options: PrometheusSourceOptions, promql: string, instanceLabel: string): Promise<Map<string, { value: number; atMs: number }>> {
+export async function instantQuery(
+  options: PrometheusSourceOptions,
+  promql: string,
+  instanceLabel: string,
+): Promise<Map<string, { value: number; atMs: number }>> {
   const url = new URL("/api/v1/query", options.baseUrl);
   url.searchParams.set("query", promql);
   const controller = new AbortController();
@@ -82,26 +99,44 @@ export async function instantQuery(options: PrometheusSourceOptions, promql: str
   try {
     const response = await fetch(url, { signal: controller.signal });
     const body = (await response.json().catch(() => undefined)) as
-      | { status?: string; error?: string; data?: { resultType?: string; result?: unknown } }
-      | undefined;
+      { status?: string; error?: string; data?: { resultType?: string; result?: unknown } } | undefined;
     if (!response.ok || body?.status !== "success") {
-      throw new ScrapeError("http-status", `Prometheus query failed (HTTP ${response.status}): ${body?.error ?? "no error text"}`, response.status);
+      throw new ScrapeError(
+        "http-status",
+        `Prometheus query failed (HTTP ${response.status}): ${body?.error ?? "no error text"}`,
+        response.status,
+      );
     }
     if (body.data?.resultType !== "vector" || !Array.isArray(body.data.result)) {
-      throw new ScrapeError("parse", `Prometheus returned ${String(body.data?.resultType)} instead of a vector`);
+      throw new ScrapeError(
+        "parse",
+        `Prometheus returned ${String(body.data?.resultType)} instead of a vector`,
+      );
     }
     const out = new Map<string, { value: number; atMs: number }>();
     for (const item of body.data.result) {
-      if (!isVectorResult(item)) throw new ScrapeError("parse", "malformed vector element in Prometheus response");
+      if (!isVectorResult(item))
+        throw new ScrapeError("parse", "malformed vector element in Prometheus response");
       const pod = item.metric[instanceLabel];
       if (pod === undefined) continue;
       out.set(pod, { value: Number(item.value[1]), atMs: Math.round(item.value[0] * 1000) });
     }
     return out;
   } catch (error) {
-    if (timedOut) throw new ScrapeError("timeout", `Prometheus query did not answer within ${options.timeoutMs} ms`, undefined, error);
+    if (timedOut)
+      throw new ScrapeError(
+        "timeout",
+        `Prometheus query did not answer within ${options.timeoutMs} ms`,
+        undefined,
+        error,
+      );
     if (error instanceof ScrapeError) throw error;
-    throw new ScrapeError("network", `Prometheus query: ${error instanceof Error ? error.message : String(error)}`, undefined, error);
+    throw new ScrapeError(
+      "network",
+      `Prometheus query: ${error instanceof Error ? error.message : String(error)}`,
+      undefined,
+      error,
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -111,7 +146,10 @@ export async function instantQuery(options: PrometheusSourceOptions, promql: str
  * Samples of every pod of one deployment as Prometheus last saw them. Throws ScrapeError when
  * Prometheus itself fails; a pod lacking one of the three signals gets a per-pod "metrics" error.
  */
-export async function queryDeploymentSamples(options: PrometheusSourceOptions, deployment: DeploymentQuery): Promise<PodSampleResult[]> {
+export async function queryDeploymentSamples(
+  options: PrometheusSourceOptions,
+  deployment: DeploymentQuery,
+): Promise<PodSampleResult[]> {
   const instanceLabel = options.instanceLabel ?? "pod";
   const selector = (options.selectorFor ?? defaultSelector)(deployment);
   const queries = queriesFor(deployment, selector, instanceLabel);
@@ -126,11 +164,30 @@ export async function queryDeploymentSamples(options: PrometheusSourceOptions, d
     const w = waiting.get(pod);
     const r = running.get(pod);
     if (!k || !w || !r) {
-      const missing = [!k && "kvCacheUtilization", !w && "requestsWaiting", !r && "requestsRunning"].filter(Boolean).join(", ");
-      return { pod, ok: false, error: new ScrapeError("metrics", `Prometheus has no ${missing} for pod ${pod}`) };
+      const missing = [!k && "kvCacheUtilization", !w && "requestsWaiting", !r && "requestsRunning"]
+        .filter(Boolean)
+        .join(", ");
+      return {
+        pod,
+        ok: false,
+        error: new ScrapeError("metrics", `Prometheus has no ${missing} for pod ${pod}`),
+      };
     }
-    if (!Number.isFinite(k.value) || k.value < 0 || k.value > 1 + 1e-6 || !(w.value >= 0) || !(r.value >= 0)) {
-      return { pod, ok: false, error: new ScrapeError("metrics", `out-of-range values for pod ${pod}: kv=${k.value} waiting=${w.value} running=${r.value}`) };
+    if (
+      !Number.isFinite(k.value) ||
+      k.value < 0 ||
+      k.value > 1 + 1e-6 ||
+      !(w.value >= 0) ||
+      !(r.value >= 0)
+    ) {
+      return {
+        pod,
+        ok: false,
+        error: new ScrapeError(
+          "metrics",
+          `out-of-range values for pod ${pod}: kv=${k.value} waiting=${w.value} running=${r.value}`,
+        ),
+      };
     }
     return {
       pod,

@@ -35,7 +35,16 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
 }
 
 function target(port: number, overrides: Partial<ScrapeTarget> = {}): ScrapeTarget {
-  return { namespace: "ns", podName: `pod-${port}`, podIP: "127.0.0.1", port, engine: "vllm", modelName: "m", ready: true, ...overrides };
+  return {
+    namespace: "ns",
+    podName: `pod-${port}`,
+    podIP: "127.0.0.1",
+    port,
+    engine: "vllm",
+    modelName: "m",
+    ready: true,
+    ...overrides,
+  };
 }
 
 describe("scrapePods", () => {
@@ -47,16 +56,24 @@ describe("scrapePods", () => {
     });
     const [result] = await scrapePods([target(port)], { concurrency: 2, timeoutMs: 2000, now: () => 1234 });
     expect(path).toBe("/metrics");
-    expect(result).toMatchObject({ ok: true, sample: { kvCacheUtilization: 0.25, requestsWaiting: 5, requestsRunning: 2, scrapedAtMs: 1234 } });
+    expect(result).toMatchObject({
+      ok: true,
+      sample: { kvCacheUtilization: 0.25, requestsWaiting: 5, requestsRunning: 2, scrapedAtMs: 1234 },
+    });
   });
 
   it("uses /prometheus/metrics for trtllm-serve pods", async () => {
     let path = "";
     const port = await serve((req, res) => {
       path = req.url ?? "";
-      res.end('trtllm_kv_cache_utilization{model_name="m"} 0.5\ntrtllm_num_requests_waiting{model_name="m"} 0\ntrtllm_num_requests_running{model_name="m"} 1\n');
+      res.end(
+        'trtllm_kv_cache_utilization{model_name="m"} 0.5\ntrtllm_num_requests_waiting{model_name="m"} 0\ntrtllm_num_requests_running{model_name="m"} 1\n',
+      );
     });
-    const [result] = await scrapePods([target(port, { engine: "trtllm-serve" })], { concurrency: 1, timeoutMs: 2000 });
+    const [result] = await scrapePods([target(port, { engine: "trtllm-serve" })], {
+      concurrency: 1,
+      timeoutMs: 2000,
+    });
     expect(path).toBe("/prometheus/metrics");
     expect(result?.ok && result.sample.kvCacheUtilization).toBe(0.5);
   });
@@ -105,7 +122,11 @@ describe("scrapePods", () => {
 
   it("refuses an oversized body", async () => {
     const port = await serve((_req, res) => res.end("x".repeat(64 * 1024)));
-    const [result] = await scrapePods([target(port)], { concurrency: 1, timeoutMs: 2000, maxBodyBytes: 1024 });
+    const [result] = await scrapePods([target(port)], {
+      concurrency: 1,
+      timeoutMs: 2000,
+      maxBodyBytes: 1024,
+    });
     expect(result).toMatchObject({ ok: false, error: { kind: "too-large" } });
   });
 
@@ -134,10 +155,27 @@ describe("scrapeTargetFromPod", () => {
     metadata: {
       name: "llama-0",
       namespace: "team-a",
-      labels: { "gpufleet.io/model-deployment": "llama", "inference.networking.k8s.io/engine-type": "trtllm-serve" },
+      labels: {
+        "gpufleet.io/model-deployment": "llama",
+        "inference.networking.k8s.io/engine-type": "trtllm-serve",
+      },
     },
-    spec: { containers: [{ name: "engine", ports: [{ name: "metrics", containerPort: 9000 }, { name: "http", containerPort: 8000 }] }] },
-    status: { phase: "Running", podIP: "127.1.0.5", conditions: [{ type: "Ready", status: ready ? "True" : "False" }] },
+    spec: {
+      containers: [
+        {
+          name: "engine",
+          ports: [
+            { name: "metrics", containerPort: 9000 },
+            { name: "http", containerPort: 8000 },
+          ],
+        },
+      ],
+    },
+    status: {
+      phase: "Running",
+      podIP: "127.1.0.5",
+      conditions: [{ type: "Ready", status: ready ? "True" : "False" }],
+    },
   });
 
   it("takes engine, port named http and readiness from the pod", () => {

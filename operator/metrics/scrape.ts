@@ -4,7 +4,14 @@
  * a sample or a typed error, so one slow or broken pod never hides the others.
  */
 import type { V1Pod } from "@kubernetes/client-node";
-import { ENGINE_METRICS_PATH, EngineMetricsError, type EngineKind, type EngineMetricsSample, engineKindFromLabel, normalizeEngineMetrics } from "./engines.js";
+import {
+  ENGINE_METRICS_PATH,
+  EngineMetricsError,
+  type EngineKind,
+  type EngineMetricsSample,
+  engineKindFromLabel,
+  normalizeEngineMetrics,
+} from "./engines.js";
 import { ParseError, parseExposition } from "./exposition.js";
 
 export const MODEL_DEPLOYMENT_LABEL = "gpufleet.io/model-deployment";
@@ -78,7 +85,10 @@ async function readBody(response: Response, maxBytes: number): Promise<string> {
 }
 
 /** Scrapes one target. Never throws: every failure is returned as a ScrapeError. */
-export async function scrapeTarget(target: ScrapeTarget, options: Omit<ScrapeOptions, "concurrency">): Promise<ScrapeResult> {
+export async function scrapeTarget(
+  target: ScrapeTarget,
+  options: Omit<ScrapeOptions, "concurrency">,
+): Promise<ScrapeResult> {
   const now = options.now ?? Date.now;
   const url = scrapeUrl(target);
   const controller = new AbortController();
@@ -113,11 +123,24 @@ export async function scrapeTarget(target: ScrapeTarget, options: Omit<ScrapeOpt
 }
 
 function classify(error: unknown, url: string, timedOut: boolean, timeoutMs: number): ScrapeError {
-  if (timedOut) return new ScrapeError("timeout", `GET ${url}: no complete response within ${timeoutMs} ms`, undefined, error);
+  if (timedOut)
+    return new ScrapeError(
+      "timeout",
+      `GET ${url}: no complete response within ${timeoutMs} ms`,
+      undefined,
+      error,
+    );
   if (error instanceof ScrapeError) return error;
-  if (error instanceof ParseError) return new ScrapeError("parse", `GET ${url}: ${error.message}`, undefined, error);
-  if (error instanceof EngineMetricsError) return new ScrapeError("metrics", `GET ${url}: ${error.message}`, undefined, error);
-  const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+  if (error instanceof ParseError)
+    return new ScrapeError("parse", `GET ${url}: ${error.message}`, undefined, error);
+  if (error instanceof EngineMetricsError)
+    return new ScrapeError("metrics", `GET ${url}: ${error.message}`, undefined, error);
+  const reason =
+    error instanceof Error
+      ? error.cause instanceof Error
+        ? error.cause.message
+        : error.message
+      : String(error);
   return new ScrapeError("network", `GET ${url}: ${reason}`, undefined, error);
 }
 
@@ -125,7 +148,10 @@ function classify(error: unknown, url: string, timedOut: boolean, timeoutMs: num
  * Scrapes every ready target (not-ready ones are skipped: they are loading or draining) with at
  * most `concurrency` requests in flight. Results come back in the order of the ready targets.
  */
-export async function scrapePods(targets: readonly ScrapeTarget[], options: ScrapeOptions): Promise<ScrapeResult[]> {
+export async function scrapePods(
+  targets: readonly ScrapeTarget[],
+  options: ScrapeOptions,
+): Promise<ScrapeResult[]> {
   const ready = targets.filter((t) => t.ready);
   const results: ScrapeResult[] = new Array<ScrapeResult>(ready.length);
   let next = 0;
@@ -163,7 +189,8 @@ export function scrapeTargetFromPod(pod: V1Pod, modelName?: string): ScrapeTarge
   }
   if (port === undefined) return undefined;
   const ready =
-    pod.status?.phase === "Running" && (pod.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+    pod.status?.phase === "Running" &&
+    (pod.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
   return {
     namespace: pod.metadata?.namespace ?? "default",
     podName,

@@ -13,6 +13,9 @@
  * log quoting it was found it is cited; otherwise it is estimated as memory - 0.45 GiB, the gap
  * measured on H100 (81559 MiB = 79.65 GiB vs 79.19-79.22 GiB in vLLM logs).
  *
+ * MiB totals not tied to a cited log (H200 143771, B200 183359, L40S 46068, L4 23034) are the
+ * nvidia-smi figures as commonly reported for those boards; treat them as +-0.5 % accurate.
+ *
  * Throughput figures are dense (no sparsity) BF16 tensor TFLOPS and peak memory bandwidth from
  * NVIDIA datasheets; power is the board TDP/TGP (the carbon placement multiplies it by load).
  */
@@ -332,7 +335,10 @@ export const MIG_SLICES: readonly GpuSpec[] = [
 export const GPU_CATALOGUE: readonly GpuSpec[] = [...FULL_GPUS, ...MIG_SLICES];
 
 function normalizeGpuName(name: string): string {
-  return name.trim().toLowerCase().replace(/[\s_]+/g, "-");
+  return name
+    .trim()
+    .toLowerCase()
+    .replace(/[\s_]+/g, "-");
 }
 
 const gpuIndex: ReadonlyMap<string, GpuSpec> = (() => {

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { MODEL_CATALOGUE, defineModel, embeddingParameters, findModel, normalizeModelName, type ModelArchitecture } from "./models.js";
+import {
+  MODEL_CATALOGUE,
+  defineModel,
+  embeddingParameters,
+  findModel,
+  normalizeModelName,
+  type ModelArchitecture,
+} from "./models.js";
 import { kvCacheBytesPerToken } from "./plan.js";
 
 /**
@@ -9,7 +16,8 @@ import { kvCacheBytesPerToken } from "./plan.js";
  */
 function parametersFromArchitecture(model: ModelArchitecture): number {
   const { hiddenSize: h, headDim: d, attentionHeads: heads, kvHeads: kv, intermediateSize: i } = model;
-  const attention = h * heads * d * 2 + h * kv * d * 2 + (model.id.startsWith("qwen") ? heads * d + 2 * kv * d : 0);
+  const attention =
+    h * heads * d * 2 + h * kv * d * 2 + (model.id.startsWith("qwen") ? heads * d + 2 * kv * d : 0);
   const experts = model.moe?.expertCount ?? 1;
   const mlp = 3 * h * i * experts + (model.moe ? h * experts : 0);
   const norms = (model.id.startsWith("gemma") ? 4 : 2) * h;
@@ -34,19 +42,25 @@ describe("model catalogue", () => {
     ];
     const ids = MODEL_CATALOGUE.map((model) => model.id);
     for (const id of required) expect(ids).toContain(id);
-    expect(MODEL_CATALOGUE.some((model) => model.id.startsWith("deepseek") && model.moe !== undefined)).toBe(true);
+    expect(MODEL_CATALOGUE.some((model) => model.id.startsWith("deepseek") && model.moe !== undefined)).toBe(
+      true,
+    );
   });
 
   it("has unique ids and no Hugging Face repo claimed by two models", () => {
     const ids = MODEL_CATALOGUE.map((model) => model.id);
     expect(new Set(ids).size).toBe(ids.length);
-    const repos = MODEL_CATALOGUE.flatMap((model) => model.huggingFaceRepos.map((repo) => normalizeModelName(repo)));
+    const repos = MODEL_CATALOGUE.flatMap((model) =>
+      model.huggingFaceRepos.map((repo) => normalizeModelName(repo)),
+    );
     const owners = new Map<string, string>();
     for (const model of MODEL_CATALOGUE) {
       for (const repo of model.huggingFaceRepos) {
         const key = normalizeModelName(repo);
         const owner = owners.get(key);
-        expect(owner === undefined || owner === model.id, `${repo} claimed by ${owner} and ${model.id}`).toBe(true);
+        expect(owner === undefined || owner === model.id, `${repo} claimed by ${owner} and ${model.id}`).toBe(
+          true,
+        );
         owners.set(key, model.id);
       }
     }
@@ -65,10 +79,13 @@ describe("model catalogue", () => {
   // DeepSeek models (MLA projections, shared experts, a dense first layer) need a different
   // formula; their counts are checked against the model card figure only via the MoE ratio above.
   const recomputable = MODEL_CATALOGUE.filter((model) => !model.id.startsWith("deepseek"));
-  it.each(recomputable.map((model) => [model.id, model] as const))("%s: stated parameter count matches its architecture within 2%%", (_id, model) => {
-    const recomputed = parametersFromArchitecture(model);
-    expect(Math.abs(recomputed - model.totalParameters) / model.totalParameters).toBeLessThan(0.02);
-  });
+  it.each(recomputable.map((model) => [model.id, model] as const))(
+    "%s: stated parameter count matches its architecture within 2%%",
+    (_id, model) => {
+      const recomputed = parametersFromArchitecture(model);
+      expect(Math.abs(recomputed - model.totalParameters) / model.totalParameters).toBeLessThan(0.02);
+    },
+  );
 
   it("sizes DeepSeek-V2-Lite's MLA cache as one 576-wide latent per layer, not 2 x heads x head dim", () => {
     const model = findModel("deepseek-ai/DeepSeek-V2-Lite-Chat");
@@ -126,7 +143,9 @@ describe("defineModel (architecture override)", () => {
   });
 
   it("rejects KV heads that do not divide attention heads and non-positive sizes, naming each", () => {
-    expect(() => defineModel({ ...base, kvHeads: 6 })).toThrow(/attentionHeads \(32\) must be a multiple of kvHeads \(6\)/);
+    expect(() => defineModel({ ...base, kvHeads: 6 })).toThrow(
+      /attentionHeads \(32\) must be a multiple of kvHeads \(6\)/,
+    );
     expect(() => defineModel({ ...base, layers: 0 })).toThrow(/layers must be a positive integer/);
     expect(() => defineModel({ ...base, activeParameters: 2e9 })).toThrow(/activeParameters/);
   });

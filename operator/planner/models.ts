@@ -63,6 +63,11 @@ export interface ModelArchitecture {
    * before its hybrid allocator; the figure is informational.
    */
   readonly slidingWindow?: number;
+  /**
+   * MLP width in the official 4-bit (AWQ/GPTQ) checkpoints when they pad it so every
+   * tensor-parallel slice holds whole quantization groups (Qwen2.5-72B: 29568 -> 29696).
+   */
+  readonly quantizedIntermediateSize?: number;
 }
 
 /** Architecture for a model outside the catalogue: the same fields, repos optional. */
@@ -310,6 +315,9 @@ export const MODEL_CATALOGUE: readonly ModelArchitecture[] = [
     layers: 80,
     hiddenSize: 8192,
     intermediateSize: 29_568,
+    // Qwen's AWQ/GPTQ uploads pad the MLP to 29,696 (= 29 x 1024) so TP 2/4/8 splits whole
+    // 128-column groups: https://huggingface.co/Qwen/Qwen2.5-72B-Instruct-AWQ/blob/main/config.json
+    quantizedIntermediateSize: 29_696,
     attentionHeads: 64,
     kvHeads: 8,
     headDim: 128,
@@ -423,7 +431,9 @@ export function defineModel(override: ModelArchitectureOverride): ModelArchitect
     problems.push("activeParameters must be positive and at most totalParameters");
   }
   if (override.attentionHeads % override.kvHeads !== 0) {
-    problems.push(`attentionHeads (${override.attentionHeads}) must be a multiple of kvHeads (${override.kvHeads})`);
+    problems.push(
+      `attentionHeads (${override.attentionHeads}) must be a multiple of kvHeads (${override.kvHeads})`,
+    );
   }
   if (override.id.trim() === "") problems.push("id must not be empty");
   if (problems.length > 0) {

@@ -18,7 +18,8 @@
  *     sampler    = maxNumSeqs x vocabSize x 12 bytes: fp32 logits plus two working copies for the
  *                  sampler warm-up batch of maxNumSeqs sequences.
  *   maxNumBatchedTokens / maxNumSeqs default to vLLM's serve defaults: 8192 / 1024 on >= 70 GiB
- *   GPUs other than A100, else 2048 / 256 (vllm/engine/arg_utils.py, _set_default_args).
+ *   GPUs other than A100, else 2048 / 256 (vllm/engine/arg_utils.py; the v0.19 H100 log cited in
+ *   vllm-log-cases.ts prints "Defaulting max_num_batched_tokens to 8192" and "max_num_seqs to 1024").
  *
  * Calibrated against vLLM start-up logs quoted in public GitHub threads (vllm-log-cases.ts);
  * plan.test.ts reports the error per case and holds each within +-15 %.
@@ -105,7 +106,13 @@ export interface Plan {
 
 export type Suggestion =
   | { readonly kind: "quantization"; readonly quantization: Quantization; readonly tensorParallelism: number }
-  | { readonly kind: "gpu"; readonly gpuId: string; readonly productLabel: string; readonly tensorParallelism: number; readonly gpusPerNode: number }
+  | {
+      readonly kind: "gpu";
+      readonly gpuId: string;
+      readonly productLabel: string;
+      readonly tensorParallelism: number;
+      readonly gpusPerNode: number;
+    }
   | { readonly kind: "context"; readonly maxContextLength: number; readonly tensorParallelism: number };
 
 export interface PlanError {
@@ -167,7 +174,11 @@ export function kvCacheBytesPerToken(model: ModelArchitecture, kvCacheDtype: KvC
  * count vLLM gives every rank one head (heads are replicated TP/kvHeads times). The MLA latent is
  * held whole by every rank.
  */
-export function kvCacheBytesPerTokenPerGpu(model: ModelArchitecture, kvCacheDtype: KvCacheDtype, tensorParallelism: number): number {
+export function kvCacheBytesPerTokenPerGpu(
+  model: ModelArchitecture,
+  kvCacheDtype: KvCacheDtype,
+  tensorParallelism: number,
+): number {
   const bytes = kvCacheDtypeBytes(kvCacheDtype);
   if (model.attention.kind === "mla") return kvCacheBytesPerToken(model, kvCacheDtype);
   const kvHeadsPerRank = Math.max(1, Math.floor(model.kvHeads / tensorParallelism));
@@ -177,7 +188,9 @@ export function kvCacheBytesPerTokenPerGpu(model: ModelArchitecture, kvCacheDtyp
 /** vLLM's serve defaults for --max-num-batched-tokens and --max-num-seqs on this GPU. */
 export function vllmSchedulerDefaults(gpu: GpuSpec): { maxNumBatchedTokens: number; maxNumSeqs: number } {
   const large = gpu.cudaVisibleGiB >= 70 && !gpu.id.startsWith("a100");
-  return large ? { maxNumBatchedTokens: 8192, maxNumSeqs: 1024 } : { maxNumBatchedTokens: 2048, maxNumSeqs: 256 };
+  return large
+    ? { maxNumBatchedTokens: 8192, maxNumSeqs: 1024 }
+    : { maxNumBatchedTokens: 2048, maxNumSeqs: 256 };
 }
 
 /** Framework/activation reserve per GPU; see the header for the formula and its calibration. */
@@ -190,7 +203,12 @@ export function memoryReserve(
   const nonTorchBytes = (tensorParallelism === 1 ? 0.25 : 2.1) * GiB;
   const activationBytes = maxNumBatchedTokens * model.intermediateSize * 7;
   const samplerBytes = maxNumSeqs * model.vocabSize * 12;
-  return { nonTorchBytes, activationBytes, samplerBytes, totalBytes: nonTorchBytes + activationBytes + samplerBytes };
+  return {
+    nonTorchBytes,
+    activationBytes,
+    samplerBytes,
+    totalBytes: nonTorchBytes + activationBytes + samplerBytes,
+  };
 }
 
 /** Why a tensor-parallel degree cannot be used, or undefined when it can. */
@@ -212,14 +230,22 @@ export function tensorParallelismProblem(
     return `tensor parallelism ${tp} neither divides nor is a multiple of the ${model.kvHeads} KV heads of ${model.id}`;
   }
   // 4-bit kernels (Marlin) need each rank's slice of the MLP input to be whole quantization groups.
-  if ((quantization === "awq" || quantization === "gptq" || quantization === "int4") && (model.intermediateSize / tp) % INT4_GROUP_SIZE !== 0) {
-    return `tensor parallelism ${tp} splits the ${model.intermediateSize}-wide MLP into ${model.intermediateSize / tp} columns per GPU, not a multiple of the 4-bit group size ${INT4_GROUP_SIZE}`;
+  const mlpWidth = model.quantizedIntermediateSize ?? model.intermediateSize;
+  if (
+    (quantization === "awq" || quantization === "gptq" || quantization === "int4") &&
+    (mlpWidth / tp) % INT4_GROUP_SIZE !== 0
+  ) {
+    return `tensor parallelism ${tp} splits the ${mlpWidth}-wide MLP into ${mlpWidth / tp} columns per GPU, not a multiple of the 4-bit group size ${INT4_GROUP_SIZE}`;
   }
   return undefined;
 }
 
 /** Valid tensor-parallel degrees, smallest first. */
-export function candidateTensorParallelisms(model: ModelArchitecture, gpusPerNode: number, quantization: Quantization): number[] {
+export function candidateTensorParallelisms(
+  model: ModelArchitecture,
+  gpusPerNode: number,
+  quantization: Quantization,
+): number[] {
   const candidates: number[] = [];
   for (let tp = 1; tp <= gpusPerNode; tp *= 2) {
     if (tensorParallelismProblem(model, tp, gpusPerNode, quantization) === undefined) candidates.push(tp);
@@ -311,22 +337,37 @@ function resolveInput(input: PlanInput): Resolved | PlanError {
   const maxNumBatchedTokens = input.maxNumBatchedTokens ?? defaults.maxNumBatchedTokens;
   const maxNumSeqs = input.maxNumSeqs ?? defaults.maxNumSeqs;
 
-  if (!QUANTIZATIONS.includes(quantization)) problems.push(`unknown quantization "${quantization}" (one of ${QUANTIZATIONS.join(", ")})`);
-  if (!KV_CACHE_DTYPES.includes(kvCacheDtype)) problems.push(`unknown kvCacheDtype "${kvCacheDtype}" (one of ${KV_CACHE_DTYPES.join(", ")})`);
+  if (!QUANTIZATIONS.includes(quantization))
+    problems.push(`unknown quantization "${quantization}" (one of ${QUANTIZATIONS.join(", ")})`);
+  if (!KV_CACHE_DTYPES.includes(kvCacheDtype))
+    problems.push(`unknown kvCacheDtype "${kvCacheDtype}" (one of ${KV_CACHE_DTYPES.join(", ")})`);
   if (!ENGINES.includes(engine)) problems.push(`unknown engine "${engine}" (one of ${ENGINES.join(", ")})`);
-  if (!Number.isInteger(input.gpusPerNode) || input.gpusPerNode < 1) problems.push(`gpusPerNode must be a positive integer (got ${input.gpusPerNode})`);
-  if (!Number.isInteger(maxContextLength) || maxContextLength < 1) problems.push(`maxContextLength must be a positive integer (got ${maxContextLength})`);
+  if (!Number.isInteger(input.gpusPerNode) || input.gpusPerNode < 1)
+    problems.push(`gpusPerNode must be a positive integer (got ${input.gpusPerNode})`);
+  if (!Number.isInteger(maxContextLength) || maxContextLength < 1)
+    problems.push(`maxContextLength must be a positive integer (got ${maxContextLength})`);
   else if (maxContextLength > input.model.maxContextLength) {
-    problems.push(`maxContextLength ${maxContextLength} exceeds ${input.model.id}'s maximum of ${input.model.maxContextLength}`);
+    problems.push(
+      `maxContextLength ${maxContextLength} exceeds ${input.model.id}'s maximum of ${input.model.maxContextLength}`,
+    );
   }
-  if (!(gpuMemoryUtilization > 0 && gpuMemoryUtilization <= 1)) problems.push(`gpuMemoryUtilization must be in (0, 1] (got ${gpuMemoryUtilization})`);
-  if (!(maxNumBatchedTokens >= 1) || !(maxNumSeqs >= 1)) problems.push("maxNumBatchedTokens and maxNumSeqs must be positive");
-  if (engine === "tensorrt-llm" && (quantization === "fp8" || kvCacheDtype.startsWith("fp8")) && !input.gpu.supportsFp8) {
-    problems.push(`TensorRT-LLM FP8 needs FP8 tensor cores (Ada, Hopper, Blackwell); ${input.gpu.productLabel} has none`);
+  if (!(gpuMemoryUtilization > 0 && gpuMemoryUtilization <= 1))
+    problems.push(`gpuMemoryUtilization must be in (0, 1] (got ${gpuMemoryUtilization})`);
+  if (!(maxNumBatchedTokens >= 1) || !(maxNumSeqs >= 1))
+    problems.push("maxNumBatchedTokens and maxNumSeqs must be positive");
+  if (
+    engine === "tensorrt-llm" &&
+    (quantization === "fp8" || kvCacheDtype.startsWith("fp8")) &&
+    !input.gpu.supportsFp8
+  ) {
+    problems.push(
+      `TensorRT-LLM FP8 needs FP8 tensor cores (Ada, Hopper, Blackwell); ${input.gpu.productLabel} has none`,
+    );
   }
   const tp = input.tensorParallelism ?? "auto";
   if (tp !== "auto" && typeof tp !== "number") problems.push(`tensorParallelism must be "auto" or a number`);
-  if (problems.length > 0) return { ok: false, code: "invalid-input", message: problems.join("; "), suggestions: [] };
+  if (problems.length > 0)
+    return { ok: false, code: "invalid-input", message: problems.join("; "), suggestions: [] };
   return {
     model: input.model,
     gpu: input.gpu,
@@ -351,7 +392,12 @@ export function planModel(input: PlanInput): PlanResult {
   const requested = input.tensorParallelism ?? "auto";
 
   if (requested !== "auto") {
-    const problem = tensorParallelismProblem(resolved.model, requested, resolved.gpusPerNode, resolved.quantization);
+    const problem = tensorParallelismProblem(
+      resolved.model,
+      requested,
+      resolved.gpusPerNode,
+      resolved.quantization,
+    );
     if (problem !== undefined) {
       const valid = candidateTensorParallelisms(resolved.model, resolved.gpusPerNode, resolved.quantization);
       return {
@@ -384,19 +430,29 @@ function toPlan(resolved: Resolved, evaluation: Evaluation): Plan {
   const { model, gpu, quantization, kvCacheDtype, engine } = resolved;
   const warnings: string[] = [];
   if (quantization === "fp8" && !gpu.supportsFp8) {
-    warnings.push(`${gpu.productLabel} has no FP8 tensor cores: vLLM runs FP8 checkpoints weight-only (W8A16 Marlin), same memory, slower compute`);
+    warnings.push(
+      `${gpu.productLabel} has no FP8 tensor cores: vLLM runs FP8 checkpoints weight-only (W8A16 Marlin), same memory, slower compute`,
+    );
   }
   if (kvCacheDtype.startsWith("fp8") && !gpu.supportsFp8) {
-    warnings.push(`FP8 KV cache on ${gpu.productLabel} is stored as FP8 but computed in 16-bit; it saves memory, not time`);
+    warnings.push(
+      `FP8 KV cache on ${gpu.productLabel} is stored as FP8 but computed in 16-bit; it saves memory, not time`,
+    );
   }
   if (model.slidingWindow !== undefined) {
-    warnings.push(`${model.id} has ${model.slidingWindow}-token sliding-window layers; sized as if every layer kept full context (conservative)`);
+    warnings.push(
+      `${model.id} has ${model.slidingWindow}-token sliding-window layers; sized as if every layer kept full context (conservative)`,
+    );
   }
   if (gpu.mig !== undefined && evaluation.tensorParallelism > 1) {
-    warnings.push("MIG slices cannot communicate over NVLink/P2P; tensor parallelism across slices is not supported by vLLM");
+    warnings.push(
+      "MIG slices cannot communicate over NVLink/P2P; tensor parallelism across slices is not supported by vLLM",
+    );
   }
-  const maxConcurrent = Math.floor((evaluation.kvCacheTokensPerReplica / resolved.maxContextLength) * 100) / 100;
-  const weightDtype = quantization === "none" ? (model.weightDtype === "bfloat16" ? "bf16" : "fp16") : quantization;
+  const maxConcurrent =
+    Math.floor((evaluation.kvCacheTokensPerReplica / resolved.maxContextLength) * 100) / 100;
+  const weightDtype =
+    quantization === "none" ? (model.weightDtype === "bfloat16" ? "bf16" : "fp16") : quantization;
   const tp = evaluation.tensorParallelism;
   const explanation =
     `${model.id} (${weightDtype} weights ${gib(evaluation.weightBytesTotal)}) on ${tp} x ${gpu.productLabel} (TP ${tp}, ${engine}): ` +
@@ -441,7 +497,12 @@ function doesNotFit(resolved: Resolved, tried: readonly Evaluation[]): PlanError
   for (const quantization of quantizationOrder) {
     if (bytesPerParameter(quantization) >= currentBytes) continue;
     const evaluation = smallestFittingEvaluation({ ...resolved, quantization });
-    if (evaluation) suggestions.push({ kind: "quantization", quantization, tensorParallelism: evaluation.tensorParallelism });
+    if (evaluation)
+      suggestions.push({
+        kind: "quantization",
+        quantization,
+        tensorParallelism: evaluation.tensorParallelism,
+      });
   }
 
   // 2. A larger GPU from the catalogue: same node size first, else an 8-GPU node.
@@ -452,16 +513,29 @@ function doesNotFit(resolved: Resolved, tried: readonly Evaluation[]): PlanError
       const defaults = vllmSchedulerDefaults(candidate);
       const evaluation = smallestFittingEvaluation({ ...resolved, gpu: candidate, gpusPerNode, ...defaults });
       if (evaluation) {
-        suggestions.push({ kind: "gpu", gpuId: candidate.id, productLabel: candidate.productLabel, tensorParallelism: evaluation.tensorParallelism, gpusPerNode });
+        suggestions.push({
+          kind: "gpu",
+          gpuId: candidate.id,
+          productLabel: candidate.productLabel,
+          tensorParallelism: evaluation.tensorParallelism,
+          gpusPerNode,
+        });
       }
     }
     if (suggestions.some((s) => s.kind === "gpu")) break;
   }
 
   // 3. A shorter context at the largest TP tried (where the most KV cache is).
-  const largest = tried.reduce((best, e) => (e.kvCacheTokensPerReplica > best.kvCacheTokensPerReplica ? e : best), tried[0] as Evaluation);
+  const largest = tried.reduce(
+    (best, e) => (e.kvCacheTokensPerReplica > best.kvCacheTokensPerReplica ? e : best),
+    tried[0] as Evaluation,
+  );
   if (largest.weightsFit && largest.kvCacheTokensPerReplica > 0) {
-    suggestions.push({ kind: "context", maxContextLength: largest.kvCacheTokensPerReplica, tensorParallelism: largest.tensorParallelism });
+    suggestions.push({
+      kind: "context",
+      maxContextLength: largest.kvCacheTokensPerReplica,
+      tensorParallelism: largest.tensorParallelism,
+    });
   }
 
   const triedText = tried
@@ -475,7 +549,9 @@ function doesNotFit(resolved: Resolved, tried: readonly Evaluation[]): PlanError
   const message =
     `${model.id} (${resolved.quantization === "none" ? model.weightDtype : resolved.quantization}, ${resolved.maxContextLength.toLocaleString("en-US")}-token context) ` +
     `does not fit ${resolved.gpusPerNode} x ${gpu.productLabel} (${triedText}).` +
-    (fixes.length > 0 ? ` Would fit with: ${fixes.join("; ")}.` : " No catalogue quantization, GPU or context length makes it fit.");
+    (fixes.length > 0
+      ? ` Would fit with: ${fixes.join("; ")}.`
+      : " No catalogue quantization, GPU or context length makes it fit.");
   return { ok: false, code: "does-not-fit", message, suggestions };
 }
 
@@ -504,7 +580,12 @@ export interface GpuRejection {
 }
 
 export type AcrossGpusResult =
-  | { readonly ok: true; readonly plan: Plan; readonly pool: GpuPool; readonly rejected: readonly GpuRejection[] }
+  | {
+      readonly ok: true;
+      readonly plan: Plan;
+      readonly pool: GpuPool;
+      readonly rejected: readonly GpuRejection[];
+    }
   | { readonly ok: false; readonly message: string; readonly rejected: readonly GpuRejection[] };
 
 /**
@@ -535,7 +616,10 @@ export function planAcrossGpus(
       continue;
     }
     if (pool.availableGpus !== undefined && pool.availableGpus < result.gpusPerReplica) {
-      rejected.push({ gpu: allowed, reason: `pool has ${pool.availableGpus} free ${gpu.productLabel}, a replica needs ${result.gpusPerReplica}` });
+      rejected.push({
+        gpu: allowed,
+        reason: `pool has ${pool.availableGpus} free ${gpu.productLabel}, a replica needs ${result.gpusPerReplica}`,
+      });
       continue;
     }
     return { ok: true, plan: result, pool, rejected };
@@ -564,10 +648,16 @@ export function formatPlan(plan: Plan): string {
     ["tensor parallelism", String(plan.tensorParallelism)],
     ["gpus per replica", String(plan.gpusPerReplica)],
     ["weights", `${gib(plan.weightBytesTotal)} total, ${gib(plan.weightBytesPerGpu)} per GPU`],
-    ["reserve per GPU", `${gib(plan.reserve.totalBytes)} (non-torch ${gib(plan.reserve.nonTorchBytes)}, activation ${gib(plan.reserve.activationBytes)}, sampler ${gib(plan.reserve.samplerBytes)})`],
+    [
+      "reserve per GPU",
+      `${gib(plan.reserve.totalBytes)} (non-torch ${gib(plan.reserve.nonTorchBytes)}, activation ${gib(plan.reserve.activationBytes)}, sampler ${gib(plan.reserve.samplerBytes)})`,
+    ],
     ["usable per GPU", `${gib(plan.usableBytesPerGpu)} (utilization ${plan.gpuMemoryUtilization})`],
     ["kv cache per GPU", gib(plan.kvCacheBytesPerGpu)],
-    ["kv bytes per token", `${plan.kvCacheBytesPerToken.toLocaleString("en-US")} (${plan.kvCacheBytesPerTokenPerGpu.toLocaleString("en-US")} per GPU)`],
+    [
+      "kv bytes per token",
+      `${plan.kvCacheBytesPerToken.toLocaleString("en-US")} (${plan.kvCacheBytesPerTokenPerGpu.toLocaleString("en-US")} per GPU)`,
+    ],
     ["kv tokens per replica", plan.kvCacheTokensPerReplica.toLocaleString("en-US")],
     ["max context", plan.maxContextLength.toLocaleString("en-US")],
     ["full-context sequences", String(plan.maxConcurrentFullContextSequences)],
@@ -597,7 +687,13 @@ export function sizingTable(results: readonly PlanResult[]): string {
         ]
       : ["-", "-", "-", "-", "-", "-", "-", "-", `error: ${result.code}`],
   );
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)));
-  const render = (row: readonly string[]): string => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd();
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)),
+  );
+  const render = (row: readonly string[]): string =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join("  ")
+      .trimEnd();
   return [render(header), ...rows.map(render)].join("\n");
 }

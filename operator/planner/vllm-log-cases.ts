@@ -8,8 +8,8 @@
  * GPU, rounded down to whole 16-token blocks); newer ones print "GPU KV cache size: N tokens".
  *
  * Scheduler settings (maxNumBatchedTokens / maxNumSeqs) are those of the vLLM version in the log:
- * V0 profiled max(max_model_len, 2560)-ish batches (max_num_batched_tokens = max_model_len when
- * chunked prefill is off) with max_num_seqs 256; V1 >= 0.8 on H100 defaults to 8192 / 1024.
+ * V0 without chunked prefill profiled a batch of max_model_len tokens with max_num_seqs 256; V1 on
+ * an H100 defaults to 8192 / 1024 (the v0.19 log below prints both defaults).
  */
 import { findModel, defineModel, type ModelArchitecture } from "./models.js";
 import { findGpu, type GpuSpec } from "./gpus.js";
@@ -90,7 +90,8 @@ export const VLLM_LOG_CASES: readonly VllmLogCase[] = [
     name: "Llama 3 8B, 1 x H100, TP 1, util 0.90 (vLLM 0.6.5)",
     url: "https://github.com/vllm-project/vllm/pull/10511",
     vllmVersion: "0.6.5.dev",
-    logFacts: "total_gpu_memory 79.22GiB; weights 14.96GiB; non_torch 1.79GiB; activation peak 1.26GiB; available_kv_cache_memory 53.29GiB",
+    logFacts:
+      "total_gpu_memory 79.22GiB; weights 14.96GiB; non_torch 1.79GiB; activation peak 1.26GiB; available_kv_cache_memory 53.29GiB",
     model: catalogueModel("meta-llama/Meta-Llama-3-8B"),
     // The log reports 79.22 GiB CUDA-visible on this H100 (the catalogue keeps 79.19 from v0.19).
     gpu: { ...H100, cudaVisibleGiB: 79.22 },
@@ -107,7 +108,8 @@ export const VLLM_LOG_CASES: readonly VllmLogCase[] = [
     name: "Llama 3 8B, 2 x H100, TP 2, util 0.90 (vLLM 0.6.5)",
     url: "https://github.com/vllm-project/vllm/pull/10511",
     vllmVersion: "0.6.5.dev",
-    logFacts: "can use 71.29GiB; weights 7.48GiB; non_torch 3.58GiB; activation peak 1.26GiB -> 58.97GiB KV per GPU",
+    logFacts:
+      "can use 71.29GiB; weights 7.48GiB; non_torch 3.58GiB; activation peak 1.26GiB -> 58.97GiB KV per GPU",
     model: catalogueModel("meta-llama/Meta-Llama-3-8B"),
     gpu: { ...H100, cudaVisibleGiB: 79.22 },
     quantization: "none",
@@ -123,7 +125,8 @@ export const VLLM_LOG_CASES: readonly VllmLogCase[] = [
     name: "Llama 3.1 8B Instruct, 1 x RTX 3090, util 0.90, 20k context (vLLM 0.6.x)",
     url: "https://github.com/vllm-project/vllm/issues/10517",
     vllmVersion: "0.6.x (V0)",
-    logFacts: "weights 14.9888 GB; total_gpu_memory 23.58GiB; kv_cache_size 3.81GiB; # GPU blocks: 1952; concurrency for 20000 tokens 1.56x",
+    logFacts:
+      "weights 14.9888 GB; total_gpu_memory 23.58GiB; kv_cache_size 3.81GiB; # GPU blocks: 1952; concurrency for 20000 tokens 1.56x",
     model: catalogueModel("meta-llama/Llama-3.1-8B-Instruct"),
     gpu: RTX_3090,
     quantization: "none",
@@ -138,7 +141,11 @@ export const VLLM_LOG_CASES: readonly VllmLogCase[] = [
     name: "Llama 3.1 70B Instruct W8A8 (int8), 1 x 80 GB GPU, util 0.98, 2k context (vLLM 0.7 V1)",
     url: "https://github.com/vllm-project/vllm/pull/12569",
     vllmVersion: "0.7.x (V1)",
-    logFacts: "weights 67.7229 GB; # GPU blocks: 1381; concurrency for 2048 tokens 10.79x. GPU not named; 67.7 GiB of weights at 0.98 only fit an 80 GB card (H100 assumed)",
+    logFacts:
+      "weights 67.7229 GB; # GPU blocks: 1381; concurrency for 2048 tokens 10.79x. GPU not named; 67.7 GiB of weights at 0.98 only fit an 80 GB card (H100 assumed)",
+    // The thread shows neither the GPU nor the scheduler settings: an 80 GB H100 and V1's large-GPU
+    // defaults (8192 batched tokens, 1024 sequences) are assumed. This case is sensitive to them:
+    // with 2048 / 256 the estimate would be 29,296 tokens (+33 %).
     model: catalogueModel("neuralmagic/Meta-Llama-3.1-70B-Instruct-quantized.w8a8"),
     gpu: H100,
     quantization: "int8",
@@ -153,7 +160,8 @@ export const VLLM_LOG_CASES: readonly VllmLogCase[] = [
     name: "Llama 3.1 8B Instruct, 1 x H100, util 0.95 (vLLM 0.19)",
     url: "https://github.com/llm-d-incubation/llm-d-planner/pull/205",
     vllmVersion: "0.19.0",
-    logFacts: "Model loading took 14.99 GiB; torch peak increase 1.89GiB; non-torch 0.25GiB; Available KV cache memory 58.11 GiB; GPU KV cache size 476,016 tokens",
+    logFacts:
+      "Model loading took 14.99 GiB; torch peak increase 1.89GiB; non-torch 0.25GiB; Available KV cache memory 58.11 GiB; GPU KV cache size 476,016 tokens",
     model: catalogueModel("meta-llama/Llama-3.1-8B-Instruct"),
     gpu: H100,
     quantization: "none",
@@ -168,7 +176,8 @@ export const VLLM_LOG_CASES: readonly VllmLogCase[] = [
     name: "Qwen2.5 7B Instruct, 1 x H100, util 0.95 (vLLM 0.19)",
     url: "https://github.com/llm-d-incubation/llm-d-planner/pull/205",
     vllmVersion: "0.19.0",
-    logFacts: "weights 14.25 GiB; torch peak increase 2.21GiB; non-torch 0.24GiB; Available KV cache memory 58.53 GiB; GPU KV cache size 1,096,000 tokens",
+    logFacts:
+      "weights 14.25 GiB; torch peak increase 2.21GiB; non-torch 0.24GiB; Available KV cache memory 58.53 GiB; GPU KV cache size 1,096,000 tokens",
     model: catalogueModel("Qwen/Qwen2.5-7B-Instruct"),
     gpu: H100,
     quantization: "none",
@@ -178,6 +187,24 @@ export const VLLM_LOG_CASES: readonly VllmLogCase[] = [
     maxNumBatchedTokens: 8192,
     maxNumSeqs: 1024,
     observedKvCacheTokens: 1_096_000,
+  },
+  {
+    // Gemma 2 alternates 4096-token sliding-window layers with global ones; vLLM 0.19 still
+    // reports the token count as if every layer kept full context (54.12 GiB / 336 KiB per token).
+    name: "Gemma 2 9B it, 1 x H100, util 0.95 (vLLM 0.19)",
+    url: "https://github.com/llm-d-incubation/llm-d-planner/blob/main/accuracy/results/v0.19.0/logs/google-gemma-2-9b-it--h100-80gb--tp1pp1dp1--8192.log",
+    vllmVersion: "0.19.0",
+    logFacts:
+      "total_memory 79.19GiB; max_num_batched_tokens 8192, max_num_seqs 1024 (defaults); weights 17.22GiB; torch peak increase 3.65GiB; non-torch 0.25GiB; Available KV cache memory 54.12 GiB; GPU KV cache size 168,880 tokens",
+    model: catalogueModel("google/gemma-2-9b-it"),
+    gpu: H100,
+    quantization: "none",
+    tensorParallelism: 1,
+    gpuMemoryUtilization: 0.95,
+    maxContextLength: 8192,
+    maxNumBatchedTokens: 8192,
+    maxNumSeqs: 1024,
+    observedKvCacheTokens: 168_880,
   },
   {
     name: "Llama 2 7B, 1 x A100 80GB, util 0.90 (vLLM 0.2.5)",

@@ -7,7 +7,7 @@ import type {
   V1Toleration,
 } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
-import { OPERATOR_MANAGED_ENGINE_FLAGS, type EngineKind, type ModelDeploymentSpec } from "../api/modeldeployment.js";
+import { OPERATOR_MANAGED_ENGINE_FLAGS, type ModelDeploymentSpec } from "../api/modeldeployment.js";
 import { ManagedEngineFlagError, RenderError } from "./errors.js";
 import type { ResolvedPlan } from "./types.js";
 
@@ -114,20 +114,30 @@ export function flagsIn(args: readonly string[]): string[] {
  */
 export function mergeEnv(operatorEnv: readonly V1EnvVar[], userEnv: readonly V1EnvVar[]): V1EnvVar[] {
   const userNames = new Set(userEnv.map((variable) => variable.name));
-  return [...operatorEnv.filter((variable) => !userNames.has(variable.name)), ...userEnv.map((variable) => structuredClone(variable))];
+  return [
+    ...operatorEnv.filter((variable) => !userNames.has(variable.name)),
+    ...userEnv.map((variable) => structuredClone(variable)),
+  ];
 }
 
 /** The HF token as `HF_TOKEN` from its Secret: the pod reads it, the operator never does. */
 export function huggingFaceTokenEnv(model: ModelLocation): V1EnvVar[] {
   if (model.kind !== "huggingFace" || !model.tokenSecret) return [];
-  return [{ name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: model.tokenSecret.name, key: model.tokenSecret.key } } }];
+  return [
+    {
+      name: "HF_TOKEN",
+      valueFrom: { secretKeyRef: { name: model.tokenSecret.name, key: model.tokenSecret.key } },
+    },
+  ];
 }
 
 export const GPU_TOLERATION: V1Toleration = { key: GPU_RESOURCE, operator: "Exists", effect: "NoSchedule" };
 
 /** The GPU toleration, then the user's (without an exact repeat of ours). */
 export function mergeTolerations(userTolerations: readonly V1Toleration[] | undefined): V1Toleration[] {
-  const extra = (userTolerations ?? []).filter((toleration) => !isDeepStrictEqual(toleration, GPU_TOLERATION));
+  const extra = (userTolerations ?? []).filter(
+    (toleration) => !isDeepStrictEqual(toleration, GPU_TOLERATION),
+  );
   return [{ ...GPU_TOLERATION }, ...extra.map((toleration) => structuredClone(toleration))];
 }
 
@@ -137,7 +147,11 @@ export function mergeTolerations(userTolerations: readonly V1Toleration[] | unde
  * without it would let the scheduler pick another GPU); preferred terms, pod (anti-)affinity stay as given.
  */
 export function mergeGpuAffinity(userAffinity: V1Affinity | undefined, gpuProduct: string): V1Affinity {
-  const requirement: V1NodeSelectorRequirement = { key: GPU_PRODUCT_LABEL, operator: "In", values: [gpuProduct] };
+  const requirement: V1NodeSelectorRequirement = {
+    key: GPU_PRODUCT_LABEL,
+    operator: "In",
+    values: [gpuProduct],
+  };
   const affinity = structuredClone(userAffinity ?? {});
   const nodeAffinity = affinity.nodeAffinity ?? {};
   const userTerms = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
@@ -180,7 +194,10 @@ export const STARTUP_PROBE_PERIOD_SECONDS = 10;
 /** How long a replica may take from container start to its first healthy `/health`. */
 export function startupAllowanceSeconds(plan: ResolvedPlan): number {
   const weightsGiB = plan.weightsGiBPerReplica ?? plan.gpusPerReplica * ASSUMED_WEIGHT_GIB_PER_GPU;
-  return Math.min(STARTUP_MAX_SECONDS, Math.ceil(STARTUP_BASE_SECONDS + weightsGiB * STARTUP_SECONDS_PER_WEIGHT_GIB));
+  return Math.min(
+    STARTUP_MAX_SECONDS,
+    Math.ceil(STARTUP_BASE_SECONDS + weightsGiB * STARTUP_SECONDS_PER_WEIGHT_GIB),
+  );
 }
 
 export function startupProbeFailureThreshold(plan: ResolvedPlan): number {

@@ -23,7 +23,7 @@ export const VLLM_DEFAULT_IMAGE = "vllm/vllm-openai:v0.19.1";
 export const VLLM_METRICS_PATH = "/metrics";
 /** vLLM V1 gauges (vllm/v1/metrics/loggers.py), labelled model_name and engine; summed over engines. */
 export const VLLM_IN_FLIGHT_METRICS = ["vllm:num_requests_running", "vllm:num_requests_waiting"] as const;
-/** The Gateway API Inference Extension's built-in name for vLLM (pkg/epp/.../extractor/metrics/factories.go). */
+/** The Gateway API Inference Extension's built-in engine name for vLLM (and its default); see LABELS in index.ts. */
 export const VLLM_GATEWAY_ENGINE_TYPE = "vllm";
 
 /**
@@ -78,7 +78,10 @@ function modelArgs(model: ModelLocation): string[] {
 }
 
 /** vLLM's short spellings of flags the operator may set (vllm/engine/arg_utils.py). */
-const VLLM_ALIAS_TARGET: Readonly<Record<string, string>> = { "-tp": "--tensor-parallel-size", "-q": "--quantization" };
+const VLLM_ALIAS_TARGET: Readonly<Record<string, string>> = {
+  "-tp": "--tensor-parallel-size",
+  "-q": "--quantization",
+};
 
 /**
  * vLLM's FlexibleArgumentParser accepts `--max_model_len` for `--max-model-len`, and the aliases

@@ -97,7 +97,8 @@ class Stream<T extends KubeObject> {
   ) {}
 
   async run(stopSignal: AbortSignal): Promise<void> {
-    let needList = true;
+    // A stream that has listed before resumes its watch; a too-old resourceVersion (410) falls back to a list.
+    let needList = !this.synced;
     while (!stopSignal.aborted) {
       let outcome: WatchOutcome;
       try {
@@ -288,7 +289,10 @@ export class Informer<T extends KubeObject> {
     return this;
   }
 
-  /** Starts the list+watch loops (idempotent). */
+  /**
+   * Starts the list+watch loops (idempotent). After a `stop()`, starting again resumes each watch from
+   * the last resourceVersion seen (no relist unless the server answers 410).
+   */
   start(): void {
     if (this.stopController) return;
     const stop = new AbortController();

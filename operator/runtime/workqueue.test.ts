@@ -77,11 +77,11 @@ describe("WorkQueue", () => {
 
   it("runs at most `concurrency` handlers at once", async () => {
     const q = new WorkQueue({ concurrency: 2 });
-    const gates = new Map<string, ReturnType<typeof deferred>>();
+    const gates = new Map<string, ReturnType<typeof deferred<void>>>();
     const started: string[] = [];
     q.start(async (key) => {
       started.push(key);
-      const g = deferred();
+      const g = deferred<void>();
       gates.set(key, g);
       await g.promise;
     });

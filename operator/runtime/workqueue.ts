@@ -186,7 +186,7 @@ export class WorkQueue {
   }
 
   private async process(handler: Handler, key: string): Promise<void> {
-    let result: HandlerResult;
+    let result: HandlerResult = undefined;
     let failed = false;
     let error: unknown;
     try {

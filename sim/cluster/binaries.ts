@@ -305,8 +305,9 @@ async function goBuild(
     const chunks: Buffer[] = [];
     const child = spawn(goBinary, args, {
       cwd: join(TOOLS_DIR, recipe.toolModule),
-      // The Go toolchain's own dir first so `go` finds its tools; CGO off gives static binaries.
-      env: { ...env, PATH: `${goDir}${delimiter}${env.PATH ?? ""}`, CGO_ENABLED: env.CGO_ENABLED ?? "0" },
+      // The Go toolchain's own dir first so `go` finds its tools. CGO is left at Go's default:
+      // forcing it either way changes the build-cache keys of every package and costs a full rebuild.
+      env: { ...env, PATH: `${goDir}${delimiter}${env.PATH ?? ""}` },
       stdio: ["ignore", "pipe", "pipe"],
     });
     child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));

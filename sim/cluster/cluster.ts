@@ -4,7 +4,7 @@
  * beyond 127.0.0.0/8, no root-only features. Everything lives in one temp dir that stop() removes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { ensureClusterBinaries, type ClusterBinaries, type EnsureClusterBinariesOptions } from "./binaries.js";
 import { applyNodePools, KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE, type NodePoolsConfig } from "./nodepools.js";
-import { ADMIN_USER, createClusterPki } from "./pki.js";
+import { ADMIN_USER, FRONT_PROXY_CLIENT, createClusterPki } from "./pki.js";
 
 export interface StartLocalClusterOptions {
   /** Binaries to run; default: {@link ensureClusterBinaries} (may build them). */
@@ -140,6 +140,35 @@ async function stopProcessGroups(pgids: number[], graceMs: number): Promise<void
   }
 }
 
+/**
+ * A tiny detached watchdog per cluster: if this Node process dies without running its exit
+ * hooks (SIGKILL, OOM), it kills the cluster's process groups and deletes the dir. It exits by
+ * itself once the dir is gone (a normal stop()).
+ */
+const WATCHDOG_SCRIPT = `
+const fs = require("node:fs");
+const [parentPid, dir] = process.argv.slice(1);
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const timer = setInterval(() => {
+  if (!fs.existsSync(dir)) { clearInterval(timer); return; }
+  if (alive(Number(parentPid))) return;
+  let groups = [];
+  try { groups = fs.readFileSync(dir + "/pids", "utf8").split("\\n").filter(Boolean).map(Number); } catch {}
+  for (const pgid of groups) { try { process.kill(-pgid, "SIGKILL"); } catch {} }
+  fs.rmSync(dir, { recursive: true, force: true });
+  clearInterval(timer);
+}, 1000);
+`;
+
+function startWatchdog(dir: string): number | undefined {
+  const watchdog = spawn(process.execPath, ["-e", WATCHDOG_SCRIPT, String(process.pid), dir], {
+    detached: true,
+    stdio: "ignore",
+  });
+  watchdog.unref();
+  return watchdog.pid;
+}
+
 // ---- readiness -----------------------------------------------------------------------------
 
 interface TlsMaterial {
@@ -181,6 +210,14 @@ async function pollUntil(
       throw new Error(`timed out waiting for ${description}${lastError ? ` (last error: ${lastError})` : ""}`);
     }
     await new Promise((resolveWait) => setTimeout(resolveWait, 200));
+  }
+}
+
+function tailOfFile(path: string, lines: number): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
   }
 }
 
@@ -242,6 +279,7 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     closeSync(logFd);
     if (child.pid === undefined) throw new Error(`failed to spawn ${binary}`);
     running.processGroups.push(child.pid);
+    appendFileSync(join(dir, "pids"), `${child.pid}\n`);
     children.set(name, child);
     processes[name] = { pid: child.pid, logPath };
     child.on("exit", (code, signal) => {
@@ -252,6 +290,8 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
   const firstExit = (): string | undefined => exitedEarly[0];
 
   try {
+    const watchdogPid = startWatchdog(dir);
+    if (watchdogPid !== undefined) running.processGroups.push(watchdogPid);
     mkdirSync(join(dir, "logs"));
     mkdirSync(join(dir, "pki"));
     const pki = createClusterPki();
@@ -266,6 +306,9 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     const apiServerKeyFile = file("apiserver.key", pki.apiServerPrivateKeyPem);
     const serviceAccountKeyFile = file("sa.key", pki.serviceAccountPrivateKeyPem);
     const serviceAccountPubFile = file("sa.pub", pki.serviceAccountPublicKeyPem);
+    const frontProxyCaFile = file("front-proxy-ca.crt", pki.frontProxyCaCertificatePem);
+    const frontProxyClientCertFile = file("front-proxy-client.crt", pki.frontProxyClientCertificatePem);
+    const frontProxyClientKeyFile = file("front-proxy-client.key", pki.frontProxyClientPrivateKeyPem);
 
     const [etcdClientPort, etcdPeerPort, apiServerPort, controllerManagerPort, schedulerPort, kwokPort] = await Promise.all(
       Array.from({ length: 6 }, () => freeLoopbackPort()),
@@ -312,6 +355,15 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
       // The "kubernetes" Service endpoint would be the loopback advertise address, which
       // Endpoints validation rejects; skip reconciling it instead of logging errors forever.
       "--endpoint-reconciler-type=none",
+      // Request-header authentication for the aggregation layer (e.g. a custom/external metrics
+      // APIService); without it every component also logs a missing CA bundle forever.
+      `--requestheader-client-ca-file=${frontProxyCaFile}`,
+      `--requestheader-allowed-names=${FRONT_PROXY_CLIENT}`,
+      "--requestheader-username-headers=X-Remote-User",
+      "--requestheader-group-headers=X-Remote-Group",
+      "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+      `--proxy-client-cert-file=${frontProxyClientCertFile}`,
+      `--proxy-client-key-file=${frontProxyClientKeyFile}`,
       "--allow-privileged=true",
       "--profiling=false",
       // Added to the default admission set: what a kubeadm cluster also enables.
@@ -387,12 +439,14 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
 
     return { kubeconfigPath, kubeConfig, apiServerUrl, binaries, dir, startupMs, processes, stop };
   } catch (error) {
-    const logsDir = join(dir, "logs");
-    const hint = existsSync(logsDir) ? ` (logs in ${logsDir}, kept)` : "";
-    running.keepDir = true; // keep the logs of a failed start for diagnosis
+    // Quote the end of every log in the error, then clean up as usual: nothing stays behind.
+    const logTails = Object.entries(processes)
+      .map(([name, { logPath }]) => `--- ${name} (last lines of ${logPath}) ---\n${tailOfFile(logPath, 25)}`)
+      .join("\n");
     await stop();
-    throw new Error(`local cluster failed to start${hint}: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw new Error(
+      `local cluster failed to start: ${error instanceof Error ? error.message : String(error)}\n${logTails}`,
+      { cause: error },
+    );
   }
 }

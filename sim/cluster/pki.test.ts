@@ -44,6 +44,14 @@ describe("createClusterPki", () => {
     expect(new Date(apiServer.validTo).getTime()).toBeGreaterThan(now + 7 * 24 * 3600 * 1000);
   });
 
+  it("signs the front-proxy client with its own CA, not the cluster CA", () => {
+    const frontProxyCa = new X509Certificate(pki.frontProxyCaCertificatePem);
+    const frontProxyClient = new X509Certificate(pki.frontProxyClientCertificatePem);
+    expect(frontProxyClient.verify(frontProxyCa.publicKey)).toBe(true);
+    expect(frontProxyClient.verify(ca.publicKey)).toBe(false);
+    expect(frontProxyClient.subject).toContain("CN=front-proxy-client");
+  });
+
   it("gives a service-account key pair whose halves match", () => {
     const data = Buffer.from("token");
     const signature = sign("sha256", data, createPrivateKey(pki.serviceAccountPrivateKeyPem));

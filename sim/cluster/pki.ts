@@ -232,10 +232,15 @@ export interface ClusterPki {
   adminPrivateKeyPem: string;
   serviceAccountPrivateKeyPem: string;
   serviceAccountPublicKeyPem: string;
+  /** Separate CA for the aggregation layer's front proxy (request-header authentication). */
+  frontProxyCaCertificatePem: string;
+  frontProxyClientCertificatePem: string;
+  frontProxyClientPrivateKeyPem: string;
 }
 
 export const ADMIN_USER = "gpufleet-admin";
 export const ADMIN_GROUP = "system:masters";
+export const FRONT_PROXY_CLIENT = "front-proxy-client";
 
 export function createClusterPki(): ClusterPki {
   const caName: DistinguishedName = { commonName: "gpufleet-local-ca" };
@@ -268,8 +273,23 @@ export function createClusterPki(): ClusterPki {
     issuer,
   );
 
+  const frontProxyCaName: DistinguishedName = { commonName: "gpufleet-front-proxy-ca" };
+  const frontProxyCaKeys = generateEcKeyPair();
+  const frontProxyCa = issueCertificate(
+    { subject: frontProxyCaName, publicKey: frontProxyCaKeys.publicKey, isCertificateAuthority: true, validForDays: 365 },
+    { name: frontProxyCaName, keys: frontProxyCaKeys },
+  );
+  const frontProxyClientKeys = generateEcKeyPair();
+  const frontProxyClient = issueCertificate(
+    { subject: { commonName: FRONT_PROXY_CLIENT }, publicKey: frontProxyClientKeys.publicKey, clientAuth: true },
+    { name: frontProxyCaName, keys: frontProxyCaKeys },
+  );
+
   const serviceAccountKeys = generateEcKeyPair();
   return {
+    frontProxyCaCertificatePem: frontProxyCa.certificatePem,
+    frontProxyClientCertificatePem: frontProxyClient.certificatePem,
+    frontProxyClientPrivateKeyPem: privateKeyPem(frontProxyClientKeys.privateKey),
     caCertificatePem: ca.certificatePem,
     caPrivateKeyPem: privateKeyPem(caKeys.privateKey),
     apiServerCertificatePem: apiServer.certificatePem,

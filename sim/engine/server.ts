@@ -50,7 +50,10 @@ export interface EngineServerOptions {
 
 // Bucket bounds of vLLM's vllm:time_to_first_token_seconds (vllm/v1/metrics/loggers.py; TensorRT-LLM's
 // MetricsCollector copies them for trtllm_time_to_first_token_seconds).
-export const TTFT_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0];
+export const TTFT_BUCKETS_SECONDS = [
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
+  80.0, 160.0, 640.0, 2560.0,
+];
 
 /** ~4 characters per token: the usual rule of thumb for English text with BPE tokenizers. */
 export function approximateTokenCount(text: string): number {
@@ -65,7 +68,13 @@ interface ChatMessage {
 function messageText(content: unknown): string {
   if (typeof content === "string") return content;
   if (Array.isArray(content)) {
-    return content.map((part) => (typeof part === "object" && part !== null && typeof (part as { text?: unknown }).text === "string" ? (part as { text: string }).text : "")).join("");
+    return content
+      .map((part) =>
+        typeof part === "object" && part !== null && typeof (part as { text?: unknown }).text === "string"
+          ? (part as { text: string }).text
+          : "",
+      )
+      .join("");
   }
   return "";
 }
@@ -200,7 +209,10 @@ export class EngineServer {
       res.end();
       return;
     }
-    if (method === "GET" && ((path === "/metrics" && !trtllm) || (path === "/prometheus/metrics" && trtllm))) {
+    if (
+      method === "GET" &&
+      ((path === "/metrics" && !trtllm) || (path === "/prometheus/metrics" && trtllm))
+    ) {
       await this.serveMetrics(res);
       return;
     }
@@ -211,7 +223,15 @@ export class EngineServer {
     if (method === "GET" && path === "/v1/models") {
       this.sendJson(res, 200, {
         object: "list",
-        data: [{ id: this.options.modelName, object: "model", created: Math.floor(Date.now() / 1000), owned_by: trtllm ? "tensorrt_llm" : "vllm", max_model_len: this.options.params.maxModelLenTokens }],
+        data: [
+          {
+            id: this.options.modelName,
+            object: "model",
+            created: Math.floor(Date.now() / 1000),
+            owned_by: trtllm ? "tensorrt_llm" : "vllm",
+            max_model_len: this.options.params.maxModelLenTokens,
+          },
+        ],
       });
       return;
     }
@@ -231,14 +251,23 @@ export class EngineServer {
     if (chat && !Array.isArray(body.messages)) throw new HttpError(400, "messages must be an array");
     if (!chat && body.prompt === undefined) throw new HttpError(400, "prompt is required");
     const rawMax = body.max_completion_tokens ?? body.max_tokens ?? 16;
-    if (typeof rawMax !== "number" || !Number.isInteger(rawMax) || rawMax < 1) throw new HttpError(400, "max_tokens must be a positive integer");
+    if (typeof rawMax !== "number" || !Number.isInteger(rawMax) || rawMax < 1)
+      throw new HttpError(400, "max_tokens must be a positive integer");
     const promptTokens = promptTokensOf(body, chat);
     const stream = body.stream === true;
-    const includeUsage = stream && typeof body.stream_options === "object" && body.stream_options !== null && (body.stream_options as { include_usage?: unknown }).include_usage === true;
+    const includeUsage =
+      stream &&
+      typeof body.stream_options === "object" &&
+      body.stream_options !== null &&
+      (body.stream_options as { include_usage?: unknown }).include_usage === true;
     const id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replace(/-/g, "")}`;
     const created = Math.floor(Date.now() / 1000);
     const object = chat ? "chat.completion" : "text_completion";
-    const usage = (completion: number) => ({ prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion });
+    const usage = (completion: number) => ({
+      prompt_tokens: promptTokens,
+      completion_tokens: completion,
+      total_tokens: promptTokens + completion,
+    });
 
     let text = "";
     let finished = false;
@@ -248,7 +277,13 @@ export class EngineServer {
     const piece = (tokenIndex: number, finishReason: string | null) =>
       chat
         ? { index: 0, delta: { content: tokenText(tokenIndex) }, logprobs: null, finish_reason: finishReason }
-        : { index: 0, text: tokenText(tokenIndex), logprobs: null, finish_reason: finishReason, stop_reason: null };
+        : {
+            index: 0,
+            text: tokenText(tokenIndex),
+            logprobs: null,
+            finish_reason: finishReason,
+            stop_reason: null,
+          };
     const write = (data: string) => {
       if (res.destroyed) return;
       this.ensureStreamHeaders(res);
@@ -261,14 +296,25 @@ export class EngineServer {
       this.pending.set(id, {
         onEvent: (event) => {
           if (event.kind === "rejected") {
-            rejection = new HttpError(400, `This model's maximum context length is ${this.options.params.maxModelLenTokens} tokens; the request needs ${promptTokens + rawMax}.`);
+            rejection = new HttpError(
+              400,
+              `This model's maximum context length is ${this.options.params.maxModelLenTokens} tokens; the request needs ${promptTokens + rawMax}.`,
+            );
             resolve();
             return;
           }
           if (event.kind === "first-token" || event.kind === "token") {
             text += tokenText(event.tokenIndex);
             if (!stream) return;
-            if (event.kind === "first-token" && chat) write(chunk({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }));
+            if (event.kind === "first-token" && chat)
+              write(
+                chunk({
+                  index: 0,
+                  delta: { role: "assistant", content: "" },
+                  logprobs: null,
+                  finish_reason: null,
+                }),
+              );
             // The last token's chunk carries finish_reason; it is written when `finished` arrives.
             if (event.tokenIndex < rawMax - 1) write(chunk(piece(event.tokenIndex, null)));
             return;
@@ -277,7 +323,9 @@ export class EngineServer {
           if (stream) {
             write(chunk(piece(rawMax - 1, "length")));
             if (includeUsage) {
-              write(`data: ${JSON.stringify({ id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: this.options.modelName, choices: [], usage: usage(event.tokenIndex) })}\n\n`);
+              write(
+                `data: ${JSON.stringify({ id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: this.options.modelName, choices: [], usage: usage(event.tokenIndex) })}\n\n`,
+              );
             }
             write("data: [DONE]\n\n");
           }
@@ -310,12 +358,20 @@ export class EngineServer {
     const choice = chat
       ? { index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: "length" }
       : { index: 0, text, logprobs: null, finish_reason: "length", stop_reason: null };
-    this.sendJson(res, 200, { id, object, created, model: this.options.modelName, choices: [choice], usage: usage(completion) });
+    this.sendJson(res, 200, {
+      id,
+      object,
+      created,
+      model: this.options.modelName,
+      choices: [choice],
+      usage: usage(completion),
+    });
   }
 
   /** Writes SSE headers lazily: only a request that gets tokens becomes a stream. */
   private ensureStreamHeaders(res: ServerResponse): void {
-    if (!res.headersSent) res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    if (!res.headersSent)
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   }
 
   private async serveMetrics(res: ServerResponse): Promise<void> {
@@ -333,54 +389,131 @@ export class EngineServer {
       return;
     }
     const snapshot = this.pump();
-    res.end(serializeExposition(this.options.engine === "vllm" ? this.vllmFamilies(snapshot) : this.trtllmFamilies(snapshot)));
+    res.end(
+      serializeExposition(
+        this.options.engine === "vllm" ? this.vllmFamilies(snapshot) : this.trtllmFamilies(snapshot),
+      ),
+    );
   }
 
-  private histogram(name: string, help: string, labels: Record<string, string>, sum: number, count: number): MetricFamily {
+  private histogram(
+    name: string,
+    help: string,
+    labels: Record<string, string>,
+    sum: number,
+    count: number,
+  ): MetricFamily {
     let cumulative = 0;
     const samples = TTFT_BUCKETS_SECONDS.map((bound, i) => {
       cumulative += this.ttftBucketCounts[i] ?? 0;
       return { name: `${name}_bucket`, labels: { ...labels, le: String(bound) }, value: cumulative };
     });
     samples.push({ name: `${name}_bucket`, labels: { ...labels, le: "+Inf" }, value: count });
-    return { name, type: "histogram", help, samples: [...samples, { name: `${name}_sum`, labels, value: sum }, { name: `${name}_count`, labels, value: count }] };
+    return {
+      name,
+      type: "histogram",
+      help,
+      samples: [
+        ...samples,
+        { name: `${name}_sum`, labels, value: sum },
+        { name: `${name}_count`, labels, value: count },
+      ],
+    };
   }
 
   private vllmFamilies(s: EngineSnapshot): MetricFamily[] {
     // vLLM V1 labels every series with model_name and engine (the data-parallel rank).
     const labels = { engine: "0", model_name: this.options.modelName };
-    const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, type: "gauge", help, samples: [{ name, labels, value }] });
-    const counter = (name: string, help: string, value: number): MetricFamily => ({ name, type: "counter", help, samples: [{ name, labels, value }] });
+    const gauge = (name: string, help: string, value: number): MetricFamily => ({
+      name,
+      type: "gauge",
+      help,
+      samples: [{ name, labels, value }],
+    });
+    const counter = (name: string, help: string, value: number): MetricFamily => ({
+      name,
+      type: "counter",
+      help,
+      samples: [{ name, labels, value }],
+    });
     return [
       gauge("vllm:num_requests_running", "Number of requests in model execution batches.", s.requestsRunning),
       gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.requestsWaiting),
       gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", s.kvCacheUtilization),
-      counter("vllm:num_preemptions_total", "Cumulative number of preemption from the engine.", s.requestsPreemptedTotal),
+      counter(
+        "vllm:num_preemptions_total",
+        "Cumulative number of preemption from the engine.",
+        s.requestsPreemptedTotal,
+      ),
       counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", s.promptTokensTotal),
-      counter("vllm:generation_tokens_total", "Number of generation tokens processed.", s.generationTokensTotal),
+      counter(
+        "vllm:generation_tokens_total",
+        "Number of generation tokens processed.",
+        s.generationTokensTotal,
+      ),
       {
         name: "vllm:request_success_total",
         type: "counter",
         help: "Count of successfully processed requests.",
-        samples: [{ name: "vllm:request_success_total", labels: { ...labels, finished_reason: "length" }, value: s.requestsFinishedTotal }],
+        samples: [
+          {
+            name: "vllm:request_success_total",
+            labels: { ...labels, finished_reason: "length" },
+            value: s.requestsFinishedTotal,
+          },
+        ],
       },
-      this.histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", labels, s.ttftSecondsSum, s.ttftSecondsCount),
+      this.histogram(
+        "vllm:time_to_first_token_seconds",
+        "Histogram of time to first token in seconds.",
+        labels,
+        s.ttftSecondsSum,
+        s.ttftSecondsCount,
+      ),
     ];
   }
 
   private trtllmFamilies(s: EngineSnapshot): MetricFamily[] {
     // Names and labels of TensorRT-LLM's MetricsCollector (tensorrt_llm/metrics/collector.py).
     const labels = { engine_type: "trtllm", model_name: this.options.modelName };
-    const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, type: "gauge", help, samples: [{ name, labels, value }] });
-    const counter = (name: string, help: string, value: number): MetricFamily => ({ name, type: "counter", help, samples: [{ name, labels, value }] });
+    const gauge = (name: string, help: string, value: number): MetricFamily => ({
+      name,
+      type: "gauge",
+      help,
+      samples: [{ name, labels, value }],
+    });
+    const counter = (name: string, help: string, value: number): MetricFamily => ({
+      name,
+      type: "counter",
+      help,
+      samples: [{ name, labels, value }],
+    });
     return [
       gauge("trtllm_kv_cache_utilization", "KV cache utilization", s.kvCacheUtilization),
       gauge("trtllm_num_requests_running", "Number of active requests", s.requestsRunning),
       gauge("trtllm_num_requests_waiting", "Number of queued requests", s.requestsWaiting),
-      counter("trtllm_prompt_tokens_total", "Cumulative number of prompt (input) tokens processed.", s.promptTokensTotal),
-      counter("trtllm_generation_tokens_total", "Cumulative number of generation (output) tokens produced.", s.generationTokensTotal),
-      counter("trtllm_num_requests_completed_total", "Total number of completed requests across iterations", s.requestsFinishedTotal),
-      this.histogram("trtllm_time_to_first_token_seconds", "Histogram of time to first token in seconds.", labels, s.ttftSecondsSum, s.ttftSecondsCount),
+      counter(
+        "trtllm_prompt_tokens_total",
+        "Cumulative number of prompt (input) tokens processed.",
+        s.promptTokensTotal,
+      ),
+      counter(
+        "trtllm_generation_tokens_total",
+        "Cumulative number of generation (output) tokens produced.",
+        s.generationTokensTotal,
+      ),
+      counter(
+        "trtllm_num_requests_completed_total",
+        "Total number of completed requests across iterations",
+        s.requestsFinishedTotal,
+      ),
+      this.histogram(
+        "trtllm_time_to_first_token_seconds",
+        "Histogram of time to first token in seconds.",
+        labels,
+        s.ttftSecondsSum,
+        s.ttftSecondsCount,
+      ),
     ];
   }
 
@@ -394,7 +527,12 @@ export class EngineServer {
       iter: Math.floor(s.clockMs),
       numActiveRequests: s.requestsRunning,
       numQueuedRequests: s.requestsWaiting,
-      kvCacheStats: { maxNumBlocks, usedNumBlocks, freeNumBlocks: maxNumBlocks - usedNumBlocks, tokensPerBlock: blockSize },
+      kvCacheStats: {
+        maxNumBlocks,
+        usedNumBlocks,
+        freeNumBlocks: maxNumBlocks - usedNumBlocks,
+        tokensPerBlock: blockSize,
+      },
     };
   }
 
@@ -413,7 +551,8 @@ export class EngineServer {
     const message = error instanceof Error ? error.message : String(error);
     if (res.headersSent) {
       // Mid-stream failure: the OpenAI convention is an error event, then close.
-      if (!res.destroyed) res.end(`data: ${JSON.stringify({ object: "error", message, type, code: status })}\n\n`);
+      if (!res.destroyed)
+        res.end(`data: ${JSON.stringify({ object: "error", message, type, code: status })}\n\n`);
       return;
     }
     this.sendJson(res, status, { object: "error", message, type, param: null, code: status });
@@ -435,7 +574,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   } catch {
     throw new HttpError(400, "request body is not valid JSON");
   }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, "request body must be a JSON object");
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw new HttpError(400, "request body must be a JSON object");
   return body as Record<string, unknown>;
 }
 

@@ -115,3 +115,32 @@ export function arrivalsPerWindow(trace: Trace, windowMs: number): number[] {
   }
   return counts;
 }
+
+/**
+ * Scale a trace's load by `factor` while keeping its shape over time: each request is repeated
+ * floor(factor) times (plus once more with probability frac(factor)), copies spread by a
+ * deterministic jitter of up to ±`jitterMs`. Used to size a trace to a fleet of several replicas.
+ */
+export function scaleLoad(trace: Trace, factor: number, jitterMs = 500): Trace {
+  if (factor === 1) return trace;
+  let seed = 0x9e3779b9;
+  const random = (): number => {
+    // xorshift32: deterministic, so runs are repeatable.
+    seed ^= seed << 13;
+    seed >>>= 0;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    seed >>>= 0;
+    return seed / 0x100000000;
+  };
+  const out: TraceRequest[] = [];
+  for (const r of trace.requests) {
+    const copies = Math.floor(factor) + (random() < factor - Math.floor(factor) ? 1 : 0);
+    for (let c = 0; c < copies; c++) {
+      const arrivalMs = c === 0 ? r.arrivalMs : Math.max(0, r.arrivalMs + (random() * 2 - 1) * jitterMs);
+      out.push({ ...r, arrivalMs });
+    }
+  }
+  out.sort((a, b) => a.arrivalMs - b.arrivalMs);
+  return { name: `${trace.name}×${factor}`, requests: out, durationMs: out[out.length - 1]?.arrivalMs ?? 0 };
+}

@@ -1,26 +1,30 @@
-import { ApiextensionsV1Api, type KubeConfig, type V1CustomResourceDefinition } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { modelDeploymentCrd } from "../../operator/api/crd.js";
+import { KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 
-/** Installs (or updates) the generated ModelDeployment CRD, as `kubectl apply -f crds/` would, and waits until it is served. */
+interface CrdStatus {
+  status?: { conditions?: Array<{ type: string; status: string }> };
+}
+
+/**
+ * Installs (or updates) the generated ModelDeployment CRD, as `kubectl apply --server-side -f crds/`
+ * would, and waits until it is served. It goes through the raw client: client-node's typed models drop
+ * the `x-kubernetes-*` keys they do not know, which would silently strip the CEL rules.
+ */
 export async function ensureModelDeploymentCrd(kubeConfig: KubeConfig): Promise<void> {
-  const extensions = kubeConfig.makeApiClient(ApiextensionsV1Api);
-  const crd = modelDeploymentCrd() as unknown as V1CustomResourceDefinition;
-  const name = crd.metadata!.name!;
+  const client = new KubeClient(kubeConfig);
   try {
-    await extensions.createCustomResourceDefinition({ body: crd });
-  } catch (error) {
-    if ((error as { code?: number }).code !== 409) throw error;
-    const current = await extensions.readCustomResourceDefinition({ name });
-    await extensions.replaceCustomResourceDefinition({
-      name,
-      body: { ...crd, metadata: { ...crd.metadata, resourceVersion: current.metadata?.resourceVersion } },
-    });
-  }
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const current = await extensions.readCustomResourceDefinition({ name });
-    if (current.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
-    if (Date.now() > deadline) throw new Error(`CRD ${name} not Established within 30s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const crd = modelDeploymentCrd() as unknown as KubeObject;
+    await client.apply(crd, { fieldManager: "gpufleet-install", force: true });
+    const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}`;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const current = await client.get<CrdStatus>(path);
+      if (current.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
+      if (Date.now() > deadline) throw new Error(`CRD ${crd.metadata?.name} not Established within 30s`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } finally {
+    client.close();
   }
 }

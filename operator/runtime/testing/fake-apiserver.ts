@@ -144,7 +144,11 @@ export class FakeApiServer {
   // ----- direct manipulation (another actor changing the cluster) -----
 
   /** Creates or replaces an object at its path; returns the stored copy. */
-  put(path: string, obj: KubeObject): KubeObject {
+  put(path: string, obj: KubeObject & Record<string, unknown>): KubeObject {
+    return this.store(path, obj);
+  }
+
+  private store(path: string, obj: KubeObject): KubeObject {
     const parsed = parseResourcePath(path);
     if (!parsed?.name) throw new Error(`not an object path: ${path}`);
     const existing = this.objects.get(path);
@@ -259,13 +263,13 @@ export class FakeApiServer {
           return this.fail(res, 409, "Conflict", `Operation cannot be fulfilled on ${parsed.resource} "${parsed.name}": the object has been modified; please apply your changes to the latest version and try again`);
         }
         const next = parsed.subresource === "status" ? { ...existing, status: (obj as { status?: unknown }).status } : obj;
-        return this.send(res, 200, this.put(objectPath, next));
+        return this.send(res, 200, this.store(objectPath, next));
       }
       case "PATCH": {
         const isApply = contentType?.startsWith("application/apply-patch");
         if (!existing && !isApply) return this.notFound(res, parsed);
         const merged = deepMerge(existing ?? {}, body) as KubeObject;
-        return this.send(res, existing ? 200 : 201, this.put(objectPath, merged));
+        return this.send(res, existing ? 200 : 201, this.store(objectPath, merged));
       }
       case "DELETE": {
         if (!existing) return this.notFound(res, parsed);
@@ -319,7 +323,7 @@ export class FakeApiServer {
     if (!name) return this.fail(res, 422, "Invalid", "metadata.name: Required value");
     const objectPath = `${path}/${encodeURIComponent(name)}`;
     if (this.objects.has(objectPath)) return this.fail(res, 409, "AlreadyExists", `${parsed.resource} "${name}" already exists`);
-    this.send(res, 201, this.put(objectPath, { ...obj, metadata: { ...obj.metadata, name } }));
+    this.send(res, 201, this.store(objectPath, { ...obj, metadata: { ...obj.metadata, name } }));
   }
 
   private watch(parsed: ParsedPath, query: Record<string, string>, res: http.ServerResponse): void {

@@ -1,0 +1,130 @@
+/**
+ * The benchmark fleet: candidate GCP regions, user origins and models. Prices, quotas and per-replica
+ * throughputs are ILLUSTRATIVE round figures, not quotes or measurements; the intensities and RTTs
+ * the placement uses come from the shared public data.
+ */
+import type { CarbonIntensitySource } from "../carbon/index.js";
+import type { CandidateRegion, ModelDemand, PlacementInput, RttTable } from "../placement/index.js";
+
+// Illustrative on-demand price per GPU-hour in US regions, in USD, of the order of the cloud list
+// prices for the GPU share of an instance in 2024-2025; other regions scale by REGION_PRICE_FACTOR.
+export const BASE_PRICE_PER_GPU_HOUR = { "nvidia-l4": 0.75, "nvidia-h100-80gb": 11.0 } as const;
+
+type Product = keyof typeof BASE_PRICE_PER_GPU_HOUR;
+
+/** Illustrative candidate GCP regions: [region, price factor, L4 quota, H100 quota]. */
+export const CANDIDATES: ReadonlyArray<readonly [string, number, number, number]> = [
+  ["gcp:us-central1", 1.0, 96, 64],
+  ["gcp:us-east1", 1.0, 64, 0],
+  ["gcp:us-east4", 1.05, 64, 48],
+  ["gcp:us-east5", 1.0, 32, 32],
+  ["gcp:us-south1", 1.05, 32, 32],
+  ["gcp:us-west1", 1.0, 64, 48],
+  ["gcp:us-west4", 1.05, 32, 0],
+  ["gcp:northamerica-northeast1", 1.1, 32, 16],
+  ["gcp:europe-west1", 1.1, 64, 32],
+  ["gcp:europe-west2", 1.2, 32, 16],
+  ["gcp:europe-west3", 1.2, 32, 16],
+  ["gcp:europe-west4", 1.1, 64, 48],
+  ["gcp:europe-west6", 1.25, 16, 0],
+  ["gcp:europe-west9", 1.2, 32, 16],
+  ["gcp:europe-north1", 1.1, 32, 16],
+  ["gcp:asia-northeast1", 1.25, 64, 32],
+  ["gcp:asia-east1", 1.2, 32, 16],
+  ["gcp:asia-southeast1", 1.25, 64, 32],
+  ["gcp:asia-south1", 1.2, 32, 16],
+  ["gcp:australia-southeast1", 1.3, 16, 0],
+];
+
+/** User origins (Electricity Maps zones of the RTT matrix) and their share of each model's demand. */
+export const ORIGINS: ReadonlyArray<readonly [string, number]> = [
+  // United States 45%
+  ["US-MIDA-PJM", 0.18],
+  ["US-CAL-CISO", 0.12],
+  ["US-TEX-ERCO", 0.08],
+  ["US-CENT-SWPP", 0.07],
+  // Europe 35%
+  ["DE", 0.1],
+  ["GB", 0.1],
+  ["FR", 0.08],
+  ["NL", 0.07],
+  // Asia 20%
+  ["JP-TK", 0.07],
+  ["SG", 0.05],
+  ["IN-MH", 0.04],
+  ["KR", 0.04],
+];
+
+/**
+ * Models with fleet-wide demand (tokens/s) and replica shapes. GPUs per replica follow the usual
+ * sizing (bf16 weights + KV cache fit); throughputs per replica are illustrative round figures.
+ */
+export const MODELS: ReadonlyArray<{ name: string; tokensPerSecond: number; shapes: ModelDemand["replicaShapes"] }> = [
+  {
+    name: "llama-3.1-8b",
+    tokensPerSecond: 60_000,
+    shapes: [
+      { gpuProduct: "nvidia-l4", gpusPerReplica: 1, tokensPerSecondPerReplica: 1_200 },
+      { gpuProduct: "nvidia-h100-80gb", gpusPerReplica: 1, tokensPerSecondPerReplica: 9_000 },
+    ],
+  },
+  {
+    name: "llama-3.1-70b",
+    tokensPerSecond: 20_000,
+    shapes: [{ gpuProduct: "nvidia-h100-80gb", gpusPerReplica: 4, tokensPerSecondPerReplica: 5_000 }],
+  },
+  {
+    name: "mixtral-8x7b",
+    tokensPerSecond: 15_000,
+    shapes: [{ gpuProduct: "nvidia-h100-80gb", gpusPerReplica: 2, tokensPerSecondPerReplica: 7_000 }],
+  },
+  {
+    name: "llama-3.2-3b",
+    tokensPerSecond: 20_000,
+    shapes: [{ gpuProduct: "nvidia-l4", gpusPerReplica: 1, tokensPerSecondPerReplica: 2_500 }],
+  },
+  {
+    name: "qwen2.5-7b",
+    tokensPerSecond: 30_000,
+    shapes: [
+      { gpuProduct: "nvidia-l4", gpusPerReplica: 1, tokensPerSecondPerReplica: 1_300 },
+      { gpuProduct: "nvidia-h100-80gb", gpusPerReplica: 1, tokensPerSecondPerReplica: 9_500 },
+    ],
+  },
+];
+
+export function regions(): CandidateRegion[] {
+  return CANDIDATES.map(([region, factor, l4, h100]) => ({
+    region,
+    offers: (
+      [
+        ["nvidia-l4", l4],
+        ["nvidia-h100-80gb", h100],
+      ] as Array<[Product, number]>
+    )
+      .filter(([, quota]) => quota > 0)
+      .map(([gpuProduct, quotaGpus]) => ({ gpuProduct, quotaGpus, pricePerGpuHour: BASE_PRICE_PER_GPU_HOUR[gpuProduct] * factor })),
+  }));
+}
+
+export function models(): ModelDemand[] {
+  return MODELS.map((m) => ({
+    name: m.name,
+    replicaShapes: m.shapes,
+    demand: ORIGINS.map(([origin, share]) => ({ origin, tokensPerSecond: m.tokensPerSecond * share })),
+  }));
+}
+
+/** The placement input at one latency target: 2 regions per model, replicas at most 80% busy. */
+export function benchInput(latencyTargetMs: number, rtt?: RttTable, carbonSource?: CarbonIntensitySource): PlacementInput {
+  return {
+    regions: regions(),
+    models: models(),
+    latencyTargetMs,
+    minRegionsPerModel: 2,
+    rtt,
+    carbonSource,
+    maxUtilization: 0.8,
+    solver: { timeLimitSeconds: 60, mipRelativeGap: 1e-4 },
+  };
+}

@@ -1,0 +1,215 @@
+import type { V1Pod } from "@kubernetes/client-node";
+import { API_GROUP, API_VERSION, PLURAL, type ModelDeployment } from "../api/modeldeployment.js";
+import type { AutoscalerView, EventSink } from "../controller/controller.js";
+import { desiredReplicas, SELECTOR_LABEL } from "../controller/reconcile-plan.js";
+import { logger } from "../log/logger.js";
+import { scrapePods, scrapeTargetFromPod, type ScrapeResult } from "../metrics/scrape.js";
+import type { Informer } from "../runtime/informer.js";
+import type { KubeClient, KubeObject } from "../runtime/kube-client.js";
+import {
+  decideScale,
+  initialPolicyState,
+  type AutoscalingConfig,
+  type MetricsSample,
+  type PodObservation,
+  type PolicyState,
+  type ScaleDecision,
+} from "./policy.js";
+
+export interface AutoscalerObserver {
+  decided?(namespace: string, name: string, direction: "up" | "down" | "hold", kvCacheUtilization: number | null, queueDepth: number): void;
+}
+
+export interface AutoscalerLoopOptions {
+  client: KubeClient;
+  modelDeployments: Informer<ModelDeployment & KubeObject>;
+  pods: Informer<V1Pod & KubeObject>;
+  intervalMs: number;
+  scrapeTimeoutMs: number;
+  scrapeConcurrency?: number;
+  events?: EventSink;
+  observer?: AutoscalerObserver;
+  /** Called when the status should show a new view (the controller re-reconciles the key). */
+  onViewChanged?: (key: string) => void;
+  now?: () => number;
+}
+
+interface PerDeployment {
+  state: PolicyState;
+  view?: AutoscalerView;
+  /** Last good sample per pod, kept so a failed scrape holds on known (and ageing) data. */
+  lastSamples: Map<string, MetricsSample>;
+  viewWrittenAtMs: number;
+}
+
+/** The CRD's autoscaling fields as the policy's config. Scale to zero waits for the gateway: floor 1. */
+export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfig {
+  const autoscaling = modelDeployment.spec.autoscaling;
+  return {
+    minReplicas: Math.max(1, autoscaling.minReplicas),
+    maxReplicas: autoscaling.maxReplicas,
+    kvCacheUtilizationTarget: autoscaling.kvCacheUtilizationTarget,
+    queueDepthTargetPerReplica: autoscaling.queueDepthTargetPerReplica,
+    scaleUpStabilizationSeconds: autoscaling.scaleUpStabilizationSeconds,
+    scaleDownStabilizationSeconds: autoscaling.scaleDownStabilizationSeconds,
+  };
+}
+
+function isReady(pod: V1Pod): boolean {
+  return pod.status?.phase === "Running" && (pod.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+}
+
+/** Pods as the policy sees them: ready (with their latest metrics or why there are none) or starting. */
+export function observePods(pods: V1Pod[], results: ScrapeResult[], lastSamples: Map<string, MetricsSample>): PodObservation[] {
+  const byPod = new Map(results.map((result) => [result.target.podName, result]));
+  return pods
+    .filter((pod) => !pod.metadata?.deletionTimestamp && pod.status?.phase !== "Failed" && pod.status?.phase !== "Succeeded")
+    .map((pod): PodObservation => {
+      const name = pod.metadata?.name ?? "";
+      const created = Date.parse(pod.metadata?.creationTimestamp as unknown as string) || 0;
+      if (!isReady(pod)) return { name, phase: "starting", sinceMs: created };
+      const readySince = pod.status?.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime;
+      const result = byPod.get(name);
+      const previous = lastSamples.get(name);
+      const observation: PodObservation = { name, phase: "ready", sinceMs: Date.parse(readySince as unknown as string) || created };
+      if (result?.ok) {
+        lastSamples.set(name, result.sample);
+        return { ...observation, metrics: result.sample };
+      }
+      return {
+        ...observation,
+        ...(previous ? { metrics: previous } : {}),
+        metricsError: result ? `${result.error.kind}: ${result.error.message}` : "pod has no scrapable metrics endpoint",
+      };
+    });
+}
+
+/**
+ * The autoscaler's shell: every interval, for each ModelDeployment with autoscaling on, scrape its ready
+ * pods, ask the pure policy, and write a changed replica count through the ModelDeployment's scale
+ * subresource (the one path: the reconcile loop carries spec.replicas to the Deployment).
+ * The policy state lives in memory; a new leader starts with none, which only delays scale-down.
+ */
+export class AutoscalerLoop {
+  private readonly perDeployment = new Map<string, PerDeployment>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private readonly log = logger.child({ component: "autoscaler" });
+
+  constructor(private readonly options: AutoscalerLoopOptions) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.tick().finally(() => (this.running = undefined));
+    }, this.options.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  view(key: string): AutoscalerView | undefined {
+    return this.perDeployment.get(key)?.view;
+  }
+
+  async tick(): Promise<void> {
+    const deployments = this.options.modelDeployments.list((md) => md.spec?.autoscaling?.enabled === true && !md.metadata.deletionTimestamp);
+    const live = new Set<string>();
+    await Promise.all(
+      deployments.map(async (md) => {
+        const key = `${md.metadata.namespace}/${md.metadata.name}`;
+        live.add(key);
+        try {
+          await this.evaluate(md, key);
+        } catch (error) {
+          this.log.warn({ resource: key, err: String(error) }, "autoscaler evaluation failed; holding");
+        }
+      }),
+    );
+    for (const key of this.perDeployment.keys()) if (!live.has(key)) this.perDeployment.delete(key);
+  }
+
+  async evaluate(md: ModelDeployment, key: string): Promise<ScaleDecision> {
+    const now = this.options.now?.() ?? Date.now();
+    const entry: PerDeployment = this.perDeployment.get(key) ?? { state: initialPolicyState(), lastSamples: new Map(), viewWrittenAtMs: 0 };
+    this.perDeployment.set(key, entry);
+
+    const pods = this.options.pods.list(
+      (pod) => pod.metadata?.namespace === md.metadata.namespace && pod.metadata?.labels?.[SELECTOR_LABEL] === md.metadata.name,
+    );
+    const targets = pods
+      .map((pod) => scrapeTargetFromPod(pod, md.spec.model.name))
+      .filter((target): target is NonNullable<typeof target> => !!target && target.ready);
+    const results = await scrapePods(targets, {
+      concurrency: this.options.scrapeConcurrency ?? 8,
+      timeoutMs: this.options.scrapeTimeoutMs,
+      now: () => this.options.now?.() ?? Date.now(),
+    });
+    const podNames = new Set(pods.map((pod) => pod.metadata?.name));
+    for (const name of entry.lastSamples.keys()) if (!podNames.has(name)) entry.lastSamples.delete(name);
+
+    const currentReplicas = desiredReplicas(md);
+    const decision = decideScale(policyConfig(md), entry.state, {
+      nowMs: now,
+      currentReplicas,
+      pods: observePods(pods, results, entry.lastSamples),
+    });
+    entry.state = decision.state;
+
+    const direction = decision.desiredReplicas > currentReplicas ? "up" : decision.desiredReplicas < currentReplicas ? "down" : "hold";
+    const { signals } = decision;
+    this.options.observer?.decided?.(md.metadata.namespace ?? "", md.metadata.name, direction, signals.kvCacheUtilization, signals.requestsWaiting);
+
+    let lastScaleTime = entry.view?.lastScaleTime;
+    if (direction !== "hold") {
+      await this.options.client.patch(
+        `/apis/${API_GROUP}/${API_VERSION}/namespaces/${md.metadata.namespace}/${PLURAL}/${md.metadata.name}/scale`,
+        { spec: { replicas: decision.desiredReplicas } },
+        "application/merge-patch+json",
+      );
+      lastScaleTime = new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z");
+      const message = `${currentReplicas} → ${decision.desiredReplicas}: ${decision.reason}`;
+      this.options.events?.record(md as KubeObject & ModelDeployment, "Normal", direction === "up" ? "ScaledUp" : "ScaledDown", message);
+      this.log.info({ resource: key, from: currentReplicas, to: decision.desiredReplicas, reason: decision.reason }, "scaled");
+    }
+
+    const ready = Math.max(1, signals.readyPods);
+    const view: AutoscalerView = {
+      lastObservationTime: new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      ...(signals.kvCacheUtilization === null ? {} : { kvCacheUtilization: round(signals.kvCacheUtilization, 3) }),
+      queueDepth: signals.requestsWaiting,
+      queueDepthPerReplica: round(signals.requestsWaiting / ready, 2),
+      requestsRunning: signals.requestsRunning,
+      scrapedReplicas: signals.podsWithMetrics,
+      desiredReplicas: decision.desiredReplicas,
+      reason: decision.reason,
+      ...(lastScaleTime ? { lastScaleTime } : {}),
+    };
+    const previous = entry.view;
+    entry.view = view;
+    // Status is rewritten when the decision or the picture changes, and otherwise at most every 30 s,
+    // so a large fleet does not turn every scrape into a status write.
+    if (!previous || materiallyDifferent(previous, view) || now - entry.viewWrittenAtMs >= 30_000) {
+      entry.viewWrittenAtMs = now;
+      this.options.onViewChanged?.(key);
+    }
+    return decision;
+  }
+}
+
+function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+function materiallyDifferent(a: AutoscalerView, b: AutoscalerView): boolean {
+  return (
+    a.desiredReplicas !== b.desiredReplicas ||
+    a.scrapedReplicas !== b.scrapedReplicas ||
+    Math.abs((a.kvCacheUtilization ?? 0) - (b.kvCacheUtilization ?? 0)) >= 0.05 ||
+    Math.abs((a.queueDepth ?? 0) - (b.queueDepth ?? 0)) >= 1
+  );
+}

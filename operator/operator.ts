@@ -1,0 +1,178 @@
+import type { KubeConfig, V1Deployment, V1Node, V1Pod } from "@kubernetes/client-node";
+import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "./api/modeldeployment.js";
+import { AutoscalerLoop } from "./autoscaler/loop.js";
+import type { OperatorConfig } from "./config.js";
+import { ModelDeploymentController } from "./controller/controller.js";
+import { SELECTOR_LABEL } from "./controller/reconcile-plan.js";
+import { logger } from "./log/logger.js";
+import { EventRecorder } from "./runtime/events.js";
+import { Informer } from "./runtime/informer.js";
+import { KubeClient, type KubeObject } from "./runtime/kube-client.js";
+import { LeaderElector } from "./runtime/leader.js";
+import {
+  createOperatorMetrics,
+  forgetModelDeployment,
+  observeReconcile,
+  setReplicaGauges,
+  type OperatorMetrics,
+} from "./runtime/metrics.js";
+import { startOpsServer, type OpsServer } from "./runtime/ops-server.js";
+
+export interface RunningOperator {
+  opsPort: number;
+  metrics: OperatorMetrics;
+  isLeader(): boolean;
+  /** Graceful stop: finish reconciles in flight, release the lease so a standby takes over at once. */
+  stop(): Promise<void>;
+}
+
+const log = logger.child({ component: "operator" });
+
+/** The controllers one leader runs; built fresh at each leadership term so no state leaks across terms. */
+function buildControllers(client: KubeClient, config: OperatorConfig, metrics: OperatorMetrics, events: EventRecorder) {
+  const namespaces = config.watchNamespaces.length ? { namespaces: config.watchNamespaces } : {};
+  const informers = {
+    modelDeployments: new Informer<ModelDeployment & KubeObject>(client, {
+      apiVersion: `${API_GROUP}/${API_VERSION}`,
+      kind: KIND,
+      name: "modeldeployments",
+      ...namespaces,
+    }),
+    deployments: new Informer<V1Deployment & KubeObject>(client, {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: "deployments",
+      labelSelector: SELECTOR_LABEL,
+      ...namespaces,
+    }),
+    pods: new Informer<V1Pod & KubeObject>(client, {
+      apiVersion: "v1",
+      kind: "Pod",
+      name: "pods",
+      labelSelector: SELECTOR_LABEL,
+      ...namespaces,
+    }),
+    nodes: new Informer<V1Node & KubeObject>(client, { apiVersion: "v1", kind: "Node", name: "nodes" }),
+  };
+  let autoscaler: AutoscalerLoop | undefined;
+  const controller = new ModelDeploymentController({
+    client,
+    informers,
+    config,
+    events,
+    autoscalerView: (key) => autoscaler?.view(key),
+    observer: {
+      reconciled: (result, seconds) => observeReconcile(metrics, result, seconds),
+      queueDepth: (depth) => metrics.workqueueDepth.set(depth),
+      retried: () => metrics.workqueueRetries.inc(),
+      replicas: (namespace, name, desired, ready, current) => setReplicaGauges(metrics, namespace, name, { desired, ready, current }),
+      forget: (namespace, name) => forgetModelDeployment(metrics, namespace, name),
+    },
+  });
+  autoscaler = new AutoscalerLoop({
+    client,
+    modelDeployments: informers.modelDeployments,
+    pods: informers.pods,
+    intervalMs: config.scrapeIntervalSeconds * 1000,
+    scrapeTimeoutMs: config.scrapeTimeoutSeconds * 1000,
+    events,
+    onViewChanged: (key) => controller.enqueue(key),
+    observer: {
+      decided: (namespace, name, direction, kvCacheUtilization, queueDepth) => {
+        metrics.autoscalerDecisions.inc({ namespace, name, direction });
+        if (kvCacheUtilization !== null) metrics.kvCacheUtilization.set({ namespace, name }, kvCacheUtilization);
+        metrics.queueDepth.set({ namespace, name }, queueDepth);
+      },
+    },
+  });
+  return { controller, autoscaler: autoscaler as AutoscalerLoop, informers };
+}
+
+/**
+ * Runs the operator in this process: the ops server at once (so probes answer), then — as leader, when
+ * leader election is on — the informers, the reconcile loop and the autoscaler. Losing the lease stops
+ * them; a later term starts new ones.
+ */
+export async function startOperator(kubeConfig: KubeConfig, config: OperatorConfig): Promise<RunningOperator> {
+  const client = new KubeClient(kubeConfig);
+  const metrics = createOperatorMetrics();
+  const events = new EventRecorder(client, { host: config.identity });
+  let leading = false;
+  let synced = false;
+  let stopping = false;
+  let current: ReturnType<typeof buildControllers> | undefined;
+
+  const ops: OpsServer = await startOpsServer({
+    host: config.opsHost,
+    port: config.opsPort,
+    registry: metrics.registry,
+    healthy: () => !stopping,
+    ready: () => {
+      if (stopping) return { ready: false, reason: "shutting down" };
+      // A standby is ready: it is healthy and waiting for the lease. The leader is ready once synced.
+      if (!config.leaderElect) return synced ? true : { ready: false, reason: "caches not synced" };
+      return leading && !synced ? { ready: false, reason: "leader; caches not synced" } : true;
+    },
+  });
+
+  const lead = async (signal: AbortSignal) => {
+    leading = true;
+    metrics.leader.set(1);
+    log.info({ identity: config.identity }, "leading");
+    const term = buildControllers(client, config, metrics, events);
+    current = term;
+    signal.addEventListener(
+      "abort",
+      () => {
+        void stopTerm(term);
+      },
+      { once: true },
+    );
+    try {
+      await term.controller.start();
+      if (signal.aborted) return;
+      synced = true;
+      term.autoscaler.start();
+    } catch (error) {
+      log.error({ err: String(error) }, "controllers failed to start");
+      throw error;
+    }
+  };
+
+  const stopTerm = async (term: ReturnType<typeof buildControllers>) => {
+    await term.autoscaler.stop();
+    await term.controller.stop();
+    if (current === term) current = undefined;
+    synced = false;
+  };
+
+  let elector: LeaderElector | undefined;
+  if (config.leaderElect) {
+    elector = new LeaderElector(client, { namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity });
+    void elector.run({
+      onStartedLeading: lead,
+      onStoppedLeading: () => {
+        leading = false;
+        metrics.leader.set(0);
+        log.warn({ identity: config.identity }, "leadership lost; standing by");
+      },
+      onNewLeader: (identity) => log.info({ leader: identity }, "leader observed"),
+    });
+  } else {
+    await lead(new AbortController().signal);
+  }
+
+  return {
+    opsPort: ops.port,
+    metrics,
+    isLeader: () => leading && synced,
+    async stop() {
+      stopping = true;
+      if (current) await stopTerm(current);
+      if (elector) await elector.release();
+      await ops.close();
+      client.close();
+      log.info("stopped");
+    },
+  };
+}

@@ -1,0 +1,131 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { WorkQueueOptions } from "./workqueue.js";
+
+/**
+ * The operator's own Prometheus metrics, all in one Registry served at /metrics by the ops server.
+ * Names follow Prometheus conventions (`_total` counters, `_seconds` durations, base units).
+ */
+
+export type ReplicaState = "desired" | "ready" | "current";
+export type ScaleDirection = "up" | "down" | "hold";
+export type ReconcileResult = "success" | "error" | "requeue";
+
+export interface OperatorMetrics {
+  registry: Registry;
+  reconcileDuration: Histogram<"result">;
+  reconcileTotal: Counter<"result">;
+  reconcileErrors: Counter<never>;
+  workqueueDepth: Gauge<never>;
+  workqueueRetries: Counter<never>;
+  replicas: Gauge<"namespace" | "name" | "state">;
+  autoscalerDecisions: Counter<"namespace" | "name" | "direction">;
+  kvCacheUtilization: Gauge<"namespace" | "name">;
+  queueDepth: Gauge<"namespace" | "name">;
+  leader: Gauge<never>;
+}
+
+/** Creates the metrics in `registry` (a fresh one by default; tests make their own). */
+export function createOperatorMetrics(registry: Registry = new Registry(), options: { processMetrics?: boolean } = {}): OperatorMetrics {
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const metrics: OperatorMetrics = {
+    registry,
+    reconcileDuration: new Histogram({
+      name: "gpufleet_reconcile_duration_seconds",
+      help: "Time one reconcile of a ModelDeployment took, by result.",
+      labelNames: ["result"],
+      // Reconciles are API round trips: milliseconds to tens of seconds when the API server is slow.
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    reconcileTotal: new Counter({
+      name: "gpufleet_reconcile_total",
+      help: "Reconciles run, by result.",
+      labelNames: ["result"],
+      registers,
+    }),
+    reconcileErrors: new Counter({
+      name: "gpufleet_reconcile_errors_total",
+      help: "Reconciles that failed and were retried with backoff.",
+      registers,
+    }),
+    workqueueDepth: new Gauge({
+      name: "gpufleet_workqueue_depth",
+      help: "Keys waiting in the work queue.",
+      registers,
+    }),
+    workqueueRetries: new Counter({
+      name: "gpufleet_workqueue_retries_total",
+      help: "Keys re-queued with backoff after a failed reconcile.",
+      registers,
+    }),
+    replicas: new Gauge({
+      name: "gpufleet_modeldeployment_replicas",
+      help: "Replicas of a ModelDeployment: desired (the operator's target), current (pods that exist), ready.",
+      labelNames: ["namespace", "name", "state"],
+      registers,
+    }),
+    autoscalerDecisions: new Counter({
+      name: "gpufleet_autoscaler_decisions_total",
+      help: "Autoscaler decisions by direction.",
+      labelNames: ["namespace", "name", "direction"],
+      registers,
+    }),
+    kvCacheUtilization: new Gauge({
+      name: "gpufleet_autoscaler_kv_cache_utilization",
+      help: "Mean KV-cache utilization (0..1) over ready replicas, as the autoscaler last saw it.",
+      labelNames: ["namespace", "name"],
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: "gpufleet_autoscaler_queue_depth",
+      help: "Requests waiting, summed over ready replicas, as the autoscaler last saw it.",
+      labelNames: ["namespace", "name"],
+      registers,
+    }),
+    leader: new Gauge({
+      name: "gpufleet_leader",
+      help: "1 while this operator instance holds the leader lease, else 0.",
+      registers,
+    }),
+  };
+  metrics.leader.set(0);
+  metrics.workqueueDepth.set(0);
+  return metrics;
+}
+
+/** Observes one reconcile: duration, total by result, and errors. */
+export function observeReconcile(metrics: OperatorMetrics, result: ReconcileResult, seconds: number): void {
+  metrics.reconcileDuration.observe({ result }, seconds);
+  metrics.reconcileTotal.inc({ result });
+  if (result === "error") metrics.reconcileErrors.inc();
+}
+
+/** Work-queue hooks that feed the depth gauge and the retry counter. */
+export function workQueueMetricsHooks(metrics: OperatorMetrics): Pick<WorkQueueOptions, "onDepthChange" | "onRetry"> {
+  return {
+    onDepthChange: (depth) => metrics.workqueueDepth.set(depth),
+    onRetry: () => metrics.workqueueRetries.inc(),
+  };
+}
+
+/** Sets the three replica gauges of one ModelDeployment. */
+export function setReplicaGauges(metrics: OperatorMetrics, namespace: string, name: string, replicas: Record<ReplicaState, number>): void {
+  for (const state of ["desired", "ready", "current"] as const) metrics.replicas.set({ namespace, name, state }, replicas[state]);
+}
+
+/** Drops every per-ModelDeployment series of a deleted ModelDeployment (no stale series on /metrics). */
+export function forgetModelDeployment(metrics: OperatorMetrics, namespace: string, name: string): void {
+  for (const state of ["desired", "ready", "current"] as const) metrics.replicas.remove({ namespace, name, state });
+  for (const direction of ["up", "down", "hold"] as const) metrics.autoscalerDecisions.remove({ namespace, name, direction });
+  metrics.kvCacheUtilization.remove({ namespace, name });
+  metrics.queueDepth.remove({ namespace, name });
+}
+
+let processMetrics: OperatorMetrics | undefined;
+
+/** The process-wide metrics (created on first use, with default process metrics): what main.ts serves. */
+export function operatorMetrics(): OperatorMetrics {
+  processMetrics ??= createOperatorMetrics();
+  return processMetrics;
+}

@@ -1,0 +1,222 @@
+/**
+ * Checks on the Helm chart (charts/gpufleet), the Dockerfile and .dockerignore that need no helm
+ * binary and no cluster. test/helm-chart.test.ts proves the chart with the real helm and API server.
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { REPO_ROOT } from "../operator/api/generate.js";
+
+const chartDir = join(REPO_ROOT, "charts", "gpufleet");
+const read = (relative: string): string => readFileSync(join(REPO_ROOT, relative), "utf8");
+
+/**
+ * The operator metrics the chart's alerts and dashboard query. The operator must export exactly
+ * these names and labels (operator/metrics is the lead's side of this contract).
+ */
+export const OPERATOR_METRICS_USED_BY_CHART = [
+  "gpufleet_modeldeployment_replicas", // {namespace, modeldeployment, state="desired"|"ready"}
+  "gpufleet_modeldeployment_condition", // {namespace, modeldeployment, type, status} = 1
+  "gpufleet_modeldeployment_kv_cache_utilization", // {namespace, modeldeployment} 0..1
+  "gpufleet_modeldeployment_queue_depth", // {namespace, modeldeployment}
+  "gpufleet_modeldeployment_gpus", // {namespace, modeldeployment} GPUs held (replicas x GPUs per replica)
+  "gpufleet_autoscaler_decisions_total", // {namespace, modeldeployment, direction, reason}
+] as const;
+/** Engine metrics (scraped from the engine pods, not the operator). */
+const ENGINE_METRICS_USED_BY_CHART = ["vllm:time_to_first_token_seconds_bucket"];
+
+/** Metric names in a PromQL expression: identifiers followed by `{`, `[` or `)`, that are not functions/keywords. */
+function metricNames(expression: string): string[] {
+  const words = expression.match(/[a-zA-Z_:][a-zA-Z0-9_:]*(?=\s*[{[)])/g) ?? [];
+  return [...new Set(words.filter((word) => word.startsWith("gpufleet_") || word.startsWith("vllm:") || word === "up"))];
+}
+
+interface RbacRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+/** The YAML list inside `{{- define "name" -}} ... {{- end }}` of templates/_rbac-rules.tpl. */
+function rbacRules(defineName: string): RbacRule[] {
+  const text = read("charts/gpufleet/templates/_rbac-rules.tpl");
+  const start = text.indexOf(`{{- define "${defineName}" -}}`);
+  expect(start, `define ${defineName}`).toBeGreaterThanOrEqual(0);
+  const body = text.slice(text.indexOf("\n", start) + 1, text.indexOf("{{- end }}", start));
+  return parse(body) as RbacRule[];
+}
+
+describe("Chart.yaml", () => {
+  it("has version and appVersion equal to package.json's version", () => {
+    const chart = parse(read("charts/gpufleet/Chart.yaml")) as { version: string; appVersion: string; apiVersion: string };
+    const packageVersion = (JSON.parse(read("package.json")) as { version: string }).version;
+    expect(chart.apiVersion).toBe("v2");
+    expect(chart.version).toBe(packageVersion);
+    expect(chart.appVersion).toBe(packageVersion);
+  });
+});
+
+describe("CRDs in the chart", () => {
+  it("are byte-identical to crds/ (the chart ships the generated CRD, nothing else)", () => {
+    const chartCrds = readdirSync(join(chartDir, "crds")).sort();
+    expect(chartCrds).toEqual(readdirSync(join(REPO_ROOT, "crds")).sort());
+    for (const file of chartCrds) expect(read(`charts/gpufleet/crds/${file}`)).toBe(read(`crds/${file}`));
+  });
+});
+
+describe("values.yaml and values.schema.json", () => {
+  const values = parse(read("charts/gpufleet/values.yaml")) as Record<string, unknown>;
+  const schema = JSON.parse(read("charts/gpufleet/values.schema.json")) as {
+    properties: Record<string, { description?: string }>;
+    additionalProperties: boolean;
+    required: string[];
+  };
+
+  it("describe the same top-level fields, and the schema refuses unknown ones", () => {
+    const schemaKeys = Object.keys(schema.properties).filter((key) => key !== "global");
+    expect(Object.keys(values).sort()).toEqual(schemaKeys.sort());
+    expect(schema.additionalProperties).toBe(false);
+    for (const key of schema.required) expect(values, key).toHaveProperty(key);
+  });
+
+  it("gives every schema property a description", () => {
+    const undescribed: string[] = [];
+    const walk = (node: Record<string, unknown>, path: string): void => {
+      const properties = node.properties as Record<string, Record<string, unknown>> | undefined;
+      for (const [name, child] of Object.entries(properties ?? {})) {
+        if (typeof child.description !== "string") undescribed.push(`${path}.${name}`);
+        walk(child, `${path}.${name}`);
+      }
+    };
+    walk(schema as unknown as Record<string, unknown>, "");
+    expect(undescribed).toEqual([]);
+  });
+
+  it("document every top-level field with a comment in values.yaml", () => {
+    const lines = read("charts/gpufleet/values.yaml").split("\n");
+    const undocumented = lines.flatMap((line, index) => {
+      const key = /^([A-Za-z]\w*):/.exec(line)?.[1];
+      if (!key) return [];
+      // A comment directly above the key, or on the first line of its block.
+      const documented = lines[index - 1]?.startsWith("#") || lines[index + 1]?.trimStart().startsWith("#");
+      return documented ? [] : [key];
+    });
+    expect(undocumented).toEqual([]);
+  });
+
+  it("default to a hardened pod: non-root 65532, read-only root FS, no privilege escalation, no capabilities, RuntimeDefault seccomp", () => {
+    expect(values.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(values.podSecurityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } });
+  });
+
+  it("default to two replicas with leader election", () => {
+    expect(values.replicaCount).toBe(2);
+    expect(values.leaderElection).toMatchObject({ enabled: true });
+  });
+});
+
+describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
+  const allRules = [
+    ...rbacRules("gpufleet.rbac.workloadRules"),
+    ...rbacRules("gpufleet.rbac.clusterRules"),
+    ...rbacRules("gpufleet.rbac.leaderElectionRules"),
+  ];
+
+  it("use no wildcards, never touch Secrets and never delete", () => {
+    expect(allRules.length).toBeGreaterThanOrEqual(10);
+    for (const rule of allRules) {
+      for (const field of [rule.apiGroups, rule.resources, rule.verbs]) expect(field).not.toContain("*");
+      expect(rule.resources).not.toContain("secrets");
+      expect(rule.verbs).not.toContain("delete");
+      expect(rule.verbs).not.toContain("deletecollection");
+    }
+  });
+
+  it("grant exactly what the operator's contract lists", () => {
+    const grants = (rules: RbacRule[]): string[] =>
+      rules.flatMap((rule) => rule.resources.map((resource) => `${rule.apiGroups.join(",")}/${resource}: ${rule.verbs.join(",")}`)).sort();
+    expect(grants(rbacRules("gpufleet.rbac.workloadRules"))).toEqual(
+      [
+        "gpufleet.io/modeldeployments: get,list,watch,patch",
+        "gpufleet.io/modeldeployments/status: get,patch,update",
+        "gpufleet.io/modeldeployments/scale: get,patch,update",
+        "gpufleet.io/modeldeployments/finalizers: update",
+        "apps/deployments: get,list,watch,create,patch",
+        "/services: get,list,watch,create,patch",
+        "policy/poddisruptionbudgets: get,list,watch,create,patch",
+        "/pods: get,list,watch",
+        "events.k8s.io/events: create,patch",
+      ].sort(),
+    );
+    expect(grants(rbacRules("gpufleet.rbac.clusterRules"))).toEqual(["/nodes: get,list,watch"]);
+    expect(grants(rbacRules("gpufleet.rbac.leaderElectionRules"))).toEqual(["coordination.k8s.io/leases: get,create,update"]);
+  });
+
+  it("explain every rule with a comment above it", () => {
+    const text = read("charts/gpufleet/templates/_rbac-rules.tpl").split("\n");
+    const ruleLines = text.flatMap((line, index) => (line.startsWith("- apiGroups:") ? [index] : []));
+    expect(ruleLines.length).toBe(allRules.length);
+    for (const index of ruleLines) expect(text[index - 1], `line ${index + 1}`).toMatch(/^# \S/);
+  });
+});
+
+describe("monitoring templates", () => {
+  const known = new Set<string>([...OPERATOR_METRICS_USED_BY_CHART, ...ENGINE_METRICS_USED_BY_CHART, "up"]);
+
+  it("the Grafana dashboard is valid JSON with the four required panels, querying only known metrics", () => {
+    const dashboard = JSON.parse(read("charts/gpufleet/dashboards/gpufleet.json")) as {
+      uid: string;
+      panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+    };
+    expect(dashboard.uid).toBe("gpufleet-overview");
+    const byTitle = new Map(dashboard.panels.map((panel) => [panel.title, panel.targets.map((target) => target.expr).join(" ")]));
+    expect(byTitle.get("KV-cache utilization")).toContain("gpufleet_modeldeployment_kv_cache_utilization");
+    expect(byTitle.get("Queue depth")).toContain("gpufleet_modeldeployment_queue_depth");
+    expect(byTitle.get("Replicas: desired vs ready")).toMatch(/state="desired".*state="ready"/s);
+    expect(byTitle.get("Time to first token (vLLM)")).toContain("histogram_quantile(0.95");
+    expect(byTitle.get("Time to first token (vLLM)")).toContain("vllm:time_to_first_token_seconds_bucket");
+    const unknown = [...byTitle.values()].flatMap(metricNames).filter((name) => !known.has(name));
+    expect(unknown).toEqual([]);
+  });
+
+  it("the alert rules query only known metrics and cover shortfall, not-ready and stale-metric holds", () => {
+    const rules = read("charts/gpufleet/templates/prometheusrule.yaml");
+    const expressions = [...rules.matchAll(/expr: \|\n((?: {12}.*\n)+)/g)].map((match) => match[1] ?? "");
+    expect(expressions.length).toBe(4);
+    const unknown = expressions.flatMap(metricNames).filter((name) => !known.has(name));
+    expect(unknown).toEqual([]);
+    expect(rules).toContain('gpufleet_modeldeployment_condition{type="CapacityShortfall", status="True"}');
+    expect(rules).toContain('gpufleet_autoscaler_decisions_total{direction="hold", reason="stale_metrics"}');
+    expect(rules).toMatch(/alert: GpufleetModelDeploymentNotReady/);
+  });
+});
+
+describe("Dockerfile", () => {
+  const dockerfile = read("Dockerfile");
+
+  it("builds with npm ci + tsc, installs production dependencies only, and runs node dist/operator/main.js as UID 65532", () => {
+    expect(dockerfile).toMatch(/RUN npm ci --ignore-scripts/);
+    expect(dockerfile).toMatch(/RUN npm run build/);
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    expect(dockerfile).toMatch(/^USER 65532:65532$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["\/nodejs\/bin\/node"\]$/m);
+    expect(dockerfile).toMatch(/^CMD \["dist\/operator\/main\.js"\]$/m);
+    expect(dockerfile.match(/^FROM /gm)?.length).toBe(3);
+  });
+
+  it("gets a build context of exactly the files it copies (.dockerignore allow-list)", () => {
+    const patterns = read(".dockerignore").split("\n").filter((line) => line !== "" && !line.startsWith("#"));
+    expect(patterns).toEqual(["*", "!package.json", "!package-lock.json", "!tsconfig.json", "!operator/"]);
+    const normalize = (path: string): string => path.replace(/^\.\//, "").replace(/\/$/, "");
+    const allowed = patterns.filter((pattern) => pattern.startsWith("!")).map((pattern) => normalize(pattern.slice(1)));
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)].flatMap((match) => (match[1] ?? "").split(" "));
+    expect([...new Set(copied.map(normalize))].sort()).toEqual([...allowed].sort());
+  });
+});

@@ -1,0 +1,230 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { parseExposition, samplesNamed } from "../../operator/metrics/exposition.js";
+import { scrapePods, type ScrapeTarget } from "../../operator/metrics/scrape.js";
+import type { EngineParams } from "./model.js";
+import {
+  approximateTokenCount,
+  type EngineServer,
+  type EngineServerOptions,
+  startEngineServer,
+} from "./server.js";
+
+// A tiny, fast engine: ~3 ms steps, room for 4096 tokens of KV.
+const SMALL_ENGINE: EngineParams = {
+  kvCapacityTokens: 4096,
+  blockSizeTokens: 16,
+  maxNumSeqs: 8,
+  maxNumBatchedTokens: 512,
+  watermarkFraction: 0.01,
+  weightReadMs: 2,
+  computeMsPerToken: 0.002,
+  kvReadMsPerToken: 0.0001,
+  stepOverheadMs: 1,
+  maxModelLenTokens: 2048,
+};
+
+const running: EngineServer[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((server) => server.close()));
+});
+
+async function start(overrides: Partial<EngineServerOptions> = {}): Promise<EngineServer> {
+  const server = await startEngineServer({
+    host: "127.0.0.1",
+    port: 0,
+    engine: "vllm",
+    modelName: "sim-llama",
+    params: SMALL_ENGINE,
+    ...overrides,
+  });
+  running.push(server);
+  return server;
+}
+
+async function post(server: EngineServer, path: string, body: unknown): Promise<Response> {
+  return fetch(`${server.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+function sseEvents(text: string): string[] {
+  return text
+    .split("\n\n")
+    .map((block) => block.trim())
+    .filter((block) => block.startsWith("data: "))
+    .map((block) => block.slice("data: ".length));
+}
+
+const targetOf = (server: EngineServer, engine: ScrapeTarget["engine"] = "vllm"): ScrapeTarget => ({
+  namespace: "default",
+  podName: "sim-0",
+  podIP: server.options.host,
+  port: server.port,
+  engine,
+  modelName: "sim-llama",
+  ready: true,
+});
+
+describe("engine server: OpenAI API", () => {
+  it("answers /health with 503 while loading and 200 once loaded", async () => {
+    const server = await start({ loadDelayMs: 1000 });
+    expect((await fetch(`${server.url}/health`)).status).toBe(503);
+    expect((await post(server, "/v1/completions", { prompt: "hi", max_tokens: 2 })).status).toBe(503);
+    let status = 503;
+    for (let i = 0; i < 60 && status !== 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      status = (await fetch(`${server.url}/health`)).status;
+    }
+    expect(status).toBe(200);
+    expect(server.isLoaded()).toBe(true);
+  });
+
+  it("lists the served model", async () => {
+    const server = await start();
+    const body = (await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(body.data.map((m) => m.id)).toEqual(["sim-llama"]);
+  });
+
+  it("completes a prompt with usage counted at ~4 characters per token", async () => {
+    const server = await start();
+    const prompt = "Where is New York? Please answer briefly.";
+    const response = await post(server, "/v1/completions", { model: "sim-llama", prompt, max_tokens: 5 });
+    const body = (await response.json()) as {
+      object: string;
+      choices: { text: string; finish_reason: string }[];
+      usage: Record<string, number>;
+    };
+    expect(response.status).toBe(200);
+    expect(body.object).toBe("text_completion");
+    expect(body.choices[0]?.finish_reason).toBe("length");
+    expect(body.choices[0]?.text.length).toBeGreaterThan(0);
+    expect(body.usage).toEqual({
+      prompt_tokens: approximateTokenCount(prompt),
+      completion_tokens: 5,
+      total_tokens: approximateTokenCount(prompt) + 5,
+    });
+  });
+
+  it("streams a chat completion as SSE chunks ending in [DONE], with a usage chunk on request", async () => {
+    const server = await start();
+    const response = await post(server, "/v1/chat/completions", {
+      model: "sim-llama",
+      messages: [{ role: "user", content: "Tell me a joke" }],
+      max_tokens: 4,
+      stream: true,
+      stream_options: { include_usage: true },
+      prompt_token_count: 100,
+    });
+    expect(response.headers.get("content-type")).toBe("text/event-stream");
+    const events = sseEvents(await response.text());
+    expect(events.at(-1)).toBe("[DONE]");
+    const chunks = events
+      .slice(0, -1)
+      .map(
+        (e) =>
+          JSON.parse(e) as {
+            object: string;
+            choices: { delta?: { role?: string; content?: string }; finish_reason: string | null }[];
+            usage?: Record<string, number>;
+          },
+      );
+    expect(chunks.every((c) => c.object === "chat.completion.chunk")).toBe(true);
+    expect(chunks[0]?.choices[0]?.delta?.role).toBe("assistant");
+    const contentChunks = chunks.filter((c) => (c.choices[0]?.delta?.content ?? "") !== "");
+    expect(contentChunks).toHaveLength(4);
+    expect(contentChunks.at(-1)?.choices[0]?.finish_reason).toBe("length");
+    expect(chunks.at(-1)?.usage).toEqual({ prompt_tokens: 100, completion_tokens: 4, total_tokens: 104 });
+  });
+
+  it("rejects a request longer than the model length with 400 and an unknown model with 404", async () => {
+    const server = await start();
+    const tooLong = await post(server, "/v1/completions", {
+      prompt: "x",
+      prompt_token_count: 4000,
+      max_tokens: 10,
+    });
+    expect(tooLong.status).toBe(400);
+    expect(((await tooLong.json()) as { message: string }).message).toMatch(/maximum context length/);
+    expect((await post(server, "/v1/completions", { model: "other", prompt: "x" })).status).toBe(404);
+    expect((await post(server, "/v1/completions", { prompt: "x", max_tokens: -1 })).status).toBe(400);
+  });
+
+  it("binds to any loopback address, as KWOK pod IPs are", async () => {
+    const server = await start({ host: "127.0.0.2" });
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+});
+
+describe("engine server: metrics", () => {
+  it("reports running and waiting requests while busy", async () => {
+    const server = await start();
+    // More requests than maxNumSeqs (8), each ~1000 steps of ~3 ms: the first wave is still running
+    // when we scrape. The server is closed under them, so their failures are expected and ignored.
+    const requests = Array.from({ length: 12 }, () =>
+      post(server, "/v1/completions", { prompt: "x".repeat(400), max_tokens: 1000 }).catch(() => undefined),
+    );
+    for (let i = 0; i < 600 && server.model.inFlight() < 12; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    const [busy] = await scrapePods([targetOf(server)], { concurrency: 1, timeoutMs: 2000 });
+    expect(busy?.ok && busy.sample).toMatchObject({ requestsRunning: 8, requestsWaiting: 4 });
+    expect(busy?.ok && busy.sample.kvCacheUtilization).toBeGreaterThan(0);
+    await server.close();
+    await Promise.all(requests);
+  });
+
+  it("counts tokens and TTFTs in vLLM's counters and histogram", async () => {
+    const server = await start();
+    await Promise.all(
+      Array.from({ length: 6 }, () =>
+        post(server, "/v1/completions", { prompt: "x".repeat(400), max_tokens: 30 }).then((r) => r.json()),
+      ),
+    );
+    const families = parseExposition(await (await fetch(`${server.url}/metrics`)).text());
+    expect(samplesNamed(families, "vllm:prompt_tokens_total")[0]?.value).toBe(6 * 100);
+    expect(samplesNamed(families, "vllm:generation_tokens_total")[0]?.value).toBe(6 * 30);
+    expect(samplesNamed(families, "vllm:time_to_first_token_seconds_count")[0]?.value).toBe(6);
+    const infBucket = samplesNamed(families, "vllm:time_to_first_token_seconds_bucket").find(
+      (s) => s.labels.le === "+Inf",
+    );
+    expect(infBucket?.value).toBe(6);
+    expect(families.find((f) => f.name === "vllm:num_preemptions_total")?.type).toBe("counter");
+    const [idle] = await scrapePods([targetOf(server)], { concurrency: 1, timeoutMs: 2000 });
+    expect(idle?.ok && idle.sample).toMatchObject({
+      requestsRunning: 0,
+      requestsWaiting: 0,
+      kvCacheUtilization: 0,
+    });
+  });
+
+  it("serves trtllm-serve's Prometheus text on /prometheus/metrics and JSON stats on /metrics", async () => {
+    const server = await start({ engine: "tensorrt-llm" });
+    const [result] = await scrapePods([targetOf(server, "trtllm-serve")], {
+      concurrency: 1,
+      timeoutMs: 2000,
+    });
+    expect(result?.ok && result.sample).toMatchObject({
+      kvCacheUtilization: 0,
+      requestsRunning: 0,
+      requestsWaiting: 0,
+    });
+    const stats = (await (await fetch(`${server.url}/metrics`)).json()) as {
+      kvCacheStats: { maxNumBlocks: number };
+    }[];
+    expect(stats[0]?.kvCacheStats.maxNumBlocks).toBe(256);
+  });
+
+  it("injects metrics faults: slow, garbage and failing", async () => {
+    const server = await start();
+    const scrape = async () => (await scrapePods([targetOf(server)], { concurrency: 1, timeoutMs: 150 }))[0];
+    server.setFaults({ metricsDelayMs: 1000 });
+    expect(await scrape()).toMatchObject({ ok: false, error: { kind: "timeout" } });
+    server.setFaults({ garbageMetrics: true });
+    expect(await scrape()).toMatchObject({ ok: false, error: { kind: "parse" } });
+    server.setFaults({ metricsStatus: 500 });
+    expect(await scrape()).toMatchObject({ ok: false, error: { kind: "http-status", httpStatus: 500 } });
+    server.setFaults({});
+    expect((await scrape())?.ok).toBe(true);
+  });
+});

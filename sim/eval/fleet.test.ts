@@ -1,0 +1,113 @@
+import { describe, expect, it } from "vitest";
+import { engineParamsForNames } from "../engine/model.js";
+import { parseDurationSeconds } from "./capacity.js";
+import { gpufleetController, kedaController, staticController, type Bounds } from "./controllers.js";
+import { simulateFleet, type Controller, type FleetScenario } from "./fleet.js";
+import { staticForPeak } from "./oracle.js";
+import { scaleLoad, type Trace, type TraceRequest } from "./traces.js";
+
+const params = engineParamsForNames("llama-3.1-8b", "NVIDIA-H100-80GB-HBM3");
+
+/** `ratePerSecond(t)` requests of 2,000 prompt / 50 output tokens, evenly spaced, for `seconds`. */
+function syntheticTrace(seconds: number, ratePerSecond: (tSeconds: number) => number): Trace {
+  const requests: TraceRequest[] = [];
+  for (let s = 0; s < seconds; s++) {
+    const n = ratePerSecond(s);
+    for (let i = 0; i < n; i++) requests.push({ arrivalMs: s * 1000 + (i * 1000) / n, promptTokens: 2000, outputTokens: 50 });
+  }
+  return { name: "synthetic", requests, durationMs: seconds * 1000 };
+}
+
+function scenario(trace: Trace, overrides: Partial<FleetScenario> = {}): FleetScenario {
+  return {
+    name: "test",
+    trace,
+    params,
+    gpusPerReplica: 1,
+    modelLoadSeconds: 60,
+    scrapeIntervalSeconds: 10,
+    ttftTargetSeconds: 2,
+    minReplicas: 1,
+    maxReplicas: 16,
+    ...overrides,
+  };
+}
+
+describe("simulateFleet", () => {
+  it("bills static replicas for the whole trace and serves every request", () => {
+    const trace = syntheticTrace(600, () => 2);
+    const result = simulateFleet(scenario(trace), staticController(3));
+    expect(result.gpuHours).toBeCloseTo((3 * 600) / 3600, 6);
+    expect(result.requests).toBe(1200);
+    expect(result.withinTargetShare).toBe(1);
+    expect(result.scaleEvents).toBe(0);
+  });
+
+  it("spreads load over replicas: two replicas give lower TTFT than one under the same load", () => {
+    const trace = syntheticTrace(120, () => 20);
+    const one = simulateFleet(scenario(trace), staticController(1));
+    const two = simulateFleet(scenario(trace), staticController(2));
+    expect(two.ttftP99).toBeLessThan(one.ttftP99);
+  });
+
+  it("a new replica serves only after the model-load delay", () => {
+    const trace = syntheticTrace(300, () => 1);
+    const scaleAt10s: Controller = { name: "step", intervalSeconds: 10, initialReplicas: 1, decide: (v) => (v.nowMs >= 10_000 ? 2 : 1) };
+    const result = simulateFleet(scenario(trace, { modelLoadSeconds: 60 }), scaleAt10s);
+    const at = (s: number) => result.timeline.find((p) => p.atMs === s * 1000);
+    expect(at(30)).toMatchObject({ replicas: 2, readyReplicas: 1 });
+    expect(at(80)).toMatchObject({ replicas: 2, readyReplicas: 2 });
+    // Billing starts at creation (t=10 s), not at readiness.
+    expect(result.gpuHours).toBeCloseTo((300 + 290) / 3600, 3);
+  });
+
+  it("the gpufleet policy scales up for a sustained load step and back down after it", () => {
+    // 1 req/s for 10 min, 25 req/s for 10 min, 1 req/s for 20 min.
+    const trace = syntheticTrace(2400, (s) => (s >= 600 && s < 1200 ? 25 : 1));
+    const bounds: Bounds = { minReplicas: 1, maxReplicas: 16 };
+    const result = simulateFleet(scenario(trace, { maxReplicas: 16 }), gpufleetController(bounds));
+    const replicasAt = (s: number) => result.timeline.find((p) => p.atMs === s * 1000)?.replicas ?? -1;
+    expect(replicasAt(590)).toBe(1);
+    expect(replicasAt(1150)).toBeGreaterThan(1);
+    expect(replicasAt(2390)).toBeLessThan(replicasAt(1150));
+  });
+
+  it("is deterministic: the same run twice gives the same figures", () => {
+    const trace = syntheticTrace(900, (s) => (s % 300 < 60 ? 15 : 2));
+    const bounds: Bounds = { minReplicas: 1, maxReplicas: 8 };
+    const a = simulateFleet(scenario(trace), kedaController(bounds));
+    const b = simulateFleet(scenario(trace), kedaController(bounds));
+    expect({ ...a, timeline: a.timeline.length }).toEqual({ ...b, timeline: b.timeline.length });
+  });
+});
+
+describe("staticForPeak", () => {
+  it("finds the fewest replicas that meet the goal (one fewer does not)", () => {
+    const trace = syntheticTrace(300, () => 30);
+    const sc = scenario(trace, { maxReplicas: 12 });
+    const { replicas, result } = staticForPeak(sc, 0.99);
+    expect(result.withinTargetShare).toBeGreaterThanOrEqual(0.99);
+    expect(replicas).toBeGreaterThan(1);
+    const fewer = simulateFleet({ ...sc, minReplicas: replicas - 1, maxReplicas: replicas - 1 }, staticController(replicas - 1));
+    expect(fewer.withinTargetShare).toBeLessThan(0.99);
+  });
+});
+
+describe("scaleLoad", () => {
+  it("multiplies the request count and keeps the time span", () => {
+    const trace = syntheticTrace(100, () => 2);
+    const scaled = scaleLoad(trace, 3);
+    expect(scaled.requests).toHaveLength(600);
+    expect(Math.abs(scaled.durationMs - trace.durationMs)).toBeLessThanOrEqual(500);
+  });
+});
+
+describe("parseDurationSeconds", () => {
+  it("reads s, ms and m", () => {
+    expect(parseDurationSeconds("2s")).toBe(2);
+    expect(parseDurationSeconds("500ms")).toBe(0.5);
+    expect(parseDurationSeconds("2m")).toBe(120);
+    expect(parseDurationSeconds("1.5")).toBe(1.5);
+    expect(() => parseDurationSeconds("soon")).toThrow(/cannot read duration/);
+  });
+});
