@@ -42,7 +42,9 @@ async function waitUnschedulable(namespace: string, name: string): Promise<strin
     async () => {
       const { pod, condition } = await podCondition(namespace, name, "PodScheduled");
       expect(pod.spec?.nodeName).toBeUndefined();
-      return condition?.status === "False" && condition.reason === "Unschedulable" ? (condition.message ?? "") : undefined;
+      return condition?.status === "False" && condition.reason === "Unschedulable"
+        ? (condition.message ?? "")
+        : undefined;
     },
     { timeoutMs: 30_000, description: `pod ${name} to be reported Unschedulable` },
   );
@@ -77,9 +79,17 @@ describe("local GPU cluster", () => {
         });
         expect(node?.status?.capacity?.["nvidia.com/gpu"]).toBe(String(pool.gpusPerNode));
         expect(node?.status?.allocatable?.["nvidia.com/gpu"]).toBe(String(pool.gpusPerNode));
-        expect(node?.spec?.taints).toContainEqual({ key: "nvidia.com/gpu", value: "present", effect: "NoSchedule" });
-        expect(node?.status?.conditions?.find((condition) => condition.type === "Ready")?.status).toBe("True");
-        expect(node?.status?.addresses?.find((address) => address.type === "InternalIP")?.address).toMatch(/^127\./);
+        expect(node?.spec?.taints).toContainEqual({
+          key: "nvidia.com/gpu",
+          value: "present",
+          effect: "NoSchedule",
+        });
+        expect(node?.status?.conditions?.find((condition) => condition.type === "Ready")?.status).toBe(
+          "True",
+        );
+        expect(node?.status?.addresses?.find((address) => address.type === "InternalIP")?.address).toMatch(
+          /^127\./,
+        );
       }
     }
     const expectedGpuNodes = pools.pools.reduce((sum, pool) => sum + pool.nodeCount, 0);
@@ -89,11 +99,15 @@ describe("local GPU cluster", () => {
   it("schedules a 4-GPU pod onto the requested pool and KWOK runs it with a loopback pod IP", async () => {
     const l4 = pools.pools.find((pool) => pool.name === "l4");
     expect(l4).toBeDefined();
-    await core.createNamespacedPod({ namespace: namespace.name, body: gpuPod("l4-engine", 4, { product: l4?.gpuProduct }) });
+    await core.createNamespacedPod({
+      namespace: namespace.name,
+      body: gpuPod("l4-engine", 4, { product: l4?.gpuProduct }),
+    });
     const pod = await waitFor(
       async () => {
         const current = await core.readNamespacedPod({ name: "l4-engine", namespace: namespace.name });
-        const ready = current.status?.conditions?.find((condition) => condition.type === "Ready")?.status === "True";
+        const ready =
+          current.status?.conditions?.find((condition) => condition.type === "Ready")?.status === "True";
         return current.status?.phase === "Running" && ready ? current : undefined;
       },
       { timeoutMs: 30_000, description: "pod l4-engine Running and Ready" },
@@ -122,9 +136,13 @@ describe("local GPU cluster", () => {
     expect(message).toContain("untolerated taint");
 
     // Free to go anywhere: it lands on the untainted CPU-only system node.
-    await core.createNamespacedPod({ namespace: namespace.name, body: gpuPod("no-toleration", 0, { tolerate: false }) });
+    await core.createNamespacedPod({
+      namespace: namespace.name,
+      body: gpuPod("no-toleration", 0, { tolerate: false }),
+    });
     const nodeName = await waitFor(
-      async () => (await core.readNamespacedPod({ name: "no-toleration", namespace: namespace.name })).spec?.nodeName,
+      async () =>
+        (await core.readNamespacedPod({ name: "no-toleration", namespace: namespace.name })).spec?.nodeName,
       { timeoutMs: 30_000, description: "pod no-toleration to be scheduled" },
     );
     const node = await core.readNode({ name: nodeName });
@@ -139,7 +157,11 @@ describe("local GPU cluster", () => {
       namespace: namespace.name,
       body: {
         metadata: { name },
-        spec: { replicas: 3, selector: { matchLabels: { app: name } }, template: { metadata: template.metadata, spec: template.spec } },
+        spec: {
+          replicas: 3,
+          selector: { matchLabels: { app: name } },
+          template: { metadata: template.metadata, spec: template.spec },
+        },
       },
     });
     const deployment = await waitFor(
@@ -150,7 +172,8 @@ describe("local GPU cluster", () => {
       { timeoutMs: 60_000, description: "deployment h100-engine to have 3 ready replicas" },
     );
     expect(deployment.status?.availableReplicas).toBe(3);
-    const pods = (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: `app=${name}` })).items;
+    const pods = (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: `app=${name}` }))
+      .items;
     expect(pods).toHaveLength(3);
     for (const pod of pods) {
       expect(pod.metadata?.ownerReferences?.[0]?.kind).toBe("ReplicaSet");
@@ -162,7 +185,9 @@ describe("local GPU cluster", () => {
   it("completes pod deletion (KWOK finalizes terminating pods)", async () => {
     await core.createNamespacedPod({ namespace: namespace.name, body: gpuPod("short-lived", 1) });
     await waitFor(
-      async () => (await core.readNamespacedPod({ name: "short-lived", namespace: namespace.name })).status?.phase === "Running",
+      async () =>
+        (await core.readNamespacedPod({ name: "short-lived", namespace: namespace.name })).status?.phase ===
+        "Running",
       { timeoutMs: 30_000, description: "pod short-lived Running" },
     );
     await core.deleteNamespacedPod({ name: "short-lived", namespace: namespace.name });

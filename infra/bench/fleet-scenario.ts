@@ -125,6 +125,6 @@ export function benchInput(latencyTargetMs: number, rtt?: RttTable, carbonSource
     rtt,
     carbonSource,
     maxUtilization: 0.8,
-    solver: { timeLimitSeconds: 60, mipRelativeGap: 1e-4 },
+    solver: { timeLimitSeconds: 60, mipRelativeGap: 1e-2 },
   };
 }

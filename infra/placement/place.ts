@@ -6,6 +6,7 @@ import { loadGcpRttTable } from "./rtt.js";
 import {
   buildPlacementProblem,
   objectiveTerms,
+  objectiveUpperBound,
   routeVar,
   slotVar,
   writeLp,
@@ -75,7 +76,7 @@ export async function placeFleet(input: PlacementInput): Promise<FleetPlacement>
   }
   const plans: Partial<Record<PlacementStrategy, PlacementPlan>> = {};
   for (const strategy of ["carbon-aware", "cheapest", "nearest"] as const) {
-    const solution = await solveLexicographic(problem, STRATEGY_OBJECTIVES[strategy], input);
+    const solution = await solveStrategy(problem, STRATEGY_OBJECTIVES[strategy], input);
     if (solution === undefined) throw await diagnoseInfeasibility(input, resolved);
     if (solution.status === "time-limit") warnings.push(`${strategy}: solver hit its time limit; plan may be suboptimal`);
     plans[strategy] = evaluatePlan(problem, solution.values, strategy, solution.solverStatus);
@@ -104,7 +105,7 @@ export async function placeWithStrategy(input: PlacementInput, strategy: Placeme
   const problem = buildPlacementProblem(input, resolved);
   const precheck = precheckFeasibility(problem, input, resolved);
   if (precheck.length > 0) throw infeasible(precheck);
-  const solution = await solveLexicographic(problem, STRATEGY_OBJECTIVES[strategy], input);
+  const solution = await solveStrategy(problem, STRATEGY_OBJECTIVES[strategy], input);
   if (solution === undefined) throw await diagnoseInfeasibility(input, resolved);
   return evaluatePlan(problem, solution.values, strategy, solution.solverStatus);
 }
@@ -113,19 +114,33 @@ function reductionPct(baseline: number, value: number): number {
   return baseline > 0 ? ((baseline - value) / baseline) * 100 : 0;
 }
 
-/** Minimises the primary objective, then the secondary with the primary held at its optimum. */
-async function solveLexicographic(
+/**
+ * Weight of the tie-break objective relative to the primary: small enough that it cannot move the
+ * primary by more than about 1e-9 of the primary's scale, large enough to order exact ties.
+ */
+const TIE_BREAK_SCALE = 1e-9;
+
+/**
+ * Minimises the primary objective with the secondary as a tie-break (one weighted MILP: a
+ * lexicographic second stage with the primary pinned proved far slower on fleet-sized inputs).
+ * When the tie-break is latency, which only routing decides, traffic is then re-routed over the
+ * chosen replicas by an LP so that it goes to the nearest replica with room.
+ */
+async function solveStrategy(
   problem: PlacementProblem,
   [primary, secondary]: readonly [Objective, Objective],
   input: PlacementInput,
 ): Promise<MilpSolution | undefined> {
-  const first = await solveLp(writeLp(problem, primary), input.solver);
-  if (first.status === "infeasible") return undefined;
-  if (first.status === "error") throw new Error(`placement solver failed: HiGHS status "${first.solverStatus}"`);
-  const optimum = objectiveValue(problem, primary, first.values);
-  const tolerance = 1e-7 * Math.max(1, Math.abs(optimum));
-  const second = await solveLp(writeLp(problem, secondary, [{ objective: primary, atMost: optimum + tolerance }]), input.solver);
-  return second.status === "optimal" || second.status === "time-limit" ? second : first;
+  const primaryScale = Math.max(1, objectiveUpperBound(problem, primary));
+  const secondaryScale = Math.max(1, objectiveUpperBound(problem, secondary));
+  const weight = (TIE_BREAK_SCALE * primaryScale) / secondaryScale;
+  const solution = await solveLp(writeLp(problem, [[primary, 1], [secondary, weight]]), input.solver);
+  if (solution.status === "infeasible") return undefined;
+  if (solution.status === "error") throw new Error(`placement solver failed: HiGHS status "${solution.solverStatus}"`);
+  if (secondary !== "latency" || primary === "emissions") return solution;
+  const fixedReplicas = new Map(problem.slots.map((s) => [s.index, Math.round(solution.values.get(slotVar(s.index)) ?? 0)]));
+  const rerouted = await solveLp(writeLp(problem, "latency", { fixedReplicas }), input.solver);
+  return rerouted.status === "optimal" ? { ...rerouted, status: solution.status, solverStatus: solution.solverStatus } : solution;
 }
 
 export function objectiveValue(problem: PlacementProblem, objective: Objective, values: ReadonlyMap<string, number>): number {

@@ -219,16 +219,33 @@ function expression(terms: ReadonlyArray<[string, number]>): string {
   return lines.join("\n   ");
 }
 
-export interface ObjectiveBound {
-  objective: Objective;
-  atMost: number;
+/** A weighted sum of objectives, e.g. emissions plus a tiny cost tie-break. */
+export type WeightedObjective = ReadonlyArray<readonly [Objective, number]>;
+
+export interface WriteLpOptions {
+  /** Pin replica counts per slot index (used to re-route traffic over a fixed placement). */
+  fixedReplicas?: ReadonlyMap<number, number>;
 }
 
-/**
- * Writes the MILP in CPLEX LP format: minimise `objective` subject to demand, capacity, quota,
- * redundancy and cost-cap rows (those not relaxed), plus optional bounds on earlier objectives
- * for lexicographic solves.
- */
+/** Loose upper bound of an objective over the feasible set, used to scale tie-break weights. */
+export function objectiveUpperBound(problem: PlacementProblem, objective: Objective): number {
+  let bound = 0;
+  for (const s of problem.slots) {
+    if (objective === "emissions") bound += s.maxReplicas * s.idleGramsPerHour;
+    if (objective === "cost") bound += s.maxReplicas * s.costPerHour;
+  }
+  if (objective !== "cost") {
+    const worstPerDemand = new Map<number, number>();
+    for (const r of problem.routes) {
+      const slot = problem.slots[r.slot];
+      const coefficient = objective === "latency" ? r.rttMs : (slot?.gramsPerHourPerTokenPerSecond ?? 0);
+      worstPerDemand.set(r.demand, Math.max(worstPerDemand.get(r.demand) ?? 0, coefficient));
+    }
+    for (const d of problem.demands) bound += (worstPerDemand.get(d.index) ?? 0) * d.tokensPerSecond;
+  }
+  return bound;
+}
+
 export function writeLp(problem: PlacementProblem, objective: Objective, bounds: ObjectiveBound[] = []): string {
   const rows: string[] = [];
   const routesByDemand = new Map<number, number[]>();
@@ -284,12 +301,18 @@ export function writeLp(problem: PlacementProblem, objective: Objective, bounds:
   if (problem.costCapPerHour !== undefined && !problem.relaxed.has("cost-cap") && problem.slots.length > 0) {
     rows.push(` costcap: ${expression(objectiveTerms(problem, "cost"))} <= ${formatNumber(problem.costCapPerHour)}`);
   }
-  bounds.forEach((b, i) => {
-    rows.push(` bound${i}_${b.objective}: ${expression(objectiveTerms(problem, b.objective))} <= ${formatNumber(b.atMost)}`);
-  });
-
-  const lp: string[] = ["Minimize", ` obj: ${expression(objectiveTerms(problem, objective))}`, "Subject To", ...rows, "Bounds"];
-  for (const s of problem.slots) lp.push(` 0 <= ${slotVar(s.index)} <= ${s.maxReplicas}`);
+  const weighted: WeightedObjective = typeof objective === "string" ? [[objective, 1]] : objective;
+  const objectiveByVariable = new Map<string, number>();
+  for (const [name, weight] of weighted) {
+    for (const [variable, coefficient] of objectiveTerms(problem, name)) {
+      objectiveByVariable.set(variable, (objectiveByVariable.get(variable) ?? 0) + weight * coefficient);
+    }
+  }
+  const lp: string[] = ["Minimize", ` obj: ${expression([...objectiveByVariable])}`, "Subject To", ...rows, "Bounds"];
+  for (const s of problem.slots) {
+    const fixed = options.fixedReplicas?.get(s.index);
+    lp.push(fixed === undefined ? ` 0 <= ${slotVar(s.index)} <= ${s.maxReplicas}` : ` ${slotVar(s.index)} = ${fixed}`);
+  }
   if (problem.slots.length === 0) lp.push(" 0 <= n0 <= 0");
   const generals = problem.slots.map((s) => slotVar(s.index));
   if (generals.length > 0) lp.push("Generals", ...chunk(generals));

@@ -66,7 +66,11 @@ function run(
 
 describe("decideScale", () => {
   it("scales up when KV-cache utilisation is above target, saying why in plain words", () => {
-    const d = decideScale(config, initialPolicyState(), observe(0, 3, pods(3, 0, { kvCacheUtilization: 0.93 })));
+    const d = decideScale(
+      config,
+      initialPolicyState(),
+      observe(0, 3, pods(3, 0, { kvCacheUtilization: 0.93 })),
+    );
     // 3 × 0.93 / 0.8 = 3.49 → 4
     expect(d.desiredReplicas).toBe(4);
     expect(d.reason).toBe("kv-cache 0.93 > target 0.80 across 3 ready pods → 4");
@@ -96,7 +100,11 @@ describe("decideScale", () => {
   });
 
   it("holds inside the tolerance band", () => {
-    const d = decideScale(config, initialPolicyState(), observe(0, 4, pods(4, 0, { kvCacheUtilization: 0.84 })));
+    const d = decideScale(
+      config,
+      initialPolicyState(),
+      observe(0, 4, pods(4, 0, { kvCacheUtilization: 0.84 })),
+    );
     // 4 × 0.84 / 0.8 = 4.2, within ±10% of 4.
     expect(d.desiredReplicas).toBe(4);
     expect(d.reason).toMatch(/^steady at 4/);
@@ -118,10 +126,17 @@ describe("decideScale", () => {
       observe(0, 2, pods(2, 0, { kvCacheUtilization: 1, requestsWaiting: 50 })),
     );
     expect(hot.desiredReplicas).toBe(3);
-    const cold = run({ ...config, minReplicas: 2, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), 0, 120_000, 3, {
-      kvCacheUtilization: 0,
-      requestsRunning: 0,
-    });
+    const cold = run(
+      { ...config, minReplicas: 2, scaleDownStabilizationSeconds: 0 },
+      initialPolicyState(),
+      0,
+      120_000,
+      3,
+      {
+        kvCacheUtilization: 0,
+        requestsRunning: 0,
+      },
+    );
     expect(cold.desiredReplicas).toBe(2);
   });
 
@@ -140,17 +155,34 @@ describe("decideScale", () => {
   it("removes at most the down step per scale-down period, however often it is called", () => {
     const cfg = { ...config, scaleDownStabilizationSeconds: 0, scaleDownPeriodSeconds: 60 };
     const warm = run(cfg, initialPolicyState(), -10_000, 0, 6, { kvCacheUtilization: 0.8 });
-    const first = decideScale(cfg, warm.state, observe(10_000, 6, pods(6, 10_000, { kvCacheUtilization: 0.1 })));
+    const first = decideScale(
+      cfg,
+      warm.state,
+      observe(10_000, 6, pods(6, 10_000, { kvCacheUtilization: 0.1 })),
+    );
     expect(first.desiredReplicas).toBe(5);
-    const soon = decideScale(cfg, first.state, observe(20_000, 5, pods(5, 20_000, { kvCacheUtilization: 0.1 })));
+    const soon = decideScale(
+      cfg,
+      first.state,
+      observe(20_000, 5, pods(5, 20_000, { kvCacheUtilization: 0.1 })),
+    );
     expect(soon.desiredReplicas).toBe(5);
     expect(soon.reason).toContain("last scale-down under 60s ago");
-    const later = decideScale(cfg, soon.state, observe(71_000, 5, pods(5, 71_000, { kvCacheUtilization: 0.1 })));
+    const later = decideScale(
+      cfg,
+      soon.state,
+      observe(71_000, 5, pods(5, 71_000, { kvCacheUtilization: 0.1 })),
+    );
     expect(later.desiredReplicas).toBe(4);
   });
 
   it("scales down only as far as leaves the remaining pods at the hysteresis fraction of the target", () => {
-    const cfg = { ...config, scaleDownStabilizationSeconds: 0, scaleDownUtilizationFactor: 0.5, maxScaleDownStep: 10 };
+    const cfg = {
+      ...config,
+      scaleDownStabilizationSeconds: 0,
+      scaleDownUtilizationFactor: 0.5,
+      maxScaleDownStep: 10,
+    };
     const d = run(cfg, initialPolicyState(), 0, 60_000, 8, { kvCacheUtilization: 0.2 });
     // Demand 8 × 0.2 / 0.8 = 2 replicas at the target; at half the target: 4.
     expect(d.desiredReplicas).toBe(4);
@@ -195,8 +227,15 @@ describe("decideScale", () => {
   });
 
   it("does not scale down while pods are still starting", () => {
-    const podList = [...pods(2, 0, { kvCacheUtilization: 0.05 }), { name: "new-0", phase: "starting" as const, sinceMs: 0 }];
-    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(0, 3, podList));
+    const podList = [
+      ...pods(2, 0, { kvCacheUtilization: 0.05 }),
+      { name: "new-0", phase: "starting" as const, sinceMs: 0 },
+    ];
+    const d = decideScale(
+      { ...config, scaleDownStabilizationSeconds: 0 },
+      initialPolicyState(),
+      observe(0, 3, podList),
+    );
     expect(d.desiredReplicas).toBe(3);
     expect(d.reason).toContain("still starting");
   });
@@ -207,7 +246,11 @@ describe("decideScale", () => {
       { name: "new-0", phase: "starting" as const, sinceMs: 0 },
     ];
     // queue demand 80 / 5 = 16 ≥ 2 × 2 × 3 requested (queue cap lifted for this test).
-    const d = decideScale({ ...config, maxQueueInflation: 100 }, initialPolicyState(), observe(0, 3, podList));
+    const d = decideScale(
+      { ...config, maxQueueInflation: 100 },
+      initialPolicyState(),
+      observe(0, 3, podList),
+    );
     expect(d.desiredReplicas).toBeGreaterThan(3);
   });
 
@@ -217,7 +260,11 @@ describe("decideScale", () => {
       { name: "new-0", phase: "starting" as const, sinceMs: 0 },
     ];
     // kv demand 2 × 1.2 / 0.8 = 3 … 4 < 2 × 3.
-    const d = decideScale({ ...config, kvCacheUtilizationTarget: 0.6 }, initialPolicyState(), observe(0, 3, podList));
+    const d = decideScale(
+      { ...config, kvCacheUtilizationTarget: 0.6 },
+      initialPolicyState(),
+      observe(0, 3, podList),
+    );
     expect(d.desiredReplicas).toBe(3);
     expect(d.reason).toContain("1 pod still starting");
   });
@@ -229,7 +276,11 @@ describe("decideScale", () => {
       readyPod("pod-1", now, { kvCacheUtilization: 0.05, scrapedAtMs: now - 120_000 }),
       readyPod("pod-2", now, { kvCacheUtilization: 0.05 }),
     ];
-    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(now, 3, podList));
+    const d = decideScale(
+      { ...config, scaleDownStabilizationSeconds: 0 },
+      initialPolicyState(),
+      observe(now, 3, podList),
+    );
     expect(d.desiredReplicas).toBe(3);
     expect(d.reason).toContain("pod-1: metrics 120s old");
     expect(d.reason).toMatch(/^holding at 3/);
@@ -240,7 +291,11 @@ describe("decideScale", () => {
       readyPod("pod-0", 0, { kvCacheUtilization: 0.05 }),
       { name: "pod-1", phase: "ready", sinceMs: 0, metricsError: "connection refused" },
     ];
-    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(0, 2, podList));
+    const d = decideScale(
+      { ...config, scaleDownStabilizationSeconds: 0 },
+      initialPolicyState(),
+      observe(0, 2, podList),
+    );
     expect(d.desiredReplicas).toBe(2);
     expect(d.reason).toContain("pod-1: scrape failed: connection refused");
   });
@@ -251,7 +306,11 @@ describe("decideScale", () => {
       readyPod("pod-1", 0, { kvCacheUtilization: Number.NaN }),
       readyPod("pod-2", 0, { kvCacheUtilization: 0.05, requestsWaiting: -3 }),
     ];
-    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(0, 3, podList));
+    const d = decideScale(
+      { ...config, scaleDownStabilizationSeconds: 0 },
+      initialPolicyState(),
+      observe(0, 3, podList),
+    );
     expect(d.desiredReplicas).toBe(3);
     expect(d.reason).toContain("pod-1: malformed kv-cache utilization");
     expect(d.reason).toContain("pod-2: malformed waiting count");
@@ -269,9 +328,15 @@ describe("decideScale", () => {
       { name: "pod-0", phase: "ready", sinceMs: 0 },
       { name: "pod-1", phase: "ready", sinceMs: 0, metricsError: "timeout" },
     ];
-    const d = decideScale({ ...config, scaleDownStabilizationSeconds: 0 }, initialPolicyState(), observe(0, 2, podList));
+    const d = decideScale(
+      { ...config, scaleDownStabilizationSeconds: 0 },
+      initialPolicyState(),
+      observe(0, 2, podList),
+    );
     expect(d.desiredReplicas).toBe(2);
-    expect(d.reason).toBe("holding at 2: no usable metrics (pod-0: no metrics yet; pod-1: scrape failed: timeout)");
+    expect(d.reason).toBe(
+      "holding at 2: no usable metrics (pod-0: no metrics yet; pod-1: scrape failed: timeout)",
+    );
   });
 
   it("may still scale up on the healthy pods when another pod's metrics are missing", () => {
@@ -285,10 +350,14 @@ describe("decideScale", () => {
   });
 
   it("waits while every pod is still starting", () => {
-    const d = decideScale(config, initialPolicyState(), observe(0, 2, [
-      { name: "a", phase: "starting", sinceMs: 0 },
-      { name: "b", phase: "starting", sinceMs: 0 },
-    ]));
+    const d = decideScale(
+      config,
+      initialPolicyState(),
+      observe(0, 2, [
+        { name: "a", phase: "starting", sinceMs: 0 },
+        { name: "b", phase: "starting", sinceMs: 0 },
+      ]),
+    );
     expect(d.desiredReplicas).toBe(2);
     expect(d.reason).toBe("holding at 2: waiting for 2 starting pods");
   });
@@ -299,7 +368,11 @@ describe("decideScale", () => {
     const burst = decideScale(
       config,
       calm.state,
-      observe(60_000, 2, pods(2, 60_000, { kvCacheUtilization: 1, requestsWaiting: 30, requestsRunning: 30 })),
+      observe(
+        60_000,
+        2,
+        pods(2, 60_000, { kvCacheUtilization: 1, requestsWaiting: 30, requestsRunning: 30 }),
+      ),
     );
     expect(burst.signals.panicking).toBe(true);
     // kv: 2 × 1 × min(2, 60/30) / 0.8 = 5; queue: min(60 / 5, 2 × 2) = 4.
@@ -337,7 +410,9 @@ describe("decideScale", () => {
     expect(JSON.parse(JSON.stringify(d.state))).toEqual(d.state);
     // Round-tripped state gives the same next decision.
     const next = observe(10_000, 4, pods(4, 10_000, { kvCacheUtilization: 0.7 }));
-    expect(decideScale(config, JSON.parse(JSON.stringify(d.state)) as PolicyState, next)).toEqual(decideScale(config, d.state, next));
+    expect(decideScale(config, JSON.parse(JSON.stringify(d.state)) as PolicyState, next)).toEqual(
+      decideScale(config, d.state, next),
+    );
   });
 
   it("forgets samples older than the stable window", () => {
@@ -349,7 +424,15 @@ describe("decideScale", () => {
   it("smooths scale-up with the lowest recommendation in the scale-up window", () => {
     const cfg = { ...config, scaleUpStabilizationSeconds: 60, panicThreshold: 100 };
     const calm = run(cfg, initialPolicyState(), 0, 50_000, 2, { kvCacheUtilization: 0.8 });
-    const spike = decideScale(cfg, calm.state, observe(60_000, 2, pods(2, 60_000, { kvCacheUtilization: 1, requestsWaiting: 40, requestsRunning: 10 })));
+    const spike = decideScale(
+      cfg,
+      calm.state,
+      observe(
+        60_000,
+        2,
+        pods(2, 60_000, { kvCacheUtilization: 1, requestsWaiting: 40, requestsRunning: 10 }),
+      ),
+    );
     expect(spike.desiredReplicas).toBe(2);
     expect(spike.reason).toContain("scale-up stabilizing");
   });

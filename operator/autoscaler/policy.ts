@@ -210,7 +210,8 @@ function problemWithMetrics(pod: PodObservation, nowMs: number, stalenessMs: num
   const m = pod.metrics;
   if (m === undefined) return pod.metricsError ? `scrape failed: ${pod.metricsError}` : "no metrics yet";
   const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
-  if (!finite(m.kvCacheUtilization) || m.kvCacheUtilization < 0 || m.kvCacheUtilization > 1.0001) return "malformed kv-cache utilization";
+  if (!finite(m.kvCacheUtilization) || m.kvCacheUtilization < 0 || m.kvCacheUtilization > 1.0001)
+    return "malformed kv-cache utilization";
   if (!finite(m.requestsWaiting) || m.requestsWaiting < 0) return "malformed waiting count";
   if (!finite(m.requestsRunning) || m.requestsRunning < 0) return "malformed running count";
   if (!finite(m.scrapedAtMs)) return "malformed scrape time";
@@ -239,7 +240,11 @@ const fmt1 = (x: number): string => x.toFixed(1);
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** Decide the replica count. Pure: same inputs, same output; inputs are not mutated. */
-export function decideScale(config: AutoscalingConfig, state: PolicyState, observation: Observation): ScaleDecision {
+export function decideScale(
+  config: AutoscalingConfig,
+  state: PolicyState,
+  observation: Observation,
+): ScaleDecision {
   const tuning: PolicyTuning = { ...POLICY_TUNING_DEFAULTS, ...definedOnly(config) };
   const { nowMs, currentReplicas } = observation;
   const minReplicas = Math.max(0, Math.floor(config.minReplicas));
@@ -259,7 +264,9 @@ export function decideScale(config: AutoscalingConfig, state: PolicyState, obser
   // Demand from pods with data, scaled up to all ready pods (assume the silent ones are as loaded);
   // used only to scale UP when some pods are silent.
   const scaleToReady = usable.length > 0 ? ready.length / usable.length : 0;
-  const kvDemandReplicas = (usable.reduce((s, p) => s + podKvDemand(p.metrics, tuning.maxQueueInflation), 0) * scaleToReady) / config.kvCacheUtilizationTarget;
+  const kvDemandReplicas =
+    (usable.reduce((s, p) => s + podKvDemand(p.metrics, tuning.maxQueueInflation), 0) * scaleToReady) /
+    config.kvCacheUtilizationTarget;
   const requestsWaiting = usable.reduce((s, p) => s + p.metrics.requestsWaiting, 0);
   const requestsRunning = usable.reduce((s, p) => s + p.metrics.requestsRunning, 0);
   // Waiting requests are a backlog pinned to the pods that hold them (engines do not migrate
@@ -312,7 +319,9 @@ export function decideScale(config: AutoscalingConfig, state: PolicyState, obser
 
   const finish = (desired: number, reason: string, recommendation: number | null): ScaleDecision => {
     const recommendations = state.recommendations.filter(
-      (r) => r.atMs > nowMs - Math.max(config.scaleDownStabilizationSeconds, config.scaleUpStabilizationSeconds) * 1000,
+      (r) =>
+        r.atMs >
+        nowMs - Math.max(config.scaleDownStabilizationSeconds, config.scaleUpStabilizationSeconds) * 1000,
     );
     if (recommendation !== null) recommendations.push({ atMs: nowMs, replicas: recommendation });
     return {
@@ -387,7 +396,10 @@ export function decideScale(config: AutoscalingConfig, state: PolicyState, obser
   }
 
   // Bounded steps: up by rate or step per decision; down by a step per period.
-  const maxUp = Math.max(Math.ceil(currentReplicas * tuning.maxScaleUpRate), currentReplicas + tuning.maxScaleUpStep);
+  const maxUp = Math.max(
+    Math.ceil(currentReplicas * tuning.maxScaleUpRate),
+    currentReplicas + tuning.maxScaleUpStep,
+  );
   desired = Math.min(desired, maxUp);
   desired = Math.max(desired, currentReplicas - tuning.maxScaleDownStep);
   let downRateLimited = false;
@@ -446,7 +458,12 @@ function clampKeepingCurrent(current: number, min: number, max: number): number 
   return Math.min(max, Math.max(min, current));
 }
 
-function describeSignal(signal: "kv" | "queue", config: AutoscalingConfig, s: ScaleSignals, readyPods: number): string {
+function describeSignal(
+  signal: "kv" | "queue",
+  config: AutoscalingConfig,
+  s: ScaleSignals,
+  readyPods: number,
+): string {
   if (signal === "queue") {
     const perReplica = readyPods > 0 ? s.requestsWaiting / readyPods : s.requestsWaiting;
     const cmp = perReplica > config.queueDepthTargetPerReplica ? ">" : "≤";

@@ -102,6 +102,9 @@ const DECIMAL_FLOAT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const INTEGER = /^[+-]?\d+$/;
 
 export function parseFloatValue(token: string): number | undefined {
+  const first = token.charCodeAt(0);
+  // Fast path for the common case, a plain decimal number.
+  if (first >= 48 && first <= 57) return DECIMAL_FLOAT.test(token) ? Number(token) : undefined;
   const lower = token.toLowerCase();
   const unsigned = lower.startsWith("+") || lower.startsWith("-") ? lower.slice(1) : lower;
   if (unsigned === "nan") return lower === "nan" ? Number.NaN : undefined;
@@ -130,57 +133,82 @@ class LineCursor {
     return this.text.charAt(this.pos);
   }
   skipBlanks(): void {
-    while (this.peek() === " " || this.peek() === "\t") this.pos++;
+    let code = this.text.charCodeAt(this.pos);
+    while (code === 32 || code === 9) code = this.text.charCodeAt(++this.pos);
   }
   expect(char: string): void {
     if (this.peek() !== char) this.fail(`expected '${char}', found ${describe(this.peek())}`);
     this.pos++;
   }
-  /** Reads a bare identifier made of the given character class. */
-  readBareName(first: RegExp, rest: RegExp): string {
+  /** Reads a bare identifier: metric names allow ':' (colonAllowed), label names do not. */
+  readBareName(colonAllowed: boolean): string {
     const start = this.pos;
-    if (!first.test(this.peek())) this.fail(`expected a name, found ${describe(this.peek())}`);
-    this.pos++;
-    while (!this.atEnd() && rest.test(this.peek())) this.pos++;
-    return this.text.slice(start, this.pos);
+    const text = this.text;
+    let pos = this.pos;
+    const first = text.charCodeAt(pos);
+    if (!(isLetterOrUnderscore(first) || (colonAllowed && first === 58))) {
+      this.fail(`expected a name, found ${describe(this.peek())}`);
+    }
+    pos++;
+    for (;;) {
+      const code = text.charCodeAt(pos);
+      if (isLetterOrUnderscore(code) || (code >= 48 && code <= 57) || (colonAllowed && code === 58)) pos++;
+      else break;
+    }
+    this.pos = pos;
+    return text.slice(start, pos);
   }
   /** Reads a double-quoted string with the exposition escapes `\\`, `\"` and `\n`. */
   readQuoted(): string {
     this.expect('"');
+    const text = this.text;
     let out = "";
+    let chunkStart = this.pos;
     for (;;) {
-      if (this.atEnd()) this.fail("unterminated quoted string");
-      const char = this.peek();
-      this.pos++;
-      if (char === '"') return out;
-      if (char === "\\") {
-        const escaped = this.peek();
-        this.pos++;
-        if (escaped === "\\") out += "\\";
-        else if (escaped === '"') out += '"';
-        else if (escaped === "n") out += "\n";
-        else this.fail(`invalid escape '\\${escaped}'`, this.pos - 2);
-      } else {
-        out += char;
+      // Jump to the next quote or backslash; everything before it is literal.
+      let pos = chunkStart;
+      let code = text.charCodeAt(pos);
+      while (pos < text.length && code !== 34 && code !== 92) code = text.charCodeAt(++pos);
+      if (pos >= text.length) {
+        this.pos = pos;
+        this.fail("unterminated quoted string");
       }
+      out += text.slice(chunkStart, pos);
+      if (code === 34) {
+        this.pos = pos + 1;
+        return out;
+      }
+      const escaped = text.charAt(pos + 1);
+      if (escaped === "\\") out += "\\";
+      else if (escaped === '"') out += '"';
+      else if (escaped === "n") out += "\n";
+      else this.fail(`invalid escape '\\${escaped}'`, pos);
+      chunkStart = pos + 2;
     }
   }
   /** Reads a run of non-blank characters. */
   readToken(): string {
     const start = this.pos;
-    while (!this.atEnd() && this.peek() !== " " && this.peek() !== "\t") this.pos++;
-    return this.text.slice(start, this.pos);
+    const text = this.text;
+    let pos = start;
+    for (;;) {
+      const code = text.charCodeAt(pos);
+      if (pos >= text.length || code === 32 || code === 9) break;
+      pos++;
+    }
+    this.pos = pos;
+    return text.slice(start, pos);
   }
+}
+
+function isLetterOrUnderscore(code: number): boolean {
+  return (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 95;
 }
 
 function describe(char: string): string {
   return char === "" ? "end of line" : JSON.stringify(char);
 }
 
-const METRIC_FIRST = /[a-zA-Z_:]/;
-const METRIC_REST = /[a-zA-Z0-9_:]/;
-const LABEL_FIRST = /[a-zA-Z_]/;
-const LABEL_REST = /[a-zA-Z0-9_]/;
 
 /** Label set between `{` and `}`; the cursor is on `{`. Returns the labels and a quoted metric name if one led the set. */
 function readLabelSet(
@@ -188,7 +216,10 @@ function readLabelSet(
   allowQuotedMetricName: boolean,
 ): { labels: Record<string, string>; quotedName?: string } {
   cursor.expect("{");
-  const labels: Record<string, string> = Object.create(null) as Record<string, string>;
+  const names: string[] = [];
+  const values: string[] = [];
+  // Duplicate check: linear for the usual handful of labels, a Set beyond that (stays O(n)).
+  let seen: Set<string> | undefined;
   let quotedName: string | undefined;
   let first = true;
   for (;;) {
@@ -198,7 +229,7 @@ function readLabelSet(
       break;
     }
     const nameAt = cursor.pos;
-    const name = cursor.peek() === '"' ? cursor.readQuoted() : cursor.readBareName(LABEL_FIRST, LABEL_REST);
+    const name = cursor.peek() === '"' ? cursor.readQuoted() : cursor.readBareName(false);
     cursor.skipBlanks();
     if (first && allowQuotedMetricName && cursor.text.charAt(nameAt) === '"' && cursor.peek() !== "=") {
       // Prometheus 3 form `{"my.metric", label="v"}`: a leading quoted string without `=` is the name.
@@ -207,9 +238,12 @@ function readLabelSet(
       cursor.expect("=");
       cursor.skipBlanks();
       const value = cursor.readQuoted();
-      if (Object.prototype.hasOwnProperty.call(labels, name))
-        cursor.fail(`duplicate label '${name}'`, nameAt);
-      labels[name] = value;
+      if (names.length === 16) seen = new Set(names);
+      const duplicate = seen ? seen.has(name) : names.includes(name);
+      if (duplicate) cursor.fail(`duplicate label '${name}'`, nameAt);
+      seen?.add(name);
+      names.push(name);
+      values.push(value);
     }
     first = false;
     cursor.skipBlanks();
@@ -223,8 +257,14 @@ function readLabelSet(
     }
     cursor.fail(`expected ',' or '}', found ${describe(cursor.peek())}`);
   }
-  // Plain object from here on so callers and deep-equality see an ordinary record.
-  return quotedName === undefined ? { labels: { ...labels } } : { labels: { ...labels }, quotedName };
+  const labels: Record<string, string> = {};
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    // Assigning "__proto__" would set the prototype instead of adding a label.
+    if (name === "__proto__") Object.defineProperty(labels, name, { value: values[i], enumerable: true, writable: true, configurable: true });
+    else labels[name] = values[i] as string;
+  }
+  return quotedName === undefined ? { labels } : { labels, quotedName };
 }
 
 function readFloat(cursor: LineCursor, what: string): number {
@@ -255,7 +295,7 @@ function readTimestampMs(cursor: LineCursor, openMetrics: boolean): number {
 
 /** Reads a metric name in a `# HELP/TYPE/UNIT` line: bare or quoted. */
 function readCommentMetricName(cursor: LineCursor): string {
-  return cursor.peek() === '"' ? cursor.readQuoted() : cursor.readBareName(METRIC_FIRST, METRIC_REST);
+  return cursor.peek() === '"' ? cursor.readQuoted() : cursor.readBareName(true);
 }
 
 function unescapeHelp(cursor: LineCursor, raw: string, offset: number): string {
@@ -312,6 +352,7 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
     return state;
   };
 
+  const ownerCache = new Map<string, FamilyState>();
   const lines = text.split("\n");
   for (let index = 0; index < lines.length; index++) {
     // Tolerate CRLF (and stray CRs) at line ends.
@@ -335,6 +376,7 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
       }
       cursor.skipBlanks();
       const rest = line.slice(cursor.pos);
+      ownerCache.clear();
       const state = familyFor(name);
       if (keyword === "HELP") {
         if (state.family.help !== undefined) cursor.fail(`second HELP line for '${name}'`, nameAt);
@@ -363,7 +405,7 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
       name = set.quotedName;
       labels = set.labels;
     } else {
-      name = cursor.readBareName(METRIC_FIRST, METRIC_REST);
+      name = cursor.readBareName(true);
       const afterName = cursor.pos;
       cursor.skipBlanks();
       if (cursor.peek() === "{") labels = readLabelSet(cursor, false).labels;
@@ -399,7 +441,13 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
       sample.exemplar = exemplar;
     }
 
-    const state = owningFamily(families, name) ?? familyFor(name);
+    // Owner lookups are cached per sample name (histograms repeat `_bucket` names many times);
+    // HELP/TYPE/UNIT lines clear the cache, since a new or newly typed family can change owners.
+    let state = ownerCache.get(name);
+    if (state === undefined) {
+      state = owningFamily(families, name) ?? familyFor(name);
+      ownerCache.set(name, state);
+    }
     validateSample(cursor, state.family, sample, nameAt);
     state.family.samples.push(sample);
   }

@@ -37,9 +37,10 @@ export interface InformerOptions {
    */
   watchTimeoutSeconds?: number;
   /**
-   * Abort a watch that delivered neither an event nor a bookmark for this long. The API server sends a
-   * bookmark about once a minute to watchers that allow them (kube-apiserver cacher bookmark frequency),
-   * so 2.5 minutes of silence means the stream is dead. Default 150 s.
+   * Abort a watch that delivered neither an event nor a bookmark for this long. The API server's watch
+   * cache sends a bookmark about once a minute to watchers that allow them (`defaultBookmarkFrequency =
+   * time.Minute` in k8s.io/apiserver/pkg/storage/cacher/cacher.go), so 2.5 minutes of silence means the
+   * stream is dead. Default 150 s.
    */
   staleAfterMs?: number;
   /** Backoff between failed list/watch attempts. Default 800 ms doubling to 30 s (client-go's reflector). */

@@ -14,7 +14,18 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, openSync, closeSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  openSync,
+  closeSync,
+  writeFileSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,13 +37,7 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", 
 const TOOLS_DIR = join(REPO_ROOT, "tools");
 
 export type ClusterBinaryName =
-  | "etcd"
-  | "kube-apiserver"
-  | "kube-controller-manager"
-  | "kube-scheduler"
-  | "kubectl"
-  | "kwok"
-  | "helm";
+  "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kubectl" | "kwok" | "helm";
 
 export type ClusterBinaries = Record<ClusterBinaryName, string>;
 
@@ -136,7 +141,12 @@ export function parseReportedVersion(output: string): { major: number; minor: nu
 export function versionMatchesPin(output: string, pinnedVersion: string): boolean {
   const reported = parseReportedVersion(output);
   const pinned = parseReportedVersion(pinnedVersion);
-  return reported !== undefined && pinned !== undefined && reported.major === pinned.major && reported.minor === pinned.minor;
+  return (
+    reported !== undefined &&
+    pinned !== undefined &&
+    reported.major === pinned.major &&
+    reported.minor === pinned.minor
+  );
 }
 
 export interface PinnedTools {
@@ -172,13 +182,17 @@ export function readPinnedTools(toolsDir: string = TOOLS_DIR): PinnedTools {
 }
 
 export function defaultBinaryCacheDir(pinHash: string, env: NodeJS.ProcessEnv = process.env): string {
-  const base =
-    env.GPUFLEET_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "gpufleet");
+  const base = env.GPUFLEET_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "gpufleet");
   return join(base, "bin", pinHash);
 }
 
 export type BinaryProgressEvent =
-  | { kind: "found"; binary: ClusterBinaryName; path: string; source: "KUBEBUILDER_ASSETS" | "PATH" | "cache" }
+  | {
+      kind: "found";
+      binary: ClusterBinaryName;
+      path: string;
+      source: "KUBEBUILDER_ASSETS" | "PATH" | "cache";
+    }
   | { kind: "build-start"; binary: ClusterBinaryName; version: string; index: number; total: number }
   | { kind: "build-progress"; binary: ClusterBinaryName; elapsedMs: number }
   | { kind: "build-done"; binary: ClusterBinaryName; path: string; elapsedMs: number }
@@ -213,6 +227,8 @@ export interface EnsureClusterBinariesOptions {
   only?: ClusterBinaryName[];
   /** Skip KUBEBUILDER_ASSETS and PATH (used by `cli.ts build` to fill the cache). */
   cacheOnly?: boolean;
+  /** The `go` command to build with (default: {@link findGo}). */
+  goBinary?: string;
   /** Interval of build-progress events. */
   progressIntervalMs?: number;
 }
@@ -319,7 +335,9 @@ async function goBuild(
       if (code === 0) resolveBuild();
       else
         rejectBuild(
-          new Error(`go build of ${recipe.name} failed (exit ${code}); log: ${logPath}\n${output.slice(-4000)}`),
+          new Error(
+            `go build of ${recipe.name} failed (exit ${code}); log: ${logPath}\n${output.slice(-4000)}`,
+          ),
         );
     });
   });
@@ -330,7 +348,9 @@ async function goBuild(
  * Returns the path of every binary, building the missing ones sequentially (the machine has
  * 2 cores; parallel Go builds only thrash). Throws on a failed build: callers must not skip.
  */
-export async function ensureClusterBinaries(options: EnsureClusterBinariesOptions = {}): Promise<ClusterBinaries> {
+export async function ensureClusterBinaries(
+  options: EnsureClusterBinariesOptions = {},
+): Promise<ClusterBinaries> {
   const env = options.env ?? process.env;
   const onProgress = options.onProgress ?? printProgressToStderr;
   const pins = readPinnedTools();
@@ -378,7 +398,7 @@ export async function ensureClusterBinaries(options: EnsureClusterBinariesOption
 
   if (toBuild.length > 0) {
     mkdirSync(cacheDir, { recursive: true });
-    const goBinary = findGo(env);
+    const goBinary = options.goBinary ?? findGo(env);
     await withBuildLock(cacheDir, async () => {
       let index = 0;
       for (const recipe of toBuild) {
@@ -394,11 +414,19 @@ export async function ensureClusterBinaries(options: EnsureClusterBinariesOption
         const startedAt = Date.now();
         onProgress({ kind: "build-start", binary: recipe.name, version, index, total: toBuild.length });
         const ticker = setInterval(
-          () => onProgress({ kind: "build-progress", binary: recipe.name, elapsedMs: Date.now() - startedAt }),
+          () =>
+            onProgress({ kind: "build-progress", binary: recipe.name, elapsedMs: Date.now() - startedAt }),
           options.progressIntervalMs ?? 30_000,
         );
         try {
-          await goBuild(goBinary, recipe, version, outputPath, env, join(cacheDir, `${recipe.name}.build.log`));
+          await goBuild(
+            goBinary,
+            recipe,
+            version,
+            outputPath,
+            env,
+            join(cacheDir, `${recipe.name}.build.log`),
+          );
         } finally {
           clearInterval(ticker);
         }
@@ -408,7 +436,12 @@ export async function ensureClusterBinaries(options: EnsureClusterBinariesOption
           throw new Error(`built ${recipe.name} but it reports "${output.trim()}" instead of ${version}`);
         }
         resolved[recipe.name] = outputPath;
-        onProgress({ kind: "build-done", binary: recipe.name, path: outputPath, elapsedMs: Date.now() - startedAt });
+        onProgress({
+          kind: "build-done",
+          binary: recipe.name,
+          path: outputPath,
+          elapsedMs: Date.now() - startedAt,
+        });
       }
     });
   }

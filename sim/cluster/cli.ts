@@ -10,7 +10,16 @@
  * The kubeconfig is also copied to .cache/local-cluster/kubeconfig under the repo root.
  */
 import { spawn } from "node:child_process";
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -55,7 +64,8 @@ async function upForeground(poolsFile: string): Promise<void> {
   rmSync(READY_FILE, { force: true });
   writeFileSync(PID_FILE, String(process.pid));
 
-  let cluster: LocalCluster | undefined;
+  // Filled once started; the signal handler below is installed before, to cover start-up too.
+  const started: { cluster?: LocalCluster } = {};
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (stopping) return;
@@ -67,12 +77,13 @@ async function upForeground(poolsFile: string): Promise<void> {
       rmSync(KUBECONFIG_COPY, { force: true });
       process.exit(0);
     };
-    if (cluster) void cluster.stop().then(finish, finish);
+    if (started.cluster) void started.cluster.stop().then(finish, finish);
     else finish(); // still starting: the exit hook kills whatever was spawned
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => shutdown(signal));
 
-  cluster = await startLocalCluster({ nodePools: loadNodePools(poolsFile), handleSignals: false });
+  const cluster = await startLocalCluster({ nodePools: loadNodePools(poolsFile), handleSignals: false });
+  started.cluster = cluster;
   copyFileSync(cluster.kubeconfigPath, KUBECONFIG_COPY);
   writeFileSync(READY_FILE, `${cluster.startupMs}\n`);
   print(`local cluster ready in ${(cluster.startupMs / 1000).toFixed(1)}s at ${cluster.apiServerUrl}`);
@@ -104,7 +115,8 @@ async function upDetached(poolsFile: string): Promise<void> {
     if (child.exitCode !== null || (child.pid !== undefined && !isAlive(child.pid))) {
       throw new Error(`the detached cluster exited during start-up; see ${DETACHED_LOG}`);
     }
-    if (Date.now() > deadline) throw new Error(`the detached cluster did not become ready; see ${DETACHED_LOG}`);
+    if (Date.now() > deadline)
+      throw new Error(`the detached cluster did not become ready; see ${DETACHED_LOG}`);
     await new Promise((resolveWait) => setTimeout(resolveWait, 500));
   }
   print(`local cluster running in the background (pid ${child.pid}); log ${DETACHED_LOG}`);
@@ -128,7 +140,8 @@ async function down(): Promise<void> {
   }
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + 60_000;
-  while (isAlive(pid) && Date.now() < deadline) await new Promise((resolveWait) => setTimeout(resolveWait, 200));
+  while (isAlive(pid) && Date.now() < deadline)
+    await new Promise((resolveWait) => setTimeout(resolveWait, 200));
   if (isAlive(pid)) throw new Error(`pid ${pid} did not stop within 60 s`);
   rmSync(PID_FILE, { force: true });
   print(`stopped the local cluster (pid ${pid})`);
@@ -146,7 +159,10 @@ function env(): void {
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { pools: { type: "string", default: DEFAULT_NODE_POOLS_FILE }, detach: { type: "boolean", default: false } },
+    options: {
+      pools: { type: "string", default: DEFAULT_NODE_POOLS_FILE },
+      detach: { type: "boolean", default: false },
+    },
   });
   const command = positionals[0];
   switch (command) {

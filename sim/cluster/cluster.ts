@@ -4,14 +4,32 @@
  * beyond 127.0.0.0/8, no root-only features. Everything lives in one temp dir that stop() removes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
-import { ensureClusterBinaries, type ClusterBinaries, type EnsureClusterBinariesOptions } from "./binaries.js";
-import { applyNodePools, KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE, type NodePoolsConfig } from "./nodepools.js";
+import {
+  ensureClusterBinaries,
+  type ClusterBinaries,
+  type EnsureClusterBinariesOptions,
+} from "./binaries.js";
+import {
+  applyNodePools,
+  KWOK_NODE_ANNOTATION,
+  KWOK_NODE_ANNOTATION_VALUE,
+  type NodePoolsConfig,
+} from "./nodepools.js";
 import { ADMIN_USER, FRONT_PROXY_CLIENT, createClusterPki } from "./pki.js";
 
 export interface StartLocalClusterOptions {
@@ -177,12 +195,18 @@ interface TlsMaterial {
   key: string;
 }
 
-function httpsGet(url: string, tls: TlsMaterial, timeoutMs: number): Promise<{ status: number; body: string }> {
+function httpsGet(
+  url: string,
+  tls: TlsMaterial,
+  timeoutMs: number,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolveGet, rejectGet) => {
     const request = httpsRequest(url, { ...tls, timeout: timeoutMs, method: "GET" }, (response) => {
       const chunks: Buffer[] = [];
       response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => resolveGet({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+      response.on("end", () =>
+        resolveGet({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
+      );
       response.on("error", rejectGet);
     });
     request.on("timeout", () => request.destroy(new Error("timeout")));
@@ -207,7 +231,9 @@ async function pollUntil(
       lastError = error instanceof Error ? error.message : String(error);
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${description}${lastError ? ` (last error: ${lastError})` : ""}`);
+      throw new Error(
+        `timed out waiting for ${description}${lastError ? ` (last error: ${lastError})` : ""}`,
+      );
     }
     await new Promise((resolveWait) => setTimeout(resolveWait, 200));
   }
@@ -230,9 +256,21 @@ function kubeconfigYaml(server: string, pki: { ca: string; cert: string; key: st
     {
       apiVersion: "v1",
       kind: "Config",
-      clusters: [{ name: "gpufleet-local", cluster: { server, "certificate-authority-data": base64(pki.ca) } }],
-      users: [{ name: ADMIN_USER, user: { "client-certificate-data": base64(pki.cert), "client-key-data": base64(pki.key) } }],
-      contexts: [{ name: "gpufleet-local", context: { cluster: "gpufleet-local", user: ADMIN_USER, namespace: "default" } }],
+      clusters: [
+        { name: "gpufleet-local", cluster: { server, "certificate-authority-data": base64(pki.ca) } },
+      ],
+      users: [
+        {
+          name: ADMIN_USER,
+          user: { "client-certificate-data": base64(pki.cert), "client-key-data": base64(pki.key) },
+        },
+      ],
+      contexts: [
+        {
+          name: "gpufleet-local",
+          context: { cluster: "gpufleet-local", user: ADMIN_USER, namespace: "default" },
+        },
+      ],
       "current-context": "gpufleet-local",
     },
     null,
@@ -260,7 +298,13 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
   const stop = async (): Promise<void> => {
     if (!runningClusters.has(running)) return;
     // Stop the clients of the apiserver first, etcd last, so nothing logs spurious errors.
-    const order: ComponentName[] = ["kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"];
+    const order: ComponentName[] = [
+      "kwok",
+      "kube-scheduler",
+      "kube-controller-manager",
+      "kube-apiserver",
+      "etcd",
+    ];
     for (const name of order) {
       const pid = processes[name]?.pid;
       if (pid) await stopProcessGroups([pid], 10_000);
@@ -270,7 +314,12 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     if (!running.keepDir) rmSync(dir, { recursive: true, force: true });
   };
 
-  const launch = (name: ComponentName, binary: string, args: string[], env: NodeJS.ProcessEnv = process.env): void => {
+  const launch = (
+    name: ComponentName,
+    binary: string,
+    args: string[],
+    env: NodeJS.ProcessEnv = process.env,
+  ): void => {
     const logPath = join(dir, "logs", `${name}.log`);
     const logFd = openSync(logPath, "a");
     writeFileSync(logFd, `$ ${binary} ${args.join(" ")}\n`);
@@ -283,7 +332,8 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     children.set(name, child);
     processes[name] = { pid: child.pid, logPath };
     child.on("exit", (code, signal) => {
-      if (runningClusters.has(running)) exitedEarly.push(`${name} exited (code ${code}, signal ${signal}); see ${logPath}`);
+      if (runningClusters.has(running))
+        exitedEarly.push(`${name} exited (code ${code}, signal ${signal}); see ${logPath}`);
     });
     child.unref();
   };
@@ -310,14 +360,17 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     const frontProxyClientCertFile = file("front-proxy-client.crt", pki.frontProxyClientCertificatePem);
     const frontProxyClientKeyFile = file("front-proxy-client.key", pki.frontProxyClientPrivateKeyPem);
 
-    const [etcdClientPort, etcdPeerPort, apiServerPort, controllerManagerPort, schedulerPort, kwokPort] = await Promise.all(
-      Array.from({ length: 6 }, () => freeLoopbackPort()),
-    );
+    const [etcdClientPort, etcdPeerPort, apiServerPort, controllerManagerPort, schedulerPort, kwokPort] =
+      await Promise.all(Array.from({ length: 6 }, () => freeLoopbackPort()));
     const apiServerUrl = `https://127.0.0.1:${apiServerPort}`;
     const kubeconfigPath = join(dir, "kubeconfig");
     writeFileSync(
       kubeconfigPath,
-      kubeconfigYaml(apiServerUrl, { ca: pki.caCertificatePem, cert: pki.adminCertificatePem, key: pki.adminPrivateKeyPem }),
+      kubeconfigYaml(apiServerUrl, {
+        ca: pki.caCertificatePem,
+        cert: pki.adminCertificatePem,
+        key: pki.adminPrivateKeyPem,
+      }),
       { mode: 0o600 },
     );
 
@@ -424,10 +477,15 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
     const core = kubeConfig.makeApiClient(CoreV1Api);
-    await pollUntil("the default ServiceAccount (kube-controller-manager up)", deadline, firstExit, async () => {
-      await core.readNamespacedServiceAccount({ name: "default", namespace: "default" });
-      return true;
-    });
+    await pollUntil(
+      "the default ServiceAccount (kube-controller-manager up)",
+      deadline,
+      firstExit,
+      async () => {
+        await core.readNamespacedServiceAccount({ name: "default", namespace: "default" });
+        return true;
+      },
+    );
     if (options.nodePools) {
       const remaining = Math.max(5_000, deadline - Date.now());
       await applyNodePools(kubeConfig, options.nodePools, { waitForReady: true, timeoutMs: remaining });

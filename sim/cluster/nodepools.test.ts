@@ -12,7 +12,14 @@ import {
 } from "./nodepools.js";
 
 const validConfig = (): NodePoolsConfig => ({
-  systemNode: { name: "system", cpu: "8", memory: "32Gi", pods: 110, region: "us-central1", zone: "us-central1-a" },
+  systemNode: {
+    name: "system",
+    cpu: "8",
+    memory: "32Gi",
+    pods: 110,
+    region: "us-central1",
+    zone: "us-central1-a",
+  },
   pools: [
     {
       name: "h100",
@@ -58,14 +65,21 @@ describe("loadNodePools", () => {
       region: "europe-west4",
       zone: "europe-west4-a",
     });
-    expect(byName.get("a100")).toMatchObject({ gpuProduct: "NVIDIA-A100-SXM4-80GB", gpusPerNode: 8, nodeCount: 1 });
+    expect(byName.get("a100")).toMatchObject({
+      gpuProduct: "NVIDIA-A100-SXM4-80GB",
+      gpusPerNode: 8,
+      nodeCount: 1,
+    });
   });
 
   it("names the file in the error when a pool is invalid", () => {
     const dir = mkdtempSync(join(tmpdir(), "pools-"));
     try {
       const file = join(dir, "pools.yaml");
-      writeFileSync(file, "systemNode: {name: system, cpu: '1', memory: 1Gi, pods: 10, region: r, zone: z}\npools: []\n");
+      writeFileSync(
+        file,
+        "systemNode: {name: system, cpu: '1', memory: 1Gi, pods: 10, region: r, zone: z}\npools: []\n",
+      );
       expect(() => loadNodePools(file)).toThrow(file);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -104,7 +118,10 @@ describe("parseNodePools", () => {
   });
 
   it("rejects a missing system node and an empty pool list", () => {
-    expect(problemsOf({ pools: [] })).toEqual(["$.systemNode must be a mapping", "$.pools must be a non-empty list"]);
+    expect(problemsOf({ pools: [] })).toEqual([
+      "$.systemNode must be a mapping",
+      "$.pools must be a non-empty list",
+    ]);
   });
 });
 
@@ -132,12 +149,19 @@ describe("nodeManifests", () => {
     });
     expect(gpuNode.metadata?.annotations?.["kwok.x-k8s.io/node"]).toBe("fake");
     expect(gpuNode.spec?.taints).toEqual([{ key: "nvidia.com/gpu", value: "present", effect: "NoSchedule" }]);
-    expect(gpuNode.status?.capacity).toMatchObject({ [GPU_RESOURCE]: "8", cpu: "208", memory: "1872Gi", pods: "110" });
+    expect(gpuNode.status?.capacity).toMatchObject({
+      [GPU_RESOURCE]: "8",
+      cpu: "208",
+      memory: "1872Gi",
+      pods: "110",
+    });
     expect(gpuNode.status?.allocatable).toEqual(gpuNode.status?.capacity);
   });
 
   it("gives every node a distinct loopback InternalIP", () => {
-    const ips = nodes.map((node) => node.status?.addresses?.find((address) => address.type === "InternalIP")?.address);
+    const ips = nodes.map(
+      (node) => node.status?.addresses?.find((address) => address.type === "InternalIP")?.address,
+    );
     expect(new Set(ips).size).toBe(nodes.length);
     for (const ip of ips) expect(ip).toMatch(/^127\.\d+\.\d+\.\d+$/);
   });

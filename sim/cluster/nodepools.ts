@@ -75,18 +75,24 @@ const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
 type Checker = (value: unknown, path: string) => string | undefined;
 
-const isString: Checker = (value, path) => (typeof value === "string" && value !== "" ? undefined : `${path} must be a non-empty string`);
+const isString: Checker = (value, path) =>
+  typeof value === "string" && value !== "" ? undefined : `${path} must be a non-empty string`;
 const isLabelValue: Checker = (value, path) =>
-  isString(value, path) ?? (LABEL_VALUE.test(value as string) ? undefined : `${path} "${String(value)}" is not a valid label value`);
+  isString(value, path) ??
+  (LABEL_VALUE.test(value as string) ? undefined : `${path} "${String(value)}" is not a valid label value`);
 const isDnsLabel: Checker = (value, path) =>
   isString(value, path) ??
   (DNS_LABEL.test(value as string) && (value as string).length <= 50
     ? undefined
     : `${path} "${String(value)}" must be a lowercase DNS label (a-z, 0-9, '-') of at most 50 characters`);
 const isQuantity: Checker = (value, path) =>
-  typeof value === "string" && QUANTITY.test(value) ? undefined : `${path} must be a Kubernetes quantity string such as "48" or "192Gi"`;
+  typeof value === "string" && QUANTITY.test(value)
+    ? undefined
+    : `${path} must be a Kubernetes quantity string such as "48" or "192Gi"`;
 const isPositiveInteger: Checker = (value, path) =>
-  typeof value === "number" && Number.isInteger(value) && value > 0 ? undefined : `${path} must be a positive integer`;
+  typeof value === "number" && Number.isInteger(value) && value > 0
+    ? undefined
+    : `${path} must be a positive integer`;
 
 function checkFields(
   record: unknown,
@@ -176,13 +182,21 @@ function nodeInternalIp(poolIndex: number | "system", nodeIndex: number): string
   return poolIndex === "system" ? "127.0.0.2" : `127.0.${poolIndex + 1}.${nodeIndex + 1}`;
 }
 
-function kwokNode(name: string, internalIp: string, labels: Record<string, string>, capacity: Record<string, string>): V1Node {
+function kwokNode(
+  name: string,
+  internalIp: string,
+  labels: Record<string, string>,
+  capacity: Record<string, string>,
+): V1Node {
   return {
     apiVersion: "v1",
     kind: "Node",
     metadata: {
       name,
-      annotations: { [KWOK_NODE_ANNOTATION]: KWOK_NODE_ANNOTATION_VALUE, "node.alpha.kubernetes.io/ttl": "0" },
+      annotations: {
+        [KWOK_NODE_ANNOTATION]: KWOK_NODE_ANNOTATION_VALUE,
+        "node.alpha.kubernetes.io/ttl": "0",
+      },
       labels: {
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
@@ -286,7 +300,9 @@ export async function applyNodePools(
       const notReady = names.filter((name) => !ready.has(name));
       if (notReady.length === 0) break;
       if (Date.now() > deadline) {
-        throw new Error(`KWOK nodes not Ready after ${options.timeoutMs ?? 60_000} ms: ${notReady.join(", ")}`);
+        throw new Error(
+          `KWOK nodes not Ready after ${options.timeoutMs ?? 60_000} ms: ${notReady.join(", ")}`,
+        );
       }
       await new Promise((resolveWait) => setTimeout(resolveWait, 250));
     }

@@ -119,7 +119,9 @@ function encodeSubjectAltNames(dnsNames: string[], ipAddresses: string[]): Buffe
 
 function keyIdentifier(publicKey: KeyObject): Buffer {
   // RFC 5280 §4.2.1.2 method 1 uses the SHA-1 of the key bits; any stable hash is allowed.
-  return createHash("sha1").update(publicKey.export({ type: "spki", format: "der" })).digest();
+  return createHash("sha1")
+    .update(publicKey.export({ type: "spki", format: "der" }))
+    .digest();
 }
 
 export interface KeyPair {
@@ -179,16 +181,20 @@ export function issueCertificate(request: CertificateRequest, issuer: Issuer): I
           : ["digitalSignature"], // EC keys sign; they never encipher
       ),
     ),
-    ...(extendedKeyUsages.length > 0 ? [extension(OID.extendedKeyUsage, false, sequence(...extendedKeyUsages))] : []),
+    ...(extendedKeyUsages.length > 0
+      ? [extension(OID.extendedKeyUsage, false, sequence(...extendedKeyUsages))]
+      : []),
     ...(altNames.length > 0
-      ? [extension(OID.subjectAltName, false, encodeSubjectAltNames(request.dnsNames ?? [], request.ipAddresses ?? []))]
+      ? [
+          extension(
+            OID.subjectAltName,
+            false,
+            encodeSubjectAltNames(request.dnsNames ?? [], request.ipAddresses ?? []),
+          ),
+        ]
       : []),
     extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(request.publicKey))),
-    extension(
-      OID.authorityKeyIdentifier,
-      false,
-      sequence(tlv(0x80, keyIdentifier(issuer.keys.publicKey))),
-    ),
+    extension(OID.authorityKeyIdentifier, false, sequence(tlv(0x80, keyIdentifier(issuer.keys.publicKey)))),
   ];
 
   const serialNumber = randomBytes(16);
@@ -276,12 +282,21 @@ export function createClusterPki(): ClusterPki {
   const frontProxyCaName: DistinguishedName = { commonName: "gpufleet-front-proxy-ca" };
   const frontProxyCaKeys = generateEcKeyPair();
   const frontProxyCa = issueCertificate(
-    { subject: frontProxyCaName, publicKey: frontProxyCaKeys.publicKey, isCertificateAuthority: true, validForDays: 365 },
+    {
+      subject: frontProxyCaName,
+      publicKey: frontProxyCaKeys.publicKey,
+      isCertificateAuthority: true,
+      validForDays: 365,
+    },
     { name: frontProxyCaName, keys: frontProxyCaKeys },
   );
   const frontProxyClientKeys = generateEcKeyPair();
   const frontProxyClient = issueCertificate(
-    { subject: { commonName: FRONT_PROXY_CLIENT }, publicKey: frontProxyClientKeys.publicKey, clientAuth: true },
+    {
+      subject: { commonName: FRONT_PROXY_CLIENT },
+      publicKey: frontProxyClientKeys.publicKey,
+      clientAuth: true,
+    },
     { name: frontProxyCaName, keys: frontProxyCaKeys },
   );
 

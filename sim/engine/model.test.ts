@@ -14,9 +14,16 @@ import {
 const h100Llama8b = (): EngineParams => engineParamsForNames("llama-3.1-8b", "NVIDIA-H100-80GB-HBM3");
 
 /** Mean TTFT (s) of `count` identical requests arriving every `gapMs`. */
-function meanTtftSeconds(params: EngineParams, count: number, gapMs: number, promptTokens = 2000, outputTokens = 200): number {
+function meanTtftSeconds(
+  params: EngineParams,
+  count: number,
+  gapMs: number,
+  promptTokens = 2000,
+  outputTokens = 200,
+): number {
   const engine = new EngineModel(params, { tokenEvents: false });
-  for (let i = 0; i < count; i++) engine.enqueue({ id: `r${i}`, promptTokens, maxOutputTokens: outputTokens, arrivalMs: i * gapMs });
+  for (let i = 0; i < count; i++)
+    engine.enqueue({ id: `r${i}`, promptTokens, maxOutputTokens: outputTokens, arrivalMs: i * gapMs });
   engine.advanceTo(10 * 3600_000);
   const { ttftSeconds } = engine.takeSamples();
   expect(ttftSeconds).toHaveLength(count);
@@ -28,12 +35,23 @@ describe("EngineModel", () => {
     const engine = new EngineModel(h100Llama8b());
     engine.enqueue({ id: "a", promptTokens: 100, maxOutputTokens: 5, arrivalMs: 1000 });
     const events = engine.advanceTo(60_000);
-    expect(events.map((e) => e.kind)).toEqual(["first-token", "token", "token", "token", "token", "finished"]);
+    expect(events.map((e) => e.kind)).toEqual([
+      "first-token",
+      "token",
+      "token",
+      "token",
+      "token",
+      "finished",
+    ]);
     expect(events.map((e) => e.tokenIndex)).toEqual([0, 1, 2, 3, 4, 5]);
     const times = events.map((e) => e.atMs);
     expect([...times].sort((a, b) => a - b)).toEqual(times);
     expect(times[0]).toBeGreaterThan(1000);
-    expect(engine.snapshot()).toMatchObject({ requestsFinishedTotal: 1, generationTokensTotal: 5, promptTokensTotal: 100 });
+    expect(engine.snapshot()).toMatchObject({
+      requestsFinishedTotal: 1,
+      generationTokensTotal: 5,
+      promptTokensTotal: 100,
+    });
   });
 
   it("does nothing before a request's arrival time", () => {
@@ -66,7 +84,8 @@ describe("EngineModel", () => {
   it("inter-token latency grows with the batch size", () => {
     const itl = (concurrent: number): number => {
       const engine = new EngineModel(h100Llama8b());
-      for (let i = 0; i < concurrent; i++) engine.enqueue({ id: `r${i}`, promptTokens: 1000, maxOutputTokens: 100, arrivalMs: 0 });
+      for (let i = 0; i < concurrent; i++)
+        engine.enqueue({ id: `r${i}`, promptTokens: 1000, maxOutputTokens: 100, arrivalMs: 0 });
       engine.advanceTo(600_000);
       const { interTokenLatencySeconds } = engine.takeSamples();
       const sorted = [...interTokenLatencySeconds].sort((a, b) => a - b);
@@ -78,7 +97,8 @@ describe("EngineModel", () => {
   it("queues requests when the KV cache cannot hold their prompts", () => {
     const params: EngineParams = { ...h100Llama8b(), kvCapacityTokens: 16 * 1000 }; // 1000 blocks
     const engine = new EngineModel(params, { tokenEvents: false });
-    for (let i = 0; i < 10; i++) engine.enqueue({ id: `r${i}`, promptTokens: 4000, maxOutputTokens: 50, arrivalMs: 0 });
+    for (let i = 0; i < 10; i++)
+      engine.enqueue({ id: `r${i}`, promptTokens: 4000, maxOutputTokens: 50, arrivalMs: 0 });
     engine.advanceTo(0);
     engine.advanceTo(engine.nextEventAtMs() as number);
     const snap = engine.snapshot();
@@ -91,12 +111,15 @@ describe("EngineModel", () => {
   it("preempts the most recently admitted request when decoding runs out of blocks, and still finishes all", () => {
     const params: EngineParams = { ...h100Llama8b(), kvCapacityTokens: 16 * 200 };
     const engine = new EngineModel(params, { tokenEvents: false });
-    for (let i = 0; i < 4; i++) engine.enqueue({ id: `r${i}`, promptTokens: 600, maxOutputTokens: 400, arrivalMs: 0 });
+    for (let i = 0; i < 4; i++)
+      engine.enqueue({ id: `r${i}`, promptTokens: 600, maxOutputTokens: 400, arrivalMs: 0 });
     const events = engine.advanceTo(600_000);
     const snap = engine.snapshot();
     expect(snap.requestsPreemptedTotal).toBeGreaterThan(0);
     expect(snap.requestsFinishedTotal).toBe(4);
-    expect(events.filter((e: EngineEvent) => e.kind === "finished").map((e) => e.tokenIndex)).toEqual([400, 400, 400, 400]);
+    expect(events.filter((e: EngineEvent) => e.kind === "finished").map((e) => e.tokenIndex)).toEqual([
+      400, 400, 400, 400,
+    ]);
     expect(snap.kvCacheUtilization).toBe(0);
   });
 
@@ -113,7 +136,8 @@ describe("EngineModel", () => {
     // Published vLLM throughput for Llama 3.1 8B on one H100 at high concurrency is in the
     // thousands to low tens of thousands of output tokens/s (vLLM v0.6 performance blog, 2024-09).
     const engine = new EngineModel(h100Llama8b(), { tokenEvents: false });
-    for (let i = 0; i < 1000; i++) engine.enqueue({ id: `r${i}`, promptTokens: 1000, maxOutputTokens: 1000, arrivalMs: 0 });
+    for (let i = 0; i < 1000; i++)
+      engine.enqueue({ id: `r${i}`, promptTokens: 1000, maxOutputTokens: 1000, arrivalMs: 0 });
     const events = engine.advanceTo(3600_000);
     const lastMs = events[events.length - 1]?.atMs as number;
     const tokensPerSecond = engine.snapshot().generationTokensTotal / (lastMs / 1000);

@@ -122,7 +122,11 @@ export class EngineModel {
   private running: RequestState[] = [];
   private clock = 0;
   private pendingEvents: EngineEvent[] = [];
-  private samples: LatencySamples = { ttftSeconds: [], interTokenLatencySeconds: [], e2eRequestLatencySeconds: [] };
+  private samples: LatencySamples = {
+    ttftSeconds: [],
+    interTokenLatencySeconds: [],
+    e2eRequestLatencySeconds: [],
+  };
   private counters = {
     promptTokensTotal: 0,
     generationTokensTotal: 0,
@@ -155,7 +159,12 @@ export class EngineModel {
       this.blocksFor(needed) > this.totalBlocks - this.watermarkBlocks
     ) {
       this.counters.requestsRejectedTotal++;
-      this.pendingEvents.push({ requestId: req.id, kind: "rejected", atMs: Math.max(req.arrivalMs, this.clock), tokenIndex: 0 });
+      this.pendingEvents.push({
+        requestId: req.id,
+        kind: "rejected",
+        atMs: Math.max(req.arrivalMs, this.clock),
+        tokenIndex: 0,
+      });
       return;
     }
     const state: RequestState = {
@@ -326,7 +335,10 @@ export class EngineModel {
           this.usedBlocks++;
         } else {
           // Requests that finished earlier in this step may sit at the tail; drop them first.
-          while (this.running.length > 0 && !(this.running[this.running.length - 1] as RequestState).isRunning) {
+          while (
+            this.running.length > 0 &&
+            !(this.running[this.running.length - 1] as RequestState).isRunning
+          ) {
             this.running.pop();
           }
           const victim = this.running[this.running.length - 1] as RequestState;
@@ -357,7 +369,8 @@ export class EngineModel {
       this.counters.ttftSecondsCount++;
       this.pendingEvents.push({ requestId: r.req.id, kind: "first-token", atMs, tokenIndex: 0 });
     } else if (this.tokenEvents) {
-      if (r.lastTokenAtMs !== null) this.samples.interTokenLatencySeconds.push((atMs - r.lastTokenAtMs) / 1000);
+      if (r.lastTokenAtMs !== null)
+        this.samples.interTokenLatencySeconds.push((atMs - r.lastTokenAtMs) / 1000);
       this.pendingEvents.push({ requestId: r.req.id, kind: "token", atMs, tokenIndex: index });
     }
     r.lastTokenAtMs = atMs;
@@ -467,8 +480,18 @@ export const ENGINE_MODELS: Record<string, ModelSpecForEngine> = {
  * label.
  */
 export const ENGINE_GPUS: Record<string, GpuSpecForEngine> = {
-  "NVIDIA-H100-80GB-HBM3": { name: "NVIDIA-H100-80GB-HBM3", memoryGiB: 80, memoryBandwidthGBps: 3350, bf16DenseTflops: 989 },
-  "NVIDIA-A100-SXM4-80GB": { name: "NVIDIA-A100-SXM4-80GB", memoryGiB: 80, memoryBandwidthGBps: 2039, bf16DenseTflops: 312 },
+  "NVIDIA-H100-80GB-HBM3": {
+    name: "NVIDIA-H100-80GB-HBM3",
+    memoryGiB: 80,
+    memoryBandwidthGBps: 3350,
+    bf16DenseTflops: 989,
+  },
+  "NVIDIA-A100-SXM4-80GB": {
+    name: "NVIDIA-A100-SXM4-80GB",
+    memoryGiB: 80,
+    memoryBandwidthGBps: 2039,
+    bf16DenseTflops: 312,
+  },
   "NVIDIA-L4": { name: "NVIDIA-L4", memoryGiB: 24, memoryBandwidthGBps: 300, bf16DenseTflops: 121 },
 };
 
@@ -481,7 +504,11 @@ export function kvBytesPerToken(model: ModelSpecForEngine): number {
  * A fallback sizing when the planner is not at hand: vLLM gives `gpu_memory_utilization` (0.9) of
  * each GPU to weights + activations + KV; we reserve 2 GiB per GPU for activations and CUDA graphs.
  */
-export function localReplicaPlan(model: ModelSpecForEngine, gpu: GpuSpecForEngine, tensorParallelSize?: number): ReplicaPlanForEngine {
+export function localReplicaPlan(
+  model: ModelSpecForEngine,
+  gpu: GpuSpecForEngine,
+  tensorParallelSize?: number,
+): ReplicaPlanForEngine {
   const gib = 1024 ** 3;
   const weightsBytes = model.paramsBillion * 1e9 * model.bytesPerParam;
   const perToken = kvBytesPerToken(model);
@@ -551,7 +578,11 @@ export function engineParamsFor(
 }
 
 /** Convenience: parameters for catalogue names, sized with the local plan. */
-export function engineParamsForNames(modelName: string, gpuName: string, tuning: Partial<EngineTuning> = {}): EngineParams {
+export function engineParamsForNames(
+  modelName: string,
+  gpuName: string,
+  tuning: Partial<EngineTuning> = {},
+): EngineParams {
   const model = ENGINE_MODELS[modelName];
   const gpu = ENGINE_GPUS[gpuName];
   if (!model) throw new Error(`unknown model ${modelName} (known: ${Object.keys(ENGINE_MODELS).join(", ")})`);

@@ -61,7 +61,9 @@ function main(): void {
   };
   const { fleet, gpusPerReplica } = buildFleetScenario(def);
   const hours = fleet.trace.durationMs / 3600_000;
-  console.log(`${def.name}: ${fleet.trace.requests.length} requests over ${(hours * 60).toFixed(1)} min; target p99 TTFT ≤ ${def.ttftTargetSeconds} s`);
+  console.log(
+    `${def.name}: ${fleet.trace.requests.length} requests over ${(hours * 60).toFixed(1)} min; target p99 TTFT ≤ ${def.ttftTargetSeconds} s`,
+  );
   console.log(
     `replica: ${gpusPerReplica} × ${def.gpu} (tensor parallel ${gpusPerReplica}), ` +
       `${fleet.params.kvCapacityTokens.toLocaleString("en-US")} KV-cache tokens, max ${fleet.params.maxNumSeqs} sequences`,
@@ -75,14 +77,24 @@ function main(): void {
     process.exitCode = 2;
     return;
   }
-  console.log(`static minimum: ${staticPeak.replicas} replicas = ${staticPeak.replicas * gpusPerReplica} GPUs; ${describe(staticPeak.result, gpusPerReplica, hours)}`);
+  console.log(
+    `static minimum: ${staticPeak.replicas} replicas = ${staticPeak.replicas * gpusPerReplica} GPUs; ${describe(staticPeak.result, gpusPerReplica, hours)}`,
+  );
   const oracle = oracleSchedule(fleet, def.goalShare, def.oracleWindowSeconds * 1000);
   const autoscaled = simulateFleet(
     fleet,
-    gpufleetController({ minReplicas: 1, maxReplicas: def.maxReplicas, initialReplicas: oracle.schedule[0] ?? 1 }),
+    gpufleetController({
+      minReplicas: 1,
+      maxReplicas: def.maxReplicas,
+      initialReplicas: oracle.schedule[0] ?? 1,
+    }),
   );
-  console.log(`autoscaled (gpufleet policy, ${def.modelLoadSeconds} s model load): ${describe(autoscaled, gpusPerReplica, hours)}`);
-  console.log(`hindsight lower bound (oracle, no cold start): ${describe(oracle.result, gpusPerReplica, hours)}`);
+  console.log(
+    `autoscaled (gpufleet policy, ${def.modelLoadSeconds} s model load): ${describe(autoscaled, gpusPerReplica, hours)}`,
+  );
+  console.log(
+    `hindsight lower bound (oracle, no cold start): ${describe(oracle.result, gpusPerReplica, hours)}`,
+  );
   const meets = autoscaled.withinTargetShare >= def.goalShare;
   console.log(
     meets

@@ -19,7 +19,8 @@ export interface Bounds {
   initialReplicas?: number;
 }
 
-const initial = (b: Bounds): number => Math.min(b.maxReplicas, Math.max(b.minReplicas, b.initialReplicas ?? b.minReplicas));
+const initial = (b: Bounds): number =>
+  Math.min(b.maxReplicas, Math.max(b.minReplicas, b.initialReplicas ?? b.minReplicas));
 
 /** A fixed replica count (static provisioning). */
 export function staticController(replicas: number, name = `static-${replicas}`): Controller {
@@ -27,7 +28,11 @@ export function staticController(replicas: number, name = `static-${replicas}`):
 }
 
 /** gpufleet's policy, called unchanged with the operator's defaults. */
-export function gpufleetController(bounds: Bounds, overrides: Partial<AutoscalingConfig> = {}, intervalSeconds = 10): Controller {
+export function gpufleetController(
+  bounds: Bounds,
+  overrides: Partial<AutoscalingConfig> = {},
+  intervalSeconds = 10,
+): Controller {
   const config: AutoscalingConfig = { ...AUTOSCALING_DEFAULTS, ...bounds, ...overrides };
   let state: PolicyState = initialPolicyState();
   return {
@@ -35,7 +40,11 @@ export function gpufleetController(bounds: Bounds, overrides: Partial<Autoscalin
     intervalSeconds,
     initialReplicas: initial(bounds),
     decide(view: ControllerView): number {
-      const decision = decideScale(config, state, { nowMs: view.nowMs, currentReplicas: view.currentReplicas, pods: view.pods });
+      const decision = decideScale(config, state, {
+        nowMs: view.nowMs,
+        currentReplicas: view.currentReplicas,
+        pods: view.pods,
+      });
       state = decision.state;
       return decision.desiredReplicas;
     },
@@ -64,7 +73,10 @@ export function kubeAiController(bounds: Bounds, targetRequests = 100): Controll
       if (history.length > windowCount) history.shift();
       // KubeAI's moving average is over a zero-prefilled ring of windowCount samples.
       const avg = history.reduce((a, b) => a + b, 0) / windowCount;
-      const desired = Math.min(bounds.maxReplicas, Math.max(bounds.minReplicas, Math.ceil(avg / targetRequests)));
+      const desired = Math.min(
+        bounds.maxReplicas,
+        Math.max(bounds.minReplicas, Math.ceil(avg / targetRequests)),
+      );
       if (desired < view.currentReplicas) {
         consecutiveDown++;
         if (consecutiveDown < requiredConsecutiveScaleDowns) return view.currentReplicas;
@@ -105,7 +117,11 @@ export function kedaController(bounds: Bounds): Controller {
       if (current > 0 && Math.abs(ratio - 1) <= 0.1) desired = current;
       desired = Math.min(bounds.maxReplicas, Math.max(bounds.minReplicas, desired));
       recommendations.push({ atMs: view.nowMs, replicas: desired });
-      while (recommendations.length > 0 && (recommendations[0] as { atMs: number }).atMs <= view.nowMs - downWindowMs) recommendations.shift();
+      while (
+        recommendations.length > 0 &&
+        (recommendations[0] as { atMs: number }).atMs <= view.nowMs - downWindowMs
+      )
+        recommendations.shift();
       if (desired < current) desired = Math.min(current, Math.max(...recommendations.map((r) => r.replicas)));
       if (desired > current) desired = Math.min(desired, Math.max(current * 2, current + 4));
       return desired;
@@ -144,8 +160,13 @@ export function aibrixKpaController(bounds: Bounds): Controller {
     decide(view) {
       const ready = view.pods.filter((p) => p.phase === "ready" && p.metrics);
       const readyCount = view.pods.filter((p) => p.phase === "ready").length;
-      if (ready.length > 0) samples.push({ atMs: view.nowMs, total: ready.reduce((s, p) => s + (p.metrics?.kvCacheUtilization ?? 0), 0) });
-      while (samples.length > 0 && (samples[0] as { atMs: number }).atMs <= view.nowMs - stableMs) samples.shift();
+      if (ready.length > 0)
+        samples.push({
+          atMs: view.nowMs,
+          total: ready.reduce((s, p) => s + (p.metrics?.kvCacheUtilization ?? 0), 0),
+        });
+      while (samples.length > 0 && (samples[0] as { atMs: number }).atMs <= view.nowMs - stableMs)
+        samples.shift();
       if (samples.length === 0) return view.currentReplicas;
       const avg = (from: number): number => {
         const w = samples.filter((s) => s.atMs > from);
@@ -159,7 +180,9 @@ export function aibrixKpaController(bounds: Bounds): Controller {
       const maxDown = Math.floor(podsForRate / 2);
       const perPod = (v: number): number => v / podsForRate;
       const withTolerance = (value: number): number =>
-        perPod(value) > target * (1 + tolerance) || perPod(value) < target * (1 - tolerance) ? Math.ceil(value / target) : current;
+        perPod(value) > target * (1 + tolerance) || perPod(value) < target * (1 - tolerance)
+          ? Math.ceil(value / target)
+          : current;
       const dspc = withTolerance(stableValue);
       const dppc = withTolerance(panicValue);
       const stablePods = Math.min(Math.max(dspc, maxDown), maxUp);
@@ -177,7 +200,11 @@ export function aibrixKpaController(bounds: Bounds): Controller {
       }
       desired = Math.min(bounds.maxReplicas, Math.max(bounds.minReplicas, desired));
       recommendations.push({ atMs: view.nowMs, replicas: desired });
-      while (recommendations.length > 0 && (recommendations[0] as { atMs: number }).atMs <= view.nowMs - cooldownMs) recommendations.shift();
+      while (
+        recommendations.length > 0 &&
+        (recommendations[0] as { atMs: number }).atMs <= view.nowMs - cooldownMs
+      )
+        recommendations.shift();
       if (desired < current) desired = Math.min(current, Math.max(...recommendations.map((r) => r.replicas)));
       return desired;
     },
@@ -224,7 +251,8 @@ export function llmdSaturationController(bounds: Bounds): Controller {
       let scaleUp = nonSaturated.length === 0;
       if (!scaleUp) {
         const spareKv = nonSaturated.reduce((s, p) => s + (kvThreshold - p.kv), 0) / nonSaturated.length;
-        const spareQueue = nonSaturated.reduce((s, p) => s + (queueThreshold - p.queue), 0) / nonSaturated.length;
+        const spareQueue =
+          nonSaturated.reduce((s, p) => s + (queueThreshold - p.queue), 0) / nonSaturated.length;
         scaleUp = spareKv < kvSpareTrigger || spareQueue < queueSpareTrigger;
       }
       if (scaleUp) return starting > 0 ? current : Math.min(bounds.maxReplicas, current + 1);

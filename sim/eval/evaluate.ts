@@ -40,7 +40,10 @@ export interface ScenarioOutcome {
   results: FleetResult[];
 }
 
-export function buildFleetScenario(def: ScenarioDefinition): { fleet: FleetScenario; gpusPerReplica: number } {
+export function buildFleetScenario(def: ScenarioDefinition): {
+  fleet: FleetScenario;
+  gpusPerReplica: number;
+} {
   const replica = replicaFor(def.model, def.gpu, { maxContextLength: def.maxContextLength });
   const trace = scaleLoad(loadTrace(def.trace), def.loadScale);
   return {
@@ -65,7 +68,11 @@ export function evaluateScenario(def: ScenarioDefinition): ScenarioOutcome {
   const oracle = oracleSchedule(fleet, def.goalShare, def.oracleWindowSeconds * 1000);
   // Every autoscaler starts from the fleet the oracle uses for the first window, so none pays for
   // (or profits from) a cold first minute.
-  const bounds: Bounds = { minReplicas: 1, maxReplicas: def.maxReplicas, initialReplicas: oracle.schedule[0] ?? 1 };
+  const bounds: Bounds = {
+    minReplicas: 1,
+    maxReplicas: def.maxReplicas,
+    initialReplicas: oracle.schedule[0] ?? 1,
+  };
   const controllers = [
     kubeAiController(bounds),
     kedaController(bounds),
@@ -74,7 +81,14 @@ export function evaluateScenario(def: ScenarioDefinition): ScenarioOutcome {
     gpufleetController(bounds),
   ];
   const results = [staticPeak.result, oracle.result, ...controllers.map((c) => simulateFleet(fleet, c))];
-  return { definition: def, fleet, gpusPerReplica, staticReplicas: staticPeak.replicas, oracleSchedule: oracle.schedule, results };
+  return {
+    definition: def,
+    fleet,
+    gpusPerReplica,
+    staticReplicas: staticPeak.replicas,
+    oracleSchedule: oracle.schedule,
+    results,
+  };
 }
 
 export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [

@@ -13,7 +13,8 @@ function syntheticTrace(seconds: number, ratePerSecond: (tSeconds: number) => nu
   const requests: TraceRequest[] = [];
   for (let s = 0; s < seconds; s++) {
     const n = ratePerSecond(s);
-    for (let i = 0; i < n; i++) requests.push({ arrivalMs: s * 1000 + (i * 1000) / n, promptTokens: 2000, outputTokens: 50 });
+    for (let i = 0; i < n; i++)
+      requests.push({ arrivalMs: s * 1000 + (i * 1000) / n, promptTokens: 2000, outputTokens: 50 });
   }
   return { name: "synthetic", requests, durationMs: seconds * 1000 };
 }
@@ -52,7 +53,12 @@ describe("simulateFleet", () => {
 
   it("a new replica serves only after the model-load delay", () => {
     const trace = syntheticTrace(300, () => 1);
-    const scaleAt10s: Controller = { name: "step", intervalSeconds: 10, initialReplicas: 1, decide: (v) => (v.nowMs >= 10_000 ? 2 : 1) };
+    const scaleAt10s: Controller = {
+      name: "step",
+      intervalSeconds: 10,
+      initialReplicas: 1,
+      decide: (v) => (v.nowMs >= 10_000 ? 2 : 1),
+    };
     const result = simulateFleet(scenario(trace, { modelLoadSeconds: 60 }), scaleAt10s);
     const at = (s: number) => result.timeline.find((p) => p.atMs === s * 1000);
     expect(at(30)).toMatchObject({ replicas: 2, readyReplicas: 1 });
@@ -88,7 +94,10 @@ describe("staticForPeak", () => {
     const { replicas, result } = staticForPeak(sc, 0.99);
     expect(result.withinTargetShare).toBeGreaterThanOrEqual(0.99);
     expect(replicas).toBeGreaterThan(1);
-    const fewer = simulateFleet({ ...sc, minReplicas: replicas - 1, maxReplicas: replicas - 1 }, staticController(replicas - 1));
+    const fewer = simulateFleet(
+      { ...sc, minReplicas: replicas - 1, maxReplicas: replicas - 1 },
+      staticController(replicas - 1),
+    );
     expect(fewer.withinTargetShare).toBeLessThan(0.99);
   });
 });

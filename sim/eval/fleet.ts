@@ -100,17 +100,28 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
   const timeline: TimelinePoint[] = [];
   let arrivalsSinceScrape = 0;
 
-  const clampReplicas = (n: number): number => Math.min(scenario.maxReplicas, Math.max(scenario.minReplicas, Math.round(n)));
+  const clampReplicas = (n: number): number =>
+    Math.min(scenario.maxReplicas, Math.max(scenario.minReplicas, Math.round(n)));
   const live = (): Replica[] => replicas.filter((r) => r.phase === "ready" || r.phase === "starting");
   const ready = (): Replica[] => replicas.filter((r) => r.phase === "ready");
 
   const addReplica = (nowMs: number, warm: boolean): void => {
     const engine = new EngineModel(scenario.params, { tokenEvents: false });
     const readyAtMs = warm ? nowMs : nowMs + loadMs;
-    replicas.push({ name: `replica-${serial++}`, engine, phase: warm ? "ready" : "starting", createdMs: nowMs, readyAtMs, stoppedMs: null });
+    replicas.push({
+      name: `replica-${serial++}`,
+      engine,
+      phase: warm ? "ready" : "starting",
+      createdMs: nowMs,
+      readyAtMs,
+      stoppedMs: null,
+    });
   };
 
-  const route = (req: { id: string; promptTokens: number; maxOutputTokens: number; arrivalMs: number }, nowMs: number): boolean => {
+  const route = (
+    req: { id: string; promptTokens: number; maxOutputTokens: number; arrivalMs: number },
+    nowMs: number,
+  ): boolean => {
     let best: Replica | null = null;
     let bestLoad = Infinity;
     for (const r of replicas) {
@@ -168,8 +179,12 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
   const requests = trace.requests;
   for (;;) {
     let nextReadyMs = Infinity;
-    for (const r of replicas) if (r.phase === "starting" && r.readyAtMs < nextReadyMs) nextReadyMs = r.readyAtMs;
-    const arrivalMs = nextArrival < requests.length ? (requests[nextArrival] as (typeof requests)[number]).arrivalMs : Infinity;
+    for (const r of replicas)
+      if (r.phase === "starting" && r.readyAtMs < nextReadyMs) nextReadyMs = r.readyAtMs;
+    const arrivalMs =
+      nextArrival < requests.length
+        ? (requests[nextArrival] as (typeof requests)[number]).arrivalMs
+        : Infinity;
     const t = Math.min(arrivalMs, nextScrapeMs, nextControlMs, nextReadyMs);
     if (t > endMs) break;
 
@@ -188,7 +203,12 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
     }
     if (t === arrivalMs) {
       const tr = requests[nextArrival] as (typeof requests)[number];
-      const req = { id: `q${nextArrival}`, promptTokens: tr.promptTokens, maxOutputTokens: tr.outputTokens, arrivalMs: tr.arrivalMs };
+      const req = {
+        id: `q${nextArrival}`,
+        promptTokens: tr.promptTokens,
+        maxOutputTokens: tr.outputTokens,
+        arrivalMs: tr.arrivalMs,
+      };
       nextArrival++;
       arrivalsSinceScrape++;
       if (!route(req, t)) gateway.push(req);
@@ -207,7 +227,12 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
           continue;
         }
         const s = r.engine.snapshot();
-        r.metrics = { kvCacheUtilization: s.kvCacheUtilization, requestsWaiting: s.requestsWaiting, requestsRunning: s.requestsRunning, scrapedAtMs: t };
+        r.metrics = {
+          kvCacheUtilization: s.kvCacheUtilization,
+          requestsWaiting: s.requestsWaiting,
+          requestsRunning: s.requestsRunning,
+          scrapedAtMs: t,
+        };
         kvSum += s.kvCacheUtilization;
         waiting += s.requestsWaiting;
         readyCount++;
@@ -240,7 +265,12 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
         ...(r.phase === "ready" && r.metrics ? { metrics: r.metrics } : {}),
       });
     }
-    const desired = controller.decide({ nowMs: t, currentReplicas: live().length, pods, inFlightRequests: inFlight });
+    const desired = controller.decide({
+      nowMs: t,
+      currentReplicas: live().length,
+      pods,
+      inFlightRequests: inFlight,
+    });
     applyDesired(desired, t);
   }
 

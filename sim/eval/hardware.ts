@@ -50,9 +50,24 @@ export function replicaFor(modelName: string, gpuName: string, options: ReplicaO
       kvBytesPerElement: kvElementBytes,
       maxContextTokens: plan.maxContextLength,
     },
-    { name: gpu.productLabel, memoryGiB: gpu.memoryGiB, memoryBandwidthGBps: gpu.memoryBandwidthGBps, bf16DenseTflops: gpu.denseBf16Tflops },
+    {
+      name: gpu.productLabel,
+      memoryGiB: gpu.memoryGiB,
+      memoryBandwidthGBps: gpu.memoryBandwidthGBps,
+      bf16DenseTflops: gpu.denseBf16Tflops,
+    },
     { tensorParallelSize: plan.tensorParallelism, kvCacheTokensPerReplica: plan.kvCacheTokensPerReplica },
-    { maxNumSeqs: scheduler.maxNumSeqs, maxNumBatchedTokens: scheduler.maxNumBatchedTokens, ...options.tuning },
+    {
+      maxNumSeqs: scheduler.maxNumSeqs,
+      maxNumBatchedTokens: scheduler.maxNumBatchedTokens,
+      ...options.tuning,
+    },
   );
-  return { modelName: model.id, gpuName: gpu.productLabel, params, gpusPerReplica: plan.gpusPerReplica, plan };
+  return {
+    modelName: model.id,
+    gpuName: gpu.productLabel,
+    params,
+    gpusPerReplica: plan.gpusPerReplica,
+    plan,
+  };
 }

@@ -23,7 +23,10 @@ function smallest(lo: number, hi: number, ok: (n: number) => boolean): number {
   return a;
 }
 
-export function staticForPeak(scenario: FleetScenario, goalShare: number): { replicas: number; result: FleetResult } {
+export function staticForPeak(
+  scenario: FleetScenario,
+  goalShare: number,
+): { replicas: number; result: FleetResult } {
   const results = new Map<number, FleetResult>();
   const run = (n: number): FleetResult => {
     let r = results.get(n);
@@ -38,7 +41,11 @@ export function staticForPeak(scenario: FleetScenario, goalShare: number): { rep
   return { replicas, result };
 }
 
-export function oracleSchedule(scenario: FleetScenario, goalShare: number, windowMs: number): { schedule: number[]; result: FleetResult } {
+export function oracleSchedule(
+  scenario: FleetScenario,
+  goalShare: number,
+  windowMs: number,
+): { schedule: number[]; result: FleetResult } {
   const windows = Math.floor(scenario.trace.durationMs / windowMs) + 1;
   const schedule: number[] = [];
   for (let w = 0; w < windows; w++) {
@@ -53,7 +60,10 @@ export function oracleSchedule(scenario: FleetScenario, goalShare: number, windo
     const slice: Trace = { name: `${scenario.trace.name}[${w}]`, requests, durationMs: windowMs };
     const sub: FleetScenario = { ...scenario, trace: slice };
     const n = smallest(scenario.minReplicas, scenario.maxReplicas, (k) => {
-      return simulateFleet({ ...sub, minReplicas: k, maxReplicas: k }, staticController(k)).withinTargetShare >= goalShare;
+      return (
+        simulateFleet({ ...sub, minReplicas: k, maxReplicas: k }, staticController(k)).withinTargetShare >=
+        goalShare
+      );
     });
     schedule.push(n);
   }

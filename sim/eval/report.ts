@@ -14,11 +14,24 @@ export function formatTable(results: FleetResult[], ttftTargetSeconds: number): 
     String(r.peakReplicas),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  ");
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"];
+const COLORS = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#2ca02c",
+  "#d62728",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#17becf",
+];
 
 interface Panel {
   title: string;
@@ -56,18 +69,25 @@ export function timelineSvg(title: string, results: FleetResult[]): string {
     const y0 = top + pi * (panelHeight + gap);
     const series = pi === 0 ? results.slice(0, 1) : results;
     const maxV = Math.max(1e-9, ...series.flatMap((r) => r.timeline.map(panel.value)));
-    out.push(`<rect x="${left}" y="${y0}" width="${plotWidth}" height="${panelHeight}" fill="none" stroke="#999"/>`);
+    out.push(
+      `<rect x="${left}" y="${y0}" width="${plotWidth}" height="${panelHeight}" fill="none" stroke="#999"/>`,
+    );
     out.push(`<text x="${left + 4}" y="${y0 + 13}" font-weight="bold">${escapeXml(panel.title)}</text>`);
     out.push(`<text x="${left - 4}" y="${y0 + 10}" text-anchor="end">${maxV.toPrecision(3)}</text>`);
     out.push(`<text x="${left - 4}" y="${y0 + panelHeight}" text-anchor="end">0</text>`);
     for (let m = 0; m <= maxT / 60_000; m += 10) {
       const x = left + ((m * 60_000) / maxT) * plotWidth;
-      out.push(`<line x1="${x.toFixed(1)}" y1="${y0 + panelHeight}" x2="${x.toFixed(1)}" y2="${y0 + panelHeight + 4}" stroke="#999"/>`);
+      out.push(
+        `<line x1="${x.toFixed(1)}" y1="${y0 + panelHeight}" x2="${x.toFixed(1)}" y2="${y0 + panelHeight + 4}" stroke="#999"/>`,
+      );
       out.push(`<text x="${x.toFixed(1)}" y="${y0 + panelHeight + 15}" text-anchor="middle">${m} min</text>`);
     }
     series.forEach((r, ri) => {
       const points = r.timeline
-        .map((p) => `${(left + (p.atMs / maxT) * plotWidth).toFixed(1)},${(y0 + panelHeight - (panel.value(p) / maxV) * panelHeight).toFixed(1)}`)
+        .map(
+          (p) =>
+            `${(left + (p.atMs / maxT) * plotWidth).toFixed(1)},${(y0 + panelHeight - (panel.value(p) / maxV) * panelHeight).toFixed(1)}`,
+        )
         .join(" ");
       const color = pi === 0 ? "#444" : (COLORS[ri % COLORS.length] as string);
       out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.2" points="${points}"/>`);
@@ -75,7 +95,9 @@ export function timelineSvg(title: string, results: FleetResult[]): string {
   });
   results.forEach((r, ri) => {
     const y = top + 20 + ri * 16;
-    out.push(`<line x1="${width - right + 12}" y1="${y - 4}" x2="${width - right + 32}" y2="${y - 4}" stroke="${COLORS[ri % COLORS.length]}" stroke-width="3"/>`);
+    out.push(
+      `<line x1="${width - right + 12}" y1="${y - 4}" x2="${width - right + 32}" y2="${y - 4}" stroke="${COLORS[ri % COLORS.length]}" stroke-width="3"/>`,
+    );
     out.push(`<text x="${width - right + 36}" y="${y}">${escapeXml(r.controller)}</text>`);
   });
   out.push("</svg>");

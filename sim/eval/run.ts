@@ -43,4 +43,6 @@ for (const def of DEFAULT_SCENARIOS.filter((d) => !values.only || d.name.startsW
   });
 }
 writeFileSync(path.join(outDir, "summary.json"), JSON.stringify(summary, null, 2));
-console.log(`\ntotal wall time ${((Date.now() - started) / 1000).toFixed(1)} s; summary: ${path.join(outDir, "summary.json")}`);
+console.log(
+  `\ntotal wall time ${((Date.now() - started) / 1000).toFixed(1)} s; summary: ${path.join(outDir, "summary.json")}`,
+);

@@ -1,7 +1,15 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { KNOWN_TRACES, arrivalsPerWindow, loadTrace, parseAzureCsv, parseAzureTimestamp, parseMooncakeJsonl, sharedDataDir } from "./traces.js";
+import {
+  KNOWN_TRACES,
+  arrivalsPerWindow,
+  loadTrace,
+  parseAzureCsv,
+  parseAzureTimestamp,
+  parseMooncakeJsonl,
+  sharedDataDir,
+} from "./traces.js";
 
 describe("parseAzureTimestamp", () => {
   it("keeps sub-millisecond digits of the 7-digit fraction", () => {
@@ -61,7 +69,11 @@ describe("parseMooncakeJsonl", () => {
 describe("arrivalsPerWindow", () => {
   it("counts requests per window", () => {
     const trace = parseMooncakeJsonl(
-      ['{"timestamp":0,"input_length":1,"output_length":1}', '{"timestamp":999,"input_length":1,"output_length":1}', '{"timestamp":2500,"input_length":1,"output_length":1}'].join("\n"),
+      [
+        '{"timestamp":0,"input_length":1,"output_length":1}',
+        '{"timestamp":999,"input_length":1,"output_length":1}',
+        '{"timestamp":2500,"input_length":1,"output_length":1}',
+      ].join("\n"),
     );
     expect(arrivalsPerWindow(trace, 1000)).toEqual([2, 0, 1]);
   });
@@ -69,7 +81,8 @@ describe("arrivalsPerWindow", () => {
 
 describe("the shared public traces", () => {
   it("are where the project expects them (../shared/data or $GPUFLEET_SHARED_DATA)", () => {
-    for (const file of Object.values(KNOWN_TRACES)) expect(existsSync(path.join(sharedDataDir(), file))).toBe(true);
+    for (const file of Object.values(KNOWN_TRACES))
+      expect(existsSync(path.join(sharedDataDir(), file))).toBe(true);
   });
 
   it("hold 8,819 Azure code requests over ~57 minutes and 12,031 Mooncake requests over ~59 minutes", () => {

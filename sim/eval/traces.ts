@@ -59,7 +59,11 @@ export function parseMooncakeJsonl(text: string, name = "mooncake"): Trace {
     .filter((l) => l.trim() !== "")
     .map((line, i) => {
       const o = JSON.parse(line) as { timestamp?: unknown; input_length?: unknown; output_length?: unknown };
-      if (typeof o.timestamp !== "number" || typeof o.input_length !== "number" || typeof o.output_length !== "number") {
+      if (
+        typeof o.timestamp !== "number" ||
+        typeof o.input_length !== "number" ||
+        typeof o.output_length !== "number"
+      ) {
         throw new Error(`bad Mooncake trace line ${i + 1}`);
       }
       return { atMs: o.timestamp, promptTokens: o.input_length, outputTokens: o.output_length };
@@ -67,7 +71,10 @@ export function parseMooncakeJsonl(text: string, name = "mooncake"): Trace {
   return toTrace(name, rows);
 }
 
-function toTrace(name: string, rows: Array<{ atMs: number; promptTokens: number; outputTokens: number }>): Trace {
+function toTrace(
+  name: string,
+  rows: Array<{ atMs: number; promptTokens: number; outputTokens: number }>,
+): Trace {
   rows.sort((a, b) => a.atMs - b.atMs);
   const start = rows[0]?.atMs ?? 0;
   const requests = rows.map((r) => ({

@@ -7,7 +7,9 @@ import { inject } from "vitest";
 export function testKubeConfig(): KubeConfig {
   const path = inject("kubeconfigPath") ?? process.env.GPUFLEET_TEST_KUBECONFIG;
   if (!path) {
-    throw new Error("no test cluster: run this file in the vitest `cluster` project (its globalSetup starts one)");
+    throw new Error(
+      "no test cluster: run this file in the vitest `cluster` project (its globalSetup starts one)",
+    );
   }
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(path);
@@ -21,7 +23,10 @@ export interface TestNamespace {
 }
 
 /** Creates a namespace named `<prefix>-<random>`; call delete() (e.g. in afterAll) to remove it. */
-export async function uniqueNamespace(kubeConfig: KubeConfig = testKubeConfig(), prefix = "test"): Promise<TestNamespace> {
+export async function uniqueNamespace(
+  kubeConfig: KubeConfig = testKubeConfig(),
+  prefix = "test",
+): Promise<TestNamespace> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const name = `${prefix}-${randomBytes(4).toString("hex")}`;
   await core.createNamespace({ body: { metadata: { name, labels: { "gpufleet.io/test": "true" } } } });
@@ -74,7 +79,9 @@ export async function waitFor<T>(
     }
     const elapsed = Date.now() - startedAt;
     if (elapsed >= timeoutMs) {
-      throw new Error(`timed out after ${elapsed} ms (${attempt} attempts) waiting for ${options.description}; ${lastProblem}`);
+      throw new Error(
+        `timed out after ${elapsed} ms (${attempt} attempts) waiting for ${options.description}; ${lastProblem}`,
+      );
     }
     await new Promise((resolveWait) => setTimeout(resolveWait, Math.min(intervalMs, timeoutMs - elapsed)));
   }

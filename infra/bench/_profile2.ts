@@ -1,0 +1,11 @@
+import * as highsModule from "highs";
+import { buildPlacementProblem, writeLp } from "../placement/problem.js";
+import { resolvePlacementInputs } from "../placement/place.js";
+import { benchInput } from "./fleet-scenario.js";
+const input = benchInput(100);
+const { resolved } = await resolvePlacementInputs(input);
+const problem = buildPlacementProblem(input, resolved);
+const lp = writeLp(problem, "emissions");
+const h = await (highsModule.default as unknown as (o: object) => Promise<{ solve(p: string, o: object): { Status: string } }>)({ print: (m: string) => console.log(m) });
+const r = h.solve(lp, { output_flag: true, log_to_console: true, mip_rel_gap: 1e-2, time_limit: 30 });
+console.log(r.Status);

@@ -1,0 +1,191 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  BINARY_RECIPES,
+  defaultBinaryCacheDir,
+  ensureClusterBinaries,
+  parseGoModRequirements,
+  readPinnedTools,
+  versionMatchesPin,
+  type BinaryProgressEvent,
+} from "./binaries.js";
+
+describe("parseGoModRequirements", () => {
+  it("reads single-line and block requires, ignoring comments", () => {
+    const requirements = parseGoModRequirements(
+      [
+        "module example.com/tools",
+        "go 1.24.0",
+        "tool k8s.io/kubernetes/cmd/kubectl",
+        "require k8s.io/kubernetes v1.34.4",
+        "require (",
+        "\tgo.etcd.io/etcd/server/v3 v3.6.7 // indirect",
+        "\tsigs.k8s.io/kwok v0.7.0",
+        ")",
+        "replace k8s.io/api => k8s.io/api v0.34.4",
+      ].join("\n"),
+    );
+    expect(requirements.get("k8s.io/kubernetes")).toBe("v1.34.4");
+    expect(requirements.get("go.etcd.io/etcd/server/v3")).toBe("v3.6.7");
+    expect(requirements.get("sigs.k8s.io/kwok")).toBe("v0.7.0");
+    expect(requirements.has("k8s.io/api")).toBe(false);
+  });
+});
+
+describe("versionMatchesPin", () => {
+  it("accepts the pinned major.minor whatever the patch", () => {
+    expect(versionMatchesPin("Kubernetes v1.34.1", "v1.34.4")).toBe(true);
+    expect(versionMatchesPin("etcd Version: 3.6.7\nGit SHA: x", "v3.6.7")).toBe(true);
+  });
+
+  it("rejects another minor, such as gcloud's kubectl 1.32", () => {
+    expect(versionMatchesPin("Client Version: v1.32.2\nKustomize Version: v5.5.0", "v1.34.4")).toBe(false);
+    expect(versionMatchesPin("command not found", "v1.34.4")).toBe(false);
+  });
+});
+
+describe("readPinnedTools", () => {
+  it("takes every binary's version from the tools go.mod files", () => {
+    const pins = readPinnedTools();
+    expect(pins.versions["kube-apiserver"]).toMatch(/^v1\.34\.\d+$/);
+    expect(pins.versions.kubectl).toBe(pins.versions["kube-apiserver"]);
+    expect(pins.versions.etcd).toMatch(/^v3\.6\.\d+$/);
+    expect(pins.versions.kwok).toMatch(/^v0\.7\.\d+$/);
+    expect(pins.versions.helm).toMatch(/^v3\.19\.\d+$/);
+    expect(pins.pinHash).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("names a recipe for each of the seven binaries", () => {
+    expect(BINARY_RECIPES.map((recipe) => recipe.name).sort()).toEqual(
+      [
+        "etcd",
+        "helm",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubectl",
+        "kwok",
+      ].sort(),
+    );
+  });
+});
+
+describe("defaultBinaryCacheDir", () => {
+  it("prefers GPUFLEET_CACHE_DIR, then XDG_CACHE_HOME, and keys the folder by the pin hash", () => {
+    expect(defaultBinaryCacheDir("abc", { GPUFLEET_CACHE_DIR: "/c", XDG_CACHE_HOME: "/x" })).toBe(
+      "/c/bin/abc",
+    );
+    expect(defaultBinaryCacheDir("abc", { XDG_CACHE_HOME: "/x" })).toBe("/x/gpufleet/bin/abc");
+  });
+});
+
+describe("ensureClusterBinaries resolution order", () => {
+  let root: string;
+  const fakeBinary = (dir: string, name: string, versionOutput: string): string => {
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, name);
+    writeFileSync(path, `#!/bin/sh\necho '${versionOutput}'\n`);
+    chmodSync(path, 0o755);
+    return path;
+  };
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), "binaries-"));
+  });
+  afterEach(() => {
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("takes KUBEBUILDER_ASSETS before PATH", async () => {
+    const assets = fakeBinary(join(root, "assets"), "kube-apiserver", "Kubernetes v1.30.0");
+    fakeBinary(join(root, "path"), "kube-apiserver", "Kubernetes v1.34.4");
+    const binaries = await ensureClusterBinaries({
+      only: ["kube-apiserver"],
+      env: { KUBEBUILDER_ASSETS: join(root, "assets"), PATH: join(root, "path") },
+      cacheDir: join(root, "cache"),
+      onProgress: () => undefined,
+    });
+    expect(binaries["kube-apiserver"]).toBe(assets);
+  });
+
+  it("skips a PATH binary of another minor version and uses the cache", async () => {
+    fakeBinary(join(root, "path"), "kubectl", "Client Version: v1.32.2");
+    const cached = fakeBinary(join(root, "cache"), "kubectl", "Client Version: v1.34.4");
+    const events: BinaryProgressEvent[] = [];
+    const binaries = await ensureClusterBinaries({
+      only: ["kubectl"],
+      env: { PATH: join(root, "path") },
+      cacheDir: join(root, "cache"),
+      onProgress: (event) => events.push(event),
+    });
+    expect(binaries.kubectl).toBe(cached);
+    expect(events.map((event) => event.kind)).toEqual(["rejected", "found"]);
+  });
+
+  it("accepts a PATH binary reporting the pinned minor", async () => {
+    const onPath = fakeBinary(join(root, "path"), "kubectl", "Client Version: v1.34.0");
+    const binaries = await ensureClusterBinaries({
+      only: ["kubectl"],
+      env: { PATH: join(root, "path") },
+      cacheDir: join(root, "cache"),
+      onProgress: () => undefined,
+    });
+    expect(binaries.kubectl).toBe(onPath);
+  });
+
+  /** A stand-in for `go build -o OUT PKG` that writes a script reporting `reportedVersion`. */
+  const fakeGo = (reportedVersion: string, exitCode = 0): string => {
+    const path = join(root, "fake-go");
+    writeFileSync(
+      path,
+      [
+        "#!/bin/sh",
+        'while [ "$#" -gt 0 ]; do if [ "$1" = "-o" ]; then out="$2"; fi; shift; done',
+        `if [ ${exitCode} -ne 0 ]; then echo "compile error: boom" >&2; exit ${exitCode}; fi`,
+        `printf '#!/bin/sh\\necho "${reportedVersion}"\\n' > "$out"`,
+        'chmod +x "$out"',
+      ].join("\n"),
+    );
+    chmodSync(path, 0o755);
+    return path;
+  };
+
+  it("builds a missing binary into the cache and reports start and finish", async () => {
+    const events: BinaryProgressEvent[] = [];
+    const binaries = await ensureClusterBinaries({
+      only: ["kwok"],
+      env: { PATH: `${join(root, "empty")}:/usr/bin:/bin` },
+      cacheDir: join(root, "cache"),
+      goBinary: fakeGo("kwok version v0.7.0 go1.26 (linux/amd64)"),
+      onProgress: (event) => events.push(event),
+    });
+    expect(binaries.kwok).toBe(join(root, "cache", "kwok"));
+    expect(events.map((event) => event.kind)).toEqual(["build-start", "build-done"]);
+  });
+
+  it("fails hard when the build fails, quoting the compiler output", async () => {
+    await expect(
+      ensureClusterBinaries({
+        only: ["kwok"],
+        env: { PATH: `${join(root, "empty")}:/usr/bin:/bin` },
+        cacheDir: join(root, "cache"),
+        goBinary: fakeGo("unused", 1),
+        onProgress: () => undefined,
+      }),
+    ).rejects.toThrow(/go build of kwok failed \(exit 1\)[\s\S]*compile error: boom/);
+  });
+
+  it("rejects a built binary that reports another version", async () => {
+    await expect(
+      ensureClusterBinaries({
+        only: ["kwok"],
+        env: { PATH: `${join(root, "empty")}:/usr/bin:/bin` },
+        cacheDir: join(root, "cache"),
+        goBinary: fakeGo("kwok version v0.6.1"),
+        onProgress: () => undefined,
+      }),
+    ).rejects.toThrow(/instead of v0\.7\.0/);
+  });
+});
