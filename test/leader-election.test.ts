@@ -92,8 +92,10 @@ describe("LeaderElector on the real API server", () => {
     const crashedAt = Date.now();
     await waitFor(() => b.leading, { timeoutMs: 15_000, intervalMs: 20, description: "op-b takes over" });
     const failoverMs = b.startedAt - crashedAt;
-    console.log(`leader failover after crash: ${failoverMs} ms (lease ${timing.leaseDurationMs} ms, retry ${timing.retryPeriodMs} ms, ` +
-      `${b.startedAt - lastRenew} ms after the last renewal seen on the lease)`);
+    console.log(
+      `leader failover after crash: ${failoverMs} ms (lease ${timing.leaseDurationMs} ms, retry ${timing.retryPeriodMs} ms, ` +
+        `${b.startedAt - lastRenew} ms after the last renewal seen on the lease)`,
+    );
     expect(failoverMs).toBeLessThanOrEqual(timing.leaseDurationMs + timing.retryPeriodMs * 2);
     // Not early: op-b waited for the lease to lapse.
     expect(failoverMs).toBeGreaterThan(timing.leaseDurationMs - timing.retryPeriodMs * 4 - 1000);

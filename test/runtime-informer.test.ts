@@ -45,7 +45,9 @@ describe("Informer on the real API server", () => {
     informer
       .onAdd((o) => seen.push(`add ${o.metadata?.name}=${o.data?.value}`))
       .onUpdate((_old, o) => seen.push(`update ${o.metadata?.name}=${o.data?.value}`))
-      .onDelete((o, info) => seen.push(`delete ${o.metadata?.name}${info.finalStateUnknown ? " (relist)" : ""}`));
+      .onDelete((o, info) =>
+        seen.push(`delete ${o.metadata?.name}${info.finalStateUnknown ? " (relist)" : ""}`),
+      );
   });
 
   afterAll(async () => {
@@ -101,13 +103,18 @@ describe("Informer on the real API server", () => {
     relisting
       .onAdd((o) => events.push(`add ${o.metadata?.name}=${o.data?.value}`))
       .onUpdate((_old, o) => events.push(`update ${o.metadata?.name}=${o.data?.value}`))
-      .onDelete((o, info) => events.push(`delete ${o.metadata?.name}${info.finalStateUnknown ? " (relist)" : ""}`));
+      .onDelete((o, info) =>
+        events.push(`delete ${o.metadata?.name}${info.finalStateUnknown ? " (relist)" : ""}`),
+      );
     try {
       await client.create(cm("doomed", "1"));
       await client.create(cm("changed", "1"));
       relisting.start();
       await relisting.waitForSync(30_000);
-      await waitFor(() => proxy.openWatches === 1, { timeoutMs: 10_000, description: "watch open through the proxy" });
+      await waitFor(() => proxy.openWatches === 1, {
+        timeoutMs: 10_000,
+        description: "watch open through the proxy",
+      });
       expect(relisting.get(ns.name, "doomed")).toBeDefined();
       events.length = 0;
 
@@ -124,11 +131,19 @@ describe("Informer on the real API server", () => {
         description: "relist after 410",
       });
       expect([...events].sort()).toEqual(["add born=1", "delete doomed (relist)", "update changed=2"]);
-      expect(relisting.list().map((o) => o.metadata?.name).sort()).toEqual(["before", "born", "changed"]);
+      expect(
+        relisting
+          .list()
+          .map((o) => o.metadata?.name)
+          .sort(),
+      ).toEqual(["before", "born", "changed"]);
 
       // It watches again after the relist.
       await client.delete(cmPath("born"));
-      await waitFor(() => events.includes("delete born"), { timeoutMs: 20_000, description: "watch after relist" });
+      await waitFor(() => events.includes("delete born"), {
+        timeoutMs: 20_000,
+        description: "watch after relist",
+      });
     } finally {
       await relisting.stop();
       proxied.close();
@@ -143,7 +158,11 @@ describe("Informer on the real API server", () => {
  */
 class ExpiringWatchProxy {
   private server: http.Server | undefined;
-  private readonly watches = new Set<{ res: http.ServerResponse; upstream: AbortController; silenced: boolean }>();
+  private readonly watches = new Set<{
+    res: http.ServerResponse;
+    upstream: AbortController;
+    silenced: boolean;
+  }>();
 
   constructor(private readonly upstream: KubeClient) {}
 
@@ -174,7 +193,19 @@ class ExpiringWatchProxy {
   /** Every open watch gets an ERROR event with code 410 and ends. */
   expireWatches(): void {
     for (const w of [...this.watches]) {
-      w.res.end(JSON.stringify({ type: "ERROR", object: { kind: "Status", apiVersion: "v1", status: "Failure", reason: "Expired", code: 410, message: "too old resource version" } }) + "\n");
+      w.res.end(
+        JSON.stringify({
+          type: "ERROR",
+          object: {
+            kind: "Status",
+            apiVersion: "v1",
+            status: "Failure",
+            reason: "Expired",
+            code: 410,
+            message: "too old resource version",
+          },
+        }) + "\n",
+      );
       this.watches.delete(w);
     }
   }
@@ -219,7 +250,16 @@ class ExpiringWatchProxy {
     } catch (err) {
       const status = err instanceof KubeApiError ? err.statusCode : 502;
       res.writeHead(status, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", code: status, reason: (err as KubeApiError).reason, message: (err as Error).message }));
+      res.end(
+        JSON.stringify({
+          kind: "Status",
+          apiVersion: "v1",
+          status: "Failure",
+          code: status,
+          reason: (err as KubeApiError).reason,
+          message: (err as Error).message,
+        }),
+      );
     }
   }
 }

@@ -246,7 +246,11 @@ export function objectiveUpperBound(problem: PlacementProblem, objective: Object
   return bound;
 }
 
-export function writeLp(problem: PlacementProblem, objective: Objective, bounds: ObjectiveBound[] = []): string {
+/**
+ * Writes the MILP in CPLEX LP format: minimise the (weighted) objective subject to demand, capacity,
+ * quota, region-use, redundancy and cost-cap rows (those not relaxed).
+ */
+export function writeLp(problem: PlacementProblem, objective: Objective | WeightedObjective, options: WriteLpOptions = {}): string {
   const rows: string[] = [];
   const routesByDemand = new Map<number, number[]>();
   const routesBySlot = new Map<number, number[]>();

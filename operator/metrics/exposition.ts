@@ -209,7 +209,6 @@ function describe(char: string): string {
   return char === "" ? "end of line" : JSON.stringify(char);
 }
 
-
 /** Label set between `{` and `}`; the cursor is on `{`. Returns the labels and a quoted metric name if one led the set. */
 function readLabelSet(
   cursor: LineCursor,
@@ -261,7 +260,13 @@ function readLabelSet(
   for (let i = 0; i < names.length; i++) {
     const name = names[i] as string;
     // Assigning "__proto__" would set the prototype instead of adding a label.
-    if (name === "__proto__") Object.defineProperty(labels, name, { value: values[i], enumerable: true, writable: true, configurable: true });
+    if (name === "__proto__")
+      Object.defineProperty(labels, name, {
+        value: values[i],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     else labels[name] = values[i] as string;
   }
   return quotedName === undefined ? { labels } : { labels, quotedName };

@@ -26,7 +26,9 @@ describe("EventRecorder against a fake API server", () => {
   let recorder: EventRecorder;
 
   const events = () =>
-    fake.requests.filter((r) => r.path.startsWith("/apis/events.k8s.io/v1/")).map((r) => ({ method: r.method, path: r.path, body: r.body }));
+    fake.requests
+      .filter((r) => r.path.startsWith("/apis/events.k8s.io/v1/"))
+      .map((r) => ({ method: r.method, path: r.path, body: r.body }));
 
   beforeEach(async () => {
     fake = new FakeApiServer();
@@ -55,7 +57,13 @@ describe("EventRecorder against a fake API server", () => {
       action: "Plan",
       reportingController: REPORTING_CONTROLLER,
       reportingInstance: "gpufleet-op-0",
-      regarding: { apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", name: "llama", namespace: "ml", uid: "uid-1" },
+      regarding: {
+        apiVersion: "gpufleet.io/v1alpha1",
+        kind: "ModelDeployment",
+        name: "llama",
+        namespace: "ml",
+        uid: "uid-1",
+      },
       eventTime: "2025-06-01T12:00:00.000000Z",
     });
     expect(event.series).toBeUndefined();
@@ -82,13 +90,20 @@ describe("EventRecorder against a fake API server", () => {
     await recorder.record(md, "Normal", "ScaledUp", "a");
     await recorder.record(md, "Normal", "ScaledUp", "b");
     await recorder.record(md, "Warning", "ScaledUp", "b");
-    await recorder.record({ ...md, metadata: { ...md.metadata, name: "other", uid: "uid-2" } }, "Normal", "ScaledUp", "b");
+    await recorder.record(
+      { ...md, metadata: { ...md.metadata, name: "other", uid: "uid-2" } },
+      "Normal",
+      "ScaledUp",
+      "b",
+    );
     expect(events().map((r) => r.method)).toEqual(["POST", "POST", "POST", "POST", "POST"]);
   });
 
   it("coalesces a burst of repeats into few series writes with the final count", async () => {
     await recorder.record(md, "Warning", "ScrapeFailed", "timeout");
-    await Promise.all(Array.from({ length: 20 }, () => recorder.record(md, "Warning", "ScrapeFailed", "timeout")));
+    await Promise.all(
+      Array.from({ length: 20 }, () => recorder.record(md, "Warning", "ScrapeFailed", "timeout")),
+    );
     const patches = events().filter((r) => r.method === "PATCH");
     expect(patches.length).toBeLessThan(20);
     expect(patches.at(-1)?.body).toMatchObject({ series: { count: 21 } });
@@ -114,7 +129,12 @@ describe("EventRecorder against a fake API server", () => {
   });
 
   it("files events about cluster-scoped objects in the default namespace", async () => {
-    await recorder.record({ apiVersion: "v1", kind: "Node", metadata: { name: "gpu-node-1", uid: "n1" } }, "Warning", "GpuXid", "Xid 79");
+    await recorder.record(
+      { apiVersion: "v1", kind: "Node", metadata: { name: "gpu-node-1", uid: "n1" } },
+      "Warning",
+      "GpuXid",
+      "Xid 79",
+    );
     expect(events()[0]?.path).toBe("/apis/events.k8s.io/v1/namespaces/default/events");
   });
 });

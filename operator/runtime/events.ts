@@ -37,7 +37,14 @@ export interface EventsV1Event {
   reason: string;
   note: string;
   type: EventType;
-  regarding: { apiVersion?: string; kind?: string; name?: string; namespace?: string; uid?: string; resourceVersion?: string };
+  regarding: {
+    apiVersion?: string;
+    kind?: string;
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+  };
   series?: { count: number; lastObservedTime: string };
 }
 
@@ -56,7 +63,9 @@ const MAX_REASON = 128;
 
 function truncateUtf8(text: string, maxBytes: number): string {
   if (Buffer.byteLength(text) <= maxBytes) return text;
-  let out = Buffer.from(text).subarray(0, maxBytes - 3).toString("utf8");
+  let out = Buffer.from(text)
+    .subarray(0, maxBytes - 3)
+    .toString("utf8");
   // A cut through a multi-byte character decodes to U+FFFD; drop it.
   out = out.replace(/\uFFFD$/, "");
   return `${out}...`;
@@ -100,11 +109,18 @@ export class EventRecorder {
     }
   }
 
-  private recordOrThrow(obj: KubeObject, type: EventType, reason: string, message: string, action?: string): Promise<void> {
+  private recordOrThrow(
+    obj: KubeObject,
+    type: EventType,
+    reason: string,
+    message: string,
+    action?: string,
+  ): Promise<void> {
     const meta = obj.metadata ?? {};
     const now = this.options.now();
     const note = truncateUtf8(message, MAX_NOTE_BYTES);
-    const regardingId = meta.uid ?? `${obj.apiVersion}/${obj.kind}/${meta.namespace ?? ""}/${meta.name ?? ""}`;
+    const regardingId =
+      meta.uid ?? `${obj.apiVersion}/${obj.kind}/${meta.namespace ?? ""}/${meta.name ?? ""}`;
     const key = `${regardingId}|${type}|${reason}|${note}`;
     const existing = this.series.get(key);
     if (existing && now.getTime() - existing.lastObservedMs <= this.options.aggregationWindowMs) {
@@ -134,12 +150,23 @@ export class EventRecorder {
   /** Forgets expired series and, past the size bound, the least recently seen ones. */
   private prune(nowMs: number): void {
     for (const [key, entry] of this.series) {
-      if (this.series.size <= this.options.maxCachedEvents && nowMs - entry.lastObservedMs <= this.options.aggregationWindowMs) break;
+      if (
+        this.series.size <= this.options.maxCachedEvents &&
+        nowMs - entry.lastObservedMs <= this.options.aggregationWindowMs
+      )
+        break;
       this.series.delete(key);
     }
   }
 
-  private async create(entry: SeriesEntry, obj: KubeObject, type: EventType, reason: string, note: string, action?: string): Promise<void> {
+  private async create(
+    entry: SeriesEntry,
+    obj: KubeObject,
+    type: EventType,
+    reason: string,
+    note: string,
+    action?: string,
+  ): Promise<void> {
     const meta = obj.metadata ?? {};
     const now = this.options.now();
     const count = entry.count;
@@ -163,25 +190,44 @@ export class EventRecorder {
         resourceVersion: meta.resourceVersion,
       },
       // Occurrences that piled up while an earlier write failed are not lost.
-      ...(count > 1 ? { series: { count, lastObservedTime: microTime(new Date(entry.lastObservedMs)) } } : {}),
+      ...(count > 1
+        ? { series: { count, lastObservedTime: microTime(new Date(entry.lastObservedMs)) } }
+        : {}),
     };
     try {
       await this.client.create(event);
       entry.name = event.metadata.name;
       entry.writtenCount = count;
     } catch (err) {
-      this.log.warn({ err, reason, regarding: `${meta.namespace ?? ""}/${meta.name ?? ""}` }, "could not record event");
+      this.log.warn(
+        { err, reason, regarding: `${meta.namespace ?? ""}/${meta.name ?? ""}` },
+        "could not record event",
+      );
     }
   }
 
-  private async writeSeries(entry: SeriesEntry, obj: KubeObject, type: EventType, reason: string, note: string, action?: string): Promise<void> {
+  private async writeSeries(
+    entry: SeriesEntry,
+    obj: KubeObject,
+    type: EventType,
+    reason: string,
+    note: string,
+    action?: string,
+  ): Promise<void> {
     // Several repeats queued behind one write: the first write already carried the latest count.
     if (entry.writtenCount >= entry.count) return;
     if (!entry.name) return this.create(entry, obj, type, reason, note, action);
     const count = entry.count;
-    const path = pathFor({ apiVersion: "events.k8s.io/v1", kind: "Event", namespace: entry.namespace, name: entry.name });
+    const path = pathFor({
+      apiVersion: "events.k8s.io/v1",
+      kind: "Event",
+      namespace: entry.namespace,
+      name: entry.name,
+    });
     try {
-      await this.client.patch(path, { series: { count, lastObservedTime: microTime(new Date(entry.lastObservedMs)) } });
+      await this.client.patch(path, {
+        series: { count, lastObservedTime: microTime(new Date(entry.lastObservedMs)) },
+      });
       entry.writtenCount = count;
     } catch (err) {
       if (isNotFound(err)) {

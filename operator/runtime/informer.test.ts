@@ -19,12 +19,24 @@ const cmPath = (ns: string, name: string) => `/api/v1/namespaces/${ns}/configmap
 
 describe("diffSnapshots", () => {
   it("finds added, changed (by resourceVersion) and deleted objects", () => {
-    const o = (name: string, rv: string): KubeObject => ({ metadata: { namespace: "n", name, resourceVersion: rv } });
-    const before = new Map([["n/a", o("a", "1")], ["n/b", o("b", "2")], ["n/c", o("c", "3")]]);
-    const after = new Map([["n/a", o("a", "1")], ["n/b", o("b", "5")], ["n/d", o("d", "6")]]);
+    const o = (name: string, rv: string): KubeObject => ({
+      metadata: { namespace: "n", name, resourceVersion: rv },
+    });
+    const before = new Map([
+      ["n/a", o("a", "1")],
+      ["n/b", o("b", "2")],
+      ["n/c", o("c", "3")],
+    ]);
+    const after = new Map([
+      ["n/a", o("a", "1")],
+      ["n/b", o("b", "5")],
+      ["n/d", o("d", "6")],
+    ]);
     const diff = diffSnapshots(before, after);
     expect(diff.added.map((x) => x.metadata?.name)).toEqual(["d"]);
-    expect(diff.updated.map(([p, n]) => `${p.metadata?.resourceVersion}->${n.metadata?.resourceVersion}`)).toEqual(["2->5"]);
+    expect(
+      diff.updated.map(([p, n]) => `${p.metadata?.resourceVersion}->${n.metadata?.resourceVersion}`),
+    ).toEqual(["2->5"]);
     expect(diff.deleted.map((x) => x.metadata?.name)).toEqual(["c"]);
   });
 });
@@ -65,7 +77,9 @@ describe("Informer against a fake API server", () => {
     informer
       .onAdd((o) => log.push(`add ${o.metadata?.name}`))
       .onUpdate((_p, o) => log.push(`update ${o.metadata?.name}=${o.data?.v ?? ""}`))
-      .onDelete((o, info) => log.push(`delete ${o.metadata?.name}${info.finalStateUnknown ? " (relist)" : ""}`));
+      .onDelete((o, info) =>
+        log.push(`delete ${o.metadata?.name}${info.finalStateUnknown ? " (relist)" : ""}`),
+      );
     informer.start();
     return informer;
   }
@@ -104,7 +118,12 @@ describe("Informer against a fake API server", () => {
     fake.expireWatches();
     await waitFor(() => log.length === 5, 2000, "relist events");
     expect(log.slice(2).sort()).toEqual(["add new", "delete doomed (relist)", "update keep=2"]);
-    expect(inf.list().map((o) => o.metadata?.name).sort()).toEqual(["keep", "new"]);
+    expect(
+      inf
+        .list()
+        .map((o) => o.metadata?.name)
+        .sort(),
+    ).toEqual(["keep", "new"]);
     expect(inf.stats().relistsAfterGone).toBe(1);
     expect(inf.stats().lists).toBe(2);
   });
@@ -128,7 +147,11 @@ describe("Informer against a fake API server", () => {
     fake.failNext("WATCH", /configmaps$/, 410, "Expired");
     fake.put(cmPath("a", "y"), {});
     inf.restartWatches();
-    await waitFor(() => inf.stats().relistsAfterGone === 1 && inf.get("a", "y") !== undefined, 3000, "relist after HTTP 410");
+    await waitFor(
+      () => inf.stats().relistsAfterGone === 1 && inf.get("a", "y") !== undefined,
+      3000,
+      "relist after HTTP 410",
+    );
     expect(log).toEqual(["add y"]);
   });
 
@@ -185,8 +208,14 @@ describe("Informer against a fake API server", () => {
     expect(log.sort()).toEqual(["add a1", "add b1", "add b2"]);
     expect(inf.get("team-c", "c1")).toBeUndefined();
     expect(inf.get("team-b", "b2")).toBeDefined();
-    const listPaths = fake.requests.filter((r) => r.method === "GET" && r.query.watch !== "true").map((r) => r.path).sort();
-    expect(listPaths).toEqual(["/api/v1/namespaces/team-a/configmaps", "/api/v1/namespaces/team-b/configmaps"]);
+    const listPaths = fake.requests
+      .filter((r) => r.method === "GET" && r.query.watch !== "true")
+      .map((r) => r.path)
+      .sort();
+    expect(listPaths).toEqual([
+      "/api/v1/namespaces/team-a/configmaps",
+      "/api/v1/namespaces/team-b/configmaps",
+    ]);
     expect(Object.keys(inf.resourceVersions()).sort()).toEqual(["team-a", "team-b"]);
   });
 

@@ -122,7 +122,10 @@ class Stream<T extends KubeObject> {
         // The resourceVersion we hold was compacted: only a fresh list can tell what changed.
         this.stats.relistsAfterGone++;
         needList = true;
-        this.informer.log.info({ namespace: this.namespace, resourceVersion: this.resourceVersion }, "watch expired (410); relisting");
+        this.informer.log.info(
+          { namespace: this.namespace, resourceVersion: this.resourceVersion },
+          "watch expired (410); relisting",
+        );
         continue;
       }
       if (outcome === "ended") {
@@ -145,7 +148,11 @@ class Stream<T extends KubeObject> {
     const next = new Map<string, T>();
     for (const item of list.items) {
       // List items carry no apiVersion/kind; restore them so handlers get whole objects.
-      const obj = { apiVersion: this.informer.options.apiVersion, kind: this.informer.options.kind, ...item } as T;
+      const obj = {
+        apiVersion: this.informer.options.apiVersion,
+        kind: this.informer.options.kind,
+        ...item,
+      } as T;
       next.set(objectKey(obj), obj);
     }
     const diff = diffSnapshots(this.cache, next);
@@ -176,7 +183,10 @@ class Stream<T extends KubeObject> {
       staleTimer = setTimeout(() => {
         outcome ??= "stale";
         this.stats.staleAborts++;
-        this.informer.log.warn({ namespace: this.namespace, staleAfterMs }, "watch silent for too long; rewatching");
+        this.informer.log.warn(
+          { namespace: this.namespace, staleAfterMs },
+          "watch silent for too long; rewatching",
+        );
         abort.abort();
       }, staleAfterMs);
     };
@@ -227,7 +237,11 @@ class Stream<T extends KubeObject> {
       if (rv) this.resourceVersion = rv;
       return undefined;
     }
-    const obj = { apiVersion: this.informer.options.apiVersion, kind: this.informer.options.kind, ...event.object } as T;
+    const obj = {
+      apiVersion: this.informer.options.apiVersion,
+      kind: this.informer.options.kind,
+      ...event.object,
+    } as T;
     const key = objectKey(obj);
     const prev = this.cache.get(key);
     if (event.type === "DELETED") {
@@ -265,7 +279,12 @@ export class Informer<T extends KubeObject> {
     this.log = logger.child({ component: "informer", informer: options.name ?? options.kind });
     const namespaces = options.namespaces?.length ? [...new Set(options.namespaces)] : [undefined];
     this.streams = namespaces.map(
-      (ns) => new Stream<T>(this, ns, pathFor({ apiVersion: options.apiVersion, kind: options.kind, namespace: ns })),
+      (ns) =>
+        new Stream<T>(
+          this,
+          ns,
+          pathFor({ apiVersion: options.apiVersion, kind: options.kind, namespace: ns }),
+        ),
     );
     // Handlers are part of the controller; a throwing one must not take the informer down.
     this.emitter.setMaxListeners(50);
@@ -353,7 +372,8 @@ export class Informer<T extends KubeObject> {
 
   list(filter?: (obj: T) => boolean): T[] {
     const out: T[] = [];
-    for (const s of this.streams) for (const obj of s.cache.values()) if (!filter || filter(obj)) out.push(obj);
+    for (const s of this.streams)
+      for (const obj of s.cache.values()) if (!filter || filter(obj)) out.push(obj);
     return out;
   }
 

@@ -28,23 +28,41 @@ describe("parseKubeApiError", () => {
       message: 'ModelDeployment.gpufleet.io "m" is invalid: spec.replicas: Invalid value: -1',
       reason: "Invalid",
       code: 422,
-      details: { name: "m", kind: "ModelDeployment", causes: [{ reason: "FieldValueInvalid", field: "spec.replicas", message: "Invalid value: -1" }] },
+      details: {
+        name: "m",
+        kind: "ModelDeployment",
+        causes: [{ reason: "FieldValueInvalid", field: "spec.replicas", message: "Invalid value: -1" }],
+      },
     });
     const err = parseKubeApiError(422, body, { method: "POST", path: "/x" });
     expect(err).toBeInstanceOf(KubeApiError);
     expect(err.statusCode).toBe(422);
     expect(err.reason).toBe("Invalid");
     expect(err.message).toContain("spec.replicas");
-    expect(err.causes).toEqual([{ reason: "FieldValueInvalid", field: "spec.replicas", message: "Invalid value: -1" }]);
+    expect(err.causes).toEqual([
+      { reason: "FieldValueInvalid", field: "spec.replicas", message: "Invalid value: -1" },
+    ]);
     expect(err.details?.kind).toBe("ModelDeployment");
     expect(err.path).toBe("/x");
   });
 
   it("recognizes conflict, already-exists, not-found and gone", () => {
-    const conflict = parseKubeApiError(409, JSON.stringify({ kind: "Status", code: 409, reason: "Conflict", message: "modified" }));
-    const exists = parseKubeApiError(409, JSON.stringify({ kind: "Status", code: 409, reason: "AlreadyExists", message: "exists" }));
-    const missing = parseKubeApiError(404, JSON.stringify({ kind: "Status", code: 404, reason: "NotFound", message: "nope" }));
-    const gone = parseKubeApiError(410, JSON.stringify({ kind: "Status", code: 410, reason: "Expired", message: "too old" }));
+    const conflict = parseKubeApiError(
+      409,
+      JSON.stringify({ kind: "Status", code: 409, reason: "Conflict", message: "modified" }),
+    );
+    const exists = parseKubeApiError(
+      409,
+      JSON.stringify({ kind: "Status", code: 409, reason: "AlreadyExists", message: "exists" }),
+    );
+    const missing = parseKubeApiError(
+      404,
+      JSON.stringify({ kind: "Status", code: 404, reason: "NotFound", message: "nope" }),
+    );
+    const gone = parseKubeApiError(
+      410,
+      JSON.stringify({ kind: "Status", code: 410, reason: "Expired", message: "too old" }),
+    );
     expect([isConflict(conflict), conflict.isAlreadyExists]).toEqual([true, false]);
     expect([isConflict(exists), exists.isAlreadyExists]).toEqual([false, true]);
     expect([isNotFound(missing), isGone(missing)]).toEqual([true, false]);
@@ -61,7 +79,12 @@ describe("parseKubeApiError", () => {
   });
 
   it("turns a watch ERROR Status into a gone error", () => {
-    const err = errorFromWatchStatus({ kind: "Status", code: 410, reason: "Expired", message: "too old resource version: 1 (50)" });
+    const err = errorFromWatchStatus({
+      kind: "Status",
+      code: 410,
+      reason: "Expired",
+      message: "too old resource version: 1 (50)",
+    });
     expect(err.isGone).toBe(true);
     expect(err.message).toContain("too old");
   });
@@ -69,16 +92,27 @@ describe("parseKubeApiError", () => {
 
 describe("pathFor", () => {
   it("builds core, group, cluster-scoped and collection paths", () => {
-    expect(pathFor({ apiVersion: "v1", kind: "Pod", namespace: "ml", name: "p-0" })).toBe("/api/v1/namespaces/ml/pods/p-0");
-    expect(pathFor({ apiVersion: "apps/v1", kind: "Deployment", namespace: "ml" })).toBe("/apis/apps/v1/namespaces/ml/deployments");
-    expect(pathFor({ apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", namespace: "ml", name: "llama" })).toBe(
-      "/apis/gpufleet.io/v1alpha1/namespaces/ml/modeldeployments/llama",
+    expect(pathFor({ apiVersion: "v1", kind: "Pod", namespace: "ml", name: "p-0" })).toBe(
+      "/api/v1/namespaces/ml/pods/p-0",
     );
-    expect(pathFor({ apiVersion: "v1", kind: "Node", namespace: "ignored", name: "gpu-a" })).toBe("/api/v1/nodes/gpu-a");
+    expect(pathFor({ apiVersion: "apps/v1", kind: "Deployment", namespace: "ml" })).toBe(
+      "/apis/apps/v1/namespaces/ml/deployments",
+    );
+    expect(
+      pathFor({
+        apiVersion: "gpufleet.io/v1alpha1",
+        kind: "ModelDeployment",
+        namespace: "ml",
+        name: "llama",
+      }),
+    ).toBe("/apis/gpufleet.io/v1alpha1/namespaces/ml/modeldeployments/llama");
+    expect(pathFor({ apiVersion: "v1", kind: "Node", namespace: "ignored", name: "gpu-a" })).toBe(
+      "/api/v1/nodes/gpu-a",
+    );
     expect(pathFor({ apiVersion: "v1", kind: "ConfigMap" })).toBe("/api/v1/configmaps");
-    expect(pathFor({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: "sys", name: "l" })).toBe(
-      "/apis/coordination.k8s.io/v1/namespaces/sys/leases/l",
-    );
+    expect(
+      pathFor({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: "sys", name: "l" }),
+    ).toBe("/apis/coordination.k8s.io/v1/namespaces/sys/leases/l");
     expect(pathFor({ apiVersion: "policy/v1", kind: "PodDisruptionBudget", namespace: "a", name: "b" })).toBe(
       "/apis/policy/v1/namespaces/a/poddisruptionbudgets/b",
     );
@@ -110,33 +144,54 @@ describe("KubeClient against a fake API server", () => {
   });
 
   it("creates, gets, replaces with optimistic concurrency and deletes", async () => {
-    const created = await client.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c1", namespace: "ns" }, data: { a: "1" } } as never);
+    const created = await client.create({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "c1", namespace: "ns" },
+      data: { a: "1" },
+    } as never);
     const path = pathFor({ apiVersion: "v1", kind: "ConfigMap", namespace: "ns", name: "c1" });
-    const got = await client.get<{ metadata: { resourceVersion: string }; data: Record<string, string> }>(path);
+    const got = await client.get<{ metadata: { resourceVersion: string }; data: Record<string, string> }>(
+      path,
+    );
     expect(got.data.a).toBe("1");
     expect(fake.requests.at(-1)?.query).toEqual({});
     const stale = { ...(created as object), metadata: { name: "c1", namespace: "ns", resourceVersion: "1" } };
     await expect(client.replace(stale as never)).rejects.toSatisfy(isConflict);
     await client.replace({ ...got, apiVersion: "v1", kind: "ConfigMap", data: { a: "2" } } as never);
     await client.delete(path, { propagationPolicy: "Background" });
-    expect(fake.requests.at(-1)?.body).toMatchObject({ kind: "DeleteOptions", propagationPolicy: "Background" });
+    expect(fake.requests.at(-1)?.body).toMatchObject({
+      kind: "DeleteOptions",
+      propagationPolicy: "Background",
+    });
     await expect(client.get(path)).rejects.toSatisfy(isNotFound);
   });
 
   it("server-side applies with the apply content type, field manager and force", async () => {
     await client.apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "sa", namespace: "ns" } });
-    await client.apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "sa", namespace: "ns" } }, { subresource: "status", force: false });
+    await client.apply(
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "sa", namespace: "ns" } },
+      { subresource: "status", force: false },
+    );
     const [main, status] = fake.requests.slice(-2);
-    expect(main).toMatchObject({ method: "PATCH", path: "/api/v1/namespaces/ns/configmaps/sa", contentType: "application/apply-patch+yaml" });
+    expect(main).toMatchObject({
+      method: "PATCH",
+      path: "/api/v1/namespaces/ns/configmaps/sa",
+      contentType: "application/apply-patch+yaml",
+    });
     expect(main?.query).toEqual({ fieldManager: FIELD_MANAGER, force: "true" });
     expect(status?.path).toBe("/api/v1/namespaces/ns/configmaps/sa/status");
     expect(status?.query.force).toBe("false");
   });
 
   it("follows continue tokens until the list is complete", async () => {
-    for (let i = 0; i < 7; i++) fake.put(`/api/v1/namespaces/page/configmaps/c${i}`, { metadata: { labels: { set: "p" } } });
+    for (let i = 0; i < 7; i++)
+      fake.put(`/api/v1/namespaces/page/configmaps/c${i}`, { metadata: { labels: { set: "p" } } });
     const before = fake.requests.length;
-    const list = await client.list("/api/v1/namespaces/page/configmaps", { limit: 3, labelSelector: "set=p" });
+    const list = await client.list("/api/v1/namespaces/page/configmaps", {
+      limit: 3,
+      labelSelector: "set=p",
+    });
     expect(list.items.map((o) => o.metadata?.name)).toEqual(["c0", "c1", "c2", "c3", "c4", "c5", "c6"]);
     expect(fake.requests.length - before).toBe(3);
     expect(list.metadata.resourceVersion).toBe(fake.resourceVersion);
@@ -147,13 +202,18 @@ describe("KubeClient against a fake API server", () => {
     fake.put("/api/v1/namespaces/w/configmaps/x", { metadata: {} });
     fake.remove("/api/v1/namespaces/w/configmaps/x");
     const events: WatchEvent[] = [];
-    await client.watch("/api/v1/namespaces/w/configmaps", { resourceVersion: rv, timeoutSeconds: 1 }, (e) => events.push(e));
+    await client.watch("/api/v1/namespaces/w/configmaps", { resourceVersion: rv, timeoutSeconds: 1 }, (e) =>
+      events.push(e),
+    );
     expect(events.map((e) => `${e.type}:${e.object.metadata?.name}`)).toEqual(["ADDED:x", "DELETED:x"]);
   });
 
   it("rejects a refused watch with the typed error", async () => {
     fake.failNext("WATCH", /\/configmaps$/, 403, "Forbidden");
-    await expect(client.watch("/api/v1/configmaps", {}, () => {})).rejects.toMatchObject({ statusCode: 403, reason: "Forbidden" });
+    await expect(client.watch("/api/v1/configmaps", {}, () => {})).rejects.toMatchObject({
+      statusCode: 403,
+      reason: "Forbidden",
+    });
   });
 });
 
@@ -169,7 +229,13 @@ describe("KubeClient request timeout", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: "c", server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+      clusters: [
+        {
+          name: "c",
+          server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+          skipTLSVerify: true,
+        },
+      ],
       users: [{ name: "u" }],
       contexts: [{ name: "x", cluster: "c", user: "u" }],
       currentContext: "x",

@@ -1,7 +1,12 @@
 import http from "node:http";
 import https from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
-import { API_GROUP, API_VERSION, KIND as MODEL_DEPLOYMENT_KIND, PLURAL as MODEL_DEPLOYMENT_PLURAL } from "../api/modeldeployment.js";
+import {
+  API_GROUP,
+  API_VERSION,
+  KIND as MODEL_DEPLOYMENT_KIND,
+  PLURAL as MODEL_DEPLOYMENT_PLURAL,
+} from "../api/modeldeployment.js";
 import { logger } from "../log/logger.js";
 
 /**
@@ -81,7 +86,14 @@ export interface KubeStatus {
   message?: string;
   reason?: string;
   code?: number;
-  details?: { name?: string; group?: string; kind?: string; uid?: string; causes?: StatusCause[]; retryAfterSeconds?: number };
+  details?: {
+    name?: string;
+    group?: string;
+    kind?: string;
+    uid?: string;
+    causes?: StatusCause[];
+    retryAfterSeconds?: number;
+  };
 }
 
 /** An error answer of the API server, parsed from its Status body. */
@@ -151,11 +163,16 @@ const REASON_BY_STATUS: Record<number, string> = {
 };
 
 /** Builds the typed error from an HTTP status and the raw body (a Status object, or anything else). */
-export function parseKubeApiError(statusCode: number, body: string, request?: { method?: string; path?: string }): KubeApiError {
+export function parseKubeApiError(
+  statusCode: number,
+  body: string,
+  request?: { method?: string; path?: string },
+): KubeApiError {
   let status: KubeStatus | undefined;
   try {
     const parsed: unknown = JSON.parse(body);
-    if (parsed && typeof parsed === "object" && (parsed as KubeStatus).kind === "Status") status = parsed as KubeStatus;
+    if (parsed && typeof parsed === "object" && (parsed as KubeStatus).kind === "Status")
+      status = parsed as KubeStatus;
   } catch {
     // Not JSON: proxies and some auth failures answer with plain text.
   }
@@ -193,7 +210,10 @@ export interface ResourceInfo {
 
 /** `apiVersion|kind` → resource. The kinds the operator touches; `registerKind` adds more. */
 const RESOURCES = new Map<string, ResourceInfo>([
-  [`${API_GROUP}/${API_VERSION}|${MODEL_DEPLOYMENT_KIND}`, { plural: MODEL_DEPLOYMENT_PLURAL, namespaced: true }],
+  [
+    `${API_GROUP}/${API_VERSION}|${MODEL_DEPLOYMENT_KIND}`,
+    { plural: MODEL_DEPLOYMENT_PLURAL, namespaced: true },
+  ],
   ["apps/v1|Deployment", { plural: "deployments", namespaced: true }],
   ["apps/v1|StatefulSet", { plural: "statefulsets", namespaced: true }],
   ["v1|Service", { plural: "services", namespaced: true }],
@@ -207,7 +227,10 @@ const RESOURCES = new Map<string, ResourceInfo>([
   ["v1|ConfigMap", { plural: "configmaps", namespaced: true }],
   ["v1|Secret", { plural: "secrets", namespaced: true }],
   ["v1|ServiceAccount", { plural: "serviceaccounts", namespaced: true }],
-  ["apiextensions.k8s.io/v1|CustomResourceDefinition", { plural: "customresourcedefinitions", namespaced: false }],
+  [
+    "apiextensions.k8s.io/v1|CustomResourceDefinition",
+    { plural: "customresourcedefinitions", namespaced: false },
+  ],
 ]);
 
 export function registerKind(apiVersion: string, kind: string, info: ResourceInfo): void {
@@ -245,7 +268,12 @@ function pathOfObject(obj: KubeObject, withName: boolean): string {
   if (!obj.apiVersion || !obj.kind) throw new Error("object needs apiVersion and kind");
   const name = obj.metadata?.name;
   if (withName && !name) throw new Error(`${obj.kind} needs metadata.name`);
-  return pathFor({ apiVersion: obj.apiVersion, kind: obj.kind, namespace: obj.metadata?.namespace, name: withName ? name : undefined });
+  return pathFor({
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    namespace: obj.metadata?.namespace,
+    name: withName ? name : undefined,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,7 +372,12 @@ export class KubeClient {
     this.agent = undefined;
   }
 
-  private async prepare(method: string, path: string, query: RequestOptions["query"], headers: Record<string, string>): Promise<PreparedRequest> {
+  private async prepare(
+    method: string,
+    path: string,
+    query: RequestOptions["query"],
+    headers: Record<string, string>,
+  ): Promise<PreparedRequest> {
     // Credentials may rotate (exec plugins, projected tokens): ask the KubeConfig on every request.
     const opts: https.RequestOptions = {};
     await this.kubeConfig.applyToHTTPSOptions(opts);
@@ -359,11 +392,14 @@ export class KubeClient {
         servername: opts.servername,
         ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
       };
-      this.agent = isHttps ? new https.Agent({ ...tls, keepAlive: true }) : new http.Agent({ keepAlive: true });
+      this.agent = isHttps
+        ? new https.Agent({ ...tls, keepAlive: true })
+        : new http.Agent({ keepAlive: true });
     }
     const basePath = this.server.pathname.replace(/\/$/, "");
     const url = new URL(`${basePath}${path}`, this.server);
-    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== "") url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(query ?? {}))
+      if (v !== undefined && v !== "") url.searchParams.set(k, String(v));
     const authHeaders: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) authHeaders[k] = String(v);
     if (opts.auth) authHeaders["Authorization"] = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
@@ -420,7 +456,15 @@ export class KubeClient {
       });
       const timer = setTimeout(() => {
         req.destroy();
-        finish(new KubeApiError({ statusCode: 504, reason: "Timeout", message: `${method} ${path}: no answer within ${timeoutMs} ms`, method, path }));
+        finish(
+          new KubeApiError({
+            statusCode: 504,
+            reason: "Timeout",
+            message: `${method} ${path}: no answer within ${timeoutMs} ms`,
+            method,
+            path,
+          }),
+        );
       }, timeoutMs);
       const onAbort = () => {
         req.destroy();
@@ -490,14 +534,19 @@ export class KubeClient {
     onEvent: (event: WatchEvent<T>) => void,
     signal?: AbortSignal,
   ): Promise<void> {
-    const prepared = await this.prepare("GET", path, {
-      watch: "true",
-      resourceVersion: options.resourceVersion,
-      allowWatchBookmarks: options.allowWatchBookmarks ? "true" : undefined,
-      timeoutSeconds: options.timeoutSeconds,
-      labelSelector: options.labelSelector,
-      fieldSelector: options.fieldSelector,
-    }, {});
+    const prepared = await this.prepare(
+      "GET",
+      path,
+      {
+        watch: "true",
+        resourceVersion: options.resourceVersion,
+        allowWatchBookmarks: options.allowWatchBookmarks ? "true" : undefined,
+        timeoutSeconds: options.timeoutSeconds,
+        labelSelector: options.labelSelector,
+        fieldSelector: options.fieldSelector,
+      },
+      {},
+    );
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const finish = (err?: Error) => {
@@ -512,7 +561,11 @@ export class KubeClient {
         if (status < 200 || status >= 300) {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => finish(parseKubeApiError(status, Buffer.concat(chunks).toString("utf8"), { method: "WATCH", path })));
+          res.on("end", () =>
+            finish(
+              parseKubeApiError(status, Buffer.concat(chunks).toString("utf8"), { method: "WATCH", path }),
+            ),
+          );
           res.on("error", (e) => finish(e));
           return;
         }
@@ -537,9 +590,13 @@ export class KubeClient {
           }
         });
         res.on("end", () => finish());
-        res.on("aborted", () => finish(signal?.aborted ? undefined : new Error(`watch ${path}: connection aborted`)));
+        res.on("aborted", () =>
+          finish(signal?.aborted ? undefined : new Error(`watch ${path}: connection aborted`)),
+        );
         res.on("error", (e) => finish(signal?.aborted ? undefined : e));
-        res.on("close", () => finish(res.complete || signal?.aborted ? undefined : new Error(`watch ${path}: connection closed`)));
+        res.on("close", () =>
+          finish(res.complete || signal?.aborted ? undefined : new Error(`watch ${path}: connection closed`)),
+        );
       });
       const onAbort = () => {
         finish();
@@ -567,11 +624,20 @@ export class KubeClient {
     });
   }
 
-  patch<T = KubeObject>(path: string, body: unknown, contentType: PatchContentType = "application/merge-patch+json", options: { fieldManager?: string } = {}): Promise<T> {
+  patch<T = KubeObject>(
+    path: string,
+    body: unknown,
+    contentType: PatchContentType = "application/merge-patch+json",
+    options: { fieldManager?: string } = {},
+  ): Promise<T> {
     return this.request<T>("PATCH", path, {
       body,
       contentType,
-      query: { fieldManager: options.fieldManager ?? (contentType === "application/apply-patch+yaml" ? FIELD_MANAGER : undefined) },
+      query: {
+        fieldManager:
+          options.fieldManager ??
+          (contentType === "application/apply-patch+yaml" ? FIELD_MANAGER : undefined),
+      },
     });
   }
 
@@ -592,7 +658,8 @@ export class KubeClient {
   }
 
   delete<T = KubeStatus>(path: string, options: DeleteOptions = {}): Promise<T> {
-    const hasBody = options.propagationPolicy || options.gracePeriodSeconds !== undefined || options.preconditions;
+    const hasBody =
+      options.propagationPolicy || options.gracePeriodSeconds !== undefined || options.preconditions;
     return this.request<T>("DELETE", path, {
       ...(hasBody
         ? {
@@ -600,7 +667,9 @@ export class KubeClient {
               apiVersion: "v1",
               kind: "DeleteOptions",
               ...(options.propagationPolicy ? { propagationPolicy: options.propagationPolicy } : {}),
-              ...(options.gracePeriodSeconds !== undefined ? { gracePeriodSeconds: options.gracePeriodSeconds } : {}),
+              ...(options.gracePeriodSeconds !== undefined
+                ? { gracePeriodSeconds: options.gracePeriodSeconds }
+                : {}),
               ...(options.preconditions ? { preconditions: options.preconditions } : {}),
             },
           }
@@ -619,7 +688,9 @@ export function objectKey(obj: KubeObject): string {
 /** Splits a key made by `objectKey`. */
 export function splitObjectKey(key: string): { namespace: string | undefined; name: string } {
   const slash = key.indexOf("/");
-  return slash < 0 ? { namespace: undefined, name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+  return slash < 0
+    ? { namespace: undefined, name: key }
+    : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
 /** Kubernetes MicroTime (RFC 3339 with exactly 6 fractional digits; the server refuses 3). */

@@ -45,7 +45,13 @@ describe("LeaderElector against a fake API server", () => {
   function candidate(identity: string) {
     const elector = new LeaderElector(client, { namespace: "sys", name: "op", identity, ...timing });
     electors.push(elector);
-    const state = { leading: false, startedAt: 0, stoppedAt: 0, signal: undefined as AbortSignal | undefined, leaders: [] as string[] };
+    const state = {
+      leading: false,
+      startedAt: 0,
+      stoppedAt: 0,
+      signal: undefined as AbortSignal | undefined,
+      leaders: [] as string[],
+    };
     const done = elector.run({
       onStartedLeading: (signal) => {
         state.leading = true;
@@ -137,6 +143,8 @@ describe("LeaderElector against a fake API server", () => {
     expect(a.state.leading).toBe(false);
     // It stops before its lease could lapse for anyone else.
     expect(a.state.stoppedAt - brokeAt).toBeLessThan(timing.leaseDurationMs);
-    expect(a.state.stoppedAt - brokeAt).toBeGreaterThanOrEqual(timing.renewDeadlineMs - timing.retryPeriodMs * 2);
+    expect(a.state.stoppedAt - brokeAt).toBeGreaterThanOrEqual(
+      timing.renewDeadlineMs - timing.retryPeriodMs * 2,
+    );
   });
 });

@@ -1,5 +1,13 @@
 import { logger } from "../log/logger.js";
-import { isAlreadyExists, isConflict, isNotFound, microTime, pathFor, type KubeClient, type ObjectMeta } from "./kube-client.js";
+import {
+  isAlreadyExists,
+  isConflict,
+  isNotFound,
+  microTime,
+  pathFor,
+  type KubeClient,
+  type ObjectMeta,
+} from "./kube-client.js";
 
 /**
  * Leader election on a coordination.k8s.io/v1 Lease, with client-go's algorithm and defaults
@@ -95,10 +103,21 @@ export class LeaderElector {
       jitter: 0.2,
       ...options,
     };
-    if (this.options.renewDeadlineMs >= this.options.leaseDurationMs) throw new Error("renewDeadline must be shorter than leaseDuration");
-    if (this.options.retryPeriodMs >= this.options.renewDeadlineMs) throw new Error("retryPeriod must be shorter than renewDeadline");
-    this.path = pathFor({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: options.namespace, name: options.name });
-    this.log = logger.child({ component: "leader-election", lease: `${options.namespace}/${options.name}`, identity: options.identity });
+    if (this.options.renewDeadlineMs >= this.options.leaseDurationMs)
+      throw new Error("renewDeadline must be shorter than leaseDuration");
+    if (this.options.retryPeriodMs >= this.options.renewDeadlineMs)
+      throw new Error("retryPeriod must be shorter than renewDeadline");
+    this.path = pathFor({
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      namespace: options.namespace,
+      name: options.name,
+    });
+    this.log = logger.child({
+      component: "leader-election",
+      lease: `${options.namespace}/${options.name}`,
+      identity: options.identity,
+    });
   }
 
   get isLeader(): boolean {
@@ -135,7 +154,9 @@ export class LeaderElector {
     await this.runPromise;
     if (!wasLeading) return false;
     try {
-      const lease = await this.client.request<Lease>("GET", this.path, { timeoutMs: this.options.renewDeadlineMs });
+      const lease = await this.client.request<Lease>("GET", this.path, {
+        timeoutMs: this.options.renewDeadlineMs,
+      });
       if (lease.spec?.holderIdentity !== this.options.identity) return false;
       const now = microTime();
       await this.client.replace<Lease>({
@@ -184,7 +205,10 @@ export class LeaderElector {
         continue;
       }
       if (Date.now() >= deadline || (this.observed && this.observed.holder !== this.options.identity)) {
-        this.log.warn({ sinceLastRenewMs: Date.now() - this.lastRenewMs }, "lost leadership: could not renew the lease in time");
+        this.log.warn(
+          { sinceLastRenewMs: Date.now() - this.lastRenewMs },
+          "lost leadership: could not renew the lease in time",
+        );
         break;
       }
     }
@@ -217,15 +241,25 @@ export class LeaderElector {
     if (decision === "wait") return false;
     try {
       if (decision === "create") {
-        await this.client.request<Lease>("POST", pathFor({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: this.options.namespace }), {
-          timeoutMs,
-          body: {
-            apiVersion: "coordination.k8s.io/v1",
-            kind: "Lease",
-            metadata: { name: this.options.name, namespace: this.options.namespace },
-            spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: nowIso, renewTime: nowIso, leaseTransitions: 0 },
+        await this.client.request<Lease>(
+          "POST",
+          pathFor({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: this.options.namespace }),
+          {
+            timeoutMs,
+            body: {
+              apiVersion: "coordination.k8s.io/v1",
+              kind: "Lease",
+              metadata: { name: this.options.name, namespace: this.options.namespace },
+              spec: {
+                holderIdentity: identity,
+                leaseDurationSeconds,
+                acquireTime: nowIso,
+                renewTime: nowIso,
+                leaseTransitions: 0,
+              },
+            },
           },
-        });
+        );
         this.observe({ holderIdentity: identity, renewTime: nowIso });
         return true;
       }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { createOperatorMetrics, forgetModelDeployment, observeReconcile, operatorMetrics, setReplicaGauges, workQueueMetricsHooks } from "./metrics.js";
+import {
+  createOperatorMetrics,
+  forgetModelDeployment,
+  observeReconcile,
+  operatorMetrics,
+  setReplicaGauges,
+  workQueueMetricsHooks,
+} from "./metrics.js";
 
 describe("operator metrics", () => {
   it("exposes every operator metric by name", async () => {
@@ -21,7 +28,9 @@ describe("operator metrics", () => {
     expect(text).toContain("gpufleet_workqueue_depth 4");
     expect(text).toContain("gpufleet_workqueue_retries_total 1");
     expect(text).toContain('gpufleet_modeldeployment_replicas{namespace="ml",name="llama",state="ready"} 2');
-    expect(text).toContain('gpufleet_autoscaler_decisions_total{namespace="ml",name="llama",direction="up"} 1');
+    expect(text).toContain(
+      'gpufleet_autoscaler_decisions_total{namespace="ml",name="llama",direction="up"} 1',
+    );
     expect(text).toContain('gpufleet_autoscaler_kv_cache_utilization{namespace="ml",name="llama"} 0.83');
     expect(text).toContain('gpufleet_autoscaler_queue_depth{namespace="ml",name="llama"} 12');
     expect(text).toContain("gpufleet_leader 1");

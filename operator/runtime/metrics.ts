@@ -25,7 +25,10 @@ export interface OperatorMetrics {
 }
 
 /** Creates the metrics in `registry` (a fresh one by default; tests make their own). */
-export function createOperatorMetrics(registry: Registry = new Registry(), options: { processMetrics?: boolean } = {}): OperatorMetrics {
+export function createOperatorMetrics(
+  registry: Registry = new Registry(),
+  options: { processMetrics?: boolean } = {},
+): OperatorMetrics {
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
   const metrics: OperatorMetrics = {
@@ -102,7 +105,9 @@ export function observeReconcile(metrics: OperatorMetrics, result: ReconcileResu
 }
 
 /** Work-queue hooks that feed the depth gauge and the retry counter. */
-export function workQueueMetricsHooks(metrics: OperatorMetrics): Pick<WorkQueueOptions, "onDepthChange" | "onRetry"> {
+export function workQueueMetricsHooks(
+  metrics: OperatorMetrics,
+): Pick<WorkQueueOptions, "onDepthChange" | "onRetry"> {
   return {
     onDepthChange: (depth) => metrics.workqueueDepth.set(depth),
     onRetry: () => metrics.workqueueRetries.inc(),
@@ -110,14 +115,22 @@ export function workQueueMetricsHooks(metrics: OperatorMetrics): Pick<WorkQueueO
 }
 
 /** Sets the three replica gauges of one ModelDeployment. */
-export function setReplicaGauges(metrics: OperatorMetrics, namespace: string, name: string, replicas: Record<ReplicaState, number>): void {
-  for (const state of ["desired", "ready", "current"] as const) metrics.replicas.set({ namespace, name, state }, replicas[state]);
+export function setReplicaGauges(
+  metrics: OperatorMetrics,
+  namespace: string,
+  name: string,
+  replicas: Record<ReplicaState, number>,
+): void {
+  for (const state of ["desired", "ready", "current"] as const)
+    metrics.replicas.set({ namespace, name, state }, replicas[state]);
 }
 
 /** Drops every per-ModelDeployment series of a deleted ModelDeployment (no stale series on /metrics). */
 export function forgetModelDeployment(metrics: OperatorMetrics, namespace: string, name: string): void {
-  for (const state of ["desired", "ready", "current"] as const) metrics.replicas.remove({ namespace, name, state });
-  for (const direction of ["up", "down", "hold"] as const) metrics.autoscalerDecisions.remove({ namespace, name, direction });
+  for (const state of ["desired", "ready", "current"] as const)
+    metrics.replicas.remove({ namespace, name, state });
+  for (const direction of ["up", "down", "hold"] as const)
+    metrics.autoscalerDecisions.remove({ namespace, name, direction });
   metrics.kvCacheUtilization.remove({ namespace, name });
   metrics.queueDepth.remove({ namespace, name });
 }

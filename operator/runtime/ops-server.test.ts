@@ -12,7 +12,13 @@ describe("ops server", () => {
   async function start(state: { healthy: boolean; ready: Readiness }) {
     const metrics = createOperatorMetrics(undefined, { processMetrics: false });
     metrics.leader.set(1);
-    server = await startOpsServer({ host: "127.0.0.1", port: 0, registry: metrics.registry, healthy: () => state.healthy, ready: () => state.ready });
+    server = await startOpsServer({
+      host: "127.0.0.1",
+      port: 0,
+      registry: metrics.registry,
+      healthy: () => state.healthy,
+      ready: () => state.ready,
+    });
     const get = async (path: string) => {
       const res = await fetch(`http://127.0.0.1:${server!.port}${path}`);
       return { status: res.status, body: await res.text(), type: res.headers.get("content-type") };
@@ -21,7 +27,10 @@ describe("ops server", () => {
   }
 
   it("answers /healthz and /readyz from the callbacks, with a reason when not ready", async () => {
-    const state: { healthy: boolean; ready: Readiness } = { healthy: true, ready: { ready: false, reason: "informers not synced" } };
+    const state: { healthy: boolean; ready: Readiness } = {
+      healthy: true,
+      ready: { ready: false, reason: "informers not synced" },
+    };
     const get = await start(state);
     expect(await get("/healthz")).toMatchObject({ status: 200, body: "ok\n" });
     expect(await get("/readyz")).toMatchObject({ status: 503, body: "not ready: informers not synced\n" });

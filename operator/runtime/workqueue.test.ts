@@ -97,7 +97,12 @@ describe("WorkQueue", () => {
 
   it("retries a failing key with exponential backoff and forgets it after success", async () => {
     const retries: number[] = [];
-    const q = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 300_000, jitter: 0, onRetry: (_k, _n, delay) => retries.push(delay) });
+    const q = new WorkQueue({
+      baseDelayMs: 500,
+      maxDelayMs: 300_000,
+      jitter: 0,
+      onRetry: (_k, _n, delay) => retries.push(delay),
+    });
     const times: number[] = [];
     const start = Date.now();
     let failuresLeft = 3;
@@ -127,7 +132,12 @@ describe("WorkQueue", () => {
 
   it("caps the backoff at maxDelayMs", async () => {
     const retries: number[] = [];
-    const q = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 4000, jitter: 0, onRetry: (_k, _n, d) => retries.push(d) });
+    const q = new WorkQueue({
+      baseDelayMs: 500,
+      maxDelayMs: 4000,
+      jitter: 0,
+      onRetry: (_k, _n, d) => retries.push(d),
+    });
     q.start(() => {
       throw new Error("always");
     });

@@ -16,7 +16,11 @@ export interface BackoffPolicy {
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseDelayMs: 500, maxDelayMs: 5 * 60_000, jitter: 0.1 };
 
 /** Delay before retry number `failures` (1 = first retry): base·2^(failures-1), capped, minus jitter. */
-export function backoffDelay(failures: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
+export function backoffDelay(
+  failures: number,
+  policy: BackoffPolicy = DEFAULT_BACKOFF,
+  random: () => number = Math.random,
+): number {
   const exponent = Math.max(0, failures - 1);
   // 2^exponent overflows to Infinity long after the cap; min() keeps it finite.
   const raw = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(exponent, 60));
@@ -165,7 +169,8 @@ export class WorkQueue {
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
     ]);
     clearTimeout(timer);
-    if (!drained) this.log.warn({ inFlight: [...this.processing] }, "shutdown timed out with handlers still running");
+    if (!drained)
+      this.log.warn({ inFlight: [...this.processing] }, "shutdown timed out with handlers still running");
     return drained;
   }
 
@@ -203,7 +208,8 @@ export class WorkQueue {
       } else {
         this.forget(key);
         const requeueAfterMs = result?.requeueAfterMs;
-        if (requeueAfterMs !== undefined && Number.isFinite(requeueAfterMs)) this.addAfter(key, requeueAfterMs);
+        if (requeueAfterMs !== undefined && Number.isFinite(requeueAfterMs))
+          this.addAfter(key, requeueAfterMs);
       }
       if (this.dirty.delete(key)) this.add(key);
     }

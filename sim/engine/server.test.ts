@@ -120,16 +120,14 @@ describe("engine server: OpenAI API", () => {
     expect(response.headers.get("content-type")).toBe("text/event-stream");
     const events = sseEvents(await response.text());
     expect(events.at(-1)).toBe("[DONE]");
-    const chunks = events
-      .slice(0, -1)
-      .map(
-        (e) =>
-          JSON.parse(e) as {
-            object: string;
-            choices: { delta?: { role?: string; content?: string }; finish_reason: string | null }[];
-            usage?: Record<string, number>;
-          },
-      );
+    const chunks = events.slice(0, -1).map(
+      (e) =>
+        JSON.parse(e) as {
+          object: string;
+          choices: { delta?: { role?: string; content?: string }; finish_reason: string | null }[];
+          usage?: Record<string, number>;
+        },
+    );
     expect(chunks.every((c) => c.object === "chat.completion.chunk")).toBe(true);
     expect(chunks[0]?.choices[0]?.delta?.role).toBe("assistant");
     const contentChunks = chunks.filter((c) => (c.choices[0]?.delta?.content ?? "") !== "");

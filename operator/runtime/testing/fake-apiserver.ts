@@ -20,7 +20,8 @@ interface ParsedPath {
   subresource: string | undefined;
 }
 
-const PATH_PATTERN = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?(?:\/(status|scale))?$/;
+const PATH_PATTERN =
+  /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?(?:\/(status|scale))?$/;
 
 export function parseResourcePath(pathname: string): ParsedPath | undefined {
   const m = PATH_PATTERN.exec(pathname);
@@ -67,7 +68,10 @@ export interface RecordedRequest {
 }
 
 /** Equality-based selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-separated. */
-export function matchesLabelSelector(labels: Record<string, string> | undefined, selector: string | undefined): boolean {
+export function matchesLabelSelector(
+  labels: Record<string, string> | undefined,
+  selector: string | undefined,
+): boolean {
   if (!selector) return true;
   const have = labels ?? {};
   return selector.split(",").every((term) => {
@@ -84,7 +88,10 @@ export function matchesLabelSelector(labels: Record<string, string> | undefined,
 
 function deepMerge(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
-  const base = target && typeof target === "object" && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const base =
+    target && typeof target === "object" && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete base[k];
     else base[k] = deepMerge(base[k], v);
@@ -212,7 +219,10 @@ export class FakeApiServer {
   sendBookmarks(): void {
     for (const w of this.watches) {
       if (!w.bookmarks || w.stalled) continue;
-      this.writeEvent(w, { type: "BOOKMARK", object: { kind: "Bookmark", metadata: { resourceVersion: this.resourceVersion } } });
+      this.writeEvent(w, {
+        type: "BOOKMARK",
+        object: { kind: "Bookmark", metadata: { resourceVersion: this.resourceVersion } },
+      });
     }
   }
 
@@ -236,7 +246,9 @@ export class FakeApiServer {
     const contentType = req.headers["content-type"];
     this.requests.push({ method, path: url.pathname, query, contentType, body });
     const isWatch = query.watch === "true" || query.watch === "1";
-    const failure = this.failures.find((f) => f.remaining > 0 && f.method === (isWatch ? "WATCH" : method) && f.pathPattern.test(url.pathname));
+    const failure = this.failures.find(
+      (f) => f.remaining > 0 && f.method === (isWatch ? "WATCH" : method) && f.pathPattern.test(url.pathname),
+    );
     if (failure) {
       failure.remaining--;
       return this.fail(res, failure.status, failure.reason, `injected ${failure.reason}`);
@@ -260,9 +272,17 @@ export class FakeApiServer {
         const obj = body as KubeObject;
         const wantRv = obj.metadata?.resourceVersion;
         if (wantRv && wantRv !== existing.metadata?.resourceVersion) {
-          return this.fail(res, 409, "Conflict", `Operation cannot be fulfilled on ${parsed.resource} "${parsed.name}": the object has been modified; please apply your changes to the latest version and try again`);
+          return this.fail(
+            res,
+            409,
+            "Conflict",
+            `Operation cannot be fulfilled on ${parsed.resource} "${parsed.name}": the object has been modified; please apply your changes to the latest version and try again`,
+          );
         }
-        const next = parsed.subresource === "status" ? { ...existing, status: (obj as { status?: unknown }).status } : obj;
+        const next =
+          parsed.subresource === "status"
+            ? { ...existing, status: (obj as { status?: unknown }).status }
+            : obj;
         return this.send(res, 200, this.store(objectPath, next));
       }
       case "PATCH": {
@@ -299,8 +319,12 @@ export class FakeApiServer {
     let offset = 0;
     let rv = this.resourceVersion;
     if (query.continue) {
-      const token = JSON.parse(Buffer.from(query.continue, "base64").toString("utf8")) as { rv: string; offset: number };
-      if (Number(token.rv) <= this.compactedThrough) return this.fail(res, 410, "Expired", "continue token expired");
+      const token = JSON.parse(Buffer.from(query.continue, "base64").toString("utf8")) as {
+        rv: string;
+        offset: number;
+      };
+      if (Number(token.rv) <= this.compactedThrough)
+        return this.fail(res, 410, "Expired", "continue token expired");
       offset = token.offset;
       rv = token.rv;
     }
@@ -312,17 +336,22 @@ export class FakeApiServer {
       apiVersion: "v1",
       metadata: {
         resourceVersion: rv,
-        ...(more ? { continue: Buffer.from(JSON.stringify({ rv, offset: offset + limit })).toString("base64") } : {}),
+        ...(more
+          ? { continue: Buffer.from(JSON.stringify({ rv, offset: offset + limit })).toString("base64") }
+          : {}),
       },
       items,
     });
   }
 
   private create(path: string, parsed: ParsedPath, obj: KubeObject, res: http.ServerResponse): void {
-    const name = obj.metadata?.name ?? (obj.metadata?.generateName ? `${obj.metadata.generateName}${randomUUID().slice(0, 5)}` : undefined);
+    const name =
+      obj.metadata?.name ??
+      (obj.metadata?.generateName ? `${obj.metadata.generateName}${randomUUID().slice(0, 5)}` : undefined);
     if (!name) return this.fail(res, 422, "Invalid", "metadata.name: Required value");
     const objectPath = `${path}/${encodeURIComponent(name)}`;
-    if (this.objects.has(objectPath)) return this.fail(res, 409, "AlreadyExists", `${parsed.resource} "${name}" already exists`);
+    if (this.objects.has(objectPath))
+      return this.fail(res, 409, "AlreadyExists", `${parsed.resource} "${name}" already exists`);
     this.send(res, 201, this.store(objectPath, { ...obj, metadata: { ...obj.metadata, name } }));
   }
 
@@ -346,11 +375,15 @@ export class FakeApiServer {
       return;
     }
     if (fromRv === undefined || fromRv === 0) {
-      for (const obj of this.matching(parsed, w.labelSelector)) this.writeEvent(w, { type: "ADDED", object: obj });
+      for (const obj of this.matching(parsed, w.labelSelector))
+        this.writeEvent(w, { type: "ADDED", object: obj });
     } else {
-      for (const e of this.history) if (e.rv > fromRv && this.wants(w, e.resource, e.object)) this.writeEvent(w, { type: e.type, object: e.object });
+      for (const e of this.history)
+        if (e.rv > fromRv && this.wants(w, e.resource, e.object))
+          this.writeEvent(w, { type: e.type, object: e.object });
     }
-    if (query.timeoutSeconds) w.timer = setTimeout(() => this.endWatch(w, false), Number(query.timeoutSeconds) * 1000);
+    if (query.timeoutSeconds)
+      w.timer = setTimeout(() => this.endWatch(w, false), Number(query.timeoutSeconds) * 1000);
     this.watches.add(w);
     res.on("close", () => this.endWatch(w, false));
   }
@@ -364,7 +397,8 @@ export class FakeApiServer {
   private emit(type: HistoryEntry["type"], resource: string, object: KubeObject): void {
     const entry = { rv: this.revision, type, resource, object: clone(object) };
     this.history.push(entry);
-    for (const w of this.watches) if (!w.stalled && this.wants(w, resource, object)) this.writeEvent(w, { type, object });
+    for (const w of this.watches)
+      if (!w.stalled && this.wants(w, resource, object)) this.writeEvent(w, { type, object });
   }
 
   private writeEvent(w: OpenWatch, event: { type: string; object: unknown }): void {
@@ -395,5 +429,12 @@ export class FakeApiServer {
 }
 
 function goneStatus(): KubeStatus {
-  return { kind: "Status", apiVersion: "v1", status: "Failure", message: "too old resource version", reason: "Expired", code: 410 };
+  return {
+    kind: "Status",
+    apiVersion: "v1",
+    status: "Failure",
+    message: "too old resource version",
+    reason: "Expired",
+    code: 410,
+  };
 }

@@ -1,12 +1,16 @@
 /**
- * Parser throughput benchmark: `npx tsx operator/metrics/exposition.bench.ts`.
+ * Parser throughput benchmark: `npx tsx sim/engine/metrics-exposition.bench.ts`.
  *
  * Input: a vLLM-sized exposition (~14 histograms × 4 engines, the size of a real data-parallel
  * vLLM /metrics). Baselines, measured in the same run: a bare line scan that only extracts the
  * three autoscaling gauges with a regex (the least work any scraper must do), and JSON.parse of
  * the same samples as JSON (what a JSON metrics API would cost).
  */
-import { type MetricFamily, parseExposition, serializeExposition } from "./exposition.js";
+import {
+  type MetricFamily,
+  parseExposition,
+  serializeExposition,
+} from "../../operator/metrics/exposition.js";
 
 const BUCKETS = [
   0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640,
@@ -50,7 +54,7 @@ function vllmLikeExposition(engines: number, histograms: number): MetricFamily[]
   return families;
 }
 
-function timeIt(label: string, iterations: number, run: () => unknown): number {
+function timeIt(iterations: number, run: () => unknown): number {
   for (let i = 0; i < Math.min(20, iterations); i++) run(); // warm-up
   const start = performance.now();
   for (let i = 0; i < iterations; i++) run();
@@ -64,13 +68,13 @@ const json = JSON.stringify(families);
 const GAUGE_LINE = /^vllm:(num_requests_running|num_requests_waiting|kv_cache_usage_perc)\{[^}]*\} (\S+)$/;
 const iterations = 300;
 
-const regexMs = timeIt("regex scan", iterations, () => {
+const regexMs = timeIt(iterations, () => {
   let found = 0;
   for (const line of text.split("\n")) if (GAUGE_LINE.test(line)) found++;
   return found;
 });
-const jsonMs = timeIt("JSON.parse", iterations, () => JSON.parse(json) as unknown);
-const parseMs = timeIt("parseExposition", iterations, () => parseExposition(text));
+const jsonMs = timeIt(iterations, () => JSON.parse(json) as unknown);
+const parseMs = timeIt(iterations, () => parseExposition(text));
 
 const lines = text.split("\n").length;
 console.log(`input: ${(text.length / 1024).toFixed(0)} KiB, ${lines} lines`);

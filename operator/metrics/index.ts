@@ -1,0 +1,5 @@
+/** Engine metrics collection: exposition parsing, per-engine normalization, pod scraping, Prometheus API source. */
+export * from "./engines.js";
+export * from "./exposition.js";
+export * from "./prometheus-source.js";
+export * from "./scrape.js";
