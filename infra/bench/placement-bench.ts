@@ -2,7 +2,7 @@
  * Carbon-aware vs carbon-agnostic placement on the shared public data: real yearly grid intensities
  * (Electricity Maps 2025 / Google Cloud 2024, via StaticCarbonIntensitySource) and real inter-region
  * RTTs (umassos/decarbonization-potential GCP matrix). Prices, quotas and per-replica throughputs are
- * ILLUSTRATIVE (see the constants below), not quotes; the comparison is between strategies solved on
+ * ILLUSTRATIVE (see fleet-scenario.ts), not quotes; the comparison is between strategies solved on
  * the same inputs, so it is the ratios that carry the result.
  *
  * Run: npx tsx infra/bench/placement-bench.ts
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
 
   const totalDemand = MODELS.reduce((s, m) => s + m.tokensPerSecond, 0);
   console.log(`gpufleet placement benchmark: ${MODELS.length} models, ${totalDemand.toLocaleString("en-US")} tokens/s over ${ORIGINS.length} origins,`);
-  console.log(`${CANDIDATES.length} candidate GCP regions, 2 regions per model, replicas at most 80% busy, PUE 1.1.`);
+  console.log(`${CANDIDATES.length} candidate GCP regions, 2 regions per model, replicas at most 80% busy, PUE 1.1, MILP gap ≤ 1%.`);
   console.log(`Intensities: yearly averages (freshest of Electricity Maps 2025 / GCP 2024); RTTs: GCP inter-region matrix.`);
   console.log(`Prices, quotas, throughputs: illustrative. "vs cheap" = emissions / emissions of the cheapest plan at the same target.\n`);
   console.log(header);
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     console.log(
       `  ${target} ms: ${fmt(c.emissionsReductionVsCheapestPct)}% less CO2 than cheapest, ${fmt(c.emissionsReductionVsNearestPct)}% less than nearest; ` +
         `+$${fmt(c.extraCostPerHourVsCheapest, 0)}/h (${fmt((c.extraCostPerHourVsCheapest / result.cheapest.costPerHour) * 100)}%) vs cheapest; ` +
-        `+${fmt(c.extraMeanRttMsVsNearest)} ms mean RTT vs nearest; solved (3 strategies × 2 stages) in ${fmt(solveMs / 1000, 2)} s`,
+        `+${fmt(c.extraMeanRttMsVsNearest)} ms mean RTT vs nearest; 3 strategies solved in ${fmt(solveMs / 1000, 2)} s`,
     );
   }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { CarbonIntensitySource } from "../carbon/types.js";
 import { placeFleet, placeWithStrategy } from "./place.js";
 import { RttTable } from "./rtt.js";
 import { PlacementInfeasibleError, type FleetPlacement, type PlacementInput, type PlacementPlan } from "./types.js";
@@ -358,5 +359,35 @@ describe("placeFleet infeasible inputs", () => {
     expect(error.message).toMatch(/relaxing any one of these alone makes a placement exist/);
     expect(error.message).toMatch(/need more GPUs than the quotas of regions within 50 ms allow/);
     expect(error.message).toMatch(/latency target above 50 ms/);
+  });
+});
+
+describe("placeFleet carbon intensities", () => {
+  it("asks the carbon source for regions without a figure, using the forecast window, and reports fallbacks", async () => {
+    const asked: string[] = [];
+    const source: CarbonIntensitySource = {
+      name: "stub",
+      intensity: () => Promise.reject(new Error("forecastAverage should be used when a window is given")),
+      forecastAverage: (region, window) => {
+        asked.push(`${region}@${window.start.toISOString()}`);
+        return Promise.resolve(
+          region === "zone:Clean"
+            ? { gCO2PerKWh: 20, source: "stub-forecast", asOf: "2025-11-27", kind: "forecast-average" }
+            : { gCO2PerKWh: 700, source: "static", asOf: "2025", kind: "yearly-average", fallbackReason: "stub: HTTP 503" },
+        );
+      },
+    };
+    const base = twoRegionInput();
+    const input: PlacementInput = {
+      ...base,
+      regions: base.regions.map(({ gCO2PerKWh: _omitted, ...rest }) => rest),
+      carbonSource: source,
+      carbonWindow: { start: new Date("2025-11-27T00:00:00Z"), end: new Date("2025-11-28T00:00:00Z") },
+    };
+    const result = await placeFleet(input);
+    expect(asked).toEqual(["zone:Dirty@2025-11-27T00:00:00.000Z", "zone:Clean@2025-11-27T00:00:00.000Z"]);
+    expect(result.intensities["zone:Clean"]?.source).toBe("stub-forecast");
+    expect(result.carbonAware.regionsPerModel.chat).toEqual(["zone:Clean"]);
+    expect(result.warnings).toEqual(["zone:Dirty: carbon intensity from fallback (stub: HTTP 503)"]);
   });
 });

@@ -121,10 +121,12 @@ function reductionPct(baseline: number, value: number): number {
 const TIE_BREAK_SCALE = 1e-9;
 
 /**
- * Minimises the primary objective with the secondary as a tie-break (one weighted MILP: a
- * lexicographic second stage with the primary pinned proved far slower on fleet-sized inputs).
- * When the tie-break is latency, which only routing decides, traffic is then re-routed over the
- * chosen replicas by an LP so that it goes to the nearest replica with room.
+ * Minimises the primary objective with the secondary as a tie-break, in one weighted MILP (a
+ * lexicographic second stage with the primary pinned is much slower on fleet-sized inputs). Two
+ * cheap second steps make the tie-break real where the tiny weight alone cannot:
+ * - latency as tie-break depends on routing only, so traffic is re-routed over the chosen replicas
+ *   by an LP, sending it to the nearest replica with room;
+ * - cost after a latency primary is minimised with latency held at the value found.
  */
 async function solveStrategy(
   problem: PlacementProblem,
@@ -137,10 +139,18 @@ async function solveStrategy(
   const solution = await solveLp(writeLp(problem, [[primary, 1], [secondary, weight]]), input.solver);
   if (solution.status === "infeasible") return undefined;
   if (solution.status === "error") throw new Error(`placement solver failed: HiGHS status "${solution.solverStatus}"`);
-  if (secondary !== "latency" || primary === "emissions") return solution;
-  const fixedReplicas = new Map(problem.slots.map((s) => [s.index, Math.round(solution.values.get(slotVar(s.index)) ?? 0)]));
-  const rerouted = await solveLp(writeLp(problem, "latency", { fixedReplicas }), input.solver);
-  return rerouted.status === "optimal" ? { ...rerouted, status: solution.status, solverStatus: solution.solverStatus } : solution;
+  if (secondary === "latency") {
+    const fixedReplicas = new Map(problem.slots.map((s) => [s.index, Math.round(solution.values.get(slotVar(s.index)) ?? 0)]));
+    const rerouted = await solveLp(writeLp(problem, "latency", { fixedReplicas }), input.solver);
+    return rerouted.status === "optimal" ? { ...rerouted, status: solution.status, solverStatus: solution.solverStatus } : solution;
+  }
+  if (primary === "latency") {
+    const optimum = objectiveValue(problem, primary, solution.values);
+    const atMost = optimum + 1e-7 * Math.max(1, Math.abs(optimum));
+    const cheaper = await solveLp(writeLp(problem, secondary, { objectiveBounds: [{ objective: primary, atMost }] }), input.solver);
+    if (cheaper.status === "optimal" || cheaper.status === "time-limit") return cheaper;
+  }
+  return solution;
 }
 
 export function objectiveValue(problem: PlacementProblem, objective: Objective, values: ReadonlyMap<string, number>): number {

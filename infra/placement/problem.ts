@@ -225,6 +225,8 @@ export type WeightedObjective = ReadonlyArray<readonly [Objective, number]>;
 export interface WriteLpOptions {
   /** Pin replica counts per slot index (used to re-route traffic over a fixed placement). */
   fixedReplicas?: ReadonlyMap<number, number>;
+  /** Upper bounds on other objectives (used to hold a primary objective at its optimum). */
+  objectiveBounds?: ReadonlyArray<{ objective: Objective; atMost: number }>;
 }
 
 /** Loose upper bound of an objective over the feasible set, used to scale tie-break weights. */
@@ -305,6 +307,9 @@ export function writeLp(problem: PlacementProblem, objective: Objective | Weight
   if (problem.costCapPerHour !== undefined && !problem.relaxed.has("cost-cap") && problem.slots.length > 0) {
     rows.push(` costcap: ${expression(objectiveTerms(problem, "cost"))} <= ${formatNumber(problem.costCapPerHour)}`);
   }
+  (options.objectiveBounds ?? []).forEach((b, i) => {
+    rows.push(` bound${i}_${b.objective}: ${expression(objectiveTerms(problem, b.objective))} <= ${formatNumber(b.atMost)}`);
+  });
   const weighted: WeightedObjective = typeof objective === "string" ? [[objective, 1]] : objective;
   const objectiveByVariable = new Map<string, number>();
   for (const [name, weight] of weighted) {

@@ -10,18 +10,30 @@
  * 1. Each ready pod with a fresh, well-formed metrics sample contributes demand in "replicas":
  *    - KV-cache: its utilisation, grown by its queue (waiting requests would need cache too:
  *      kv × (running + waiting) / running), divided by `kvCacheUtilizationTarget`;
- *    - queue: its waiting requests divided by `queueDepthTargetPerReplica`.
- *    Desired = MAX over the two signals (the scarcer resource decides).
- * 2. Demand is averaged over a stable window and over a short panic window. When the panic-window
+ *    - queue: its waiting requests divided by `queueDepthTargetPerReplica`;
+ *    - token throughput: the rate of its prompt + generation token counters, divided by
+ *      `tokenUtilizationTarget` × one replica's token capacity (configured, else learned from pods seen
+ *      saturated). On compute-bound workloads (long prompts, short outputs) the KV cache stays at
+ *      0.1–0.3 and the queue at 0 while prefill is already the bottleneck, so neither of the first two
+ *      moves until a pod is overloaded; the throughput signal keeps headroom proportional to load.
+ *    Desired = MAX over the signals (the scarcer resource decides).
+ * 2. KV and queue demand are averaged over a stable window and over a short panic window. When the panic-window
  *    demand reaches `panicThreshold` × ready pods, the policy "panics" for one stable window: it
- *    follows the larger of the two and never scales down (Knative KPA's scheme).
+ *    follows the larger of the two and never scales down (Knative KPA's scheme). Token demand takes a
+ *    high quantile (`tokenDemandQuantile`, default the peak) over the stable window instead of the
+ *    mean: request arrivals are bursty (the Azure code trace sends ~60 requests in one second), a
+ *    burst is served by the pods already up (a cold start takes minutes), so the fleet is sized for
+ *    the recent bursts, not for the average between them.
  * 3. A tolerance band around the current replica count suppresses small moves.
  * 4. Pods still starting already count in the current replicas, so while a model loads (minutes)
  *    the policy does not pile on more pods unless the burst window shows demand beyond
  *    panicThreshold × maxScaleUpRate × everything requested; and it does not scale down while pods
  *    are starting.
  * 3b. Scale-down has hysteresis: the remaining pods must land at `scaleDownUtilizationFactor` of the
- *    targets, because engines degrade abruptly near saturation.
+ *    KV and queue targets, because engines degrade abruptly near saturation. The token signal has its
+ *    headroom built in (target utilisation of the peak), so it needs no second margin.
+ * 4b. The token signal is a rate, not a backlog: pods still starting are already counted against it,
+ *    so when it alone asks for more than everything requested, more pods are added right away.
  * 5. Scale-up may be smoothed (lowest recommendation over `scaleUpStabilizationSeconds`); scale-down
  *    uses the highest recommendation over `scaleDownStabilizationSeconds` (Kubernetes HPA semantics).
  * 6. Steps are bounded (up: max(rate × current, current + step) per decision; down:
@@ -70,6 +82,19 @@ export interface AutoscalingConfig {
   scaleDownUtilizationFactor?: number;
   /** A metrics sample older than this is stale. */
   metricStalenessSeconds?: number;
+  /**
+   * Token throughput a replica is sized to carry, as a fraction of its capacity, applied to the
+   * burst quantile of demand. 0.5 leaves a replica able to absorb a burst twice the recent peak rate.
+   */
+  tokenUtilizationTarget?: number;
+  /** Quantile of per-decision token demand over the stable window that sizes the fleet (1 = peak). */
+  tokenDemandQuantile?: number;
+  /**
+   * Prompt + generation tokens per second one replica sustains at saturation. Not a tuning default:
+   * it depends on model and GPU (the operator estimates it from the sizing plan). When absent, the
+   * policy learns it from pods observed saturated (with a queue); until then the signal is off.
+   */
+  replicaTokenCapacityPerSecond?: number;
 }
 
 export type PolicyTuning = Required<
@@ -86,6 +111,8 @@ export type PolicyTuning = Required<
     | "maxQueueInflation"
     | "scaleDownUtilizationFactor"
     | "metricStalenessSeconds"
+    | "tokenUtilizationTarget"
+    | "tokenDemandQuantile"
   >
 >;
 
@@ -105,7 +132,12 @@ export const POLICY_TUNING_DEFAULTS: PolicyTuning = {
   maxQueueInflation: 2,
   scaleDownUtilizationFactor: 0.3,
   metricStalenessSeconds: 45,
+  tokenUtilizationTarget: 0.5,
+  tokenDemandQuantile: 1,
 };
+
+/** Shorter counter intervals are not turned into a rate (a retry seconds after a scrape is noise). */
+const MIN_RATE_INTERVAL_MS = 5_000;
 
 /** Defaults of the CRD-mirrored fields: the values crds/gpufleet.io_modeldeployments.yaml sets. */
 export const AUTOSCALING_DEFAULTS: Omit<AutoscalingConfig, keyof PolicyTuning> = {
@@ -124,6 +156,10 @@ export interface MetricsSample {
   requestsWaiting: number;
   /** vLLM `vllm:num_requests_running`. */
   requestsRunning: number;
+  /** vLLM `vllm:prompt_tokens_total` (counter); optional: engines without it get no throughput signal. */
+  promptTokensTotal?: number;
+  /** vLLM `vllm:generation_tokens_total` (counter). */
+  generationTokensTotal?: number;
   scrapedAtMs: number;
 }
 
@@ -150,6 +186,16 @@ interface DemandSample {
   atMs: number;
   kvDemandReplicas: number;
   queueDemandReplicas: number;
+  /** Absent when no pod had a token rate (or no capacity was known) at that time. */
+  tokenDemandReplicas?: number;
+}
+
+/** Last counter reading per pod, to turn cumulative token counters into a rate. */
+interface PodTokenCounter {
+  atMs: number;
+  tokensTotal: number;
+  /** Rate measured between the previous reading and this one (null: first reading). */
+  tokensPerSecond: number | null;
 }
 
 interface Recommendation {
@@ -167,6 +213,10 @@ export interface PolicyState {
   lastScaleDownAtMs: number | null;
   /** First observation this state has seen; scale-down waits until a full window of history. */
   observingSinceMs: number | null;
+  /** Token counters per pod name (optional: states saved before the throughput signal lack it). */
+  podTokenCounters?: Record<string, PodTokenCounter>;
+  /** Highest per-pod token rate seen while that pod had a queue: a learned replica capacity. */
+  learnedTokenCapacityPerSecond?: number | null;
 }
 
 export function initialPolicyState(): PolicyState {
@@ -177,6 +227,8 @@ export function initialPolicyState(): PolicyState {
     lastScaleUpAtMs: null,
     lastScaleDownAtMs: null,
     observingSinceMs: null,
+    podTokenCounters: {},
+    learnedTokenCapacityPerSecond: null,
   };
 }
 
@@ -191,6 +243,14 @@ export interface ScaleSignals {
   requestsRunning: number;
   kvDemandReplicas: number;
   queueDemandReplicas: number;
+  /** Prompt + generation tokens per second over the ready pods with a measured rate (null: none). */
+  tokensPerSecond: number | null;
+  /** Replica capacity used by the token signal, configured or learned (null: signal off). */
+  replicaTokenCapacityPerSecond: number | null;
+  /** This observation's token demand in replicas (null: signal off). */
+  tokenDemandReplicas: number | null;
+  /** The burst quantile of token demand over the stable window (null: signal off). */
+  tokenPeakDemandReplicas: number | null;
   stableDemandReplicas: number;
   panicDemandReplicas: number;
   panicking: boolean;
@@ -229,6 +289,21 @@ function podKvDemand(m: MetricsSample, maxInflation: number): number {
   // drains in seconds does not order pods that would arrive minutes later.
   const inflation = Math.min(maxInflation, (m.requestsRunning + m.requestsWaiting) / m.requestsRunning);
   return m.kvCacheUtilization * inflation;
+}
+
+/** Prompt + generation token counter of a sample, or null when it carries no usable counter. */
+function tokenCounterTotal(m: MetricsSample): number | null {
+  const counters = [m.promptTokensTotal, m.generationTokensTotal].filter((x) => x !== undefined);
+  if (counters.length === 0) return null;
+  if (!counters.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0)) return null;
+  return counters.reduce((a, b) => a + b, 0);
+}
+
+/** The q-quantile (0..1, nearest rank) of values; values must be non-empty. */
+function quantileOf(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[index] as number;
 }
 
 function mean(values: number[]): number {
@@ -278,10 +353,59 @@ export function decideScale(
   );
   const kvCacheUtilization = usable.length > 0 ? mean(usable.map((p) => p.metrics.kvCacheUtilization)) : null;
 
+  // Token throughput per pod from its cumulative counters: a rate needs two readings of the same pod
+  // at least MIN_RATE_INTERVAL_MS apart; a counter that went down means the engine restarted.
+  const previousCounters = state.podTokenCounters ?? {};
+  const podTokenCounters: Record<string, PodTokenCounter> = {};
+  let learnedTokenCapacityPerSecond = state.learnedTokenCapacityPerSecond ?? null;
+  let measuredTokensPerSecond: number | null = null;
+  for (const pod of ready) {
+    const previous = previousCounters[pod.name];
+    const total = usable.includes(pod as UsablePod) ? tokenCounterTotal((pod as UsablePod).metrics) : null;
+    if (total === null) {
+      if (previous !== undefined) podTokenCounters[pod.name] = previous; // keep the baseline across a gap
+      continue;
+    }
+    const m = (pod as UsablePod).metrics;
+    let reading: PodTokenCounter;
+    if (previous === undefined || total < previous.tokensTotal || m.scrapedAtMs < previous.atMs) {
+      reading = { atMs: m.scrapedAtMs, tokensTotal: total, tokensPerSecond: null };
+    } else if (m.scrapedAtMs - previous.atMs >= MIN_RATE_INTERVAL_MS) {
+      const rate = ((total - previous.tokensTotal) * 1000) / (m.scrapedAtMs - previous.atMs);
+      reading = { atMs: m.scrapedAtMs, tokensTotal: total, tokensPerSecond: rate };
+      // A pod with a queue is saturated: what it processed is what it can process.
+      if (m.requestsWaiting > 0) learnedTokenCapacityPerSecond = Math.max(learnedTokenCapacityPerSecond ?? 0, rate);
+    } else {
+      reading = previous;
+    }
+    podTokenCounters[pod.name] = reading;
+    if (reading.tokensPerSecond !== null) measuredTokensPerSecond = (measuredTokensPerSecond ?? 0) + reading.tokensPerSecond;
+  }
+  const configuredCapacity = config.replicaTokenCapacityPerSecond;
+  const replicaTokenCapacityPerSecond =
+    configuredCapacity !== undefined && Number.isFinite(configuredCapacity) && configuredCapacity > 0
+      ? configuredCapacity
+      : learnedTokenCapacityPerSecond !== null && learnedTokenCapacityPerSecond > 0
+        ? learnedTokenCapacityPerSecond
+        : null;
+  // Silent ready pods are assumed as busy as the measured ones (as for KV); pods too new to have a
+  // rate yet are not extrapolated, so a batch of fresh pods does not multiply the old pods' rate.
+  const tokensPerSecond = measuredTokensPerSecond === null ? null : measuredTokensPerSecond * scaleToReady;
+  const tokenDemandReplicas =
+    tokensPerSecond !== null && replicaTokenCapacityPerSecond !== null
+      ? tokensPerSecond / (replicaTokenCapacityPerSecond * tuning.tokenUtilizationTarget)
+      : null;
+
   // Windows of demand samples (only observations with data are recorded).
   const keepFromMs = nowMs - tuning.stableWindowSeconds * 1000;
   const samples = state.samples.filter((s) => s.atMs > keepFromMs && s.atMs <= nowMs);
-  if (usable.length > 0) samples.push({ atMs: nowMs, kvDemandReplicas, queueDemandReplicas });
+  if (usable.length > 0)
+    samples.push({
+      atMs: nowMs,
+      kvDemandReplicas,
+      queueDemandReplicas,
+      ...(tokenDemandReplicas === null ? {} : { tokenDemandReplicas }),
+    });
   const panicFromMs = nowMs - tuning.panicWindowSeconds * 1000;
   const panicSamples = samples.filter((s) => s.atMs > panicFromMs);
   const windowDemand = (window: DemandSample[]): { demand: number; signal: "kv" | "queue" } => {
@@ -291,13 +415,19 @@ export function decideScale(
   };
   const stable = windowDemand(samples);
   const panic = windowDemand(panicSamples);
+  const tokenWindow = samples.flatMap((s) => (s.tokenDemandReplicas === undefined ? [] : [s.tokenDemandReplicas]));
+  const tokenPeakDemandReplicas = tokenWindow.length > 0 ? quantileOf(tokenWindow, tuning.tokenDemandQuantile) : null;
 
   let panicUntilMs = state.panicUntilMs !== null && state.panicUntilMs > nowMs ? state.panicUntilMs : null;
   if (ready.length > 0 && panicSamples.length > 0 && panic.demand >= tuning.panicThreshold * ready.length) {
     panicUntilMs = nowMs + tuning.stableWindowSeconds * 1000;
   }
   const panicking = panicUntilMs !== null;
-  const driving = panicking && panic.demand > stable.demand ? panic : stable;
+  const kvQueue = panicking && panic.demand > stable.demand ? panic : stable;
+  const driving: { demand: number; signal: DemandSignal } =
+    tokenPeakDemandReplicas !== null && tokenPeakDemandReplicas > kvQueue.demand
+      ? { demand: tokenPeakDemandReplicas, signal: "tokens" }
+      : kvQueue;
 
   const signals: ScaleSignals = {
     readyPods: ready.length,
@@ -308,6 +438,10 @@ export function decideScale(
     requestsRunning,
     kvDemandReplicas,
     queueDemandReplicas,
+    tokensPerSecond,
+    replicaTokenCapacityPerSecond,
+    tokenDemandReplicas,
+    tokenPeakDemandReplicas,
     stableDemandReplicas: stable.demand,
     panicDemandReplicas: panic.demand,
     panicking,
@@ -335,6 +469,8 @@ export function decideScale(
         lastScaleUpAtMs: desired > currentReplicas ? nowMs : state.lastScaleUpAtMs,
         lastScaleDownAtMs: desired < currentReplicas ? nowMs : state.lastScaleDownAtMs,
         observingSinceMs,
+        podTokenCounters,
+        learnedTokenCapacityPerSecond,
       },
     };
   };
@@ -361,8 +497,9 @@ export function decideScale(
     recommended = Math.max(1, Math.ceil(demand - 1e-9));
   }
   if (recommended < currentReplicas) {
-    // Going down: size for the lowered (hysteresis) targets instead.
-    const downDemand = demand / tuning.scaleDownUtilizationFactor;
+    // Going down: size KV and queue for the lowered (hysteresis) targets; the token signal already
+    // carries its headroom in its utilisation target and burst quantile.
+    const downDemand = Math.max(kvQueue.demand / tuning.scaleDownUtilizationFactor, tokenPeakDemandReplicas ?? 0);
     recommended = Math.min(currentReplicas, Math.max(recommended, Math.ceil(downDemand - 1e-9)));
   }
   if (panicking) recommended = Math.max(recommended, currentReplicas); // never down while panicking
@@ -385,14 +522,21 @@ export function decideScale(
 
   // Pods still loading are capacity that is coming: with some starting, add more only when the
   // burst signal says demand exceeds everything requested by the panic threshold.
+  // The token signal is a rate that starting pods are already counted against (currentReplicas
+  // includes them), so what it asks beyond everything requested is added at once.
   let waitingForStarting = false;
   if (
     desired > currentReplicas &&
     starting.length > 0 &&
     panic.demand < tuning.panicThreshold * tuning.maxScaleUpRate * currentReplicas
   ) {
-    desired = currentReplicas;
-    waitingForStarting = true;
+    const tokenAsks = tokenPeakDemandReplicas === null ? 0 : Math.ceil(tokenPeakDemandReplicas - 1e-9);
+    if (tokenAsks > currentReplicas) {
+      desired = Math.min(desired, tokenAsks);
+    } else {
+      desired = currentReplicas;
+      waitingForStarting = true;
+    }
   }
 
   // Bounded steps: up by rate or step per decision; down by a step per period.
@@ -413,7 +557,7 @@ export function decideScale(
   }
 
   // Safety holds for scale-down.
-  const signalText = describeSignal(driving.signal, config, signals, ready.length);
+  const signalText = describeSignal(driving.signal, config, signals, ready.length, tuning);
   if (desired < currentReplicas && problems.length > 0) {
     return finish(
       clampKeepingCurrent(currentReplicas, minReplicas, maxReplicas),
@@ -458,12 +602,21 @@ function clampKeepingCurrent(current: number, min: number, max: number): number 
   return Math.min(max, Math.max(min, current));
 }
 
+type DemandSignal = "kv" | "queue" | "tokens";
+
 function describeSignal(
-  signal: "kv" | "queue",
+  signal: DemandSignal,
   config: AutoscalingConfig,
   s: ScaleSignals,
   readyPods: number,
+  tuning: PolicyTuning,
 ): string {
+  if (signal === "tokens") {
+    const rate = Math.round(s.tokensPerSecond ?? 0);
+    const capacity = Math.round(s.replicaTokenCapacityPerSecond ?? 0);
+    const peak = tuning.tokenDemandQuantile >= 1 ? "peak" : `p${Math.round(tuning.tokenDemandQuantile * 100)}`;
+    return `token throughput ${rate}/s (${peak} ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${Math.round(tuning.tokenUtilizationTarget * 100)}% of ${capacity}/s each over ${tuning.stableWindowSeconds}s)`;
+  }
   if (signal === "queue") {
     const perReplica = readyPods > 0 ? s.requestsWaiting / readyPods : s.requestsWaiting;
     const cmp = perReplica > config.queueDepthTargetPerReplica ? ">" : "≤";

@@ -117,6 +117,57 @@ describe("normalizeEngineMetrics for vLLM", () => {
   });
 });
 
+describe("token counters", () => {
+  const gauges = [
+    'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.2',
+    'vllm:num_requests_waiting{engine="0",model_name="m"} 0',
+    'vllm:num_requests_running{engine="0",model_name="m"} 1',
+  ];
+
+  it("reads vLLM prompt and generation token counters, summed over data-parallel engines", () => {
+    const families = parseExposition(
+      [
+        ...gauges,
+        "# TYPE vllm:prompt_tokens counter",
+        'vllm:prompt_tokens_total{engine="0",model_name="m"} 1500',
+        'vllm:prompt_tokens_total{engine="1",model_name="m"} 500',
+        "# TYPE vllm:generation_tokens counter",
+        'vllm:generation_tokens_total{engine="0",model_name="m"} 70',
+      ].join("\n"),
+    );
+    const sample = normalizeEngineMetrics(families, { engine: "vllm", modelName: "m", scrapedAtMs: 3 });
+    expect(sample.promptTokensTotal).toBe(2000);
+    expect(sample.generationTokensTotal).toBe(70);
+  });
+
+  it("leaves the counters out (not zero) when the engine does not export them", () => {
+    const sample = normalizeEngineMetrics(parseExposition(gauges.join("\n")), { engine: "vllm", scrapedAtMs: 0 });
+    expect("promptTokensTotal" in sample).toBe(false);
+    expect("generationTokensTotal" in sample).toBe(false);
+  });
+
+  it("rejects a negative token counter instead of reading it as a rate", () => {
+    const families = parseExposition([...gauges, 'vllm:prompt_tokens_total{engine="0",model_name="m"} -5'].join("\n"));
+    expect(engineError(() => normalizeEngineMetrics(families, { engine: "vllm", scrapedAtMs: 0 })).kind).toBe(
+      "invalid-value",
+    );
+  });
+
+  it("reads trtllm-serve's trtllm_prompt_tokens_total and trtllm_generation_tokens_total", () => {
+    const families = parseExposition(
+      [
+        'trtllm_kv_cache_utilization{engine_type="trtllm",model_name="llama"} 0.5',
+        'trtllm_num_requests_running{engine_type="trtllm",model_name="llama"} 2',
+        'trtllm_num_requests_waiting{engine_type="trtllm",model_name="llama"} 0',
+        'trtllm_prompt_tokens_total{engine_type="trtllm",model_name="llama"} 4096',
+        'trtllm_generation_tokens_total{engine_type="trtllm",model_name="llama"} 128',
+      ].join("\n"),
+    );
+    const sample = normalizeEngineMetrics(families, { engine: "trtllm-serve", modelName: "llama", scrapedAtMs: 0 });
+    expect(sample).toMatchObject({ promptTokensTotal: 4096, generationTokensTotal: 128 });
+  });
+});
+
 describe("normalizeEngineMetrics for trtllm-serve", () => {
   // Names and labels as created by TensorRT-LLM's MetricsCollector (tensorrt_llm/metrics/collector.py).
   const trtllm = [

@@ -13,6 +13,11 @@
  * NVIDIA Dynamo re-exports the same gauges with a `trtllm:` prefix, which is accepted too.
  * The KV gauge is only set when the server runs with `enable_iter_perf_stats: true`; without it the
  * sample is reported missing, never as zero.
+ *
+ * Token counters (optional; the autoscaler turns them into a throughput rate): vLLM
+ * `vllm:prompt_tokens_total` and `vllm:generation_tokens_total`; trtllm-serve `trtllm_prompt_tokens_total`
+ * and `trtllm_generation_tokens_total` (same collector.py, counter_prompt_tokens /
+ * counter_generation_tokens). Engines that lack them still yield a sample, without the counters.
  */
 import { type MetricFamily, type Sample, samplesNamed } from "./exposition.js";
 
@@ -23,6 +28,10 @@ export interface EngineMetricsSample {
   kvCacheUtilization: number;
   requestsWaiting: number;
   requestsRunning: number;
+  /** Cumulative prompt tokens processed (counter), summed over data-parallel engines; absent if not exported. */
+  promptTokensTotal?: number;
+  /** Cumulative output tokens produced (counter), summed over data-parallel engines; absent if not exported. */
+  generationTokensTotal?: number;
   scrapedAtMs: number;
 }
 
@@ -45,6 +54,8 @@ interface EngineMetricNames {
   kvCacheUtilization: readonly string[];
   requestsWaiting: readonly string[];
   requestsRunning: readonly string[];
+  promptTokensTotal: readonly string[];
+  generationTokensTotal: readonly string[];
 }
 
 export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>> = {
@@ -52,11 +63,15 @@ export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>
     kvCacheUtilization: ["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"],
     requestsWaiting: ["vllm:num_requests_waiting"],
     requestsRunning: ["vllm:num_requests_running"],
+    promptTokensTotal: ["vllm:prompt_tokens_total"],
+    generationTokensTotal: ["vllm:generation_tokens_total"],
   },
   "trtllm-serve": {
     kvCacheUtilization: ["trtllm_kv_cache_utilization", "trtllm:kv_cache_utilization"],
     requestsWaiting: ["trtllm_num_requests_waiting", "trtllm:num_requests_waiting"],
     requestsRunning: ["trtllm_num_requests_running", "trtllm:num_requests_running"],
+    promptTokensTotal: ["trtllm_prompt_tokens_total", "trtllm:prompt_tokens_total"],
+    generationTokensTotal: ["trtllm_generation_tokens_total", "trtllm:generation_tokens_total"],
   },
 };
 
@@ -145,6 +160,22 @@ function requestCount(
   return Math.round(total);
 }
 
+/**
+ * A cumulative token counter summed over data-parallel engines, or undefined when the engine does not
+ * export it. A counter that is present but broken (negative, not finite, other model) still throws.
+ */
+function optionalTokenCounter(
+  families: readonly MetricFamily[],
+  candidates: readonly string[],
+  modelName?: string,
+): number | undefined {
+  if (!candidates.some((name) => samplesNamed(families, name).length > 0)) return undefined;
+  const { metric, samples } = selectSeries(families, candidates, modelName);
+  let total = 0;
+  for (const sample of samples) total += checkedValue(metric, sample, 0, Number.MAX_VALUE);
+  return total;
+}
+
 /** Turns one engine's parsed exposition into an EngineMetricsSample, or throws EngineMetricsError. */
 export function normalizeEngineMetrics(
   families: readonly MetricFamily[],
@@ -160,10 +191,14 @@ export function normalizeEngineMetrics(
       checkedValue(kv.metric, sample, 0, 1 + UTILIZATION_TOLERANCE),
     );
   }
+  const promptTokensTotal = optionalTokenCounter(families, names.promptTokensTotal, options.modelName);
+  const generationTokensTotal = optionalTokenCounter(families, names.generationTokensTotal, options.modelName);
   return {
     kvCacheUtilization: Math.min(1, kvCacheUtilization),
     requestsWaiting: requestCount(families, names.requestsWaiting, options.modelName),
     requestsRunning: requestCount(families, names.requestsRunning, options.modelName),
+    ...(promptTokensTotal === undefined ? {} : { promptTokensTotal }),
+    ...(generationTokensTotal === undefined ? {} : { generationTokensTotal }),
     scrapedAtMs: options.scrapedAtMs,
   };
 }

@@ -1,0 +1,197 @@
+import { describe, expect, it } from "vitest";
+import { nodeManifests } from "../cluster/nodepools.js";
+import {
+  apiserverRequestDelta,
+  BenchArgsError,
+  benchNodePools,
+  forEachBounded,
+  formatTable,
+  operatorMetricsFromExposition,
+  parseBenchArgs,
+  parseVmRssKiB,
+  percentile,
+  ScaleTimeline,
+} from "./operator-scale-stats.js";
+
+describe("parseBenchArgs", () => {
+  it("defaults to 1,000 objects at concurrency 16 with enough 8-GPU nodes for every replica", () => {
+    expect(parseBenchArgs([])).toEqual({
+      count: 1000,
+      concurrency: 16,
+      operatorConcurrency: 4,
+      gpuNodes: 125,
+      waitReady: true,
+      timeoutSeconds: 900,
+      keepDir: false,
+    });
+  });
+
+  it("reads space- and equals-separated flags and sizes the pool from --count", () => {
+    const args = parseBenchArgs(["--count", "20", "--concurrency=4", "--operator-concurrency", "8", "--no-wait-ready", "--keep-dir"]);
+    expect(args).toMatchObject({ count: 20, concurrency: 4, operatorConcurrency: 8, gpuNodes: 3, waitReady: false, keepDir: true });
+  });
+
+  it("refuses unknown flags and values that are not positive whole numbers", () => {
+    expect(() => parseBenchArgs(["--cuont", "5"])).toThrow(BenchArgsError);
+    expect(() => parseBenchArgs(["--count", "0"])).toThrow(/--count needs a whole number/);
+    expect(() => parseBenchArgs(["--concurrency", "2.5"])).toThrow(BenchArgsError);
+    expect(() => parseBenchArgs(["--operator-concurrency", "65"])).toThrow(/from 1 to 64/);
+    expect(() => parseBenchArgs(["--count"])).toThrow(/got nothing/);
+  });
+});
+
+describe("benchNodePools", () => {
+  it("makes one system node and the requested L4 nodes with 8 GPUs each", () => {
+    const nodes = nodeManifests(benchNodePools(3));
+    expect(nodes).toHaveLength(4);
+    const gpuNodes = nodes.filter((node) => node.metadata?.labels?.["nvidia.com/gpu.product"] === "NVIDIA-L4");
+    expect(gpuNodes).toHaveLength(3);
+    expect(gpuNodes.every((node) => node.status?.allocatable?.["nvidia.com/gpu"] === "8")).toBe(true);
+  });
+});
+
+describe("percentile", () => {
+  it("takes the nearest rank of the sorted values", () => {
+    const values = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
+    expect(percentile(values, 50)).toBe(5);
+    expect(percentile(values, 99)).toBe(10);
+    expect(percentile(values, 10)).toBe(1);
+    expect(percentile([42], 99)).toBe(42);
+    expect(percentile([], 50)).toBeUndefined();
+  });
+});
+
+describe("parseVmRssKiB", () => {
+  it("reads VmRSS from /proc/<pid>/status", () => {
+    const status = "Name:\tnode\nVmPeak:\t 1234 kB\nVmRSS:\t   98765 kB\nRssAnon:\t 5 kB\n";
+    expect(parseVmRssKiB(status)).toBe(98765);
+    expect(parseVmRssKiB("Name:\tkthreadd\n")).toBeUndefined();
+  });
+});
+
+describe("operatorMetricsFromExposition", () => {
+  it("sums reconciles by result, the duration histogram, retries and CPU time", () => {
+    const text = [
+      "# TYPE process_cpu_seconds_total counter",
+      "process_cpu_seconds_total 12.5",
+      "# TYPE gpufleet_reconcile_total counter",
+      'gpufleet_reconcile_total{result="success"} 1500',
+      'gpufleet_reconcile_total{result="error"} 3',
+      "# TYPE gpufleet_reconcile_duration_seconds histogram",
+      'gpufleet_reconcile_duration_seconds_bucket{result="success",le="+Inf"} 1500',
+      'gpufleet_reconcile_duration_seconds_sum{result="success"} 30',
+      'gpufleet_reconcile_duration_seconds_count{result="success"} 1500',
+      'gpufleet_reconcile_duration_seconds_bucket{result="error",le="+Inf"} 3',
+      'gpufleet_reconcile_duration_seconds_sum{result="error"} 0.3',
+      'gpufleet_reconcile_duration_seconds_count{result="error"} 3',
+      "# TYPE gpufleet_workqueue_retries_total counter",
+      "gpufleet_workqueue_retries_total 3",
+      "",
+    ].join("\n");
+    const snapshot = operatorMetricsFromExposition(text);
+    expect(snapshot.reconcilesByResult).toEqual({ success: 1500, error: 3 });
+    expect(snapshot.reconcileCount).toBe(1503);
+    expect(snapshot.reconcileSecondsSum).toBeCloseTo(30.3, 6);
+    expect(snapshot.workqueueRetries).toBe(3);
+    expect(snapshot.cpuSeconds).toBe(12.5);
+  });
+});
+
+describe("apiserverRequestDelta", () => {
+  const exposition = (patchDeployments: number, postEvents: number, getPods: number) =>
+    [
+      "# TYPE apiserver_request_total counter",
+      `apiserver_request_total{code="200",resource="deployments",subresource="",verb="APPLY"} ${patchDeployments}`,
+      `apiserver_request_total{code="201",resource="events",subresource="",verb="POST"} ${postEvents}`,
+      `apiserver_request_total{code="200",resource="modeldeployments",subresource="status",verb="APPLY"} ${postEvents * 2}`,
+      `apiserver_request_total{code="200",resource="configmaps",subresource="",verb="POST"} 999`,
+      `apiserver_request_total{code="200",resource="pods",subresource="",verb="GET"} ${getPods}`,
+      "",
+    ].join("\n");
+
+  it("counts the growth per verb and resource, only for the resources asked about, largest first", () => {
+    const delta = apiserverRequestDelta(
+      exposition(10, 5, 7),
+      exposition(1010, 2005, 7),
+      new Set(["deployments", "events", "modeldeployments", "pods"]),
+    );
+    expect([...delta]).toEqual([
+      ["APPLY modeldeployments/status", 4000],
+      ["POST events", 2000],
+      ["APPLY deployments", 1000],
+    ]);
+  });
+});
+
+describe("ScaleTimeline", () => {
+  const observation = (generation: number, observedGeneration: number | undefined, ready = false) => ({ generation, observedGeneration, ready });
+
+  it("times apply → Deployment and converges only when the status observed the generation and the Deployment exists", () => {
+    const timeline = new ScaleTimeline(new Set(["a", "b"]));
+    timeline.applied("a", 100);
+    timeline.applied("b", 110);
+    timeline.modelDeploymentSeen("a", observation(1, undefined), 120);
+    timeline.deploymentSeen("a", 150);
+    expect(timeline.converged).toBe(0);
+    timeline.modelDeploymentSeen("a", observation(1, 1), 160);
+    expect(timeline.converged).toBe(1);
+    // Status first, Deployment event later (separate watch streams): converged when the second arrives.
+    timeline.modelDeploymentSeen("b", observation(1, 1), 170);
+    expect(timeline.converged).toBe(1);
+    timeline.deploymentSeen("b", 180);
+    expect(timeline.converged).toBe(2);
+    expect(timeline.applyToDeploymentMs().sort((x, y) => x - y)).toEqual([50, 70]);
+    expect(timeline.lastOf("convergedAtMs")).toBe(180);
+    expect(timeline.lastOf("readyAtMs")).toBeUndefined();
+  });
+
+  it("keeps the first time each milestone held and ignores objects it was not told about", () => {
+    const timeline = new ScaleTimeline(new Set(["a"]));
+    timeline.applied("a", 0);
+    timeline.deploymentSeen("a", 10);
+    timeline.deploymentSeen("a", 99);
+    timeline.modelDeploymentSeen("a", observation(1, 1, true), 20);
+    timeline.modelDeploymentSeen("a", observation(2, 1, true), 30);
+    timeline.modelDeploymentSeen("a", observation(2, 2, true), 40);
+    timeline.deploymentSeen("stranger", 5);
+    expect(timeline.deploymentsSeen).toBe(1);
+    expect(timeline.lastOf("deploymentSeenAtMs")).toBe(10);
+    expect(timeline.lastOf("convergedAtMs")).toBe(20);
+    expect(timeline.lastOf("readyAtMs")).toBe(20);
+    expect(timeline.ready).toBe(1);
+  });
+});
+
+describe("forEachBounded", () => {
+  it("never runs more than the limit at once and visits every item", async () => {
+    let running = 0;
+    let peak = 0;
+    const seen: number[] = [];
+    await forEachBounded([1, 2, 3, 4, 5, 6, 7], 3, async (item) => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      seen.push(item);
+      running--;
+    });
+    expect(peak).toBe(3);
+    expect(seen.sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it("starts no new item once told to stop", async () => {
+    const seen: number[] = [];
+    await forEachBounded([1, 2, 3, 4], 1, async (item) => void seen.push(item), () => seen.length >= 2);
+    expect(seen).toEqual([1, 2]);
+  });
+});
+
+describe("formatTable", () => {
+  it("aligns labels left and figures right", () => {
+    expect(formatTable([["N", "1000"], ["ratio", "0.25"]]).split("\n")).toEqual([
+      "+-------+------+",
+      "| N     | 1000 |",
+      "| ratio | 0.25 |",
+      "+-------+------+",
+    ]);
+  });
+});

@@ -1,0 +1,442 @@
+/**
+ * Operator scale benchmark: `npx tsx sim/bench/operator-scale.ts [--count 1000] [--concurrency 16]`.
+ *
+ * On its own local control plane (KWOK GPU nodes, own temp dir, stopped at the end even on error):
+ *  1. ceiling: the API server's create throughput for N plain ConfigMaps at the same client concurrency;
+ *  2. the operator as a separate process (`node --import tsx operator/main.ts`, so its RSS is its own),
+ *     then N ModelDeployments applied at that concurrency. Per object, apply → Deployment ADDED is timed
+ *     by watch event arrival (creationTimestamp has 1 s resolution), then convergence
+ *     (status.observedGeneration == generation and the Deployment exists) and, by default, Ready.
+ *
+ * Capacity: the bench runs on its own pool of ceil(N/8) g2-standard-96 nodes (8 L4 each), so every
+ * 1-GPU replica is scheduled and runs. With pods stuck Pending the operator would requeue every object
+ * every 10 s forever (planReconcile polls unfinished rollouts), which measures the poll, not the fleet.
+ * `--gpu-nodes` shrinks the pool to see that case; `--no-wait-ready` stops at convergence.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../../operator/api/modeldeployment.js";
+import { SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
+import { isAlreadyExists, isGone, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
+import { ensureModelDeploymentCrd } from "../../test/support/crds.js";
+import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
+import { freeLoopbackPort, startLocalCluster, type LocalCluster } from "../cluster/cluster.js";
+import {
+  apiserverRequestDelta,
+  BenchArgsError,
+  benchModelDeploymentSpec,
+  benchNodePools,
+  forEachBounded,
+  formatTable,
+  GPUS_PER_BENCH_NODE,
+  operatorMetricsFromExposition,
+  parseBenchArgs,
+  parseVmRssKiB,
+  percentile,
+  ScaleTimeline,
+  type BenchArgs,
+  type OperatorMetricsSnapshot,
+} from "./operator-scale-stats.js";
+
+const NAMESPACE = "bench";
+const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** GET a text endpoint: the API server's /metrics with the kubeconfig's credentials, or a plain http URL. */
+async function getText(url: string, kubeConfig?: KubeConfig): Promise<string> {
+  const options: https.RequestOptions = { timeout: 30_000 };
+  if (kubeConfig) await kubeConfig.applyToHTTPSOptions(options);
+  const transport = url.startsWith("https:") ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = transport.get(url, options, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("error", reject);
+      response.on("end", () => {
+        const body = Buffer.concat(chunks).toString("utf8");
+        if ((response.statusCode ?? 0) >= 300) reject(new Error(`GET ${url}: HTTP ${response.statusCode}: ${body.slice(0, 200)}`));
+        else resolve(body);
+      });
+    });
+    request.on("timeout", () => request.destroy(new Error(`GET ${url}: timeout`)));
+    request.on("error", reject);
+  });
+}
+
+/**
+ * List then watch a collection until `signal` aborts, calling `onObject` with each object and the
+ * arrival time of the event that carried it; rewatches when the server ends the stream, relists on 410.
+ */
+async function followCollection<T extends KubeObject>(
+  client: KubeClient,
+  path: string,
+  labelSelector: string | undefined,
+  onObject: (object: T, arrivedAtMs: number) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  let resourceVersion: string | undefined;
+  while (!signal.aborted) {
+    try {
+      if (resourceVersion === undefined) {
+        const list = await client.list<T>(path, labelSelector ? { labelSelector } : {});
+        const now = performance.now();
+        for (const item of list.items) onObject(item, now);
+        resourceVersion = list.metadata.resourceVersion;
+      }
+      await client.watch<T>(
+        path,
+        { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 600, ...(labelSelector ? { labelSelector } : {}) },
+        (event) => {
+          const arrivedAtMs = performance.now();
+          if (event.type === "ERROR") {
+            // Usually 410 Gone: the stream's resourceVersion is too old. Relist.
+            resourceVersion = undefined;
+            return;
+          }
+          resourceVersion = event.object.metadata?.resourceVersion ?? resourceVersion;
+          if (event.type === "ADDED" || event.type === "MODIFIED") onObject(event.object, arrivedAtMs);
+        },
+        signal,
+      );
+    } catch (error) {
+      if (signal.aborted) return;
+      if (isGone(error)) resourceVersion = undefined;
+      else say(`watch ${path} broke (${error instanceof Error ? error.message : String(error)}); rewatching`);
+      await sleep(200);
+    }
+  }
+}
+
+/** Peak and latest VmRSS of a process, sampled every `intervalMs` from /proc/<pid>/status. */
+function sampleRss(pid: number, intervalMs: number): { peakKiB: () => number; latestKiB: () => number; stop: () => void } {
+  let peak = 0;
+  let latest = 0;
+  const sample = () => {
+    try {
+      latest = parseVmRssKiB(readFileSync(`/proc/${pid}/status`, "utf8")) ?? latest;
+      peak = Math.max(peak, latest);
+    } catch {
+      // The process is gone; keep the last figures.
+    }
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  return { peakKiB: () => peak, latestKiB: () => latest, stop: () => clearInterval(timer) };
+}
+
+interface Figures {
+  args: BenchArgs;
+  clusterStartupMs?: number;
+  configMapSeconds?: number;
+  configMapsCreated?: number;
+  applySeconds?: number;
+  modelDeploymentsApplied?: number;
+  allDeploymentsSeconds?: number;
+  convergeSeconds?: number;
+  readySeconds?: number;
+  timeline?: ScaleTimeline;
+  idleRssKiB?: number;
+  peakRssKiB?: number;
+  operatorMetrics?: OperatorMetricsSnapshot;
+  apiserverRequests?: Map<string, number>;
+  aborted?: string;
+}
+
+const seconds = (value: number | undefined, digits = 1) => (value === undefined ? "n/a" : `${value.toFixed(digits)} s`);
+const perSecond = (count: number | undefined, secs: number | undefined) =>
+  count === undefined || !secs ? undefined : count / secs;
+const rate = (value: number | undefined) => (value === undefined ? "n/a" : `${value.toFixed(1)} /s`);
+const mib = (kib: number | undefined) => (kib === undefined || kib === 0 ? "n/a" : `${(kib / 1024).toFixed(0)} MiB`);
+const ms = (value: number | undefined) => (value === undefined ? "n/a" : `${value.toFixed(0)} ms`);
+
+function report(figures: Figures): string {
+  const { args, timeline } = figures;
+  const configMapRate = perSecond(figures.configMapsCreated, figures.configMapSeconds);
+  const applyRate = perSecond(figures.modelDeploymentsApplied, figures.applySeconds);
+  const convergedCount = timeline?.converged;
+  const convergeRate = perSecond(args.count, figures.convergeSeconds);
+  const latencies = timeline?.applyToDeploymentMs() ?? [];
+  const reconciles = figures.operatorMetrics?.reconcilesByResult;
+  const reconcileTotal = reconciles ? Object.values(reconciles).reduce((a, b) => a + b, 0) : undefined;
+  const meanReconcileMs =
+    figures.operatorMetrics && figures.operatorMetrics.reconcileCount > 0
+      ? (figures.operatorMetrics.reconcileSecondsSum / figures.operatorMetrics.reconcileCount) * 1000
+      : undefined;
+  const rows: Array<[string, string]> = [
+    ["N (ModelDeployments / ConfigMaps)", String(args.count)],
+    ["client concurrency / operator workers", `${args.concurrency} / ${args.operatorConcurrency}`],
+    ["GPU nodes (8 × L4 each)", String(args.gpuNodes)],
+    ["ceiling: ConfigMap create throughput", rate(configMapRate)],
+    ["ModelDeployment apply throughput", rate(applyRate)],
+    ["time to all N Deployments", seconds(figures.allDeploymentsSeconds)],
+    ["time to converge all N", seconds(figures.convergeSeconds)],
+    ["converged", `${convergedCount ?? 0}/${args.count}`],
+    ["time to all N Ready", args.waitReady ? seconds(figures.readySeconds) : "not waited"],
+    ["ready", `${timeline?.ready ?? 0}/${args.count}`],
+    ["apply→Deployment p50", ms(percentile(latencies, 50))],
+    ["apply→Deployment p99", ms(percentile(latencies, 99))],
+    ["apply→Deployment max", ms(percentile(latencies, 100))],
+    ["operator throughput (N / converge time)", rate(convergeRate)],
+    ["ratio operator / ConfigMap ceiling", convergeRate && configMapRate ? (convergeRate / configMapRate).toFixed(3) : "n/a"],
+    ["operator RSS idle (synced, 0 objects)", mib(figures.idleRssKiB)],
+    ["operator peak RSS", mib(figures.peakRssKiB)],
+    [
+      "reconciles (gpufleet_reconcile_total)",
+      reconcileTotal === undefined
+        ? "n/a"
+        : `${reconcileTotal} (${Object.entries(reconciles ?? {})
+            .map(([result, count]) => `${result} ${count}`)
+            .join(", ")})`,
+    ],
+    ["reconciles per ModelDeployment", reconcileTotal === undefined ? "n/a" : (reconcileTotal / args.count).toFixed(2)],
+    ["mean reconcile duration", ms(meanReconcileMs)],
+    ["work-queue retries", figures.operatorMetrics ? String(figures.operatorMetrics.workqueueRetries) : "n/a"],
+    ["operator CPU time", seconds(figures.operatorMetrics?.cpuSeconds)],
+  ];
+  let text = formatTable(rows);
+  if (figures.apiserverRequests?.size) {
+    const requestRows: Array<[string, string]> = [...figures.apiserverRequests].map(([key, count]) => [
+      key,
+      `${count} (${(count / args.count).toFixed(2)}/MD)`,
+    ]);
+    text += `\nAPI server requests during the operator phase (apiserver_request_total delta, all clients):\n${formatTable(requestRows)}`;
+  }
+  if (figures.aborted) text += `\nPARTIAL: ${figures.aborted}`;
+  return text;
+}
+
+/** Resources whose request counts say what the operator phase cost (writes by the operator and for it). */
+const COUNTED_RESOURCES = new Set(["modeldeployments", "deployments", "services", "poddisruptionbudgets", "events", "replicasets", "pods"]);
+
+async function run(args: BenchArgs, figures: Figures, deadline: number, benchDir: string, cleanup: Array<() => Promise<void>>): Promise<void> {
+  const remaining = () => deadline - Date.now();
+  const timedOut = () => remaining() <= 0;
+
+  say(`starting a local cluster with ${args.gpuNodes} × ${GPUS_PER_BENCH_NODE} L4 nodes in ${benchDir}`);
+  const cluster: LocalCluster = await startLocalCluster({
+    parentDir: benchDir,
+    keepDir: args.keepDir,
+    nodePools: benchNodePools(args.gpuNodes),
+    readyTimeoutMs: Math.max(60_000, Math.min(300_000, remaining())),
+    log: say,
+  });
+  cleanup.push(() => cluster.stop());
+  figures.clusterStartupMs = cluster.startupMs;
+  const client = new KubeClient(cluster.kubeConfig, { userAgent: "gpufleet-bench" });
+  cleanup.push(async () => client.close());
+
+  await ensureModelDeploymentCrd(cluster.kubeConfig);
+  await client.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } });
+  // Pods are refused until the namespace's default ServiceAccount exists; wait so no ReplicaSet backs off.
+  while (!timedOut()) {
+    try {
+      await client.get(`/api/v1/namespaces/${NAMESPACE}/serviceaccounts/default`);
+      break;
+    } catch {
+      await sleep(200);
+    }
+  }
+
+  // ---- 1. ceiling: plain ConfigMap creates, same N and client concurrency --------------------------
+  say(`creating ${args.count} ConfigMaps (concurrency ${args.concurrency})`);
+  const indexes = Array.from({ length: args.count }, (_, index) => index);
+  let configMapsCreated = 0;
+  const configMapStart = performance.now();
+  await forEachBounded(
+    indexes,
+    args.concurrency,
+    async (index) => {
+      await client.create({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: `ceiling-${index}`, namespace: NAMESPACE },
+        data: { index: String(index) },
+      } as KubeObject);
+      configMapsCreated++;
+    },
+    timedOut,
+  );
+  figures.configMapSeconds = (performance.now() - configMapStart) / 1000;
+  figures.configMapsCreated = configMapsCreated;
+  say(`ConfigMaps: ${configMapsCreated} in ${figures.configMapSeconds.toFixed(1)} s`);
+
+  // ---- 2. the operator, as its own process --------------------------------------------------------
+  const opsPort = await freeLoopbackPort();
+  const operator: OperatorProcess = spawnOperatorProcess(
+    cluster.kubeconfigPath,
+    {
+      GPUFLEET_WATCH_NAMESPACES: NAMESPACE,
+      GPUFLEET_LEADER_ELECT: "false",
+      GPUFLEET_OPS_PORT: String(opsPort),
+      GPUFLEET_CONCURRENCY: String(args.operatorConcurrency),
+      POD_NAMESPACE: NAMESPACE,
+    },
+    join(benchDir, "operator.log"),
+  );
+  cleanup.unshift(async () => {
+    await Promise.race([operator.kill("SIGTERM"), sleep(15_000)]);
+    await operator.kill("SIGKILL");
+  });
+  const pid = operator.child.pid;
+  if (pid === undefined) throw new Error("operator process did not start");
+  const rss = sampleRss(pid, 100);
+  cleanup.unshift(async () => rss.stop());
+  const operatorUrl = `http://127.0.0.1:${opsPort}`;
+  for (;;) {
+    if (operator.child.exitCode !== null) throw new Error(`operator exited with ${operator.child.exitCode}; see ${operator.logFile}`);
+    if (timedOut()) throw new Error("operator not ready before the deadline");
+    try {
+      await getText(`${operatorUrl}/readyz`);
+      break;
+    } catch {
+      await sleep(200);
+    }
+  }
+  await sleep(1000);
+  figures.idleRssKiB = rss.latestKiB();
+  say(`operator ready (pid ${pid}, RSS ${(figures.idleRssKiB / 1024).toFixed(0)} MiB)`);
+
+  const names = indexes.map((index) => `md-${String(index).padStart(5, "0")}`);
+  const timeline = new ScaleTimeline(new Set(names));
+  figures.timeline = timeline;
+  const watchStop = new AbortController();
+  cleanup.unshift(async () => watchStop.abort());
+  const watches = [
+    followCollection<KubeObject>(
+      client,
+      `/apis/apps/v1/namespaces/${NAMESPACE}/deployments`,
+      SELECTOR_LABEL,
+      (deployment, at) => timeline.deploymentSeen(deployment.metadata?.labels?.[SELECTOR_LABEL] ?? "", at),
+      watchStop.signal,
+    ),
+    followCollection<ModelDeployment & KubeObject>(
+      client,
+      `/apis/${API_GROUP}/${API_VERSION}/namespaces/${NAMESPACE}/modeldeployments`,
+      undefined,
+      (md, at) =>
+        timeline.modelDeploymentSeen(
+          md.metadata.name,
+          {
+            generation: md.metadata.generation,
+            observedGeneration: md.status?.observedGeneration,
+            ready: md.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True" && c.reason === "AllReplicasReady") ?? false,
+          },
+          at,
+        ),
+      watchStop.signal,
+    ),
+  ];
+  await sleep(500);
+
+  const apiserverMetricsBefore = await getText(`${cluster.apiServerUrl}/metrics`, cluster.kubeConfig);
+  say(`applying ${args.count} ModelDeployments (concurrency ${args.concurrency})`);
+  const spec = benchModelDeploymentSpec();
+  let applied = 0;
+  const applyStart = performance.now();
+  await forEachBounded(
+    names,
+    args.concurrency,
+    async (name) => {
+      timeline.applied(name, performance.now());
+      await client.apply(
+        { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, metadata: { name, namespace: NAMESPACE }, spec } as KubeObject,
+        { fieldManager: "gpufleet-bench", force: true },
+      );
+      applied++;
+    },
+    timedOut,
+  );
+  figures.applySeconds = (performance.now() - applyStart) / 1000;
+  figures.modelDeploymentsApplied = applied;
+  say(`applied ${applied} in ${figures.applySeconds.toFixed(1)} s`);
+
+  const since = (at: number | undefined) => (at === undefined ? undefined : (at - applyStart) / 1000);
+  let lastProgress = 0;
+  const waitFor = async (what: string, done: () => boolean) => {
+    while (!done()) {
+      if (operator.child.exitCode !== null) throw new Error(`operator exited with ${operator.child.exitCode} while waiting for ${what}; see ${operator.logFile}`);
+      if (timedOut()) throw new Error(`deadline of ${args.timeoutSeconds} s passed while waiting for ${what}`);
+      if (Date.now() - lastProgress > 10_000) {
+        lastProgress = Date.now();
+        say(
+          `t=${((performance.now() - applyStart) / 1000).toFixed(0)} s: deployments ${timeline.deploymentsSeen}, converged ${timeline.converged}, ready ${timeline.ready} of ${args.count}; RSS ${(rss.latestKiB() / 1024).toFixed(0)} MiB`,
+        );
+      }
+      await sleep(100);
+    }
+  };
+  const snapshotFigures = async () => {
+    figures.allDeploymentsSeconds = since(timeline.lastOf("deploymentSeenAtMs"));
+    figures.convergeSeconds = since(timeline.lastOf("convergedAtMs"));
+    figures.readySeconds = since(timeline.lastOf("readyAtMs"));
+    figures.peakRssKiB = rss.peakKiB();
+    try {
+      figures.operatorMetrics = operatorMetricsFromExposition(await getText(`${operatorUrl}/metrics`));
+      figures.apiserverRequests = apiserverRequestDelta(
+        apiserverMetricsBefore,
+        await getText(`${cluster.apiServerUrl}/metrics`, cluster.kubeConfig),
+        COUNTED_RESOURCES,
+      );
+    } catch (error) {
+      say(`could not read metrics: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  cleanup.unshift(async () => {
+    // Runs before the operator stops: partial figures on error too.
+    if (figures.operatorMetrics === undefined) await snapshotFigures();
+  });
+
+  await waitFor("every Deployment", () => timeline.deploymentsSeen === args.count);
+  await waitFor("convergence", () => timeline.converged === args.count);
+  say(`converged ${args.count} in ${since(timeline.lastOf("convergedAtMs"))?.toFixed(1)} s`);
+  if (args.waitReady) {
+    if (args.gpuNodes * GPUS_PER_BENCH_NODE < args.count) say("not enough GPUs for every replica: skipping the wait for Ready");
+    else await waitFor("every ModelDeployment Ready", () => timeline.ready === args.count);
+  }
+  await snapshotFigures();
+  watchStop.abort();
+  await Promise.allSettled(watches);
+}
+
+async function main(): Promise<void> {
+  let args: BenchArgs;
+  try {
+    args = parseBenchArgs(process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof BenchArgsError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const deadline = Date.now() + args.timeoutSeconds * 1000;
+  const benchDir = mkdtempSync(join(tmpdir(), "gpufleet-bench-"));
+  const figures: Figures = { args };
+  // Run in order at the end, success or not: stop watches and the operator before the cluster.
+  const cleanup: Array<() => Promise<void>> = [];
+  let failed = false;
+  try {
+    await run(args, figures, deadline, benchDir, cleanup);
+  } catch (error) {
+    failed = true;
+    figures.aborted = error instanceof Error ? error.message : String(error);
+  } finally {
+    for (const step of cleanup) {
+      try {
+        await step();
+      } catch (error) {
+        say(`cleanup step failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    if (args.keepDir) say(`kept ${benchDir} (operator.log, cluster logs)`);
+    else rmSync(benchDir, { recursive: true, force: true });
+  }
+  process.stdout.write(`\ngpufleet operator scale benchmark\n${report(figures)}\n`);
+  process.exit(failed ? 1 : 0);
+}
+
+void main();
