@@ -119,6 +119,6 @@ describe("kubectl gpufleet (kubectl plugin)", () => {
     const result = await run(kubectl, ["gpufleet", "status", "-n", namespace.name, "--kubeconfig", anonymous], pluginEnv());
     expect(result.code).toBe(1);
     expect(result.stdout).toBe("");
-    expect(result.stderr).toMatch(/^error: /);
+    expect(result.stderr).toMatch(/^error: unauthorized: the API server refused the kubeconfig's credentials/);
   });
 });

@@ -59,7 +59,11 @@ export const ORIGINS: ReadonlyArray<readonly [string, number]> = [
  * Models with fleet-wide demand (tokens/s) and replica shapes. GPUs per replica follow the usual
  * sizing (bf16 weights + KV cache fit); throughputs per replica are illustrative round figures.
  */
-export const MODELS: ReadonlyArray<{ name: string; tokensPerSecond: number; shapes: ModelDemand["replicaShapes"] }> = [
+export const MODELS: ReadonlyArray<{
+  name: string;
+  tokensPerSecond: number;
+  shapes: ModelDemand["replicaShapes"];
+}> = [
   {
     name: "llama-3.1-8b",
     tokensPerSecond: 60_000,
@@ -103,7 +107,11 @@ export function regions(): CandidateRegion[] {
       ] as Array<[Product, number]>
     )
       .filter(([, quota]) => quota > 0)
-      .map(([gpuProduct, quotaGpus]) => ({ gpuProduct, quotaGpus, pricePerGpuHour: BASE_PRICE_PER_GPU_HOUR[gpuProduct] * factor })),
+      .map(([gpuProduct, quotaGpus]) => ({
+        gpuProduct,
+        quotaGpus,
+        pricePerGpuHour: BASE_PRICE_PER_GPU_HOUR[gpuProduct] * factor,
+      })),
   }));
 }
 
@@ -116,7 +124,11 @@ export function models(): ModelDemand[] {
 }
 
 /** The placement input at one latency target: 2 regions per model, replicas at most 80% busy. */
-export function benchInput(latencyTargetMs: number, rtt?: RttTable, carbonSource?: CarbonIntensitySource): PlacementInput {
+export function benchInput(
+  latencyTargetMs: number,
+  rtt?: RttTable,
+  carbonSource?: CarbonIntensitySource,
+): PlacementInput {
   return {
     regions: regions(),
     models: models(),

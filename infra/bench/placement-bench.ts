@@ -40,7 +40,10 @@ async function main(): Promise<void> {
   const rtt = loadGcpRttTable();
   const loadMs = performance.now() - loadStart;
   const widths = [7, 13, 9, 10, 9, 8, 9, 8, 6, 8];
-  const header = row(["target", "strategy", "tCO2/yr", "gCO2/Mtok", "vs cheap", "$/h", "meanRTT", "maxRTT", "GPUs", "regions"], widths);
+  const header = row(
+    ["target", "strategy", "tCO2/yr", "gCO2/Mtok", "vs cheap", "$/h", "meanRTT", "maxRTT", "GPUs", "regions"],
+    widths,
+  );
   const results: Array<{ target: number; result: FleetPlacement; solveMs: number }> = [];
 
   for (const target of [50, 100, 150]) {
@@ -51,14 +54,23 @@ async function main(): Promise<void> {
   }
 
   const totalDemand = MODELS.reduce((s, m) => s + m.tokensPerSecond, 0);
-  console.log(`gpufleet placement benchmark: ${MODELS.length} models, ${totalDemand.toLocaleString("en-US")} tokens/s over ${ORIGINS.length} origins,`);
-  console.log(`${CANDIDATES.length} candidate GCP regions, 2 regions per model, replicas at most 80% busy, PUE 1.1, MILP gap ≤ 1%.`);
-  console.log(`Intensities: yearly averages (freshest of Electricity Maps 2025 / GCP 2024); RTTs: GCP inter-region matrix.`);
-  console.log(`Prices, quotas, throughputs: illustrative. "vs cheap" = emissions / emissions of the cheapest plan at the same target.\n`);
+  console.log(
+    `gpufleet placement benchmark: ${MODELS.length} models, ${totalDemand.toLocaleString("en-US")} tokens/s over ${ORIGINS.length} origins,`,
+  );
+  console.log(
+    `${CANDIDATES.length} candidate GCP regions, 2 regions per model, replicas at most 80% busy, PUE 1.1, MILP gap ≤ 1%.`,
+  );
+  console.log(
+    `Intensities: yearly averages (freshest of Electricity Maps 2025 / GCP 2024); RTTs: GCP inter-region matrix.`,
+  );
+  console.log(
+    `Prices, quotas, throughputs: illustrative. "vs cheap" = emissions / emissions of the cheapest plan at the same target.\n`,
+  );
   console.log(header);
   console.log("-".repeat(header.length));
   for (const { target, result } of results) {
-    for (const plan of [result.carbonAware, result.cheapest, result.nearest]) console.log(row(planRow(target, plan, result.cheapest), widths));
+    for (const plan of [result.carbonAware, result.cheapest, result.nearest])
+      console.log(row(planRow(target, plan, result.cheapest), widths));
     console.log("");
   }
 
@@ -77,11 +89,16 @@ async function main(): Promise<void> {
     console.log(`\nCarbon-aware placement at ${last.target} ms (replicas per region):`);
     const byRegion = new Map<string, string[]>();
     for (const p of last.result.carbonAware.replicas) {
-      byRegion.set(p.region, [...(byRegion.get(p.region) ?? []), `${p.model}×${p.replicas} (${p.gpus} ${p.gpuProduct})`]);
+      byRegion.set(p.region, [
+        ...(byRegion.get(p.region) ?? []),
+        `${p.model}×${p.replicas} (${p.gpus} ${p.gpuProduct})`,
+      ]);
     }
     for (const [region, entries] of [...byRegion].sort()) {
       const intensity = last.result.intensities[region];
-      console.log(`  ${region.padEnd(28)} ${fmt(intensity?.gCO2PerKWh ?? 0, 0).padStart(4)} g/kWh [${intensity?.source}]  ${entries.join(", ")}`);
+      console.log(
+        `  ${region.padEnd(28)} ${fmt(intensity?.gCO2PerKWh ?? 0, 0).padStart(4)} g/kWh [${intensity?.source}]  ${entries.join(", ")}`,
+      );
     }
   }
   console.log(`\nData load ${fmt(loadMs, 0)} ms. Sources:\n${attributionText()}`);

@@ -14,7 +14,8 @@ export const CARBON_DATA_ATTRIBUTION: readonly DataAttribution[] = [
     name: "Electricity Maps yearly zone data (2024, 2025)",
     use: "yearly average lifecycle grid carbon intensity per zone",
     licence: "ODbL-1.0",
-    credit: "Contains data from Electricity Maps (electricitymaps.com), made available under the ODbL; derived databases stay under the ODbL.",
+    credit:
+      "Contains data from Electricity Maps (electricitymaps.com), made available under the ODbL; derived databases stay under the ODbL.",
     origin: "thegreenwebfoundation/co2.js data/output/electricity-maps/yearly_YYYY.json",
   },
   {
@@ -28,7 +29,8 @@ export const CARBON_DATA_ATTRIBUTION: readonly DataAttribution[] = [
     name: "Cloud Carbon Footprint coefficients",
     use: "grid emission factors per AWS, Azure and GCP region (fallback of last resort)",
     licence: "Apache-2.0",
-    credit: "Cloud Carbon Footprint, cloud-carbon-footprint/cloud-carbon-coefficients (factors from EPA eGRID, EEA, carbonfootprint.com, Google).",
+    credit:
+      "Cloud Carbon Footprint, cloud-carbon-footprint/cloud-carbon-coefficients (factors from EPA eGRID, EEA, carbonfootprint.com, Google).",
     origin: "cloud-carbon-footprint/cloud-carbon-coefficients data/grid-emissions-factors-*.csv",
   },
   {
@@ -36,7 +38,8 @@ export const CARBON_DATA_ATTRIBUTION: readonly DataAttribution[] = [
     use: "round-trip latency between Google Cloud locations, keyed by Electricity Maps zone",
     licence: "Apache-2.0",
     credit: "umassos/decarbonization-potential (Sukprasert et al.).",
-    origin: "umassos/decarbonization-potential shared_data/gcp_latency_matrix.csv, gcp_dc_zonecode_mapper.json",
+    origin:
+      "umassos/decarbonization-potential shared_data/gcp_latency_matrix.csv, gcp_dc_zonecode_mapper.json",
   },
   {
     name: "Electricity Maps API (live and forecast)",

@@ -1,6 +1,13 @@
 import type { CarbonIntensity, RegionRef, TimeWindow } from "./types.js";
 import { parseRegionRef } from "./types.js";
-import { LiveCarbonIntensitySource, averageInWindow, joinUrl, requireNumber, requireString, type LiveSourceOptions } from "./live-source.js";
+import {
+  LiveCarbonIntensitySource,
+  averageInWindow,
+  joinUrl,
+  requireNumber,
+  requireString,
+  type LiveSourceOptions,
+} from "./live-source.js";
 import { GRAMS_PER_KWH_PER_LB_PER_MWH } from "./watttime.js";
 
 export interface CarbonAwareSdkOptions extends LiveSourceOptions {
@@ -51,7 +58,8 @@ export class CarbonAwareSdkSource extends LiveCarbonIntensitySource {
       ),
       {},
     );
-    if (!Array.isArray(body) || body.length === 0) throw new Error(`carbon-aware-sdk bylocation: no data for ${location}`);
+    if (!Array.isArray(body) || body.length === 0)
+      throw new Error(`carbon-aware-sdk bylocation: no data for ${location}`);
     const points = (body as Array<Record<string, unknown>>).map((p) => ({
       time: new Date(requireString(p.time, "carbon-aware-sdk bylocation time")),
       rating: requireNumber(p.rating, "carbon-aware-sdk bylocation rating"),

@@ -1,7 +1,14 @@
 import type { CarbonIntensity, RegionRef, TimeWindow } from "./types.js";
 import { parseRegionRef } from "./types.js";
 import { canonicalZone, zoneOfCloudRegion } from "./region-zones.js";
-import { LiveCarbonIntensitySource, averageInWindow, joinUrl, requireNumber, requireString, type LiveSourceOptions } from "./live-source.js";
+import {
+  LiveCarbonIntensitySource,
+  averageInWindow,
+  joinUrl,
+  requireNumber,
+  requireString,
+  type LiveSourceOptions,
+} from "./live-source.js";
 
 export interface ElectricityMapsOptions extends LiveSourceOptions {
   /** Sent as the `auth-token` header. */

@@ -9,7 +9,12 @@ export interface HttpPolicy {
   maxBackoffMs: number;
 }
 
-export const DEFAULT_HTTP_POLICY: HttpPolicy = { timeoutMs: 5_000, retries: 2, backoffMs: 250, maxBackoffMs: 4_000 };
+export const DEFAULT_HTTP_POLICY: HttpPolicy = {
+  timeoutMs: 5_000,
+  retries: 2,
+  backoffMs: 250,
+  maxBackoffMs: 4_000,
+};
 
 export class HttpRequestError extends Error {
   constructor(
@@ -39,7 +44,11 @@ function isRetryableStatus(status: number): boolean {
 }
 
 /** Backoff before retry number `retry` (0-based): exponential, capped, jittered. */
-export function backoffDelayMs(policy: HttpPolicy, retry: number, random: () => number = Math.random): number {
+export function backoffDelayMs(
+  policy: HttpPolicy,
+  retry: number,
+  random: () => number = Math.random,
+): number {
   const base = Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** retry);
   return base + base * 0.5 * random();
 }
@@ -78,7 +87,9 @@ export async function getJson(url: string, options: GetJsonOptions = {}): Promis
       const err = error as Error;
       const timedOut = err.name === "TimeoutError" || err.name === "AbortError";
       lastError = new HttpRequestError(
-        timedOut ? `timed out after ${policy.timeoutMs} ms: ${url}` : `request to ${url} failed: ${err.message}`,
+        timedOut
+          ? `timed out after ${policy.timeoutMs} ms: ${url}`
+          : `request to ${url} failed: ${err.message}`,
         url,
         undefined,
         true,

@@ -1,6 +1,19 @@
-export type { CarbonIntensity, CarbonIntensitySource, Cloud, IntensityKind, RegionRef, TimeWindow } from "./types.js";
+export type {
+  CarbonIntensity,
+  CarbonIntensitySource,
+  Cloud,
+  IntensityKind,
+  RegionRef,
+  TimeWindow,
+} from "./types.js";
 export { parseRegionRef, intensityForPlanning } from "./types.js";
-export { REGION_ZONES, LEGACY_ZONE_ALIASES, canonicalZone, zoneOfCloudRegion, normaliseRegionName } from "./region-zones.js";
+export {
+  REGION_ZONES,
+  LEGACY_ZONE_ALIASES,
+  canonicalZone,
+  zoneOfCloudRegion,
+  normaliseRegionName,
+} from "./region-zones.js";
 export { sharedDataDir, sharedDataFile } from "./shared-data.js";
 export { loadStaticCarbonTables, type StaticCarbonTables } from "./static-data.js";
 export { StaticCarbonIntensitySource, type StaticFigure, type StaticPreference } from "./static-source.js";

@@ -50,7 +50,8 @@ export abstract class LiveCarbonIntensitySource implements CarbonIntensitySource
     return this.withFallback(
       region,
       () => this.cache.getOrLoad(key, () => this.fetchForecastAverage(region, window)),
-      (fallback) => (fallback.forecastAverage ? fallback.forecastAverage(region, window) : fallback.intensity(region)),
+      (fallback) =>
+        fallback.forecastAverage ? fallback.forecastAverage(region, window) : fallback.intensity(region),
     );
   }
 
@@ -69,7 +70,10 @@ export abstract class LiveCarbonIntensitySource implements CarbonIntensitySource
       const reason = (error as Error).message;
       const fallback = this.options.fallback;
       if (fallback === undefined) throw error;
-      this.log.warn({ source: this.name, region, reason, fallback: fallback.name }, "carbon intensity source failed; using fallback");
+      this.log.warn(
+        { source: this.name, region, reason, fallback: fallback.name },
+        "carbon intensity source failed; using fallback",
+      );
       const figure = await secondary(fallback);
       return { ...figure, fallbackReason: `${this.name}: ${reason}` };
     }
@@ -82,9 +86,13 @@ export function averageInWindow(
   window: TimeWindow,
   what: string,
 ): number {
-  const inside = points.filter((p) => p.time >= window.start && p.time < window.end && Number.isFinite(p.value));
+  const inside = points.filter(
+    (p) => p.time >= window.start && p.time < window.end && Number.isFinite(p.value),
+  );
   if (inside.length === 0) {
-    throw new Error(`${what}: no forecast points between ${window.start.toISOString()} and ${window.end.toISOString()}`);
+    throw new Error(
+      `${what}: no forecast points between ${window.start.toISOString()} and ${window.end.toISOString()}`,
+    );
   }
   return inside.reduce((sum, p) => sum + p.value, 0) / inside.length;
 }
@@ -94,7 +102,8 @@ export function joinUrl(base: string, pathAndQuery: string): string {
 }
 
 export function requireNumber(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isFinite(value)) throw new Error(`${what}: expected a number, got ${JSON.stringify(value)}`);
+  if (typeof value !== "number" || !Number.isFinite(value))
+    throw new Error(`${what}: expected a number, got ${JSON.stringify(value)}`);
   return value;
 }
 

@@ -12,7 +12,16 @@ const FAST: Partial<HttpPolicy> = { timeoutMs: 200, retries: 2, backoffMs: 5, ma
 
 const staticFallback = new StaticCarbonIntensitySource({
   gcpYearly: new Map(),
-  electricityMapsYearly: new Map([[2025, new Map([["FR", 31], ["US-CAL-CISO", 208], ["NL", 253]])]]),
+  electricityMapsYearly: new Map([
+    [
+      2025,
+      new Map([
+        ["FR", 31],
+        ["US-CAL-CISO", 208],
+        ["NL", 253],
+      ]),
+    ],
+  ]),
   coefficients: new Map(),
   rejected: [],
 });
@@ -28,7 +37,12 @@ function capturedLogger(): { logger: ReturnType<typeof pino>; lines: () => Array
   });
   return {
     logger: pino({ level: "warn" }, stream),
-    lines: () => chunks.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    lines: () =>
+      chunks
+        .join("")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
 }
 
@@ -55,7 +69,12 @@ describe("ElectricityMapsSource", () => {
     );
     const source = new ElectricityMapsSource({ apiToken: "secret-token", baseUrl: api.baseUrl, http: FAST });
     const figure = await source.intensity("gcp:europe-west9");
-    expect(figure).toEqual({ gCO2PerKWh: 57, source: "electricitymaps-latest:FR", asOf: "2025-11-27T18:00:00.000Z", kind: "live" });
+    expect(figure).toEqual({
+      gCO2PerKWh: 57,
+      source: "electricitymaps-latest:FR",
+      asOf: "2025-11-27T18:00:00.000Z",
+      kind: "live",
+    });
     expect(api.requests[0]?.query.get("zone")).toBe("FR");
     expect(api.requests[0]?.headers["auth-token"]).toBe("secret-token");
   });
@@ -88,7 +107,12 @@ describe("ElectricityMapsSource", () => {
       if (calls < 3) sendJson(res, 503, { error: "busy" });
       else sendJson(res, 200, { zone: "FR", carbonIntensity: 40, datetime: "2025-11-27T18:00:00Z" });
     });
-    const source = new ElectricityMapsSource({ apiToken: "t", baseUrl: api.baseUrl, http: FAST, fallback: staticFallback });
+    const source = new ElectricityMapsSource({
+      apiToken: "t",
+      baseUrl: api.baseUrl,
+      http: FAST,
+      fallback: staticFallback,
+    });
     const figure = await source.intensity("zone:FR");
     expect(figure.gCO2PerKWh).toBe(40);
     expect(figure.fallbackReason).toBeUndefined();
@@ -129,7 +153,13 @@ describe("ElectricityMapsSource", () => {
       sendJson(res, 200, { zone: "FR", carbonIntensity: intensity++, datetime: "2025-11-27T18:00:00Z" }),
     );
     let now = 1_000_000;
-    const source = new ElectricityMapsSource({ apiToken: "t", baseUrl: api.baseUrl, http: FAST, cacheTtlMs: 60_000, now: () => now });
+    const source = new ElectricityMapsSource({
+      apiToken: "t",
+      baseUrl: api.baseUrl,
+      http: FAST,
+      cacheTtlMs: 60_000,
+      now: () => now,
+    });
     expect((await source.intensity("zone:FR")).gCO2PerKWh).toBe(10);
     now += 59_000;
     expect((await source.intensity("zone:FR")).gCO2PerKWh).toBe(10);
@@ -150,14 +180,20 @@ describe("WattTimeSource", () => {
       sendJson(res, 200, { token: `token-${logins}` });
     });
     api.on("/v3/forecast", (req, res) => {
-      if (options.rejectFirstToken && req.headers.authorization === "Bearer token-1") return sendJson(res, 401, { error: "expired" });
+      if (options.rejectFirstToken && req.headers.authorization === "Bearer token-1")
+        return sendJson(res, 401, { error: "expired" });
       sendJson(res, 200, {
         data: [
           { point_time: "2025-11-27T18:00:00+00:00", value: 800 },
           { point_time: "2025-11-27T18:05:00+00:00", value: 1000 },
           { point_time: "2025-11-27T18:10:00+00:00", value: 5000 },
         ],
-        meta: { region: req.query.get("region"), signal_type: req.query.get("signal_type"), units: "lbs_co2_per_mwh", generated_at: "2025-11-27T18:00:00+00:00" },
+        meta: {
+          region: req.query.get("region"),
+          signal_type: req.query.get("signal_type"),
+          units: "lbs_co2_per_mwh",
+          generated_at: "2025-11-27T18:00:00+00:00",
+        },
       });
     });
     api.on("/v3/signal-index", (req, res) =>
@@ -191,7 +227,13 @@ describe("WattTimeSource", () => {
 
   it("logs in again after a 401 and averages the forecast over the window", async () => {
     const routes = wattTimeRoutes({ rejectFirstToken: true });
-    const source = new WattTimeSource({ username: "alice", password: "pw", baseUrl: api.baseUrl, regionMap: { "zone:US-CAL-CISO": "CAISO_NORTH" }, http: FAST });
+    const source = new WattTimeSource({
+      username: "alice",
+      password: "pw",
+      baseUrl: api.baseUrl,
+      regionMap: { "zone:US-CAL-CISO": "CAISO_NORTH" },
+      http: FAST,
+    });
     const figure = await source.forecastAverage("zone:US-CAL-CISO", {
       start: new Date("2025-11-27T18:00:00Z"),
       end: new Date("2025-11-27T18:10:00Z"),
@@ -204,7 +246,14 @@ describe("WattTimeSource", () => {
   it("falls back for a region it has no WattTime code for, without calling the API", async () => {
     wattTimeRoutes();
     const log = capturedLogger();
-    const source = new WattTimeSource({ username: "alice", password: "pw", baseUrl: api.baseUrl, regionMap: {}, fallback: staticFallback, logger: log.logger });
+    const source = new WattTimeSource({
+      username: "alice",
+      password: "pw",
+      baseUrl: api.baseUrl,
+      regionMap: {},
+      fallback: staticFallback,
+      logger: log.logger,
+    });
     const figure = await source.intensity("zone:FR");
     expect(figure.gCO2PerKWh).toBe(31);
     expect(figure.fallbackReason).toMatch(/no WattTime region mapped for zone:FR/);
@@ -216,14 +265,29 @@ describe("CarbonAwareSdkSource", () => {
   it("takes the latest bylocation rating for an Azure region name", async () => {
     api.on("/emissions/bylocation", (req, res) =>
       sendJson(res, 200, [
-        { location: req.query.get("location"), time: "2025-11-27T17:00:00Z", rating: 300, duration: "01:00:00" },
-        { location: req.query.get("location"), time: "2025-11-27T18:00:00Z", rating: 250, duration: "01:00:00" },
+        {
+          location: req.query.get("location"),
+          time: "2025-11-27T17:00:00Z",
+          rating: 300,
+          duration: "01:00:00",
+        },
+        {
+          location: req.query.get("location"),
+          time: "2025-11-27T18:00:00Z",
+          rating: 250,
+          duration: "01:00:00",
+        },
       ]),
     );
     const now = Date.parse("2025-11-27T18:30:00Z");
     const source = new CarbonAwareSdkSource({ baseUrl: api.baseUrl, http: FAST, now: () => now });
     const figure = await source.intensity("azure:westeurope");
-    expect(figure).toEqual({ gCO2PerKWh: 250, source: "carbon-aware-sdk:westeurope", asOf: "2025-11-27T18:00:00.000Z", kind: "live" });
+    expect(figure).toEqual({
+      gCO2PerKWh: 250,
+      source: "carbon-aware-sdk:westeurope",
+      asOf: "2025-11-27T18:00:00.000Z",
+      kind: "live",
+    });
     expect(api.requests[0]?.query.get("location")).toBe("westeurope");
     expect(api.requests[0]?.query.get("toTime")).toBe("2025-11-27T18:30:00.000Z");
   });
@@ -238,7 +302,9 @@ describe("CarbonAwareSdkSource", () => {
           dataStartAt: req.query.get("dataStartAt"),
           dataEndAt: req.query.get("dataEndAt"),
           windowSize: 5,
-          optimalDataPoints: [{ location: "eastus", timestamp: "2025-11-27T18:05:00Z", duration: 5, value: 500 }],
+          optimalDataPoints: [
+            { location: "eastus", timestamp: "2025-11-27T18:05:00Z", duration: 5, value: 500 },
+          ],
           forecastData: [
             { location: "eastus", timestamp: "2025-11-27T18:00:00Z", duration: 5, value: 700 },
             { location: "eastus", timestamp: "2025-11-27T18:05:00Z", duration: 5, value: 500 },
@@ -246,7 +312,12 @@ describe("CarbonAwareSdkSource", () => {
         },
       ]),
     );
-    const source = new CarbonAwareSdkSource({ baseUrl: api.baseUrl, http: FAST, ratingUnit: "lbs/MWh", locationMap: { "gcp:us-east4": "eastus" } });
+    const source = new CarbonAwareSdkSource({
+      baseUrl: api.baseUrl,
+      http: FAST,
+      ratingUnit: "lbs/MWh",
+      locationMap: { "gcp:us-east4": "eastus" },
+    });
     const window = { start: new Date("2025-11-27T18:00:00Z"), end: new Date("2025-11-27T19:00:00Z") };
     const figure = await source.forecastAverage("gcp:us-east4", window);
     expect(figure.gCO2PerKWh).toBeCloseTo(600 * GRAMS_PER_KWH_PER_LB_PER_MWH, 9);
@@ -256,7 +327,12 @@ describe("CarbonAwareSdkSource", () => {
   it("falls back after a 500 on every retry, having made exactly 1 + retries attempts", async () => {
     api.on("/emissions/bylocation", (_req, res) => sendJson(res, 500, { error: "boom" }));
     const log = capturedLogger();
-    const source = new CarbonAwareSdkSource({ baseUrl: api.baseUrl, http: FAST, fallback: staticFallback, logger: log.logger });
+    const source = new CarbonAwareSdkSource({
+      baseUrl: api.baseUrl,
+      http: FAST,
+      fallback: staticFallback,
+      logger: log.logger,
+    });
     const figure = await source.intensity("azure:westeurope");
     expect(figure.gCO2PerKWh).toBe(253);
     expect(figure.fallbackReason).toMatch(/HTTP 500/);

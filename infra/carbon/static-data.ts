@@ -61,7 +61,10 @@ function csvRows(text: string): string[][] {
 }
 
 /** Parses one GoogleCloudPlatform/region-carbon-info yearly CSV (region, location, CFE, intensity). */
-export function parseGcpYearlyCsv(text: string, file = "gcp"): { byRegion: Map<string, number>; rejected: RejectedRow[] } {
+export function parseGcpYearlyCsv(
+  text: string,
+  file = "gcp",
+): { byRegion: Map<string, number>; rejected: RejectedRow[] } {
   const rows = csvRows(text);
   const header = rows[0] ?? [];
   // 2019-2020 call the column "Lifecycle grid carbon intensity", later years "Grid carbon intensity".
@@ -113,7 +116,12 @@ export function parseCoefficientsCsv(
     const region = row[0] ?? "";
     const raw = row[factorColumn] ?? "";
     const tonsPerKWh = Number(raw);
-    if (region === "" || !/^\d*\.\d+(e-?\d+)?$/i.test(raw) || !Number.isFinite(tonsPerKWh) || tonsPerKWh <= 0) {
+    if (
+      region === "" ||
+      !/^\d*\.\d+(e-?\d+)?$/i.test(raw) ||
+      !Number.isFinite(tonsPerKWh) ||
+      tonsPerKWh <= 0
+    ) {
       rejected.push({ file, line: index + 2, reason: `malformed factor "${raw}" for ${region}` });
       return;
     }
@@ -145,7 +153,10 @@ export function loadStaticCarbonTables(dataDir: string = sharedDataDir()): Stati
       tables.gcpYearly.set(Number(gcp[1]), parsed.byRegion);
       tables.rejected.push(...parsed.rejected);
     } else if (em?.[1] !== undefined) {
-      tables.electricityMapsYearly.set(Number(em[1]), parseElectricityMapsYearly(JSON.parse(readFileSync(full, "utf8")), file));
+      tables.electricityMapsYearly.set(
+        Number(em[1]),
+        parseElectricityMapsYearly(JSON.parse(readFileSync(full, "utf8")), file),
+      );
     } else if (ccf?.[1] !== undefined) {
       const parsed = parseCoefficientsCsv(readFileSync(full, "utf8"), ccf[1] as Cloud, file);
       for (const [key, entry] of parsed.byRegion) tables.coefficients.set(key, entry);

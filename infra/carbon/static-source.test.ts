@@ -2,7 +2,12 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { StaticCarbonIntensitySource } from "./static-source.js";
-import { loadStaticCarbonTables, parseCoefficientsCsv, parseGcpYearlyCsv, type StaticCarbonTables } from "./static-data.js";
+import {
+  loadStaticCarbonTables,
+  parseCoefficientsCsv,
+  parseGcpYearlyCsv,
+  type StaticCarbonTables,
+} from "./static-data.js";
 import { REGION_ZONES, canonicalZone } from "./region-zones.js";
 import { sharedDataDir } from "./shared-data.js";
 
@@ -13,8 +18,20 @@ function tables(): StaticCarbonTables {
       [2024, new Map([["europe-north1", 39.32]])],
     ]),
     electricityMapsYearly: new Map([
-      [2024, new Map([["FI", 80], ["US-MIDA-PJM", 403]])],
-      [2025, new Map([["FI", 68], ["US-MIDA-PJM", 418]])],
+      [
+        2024,
+        new Map([
+          ["FI", 80],
+          ["US-MIDA-PJM", 403],
+        ]),
+      ],
+      [
+        2025,
+        new Map([
+          ["FI", 68],
+          ["US-MIDA-PJM", 418],
+        ]),
+      ],
     ]),
     coefficients: new Map([["aws:us-east-1", { gCO2PerKWh: 415.755, basis: "EPA" }]]),
     rejected: [],
@@ -25,7 +42,12 @@ describe("StaticCarbonIntensitySource", () => {
   it("prefers the freshest figure by default and records which one it used", async () => {
     const source = new StaticCarbonIntensitySource(tables());
     const figure = await source.intensity("gcp:europe-north1");
-    expect(figure).toEqual({ gCO2PerKWh: 68, source: "electricitymaps-yearly-2025:FI", asOf: "2025", kind: "yearly-average" });
+    expect(figure).toEqual({
+      gCO2PerKWh: 68,
+      source: "electricitymaps-yearly-2025:FI",
+      asOf: "2025",
+      kind: "yearly-average",
+    });
   });
 
   it("prefers the region's own figure when asked for the most specific", async () => {
@@ -63,8 +85,12 @@ describe("StaticCarbonIntensitySource", () => {
 
 describe("static data parsers", () => {
   it("reads both GCP header spellings (lifecycle before 2021)", () => {
-    const old = parseGcpYearlyCsv("Google Cloud Region,Location,Google CFE,Lifecycle grid carbon intensity (gCO2eq / kWh)\nasia-east1,Taiwan,0.19,541\n");
-    const recent = parseGcpYearlyCsv("Google Cloud Region,Location,Google CFE,Grid carbon intensity (gCO2eq / kWh)\r\nus-west1,Oregon,0.87,79.23");
+    const old = parseGcpYearlyCsv(
+      "Google Cloud Region,Location,Google CFE,Lifecycle grid carbon intensity (gCO2eq / kWh)\nasia-east1,Taiwan,0.19,541\n",
+    );
+    const recent = parseGcpYearlyCsv(
+      "Google Cloud Region,Location,Google CFE,Grid carbon intensity (gCO2eq / kWh)\r\nus-west1,Oregon,0.87,79.23",
+    );
     expect(old.byRegion.get("asia-east1")).toBe(541);
     expect(recent.byRegion.get("us-west1")).toBe(79.23);
   });
@@ -76,7 +102,9 @@ describe("static data parsers", () => {
     );
     expect(parsed.byRegion.get("azure:francecentral")?.gCO2PerKWh).toBeCloseTo(67, 6);
     expect(parsed.byRegion.has("azure:finlandcentral")).toBe(false);
-    expect(parsed.rejected).toEqual([expect.objectContaining({ line: 3, reason: expect.stringContaining("000077") })]);
+    expect(parsed.rejected).toEqual([
+      expect.objectContaining({ line: 3, reason: expect.stringContaining("000077") }),
+    ]);
   });
 });
 
@@ -95,7 +123,9 @@ describe("shared carbon data", () => {
   });
 
   it("agrees with the published GCP region → zone map", () => {
-    const published = JSON.parse(readFileSync(path.join(sharedDataDir(), "latency", "gcp-region-to-zone.json"), "utf8")) as Record<string, string>;
+    const published = JSON.parse(
+      readFileSync(path.join(sharedDataDir(), "latency", "gcp-region-to-zone.json"), "utf8"),
+    ) as Record<string, string>;
     for (const [region, zone] of Object.entries(published)) {
       expect(REGION_ZONES.gcp[region], region).toBe(canonicalZone(zone));
     }
@@ -103,6 +133,8 @@ describe("shared carbon data", () => {
 
   it("gives Finland's GCP region a far lower intensity than Iowa's", () => {
     const source = new StaticCarbonIntensitySource(shared);
-    expect(source.intensitySync("gcp:europe-north1").gCO2PerKWh).toBeLessThan(source.intensitySync("gcp:us-central1").gCO2PerKWh / 3);
+    expect(source.intensitySync("gcp:europe-north1").gCO2PerKWh).toBeLessThan(
+      source.intensitySync("gcp:us-central1").gCO2PerKWh / 3,
+    );
   });
 });

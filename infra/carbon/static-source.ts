@@ -57,7 +57,12 @@ export class StaticCarbonIntensitySource implements CarbonIntensitySource {
       const name = normaliseRegionName(ref.cloud, ref.id);
       if (ref.cloud === "gcp") {
         for (const [year, value] of latestFirst(this.tables.gcpYearly, name).slice(0, 1)) {
-          figures.push({ gCO2PerKWh: value, source: `gcp-region-carbon-${year}:${name}`, year, specificity: "region" });
+          figures.push({
+            gCO2PerKWh: value,
+            source: `gcp-region-carbon-${year}:${name}`,
+            year,
+            specificity: "region",
+          });
         }
       }
       const coefficient = this.tables.coefficients.get(`${ref.cloud}:${name}`);
@@ -72,7 +77,12 @@ export class StaticCarbonIntensitySource implements CarbonIntensitySource {
     }
     if (zone !== undefined) {
       for (const [year, value] of latestFirst(this.tables.electricityMapsYearly, zone).slice(0, 1)) {
-        figures.push({ gCO2PerKWh: value, source: `electricitymaps-yearly-${year}:${zone}`, year, specificity: "zone" });
+        figures.push({
+          gCO2PerKWh: value,
+          source: `electricitymaps-yearly-${year}:${zone}`,
+          year,
+          specificity: "zone",
+        });
       }
     }
     return figures.sort((a, b) => this.compare(a, b));
@@ -82,7 +92,9 @@ export class StaticCarbonIntensitySource implements CarbonIntensitySource {
   intensitySync(region: RegionRef): CarbonIntensity {
     const best = this.candidates(region)[0];
     if (best === undefined) {
-      throw new Error(`no static carbon intensity for ${region}: unknown region or zone (add it to REGION_ZONES)`);
+      throw new Error(
+        `no static carbon intensity for ${region}: unknown region or zone (add it to REGION_ZONES)`,
+      );
     }
     return {
       gCO2PerKWh: best.gCO2PerKWh,

@@ -29,7 +29,12 @@ export async function startFakeApi(): Promise<FakeApi> {
   const requests: RecordedRequest[] = [];
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    const recorded: RecordedRequest = { method: req.method ?? "GET", path: url.pathname, query: url.searchParams, headers: req.headers };
+    const recorded: RecordedRequest = {
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query: url.searchParams,
+      headers: req.headers,
+    };
     requests.push(recorded);
     const handler = handlers.get(url.pathname);
     if (handler === undefined) sendJson(res, 404, { error: `no route ${url.pathname}` });

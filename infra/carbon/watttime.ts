@@ -1,5 +1,12 @@
 import type { CarbonIntensity, RegionRef, TimeWindow } from "./types.js";
-import { LiveCarbonIntensitySource, averageInWindow, joinUrl, requireNumber, requireString, type LiveSourceOptions } from "./live-source.js";
+import {
+  LiveCarbonIntensitySource,
+  averageInWindow,
+  joinUrl,
+  requireNumber,
+  requireString,
+  type LiveSourceOptions,
+} from "./live-source.js";
 import { getJson, HttpRequestError } from "./http.js";
 
 export interface WattTimeOptions extends LiveSourceOptions {
@@ -47,14 +54,18 @@ export class WattTimeSource extends LiveCarbonIntensitySource {
   /** The current signal-index percentile (0 = cleanest, 100 = dirtiest of the recent month). */
   async signalIndex(region: RegionRef): Promise<{ percentile: number; asOf: string; region: string }> {
     const code = this.regionFor(region);
-    const body = await this.authorisedGet(`/v3/signal-index?region=${encodeURIComponent(code)}&signal_type=${this.signal()}`);
+    const body = await this.authorisedGet(
+      `/v3/signal-index?region=${encodeURIComponent(code)}&signal_type=${this.signal()}`,
+    );
     const first = firstPoint(body, "watttime signal-index");
     return { percentile: first.value, asOf: first.time.toISOString(), region: code };
   }
 
   protected async fetchLatest(region: RegionRef): Promise<CarbonIntensity> {
     const code = this.regionFor(region);
-    const body = await this.authorisedGet(`/v3/forecast?region=${encodeURIComponent(code)}&signal_type=${this.signal()}`);
+    const body = await this.authorisedGet(
+      `/v3/forecast?region=${encodeURIComponent(code)}&signal_type=${this.signal()}`,
+    );
     const first = firstPoint(body, "watttime forecast");
     return {
       gCO2PerKWh: toGramsPerKWh(first.value, unitsOf(body)),
@@ -66,7 +77,9 @@ export class WattTimeSource extends LiveCarbonIntensitySource {
 
   protected async fetchForecastAverage(region: RegionRef, window: TimeWindow): Promise<CarbonIntensity> {
     const code = this.regionFor(region);
-    const body = await this.authorisedGet(`/v3/forecast?region=${encodeURIComponent(code)}&signal_type=${this.signal()}`);
+    const body = await this.authorisedGet(
+      `/v3/forecast?region=${encodeURIComponent(code)}&signal_type=${this.signal()}`,
+    );
     const points = dataPoints(body, "watttime forecast");
     const mean = averageInWindow(points, window, `watttime forecast ${code}`);
     const meta = (body as { meta?: { generated_at?: unknown } }).meta;
@@ -96,7 +109,8 @@ export class WattTimeSource extends LiveCarbonIntensitySource {
   /** GET with the bearer token, logging in first or again after a 401. */
   private async authorisedGet(pathAndQuery: string): Promise<unknown> {
     const url = joinUrl(this.baseUrl, pathAndQuery);
-    const token = this.token !== undefined && this.token.expiresAt > this.now() ? this.token.value : await this.login();
+    const token =
+      this.token !== undefined && this.token.expiresAt > this.now() ? this.token.value : await this.login();
     try {
       return await this.getJson(url, { authorization: `Bearer ${token}` });
     } catch (error) {

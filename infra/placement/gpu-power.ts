@@ -1,3 +1,5 @@
+import { findGpu } from "../../operator/planner/index.js";
+
 /** Electrical draw of one GPU, for the emissions model. */
 export interface GpuPowerSpec {
   /** Maximum board power (TDP) in watts, drawn at full load. */
@@ -13,33 +15,29 @@ export interface GpuPowerSpec {
  */
 export const ASSUMED_IDLE_POWER_FRACTION = 0.3;
 
-function spec(boardPowerW: number): GpuPowerSpec {
-  return { boardPowerW, idlePowerW: boardPowerW * ASSUMED_IDLE_POWER_FRACTION };
-}
-
 /**
- * Local table of board power by GPU product, from NVIDIA's product datasheets (max TDP):
- * H100 SXM 700 W, H100 PCIe 350 W, H200 SXM 700 W, A100 SXM 400 W, A100 PCIe 300 W, L4 72 W,
- * L40S 350 W, B200 1000 W. Used until the operator's sizing planner (operator/planner) exports its GPU
- * catalogue; product names follow the cloud accelerator names (`nvidia-h100-80gb` on GCP).
+ * Cloud accelerator names the planner's GPU catalogue does not list as aliases. Other cloud names
+ * (`nvidia-l4`, `nvidia-h100-80gb`, `nvidia-a100-80gb`, `nvidia-l40s`, `nvidia-b200`) resolve by
+ * dropping the `nvidia-` prefix.
  */
-export const GPU_POWER: Readonly<Record<string, GpuPowerSpec>> = {
-  "nvidia-h100-80gb": spec(700),
-  "nvidia-h100-mega-80gb": spec(700),
-  "nvidia-h100-pcie-80gb": spec(350),
-  "nvidia-h200-141gb": spec(700),
-  "nvidia-a100-80gb": spec(400),
-  "nvidia-tesla-a100": spec(400),
-  "nvidia-a100-pcie-80gb": spec(300),
-  "nvidia-l4": spec(72),
-  "nvidia-l40s": spec(350),
-  "nvidia-b200": spec(1000),
+const CLOUD_GPU_ALIASES: Readonly<Record<string, string>> = {
+  "nvidia-tesla-a100": "a100-40gb", // GCP name of the A100 40GB
+  "nvidia-h100-mega-80gb": "h100", // GCP A3 Mega: H100 SXM
+  "nvidia-h200-141gb": "h200",
 };
 
+/**
+ * Board power of a GPU product from the sizing planner's catalogue (operator/planner, NVIDIA
+ * datasheet TDPs), idle power by ASSUMED_IDLE_POWER_FRACTION; `overrides` win.
+ */
 export function gpuPowerOf(product: string, overrides?: Readonly<Record<string, GpuPowerSpec>>): GpuPowerSpec {
-  const found = overrides?.[product] ?? GPU_POWER[product];
-  if (found === undefined) {
-    throw new Error(`no power figure for GPU product "${product}"; pass gpuPower["${product}"] = {boardPowerW, idlePowerW}`);
+  const override = overrides?.[product];
+  if (override !== undefined) return override;
+  const gpu = findGpu(CLOUD_GPU_ALIASES[product] ?? product) ?? findGpu(product.replace(/^nvidia-/i, ""));
+  if (gpu === undefined) {
+    throw new Error(
+      `no power figure for GPU product "${product}"; pass gpuPower["${product}"] = {boardPowerW, idlePowerW}`,
+    );
   }
-  return found;
+  return { boardPowerW: gpu.boardPowerWatts, idlePowerW: gpu.boardPowerWatts * ASSUMED_IDLE_POWER_FRACTION };
 }

@@ -1,7 +1,13 @@
-export { placeFleet, placeWithStrategy, resolvePlacementInputs, evaluatePlan, STRATEGY_OBJECTIVES } from "./place.js";
+export {
+  placeFleet,
+  placeWithStrategy,
+  resolvePlacementInputs,
+  evaluatePlan,
+  STRATEGY_OBJECTIVES,
+} from "./place.js";
 export { buildPlacementProblem, writeLp, type PlacementProblem, type Objective } from "./problem.js";
 export { RttTable, loadGcpRttTable, parseRttMatrix } from "./rtt.js";
-export { GPU_POWER, ASSUMED_IDLE_POWER_FRACTION, gpuPowerOf, type GpuPowerSpec } from "./gpu-power.js";
+export { ASSUMED_IDLE_POWER_FRACTION, gpuPowerOf, type GpuPowerSpec } from "./gpu-power.js";
 export { solveLp, type SolverOptions, type MilpSolution } from "./highs-solver.js";
 export {
   PlacementInfeasibleError,

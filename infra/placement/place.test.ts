@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import type { CarbonIntensitySource } from "../carbon/types.js";
 import { placeFleet, placeWithStrategy } from "./place.js";
 import { RttTable } from "./rtt.js";
-import { PlacementInfeasibleError, type FleetPlacement, type PlacementInput, type PlacementPlan } from "./types.js";
+import {
+  PlacementInfeasibleError,
+  type FleetPlacement,
+  type PlacementInput,
+  type PlacementPlan,
+} from "./types.js";
 
 /** Deterministic PRNG (mulberry32) so every random instance is reproducible from its seed. */
 function prng(seed: number): () => number {
@@ -83,8 +88,13 @@ function toInput(instance: Instance): PlacementInput {
     models: [
       {
         name: "chat",
-        replicaShapes: [{ gpuProduct: GPU, gpusPerReplica: 1, tokensPerSecondPerReplica: TOKENS_PER_REPLICA }],
-        demand: Object.entries(instance.demand).map(([origin, tokensPerSecond]) => ({ origin, tokensPerSecond })),
+        replicaShapes: [
+          { gpuProduct: GPU, gpusPerReplica: 1, tokensPerSecondPerReplica: TOKENS_PER_REPLICA },
+        ],
+        demand: Object.entries(instance.demand).map(([origin, tokensPerSecond]) => ({
+          origin,
+          tokensPerSecond,
+        })),
       },
     ],
   };
@@ -106,7 +116,9 @@ const reachable = (instance: Instance, region: RegionSpec, origin: string): bool
  */
 function bruteForce(instance: Instance): BruteForceOptimum | undefined {
   const origins = Object.keys(instance.demand).filter((o) => (instance.demand[o] ?? 0) > 0);
-  const usable = instance.regions.map((r) => origins.length === 0 || origins.some((o) => reachable(instance, r, o)));
+  const usable = instance.regions.map(
+    (r) => origins.length === 0 || origins.some((o) => reachable(instance, r, o)),
+  );
   let best: BruteForceOptimum | undefined;
   const counts = instance.regions.map(() => 0);
   const visit = (index: number): void => {
@@ -127,21 +139,28 @@ function bruteForce(instance: Instance): BruteForceOptimum | undefined {
       const subset = origins.filter((_, i) => mask & (1 << i));
       const need = subset.reduce((sum, o) => sum + (instance.demand[o] ?? 0), 0);
       const supply = instance.regions.reduce(
-        (sum, r, i) => sum + (subset.some((o) => reachable(instance, r, o)) ? (counts[i] ?? 0) * TOKENS_PER_REPLICA : 0),
+        (sum, r, i) =>
+          sum + (subset.some((o) => reachable(instance, r, o)) ? (counts[i] ?? 0) * TOKENS_PER_REPLICA : 0),
         0,
       );
       if (need > supply + 1e-9) return;
     }
     const kWhFactor = (r: RegionSpec): number => (r.pue * r.intensity) / 1000;
-    let emissions = instance.regions.reduce((sum, r, i) => sum + (counts[i] ?? 0) * instance.idlePowerW * kWhFactor(r), 0);
+    let emissions = instance.regions.reduce(
+      (sum, r, i) => sum + (counts[i] ?? 0) * instance.idlePowerW * kWhFactor(r),
+      0,
+    );
     let meanRtt = 0;
     if (origins.length === 1) {
       const origin = origins[0] as string;
-      const dynamic = (r: RegionSpec): number => ((instance.boardPowerW - instance.idlePowerW) * kWhFactor(r)) / TOKENS_PER_REPLICA;
+      const dynamic = (r: RegionSpec): number =>
+        ((instance.boardPowerW - instance.idlePowerW) * kWhFactor(r)) / TOKENS_PER_REPLICA;
       const fill = (key: (r: RegionSpec) => number): number => {
         let left = instance.demand[origin] ?? 0;
         let total = 0;
-        const order = instance.regions.map((r, i) => ({ r, i })).filter(({ r }) => reachable(instance, r, origin));
+        const order = instance.regions
+          .map((r, i) => ({ r, i }))
+          .filter(({ r }) => reachable(instance, r, origin));
         order.sort((a, b) => key(a.r) - key(b.r));
         for (const { r, i } of order) {
           const take = Math.min(left, (counts[i] ?? 0) * TOKENS_PER_REPLICA);
@@ -169,29 +188,47 @@ function bruteForce(instance: Instance): BruteForceOptimum | undefined {
 function expectPlanFeasible(plan: PlacementPlan, input: PlacementInput): void {
   const rtt = input.rtt as RttTable;
   for (const route of plan.routes) {
-    expect(rtt.rttMs(route.origin, route.region), `${route.origin}→${route.region}`).toBeLessThanOrEqual(input.latencyTargetMs);
+    expect(rtt.rttMs(route.origin, route.region), `${route.origin}→${route.region}`).toBeLessThanOrEqual(
+      input.latencyTargetMs,
+    );
   }
   for (const model of input.models) {
     for (const d of model.demand) {
-      const routed = plan.routes.filter((r) => r.model === model.name && r.origin === d.origin).reduce((s, r) => s + r.tokensPerSecond, 0);
+      const routed = plan.routes
+        .filter((r) => r.model === model.name && r.origin === d.origin)
+        .reduce((s, r) => s + r.tokensPerSecond, 0);
       expect(routed).toBeCloseTo(d.tokensPerSecond ?? 0, 3);
     }
-    expect(plan.regionsPerModel[model.name]?.length ?? 0).toBeGreaterThanOrEqual(model.minRegions ?? input.minRegionsPerModel ?? 1);
+    expect(plan.regionsPerModel[model.name]?.length ?? 0).toBeGreaterThanOrEqual(
+      model.minRegions ?? input.minRegionsPerModel ?? 1,
+    );
   }
   for (const region of input.regions) {
     for (const offer of region.offers) {
-      const gpus = plan.replicas.filter((p) => p.region === region.region && p.gpuProduct === offer.gpuProduct).reduce((s, p) => s + p.gpus, 0);
+      const gpus = plan.replicas
+        .filter((p) => p.region === region.region && p.gpuProduct === offer.gpuProduct)
+        .reduce((s, p) => s + p.gpus, 0);
       expect(gpus).toBeLessThanOrEqual(offer.quotaGpus);
     }
   }
   for (const placement of plan.replicas) {
-    const shape = input.models.find((m) => m.name === placement.model)?.replicaShapes.find((s) => s.gpuProduct === placement.gpuProduct);
+    const shape = input.models
+      .find((m) => m.name === placement.model)
+      ?.replicaShapes.find((s) => s.gpuProduct === placement.gpuProduct);
     const served = plan.routes
-      .filter((r) => r.model === placement.model && r.region === placement.region && r.gpuProduct === placement.gpuProduct)
+      .filter(
+        (r) =>
+          r.model === placement.model &&
+          r.region === placement.region &&
+          r.gpuProduct === placement.gpuProduct,
+      )
       .reduce((s, r) => s + r.tokensPerSecond, 0);
-    expect(served).toBeLessThanOrEqual(placement.replicas * (shape?.tokensPerSecondPerReplica ?? 0) * (input.maxUtilization ?? 1) + 1e-6);
+    expect(served).toBeLessThanOrEqual(
+      placement.replicas * (shape?.tokensPerSecondPerReplica ?? 0) * (input.maxUtilization ?? 1) + 1e-6,
+    );
   }
-  if (input.costCapPerHour !== undefined) expect(plan.costPerHour).toBeLessThanOrEqual(input.costCapPerHour + 1e-9);
+  if (input.costCapPerHour !== undefined)
+    expect(plan.costPerHour).toBeLessThanOrEqual(input.costCapPerHour + 1e-9);
 }
 
 async function placeOrInfeasible(input: PlacementInput): Promise<FleetPlacement | PlacementInfeasibleError> {
@@ -216,12 +253,18 @@ describe("placeFleet against brute-force enumeration", () => {
         continue;
       }
       feasible++;
-      if (result instanceof PlacementInfeasibleError) throw new Error(`seed ${seed}: unexpected infeasible: ${result.message}`);
+      if (result instanceof PlacementInfeasibleError)
+        throw new Error(`seed ${seed}: unexpected infeasible: ${result.message}`);
       expect(result.carbonAware.emissionsGramsPerHour, `seed ${seed}`).toBeCloseTo(expected.emissions, 6);
       expect(result.cheapest.costPerHour, `seed ${seed}`).toBeCloseTo(expected.cost, 6);
-      for (const plan of [result.carbonAware, result.cheapest, result.nearest]) expectPlanFeasible(plan, input);
-      expect(result.cheapest.emissionsGramsPerHour).toBeGreaterThanOrEqual(result.carbonAware.emissionsGramsPerHour - 1e-6);
-      expect(result.nearest.emissionsGramsPerHour).toBeGreaterThanOrEqual(result.carbonAware.emissionsGramsPerHour - 1e-6);
+      for (const plan of [result.carbonAware, result.cheapest, result.nearest])
+        expectPlanFeasible(plan, input);
+      expect(result.cheapest.emissionsGramsPerHour).toBeGreaterThanOrEqual(
+        result.carbonAware.emissionsGramsPerHour - 1e-6,
+      );
+      expect(result.nearest.emissionsGramsPerHour).toBeGreaterThanOrEqual(
+        result.carbonAware.emissionsGramsPerHour - 1e-6,
+      );
     }
     // The generator must exercise both outcomes for the comparison to mean anything.
     expect(feasible).toBeGreaterThan(5);
@@ -239,7 +282,8 @@ describe("placeFleet against brute-force enumeration", () => {
         expect(result, `seed ${seed}`).toBeInstanceOf(PlacementInfeasibleError);
         continue;
       }
-      if (result instanceof PlacementInfeasibleError) throw new Error(`seed ${seed}: unexpected infeasible: ${result.message}`);
+      if (result instanceof PlacementInfeasibleError)
+        throw new Error(`seed ${seed}: unexpected infeasible: ${result.message}`);
       compared++;
       expect(result.carbonAware.emissionsGramsPerHour, `seed ${seed}`).toBeCloseTo(expected.emissions, 6);
       expect(result.nearest.meanRttMs, `seed ${seed}`).toBeCloseTo(expected.meanRtt, 6);
@@ -256,13 +300,23 @@ function twoRegionInput(overrides: Partial<PlacementInput> = {}): PlacementInput
     rtt: RttTable.fromRecord({ Users: { "zone:Dirty": 10, "zone:Clean": 80, "zone:Far": 250 } }),
     gpuPower: { [GPU]: { boardPowerW: 72, idlePowerW: 20 } },
     regions: [
-      { region: "zone:Dirty", gCO2PerKWh: 700, offers: [{ gpuProduct: GPU, quotaGpus: 8, pricePerGpuHour: 1 }] },
-      { region: "zone:Clean", gCO2PerKWh: 20, offers: [{ gpuProduct: GPU, quotaGpus: 8, pricePerGpuHour: 2 }] },
+      {
+        region: "zone:Dirty",
+        gCO2PerKWh: 700,
+        offers: [{ gpuProduct: GPU, quotaGpus: 8, pricePerGpuHour: 1 }],
+      },
+      {
+        region: "zone:Clean",
+        gCO2PerKWh: 20,
+        offers: [{ gpuProduct: GPU, quotaGpus: 8, pricePerGpuHour: 2 }],
+      },
     ],
     models: [
       {
         name: "chat",
-        replicaShapes: [{ gpuProduct: GPU, gpusPerReplica: 1, tokensPerSecondPerReplica: TOKENS_PER_REPLICA }],
+        replicaShapes: [
+          { gpuProduct: GPU, gpusPerReplica: 1, tokensPerSecondPerReplica: TOKENS_PER_REPLICA },
+        ],
         demand: [{ origin: "Users", tokensPerSecond: 350 }],
       },
     ],
@@ -281,7 +335,9 @@ describe("placeFleet constraints", () => {
     const tight = await placeFleet(twoRegionInput({ latencyTargetMs: 50 }));
     expect(tight.carbonAware.routes.every((r) => r.rttMs <= 50)).toBe(true);
     expect(tight.carbonAware.regionsPerModel.chat).toEqual(["zone:Dirty"]);
-    expect(tight.carbonAware.replicas).toEqual([{ model: "chat", region: "zone:Dirty", gpuProduct: GPU, replicas: 4, gpus: 4 }]);
+    expect(tight.carbonAware.replicas).toEqual([
+      { model: "chat", region: "zone:Dirty", gpuProduct: GPU, replicas: 4, gpus: 4 },
+    ]);
   });
 
   it("places every model in at least the required number of regions", async () => {
@@ -295,10 +351,16 @@ describe("placeFleet constraints", () => {
 
   it("converts requests per second with the model's tokens per request", async () => {
     const input = twoRegionInput();
-    input.models[0] = { ...(input.models[0] as PlacementInput["models"][number]), demand: [{ origin: "Users", requestsPerSecond: 2 }], tokensPerRequest: 150 };
+    input.models[0] = {
+      ...(input.models[0] as PlacementInput["models"][number]),
+      demand: [{ origin: "Users", requestsPerSecond: 2 }],
+      tokensPerRequest: 150,
+    };
     const plan = await placeWithStrategy(input, "cheapest");
     expect(plan.demandTokensPerSecond).toBe(300);
-    expect(plan.replicas).toEqual([{ model: "chat", region: "zone:Dirty", gpuProduct: GPU, replicas: 3, gpus: 3 }]);
+    expect(plan.replicas).toEqual([
+      { model: "chat", region: "zone:Dirty", gpuProduct: GPU, replicas: 3, gpus: 3 },
+    ]);
   });
 
   it("respects a cost cap by trading emissions for cost", async () => {
@@ -306,7 +368,9 @@ describe("placeFleet constraints", () => {
     expect(uncapped.carbonAware.costPerHour).toBe(8);
     const capped = await placeFleet(twoRegionInput({ costCapPerHour: 6 }));
     expect(capped.carbonAware.costPerHour).toBeLessThanOrEqual(6);
-    expect(capped.carbonAware.emissionsGramsPerHour).toBeGreaterThan(uncapped.carbonAware.emissionsGramsPerHour);
+    expect(capped.carbonAware.emissionsGramsPerHour).toBeGreaterThan(
+      uncapped.carbonAware.emissionsGramsPerHour,
+    );
   });
 });
 
@@ -320,30 +384,44 @@ describe("placeFleet infeasible inputs", () => {
   it("names the latency target and the origin that no region can reach", async () => {
     const input = twoRegionInput();
     input.models[0]?.demand.push({ origin: "Far", tokensPerSecond: 10 });
-    input.rtt = RttTable.fromRecord({ Users: { "zone:Dirty": 10, "zone:Clean": 80 }, Far: { "zone:Dirty": 250, "zone:Clean": 180 } });
+    input.rtt = RttTable.fromRecord({
+      Users: { "zone:Dirty": 10, "zone:Clean": 80 },
+      Far: { "zone:Dirty": 250, "zone:Clean": 180 },
+    });
     const error = await failure(input);
     expect(error.bindingConstraints).toEqual(["latency"]);
-    expect(error.message).toMatch(/users at Far but no candidate region within 100 ms \(nearest candidate zone:Clean is 180 ms away\)/);
+    expect(error.message).toMatch(
+      /users at Far but no candidate region within 100 ms \(nearest candidate zone:Clean is 180 ms away\)/,
+    );
   });
 
   it("names the GPU quota when the reachable quota cannot carry the demand", async () => {
     const input = twoRegionInput({ latencyTargetMs: 50 });
-    input.models[0] = { ...(input.models[0] as PlacementInput["models"][number]), demand: [{ origin: "Users", tokensPerSecond: 900 }] };
+    input.models[0] = {
+      ...(input.models[0] as PlacementInput["models"][number]),
+      demand: [{ origin: "Users", tokensPerSecond: 900 }],
+    };
     const error = await failure(input);
     expect(error.bindingConstraints).toEqual(["gpu-quota"]);
-    expect(error.message).toMatch(/needs 900 tokens\/s but the GPU quota of regions within 50 ms of its users serves at most 800 tokens\/s/);
+    expect(error.message).toMatch(
+      /needs 900 tokens\/s but the GPU quota of regions within 50 ms of its users serves at most 800 tokens\/s/,
+    );
   });
 
   it("names redundancy when too few regions are within reach", async () => {
     const error = await failure(twoRegionInput({ latencyTargetMs: 50, minRegionsPerModel: 2 }));
     expect(error.bindingConstraints).toEqual(["redundancy"]);
-    expect(error.message).toMatch(/must run in 2 regions but only 1 candidate regions within 50 ms .*\(zone:Dirty\)/);
+    expect(error.message).toMatch(
+      /must run in 2 regions but only 1 candidate regions within 50 ms .*\(zone:Dirty\)/,
+    );
   });
 
   it("names the cost cap and the cheapest cost that meets everything else", async () => {
     const error = await failure(twoRegionInput({ costCapPerHour: 3 }));
     expect(error.bindingConstraints).toEqual(["cost-cap"]);
-    expect(error.message).toMatch(/cheapest placement meeting every other constraint costs 4\/h, above the cap of 3\/h/);
+    expect(error.message).toMatch(
+      /cheapest placement meeting every other constraint costs 4\/h, above the cap of 3\/h/,
+    );
   });
 
   it("finds shared GPU quota binding when each model fits alone but not together", async () => {
@@ -373,7 +451,13 @@ describe("placeFleet carbon intensities", () => {
         return Promise.resolve(
           region === "zone:Clean"
             ? { gCO2PerKWh: 20, source: "stub-forecast", asOf: "2025-11-27", kind: "forecast-average" }
-            : { gCO2PerKWh: 700, source: "static", asOf: "2025", kind: "yearly-average", fallbackReason: "stub: HTTP 503" },
+            : {
+                gCO2PerKWh: 700,
+                source: "static",
+                asOf: "2025",
+                kind: "yearly-average",
+                fallbackReason: "stub: HTTP 503",
+              },
         );
       },
     };

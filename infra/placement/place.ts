@@ -43,7 +43,12 @@ export async function resolvePlacementInputs(
   let source: CarbonIntensitySource | undefined = input.carbonSource;
   for (const region of input.regions) {
     if (region.gCO2PerKWh !== undefined) {
-      intensities[region.region] = { gCO2PerKWh: region.gCO2PerKWh, source: "input", asOf: "input", kind: "yearly-average" };
+      intensities[region.region] = {
+        gCO2PerKWh: region.gCO2PerKWh,
+        source: "input",
+        asOf: "input",
+        kind: "yearly-average",
+      };
       continue;
     }
     source ??= defaultStaticSource ??= StaticCarbonIntensitySource.fromSharedData();
@@ -72,13 +77,15 @@ export async function placeFleet(input: PlacementInput): Promise<FleetPlacement>
 
   const warnings: string[] = [];
   for (const [region, figure] of Object.entries(intensities)) {
-    if (figure.fallbackReason !== undefined) warnings.push(`${region}: carbon intensity from fallback (${figure.fallbackReason})`);
+    if (figure.fallbackReason !== undefined)
+      warnings.push(`${region}: carbon intensity from fallback (${figure.fallbackReason})`);
   }
   const plans: Partial<Record<PlacementStrategy, PlacementPlan>> = {};
   for (const strategy of ["carbon-aware", "cheapest", "nearest"] as const) {
     const solution = await solveStrategy(problem, STRATEGY_OBJECTIVES[strategy], input);
     if (solution === undefined) throw await diagnoseInfeasibility(input, resolved);
-    if (solution.status === "time-limit") warnings.push(`${strategy}: solver hit its time limit; plan may be suboptimal`);
+    if (solution.status === "time-limit")
+      warnings.push(`${strategy}: solver hit its time limit; plan may be suboptimal`);
     plans[strategy] = evaluatePlan(problem, solution.values, strategy, solution.solverStatus);
   }
   const carbonAware = plans["carbon-aware"] as PlacementPlan;
@@ -90,8 +97,14 @@ export async function placeFleet(input: PlacementInput): Promise<FleetPlacement>
     nearest,
     intensities,
     comparison: {
-      emissionsReductionVsCheapestPct: reductionPct(cheapest.emissionsGramsPerHour, carbonAware.emissionsGramsPerHour),
-      emissionsReductionVsNearestPct: reductionPct(nearest.emissionsGramsPerHour, carbonAware.emissionsGramsPerHour),
+      emissionsReductionVsCheapestPct: reductionPct(
+        cheapest.emissionsGramsPerHour,
+        carbonAware.emissionsGramsPerHour,
+      ),
+      emissionsReductionVsNearestPct: reductionPct(
+        nearest.emissionsGramsPerHour,
+        carbonAware.emissionsGramsPerHour,
+      ),
       extraCostPerHourVsCheapest: carbonAware.costPerHour - cheapest.costPerHour,
       extraMeanRttMsVsNearest: carbonAware.meanRttMs - nearest.meanRttMs,
     },
@@ -100,7 +113,10 @@ export async function placeFleet(input: PlacementInput): Promise<FleetPlacement>
 }
 
 /** One strategy alone (used by the CLI and tests). */
-export async function placeWithStrategy(input: PlacementInput, strategy: PlacementStrategy): Promise<PlacementPlan> {
+export async function placeWithStrategy(
+  input: PlacementInput,
+  strategy: PlacementStrategy,
+): Promise<PlacementPlan> {
   const { resolved } = await resolvePlacementInputs(input);
   const problem = buildPlacementProblem(input, resolved);
   const precheck = precheckFeasibility(problem, input, resolved);
@@ -136,25 +152,46 @@ async function solveStrategy(
   const primaryScale = Math.max(1, objectiveUpperBound(problem, primary));
   const secondaryScale = Math.max(1, objectiveUpperBound(problem, secondary));
   const weight = (TIE_BREAK_SCALE * primaryScale) / secondaryScale;
-  const solution = await solveLp(writeLp(problem, [[primary, 1], [secondary, weight]]), input.solver);
+  const solution = await solveLp(
+    writeLp(problem, [
+      [primary, 1],
+      [secondary, weight],
+    ]),
+    input.solver,
+  );
   if (solution.status === "infeasible") return undefined;
-  if (solution.status === "error") throw new Error(`placement solver failed: HiGHS status "${solution.solverStatus}"`);
+  if (solution.status === "error")
+    throw new Error(`placement solver failed: HiGHS status "${solution.solverStatus}"`);
   if (secondary === "latency") {
-    const fixedReplicas = new Map(problem.slots.map((s) => [s.index, Math.round(solution.values.get(slotVar(s.index)) ?? 0)]));
+    const fixedReplicas = new Map(
+      problem.slots.map((s) => [s.index, Math.round(solution.values.get(slotVar(s.index)) ?? 0)]),
+    );
     const rerouted = await solveLp(writeLp(problem, "latency", { fixedReplicas }), input.solver);
-    return rerouted.status === "optimal" ? { ...rerouted, status: solution.status, solverStatus: solution.solverStatus } : solution;
+    return rerouted.status === "optimal"
+      ? { ...rerouted, status: solution.status, solverStatus: solution.solverStatus }
+      : solution;
   }
   if (primary === "latency") {
     const optimum = objectiveValue(problem, primary, solution.values);
     const atMost = optimum + 1e-7 * Math.max(1, Math.abs(optimum));
-    const cheaper = await solveLp(writeLp(problem, secondary, { objectiveBounds: [{ objective: primary, atMost }] }), input.solver);
+    const cheaper = await solveLp(
+      writeLp(problem, secondary, { objectiveBounds: [{ objective: primary, atMost }] }),
+      input.solver,
+    );
     if (cheaper.status === "optimal" || cheaper.status === "time-limit") return cheaper;
   }
   return solution;
 }
 
-export function objectiveValue(problem: PlacementProblem, objective: Objective, values: ReadonlyMap<string, number>): number {
-  return objectiveTerms(problem, objective).reduce((sum, [name, coefficient]) => sum + coefficient * (values.get(name) ?? 0), 0);
+export function objectiveValue(
+  problem: PlacementProblem,
+  objective: Objective,
+  values: ReadonlyMap<string, number>,
+): number {
+  return objectiveTerms(problem, objective).reduce(
+    (sum, [name, coefficient]) => sum + coefficient * (values.get(name) ?? 0),
+    0,
+  );
 }
 
 /** Reads a solution back into replicas, routes and the figures the comparison reports. */
@@ -248,14 +285,20 @@ function infeasible(findings: Finding[], preamble?: string): PlacementInfeasible
  * every origin has a region within the latency target, every model has enough reachable regions
  * for its redundancy, and the quota of those regions can carry the model's demand on its own.
  */
-export function precheckFeasibility(problem: PlacementProblem, input: PlacementInput, resolved: ResolvedInputs): Finding[] {
+export function precheckFeasibility(
+  problem: PlacementProblem,
+  input: PlacementInput,
+  resolved: ResolvedInputs,
+): Finding[] {
   const findings: Finding[] = [];
   const target = input.latencyTargetMs;
   const routedDemands = new Set(problem.routes.map((r) => r.demand));
   for (const d of problem.demands) {
     if (routedDemands.has(d.index)) continue;
     const model = input.models[d.model];
-    const runnable = input.regions.filter((r) => r.offers.some((o) => model?.replicaShapes.some((s) => s.gpuProduct === o.gpuProduct)));
+    const runnable = input.regions.filter((r) =>
+      r.offers.some((o) => model?.replicaShapes.some((s) => s.gpuProduct === o.gpuProduct)),
+    );
     const nearest = runnable
       .map((r) => ({ region: r.region, rtt: resolved.rttMs(d.origin, r.region) }))
       .filter((r): r is { region: string; rtt: number } => r.rtt !== undefined)
@@ -283,7 +326,9 @@ export function precheckFeasibility(problem: PlacementProblem, input: PlacementI
           `of its users offer quota for it${regions.size > 0 ? ` (${[...regions].join(", ")})` : ""}`,
       });
     }
-    const demand = problem.demands.filter((d) => d.model === m).reduce((sum, d) => sum + d.tokensPerSecond, 0);
+    const demand = problem.demands
+      .filter((d) => d.model === m)
+      .reduce((sum, d) => sum + d.tokensPerSecond, 0);
     const capacity = slots.reduce((sum, s) => sum + s.maxReplicas * s.usableTokensPerSecond, 0);
     if (slots.length > 0 && capacity < demand) {
       findings.push({
@@ -298,7 +343,10 @@ export function precheckFeasibility(problem: PlacementProblem, input: PlacementI
 }
 
 /** After an infeasible solve: which single constraint family, relaxed, makes a placement exist. */
-async function diagnoseInfeasibility(input: PlacementInput, resolved: ResolvedInputs): Promise<PlacementInfeasibleError> {
+async function diagnoseInfeasibility(
+  input: PlacementInput,
+  resolved: ResolvedInputs,
+): Promise<PlacementInfeasibleError> {
   const findings: Finding[] = [];
   const families: ConstraintFamily[] = ["cost-cap", "gpu-quota", "redundancy", "latency"];
   for (const family of families) {
@@ -323,7 +371,8 @@ async function diagnoseInfeasibility(input: PlacementInput, resolved: ResolvedIn
     return infeasible([
       {
         family: "capacity",
-        detail: "capacity: quota, latency, redundancy and cost cap are jointly infeasible; no single one relaxed alone restores feasibility",
+        detail:
+          "capacity: quota, latency, redundancy and cost cap are jointly infeasible; no single one relaxed alone restores feasibility",
       },
     ]);
   }

@@ -7,8 +7,17 @@ const input: PlacementInput = {
   latencyTargetMs: 50,
   gpuPower: { "nvidia-l4": { boardPowerW: 72, idlePowerW: 20 } },
   regions: [
-    { region: "zone:Near", gCO2PerKWh: 500, pue: 1.2, offers: [{ gpuProduct: "nvidia-l4", quotaGpus: 4, pricePerGpuHour: 1 }] },
-    { region: "zone:Far", gCO2PerKWh: 10, offers: [{ gpuProduct: "nvidia-l4", quotaGpus: 4, pricePerGpuHour: 1 }] },
+    {
+      region: "zone:Near",
+      gCO2PerKWh: 500,
+      pue: 1.2,
+      offers: [{ gpuProduct: "nvidia-l4", quotaGpus: 4, pricePerGpuHour: 1 }],
+    },
+    {
+      region: "zone:Far",
+      gCO2PerKWh: 10,
+      offers: [{ gpuProduct: "nvidia-l4", quotaGpus: 4, pricePerGpuHour: 1 }],
+    },
   ],
   models: [
     {
@@ -39,7 +48,12 @@ describe("buildPlacementProblem", () => {
   });
 
   it("rejects malformed input with every problem listed", () => {
-    const bad: PlacementInput = { ...input, latencyTargetMs: 0, maxUtilization: 1.5, models: [...input.models, ...input.models] };
+    const bad: PlacementInput = {
+      ...input,
+      latencyTargetMs: 0,
+      maxUtilization: 1.5,
+      models: [...input.models, ...input.models],
+    };
     expect(() => buildPlacementProblem(bad, { intensities: [1, 1], rttMs })).toThrow(
       /latencyTargetMs must be positive; maxUtilization must be in \(0, 1\]; model name m appears twice/,
     );

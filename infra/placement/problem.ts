@@ -53,16 +53,22 @@ export interface ResolvedInputs {
   rttMs: (origin: string, region: string) => number | undefined;
 }
 
-export function demandTokensPerSecond(model: ModelDemand): Array<{ origin: string; tokensPerSecond: number }> {
+export function demandTokensPerSecond(
+  model: ModelDemand,
+): Array<{ origin: string; tokensPerSecond: number }> {
   return model.demand.map((d) => {
     if (d.tokensPerSecond !== undefined) return { origin: d.origin, tokensPerSecond: d.tokensPerSecond };
     if (d.requestsPerSecond !== undefined) {
       if (model.tokensPerRequest === undefined) {
-        throw new Error(`model ${model.name}: demand from ${d.origin} is in requests/s but tokensPerRequest is not set`);
+        throw new Error(
+          `model ${model.name}: demand from ${d.origin} is in requests/s but tokensPerRequest is not set`,
+        );
       }
       return { origin: d.origin, tokensPerSecond: d.requestsPerSecond * model.tokensPerRequest };
     }
-    throw new Error(`model ${model.name}: demand from ${d.origin} has neither tokensPerSecond nor requestsPerSecond`);
+    throw new Error(
+      `model ${model.name}: demand from ${d.origin} has neither tokensPerSecond nor requestsPerSecond`,
+    );
   });
 }
 
@@ -82,13 +88,21 @@ export function buildPlacementProblem(
   const demands: Demand[] = [];
   const slots: Slot[] = [];
   const routes: Route[] = [];
-  const quotas = new Map<string, { region: number; gpuProduct: string; quotaGpus: number; slots: number[] }>();
+  const quotas = new Map<
+    string,
+    { region: number; gpuProduct: string; quotaGpus: number; slots: number[] }
+  >();
 
   input.models.forEach((model, modelIndex) => {
     const firstDemand = demands.length;
     const modelDemands: Demand[] = demandTokensPerSecond(model)
       .filter((d) => d.tokensPerSecond > 0)
-      .map((d, i) => ({ index: firstDemand + i, model: modelIndex, origin: d.origin, tokensPerSecond: d.tokensPerSecond }));
+      .map((d, i) => ({
+        index: firstDemand + i,
+        model: modelIndex,
+        origin: d.origin,
+        tokensPerSecond: d.tokensPerSecond,
+      }));
     const totalDemand = modelDemands.reduce((sum, d) => sum + d.tokensPerSecond, 0);
     demands.push(...modelDemands);
 
@@ -109,7 +123,9 @@ export function buildPlacementProblem(
         // More replicas than the model's whole demand needs never help, so the bound (and the
         // big-M of the region-use link) is the smaller of that and the quota: a tighter relaxation.
         const neededReplicas = Math.max(1, Math.ceil(totalDemand / usable));
-        const maxReplicas = relaxed.has("gpu-quota") ? neededReplicas : Math.min(quotaReplicas, neededReplicas);
+        const maxReplicas = relaxed.has("gpu-quota")
+          ? neededReplicas
+          : Math.min(quotaReplicas, neededReplicas);
         if (maxReplicas <= 0) continue;
         const kWhPerHourPerWatt = (pue * intensity) / 1000;
         const slot: Slot = {
@@ -123,12 +139,18 @@ export function buildPlacementProblem(
           idleGramsPerHour: shape.gpusPerReplica * power.idlePowerW * kWhPerHourPerWatt,
           // At its rated throughput a replica draws board power: the load-proportional share per token/s.
           gramsPerHourPerTokenPerSecond:
-            (shape.gpusPerReplica * (power.boardPowerW - power.idlePowerW) * kWhPerHourPerWatt) / shape.tokensPerSecondPerReplica,
+            (shape.gpusPerReplica * (power.boardPowerW - power.idlePowerW) * kWhPerHourPerWatt) /
+            shape.tokensPerSecondPerReplica,
           maxReplicas,
         };
         slots.push(slot);
         const quotaKey = `${regionIndex}/${offer.gpuProduct}`;
-        const quota = quotas.get(quotaKey) ?? { region: regionIndex, gpuProduct: offer.gpuProduct, quotaGpus: offer.quotaGpus, slots: [] };
+        const quota = quotas.get(quotaKey) ?? {
+          region: regionIndex,
+          gpuProduct: offer.gpuProduct,
+          quotaGpus: offer.quotaGpus,
+          slots: [],
+        };
         quota.slots.push(slot.index);
         quotas.set(quotaKey, quota);
         for (const r of reachable) {
@@ -163,7 +185,9 @@ function validateInput(input: PlacementInput): void {
     names.add(model.name);
     for (const shape of model.replicaShapes) {
       if (!(shape.gpusPerReplica > 0) || !(shape.tokensPerSecondPerReplica > 0)) {
-        problems.push(`model ${model.name}: replica shape ${shape.gpuProduct} needs positive gpusPerReplica and tokensPerSecondPerReplica`);
+        problems.push(
+          `model ${model.name}: replica shape ${shape.gpuProduct} needs positive gpusPerReplica and tokensPerSecondPerReplica`,
+        );
       }
     }
   }
@@ -172,7 +196,8 @@ function validateInput(input: PlacementInput): void {
     if (regions.has(region.region)) problems.push(`region ${region.region} appears twice`);
     regions.add(region.region);
     for (const offer of region.offers) {
-      if (offer.quotaGpus < 0 || offer.pricePerGpuHour < 0) problems.push(`region ${region.region}: negative quota or price for ${offer.gpuProduct}`);
+      if (offer.quotaGpus < 0 || offer.pricePerGpuHour < 0)
+        problems.push(`region ${region.region}: negative quota or price for ${offer.gpuProduct}`);
     }
   }
   if (problems.length > 0) throw new Error(`invalid placement input: ${problems.join("; ")}`);
@@ -252,7 +277,11 @@ export function objectiveUpperBound(problem: PlacementProblem, objective: Object
  * Writes the MILP in CPLEX LP format: minimise the (weighted) objective subject to demand, capacity,
  * quota, region-use, redundancy and cost-cap rows (those not relaxed).
  */
-export function writeLp(problem: PlacementProblem, objective: Objective | WeightedObjective, options: WriteLpOptions = {}): string {
+export function writeLp(
+  problem: PlacementProblem,
+  objective: Objective | WeightedObjective,
+  options: WriteLpOptions = {},
+): string {
   const rows: string[] = [];
   const routesByDemand = new Map<number, number[]>();
   const routesBySlot = new Map<number, number[]>();
@@ -268,13 +297,18 @@ export function writeLp(problem: PlacementProblem, objective: Objective | Weight
       rows.push(` demand${d.index}: 0 ${slotVar(0)} = ${formatNumber(d.tokensPerSecond)}`);
       continue;
     }
-    rows.push(` demand${d.index}: ${expression(routes.map((r) => [routeVar(r), 1]))} = ${formatNumber(d.tokensPerSecond)}`);
+    rows.push(
+      ` demand${d.index}: ${expression(routes.map((r) => [routeVar(r), 1]))} = ${formatNumber(d.tokensPerSecond)}`,
+    );
   }
   // Capacity: what a slot serves fits in its replicas.
   for (const s of problem.slots) {
     const routes = routesBySlot.get(s.index) ?? [];
     if (routes.length === 0) continue;
-    const terms: Array<[string, number]> = [...routes.map((r): [string, number] => [routeVar(r), 1]), [slotVar(s.index), -s.usableTokensPerSecond]];
+    const terms: Array<[string, number]> = [
+      ...routes.map((r): [string, number] => [routeVar(r), 1]),
+      [slotVar(s.index), -s.usableTokensPerSecond],
+    ];
     rows.push(` capacity${s.index}: ${expression(terms)} <= 0`);
   }
   if (!problem.relaxed.has("gpu-quota")) {
@@ -305,10 +339,14 @@ export function writeLp(problem: PlacementProblem, objective: Objective | Weight
     });
   }
   if (problem.costCapPerHour !== undefined && !problem.relaxed.has("cost-cap") && problem.slots.length > 0) {
-    rows.push(` costcap: ${expression(objectiveTerms(problem, "cost"))} <= ${formatNumber(problem.costCapPerHour)}`);
+    rows.push(
+      ` costcap: ${expression(objectiveTerms(problem, "cost"))} <= ${formatNumber(problem.costCapPerHour)}`,
+    );
   }
   (options.objectiveBounds ?? []).forEach((b, i) => {
-    rows.push(` bound${i}_${b.objective}: ${expression(objectiveTerms(problem, b.objective))} <= ${formatNumber(b.atMost)}`);
+    rows.push(
+      ` bound${i}_${b.objective}: ${expression(objectiveTerms(problem, b.objective))} <= ${formatNumber(b.atMost)}`,
+    );
   });
   const weighted: WeightedObjective = typeof objective === "string" ? [[objective, 1]] : objective;
   const objectiveByVariable = new Map<string, number>();
@@ -317,10 +355,20 @@ export function writeLp(problem: PlacementProblem, objective: Objective | Weight
       objectiveByVariable.set(variable, (objectiveByVariable.get(variable) ?? 0) + weight * coefficient);
     }
   }
-  const lp: string[] = ["Minimize", ` obj: ${expression([...objectiveByVariable])}`, "Subject To", ...rows, "Bounds"];
+  const lp: string[] = [
+    "Minimize",
+    ` obj: ${expression([...objectiveByVariable])}`,
+    "Subject To",
+    ...rows,
+    "Bounds",
+  ];
   for (const s of problem.slots) {
     const fixed = options.fixedReplicas?.get(s.index);
-    lp.push(fixed === undefined ? ` 0 <= ${slotVar(s.index)} <= ${s.maxReplicas}` : ` ${slotVar(s.index)} = ${fixed}`);
+    lp.push(
+      fixed === undefined
+        ? ` 0 <= ${slotVar(s.index)} <= ${s.maxReplicas}`
+        : ` ${slotVar(s.index)} = ${fixed}`,
+    );
   }
   if (problem.slots.length === 0) lp.push(" 0 <= n0 <= 0");
   const generals = problem.slots.map((s) => slotVar(s.index));

@@ -15,7 +15,9 @@ describe("shared GCP RTT matrix", () => {
 
   it("looks up AWS and Azure regions through their grid zone and legacy zone names through aliases", () => {
     expect(table.rttMs("FI", "azure:westeurope")).toBe(table.rttMs("FI", "gcp:europe-west4"));
-    expect(table.rttMs("zone:IN-MH", "aws:ap-south-1")).toBe(table.rttMs("gcp:asia-south1", "gcp:asia-south1"));
+    expect(table.rttMs("zone:IN-MH", "aws:ap-south-1")).toBe(
+      table.rttMs("gcp:asia-south1", "gcp:asia-south1"),
+    );
     expect(table.rttMs("JP-TK", "aws:ap-northeast-1")).toBe(5);
     expect(table.rttMs("JP-TK", "gcp:mars-north1")).toBeUndefined();
     expect(() => table.rttMs("JP-TK", "ibm:us-south")).toThrow(/cloud:region/);

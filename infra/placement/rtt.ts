@@ -121,6 +121,8 @@ function keysFor(
 /** The shared GCP RTT matrix, `<sharedData>/latency/`. */
 export function loadGcpRttTable(dataDir: string = sharedDataDir()): RttTable {
   const latencyDir = path.join(dataDir, "latency");
-  const mapping = JSON.parse(readFileSync(path.join(latencyDir, "gcp-region-to-zone.json"), "utf8")) as Record<string, string>;
+  const mapping = JSON.parse(
+    readFileSync(path.join(latencyDir, "gcp-region-to-zone.json"), "utf8"),
+  ) as Record<string, string>;
   return parseRttMatrix(readFileSync(path.join(latencyDir, "gcp-interregion-rtt-ms.csv"), "utf8"), mapping);
 }

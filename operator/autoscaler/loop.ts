@@ -2,7 +2,9 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION, PLURAL, type ModelDeployment } from "../api/modeldeployment.js";
 import type { AutoscalerView, EventSink } from "../controller/controller.js";
 import { desiredReplicas, SELECTOR_LABEL } from "../controller/reconcile-plan.js";
+import { resolveArchitecture } from "../controller/sizing.js";
 import { logger } from "../log/logger.js";
+import { findGpu } from "../planner/gpus.js";
 import { scrapePods, scrapeTargetFromPod, type ScrapeResult } from "../metrics/scrape.js";
 import type { Informer } from "../runtime/informer.js";
 import type { KubeClient, KubeObject } from "../runtime/kube-client.js";
@@ -15,6 +17,7 @@ import {
   type PolicyState,
   type ScaleDecision,
 } from "./policy.js";
+import { estimateReplicaTokenCapacity } from "./capacity.js";
 
 export interface AutoscalerObserver {
   decided?(namespace: string, name: string, direction: "up" | "down" | "hold", kvCacheUtilization: number | null, queueDepth: number): void;
@@ -42,9 +45,30 @@ interface PerDeployment {
   viewWrittenAtMs: number;
 }
 
+/**
+ * One replica's token capacity for the policy's throughput signal, from the sizing plan in the status
+ * (GPU product, tensor parallelism) and the model's active parameters; undefined until a plan exists
+ * or when model or GPU is not in the catalogue (the policy then learns it from saturated pods).
+ */
+export function replicaTokenCapacity(modelDeployment: ModelDeployment): number | undefined {
+  const plan = modelDeployment.status?.plan;
+  if (!plan) return undefined;
+  const gpu = findGpu(plan.gpuProduct);
+  const architecture = resolveArchitecture(modelDeployment);
+  if (!gpu || !architecture.known) return undefined;
+  return (
+    estimateReplicaTokenCapacity({
+      activeParameters: architecture.model.activeParameters,
+      denseBf16Tflops: gpu.denseBf16Tflops,
+      tensorParallelism: plan.tensorParallelism,
+    }) ?? undefined
+  );
+}
+
 /** The CRD's autoscaling fields as the policy's config. Scale to zero waits for the gateway: floor 1. */
 export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfig {
   const autoscaling = modelDeployment.spec.autoscaling;
+  const capacity = replicaTokenCapacity(modelDeployment);
   return {
     minReplicas: Math.max(1, autoscaling.minReplicas),
     maxReplicas: autoscaling.maxReplicas,
@@ -52,6 +76,7 @@ export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfi
     queueDepthTargetPerReplica: autoscaling.queueDepthTargetPerReplica,
     scaleUpStabilizationSeconds: autoscaling.scaleUpStabilizationSeconds,
     scaleDownStabilizationSeconds: autoscaling.scaleDownStabilizationSeconds,
+    ...(capacity === undefined ? {} : { replicaTokenCapacityPerSecond: capacity }),
   };
 }
 

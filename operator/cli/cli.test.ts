@@ -208,5 +208,7 @@ describe("gpufleet status", () => {
     expect(missing.stderr).toContain("the ModelDeployment CRD is not installed");
     const forbidden = await run(["status"], Object.assign(new Error("HTTP 403"), { code: 403 }));
     expect(forbidden.stderr).toContain("forbidden: your user may not list modeldeployments.gpufleet.io");
+    const unauthorized = await run(["status"], Object.assign(new Error("HTTP 401"), { code: 401 }));
+    expect(unauthorized.stderr).toContain("unauthorized: the API server refused the kubeconfig's credentials");
   });
 });

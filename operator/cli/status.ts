@@ -130,6 +130,7 @@ export function kubernetesLister(command: StatusCommand): { target: StatusTarget
 function describeApiError(error: unknown): string {
   const code = (error as { code?: number }).code;
   if (code === 404) return "the ModelDeployment CRD is not installed (install the gpufleet chart or `kubectl apply -f crds/`)";
+  if (code === 401) return "unauthorized: the API server refused the kubeconfig's credentials (expired token?)";
   if (code === 403) return "forbidden: your user may not list modeldeployments.gpufleet.io here";
   return error instanceof Error ? error.message : String(error);
 }

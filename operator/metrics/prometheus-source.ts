@@ -50,7 +50,7 @@ export function queriesFor(
   deployment: DeploymentQuery,
   selector: string,
   instanceLabel: string,
-): Record<keyof Omit<EngineMetricsSample, "scrapedAtMs">, string> {
+): Record<"kvCacheUtilization" | "requestsWaiting" | "requestsRunning", string> {
   const names = ENGINE_METRIC_NAMES[deployment.engine];
   const alternatives = (metrics: readonly string[], aggregate: string) =>
     metrics

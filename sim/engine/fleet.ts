@@ -13,6 +13,7 @@ import {
   MODEL_DEPLOYMENT_LABEL,
   scrapeTargetFromPod,
 } from "../../operator/metrics/scrape.js";
+import { replicaFor } from "../eval/hardware.js";
 import { type EngineParams, engineParamsForNames } from "./model.js";
 import { type EngineServer, type SimEngineKind, startEngineServer } from "./server.js";
 
@@ -21,6 +22,11 @@ export const MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=gpufleet";
 export const SIM_MODEL_ANNOTATION = "gpufleet.io/sim-model";
 export const SIM_GPU_ANNOTATION = "gpufleet.io/sim-gpu";
 export const SERVED_MODEL_ANNOTATION = "gpufleet.io/served-model-name";
+/** The plan the operator annotates on its pods (operator/render). */
+export const PLAN_MODEL_ANNOTATION = "gpufleet.io/model-id";
+export const PLAN_GPU_ANNOTATION = "gpufleet.io/gpu-product";
+export const PLAN_TP_ANNOTATION = "gpufleet.io/tensor-parallelism";
+export const PLAN_MAX_CONTEXT_ANNOTATION = "gpufleet.io/max-context-length";
 
 export interface EngineSpec {
   /** namespace/name */
@@ -33,6 +39,8 @@ export interface EngineSpec {
   deployment: string;
   simModel: string;
   simGpu: string;
+  maxContextLength?: number;
+  tensorParallelism?: number;
 }
 
 function servedModelName(pod: V1Pod): string | undefined {
@@ -67,8 +75,11 @@ export function planFleet(pods: readonly V1Pod[]): Map<string, EngineSpec> {
       engine: target.engine === "vllm" ? "vllm" : "tensorrt-llm",
       modelName: servedModelName(pod) ?? deployment,
       deployment,
-      simModel: annotations[SIM_MODEL_ANNOTATION] ?? "llama-3.1-8b",
-      simGpu: annotations[SIM_GPU_ANNOTATION] ?? "NVIDIA-H100-80GB-HBM3",
+      // The operator annotates each pod with its plan; simulate exactly that replica unless told otherwise.
+      simModel: annotations[SIM_MODEL_ANNOTATION] ?? annotations[PLAN_MODEL_ANNOTATION] ?? "llama-3.1-8b",
+      simGpu: annotations[SIM_GPU_ANNOTATION] ?? annotations[PLAN_GPU_ANNOTATION] ?? "NVIDIA-H100-80GB-HBM3",
+      ...(annotations[PLAN_MAX_CONTEXT_ANNOTATION] ? { maxContextLength: Number(annotations[PLAN_MAX_CONTEXT_ANNOTATION]) } : {}),
+      ...(annotations[PLAN_TP_ANNOTATION] ? { tensorParallelism: Number(annotations[PLAN_TP_ANNOTATION]) } : {}),
     });
   }
   return plan;
@@ -82,7 +93,9 @@ function sameEngine(a: EngineSpec, b: EngineSpec): boolean {
     a.engine === b.engine &&
     a.modelName === b.modelName &&
     a.simModel === b.simModel &&
-    a.simGpu === b.simGpu
+    a.simGpu === b.simGpu &&
+    a.maxContextLength === b.maxContextLength &&
+    a.tensorParallelism === b.tensorParallelism
   );
 }
 
@@ -120,6 +133,21 @@ export function listManagedPods(kubeConfig: KubeConfig): () => Promise<V1Pod[]> 
   return async () => (await core.listPodForAllNamespaces({ labelSelector: MANAGED_BY_SELECTOR })).items;
 }
 
+/**
+ * Engine parameters of the replica the operator planned: the planner sizes it (KV tokens, TP) exactly as
+ * for the real pods; a model or GPU outside the planner's catalogue falls back to the engine's own table.
+ */
+export function paramsForPlannedReplica(spec: EngineSpec): EngineParams {
+  try {
+    return replicaFor(spec.simModel, spec.simGpu, {
+      ...(spec.maxContextLength ? { maxContextLength: spec.maxContextLength } : {}),
+      ...(spec.tensorParallelism ? { tensorParallelism: spec.tensorParallelism } : {}),
+    }).params;
+  } catch {
+    return engineParamsForNames(spec.simModel, spec.simGpu);
+  }
+}
+
 export class SimFleet {
   private readonly engines = new Map<string, { spec: EngineSpec; server: EngineServer }>();
   private timer: NodeJS.Timeout | undefined;
@@ -155,9 +183,7 @@ export class SimFleet {
     for (const spec of start) {
       if (this.stopped) return;
       try {
-        const params = (
-          this.options.paramsFor ?? ((s: EngineSpec) => engineParamsForNames(s.simModel, s.simGpu))
-        )(spec);
+        const params = (this.options.paramsFor ?? paramsForPlannedReplica)(spec);
         const server = await startEngineServer({
           host: spec.host,
           port: spec.port,

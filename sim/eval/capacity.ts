@@ -59,7 +59,7 @@ function main(): void {
     maxReplicas: Number(values["max-replicas"]),
     oracleWindowSeconds: 300,
   };
-  const { fleet, gpusPerReplica } = buildFleetScenario(def);
+  const { fleet, gpusPerReplica, gpufleetOverrides } = buildFleetScenario(def);
   const hours = fleet.trace.durationMs / 3600_000;
   console.log(
     `${def.name}: ${fleet.trace.requests.length} requests over ${(hours * 60).toFixed(1)} min; target p99 TTFT ≤ ${def.ttftTargetSeconds} s`,
@@ -80,14 +80,14 @@ function main(): void {
   console.log(
     `static minimum: ${staticPeak.replicas} replicas = ${staticPeak.replicas * gpusPerReplica} GPUs; ${describe(staticPeak.result, gpusPerReplica, hours)}`,
   );
-  const oracle = oracleSchedule(fleet, def.goalShare, def.oracleWindowSeconds * 1000);
+  const oracle = oracleSchedule(fleet, def.goalShare, def.oracleWindowSeconds * 1000, staticPeak.replicas);
   const autoscaled = simulateFleet(
     fleet,
     gpufleetController({
       minReplicas: 1,
       maxReplicas: def.maxReplicas,
       initialReplicas: oracle.schedule[0] ?? 1,
-    }),
+    }, gpufleetOverrides),
   );
   console.log(
     `autoscaled (gpufleet policy, ${def.modelLoadSeconds} s model load): ${describe(autoscaled, gpusPerReplica, hours)}`,

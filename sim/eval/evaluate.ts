@@ -7,6 +7,7 @@ import {
   llmdSaturationController,
   type Bounds,
 } from "./controllers.js";
+import type { AutoscalingConfig } from "../../operator/autoscaler/policy.js";
 import { simulateFleet, type FleetResult, type FleetScenario } from "./fleet.js";
 import { replicaFor } from "./hardware.js";
 import { oracleSchedule, staticForPeak } from "./oracle.js";
@@ -43,11 +44,17 @@ export interface ScenarioOutcome {
 export function buildFleetScenario(def: ScenarioDefinition): {
   fleet: FleetScenario;
   gpusPerReplica: number;
+  /** What the operator estimates for the policy's token signal (see operator/autoscaler/loop.ts). */
+  gpufleetOverrides: Partial<AutoscalingConfig>;
 } {
   const replica = replicaFor(def.model, def.gpu, { maxContextLength: def.maxContextLength });
   const trace = scaleLoad(loadTrace(def.trace), def.loadScale);
   return {
     gpusPerReplica: replica.gpusPerReplica,
+    gpufleetOverrides:
+      replica.replicaTokenCapacityPerSecond === null
+        ? {}
+        : { replicaTokenCapacityPerSecond: replica.replicaTokenCapacityPerSecond },
     fleet: {
       name: def.name,
       trace,
@@ -63,9 +70,9 @@ export function buildFleetScenario(def: ScenarioDefinition): {
 }
 
 export function evaluateScenario(def: ScenarioDefinition): ScenarioOutcome {
-  const { fleet, gpusPerReplica } = buildFleetScenario(def);
+  const { fleet, gpusPerReplica, gpufleetOverrides } = buildFleetScenario(def);
   const staticPeak = staticForPeak(fleet, def.goalShare);
-  const oracle = oracleSchedule(fleet, def.goalShare, def.oracleWindowSeconds * 1000);
+  const oracle = oracleSchedule(fleet, def.goalShare, def.oracleWindowSeconds * 1000, staticPeak.replicas);
   // Every autoscaler starts from the fleet the oracle uses for the first window, so none pays for
   // (or profits from) a cold first minute.
   const bounds: Bounds = {
@@ -78,7 +85,7 @@ export function evaluateScenario(def: ScenarioDefinition): ScenarioOutcome {
     kedaController(bounds),
     aibrixKpaController(bounds),
     llmdSaturationController(bounds),
-    gpufleetController(bounds),
+    gpufleetController(bounds, gpufleetOverrides),
   ];
   const results = [staticPeak.result, oracle.result, ...controllers.map((c) => simulateFleet(fleet, c))];
   return {

@@ -231,6 +231,9 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
           kvCacheUtilization: s.kvCacheUtilization,
           requestsWaiting: s.requestsWaiting,
           requestsRunning: s.requestsRunning,
+          // vllm:prompt_tokens_total / vllm:generation_tokens_total, as the operator scrapes them.
+          promptTokensTotal: s.promptTokensTotal,
+          generationTokensTotal: s.generationTokensTotal,
           scrapedAtMs: t,
         };
         kvSum += s.kvCacheUtilization;

@@ -5,6 +5,7 @@
 import { findGpu } from "../../operator/planner/gpus.js";
 import { findModel } from "../../operator/planner/models.js";
 import { planModel, vllmSchedulerDefaults, type Plan } from "../../operator/planner/plan.js";
+import { estimateReplicaTokenCapacity } from "../../operator/autoscaler/capacity.js";
 import { engineParamsFor, type EngineParams, type EngineTuning } from "../engine/model.js";
 
 export interface ReplicaSpec {
@@ -13,6 +14,8 @@ export interface ReplicaSpec {
   params: EngineParams;
   gpusPerReplica: number;
   plan: Plan;
+  /** The token capacity the operator would hand the policy for this replica (operator/autoscaler/loop.ts). */
+  replicaTokenCapacityPerSecond: number | null;
 }
 
 export interface ReplicaOptions {
@@ -69,5 +72,10 @@ export function replicaFor(modelName: string, gpuName: string, options: ReplicaO
     params,
     gpusPerReplica: plan.gpusPerReplica,
     plan,
+    replicaTokenCapacityPerSecond: estimateReplicaTokenCapacity({
+      activeParameters: model.activeParameters,
+      denseBf16Tflops: gpu.denseBf16Tflops,
+      tensorParallelism: plan.tensorParallelism,
+    }),
   };
 }
