@@ -39,12 +39,7 @@ import {
 } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  REPO_ROOT,
-  defaultBinaryCacheDir,
-  findGo,
-  parseGoModRequirements,
-} from "../sim/cluster/binaries.js";
+import { REPO_ROOT, defaultBinaryCacheDir, findGo, parseGoModRequirements } from "../sim/cluster/binaries.js";
 
 const TOOLS_DIR = join(REPO_ROOT, "tools");
 
@@ -224,7 +219,11 @@ interface RunOptions {
 async function run(command: string, args: string[], options: RunOptions): Promise<string> {
   return new Promise<string>((resolveRun, rejectRun) => {
     const chunks: Buffer[] = [];
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
     child.stderr.on("data", (chunk: Buffer) => chunks.push(chunk));
     child.on("error", rejectRun);
@@ -236,7 +235,9 @@ async function run(command: string, args: string[], options: RunOptions): Promis
       if (code === 0) resolveRun(output);
       else
         rejectRun(
-          new Error(`${command} ${args.join(" ")} failed (exit ${code}); log: ${options.logPath}\n${output.slice(-4000)}`),
+          new Error(
+            `${command} ${args.join(" ")} failed (exit ${code}); log: ${options.logPath}\n${output.slice(-4000)}`,
+          ),
         );
     });
   });
@@ -255,14 +256,24 @@ function goEnv(goBinary: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return { ...env, GOTOOLCHAIN: "local", PATH: `${dirname(goBinary)}${delimiter}${env.PATH ?? ""}` };
 }
 
-async function buildCli(goBinary: string, pins: PulumiToolPins, outputPath: string, env: NodeJS.ProcessEnv, logPath: string): Promise<void> {
+async function buildCli(
+  goBinary: string,
+  pins: PulumiToolPins,
+  outputPath: string,
+  env: NodeJS.ProcessEnv,
+  logPath: string,
+): Promise<void> {
   const temporaryOutput = `${outputPath}.tmp-${process.pid}`;
   const ldflags = ["-s", "-w", versionLdflag("pulumi", pins)].join(" ");
-  await run(goBinary, ["build", "-trimpath", "-ldflags", ldflags, "-o", temporaryOutput, PULUMI_CLI_PACKAGE], {
-    cwd: join(TOOLS_DIR, "pulumi"),
-    env: goEnv(goBinary, env),
-    logPath,
-  });
+  await run(
+    goBinary,
+    ["build", "-trimpath", "-ldflags", ldflags, "-o", temporaryOutput, PULUMI_CLI_PACKAGE],
+    {
+      cwd: join(TOOLS_DIR, "pulumi"),
+      env: goEnv(goBinary, env),
+      logPath,
+    },
+  );
   renameSync(temporaryOutput, outputPath);
 }
 
@@ -279,11 +290,15 @@ async function buildKubernetesProvider(
   const buildEnv = goEnv(goBinary, env);
   onStep(`downloading ${KUBERNETES_PROVIDER_MODULE}@${pins.providerModuleVersion}`);
   const downloaded = JSON.parse(
-    await run(goBinary, ["mod", "download", "-json", `${KUBERNETES_PROVIDER_MODULE}@${pins.providerModuleVersion}`], {
-      cwd: toolModuleDir,
-      env: buildEnv,
-      logPath,
-    }),
+    await run(
+      goBinary,
+      ["mod", "download", "-json", `${KUBERNETES_PROVIDER_MODULE}@${pins.providerModuleVersion}`],
+      {
+        cwd: toolModuleDir,
+        env: buildEnv,
+        logPath,
+      },
+    ),
   ) as { Dir?: string; Error?: string };
   if (!downloaded.Dir) throw new Error(`go mod download gave no Dir: ${downloaded.Error ?? "unknown error"}`);
 
@@ -296,14 +311,27 @@ async function buildKubernetesProvider(
   const sdkVersion = pins.providerVersion;
   await run(
     goBinary,
-    ["mod", "edit", `-dropreplace=${KUBERNETES_SDK_MODULE}`, `-replace=${KUBERNETES_SDK_MODULE}=${KUBERNETES_SDK_MODULE}@${sdkVersion}`],
+    [
+      "mod",
+      "edit",
+      `-dropreplace=${KUBERNETES_SDK_MODULE}`,
+      `-replace=${KUBERNETES_SDK_MODULE}=${KUBERNETES_SDK_MODULE}@${sdkVersion}`,
+    ],
     { cwd: sourceDir, env: buildEnv, logPath },
   );
   copyFileSync(join(toolModuleDir, "go.sum"), join(sourceDir, "go.sum"));
 
   onStep("generating schema-embed.json and terraform-mapping-embed.json (upstream `go generate`)");
-  const generateEnv = { ...buildEnv, VERSION: pins.providerVersion.replace(/^v/, ""), GOFLAGS: "-mod=readonly" };
-  await run(goBinary, ["generate", "./main.go"], { cwd: join(sourceDir, PROVIDER_COMMAND_DIR), env: generateEnv, logPath });
+  const generateEnv = {
+    ...buildEnv,
+    VERSION: pins.providerVersion.replace(/^v/, ""),
+    GOFLAGS: "-mod=readonly",
+  };
+  await run(goBinary, ["generate", "./main.go"], {
+    cwd: join(sourceDir, PROVIDER_COMMAND_DIR),
+    env: generateEnv,
+    logPath,
+  });
   for (const generated of ["schema-embed.json", "terraform-mapping-embed.json"]) {
     if (!existsSync(join(sourceDir, PROVIDER_COMMAND_DIR, generated))) {
       throw new Error(`go generate did not write ${generated}; log: ${logPath}`);
@@ -313,11 +341,24 @@ async function buildKubernetesProvider(
   onStep("compiling (a cold build takes many minutes on 2 cores)");
   const temporaryOutput = `${outputPath}.tmp-${process.pid}`;
   const ldflags = ["-s", "-w", versionLdflag("pulumi-resource-kubernetes", pins)].join(" ");
-  await run(goBinary, ["build", "-mod=readonly", "-trimpath", "-ldflags", ldflags, "-o", temporaryOutput, `./${PROVIDER_COMMAND_DIR}`], {
-    cwd: sourceDir,
-    env: buildEnv,
-    logPath,
-  });
+  await run(
+    goBinary,
+    [
+      "build",
+      "-mod=readonly",
+      "-trimpath",
+      "-ldflags",
+      ldflags,
+      "-o",
+      temporaryOutput,
+      `./${PROVIDER_COMMAND_DIR}`,
+    ],
+    {
+      cwd: sourceDir,
+      env: buildEnv,
+      logPath,
+    },
+  );
   renameSync(temporaryOutput, outputPath);
   // The copied source is only needed for the build (the Go build cache keeps the compiled packages).
   rmSync(sourceDir, { recursive: true, force: true });
@@ -329,15 +370,20 @@ async function buildKubernetesProvider(
  */
 export async function ensurePulumiTools(options: EnsurePulumiToolsOptions = {}): Promise<PulumiTools> {
   const env = options.env ?? process.env;
-  const onProgress = options.onProgress ?? ((event) => process.stderr.write(`${formatPulumiToolProgress(event)}\n`));
+  const onProgress =
+    options.onProgress ?? ((event) => process.stderr.write(`${formatPulumiToolProgress(event)}\n`));
   const pins = readPulumiToolPins();
 
   const override = env.GPUFLEET_PULUMI_BIN_DIR;
   if (override) {
     const pulumi = join(override, "pulumi");
     const kubernetesProvider = join(override, "pulumi-resource-kubernetes");
-    for (const [tool, path] of [["pulumi", pulumi], ["pulumi-resource-kubernetes", kubernetesProvider]] as const) {
-      if (!isExecutable(path)) throw new Error(`GPUFLEET_PULUMI_BIN_DIR=${override} has no executable ${tool}`);
+    for (const [tool, path] of [
+      ["pulumi", pulumi],
+      ["pulumi-resource-kubernetes", kubernetesProvider],
+    ] as const) {
+      if (!isExecutable(path))
+        throw new Error(`GPUFLEET_PULUMI_BIN_DIR=${override} has no executable ${tool}`);
       onProgress({ kind: "found", tool, path, source: "GPUFLEET_PULUMI_BIN_DIR" });
     }
     return { pulumi, kubernetesProvider, binDir: override, root: dirname(override), pins };
@@ -388,7 +434,12 @@ export async function ensurePulumiTools(options: EnsurePulumiToolsOptions = {}):
     });
   }
   onProgress({ kind: "found", tool: "pulumi", path: pulumi, source: "cache" });
-  onProgress({ kind: "found", tool: "pulumi-resource-kubernetes", path: kubernetesProvider, source: "cache" });
+  onProgress({
+    kind: "found",
+    tool: "pulumi-resource-kubernetes",
+    path: kubernetesProvider,
+    source: "cache",
+  });
   return { pulumi, kubernetesProvider, binDir, root: cacheDir, pins };
 }
 

@@ -53,7 +53,11 @@ function rbacRules(defineName: string): RbacRule[] {
 
 describe("Chart.yaml", () => {
   it("has version and appVersion equal to package.json's version", () => {
-    const chart = parse(read("charts/gpufleet/Chart.yaml")) as { version: string; appVersion: string; apiVersion: string };
+    const chart = parse(read("charts/gpufleet/Chart.yaml")) as {
+      version: string;
+      appVersion: string;
+      apiVersion: string;
+    };
     const packageVersion = (JSON.parse(read("package.json")) as { version: string }).version;
     expect(chart.apiVersion).toBe("v2");
     expect(chart.version).toBe(packageVersion);
@@ -117,7 +121,11 @@ describe("values.yaml and values.schema.json", () => {
       capabilities: { drop: ["ALL"] },
       seccompProfile: { type: "RuntimeDefault" },
     });
-    expect(values.podSecurityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } });
+    expect(values.podSecurityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
   });
 
   it("default to two replicas with leader election", () => {
@@ -145,7 +153,13 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
 
   it("grant exactly what the operator's contract lists", () => {
     const grants = (rules: RbacRule[]): string[] =>
-      rules.flatMap((rule) => rule.resources.map((resource) => `${rule.apiGroups.join(",")}/${resource}: ${rule.verbs.join(",")}`)).sort();
+      rules
+        .flatMap((rule) =>
+          rule.resources.map(
+            (resource) => `${rule.apiGroups.join(",")}/${resource}: ${rule.verbs.join(",")}`,
+          ),
+        )
+        .sort();
     expect(grants(rbacRules("gpufleet.rbac.workloadRules"))).toEqual(
       [
         "gpufleet.io/modeldeployments: get,list,watch,patch",
@@ -160,7 +174,9 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
       ].sort(),
     );
     expect(grants(rbacRules("gpufleet.rbac.clusterRules"))).toEqual(["/nodes: get,list,watch"]);
-    expect(grants(rbacRules("gpufleet.rbac.leaderElectionRules"))).toEqual(["coordination.k8s.io/leases: get,create,update"]);
+    expect(grants(rbacRules("gpufleet.rbac.leaderElectionRules"))).toEqual([
+      "coordination.k8s.io/leases: get,create,update",
+    ]);
   });
 
   it("explain every rule with a comment above it", () => {
@@ -176,7 +192,9 @@ describe("monitoring templates", () => {
     const registered = createOperatorMetrics(new Registry(), { processMetrics: false })
       .registry.getMetricsAsArray()
       .map((metric) => metric.name);
-    const missing = OPERATOR_METRICS_USED_BY_CHART.filter((name) => !registered.includes(name) && !REQUESTED_FROM_OPERATOR.includes(name));
+    const missing = OPERATOR_METRICS_USED_BY_CHART.filter(
+      (name) => !registered.includes(name) && !REQUESTED_FROM_OPERATOR.includes(name),
+    );
     expect(missing).toEqual([]);
   });
 
@@ -188,7 +206,9 @@ describe("monitoring templates", () => {
       panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
     };
     expect(dashboard.uid).toBe("gpufleet-overview");
-    const byTitle = new Map(dashboard.panels.map((panel) => [panel.title, panel.targets.map((target) => target.expr).join(" ")]));
+    const byTitle = new Map(
+      dashboard.panels.map((panel) => [panel.title, panel.targets.map((target) => target.expr).join(" ")]),
+    );
     expect(byTitle.get("KV-cache utilization")).toContain("gpufleet_autoscaler_kv_cache_utilization");
     expect(byTitle.get("Queue depth")).toContain("gpufleet_autoscaler_queue_depth");
     expect(byTitle.get("Replicas: desired vs ready")).toMatch(/state="desired".*state="ready"/s);
@@ -225,11 +245,17 @@ describe("Dockerfile", () => {
   });
 
   it("gets a build context of exactly the files it copies (.dockerignore allow-list)", () => {
-    const patterns = read(".dockerignore").split("\n").filter((line) => line !== "" && !line.startsWith("#"));
+    const patterns = read(".dockerignore")
+      .split("\n")
+      .filter((line) => line !== "" && !line.startsWith("#"));
     expect(patterns).toEqual(["*", "!package.json", "!package-lock.json", "!tsconfig.json", "!operator/"]);
     const normalize = (path: string): string => path.replace(/^\.\//, "").replace(/\/$/, "");
-    const allowed = patterns.filter((pattern) => pattern.startsWith("!")).map((pattern) => normalize(pattern.slice(1)));
-    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)].flatMap((match) => (match[1] ?? "").split(" "));
+    const allowed = patterns
+      .filter((pattern) => pattern.startsWith("!"))
+      .map((pattern) => normalize(pattern.slice(1)));
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)].flatMap((match) =>
+      (match[1] ?? "").split(" "),
+    );
     expect([...new Set(copied.map(normalize))].sort()).toEqual([...allowed].sort());
   });
 });

@@ -8,7 +8,7 @@
  * 4. replays the Azure 2023 code trace against it (time-compressed) and prints, every few seconds, what
  *    the autoscaler sees and does; then lets the load go and shows the scale-down.
  *
- * Flags: --speedup N (trace time compression, default 12), --load-seconds N (default 150),
+ * Flags: --speedup N (trace time compression, default 5), --load-seconds N (default 150),
  * --keep (leave the cluster and operator running until Ctrl-C).
  */
 import { execFile } from "node:child_process";
@@ -32,7 +32,7 @@ const heading = (line: string) => say(`\n\x1b[1m== ${line}\x1b[0m`);
 
 const { values: flags } = parseArgs({
   options: {
-    speedup: { type: "string", default: "12" },
+    speedup: { type: "string", default: "5" },
     "load-seconds": { type: "string", default: "150" },
     keep: { type: "boolean", default: false },
   },

@@ -67,7 +67,8 @@ function helm(args: string[], timeoutMs = 120_000): Promise<HelmResult> {
 
 async function helmOk(args: string[], timeoutMs?: number): Promise<string> {
   const result = await helm(args, timeoutMs);
-  if (result.code !== 0) throw new Error(`helm ${args.join(" ")} exited ${result.code}:\n${result.stderr}${result.stdout}`);
+  if (result.code !== 0)
+    throw new Error(`helm ${args.join(" ")} exited ${result.code}:\n${result.stderr}${result.stdout}`);
   return result.stdout;
 }
 
@@ -92,12 +93,23 @@ function parseManifests(text: string): K8sObject[] {
 
 async function render(setArgs: string[], namespace = "gpufleet-system"): Promise<K8sObject[]> {
   return parseManifests(
-    await helmOk(["template", "gf", chartPath, "--namespace", namespace, "--kube-version", kubeVersion, ...setArgs]),
+    await helmOk([
+      "template",
+      "gf",
+      chartPath,
+      "--namespace",
+      namespace,
+      "--kube-version",
+      kubeVersion,
+      ...setArgs,
+    ]),
   );
 }
 
 function only(objects: K8sObject[], kind: string, name?: string): K8sObject {
-  const matches = objects.filter((object) => object.kind === kind && (name === undefined || object.metadata.name === name));
+  const matches = objects.filter(
+    (object) => object.kind === kind && (name === undefined || object.metadata.name === name),
+  );
   expect(matches, `${kind} ${name ?? ""}`).toHaveLength(1);
   return matches[0]!;
 }
@@ -112,7 +124,9 @@ interface OperatorContainer {
 }
 
 function operatorContainer(objects: K8sObject[]): OperatorContainer {
-  const deployment = only(objects, "Deployment") as unknown as { spec: { template: { spec: { containers: OperatorContainer[] } } } };
+  const deployment = only(objects, "Deployment") as unknown as {
+    spec: { template: { spec: { containers: OperatorContainer[] } } };
+  };
   return deployment.spec.template.spec.containers[0]!;
 }
 
@@ -154,7 +168,15 @@ describe("helm lint and template", () => {
   it("renders defaults: 2 leader-elected replicas, hardened pod, probes on the ops port, cluster-wide workload RBAC, a PDB", async () => {
     const objects = await render([]);
     const deployment = only(objects, "Deployment") as unknown as {
-      spec: { replicas: number; template: { spec: { securityContext: Record<string, unknown>; topologySpreadConstraints: Array<{ topologyKey: string }> } } };
+      spec: {
+        replicas: number;
+        template: {
+          spec: {
+            securityContext: Record<string, unknown>;
+            topologySpreadConstraints: Array<{ topologyKey: string }>;
+          };
+        };
+      };
     };
     expect(deployment.spec.replicas).toBe(2);
     const container = operatorContainer(objects);
@@ -165,7 +187,9 @@ describe("helm lint and template", () => {
       GPUFLEET_WATCH_NAMESPACES: "",
       GPUFLEET_OPS_PORT: "8081",
     });
-    expect(container.env.map((variable) => variable.name)).toEqual(expect.arrayContaining(["POD_NAME", "POD_NAMESPACE"]));
+    expect(container.env.map((variable) => variable.name)).toEqual(
+      expect.arrayContaining(["POD_NAME", "POD_NAMESPACE"]),
+    );
     expect(container.securityContext).toEqual({
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
@@ -177,42 +201,58 @@ describe("helm lint and template", () => {
     expect(container.startupProbe.httpGet).toEqual({ path: "/healthz", port: "http-ops" });
     expect(container.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "http-ops" });
     expect(container.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "http-ops" });
-    expect(deployment.spec.template.spec.topologySpreadConstraints.map((constraint) => constraint.topologyKey)).toEqual([
-      "kubernetes.io/hostname",
-      "topology.kubernetes.io/zone",
-    ]);
+    expect(
+      deployment.spec.template.spec.topologySpreadConstraints.map((constraint) => constraint.topologyKey),
+    ).toEqual(["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
     expect(only(objects, "ClusterRoleBinding", "gf-gpufleet-workloads")).toBeDefined();
     expect(only(objects, "Role", "gf-gpufleet-leader-election").metadata.namespace).toBe("gpufleet-system");
     expect(only(objects, "PodDisruptionBudget")).toMatchObject({ spec: { minAvailable: 1 } });
-    expect(only(objects, "Service")).toMatchObject({ spec: { ports: [{ name: "http-ops", port: 8081, targetPort: "http-ops" }] } });
+    expect(only(objects, "Service")).toMatchObject({
+      spec: { ports: [{ name: "http-ops", port: 8081, targetPort: "http-ops" }] },
+    });
     expect(objects.some((object) => object.apiVersion.startsWith("monitoring.coreos.com"))).toBe(false);
   });
 
   it("renders watchNamespaces as Roles in each watched namespace and binds only the Nodes ClusterRole cluster-wide", async () => {
     const objects = await render(VALUE_MATRIX.watchNamespaces!);
     expect(envOf(operatorContainer(objects)).GPUFLEET_WATCH_NAMESPACES).toBe("team-a,team-b");
-    const workloadRoles = objects.filter((object) => object.kind === "Role" && object.metadata.name === "gf-gpufleet-workloads");
+    const workloadRoles = objects.filter(
+      (object) => object.kind === "Role" && object.metadata.name === "gf-gpufleet-workloads",
+    );
     expect(workloadRoles.map((role) => role.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
-    const roleBindings = objects.filter((object) => object.kind === "RoleBinding" && object.metadata.name === "gf-gpufleet-workloads");
+    const roleBindings = objects.filter(
+      (object) => object.kind === "RoleBinding" && object.metadata.name === "gf-gpufleet-workloads",
+    );
     expect(roleBindings.map((binding) => binding.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
     const clusterBindings = objects.filter((object) => object.kind === "ClusterRoleBinding");
-    expect(clusterBindings.map((binding) => (binding as unknown as { roleRef: { name: string } }).roleRef.name)).toEqual(["gf-gpufleet-nodes"]);
+    expect(
+      clusterBindings.map((binding) => (binding as unknown as { roleRef: { name: string } }).roleRef.name),
+    ).toEqual(["gf-gpufleet-nodes"]);
     const nodesRole = only(objects, "ClusterRole", "gf-gpufleet-nodes") as unknown as { rules: RbacRule[] };
-    expect(nodesRole.rules).toEqual([{ apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] }]);
+    expect(nodesRole.rules).toEqual([
+      { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
+    ]);
   });
 
   it("renders monitoring: ServiceMonitor on the ops port, PodMonitor, PrometheusRule with 4 alerts, and a JSON dashboard ConfigMap", async () => {
     const objects = await render(VALUE_MATRIX.monitoring!);
-    expect(only(objects, "ServiceMonitor")).toMatchObject({ spec: { endpoints: [{ port: "http-ops", path: "/metrics", honorLabels: true }] } });
+    expect(only(objects, "ServiceMonitor")).toMatchObject({
+      spec: { endpoints: [{ port: "http-ops", path: "/metrics", honorLabels: true }] },
+    });
     expect(only(objects, "PodMonitor")).toMatchObject({ spec: { namespaceSelector: { any: true } } });
-    const rule = only(objects, "PrometheusRule") as unknown as { spec: { groups: Array<{ rules: Array<{ alert: string; for: string }> }> } };
+    const rule = only(objects, "PrometheusRule") as unknown as {
+      spec: { groups: Array<{ rules: Array<{ alert: string; for: string }> }> };
+    };
     expect(rule.spec.groups[0]!.rules.map((alert) => `${alert.alert} ${alert.for}`)).toEqual([
       "GpufleetCapacityShortfall 15m",
       "GpufleetModelDeploymentNotReady 10m",
       "GpufleetAutoscalerStaleMetrics 10m",
       "GpufleetOperatorDown 5m",
     ]);
-    const dashboard = only(objects, "ConfigMap", "gf-gpufleet-dashboard") as unknown as { metadata: { labels: Record<string, string> }; data: Record<string, string> };
+    const dashboard = only(objects, "ConfigMap", "gf-gpufleet-dashboard") as unknown as {
+      metadata: { labels: Record<string, string> };
+      data: Record<string, string>;
+    };
     expect(dashboard.metadata.labels.grafana_dashboard).toBe("1");
     expect(JSON.parse(dashboard.data["gpufleet.json"]!)).toMatchObject({ uid: "gpufleet-overview" });
   });
@@ -227,13 +267,17 @@ describe("helm lint and template", () => {
 
   it("grants no wildcard and no Secrets in any role of any value combination", async () => {
     for (const [name, setArgs] of Object.entries(VALUE_MATRIX)) {
-      const roles = (await render(setArgs)).filter((object) => object.kind === "Role" || object.kind === "ClusterRole");
+      const roles = (await render(setArgs)).filter(
+        (object) => object.kind === "Role" || object.kind === "ClusterRole",
+      );
       expect(roles.length, name).toBeGreaterThanOrEqual(2);
       for (const role of roles) {
         for (const rule of (role as unknown as { rules: RbacRule[] }).rules) {
           const fields = [...(rule.apiGroups ?? []), ...(rule.resources ?? []), ...rule.verbs];
           expect(fields, `${name}: ${role.kind} ${role.metadata.name}`).not.toContain("*");
-          expect(rule.resources ?? [], `${name}: ${role.kind} ${role.metadata.name}`).not.toContain("secrets");
+          expect(rule.resources ?? [], `${name}: ${role.kind} ${role.metadata.name}`).not.toContain(
+            "secrets",
+          );
         }
       }
     }
@@ -241,7 +285,9 @@ describe("helm lint and template", () => {
 
   it("ships exactly the generated CRD (helm show crds equals crds/)", async () => {
     const shown = parseManifests(await helmOk(["show", "crds", chartPath]));
-    const generated = parseManifests(readFileSync(join(REPO_ROOT, "crds", "gpufleet.io_modeldeployments.yaml"), "utf8"));
+    const generated = parseManifests(
+      readFileSync(join(REPO_ROOT, "crds", "gpufleet.io_modeldeployments.yaml"), "utf8"),
+    );
     expect(shown).toEqual(generated);
   });
 });
@@ -251,15 +297,32 @@ describe("values.schema.json refuses bad values at install time", () => {
     ["replicaCount=2,leaderElection.enabled=false", "at '/leaderElection/enabled': value must be true"],
     ["replicaCount=0", "at '/replicaCount': minimum: got 0, want 1"],
     ["replicaCount=two", "at '/replicaCount': got string, want integer"],
-    ["operator.logLevel=loud", "at '/operator/logLevel': value must be one of 'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'"],
+    [
+      "operator.logLevel=loud",
+      "at '/operator/logLevel': value must be one of 'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'",
+    ],
     ["operator.concurrency=100", "at '/operator/concurrency': maximum: got 100, want 64"],
-    ["image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'"],
+    [
+      "image.pullPolicy=Sometimes",
+      "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'",
+    ],
     ["watchNamespaces={Team_A}", "at '/watchNamespaces/0': 'Team_A' does not match pattern"],
     ["serviceAccount.create=false", "at '/serviceAccount/name': minLength: got 0, want 1"],
-    ["metrics.prometheusRule.capacityShortfallFor=soon", "at '/metrics/prometheusRule/capacityShortfallFor': 'soon' does not match pattern"],
+    [
+      "metrics.prometheusRule.capacityShortfallFor=soon",
+      "at '/metrics/prometheusRule/capacityShortfallFor': 'soon' does not match pattern",
+    ],
     ["replicas=3", "additional properties 'replicas' not allowed"],
   ])("--set %s", async (setValue, message) => {
-    const result = await helm(["template", "gf", chartPath, "--kube-version", kubeVersion, "--set", setValue]);
+    const result = await helm([
+      "template",
+      "gf",
+      chartPath,
+      "--kube-version",
+      kubeVersion,
+      "--set",
+      setValue,
+    ]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain("values don't meet the specifications of the schema(s)");
     expect(result.stderr).toContain(message);
@@ -281,22 +344,39 @@ describe("helm install, upgrade and uninstall against the real API server", () =
 
   afterAll(async () => {
     await helm(["uninstall", release, "--namespace", releaseNamespace.name, "--ignore-not-found"]);
-    for (const namespace of [releaseNamespace, watchedNamespace, unwatchedNamespace]) await namespace?.delete();
+    for (const namespace of [releaseNamespace, watchedNamespace, unwatchedNamespace])
+      await namespace?.delete();
   });
 
   it("installs: every rendered object is accepted and the operator pods come up on the system node", async () => {
     await helmOk(
-      ["install", release, chartPath, "--namespace", releaseNamespace.name, "--set", `watchNamespaces={${watchedNamespace.name}}`, "--wait", "--timeout", "120s"],
+      [
+        "install",
+        release,
+        chartPath,
+        "--namespace",
+        releaseNamespace.name,
+        "--set",
+        `watchNamespaces={${watchedNamespace.name}}`,
+        "--wait",
+        "--timeout",
+        "120s",
+      ],
       180_000,
     );
     const apps = kubeConfig.makeApiClient(AppsV1Api);
-    const deployment = await apps.readNamespacedDeployment({ name: fullname, namespace: releaseNamespace.name });
+    const deployment = await apps.readNamespacedDeployment({
+      name: fullname,
+      namespace: releaseNamespace.name,
+    });
     expect(deployment.spec?.replicas).toBe(2);
     expect(deployment.status?.readyReplicas).toBe(2); // KWOK fakes the pods Ready
     const core = kubeConfig.makeApiClient(CoreV1Api);
     await core.readNamespacedServiceAccount({ name: fullname, namespace: releaseNamespace.name });
     await core.readNamespacedService({ name: `${fullname}-metrics`, namespace: releaseNamespace.name });
-    await kubeConfig.makeApiClient(PolicyV1Api).readNamespacedPodDisruptionBudget({ name: fullname, namespace: releaseNamespace.name });
+    await kubeConfig
+      .makeApiClient(PolicyV1Api)
+      .readNamespacedPodDisruptionBudget({ name: fullname, namespace: releaseNamespace.name });
     const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
     await rbac.readNamespacedRole({ name: `${fullname}-workloads`, namespace: watchedNamespace.name });
     await rbac.readClusterRole({ name: `${fullname}-nodes` });
@@ -309,7 +389,13 @@ describe("helm install, upgrade and uninstall against the real API server", () =
     const serviceAccount = await serviceAccountKubeconfig(kubeConfig, releaseNamespace.name, fullname);
     expect(serviceAccount.username).toBe(`system:serviceaccount:${releaseNamespace.name}:${fullname}`);
     const authorization = serviceAccount.kubeConfig.makeApiClient(AuthorizationV1Api);
-    const can = async (verb: string, group: string, resource: string, namespace?: string, subresource?: string): Promise<boolean> => {
+    const can = async (
+      verb: string,
+      group: string,
+      resource: string,
+      namespace?: string,
+      subresource?: string,
+    ): Promise<boolean> => {
       const review = await authorization.createSelfSubjectAccessReview({
         body: {
           spec: {
@@ -327,20 +413,48 @@ describe("helm install, upgrade and uninstall against the real API server", () =
     };
     const watched = watchedNamespace.name;
     const expectations: Array<[string, boolean, () => Promise<boolean>]> = [
-      ["watch modeldeployments in the watched namespace", true, () => can("watch", "gpufleet.io", "modeldeployments", watched)],
-      ["patch modeldeployments/status", true, () => can("patch", "gpufleet.io", "modeldeployments", watched, "status")],
-      ["update modeldeployments/scale", true, () => can("update", "gpufleet.io", "modeldeployments", watched, "scale")],
-      ["update modeldeployments/finalizers", true, () => can("update", "gpufleet.io", "modeldeployments", watched, "finalizers")],
+      [
+        "watch modeldeployments in the watched namespace",
+        true,
+        () => can("watch", "gpufleet.io", "modeldeployments", watched),
+      ],
+      [
+        "patch modeldeployments/status",
+        true,
+        () => can("patch", "gpufleet.io", "modeldeployments", watched, "status"),
+      ],
+      [
+        "update modeldeployments/scale",
+        true,
+        () => can("update", "gpufleet.io", "modeldeployments", watched, "scale"),
+      ],
+      [
+        "update modeldeployments/finalizers",
+        true,
+        () => can("update", "gpufleet.io", "modeldeployments", watched, "finalizers"),
+      ],
       ["create deployments", true, () => can("create", "apps", "deployments", watched)],
       ["create events", true, () => can("create", "events.k8s.io", "events", watched)],
       ["list nodes (cluster-scoped)", true, () => can("list", "", "nodes")],
-      ["update the Lease in the release namespace", true, () => can("update", "coordination.k8s.io", "leases", releaseNamespace.name)],
-      ["list modeldeployments in an unwatched namespace", false, () => can("list", "gpufleet.io", "modeldeployments", unwatchedNamespace.name)],
+      [
+        "update the Lease in the release namespace",
+        true,
+        () => can("update", "coordination.k8s.io", "leases", releaseNamespace.name),
+      ],
+      [
+        "list modeldeployments in an unwatched namespace",
+        false,
+        () => can("list", "gpufleet.io", "modeldeployments", unwatchedNamespace.name),
+      ],
       ["list modeldeployments cluster-wide", false, () => can("list", "gpufleet.io", "modeldeployments")],
       ["get secrets in the watched namespace", false, () => can("get", "", "secrets", watched)],
       ["delete deployments", false, () => can("delete", "apps", "deployments", watched)],
       ["create modeldeployments", false, () => can("create", "gpufleet.io", "modeldeployments", watched)],
-      ["update leases in the watched namespace", false, () => can("update", "coordination.k8s.io", "leases", watched)],
+      [
+        "update leases in the watched namespace",
+        false,
+        () => can("update", "coordination.k8s.io", "leases", watched),
+      ],
       ["patch nodes", false, () => can("patch", "", "nodes")],
     ];
     const verdicts: string[] = [];
@@ -348,10 +462,12 @@ describe("helm install, upgrade and uninstall against the real API server", () =
     expect(verdicts).toEqual(expectations.map(([action, expected]) => `${action}: ${expected}`));
     // And a real call with the token: the Lease API answers (404 = allowed but absent), secrets are 403.
     const leases = serviceAccount.kubeConfig.makeApiClient(CoordinationV1Api);
-    const leaseRead = await leases.readNamespacedLease({ name: "gpufleet-operator", namespace: releaseNamespace.name }).then(
-      () => 200,
-      (error: { code?: number }) => error.code,
-    );
+    const leaseRead = await leases
+      .readNamespacedLease({ name: "gpufleet-operator", namespace: releaseNamespace.name })
+      .then(
+        () => 200,
+        (error: { code?: number }) => error.code,
+      );
     expect([200, 404]).toContain(leaseRead);
     const secretsRead = await serviceAccount.kubeConfig
       .makeApiClient(CoreV1Api)
@@ -366,15 +482,29 @@ describe("helm install, upgrade and uninstall against the real API server", () =
   it("upgrades to one replica without leader election: the Deployment shrinks and the Lease Role goes away", async () => {
     await helmOk(
       [
-        "upgrade", release, chartPath, "--namespace", releaseNamespace.name, "--reuse-values",
-        "--set", "replicaCount=1,leaderElection.enabled=false", "--wait", "--timeout", "120s",
+        "upgrade",
+        release,
+        chartPath,
+        "--namespace",
+        releaseNamespace.name,
+        "--reuse-values",
+        "--set",
+        "replicaCount=1,leaderElection.enabled=false",
+        "--wait",
+        "--timeout",
+        "120s",
       ],
       180_000,
     );
     const apps = kubeConfig.makeApiClient(AppsV1Api);
-    const deployment = await apps.readNamespacedDeployment({ name: fullname, namespace: releaseNamespace.name });
+    const deployment = await apps.readNamespacedDeployment({
+      name: fullname,
+      namespace: releaseNamespace.name,
+    });
     expect(deployment.spec?.replicas).toBe(1);
-    const leaderElect = deployment.spec?.template.spec?.containers[0]?.env?.find((variable) => variable.name === "GPUFLEET_LEADER_ELECT");
+    const leaderElect = deployment.spec?.template.spec?.containers[0]?.env?.find(
+      (variable) => variable.name === "GPUFLEET_LEADER_ELECT",
+    );
     expect(leaderElect?.value).toBe("false");
     const roleGone = await kubeConfig
       .makeApiClient(RbacAuthorizationV1Api)
@@ -385,14 +515,18 @@ describe("helm install, upgrade and uninstall against the real API server", () =
       );
     expect(roleGone).toBe(404);
     const history = await helmOk(["history", release, "--namespace", releaseNamespace.name, "-o", "json"]);
-    expect((JSON.parse(history) as Array<{ revision: number; status: string }>).map((entry) => `${entry.revision} ${entry.status}`)).toEqual([
-      "1 superseded",
-      "2 deployed",
-    ]);
+    expect(
+      (JSON.parse(history) as Array<{ revision: number; status: string }>).map(
+        (entry) => `${entry.revision} ${entry.status}`,
+      ),
+    ).toEqual(["1 superseded", "2 deployed"]);
   });
 
   it("uninstalls every object it created but keeps the CRD (and so every ModelDeployment)", async () => {
-    await helmOk(["uninstall", release, "--namespace", releaseNamespace.name, "--wait", "--timeout", "120s"], 180_000);
+    await helmOk(
+      ["uninstall", release, "--namespace", releaseNamespace.name, "--wait", "--timeout", "120s"],
+      180_000,
+    );
     const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
     const status = (promise: Promise<unknown>): Promise<number | undefined> =>
       promise.then(
@@ -400,13 +534,23 @@ describe("helm install, upgrade and uninstall against the real API server", () =
         (error: { code?: number }) => error.code,
       );
     expect(await status(rbac.readClusterRole({ name: `${fullname}-nodes` }))).toBe(404);
-    expect(await status(rbac.readNamespacedRole({ name: `${fullname}-workloads`, namespace: watchedNamespace.name }))).toBe(404);
+    expect(
+      await status(
+        rbac.readNamespacedRole({ name: `${fullname}-workloads`, namespace: watchedNamespace.name }),
+      ),
+    ).toBe(404);
     await waitFor(
       async () =>
-        (await status(kubeConfig.makeApiClient(AppsV1Api).readNamespacedDeployment({ name: fullname, namespace: releaseNamespace.name }))) === 404,
+        (await status(
+          kubeConfig
+            .makeApiClient(AppsV1Api)
+            .readNamespacedDeployment({ name: fullname, namespace: releaseNamespace.name }),
+        )) === 404,
       { timeoutMs: 60_000, description: "operator Deployment deleted" },
     );
-    const crd = await kubeConfig.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: "modeldeployments.gpufleet.io" });
+    const crd = await kubeConfig
+      .makeApiClient(ApiextensionsV1Api)
+      .readCustomResourceDefinition({ name: "modeldeployments.gpufleet.io" });
     expect(crd.metadata?.name).toBe("modeldeployments.gpufleet.io");
   });
 });

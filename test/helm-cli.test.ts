@@ -44,7 +44,10 @@ beforeAll(async () => {
   writeFileSync(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
   // What `npm install -g` makes of the package.json bin entry, pointed at the sources.
   const shim = join(pluginDir, "kubectl-gpufleet");
-  writeFileSync(shim, `#!/bin/sh\nexec "${process.execPath}" --import tsx "${join(REPO_ROOT, "operator", "cli", "gpufleet.ts")}" "$@"\n`);
+  writeFileSync(
+    shim,
+    `#!/bin/sh\nexec "${process.execPath}" --import tsx "${join(REPO_ROOT, "operator", "cli", "gpufleet.ts")}" "$@"\n`,
+  );
   chmodSync(shim, 0o755);
 }, 600_000);
 
@@ -65,10 +68,18 @@ describe("kubectl gpufleet (kubectl plugin)", () => {
   it("is found by kubectl plugin list and runs `plan` with exit code 0", async () => {
     const list = await run(kubectl, ["plugin", "list"], pluginEnv());
     expect(list.stdout).toContain(join(pluginDir, "kubectl-gpufleet"));
-    const plan = await run(kubectl, ["gpufleet", "plan", "--model", "llama-3.1-8b", "--gpu", "NVIDIA-L4", "-o", "json"], pluginEnv());
+    const plan = await run(
+      kubectl,
+      ["gpufleet", "plan", "--model", "llama-3.1-8b", "--gpu", "NVIDIA-L4", "-o", "json"],
+      pluginEnv(),
+    );
     expect(plan.stderr).toBe("");
     expect(plan.code).toBe(0);
-    expect(JSON.parse(plan.stdout)).toMatchObject({ ok: true, modelId: "llama-3.1-8b", gpuProductLabel: "NVIDIA-L4" });
+    expect(JSON.parse(plan.stdout)).toMatchObject({
+      ok: true,
+      modelId: "llama-3.1-8b",
+      gpuProductLabel: "NVIDIA-L4",
+    });
   });
 
   it("passes the exit code through: 2 for a usage error", async () => {
@@ -87,14 +98,33 @@ describe("kubectl gpufleet (kubectl plugin)", () => {
         apiVersion: `${API_GROUP}/${API_VERSION}`,
         kind: "ModelDeployment",
         metadata: { name: "status-cli" },
-        spec: { model: { name: "llama-3.1-8b", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } }, replicas: 2 },
+        spec: {
+          model: {
+            name: "llama-3.1-8b",
+            source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } },
+          },
+          replicas: 2,
+        },
       },
     });
-    const json = await run(kubectl, ["gpufleet", "status", "-n", namespace.name, "--kubeconfig", kubeconfigPath, "-o", "json"], pluginEnv());
+    const json = await run(
+      kubectl,
+      ["gpufleet", "status", "-n", namespace.name, "--kubeconfig", kubeconfigPath, "-o", "json"],
+      pluginEnv(),
+    );
     expect(json.code).toBe(0);
-    const output = JSON.parse(json.stdout) as { items: Array<{ namespace: string; name: string; desiredReplicas: number; engine: string }> };
+    const output = JSON.parse(json.stdout) as {
+      items: Array<{ namespace: string; name: string; desiredReplicas: number; engine: string }>;
+    };
     // No operator runs here, so status is empty: desired comes from spec.replicas, engine from the CRD default.
-    expect(output.items).toEqual([expect.objectContaining({ namespace: namespace.name, name: "status-cli", desiredReplicas: 2, engine: "vllm" })]);
+    expect(output.items).toEqual([
+      expect.objectContaining({
+        namespace: namespace.name,
+        name: "status-cli",
+        desiredReplicas: 2,
+        engine: "vllm",
+      }),
+    ]);
     const table = await run(kubectl, ["gpufleet", "status", "-n", namespace.name], pluginEnv());
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^NAME\s+MODEL\s+ENGINE\s+GPU\s+READY/);
@@ -116,9 +146,15 @@ describe("kubectl gpufleet (kubectl plugin)", () => {
       }),
       { mode: 0o600 },
     );
-    const result = await run(kubectl, ["gpufleet", "status", "-n", namespace.name, "--kubeconfig", anonymous], pluginEnv());
+    const result = await run(
+      kubectl,
+      ["gpufleet", "status", "-n", namespace.name, "--kubeconfig", anonymous],
+      pluginEnv(),
+    );
     expect(result.code).toBe(1);
     expect(result.stdout).toBe("");
-    expect(result.stderr).toMatch(/^error: unauthorized: the API server refused the kubeconfig's credentials/);
+    expect(result.stderr).toMatch(
+      /^error: unauthorized: the API server refused the kubeconfig's credentials/,
+    );
   });
 });

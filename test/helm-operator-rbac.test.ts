@@ -46,7 +46,8 @@ function helm(args: string[]): Promise<void> {
           KUBECONFIG: process.env.GPUFLEET_TEST_KUBECONFIG ?? "",
         },
       },
-      (error, stdout, stderr) => (error ? rejectRun(new Error(`helm ${args.join(" ")}: ${stderr}${stdout}`)) : resolveRun()),
+      (error, stdout, stderr) =>
+        error ? rejectRun(new Error(`helm ${args.join(" ")}: ${stderr}${stdout}`)) : resolveRun(),
     );
   });
 }
@@ -58,8 +59,16 @@ beforeAll(async () => {
   releaseNamespace = await uniqueNamespace(kubeConfig, "rbac-release");
   watchedNamespace = await uniqueNamespace(kubeConfig, "rbac-watched");
   await helm([
-    "install", release, join(REPO_ROOT, "charts", "gpufleet"), "--namespace", releaseNamespace.name,
-    "--set", `watchNamespaces={${watchedNamespace.name}}`, "--wait", "--timeout", "120s",
+    "install",
+    release,
+    join(REPO_ROOT, "charts", "gpufleet"),
+    "--namespace",
+    releaseNamespace.name,
+    "--set",
+    `watchNamespaces={${watchedNamespace.name}}`,
+    "--wait",
+    "--timeout",
+    "120s",
   ]);
 }, 600_000);
 
@@ -77,7 +86,9 @@ afterAll(async () => {
       });
     });
   }
-  await helm(["uninstall", release, "--namespace", releaseNamespace.name, "--ignore-not-found"]).catch(() => undefined);
+  await helm(["uninstall", release, "--namespace", releaseNamespace.name, "--ignore-not-found"]).catch(
+    () => undefined,
+  );
   await watchedNamespace?.delete();
   await releaseNamespace?.delete();
   if (helmHome) rmSync(helmHome, { recursive: true, force: true });
@@ -85,7 +96,11 @@ afterAll(async () => {
 
 describe("the operator under the chart's RBAC", () => {
   it("takes the Lease, syncs, and reconciles a ModelDeployment into a Deployment with no forbidden request", async () => {
-    const serviceAccount = await serviceAccountKubeconfig(kubeConfig, releaseNamespace.name, serviceAccountName);
+    const serviceAccount = await serviceAccountKubeconfig(
+      kubeConfig,
+      releaseNamespace.name,
+      serviceAccountName,
+    );
     const opsPort = await freeLoopbackPort();
     // The environment the chart's Deployment sets (templates/deployment.yaml), pointed at this process.
     operator = spawn(process.execPath, ["--import", "tsx", "operator/main.ts"], {
@@ -109,17 +124,24 @@ describe("the operator under the chart's RBAC", () => {
     operator.stderr?.on("data", (chunk: Buffer) => (operatorLog += chunk.toString("utf8")));
     const opsUrl = `http://127.0.0.1:${opsPort}`;
     const alive = (): void => {
-      if (operator?.exitCode !== null) throw new Error(`operator exited ${operator?.exitCode}:\n${operatorLog.slice(-3000)}`);
+      if (operator?.exitCode !== null)
+        throw new Error(`operator exited ${operator?.exitCode}:\n${operatorLog.slice(-3000)}`);
     };
 
     await waitFor(
       async () => {
         alive();
-        const metrics = await (await fetch(`${opsUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+        const metrics = await (
+          await fetch(`${opsUrl}/metrics`, { signal: AbortSignal.timeout(2000) })
+        ).text();
         const ready = await fetch(`${opsUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
         return /^gpufleet_leader 1$/m.test(metrics) && ready.status === 200;
       },
-      { timeoutMs: 90_000, intervalMs: 500, description: "operator leading (Lease taken) and ready (caches synced)" },
+      {
+        timeoutMs: 90_000,
+        intervalMs: 500,
+        description: "operator leading (Lease taken) and ready (caches synced)",
+      },
     );
 
     const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
@@ -132,7 +154,12 @@ describe("the operator under the chart's RBAC", () => {
         apiVersion: `${API_GROUP}/${API_VERSION}`,
         kind: "ModelDeployment",
         metadata: { name: "rbac-proof" },
-        spec: { model: { name: "llama-3.1-8b", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } } },
+        spec: {
+          model: {
+            name: "llama-3.1-8b",
+            source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } },
+          },
+        },
       },
     })) as ModelDeployment;
 
@@ -141,11 +168,15 @@ describe("the operator under the chart's RBAC", () => {
       async () => {
         alive();
         const list = await apps.listNamespacedDeployment({ namespace: watchedNamespace.name });
-        return list.items.find((item) => item.metadata?.ownerReferences?.some((owner) => owner.uid === created.metadata.uid));
+        return list.items.find((item) =>
+          item.metadata?.ownerReferences?.some((owner) => owner.uid === created.metadata.uid),
+        );
       },
       { timeoutMs: 90_000, intervalMs: 500, description: "a Deployment owned by the ModelDeployment" },
     );
-    const owner = deployment.metadata?.ownerReferences?.find((reference) => reference.uid === created.metadata.uid);
+    const owner = deployment.metadata?.ownerReferences?.find(
+      (reference) => reference.uid === created.metadata.uid,
+    );
     expect(owner).toMatchObject({ kind: "ModelDeployment", controller: true });
 
     const withStatus = await waitFor(

@@ -4,7 +4,13 @@
  * the placement uses come from the shared public data.
  */
 import type { CarbonIntensitySource } from "../carbon/index.js";
-import type { CandidateRegion, ModelDemand, PlacementInput, RttTable } from "../placement/index.js";
+import {
+  replicaShapeFromPlanner,
+  type CandidateRegion,
+  type ModelDemand,
+  type PlacementInput,
+  type RttTable,
+} from "../placement/index.js";
 
 // Illustrative on-demand price per GPU-hour in US regions, in USD, of the order of the cloud list
 // prices for the GPU share of an instance in 2024-2025; other regions scale by REGION_PRICE_FACTOR.
@@ -56,44 +62,32 @@ export const ORIGINS: ReadonlyArray<readonly [string, number]> = [
 ];
 
 /**
- * Models with fleet-wide demand (tokens/s) and replica shapes. GPUs per replica follow the usual
- * sizing (bf16 weights + KV cache fit); throughputs per replica are illustrative round figures.
+ * Models (sizing-planner catalogue ids) with fleet-wide demand in tokens/s. GPUs per replica come
+ * from the planner (`planModel`, 8k context, bf16); tokens/s per replica are illustrative round
+ * figures. 70B on 8×L4 is scaled from 4×H100 by aggregate memory bandwidth (decode is bandwidth
+ * bound): 5,000 × (8 × 300 GB/s) / (4 × 3,350 GB/s) ≈ 900.
  */
 export const MODELS: ReadonlyArray<{
   name: string;
   tokensPerSecond: number;
-  shapes: ModelDemand["replicaShapes"];
+  tokensPerSecondPerReplica: Partial<Record<Product, number>>;
 }> = [
   {
     name: "llama-3.1-8b",
     tokensPerSecond: 60_000,
-    shapes: [
-      { gpuProduct: "nvidia-l4", gpusPerReplica: 1, tokensPerSecondPerReplica: 1_200 },
-      { gpuProduct: "nvidia-h100-80gb", gpusPerReplica: 1, tokensPerSecondPerReplica: 9_000 },
-    ],
+    tokensPerSecondPerReplica: { "nvidia-l4": 1_200, "nvidia-h100-80gb": 9_000 },
   },
   {
     name: "llama-3.1-70b",
     tokensPerSecond: 20_000,
-    shapes: [{ gpuProduct: "nvidia-h100-80gb", gpusPerReplica: 4, tokensPerSecondPerReplica: 5_000 }],
+    tokensPerSecondPerReplica: { "nvidia-l4": 900, "nvidia-h100-80gb": 5_000 },
   },
-  {
-    name: "mixtral-8x7b",
-    tokensPerSecond: 15_000,
-    shapes: [{ gpuProduct: "nvidia-h100-80gb", gpusPerReplica: 2, tokensPerSecondPerReplica: 7_000 }],
-  },
-  {
-    name: "llama-3.2-3b",
-    tokensPerSecond: 20_000,
-    shapes: [{ gpuProduct: "nvidia-l4", gpusPerReplica: 1, tokensPerSecondPerReplica: 2_500 }],
-  },
+  { name: "mixtral-8x7b", tokensPerSecond: 15_000, tokensPerSecondPerReplica: { "nvidia-h100-80gb": 7_000 } },
+  { name: "llama-3.2-3b", tokensPerSecond: 20_000, tokensPerSecondPerReplica: { "nvidia-l4": 2_500 } },
   {
     name: "qwen2.5-7b",
     tokensPerSecond: 30_000,
-    shapes: [
-      { gpuProduct: "nvidia-l4", gpusPerReplica: 1, tokensPerSecondPerReplica: 1_300 },
-      { gpuProduct: "nvidia-h100-80gb", gpusPerReplica: 1, tokensPerSecondPerReplica: 9_500 },
-    ],
+    tokensPerSecondPerReplica: { "nvidia-l4": 1_300, "nvidia-h100-80gb": 9_500 },
   },
 ];
 
@@ -118,7 +112,18 @@ export function regions(): CandidateRegion[] {
 export function models(): ModelDemand[] {
   return MODELS.map((m) => ({
     name: m.name,
-    replicaShapes: m.shapes,
+    replicaShapes: Object.entries(m.tokensPerSecondPerReplica).map(
+      ([gpuProduct, tokensPerSecondPerReplica]) => {
+        const { shape, reason } = replicaShapeFromPlanner({
+          model: m.name,
+          gpuProduct,
+          tokensPerSecondPerReplica,
+          plan: { maxContextLength: 8192 },
+        });
+        if (shape === undefined) throw new Error(`planner cannot size ${m.name} on ${gpuProduct}: ${reason}`);
+        return shape;
+      },
+    ),
     demand: ORIGINS.map(([origin, share]) => ({ origin, tokensPerSecond: m.tokensPerSecond * share })),
   }));
 }

@@ -108,12 +108,18 @@ export const GPU_PRODUCT_MACHINES: readonly GpuProductMachines[] = [
   {
     product: "nvidia-h100-mega-80gb",
     gfdProductLabel: "NVIDIA-H100-80GB-HBM3",
-    gcp: { acceleratorType: "nvidia-h100-mega-80gb", machines: [{ machineType: "a3-megagpu-8g", gpusPerMachine: 8 }] },
+    gcp: {
+      acceleratorType: "nvidia-h100-mega-80gb",
+      machines: [{ machineType: "a3-megagpu-8g", gpusPerMachine: 8 }],
+    },
   },
   {
     product: "nvidia-h200-141gb",
     gfdProductLabel: "NVIDIA-H200",
-    gcp: { acceleratorType: "nvidia-h200-141gb", machines: [{ machineType: "a3-ultragpu-8g", gpusPerMachine: 8 }] },
+    gcp: {
+      acceleratorType: "nvidia-h200-141gb",
+      machines: [{ machineType: "a3-ultragpu-8g", gpusPerMachine: 8 }],
+    },
     aws: { machines: [{ machineType: "p5e.48xlarge", gpusPerMachine: 8 }] },
   },
   {
@@ -152,7 +158,9 @@ export function chooseGpuMachine(cloud: ClusterCloud, product: string, gpusPerRe
   const machine = offering.machines.find((candidate) => candidate.gpusPerMachine >= gpusPerReplica);
   if (!machine) {
     const largest = offering.machines[offering.machines.length - 1]?.gpusPerMachine ?? 0;
-    throw new Error(`a replica of ${gpusPerReplica} x ${product} does not fit one ${cloud} machine (largest: ${largest} GPUs)`);
+    throw new Error(
+      `a replica of ${gpusPerReplica} x ${product} does not fit one ${cloud} machine (largest: ${largest} GPUs)`,
+    );
   }
   return machine;
 }

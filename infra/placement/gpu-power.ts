@@ -30,7 +30,10 @@ const CLOUD_GPU_ALIASES: Readonly<Record<string, string>> = {
  * Board power of a GPU product from the sizing planner's catalogue (operator/planner, NVIDIA
  * datasheet TDPs), idle power by ASSUMED_IDLE_POWER_FRACTION; `overrides` win.
  */
-export function gpuPowerOf(product: string, overrides?: Readonly<Record<string, GpuPowerSpec>>): GpuPowerSpec {
+export function gpuPowerOf(
+  product: string,
+  overrides?: Readonly<Record<string, GpuPowerSpec>>,
+): GpuPowerSpec {
   const override = overrides?.[product];
   if (override !== undefined) return override;
   const gpu = findGpu(CLOUD_GPU_ALIASES[product] ?? product) ?? findGpu(product.replace(/^nvidia-/i, ""));

@@ -24,3 +24,4 @@ export {
   type ReplicaShape,
   type RouteAssignment,
 } from "./types.js";
+export { replicaShapeFromPlanner, type ShapeRequest } from "./planner-shapes.js";

@@ -87,8 +87,10 @@ export interface AutoscalingConfig {
    * burst quantile of demand. 0.5 leaves a replica able to absorb a burst twice the recent peak rate.
    */
   tokenUtilizationTarget?: number;
-  /** Quantile of per-decision token demand over the stable window that sizes the fleet (1 = peak). */
+  /** Quantile of per-decision token demand over `tokenWindowSeconds` that sizes the fleet (1 = peak). */
   tokenDemandQuantile?: number;
+  /** How far back the token signal remembers bursts (the fleet is sized for the bursts seen in it). */
+  tokenWindowSeconds?: number;
   /**
    * Prompt + generation tokens per second one replica sustains at saturation. Not a tuning default:
    * it depends on model and GPU (the operator estimates it from the sizing plan). When absent, the
@@ -113,6 +115,7 @@ export type PolicyTuning = Required<
     | "metricStalenessSeconds"
     | "tokenUtilizationTarget"
     | "tokenDemandQuantile"
+    | "tokenWindowSeconds"
   >
 >;
 
@@ -134,6 +137,7 @@ export const POLICY_TUNING_DEFAULTS: PolicyTuning = {
   metricStalenessSeconds: 45,
   tokenUtilizationTarget: 0.5,
   tokenDemandQuantile: 1,
+  tokenWindowSeconds: 60,
 };
 
 /** Shorter counter intervals are not turned into a rate (a retry seconds after a scrape is noise). */
@@ -397,7 +401,7 @@ export function decideScale(
       : null;
 
   // Windows of demand samples (only observations with data are recorded).
-  const keepFromMs = nowMs - tuning.stableWindowSeconds * 1000;
+  const keepFromMs = nowMs - Math.max(tuning.stableWindowSeconds, tuning.tokenWindowSeconds) * 1000;
   const samples = state.samples.filter((s) => s.atMs > keepFromMs && s.atMs <= nowMs);
   if (usable.length > 0)
     samples.push({
@@ -413,9 +417,13 @@ export function decideScale(
     const queue = mean(window.map((s) => s.queueDemandReplicas));
     return queue > kv ? { demand: queue, signal: "queue" } : { demand: kv, signal: "kv" };
   };
-  const stable = windowDemand(samples);
+  const stableFromMs = nowMs - tuning.stableWindowSeconds * 1000;
+  const stable = windowDemand(samples.filter((s) => s.atMs > stableFromMs));
   const panic = windowDemand(panicSamples);
-  const tokenWindow = samples.flatMap((s) => (s.tokenDemandReplicas === undefined ? [] : [s.tokenDemandReplicas]));
+  const tokenFromMs = nowMs - tuning.tokenWindowSeconds * 1000;
+  const tokenWindow = samples.flatMap((s) =>
+    s.atMs > tokenFromMs && s.tokenDemandReplicas !== undefined ? [s.tokenDemandReplicas] : [],
+  );
   const tokenPeakDemandReplicas = tokenWindow.length > 0 ? quantileOf(tokenWindow, tuning.tokenDemandQuantile) : null;
 
   let panicUntilMs = state.panicUntilMs !== null && state.panicUntilMs > nowMs ? state.panicUntilMs : null;
@@ -615,7 +623,7 @@ function describeSignal(
     const rate = Math.round(s.tokensPerSecond ?? 0);
     const capacity = Math.round(s.replicaTokenCapacityPerSecond ?? 0);
     const peak = tuning.tokenDemandQuantile >= 1 ? "peak" : `p${Math.round(tuning.tokenDemandQuantile * 100)}`;
-    return `token throughput ${rate}/s (${peak} ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${Math.round(tuning.tokenUtilizationTarget * 100)}% of ${capacity}/s each over ${tuning.stableWindowSeconds}s)`;
+    return `token throughput ${rate}/s (${peak} ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${Math.round(tuning.tokenUtilizationTarget * 100)}% of ${capacity}/s each over ${tuning.tokenWindowSeconds}s)`;
   }
   if (signal === "queue") {
     const perReplica = readyPods > 0 ? s.requestsWaiting / readyPods : s.requestsWaiting;

@@ -15,9 +15,25 @@ describe("parseCommandLine", () => {
   it("reads plan's model and GPU as positionals and every optional flag", () => {
     expect(
       parseCommandLine([
-        "plan", "llama-3.1-70b", "a100-80gb", "-o", "json", "--gpus-per-node", "4", "-q", "fp8",
-        "--kv-cache-dtype", "fp8", "--engine", "tensorrt-llm", "--max-context", "8192",
-        "--tensor-parallelism", "2", "--gpu-memory-utilization", "0.85",
+        "plan",
+        "llama-3.1-70b",
+        "a100-80gb",
+        "-o",
+        "json",
+        "--gpus-per-node",
+        "4",
+        "-q",
+        "fp8",
+        "--kv-cache-dtype",
+        "fp8",
+        "--engine",
+        "tensorrt-llm",
+        "--max-context",
+        "8192",
+        "--tensor-parallelism",
+        "2",
+        "--gpu-memory-utilization",
+        "0.85",
       ]),
     ).toEqual({
       command: "plan",
@@ -48,8 +64,14 @@ describe("parseCommandLine", () => {
     [["plan", "a", "b", "c"], "at most <model> <gpu>"],
     [["plan", "a", "b", "-o", "xml"], '--output must be one of table, json, yaml, not "xml"'],
     [["plan", "a", "b", "--gpus-per-node", "0"], "--gpus-per-node must be a whole number of at least 1"],
-    [["plan", "a", "b", "--max-context", "8k"], '--max-context must be a whole number of at least 1, not "8k"'],
-    [["plan", "a", "b", "--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization must be a number in (0, 1]"],
+    [
+      ["plan", "a", "b", "--max-context", "8k"],
+      '--max-context must be a whole number of at least 1, not "8k"',
+    ],
+    [
+      ["plan", "a", "b", "--gpu-memory-utilization", "1.5"],
+      "--gpu-memory-utilization must be a number in (0, 1]",
+    ],
     [["plan", "a", "b", "--frobnicate"], "Unknown option '--frobnicate'"],
     [["plan", "a", "b", "--model"], "--model"],
     [["status", "extra"], 'status takes no arguments, got "extra"'],
@@ -64,13 +86,28 @@ describe("parseCommandLine", () => {
   });
 
   it("attaches the failing subcommand's help to a usage error", () => {
-    expect(parseCommandLine(["status", "-o", "csv"])).toMatchObject({ command: "usage-error", help: STATUS_HELP });
+    expect(parseCommandLine(["status", "-o", "csv"])).toMatchObject({
+      command: "usage-error",
+      help: STATUS_HELP,
+    });
     expect(parseCommandLine(["plan"])).toMatchObject({ command: "usage-error", help: PLAN_HELP });
     expect(parseCommandLine(["nope"])).toMatchObject({ command: "usage-error", help: TOP_LEVEL_HELP });
   });
 
   it("reads status flags: namespace, all namespaces, kubeconfig, context, output", () => {
-    expect(parseCommandLine(["status", "-n", "team-a", "--kubeconfig", "/tmp/kc", "--context", "prod", "-o", "yaml"])).toEqual({
+    expect(
+      parseCommandLine([
+        "status",
+        "-n",
+        "team-a",
+        "--kubeconfig",
+        "/tmp/kc",
+        "--context",
+        "prod",
+        "-o",
+        "yaml",
+      ]),
+    ).toEqual({
       command: "status",
       output: "yaml",
       namespace: "team-a",
@@ -78,7 +115,11 @@ describe("parseCommandLine", () => {
       kubeconfig: "/tmp/kc",
       context: "prod",
     });
-    expect(parseCommandLine(["status", "--all-namespaces"])).toEqual({ command: "status", output: "table", allNamespaces: true });
+    expect(parseCommandLine(["status", "--all-namespaces"])).toEqual({
+      command: "status",
+      output: "table",
+      allNamespaces: true,
+    });
     expect(parseCommandLine(["status", "--namespace=team-b"])).toMatchObject({ namespace: "team-b" });
   });
 

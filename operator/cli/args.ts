@@ -168,17 +168,27 @@ function fraction(flag: string, raw: string | undefined): number | undefined {
 
 /** parseArgs' own errors name the flag already; strip its error-code noise. */
 function parseArgsMessage(error: unknown): string {
-  return error instanceof Error ? error.message.replace(/\s*To specify a positional argument.*$/s, "") : String(error);
+  return error instanceof Error
+    ? error.message.replace(/\s*To specify a positional argument.*$/s, "")
+    : String(error);
 }
 
 function parsePlan(args: string[]): PlanCommand | HelpCommand {
-  const { values, positionals } = parseArgs({ args, options: PLAN_OPTIONS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: PLAN_OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
   if (values.help) return { command: "help", text: PLAN_HELP };
-  if (positionals.length > 2) throw new UsageProblem(`plan takes at most <model> <gpu>, got ${positionals.length} arguments`);
+  if (positionals.length > 2)
+    throw new UsageProblem(`plan takes at most <model> <gpu>, got ${positionals.length} arguments`);
   const model = values.model ?? positionals[0];
   const gpu = values.gpu ?? positionals[1];
   if (values.model !== undefined && positionals.length > 0 && values.gpu !== undefined)
-    throw new UsageProblem(`unexpected argument "${positionals[0]}" (model and GPU are already given as flags)`);
+    throw new UsageProblem(
+      `unexpected argument "${positionals[0]}" (model and GPU are already given as flags)`,
+    );
   if (!model) throw new UsageProblem("plan needs a model: --model <name>");
   if (!gpu) throw new UsageProblem("plan needs a GPU: --gpu <name>");
   const rawTensorParallelism = values["tensor-parallelism"];
@@ -205,9 +215,15 @@ function parsePlan(args: string[]): PlanCommand | HelpCommand {
 const NAMESPACE_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function parseStatus(args: string[]): StatusCommand | HelpCommand {
-  const { values, positionals } = parseArgs({ args, options: STATUS_OPTIONS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: STATUS_OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
   if (values.help) return { command: "help", text: STATUS_HELP };
-  if (positionals.length > 0) throw new UsageProblem(`status takes no arguments, got "${positionals.join(" ")}"`);
+  if (positionals.length > 0)
+    throw new UsageProblem(`status takes no arguments, got "${positionals.join(" ")}"`);
   if (values.namespace !== undefined && values["all-namespaces"])
     throw new UsageProblem("--namespace and --all-namespaces are mutually exclusive");
   if (values.namespace !== undefined && !NAMESPACE_PATTERN.test(values.namespace))
@@ -230,7 +246,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
     const topic = first === "help" ? rest[0] : undefined;
     if (topic === "plan") return { command: "help", text: PLAN_HELP };
     if (topic === "status") return { command: "help", text: STATUS_HELP };
-    if (first === undefined) return { command: "usage-error", message: "no command given", help: TOP_LEVEL_HELP };
+    if (first === undefined)
+      return { command: "usage-error", message: "no command given", help: TOP_LEVEL_HELP };
     return { command: "help", text: TOP_LEVEL_HELP };
   }
   if (first === "-v" || first === "--version" || first === "version") return { command: "version" };

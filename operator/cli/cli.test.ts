@@ -32,7 +32,12 @@ async function run(argv: string[], items: ModelDeployment[] | Error = []): Promi
   return { exitCode, stdout, stderr, listedNamespaces };
 }
 
-const condition = (type: string, status: "True" | "False" | "Unknown", reason = "Reason", message = "message") => ({
+const condition = (
+  type: string,
+  status: "True" | "False" | "Unknown",
+  reason = "Reason",
+  message = "message",
+) => ({
   type,
   status,
   reason,
@@ -40,12 +45,20 @@ const condition = (type: string, status: "True" | "False" | "Unknown", reason = 
   lastTransitionTime: "2025-01-01T00:00:00Z",
 });
 
-function modelDeployment(name: string, namespace: string, status: ModelDeployment["status"]): ModelDeployment {
+function modelDeployment(
+  name: string,
+  namespace: string,
+  status: ModelDeployment["status"],
+): ModelDeployment {
   return {
     apiVersion: "gpufleet.io/v1alpha1",
     kind: "ModelDeployment",
     metadata: { name, namespace },
-    spec: { model: { name: `${name}-model` }, engine: { kind: "vllm" }, replicas: 2 } as unknown as ModelDeployment["spec"],
+    spec: {
+      model: { name: `${name}-model` },
+      engine: { kind: "vllm" },
+      replicas: 2,
+    } as unknown as ModelDeployment["spec"],
     ...(status ? { status } : {}),
   };
 }
@@ -54,7 +67,13 @@ const serving = modelDeployment("llama-8b", "team-a", {
   replicas: 3,
   readyReplicas: 3,
   desiredReplicas: 3,
-  plan: { gpuProduct: "NVIDIA-L4", gpusPerReplica: 2, tensorParallelism: 2, kvCacheTokensPerReplica: 158_896, maxContextLength: 16_384 },
+  plan: {
+    gpuProduct: "NVIDIA-L4",
+    gpusPerReplica: 2,
+    tensorParallelism: 2,
+    kvCacheTokensPerReplica: 158_896,
+    maxContextLength: 16_384,
+  },
   autoscaler: { kvCacheUtilization: 0.734, queueDepth: 5 },
   conditions: [condition("Ready", "True")],
 });
@@ -62,8 +81,17 @@ const starved = modelDeployment("llama-70b", "team-a", {
   replicas: 1,
   readyReplicas: 1,
   desiredReplicas: 2,
-  plan: { gpuProduct: "NVIDIA-H100-80GB-HBM3", gpusPerReplica: 4, tensorParallelism: 4, kvCacheTokensPerReplica: 1_000_000, maxContextLength: 131_072 },
-  conditions: [condition("Ready", "True"), condition("CapacityShortfall", "True", "NoGpusFree", "2 more H100 needed")],
+  plan: {
+    gpuProduct: "NVIDIA-H100-80GB-HBM3",
+    gpusPerReplica: 4,
+    tensorParallelism: 4,
+    kvCacheTokensPerReplica: 1_000_000,
+    maxContextLength: 131_072,
+  },
+  conditions: [
+    condition("Ready", "True"),
+    condition("CapacityShortfall", "True", "NoGpusFree", "2 more H100 needed"),
+  ],
 });
 const fresh = modelDeployment("new", "team-b", undefined);
 
@@ -78,7 +106,12 @@ describe("gpufleet plan", () => {
 
   it("prints the plan as JSON with -o json", async () => {
     const result = await run(["plan", "llama-3.1-8b", "NVIDIA-L4", "-o", "json"]);
-    const plan = JSON.parse(result.stdout) as { ok: boolean; modelId: string; gpuProductLabel: string; tensorParallelism: number };
+    const plan = JSON.parse(result.stdout) as {
+      ok: boolean;
+      modelId: string;
+      gpuProductLabel: string;
+      tensorParallelism: number;
+    };
     expect(result.exitCode).toBe(EXIT_OK);
     expect(plan).toMatchObject({ ok: true, modelId: "llama-3.1-8b", gpuProductLabel: "NVIDIA-L4" });
     expect(plan.tensorParallelism).toBeGreaterThanOrEqual(1);
@@ -162,18 +195,33 @@ describe("gpufleet status", () => {
   });
 
   it("reports CapacityShortfall with its reason even while Ready is True", () => {
-    expect(summarizeModelDeployment(starved)).toMatchObject({ state: "CapacityShortfall", reason: "NoGpusFree: 2 more H100 needed", gpusInUse: 4 });
+    expect(summarizeModelDeployment(starved)).toMatchObject({
+      state: "CapacityShortfall",
+      reason: "NoGpusFree: 2 more H100 needed",
+      gpusInUse: 4,
+    });
   });
 
   it("shows a ModelDeployment the operator has not reconciled yet as Unknown with spec replicas desired", () => {
-    expect(summarizeModelDeployment(fresh)).toMatchObject({ state: "Unknown", desiredReplicas: 2, gpusInUse: 0, gpuProduct: null, kvCacheUtilization: null });
+    expect(summarizeModelDeployment(fresh)).toMatchObject({
+      state: "Unknown",
+      desiredReplicas: 2,
+      gpusInUse: 0,
+      gpuProduct: null,
+      kvCacheUtilization: null,
+    });
   });
 
   it("renders a kubectl-style table with totals and the reasons of what is not ready", () => {
-    const table = formatStatusTable([summarizeModelDeployment(serving), summarizeModelDeployment(starved)], false);
+    const table = formatStatusTable(
+      [summarizeModelDeployment(serving), summarizeModelDeployment(starved)],
+      false,
+    );
     const lines = table.split("\n");
     expect(lines[0]).toMatch(/^NAME\s+MODEL\s+ENGINE\s+GPU\s+READY\s+GPUS\s+KV-CACHE\s+QUEUE\s+STATE$/);
-    expect(lines[1]).toMatch(/^llama-8b\s+llama-8b-model\s+vllm\s+NVIDIA-L4\s+3\/3\s+6 \(2\/replica\)\s+73%\s+5\s+Ready$/);
+    expect(lines[1]).toMatch(
+      /^llama-8b\s+llama-8b-model\s+vllm\s+NVIDIA-L4\s+3\/3\s+6 \(2\/replica\)\s+73%\s+5\s+Ready$/,
+    );
     expect(lines[2]).toMatch(/^llama-70b\s+.*\s+1\/2\s+4 \(4\/replica\)\s+-\s+-\s+CapacityShortfall$/);
     expect(table).toContain("2 ModelDeployment(s), 10 GPU(s) in use, 1 not ready");
     expect(table).toContain("  team-a/llama-70b: NoGpusFree: 2 more H100 needed");
@@ -194,7 +242,11 @@ describe("gpufleet status", () => {
   it("prints {items: [...summaries]} with -o json, sorted by namespace and name", async () => {
     const result = await run(["status", "-A", "-o", "json"], [fresh, serving, starved]);
     const output = JSON.parse(result.stdout) as { items: Array<{ namespace: string; name: string }> };
-    expect(output.items.map((item) => `${item.namespace}/${item.name}`)).toEqual(["team-a/llama-70b", "team-a/llama-8b", "team-b/new"]);
+    expect(output.items.map((item) => `${item.namespace}/${item.name}`)).toEqual([
+      "team-a/llama-70b",
+      "team-a/llama-8b",
+      "team-b/new",
+    ]);
   });
 
   it("says so when there is nothing to show", async () => {
@@ -209,6 +261,8 @@ describe("gpufleet status", () => {
     const forbidden = await run(["status"], Object.assign(new Error("HTTP 403"), { code: 403 }));
     expect(forbidden.stderr).toContain("forbidden: your user may not list modeldeployments.gpufleet.io");
     const unauthorized = await run(["status"], Object.assign(new Error("HTTP 401"), { code: 401 }));
-    expect(unauthorized.stderr).toContain("unauthorized: the API server refused the kubeconfig's credentials");
+    expect(unauthorized.stderr).toContain(
+      "unauthorized: the API server refused the kubeconfig's credentials",
+    );
   });
 });

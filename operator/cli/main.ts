@@ -13,7 +13,10 @@ export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   /** Replaces the Kubernetes API for `status` (tests). */
-  listerFor?: (command: Parameters<typeof kubernetesLister>[0]) => { target: StatusTarget; list: ListModelDeployments };
+  listerFor?: (command: Parameters<typeof kubernetesLister>[0]) => {
+    target: StatusTarget;
+    list: ListModelDeployments;
+  };
 }
 
 /** The version in the nearest package.json named gpufleet (works from operator/cli and dist/operator/cli). */
@@ -53,7 +56,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         lister = (io.listerFor ?? kubernetesLister)(parsed);
       } catch (error) {
         // A missing or unreadable kubeconfig: the command line was fine, the environment is not.
-        outcome = { exitCode: 1, stdout: "", stderr: `error: cannot load kubeconfig: ${error instanceof Error ? error.message : String(error)}\n` };
+        outcome = {
+          exitCode: 1,
+          stdout: "",
+          stderr: `error: cannot load kubeconfig: ${error instanceof Error ? error.message : String(error)}\n`,
+        };
         break;
       }
       outcome = await runStatus(parsed, lister.target, lister.list);

@@ -27,12 +27,22 @@ export function runPlan(command: PlanCommand): CommandOutcome {
   const model = findModel(command.model);
   if (!model) {
     const known = MODEL_CATALOGUE.map((entry) => entry.id).join(", ");
-    return { exitCode: EXIT_USAGE, stdout: "", stderr: `error: unknown model "${command.model}"; known models: ${known}\n` };
+    return {
+      exitCode: EXIT_USAGE,
+      stdout: "",
+      stderr: `error: unknown model "${command.model}"; known models: ${known}\n`,
+    };
   }
   const gpu = findGpu(command.gpu);
   if (!gpu) {
-    const known = GPU_CATALOGUE.filter((entry) => !entry.mig).map((entry) => entry.id).join(", ");
-    return { exitCode: EXIT_USAGE, stdout: "", stderr: `error: unknown GPU "${command.gpu}"; known GPUs: ${known} (and their MIG slices)\n` };
+    const known = GPU_CATALOGUE.filter((entry) => !entry.mig)
+      .map((entry) => entry.id)
+      .join(", ");
+    return {
+      exitCode: EXIT_USAGE,
+      stdout: "",
+      stderr: `error: unknown GPU "${command.gpu}"; known GPUs: ${known} (and their MIG slices)\n`,
+    };
   }
   // The planner validates enum values itself and answers `invalid-input`, mapped to a usage error below.
   const input: PlanInput = {
@@ -44,11 +54,14 @@ export function runPlan(command: PlanCommand): CommandOutcome {
     ...(command.engine !== undefined ? { engine: command.engine as Engine } : {}),
     ...(command.maxContextLength !== undefined ? { maxContextLength: command.maxContextLength } : {}),
     ...(command.tensorParallelism !== undefined ? { tensorParallelism: command.tensorParallelism } : {}),
-    ...(command.gpuMemoryUtilization !== undefined ? { gpuMemoryUtilization: command.gpuMemoryUtilization } : {}),
+    ...(command.gpuMemoryUtilization !== undefined
+      ? { gpuMemoryUtilization: command.gpuMemoryUtilization }
+      : {}),
   };
   const result: PlanResult = planModel(input);
   const exitCode = result.ok ? EXIT_OK : result.code === "does-not-fit" ? EXIT_ERROR : EXIT_USAGE;
-  if (command.output !== "table") return { exitCode, stdout: renderStructured(result, command.output), stderr: "" };
+  if (command.output !== "table")
+    return { exitCode, stdout: renderStructured(result, command.output), stderr: "" };
   if (result.ok) return { exitCode, stdout: `${formatPlan(result)}\n`, stderr: "" };
   // The planner's message already names what would fit; -o json|yaml gives the suggestions structured.
   return { exitCode, stdout: "", stderr: `error: ${result.message}\n` };

@@ -29,7 +29,10 @@ export interface ModelDeploymentSummary {
   reason: string | null;
 }
 
-function conditionStatus(md: ModelDeployment, type: string): { status: string; reason: string; message: string } | undefined {
+function conditionStatus(
+  md: ModelDeployment,
+  type: string,
+): { status: string; reason: string; message: string } | undefined {
   return md.status?.conditions?.find((condition) => condition.type === type);
 }
 
@@ -72,14 +75,27 @@ export function summarizeModelDeployment(md: ModelDeployment): ModelDeploymentSu
   };
 }
 
-const percent = (fraction: number | null): string => (fraction === null ? "-" : `${(fraction * 100).toFixed(0)}%`);
-const number = (value: number | null): string => (value === null ? "-" : Number.isInteger(value) ? String(value) : value.toFixed(1));
+const percent = (fraction: number | null): string =>
+  fraction === null ? "-" : `${(fraction * 100).toFixed(0)}%`;
+const number = (value: number | null): string =>
+  value === null ? "-" : Number.isInteger(value) ? String(value) : value.toFixed(1);
 
-export function formatStatusTable(summaries: readonly ModelDeploymentSummary[], showNamespace: boolean): string {
+export function formatStatusTable(
+  summaries: readonly ModelDeploymentSummary[],
+  showNamespace: boolean,
+): string {
   if (summaries.length === 0) return "No ModelDeployments found.\n";
   const header = [
     ...(showNamespace ? ["NAMESPACE"] : []),
-    "NAME", "MODEL", "ENGINE", "GPU", "READY", "GPUS", "KV-CACHE", "QUEUE", "STATE",
+    "NAME",
+    "MODEL",
+    "ENGINE",
+    "GPU",
+    "READY",
+    "GPUS",
+    "KV-CACHE",
+    "QUEUE",
+    "STATE",
   ];
   const rows = summaries.map((summary) => [
     ...(showNamespace ? [summary.namespace] : []),
@@ -95,7 +111,9 @@ export function formatStatusTable(summaries: readonly ModelDeploymentSummary[], 
   ]);
   const totalGpus = summaries.reduce((sum, summary) => sum + summary.gpusInUse, 0);
   const notReady = summaries.filter((summary) => summary.state !== "Ready");
-  const lines = [`${summaries.length} ModelDeployment(s), ${totalGpus} GPU(s) in use, ${notReady.length} not ready`];
+  const lines = [
+    `${summaries.length} ModelDeployment(s), ${totalGpus} GPU(s) in use, ${notReady.length} not ready`,
+  ];
   for (const summary of notReady)
     if (summary.reason) lines.push(`  ${summary.namespace}/${summary.name}: ${summary.reason}`);
   return `${renderTable(header, rows)}\n${lines.join("\n")}\n`;
@@ -109,7 +127,10 @@ export interface StatusTarget {
 export type ListModelDeployments = (target: StatusTarget) => Promise<ModelDeployment[]>;
 
 /** Resolves the namespace (-n, else the context's, else default) and the lister for a kubeconfig. */
-export function kubernetesLister(command: StatusCommand): { target: StatusTarget; list: ListModelDeployments } {
+export function kubernetesLister(command: StatusCommand): {
+  target: StatusTarget;
+  list: ListModelDeployments;
+} {
   const kubeConfig = new KubeConfig();
   if (command.kubeconfig) kubeConfig.loadFromFile(command.kubeconfig);
   else kubeConfig.loadFromDefault();
@@ -119,9 +140,11 @@ export function kubernetesLister(command: StatusCommand): { target: StatusTarget
   const api = kubeConfig.makeApiClient(CustomObjectsApi);
   const list: ListModelDeployments = async ({ namespace: targetNamespace }) => {
     const request = { group: API_GROUP, version: API_VERSION, plural: PLURAL };
-    const response = (targetNamespace === undefined
-      ? await api.listClusterCustomObject(request)
-      : await api.listNamespacedCustomObject({ ...request, namespace: targetNamespace })) as { items?: ModelDeployment[] };
+    const response = (
+      targetNamespace === undefined
+        ? await api.listClusterCustomObject(request)
+        : await api.listNamespacedCustomObject({ ...request, namespace: targetNamespace })
+    ) as { items?: ModelDeployment[] };
     return response.items ?? [];
   };
   return { target: { namespace }, list };
@@ -129,13 +152,19 @@ export function kubernetesLister(command: StatusCommand): { target: StatusTarget
 
 function describeApiError(error: unknown): string {
   const code = (error as { code?: number }).code;
-  if (code === 404) return "the ModelDeployment CRD is not installed (install the gpufleet chart or `kubectl apply -f crds/`)";
-  if (code === 401) return "unauthorized: the API server refused the kubeconfig's credentials (expired token?)";
+  if (code === 404)
+    return "the ModelDeployment CRD is not installed (install the gpufleet chart or `kubectl apply -f crds/`)";
+  if (code === 401)
+    return "unauthorized: the API server refused the kubeconfig's credentials (expired token?)";
   if (code === 403) return "forbidden: your user may not list modeldeployments.gpufleet.io here";
   return error instanceof Error ? error.message : String(error);
 }
 
-export async function runStatus(command: StatusCommand, target: StatusTarget, list: ListModelDeployments): Promise<CommandOutcome> {
+export async function runStatus(
+  command: StatusCommand,
+  target: StatusTarget,
+  list: ListModelDeployments,
+): Promise<CommandOutcome> {
   let items: ModelDeployment[];
   try {
     items = await list(target);
@@ -145,6 +174,11 @@ export async function runStatus(command: StatusCommand, target: StatusTarget, li
   const summaries = items
     .map(summarizeModelDeployment)
     .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
-  if (command.output !== "table") return { exitCode: EXIT_OK, stdout: renderStructured({ items: summaries }, command.output), stderr: "" };
-  return { exitCode: EXIT_OK, stdout: formatStatusTable(summaries, target.namespace === undefined), stderr: "" };
+  if (command.output !== "table")
+    return { exitCode: EXIT_OK, stdout: renderStructured({ items: summaries }, command.output), stderr: "" };
+  return {
+    exitCode: EXIT_OK,
+    stdout: formatStatusTable(summaries, target.namespace === undefined),
+    stderr: "",
+  };
 }

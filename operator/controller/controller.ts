@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import type { V1Deployment, V1Node, V1Pod } from "@kubernetes/client-node";
 import {
@@ -63,6 +63,49 @@ function keyOf(namespace: string | undefined, name: string): string {
 }
 
 /**
+ * What the last successful apply of one ModelDeployment's workload wrote. Reconciles come far more often
+ * than spec changes (every pod and Deployment status change, every node change, the 10 s rollout poll),
+ * and each server-side apply is an API round trip even when it changes nothing: at 1,000 ModelDeployments
+ * those no-op applies were most of the operator's API traffic (sim/bench/operator-scale.ts).
+ */
+interface AppliedWorkload {
+  /** Hash of the rendered Service, PDB and Deployment. */
+  hash: string;
+  ownerUid: string | undefined;
+  /** metadata.generation of the Deployment the apply returned: a later edit by anyone bumps it. */
+  deploymentGeneration: number | undefined;
+  appliedAtMs: number;
+}
+
+/**
+ * Re-apply an unchanged workload at least this often anyway, so a Service or PDB deleted or edited by
+ * hand (the operator watches neither) is restored within this time even when nothing else changes.
+ */
+export const WORKLOAD_RESYNC_MS = 5 * 60_000;
+
+export function workloadHash(objects: readonly unknown[]): string {
+  return createHash("sha256").update(JSON.stringify(objects)).digest("hex");
+}
+
+/**
+ * Whether the last apply still stands: same rendered objects, same owner, the cached Deployment is the
+ * one that apply produced (no spec edit since, not deleted), and the resync period has not passed. Pure.
+ */
+export function lastApplyStillStands(
+  last: AppliedWorkload | undefined,
+  current: { hash: string; ownerUid: string | undefined; deploymentGeneration: number | undefined; deploymentExists: boolean; nowMs: number },
+): boolean {
+  return (
+    !!last &&
+    current.deploymentExists &&
+    last.hash === current.hash &&
+    last.ownerUid === current.ownerUid &&
+    last.deploymentGeneration === current.deploymentGeneration &&
+    current.nowMs - last.appliedAtMs < WORKLOAD_RESYNC_MS
+  );
+}
+
+/**
  * The ModelDeployment reconcile loop: informers feed a work queue (dedup, per-key backoff, requeue-after);
  * each reconcile reads the caches, asks the pure `planReconcile` what to write, and writes it with
  * server-side apply under one field manager. Owner references make deletion cascade, so there is no finalizer.
@@ -71,6 +114,7 @@ export class ModelDeploymentController {
   readonly queue: WorkQueue;
   private readonly log = logger.child({ component: "controller" });
   private readonly dependencies: ReconcileDependencies;
+  private readonly lastApplied = new Map<string, AppliedWorkload>();
 
   constructor(private readonly options: ControllerOptions) {
     this.queue = new WorkQueue({
@@ -105,6 +149,7 @@ export class ModelDeploymentController {
       onUpdate: (_old, md) => this.queue.add(keyOf(md.metadata.namespace, md.metadata.name)),
       onDelete: (md) => {
         this.queue.forget(keyOf(md.metadata.namespace, md.metadata.name));
+        this.lastApplied.delete(keyOf(md.metadata.namespace, md.metadata.name));
         this.options.observer?.forget?.(md.metadata.namespace ?? "", md.metadata.name);
       },
     });
@@ -200,9 +245,33 @@ export class ModelDeploymentController {
     );
 
     if (plan.workload) {
-      // Service and PDB first: by the time pods exist, they are selectable and protected.
-      for (const object of [plan.workload.service, plan.workload.podDisruptionBudget, plan.workload.deployment])
-        await client.apply(object as KubeObject, { fieldManager: FIELD_MANAGER, force: true });
+      const { service, podDisruptionBudget, deployment: desiredDeployment } = plan.workload;
+      const key = keyOf(namespace, name);
+      const applied = {
+        hash: workloadHash([service, podDisruptionBudget, desiredDeployment]),
+        ownerUid: modelDeployment.metadata.uid,
+        nowMs: Date.now(),
+      };
+      const unchanged = lastApplyStillStands(this.lastApplied.get(key), {
+        ...applied,
+        deploymentGeneration: ownedDeployment?.metadata?.generation,
+        deploymentExists: !!ownedDeployment,
+      });
+      if (!unchanged) {
+        this.lastApplied.delete(key);
+        // Service and PDB first (together: they do not depend on each other), so that by the time pods
+        // exist they are selectable and protected.
+        await Promise.all(
+          [service, podDisruptionBudget].map((object) => client.apply(object as KubeObject, { fieldManager: FIELD_MANAGER, force: true })),
+        );
+        const written = await client.apply(desiredDeployment as KubeObject, { fieldManager: FIELD_MANAGER, force: true });
+        this.lastApplied.set(key, {
+          hash: applied.hash,
+          ownerUid: applied.ownerUid,
+          deploymentGeneration: written.metadata?.generation,
+          appliedAtMs: applied.nowMs,
+        });
+      }
     }
 
     const autoscaler = this.options.autoscalerView?.(keyOf(namespace, name));

@@ -20,15 +20,15 @@ describe("parseBenchArgs", () => {
       concurrency: 16,
       operatorConcurrency: 4,
       gpuNodes: 125,
-      waitReady: true,
+      waitReady: false,
       timeoutSeconds: 900,
       keepDir: false,
     });
   });
 
   it("reads space- and equals-separated flags and sizes the pool from --count", () => {
-    const args = parseBenchArgs(["--count", "20", "--concurrency=4", "--operator-concurrency", "8", "--no-wait-ready", "--keep-dir"]);
-    expect(args).toMatchObject({ count: 20, concurrency: 4, operatorConcurrency: 8, gpuNodes: 3, waitReady: false, keepDir: true });
+    const args = parseBenchArgs(["--count", "20", "--concurrency=4", "--operator-concurrency", "8", "--wait-ready", "--keep-dir"]);
+    expect(args).toMatchObject({ count: 20, concurrency: 4, operatorConcurrency: 8, gpuNodes: 3, waitReady: true, keepDir: true });
   });
 
   it("refuses unknown flags and values that are not positive whole numbers", () => {

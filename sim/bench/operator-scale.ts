@@ -11,7 +11,10 @@
  * Capacity: the bench runs on its own pool of ceil(N/8) g2-standard-96 nodes (8 L4 each), so every
  * 1-GPU replica is scheduled and runs. With pods stuck Pending the operator would requeue every object
  * every 10 s forever (planReconcile polls unfinished rollouts), which measures the poll, not the fleet.
- * `--gpu-nodes` shrinks the pool to see that case; `--no-wait-ready` stops at convergence.
+ * `--gpu-nodes` shrinks the pool to see that case. Ready is opt-in (`--wait-ready`): under host load KWOK
+ * misses node heartbeats, the node lifecycle controller marks pods NotReady and KWOK never flips them back.
+ *
+ * SIGINT/SIGTERM end the run like the deadline does: partial figures, then the same cleanup.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
@@ -212,14 +215,19 @@ function report(figures: Figures): string {
 /** Resources whose request counts say what the operator phase cost (writes by the operator and for it). */
 const COUNTED_RESOURCES = new Set(["modeldeployments", "deployments", "services", "poddisruptionbudgets", "events", "replicasets", "pods"]);
 
+/** Set by SIGINT/SIGTERM: every wait gives up as at the deadline, so cleanup still runs. */
+let interrupted = false;
+
 async function run(args: BenchArgs, figures: Figures, deadline: number, benchDir: string, cleanup: Array<() => Promise<void>>): Promise<void> {
-  const remaining = () => deadline - Date.now();
+  const remaining = () => (interrupted ? 0 : deadline - Date.now());
   const timedOut = () => remaining() <= 0;
 
   say(`starting a local cluster with ${args.gpuNodes} × ${GPUS_PER_BENCH_NODE} L4 nodes in ${benchDir}`);
   const cluster: LocalCluster = await startLocalCluster({
     parentDir: benchDir,
     keepDir: args.keepDir,
+    // Our own SIGINT/SIGTERM handler stops the operator first; the cluster's exit hook stays as a backstop.
+    handleSignals: false,
     nodePools: benchNodePools(args.gpuNodes),
     readyTimeoutMs: Math.max(60_000, Math.min(300_000, remaining())),
     log: say,
@@ -359,7 +367,8 @@ async function run(args: BenchArgs, figures: Figures, deadline: number, benchDir
   const waitFor = async (what: string, done: () => boolean) => {
     while (!done()) {
       if (operator.child.exitCode !== null) throw new Error(`operator exited with ${operator.child.exitCode} while waiting for ${what}; see ${operator.logFile}`);
-      if (timedOut()) throw new Error(`deadline of ${args.timeoutSeconds} s passed while waiting for ${what}`);
+      if (timedOut())
+        throw new Error(`${interrupted ? "interrupted" : `deadline of ${args.timeoutSeconds} s passed`} while waiting for ${what}`);
       if (Date.now() - lastProgress > 10_000) {
         lastProgress = Date.now();
         say(
@@ -418,6 +427,13 @@ async function main(): Promise<void> {
   const figures: Figures = { args };
   // Run in order at the end, success or not: stop watches and the operator before the cluster.
   const cleanup: Array<() => Promise<void>> = [];
+  for (const signal of ["SIGINT", "SIGTERM"] as const)
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
+      say(`${signal}: stopping after cleanup (send again to leave it to the exit hooks)`);
+      process.once(signal, () => process.exit(130));
+    });
   let failed = false;
   try {
     await run(args, figures, deadline, benchDir, cleanup);

@@ -448,6 +448,9 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
       "--use-service-account-credentials=true",
       // Everything except controllers that need a cloud provider or allocate node CIDRs/routes.
       "--controllers=*,-node-ipam-controller,-node-route-controller,-cloud-node-lifecycle-controller,-service-lb-controller",
+      // KWOK plays every kubelet from one process that shares 2 cores with the tests; a heartbeat late under
+      // load must not mark nodes NotReady and their pods unready, which would be an artefact of the simulation.
+      "--node-monitor-grace-period=5m",
       "--v=1",
     ]);
     launch("kube-scheduler", binaries["kube-scheduler"], [

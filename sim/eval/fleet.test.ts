@@ -3,7 +3,7 @@ import { engineParamsForNames } from "../engine/model.js";
 import { parseDurationSeconds } from "./capacity.js";
 import { gpufleetController, kedaController, staticController, type Bounds } from "./controllers.js";
 import { simulateFleet, type Controller, type FleetScenario } from "./fleet.js";
-import { staticForPeak } from "./oracle.js";
+import { oracleSchedule, staticForPeak } from "./oracle.js";
 import { scaleLoad, type Trace, type TraceRequest } from "./traces.js";
 
 const params = engineParamsForNames("llama-3.1-8b", "NVIDIA-H100-80GB-HBM3");
@@ -99,6 +99,58 @@ describe("staticForPeak", () => {
       staticController(replicas - 1),
     );
     expect(fewer.withinTargetShare).toBeLessThan(0.99);
+  });
+});
+
+describe("oracleSchedule", () => {
+  it("is never above static and still meets the goal over the whole trace", () => {
+    // Bursts at the start of every 2-minute window, quiet in between.
+    const trace = syntheticTrace(600, (s) => (s % 120 < 8 ? 24 : 1));
+    const sc = scenario(trace, { maxReplicas: 12 });
+    const staticPeak = staticForPeak(sc, 0.99);
+    const oracle = oracleSchedule(sc, 0.99, 120_000, staticPeak.replicas);
+    expect(oracle.result.withinTargetShare).toBeGreaterThanOrEqual(0.99);
+    expect(oracle.result.gpuHours).toBeLessThanOrEqual(staticPeak.result.gpuHours + 1e-9);
+    expect(oracle.schedule).toHaveLength(oracle.independentSchedule.length);
+  });
+});
+
+describe("scraped metrics", () => {
+  it("carry the engines' prompt and generation token counters to the controller", () => {
+    const trace = syntheticTrace(60, () => 2);
+    const seen: Array<{ prompt: number; generation: number }> = [];
+    const recorder: Controller = {
+      name: "recorder",
+      intervalSeconds: 10,
+      initialReplicas: 1,
+      decide(v) {
+        const m = v.pods[0]?.metrics;
+        if (m) seen.push({ prompt: m.promptTokensTotal ?? -1, generation: m.generationTokensTotal ?? -1 });
+        return 1;
+      },
+    };
+    simulateFleet(scenario(trace), recorder);
+    expect(seen.length).toBeGreaterThan(3);
+    // 2 requests/s of 2,000 prompt tokens: about 40,000 prompt tokens per 10 s scrape.
+    const last = seen[seen.length - 1] as { prompt: number; generation: number };
+    const first = seen[0] as { prompt: number; generation: number };
+    expect(last.prompt - first.prompt).toBeGreaterThan(100_000);
+    expect(last.generation).toBeGreaterThan(first.generation);
+  });
+
+  it("lets the token signal add replicas on a compute-bound load that KV and queue barely see", () => {
+    // 5 requests/s of 2,000-token prompts ≈ 10,000 prompt tokens/s: a third of one H100's roofline,
+    // KV-cache nearly empty, no queue.
+    const trace = syntheticTrace(900, () => 5);
+    const bounds: Bounds = { minReplicas: 1, maxReplicas: 8, initialReplicas: 1 };
+    const withoutCapacity = simulateFleet(scenario(trace), gpufleetController(bounds));
+    const withCapacity = simulateFleet(
+      scenario(trace),
+      gpufleetController(bounds, { replicaTokenCapacityPerSecond: 10_000 }),
+    );
+    // 10,000 tokens/s / (10,000 × 0.5) = 2 replicas at the token target.
+    expect(withoutCapacity.peakReplicas).toBe(1);
+    expect(withCapacity.peakReplicas).toBeGreaterThanOrEqual(2);
   });
 });
 

@@ -4,12 +4,13 @@
  *   target at or above the goal over the whole trace (what one provisions without autoscaling);
  * - `oracleSchedule`: replicas per window, switched with perfect foresight (no cold start), sized
  *   JOINTLY so the whole trace meets the goal. It starts from each window's own minimum (the fewest
- *   replicas that keep the goal for that window's requests alone) capped at the static count; if
- *   carry-over across window edges makes that miss, windows below static are raised one step at a
- *   time (the static schedule always meets the goal); then one greedy pass lowers each window by one
- *   while the whole trace still meets the goal (the goal is a share over the trace, so a window may
- *   miss more where that is cheapest). It is never above static: a real lower bound for policies
- *   that must meet the goal, up to the greedy search not being exhaustive.
+ *   replicas that keep the goal for that window's requests alone); if carry-over across window edges
+ *   makes the replay miss, every window is raised one step at a time; then one greedy pass lowers
+ *   each window by one while the whole trace still meets the goal (the goal is a share over the
+ *   trace, so a window may miss more where that is cheapest). If the result still costs more than
+ *   static, the static schedule is the oracle (it meets the goal by construction). So the oracle is
+ *   never above static and always meets the goal: a lower bound for policies that must meet it, up to
+ *   the greedy search not being exhaustive.
  */
 import { scheduleController, staticController } from "./controllers.js";
 import { simulateFleet, type FleetResult, type FleetScenario } from "./fleet.js";
@@ -76,11 +77,10 @@ export function oracleSchedule(
   const replay = (plan: number[]): FleetResult => simulateFleet(scenario, scheduleController(name, windowMs, plan));
   if (staticReplicas === undefined) return { schedule, independentSchedule: schedule, result: replay(schedule) };
 
-  const ceiling = staticReplicas;
-  let plan = schedule.map((n) => Math.min(n, ceiling));
+  let plan = [...schedule];
   let result = replay(plan);
-  while (result.withinTargetShare < goalShare && plan.some((n) => n < ceiling)) {
-    plan = plan.map((n) => Math.min(ceiling, n + 1));
+  for (let raise = 0; raise < 3 && result.withinTargetShare < goalShare; raise++) {
+    plan = plan.map((n) => Math.min(scenario.maxReplicas, n + 1));
     result = replay(plan);
   }
   if (result.withinTargetShare >= goalShare) {
@@ -95,6 +95,17 @@ export function oracleSchedule(
         plan = lowered;
         result = attempt;
       }
+    }
+  }
+  const staticPlan = schedule.map(() => staticReplicas);
+  if (result.withinTargetShare < goalShare) {
+    plan = staticPlan;
+    result = replay(plan);
+  } else {
+    const staticResult = replay(staticPlan);
+    if (result.gpuHours > staticResult.gpuHours) {
+      plan = staticPlan;
+      result = staticResult;
     }
   }
   return { schedule: plan, independentSchedule: schedule, result };

@@ -25,7 +25,12 @@ export interface ServiceAccountKubeconfig {
 }
 
 /** Pure: a KubeConfig on the admin config's current cluster, authenticated by `token`. */
-export function kubeConfigWithToken(admin: KubeConfig, username: string, token: string, namespace: string): KubeConfig {
+export function kubeConfigWithToken(
+  admin: KubeConfig,
+  username: string,
+  token: string,
+  namespace: string,
+): KubeConfig {
   const cluster = admin.getCurrentCluster();
   if (!cluster) throw new Error("the admin kubeconfig has no current cluster");
   const contextName = `${username}@${cluster.name}`;
