@@ -5,6 +5,7 @@
 # Three stages: compile TypeScript with every dependency, install production dependencies only,
 # then copy both into a distroless Node.js 20 runtime (no shell, no package manager) as UID 65532.
 # Pin the base images by digest in CI (`--build-arg NODE_IMAGE=node:20-bookworm-slim@sha256:...`).
+# The runtime base must provide /nodejs/bin/node (distroless layout); any Node.js 20 works as NODE_IMAGE.
 ARG NODE_IMAGE=docker.io/library/node:20-bookworm-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot
 

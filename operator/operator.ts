@@ -13,6 +13,7 @@ import {
   createOperatorMetrics,
   forgetModelDeployment,
   observeReconcile,
+  setConditionGauges,
   setReplicaGauges,
   type OperatorMetrics,
 } from "./runtime/metrics.js";
@@ -66,6 +67,7 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
       queueDepth: (depth) => metrics.workqueueDepth.set(depth),
       retried: () => metrics.workqueueRetries.inc(),
       replicas: (namespace, name, desired, ready, current) => setReplicaGauges(metrics, namespace, name, { desired, ready, current }),
+      conditions: (namespace, name, conditions) => setConditionGauges(metrics, namespace, name, conditions),
       forget: (namespace, name) => forgetModelDeployment(metrics, namespace, name),
     },
   });

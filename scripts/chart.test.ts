@@ -15,19 +15,17 @@ const read = (relative: string): string => readFileSync(join(REPO_ROOT, relative
 
 /**
  * The operator metrics the chart's alerts and dashboard query (operator/runtime/metrics.ts exports
- * all but the condition gauge, which the NotReady and CapacityShortfall alerts use when present).
+ * every one of them; the test below checks).
  */
 const OPERATOR_METRICS_USED_BY_CHART = [
   "gpufleet_modeldeployment_replicas", // {namespace, name, state="desired"|"ready"|"current"}
-  "gpufleet_modeldeployment_condition", // {namespace, name, type, status} = 1 (requested from operator/runtime/metrics.ts)
+  "gpufleet_modeldeployment_condition", // {namespace, name, type, status} = 1 for the current status
   "gpufleet_autoscaler_kv_cache_utilization", // {namespace, name} 0..1
   "gpufleet_autoscaler_queue_depth", // {namespace, name}
   "gpufleet_autoscaler_decisions_total", // {namespace, name, direction}
   "gpufleet_reconcile_total", // {result}
   "gpufleet_workqueue_depth",
 ] as const;
-/** Used by the alerts when present (each alert also works without it); not yet exported by the operator. */
-const REQUESTED_FROM_OPERATOR = ["gpufleet_modeldeployment_condition"];
 /** Engine metrics (scraped from the engine pods, not the operator). */
 const ENGINE_METRICS_USED_BY_CHART = ["vllm:time_to_first_token_seconds_bucket"];
 
@@ -193,7 +191,7 @@ describe("monitoring templates", () => {
       .registry.getMetricsAsArray()
       .map((metric) => metric.name);
     const missing = OPERATOR_METRICS_USED_BY_CHART.filter(
-      (name) => !registered.includes(name) && !REQUESTED_FROM_OPERATOR.includes(name),
+      (name) => !registered.includes(name),
     );
     expect(missing).toEqual([]);
   });

@@ -1,7 +1,7 @@
 import type { V1Deployment, V1Node, V1Pod, V1PodDisruptionBudget, V1Service } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningOperator } from "../operator/operator.js";
-import { KubeClient, type KubeList, type KubeObject } from "../operator/runtime/kube-client.js";
+import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, modelDeploymentPath, readModelDeployment, startTestOperator } from "./support/operator.js";
@@ -171,11 +171,12 @@ describe("operator reconcile on the local GPU cluster", () => {
     await client.delete(modelDeploymentPath(namespace.name, "big"));
     await waitFor(
       async () => {
+        const owned = (path: string) => client.list<KubeObject>(path, { labelSelector: "gpufleet.io/model-deployment=big" });
         const [deployments, services, pdbs] = await Promise.all([
-          client.list<KubeObject>(`/apis/apps/v1/namespaces/${namespace.name}/deployments`, { labelSelector: "gpufleet.io/model-deployment=big" }),
-          client.list<KubeObject>(`/api/v1/namespaces/${namespace.name}/services`, { labelSelector: "gpufleet.io/model-deployment=big" }),
-          client.list<KubeObject>(`/apis/policy/v1/namespaces/${namespace.name}/poddisruptionbudgets`, { labelSelector: "gpufleet.io/model-deployment=big" }),
-        ] as Promise<KubeList<KubeObject>>[]);
+          owned(`/apis/apps/v1/namespaces/${namespace.name}/deployments`),
+          owned(`/api/v1/namespaces/${namespace.name}/services`),
+          owned(`/apis/policy/v1/namespaces/${namespace.name}/poddisruptionbudgets`),
+        ]);
         return deployments.items.length + services.items.length + pdbs.items.length === 0;
       },
       { timeoutMs: 60_000, description: "owned objects of big garbage-collected" },

@@ -273,6 +273,13 @@ const AutoscalingSpec = withCel(
         default: 4,
         description: "Target number of requests waiting for KV cache per replica.",
       }),
+      tokenThroughputUtilizationTarget: Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1,
+        default: 0.5,
+        description:
+          "Target share of one replica's token throughput (prompt + generated tokens/s, from the engines' counters) each replica carries at the recent peak, in (0, 1]. It keeps headroom before the KV cache fills: 0.5 suits a ~2 s time-to-first-token goal, 0.6-0.7 a ~5 s one.",
+      }),
       scaleUpStabilizationSeconds: Type.Integer({
         minimum: 0,
         maximum: 3600,
@@ -468,6 +475,7 @@ export interface ModelDeployment {
     annotations?: Record<string, string>;
     creationTimestamp?: string;
     deletionTimestamp?: string;
+    finalizers?: string[];
   };
   spec: ModelDeploymentSpec;
   status?: ModelDeploymentStatus;

@@ -13,13 +13,29 @@ describe("estimateReplicaTokenCapacity", () => {
   });
 
   it("scales with tensor parallelism, minus the all-reduce cost", () => {
-    const one = estimateReplicaTokenCapacity({ activeParameters: 70e9, denseBf16Tflops: 989, tensorParallelism: 1 });
-    const four = estimateReplicaTokenCapacity({ activeParameters: 70e9, denseBf16Tflops: 989, tensorParallelism: 4 });
+    const one = estimateReplicaTokenCapacity({
+      activeParameters: 70e9,
+      denseBf16Tflops: 989,
+      tensorParallelism: 1,
+    });
+    const four = estimateReplicaTokenCapacity({
+      activeParameters: 70e9,
+      denseBf16Tflops: 989,
+      tensorParallelism: 4,
+    });
     expect((four ?? 0) / (one ?? 1)).toBeCloseTo(4 * 0.85, 6);
   });
 
   it("returns null for an unknown GPU or model rather than a made-up figure", () => {
-    expect(estimateReplicaTokenCapacity({ activeParameters: 8e9, denseBf16Tflops: 0, tensorParallelism: 1 })).toBeNull();
-    expect(estimateReplicaTokenCapacity({ activeParameters: Number.NaN, denseBf16Tflops: 312, tensorParallelism: 1 })).toBeNull();
+    expect(
+      estimateReplicaTokenCapacity({ activeParameters: 8e9, denseBf16Tflops: 0, tensorParallelism: 1 }),
+    ).toBeNull();
+    expect(
+      estimateReplicaTokenCapacity({
+        activeParameters: Number.NaN,
+        denseBf16Tflops: 312,
+        tensorParallelism: 1,
+      }),
+    ).toBeNull();
   });
 });

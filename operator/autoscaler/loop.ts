@@ -76,6 +76,7 @@ export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfi
     queueDepthTargetPerReplica: autoscaling.queueDepthTargetPerReplica,
     scaleUpStabilizationSeconds: autoscaling.scaleUpStabilizationSeconds,
     scaleDownStabilizationSeconds: autoscaling.scaleDownStabilizationSeconds,
+    tokenUtilizationTarget: autoscaling.tokenThroughputUtilizationTarget,
     ...(capacity === undefined ? {} : { replicaTokenCapacityPerSecond: capacity }),
   };
 }

@@ -450,7 +450,12 @@ describe("decideScale: token throughput signal", () => {
   };
 
   /** Pods whose token counters have each processed `tokensPerSecond` since t = 0. */
-  function busyPods(count: number, nowMs: number, tokensPerSecond: number, extra: Partial<MetricsSample> = {}): PodObservation[] {
+  function busyPods(
+    count: number,
+    nowMs: number,
+    tokensPerSecond: number,
+    extra: Partial<MetricsSample> = {},
+  ): PodObservation[] {
     return pods(count, nowMs, {
       ...idleLooking,
       promptTokensTotal: (tokensPerSecond * nowMs) / 1000,
@@ -460,10 +465,25 @@ describe("decideScale: token throughput signal", () => {
   }
 
   /** Feeds pods at a steady per-pod token rate every 10 s from `fromMs` to `toMs`. */
-  function runTokens(cfg: AutoscalingConfig, state: PolicyState, fromMs: number, toMs: number, replicas: number, tokensPerSecond: number) {
-    let decision = decideScale(cfg, state, observe(fromMs, replicas, busyPods(replicas, fromMs, tokensPerSecond)));
+  function runTokens(
+    cfg: AutoscalingConfig,
+    state: PolicyState,
+    fromMs: number,
+    toMs: number,
+    replicas: number,
+    tokensPerSecond: number,
+  ) {
+    let decision = decideScale(
+      cfg,
+      state,
+      observe(fromMs, replicas, busyPods(replicas, fromMs, tokensPerSecond)),
+    );
     for (let t = fromMs + 10_000; t <= toMs; t += 10_000)
-      decision = decideScale(cfg, decision.state, observe(t, replicas, busyPods(replicas, t, tokensPerSecond)));
+      decision = decideScale(
+        cfg,
+        decision.state,
+        observe(t, replicas, busyPods(replicas, t, tokensPerSecond)),
+      );
     return decision;
   }
 
@@ -476,7 +496,9 @@ describe("decideScale: token throughput signal", () => {
     expect(d.signals.tokensPerSecond).toBeCloseTo(21_000, 6);
     expect(d.signals.tokenDemandReplicas).toBeCloseTo(4.2, 6);
     expect(d.desiredReplicas).toBe(5);
-    expect(d.reason).toMatch(/^token throughput 21000\/s \(peak 4\.2 replicas at 50% of 10000\/s each over 60s\) across 3 ready pods → 5/);
+    expect(d.reason).toMatch(
+      /^token throughput 21000\/s \(peak 4\.2 replicas at 50% of 10000\/s each over 60s\) across 3 ready pods → 5/,
+    );
   });
 
   it("adds prompt and generation tokens", () => {
@@ -490,28 +512,50 @@ describe("decideScale: token throughput signal", () => {
   it("keeps the fleet sized for the peak of the token window, not its mean", () => {
     const calm = runTokens(withCapacity, initialPolicyState(), 0, 30_000, 4, 2_000);
     // One 10 s burst at 9,000 tokens/s per pod, then calm again at 2,000.
-    const burstPods = pods(4, 40_000, { ...idleLooking, promptTokensTotal: 2_000 * 30 + 9_000 * 10, generationTokensTotal: 0 });
+    const burstPods = pods(4, 40_000, {
+      ...idleLooking,
+      promptTokensTotal: 2_000 * 30 + 9_000 * 10,
+      generationTokensTotal: 0,
+    });
     const burst = decideScale(withCapacity, calm.state, observe(40_000, 4, burstPods));
     // 4 × 9,000 / 5,000 = 7.2 → 8; the window mean would say (4 × 1.6 + 7.2) / 5 ≈ 2.7.
     expect(burst.signals.tokenPeakDemandReplicas).toBeCloseTo(7.2, 6);
     expect(burst.desiredReplicas).toBe(8);
     const afterPods = (t: number) =>
-      pods(8, t, { ...idleLooking, promptTokensTotal: 150_000 + (2_000 * (t - 40_000)) / 1000, generationTokensTotal: 0 });
+      pods(8, t, {
+        ...idleLooking,
+        promptTokensTotal: 150_000 + (2_000 * (t - 40_000)) / 1000,
+        generationTokensTotal: 0,
+      });
     let d = burst;
-    for (let t = 50_000; t <= 90_000; t += 10_000) d = decideScale(withCapacity, d.state, observe(t, 8, afterPods(t)));
+    for (let t = 50_000; t <= 90_000; t += 10_000)
+      d = decideScale(withCapacity, d.state, observe(t, 8, afterPods(t)));
     expect(d.signals.tokenPeakDemandReplicas).toBeCloseTo(7.2, 6); // 50 s later: still in the window
-    for (let t = 100_000; t <= 120_000; t += 10_000) d = decideScale(withCapacity, d.state, observe(t, 8, afterPods(t)));
+    for (let t = 100_000; t <= 120_000; t += 10_000)
+      d = decideScale(withCapacity, d.state, observe(t, 8, afterPods(t)));
     // The burst left the 60 s window: 4 old pods' share is now spread over 8 (their counters grow at
     // the same per-pod rate here), so demand is 8 × 2,000 / 5,000 = 3.2.
     expect(d.signals.tokenPeakDemandReplicas).toBeCloseTo(3.2, 6);
   });
 
   it("scales down to the token demand without the KV hysteresis margin", () => {
-    const cfg = { ...withCapacity, scaleDownStabilizationSeconds: 0, scaleDownUtilizationFactor: 0.3, maxScaleDownStep: 10 };
+    const cfg = {
+      ...withCapacity,
+      scaleDownStabilizationSeconds: 0,
+      scaleDownUtilizationFactor: 0.3,
+      maxScaleDownStep: 10,
+    };
     const d = runTokens(cfg, initialPolicyState(), 0, 60_000, 8, 2_000);
     // Token demand 8 × 2,000 / 5,000 = 3.2 → 4; KV 8 × 0.2 / 0.8 = 2, at the hysteresis 0.3: 6.7 → 7.
     expect(d.desiredReplicas).toBe(7);
-    const lowKv = runTokens({ ...cfg, kvCacheUtilizationTarget: 1 }, initialPolicyState(), 0, 60_000, 8, 2_000);
+    const lowKv = runTokens(
+      { ...cfg, kvCacheUtilizationTarget: 1 },
+      initialPolicyState(),
+      0,
+      60_000,
+      8,
+      2_000,
+    );
     // KV 8 × 0.2 / 1 / 0.3 = 5.3 → 6; the token peak asks for 4: hysteresis applies to KV only.
     expect(lowKv.desiredReplicas).toBe(6);
     const tokensOnly = runTokens(
@@ -526,7 +570,11 @@ describe("decideScale: token throughput signal", () => {
   });
 
   it("adds pods beyond those still starting when token demand exceeds everything requested", () => {
-    const first = decideScale(withCapacity, initialPolicyState(), observe(0, 3, [...busyPods(2, 0, 9_000), { name: "new-0", phase: "starting", sinceMs: 0 }]));
+    const first = decideScale(
+      withCapacity,
+      initialPolicyState(),
+      observe(0, 3, [...busyPods(2, 0, 9_000), { name: "new-0", phase: "starting", sinceMs: 0 }]),
+    );
     const d = decideScale(
       withCapacity,
       first.state,
@@ -538,23 +586,43 @@ describe("decideScale: token throughput signal", () => {
 
   it("does not extrapolate the rate of measured pods onto pods too new to have a rate", () => {
     const first = decideScale(withCapacity, initialPolicyState(), observe(0, 2, busyPods(2, 0, 4_000)));
-    const fresh: PodObservation = readyPod("fresh", 10_000, { ...idleLooking, promptTokensTotal: 0, generationTokensTotal: 0 });
-    const d = decideScale(withCapacity, first.state, observe(10_000, 3, [...busyPods(2, 10_000, 4_000), fresh]));
+    const fresh: PodObservation = readyPod("fresh", 10_000, {
+      ...idleLooking,
+      promptTokensTotal: 0,
+      generationTokensTotal: 0,
+    });
+    const d = decideScale(
+      withCapacity,
+      first.state,
+      observe(10_000, 3, [...busyPods(2, 10_000, 4_000), fresh]),
+    );
     expect(d.signals.tokensPerSecond).toBeCloseTo(8_000, 6);
   });
 
   it("re-baselines a counter that went down (engine restart) instead of reading a negative rate", () => {
-    const first = decideScale(withCapacity, initialPolicyState(), observe(10_000, 1, busyPods(1, 10_000, 5_000)));
+    const first = decideScale(
+      withCapacity,
+      initialPolicyState(),
+      observe(10_000, 1, busyPods(1, 10_000, 5_000)),
+    );
     const restarted = decideScale(
       withCapacity,
       first.state,
-      observe(20_000, 1, pods(1, 20_000, { ...idleLooking, promptTokensTotal: 100, generationTokensTotal: 0 })),
+      observe(
+        20_000,
+        1,
+        pods(1, 20_000, { ...idleLooking, promptTokensTotal: 100, generationTokensTotal: 0 }),
+      ),
     );
     expect(restarted.signals.tokensPerSecond).toBeNull();
     const next = decideScale(
       withCapacity,
       restarted.state,
-      observe(30_000, 1, pods(1, 30_000, { ...idleLooking, promptTokensTotal: 20_100, generationTokensTotal: 0 })),
+      observe(
+        30_000,
+        1,
+        pods(1, 30_000, { ...idleLooking, promptTokensTotal: 20_100, generationTokensTotal: 0 }),
+      ),
     );
     expect(next.signals.tokensPerSecond).toBeCloseTo(2_000, 6);
   });
@@ -563,7 +631,11 @@ describe("decideScale: token throughput signal", () => {
     const first = decideScale(withCapacity, initialPolicyState(), observe(0, 1, busyPods(1, 0, 3_000)));
     const second = decideScale(withCapacity, first.state, observe(10_000, 1, busyPods(1, 10_000, 3_000)));
     // A retry 1 s later shows a jump that, as a rate, would read 50,000 tokens/s.
-    const retry = pods(1, 11_000, { ...idleLooking, promptTokensTotal: 30_000 + 50_000, generationTokensTotal: 0 });
+    const retry = pods(1, 11_000, {
+      ...idleLooking,
+      promptTokensTotal: 30_000 + 50_000,
+      generationTokensTotal: 0,
+    });
     const third = decideScale(withCapacity, second.state, observe(11_000, 1, retry));
     expect(third.signals.tokensPerSecond).toBeCloseTo(3_000, 6);
   });
@@ -575,7 +647,12 @@ describe("decideScale: token throughput signal", () => {
     expect(calm.signals.replicaTokenCapacityPerSecond).toBeNull(); // never saturated: signal off
     expect(calm.signals.tokenDemandReplicas).toBeNull();
     const saturated = (t: number) =>
-      pods(2, t, { ...idleLooking, requestsWaiting: 6, promptTokensTotal: 60_000 + (8_000 * (t - 20_000)) / 1000, generationTokensTotal: 0 });
+      pods(2, t, {
+        ...idleLooking,
+        requestsWaiting: 6,
+        promptTokensTotal: 60_000 + (8_000 * (t - 20_000)) / 1000,
+        generationTokensTotal: 0,
+      });
     const d = decideScale(unconfigured, calm.state, observe(30_000, 2, saturated(30_000)));
     expect(d.signals.replicaTokenCapacityPerSecond).toBeCloseTo(8_000, 6);
     // 2 × 8,000 / (8,000 × 0.5) = 4

@@ -28,6 +28,7 @@ export interface ControllerObserver {
   queueDepth?(depth: number): void;
   retried?(): void;
   replicas?(namespace: string, name: string, desired: number, ready: number, current: number): void;
+  conditions?(namespace: string, name: string, conditions: ReadonlyArray<{ type: string; status: string }>): void;
   forget?(namespace: string, name: string): void;
 }
 
@@ -280,6 +281,7 @@ export class ModelDeploymentController {
 
     for (const event of plan.events) this.options.events?.record(modelDeployment, event.type, event.reason, event.message);
     this.options.observer?.replicas?.(namespace, name, status.desiredReplicas ?? 0, status.readyReplicas ?? 0, status.replicas ?? 0);
+    this.options.observer?.conditions?.(namespace, name, status.conditions ?? []);
     log.debug({ placed: plan.placement.placed, ready: status.readyReplicas, desired: status.desiredReplicas }, "reconciled");
     return plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
   }

@@ -141,13 +141,18 @@ describe("token counters", () => {
   });
 
   it("leaves the counters out (not zero) when the engine does not export them", () => {
-    const sample = normalizeEngineMetrics(parseExposition(gauges.join("\n")), { engine: "vllm", scrapedAtMs: 0 });
+    const sample = normalizeEngineMetrics(parseExposition(gauges.join("\n")), {
+      engine: "vllm",
+      scrapedAtMs: 0,
+    });
     expect("promptTokensTotal" in sample).toBe(false);
     expect("generationTokensTotal" in sample).toBe(false);
   });
 
   it("rejects a negative token counter instead of reading it as a rate", () => {
-    const families = parseExposition([...gauges, 'vllm:prompt_tokens_total{engine="0",model_name="m"} -5'].join("\n"));
+    const families = parseExposition(
+      [...gauges, 'vllm:prompt_tokens_total{engine="0",model_name="m"} -5'].join("\n"),
+    );
     expect(engineError(() => normalizeEngineMetrics(families, { engine: "vllm", scrapedAtMs: 0 })).kind).toBe(
       "invalid-value",
     );
@@ -163,7 +168,11 @@ describe("token counters", () => {
         'trtllm_generation_tokens_total{engine_type="trtllm",model_name="llama"} 128',
       ].join("\n"),
     );
-    const sample = normalizeEngineMetrics(families, { engine: "trtllm-serve", modelName: "llama", scrapedAtMs: 0 });
+    const sample = normalizeEngineMetrics(families, {
+      engine: "trtllm-serve",
+      modelName: "llama",
+      scrapedAtMs: 0,
+    });
     expect(sample).toMatchObject({ promptTokensTotal: 4096, generationTokensTotal: 128 });
   });
 });

@@ -192,7 +192,11 @@ export function normalizeEngineMetrics(
     );
   }
   const promptTokensTotal = optionalTokenCounter(families, names.promptTokensTotal, options.modelName);
-  const generationTokensTotal = optionalTokenCounter(families, names.generationTokensTotal, options.modelName);
+  const generationTokensTotal = optionalTokenCounter(
+    families,
+    names.generationTokensTotal,
+    options.modelName,
+  );
   return {
     kvCacheUtilization: Math.min(1, kvCacheUtilization),
     requestsWaiting: requestCount(families, names.requestsWaiting, options.modelName),

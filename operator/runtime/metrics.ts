@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { CONDITION_TYPES } from "../controller/conditions.js";
 import type { WorkQueueOptions } from "./workqueue.js";
 
 /**
@@ -18,6 +19,7 @@ export interface OperatorMetrics {
   workqueueDepth: Gauge<never>;
   workqueueRetries: Counter<never>;
   replicas: Gauge<"namespace" | "name" | "state">;
+  conditions: Gauge<"namespace" | "name" | "type" | "status">;
   autoscalerDecisions: Counter<"namespace" | "name" | "direction">;
   kvCacheUtilization: Gauge<"namespace" | "name">;
   queueDepth: Gauge<"namespace" | "name">;
@@ -66,6 +68,12 @@ export function createOperatorMetrics(
       name: "gpufleet_modeldeployment_replicas",
       help: "Replicas of a ModelDeployment: desired (the operator's target), current (pods that exist), ready.",
       labelNames: ["namespace", "name", "state"],
+      registers,
+    }),
+    conditions: new Gauge({
+      name: "gpufleet_modeldeployment_condition",
+      help: "1 for the current status (True, False, Unknown) of each condition of a ModelDeployment, else 0.",
+      labelNames: ["namespace", "name", "type", "status"],
       registers,
     }),
     autoscalerDecisions: new Counter({
@@ -125,6 +133,20 @@ export function setReplicaGauges(
     metrics.replicas.set({ namespace, name, state }, replicas[state]);
 }
 
+/** Sets the condition gauges of one ModelDeployment: 1 on each condition's current status, 0 on the others. */
+export function setConditionGauges(
+  metrics: OperatorMetrics,
+  namespace: string,
+  name: string,
+  conditions: ReadonlyArray<{ type: string; status: string }>,
+): void {
+  for (const condition of conditions)
+    for (const status of CONDITION_STATUSES)
+      metrics.conditions.set({ namespace, name, type: condition.type, status }, condition.status === status ? 1 : 0);
+}
+
+const CONDITION_STATUSES = ["True", "False", "Unknown"] as const;
+
 /** Drops every per-ModelDeployment series of a deleted ModelDeployment (no stale series on /metrics). */
 export function forgetModelDeployment(metrics: OperatorMetrics, namespace: string, name: string): void {
   for (const state of ["desired", "ready", "current"] as const)
@@ -132,6 +154,8 @@ export function forgetModelDeployment(metrics: OperatorMetrics, namespace: strin
   for (const direction of ["up", "down", "hold"] as const)
     metrics.autoscalerDecisions.remove({ namespace, name, direction });
   metrics.kvCacheUtilization.remove({ namespace, name });
+  for (const type of CONDITION_TYPES)
+    for (const status of CONDITION_STATUSES) metrics.conditions.remove({ namespace, name, type, status });
   metrics.queueDepth.remove({ namespace, name });
 }
 

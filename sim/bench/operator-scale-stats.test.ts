@@ -27,8 +27,23 @@ describe("parseBenchArgs", () => {
   });
 
   it("reads space- and equals-separated flags and sizes the pool from --count", () => {
-    const args = parseBenchArgs(["--count", "20", "--concurrency=4", "--operator-concurrency", "8", "--wait-ready", "--keep-dir"]);
-    expect(args).toMatchObject({ count: 20, concurrency: 4, operatorConcurrency: 8, gpuNodes: 3, waitReady: true, keepDir: true });
+    const args = parseBenchArgs([
+      "--count",
+      "20",
+      "--concurrency=4",
+      "--operator-concurrency",
+      "8",
+      "--wait-ready",
+      "--keep-dir",
+    ]);
+    expect(args).toMatchObject({
+      count: 20,
+      concurrency: 4,
+      operatorConcurrency: 8,
+      gpuNodes: 3,
+      waitReady: true,
+      keepDir: true,
+    });
   });
 
   it("refuses unknown flags and values that are not positive whole numbers", () => {
@@ -44,7 +59,9 @@ describe("benchNodePools", () => {
   it("makes one system node and the requested L4 nodes with 8 GPUs each", () => {
     const nodes = nodeManifests(benchNodePools(3));
     expect(nodes).toHaveLength(4);
-    const gpuNodes = nodes.filter((node) => node.metadata?.labels?.["nvidia.com/gpu.product"] === "NVIDIA-L4");
+    const gpuNodes = nodes.filter(
+      (node) => node.metadata?.labels?.["nvidia.com/gpu.product"] === "NVIDIA-L4",
+    );
     expect(gpuNodes).toHaveLength(3);
     expect(gpuNodes.every((node) => node.status?.allocatable?.["nvidia.com/gpu"] === "8")).toBe(true);
   });
@@ -124,7 +141,11 @@ describe("apiserverRequestDelta", () => {
 });
 
 describe("ScaleTimeline", () => {
-  const observation = (generation: number, observedGeneration: number | undefined, ready = false) => ({ generation, observedGeneration, ready });
+  const observation = (generation: number, observedGeneration: number | undefined, ready = false) => ({
+    generation,
+    observedGeneration,
+    ready,
+  });
 
   it("times apply → Deployment and converges only when the status observed the generation and the Deployment exists", () => {
     const timeline = new ScaleTimeline(new Set(["a", "b"]));
@@ -180,18 +201,23 @@ describe("forEachBounded", () => {
 
   it("starts no new item once told to stop", async () => {
     const seen: number[] = [];
-    await forEachBounded([1, 2, 3, 4], 1, async (item) => void seen.push(item), () => seen.length >= 2);
+    await forEachBounded(
+      [1, 2, 3, 4],
+      1,
+      async (item) => void seen.push(item),
+      () => seen.length >= 2,
+    );
     expect(seen).toEqual([1, 2]);
   });
 });
 
 describe("formatTable", () => {
   it("aligns labels left and figures right", () => {
-    expect(formatTable([["N", "1000"], ["ratio", "0.25"]]).split("\n")).toEqual([
-      "+-------+------+",
-      "| N     | 1000 |",
-      "| ratio | 0.25 |",
-      "+-------+------+",
-    ]);
+    expect(
+      formatTable([
+        ["N", "1000"],
+        ["ratio", "0.25"],
+      ]).split("\n"),
+    ).toEqual(["+-------+------+", "| N     | 1000 |", "| ratio | 0.25 |", "+-------+------+"]);
   });
 });

@@ -17,9 +17,8 @@ export interface BenchArgs {
   /** GPU nodes of the bench pool; default: enough for every replica to run. */
   gpuNodes: number;
   /**
-   * Also wait until every ModelDeployment is Ready (needs gpuNodes × 8 ≥ count). Opt-in: on a loaded
-   * 2-core machine KWOK misses node heartbeats, the node lifecycle controller marks pods NotReady and
-   * KWOK never flips them back, so Ready is a property of the host's load, not of the operator.
+   * Also wait until every ModelDeployment is Ready (needs gpuNodes × 8 ≥ count). Opt-in: it times KWOK,
+   * the scheduler and the ReplicaSet controller on a loaded host as much as the operator.
    */
   waitReady: boolean;
   /** Give up (and print what was measured) after this long. */
@@ -55,17 +54,32 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     else if (["wait-ready", "keep-dir"].includes(token.slice(2))) raw.set(token.slice(2), undefined);
     else raw.set(token.slice(2), argv[++index]);
   }
-  const known = new Set(["count", "concurrency", "operator-concurrency", "gpu-nodes", "wait-ready", "timeout-seconds", "keep-dir"]);
-  for (const flag of raw.keys()) if (!known.has(flag)) throw new BenchArgsError(`unknown flag --${flag}\n${BENCH_USAGE}`);
+  const known = new Set([
+    "count",
+    "concurrency",
+    "operator-concurrency",
+    "gpu-nodes",
+    "wait-ready",
+    "timeout-seconds",
+    "keep-dir",
+  ]);
+  for (const flag of raw.keys())
+    if (!known.has(flag)) throw new BenchArgsError(`unknown flag --${flag}\n${BENCH_USAGE}`);
   const count = raw.has("count") ? positiveInteger("--count", raw.get("count"), 20_000) : 1000;
   return {
     count,
     concurrency: raw.has("concurrency") ? positiveInteger("--concurrency", raw.get("concurrency"), 256) : 16,
     // 64 is the operator's own ceiling for GPUFLEET_CONCURRENCY (operator/config.ts).
-    operatorConcurrency: raw.has("operator-concurrency") ? positiveInteger("--operator-concurrency", raw.get("operator-concurrency"), 64) : 4,
-    gpuNodes: raw.has("gpu-nodes") ? positiveInteger("--gpu-nodes", raw.get("gpu-nodes"), 5000) : Math.ceil(count / GPUS_PER_BENCH_NODE),
+    operatorConcurrency: raw.has("operator-concurrency")
+      ? positiveInteger("--operator-concurrency", raw.get("operator-concurrency"), 64)
+      : 4,
+    gpuNodes: raw.has("gpu-nodes")
+      ? positiveInteger("--gpu-nodes", raw.get("gpu-nodes"), 5000)
+      : Math.ceil(count / GPUS_PER_BENCH_NODE),
     waitReady: raw.has("wait-ready"),
-    timeoutSeconds: raw.has("timeout-seconds") ? positiveInteger("--timeout-seconds", raw.get("timeout-seconds"), 3600) : 900,
+    timeoutSeconds: raw.has("timeout-seconds")
+      ? positiveInteger("--timeout-seconds", raw.get("timeout-seconds"), 3600)
+      : 900,
     keepDir: raw.has("keep-dir"),
   };
 }
@@ -79,7 +93,14 @@ export const BENCH_GPU_PRODUCT = "NVIDIA-L4";
  */
 export function benchNodePools(gpuNodes: number): NodePoolsConfig {
   return {
-    systemNode: { name: "system", cpu: "16", memory: "64Gi", pods: 110, region: "europe-west4", zone: "europe-west4-a" },
+    systemNode: {
+      name: "system",
+      cpu: "16",
+      memory: "64Gi",
+      pods: 110,
+      region: "europe-west4",
+      zone: "europe-west4-a",
+    },
     pools: [
       {
         name: "bench-l4",
@@ -137,7 +158,8 @@ export interface OperatorMetricsSnapshot {
 /** The operator's own figures from its /metrics text (see operator/runtime/metrics.ts for the names). */
 export function operatorMetricsFromExposition(text: string): OperatorMetricsSnapshot {
   const families = parseExposition(text);
-  const sum = (name: string) => samplesNamed(families, name).reduce((total, sample) => total + sample.value, 0);
+  const sum = (name: string) =>
+    samplesNamed(families, name).reduce((total, sample) => total + sample.value, 0);
   const reconcilesByResult: Record<string, number> = {};
   for (const sample of samplesNamed(families, "gpufleet_reconcile_total")) {
     const result = sample.labels.result ?? "";
@@ -157,7 +179,11 @@ export function operatorMetricsFromExposition(text: string): OperatorMetricsSnap
  * API server requests by `verb resource[/subresource]` between two scrapes of its /metrics
  * (`apiserver_request_total`), limited to `resources`: what the operator phase cost the API server.
  */
-export function apiserverRequestDelta(before: string, after: string, resources: ReadonlySet<string>): Map<string, number> {
+export function apiserverRequestDelta(
+  before: string,
+  after: string,
+  resources: ReadonlySet<string>,
+): Map<string, number> {
   const counts = (text: string) => {
     const byKey = new Map<string, number>();
     for (const sample of samplesNamed(parseExposition(text), "apiserver_request_total")) {
@@ -226,7 +252,8 @@ export class ScaleTimeline {
     const timeline = this.entry(name);
     if (!timeline) return;
     this.latestObservation.set(name, observation);
-    const observed = observation.generation !== undefined && observation.observedGeneration === observation.generation;
+    const observed =
+      observation.generation !== undefined && observation.observedGeneration === observation.generation;
     if (observed && timeline.deploymentSeenAtMs !== undefined) {
       timeline.convergedAtMs ??= atMs;
       if (observation.ready) timeline.readyAtMs ??= atMs;
@@ -253,7 +280,8 @@ export class ScaleTimeline {
   applyToDeploymentMs(): number[] {
     const latencies: number[] = [];
     for (const t of this.objects.values())
-      if (t.appliedAtMs !== undefined && t.deploymentSeenAtMs !== undefined) latencies.push(t.deploymentSeenAtMs - t.appliedAtMs);
+      if (t.appliedAtMs !== undefined && t.deploymentSeenAtMs !== undefined)
+        latencies.push(t.deploymentSeenAtMs - t.appliedAtMs);
     return latencies;
   }
 
@@ -291,6 +319,8 @@ export function formatTable(rows: ReadonlyArray<readonly [string, string]>): str
   const labelWidth = Math.max(...rows.map(([label]) => label.length));
   const valueWidth = Math.max(...rows.map(([, value]) => value.length));
   const rule = `+${"-".repeat(labelWidth + 2)}+${"-".repeat(valueWidth + 2)}+`;
-  const lines = rows.map(([label, value]) => `| ${label.padEnd(labelWidth)} | ${value.padStart(valueWidth)} |`);
+  const lines = rows.map(
+    ([label, value]) => `| ${label.padEnd(labelWidth)} | ${value.padStart(valueWidth)} |`,
+  );
   return [rule, ...lines, rule].join("\n");
 }

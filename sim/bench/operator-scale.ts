@@ -11,8 +11,8 @@
  * Capacity: the bench runs on its own pool of ceil(N/8) g2-standard-96 nodes (8 L4 each), so every
  * 1-GPU replica is scheduled and runs. With pods stuck Pending the operator would requeue every object
  * every 10 s forever (planReconcile polls unfinished rollouts), which measures the poll, not the fleet.
- * `--gpu-nodes` shrinks the pool to see that case. Ready is opt-in (`--wait-ready`): under host load KWOK
- * misses node heartbeats, the node lifecycle controller marks pods NotReady and KWOK never flips them back.
+ * `--gpu-nodes` shrinks the pool to see that case. Waiting for Ready is opt-in (`--wait-ready`): it
+ * measures KWOK and the kube controllers on a loaded host as much as the operator.
  *
  * SIGINT/SIGTERM end the run like the deadline does: partial figures, then the same cleanup.
  */
@@ -24,7 +24,7 @@ import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../../operator/api/modeldeployment.js";
 import { SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
-import { isAlreadyExists, isGone, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
+import { isGone, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import { ensureModelDeploymentCrd } from "../../test/support/crds.js";
 import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
 import { freeLoopbackPort, startLocalCluster, type LocalCluster } from "../cluster/cluster.js";
@@ -61,7 +61,8 @@ async function getText(url: string, kubeConfig?: KubeConfig): Promise<string> {
       response.on("error", reject);
       response.on("end", () => {
         const body = Buffer.concat(chunks).toString("utf8");
-        if ((response.statusCode ?? 0) >= 300) reject(new Error(`GET ${url}: HTTP ${response.statusCode}: ${body.slice(0, 200)}`));
+        if ((response.statusCode ?? 0) >= 300)
+          reject(new Error(`GET ${url}: HTTP ${response.statusCode}: ${body.slice(0, 200)}`));
         else resolve(body);
       });
     });
@@ -92,7 +93,12 @@ async function followCollection<T extends KubeObject>(
       }
       await client.watch<T>(
         path,
-        { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 600, ...(labelSelector ? { labelSelector } : {}) },
+        {
+          resourceVersion,
+          allowWatchBookmarks: true,
+          timeoutSeconds: 600,
+          ...(labelSelector ? { labelSelector } : {}),
+        },
         (event) => {
           const arrivedAtMs = performance.now();
           if (event.type === "ERROR") {
@@ -115,7 +121,10 @@ async function followCollection<T extends KubeObject>(
 }
 
 /** Peak and latest VmRSS of a process, sampled every `intervalMs` from /proc/<pid>/status. */
-function sampleRss(pid: number, intervalMs: number): { peakKiB: () => number; latestKiB: () => number; stop: () => void } {
+function sampleRss(
+  pid: number,
+  intervalMs: number,
+): { peakKiB: () => number; latestKiB: () => number; stop: () => void } {
   let peak = 0;
   let latest = 0;
   const sample = () => {
@@ -149,11 +158,13 @@ interface Figures {
   aborted?: string;
 }
 
-const seconds = (value: number | undefined, digits = 1) => (value === undefined ? "n/a" : `${value.toFixed(digits)} s`);
+const seconds = (value: number | undefined, digits = 1) =>
+  value === undefined ? "n/a" : `${value.toFixed(digits)} s`;
 const perSecond = (count: number | undefined, secs: number | undefined) =>
   count === undefined || !secs ? undefined : count / secs;
 const rate = (value: number | undefined) => (value === undefined ? "n/a" : `${value.toFixed(1)} /s`);
-const mib = (kib: number | undefined) => (kib === undefined || kib === 0 ? "n/a" : `${(kib / 1024).toFixed(0)} MiB`);
+const mib = (kib: number | undefined) =>
+  kib === undefined || kib === 0 ? "n/a" : `${(kib / 1024).toFixed(0)} MiB`;
 const ms = (value: number | undefined) => (value === undefined ? "n/a" : `${value.toFixed(0)} ms`);
 
 function report(figures: Figures): string {
@@ -184,7 +195,10 @@ function report(figures: Figures): string {
     ["apply→Deployment p99", ms(percentile(latencies, 99))],
     ["apply→Deployment max", ms(percentile(latencies, 100))],
     ["operator throughput (N / converge time)", rate(convergeRate)],
-    ["ratio operator / ConfigMap ceiling", convergeRate && configMapRate ? (convergeRate / configMapRate).toFixed(3) : "n/a"],
+    [
+      "ratio operator / ConfigMap ceiling",
+      convergeRate && configMapRate ? (convergeRate / configMapRate).toFixed(3) : "n/a",
+    ],
     ["operator RSS idle (synced, 0 objects)", mib(figures.idleRssKiB)],
     ["operator peak RSS", mib(figures.peakRssKiB)],
     [
@@ -195,9 +209,15 @@ function report(figures: Figures): string {
             .map(([result, count]) => `${result} ${count}`)
             .join(", ")})`,
     ],
-    ["reconciles per ModelDeployment", reconcileTotal === undefined ? "n/a" : (reconcileTotal / args.count).toFixed(2)],
+    [
+      "reconciles per ModelDeployment",
+      reconcileTotal === undefined ? "n/a" : (reconcileTotal / args.count).toFixed(2),
+    ],
     ["mean reconcile duration", ms(meanReconcileMs)],
-    ["work-queue retries", figures.operatorMetrics ? String(figures.operatorMetrics.workqueueRetries) : "n/a"],
+    [
+      "work-queue retries",
+      figures.operatorMetrics ? String(figures.operatorMetrics.workqueueRetries) : "n/a",
+    ],
     ["operator CPU time", seconds(figures.operatorMetrics?.cpuSeconds)],
   ];
   let text = formatTable(rows);
@@ -213,12 +233,26 @@ function report(figures: Figures): string {
 }
 
 /** Resources whose request counts say what the operator phase cost (writes by the operator and for it). */
-const COUNTED_RESOURCES = new Set(["modeldeployments", "deployments", "services", "poddisruptionbudgets", "events", "replicasets", "pods"]);
+const COUNTED_RESOURCES = new Set([
+  "modeldeployments",
+  "deployments",
+  "services",
+  "poddisruptionbudgets",
+  "events",
+  "replicasets",
+  "pods",
+]);
 
 /** Set by SIGINT/SIGTERM: every wait gives up as at the deadline, so cleanup still runs. */
 let interrupted = false;
 
-async function run(args: BenchArgs, figures: Figures, deadline: number, benchDir: string, cleanup: Array<() => Promise<void>>): Promise<void> {
+async function run(
+  args: BenchArgs,
+  figures: Figures,
+  deadline: number,
+  benchDir: string,
+  cleanup: Array<() => Promise<void>>,
+): Promise<void> {
   const remaining = () => (interrupted ? 0 : deadline - Date.now());
   const timedOut = () => remaining() <= 0;
 
@@ -295,7 +329,8 @@ async function run(args: BenchArgs, figures: Figures, deadline: number, benchDir
   cleanup.unshift(async () => rss.stop());
   const operatorUrl = `http://127.0.0.1:${opsPort}`;
   for (;;) {
-    if (operator.child.exitCode !== null) throw new Error(`operator exited with ${operator.child.exitCode}; see ${operator.logFile}`);
+    if (operator.child.exitCode !== null)
+      throw new Error(`operator exited with ${operator.child.exitCode}; see ${operator.logFile}`);
     if (timedOut()) throw new Error("operator not ready before the deadline");
     try {
       await getText(`${operatorUrl}/readyz`);
@@ -331,7 +366,10 @@ async function run(args: BenchArgs, figures: Figures, deadline: number, benchDir
           {
             generation: md.metadata.generation,
             observedGeneration: md.status?.observedGeneration,
-            ready: md.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True" && c.reason === "AllReplicasReady") ?? false,
+            ready:
+              md.status?.conditions?.some(
+                (c) => c.type === "Ready" && c.status === "True" && c.reason === "AllReplicasReady",
+              ) ?? false,
           },
           at,
         ),
@@ -351,7 +389,12 @@ async function run(args: BenchArgs, figures: Figures, deadline: number, benchDir
     async (name) => {
       timeline.applied(name, performance.now());
       await client.apply(
-        { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, metadata: { name, namespace: NAMESPACE }, spec } as KubeObject,
+        {
+          apiVersion: `${API_GROUP}/${API_VERSION}`,
+          kind: KIND,
+          metadata: { name, namespace: NAMESPACE },
+          spec,
+        } as KubeObject,
         { fieldManager: "gpufleet-bench", force: true },
       );
       applied++;
@@ -366,9 +409,14 @@ async function run(args: BenchArgs, figures: Figures, deadline: number, benchDir
   let lastProgress = 0;
   const waitFor = async (what: string, done: () => boolean) => {
     while (!done()) {
-      if (operator.child.exitCode !== null) throw new Error(`operator exited with ${operator.child.exitCode} while waiting for ${what}; see ${operator.logFile}`);
+      if (operator.child.exitCode !== null)
+        throw new Error(
+          `operator exited with ${operator.child.exitCode} while waiting for ${what}; see ${operator.logFile}`,
+        );
       if (timedOut())
-        throw new Error(`${interrupted ? "interrupted" : `deadline of ${args.timeoutSeconds} s passed`} while waiting for ${what}`);
+        throw new Error(
+          `${interrupted ? "interrupted" : `deadline of ${args.timeoutSeconds} s passed`} while waiting for ${what}`,
+        );
       if (Date.now() - lastProgress > 10_000) {
         lastProgress = Date.now();
         say(
@@ -403,7 +451,8 @@ async function run(args: BenchArgs, figures: Figures, deadline: number, benchDir
   await waitFor("convergence", () => timeline.converged === args.count);
   say(`converged ${args.count} in ${since(timeline.lastOf("convergedAtMs"))?.toFixed(1)} s`);
   if (args.waitReady) {
-    if (args.gpuNodes * GPUS_PER_BENCH_NODE < args.count) say("not enough GPUs for every replica: skipping the wait for Ready");
+    if (args.gpuNodes * GPUS_PER_BENCH_NODE < args.count)
+      say("not enough GPUs for every replica: skipping the wait for Ready");
     else await waitFor("every ModelDeployment Ready", () => timeline.ready === args.count);
   }
   await snapshotFigures();

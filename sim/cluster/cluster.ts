@@ -470,6 +470,9 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
         `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=${KWOK_NODE_ANNOTATION_VALUE}`,
         `--cidr=${options.podCidr ?? "127.1.0.0/16"}`,
         "--node-ip=127.0.0.1",
+        // Without a lease duration KWOK posts no heartbeat at all, and the node lifecycle controller marks
+        // every node NotReady (and its pods unready) once the grace period after start-up has passed.
+        "--node-lease-duration-seconds=40",
         `--server-address=127.0.0.1:${kwokPort}`,
         "--v=INFO",
       ],

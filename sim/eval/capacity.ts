@@ -83,11 +83,14 @@ function main(): void {
   const oracle = oracleSchedule(fleet, def.goalShare, def.oracleWindowSeconds * 1000, staticPeak.replicas);
   const autoscaled = simulateFleet(
     fleet,
-    gpufleetController({
-      minReplicas: 1,
-      maxReplicas: def.maxReplicas,
-      initialReplicas: oracle.schedule[0] ?? 1,
-    }, gpufleetOverrides),
+    gpufleetController(
+      {
+        minReplicas: 1,
+        maxReplicas: def.maxReplicas,
+        initialReplicas: oracle.schedule[0] ?? 1,
+      },
+      gpufleetOverrides,
+    ),
   );
   console.log(
     `autoscaled (gpufleet policy, ${def.modelLoadSeconds} s model load): ${describe(autoscaled, gpusPerReplica, hours)}`,

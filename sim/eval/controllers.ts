@@ -27,16 +27,21 @@ export function staticController(replicas: number, name = `static-${replicas}`):
   return { name, intervalSeconds: 3600, initialReplicas: replicas, decide: () => replicas };
 }
 
-/** gpufleet's policy, called unchanged with the operator's defaults. */
+/**
+ * gpufleet's policy, called unchanged with the operator's defaults. `overrides` carries what the
+ * operator derives per deployment: the replica token capacity it estimates from the sizing plan
+ * (operator/autoscaler/loop.ts `replicaTokenCapacity`; sim/eval/hardware.ts computes the same).
+ */
 export function gpufleetController(
   bounds: Bounds,
   overrides: Partial<AutoscalingConfig> = {},
   intervalSeconds = 10,
+  name = "gpufleet",
 ): Controller {
   const config: AutoscalingConfig = { ...AUTOSCALING_DEFAULTS, ...bounds, ...overrides };
   let state: PolicyState = initialPolicyState();
   return {
-    name: "gpufleet",
+    name,
     intervalSeconds,
     initialReplicas: initial(bounds),
     decide(view: ControllerView): number {

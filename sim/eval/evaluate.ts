@@ -30,6 +30,11 @@ export interface ScenarioDefinition {
   scrapeIntervalSeconds: number;
   maxReplicas: number;
   oracleWindowSeconds: number;
+  /**
+   * Extra gpufleet rows with non-default settings, each labelled with what it changes (to show a
+   * trade-off next to the defaults; the row named plain "gpufleet" always runs the defaults).
+   */
+  gpufleetVariants?: Array<{ label: string; overrides: Partial<AutoscalingConfig> }>;
 }
 
 export interface ScenarioOutcome {
@@ -86,6 +91,9 @@ export function evaluateScenario(def: ScenarioDefinition): ScenarioOutcome {
     aibrixKpaController(bounds),
     llmdSaturationController(bounds),
     gpufleetController(bounds, gpufleetOverrides),
+    ...(def.gpufleetVariants ?? []).map((v) =>
+      gpufleetController(bounds, { ...gpufleetOverrides, ...v.overrides }, 10, v.label),
+    ),
   ];
   const results = [staticPeak.result, oracle.result, ...controllers.map((c) => simulateFleet(fleet, c))];
   return {
@@ -112,6 +120,7 @@ export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [
     scrapeIntervalSeconds: 10,
     maxReplicas: 32,
     oracleWindowSeconds: 300,
+    gpufleetVariants: [{ label: "gpufleet (token target 0.6)", overrides: { tokenUtilizationTarget: 0.6 } }],
   },
   {
     name: "mooncake · llama-3.1-8b · H100-80GB",
@@ -126,5 +135,6 @@ export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [
     scrapeIntervalSeconds: 10,
     maxReplicas: 32,
     oracleWindowSeconds: 300,
+    gpufleetVariants: [{ label: "gpufleet (token target 0.6)", overrides: { tokenUtilizationTarget: 0.6 } }],
   },
 ];

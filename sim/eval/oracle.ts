@@ -74,8 +74,10 @@ export function oracleSchedule(
     schedule.push(n);
   }
   const name = "oracle (hindsight)";
-  const replay = (plan: number[]): FleetResult => simulateFleet(scenario, scheduleController(name, windowMs, plan));
-  if (staticReplicas === undefined) return { schedule, independentSchedule: schedule, result: replay(schedule) };
+  const replay = (plan: number[]): FleetResult =>
+    simulateFleet(scenario, scheduleController(name, windowMs, plan));
+  if (staticReplicas === undefined)
+    return { schedule, independentSchedule: schedule, result: replay(schedule) };
 
   let plan = [...schedule];
   let result = replay(plan);

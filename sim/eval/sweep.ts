@@ -26,22 +26,32 @@ const TOKEN_SIGNAL_OFF: Partial<AutoscalingConfig> = { tokenUtilizationTarget: 1
 
 function variants(): Variant[] {
   const out: Variant[] = [];
-  for (const tokenWindowSeconds of [60, 300, 600])
-    for (const quantile of tokenWindowSeconds === 60 ? [1] : [1, 0.95, 0.9])
-      for (const utilization of [0.5, 0.6])
-        for (const maxScaleDownStep of [1, 2])
-          out.push({
-            label: `tokens u=${utilization} q=${quantile} window=${tokenWindowSeconds}s down-step=${maxScaleDownStep}`,
-            minReplicas: 1,
-            overrides: {
-              tokenUtilizationTarget: utilization,
-              tokenDemandQuantile: quantile,
-              tokenWindowSeconds,
-              maxScaleDownStep,
-            },
-          });
+  // Headroom: the token signal's target utilisation of the 60 s peak (the default is 0.5).
+  for (const utilization of [0.45, 0.5, 0.55, 0.6, 0.7])
+    out.push({
+      label: `tokens: target ${utilization} of peak`,
+      minReplicas: 1,
+      overrides: { tokenUtilizationTarget: utilization },
+    });
+  // Burst-awareness: sizing for a lower quantile over a longer window instead of the peak.
+  for (const quantile of [0.95, 0.9])
+    out.push({
+      label: `tokens: target 0.5 of p${quantile * 100} over 300 s`,
+      minReplicas: 1,
+      overrides: { tokenDemandQuantile: quantile, tokenWindowSeconds: 300 },
+    });
+  // Asymmetric down: faster scale-down steps.
+  out.push({
+    label: "tokens: target 0.5, down 2 per 60 s",
+    minReplicas: 1,
+    overrides: { maxScaleDownStep: 2 },
+  });
   for (const floor of [3, 4, 5, 6, 7, 8])
-    out.push({ label: `kv+queue, minReplicas=${floor}`, minReplicas: floor, overrides: TOKEN_SIGNAL_OFF });
+    out.push({
+      label: `kv+queue only, minReplicas ${floor}`,
+      minReplicas: floor,
+      overrides: TOKEN_SIGNAL_OFF,
+    });
   return out;
 }
 
@@ -56,7 +66,11 @@ for (const def of DEFAULT_SCENARIOS.filter((d) => !values.only || d.name.startsW
   ];
   for (const v of variants()) {
     const controller = gpufleetController(
-      { minReplicas: v.minReplicas, maxReplicas: def.maxReplicas, initialReplicas: Math.max(v.minReplicas, oracle.schedule[0] ?? 1) },
+      {
+        minReplicas: v.minReplicas,
+        maxReplicas: def.maxReplicas,
+        initialReplicas: Math.max(v.minReplicas, oracle.schedule[0] ?? 1),
+      },
       { ...gpufleetOverrides, ...v.overrides },
     );
     rows.push({ label: v.label, result: simulateFleet(fleet, controller) });

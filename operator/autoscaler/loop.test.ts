@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { modelDeployment } from "../controller/testing.js";
+import { policyConfig, replicaTokenCapacity } from "./loop.js";
+
+const spec = {
+  model: { name: "llama", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } },
+  autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 8 },
+};
+
+const plan = {
+  gpuProduct: "NVIDIA-A100-SXM4-80GB",
+  gpusPerReplica: 1,
+  tensorParallelism: 1,
+  kvCacheTokensPerReplica: 400_000,
+  maxContextLength: 16_384,
+};
+
+describe("policyConfig", () => {
+  it("hands the policy the replica token capacity estimated from the sizing plan", () => {
+    const md = { ...modelDeployment("code", spec), status: { plan } };
+    // Llama 3.1 8B on one A100: 312 TFLOPS × 0.5 / (2 × 8.03e9) ≈ 9,700 tokens/s.
+    expect(replicaTokenCapacity(md)).toBeCloseTo(9714, -1);
+    expect(policyConfig(md).replicaTokenCapacityPerSecond).toBeCloseTo(9714, -1);
+  });
+
+  it("leaves the capacity out until a plan exists, so the policy learns it from saturated pods", () => {
+    const md = modelDeployment("code", spec);
+    expect(replicaTokenCapacity(md)).toBeUndefined();
+    expect("replicaTokenCapacityPerSecond" in policyConfig(md)).toBe(false);
+  });
+
+  it("leaves the capacity out for a GPU the catalogue does not know", () => {
+    const md = { ...modelDeployment("code", spec), status: { plan: { ...plan, gpuProduct: "Acme-X1" } } };
+    expect(replicaTokenCapacity(md)).toBeUndefined();
+  });
+});

@@ -1,0 +1,184 @@
+import { CoreV1Api } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ModelDeployment } from "../operator/api/modeldeployment.js";
+import type { RunningOperator } from "../operator/operator.js";
+import { KubeClient } from "../operator/runtime/kube-client.js";
+import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
+import { startServiceProxy, watchReadyEndpoints, type ServiceProxy } from "../sim/engine/service-proxy.js";
+import { runLoad, type LoadReport } from "../sim/loadgen/loadgen.js";
+import type { ScheduledRequest } from "../sim/loadgen/trace.js";
+import { ensureModelDeploymentCrd } from "./support/crds.js";
+import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
+import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
+
+// End to end: the operator, simulated engines on the KWOK pods' IPs, and a load generator. A load spike
+// scales a ModelDeployment up within a few scrape intervals; when the load is gone it scales down after
+// the stabilization window; metrics that time out or are garbage hold the scale; both engines.
+
+const SCRAPE_INTERVAL_SECONDS = 1;
+const SCALE_DOWN_WINDOW_SECONDS = 20;
+const kubeConfig = testKubeConfig();
+const client = new KubeClient(kubeConfig);
+const core = kubeConfig.makeApiClient(CoreV1Api);
+let namespace: TestNamespace;
+let operator: RunningOperator;
+let fleet: SimFleet;
+const cleanups: Array<() => unknown> = [];
+
+function autoscaled(engine: "vllm" | "tensorrt-llm", replicas = 1, maxReplicas = 3) {
+  return {
+    model: { name: "llama-3.1-8b-instruct", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } }, maxContextLength: 8192 },
+    engine: { kind: engine },
+    gpu: { products: ["NVIDIA-L4"] },
+    replicas,
+    autoscaling: { enabled: true, minReplicas: 1, maxReplicas, scaleDownStabilizationSeconds: SCALE_DOWN_WINDOW_SECONDS },
+  };
+}
+
+/** A steady overload: `ratePerSecond` requests of 2,000 prompt and 128 output tokens for `seconds`. */
+function overload(ratePerSecond: number, seconds: number): ScheduledRequest[] {
+  return Array.from({ length: ratePerSecond * seconds }, (_, index) => ({
+    index,
+    offsetMs: (index * 1000) / ratePerSecond,
+    sendAtMs: (index * 1000) / ratePerSecond,
+    promptTokens: 2000,
+    outputTokens: 128,
+  }));
+}
+
+async function deploy(name: string, spec: Record<string, unknown>): Promise<ServiceProxy> {
+  await client.apply(modelDeploymentObject(namespace.name, name, spec), { fieldManager: "platform-team" });
+  await waitFor(async () => condition(await readModelDeployment(client, namespace.name, name), "Ready")?.status === "True", {
+    timeoutMs: 60_000,
+    description: `${name} Ready`,
+  });
+  const endpoints = watchReadyEndpoints(kubeConfig, namespace.name, name, 250);
+  cleanups.push(endpoints.stop);
+  const proxy = await startServiceProxy({ endpoints: endpoints.current });
+  cleanups.push(() => proxy.close());
+  // The simulated engine answers once loaded; wait until the proxy reaches one.
+  await waitFor(async () => (await fetch(`${proxy.url}/health`)).status === 200, { timeoutMs: 30_000, description: `${name} engine up` });
+  return proxy;
+}
+
+const read = (name: string): Promise<ModelDeployment> => readModelDeployment(client, namespace.name, name);
+
+beforeAll(async () => {
+  await ensureModelDeploymentCrd(kubeConfig);
+  namespace = await uniqueNamespace(kubeConfig, "autoscale");
+  operator = await startTestOperator(kubeConfig, namespace.name, {
+    GPUFLEET_SCRAPE_INTERVAL_SECONDS: String(SCRAPE_INTERVAL_SECONDS),
+    GPUFLEET_SCRAPE_TIMEOUT_SECONDS: "1",
+  });
+  fleet = new SimFleet({
+    listPods: async () => (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: MANAGED_BY_SELECTOR })).items,
+    pollIntervalMs: 250,
+    loadDelayMs: 500,
+  });
+  fleet.start();
+}, 120_000);
+
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  await fleet?.stop();
+  await operator?.stop();
+  await namespace?.delete();
+  client.close();
+});
+
+describe("autoscaling on KV-cache pressure and queue depth, end to end", () => {
+  it("scales a vLLM ModelDeployment up within a few scrape intervals of a load spike, and down after the stabilization window once the load is gone", async () => {
+    const proxy = await deploy("spike", autoscaled("vllm"));
+    const loadStarted = Date.now();
+    const load: Promise<LoadReport> = runLoad(overload(8, 25), {
+      endpoints: [proxy.url],
+      policy: "round-robin",
+      model: "llama-3.1-8b-instruct",
+      maxOutputTokens: 128,
+      requestTimeoutMs: 120_000,
+      maxDurationMs: 30_000,
+    });
+
+    const scaledUp = await waitFor(
+      async () => {
+        const md = await read("spike");
+        return md.spec.replicas > 1 ? md : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250, description: "scale-up under the spike" },
+    );
+    const scaleUpSeconds = (Date.now() - loadStarted) / 1000;
+    expect(scaleUpSeconds).toBeLessThan(10 * SCRAPE_INTERVAL_SECONDS + 5);
+    expect(scaledUp.status?.autoscaler?.reason ?? "").toMatch(/kv-cache|queue|throughput/);
+
+    const report = await load;
+    const loadEnded = Date.now();
+    expect(report.succeeded).toBeGreaterThan(0);
+    const peak = (await read("spike")).spec.replicas;
+    expect(peak).toBeGreaterThan(1);
+
+    // Idle now: the operator waits out the stabilization window, then steps down.
+    const scaledDown = await waitFor(
+      async () => {
+        const md = await read("spike");
+        return md.spec.replicas < peak ? md : undefined;
+      },
+      { timeoutMs: (SCALE_DOWN_WINDOW_SECONDS + 90) * 1000, intervalMs: 500, description: "scale-down after the load" },
+    );
+    const scaleDownSeconds = (Date.now() - loadEnded) / 1000;
+    expect(scaleDownSeconds).toBeGreaterThanOrEqual(SCALE_DOWN_WINDOW_SECONDS - 2);
+    const events = await client.list<{ reason?: string; regarding?: { name?: string } }>(`/apis/events.k8s.io/v1/namespaces/${namespace.name}/events`);
+    const reasons = events.items.filter((e) => e.regarding?.name === "spike").map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(["ScaledUp", "ScaledDown"]));
+    process.stderr.write(
+      `[autoscaling-e2e] vllm: scaled up ${scaleUpSeconds.toFixed(1)}s after the spike began (peak ${peak}), down ${scaleDownSeconds.toFixed(1)}s after it ended (to ${scaledDown.spec.replicas}); TTFT p50 ${report.ttftMs.p50.toFixed(0)} ms\n`,
+    );
+  });
+
+  it("holds the replica count while metrics are garbage or time out, and scales down once they are sane again", async () => {
+    await deploy("hold", autoscaled("vllm", 2, 3));
+    await waitFor(async () => (await read("hold")).status?.readyReplicas === 2, { timeoutMs: 60_000, description: "2 ready" });
+    const servers = await waitFor(
+      () => {
+        const ours = [...fleet.servers()].filter(([key]) => key.startsWith(`${namespace.name}/hold-`)).map(([, server]) => server);
+        return ours.length === 2 ? ours : undefined;
+      },
+      { timeoutMs: 30_000, description: "two simulated engines for hold" },
+    );
+    servers[0]!.setFaults({ garbageMetrics: true });
+    servers[1]!.setFaults({ metricsDelayMs: 5_000 }); // longer than the 1 s scrape timeout
+
+    // Idle engines would be scaled down after the window; broken metrics must hold the count instead.
+    await new Promise((resolve) => setTimeout(resolve, (SCALE_DOWN_WINDOW_SECONDS + 15) * 1000));
+    const held = await read("hold");
+    expect(held.spec.replicas).toBe(2);
+    expect(held.status?.autoscaler?.reason ?? "").toMatch(/holding at 2/);
+    expect(held.status?.autoscaler?.reason ?? "").toMatch(/parse|timeout|malformed|scrape failed|no usable metrics/);
+
+    for (const server of servers) server.setFaults({});
+    await waitFor(async () => (await read("hold")).spec.replicas === 1, {
+      timeoutMs: (SCALE_DOWN_WINDOW_SECONDS + 60) * 1000,
+      intervalMs: 500,
+      description: "scale-down once metrics are sane",
+    });
+  });
+
+  it("scales a TensorRT-LLM ModelDeployment on trtllm-serve's metrics", async () => {
+    const proxy = await deploy("trt", autoscaled("tensorrt-llm"));
+    const loadStarted = Date.now();
+    const load = runLoad(overload(8, 20), {
+      endpoints: [proxy.url],
+      policy: "round-robin",
+      model: "llama-3.1-8b-instruct",
+      maxOutputTokens: 128,
+      requestTimeoutMs: 120_000,
+      maxDurationMs: 25_000,
+    });
+    await waitFor(async () => (await read("trt")).spec.replicas > 1, { timeoutMs: 30_000, intervalMs: 250, description: "trtllm scale-up" });
+    const seconds = (Date.now() - loadStarted) / 1000;
+    expect(seconds).toBeLessThan(10 * SCRAPE_INTERVAL_SECONDS + 5);
+    const md = await read("trt");
+    expect(md.status?.autoscaler?.scrapedReplicas ?? 0).toBeGreaterThan(0);
+    await load;
+    process.stderr.write(`[autoscaling-e2e] tensorrt-llm: scaled up ${seconds.toFixed(1)}s after the spike began\n`);
+  });
+});
