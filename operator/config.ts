@@ -58,7 +58,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     opsPort: integer(env, "GPUFLEET_OPS_PORT", 8081, 0, 65535),
     scrapeIntervalSeconds,
     scrapeTimeoutSeconds: integer(env, "GPUFLEET_SCRAPE_TIMEOUT_SECONDS", Math.min(3, scrapeIntervalSeconds), 1, 60),
-    concurrency: integer(env, "GPUFLEET_CONCURRENCY", 4, 1, 64),
+    // Reconciles are bound by API round trips, not CPU (sim/bench/operator-scale.ts): 8 in flight by default.
+    concurrency: integer(env, "GPUFLEET_CONCURRENCY", 8, 1, 64),
     images: {
       ...(env.GPUFLEET_VLLM_IMAGE ? { vllm: env.GPUFLEET_VLLM_IMAGE } : {}),
       ...(env.GPUFLEET_TRTLLM_IMAGE ? { tensorrtLlm: env.GPUFLEET_TRTLLM_IMAGE } : {}),

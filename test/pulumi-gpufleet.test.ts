@@ -5,7 +5,7 @@
  * ModelDeployments the stack creates are reconciled by the operator running in this process.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Deployment } from "@kubernetes/client-node";
@@ -96,6 +96,8 @@ beforeAll(async () => {
   // Cached after the first build; a cold build of both takes tens of minutes on 2 cores.
   const tools = await ensurePulumiTools();
   workDir = mkdtempSync(join(tmpdir(), "gpufleet-pulumi-"));
+  // The file backend refuses a state folder that does not exist.
+  mkdirSync(join(workDir, "state"));
   const pulumiCommand = await PulumiCommand.get({ root: tools.root, skipVersionCheck: false });
   if (!process.env.GPUFLEET_TEST_KUBECONFIG) throw new Error("GPUFLEET_TEST_KUBECONFIG is not set by the cluster globalSetup");
   operator = await startTestOperator(kubeConfig, modelNamespace);
@@ -113,6 +115,10 @@ beforeAll(async () => {
         PULUMI_SKIP_UPDATE_CHECK: "true",
         PULUMI_SKIP_CONFIRMATIONS: "true",
         PATH: `${tools.binDir}:${process.env.PATH ?? ""}`,
+        // The provider's embedded Helm: a private home, nothing read from or written to ~/.config/helm.
+        HELM_CACHE_HOME: join(workDir, "helm", "cache"),
+        HELM_CONFIG_HOME: join(workDir, "helm", "config"),
+        HELM_DATA_HOME: join(workDir, "helm", "data"),
       },
     },
   );

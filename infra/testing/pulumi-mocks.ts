@@ -5,15 +5,22 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 
+/**
+ * Resource inputs as the engine received them: arbitrary JSON that tests walk into deeply
+ * (`inputs.nodeConfig.guestAccelerators`), asserting with toMatchObject, hence `any`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type RecordedInputs = Record<string, any>;
+
 export interface RecordedResource {
   type: string;
   name: string;
-  inputs: Record<string, any>;
+  inputs: RecordedInputs;
 }
 
 export interface RecordingMocks {
   resources: RecordedResource[];
-  invokes: Array<{ token: string; inputs: Record<string, any> }>;
+  invokes: Array<{ token: string; inputs: RecordedInputs }>;
   /** Every recorded resource of a type token (e.g. `kubernetes:helm.sh/v3:Release`). */
   ofType(type: string): RecordedResource[];
   /** The one recorded resource of a type and logical name; throws when absent. */
@@ -21,10 +28,10 @@ export interface RecordingMocks {
 }
 
 /** Outputs mocked per resource type, added to the echoed inputs (e.g. a Release's status). */
-export type MockOutputs = (resource: { type: string; name: string; inputs: Record<string, any> }) => Record<string, unknown>;
+export type MockOutputs = (resource: { type: string; name: string; inputs: RecordedInputs }) => Record<string, unknown>;
 
 /** Invoke results by function token (e.g. `aws:index/getAvailabilityZones:getAvailabilityZones`). */
-export type MockInvokes = Record<string, (inputs: Record<string, any>) => Record<string, unknown>>;
+export type MockInvokes = Record<string, (inputs: RecordedInputs) => Record<string, unknown>>;
 
 export function installRecordingMocks(options: { outputs?: MockOutputs; invokes?: MockInvokes; stack?: string } = {}): RecordingMocks {
   const resources: RecordedResource[] = [];
@@ -32,14 +39,14 @@ export function installRecordingMocks(options: { outputs?: MockOutputs; invokes?
   void pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs) {
-        resources.push({ type: args.type, name: args.name, inputs: args.inputs as Record<string, any> });
-        const extra = options.outputs?.({ type: args.type, name: args.name, inputs: args.inputs as Record<string, any> }) ?? {};
+        resources.push({ type: args.type, name: args.name, inputs: args.inputs as RecordedInputs });
+        const extra = options.outputs?.({ type: args.type, name: args.name, inputs: args.inputs as RecordedInputs }) ?? {};
         return { id: `${args.name}-id`, state: { ...args.inputs, ...extra } };
       },
       call(args: pulumi.runtime.MockCallArgs) {
-        invokes.push({ token: args.token, inputs: args.inputs as Record<string, any> });
+        invokes.push({ token: args.token, inputs: args.inputs as RecordedInputs });
         const handler = options.invokes?.[args.token];
-        return handler ? handler(args.inputs as Record<string, any>) : (args.inputs as Record<string, unknown>);
+        return handler ? handler(args.inputs as RecordedInputs) : (args.inputs as Record<string, unknown>);
       },
     },
     "gpufleet",
