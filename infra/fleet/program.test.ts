@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { installRecordingMocks, valueOf } from "../testing/pulumi-mocks.js";
+import { installRecordingMocks, quiesced, valueOf } from "../testing/pulumi-mocks.js";
 
 const mocks = installRecordingMocks({
   outputs: ({ type, name }) => {
@@ -82,6 +82,7 @@ describe("fleet program (Pulumi mocks)", () => {
     const outputs = await fleetProgram(config);
     // Every resource is registered once the outputs that depend on the last ones resolve.
     const kubeconfigs = await valueOf(outputs.kubeconfigs);
+    await quiesced(mocks);
 
     // Regions chosen: one cluster per region holding replicas.
     expect(Object.keys(outputs.clusters).sort()).toEqual(["aws-us-east-1", "gcp-europe-north1"]);

@@ -81,3 +81,17 @@ export function valueOf<T>(output: pulumi.Output<T> | pulumi.Input<T>): Promise<
 export async function registered(resources: readonly pulumi.Resource[]): Promise<void> {
   await Promise.all(resources.map((resource) => valueOf(resource.urn)));
 }
+
+/**
+ * Waits until the program stops registering resources (none new for `quietMs`), for programs whose
+ * outputs do not depend on every resource. Bounded: throws after `timeoutMs`.
+ */
+export async function quiesced(mocks: RecordingMocks, quietMs = 300, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = -1;
+  while (seen !== mocks.resources.length) {
+    if (Date.now() > deadline) throw new Error(`resources still being registered after ${timeoutMs} ms`);
+    seen = mocks.resources.length;
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
+  }
+}
