@@ -5,7 +5,11 @@ import { REPO_ROOT } from "../sim/cluster/binaries.js";
 import { parseGoModReplacements, pulumiToolsCacheDir, readPulumiToolPins, versionLdflag } from "./tools.js";
 
 const npmVersion = (pkg: string): string =>
-  (JSON.parse(readFileSync(join(REPO_ROOT, "node_modules", pkg, "package.json"), "utf8")) as { version: string }).version;
+  (
+    JSON.parse(readFileSync(join(REPO_ROOT, "node_modules", pkg, "package.json"), "utf8")) as {
+      version: string;
+    }
+  ).version;
 
 describe("parseGoModReplacements", () => {
   it("reads single-line and block replaces, with and without versions", () => {
@@ -41,7 +45,9 @@ describe("readPulumiToolPins", () => {
   });
 
   it("stamps the versions where each binary reports them (the provider without its v, as upstream does)", () => {
-    expect(versionLdflag("pulumi", pins)).toBe(`-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${pins.cliVersion}`);
+    expect(versionLdflag("pulumi", pins)).toBe(
+      `-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${pins.cliVersion}`,
+    );
     expect(versionLdflag("pulumi-resource-kubernetes", pins)).toBe(
       `-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${pins.providerVersion.slice(1)}`,
     );
@@ -49,6 +55,8 @@ describe("readPulumiToolPins", () => {
 
   it("caches outside the repository under the shared gpufleet cache, keyed by the pin hash", () => {
     expect(pins.pinHash).toMatch(/^[0-9a-f]{16}$/);
-    expect(pulumiToolsCacheDir(pins.pinHash, { GPUFLEET_CACHE_DIR: "/var/cache/gpufleet" })).toBe(`/var/cache/gpufleet/bin/pulumi-${pins.pinHash}`);
+    expect(pulumiToolsCacheDir(pins.pinHash, { GPUFLEET_CACHE_DIR: "/var/cache/gpufleet" })).toBe(
+      `/var/cache/gpufleet/bin/pulumi-${pins.pinHash}`,
+    );
   });
 });

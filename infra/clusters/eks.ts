@@ -52,7 +52,11 @@ export class EksGpuCluster extends pulumi.ComponentResource {
     const zoneCount = args.availabilityZoneCount ?? 2;
 
     const zones = aws.getAvailabilityZonesOutput({ state: "available" }, { parent: this, provider });
-    const vpc = new aws.ec2.Vpc(`${name}-vpc`, { cidrBlock: vpcCidr, enableDnsHostnames: true, enableDnsSupport: true, tags }, child);
+    const vpc = new aws.ec2.Vpc(
+      `${name}-vpc`,
+      { cidrBlock: vpcCidr, enableDnsHostnames: true, enableDnsSupport: true, tags },
+      child,
+    );
     const gateway = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id, tags }, child);
     const publicRoutes = new aws.ec2.RouteTable(
       `${name}-public`,
@@ -78,7 +82,11 @@ export class EksGpuCluster extends pulumi.ComponentResource {
         },
         child,
       );
-      new aws.ec2.RouteTableAssociation(`${name}-public-${zone}`, { subnetId: publicSubnet.id, routeTableId: publicRoutes.id }, child);
+      new aws.ec2.RouteTableAssociation(
+        `${name}-public-${zone}`,
+        { subnetId: publicSubnet.id, routeTableId: publicRoutes.id },
+        child,
+      );
       publicSubnets.push(publicSubnet);
       privateSubnets.push(
         new aws.ec2.Subnet(
@@ -95,14 +103,23 @@ export class EksGpuCluster extends pulumi.ComponentResource {
     }
     // One NAT gateway: GPU nodes pull large images and weights; per-zone NATs cost more than they save here.
     const natAddress = new aws.ec2.Eip(`${name}-nat`, { domain: "vpc", tags }, child);
-    const nat = new aws.ec2.NatGateway(`${name}-nat`, { subnetId: publicSubnets[0]!.id, allocationId: natAddress.id, tags }, child);
+    const nat = new aws.ec2.NatGateway(
+      `${name}-nat`,
+      { subnetId: publicSubnets[0]!.id, allocationId: natAddress.id, tags },
+      child,
+    );
     const privateRoutes = new aws.ec2.RouteTable(
       `${name}-private`,
       { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", natGatewayId: nat.id }], tags },
       child,
     );
-    privateSubnets.forEach((subnet, zone) =>
-      new aws.ec2.RouteTableAssociation(`${name}-private-${zone}`, { subnetId: subnet.id, routeTableId: privateRoutes.id }, child),
+    privateSubnets.forEach(
+      (subnet, zone) =>
+        new aws.ec2.RouteTableAssociation(
+          `${name}-private-${zone}`,
+          { subnetId: subnet.id, routeTableId: privateRoutes.id },
+          child,
+        ),
     );
 
     const nodeRole = new aws.iam.Role(
@@ -110,7 +127,9 @@ export class EksGpuCluster extends pulumi.ComponentResource {
       {
         assumeRolePolicy: JSON.stringify({
           Version: "2012-10-17",
-          Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+          Statement: [
+            { Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" },
+          ],
         }),
         tags,
       },
@@ -118,7 +137,11 @@ export class EksGpuCluster extends pulumi.ComponentResource {
     );
     ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"].forEach(
       (policy) =>
-        new aws.iam.RolePolicyAttachment(`${name}-node-${policy}`, { role: nodeRole.name, policyArn: `arn:aws:iam::aws:policy/${policy}` }, child),
+        new aws.iam.RolePolicyAttachment(
+          `${name}-node-${policy}`,
+          { role: nodeRole.name, policyArn: `arn:aws:iam::aws:policy/${policy}` },
+          child,
+        ),
     );
 
     this.cluster = new eks.Cluster(
@@ -146,7 +169,11 @@ export class EksGpuCluster extends pulumi.ComponentResource {
         amiType: EKS_CPU_AMI_TYPE,
         instanceTypes: [systemPool.instanceType ?? "m7i.large"],
         subnetIds: privateSubnets.map((subnet) => subnet.id),
-        scalingConfig: { minSize: systemPool.nodes ?? 2, desiredSize: systemPool.nodes ?? 2, maxSize: (systemPool.nodes ?? 2) + 1 },
+        scalingConfig: {
+          minSize: systemPool.nodes ?? 2,
+          desiredSize: systemPool.nodes ?? 2,
+          maxSize: (systemPool.nodes ?? 2) + 1,
+        },
         labels: { "gpufleet.io/pool": "system" },
         tags,
       },
@@ -166,10 +193,18 @@ export class EksGpuCluster extends pulumi.ComponentResource {
             subnetIds: privateSubnets.map((subnet) => subnet.id),
             scalingConfig: { minSize: pool.minNodes, desiredSize: pool.desiredNodes, maxSize: pool.maxNodes },
             labels: pool.labels,
-            taints: pool.taints.map((taint) => ({ key: taint.key, value: taint.value, effect: cloudTaintEffect(taint.effect) })),
+            taints: pool.taints.map((taint) => ({
+              key: taint.key,
+              value: taint.value,
+              effect: cloudTaintEffect(taint.effect),
+            })),
             // Model weights and engine images are large: room for both on the root volume.
             diskSize: 500,
-            tags: { ...tags, "gpufleet.io/pool": pool.name, "k8s.io/cluster-autoscaler/node-template/label/gpufleet.io/pool": pool.name },
+            tags: {
+              ...tags,
+              "gpufleet.io/pool": pool.name,
+              "k8s.io/cluster-autoscaler/node-template/label/gpufleet.io/pool": pool.name,
+            },
           },
           { parent: this, providers: { aws: provider } },
         ),

@@ -32,7 +32,12 @@ export function gkeKubeconfig(clusterName: string, endpoint: string, caCertifica
   return JSON.stringify({
     apiVersion: "v1",
     kind: "Config",
-    clusters: [{ name: context, cluster: { server: `https://${endpoint}`, "certificate-authority-data": caCertificate } }],
+    clusters: [
+      {
+        name: context,
+        cluster: { server: `https://${endpoint}`, "certificate-authority-data": caCertificate },
+      },
+    ],
     contexts: [{ name: context, context: { cluster: context, user: context } }],
     "current-context": context,
     users: [
@@ -42,7 +47,8 @@ export function gkeKubeconfig(clusterName: string, endpoint: string, caCertifica
           exec: {
             apiVersion: "client.authentication.k8s.io/v1beta1",
             command: "gke-gcloud-auth-plugin",
-            installHint: "Install gke-gcloud-auth-plugin: https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl",
+            installHint:
+              "Install gke-gcloud-auth-plugin: https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl",
             provideClusterInfo: true,
           },
         },
@@ -58,7 +64,11 @@ export class GkeGpuCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: GkeGpuClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("gpufleet:clusters:GkeGpuCluster", name, {}, opts);
-    const provider = new gcp.Provider(`${name}-gcp`, { project: args.project, region: args.region }, { parent: this });
+    const provider = new gcp.Provider(
+      `${name}-gcp`,
+      { project: args.project, region: args.region },
+      { parent: this },
+    );
     const child = { parent: this, provider };
     const labels = { "gpufleet-cluster": name, ...args.labels };
 
@@ -106,7 +116,11 @@ export class GkeGpuCluster extends pulumi.ComponentResource {
           ...(args.nodeLocations ? { nodeLocations: args.nodeLocations } : {}),
           // Per-zone counts: the pool spans the cluster's zones, the autoscaler adds nodes where GPUs are.
           initialNodeCount: pool.desiredNodes,
-          autoscaling: { totalMinNodeCount: pool.minNodes, totalMaxNodeCount: pool.maxNodes, locationPolicy: "ANY" },
+          autoscaling: {
+            totalMinNodeCount: pool.minNodes,
+            totalMaxNodeCount: pool.maxNodes,
+            locationPolicy: "ANY",
+          },
           management: { autoRepair: true, autoUpgrade: true },
           nodeConfig: {
             machineType: pool.machine.machineType,
@@ -119,7 +133,11 @@ export class GkeGpuCluster extends pulumi.ComponentResource {
               },
             ],
             labels: pool.labels,
-            taints: pool.taints.map((taint) => ({ key: taint.key, value: taint.value, effect: cloudTaintEffect(taint.effect) })),
+            taints: pool.taints.map((taint) => ({
+              key: taint.key,
+              value: taint.value,
+              effect: cloudTaintEffect(taint.effect),
+            })),
             diskSizeGb: 500,
             diskType: "pd-ssd",
             resourceLabels: { ...labels, "gpufleet-pool": pool.name },
@@ -131,7 +149,9 @@ export class GkeGpuCluster extends pulumi.ComponentResource {
 
     this.kubeconfig = pulumi
       .all([this.cluster.name, this.cluster.endpoint, this.cluster.masterAuth])
-      .apply(([clusterName, endpoint, masterAuth]) => gkeKubeconfig(clusterName, endpoint, masterAuth.clusterCaCertificate ?? ""));
+      .apply(([clusterName, endpoint, masterAuth]) =>
+        gkeKubeconfig(clusterName, endpoint, masterAuth.clusterCaCertificate ?? ""),
+      );
     this.registerOutputs({ kubeconfig: pulumi.secret(this.kubeconfig) });
   }
 }

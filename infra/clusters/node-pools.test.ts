@@ -6,10 +6,22 @@ import { gkeKubeconfig } from "./gke.js";
 
 describe("chooseGpuMachine", () => {
   it("takes the smallest machine that holds one whole replica", () => {
-    expect(chooseGpuMachine("gcp", "nvidia-l4", 1)).toEqual({ machineType: "g2-standard-8", gpusPerMachine: 1 });
-    expect(chooseGpuMachine("gcp", "nvidia-l4", 3)).toEqual({ machineType: "g2-standard-48", gpusPerMachine: 4 });
-    expect(chooseGpuMachine("gcp", "nvidia-h100-80gb", 2)).toEqual({ machineType: "a3-highgpu-2g", gpusPerMachine: 2 });
-    expect(chooseGpuMachine("aws", "nvidia-h100-80gb", 2)).toEqual({ machineType: "p5.48xlarge", gpusPerMachine: 8 });
+    expect(chooseGpuMachine("gcp", "nvidia-l4", 1)).toEqual({
+      machineType: "g2-standard-8",
+      gpusPerMachine: 1,
+    });
+    expect(chooseGpuMachine("gcp", "nvidia-l4", 3)).toEqual({
+      machineType: "g2-standard-48",
+      gpusPerMachine: 4,
+    });
+    expect(chooseGpuMachine("gcp", "nvidia-h100-80gb", 2)).toEqual({
+      machineType: "a3-highgpu-2g",
+      gpusPerMachine: 2,
+    });
+    expect(chooseGpuMachine("aws", "nvidia-h100-80gb", 2)).toEqual({
+      machineType: "p5.48xlarge",
+      gpusPerMachine: 8,
+    });
   });
 
   it("refuses products a cloud lacks and replicas larger than any machine", () => {
@@ -21,7 +33,8 @@ describe("chooseGpuMachine", () => {
 
 describe("gfdProductLabel", () => {
   it("maps every cloud product to a GPU the operator's catalogue knows", () => {
-    for (const entry of GPU_PRODUCT_MACHINES) expect(gfdProductLabel(entry.product)).toBe(entry.gfdProductLabel);
+    for (const entry of GPU_PRODUCT_MACHINES)
+      expect(gfdProductLabel(entry.product)).toBe(entry.gfdProductLabel);
     expect(gfdProductLabel("nvidia-h100-80gb")).toBe("NVIDIA-H100-80GB-HBM3");
   });
 });
@@ -37,13 +50,20 @@ describe("planGpuNodePool", () => {
 
   it("packs several replicas on one large machine", () => {
     // 3 replicas of 2 H100s on 8-GPU p5 machines: 4 replicas fit one node, so 1 node.
-    const pool = planGpuNodePool("aws", { name: "h100", gpuProduct: "nvidia-h100-80gb", gpusPerReplica: 2, gpus: 6 });
+    const pool = planGpuNodePool("aws", {
+      name: "h100",
+      gpuProduct: "nvidia-h100-80gb",
+      gpusPerReplica: 2,
+      gpus: 6,
+    });
     expect(pool.desiredNodes).toBe(1);
     expect(pool.maxNodes).toBe(2);
   });
 
   it("rejects a fractional replica size", () => {
-    expect(() => planGpuNodePool("gcp", { name: "x", gpuProduct: "nvidia-l4", gpusPerReplica: 0.5, gpus: 1 })).toThrow("positive integer");
+    expect(() =>
+      planGpuNodePool("gcp", { name: "x", gpuProduct: "nvidia-l4", gpusPerReplica: 0.5, gpus: 1 }),
+    ).toThrow("positive integer");
   });
 });
 
@@ -58,7 +78,10 @@ describe("subnetCidr", () => {
 describe("gkeKubeconfig", () => {
   it("points at the cluster endpoint and authenticates with gke-gcloud-auth-plugin", () => {
     const kubeconfig = JSON.parse(gkeKubeconfig("fleet", "gke.example.invalid", "Q0E="));
-    expect(kubeconfig.clusters[0].cluster).toEqual({ server: "https://gke.example.invalid", "certificate-authority-data": "Q0E=" });
+    expect(kubeconfig.clusters[0].cluster).toEqual({
+      server: "https://gke.example.invalid",
+      "certificate-authority-data": "Q0E=",
+    });
     expect(kubeconfig.users[0].user.exec.command).toBe("gke-gcloud-auth-plugin");
     expect(kubeconfig["current-context"]).toBe("gke_fleet");
   });

@@ -42,8 +42,15 @@ export function poolName(gpuProduct: string): string {
  * placed ones (as the autoscaler's floor when autoscaling is on, so it may add burst replicas but
  * never goes below what the placement sized for the demand).
  */
-export function placedSpec(base: ModelDeploymentSpecInput, gpuProduct: string, replicas: number): ModelDeploymentSpecInput {
-  const spec: ModelDeploymentSpecInput = { ...base, gpu: { ...base.gpu, products: [gfdProductLabel(gpuProduct)] } };
+export function placedSpec(
+  base: ModelDeploymentSpecInput,
+  gpuProduct: string,
+  replicas: number,
+): ModelDeploymentSpecInput {
+  const spec: ModelDeploymentSpecInput = {
+    ...base,
+    gpu: { ...base.gpu, products: [gfdProductLabel(gpuProduct)] },
+  };
   if (base.autoscaling?.enabled) {
     const maxReplicas = Math.max(base.autoscaling.maxReplicas ?? replicas, replicas);
     spec.autoscaling = { ...base.autoscaling, minReplicas: replicas, maxReplicas };
@@ -55,7 +62,10 @@ export function placedSpec(base: ModelDeploymentSpecInput, gpuProduct: string, r
 
 export function planFleetClusters(plan: PlacementPlan, models: readonly FleetModel[]): ClusterPlan[] {
   const modelsByName = new Map(models.map((model) => [model.name, model]));
-  const clusters = new Map<string, ClusterPlan & { poolRequests: Map<string, { gpus: number; gpusPerReplica: number }> }>();
+  const clusters = new Map<
+    string,
+    ClusterPlan & { poolRequests: Map<string, { gpus: number; gpusPerReplica: number }> }
+  >();
 
   for (const placement of plan.replicas) {
     if (placement.replicas <= 0) continue;
@@ -71,7 +81,14 @@ export function planFleetClusters(plan: PlacementPlan, models: readonly FleetMod
     const name = clusterName(ref.cloud, ref.id);
     let cluster = clusters.get(name);
     if (!cluster) {
-      cluster = { name, cloud: ref.cloud, region: ref.id, gpuPools: [], modelDeployments: [], poolRequests: new Map() };
+      cluster = {
+        name,
+        cloud: ref.cloud,
+        region: ref.id,
+        gpuPools: [],
+        modelDeployments: [],
+        poolRequests: new Map(),
+      };
       clusters.set(name, cluster);
     }
     const request = cluster.poolRequests.get(placement.gpuProduct) ?? { gpus: 0, gpusPerReplica: 1 };
@@ -81,7 +98,9 @@ export function planFleetClusters(plan: PlacementPlan, models: readonly FleetMod
     cluster.poolRequests.set(placement.gpuProduct, request);
 
     if (cluster.modelDeployments.some((md) => md.name === model.name)) {
-      throw new Error(`model ${model.name} is placed twice in ${placement.region} (two GPU products); give each its own model entry`);
+      throw new Error(
+        `model ${model.name} is placed twice in ${placement.region} (two GPU products); give each its own model entry`,
+      );
     }
     cluster.modelDeployments.push({
       name: model.name,
@@ -100,7 +119,12 @@ export function planFleetClusters(plan: PlacementPlan, models: readonly FleetMod
       gpuPools: [...poolRequests.entries()]
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([gpuProduct, request]) =>
-          planGpuNodePool(cluster.cloud, { name: poolName(gpuProduct), gpuProduct, gpus: request.gpus, gpusPerReplica: request.gpusPerReplica }),
+          planGpuNodePool(cluster.cloud, {
+            name: poolName(gpuProduct),
+            gpuProduct,
+            gpus: request.gpus,
+            gpusPerReplica: request.gpusPerReplica,
+          }),
         ),
       modelDeployments: cluster.modelDeployments.sort((a, b) => a.name.localeCompare(b.name)),
     }))
@@ -118,7 +142,13 @@ export function placementReport(plan: PlacementPlan): Record<string, unknown> {
     gCO2PerMillionTokens: round(plan.gCO2PerMillionTokens, 2),
     meanRttMs: round(plan.meanRttMs, 1),
     maxRttMs: round(plan.maxRttMs, 1),
-    replicas: plan.replicas.map((r) => ({ model: r.model, region: r.region, gpuProduct: r.gpuProduct, replicas: r.replicas, gpus: r.gpus })),
+    replicas: plan.replicas.map((r) => ({
+      model: r.model,
+      region: r.region,
+      gpuProduct: r.gpuProduct,
+      replicas: r.replicas,
+      gpus: r.gpus,
+    })),
   };
 }
 

@@ -5,21 +5,29 @@ import { installRecordingMocks, registered, valueOf } from "../testing/pulumi-mo
 const mocks = installRecordingMocks({
   outputs: ({ type }) => (type === "kubernetes:helm.sh/v3:Release" ? { status: { status: "deployed" } } : {}),
 });
-const { GpuFleet, gpufleetChartValues, gpuOperatorValues, mergeValues, readCrds, DEFAULT_CHART_PATH } = await import("./gpufleet.js");
+const { GpuFleet, gpufleetChartValues, gpuOperatorValues, mergeValues, readCrds, DEFAULT_CHART_PATH } =
+  await import("./gpufleet.js");
 
 const CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition";
 const RELEASE_TYPE = "kubernetes:helm.sh/v3:Release";
 const MD_TYPE = "kubernetes:gpufleet.io/v1alpha1:ModelDeployment";
 
 const chatSpec = {
-  model: { name: "llama-3.1-8b-instruct", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } },
+  model: {
+    name: "llama-3.1-8b-instruct",
+    source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } },
+  },
   gpu: { products: ["NVIDIA-L4"] },
   replicas: 2,
 } as never;
 
 describe("gpufleetChartValues", () => {
   it("watches only the model namespace and turns leader election off for a single operator pod", () => {
-    const values = gpufleetChartValues({ namespace: "gpufleet-system", modelNamespace: "models", operator: { replicas: 1, logLevel: "debug" } });
+    const values = gpufleetChartValues({
+      namespace: "gpufleet-system",
+      modelNamespace: "models",
+      operator: { replicas: 1, logLevel: "debug" },
+    });
     expect(values).toEqual({
       watchNamespaces: ["models"],
       replicaCount: 1,
@@ -49,24 +57,35 @@ describe("gpuOperatorValues", () => {
       devicePlugin: { enabled: true },
       gfd: { enabled: true },
     });
-    expect((values.daemonsets as { tolerations: unknown[] }).tolerations).toContainEqual({ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" });
+    expect((values.daemonsets as { tolerations: unknown[] }).tolerations).toContainEqual({
+      key: "nvidia.com/gpu",
+      operator: "Exists",
+      effect: "NoSchedule",
+    });
   });
 
   it("installs the driver when the image has none", () => {
-    expect(gpuOperatorValues({ enabled: true, driver: "operator", version: "v25.3.0" }).driver).toEqual({ enabled: true });
+    expect(gpuOperatorValues({ enabled: true, driver: "operator", version: "v25.3.0" }).driver).toEqual({
+      enabled: true,
+    });
   });
 });
 
 describe("mergeValues", () => {
   it("replaces arrays instead of concatenating them, as Helm does", () => {
-    expect(mergeValues({ list: [1, 2], nested: { a: 1, b: 2 } }, { list: [3], nested: { b: 3 } })).toEqual({ list: [3], nested: { a: 1, b: 3 } });
+    expect(mergeValues({ list: [1, 2], nested: { a: 1, b: 2 } }, { list: [3], nested: { b: 3 } })).toEqual({
+      list: [3],
+      nested: { a: 1, b: 3 },
+    });
   });
 });
 
 describe("readCrds", () => {
   it("reads the generated ModelDeployment CRD from crds/", () => {
     const crds = readCrds();
-    expect(crds.map((crd) => (crd.metadata as { name: string }).name)).toEqual(["modeldeployments.gpufleet.io"]);
+    expect(crds.map((crd) => (crd.metadata as { name: string }).name)).toEqual([
+      "modeldeployments.gpufleet.io",
+    ]);
   });
 });
 
@@ -89,11 +108,24 @@ describe("GpuFleet component (Pulumi mocks)", () => {
     expect(crd.inputs.spec.names.kind).toBe("ModelDeployment");
 
     const release = mocks.named(RELEASE_TYPE, "fleet-operator");
-    expect(release.inputs).toMatchObject({ name: "gpufleet", chart: DEFAULT_CHART_PATH, namespace: "gpufleet-system", skipCrds: true });
-    expect(release.inputs.values).toEqual({ watchNamespaces: ["models"], replicaCount: 1, leaderElection: { enabled: false } });
+    expect(release.inputs).toMatchObject({
+      name: "gpufleet",
+      chart: DEFAULT_CHART_PATH,
+      namespace: "gpufleet-system",
+      skipCrds: true,
+    });
+    expect(release.inputs.values).toEqual({
+      watchNamespaces: ["models"],
+      replicaCount: 1,
+      leaderElection: { enabled: false },
+    });
 
     const md = mocks.named(MD_TYPE, "fleet-md-chat");
-    expect(md.inputs.metadata).toMatchObject({ name: "chat", namespace: "models", labels: { "app.kubernetes.io/managed-by": "pulumi" } });
+    expect(md.inputs.metadata).toMatchObject({
+      name: "chat",
+      namespace: "models",
+      labels: { "app.kubernetes.io/managed-by": "pulumi" },
+    });
     expect(md.inputs.spec).toEqual(chatSpec);
 
     expect(await valueOf(fleet.modelDeploymentNames)).toEqual(["models/chat"]);

@@ -25,13 +25,19 @@ import {
 export const DEFAULT_CHART_PATH = join(REPO_ROOT, "charts", "gpufleet");
 export const DEFAULT_CRDS_DIR = join(REPO_ROOT, "crds");
 
-type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+type DeepPartial<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { [K in keyof T]?: DeepPartial<T[K]> }
+    : T;
 
 /**
  * A ModelDeployment spec as written by users: every field the CRD defaults may be left out (the API
  * server fills the defaults and checks the schema and CEL rules).
  */
-export type ModelDeploymentSpecInput = DeepPartial<ModelDeploymentSpec> & { model: DeepPartial<ModelDeploymentSpec["model"]> };
+export type ModelDeploymentSpecInput = DeepPartial<ModelDeploymentSpec> & {
+  model: DeepPartial<ModelDeploymentSpec["model"]>;
+};
 
 /** One ModelDeployment to create. */
 export interface FleetModelDeployment {

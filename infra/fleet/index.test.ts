@@ -8,7 +8,8 @@ import { installRecordingMocks, quiesced, valueOf } from "../testing/pulumi-mock
 const mocks = installRecordingMocks({
   outputs: ({ type, name }) => {
     if (type === "eks:index:Cluster") return { kubeconfigJson: "{}" };
-    if (type === "gcp:container/cluster:Cluster") return { name, endpoint: "gke.example.invalid", masterAuth: { clusterCaCertificate: "Q0E=" } };
+    if (type === "gcp:container/cluster:Cluster")
+      return { name, endpoint: "gke.example.invalid", masterAuth: { clusterCaCertificate: "Q0E=" } };
     if (type === "kubernetes:helm.sh/v3:Release") return { status: { status: "deployed" } };
     return {};
   },
@@ -16,9 +17,16 @@ const mocks = installRecordingMocks({
 });
 
 // The example stack file, loaded as `pulumi up` would: every `fleet:*` key, objects as JSON strings.
-const exampleStack = parse(readFileSync(join(import.meta.dirname, "Pulumi.example.yaml"), "utf8")) as { config: Record<string, unknown> };
+const exampleStack = parse(readFileSync(join(import.meta.dirname, "Pulumi.example.yaml"), "utf8")) as {
+  config: Record<string, unknown>;
+};
 pulumi.runtime.setAllConfig(
-  Object.fromEntries(Object.entries(exampleStack.config).map(([key, value]) => [key, typeof value === "string" ? value : JSON.stringify(value)])),
+  Object.fromEntries(
+    Object.entries(exampleStack.config).map(([key, value]) => [
+      key,
+      typeof value === "string" ? value : JSON.stringify(value),
+    ]),
+  ),
 );
 const { readFleetConfig, default: stackProgram } = await import("./index.js");
 const { validateFleetConfig } = await import("./program.js");
@@ -44,16 +52,31 @@ describe("the example fleet stack (Pulumi.example.yaml under mocks)", () => {
     // Every cluster gets gpufleet and NVIDIA's GPU operator without a driver (preinstalled by the node images).
     const releases = mocks.ofType("kubernetes:helm.sh/v3:Release");
     for (const name of clusterNames) {
-      expect(releases.map((release) => release.name)).toEqual(expect.arrayContaining([`${name}-gpufleet-operator`, `${name}-gpufleet-gpu-operator`]));
+      expect(releases.map((release) => release.name)).toEqual(
+        expect.arrayContaining([`${name}-gpufleet-operator`, `${name}-gpufleet-gpu-operator`]),
+      );
       const gpuOperator = releases.find((release) => release.name === `${name}-gpufleet-gpu-operator`)!;
-      expect(gpuOperator.inputs).toMatchObject({ version: "v25.3.0", values: { driver: { enabled: false } } });
+      expect(gpuOperator.inputs).toMatchObject({
+        version: "v25.3.0",
+        values: { driver: { enabled: false } },
+      });
       const operator = releases.find((release) => release.name === `${name}-gpufleet-operator`)!;
-      expect(operator.inputs.values).toMatchObject({ replicaCount: 2, leaderElection: { enabled: true }, image: { tag: "0.1.0" } });
+      expect(operator.inputs.values).toMatchObject({
+        replicaCount: 2,
+        leaderElection: { enabled: true },
+        image: { tag: "0.1.0" },
+      });
     }
     // Every GPU pool of every cluster carries the pool label and the GPU taint.
     const gpuPools = [
-      ...mocks.ofType("gcp:container/nodePool:NodePool").filter((pool) => !pool.name.endsWith("-system")).map((pool) => pool.inputs.nodeConfig),
-      ...mocks.ofType("eks:index:ManagedNodeGroup").filter((group) => !group.name.endsWith("-system")).map((group) => group.inputs),
+      ...mocks
+        .ofType("gcp:container/nodePool:NodePool")
+        .filter((pool) => !pool.name.endsWith("-system"))
+        .map((pool) => pool.inputs.nodeConfig),
+      ...mocks
+        .ofType("eks:index:ManagedNodeGroup")
+        .filter((group) => !group.name.endsWith("-system"))
+        .map((group) => group.inputs),
     ];
     expect(gpuPools.length).toBeGreaterThan(0);
     for (const pool of gpuPools) {

@@ -3,7 +3,8 @@ import { installRecordingMocks, quiesced, valueOf } from "../testing/pulumi-mock
 
 const mocks = installRecordingMocks({
   outputs: ({ type, name }) => {
-    if (type === "eks:index:Cluster") return { kubeconfigJson: JSON.stringify({ kind: "Config", cluster: name }) };
+    if (type === "eks:index:Cluster")
+      return { kubeconfigJson: JSON.stringify({ kind: "Config", cluster: name }) };
     if (type === "gcp:container/cluster:Cluster") {
       return { name, endpoint: "gke.example.invalid", masterAuth: { clusterCaCertificate: "Q0E=" } };
     }
@@ -11,18 +12,27 @@ const mocks = installRecordingMocks({
     return {};
   },
   invokes: {
-    "aws:index/getAvailabilityZones:getAvailabilityZones": () => ({ names: ["us-east-1a", "us-east-1b", "us-east-1c"] }),
+    "aws:index/getAvailabilityZones:getAvailabilityZones": () => ({
+      names: ["us-east-1a", "us-east-1b", "us-east-1c"],
+    }),
   },
 });
 const { fleetProgram, validateFleetConfig } = await import("./program.js");
 type FleetConfig = import("./program.js").FleetConfig;
 
 const llamaDeployment = {
-  model: { name: "llama-3.1-8b-instruct", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } },
+  model: {
+    name: "llama-3.1-8b-instruct",
+    source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } },
+  },
   autoscaling: { enabled: true, maxReplicas: 8 },
 };
 const llama70bDeployment = {
-  model: { name: "llama-3.1-70b-instruct", quantization: "fp8", source: { huggingFace: { repo: "meta-llama/Llama-3.1-70B-Instruct" } } },
+  model: {
+    name: "llama-3.1-70b-instruct",
+    quantization: "fp8",
+    source: { huggingFace: { repo: "meta-llama/Llama-3.1-70B-Instruct" } },
+  },
 } as const;
 
 // Demand in Germany and in the PJM grid (Virginia); a 40 ms target keeps each origin on its own
@@ -87,22 +97,47 @@ describe("fleet program (Pulumi mocks)", () => {
     // Regions chosen: one cluster per region holding replicas.
     expect(Object.keys(outputs.clusters).sort()).toEqual(["aws-us-east-1", "gcp-europe-north1"]);
     expect(outputs.placement).toMatchObject({ strategy: "carbon-aware" });
-    const replicas = outputs.placement.replicas as Array<{ model: string; region: string; gpuProduct: string; replicas: number }>;
+    const replicas = outputs.placement.replicas as Array<{
+      model: string;
+      region: string;
+      gpuProduct: string;
+      replicas: number;
+    }>;
     expect(replicas).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ model: "llama-8b", region: "gcp:europe-north1", gpuProduct: "nvidia-l4", replicas: 2 }),
-        expect.objectContaining({ model: "llama-8b", region: "aws:us-east-1", gpuProduct: "nvidia-l4", replicas: 1 }),
-        expect.objectContaining({ model: "llama-70b", region: "gcp:europe-north1", gpuProduct: "nvidia-h100-80gb", replicas: 1 }),
+        expect.objectContaining({
+          model: "llama-8b",
+          region: "gcp:europe-north1",
+          gpuProduct: "nvidia-l4",
+          replicas: 2,
+        }),
+        expect.objectContaining({
+          model: "llama-8b",
+          region: "aws:us-east-1",
+          gpuProduct: "nvidia-l4",
+          replicas: 1,
+        }),
+        expect.objectContaining({
+          model: "llama-70b",
+          region: "gcp:europe-north1",
+          gpuProduct: "nvidia-h100-80gb",
+          replicas: 1,
+        }),
       ]),
     );
-    expect(await valueOf(outputs.clusters["gcp-europe-north1"]!.modelDeployments)).toEqual(["models/llama-70b", "models/llama-8b"]);
+    expect(await valueOf(outputs.clusters["gcp-europe-north1"]!.modelDeployments)).toEqual([
+      "models/llama-70b",
+      "models/llama-8b",
+    ]);
     expect(await valueOf(outputs.clusters["aws-us-east-1"]!.modelDeployments)).toEqual(["models/llama-8b"]);
 
     // GKE: GPU node pools with the right accelerators, driver installation, pool label and GPU taint.
     const gkeL4 = mocks.named("gcp:container/nodePool:NodePool", "gcp-europe-north1-l4");
     expect(gkeL4.inputs.nodeConfig).toMatchObject({
       machineType: "g2-standard-8",
-      guestAccelerators: [{ type: "nvidia-l4", count: 1, gpuDriverInstallationConfig: { gpuDriverVersion: "LATEST" } }],
+      guestAccelerators: [
+        { type: "nvidia-l4", count: 1, gpuDriverInstallationConfig: { gpuDriverVersion: "LATEST" } },
+      ],
       labels: { "gpufleet.io/pool": "l4" },
       taints: [{ key: "nvidia.com/gpu", value: "present", effect: "NO_SCHEDULE" }],
     });
@@ -129,19 +164,32 @@ describe("fleet program (Pulumi mocks)", () => {
     });
     const awsProvider = mocks.named("pulumi:providers:aws", "aws-us-east-1-aws");
     expect(awsProvider.inputs.region).toBe("us-east-1");
-    expect(mocks.ofType("aws:ec2/subnet:Subnet").filter((subnet) => subnet.name.startsWith("aws-us-east-1-"))).toHaveLength(4);
+    expect(
+      mocks.ofType("aws:ec2/subnet:Subnet").filter((subnet) => subnet.name.startsWith("aws-us-east-1-")),
+    ).toHaveLength(4);
 
     // gpufleet on both clusters, watching the model namespace, through each cluster's own provider.
-    const releases = mocks.ofType("kubernetes:helm.sh/v3:Release").filter((release) => release.name.endsWith("-gpufleet-operator"));
-    expect(releases.map((release) => release.name).sort()).toEqual(["aws-us-east-1-gpufleet-operator", "gcp-europe-north1-gpufleet-operator"]);
+    const releases = mocks
+      .ofType("kubernetes:helm.sh/v3:Release")
+      .filter((release) => release.name.endsWith("-gpufleet-operator"));
+    expect(releases.map((release) => release.name).sort()).toEqual([
+      "aws-us-east-1-gpufleet-operator",
+      "gcp-europe-north1-gpufleet-operator",
+    ]);
     for (const release of releases) {
-      expect(release.inputs.values).toEqual({ watchNamespaces: ["models"], replicaCount: 1, leaderElection: { enabled: false } });
+      expect(release.inputs.values).toEqual({
+        watchNamespaces: ["models"],
+        replicaCount: 1,
+        leaderElection: { enabled: false },
+      });
       expect(release.inputs.namespace).toBe("gpufleet-system");
     }
-    expect(mocks.ofType("pulumi:providers:kubernetes").map((provider) => provider.name).sort()).toEqual([
-      "aws-us-east-1-k8s",
-      "gcp-europe-north1-k8s",
-    ]);
+    expect(
+      mocks
+        .ofType("pulumi:providers:kubernetes")
+        .map((provider) => provider.name)
+        .sort(),
+    ).toEqual(["aws-us-east-1-k8s", "gcp-europe-north1-k8s"]);
 
     // The ModelDeployments: pinned to the placed GPU (GFD label) and floored at the placed replicas.
     const mdType = "kubernetes:gpufleet.io/v1alpha1:ModelDeployment";
@@ -152,9 +200,14 @@ describe("fleet program (Pulumi mocks)", () => {
     expect(llamaUs.inputs.spec.autoscaling).toEqual({ enabled: true, minReplicas: 1, maxReplicas: 8 });
     const llama70 = mocks.named(mdType, "gcp-europe-north1-gpufleet-md-llama-70b");
     expect(llama70.inputs.spec).toMatchObject({ gpu: { products: ["NVIDIA-H100-80GB-HBM3"] }, replicas: 1 });
-    expect(llama70.inputs.metadata.annotations).toMatchObject({ "gpufleet.io/placement-strategy": "carbon-aware", "gpufleet.io/placed-replicas": "1" });
+    expect(llama70.inputs.metadata.annotations).toMatchObject({
+      "gpufleet.io/placement-strategy": "carbon-aware",
+      "gpufleet.io/placed-replicas": "1",
+    });
 
     expect(Object.keys(kubeconfigs).sort()).toEqual(["aws-us-east-1", "gcp-europe-north1"]);
-    expect(JSON.parse(kubeconfigs["gcp-europe-north1"]!).clusters[0].cluster.server).toBe("https://gke.example.invalid");
+    expect(JSON.parse(kubeconfigs["gcp-europe-north1"]!).clusters[0].cluster.server).toBe(
+      "https://gke.example.invalid",
+    );
   }, 60_000);
 });

@@ -47,11 +47,14 @@ export interface FleetConfig {
 /** Checks the config shape (pure); returns the list of problems, empty when valid. */
 export function validateFleetConfig(config: FleetConfig): string[] {
   const problems: string[] = [];
-  if (!Array.isArray(config.regions) || config.regions.length === 0) problems.push("regions: at least one candidate region");
-  if (!Array.isArray(config.models) || config.models.length === 0) problems.push("models: at least one model");
+  if (!Array.isArray(config.regions) || config.regions.length === 0)
+    problems.push("regions: at least one candidate region");
+  if (!Array.isArray(config.models) || config.models.length === 0)
+    problems.push("models: at least one model");
   if (!(config.latencyTargetMs > 0)) problems.push("latencyTargetMs: a positive number of milliseconds");
   for (const model of config.models ?? []) {
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(model.name)) problems.push(`models.${model.name}: name must be a DNS label (it names the ModelDeployment)`);
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(model.name))
+      problems.push(`models.${model.name}: name must be a DNS label (it names the ModelDeployment)`);
     if (!model.deployment?.model) problems.push(`models.${model.name}: deployment.model is required`);
     if (!model.replicaShapes?.length) problems.push(`models.${model.name}: at least one replica shape`);
     if (!model.demand?.length) problems.push(`models.${model.name}: at least one demand origin`);
@@ -65,11 +68,22 @@ export function validateFleetConfig(config: FleetConfig): string[] {
 export interface FleetOutputs {
   placement: Record<string, unknown>;
   comparison: Record<string, number>;
-  clusters: Record<string, { cloud: string; region: string; gpuPools: Array<{ name: string; machineType: string; nodes: number }>; modelDeployments: pulumi.Output<string[]> }>;
+  clusters: Record<
+    string,
+    {
+      cloud: string;
+      region: string;
+      gpuPools: Array<{ name: string; machineType: string; nodes: number }>;
+      modelDeployments: pulumi.Output<string[]>;
+    }
+  >;
   kubeconfigs: pulumi.Output<Record<string, string>>;
 }
 
-function provisionCluster(cluster: ClusterPlan, config: FleetConfig): { kubeconfig: pulumi.Output<string>; parent: pulumi.Resource } {
+function provisionCluster(
+  cluster: ClusterPlan,
+  config: FleetConfig,
+): { kubeconfig: pulumi.Output<string>; parent: pulumi.Resource } {
   if (cluster.cloud === "aws") {
     const eks = new EksGpuCluster(cluster.name, {
       region: cluster.region,
@@ -79,7 +93,11 @@ function provisionCluster(cluster: ClusterPlan, config: FleetConfig): { kubeconf
     return { kubeconfig: eks.kubeconfig, parent: eks };
   }
   if (!config.gcpProject) throw new Error(`gcpProject is required for ${cluster.region}`);
-  const gke = new GkeGpuCluster(cluster.name, { project: config.gcpProject, region: cluster.region, gpuPools: cluster.gpuPools });
+  const gke = new GkeGpuCluster(cluster.name, {
+    project: config.gcpProject,
+    region: cluster.region,
+    gpuPools: cluster.gpuPools,
+  });
   return { kubeconfig: gke.kubeconfig, parent: gke };
 }
 
@@ -102,14 +120,23 @@ export async function fleetProgram(config: FleetConfig): Promise<FleetOutputs> {
     ...(config.costCapPerHour !== undefined ? { costCapPerHour: config.costCapPerHour } : {}),
   });
   const strategy = config.strategy ?? "carbon-aware";
-  const plan = strategy === "carbon-aware" ? placement.carbonAware : strategy === "cheapest" ? placement.cheapest : placement.nearest;
+  const plan =
+    strategy === "carbon-aware"
+      ? placement.carbonAware
+      : strategy === "cheapest"
+        ? placement.cheapest
+        : placement.nearest;
   for (const warning of placement.warnings) void pulumi.log.warn(`placement: ${warning}`);
 
   const clusters: FleetOutputs["clusters"] = {};
   const kubeconfigs: Record<string, pulumi.Output<string>> = {};
   for (const cluster of planFleetClusters(plan, config.models)) {
     const { kubeconfig, parent } = provisionCluster(cluster, config);
-    const provider = new k8s.Provider(`${cluster.name}-k8s`, { kubeconfig, enableServerSideApply: true }, { parent });
+    const provider = new k8s.Provider(
+      `${cluster.name}-k8s`,
+      { kubeconfig, enableServerSideApply: true },
+      { parent },
+    );
     const fleet = new GpuFleet(
       `${cluster.name}-gpufleet`,
       {
@@ -124,7 +151,11 @@ export async function fleetProgram(config: FleetConfig): Promise<FleetOutputs> {
     clusters[cluster.name] = {
       cloud: cluster.cloud,
       region: cluster.region,
-      gpuPools: cluster.gpuPools.map((pool) => ({ name: pool.name, machineType: pool.machine.machineType, nodes: pool.desiredNodes })),
+      gpuPools: cluster.gpuPools.map((pool) => ({
+        name: pool.name,
+        machineType: pool.machine.machineType,
+        nodes: pool.desiredNodes,
+      })),
       modelDeployments: fleet.modelDeploymentNames,
     };
     kubeconfigs[cluster.name] = kubeconfig;

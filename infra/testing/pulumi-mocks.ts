@@ -28,19 +28,27 @@ export interface RecordingMocks {
 }
 
 /** Outputs mocked per resource type, added to the echoed inputs (e.g. a Release's status). */
-export type MockOutputs = (resource: { type: string; name: string; inputs: RecordedInputs }) => Record<string, unknown>;
+export type MockOutputs = (resource: {
+  type: string;
+  name: string;
+  inputs: RecordedInputs;
+}) => Record<string, unknown>;
 
 /** Invoke results by function token (e.g. `aws:index/getAvailabilityZones:getAvailabilityZones`). */
 export type MockInvokes = Record<string, (inputs: RecordedInputs) => Record<string, unknown>>;
 
-export function installRecordingMocks(options: { outputs?: MockOutputs; invokes?: MockInvokes; stack?: string } = {}): RecordingMocks {
+export function installRecordingMocks(
+  options: { outputs?: MockOutputs; invokes?: MockInvokes; stack?: string } = {},
+): RecordingMocks {
   const resources: RecordedResource[] = [];
   const invokes: RecordingMocks["invokes"] = [];
   void pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs) {
         resources.push({ type: args.type, name: args.name, inputs: args.inputs as RecordedInputs });
-        const extra = options.outputs?.({ type: args.type, name: args.name, inputs: args.inputs as RecordedInputs }) ?? {};
+        const extra =
+          options.outputs?.({ type: args.type, name: args.name, inputs: args.inputs as RecordedInputs }) ??
+          {};
         return { id: `${args.name}-id`, state: { ...args.inputs, ...extra } };
       },
       call(args: pulumi.runtime.MockCallArgs) {
@@ -60,7 +68,9 @@ export function installRecordingMocks(options: { outputs?: MockOutputs; invokes?
     named(type, name) {
       const found = resources.find((resource) => resource.type === type && resource.name === name);
       if (!found) {
-        throw new Error(`no ${type} named ${name}; recorded: ${resources.map((r) => `${r.type}/${r.name}`).join(", ")}`);
+        throw new Error(
+          `no ${type} named ${name}; recorded: ${resources.map((r) => `${r.type}/${r.name}`).join(", ")}`,
+        );
       }
       return found;
     },
