@@ -21,15 +21,11 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
-  accessSync,
   chmodSync,
-  closeSync,
-  constants,
   copyFileSync,
   cpSync,
   existsSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -39,7 +35,14 @@ import {
 } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { REPO_ROOT, defaultBinaryCacheDir, findGo, parseGoModRequirements } from "../sim/cluster/binaries.js";
+import {
+  REPO_ROOT,
+  defaultBinaryCacheDir,
+  findGo,
+  isExecutable,
+  parseGoModRequirements,
+  withLockFile,
+} from "../sim/cluster/binaries.js";
 
 const TOOLS_DIR = join(REPO_ROOT, "tools");
 
@@ -165,49 +168,6 @@ export interface EnsurePulumiToolsOptions {
   cacheDir?: string;
   onProgress?: (event: PulumiToolProgress) => void;
   progressIntervalMs?: number;
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Exclusive lock file (pid inside), so two runs never build into the same folder at once. */
-async function withLock<T>(lockPath: string, work: () => Promise<T>): Promise<T> {
-  for (;;) {
-    try {
-      const fd = openSync(lockPath, "wx");
-      writeFileSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = Number.parseInt(readFileSync(lockPath, "utf8").trim(), 10);
-      let holderAlive = false;
-      try {
-        if (Number.isFinite(holder)) {
-          process.kill(holder, 0);
-          holderAlive = true;
-        }
-      } catch {
-        holderAlive = false;
-      }
-      if (!holderAlive) {
-        rmSync(lockPath, { force: true });
-        continue;
-      }
-      await new Promise((resolveWait) => setTimeout(resolveWait, 2000));
-    }
-  }
-  try {
-    return await work();
-  } finally {
-    rmSync(lockPath, { force: true });
-  }
 }
 
 interface RunOptions {
@@ -397,7 +357,7 @@ export async function ensurePulumiTools(options: EnsurePulumiToolsOptions = {}):
   const missing = (path: string): boolean => !isExecutable(path);
   if (missing(pulumi) || missing(kubernetesProvider)) {
     const goBinary = findGo(env);
-    await withLock(join(cacheDir, ".build.lock"), async () => {
+    await withLockFile(join(cacheDir, ".build.lock"), async () => {
       const builds: Array<[PulumiToolName, string, () => Promise<void>]> = [
         ["pulumi", pulumi, () => buildCli(goBinary, pins, pulumi, env, join(cacheDir, "pulumi.build.log"))],
         [

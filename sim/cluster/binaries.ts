@@ -233,7 +233,7 @@ export interface EnsureClusterBinariesOptions {
   progressIntervalMs?: number;
 }
 
-function isExecutable(path: string): boolean {
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;
@@ -270,9 +270,8 @@ export function findGo(env: NodeJS.ProcessEnv = process.env): string {
   );
 }
 
-/** Exclusive lock on a cache folder, so two test runs never build the same binary at once. */
-async function withBuildLock<T>(cacheDir: string, work: () => Promise<T>): Promise<T> {
-  const lockPath = join(cacheDir, ".build.lock");
+/** Exclusive lock file (our pid inside), so two runs never build into the same folder at once; a dead holder's lock is taken over. */
+export async function withLockFile<T>(lockPath: string, work: () => Promise<T>): Promise<T> {
   for (;;) {
     try {
       const fd = openSync(lockPath, "wx");
@@ -399,7 +398,7 @@ export async function ensureClusterBinaries(
   if (toBuild.length > 0) {
     mkdirSync(cacheDir, { recursive: true });
     const goBinary = options.goBinary ?? findGo(env);
-    await withBuildLock(cacheDir, async () => {
+    await withLockFile(join(cacheDir, ".build.lock"), async () => {
       let index = 0;
       for (const recipe of toBuild) {
         index++;
