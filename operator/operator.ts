@@ -55,23 +55,8 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
     }),
     nodes: new Informer<V1Node & KubeObject>(client, { apiVersion: "v1", kind: "Node", name: "nodes" }),
   };
-  let autoscaler: AutoscalerLoop | undefined;
-  const controller = new ModelDeploymentController({
-    client,
-    informers,
-    config,
-    events,
-    autoscalerView: (key) => autoscaler?.view(key),
-    observer: {
-      reconciled: (result, seconds) => observeReconcile(metrics, result, seconds),
-      queueDepth: (depth) => metrics.workqueueDepth.set(depth),
-      retried: () => metrics.workqueueRetries.inc(),
-      replicas: (namespace, name, desired, ready, current) => setReplicaGauges(metrics, namespace, name, { desired, ready, current }),
-      conditions: (namespace, name, conditions) => setConditionGauges(metrics, namespace, name, conditions),
-      forget: (namespace, name) => forgetModelDeployment(metrics, namespace, name),
-    },
-  });
-  autoscaler = new AutoscalerLoop({
+  // Each refers to the other only from callbacks that run after both exist.
+  const autoscaler: AutoscalerLoop = new AutoscalerLoop({
     client,
     modelDeployments: informers.modelDeployments,
     pods: informers.pods,
@@ -87,7 +72,22 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
       },
     },
   });
-  return { controller, autoscaler: autoscaler as AutoscalerLoop, informers };
+  const controller: ModelDeploymentController = new ModelDeploymentController({
+    client,
+    informers,
+    config,
+    events,
+    autoscalerView: (key) => autoscaler.view(key),
+    observer: {
+      reconciled: (result, seconds) => observeReconcile(metrics, result, seconds),
+      queueDepth: (depth) => metrics.workqueueDepth.set(depth),
+      retried: () => metrics.workqueueRetries.inc(),
+      replicas: (namespace, name, desired, ready, current) => setReplicaGauges(metrics, namespace, name, { desired, ready, current }),
+      conditions: (namespace, name, conditions) => setConditionGauges(metrics, namespace, name, conditions),
+      forget: (namespace, name) => forgetModelDeployment(metrics, namespace, name),
+    },
+  });
+  return { controller, autoscaler, informers };
 }
 
 /**
