@@ -13,7 +13,7 @@ import {
 import { SELECTOR_LABEL } from "./reconcile-plan.js";
 import { gpuNode, modelDeployment } from "./testing.js";
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
