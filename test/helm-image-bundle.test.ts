@@ -27,6 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { freeLoopbackPort } from "../sim/cluster/cluster.js";
 import { testKubeConfig, waitFor } from "./support/kube.js";
+import { stopChildProcess } from "./support/operator.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -66,19 +67,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  if (operator && operator.exitCode === null) {
-    operator.kill("SIGTERM");
-    await new Promise((resolveExit) => {
-      const timer = setTimeout(() => {
-        operator?.kill("SIGKILL");
-        resolveExit(undefined);
-      }, 10_000);
-      operator?.once("exit", () => {
-        clearTimeout(timer);
-        resolveExit(undefined);
-      });
-    });
-  }
+  await stopChildProcess(operator, 10_000);
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 

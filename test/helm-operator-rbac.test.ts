@@ -18,6 +18,7 @@ import { ensureClusterBinaries } from "../sim/cluster/binaries.js";
 import { freeLoopbackPort } from "../sim/cluster/cluster.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
+import { stopChildProcess } from "./support/operator.js";
 
 const release = "gpufleet";
 const serviceAccountName = "gpufleet"; // release name contains the chart name: fullname = release
@@ -73,19 +74,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  if (operator && operator.exitCode === null) {
-    operator.kill("SIGTERM");
-    await new Promise((resolveExit) => {
-      const timer = setTimeout(() => {
-        operator?.kill("SIGKILL");
-        resolveExit(undefined);
-      }, 30_000);
-      operator?.once("exit", () => {
-        clearTimeout(timer);
-        resolveExit(undefined);
-      });
-    });
-  }
+  await stopChildProcess(operator, 30_000);
   await helm(["uninstall", release, "--namespace", releaseNamespace.name, "--ignore-not-found"]).catch(
     () => undefined,
   );

@@ -113,6 +113,11 @@ class HttpError extends Error {
   }
 }
 
+/** A builder of one-sample metric families of one type, all with the same labels. */
+function singleSample(type: "gauge" | "counter", labels: Record<string, string>) {
+  return (name: string, help: string, value: number): MetricFamily => ({ name, type, help, samples: [{ name, labels, value }] });
+}
+
 export class EngineServer {
   readonly model: EngineModel;
   private readonly server: Server;
@@ -424,18 +429,8 @@ export class EngineServer {
   private vllmFamilies(s: EngineSnapshot): MetricFamily[] {
     // vLLM V1 labels every series with model_name and engine (the data-parallel rank).
     const labels = { engine: "0", model_name: this.options.modelName };
-    const gauge = (name: string, help: string, value: number): MetricFamily => ({
-      name,
-      type: "gauge",
-      help,
-      samples: [{ name, labels, value }],
-    });
-    const counter = (name: string, help: string, value: number): MetricFamily => ({
-      name,
-      type: "counter",
-      help,
-      samples: [{ name, labels, value }],
-    });
+    const gauge = singleSample("gauge", labels);
+    const counter = singleSample("counter", labels);
     return [
       gauge("vllm:num_requests_running", "Number of requests in model execution batches.", s.requestsRunning),
       gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.requestsWaiting),
@@ -476,18 +471,8 @@ export class EngineServer {
   private trtllmFamilies(s: EngineSnapshot): MetricFamily[] {
     // Names and labels of TensorRT-LLM's MetricsCollector (tensorrt_llm/metrics/collector.py).
     const labels = { engine_type: "trtllm", model_name: this.options.modelName };
-    const gauge = (name: string, help: string, value: number): MetricFamily => ({
-      name,
-      type: "gauge",
-      help,
-      samples: [{ name, labels, value }],
-    });
-    const counter = (name: string, help: string, value: number): MetricFamily => ({
-      name,
-      type: "counter",
-      help,
-      samples: [{ name, labels, value }],
-    });
+    const gauge = singleSample("gauge", labels);
+    const counter = singleSample("counter", labels);
     return [
       gauge("trtllm_kv_cache_utilization", "KV cache utilization", s.kvCacheUtilization),
       gauge("trtllm_num_requests_running", "Number of active requests", s.requestsRunning),

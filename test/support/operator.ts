@@ -51,6 +51,16 @@ export function spawnOperatorProcess(kubeconfigPath: string, env: Record<string,
   };
 }
 
+/** Stops a child process: SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+export async function stopChildProcess(child: ChildProcess | undefined, graceMs: number): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
 /** A ModelDeployment object for tests. */
 export function modelDeploymentObject(namespace: string, name: string, spec: Record<string, unknown>): KubeObject & Partial<ModelDeployment> {
   return { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, metadata: { name, namespace }, spec } as never;
