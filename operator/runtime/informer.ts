@@ -11,6 +11,7 @@ import {
   type WatchEvent,
 } from "./kube-client.js";
 import { backoffDelay, type BackoffPolicy } from "./workqueue.js";
+import { abortableSleep } from "./abortable-sleep.js";
 
 /**
  * A list-then-watch cache of one kind, like client-go's reflector + indexer + shared informer.
@@ -134,7 +135,7 @@ class Stream<T extends KubeObject> {
       }
       // error or stale: back off before the next attempt so a broken server is not hammered.
       this.failures++;
-      await sleep(backoffDelay(this.failures, this.informer.backoff), stopSignal);
+      await abortableSleep(backoffDelay(this.failures, this.informer.backoff), stopSignal);
     }
   }
 
@@ -429,17 +430,4 @@ export class Informer<T extends KubeObject> {
       }
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -8,6 +8,7 @@ import {
   type KubeClient,
   type ObjectMeta,
 } from "./kube-client.js";
+import { abortableSleep } from "./abortable-sleep.js";
 
 /**
  * Leader election on a coordination.k8s.io/v1 Lease, with client-go's algorithm and defaults
@@ -183,7 +184,7 @@ export class LeaderElector {
     // Acquire.
     while (!stop.aborted) {
       if (await this.tryAcquireOrRenew(this.options.renewDeadlineMs)) break;
-      await sleep(retryPeriodMs * (1 + jitter * Math.random()), stop);
+      await abortableSleep(retryPeriodMs * (1 + jitter * Math.random()), stop);
     }
     if (stop.aborted) return;
     this.leading = true;
@@ -196,7 +197,7 @@ export class LeaderElector {
       .catch((err: unknown) => this.log.error({ err }, "onStartedLeading failed"));
     // Renew.
     while (!stop.aborted) {
-      await sleep(retryPeriodMs, stop);
+      await abortableSleep(retryPeriodMs, stop);
       if (stop.aborted) break;
       const deadline = this.lastRenewMs + this.options.renewDeadlineMs;
       const remaining = deadline - Date.now();
@@ -301,17 +302,4 @@ export class LeaderElector {
       }
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -1,20 +1,8 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { diffFleet, planFleet, SimFleet } from "./fleet.js";
-import type { EngineParams } from "./model.js";
+import { SMALL_ENGINE } from "./testing.js";
 
-const SMALL: EngineParams = {
-  kvCapacityTokens: 4096,
-  blockSizeTokens: 16,
-  maxNumSeqs: 8,
-  maxNumBatchedTokens: 512,
-  watermarkFraction: 0.01,
-  weightReadMs: 2,
-  computeMsPerToken: 0.002,
-  kvReadMsPerToken: 0.0001,
-  stepOverheadMs: 1,
-  maxModelLenTokens: 2048,
-};
 
 function enginePod(
   name: string,
@@ -89,7 +77,7 @@ describe("SimFleet", () => {
       enginePod("a", "127.1.0.5", { port: 0 }),
       enginePod("b", "127.1.0.6", { port: 0, engine: "trtllm-serve" }),
     ];
-    fleet = new SimFleet({ listPods: async () => pods, paramsFor: () => SMALL });
+    fleet = new SimFleet({ listPods: async () => pods, paramsFor: () => SMALL_ENGINE });
     await fleet.reconcileOnce();
     const servers = fleet.servers();
     expect([...servers.keys()]).toEqual(["team-a/a", "team-a/b"]);

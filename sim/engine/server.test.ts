@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { parseExposition, samplesNamed } from "../../operator/metrics/exposition.js";
 import { scrapePods, type ScrapeTarget } from "../../operator/metrics/scrape.js";
-import type { EngineParams } from "./model.js";
+import { SMALL_ENGINE } from "./testing.js";
 import {
   approximateTokenCount,
   type EngineServer,
@@ -9,19 +9,6 @@ import {
   startEngineServer,
 } from "./server.js";
 
-// A tiny, fast engine: ~3 ms steps, room for 4096 tokens of KV.
-const SMALL_ENGINE: EngineParams = {
-  kvCapacityTokens: 4096,
-  blockSizeTokens: 16,
-  maxNumSeqs: 8,
-  maxNumBatchedTokens: 512,
-  watermarkFraction: 0.01,
-  weightReadMs: 2,
-  computeMsPerToken: 0.002,
-  kvReadMsPerToken: 0.0001,
-  stepOverheadMs: 1,
-  maxModelLenTokens: 2048,
-};
 
 const running: EngineServer[] = [];
 afterEach(async () => {
