@@ -70,6 +70,10 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
         if (kvCacheUtilization !== null) metrics.kvCacheUtilization.set({ namespace, name }, kvCacheUtilization);
         metrics.queueDepth.set({ namespace, name }, queueDepth);
       },
+      ttftAttainment: (namespace, name, withinTargetShare) => {
+        if (withinTargetShare === null) metrics.ttftWithinTarget.remove({ namespace, name });
+        else metrics.ttftWithinTarget.set({ namespace, name }, withinTargetShare);
+      },
     },
   });
   const controller: ModelDeploymentController = new ModelDeploymentController({

@@ -95,6 +95,7 @@ const printerColumns = [
   { name: "Desired", type: "integer", jsonPath: ".status.desiredReplicas", priority: 1 },
   { name: "KV-Util", type: "number", jsonPath: ".status.autoscaler.kvCacheUtilization", priority: 1 },
   { name: "Queue", type: "number", jsonPath: ".status.autoscaler.queueDepth", priority: 1 },
+  { name: "TTFT-OK", type: "number", jsonPath: ".status.autoscaler.ttftWithinTarget", priority: 1 },
   { name: "Status", type: "string", jsonPath: ".status.conditions[?(@.type=='Ready')].reason", priority: 1 },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
 ];

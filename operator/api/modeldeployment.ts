@@ -273,13 +273,22 @@ const AutoscalingSpec = withCel(
         default: 4,
         description: "Target number of requests waiting for KV cache per replica.",
       }),
-      tokenThroughputUtilizationTarget: Type.Number({
-        exclusiveMinimum: 0,
-        maximum: 1,
-        default: 0.5,
-        description:
-          "Target share of one replica's token throughput (prompt + generated tokens/s, from the engines' counters) each replica carries at the recent peak, in (0, 1]. It keeps headroom before the KV cache fills: 0.5 suits a ~2 s time-to-first-token goal, 0.6-0.7 a ~5 s one.",
-      }),
+      ttftTargetSeconds: Type.Optional(
+        Type.Number({
+          exclusiveMinimum: 0,
+          maximum: 600,
+          description:
+            "Time-to-first-token objective in seconds (what your users wait for the first token). The autoscaler derives its token-throughput headroom from it (a tighter objective keeps more spare capacity for bursts) and reports how many requests met it.",
+        }),
+      ),
+      tokenThroughputUtilizationTarget: Type.Optional(
+        Type.Number({
+          exclusiveMinimum: 0,
+          maximum: 1,
+          description:
+            "Target share of one replica's token throughput (prompt + generated tokens/s, from the engines' counters) each replica carries at the recent peak, in (0, 1]. Unset: derived from ttftTargetSeconds (T / (T + 2 s): 0.5 for 2 s, 0.71 for 5 s), or 0.5 without one. Set it to override that rule.",
+        }),
+      ),
       scaleUpStabilizationSeconds: Type.Integer({
         minimum: 0,
         maximum: 3600,
@@ -429,6 +438,13 @@ const AutoscalerStatus = Type.Object(
     scrapedReplicas: Type.Optional(Type.Integer({ description: "Replicas whose metrics were read." })),
     desiredReplicas: Type.Optional(Type.Integer({ description: "Replicas the policy asked for." })),
     reason: Type.Optional(Type.String({ description: "Why, in words." })),
+    ttftWithinTarget: Type.Optional(
+      Type.Number({
+        description:
+          "Share of the requests of the last 5 minutes whose first token came within autoscaling.ttftTargetSeconds, 0..1 (from the engines' time-to-first-token histograms).",
+      }),
+    ),
+    ttftRequests: Type.Optional(Type.Integer({ description: "Requests that ttftWithinTarget counts." })),
     lastScaleTime: Type.Optional(Type.String({ format: "date-time", description: "When replicas last changed." })),
   },
   { description: "The autoscaler's last observation and decision." },

@@ -34,3 +34,22 @@ describe("policyConfig", () => {
     expect(replicaTokenCapacity(md)).toBeUndefined();
   });
 });
+
+describe("policyConfig token headroom", () => {
+  const withAutoscaling = (autoscaling: Record<string, unknown>) =>
+    modelDeployment("code", { ...spec, autoscaling: { ...spec.autoscaling, ...autoscaling } });
+
+  it("derives the token utilisation target from the TTFT objective", () => {
+    expect(policyConfig(withAutoscaling({ ttftTargetSeconds: 2 })).tokenUtilizationTarget).toBeCloseTo(0.5);
+    expect(policyConfig(withAutoscaling({ ttftTargetSeconds: 5 })).tokenUtilizationTarget).toBeCloseTo(5 / 7);
+  });
+
+  it("lets an explicit target override the one derived from the objective", () => {
+    const md = withAutoscaling({ ttftTargetSeconds: 5, tokenThroughputUtilizationTarget: 0.4 });
+    expect(policyConfig(md).tokenUtilizationTarget).toBe(0.4);
+  });
+
+  it("keeps the 2 s-goal headroom when no objective is declared", () => {
+    expect(policyConfig(withAutoscaling({})).tokenUtilizationTarget).toBe(0.5);
+  });
+});

@@ -18,10 +18,17 @@ import {
   type ScaleDecision,
 } from "./policy.js";
 import { estimateReplicaTokenCapacity } from "./capacity.js";
+import { initialTtftAttainmentState, observeTtftAttainment, type TtftAttainmentState } from "./ttft-attainment.js";
+import { effectiveTokenUtilizationTarget } from "./ttft-objective.js";
 
 export interface AutoscalerObserver {
   decided?(namespace: string, name: string, direction: "up" | "down" | "hold", kvCacheUtilization: number | null, queueDepth: number): void;
+  /** Share of recent requests within the TTFT objective (null: no objective or no requests seen). */
+  ttftAttainment?(namespace: string, name: string, withinTargetShare: number | null): void;
 }
+
+/** The window the TTFT attainment in the status is measured over. */
+export const TTFT_ATTAINMENT_WINDOW_SECONDS = 300;
 
 export interface AutoscalerLoopOptions {
   client: KubeClient;
@@ -39,6 +46,7 @@ export interface AutoscalerLoopOptions {
 
 interface PerDeployment {
   state: PolicyState;
+  ttftState: TtftAttainmentState;
   view?: AutoscalerView;
   /** Last good sample per pod, kept so a failed scrape holds on known (and ageing) data. */
   lastSamples: Map<string, MetricsSample>;
@@ -76,7 +84,7 @@ export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfi
     queueDepthTargetPerReplica: autoscaling.queueDepthTargetPerReplica,
     scaleUpStabilizationSeconds: autoscaling.scaleUpStabilizationSeconds,
     scaleDownStabilizationSeconds: autoscaling.scaleDownStabilizationSeconds,
-    tokenUtilizationTarget: autoscaling.tokenThroughputUtilizationTarget,
+    tokenUtilizationTarget: effectiveTokenUtilizationTarget(autoscaling),
     ...(capacity === undefined ? {} : { replicaTokenCapacityPerSecond: capacity }),
   };
 }
@@ -160,7 +168,12 @@ export class AutoscalerLoop {
 
   async evaluate(md: ModelDeployment, key: string): Promise<ScaleDecision> {
     const now = this.options.now?.() ?? Date.now();
-    const entry: PerDeployment = this.perDeployment.get(key) ?? { state: initialPolicyState(), lastSamples: new Map(), viewWrittenAtMs: 0 };
+    const entry: PerDeployment = this.perDeployment.get(key) ?? {
+      state: initialPolicyState(),
+      ttftState: initialTtftAttainmentState(),
+      lastSamples: new Map(),
+      viewWrittenAtMs: 0,
+    };
     this.perDeployment.set(key, entry);
 
     const pods = this.options.pods.list(
@@ -178,12 +191,27 @@ export class AutoscalerLoop {
     for (const name of entry.lastSamples.keys()) if (!podNames.has(name)) entry.lastSamples.delete(name);
 
     const currentReplicas = desiredReplicas(md);
-    const decision = decideScale(policyConfig(md), entry.state, {
-      nowMs: now,
-      currentReplicas,
-      pods: observePods(pods, results, entry.lastSamples),
-    });
+    const observed = observePods(pods, results, entry.lastSamples);
+    const decision = decideScale(policyConfig(md), entry.state, { nowMs: now, currentReplicas, pods: observed });
     entry.state = decision.state;
+
+    // The TTFT report reads only this round's fresh scrapes (a held sample would count nothing new anyway).
+    const ttftTargetSeconds = md.spec.autoscaling.ttftTargetSeconds;
+    let ttft: { withinTargetShare: number | null; requests: number | null } = { withinTargetShare: null, requests: null };
+    if (ttftTargetSeconds !== undefined) {
+      const readySince = new Map(observed.map((pod) => [pod.name, pod.sinceMs]));
+      const fresh = results.flatMap((r) =>
+        r.ok ? [{ name: r.target.podName, metrics: r.sample, readySinceMs: readySince.get(r.target.podName) ?? now }] : [],
+      );
+      const attainment = observeTtftAttainment(entry.ttftState, fresh, {
+        targetSeconds: ttftTargetSeconds,
+        nowMs: now,
+        windowSeconds: TTFT_ATTAINMENT_WINDOW_SECONDS,
+      });
+      entry.ttftState = attainment.state;
+      ttft = attainment;
+    }
+    this.options.observer?.ttftAttainment?.(md.metadata.namespace ?? "", md.metadata.name, ttft.withinTargetShare);
 
     const direction = decision.desiredReplicas > currentReplicas ? "up" : decision.desiredReplicas < currentReplicas ? "down" : "hold";
     const { signals } = decision;
@@ -212,6 +240,8 @@ export class AutoscalerLoop {
       scrapedReplicas: signals.podsWithMetrics,
       desiredReplicas: decision.desiredReplicas,
       reason: decision.reason,
+      ...(ttft.withinTargetShare === null ? {} : { ttftWithinTarget: round(ttft.withinTargetShare, 4) }),
+      ...(ttft.requests === null ? {} : { ttftRequests: ttft.requests }),
       ...(lastScaleTime ? { lastScaleTime } : {}),
     };
     const previous = entry.view;
@@ -236,6 +266,8 @@ function materiallyDifferent(a: AutoscalerView, b: AutoscalerView): boolean {
     a.desiredReplicas !== b.desiredReplicas ||
     a.scrapedReplicas !== b.scrapedReplicas ||
     Math.abs((a.kvCacheUtilization ?? 0) - (b.kvCacheUtilization ?? 0)) >= 0.05 ||
-    Math.abs((a.queueDepth ?? 0) - (b.queueDepth ?? 0)) >= 1
+    Math.abs((a.queueDepth ?? 0) - (b.queueDepth ?? 0)) >= 1 ||
+    (a.ttftWithinTarget === undefined) !== (b.ttftWithinTarget === undefined) ||
+    Math.abs((a.ttftWithinTarget ?? 0) - (b.ttftWithinTarget ?? 0)) >= 0.01
   );
 }

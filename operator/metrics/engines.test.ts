@@ -177,6 +177,74 @@ describe("token counters", () => {
   });
 });
 
+describe("time-to-first-token histogram", () => {
+  const gauges = (prefix: string, labels: string) => [
+    `${prefix}kv_cache_${prefix.startsWith("vllm") ? "usage_perc" : "utilization"}{${labels}} 0.2`,
+    `${prefix}num_requests_waiting{${labels}} 0`,
+    `${prefix}num_requests_running{${labels}} 1`,
+  ];
+  const buckets = (name: string, labels: string, counts: Array<[string, number]>) =>
+    counts.map(([le, count]) => `${name}_bucket{${labels},le="${le}"} ${count}`);
+
+  it("reads vLLM's buckets in le order, summed over data-parallel engines", () => {
+    const name = "vllm:time_to_first_token_seconds";
+    const families = parseExposition(
+      [
+        ...gauges("vllm:", 'engine="0",model_name="m"'),
+        `# TYPE ${name} histogram`,
+        ...buckets(name, 'engine="0",model_name="m"', [["1.0", 3], ["2.5", 8], ["+Inf", 9]]),
+        ...buckets(name, 'engine="1",model_name="m"', [["+Inf", 1], ["1.0", 0], ["2.5", 1]]),
+        `${name}_sum{engine="0",model_name="m"} 12.5`,
+        `${name}_count{engine="0",model_name="m"} 9`,
+      ].join("\n"),
+    );
+    const sample = normalizeEngineMetrics(families, { engine: "vllm", modelName: "m", scrapedAtMs: 0 });
+    expect(sample.ttftHistogram).toEqual({
+      upperBoundsSeconds: [1, 2.5, Number.POSITIVE_INFINITY],
+      cumulativeCounts: [3, 9, 10],
+    });
+  });
+
+  it("reads trtllm-serve's trtllm_time_to_first_token_seconds", () => {
+    const labels = 'engine_type="trtllm",model_name="llama"';
+    const families = parseExposition(
+      [
+        ...gauges("trtllm_", labels),
+        ...buckets("trtllm_time_to_first_token_seconds", labels, [["0.5", 4], ["+Inf", 6]]),
+      ].join("\n"),
+    );
+    const sample = normalizeEngineMetrics(families, { engine: "trtllm-serve", modelName: "llama", scrapedAtMs: 0 });
+    expect(sample.ttftHistogram?.cumulativeCounts).toEqual([4, 6]);
+  });
+
+  it("leaves out a histogram whose counts fall with le or that lacks +Inf, and keeps the sample", () => {
+    const name = "vllm:time_to_first_token_seconds";
+    const labels = 'model_name="m"';
+    for (const counts of [
+      [["1.0", 5], ["2.5", 3], ["+Inf", 6]],
+      [["1.0", 1], ["2.5", 3]],
+    ] as Array<Array<[string, number]>>) {
+      const families = parseExposition([...gauges("vllm:", labels), ...buckets(name, labels, counts)].join("\n"));
+      const sample = normalizeEngineMetrics(families, { engine: "vllm", modelName: "m", scrapedAtMs: 0 });
+      expect(sample.requestsRunning).toBe(1);
+      expect("ttftHistogram" in sample).toBe(false);
+    }
+  });
+
+  it("reads only the served model's buckets", () => {
+    const name = "vllm:time_to_first_token_seconds";
+    const families = parseExposition(
+      [
+        ...gauges("vllm:", 'model_name="m"'),
+        ...buckets(name, 'model_name="m"', [["1.0", 1], ["+Inf", 2]]),
+        ...buckets(name, 'model_name="other"', [["1.0", 50], ["+Inf", 90]]),
+      ].join("\n"),
+    );
+    const sample = normalizeEngineMetrics(families, { engine: "vllm", modelName: "m", scrapedAtMs: 0 });
+    expect(sample.ttftHistogram?.cumulativeCounts).toEqual([1, 2]);
+  });
+});
+
 describe("normalizeEngineMetrics for trtllm-serve", () => {
   // Names and labels as created by TensorRT-LLM's MetricsCollector (tensorrt_llm/metrics/collector.py).
   const trtllm = [

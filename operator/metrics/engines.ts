@@ -18,6 +18,12 @@
  * `vllm:prompt_tokens_total` and `vllm:generation_tokens_total`; trtllm-serve `trtllm_prompt_tokens_total`
  * and `trtllm_generation_tokens_total` (same collector.py, counter_prompt_tokens /
  * counter_generation_tokens). Engines that lack them still yield a sample, without the counters.
+ *
+ * Time-to-first-token histogram (optional; the autoscaler reports how many requests met the TTFT
+ * objective): vLLM `vllm:time_to_first_token_seconds`, trtllm-serve `trtllm_time_to_first_token_seconds`
+ * (same collector.py, histogram_time_to_first_token; both default to the same buckets). Buckets are
+ * summed over data-parallel engines. A histogram that is absent or inconsistent (counts falling with
+ * `le`, no +Inf bucket) is left out of the sample rather than failing it: it only feeds a report.
  */
 import { type MetricFamily, type Sample, samplesNamed } from "./exposition.js";
 
@@ -32,7 +38,15 @@ export interface EngineMetricsSample {
   promptTokensTotal?: number;
   /** Cumulative output tokens produced (counter), summed over data-parallel engines; absent if not exported. */
   generationTokensTotal?: number;
+  /** Cumulative time-to-first-token histogram; absent if not exported or inconsistent. */
+  ttftHistogram?: CumulativeHistogram;
   scrapedAtMs: number;
+}
+
+/** A Prometheus histogram's cumulative buckets, ascending `le`, the last one +Inf. */
+export interface CumulativeHistogram {
+  upperBoundsSeconds: number[];
+  cumulativeCounts: number[];
 }
 
 export type EngineMetricsErrorKind = "missing-metric" | "invalid-value" | "ambiguous-model";
@@ -56,6 +70,8 @@ interface EngineMetricNames {
   requestsRunning: readonly string[];
   promptTokensTotal: readonly string[];
   generationTokensTotal: readonly string[];
+  /** Histogram base names (the samples are `<name>_bucket{le=...}`). */
+  ttftHistogram: readonly string[];
 }
 
 export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>> = {
@@ -65,6 +81,7 @@ export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>
     requestsRunning: ["vllm:num_requests_running"],
     promptTokensTotal: ["vllm:prompt_tokens_total"],
     generationTokensTotal: ["vllm:generation_tokens_total"],
+    ttftHistogram: ["vllm:time_to_first_token_seconds"],
   },
   "trtllm-serve": {
     kvCacheUtilization: ["trtllm_kv_cache_utilization", "trtllm:kv_cache_utilization"],
@@ -72,6 +89,7 @@ export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>
     requestsRunning: ["trtllm_num_requests_running", "trtllm:num_requests_running"],
     promptTokensTotal: ["trtllm_prompt_tokens_total", "trtllm:prompt_tokens_total"],
     generationTokensTotal: ["trtllm_generation_tokens_total", "trtllm:generation_tokens_total"],
+    ttftHistogram: ["trtllm_time_to_first_token_seconds", "trtllm:time_to_first_token_seconds"],
   },
 };
 
@@ -176,6 +194,38 @@ function optionalTokenCounter(
   return total;
 }
 
+/**
+ * The cumulative buckets of a histogram summed over data-parallel engines, or undefined when the
+ * engine does not export it for this model or its buckets are inconsistent.
+ */
+function optionalHistogram(
+  families: readonly MetricFamily[],
+  candidates: readonly string[],
+  modelName?: string,
+): CumulativeHistogram | undefined {
+  for (const name of candidates) {
+    const buckets = samplesNamed(families, `${name}_bucket`).filter(
+      (s) => modelName === undefined || s.labels.model_name === modelName,
+    );
+    if (buckets.length === 0) continue;
+    if (new Set(buckets.map((s) => s.labels.model_name)).size > 1) return undefined;
+    const countByBound = new Map<number, number>();
+    for (const sample of buckets) {
+      const le = sample.labels.le;
+      const bound = le === undefined ? Number.NaN : le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
+      if (Number.isNaN(bound) || !Number.isFinite(sample.value) || sample.value < 0) return undefined;
+      countByBound.set(bound, (countByBound.get(bound) ?? 0) + sample.value);
+    }
+    const upperBoundsSeconds = [...countByBound.keys()].sort((a, b) => a - b);
+    const cumulativeCounts = upperBoundsSeconds.map((bound) => countByBound.get(bound) as number);
+    if (upperBoundsSeconds.at(-1) !== Number.POSITIVE_INFINITY) return undefined;
+    for (let i = 1; i < cumulativeCounts.length; i++)
+      if ((cumulativeCounts[i] as number) < (cumulativeCounts[i - 1] as number)) return undefined;
+    return { upperBoundsSeconds, cumulativeCounts };
+  }
+  return undefined;
+}
+
 /** Turns one engine's parsed exposition into an EngineMetricsSample, or throws EngineMetricsError. */
 export function normalizeEngineMetrics(
   families: readonly MetricFamily[],
@@ -197,12 +247,14 @@ export function normalizeEngineMetrics(
     names.generationTokensTotal,
     options.modelName,
   );
+  const ttftHistogram = optionalHistogram(families, names.ttftHistogram, options.modelName);
   return {
     kvCacheUtilization: Math.min(1, kvCacheUtilization),
     requestsWaiting: requestCount(families, names.requestsWaiting, options.modelName),
     requestsRunning: requestCount(families, names.requestsRunning, options.modelName),
     ...(promptTokensTotal === undefined ? {} : { promptTokensTotal }),
     ...(generationTokensTotal === undefined ? {} : { generationTokensTotal }),
+    ...(ttftHistogram === undefined ? {} : { ttftHistogram }),
     scrapedAtMs: options.scrapedAtMs,
   };
 }

@@ -17,6 +17,7 @@ describe("operator metrics", () => {
     m.autoscalerDecisions.inc({ namespace: "ml", name: "llama", direction: "up" });
     m.kvCacheUtilization.set({ namespace: "ml", name: "llama" }, 0.83);
     m.queueDepth.set({ namespace: "ml", name: "llama" }, 12);
+    m.ttftWithinTarget.set({ namespace: "ml", name: "llama" }, 0.991);
     m.leader.set(1);
     const hooks = workQueueMetricsHooks(m);
     hooks.onDepthChange?.(4);
@@ -33,6 +34,7 @@ describe("operator metrics", () => {
     );
     expect(text).toContain('gpufleet_autoscaler_kv_cache_utilization{namespace="ml",name="llama"} 0.83');
     expect(text).toContain('gpufleet_autoscaler_queue_depth{namespace="ml",name="llama"} 12');
+    expect(text).toContain('gpufleet_autoscaler_ttft_within_target_ratio{namespace="ml",name="llama"} 0.991');
     expect(text).toContain("gpufleet_leader 1");
     expect(text).toContain("process_cpu_seconds_total");
   });
@@ -41,6 +43,7 @@ describe("operator metrics", () => {
     const m = createOperatorMetrics(undefined, { processMetrics: false });
     setReplicaGauges(m, "ml", "gone", { desired: 1, ready: 1, current: 1 });
     m.queueDepth.set({ namespace: "ml", name: "gone" }, 1);
+    m.ttftWithinTarget.set({ namespace: "ml", name: "gone" }, 1);
     forgetModelDeployment(m, "ml", "gone");
     const text = await m.registry.metrics();
     expect(text).not.toContain('name="gone"');

@@ -23,6 +23,7 @@ export interface OperatorMetrics {
   autoscalerDecisions: Counter<"namespace" | "name" | "direction">;
   kvCacheUtilization: Gauge<"namespace" | "name">;
   queueDepth: Gauge<"namespace" | "name">;
+  ttftWithinTarget: Gauge<"namespace" | "name">;
   leader: Gauge<never>;
 }
 
@@ -94,6 +95,12 @@ export function createOperatorMetrics(
       labelNames: ["namespace", "name"],
       registers,
     }),
+    ttftWithinTarget: new Gauge({
+      name: "gpufleet_autoscaler_ttft_within_target_ratio",
+      help: "Share (0..1) of the last 5 minutes' requests whose first token came within the ModelDeployment's TTFT objective.",
+      labelNames: ["namespace", "name"],
+      registers,
+    }),
     leader: new Gauge({
       name: "gpufleet_leader",
       help: "1 while this operator instance holds the leader lease, else 0.",
@@ -157,6 +164,7 @@ export function forgetModelDeployment(metrics: OperatorMetrics, namespace: strin
   for (const type of CONDITION_TYPES)
     for (const status of CONDITION_STATUSES) metrics.conditions.remove({ namespace, name, type, status });
   metrics.queueDepth.remove({ namespace, name });
+  metrics.ttftWithinTarget.remove({ namespace, name });
 }
 
 let processMetrics: OperatorMetrics | undefined;

@@ -8,6 +8,10 @@ import {
   type Bounds,
 } from "./controllers.js";
 import type { AutoscalingConfig } from "../../operator/autoscaler/policy.js";
+import {
+  DEFAULT_TOKEN_UTILIZATION_TARGET,
+  effectiveTokenUtilizationTarget,
+} from "../../operator/autoscaler/ttft-objective.js";
 import { simulateFleet, type FleetResult, type FleetScenario } from "./fleet.js";
 import { replicaFor } from "./hardware.js";
 import { oracleSchedule, staticForPeak } from "./oracle.js";
@@ -49,17 +53,23 @@ export interface ScenarioOutcome {
 export function buildFleetScenario(def: ScenarioDefinition): {
   fleet: FleetScenario;
   gpusPerReplica: number;
-  /** What the operator estimates for the policy's token signal (see operator/autoscaler/loop.ts). */
+  /**
+   * What the operator derives for the policy's token signal (operator/autoscaler/loop.ts
+   * `policyConfig`): the replica capacity from the plan, the headroom from the TTFT objective.
+   */
   gpufleetOverrides: Partial<AutoscalingConfig>;
 } {
   const replica = replicaFor(def.model, def.gpu, { maxContextLength: def.maxContextLength });
   const trace = scaleLoad(loadTrace(def.trace), def.loadScale);
   return {
     gpusPerReplica: replica.gpusPerReplica,
-    gpufleetOverrides:
-      replica.replicaTokenCapacityPerSecond === null
+    gpufleetOverrides: {
+      // The scenario's TTFT goal declared as the ModelDeployment's spec.autoscaling.ttftTargetSeconds.
+      tokenUtilizationTarget: effectiveTokenUtilizationTarget({ ttftTargetSeconds: def.ttftTargetSeconds }),
+      ...(replica.replicaTokenCapacityPerSecond === null
         ? {}
-        : { replicaTokenCapacityPerSecond: replica.replicaTokenCapacityPerSecond },
+        : { replicaTokenCapacityPerSecond: replica.replicaTokenCapacityPerSecond }),
+    },
     fleet: {
       name: def.name,
       trace,
@@ -120,6 +130,7 @@ export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [
     scrapeIntervalSeconds: 10,
     maxReplicas: 32,
     oracleWindowSeconds: 300,
+    // The objective (2 s) already gives the default headroom; show the next step up instead.
     gpufleetVariants: [{ label: "gpufleet (token target 0.6)", overrides: { tokenUtilizationTarget: 0.6 } }],
   },
   {
@@ -135,6 +146,11 @@ export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [
     scrapeIntervalSeconds: 10,
     maxReplicas: 32,
     oracleWindowSeconds: 300,
-    gpufleetVariants: [{ label: "gpufleet (token target 0.6)", overrides: { tokenUtilizationTarget: 0.6 } }],
+    gpufleetVariants: [
+      {
+        label: "gpufleet (no TTFT objective)",
+        overrides: { tokenUtilizationTarget: DEFAULT_TOKEN_UTILIZATION_TARGET },
+      },
+    ],
   },
 ];
