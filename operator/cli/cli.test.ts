@@ -74,7 +74,7 @@ const serving = modelDeployment("llama-8b", "team-a", {
     kvCacheTokensPerReplica: 158_896,
     maxContextLength: 16_384,
   },
-  autoscaler: { kvCacheUtilization: 0.734, queueDepth: 5 },
+  autoscaler: { kvCacheUtilization: 0.734, queueDepth: 5, ttftWithinTarget: 0.9962, ttftRequests: 5231 },
   conditions: [condition("Ready", "True")],
 });
 const starved = modelDeployment("llama-70b", "team-a", {
@@ -189,6 +189,7 @@ describe("gpufleet status", () => {
       gpusInUse: 6,
       kvCacheUtilization: 0.734,
       queueDepth: 5,
+      ttftWithinTarget: 0.9962,
       state: "Ready",
       reason: null,
     });
@@ -218,11 +219,11 @@ describe("gpufleet status", () => {
       false,
     );
     const lines = table.split("\n");
-    expect(lines[0]).toMatch(/^NAME\s+MODEL\s+ENGINE\s+GPU\s+READY\s+GPUS\s+KV-CACHE\s+QUEUE\s+STATE$/);
+    expect(lines[0]).toMatch(/^NAME\s+MODEL\s+ENGINE\s+GPU\s+READY\s+GPUS\s+KV-CACHE\s+QUEUE\s+TTFT-OK\s+STATE$/);
     expect(lines[1]).toMatch(
-      /^llama-8b\s+llama-8b-model\s+vllm\s+NVIDIA-L4\s+3\/3\s+6 \(2\/replica\)\s+73%\s+5\s+Ready$/,
+      /^llama-8b\s+llama-8b-model\s+vllm\s+NVIDIA-L4\s+3\/3\s+6 \(2\/replica\)\s+73%\s+5\s+99\.6%\s+Ready$/,
     );
-    expect(lines[2]).toMatch(/^llama-70b\s+.*\s+1\/2\s+4 \(4\/replica\)\s+-\s+-\s+CapacityShortfall$/);
+    expect(lines[2]).toMatch(/^llama-70b\s+.*\s+1\/2\s+4 \(4\/replica\)\s+-\s+-\s+-\s+CapacityShortfall$/);
     expect(table).toContain("2 ModelDeployment(s), 10 GPU(s) in use, 1 not ready");
     expect(table).toContain("  team-a/llama-70b: NoGpusFree: 2 more H100 needed");
   });

@@ -23,6 +23,8 @@ export interface ModelDeploymentSummary {
   gpusInUse: number;
   kvCacheUtilization: number | null;
   queueDepth: number | null;
+  /** Share of recent requests within the TTFT objective (null: no objective or nothing measured). */
+  ttftWithinTarget: number | null;
   /** Ready, NotReady, CapacityShortfall, Degraded or Unknown (no Ready condition yet). */
   state: string;
   /** Reason and message of the condition behind `state`, when not Ready. */
@@ -70,6 +72,7 @@ export function summarizeModelDeployment(md: ModelDeployment): ModelDeploymentSu
     gpusInUse: gpusPerReplica === null ? 0 : replicas * gpusPerReplica,
     kvCacheUtilization: status.autoscaler?.kvCacheUtilization ?? null,
     queueDepth: status.autoscaler?.queueDepth ?? null,
+    ttftWithinTarget: status.autoscaler?.ttftWithinTarget ?? null,
     state,
     reason,
   };
@@ -95,6 +98,7 @@ export function formatStatusTable(
     "GPUS",
     "KV-CACHE",
     "QUEUE",
+    "TTFT-OK",
     "STATE",
   ];
   const rows = summaries.map((summary) => [
@@ -107,6 +111,7 @@ export function formatStatusTable(
     summary.gpusPerReplica === null ? "-" : `${summary.gpusInUse} (${summary.gpusPerReplica}/replica)`,
     percent(summary.kvCacheUtilization),
     number(summary.queueDepth),
+    summary.ttftWithinTarget === null ? "-" : `${(summary.ttftWithinTarget * 100).toFixed(1)}%`,
     summary.state,
   ]);
   const totalGpus = summaries.reduce((sum, summary) => sum + summary.gpusInUse, 0);

@@ -14,7 +14,7 @@ import {
 } from "../../operator/autoscaler/ttft-objective.js";
 import { simulateFleet, type FleetResult, type FleetScenario } from "./fleet.js";
 import { replicaFor } from "./hardware.js";
-import { oracleSchedule, staticForPeak } from "./oracle.js";
+import { laggedOracleSchedule, oracleSchedule, staticForPeak, type LaggedOracle } from "./oracle.js";
 import { loadTrace, scaleLoad } from "./traces.js";
 
 export interface ScenarioDefinition {
@@ -47,6 +47,8 @@ export interface ScenarioOutcome {
   gpusPerReplica: number;
   staticReplicas: number;
   oracleSchedule: number[];
+  /** The reactive reference: the oracle's per-window needs applied one or more windows late. */
+  laggedOracle: LaggedOracle;
   results: FleetResult[];
 }
 
@@ -105,13 +107,21 @@ export function evaluateScenario(def: ScenarioDefinition): ScenarioOutcome {
       gpufleetController(bounds, { ...gpufleetOverrides, ...v.overrides }, 10, v.label),
     ),
   ];
-  const results = [staticPeak.result, oracle.result, ...controllers.map((c) => simulateFleet(fleet, c))];
+  const windowMs = def.oracleWindowSeconds * 1000;
+  const lagged = laggedOracleSchedule(fleet, def.goalShare, windowMs, oracle.independentSchedule);
+  const results = [
+    staticPeak.result,
+    oracle.result,
+    lagged.result,
+    ...controllers.map((c) => simulateFleet(fleet, c)),
+  ];
   return {
     definition: def,
     fleet,
     gpusPerReplica,
     staticReplicas: staticPeak.replicas,
     oracleSchedule: oracle.schedule,
+    laggedOracle: lagged,
     results,
   };
 }

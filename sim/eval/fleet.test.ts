@@ -3,7 +3,7 @@ import { engineParamsForNames } from "../engine/model.js";
 import { parseDurationSeconds } from "./capacity.js";
 import { gpufleetController, kedaController, staticController, type Bounds } from "./controllers.js";
 import { simulateFleet, type Controller, type FleetScenario } from "./fleet.js";
-import { oracleSchedule, staticForPeak } from "./oracle.js";
+import { laggedOracleSchedule, oracleSchedule, staticForPeak } from "./oracle.js";
 import { scaleLoad, type Trace, type TraceRequest } from "./traces.js";
 
 const params = engineParamsForNames("llama-3.1-8b", "NVIDIA-H100-80GB-HBM3");
@@ -112,6 +112,38 @@ describe("oracleSchedule", () => {
     expect(oracle.result.withinTargetShare).toBeGreaterThanOrEqual(0.99);
     expect(oracle.result.gpuHours).toBeLessThanOrEqual(staticPeak.result.gpuHours + 1e-9);
     expect(oracle.schedule).toHaveLength(oracle.independentSchedule.length);
+  });
+});
+
+describe("laggedOracleSchedule", () => {
+  it("applies each window's need late, so a load step costs it the misses a reactive scaler would have", () => {
+    // Quiet for 4 minutes, then a load twice as high for 4 minutes.
+    const trace = syntheticTrace(480, (s) => (s < 240 ? 4 : 40));
+    const sc = scenario(trace, { maxReplicas: 12 });
+    const windowMs = 120_000;
+    const oracle = oracleSchedule(sc, 0.99, windowMs);
+    const need = oracle.independentSchedule;
+    const late = laggedOracleSchedule(sc, 0.99, windowMs, need, { maxLagWindows: 1, maxMargin: 0 });
+    // One window late: each window gets what the one before needed (the first, its own need).
+    expect(late.schedule).toEqual(need.map((n, w) => (w > 0 ? (need[w - 1] as number) : n)));
+    expect(oracle.independentSchedule[2]).toBeGreaterThan(oracle.independentSchedule[1] as number);
+    expect(late.result.withinTargetShare).toBeLessThan(oracle.result.withinTargetShare);
+  });
+
+  it("picks the cheapest lag and margin that meet the goal", () => {
+    const trace = syntheticTrace(600, (s) => (s % 120 < 8 ? 24 : 1));
+    const sc = scenario(trace, { maxReplicas: 12 });
+    const oracle = oracleSchedule(sc, 0.99, 120_000);
+    const late = laggedOracleSchedule(sc, 0.99, 120_000, oracle.independentSchedule, { maxLagWindows: 2, maxMargin: 2 });
+    expect(late.result.withinTargetShare).toBeGreaterThanOrEqual(0.99);
+    for (const lagWindows of [1, 2])
+      for (const margin of [0, 1, 2]) {
+        const other = laggedOracleSchedule(sc, 0.99, 120_000, oracle.independentSchedule, {
+          maxLagWindows: lagWindows,
+          maxMargin: margin,
+        });
+        if (other.result.withinTargetShare >= 0.99) expect(late.result.gpuHours).toBeLessThanOrEqual(other.result.gpuHours + 1e-9);
+      }
   });
 });
 

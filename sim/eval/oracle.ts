@@ -11,6 +11,11 @@
  *   static, the static schedule is the oracle (it meets the goal by construction). So the oracle is
  *   never above static and always meets the goal: a lower bound for policies that must meet it, up to
  *   the greedy search not being exhaustive.
+ * - `laggedOracleSchedule`: what perfect knowledge of the PAST buys. Each window gets the most replicas
+ *   any of the previous `lagWindows` windows needed (each window's own minimum, known exactly), plus a
+ *   margin, and still switches with no cold start. It is the reference for reactive autoscalers: they
+ *   can only learn a burst's size after it arrived. The cheapest lag and margin that meet the goal are
+ *   reported (or, if none does, the one that comes closest).
  */
 import { scheduleController, staticController } from "./controllers.js";
 import { simulateFleet, type FleetResult, type FleetScenario } from "./fleet.js";
@@ -111,4 +116,49 @@ export function oracleSchedule(
     }
   }
   return { schedule: plan, independentSchedule: schedule, result };
+}
+
+export interface LaggedOracle {
+  schedule: number[];
+  lagWindows: number;
+  margin: number;
+  result: FleetResult;
+}
+
+/** The reactive reference: see the header. `independentSchedule` is each window's own minimum. */
+export function laggedOracleSchedule(
+  scenario: FleetScenario,
+  goalShare: number,
+  windowMs: number,
+  independentSchedule: number[],
+  options: { maxLagWindows?: number; maxMargin?: number } = {},
+): LaggedOracle {
+  const maxLag = options.maxLagWindows ?? 3;
+  const maxMargin = options.maxMargin ?? 3;
+  let best: LaggedOracle | undefined;
+  const better = (a: LaggedOracle, b: LaggedOracle | undefined): boolean => {
+    if (!b) return true;
+    const aMeets = a.result.withinTargetShare >= goalShare;
+    const bMeets = b.result.withinTargetShare >= goalShare;
+    if (aMeets !== bMeets) return aMeets;
+    return aMeets ? a.result.gpuHours < b.result.gpuHours : a.result.withinTargetShare > b.result.withinTargetShare;
+  };
+  for (let lagWindows = 1; lagWindows <= maxLag; lagWindows++) {
+    for (let margin = 0; margin <= maxMargin; margin++) {
+      const schedule = independentSchedule.map((_, w) => {
+        // The first window starts from what it needs (as every autoscaler here does).
+        let needed = w === 0 ? (independentSchedule[0] as number) : scenario.minReplicas;
+        for (let back = 1; back <= lagWindows; back++)
+          if (w - back >= 0) needed = Math.max(needed, independentSchedule[w - back] as number);
+        return Math.min(scenario.maxReplicas, needed + margin);
+      });
+      const name = `oracle, ${lagWindows} window${lagWindows === 1 ? "" : "s"} late (+${margin})`;
+      const result = simulateFleet(scenario, scheduleController(name, windowMs, schedule));
+      const candidate = { schedule, lagWindows, margin, result };
+      if (better(candidate, best)) best = candidate;
+      // A larger margin only costs more once the goal is met.
+      if (result.withinTargetShare >= goalShare) break;
+    }
+  }
+  return best as LaggedOracle;
 }

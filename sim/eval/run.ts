@@ -27,7 +27,9 @@ for (const def of DEFAULT_SCENARIOS.filter((d) => !values.only || d.name.startsW
     `${trace.requests.length} requests over ${(trace.durationMs / 60_000).toFixed(1)} min; ` +
       `${outcome.gpusPerReplica} GPU(s)/replica; model load ${def.modelLoadSeconds}s; ` +
       `goal ≥${def.goalShare * 100}% of requests with TTFT ≤ ${def.ttftTargetSeconds}s; ` +
-      `oracle replicas per ${def.oracleWindowSeconds}s window: ${outcome.oracleSchedule.join(",")}`,
+      `oracle replicas per ${def.oracleWindowSeconds}s window: ${outcome.oracleSchedule.join(",")}; ` +
+      `one window late: ${outcome.laggedOracle.schedule.join(",")} (the most any of the last ` +
+      `${outcome.laggedOracle.lagWindows} window(s) needed, +${outcome.laggedOracle.margin})`,
   );
   console.log(formatTable(outcome.results, def.ttftTargetSeconds));
   console.log(`(simulated in ${seconds.toFixed(1)} s of wall time)`);
@@ -39,6 +41,7 @@ for (const def of DEFAULT_SCENARIOS.filter((d) => !values.only || d.name.startsW
     scenario: def,
     staticReplicas: outcome.staticReplicas,
     oracleSchedule: outcome.oracleSchedule,
+    laggedOracleSchedule: outcome.laggedOracle.schedule,
     results: outcome.results.map(({ timeline: _timeline, ...rest }) => rest),
   });
 }
