@@ -286,7 +286,7 @@ const AutoscalingSpec = withCel(
           exclusiveMinimum: 0,
           maximum: 1,
           description:
-            "Target share of one replica's token throughput (prompt + generated tokens/s, from the engines' counters) each replica carries at the recent peak, in (0, 1]. Unset: derived from ttftTargetSeconds (T / (T + 2 s): 0.5 for 2 s, 0.71 for 5 s), or 0.5 without one. Set it to override that rule.",
+            "Target share of one replica's token throughput (prompt + generated tokens/s, from the engines' counters) each replica carries at the recent peak, in (0, 1]. Unset: derived from ttftTargetSeconds (T / (T + 2.25 s): 0.47 for 2 s, 0.69 for 5 s; as for 2 s without one). Set it to override that rule.",
         }),
       ),
       scaleUpStabilizationSeconds: Type.Integer({

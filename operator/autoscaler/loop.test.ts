@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { modelDeployment } from "../controller/testing.js";
 import { policyConfig, replicaTokenCapacity } from "./loop.js";
+import { tokenUtilizationTargetForTtft } from "./ttft-objective.js";
 
 const spec = {
   model: { name: "llama", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } },
@@ -40,8 +41,8 @@ describe("policyConfig token headroom", () => {
     modelDeployment("code", { ...spec, autoscaling: { ...spec.autoscaling, ...autoscaling } });
 
   it("derives the token utilisation target from the TTFT objective", () => {
-    expect(policyConfig(withAutoscaling({ ttftTargetSeconds: 2 })).tokenUtilizationTarget).toBeCloseTo(0.5);
-    expect(policyConfig(withAutoscaling({ ttftTargetSeconds: 5 })).tokenUtilizationTarget).toBeCloseTo(5 / 7);
+    expect(policyConfig(withAutoscaling({ ttftTargetSeconds: 1 })).tokenUtilizationTarget).toBeCloseTo(1 / 3.25);
+    expect(policyConfig(withAutoscaling({ ttftTargetSeconds: 5 })).tokenUtilizationTarget).toBeCloseTo(5 / 7.25);
   });
 
   it("lets an explicit target override the one derived from the objective", () => {
@@ -50,6 +51,6 @@ describe("policyConfig token headroom", () => {
   });
 
   it("keeps the 2 s-goal headroom when no objective is declared", () => {
-    expect(policyConfig(withAutoscaling({})).tokenUtilizationTarget).toBe(0.5);
+    expect(policyConfig(withAutoscaling({})).tokenUtilizationTarget).toBe(tokenUtilizationTargetForTtft(2));
   });
 });

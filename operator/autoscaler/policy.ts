@@ -123,8 +123,8 @@ export type PolicyTuning = Required<
 /**
  * Defaults of the tuning knobs, the same for the operator and the simulator. Tuned on the trace
  * evaluation (sim/eval/run.ts, curves in sim/eval/sweep.ts). The token target depends on the TTFT
- * objective (./ttft-objective.ts: 0.5 for the 2 s goal on the bursty Azure code trace, 0.71 for 5 s
- * on Mooncake); 0.5 is the default when no objective is declared. A peak, not a lower quantile:
+ * objective (./ttft-objective.ts: 0.47 for the 2 s goal on the bursty Azure code trace, 0.69 for 5 s
+ * on Mooncake); without an objective it is the one for 2 s. A peak, not a lower quantile:
  * p95 over 300 s drops Azure to 95%.
  */
 export const POLICY_TUNING_DEFAULTS: PolicyTuning = {

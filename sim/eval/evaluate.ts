@@ -140,8 +140,11 @@ export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [
     scrapeIntervalSeconds: 10,
     maxReplicas: 32,
     oracleWindowSeconds: 300,
-    // The objective (2 s) already gives the default headroom; show the next step up instead.
-    gpufleetVariants: [{ label: "gpufleet (token target 0.6)", overrides: { tokenUtilizationTarget: 0.6 } }],
+    // The objective (2 s) already gives the default headroom; show the next steps up instead.
+    gpufleetVariants: [
+      { label: "gpufleet (token target 0.5)", overrides: { tokenUtilizationTarget: 0.5 } },
+      { label: "gpufleet (token target 0.6)", overrides: { tokenUtilizationTarget: 0.6 } },
+    ],
   },
   {
     name: "mooncake · llama-3.1-8b · H100-80GB",
@@ -164,3 +167,4 @@ export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [
     ],
   },
 ];
+

@@ -1,17 +1,30 @@
 /**
  * Benchmark entry: runs every policy on the default scenarios (or one given on the command line)
- * and prints the comparison table; writes one SVG timeline per scenario and a JSON summary.
+ * and prints the comparison table; writes one SVG timeline per scenario and a JSON summary. Then,
+ * unless --load-scales is empty, the same scenarios at other loads (the trace's shape, scaled):
+ * static, the two oracles and gpufleet, to show the defaults are not tuned to one load.
  *
- *   npx tsx sim/eval/run.ts [--out .cache/eval] [--only azure|mooncake]
+ *   npx tsx sim/eval/run.ts [--out .cache/eval] [--only azure|mooncake] [--load-scales 0.8,1.2,1.5]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_SCENARIOS, evaluateScenario } from "./evaluate.js";
+import type { FleetResult } from "./fleet.js";
 import { formatTable, timelineSvg } from "./report.js";
 import { repoRoot } from "./traces.js";
 
-const { values } = parseArgs({ options: { out: { type: "string" }, only: { type: "string" } } });
+const { values } = parseArgs({
+  options: { out: { type: "string" }, only: { type: "string" }, "load-scales": { type: "string" } },
+});
+const loadScales = (values["load-scales"] ?? "0.8,1.2,1.5")
+  .split(",")
+  .filter((x) => x.trim() !== "")
+  .map(Number);
+if (loadScales.some((x) => !Number.isFinite(x) || x <= 0)) {
+  console.error(`--load-scales takes positive numbers separated by commas, got "${values["load-scales"]}"`);
+  process.exit(2);
+}
 const outDir = path.resolve(values.out ?? path.join(repoRoot(), ".cache", "eval"));
 mkdirSync(outDir, { recursive: true });
 
@@ -45,6 +58,32 @@ for (const def of DEFAULT_SCENARIOS.filter((d) => !values.only || d.name.startsW
     results: outcome.results.map(({ timeline: _timeline, ...rest }) => rest),
   });
 }
+
+const scenarios = DEFAULT_SCENARIOS.filter((d) => !values.only || d.name.startsWith(values.only));
+if (loadScales.length > 0) {
+  console.log(`\n=== the same scenarios at ${loadScales.map((x) => `${x}×`).join(", ")} load ===`);
+  const header = ["scenario", "load", "static-peak", "oracle", "one window late", "gpufleet", "gpufleet vs static"];
+  const rows: string[][] = [];
+  const cell = (r: FleetResult | undefined): string =>
+    r ? `${r.gpuHours.toFixed(2)} ${(r.withinTargetShare * 100).toFixed(2)}%` : "-";
+  for (const def of scenarios) {
+    for (const loadScale of loadScales) {
+      const outcome = evaluateScenario({ ...def, loadScale: def.loadScale * loadScale, gpufleetVariants: [] });
+      const [staticPeak, oracle, late, ...rest] = outcome.results;
+      const gpufleet = rest.find((r) => r.controller === "gpufleet");
+      const verdict =
+        gpufleet && staticPeak
+          ? `${gpufleet.withinTargetShare >= def.goalShare ? "meets goal" : "MISSES goal"}, ${(((gpufleet.gpuHours - staticPeak.gpuHours) / staticPeak.gpuHours) * 100).toFixed(0)}% GPU-h`
+          : "-";
+      rows.push([def.trace, `${loadScale}×`, cell(staticPeak), cell(oracle), cell(late), cell(gpufleet), verdict]);
+      summary.push({ scenario: { ...def, loadScale: def.loadScale * loadScale }, results: [staticPeak, oracle, late, gpufleet].map((r) => r && { ...r, timeline: undefined }) });
+    }
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  console.log([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n"));
+}
+
 writeFileSync(path.join(outDir, "summary.json"), JSON.stringify(summary, null, 2));
 console.log(
   `\ntotal wall time ${((Date.now() - started) / 1000).toFixed(1)} s; summary: ${path.join(outDir, "summary.json")}`,
