@@ -22,6 +22,7 @@ const OPERATOR_METRICS_USED_BY_CHART = [
   "gpufleet_modeldeployment_condition", // {namespace, name, type, status} = 1 for the current status
   "gpufleet_autoscaler_kv_cache_utilization", // {namespace, name} 0..1
   "gpufleet_autoscaler_queue_depth", // {namespace, name}
+  "gpufleet_autoscaler_ttft_within_target_ratio", // {namespace, name} 0..1
   "gpufleet_autoscaler_decisions_total", // {namespace, name, direction}
   "gpufleet_reconcile_total", // {result}
   "gpufleet_workqueue_depth",

@@ -98,6 +98,8 @@ describe("ModelDeployment admission by the real API server", () => {
     ["memory utilization above 1", withSpec((s) => (s.gpu = { memoryUtilization: 1.5 })), "spec.gpu.memoryUtilization: Invalid value: 1.5: spec.gpu.memoryUtilization in body should be less than or equal to 1"],
     ["memory utilization of 0", withSpec((s) => (s.gpu = { memoryUtilization: 0 })), "spec.gpu.memoryUtilization in body should be greater than 0"],
     ["KV-cache target of 0", withSpec((s) => (s.autoscaling = { kvCacheUtilizationTarget: 0 })), "spec.autoscaling.kvCacheUtilizationTarget in body should be greater than 0"],
+    ["TTFT objective of 0 s", withSpec((s) => (s.autoscaling = { ttftTargetSeconds: 0 })), "spec.autoscaling.ttftTargetSeconds in body should be greater than 0"],
+    ["token throughput target above 1", withSpec((s) => (s.autoscaling = { tokenThroughputUtilizationTarget: 1.2 })), "spec.autoscaling.tokenThroughputUtilizationTarget in body should be less than or equal to 1"],
     ["unknown quantization", withSpec((s) => (s.model.quantization = "fp4")), 'spec.model.quantization: Unsupported value: "fp4"'],
     ["unknown engine", withSpec((s) => (s.engine = { kind: "sglang" })), 'spec.engine.kind: Unsupported value: "sglang"'],
     ["engine args overriding a managed flag", withSpec((s) => (s.engine = { args: ["--tensor-parallel-size=4"] })), "engine.args must not set flags the operator manages"],
