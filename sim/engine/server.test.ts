@@ -144,14 +144,16 @@ describe("engine server: OpenAI API", () => {
 
 describe("engine server: metrics", () => {
   it("reports running and waiting requests while busy", async () => {
-    const server = await start();
-    // More requests than maxNumSeqs (8), each ~1000 steps of ~3 ms: the first wave is still running
-    // when we scrape. The server is closed under them, so their failures are expected and ignored.
+    // A KV cache large enough that the first wave never preempts: more requests than maxNumSeqs (8),
+    // each ~6000 steps of ~3 ms, so the first wave is still running when we scrape, even on a loaded
+    // machine. The server is closed under them, so their failures are expected and ignored.
+    const server = await start({ params: { ...SMALL_ENGINE, kvCapacityTokens: 65_536, maxModelLenTokens: 8192 } });
     const requests = Array.from({ length: 12 }, () =>
-      post(server, "/v1/completions", { prompt: "x".repeat(400), max_tokens: 1000 }).catch(() => undefined),
+      post(server, "/v1/completions", { prompt: "x".repeat(400), max_tokens: 6000 }).catch(() => undefined),
     );
-    for (let i = 0; i < 600 && server.model.inFlight() < 12; i++)
+    for (let i = 0; i < 2000 && server.model.inFlight() < 12; i++)
       await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(server.model.inFlight()).toBe(12);
     const [busy] = await scrapePods([targetOf(server)], { concurrency: 1, timeoutMs: 2000 });
     expect(busy?.ok && busy.sample).toMatchObject({ requestsRunning: 8, requestsWaiting: 4 });
     expect(busy?.ok && busy.sample.kvCacheUtilization).toBeGreaterThan(0);
