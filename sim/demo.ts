@@ -106,7 +106,9 @@ try {
       const a = md.status?.autoscaler;
       process.stderr.write(
         `\n[t+${String(Math.round((Date.now() - started) / 1000)).padStart(3)}s] replicas ${md.spec.replicas} (ready ${md.status?.readyReplicas ?? 0})` +
-          `  kv-cache ${a?.kvCacheUtilization?.toFixed(2) ?? "-"}  queue ${a?.queueDepth ?? "-"}  running ${a?.requestsRunning ?? "-"}  ${a?.reason ?? ""}\n`,
+          `  kv-cache ${a?.kvCacheUtilization?.toFixed(2) ?? "-"}  queue ${a?.queueDepth ?? "-"}  running ${a?.requestsRunning ?? "-"}` +
+          `  TTFT ≤ ${md.spec.autoscaling.ttftTargetSeconds ?? "-"}s: ${a?.ttftWithinTarget === undefined ? "-" : `${(a.ttftWithinTarget * 100).toFixed(1)}% of ${a.ttftRequests ?? 0}`}` +
+          `  ${a?.reason ?? ""}\n`,
       );
     }, () => undefined);
   }, 5_000);
