@@ -199,11 +199,19 @@ export class AutoscalerLoop {
     const ttftTargetSeconds = md.spec.autoscaling.ttftTargetSeconds;
     let ttft: { withinTargetShare: number | null; requests: number | null } = { withinTargetShare: null, requests: null };
     if (ttftTargetSeconds !== undefined) {
-      const readySince = new Map(observed.map((pod) => [pod.name, pod.sinceMs]));
-      const fresh = results.flatMap((r) =>
-        r.ok ? [{ name: r.target.podName, metrics: r.sample, readySinceMs: readySince.get(r.target.podName) ?? now }] : [],
-      );
-      const attainment = observeTtftAttainment(entry.ttftState, fresh, {
+      // Every pod that exists is listed (one left out would lose its baseline); only fresh scrapes carry metrics.
+      const freshSamples = new Map(results.flatMap((r) => (r.ok ? [[r.target.podName, r.sample] as const] : [])));
+      const reports = pods.map((pod) => {
+        const name = pod.metadata?.name ?? "";
+        const sample = freshSamples.get(name);
+        const createdMs = Date.parse(pod.metadata?.creationTimestamp as unknown as string);
+        return {
+          name,
+          ...(Number.isFinite(createdMs) ? { createdAtMs: createdMs } : {}),
+          ...(sample ? { metrics: sample } : {}),
+        };
+      });
+      const attainment = observeTtftAttainment(entry.ttftState, reports, {
         targetSeconds: ttftTargetSeconds,
         nowMs: now,
         windowSeconds: TTFT_ATTAINMENT_WINDOW_SECONDS,

@@ -70,6 +70,14 @@ describe("observeTtftAttainment", () => {
     expect(next.withinTargetShare).toBe(1);
   });
 
+  it("keeps a recent pod's baseline across a failed scrape instead of counting it again from zero", () => {
+    const recent = (h?: CumulativeHistogram) => ({ ...pod("a", h), createdAtMs: 0 });
+    let state = observeTtftAttainment(initialTtftAttainmentState(), [recent(histogram(1, 1, 1, 1, 1))], options(10_000)).state;
+    state = observeTtftAttainment(state, [recent()], options(20_000)).state;
+    const next = observeTtftAttainment(state, [recent(histogram(1, 1, 1, 1, 3))], options(30_000));
+    expect(next.requests).toBe(3); // 1 at its first reading + 2 since, not 1 + 3
+  });
+
   it("keeps a pod's baseline across a failed scrape", () => {
     let state = observeTtftAttainment(initialTtftAttainmentState(), [pod("a", histogram(1, 1, 1, 1, 1))], options(0)).state;
     state = observeTtftAttainment(state, [pod("a")], options(10_000)).state;
@@ -84,15 +92,15 @@ describe("observeTtftAttainment", () => {
     expect(observeTtftAttainment(state, [pod("a", other)], options(10_000)).requests).toBeNull();
   });
 
-  it("counts everything a pod served when it became ready within the window", () => {
-    const fresh = { ...pod("new", histogram(3, 4, 4, 4, 4)), readySinceMs: 5_000 };
+  it("counts everything a pod served when it was created within the window", () => {
+    const fresh = { ...pod("new", histogram(3, 4, 4, 4, 4)), createdAtMs: 5_000 };
     const first = observeTtftAttainment(initialTtftAttainmentState(), [fresh], options(10_000));
     expect(first.requests).toBe(4);
     expect(first.withinTargetShare).toBe(1);
   });
 
-  it("takes a pod ready since before the window as a baseline only (its history may be old)", () => {
-    const old = { ...pod("old", histogram(3, 4, 4, 4, 4)), readySinceMs: 0 };
+  it("takes a pod created before the window as a baseline only (its history may be old)", () => {
+    const old = { ...pod("old", histogram(3, 4, 4, 4, 4)), createdAtMs: 0 };
     expect(observeTtftAttainment(initialTtftAttainmentState(), [old], options(600_000)).requests).toBeNull();
   });
 

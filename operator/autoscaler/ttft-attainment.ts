@@ -38,10 +38,11 @@ export interface TtftAttainment {
 export interface TtftPodReport {
   name: string;
   /**
-   * When the pod became ready. A pod first read within the window is counted from zero (everything
-   * it served is recent); an older one is only a baseline (its history may predate the window).
+   * When the pod was created. A pod created within the window is counted from zero at its first
+   * reading (everything it served is recent); an older one starts as a baseline (its history may
+   * predate the window, or this state may be new after an operator restart).
    */
-  readySinceMs?: number;
+  createdAtMs?: number;
   metrics?: { ttftHistogram?: CumulativeHistogram };
 }
 
@@ -95,7 +96,7 @@ export function observeTtftAttainment(
     }
     nextPods[pod.name] = { histogram };
     const fromZero: CumulativeHistogram = { ...histogram, cumulativeCounts: histogram.cumulativeCounts.map(() => 0) };
-    const recentPod = pod.readySinceMs !== undefined && pod.readySinceMs > fromMs;
+    const recentPod = pod.createdAtMs !== undefined && pod.createdAtMs > fromMs;
     const baseline = previous && sameBuckets(previous.histogram, histogram) ? previous.histogram : recentPod && !previous ? fromZero : undefined;
     if (!baseline) continue;
     const total = histogram.cumulativeCounts.at(-1) ?? 0;
