@@ -146,7 +146,9 @@ describe("autoscaling on KV-cache pressure and queue depth, end to end", () => {
     process.stderr.write(
       `[autoscaling-e2e] vllm: scaled up ${scaleUpSeconds.toFixed(1)}s after the spike began (peak ${peak}), down ${scaleDownSeconds.toFixed(1)}s after it ended (to ${scaledDown.spec.replicas}); TTFT p50 ${report.ttftMs.p50.toFixed(0)} ms, status: ${((reported.ttftWithinTarget ?? 0) * 100).toFixed(1)}% of ${reported.ttftRequests} requests within 2 s\n`,
     );
-  });
+    // Deploy, a 25 s load, the stabilization window, a scale-down step and a status refresh: more than
+    // the default 180 s on a busy 2-core machine.
+  }, 360_000);
 
   it("holds the replica count while metrics are garbage or time out, and scales down once they are sane again", async () => {
     await deploy("hold", autoscaled("vllm", 2, 3));
