@@ -136,7 +136,8 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
     );
     try {
       await term.controller.start();
-      if (signal.aborted) return;
+      // Stopped (shutdown or lost lease) while the caches synced: this term is over before it began.
+      if (signal.aborted || stopping || current !== term) return;
       synced = true;
       term.autoscaler.start();
     } catch (error) {

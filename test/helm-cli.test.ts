@@ -128,7 +128,7 @@ describe("kubectl gpufleet (kubectl plugin)", () => {
     const table = await run(kubectl, ["gpufleet", "status", "-n", namespace.name], pluginEnv());
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^NAME\s+MODEL\s+ENGINE\s+GPU\s+READY/);
-    expect(table.stdout).toMatch(/^status-cli\s+llama-3\.1-8b\s+vllm\s+-\s+0\/2\s+-\s+-\s+-\s+Unknown$/m);
+    expect(table.stdout).toMatch(/^status-cli\s+llama-3\.1-8b\s+vllm\s+-\s+0\/2\s+-\s+-\s+-\s+-\s+Unknown$/m);
   });
 
   it("exits 1 with a message when the API server refuses the user", async () => {

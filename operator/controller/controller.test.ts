@@ -71,6 +71,42 @@ describe("ModelDeploymentController against a fake API server", () => {
         /\/(services|poddisruptionbudgets|deployments)\/chat$/.test(request.path),
     ).length;
 
+  /** A controller over fresh informers of the fake API server (not started). */
+  function newController(): ModelDeploymentController {
+    const informer = <T extends KubeObject>(
+      apiVersion: string,
+      kind: string,
+      name: string,
+      labelSelector?: string,
+    ) =>
+      new Informer<T>(client, {
+        apiVersion,
+        kind,
+        name,
+        namespaces: [namespace],
+        ...(labelSelector ? { labelSelector } : {}),
+      });
+    return new ModelDeploymentController({
+      client,
+      informers: {
+        modelDeployments: informer<ModelDeployment & KubeObject>(
+          "gpufleet.io/v1alpha1",
+          "ModelDeployment",
+          "modeldeployments",
+        ),
+        deployments: (deployments = informer<V1Deployment & KubeObject>(
+          "apps/v1",
+          "Deployment",
+          "deployments",
+          SELECTOR_LABEL,
+        )),
+        pods: informer<V1Pod & KubeObject>("v1", "Pod", "pods", SELECTOR_LABEL),
+        nodes: new Informer<V1Node & KubeObject>(client, { apiVersion: "v1", kind: "Node", name: "nodes" }),
+      },
+      config: { concurrency: 2, images: {} },
+    });
+  }
+
   beforeEach(async () => {
     fake = new FakeApiServer();
     await fake.start();
@@ -90,38 +126,7 @@ describe("ModelDeploymentController against a fake API server", () => {
       replicas: 1,
     });
     fake.put(mdPath, md as unknown as KubeObject & Record<string, unknown>);
-    const informer = <T extends KubeObject>(
-      apiVersion: string,
-      kind: string,
-      name: string,
-      labelSelector?: string,
-    ) =>
-      new Informer<T>(client, {
-        apiVersion,
-        kind,
-        name,
-        namespaces: [namespace],
-        ...(labelSelector ? { labelSelector } : {}),
-      });
-    controller = new ModelDeploymentController({
-      client,
-      informers: {
-        modelDeployments: informer<ModelDeployment & KubeObject>(
-          "gpufleet.io/v1alpha1",
-          "ModelDeployment",
-          "modeldeployments",
-        ),
-        deployments: (deployments = informer<V1Deployment & KubeObject>(
-          "apps/v1",
-          "Deployment",
-          "deployments",
-          SELECTOR_LABEL,
-        )),
-        pods: informer<V1Pod & KubeObject>("v1", "Pod", "pods", SELECTOR_LABEL),
-        nodes: new Informer<V1Node & KubeObject>(client, { apiVersion: "v1", kind: "Node", name: "nodes" }),
-      },
-      config: { concurrency: 2, images: {} },
-    });
+    controller = newController();
     await controller.start();
   });
 
@@ -129,6 +134,21 @@ describe("ModelDeploymentController against a fake API server", () => {
     await controller.stop();
     client.close();
     await fake.stop();
+  });
+
+  it("stops while its caches sync without ever starting workers (SIGTERM right after winning the lease)", async () => {
+    await controller.stop();
+    fake.delayNext("GET", /modeldeployments$/, 3000);
+    const late = newController();
+    const before = workloadApplies();
+    const starting = late.start();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const stoppedAt = Date.now();
+    await late.stop();
+    await starting; // returns with the stop, not when the slow list finally answers
+    expect(Date.now() - stoppedAt).toBeLessThan(1500);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(workloadApplies()).toBe(before);
   });
 
   it("applies the workload once, then skips identical re-applies until the Deployment is edited or deleted", async () => {

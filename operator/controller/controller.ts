@@ -116,6 +116,8 @@ export class ModelDeploymentController {
   private readonly log = logger.child({ component: "controller" });
   private readonly dependencies: ReconcileDependencies;
   private readonly lastApplied = new Map<string, AppliedWorkload>();
+  private stopRequested = false;
+  private readonly stopWaiters: Array<() => void> = [];
 
   constructor(private readonly options: ControllerOptions) {
     this.queue = new WorkQueue({
@@ -176,13 +178,20 @@ export class ModelDeploymentController {
   async start(): Promise<void> {
     const { informers } = this.options;
     for (const informer of Object.values(informers)) informer.start();
-    await Promise.all(Object.values(informers).map((informer) => informer.waitForSync()));
+    // A stop while the caches sync (SIGTERM right after winning the lease) ends the start: no workers.
+    await Promise.race([
+      Promise.all(Object.values(informers).map((informer) => informer.waitForSync())),
+      new Promise<void>((resolve) => this.stopWaiters.push(resolve)),
+    ]);
+    if (this.stopRequested) return;
     this.queue.start((key) => this.reconcile(key));
     this.log.info({ modelDeployments: informers.modelDeployments.list().length }, "caches synced; reconciling");
   }
 
   /** Stops taking work and waits for reconciles in flight (graceful shutdown). */
   async stop(): Promise<void> {
+    this.stopRequested = true;
+    for (const wake of this.stopWaiters.splice(0)) wake();
     await this.queue.shutDown();
     await Promise.all(Object.values(this.options.informers).map((informer) => informer.stop()));
   }

@@ -252,6 +252,17 @@ describe("Informer against a fake API server", () => {
     expect(log).toEqual(["add p", "add q"]);
   });
 
+  it("stops at once when stop() comes while the first list is still in flight (no watch is left open)", async () => {
+    fake.delayNext("GET", /configmaps$/, 300);
+    const inf = startInformer();
+    await new Promise((r) => setTimeout(r, 50));
+    const stopping = Date.now();
+    await inf.stop();
+    expect(Date.now() - stopping).toBeLessThan(2000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fake.openWatchCount).toBe(0);
+  });
+
   it("stops its watches on stop()", async () => {
     const inf = startInformer();
     await inf.waitForSync(2000);

@@ -105,7 +105,7 @@ class Stream<T extends KubeObject> {
       let outcome: WatchOutcome;
       try {
         if (needList) {
-          await this.relist();
+          await this.relist(stopSignal);
           needList = false;
         }
         outcome = await this.watchOnce(stopSignal);
@@ -139,12 +139,13 @@ class Stream<T extends KubeObject> {
     }
   }
 
-  private async relist(): Promise<void> {
+  private async relist(stopSignal: AbortSignal): Promise<void> {
     this.stats.lists++;
     const list = await this.informer.client.list<T>(this.path, {
       labelSelector: this.informer.options.labelSelector,
       fieldSelector: this.informer.options.fieldSelector,
       limit: this.informer.options.pageSize ?? 500,
+      signal: stopSignal,
     });
     const next = new Map<string, T>();
     for (const item of list.items) {
@@ -169,6 +170,9 @@ class Stream<T extends KubeObject> {
   }
 
   private async watchOnce(stopSignal: AbortSignal): Promise<WatchOutcome> {
+    // Stopped while listing: an abort listener added now would never fire and the watch would hang
+    // stop() until its server-side timeout.
+    if (stopSignal.aborted) return "stopped";
     this.stats.watches++;
     const abort = new AbortController();
     this.abort = abort;

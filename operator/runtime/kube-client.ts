@@ -287,6 +287,8 @@ export interface ListOptions {
   /** Page size; the client follows `continue` until the list is complete. */
   limit?: number;
   continue?: string;
+  /** Aborts the list (an informer stopping while it lists). */
+  signal?: AbortSignal;
 }
 
 export interface WatchOptions {
@@ -498,6 +500,7 @@ export class KubeClient {
             limit: options.limit,
             continue: continueToken,
           },
+          ...(options.signal ? { signal: options.signal } : {}),
         });
       } catch (err) {
         // A continue token expires with compaction (410): start over with one unpaginated consistent list.

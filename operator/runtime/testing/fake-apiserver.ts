@@ -107,6 +107,7 @@ export class FakeApiServer {
   private readonly history: HistoryEntry[] = [];
   private readonly watches = new Set<OpenWatch>();
   private readonly failures: InjectedFailure[] = [];
+  private readonly delays: Array<{ method: string; pathPattern: RegExp; ms: number; remaining: number }> = [];
   private revision = 100;
   private compactedThrough = 0;
   readonly requests: RecordedRequest[] = [];
@@ -116,7 +117,16 @@ export class FakeApiServer {
     this.server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => this.handle(req, res, Buffer.concat(chunks).toString("utf8")));
+      req.on("end", () => {
+        const rawBody = Buffer.concat(chunks).toString("utf8");
+        const url = new URL(req.url ?? "/", "http://127.0.0.1");
+        const isWatch = url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1";
+        const method = isWatch ? "WATCH" : (req.method ?? "GET");
+        const delay = this.delays.find((d) => d.remaining > 0 && d.method === method && d.pathPattern.test(url.pathname));
+        if (!delay) return this.handle(req, res, rawBody);
+        delay.remaining--;
+        setTimeout(() => this.handle(req, res, rawBody), delay.ms);
+      });
     });
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
     this.port = (this.server.address() as AddressInfo).port;
@@ -224,6 +234,11 @@ export class FakeApiServer {
         object: { kind: "Bookmark", metadata: { resourceVersion: this.resourceVersion } },
       });
     }
+  }
+
+  /** The next `times` requests with this method ("WATCH" for watches) whose path matches are answered `ms` late. */
+  delayNext(method: string, pathPattern: RegExp, ms: number, times = 1): void {
+    this.delays.push({ method, pathPattern, ms, remaining: times });
   }
 
   /** The next `times` requests with this method whose path matches fail with `status`. */
