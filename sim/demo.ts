@@ -75,8 +75,9 @@ try {
   await kubectl("create", "namespace", namespace);
   await kubectl("-n", namespace, "create", "secret", "generic", "hf-token", "--from-literal=token=hf_demo");
   say(await kubectl("-n", namespace, "apply", "-f", "examples/llama-3.1-8b-vllm.yaml"));
-  // A short scale-down window, so the demo shows the way down within a couple of minutes.
-  await kubectl("-n", namespace, "patch", "md", name, "--type=merge", "-p", '{"spec":{"autoscaling":{"scaleDownStabilizationSeconds":45}}}');
+  // A short scale-down window, so the demo shows the way down within a couple of minutes; room for the
+  // whole L4 pool (12 GPUs), which the 5× replay needs at its peak.
+  await kubectl("-n", namespace, "patch", "md", name, "--type=merge", "-p", '{"spec":{"autoscaling":{"scaleDownStabilizationSeconds":45,"maxReplicas":12}}}');
 
   const client = new KubeClient(cluster.kubeConfig);
   stopAll.push(() => client.close());
@@ -95,6 +96,11 @@ try {
   heading(`replaying the Azure 2023 code trace at ${flags.speedup}× for up to ${flags["load-seconds"]}s`);
   const endpoints = watchReadyEndpoints(cluster.kubeConfig, namespace, name);
   await endpoints.ready;
+  // The engine answers /health once its (simulated) model is loaded; only then does it get traffic.
+  for (let waited = 0; endpoints.current().length === 0; waited += 250) {
+    if (waited > 60_000) throw new Error("no engine became healthy within 60 s");
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
   stopAll.push(() => endpoints.stop());
   const proxy = await startServiceProxy({ endpoints: endpoints.current });
   stopAll.push(() => proxy.close());
@@ -121,7 +127,11 @@ try {
     maxDurationMs: Number(flags["load-seconds"]) * 1000,
     onProgress: progressBar(process.stderr),
   });
-  say(`\nload: ${report.succeeded} ok, ${report.failed} failed; TTFT p50 ${report.ttftMs.p50.toFixed(0)} ms, p99 ${report.ttftMs.p99.toFixed(0)} ms`);
+  const errors = Object.entries(report.errors).map(([kind, count]) => `${kind} ×${count}`).join(", ");
+  say(
+    `\nload: ${report.succeeded} ok, ${report.failed} failed${errors ? ` (${errors})` : ""}; ` +
+      `TTFT p50 ${report.ttftMs.p50.toFixed(0)} ms, p99 ${report.ttftMs.p99.toFixed(0)} ms`,
+  );
   const peak = await read();
   say(`after the load: ${peak.spec.replicas} replicas; waiting for the scale-down window…`);
   for (let waited = 0; waited < 150_000; waited += 5_000) {

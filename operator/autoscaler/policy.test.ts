@@ -119,6 +119,17 @@ describe("decideScale", () => {
     expect(d.desiredReplicas).toBe(5); // max(2, 1 + 4)
   });
 
+  it("says so when maxReplicas holds it below the demand, and how to serve it", () => {
+    const capped = { ...config, maxReplicas: 3 };
+    const hot = pods(3, 0, { kvCacheUtilization: 1, requestsWaiting: 50 });
+    const atMax = decideScale(capped, initialPolicyState(), observe(0, 3, hot));
+    expect(atMax.desiredReplicas).toBe(3);
+    expect(atMax.reason).toMatch(/^at maxReplicas 3: .*raise spec\.autoscaling\.maxReplicas/);
+    const upToMax = decideScale(capped, initialPolicyState(), observe(0, 2, pods(2, 0, { kvCacheUtilization: 1, requestsWaiting: 50 })));
+    expect(upToMax.desiredReplicas).toBe(3);
+    expect(upToMax.reason).toMatch(/→ 3 \(maxReplicas; demand \d+\.\d\)/);
+  });
+
   it("never exceeds maxReplicas nor goes below minReplicas", () => {
     const hot = decideScale(
       { ...config, maxReplicas: 3 },

@@ -521,6 +521,7 @@ export function decideScale(
     recommended = Math.min(currentReplicas, Math.max(recommended, Math.ceil(downDemand - 1e-9)));
   }
   if (panicking) recommended = Math.max(recommended, currentReplicas); // never down while panicking
+  const cappedAtMax = recommended > maxReplicas;
   recommended = clamp(recommended);
 
   // Stabilization: up follows the lowest recommendation in its window, down the highest in its.
@@ -597,11 +598,14 @@ export function decideScale(
   const silentText = problems.length > 0 ? `; no data from ${problems.length} pod(s)` : "";
   let reason: string;
   if (desired > currentReplicas) {
-    reason = `${signalText} across ${plural(ready.length, "ready pod")}${startingText} → ${desired}${panicText}${silentText}`;
+    const capText = cappedAtMax && desired >= maxReplicas ? ` (maxReplicas; demand ${fmt1(demand)})` : "";
+    reason = `${signalText} across ${plural(ready.length, "ready pod")}${startingText} → ${desired}${capText}${panicText}${silentText}`;
   } else if (desired < currentReplicas) {
     reason = `${signalText} across ${plural(ready.length, "ready pod")} → ${desired} (down at most ${tuning.maxScaleDownStep}, highest recommendation in ${config.scaleDownStabilizationSeconds}s)`;
   } else if (waitingForStarting) {
     reason = `holding at ${currentReplicas}: ${signalText}, but ${plural(starting.length, "pod")} still starting`;
+  } else if (cappedAtMax && desired >= maxReplicas) {
+    reason = `at maxReplicas ${maxReplicas}: ${signalText}, demand ${fmt1(demand)} replicas; raise spec.autoscaling.maxReplicas to serve it`;
   } else if (downRateLimited) {
     reason = `holding at ${currentReplicas}: ${signalText}, last scale-down under ${tuning.scaleDownPeriodSeconds}s ago`;
   } else if (recommended > currentReplicas) {

@@ -2,7 +2,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { readyEndpointsOf, startServiceProxy, type ServiceProxy } from "./service-proxy.js";
+import { engineHealthy, readyEndpointsOf, startServiceProxy, type ServiceProxy } from "./service-proxy.js";
+import { startEngineServer } from "./server.js";
+import { SMALL_ENGINE } from "./testing.js";
 
 const servers: Server[] = [];
 let proxy: ServiceProxy | undefined;
@@ -53,5 +55,26 @@ describe("service proxy", () => {
       "http://127.1.0.1:8000",
       "http://127.1.0.2:8000",
     ]);
+  });
+});
+
+describe("engineHealthy (the readiness probe KWOK does not run)", () => {
+  it("is false while the engine loads its model, true once it serves, false when nothing listens", async () => {
+    const engine = await startEngineServer({
+      host: "127.0.0.1",
+      port: 0,
+      engine: "vllm",
+      modelName: "sim",
+      params: SMALL_ENGINE,
+      loadDelayMs: 400,
+    });
+    try {
+      expect(await engineHealthy(engine.url)).toBe(false);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await engineHealthy(engine.url)).toBe(true);
+    } finally {
+      await engine.close();
+    }
+    expect(await engineHealthy(engine.url, 300)).toBe(false);
   });
 });

@@ -33,7 +33,22 @@ export function readyEndpointsOf(pods: readonly V1Pod[]): string[] {
     .sort();
 }
 
-/** Polls the API server for a ModelDeployment's ready pods; `current()` returns the last answer. */
+/** Whether an engine answers its health check (what the Deployment's readiness probe asks). */
+export async function engineHealthy(endpoint: string, timeoutMs = 1000): Promise<boolean> {
+  try {
+    const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Polls the API server for a ModelDeployment's ready pods; `current()` returns the last answer.
+ * KWOK marks a pod Ready without running its readiness probe, so each endpoint's /health is probed
+ * here, as the kubelet would: an engine still loading its model gets no traffic.
+ */
 export function watchReadyEndpoints(kubeConfig: KubeConfig, namespace: string, name: string, intervalMs = 500) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   let current: string[] = [];
@@ -42,7 +57,9 @@ export function watchReadyEndpoints(kubeConfig: KubeConfig, namespace: string, n
   const poll = async () => {
     try {
       const pods = await core.listNamespacedPod({ namespace, labelSelector: `${MODEL_DEPLOYMENT_LABEL}=${name}` });
-      current = readyEndpointsOf(pods.items.filter((pod) => !pod.metadata?.deletionTimestamp));
+      const listed = readyEndpointsOf(pods.items.filter((pod) => !pod.metadata?.deletionTimestamp));
+      const healthy = await Promise.all(listed.map((endpoint) => engineHealthy(endpoint)));
+      current = listed.filter((_, i) => healthy[i]);
     } catch {
       // keep the last known endpoints through an API hiccup
     }
