@@ -18,7 +18,12 @@ import {
   type ScaleDecision,
 } from "./policy.js";
 import { estimateReplicaTokenCapacity } from "./capacity.js";
-import { initialTtftAttainmentState, observeTtftAttainment, type TtftAttainmentState } from "./ttft-attainment.js";
+import {
+  initialTtftAttainmentState,
+  observeTtftAttainment,
+  type TtftAttainmentState,
+  type TtftPodReport,
+} from "./ttft-attainment.js";
 import { effectiveTokenUtilizationTarget } from "./ttft-objective.js";
 
 export interface AutoscalerObserver {
@@ -195,23 +200,10 @@ export class AutoscalerLoop {
     const decision = decideScale(policyConfig(md), entry.state, { nowMs: now, currentReplicas, pods: observed });
     entry.state = decision.state;
 
-    // The TTFT report reads only this round's fresh scrapes (a held sample would count nothing new anyway).
     const ttftTargetSeconds = md.spec.autoscaling.ttftTargetSeconds;
     let ttft: { withinTargetShare: number | null; requests: number | null } = { withinTargetShare: null, requests: null };
     if (ttftTargetSeconds !== undefined) {
-      // Every pod that exists is listed (one left out would lose its baseline); only fresh scrapes carry metrics.
-      const freshSamples = new Map(results.flatMap((r) => (r.ok ? [[r.target.podName, r.sample] as const] : [])));
-      const reports = pods.map((pod) => {
-        const name = pod.metadata?.name ?? "";
-        const sample = freshSamples.get(name);
-        const createdMs = Date.parse(pod.metadata?.creationTimestamp as unknown as string);
-        return {
-          name,
-          ...(Number.isFinite(createdMs) ? { createdAtMs: createdMs } : {}),
-          ...(sample ? { metrics: sample } : {}),
-        };
-      });
-      const attainment = observeTtftAttainment(entry.ttftState, reports, {
+      const attainment = observeTtftAttainment(entry.ttftState, ttftPodReports(pods, results), {
         targetSeconds: ttftTargetSeconds,
         nowMs: now,
         windowSeconds: TTFT_ATTAINMENT_WINDOW_SECONDS,
@@ -262,6 +254,20 @@ export class AutoscalerLoop {
     }
     return decision;
   }
+}
+
+/**
+ * Every pod that exists, for the TTFT report (one left out would lose its histogram baseline); only
+ * this round's fresh scrapes carry metrics (a held sample would count nothing new anyway).
+ */
+function ttftPodReports(pods: V1Pod[], results: ScrapeResult[]): TtftPodReport[] {
+  const freshSamples = new Map(results.flatMap((r) => (r.ok ? [[r.target.podName, r.sample] as const] : [])));
+  return pods.map((pod) => {
+    const name = pod.metadata?.name ?? "";
+    const sample = freshSamples.get(name);
+    const createdMs = Date.parse(pod.metadata?.creationTimestamp as unknown as string);
+    return { name, ...(Number.isFinite(createdMs) ? { createdAtMs: createdMs } : {}), ...(sample ? { metrics: sample } : {}) };
+  });
 }
 
 function round(value: number, digits: number): number {
