@@ -79,6 +79,13 @@ const staleAnnotations = (namespace: string, name: string) => ({
 });
 const scrape = `job="${metricsJob}", namespace`;
 
+/** A ModelDeployment's desired and ready replica series, constant for 30 minutes. */
+const replicaSeries = (namespace: string, name: string, desired: number, ready: number) =>
+  Object.entries({ desired, ready }).map(([state, count]) => ({
+    series: `gpufleet_modeldeployment_replicas{${scrape}="${namespace}", name="${name}", state="${state}"}`,
+    values: `${count}x30`,
+  }));
+
 describe("alerting rules of the chart", () => {
   it("are valid Prometheus rules (promtool check rules)", async () => {
     const result = await run("promtool", ["check", "rules", join(workDir, "rules.yaml")]);
@@ -95,22 +102,8 @@ describe("alerting rules of the chart", () => {
           name: "capacity shortfall: desired > ready for 15m fires; a healthy model does not",
           interval: "1m",
           input_series: [
-            {
-              series: `gpufleet_modeldeployment_replicas{${scrape}="team-a", name="starved", state="desired"}`,
-              values: "3x30",
-            },
-            {
-              series: `gpufleet_modeldeployment_replicas{${scrape}="team-a", name="starved", state="ready"}`,
-              values: "1x30",
-            },
-            {
-              series: `gpufleet_modeldeployment_replicas{${scrape}="team-a", name="healthy", state="desired"}`,
-              values: "2x30",
-            },
-            {
-              series: `gpufleet_modeldeployment_replicas{${scrape}="team-a", name="healthy", state="ready"}`,
-              values: "2x30",
-            },
+            ...replicaSeries("team-a", "starved", 3, 1),
+            ...replicaSeries("team-a", "healthy", 2, 2),
             { series: `up{${scrape}="${releaseNamespace}"}`, values: "1x30" },
           ],
           alert_rule_test: [
@@ -158,22 +151,8 @@ describe("alerting rules of the chart", () => {
               series: `gpufleet_modeldeployment_condition{${scrape}="team-a", name="broken", type="Ready", status="False"}`,
               values: "1x30",
             },
-            {
-              series: `gpufleet_modeldeployment_replicas{${scrape}="team-a", name="down", state="desired"}`,
-              values: "1x30",
-            },
-            {
-              series: `gpufleet_modeldeployment_replicas{${scrape}="team-a", name="down", state="ready"}`,
-              values: "0x30",
-            },
-            {
-              series: `gpufleet_modeldeployment_replicas{${scrape}="team-a", name="scaled-to-zero", state="desired"}`,
-              values: "0x30",
-            },
-            {
-              series: `gpufleet_modeldeployment_replicas{${scrape}="team-a", name="scaled-to-zero", state="ready"}`,
-              values: "0x30",
-            },
+            ...replicaSeries("team-a", "down", 1, 0),
+            ...replicaSeries("team-a", "scaled-to-zero", 0, 0),
           ],
           alert_rule_test: [
             {

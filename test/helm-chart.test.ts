@@ -3,7 +3,6 @@
  * of the shared local cluster: lint, render over a matrix of values, schema refusals, CRDs,
  * install/upgrade/uninstall, and the operator's RBAC checked as the chart's ServiceAccount itself.
  */
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +21,7 @@ import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { ensureClusterBinaries, readPinnedTools } from "../sim/cluster/binaries.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
+import { runHelm, runHelmOk, type HelmResult } from "./support/helm.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
 
 const chartPath = join(REPO_ROOT, "charts", "gpufleet");
@@ -33,43 +33,12 @@ let helmHome: string;
 let kubeConfig: KubeConfig;
 let kubeconfigPath: string;
 
-interface HelmResult {
-  code: number;
-  stdout: string;
-  stderr: string;
+function helm(args: string[], timeoutMs?: number): Promise<HelmResult> {
+  return runHelm(helmBinary, args, { home: helmHome, kubeconfig: kubeconfigPath, ...(timeoutMs ? { timeoutMs } : {}) });
 }
 
-function helm(args: string[], timeoutMs = 120_000): Promise<HelmResult> {
-  return new Promise((resolveRun) => {
-    execFile(
-      helmBinary,
-      args,
-      {
-        timeout: timeoutMs,
-        maxBuffer: 32 * 1024 * 1024,
-        // A private Helm home: nothing read from or written to the user's ~/.config/helm.
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: helmHome,
-          HELM_CACHE_HOME: join(helmHome, "cache"),
-          HELM_CONFIG_HOME: join(helmHome, "config"),
-          HELM_DATA_HOME: join(helmHome, "data"),
-          KUBECONFIG: kubeconfigPath,
-        },
-      },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-        resolveRun({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-async function helmOk(args: string[], timeoutMs?: number): Promise<string> {
-  const result = await helm(args, timeoutMs);
-  if (result.code !== 0)
-    throw new Error(`helm ${args.join(" ")} exited ${result.code}:\n${result.stderr}${result.stdout}`);
-  return result.stdout;
+function helmOk(args: string[], timeoutMs?: number): Promise<string> {
+  return runHelmOk(helmBinary, args, { home: helmHome, kubeconfig: kubeconfigPath, ...(timeoutMs ? { timeoutMs } : {}) });
 }
 
 interface K8sObject {

@@ -6,7 +6,7 @@
  * The chart is installed with helm into the shared local cluster; its own operator pods are KWOK
  * fakes (they run nothing), so the operator process here is the only one competing for the Lease.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import { ensureClusterBinaries } from "../sim/cluster/binaries.js";
 import { freeLoopbackPort } from "../sim/cluster/cluster.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
+import { runHelmOk } from "./support/helm.js";
 import { stopChildProcess } from "./support/operator.js";
 
 const release = "gpufleet";
@@ -31,25 +32,11 @@ let watchedNamespace: TestNamespace;
 let operator: ChildProcess | undefined;
 let operatorLog = "";
 
-function helm(args: string[]): Promise<void> {
-  return new Promise((resolveRun, rejectRun) => {
-    execFile(
-      helmBinary,
-      args,
-      {
-        timeout: 180_000,
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: helmHome,
-          HELM_CACHE_HOME: join(helmHome, "cache"),
-          HELM_CONFIG_HOME: join(helmHome, "config"),
-          HELM_DATA_HOME: join(helmHome, "data"),
-          KUBECONFIG: process.env.GPUFLEET_TEST_KUBECONFIG ?? "",
-        },
-      },
-      (error, stdout, stderr) =>
-        error ? rejectRun(new Error(`helm ${args.join(" ")}: ${stderr}${stdout}`)) : resolveRun(),
-    );
+async function helm(args: string[]): Promise<void> {
+  await runHelmOk(helmBinary, args, {
+    home: helmHome,
+    kubeconfig: process.env.GPUFLEET_TEST_KUBECONFIG ?? "",
+    timeoutMs: 180_000,
   });
 }
 

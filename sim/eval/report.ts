@@ -1,6 +1,16 @@
 /** Printing and plotting of evaluation results (a text table and a dependency-free SVG). */
 import type { FleetResult, TimelinePoint } from "./fleet.js";
 
+/** Columns padded to their widest cell: the first left-aligned, the others right-aligned. */
+function textTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
 export function formatTable(results: FleetResult[], ttftTargetSeconds: number): string {
   const header = ["policy", "GPU-h", `≤${ttftTargetSeconds}s`, "p50 s", "p95 s", "p99 s", "scale ev", "peak"];
   const rows = results.map((r) => [
@@ -13,12 +23,39 @@ export function formatTable(results: FleetResult[], ttftTargetSeconds: number): 
     String(r.scaleEvents),
     String(r.peakReplicas),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
-      .join("  ");
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+  return textTable(header, rows);
+}
+
+/** One scenario replayed at another load: the references and gpufleet. */
+export interface LoadScaleRow {
+  trace: string;
+  loadScale: number;
+  goalShare: number;
+  staticPeak: FleetResult;
+  oracle: FleetResult;
+  laggedOracle: FleetResult;
+  gpufleet: FleetResult;
+}
+
+export function formatLoadScaleTable(rows: LoadScaleRow[]): string {
+  const header = ["scenario", "load", "static-peak", "oracle", "one window late", "gpufleet", "gpufleet vs static"];
+  const cell = (r: FleetResult): string => `${r.gpuHours.toFixed(2)} ${(r.withinTargetShare * 100).toFixed(2)}%`;
+  return textTable(
+    header,
+    rows.map((row) => {
+      const meets = row.gpufleet.withinTargetShare >= row.goalShare ? "meets goal" : "MISSES goal";
+      const change = ((row.gpufleet.gpuHours - row.staticPeak.gpuHours) / row.staticPeak.gpuHours) * 100;
+      return [
+        row.trace,
+        `${row.loadScale}×`,
+        cell(row.staticPeak),
+        cell(row.oracle),
+        cell(row.laggedOracle),
+        cell(row.gpufleet),
+        `${meets}, ${change.toFixed(0)}% GPU-h`,
+      ];
+    }),
+  );
 }
 
 const COLORS = [

@@ -10,8 +10,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_SCENARIOS, evaluateScenario } from "./evaluate.js";
-import type { FleetResult } from "./fleet.js";
-import { formatTable, timelineSvg } from "./report.js";
+import { formatLoadScaleTable, formatTable, timelineSvg, type LoadScaleRow } from "./report.js";
 import { repoRoot } from "./traces.js";
 
 const { values } = parseArgs({
@@ -62,26 +61,22 @@ for (const def of DEFAULT_SCENARIOS.filter((d) => !values.only || d.name.startsW
 const scenarios = DEFAULT_SCENARIOS.filter((d) => !values.only || d.name.startsWith(values.only));
 if (loadScales.length > 0) {
   console.log(`\n=== the same scenarios at ${loadScales.map((x) => `${x}×`).join(", ")} load ===`);
-  const header = ["scenario", "load", "static-peak", "oracle", "one window late", "gpufleet", "gpufleet vs static"];
-  const rows: string[][] = [];
-  const cell = (r: FleetResult | undefined): string =>
-    r ? `${r.gpuHours.toFixed(2)} ${(r.withinTargetShare * 100).toFixed(2)}%` : "-";
+  const rows: LoadScaleRow[] = [];
   for (const def of scenarios) {
     for (const loadScale of loadScales) {
-      const outcome = evaluateScenario({ ...def, loadScale: def.loadScale * loadScale, gpufleetVariants: [] });
-      const [staticPeak, oracle, late, ...rest] = outcome.results;
-      const gpufleet = rest.find((r) => r.controller === "gpufleet");
-      const verdict =
-        gpufleet && staticPeak
-          ? `${gpufleet.withinTargetShare >= def.goalShare ? "meets goal" : "MISSES goal"}, ${(((gpufleet.gpuHours - staticPeak.gpuHours) / staticPeak.gpuHours) * 100).toFixed(0)}% GPU-h`
-          : "-";
-      rows.push([def.trace, `${loadScale}×`, cell(staticPeak), cell(oracle), cell(late), cell(gpufleet), verdict]);
-      summary.push({ scenario: { ...def, loadScale: def.loadScale * loadScale }, results: [staticPeak, oracle, late, gpufleet].map((r) => r && { ...r, timeline: undefined }) });
+      const scaled = { ...def, loadScale: def.loadScale * loadScale, gpufleetVariants: [] };
+      const outcome = evaluateScenario(scaled);
+      const [staticPeak, oracle, laggedOracle] = outcome.results;
+      const gpufleet = outcome.results.find((r) => r.controller === "gpufleet");
+      if (!staticPeak || !oracle || !laggedOracle || !gpufleet) throw new Error(`incomplete results for ${def.name}`);
+      rows.push({ trace: def.trace, loadScale, goalShare: def.goalShare, staticPeak, oracle, laggedOracle, gpufleet });
+      summary.push({
+        scenario: scaled,
+        results: [staticPeak, oracle, laggedOracle, gpufleet].map(({ timeline: _timeline, ...rest }) => rest),
+      });
     }
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
-  console.log([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n"));
+  console.log(formatLoadScaleTable(rows));
 }
 
 writeFileSync(path.join(outDir, "summary.json"), JSON.stringify(summary, null, 2));
