@@ -213,9 +213,15 @@ export class EngineModel {
     return nextArrival ?? null;
   }
 
-  snapshot(): EngineSnapshot {
+  /**
+   * The engine's gauges and counters. `nowMs` (default: the model's clock) decides which queued
+   * requests have arrived: the clock stays at the start of a step in progress, while a live server
+   * has already queued what arrived since.
+   */
+  snapshot(nowMs = this.clock): EngineSnapshot {
+    const arrivedBy = Math.max(this.clock, nowMs);
     let waitingArrived = 0;
-    for (const w of this.waiting) if (w.req.arrivalMs <= this.clock) waitingArrived++;
+    for (const w of this.waiting) if (w.req.arrivalMs <= arrivedBy) waitingArrived++;
     return {
       kvCacheUtilization: this.totalBlocks === 0 ? 0 : this.usedBlocks / this.totalBlocks,
       requestsRunning: this.running.length,

@@ -194,7 +194,7 @@ export class EngineServer {
       const delay = Math.max(0, (next - this.nowMs()) / this.timeScale);
       this.timer = setTimeout(() => this.pump(), Math.ceil(delay));
     }
-    return this.model.snapshot();
+    return this.model.snapshot(this.nowMs());
   }
 
   private drainSamples(): void {
