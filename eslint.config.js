@@ -11,8 +11,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ["operator/**/*.ts"],
-    ignores: ["operator/**/*.test.ts", "operator/cli/**"],
+    files: ["operator/**/*.ts", "gateway/**/*.ts"],
+    ignores: ["operator/**/*.test.ts", "gateway/**/*.test.ts", "operator/cli/**", "gateway/bench/**"],
     rules: { "no-console": "error" },
   },
 );

@@ -1,0 +1,59 @@
+/**
+ * One pure function per scorer. Each returns, for every candidate endpoint in order, a score in 0..1
+ * (higher is better); `combineScores` weighs them (picker.ts).
+ */
+import type { PrefixIndex } from "./prefix-index.js";
+import type { EndpointState } from "./types.js";
+
+/**
+ * The pod's load as this gateway replica can best tell: scraped running + waiting, plus what it sent
+ * since that scrape minus what finished since (inFlight - inFlightAtScrape); never below its own
+ * in-flight count. Without a scrape: its own in-flight count.
+ */
+export function estimatedLoad(e: EndpointState): number {
+  const own = Math.max(0, e.inFlight);
+  if (e.metrics === undefined) return own;
+  const scraped = e.metrics.requestsRunning + e.metrics.requestsWaiting;
+  return Math.max(own, scraped + own - Math.max(0, e.inFlightAtScrape ?? 0));
+}
+
+/** Prefix affinity: the share of the prompt's blocks the pod is believed to hold as a cached prefix. */
+export function prefixScores(
+  endpoints: readonly EndpointState[],
+  hashes: readonly number[],
+  index: PrefixIndex,
+): number[] {
+  if (hashes.length === 0) return endpoints.map(() => 0);
+  return endpoints.map((e) => index.matchedBlocks(e.podName, hashes) / hashes.length);
+}
+
+/**
+ * Load: (least load + 1) / (load + 1). The least-loaded pod scores 1; a pod with twice its load (+1)
+ * scores 1/2. A ratio rather than min-max scaling, so that 3 against 2 requests is a small difference
+ * and 30 against 2 a large one.
+ */
+export function queueScores(endpoints: readonly EndpointState[]): number[] {
+  const loads = endpoints.map(estimatedLoad);
+  const least = Math.min(...loads);
+  return loads.map((l) => (least + 1) / (l + 1));
+}
+
+/**
+ * Free KV cache: 1 - scraped utilization. A pod not scraped yet scores like the mean of the others
+ * (or 0.5 if none is), so it is neither favoured nor shunned for lack of data.
+ */
+export function kvCacheScores(endpoints: readonly EndpointState[]): number[] {
+  const known = endpoints.filter((e) => e.metrics !== undefined);
+  const fallback =
+    known.length === 0
+      ? 0.5
+      : known.reduce((s, e) => s + (1 - (e.metrics?.kvCacheUtilization ?? 0)), 0) / known.length;
+  return endpoints.map((e) =>
+    e.metrics === undefined ? fallback : 1 - Math.min(1, Math.max(0, e.metrics.kvCacheUtilization)),
+  );
+}
+
+/** Session affinity: 1 for the pod the session last went to, 0 for the others. */
+export function sessionScores(endpoints: readonly EndpointState[], sessionPod: string | undefined): number[] {
+  return endpoints.map((e) => (sessionPod !== undefined && e.podName === sessionPod ? 1 : 0));
+}

@@ -1,0 +1,110 @@
+/**
+ * The gateway's endpoint-picking vocabulary: what it knows about each pod of a model, what it knows
+ * about a request, and what a pick returns. Pure data; no I/O anywhere in gateway/routing/.
+ *
+ * The gateway server (gateway/, outside routing/) fills `EndpointState` from its pod informer (ready
+ * flag, `ip:port`), from the same scrapes the autoscaler uses (operator/metrics: `EngineMetricsSample`)
+ * and from its own in-flight counter; it builds `RequestFeatures` from the request body and headers,
+ * calls `pickEndpoint`, then `recordPick` once it has sent the request, and `releaseEndpoint`-style
+ * bookkeeping of in-flight counts stays on its side.
+ */
+import type { EngineMetricsSample } from "../../operator/metrics/engines.js";
+
+/** What the gateway knows about one pod that serves the request's model. */
+export interface EndpointState {
+  /** Pod name: the key of the per-pod prefix index and of session affinity. */
+  podName: string;
+  namespace: string;
+  /** `ip:port` to dial (pod IP and the engine's `http` port). */
+  address: string;
+  /** The pod is Ready and not terminating. Only ready endpoints are picked. */
+  ready: boolean;
+  /**
+   * Last successful scrape (operator/metrics). Absent before the first scrape or when the last one
+   * failed: the picker then relies on the gateway's in-flight count alone.
+   */
+  metrics?: Pick<
+    EngineMetricsSample,
+    "kvCacheUtilization" | "requestsWaiting" | "requestsRunning" | "scrapedAtMs"
+  >;
+  /** Requests this gateway replica has sent to the pod and not yet seen finish (now). */
+  inFlight: number;
+  /**
+   * This replica's `inFlight` at the time of the last scrape. Between scrapes the picker estimates the
+   * pod's load as scraped running + waiting + (inFlight - inFlightAtScrape): requests sent since the
+   * scrape count at once, and requests finished since then are taken off. Absent: 0.
+   */
+  inFlightAtScrape?: number;
+}
+
+/** What the picker knows about a request. */
+export interface RequestFeatures {
+  /** The OpenAI `model` field. */
+  model: string;
+  /**
+   * The prompt as text: `/v1/completions` `prompt`, or chat `messages` flattened with `flattenChat`
+   * (prefix.ts), so the same conversation prefix gives the same text.
+   */
+  prompt: string;
+  /** Session key (header `x-session-id` by default), when the client sends one. */
+  sessionKey?: string;
+  /**
+   * The prompt's block hash chain (prefix.ts `promptBlockHashes`). Computed from `prompt` when absent;
+   * a caller that already has block identities (the trace replay in the routing benchmark, whose
+   * Mooncake `hash_ids` name 512-token blocks) passes them here instead.
+   */
+  blockHashes?: readonly number[];
+}
+
+/** Why an endpoint was picked (the `reason` label of `gpufleet_gateway_picks_total`). */
+export const PICK_REASONS = [
+  /** One ready endpoint: nothing to choose. */
+  "only-endpoint",
+  /** The session key's pod, still ready and not overloaded. */
+  "session-affinity",
+  /** The pod that already holds the longest cached prefix of the prompt won on that score. */
+  "prefix-affinity",
+  /** Won on load: fewest waiting + running (estimated) requests. */
+  "least-loaded",
+  /** Won on free KV cache. */
+  "kv-cache",
+] as const;
+export type PickReason = (typeof PICK_REASONS)[number];
+
+/** Weights of the scorers (each scorer scores 0..1; the combined score is the weighted sum). */
+export interface PickWeights {
+  /** Share of the prompt's blocks the pod is believed to hold (longest cached prefix). */
+  prefix: number;
+  /** Load: estimated waiting + running requests, relative to the least and most loaded pods. */
+  queue: number;
+  /** Free KV cache (1 - scraped utilization). */
+  kvCache: number;
+  /** 1 for the pod the session key last went to. */
+  session: number;
+}
+
+/** Bounds that make the picker skip an endpoint (and hold the request when none is left). */
+export interface PickLimits {
+  /**
+   * An endpoint whose estimated load (waiting + running + new in-flight) reaches this is saturated:
+   * not picked. When every ready endpoint is saturated `pickEndpoint` returns undefined and the
+   * gateway holds the request. Infinity: never.
+   */
+  maxLoadPerEndpoint: number;
+  /**
+   * Prefix and session affinity give way to load when the affine pod's load exceeds the mean load
+   * of the ready pods by more than this factor plus `affinityLoadSlack` requests (a bounded-load
+   * rule, as in consistent hashing with bounded loads).
+   */
+  affinityLoadFactor: number;
+  affinityLoadSlack: number;
+}
+
+export interface PickResult {
+  endpoint: EndpointState;
+  reason: PickReason;
+  /** Combined score of each candidate, by pod name (for debugging and tests). */
+  scores: Record<string, number>;
+  /** The prompt's block hashes, to pass to `recordPick`. */
+  blockHashes: readonly number[];
+}
