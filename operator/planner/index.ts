@@ -12,6 +12,15 @@ export {
   type ModelArchitecture,
   type ModelArchitectureOverride,
 } from "./models.js";
+export {
+  HfConfigError,
+  modelFromHfConfig,
+  readQuantization,
+  type CheckpointQuantization,
+  type HfModel,
+  type HfModelOptions,
+  type ParameterBreakdown,
+} from "./hf-config.js";
 export { FULL_GPUS, GPU_CATALOGUE, MIG_SLICES, findGpu, type GpuArchitecture, type GpuSpec } from "./gpus.js";
 export {
   DEFAULT_GPU_MEMORY_UTILIZATION,
@@ -20,6 +29,7 @@ export {
   QUANTIZATIONS,
   formatPlan,
   kvCacheBytesPerToken,
+  vllmKvLayerSlots,
   kvCacheBytesPerTokenPerGpu,
   memoryReserve,
   planAcrossGpus,

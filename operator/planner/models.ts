@@ -12,6 +12,8 @@
  * fields) and turned into a full entry with `defineModel()`.
  */
 
+import type { Quantization } from "./plan.js";
+
 /** Attention layout, which decides what one token costs in KV cache. */
 export type AttentionLayout =
   /** Multi-head / grouped-query attention: K and V per KV head per layer. */
@@ -31,6 +33,17 @@ export interface MixtureOfExperts {
   readonly activeExpertsPerToken: number;
   /** Always-on shared experts (DeepSeek n_shared_experts); 0 for Mixtral. */
   readonly sharedExpertCount: number;
+  /** Width of one routed expert's MLP (moe_intermediate_size), when it differs from intermediateSize. */
+  readonly expertIntermediateSize?: number;
+}
+
+/** What the checkpoint itself holds, read from its files (config.json, safetensors index). */
+export interface CheckpointWeights {
+  /** The quantization the checkpoint ships in (its `quantization_config`). */
+  readonly quantization: Quantization;
+  /** Bytes of the weights as the engine loads them. */
+  readonly weightBytes: number;
+  readonly description: string;
 }
 
 export interface ModelArchitecture {
@@ -59,10 +72,17 @@ export interface ModelArchitecture {
   readonly moe?: MixtureOfExperts;
   /**
    * Sliding-window width of the local-attention layers (Gemma 2 alternates local and global
-   * layers). The planner still sizes every layer for full context, as vLLM's block manager did
-   * before its hybrid allocator; the figure is informational.
+   * layers). vLLM's KV-cache size in tokens does not shrink with it (every layer group gets the same
+   * number of blocks); the figure is informational.
    */
   readonly slidingWindow?: number;
+  /**
+   * How many layers use local (sliding-window) attention, when known from the config. vLLM >= 0.10
+   * allocates local and global layers in equal-size groups; see `vllmKvLayerSlots` in plan.ts.
+   */
+  readonly slidingWindowLayers?: number;
+  /** Exact weight bytes of the checkpoint as published (HF-derived models), used at its own quantization. */
+  readonly checkpoint?: CheckpointWeights;
   /**
    * MLP width in the official 4-bit (AWQ/GPTQ) checkpoints when they pad it so every
    * tensor-parallel slice holds whole quantization groups (Qwen2.5-72B: 29568 -> 29696).

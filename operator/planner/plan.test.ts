@@ -14,7 +14,7 @@ import {
   type PlanError,
   type PlanResult,
 } from "./plan.js";
-import { KV_TOKEN_TOLERANCE, VLLM_LOG_CASES } from "./vllm-log-cases.js";
+import { KV_TOKEN_MEDIAN_TOLERANCE, KV_TOKEN_TOLERANCE, VLLM_LOG_CASES } from "./vllm-log-cases.js";
 
 function model(name: string): ModelArchitecture {
   const found = findModel(name);
@@ -349,6 +349,7 @@ describe("formatting", () => {
 
 describe("validation against real vLLM start-up logs", () => {
   const errors: string[] = [];
+  const absoluteErrors: number[] = [];
   it.each(VLLM_LOG_CASES.map((c) => [c.name, c] as const))(
     `%s: KV tokens within ±${KV_TOKEN_TOLERANCE * 100}%%`,
     (_name, logCase) => {
@@ -367,6 +368,7 @@ describe("validation against real vLLM start-up logs", () => {
       );
       const relativeError =
         (plan.kvCacheTokensPerReplica - logCase.observedKvCacheTokens) / logCase.observedKvCacheTokens;
+      absoluteErrors.push(Math.abs(relativeError));
       errors.push(
         `${(relativeError * 100).toFixed(1).padStart(6)} %  predicted ${plan.kvCacheTokensPerReplica} observed ${logCase.observedKvCacheTokens}  ${logCase.name}`,
       );
@@ -379,7 +381,16 @@ describe("validation against real vLLM start-up logs", () => {
     expect(new Set(VLLM_LOG_CASES.map((c) => c.model.id)).size).toBeGreaterThanOrEqual(4);
     expect(new Set(VLLM_LOG_CASES.map((c) => c.gpu.id)).size).toBeGreaterThanOrEqual(3);
     for (const c of VLLM_LOG_CASES) expect(c.url).toMatch(/^https:\/\/github\.com\//);
+    const sorted = [...absoluteErrors].sort((a, b) => a - b);
+    const median =
+      ((sorted[Math.floor((sorted.length - 1) / 2)] ?? 0) +
+        (sorted[Math.ceil((sorted.length - 1) / 2)] ?? 0)) /
+      2;
     // Test files may print: this is the per-case error report.
-    console.log(`planner KV-cache error vs vLLM logs:\n${errors.join("\n")}`);
+    console.log(
+      `planner KV-cache error vs vLLM logs (median |error| ${(median * 100).toFixed(1)} %):\n${errors.join("\n")}`,
+    );
+    expect(sorted.length).toBe(VLLM_LOG_CASES.length);
+    expect(median).toBeLessThanOrEqual(KV_TOKEN_MEDIAN_TOLERANCE);
   });
 });

@@ -31,7 +31,7 @@
 import { embeddingParameters, type ModelArchitecture } from "./models.js";
 import { FULL_GPUS, cudaVisibleBytes, type GpuSpec } from "./gpus.js";
 
-export const QUANTIZATIONS = ["none", "fp8", "awq", "gptq", "int8", "int4"] as const;
+export const QUANTIZATIONS = ["none", "fp8", "awq", "gptq", "int8", "int4", "nvfp4", "mxfp4"] as const;
 export type Quantization = (typeof QUANTIZATIONS)[number];
 export const KV_CACHE_DTYPES = ["auto", "fp16", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2"] as const;
 export type KvCacheDtype = (typeof KV_CACHE_DTYPES)[number];
@@ -141,6 +141,12 @@ export function bytesPerParameter(quantization: Quantization): number {
       // 4-bit weights + one fp16 scale and one packed 4-bit zero point per group of 128:
       // (4 + 16/128 + 4/128) bits = 4.156 bits = 0.5195 bytes.
       return (4 + 16 / INT4_GROUP_SIZE + 4 / INT4_GROUP_SIZE) / 8;
+    case "nvfp4":
+      // NVFP4: 4-bit values + one FP8 scale per 16.
+      return (4 + 8 / 16) / 8;
+    case "mxfp4":
+      // OCP MXFP4: 4-bit values + one 8-bit shared exponent per 32.
+      return (4 + 8 / 32) / 8;
   }
 }
 
@@ -150,6 +156,9 @@ export function bytesPerParameter(quantization: Quantization): number {
  * all experts are resident: the total parameter count is what occupies memory.
  */
 export function weightBytes(model: ModelArchitecture, quantization: Quantization): number {
+  // A checkpoint read from its own files knows its exact size at its own quantization.
+  if (model.checkpoint !== undefined && model.checkpoint.quantization === quantization)
+    return model.checkpoint.weightBytes;
   if (quantization === "none") return model.totalParameters * 2;
   const embedding = embeddingParameters(model);
   return (model.totalParameters - embedding) * bytesPerParameter(quantization) + embedding * 2;
@@ -160,13 +169,33 @@ export function kvCacheDtypeBytes(kvCacheDtype: KvCacheDtype): number {
   return kvCacheDtype.startsWith("fp8") ? 1 : 2;
 }
 
-/** KV bytes per token for the whole replica (logical size, as in the usual formula). */
+/**
+ * Layers' worth of KV cache vLLM allocates per token. With only one kind of attention layer that is
+ * the layer count. With local (sliding-window) and global layers mixed, vLLM >= 0.10's hybrid
+ * KV-cache manager puts layers of one kind into groups of `groupSize` layers (the smaller kind's
+ * count, or the larger's when it is < 1.25 x the smaller), pads the last group of each kind, and
+ * gives every group the same number of blocks; so a token costs groups x groupSize layers
+ * (vllm/v1/core/kv_cache_utils.py; the v0.19 log of Gemma 3 27B warns "Add 8 padding layers":
+ * 52 local + 10 global layers -> 7 groups of 10 = 70 layer slots).
+ */
+export function vllmKvLayerSlots(model: ModelArchitecture): number {
+  const local = model.slidingWindowLayers ?? 0;
+  const global = model.layers - local;
+  if (local === 0 || global === 0) return model.layers;
+  const smaller = Math.min(local, global);
+  const larger = Math.max(local, global);
+  const groupSize = larger < smaller * 1.25 ? larger : smaller;
+  return (Math.ceil(local / groupSize) + Math.ceil(global / groupSize)) * groupSize;
+}
+
+/** KV bytes per token for the whole replica (the layers vLLM allocates; see vllmKvLayerSlots). */
 export function kvCacheBytesPerToken(model: ModelArchitecture, kvCacheDtype: KvCacheDtype): number {
   const bytes = kvCacheDtypeBytes(kvCacheDtype);
+  const layers = vllmKvLayerSlots(model);
   if (model.attention.kind === "mla") {
-    return model.layers * (model.attention.kvLoraRank + model.attention.qkRopeHeadDim) * bytes;
+    return layers * (model.attention.kvLoraRank + model.attention.qkRopeHeadDim) * bytes;
   }
-  return 2 * model.layers * model.kvHeads * model.headDim * bytes;
+  return 2 * layers * model.kvHeads * model.headDim * bytes;
 }
 
 /**
@@ -182,7 +211,7 @@ export function kvCacheBytesPerTokenPerGpu(
   const bytes = kvCacheDtypeBytes(kvCacheDtype);
   if (model.attention.kind === "mla") return kvCacheBytesPerToken(model, kvCacheDtype);
   const kvHeadsPerRank = Math.max(1, Math.floor(model.kvHeads / tensorParallelism));
-  return 2 * model.layers * kvHeadsPerRank * model.headDim * bytes;
+  return 2 * vllmKvLayerSlots(model) * kvHeadsPerRank * model.headDim * bytes;
 }
 
 /** vLLM's serve defaults for --max-num-batched-tokens and --max-num-seqs on this GPU. */
@@ -201,7 +230,16 @@ export function memoryReserve(
   maxNumSeqs: number,
 ): MemoryReserve {
   const nonTorchBytes = (tensorParallelism === 1 ? 0.25 : 2.1) * GiB;
-  const activationBytes = maxNumBatchedTokens * model.intermediateSize * 7;
+  // MoE layers: the fused-MoE kernel's intermediate caches hold, per token and active expert, the
+  // gate+up output (2 x expert width), its activation (1 x) and the down output (hidden), 16-bit.
+  const moeBytes =
+    model.moe !== undefined
+      ? maxNumBatchedTokens *
+        model.moe.activeExpertsPerToken *
+        (3 * (model.moe.expertIntermediateSize ?? model.intermediateSize) + model.hiddenSize) *
+        2
+      : 0;
+  const activationBytes = Math.max(maxNumBatchedTokens * model.intermediateSize * 7, moeBytes);
   const samplerBytes = maxNumSeqs * model.vocabSize * 12;
   return {
     nonTorchBytes,
@@ -441,7 +479,7 @@ function toPlan(resolved: Resolved, evaluation: Evaluation): Plan {
   }
   if (model.slidingWindow !== undefined) {
     warnings.push(
-      `${model.id} has ${model.slidingWindow}-token sliding-window layers; sized as if every layer kept full context (conservative)`,
+      `${model.id} has ${model.slidingWindow}-token sliding-window layers; KV tokens are counted as vLLM's hybrid allocator counts them (every layer group gets the same blocks)`,
     );
   }
   if (gpu.mig !== undefined && evaluation.tensorParallelism > 1) {
