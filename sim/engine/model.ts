@@ -17,8 +17,15 @@
  *   request is preempted (recompute: its blocks are freed and it goes back to the front of the queue),
  *   as vLLM does under memory pressure;
  * - step time from a roofline: max(weight bytes / memory bandwidth, matmul FLOPs / (peak × MFU)) +
- *   KV bytes read / bandwidth + a fixed overhead. So TTFT and inter-token latency grow with load.
+ *   KV bytes read / bandwidth + a fixed overhead. So TTFT and inter-token latency grow with load;
+ * - automatic prefix caching (on by default, as in vLLM v1; see prefix-cache.ts): a request that names
+ *   its prompt blocks (`EngineRequest.prefix`) reuses the longest cached run of leading blocks and skips
+ *   their prefill (at least the last prompt token is always computed, as in vLLM); blocks no request
+ *   uses stay cached in free KV space and are evicted least recently used when room is needed.
+ *   `prefixCacheQueriesTotal` / `prefixCacheHitsTotal` count prompt tokens queried and found, once per
+ *   request (vLLM v1's `vllm:prefix_cache_queries` / `vllm:prefix_cache_hits`).
  */
+import { type CachedBlock, PrefixCache } from "./prefix-cache.js";
 
 /** Parameters of one engine replica (derive them with `engineParamsFor`). */
 export interface EngineParams {
@@ -42,6 +49,18 @@ export interface EngineParams {
   stepOverheadMs: number;
   /** Longest prompt + output accepted (vLLM `--max-model-len`); longer requests are rejected. */
   maxModelLenTokens: number;
+  /** Automatic prefix caching (vLLM `--enable-prefix-caching`, on by default in v1). Default true. */
+  prefixCaching?: boolean;
+}
+
+/**
+ * The identity of a prompt's leading blocks: `blockHashes[i]` names tokens [i × blockTokens,
+ * (i + 1) × blockTokens) and everything before them (a hash chain, or the Mooncake trace's `hash_ids`).
+ * Blocks past the prompt's end are ignored; the last block may be partial.
+ */
+export interface PromptPrefix {
+  blockHashes: readonly number[];
+  blockTokens: number;
 }
 
 export interface EngineRequest {
@@ -49,6 +68,8 @@ export interface EngineRequest {
   promptTokens: number;
   maxOutputTokens: number;
   arrivalMs: number;
+  /** Prompt block identities, for prefix caching; without it the request never hits the cache. */
+  prefix?: PromptPrefix;
 }
 
 export type EngineEventKind = "first-token" | "token" | "finished" | "rejected";
@@ -83,6 +104,10 @@ export interface EngineSnapshot {
   requestsRejectedTotal: number;
   ttftSecondsSum: number;
   ttftSecondsCount: number;
+  /** Prompt tokens looked up in the prefix cache (vLLM `vllm:prefix_cache_queries`), once per request. */
+  prefixCacheQueriesTotal: number;
+  /** Of those, tokens found cached (vLLM `vllm:prefix_cache_hits`). */
+  prefixCacheHitsTotal: number;
   /** Simulated time the engine has reached. */
   clockMs: number;
 }
@@ -102,8 +127,16 @@ interface RequestState {
   contextTokens: number;
   /** Output tokens produced. */
   generatedTokens: number;
-  /** KV blocks held. */
+  /** KV blocks held (own and shared cached ones). */
   blocks: number;
+  /** Cached prefix blocks this request references (included in `blocks`). */
+  shared: CachedBlock[];
+  /** KV blocks of `shared`. */
+  sharedBlocks: number;
+  /** Leading prompt blocks (of `req.prefix`) that are cached or registered by this request. */
+  cachedPrefixBlocks: number;
+  /** Counted in the prefix-cache counters already (first admission only). */
+  prefixCounted: boolean;
   firstTokenAtMs: number | null;
   lastTokenAtMs: number | null;
   /** False once preempted in the current step (cheaper than searching `running`). */
@@ -135,7 +168,10 @@ export class EngineModel {
     requestsRejectedTotal: 0,
     ttftSecondsSum: 0,
     ttftSecondsCount: 0,
+    prefixCacheQueriesTotal: 0,
+    prefixCacheHitsTotal: 0,
   };
+  private readonly prefixCache: PrefixCache | null;
   /** Sum of context tokens (prompt computed + generated) over running sequences, kept incrementally. */
   private runningContextTokens = 0;
 
@@ -147,6 +183,7 @@ export class EngineModel {
     this.tokenEvents = options.tokenEvents ?? true;
     this.totalBlocks = Math.floor(params.kvCapacityTokens / params.blockSizeTokens);
     this.watermarkBlocks = Math.floor(this.totalBlocks * params.watermarkFraction);
+    this.prefixCache = params.prefixCaching === false ? null : new PrefixCache();
   }
 
   /** Queue a request. It becomes eligible for admission at `arrivalMs`. */
@@ -174,6 +211,10 @@ export class EngineModel {
       contextTokens: 0,
       generatedTokens: 0,
       blocks: 0,
+      shared: [],
+      sharedBlocks: 0,
+      cachedPrefixBlocks: 0,
+      prefixCounted: false,
       firstTokenAtMs: null,
       lastTokenAtMs: null,
       isRunning: false,
@@ -260,15 +301,108 @@ export class EngineModel {
       if (head === undefined || head.req.arrivalMs > this.clock) return;
       if (this.running.length >= this.params.maxNumSeqs) return;
       // Hold the whole prompt (+1 for the first output token) up front: a request only starts when
-      // its prompt fits, which is how the queue forms when the cache is full.
-      const need = this.blocksFor(head.prefillTarget + 1);
-      if (this.totalBlocks - this.usedBlocks - need < this.watermarkBlocks) return;
+      // its prompt fits, which is how the queue forms when the cache is full. Cached leading blocks
+      // are shared, not allocated; free space still holding cached blocks counts as free.
+      const hit = this.lookupPrefix(head);
+      const need = this.blocksFor(head.prefillTarget + 1 - hit.coveredTokens);
+      if (this.totalBlocks - this.usedBlocks - hit.reclaimedBlocks - need < this.watermarkBlocks) return;
       this.waiting.shift();
-      head.blocks = need;
+      const cache = this.prefixCache;
+      if (cache !== null && !head.prefixCounted) {
+        head.prefixCounted = true;
+        this.counters.prefixCacheQueriesTotal += head.req.promptTokens;
+        this.counters.prefixCacheHitsTotal += hit.hitTokens;
+      }
+      if (cache !== null) {
+        for (const block of hit.blocks) {
+          this.usedBlocks += cache.acquire(block);
+          head.sharedBlocks += block.engineBlocks;
+        }
+        head.shared = hit.blocks;
+        head.cachedPrefixBlocks = hit.blocks.length;
+        head.prefilledTokens = hit.hitTokens;
+        head.contextTokens = hit.hitTokens;
+        this.runningContextTokens += hit.hitTokens;
+      }
+      head.blocks = head.sharedBlocks + need;
       this.usedBlocks += need;
+      this.makeRoom();
       head.isRunning = true;
       this.running.push(head);
     }
+  }
+
+  /** The cached leading blocks of a request's prompt, and what reusing them saves and costs. */
+  private lookupPrefix(r: RequestState): {
+    blocks: CachedBlock[];
+    coveredTokens: number;
+    hitTokens: number;
+    reclaimedBlocks: number;
+  } {
+    const prefix = r.req.prefix;
+    const cache = this.prefixCache;
+    if (cache === null || prefix === undefined || prefix.blockTokens < 1) {
+      return { blocks: [], coveredTokens: 0, hitTokens: 0, reclaimedBlocks: 0 };
+    }
+    const blocks: CachedBlock[] = [];
+    let covered = 0;
+    let reclaimed = 0;
+    const promptTokens = r.req.promptTokens;
+    for (const hash of prefix.blockHashes) {
+      if (covered >= promptTokens) break;
+      const block = cache.get(hash);
+      if (block === undefined) break;
+      blocks.push(block);
+      covered += block.tokens;
+      if (block.refs === 0) reclaimed += block.engineBlocks;
+    }
+    // vLLM computes at least the last prompt token (its logits give the first output token), in
+    // whole blocks: a hit is at most the prompt minus one token, rounded down to a KV block.
+    const bs = this.params.blockSizeTokens;
+    const hitTokens = Math.min(covered, Math.floor((promptTokens - 1) / bs) * bs);
+    return { blocks, coveredTokens: Math.min(covered, promptTokens), hitTokens, reclaimedBlocks: reclaimed };
+  }
+
+  /** Evict cached-but-free blocks until the blocks in use fit beside the cached ones. */
+  private makeRoom(): void {
+    const cache = this.prefixCache;
+    if (cache === null) return;
+    const overflow = this.usedBlocks + cache.evictableEngineBlocks - this.totalBlocks;
+    if (overflow > 0) cache.evict(overflow);
+  }
+
+  /**
+   * Once a request's prompt is computed, its full prompt blocks become cached (shared) blocks that
+   * later requests can reuse; blocks another request already cached stay the request's own.
+   */
+  private registerPrefix(r: RequestState): void {
+    const cache = this.prefixCache;
+    const prefix = r.req.prefix;
+    if (cache === null || prefix === undefined || prefix.blockTokens < 1) return;
+    const promptTokens = r.req.promptTokens;
+    for (let i = r.cachedPrefixBlocks; i < prefix.blockHashes.length; i++) {
+      const start = i * prefix.blockTokens;
+      const tokens = Math.min(prefix.blockTokens, promptTokens - start);
+      if (tokens <= 0) break;
+      const engineBlocks = this.blocksFor(tokens);
+      if (r.blocks - r.sharedBlocks < engineBlocks) break;
+      const block = cache.insert(prefix.blockHashes[i] as number, tokens, engineBlocks);
+      if (block === undefined) break; // cached meanwhile by another request: the chain goes on there
+      r.shared.push(block);
+      r.sharedBlocks += engineBlocks;
+      r.cachedPrefixBlocks = i + 1;
+    }
+  }
+
+  /** Give back a request's KV blocks: its own are freed, its cached ones stay cached (free when unused). */
+  private releaseBlocks(r: RequestState): void {
+    this.usedBlocks -= r.blocks - r.sharedBlocks;
+    if (this.prefixCache !== null && r.shared.length > 0)
+      this.usedBlocks -= this.prefixCache.release(r.shared);
+    r.blocks = 0;
+    r.shared = [];
+    r.sharedBlocks = 0;
+    r.cachedPrefixBlocks = 0;
   }
 
   /** The duration of the step that would start now (admits first, so it reflects the batch). */
@@ -329,7 +463,10 @@ export class EngineModel {
       r.prefilledTokens += chunk;
       r.contextTokens += chunk;
       this.runningContextTokens += chunk;
-      if (r.prefilledTokens >= r.prefillTarget) this.emitToken(r, end, finished);
+      if (r.prefilledTokens >= r.prefillTarget) {
+        this.registerPrefix(r);
+        this.emitToken(r, end, finished);
+      }
     }
     for (const r of decoding) {
       if (!r.isRunning) continue; // preempted earlier in this step
@@ -339,6 +476,7 @@ export class EngineModel {
         if (this.usedBlocks < this.totalBlocks) {
           r.blocks++;
           this.usedBlocks++;
+          this.makeRoom();
         } else {
           // Requests that finished earlier in this step may sit at the tail; drop them first.
           while (
@@ -383,8 +521,7 @@ export class EngineModel {
     if (r.generatedTokens >= r.req.maxOutputTokens) {
       finished.add(r);
       r.isRunning = false;
-      this.usedBlocks -= r.blocks;
-      r.blocks = 0;
+      this.releaseBlocks(r);
       this.runningContextTokens -= r.contextTokens;
       r.contextTokens = 0;
       this.counters.requestsFinishedTotal++;
@@ -398,9 +535,8 @@ export class EngineModel {
     // Only the last admitted request is ever preempted (see runStep).
     this.running.pop();
     victim.isRunning = false;
-    this.usedBlocks -= victim.blocks;
+    this.releaseBlocks(victim);
     this.runningContextTokens -= victim.contextTokens;
-    victim.blocks = 0;
     victim.contextTokens = 0;
     // On resume the prompt and the tokens generated so far are recomputed as one prefill; tokens
     // already streamed are not re-emitted (generatedTokens is kept).

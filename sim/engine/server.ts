@@ -13,13 +13,29 @@
  * The engine itself is sim/engine/model.ts's EngineModel, advanced by wall-clock time (scaled by
  * `timeScale`) with one timer armed for the model's next event. Prompt tokens are approximated as
  * ceil(characters / 4), or taken from a non-standard `prompt_token_count` field when present.
+ * Prefix caching sees the prompt the way the gateway does: the text (chat messages flattened) hashed
+ * in 256-character blocks of ~64 tokens (gateway/routing/prefix.ts), or explicit block ids in the
+ * non-standard `prefix_hash_ids` (at most 4096 integers) of `prefix_block_tokens` tokens each (default
+ * 512, the Mooncake trace's block), for trace replays that carry no text.
  * Fault knobs (`setFaults`) make /metrics slow, broken or failing, for scraper tests.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type MetricFamily, serializeExposition } from "../../operator/metrics/exposition.js";
-import { type EngineEvent, EngineModel, type EngineParams, type EngineSnapshot } from "./model.js";
+import {
+  DEFAULT_BLOCK_CHARS,
+  chainIds,
+  flattenChat,
+  promptBlockHashes,
+} from "../../gateway/routing/prefix.js";
+import {
+  type EngineEvent,
+  EngineModel,
+  type EngineParams,
+  type EngineSnapshot,
+  type PromptPrefix,
+} from "./model.js";
 
 export type SimEngineKind = "vllm" | "tensorrt-llm";
 
@@ -96,6 +112,28 @@ export function promptTokensOf(body: Record<string, unknown>, chat: boolean): nu
   return 1;
 }
 
+const MAX_PREFIX_IDS = 4096;
+
+/** The prompt's block identities for prefix caching (see the file header), or undefined. */
+export function promptPrefixOf(body: Record<string, unknown>, chat: boolean): PromptPrefix | undefined {
+  const ids = body.prefix_hash_ids;
+  if (Array.isArray(ids)) {
+    if (ids.length > MAX_PREFIX_IDS || !ids.every((x) => typeof x === "number" && Number.isSafeInteger(x)))
+      throw new HttpError(400, `prefix_hash_ids must be at most ${MAX_PREFIX_IDS} integers`);
+    const rawTokens = body.prefix_block_tokens ?? 512;
+    if (typeof rawTokens !== "number" || !Number.isInteger(rawTokens) || rawTokens < 1 || rawTokens > 65536)
+      throw new HttpError(400, "prefix_block_tokens must be an integer in 1..65536");
+    return { blockHashes: chainIds(ids as number[]), blockTokens: rawTokens };
+  }
+  let text: string | undefined;
+  if (chat && Array.isArray(body.messages)) text = flattenChat(body.messages as ChatMessage[]);
+  else if (typeof body.prompt === "string") text = body.prompt;
+  else if (Array.isArray(body.prompt) && typeof body.prompt[0] === "string") text = body.prompt[0];
+  if (text === undefined) return undefined;
+  // ~4 characters per token, as approximateTokenCount.
+  return { blockHashes: promptBlockHashes(text), blockTokens: DEFAULT_BLOCK_CHARS / 4 };
+}
+
 const WORDS = [" the", " model", " says", " hello", " to", " a", " simulated", " fleet", " of", " GPUs"];
 const tokenText = (index: number) => WORDS[index % WORDS.length] as string;
 
@@ -115,7 +153,12 @@ class HttpError extends Error {
 
 /** A builder of one-sample metric families of one type, all with the same labels. */
 function singleSample(type: "gauge" | "counter", labels: Record<string, string>) {
-  return (name: string, help: string, value: number): MetricFamily => ({ name, type, help, samples: [{ name, labels, value }] });
+  return (name: string, help: string, value: number): MetricFamily => ({
+    name,
+    type,
+    help,
+    samples: [{ name, labels, value }],
+  });
 }
 
 export class EngineServer {
@@ -259,6 +302,7 @@ export class EngineServer {
     if (typeof rawMax !== "number" || !Number.isInteger(rawMax) || rawMax < 1)
       throw new HttpError(400, "max_tokens must be a positive integer");
     const promptTokens = promptTokensOf(body, chat);
+    const prefix = promptPrefixOf(body, chat);
     const stream = body.stream === true;
     const includeUsage =
       stream &&
@@ -346,7 +390,13 @@ export class EngineServer {
     });
 
     this.pump();
-    this.model.enqueue({ id, promptTokens, maxOutputTokens: rawMax, arrivalMs: this.nowMs() });
+    this.model.enqueue({
+      id,
+      promptTokens,
+      maxOutputTokens: rawMax,
+      arrivalMs: this.nowMs(),
+      ...(prefix === undefined ? {} : { prefix }),
+    });
     // Rejections are emitted synchronously by enqueue; this pump delivers them and arms the timer.
     this.pump();
     if (stream && rejection === undefined) this.ensureStreamHeaders(res);
@@ -441,6 +491,18 @@ export class EngineServer {
         s.requestsPreemptedTotal,
       ),
       counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", s.promptTokensTotal),
+      // vLLM v1 declares these Counters as vllm:prefix_cache_queries / _hits; prometheus_client
+      // exposes a Counter with the _total suffix.
+      counter(
+        "vllm:prefix_cache_queries_total",
+        "Prefix cache queries, in terms of number of queried tokens.",
+        s.prefixCacheQueriesTotal,
+      ),
+      counter(
+        "vllm:prefix_cache_hits_total",
+        "Prefix cache hits, in terms of number of cached tokens.",
+        s.prefixCacheHitsTotal,
+      ),
       counter(
         "vllm:generation_tokens_total",
         "Number of generation tokens processed.",
