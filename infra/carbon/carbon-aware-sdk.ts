@@ -2,10 +2,10 @@ import type { CarbonIntensity, RegionRef, TimeWindow } from "./types.js";
 import { parseRegionRef } from "./types.js";
 import {
   LiveCarbonIntensitySource,
-  averageInWindow,
   joinUrl,
   requireNumber,
   requireString,
+  type ForecastSeries,
   type LiveSourceOptions,
 } from "./live-source.js";
 import { GRAMS_PER_KWH_PER_LB_PER_MWH } from "./watttime.js";
@@ -73,7 +73,7 @@ export class CarbonAwareSdkSource extends LiveCarbonIntensitySource {
     };
   }
 
-  protected async fetchForecastAverage(region: RegionRef, window: TimeWindow): Promise<CarbonIntensity> {
+  protected async fetchForecast(region: RegionRef, window: TimeWindow): Promise<ForecastSeries> {
     const location = this.locationFor(region);
     const body = await this.getJson(
       joinUrl(
@@ -89,13 +89,12 @@ export class CarbonAwareSdkSource extends LiveCarbonIntensitySource {
     }
     const points = (forecast.forecastData as Array<Record<string, unknown>>).map((p) => ({
       time: new Date(requireString(p.timestamp, "carbon-aware-sdk forecast timestamp")),
-      value: requireNumber(p.value, "carbon-aware-sdk forecast value"),
+      value: this.toGrams(requireNumber(p.value, "carbon-aware-sdk forecast value")),
     }));
     return {
-      gCO2PerKWh: this.toGrams(averageInWindow(points, window, `carbon-aware-sdk forecast ${location}`)),
+      points,
       source: `carbon-aware-sdk-forecast:${location}`,
       asOf: typeof forecast.generatedAt === "string" ? forecast.generatedAt : window.start.toISOString(),
-      kind: "forecast-average",
     };
   }
 

@@ -3,10 +3,10 @@ import { parseRegionRef } from "./types.js";
 import { canonicalZone, zoneOfCloudRegion } from "./region-zones.js";
 import {
   LiveCarbonIntensitySource,
-  averageInWindow,
   joinUrl,
   requireNumber,
   requireString,
+  type ForecastSeries,
   type LiveSourceOptions,
 } from "./live-source.js";
 
@@ -31,6 +31,7 @@ export class ElectricityMapsSource extends LiveCarbonIntensitySource {
   constructor(private readonly config: ElectricityMapsOptions) {
     super(config);
     this.baseUrl = config.baseUrl ?? "https://api.electricitymaps.com";
+    this.assertKeyedBaseUrl(this.baseUrl);
   }
 
   zoneFor(region: RegionRef): string {
@@ -54,7 +55,7 @@ export class ElectricityMapsSource extends LiveCarbonIntensitySource {
     };
   }
 
-  protected async fetchForecastAverage(region: RegionRef, window: TimeWindow): Promise<CarbonIntensity> {
+  protected async fetchForecast(region: RegionRef, _window: TimeWindow): Promise<ForecastSeries> {
     const zone = this.zoneFor(region);
     const body = (await this.getJson(
       joinUrl(this.baseUrl, `/v3/carbon-intensity/forecast?zone=${encodeURIComponent(zone)}`),
@@ -66,10 +67,9 @@ export class ElectricityMapsSource extends LiveCarbonIntensitySource {
       value: requireNumber(p.carbonIntensity, "electricitymaps forecast carbonIntensity"),
     }));
     return {
-      gCO2PerKWh: averageInWindow(points, window, `electricitymaps forecast ${zone}`),
+      points,
       source: `electricitymaps-forecast:${zone}`,
-      asOf: typeof body.updatedAt === "string" ? body.updatedAt : window.start.toISOString(),
-      kind: "forecast-average",
+      asOf: typeof body.updatedAt === "string" ? body.updatedAt : new Date(this.now()).toISOString(),
     };
   }
 }

@@ -7,6 +7,13 @@ export interface HttpPolicy {
   /** First backoff; doubles each retry up to maxBackoffMs, with up to 50% jitter added. */
   backoffMs: number;
   maxBackoffMs: number;
+  /** Largest response body read; a longer one is cut off and the call fails (not retried). */
+  maxResponseBytes: number;
+  /**
+   * Let credentials go over plain http to a loopback address (127.0.0.0/8, ::1, localhost): for tests
+   * against a local fake API and a local Carbon Aware SDK only. Never to any other host.
+   */
+  allowPlainHttpToLoopback: boolean;
 }
 
 export const DEFAULT_HTTP_POLICY: HttpPolicy = {
@@ -14,6 +21,8 @@ export const DEFAULT_HTTP_POLICY: HttpPolicy = {
   retries: 2,
   backoffMs: 250,
   maxBackoffMs: 4_000,
+  maxResponseBytes: 1 << 20,
+  allowPlainHttpToLoopback: false,
 };
 
 export class HttpRequestError extends Error {
@@ -31,6 +40,12 @@ export class HttpRequestError extends Error {
 
 export interface GetJsonOptions {
   headers?: Record<string, string>;
+  /**
+   * The headers carry a secret (API token, password, bearer token): refused unless the URL is https
+   * (or loopback with policy.allowPlainHttpToLoopback). Redirects are never followed in any case, so a
+   * header cannot travel to another origin.
+   */
+  credentials?: boolean;
   policy?: Partial<HttpPolicy>;
   /** Injected for tests; defaults to setTimeout. */
   sleep?: (ms: number) => Promise<void>;
@@ -53,9 +68,76 @@ export function backoffDelayMs(
   return base + base * 0.5 * random();
 }
 
-/** GET a URL and parse JSON, retrying transient failures; throws HttpRequestError when it gives up. */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Throws unless `url` may carry credentials: https, or http to a loopback host when allowed.
+ * Called before any request with a secret, and by the live sources' constructors.
+ */
+export function assertCredentialSafeUrl(url: string, allowPlainHttpToLoopback = false): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new HttpRequestError(`not a URL: ${url}`, url, undefined, false, 0);
+  }
+  if (parsed.protocol === "https:") return;
+  if (parsed.protocol === "http:" && allowPlainHttpToLoopback && isLoopbackHost(parsed.hostname)) return;
+  throw new HttpRequestError(
+    `refusing to send credentials to ${parsed.protocol}//${parsed.host}: an API key goes over https only`,
+    url,
+    undefined,
+    false,
+    0,
+  );
+}
+
+/** Reads at most `limit` bytes of a body; throws (and cancels the stream) beyond it. */
+async function readBounded(response: Response, limit: number, url: string, attempt: number): Promise<string> {
+  const declared = Number(response.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > limit) {
+    await response.body?.cancel();
+    throw new HttpRequestError(
+      `response from ${url} is ${declared} bytes, above the ${limit}-byte limit`,
+      url,
+      response.status,
+      false,
+      attempt,
+    );
+  }
+  const reader = response.body?.getReader();
+  if (reader === undefined) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel();
+      throw new HttpRequestError(
+        `response from ${url} exceeds the ${limit}-byte limit`,
+        url,
+        response.status,
+        false,
+        attempt,
+      );
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * GET a URL and parse JSON, retrying transient failures; throws HttpRequestError when it gives up.
+ * Redirects are not followed (a 3xx is an error), bodies are bounded by policy.maxResponseBytes.
+ */
 export async function getJson(url: string, options: GetJsonOptions = {}): Promise<unknown> {
   const policy: HttpPolicy = { ...DEFAULT_HTTP_POLICY, ...options.policy };
+  if (options.credentials === true) assertCredentialSafeUrl(url, policy.allowPlainHttpToLoopback);
   const sleep = options.sleep ?? defaultSleep;
   let lastError: HttpRequestError | undefined;
   for (let attempt = 0; attempt <= policy.retries; attempt++) {
@@ -64,17 +146,30 @@ export async function getJson(url: string, options: GetJsonOptions = {}): Promis
       const response = await fetch(url, {
         headers: { accept: "application/json", ...options.headers },
         signal: AbortSignal.timeout(policy.timeoutMs),
+        redirect: "manual",
       });
+      if (response.status >= 300 && response.status < 400) {
+        await response.body?.cancel();
+        throw new HttpRequestError(
+          `HTTP ${response.status} redirect from ${url} not followed (credentials never cross a redirect)`,
+          url,
+          response.status,
+          false,
+          attempt + 1,
+        );
+      }
       if (response.ok) {
-        const text = await response.text();
+        const text = await readBounded(response, policy.maxResponseBytes, url, attempt + 1);
         try {
           return JSON.parse(text) as unknown;
         } catch {
           throw new HttpRequestError(`invalid JSON from ${url}`, url, response.status, false, attempt + 1);
         }
       }
-      // Drain the body so the connection can be reused.
-      const body = (await response.text()).slice(0, 200);
+      // Read a little of the body for the message; cancel the rest.
+      const body = (
+        await readBounded(response, policy.maxResponseBytes, url, attempt + 1).catch(() => "")
+      ).slice(0, 200);
       lastError = new HttpRequestError(
         `HTTP ${response.status} from ${url}${body ? `: ${body}` : ""}`,
         url,

@@ -24,3 +24,23 @@ export { CarbonAwareSdkSource, type CarbonAwareSdkOptions } from "./carbon-aware
 export { DEFAULT_HTTP_POLICY, HttpRequestError, type HttpPolicy } from "./http.js";
 export { TtlCache } from "./ttl-cache.js";
 export { CARBON_DATA_ATTRIBUTION, attributionText, type DataAttribution } from "./attribution.js";
+export {
+  HourlyCarbonData,
+  loadHourlyCarbonData,
+  parseHourlyCsv,
+  parseZoneList,
+  type HourlyBasis,
+} from "./hourly-data.js";
+export {
+  LayeredIntensitySource,
+  intensitySourceFromConfig,
+  intensitySnapshot,
+  MAX_SERIES_HOURS,
+  type CarbonSourceConfig,
+  type HourlyIntensity,
+  type HourlyKind,
+  type LayeredSourceOptions,
+  type SourceFactoryOptions,
+} from "./intensity-source.js";
+export { assertCredentialSafeUrl } from "./http.js";
+export type { ForecastSeries } from "./live-source.js";

@@ -1,6 +1,6 @@
 import { logger } from "../../operator/log/logger.js";
 import type { CarbonIntensity, CarbonIntensitySource, RegionRef, TimeWindow } from "./types.js";
-import { getJson, type HttpPolicy } from "./http.js";
+import { assertCredentialSafeUrl, getJson, type HttpPolicy } from "./http.js";
 import { TtlCache } from "./ttl-cache.js";
 
 /** The one logging call the live sources make; the operator's pino logger (or a child) fits. */
@@ -27,15 +27,38 @@ export abstract class LiveCarbonIntensitySource implements CarbonIntensitySource
   protected readonly log: WarningLogger;
   protected readonly now: () => number;
   private readonly cache: TtlCache<CarbonIntensity>;
+  private readonly pointsCache: TtlCache<ForecastSeries>;
 
   constructor(protected readonly options: LiveSourceOptions) {
     this.now = options.now ?? Date.now;
     this.cache = new TtlCache(options.cacheTtlMs ?? 5 * 60_000, this.now);
+    this.pointsCache = new TtlCache(options.cacheTtlMs ?? 5 * 60_000, this.now);
     this.log = options.logger ?? logger.child({ component: "carbon-intensity" });
   }
 
   protected abstract fetchLatest(region: RegionRef): Promise<CarbonIntensity>;
-  protected abstract fetchForecastAverage(region: RegionRef, window: TimeWindow): Promise<CarbonIntensity>;
+  /** The forecast the API gives for a window, values already in gCO2/kWh. */
+  protected abstract fetchForecast(region: RegionRef, window: TimeWindow): Promise<ForecastSeries>;
+
+  /** Mean of the forecast points inside the window. */
+  protected async fetchForecastAverage(region: RegionRef, window: TimeWindow): Promise<CarbonIntensity> {
+    const forecast = await this.fetchForecast(region, window);
+    return {
+      gCO2PerKWh: averageInWindow(forecast.points, window, forecast.source),
+      source: forecast.source,
+      asOf: forecast.asOf,
+      kind: "forecast-average",
+    };
+  }
+
+  /**
+   * The forecast points for a window (cached like the other answers), with no fallback: callers that
+   * need a gap-free series (intensity-source.ts) fill the hours it lacks themselves.
+   */
+  forecast(region: RegionRef, window: TimeWindow): Promise<ForecastSeries> {
+    const key = `points:${region}:${window.start.toISOString()}:${window.end.toISOString()}`;
+    return this.pointsCache.getOrLoad(key, () => this.fetchForecast(region, window));
+  }
 
   intensity(region: RegionRef): Promise<CarbonIntensity> {
     return this.withFallback(
@@ -55,8 +78,18 @@ export abstract class LiveCarbonIntensitySource implements CarbonIntensitySource
     );
   }
 
+  /** GET JSON; any header passed is a credential, so it goes over https only and never across a redirect. */
   protected getJson(url: string, headers: Record<string, string>): Promise<unknown> {
-    return getJson(url, { headers, policy: this.options.http ?? {} });
+    return getJson(url, {
+      headers,
+      credentials: Object.keys(headers).length > 0,
+      policy: this.options.http ?? {},
+    });
+  }
+
+  /** For constructors of keyed sources: a base URL that would send the key over plain http is a configuration error. */
+  protected assertKeyedBaseUrl(baseUrl: string): void {
+    assertCredentialSafeUrl(baseUrl, this.options.http?.allowPlainHttpToLoopback ?? false);
   }
 
   private async withFallback(
@@ -78,6 +111,13 @@ export abstract class LiveCarbonIntensitySource implements CarbonIntensitySource
       return { ...figure, fallbackReason: `${this.name}: ${reason}` };
     }
   }
+}
+
+/** Forecast points of one region, gCO2/kWh. */
+export interface ForecastSeries {
+  points: Array<{ time: Date; value: number }>;
+  source: string;
+  asOf: string;
 }
 
 /** Mean of the points whose time falls in [start, end); throws when none does. */

@@ -8,7 +8,14 @@ import { StaticCarbonIntensitySource } from "./static-source.js";
 import { sendJson, startFakeApi, type FakeApi } from "./test-server.js";
 import type { HttpPolicy } from "./http.js";
 
-const FAST: Partial<HttpPolicy> = { timeoutMs: 200, retries: 2, backoffMs: 5, maxBackoffMs: 20 };
+// The fake API is plain http on 127.0.0.1: credentials may go there only because the test allows loopback.
+const FAST: Partial<HttpPolicy> = {
+  timeoutMs: 200,
+  retries: 2,
+  backoffMs: 5,
+  maxBackoffMs: 20,
+  allowPlainHttpToLoopback: true,
+};
 
 const staticFallback = new StaticCarbonIntensitySource({
   gcpYearly: new Map(),
@@ -253,6 +260,7 @@ describe("WattTimeSource", () => {
       regionMap: {},
       fallback: staticFallback,
       logger: log.logger,
+      http: FAST,
     });
     const figure = await source.intensity("zone:FR");
     expect(figure.gCO2PerKWh).toBe(31);

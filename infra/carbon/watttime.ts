@@ -1,10 +1,10 @@
 import type { CarbonIntensity, RegionRef, TimeWindow } from "./types.js";
 import {
   LiveCarbonIntensitySource,
-  averageInWindow,
   joinUrl,
   requireNumber,
   requireString,
+  type ForecastSeries,
   type LiveSourceOptions,
 } from "./live-source.js";
 import { getJson, HttpRequestError } from "./http.js";
@@ -43,6 +43,7 @@ export class WattTimeSource extends LiveCarbonIntensitySource {
   constructor(private readonly config: WattTimeOptions) {
     super(config);
     this.baseUrl = config.baseUrl ?? "https://api.watttime.org";
+    this.assertKeyedBaseUrl(this.baseUrl);
   }
 
   regionFor(region: RegionRef): string {
@@ -75,19 +76,21 @@ export class WattTimeSource extends LiveCarbonIntensitySource {
     };
   }
 
-  protected async fetchForecastAverage(region: RegionRef, window: TimeWindow): Promise<CarbonIntensity> {
+  protected async fetchForecast(region: RegionRef, window: TimeWindow): Promise<ForecastSeries> {
     const code = this.regionFor(region);
     const body = await this.authorisedGet(
       `/v3/forecast?region=${encodeURIComponent(code)}&signal_type=${this.signal()}`,
     );
-    const points = dataPoints(body, "watttime forecast");
-    const mean = averageInWindow(points, window, `watttime forecast ${code}`);
+    const units = unitsOf(body);
+    const points = dataPoints(body, "watttime forecast").map((p) => ({
+      time: p.time,
+      value: toGramsPerKWh(p.value, units),
+    }));
     const meta = (body as { meta?: { generated_at?: unknown } }).meta;
     return {
-      gCO2PerKWh: toGramsPerKWh(mean, unitsOf(body)),
+      points,
       source: `watttime-forecast-${this.signal()}:${code}`,
       asOf: typeof meta?.generated_at === "string" ? meta.generated_at : window.start.toISOString(),
-      kind: "forecast-average",
     };
   }
 
@@ -99,6 +102,7 @@ export class WattTimeSource extends LiveCarbonIntensitySource {
     const basic = Buffer.from(`${this.config.username}:${this.config.password}`).toString("base64");
     const body = (await getJson(joinUrl(this.baseUrl, "/login"), {
       headers: { authorization: `Basic ${basic}` },
+      credentials: true,
       policy: this.config.http ?? {},
     })) as { token?: unknown };
     const value = requireString(body.token, "watttime login token");

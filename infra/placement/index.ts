@@ -25,3 +25,21 @@ export {
   type RouteAssignment,
 } from "./types.js";
 export { replicaShapeFromPlanner, type ShapeRequest } from "./planner-shapes.js";
+export {
+  planHourly,
+  planRolling,
+  planFromSource,
+  hourlyTotals,
+  rttStats,
+  stateAfter,
+  DEFAULT_MOVE_COSTS,
+  type FleetState,
+  type HourlyPlacementInput,
+  type HourlyPlan,
+  type HourlyTotals,
+  type HourPlan,
+  type HourReplica,
+  type MoveCosts,
+  type RollingOptions,
+  type SlotCount,
+} from "./hourly.js";
