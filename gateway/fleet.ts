@@ -1,0 +1,397 @@
+/**
+ * What the gateway can route to: ModelDeployments by `spec.model.name`, and for each the ready pods of
+ * its workload. Pods are the ModelDeployment's only by the controller owner chain Pod -> ReplicaSet ->
+ * Deployment -> ModelDeployment, by uid (operator/metrics/owned-pods.ts; a label proves nothing). Kept
+ * current by the operator's informers; pod metrics come from the operator's scraper every ~1.5 s.
+ */
+import type { V1Deployment, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
+import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../operator/api/modeldeployment.js";
+import { SELECTOR_LABEL } from "../operator/controller/reconcile-plan.js";
+import { logger } from "../operator/log/logger.js";
+import { podsOwnedByModelDeployment } from "../operator/metrics/owned-pods.js";
+import { type ScrapeTarget, scrapePods, scrapeTargetFromPod } from "../operator/metrics/scrape.js";
+import { Informer } from "../operator/runtime/informer.js";
+import { type KubeClient, type KubeObject, registerKind } from "../operator/runtime/kube-client.js";
+import { type RoutingState, newRoutingState } from "./routing/picker.js";
+import type { EndpointState } from "./routing/types.js";
+
+/** One pod the gateway may send requests to, with its live state for the picker. */
+export interface Endpoint extends EndpointState {
+  target: ScrapeTarget;
+}
+
+export interface ModelRoute {
+  /** The OpenAI `model` clients send (spec.model.name). */
+  model: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  /** autoscaling.minReplicas is 0: the demand annotation also carries lastRequestAt. */
+  scalesToZero: boolean;
+  createdAtSeconds: number;
+  /** Annotations as last seen (the demand writer reads other replicas' entries from them). */
+  annotations: Readonly<Record<string, string>>;
+  endpoints: Endpoint[];
+  routing: RoutingState;
+}
+
+export interface FleetView {
+  route(model: string): ModelRoute | undefined;
+  routes(): ModelRoute[];
+  /** Called after the routes or their endpoints changed (a pod became ready, a model appeared). */
+  subscribe(listener: () => void): () => void;
+}
+
+export interface RouteSpec {
+  model: string;
+  modelDeployment: ModelDeployment & KubeObject;
+  targets: ScrapeTarget[];
+}
+
+function creationMs(obj: KubeObject): number {
+  const t = Date.parse(obj.metadata?.creationTimestamp ?? "");
+  return Number.isFinite(t) ? t : 0;
+}
+
+/**
+ * Pure: the routes the cluster state gives. A model name claimed by several ModelDeployments goes to the
+ * oldest (then by namespace/name), so every gateway replica decides the same; the others are reported.
+ * Endpoints: pods owned through the controller chain, with an IP and the engine's `http` port, not
+ * being deleted.
+ */
+export function buildRoutes(input: {
+  modelDeployments: readonly (ModelDeployment & KubeObject)[];
+  pods: readonly (V1Pod & KubeObject)[];
+  replicaSets: readonly (V1ReplicaSet & KubeObject)[];
+  deployments: readonly (V1Deployment & KubeObject)[];
+}): { routes: Map<string, RouteSpec>; shadowed: string[] } {
+  const byNamespace = <T extends KubeObject>(items: readonly T[]) => {
+    const map = new Map<string, T[]>();
+    for (const item of items) {
+      const ns = item.metadata?.namespace ?? "";
+      let list = map.get(ns);
+      if (!list) map.set(ns, (list = []));
+      list.push(item);
+    }
+    return map;
+  };
+  const pods = byNamespace(input.pods);
+  const replicaSets = byNamespace(input.replicaSets);
+  const deployments = byNamespace(input.deployments);
+  const sorted = [...input.modelDeployments]
+    .filter((md) => !md.metadata?.deletionTimestamp && typeof md.spec?.model?.name === "string")
+    .sort(
+      (a, b) =>
+        creationMs(a) - creationMs(b) ||
+        `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(
+          `${b.metadata?.namespace}/${b.metadata?.name}`,
+        ),
+    );
+  const routes = new Map<string, RouteSpec>();
+  const shadowed: string[] = [];
+  for (const md of sorted) {
+    const model = md.spec.model.name;
+    if (routes.has(model)) {
+      shadowed.push(`${md.metadata?.namespace}/${md.metadata?.name}`);
+      continue;
+    }
+    const ns = md.metadata?.namespace ?? "";
+    const owned = podsOwnedByModelDeployment({
+      owner: { metadata: { namespace: ns, uid: md.metadata?.uid } },
+      pods: pods.get(ns) ?? [],
+      replicaSets: replicaSets.get(ns) ?? [],
+      deployments: deployments.get(ns) ?? [],
+    });
+    const targets: ScrapeTarget[] = [];
+    for (const pod of owned) {
+      if (pod.metadata?.deletionTimestamp) continue;
+      const target = scrapeTargetFromPod(pod, model);
+      if (target) targets.push(target);
+    }
+    targets.sort((a, b) => (a.podName < b.podName ? -1 : a.podName > b.podName ? 1 : 0));
+    routes.set(model, { model, modelDeployment: md, targets });
+  }
+  return { routes, shadowed };
+}
+
+export function endpointAddress(target: ScrapeTarget): string {
+  const host = target.podIP.includes(":") ? `[${target.podIP}]` : target.podIP;
+  return `${host}:${target.port}`;
+}
+
+export interface FleetOptions {
+  watchNamespaces: string[];
+  scrapeIntervalMs: number;
+  scrapeTimeoutMs: number;
+  /** Scrapes in flight at once. */
+  scrapeConcurrency?: number;
+}
+
+registerKind("apps/v1", "ReplicaSet", { plural: "replicasets", namespaced: true });
+
+const log = logger.child({ component: "gateway-fleet" });
+
+/** The informer-backed FleetView the gateway process runs with. */
+export class Fleet implements FleetView {
+  readonly informers;
+  private current = new Map<string, ModelRoute>();
+  private readonly endpoints = new Map<string, Endpoint>();
+  private readonly routingStates = new Map<string, RoutingState>();
+  private readonly listeners = new Set<() => void>();
+  private dirty = true;
+  private rebuildScheduled = false;
+  private scrapeTimer: NodeJS.Timeout | undefined;
+  private scraping = false;
+  private stopped = false;
+  private lastShadowWarning = "";
+
+  constructor(
+    client: KubeClient,
+    private readonly options: FleetOptions,
+  ) {
+    const namespaces = options.watchNamespaces.length ? { namespaces: options.watchNamespaces } : {};
+    this.informers = {
+      modelDeployments: new Informer<ModelDeployment & KubeObject>(client, {
+        apiVersion: `${API_GROUP}/${API_VERSION}`,
+        kind: KIND,
+        name: "gateway-modeldeployments",
+        ...namespaces,
+      }),
+      // The label only narrows what is watched; the owner chain decides.
+      pods: new Informer<V1Pod & KubeObject>(client, {
+        apiVersion: "v1",
+        kind: "Pod",
+        name: "gateway-pods",
+        labelSelector: SELECTOR_LABEL,
+        ...namespaces,
+      }),
+      replicaSets: new Informer<V1ReplicaSet & KubeObject>(client, {
+        apiVersion: "apps/v1",
+        kind: "ReplicaSet",
+        name: "gateway-replicasets",
+        labelSelector: SELECTOR_LABEL,
+        ...namespaces,
+      }),
+      deployments: new Informer<V1Deployment & KubeObject>(client, {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        name: "gateway-deployments",
+        labelSelector: SELECTOR_LABEL,
+        ...namespaces,
+      }),
+    };
+    for (const informer of Object.values(this.informers) as Informer<KubeObject>[]) {
+      informer.addHandlers({
+        onAdd: () => this.invalidate(),
+        onUpdate: () => this.invalidate(),
+        onDelete: () => this.invalidate(),
+      });
+    }
+  }
+
+  get hasSynced(): boolean {
+    return Object.values(this.informers).every((i) => i.hasSynced);
+  }
+
+  async start(syncTimeoutMs = 60_000): Promise<void> {
+    for (const informer of Object.values(this.informers)) informer.start();
+    await Promise.all(Object.values(this.informers).map((i) => i.waitForSync(syncTimeoutMs)));
+    this.rebuild();
+    this.scheduleScrape(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.scrapeTimer);
+    await Promise.all(Object.values(this.informers).map((i) => i.stop()));
+  }
+
+  route(model: string): ModelRoute | undefined {
+    if (this.dirty) this.rebuild();
+    return this.current.get(model);
+  }
+
+  routes(): ModelRoute[] {
+    if (this.dirty) this.rebuild();
+    return [...this.current.values()];
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private invalidate(): void {
+    this.dirty = true;
+    if (this.rebuildScheduled) return;
+    this.rebuildScheduled = true;
+    // Coalesce a burst of watch events into one rebuild, then tell listeners (held requests wait on it).
+    setImmediate(() => {
+      this.rebuildScheduled = false;
+      if (this.dirty) this.rebuild();
+    });
+  }
+
+  private rebuild(): void {
+    this.dirty = false;
+    const { routes, shadowed } = buildRoutes({
+      modelDeployments: this.informers.modelDeployments.list(),
+      pods: this.informers.pods.list(),
+      replicaSets: this.informers.replicaSets.list(),
+      deployments: this.informers.deployments.list(),
+    });
+    const warning = shadowed.join(",");
+    if (warning && warning !== this.lastShadowWarning)
+      log.warn(
+        { shadowed: shadowed.slice(0, 20) },
+        "ModelDeployments whose model name an older one already serves are not routed to",
+      );
+    this.lastShadowWarning = warning;
+    const next = new Map<string, ModelRoute>();
+    const liveEndpoints = new Set<string>();
+    const liveStates = new Set<string>();
+    for (const [model, spec] of routes) {
+      const md = spec.modelDeployment;
+      const uid = md.metadata?.uid ?? "";
+      liveStates.add(uid);
+      let routing = this.routingStates.get(uid);
+      if (!routing) this.routingStates.set(uid, (routing = newRoutingState()));
+      const endpoints: Endpoint[] = [];
+      for (const target of spec.targets) {
+        const key = `${uid}/${target.podName}`;
+        liveEndpoints.add(key);
+        const address = endpointAddress(target);
+        let endpoint = this.endpoints.get(key);
+        if (!endpoint || endpoint.address !== address) {
+          // A new pod, or the same name at a new address (recreated): fresh state, nothing in flight known.
+          endpoint = {
+            podName: target.podName,
+            namespace: target.namespace,
+            address,
+            ready: target.ready,
+            inFlight: endpoint?.inFlight ?? 0,
+            target,
+          };
+          this.endpoints.set(key, endpoint);
+        } else {
+          endpoint.ready = target.ready;
+          endpoint.target = target;
+        }
+        endpoints.push(endpoint);
+      }
+      next.set(model, {
+        model,
+        namespace: md.metadata?.namespace ?? "",
+        name: md.metadata?.name ?? "",
+        uid,
+        scalesToZero: md.spec.autoscaling?.minReplicas === 0,
+        createdAtSeconds: Math.floor(creationMs(md) / 1000),
+        annotations: md.metadata?.annotations ?? {},
+        endpoints,
+        routing,
+      });
+    }
+    for (const key of this.endpoints.keys()) if (!liveEndpoints.has(key)) this.endpoints.delete(key);
+    for (const uid of this.routingStates.keys()) if (!liveStates.has(uid)) this.routingStates.delete(uid);
+    this.current = next;
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (err) {
+        log.error({ err }, "fleet listener threw");
+      }
+    }
+  }
+
+  private scheduleScrape(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.scrapeTimer);
+    this.scrapeTimer = setTimeout(() => void this.scrapeOnce(), delayMs);
+    this.scrapeTimer.unref();
+  }
+
+  /** Scrapes every ready endpoint once (the operator's scraper) and stores the samples on the endpoints. */
+  async scrapeOnce(): Promise<void> {
+    if (this.scraping) return;
+    this.scraping = true;
+    const started = Date.now();
+    try {
+      const endpoints = this.routes().flatMap((r) => r.endpoints.filter((e) => e.ready));
+      const byTarget = new Map(endpoints.map((e) => [e.target, e]));
+      const results = await scrapePods(
+        endpoints.map((e) => e.target),
+        { concurrency: this.options.scrapeConcurrency ?? 16, timeoutMs: this.options.scrapeTimeoutMs },
+      );
+      for (const result of results) {
+        const endpoint = byTarget.get(result.target);
+        if (!endpoint) continue;
+        if (result.ok) {
+          const { kvCacheUtilization, requestsWaiting, requestsRunning, scrapedAtMs } = result.sample;
+          endpoint.metrics = { kvCacheUtilization, requestsWaiting, requestsRunning, scrapedAtMs };
+          endpoint.inFlightAtScrape = endpoint.inFlight;
+        } else {
+          // No sample: the picker falls back to this replica's own in-flight count.
+          delete endpoint.metrics;
+          delete endpoint.inFlightAtScrape;
+        }
+      }
+    } catch (err) {
+      log.warn({ err }, "scraping engine pods failed");
+    } finally {
+      this.scraping = false;
+      this.scheduleScrape(Math.max(0, this.options.scrapeIntervalMs - (Date.now() - started)));
+    }
+  }
+}
+
+/** A fixed FleetView (tests, the overhead benchmark): routes given by the caller. */
+export class StaticFleet implements FleetView {
+  private readonly map = new Map<string, ModelRoute>();
+  private readonly listeners = new Set<() => void>();
+
+  set(
+    route: Omit<ModelRoute, "routing" | "annotations" | "createdAtSeconds" | "uid" | "scalesToZero"> &
+      Partial<ModelRoute>,
+  ): ModelRoute {
+    const full: ModelRoute = {
+      uid: `uid-${route.namespace}-${route.name}`,
+      scalesToZero: false,
+      createdAtSeconds: 0,
+      annotations: {},
+      routing: newRoutingState(),
+      ...route,
+    };
+    this.map.set(full.model, full);
+    this.changed();
+    return full;
+  }
+
+  delete(model: string): void {
+    this.map.delete(model);
+    this.changed();
+  }
+
+  route(model: string): ModelRoute | undefined {
+    return this.map.get(model);
+  }
+
+  routes(): ModelRoute[] {
+    return [...this.map.values()];
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Tell listeners the endpoints changed (after a test mutated them). */
+  changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+}
+
+/** An endpoint for a StaticFleet: a ready vLLM pod at `host:port`. */
+export function staticEndpoint(podName: string, host: string, port: number, namespace = "default"): Endpoint {
+  const target: ScrapeTarget = { namespace, podName, podIP: host, port, engine: "vllm", ready: true };
+  return { podName, namespace, address: endpointAddress(target), ready: true, inFlight: 0, target };
+}

@@ -1,0 +1,75 @@
+/**
+ * The gateway process assembled: informers (Fleet), the HTTP server, the demand writer and the ops
+ * server. `startGateway` is what main.ts and the cluster tests run.
+ */
+import type { Registry } from "prom-client";
+import { logger } from "../operator/log/logger.js";
+import { type OpsServer, startOpsServer } from "../operator/runtime/ops-server.js";
+import { KubeClient } from "../operator/runtime/kube-client.js";
+import type { GatewayConfig } from "./config.js";
+import { DemandWriter } from "./demand.js";
+import { Fleet } from "./fleet.js";
+import { createGatewayMetrics } from "./metrics.js";
+import { GatewayServer } from "./server.js";
+
+export interface Gateway {
+  port: number;
+  opsPort: number;
+  fleet: Fleet;
+  server: GatewayServer;
+  registry: Registry;
+  stop(graceMs?: number): Promise<void>;
+}
+
+const log = logger.child({ component: "gateway-main" });
+
+export async function startGateway(client: KubeClient, config: GatewayConfig): Promise<Gateway> {
+  const metrics = createGatewayMetrics();
+  const fleet = new Fleet(client, {
+    watchNamespaces: config.watchNamespaces,
+    scrapeIntervalMs: config.scrapeIntervalMs,
+    scrapeTimeoutMs: config.scrapeTimeoutMs,
+  });
+  const demand = config.demandWrites
+    ? new DemandWriter({
+        client,
+        replicaName: config.replicaName,
+        // Called only after `server` below exists (on requests).
+        heldFor: (model) => server.holds.size(model),
+        onWrite: (result) => metrics.demandWrites.inc({ result }),
+      })
+    : undefined;
+  const server: GatewayServer = new GatewayServer({ fleet, metrics, config, ...(demand ? { demand } : {}) });
+  if (demand) fleet.subscribe(() => demand.forgetExcept(new Set(fleet.routes().map((r) => r.uid))));
+  // Ops first, so the kubelet sees a live (not yet ready) process while informers sync.
+  let ready = false;
+  const ops: OpsServer = await startOpsServer({
+    host: config.opsHost,
+    port: config.opsPort,
+    registry: metrics.registry,
+    healthy: () => true,
+    ready: () => (ready ? true : { ready: false, reason: "informers not synced" }),
+  });
+  await fleet.start();
+  const port = await server.listen(config.port, config.host);
+  ready = true;
+  log.info(
+    { port, opsPort: ops.port, replica: config.replicaName, models: fleet.routes().length },
+    "gateway serving",
+  );
+  return {
+    port,
+    opsPort: ops.port,
+    fleet,
+    server,
+    registry: metrics.registry,
+    async stop(graceMs = 10_000) {
+      ready = false;
+      await server.close(graceMs);
+      await demand?.stop();
+      await fleet.stop();
+      await ops.close();
+      client.close();
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * Reading and checking a client's request: the body bounded in bytes (413), JSON (400), a `model`
+ * string (400), and the features the endpoint picker uses. The body's bytes are forwarded to the
+ * engine unchanged; the gateway only reads from them.
+ */
+import type { IncomingMessage } from "node:http";
+import { flattenChat } from "./routing/prefix.js";
+import type { RequestFeatures } from "./routing/types.js";
+import { GatewayError, echo } from "./errors.js";
+
+/** Longest `model` accepted (Kubernetes names are shorter; this only bounds what is looked up). */
+export const MAX_MODEL_CHARS = 256;
+
+/** Reads the request body, refusing more than `maxBytes` (by Content-Length at once, else while reading). */
+export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    throw new GatewayError("request_too_large", `request body exceeds ${maxBytes} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > maxBytes)
+      throw new GatewayError("request_too_large", `request body exceeds ${maxBytes} bytes`);
+    chunks.push(buffer);
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+}
+
+export interface CompletionRequest {
+  model: string;
+  stream: boolean;
+  features: RequestFeatures;
+}
+
+export interface ParseOptions {
+  /** Prompt characters the picker looks at (the prefix index only needs the start of a prompt). */
+  maxPromptChars: number;
+  /** Session key from the configured header, if sent. */
+  sessionKey?: string | undefined;
+}
+
+/** Parses a /v1/completions or /v1/chat/completions body. Throws GatewayError (400) on bad input. */
+export function parseCompletionRequest(
+  body: Buffer,
+  chat: boolean,
+  options: ParseOptions,
+): CompletionRequest {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new GatewayError("invalid_json", "We could not parse the JSON body of your request.");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new GatewayError("invalid_json", "The request body must be a JSON object.");
+  const fields = parsed as Record<string, unknown>;
+  const model = fields.model;
+  if (typeof model !== "string" || model.length === 0)
+    throw new GatewayError("missing_model", "You must provide a model parameter.");
+  if (model.length > MAX_MODEL_CHARS)
+    throw new GatewayError("model_not_found", `The model \`${echo(model)}\` does not exist.`);
+  let prompt = "";
+  if (chat) {
+    if (!Array.isArray(fields.messages))
+      throw new GatewayError("invalid_request", "messages must be an array of chat messages.");
+    prompt = flattenChat(fields.messages as never[], options.maxPromptChars);
+  } else if (typeof fields.prompt === "string") {
+    prompt = fields.prompt;
+  } else if (Array.isArray(fields.prompt) && typeof fields.prompt[0] === "string") {
+    prompt = fields.prompt[0];
+  }
+  if (prompt.length > options.maxPromptChars) prompt = prompt.slice(0, options.maxPromptChars);
+  const features: RequestFeatures = { model, prompt };
+  if (options.sessionKey !== undefined) features.sessionKey = options.sessionKey;
+  return { model, stream: fields.stream === true, features };
+}

@@ -1,0 +1,484 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { startEngineServer, type EngineServer } from "../sim/engine/server.js";
+import { SMALL_ENGINE } from "../sim/engine/testing.js";
+import { StaticFleet, staticEndpoint, type ModelRoute } from "./fleet.js";
+import { createGatewayMetrics } from "./metrics.js";
+import { GatewayServer, type GatewayServerConfig } from "./server.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Started {
+  url: string;
+  server: GatewayServer;
+  fleet: StaticFleet;
+  metricsText: () => Promise<string>;
+  demand: { requests: string[]; held: number[] };
+}
+
+async function gateway(fleet: StaticFleet, config: Partial<GatewayServerConfig> = {}): Promise<Started> {
+  const metrics = createGatewayMetrics(undefined, { processMetrics: false });
+  const demand = { requests: [] as string[], held: [] as number[] };
+  const server: GatewayServer = new GatewayServer({
+    fleet,
+    metrics,
+    config,
+    demand: {
+      recordRequest: (route) => demand.requests.push(route.model),
+      heldChanged: (route) => demand.held.push(server.holds.size(route.model)),
+    },
+  });
+  const port = await server.listen(0, "127.0.0.1");
+  cleanups.push(() => server.close());
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    fleet,
+    metricsText: () => metrics.registry.metrics(),
+    demand,
+  };
+}
+
+async function engine(model: string, host = "127.0.0.1"): Promise<EngineServer> {
+  const e = await startEngineServer({
+    host,
+    port: 0,
+    engine: "vllm",
+    modelName: model,
+    params: SMALL_ENGINE,
+  });
+  cleanups.push(() => e.close());
+  return e;
+}
+
+/** A hand-driven upstream: the test writes the answer. */
+async function fakeEngine(
+  handler: (req: IncomingMessage, res: ServerResponse, body: string) => void,
+): Promise<{ port: number; bodies: string[]; closed: Promise<void>[] }> {
+  const bodies: string[] = [];
+  const closed: Promise<void>[] = [];
+  const server = http.createServer((req, res) => {
+    closed.push(new Promise<void>((resolve) => res.on("close", () => resolve())));
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      bodies.push(body);
+      handler(req, res, body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { port: (server.address() as AddressInfo).port, bodies, closed };
+}
+
+function route(fleet: StaticFleet, model: string, endpoints: ModelRoute["endpoints"]): ModelRoute {
+  return fleet.set({ model, namespace: "team-a", name: model.replace(/[^a-z0-9-]/g, "-"), endpoints });
+}
+
+const post = (url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) =>
+  fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    redirect: "manual",
+    ...(signal ? { signal } : {}),
+  });
+
+const completion = (model: string, extra: Record<string, unknown> = {}) => ({
+  model,
+  prompt: "hello there",
+  max_tokens: 4,
+  ...extra,
+});
+
+async function readAll(response: Response): Promise<string> {
+  return await response.text();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("routing by model", () => {
+  it("sends each request to a pod of the ModelDeployment whose model name it asks for, and lists the models", async () => {
+    const fleet = new StaticFleet();
+    const a = await engine("model-a", "127.0.0.1");
+    const b = await engine("model-b", "127.0.0.2");
+    route(fleet, "model-a", [staticEndpoint("a-0", "127.0.0.1", a.port)]);
+    route(fleet, "model-b", [staticEndpoint("b-0", "127.0.0.2", b.port)]);
+    const gw = await gateway(fleet);
+    for (const [model, pod] of [
+      ["model-a", "a-0"],
+      ["model-b", "b-0"],
+    ] as const) {
+      const response = await post(`${gw.url}/v1/completions`, completion(model));
+      expect(response.status).toBe(200);
+      expect(response.headers.get("x-gpufleet-endpoint")).toBe(pod);
+      expect(response.headers.get("x-gpufleet-pick-reason")).toBe("only-endpoint");
+      const body = (await response.json()) as { model: string; choices: unknown[] };
+      expect(body.model).toBe(model);
+      expect(body.choices).toHaveLength(1);
+    }
+    const chat = await post(`${gw.url}/v1/chat/completions`, {
+      model: "model-b",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 3,
+    });
+    expect(chat.status).toBe(200);
+    expect(((await chat.json()) as { object: string }).object).toBe("chat.completion");
+    const models = (await (await fetch(`${gw.url}/v1/models`)).json()) as {
+      data: Array<{ id: string; object: string }>;
+    };
+    expect(models.data.map((m) => m.id)).toEqual(["model-a", "model-b"]);
+    expect(await gw.metricsText()).toMatch(/gpufleet_gateway_picks_total\{reason="only-endpoint"\} 3/);
+    expect(gw.demand.requests).toEqual(["model-a", "model-b", "model-b"]);
+  });
+
+  it("spreads requests over the pods of one model and counts each pick's reason", async () => {
+    const fleet = new StaticFleet();
+    const e0 = await engine("m", "127.0.0.1");
+    const e1 = await engine("m", "127.0.0.3");
+    route(fleet, "m", [
+      staticEndpoint("m-0", "127.0.0.1", e0.port),
+      staticEndpoint("m-1", "127.0.0.3", e1.port),
+    ]);
+    const gw = await gateway(fleet);
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        post(`${gw.url}/v1/completions`, completion("m", { prompt: `distinct prompt ${i}`, max_tokens: 8 })),
+      ),
+    );
+    const pods = responses.map((r) => r.headers.get("x-gpufleet-endpoint"));
+    await Promise.all(responses.map((r) => r.text()));
+    expect(new Set(pods)).toEqual(new Set(["m-0", "m-1"]));
+    expect(await gw.metricsText()).toMatch(/gpufleet_gateway_picks_total\{reason="least-loaded"\} [1-8]/);
+  });
+});
+
+describe("errors in OpenAI's shape", () => {
+  it.each([
+    ["unknown model", "/v1/completions", JSON.stringify(completion("nope")), 404, "model_not_found"],
+    ["bad JSON", "/v1/completions", "{not json", 400, "invalid_json"],
+    ["a JSON array", "/v1/completions", "[1]", 400, "invalid_json"],
+    ["no model", "/v1/completions", JSON.stringify({ prompt: "x" }), 400, "missing_model"],
+    ["chat without messages", "/v1/chat/completions", JSON.stringify({ model: "m" }), 400, "invalid_request"],
+    ["an unknown path", "/v1/embeddings", "{}", 404, "not_found"],
+  ])("%s", async (_label, path, body, status, code) => {
+    const fleet = new StaticFleet();
+    route(fleet, "m", []);
+    const gw = await gateway(fleet);
+    const response = await post(`${gw.url}${path}`, body);
+    expect(response.status).toBe(status);
+    expect(response.headers.get("content-type")).toBe("application/json");
+    const parsed = (await response.json()) as { error: { message: string; type: string; code: string } };
+    expect(parsed.error.code).toBe(code);
+    expect(typeof parsed.error.message).toBe("string");
+    expect(parsed.error.type).toBe(status >= 500 ? "server_error" : "invalid_request_error");
+  });
+
+  it("echoes at most 128 characters of an unknown model's name", async () => {
+    const gw = await gateway(new StaticFleet());
+    const response = await post(`${gw.url}/v1/completions`, completion("x".repeat(5000)));
+    expect(response.status).toBe(404);
+    const { error } = (await response.json()) as { error: { message: string } };
+    expect(error.message.length).toBeLessThan(200);
+  });
+
+  it("refuses a body over the bound with 413, by Content-Length and while streaming it", async () => {
+    const fleet = new StaticFleet();
+    const upstream = await fakeEngine((_req, res) => res.end("{}"));
+    route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", upstream.port)]);
+    const gw = await gateway(fleet, { maxBodyBytes: 1024 });
+    const big = JSON.stringify(completion("m", { prompt: "y".repeat(2000) }));
+    const declared = await post(`${gw.url}/v1/completions`, big);
+    expect(declared.status).toBe(413);
+    expect(((await declared.json()) as { error: { code: string } }).error.code).toBe("request_too_large");
+    // chunked: no Content-Length, the bound applies while reading
+    const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        `${gw.url}/v1/completions`,
+        { method: "POST", headers: { "content-type": "application/json" } },
+        (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on("error", reject);
+      req.write(big.slice(0, 1000));
+      req.end(big.slice(1000));
+    });
+    expect(chunked.status).toBe(413);
+    expect(upstream.bodies).toEqual([]);
+  });
+
+  it("answers 502 when the pod cannot be reached, and does not follow a pod's redirect", async () => {
+    const fleet = new StaticFleet();
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    route(fleet, "dead", [staticEndpoint("dead-0", "127.0.0.1", deadPort)]);
+    let followed = false;
+    const elsewhere = await fakeEngine((_req, res) => {
+      followed = true;
+      res.end("{}");
+    });
+    const redirecting = await fakeEngine((_req, res) => {
+      res.writeHead(307, { location: `http://127.0.0.1:${elsewhere.port}/v1/completions` });
+      res.end();
+    });
+    route(fleet, "redirect", [staticEndpoint("r-0", "127.0.0.1", redirecting.port)]);
+    const gw = await gateway(fleet);
+    const dead = await post(`${gw.url}/v1/completions`, completion("dead"));
+    expect(dead.status).toBe(502);
+    expect(((await dead.json()) as { error: { code: string } }).error.code).toBe("upstream_unreachable");
+    const redirect = await post(`${gw.url}/v1/completions`, completion("redirect"));
+    expect(redirect.status).toBe(502);
+    expect(redirect.headers.get("location")).toBeNull();
+    expect(((await redirect.json()) as { error: { code: string } }).error.code).toBe("upstream_error");
+    expect(followed).toBe(false);
+  });
+
+  it("sends a request whose pod refuses the connection to another pod once", async () => {
+    const fleet = new StaticFleet();
+    const live = await engine("m");
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.4", r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    // The dead pod sorts first and is equally loaded: it is picked first.
+    route(fleet, "m", [
+      staticEndpoint("a-dead", "127.0.0.4", deadPort),
+      staticEndpoint("b-live", "127.0.0.1", live.port),
+    ]);
+    const gw = await gateway(fleet);
+    const response = await post(`${gw.url}/v1/completions`, completion("m"));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-gpufleet-endpoint")).toBe("b-live");
+    await response.text();
+  });
+
+  it("answers 504 when the pod sends no response headers in time", async () => {
+    const fleet = new StaticFleet();
+    const silent = await fakeEngine(() => undefined);
+    route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", silent.port)]);
+    const gw = await gateway(fleet, { upstreamHeadersTimeoutMs: 200 });
+    const response = await post(`${gw.url}/v1/completions`, completion("m"));
+    expect(response.status).toBe(504);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("upstream_timeout");
+    await silent.closed[0]; // the upstream request was aborted
+  });
+});
+
+describe("streaming pass-through", () => {
+  it("streams the engine's SSE answer through token by token, ending with [DONE]", async () => {
+    const fleet = new StaticFleet();
+    const e = await engine("m");
+    route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", e.port)]);
+    const gw = await gateway(fleet);
+    const response = await post(`${gw.url}/v1/chat/completions`, {
+      model: "m",
+      messages: [{ role: "user", content: "count" }],
+      max_tokens: 6,
+      stream: true,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/event-stream");
+    const text = await readAll(response);
+    const events = text.split("\n\n").filter(Boolean);
+    expect(events.at(-1)).toBe("data: [DONE]");
+    expect(events.length).toBe(6 + 2); // role chunk, 6 tokens, [DONE]
+  });
+
+  it("forwards each event as soon as it is complete (no buffering), never part of one", async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const fleet = new StaticFleet();
+    const upstream = await fakeEngine((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write('data: {"n":1}\n\ndata: {"n"');
+      void gate.then(() => {
+        res.write(":2}\n\n");
+        res.end("data: [DONE]\n\n");
+      });
+    });
+    route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", upstream.port)]);
+    const gw = await gateway(fleet);
+    const response = await post(`${gw.url}/v1/completions`, completion("m", { stream: true }));
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const first = await reader.read();
+    // The first event arrived while the engine has not sent the rest: it was not buffered, and the
+    // half of the second event already sent was held back.
+    expect(Buffer.from(first.value as Uint8Array).toString()).toBe('data: {"n":1}\n\n');
+    const next = reader.read();
+    const early = await Promise.race([next.then(() => "data"), sleep(100).then(() => "nothing")]);
+    expect(early).toBe("nothing");
+    release();
+    const second = await next;
+    let rest = second.done ? "" : Buffer.from(second.value).toString();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      rest += Buffer.from(value).toString();
+    }
+    expect(rest).toBe('data: {"n":2}\n\ndata: [DONE]\n\n');
+  });
+
+  it("ends the stream with an error event when the pod dies mid-stream (no hang, no half event)", async () => {
+    const fleet = new StaticFleet();
+    const upstream = await fakeEngine((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write('data: {"n":1}\n\ndata: {"partial');
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", upstream.port)]);
+    const gw = await gateway(fleet);
+    const started = Date.now();
+    const response = await post(`${gw.url}/v1/completions`, completion("m", { stream: true }));
+    const text = await readAll(response);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const events = text.split("\n\n").filter(Boolean);
+    expect(events[0]).toBe('data: {"n":1}');
+    expect(text).not.toContain("partial");
+    expect(events).toHaveLength(2);
+    const error = JSON.parse((events[1] as string).slice("data: ".length)) as {
+      error: { code: string; type: string };
+    };
+    expect(error.error).toMatchObject({ code: "upstream_disconnected", type: "server_error" });
+    expect(await gw.metricsText()).toMatch(/gpufleet_gateway_upstream_errors_total\{kind="disconnected"\} 1/);
+  });
+
+  it("ends a stream whose pod goes silent with an error event after the idle timeout", async () => {
+    const fleet = new StaticFleet();
+    const upstream = await fakeEngine((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write('data: {"n":1}\n\n');
+    });
+    route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", upstream.port)]);
+    const gw = await gateway(fleet, { upstreamIdleTimeoutMs: 200 });
+    const text = await readAll(await post(`${gw.url}/v1/completions`, completion("m", { stream: true })));
+    expect(text).toMatch(/^data: \{"n":1\}\n\ndata: \{"error":\{.*"code":"upstream_timeout"\}\}\n\n$/);
+    await upstream.closed[0];
+  });
+
+  it("aborts the upstream request when the client goes away, and the engine stops streaming to it", async () => {
+    const fleet = new StaticFleet();
+    let writes = 0;
+    const upstream = await fakeEngine((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      const timer = setInterval(() => {
+        writes++;
+        res.write(`data: {"n":${writes}}\n\n`);
+      }, 20);
+      res.on("close", () => clearInterval(timer));
+    });
+    route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", upstream.port)]);
+    const gw = await gateway(fleet);
+    const abort = new AbortController();
+    const response = await post(
+      `${gw.url}/v1/completions`,
+      completion("m", { stream: true }),
+      {},
+      abort.signal,
+    );
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    abort.abort();
+    await upstream.closed[0];
+    const after = writes;
+    await sleep(100);
+    expect(writes).toBe(after);
+    expect(gw.server.activeRequests).toBe(0);
+    expect(fleet.route("m")?.endpoints[0]?.inFlight).toBe(0);
+  });
+});
+
+describe("holding requests while a model has no ready pod", () => {
+  it("holds requests, tells the demand writer, and releases them in arrival order to the first ready pod", async () => {
+    const fleet = new StaticFleet();
+    const upstream = await fakeEngine((_req, res, body) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ echo: (JSON.parse(body) as { prompt: string }).prompt }));
+    });
+    const pod = staticEndpoint("m-0", "127.0.0.1", upstream.port);
+    pod.ready = false;
+    const r = route(fleet, "m", [pod]);
+    const gw = await gateway(fleet);
+    const pending: Promise<Response>[] = [];
+    for (let i = 0; i < 3; i++) {
+      pending.push(post(`${gw.url}/v1/completions`, completion("m", { prompt: `request ${i}` })));
+      // sent one after another so that arrival order is defined
+      await vi_waitFor(() => gw.server.holds.size("m") === i + 1);
+    }
+    expect(gw.demand.held).toEqual([1, 2, 3]);
+    expect(upstream.bodies).toEqual([]);
+    pod.ready = true;
+    fleet.changed();
+    const responses = await Promise.all(pending);
+    for (const response of responses) {
+      expect(response.status).toBe(200);
+      expect(Number(response.headers.get("x-gpufleet-held-ms"))).toBeGreaterThan(0);
+      await response.text();
+    }
+    expect(upstream.bodies.map((b) => (JSON.parse(b) as { prompt: string }).prompt)).toEqual([
+      "request 0",
+      "request 1",
+      "request 2",
+    ]);
+    expect(gw.demand.held.at(-1)).toBe(0);
+    expect(r.endpoints[0]?.inFlight).toBe(0);
+    expect(await gw.metricsText()).toMatch(/gpufleet_gateway_hold_outcomes_total\{outcome="released"\} 3/);
+  });
+
+  it("answers 429 with Retry-After when the model's hold queue is full, and 503 when no pod is ready in time", async () => {
+    const fleet = new StaticFleet();
+    route(fleet, "m", []);
+    const gw = await gateway(fleet, { holdMaxPerModel: 1, holdTimeoutMs: 300 });
+    const first = post(`${gw.url}/v1/completions`, completion("m"));
+    await vi_waitFor(() => gw.server.holds.size("m") === 1);
+    const second = await post(`${gw.url}/v1/completions`, completion("m"));
+    expect(second.status).toBe(429);
+    expect(second.headers.get("retry-after")).toBe("2");
+    expect(((await second.json()) as { error: { code: string; type: string } }).error).toMatchObject({
+      code: "overloaded",
+      type: "rate_limit_error",
+    });
+    const timedOut = await first;
+    expect(timedOut.status).toBe(503);
+    expect(timedOut.headers.get("retry-after")).toBe("10");
+    expect(((await timedOut.json()) as { error: { code: string } }).error.code).toBe("no_capacity");
+    expect(gw.server.holds.size("m")).toBe(0);
+  });
+
+  it("forgets a held request whose client went away", async () => {
+    const fleet = new StaticFleet();
+    route(fleet, "m", []);
+    const gw = await gateway(fleet);
+    const abort = new AbortController();
+    const request = post(`${gw.url}/v1/completions`, completion("m"), {}, abort.signal).catch(
+      () => "aborted",
+    );
+    await vi_waitFor(() => gw.server.holds.size("m") === 1);
+    abort.abort();
+    expect(await request).toBe("aborted");
+    await vi_waitFor(() => gw.server.holds.size("m") === 0);
+    expect(gw.demand.held.at(-1)).toBe(0);
+  });
+});
+
+async function vi_waitFor(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await sleep(5);
+  }
+}

@@ -1,0 +1,586 @@
+/**
+ * The gateway's OpenAI-compatible HTTP front: reads and checks a request, finds the ModelDeployment
+ * serving its `model`, picks a pod (gateway/routing), holds the request while there is no ready pod,
+ * and passes the engine's answer through as it arrives. Errors take OpenAI's shape (errors.ts).
+ *
+ * Pass-through: the request body goes to the engine unchanged; the answer's bytes come back chunk by
+ * chunk (an SSE stream is cut only at event boundaries, sse.ts), with backpressure both ways. A client
+ * that goes away aborts the upstream request (the engine sees the connection close and stops). An
+ * engine that dies mid-stream ends the client's stream with an error event. Redirects from pods are
+ * never followed (502).
+ */
+import { randomUUID } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { logger } from "../operator/log/logger.js";
+import { type GatewayConfig } from "./config.js";
+import { GatewayError, errorBody, errorEvent, echo } from "./errors.js";
+import type { FleetView, ModelRoute, Endpoint } from "./fleet.js";
+import type { GatewayMetrics } from "./metrics.js";
+import { type CompletionRequest, parseCompletionRequest, readBody } from "./request.js";
+import { HoldQueue } from "./routing/hold-queue.js";
+import { DEFAULT_PICK_LIMITS, pickEndpoint, recordPick } from "./routing/picker.js";
+import type { PickResult, RequestFeatures } from "./routing/types.js";
+import { SseFramer } from "./sse.js";
+
+export type GatewayServerConfig = Pick<
+  GatewayConfig,
+  | "maxBodyBytes"
+  | "maxPromptChars"
+  | "holdMaxPerModel"
+  | "holdTimeoutMs"
+  | "maxLoadPerEndpoint"
+  | "upstreamHeadersTimeoutMs"
+  | "upstreamIdleTimeoutMs"
+  | "sessionHeader"
+  | "debugHeaders"
+  | "weights"
+>;
+
+export const DEFAULT_SERVER_CONFIG: GatewayServerConfig = {
+  maxBodyBytes: 8 * 1024 * 1024,
+  maxPromptChars: 64 * 1024,
+  holdMaxPerModel: 256,
+  holdTimeoutMs: 120_000,
+  maxLoadPerEndpoint: 0,
+  upstreamHeadersTimeoutMs: 300_000,
+  upstreamIdleTimeoutMs: 60_000,
+  sessionHeader: "x-session-id",
+  debugHeaders: true,
+  weights: { prefix: 2, queue: 1, kvCache: 0.5, session: 3 },
+};
+
+/** What the server tells the demand writer (demand.ts). */
+export interface DemandSink {
+  recordRequest(route: ModelRoute): void;
+  heldChanged(route: ModelRoute): void;
+}
+
+export interface GatewayServerOptions {
+  fleet: FleetView;
+  metrics: GatewayMetrics;
+  config?: Partial<GatewayServerConfig>;
+  demand?: DemandSink;
+  now?: () => number;
+}
+
+export const HEADER_ENDPOINT = "x-gpufleet-endpoint";
+export const HEADER_PICK_REASON = "x-gpufleet-pick-reason";
+export const HEADER_HELD_MS = "x-gpufleet-held-ms";
+/** Seconds a client is told to wait after a 429 (hold queue full). */
+export const OVERLOADED_RETRY_AFTER_SECONDS = 2;
+/** Seconds a client is told to wait after a 503 (no ready pod within the hold timeout). */
+export const NO_CAPACITY_RETRY_AFTER_SECONDS = 10;
+
+const PATHS = new Set(["/v1/chat/completions", "/v1/completions"]);
+/** Connect failures that mean the request never reached an engine: safe to send to another pod once. */
+const RETRYABLE_CONNECT_ERRORS = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+
+interface Held {
+  features: RequestFeatures;
+  start: (pick: PickResult) => void;
+  fail: (error: GatewayError) => void;
+}
+
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  requestId: string;
+  arrivedAt: number;
+  path: string;
+  body: Buffer;
+  request: CompletionRequest;
+  route: ModelRoute;
+  heldMs: number;
+  attempts: number;
+  tried: Set<string>;
+}
+
+const log = logger.child({ component: "gateway" });
+
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers["x-request-id"];
+  return typeof given === "string" && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+export class GatewayServer {
+  readonly config: GatewayServerConfig;
+  readonly holds: HoldQueue<Held>;
+  readonly server: http.Server;
+  private readonly agent = new http.Agent({
+    keepAlive: true,
+    maxFreeSockets: 1024,
+    timeout: 4_000,
+    scheduling: "lifo",
+  });
+  private readonly now: () => number;
+  private holdTimer: NodeJS.Timeout | undefined;
+  private readonly unsubscribe: () => void;
+  private closing = false;
+  private active = 0;
+
+  constructor(private readonly options: GatewayServerOptions) {
+    this.config = { ...DEFAULT_SERVER_CONFIG, ...options.config };
+    this.now = options.now ?? Date.now;
+    this.holds = new HoldQueue<Held>({
+      maxPerModel: this.config.holdMaxPerModel,
+      maxWaitMs: this.config.holdTimeoutMs,
+      maxModels: 1024,
+    });
+    this.server = http.createServer({ noDelay: true }, (req, res) => this.handle(req, res));
+    this.server.keepAliveTimeout = 60_000;
+    this.server.headersTimeout = 65_000;
+    this.unsubscribe = options.fleet.subscribe(() => this.drainAll());
+  }
+
+  async listen(port: number, host: string): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Requests being served or held now. */
+  get activeRequests(): number {
+    return this.active;
+  }
+
+  /**
+   * Stops accepting; held requests get 503; requests in flight may finish within `graceMs`, then are cut.
+   */
+  async close(graceMs = 0): Promise<void> {
+    this.closing = true;
+    this.unsubscribe();
+    clearTimeout(this.holdTimer);
+    for (const model of this.holds.models())
+      for (const entry of this.holds.release(model))
+        entry.item.fail(new GatewayError("no_capacity", "The gateway is shutting down; retry.", 1));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const deadline = Date.now() + graceMs;
+    while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    this.server.closeAllConnections();
+    await closed;
+    this.agent.destroy();
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const method = req.method ?? "GET";
+    if (path === "/v1/models") {
+      if (method !== "GET")
+        return this.sendError(res, new GatewayError("method_not_allowed", "Use GET for /v1/models."));
+      return this.sendModels(res);
+    }
+    if (!PATHS.has(path))
+      return this.sendError(res, new GatewayError("not_found", `No route for ${method} ${echo(path)}.`));
+    if (method !== "POST")
+      return this.sendError(res, new GatewayError("method_not_allowed", `Use POST for ${path}.`));
+    this.active++;
+    res.once("close", () => this.active--);
+    this.serveCompletion(req, res, path).catch((error: unknown) => {
+      if (error instanceof GatewayError) {
+        // A refused body: stop reading it (the connection is closed after the answer).
+        if (error.code === "request_too_large") res.setHeader("connection", "close");
+        this.sendError(res, error);
+        this.count(undefined, error.status);
+        return;
+      }
+      log.error({ err: error }, "request failed");
+      this.sendError(res, new GatewayError("upstream_error", "The gateway failed to handle the request."));
+    });
+  }
+
+  private sendModels(res: ServerResponse): void {
+    const data = this.options.fleet
+      .routes()
+      .map((r) => ({ id: r.model, object: "model", created: r.createdAtSeconds, owned_by: "gpufleet" }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const body = JSON.stringify({ object: "list", data });
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  private sendError(res: ServerResponse, error: GatewayError): void {
+    if (res.headersSent || res.destroyed) {
+      if (!res.destroyed) res.destroy();
+      return;
+    }
+    const body = JSON.stringify(errorBody(error));
+    const headers: http.OutgoingHttpHeaders = {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+    };
+    if (error.retryAfterSeconds !== undefined) headers["retry-after"] = String(error.retryAfterSeconds);
+    res.writeHead(error.status, headers);
+    res.end(body);
+  }
+
+  private count(route: ModelRoute | undefined, status: number): void {
+    this.options.metrics.requests.inc({ model: route?.model ?? "", code: String(status) });
+  }
+
+  private async serveCompletion(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const arrivedAt = performance.now();
+    const requestId = requestIdOf(req);
+    const body = await readBody(req, this.config.maxBodyBytes);
+    const sessionHeader = req.headers[this.config.sessionHeader];
+    const sessionKey =
+      typeof sessionHeader === "string" && sessionHeader.length > 0 ? sessionHeader.slice(0, 256) : undefined;
+    const request = parseCompletionRequest(body, path === "/v1/chat/completions", {
+      maxPromptChars: this.config.maxPromptChars,
+      sessionKey,
+    });
+    const route = this.options.fleet.route(request.model);
+    if (!route)
+      throw new GatewayError("model_not_found", `The model \`${echo(request.model)}\` does not exist.`);
+    if (this.closing) throw new GatewayError("no_capacity", "The gateway is shutting down; retry.", 1);
+    this.options.demand?.recordRequest(route);
+    const exchange: Exchange = {
+      req,
+      res,
+      requestId,
+      arrivedAt,
+      path,
+      body,
+      request,
+      route,
+      heldMs: 0,
+      attempts: 0,
+      tried: new Set(),
+    };
+    // Arrival order: while others are held for this model, a new request queues behind them.
+    const pick = this.holds.size(route.model) === 0 ? this.pick(route, request.features) : undefined;
+    if (pick) this.forward(exchange, pick);
+    else this.hold(exchange);
+  }
+
+  private pick(
+    route: ModelRoute,
+    features: RequestFeatures,
+    exclude?: ReadonlySet<string>,
+  ): PickResult | undefined {
+    const endpoints = exclude?.size
+      ? route.endpoints.filter((e) => !exclude.has(e.address))
+      : route.endpoints;
+    const limits =
+      this.config.maxLoadPerEndpoint > 0
+        ? { ...DEFAULT_PICK_LIMITS, maxLoadPerEndpoint: this.config.maxLoadPerEndpoint }
+        : DEFAULT_PICK_LIMITS;
+    return pickEndpoint(features, endpoints, route.routing, this.config.weights, this.now(), limits);
+  }
+
+  private hold(exchange: Exchange): void {
+    const { route, res } = exchange;
+    const heldAt = performance.now();
+    let settled = false;
+    const outcome = this.holds.hold(
+      route.model,
+      {
+        features: exchange.request.features,
+        start: (pick) => {
+          settled = true;
+          exchange.heldMs = performance.now() - heldAt;
+          this.options.metrics.holdOutcomes.inc({ outcome: "released" });
+          this.forward(exchange, pick);
+        },
+        fail: (error) => {
+          settled = true;
+          this.options.metrics.holdOutcomes.inc({ outcome: "timeout" });
+          this.sendError(res, error);
+          this.count(route, error.status);
+        },
+      },
+      this.now(),
+    );
+    if (!outcome.held) {
+      this.options.metrics.holdOutcomes.inc({ outcome: "refused" });
+      throw new GatewayError(
+        "overloaded",
+        `Too many requests are waiting for model \`${route.model}\`; retry later.`,
+        OVERLOADED_RETRY_AFTER_SECONDS,
+      );
+    }
+    res.once("close", () => {
+      if (settled) return;
+      if (this.holds.cancel(route.model, outcome.ticket)) {
+        this.options.metrics.holdOutcomes.inc({ outcome: "cancelled" });
+        this.heldChanged(route);
+      }
+    });
+    this.heldChanged(route);
+    this.armHoldTimer();
+    // A pod may have become ready between the pick and now.
+    this.drain(route.model);
+  }
+
+  private heldChanged(route: ModelRoute): void {
+    this.options.metrics.held.set({ model: route.model }, this.holds.size(route.model));
+    this.options.demand?.heldChanged(route);
+  }
+
+  private armHoldTimer(): void {
+    clearTimeout(this.holdTimer);
+    const next = this.holds.nextDeadlineMs();
+    if (next === undefined) return;
+    this.holdTimer = setTimeout(() => this.expireHeld(), Math.max(0, next - this.now()));
+  }
+
+  private expireHeld(): void {
+    const expired = this.holds.expire(this.now());
+    const models = new Set<string>();
+    for (const entry of expired) {
+      models.add(entry.model);
+      entry.item.fail(
+        new GatewayError(
+          "no_capacity",
+          `No pod of model \`${entry.model}\` became ready within ${Math.round(this.config.holdTimeoutMs / 1000)} s.`,
+          NO_CAPACITY_RETRY_AFTER_SECONDS,
+        ),
+      );
+    }
+    for (const model of models) {
+      const route = this.options.fleet.route(model);
+      if (route) this.heldChanged(route);
+    }
+    this.armHoldTimer();
+  }
+
+  private drainAll(): void {
+    for (const model of this.holds.models()) this.drain(model);
+  }
+
+  /** Releases held requests of `model`, oldest first, while a pod can take them. */
+  private drain(model: string): void {
+    if (this.holds.size(model) === 0) return;
+    const route = this.options.fleet.route(model);
+    if (!route) {
+      for (const entry of this.holds.release(model))
+        entry.item.fail(new GatewayError("model_not_found", `The model \`${model}\` does not exist.`));
+      this.options.metrics.held.set({ model }, 0);
+      return;
+    }
+    let released = 0;
+    while (this.holds.size(model) > 0) {
+      // Whether any pod can take a request does not depend on the request: probe, then release the oldest.
+      if (!this.pick(route, { model, prompt: "", blockHashes: [] })) break;
+      const [entry] = this.holds.release(model, 1);
+      if (!entry) break;
+      const pick = this.pick(route, entry.item.features);
+      if (!pick) break; // cannot happen (probed), but never drop a request
+      entry.item.start(pick);
+      released++;
+    }
+    if (released > 0) {
+      this.heldChanged(route);
+      this.armHoldTimer();
+    }
+  }
+
+  private forward(exchange: Exchange, pick: PickResult): void {
+    const { req, res, route, request } = exchange;
+    const metrics = this.options.metrics;
+    const endpoint = pick.endpoint as Endpoint;
+    exchange.attempts++;
+    exchange.tried.add(endpoint.address);
+    if (res.destroyed || (req.destroyed && !req.complete)) return;
+    endpoint.inFlight++;
+    metrics.inFlight.inc();
+    metrics.picks.inc({ reason: pick.reason });
+    recordPick(route.routing, request.features, pick, this.now());
+
+    let finished = false;
+    let responseStarted = false;
+    let firstByte = true;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const finish = (status: number) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(headersTimer);
+      clearTimeout(idleTimer);
+      endpoint.inFlight--;
+      metrics.inFlight.dec();
+      this.count(route, status);
+      metrics.duration.observe(
+        { model: route.model, stream: String(request.stream) },
+        (performance.now() - exchange.arrivedAt) / 1000,
+      );
+      if (this.config.maxLoadPerEndpoint > 0) this.drain(route.model);
+    };
+
+    const target = endpoint.target;
+    const upstream = http.request({
+      host: target.podIP,
+      port: target.port,
+      method: "POST",
+      path: exchange.path,
+      agent: this.agent,
+      headers: {
+        "content-type": "application/json",
+        "content-length": exchange.body.length,
+        accept: typeof req.headers.accept === "string" ? req.headers.accept : "*/*",
+        ...(typeof req.headers.authorization === "string"
+          ? { authorization: req.headers.authorization }
+          : {}),
+        "x-request-id": exchange.requestId,
+      },
+    });
+    upstream.setNoDelay(true);
+    const headersTimer = setTimeout(() => {
+      metrics.upstreamErrors.inc({ kind: "timeout" });
+      upstream.destroy();
+      this.sendError(
+        res,
+        new GatewayError(
+          "upstream_timeout",
+          `The engine pod did not answer within ${Math.round(this.config.upstreamHeadersTimeoutMs / 1000)} s.`,
+        ),
+      );
+      finish(504);
+    }, this.config.upstreamHeadersTimeoutMs);
+
+    /** The engine went away (or went silent) after the answer began. */
+    const failMidResponse = (kind: "disconnected" | "idle-timeout", sse: boolean) => {
+      if (finished) return;
+      metrics.upstreamErrors.inc({ kind });
+      log.warn({ requestId: exchange.requestId, pod: endpoint.podName, kind }, "engine answer ended early");
+      upstream.destroy();
+      if (sse && !res.destroyed) {
+        const error =
+          kind === "idle-timeout"
+            ? new GatewayError(
+                "upstream_timeout",
+                `The engine pod sent nothing for ${Math.round(this.config.upstreamIdleTimeoutMs / 1000)} s.`,
+              )
+            : new GatewayError(
+                "upstream_disconnected",
+                "The engine pod closed the stream before it was complete.",
+              );
+        res.end(errorEvent(error));
+      } else {
+        res.destroy();
+      }
+      finish(kind === "idle-timeout" ? 504 : 502);
+    };
+
+    upstream.on("response", (up) => {
+      clearTimeout(headersTimer);
+      responseStarted = true;
+      up.on("error", () => undefined); // reported through "close" with up.complete false
+      const status = up.statusCode ?? 502;
+      if (status >= 300 && status < 400) {
+        up.resume();
+        upstream.destroy();
+        metrics.upstreamErrors.inc({ kind: "redirect" });
+        this.sendError(
+          res,
+          new GatewayError(
+            "upstream_error",
+            "The engine pod answered with a redirect; the gateway does not follow redirects.",
+          ),
+        );
+        finish(502);
+        return;
+      }
+      if (res.destroyed) {
+        upstream.destroy();
+        finish(499);
+        return;
+      }
+      const contentType =
+        typeof up.headers["content-type"] === "string" ? up.headers["content-type"] : "application/json";
+      const sse = contentType.startsWith("text/event-stream");
+      const headers: http.OutgoingHttpHeaders = { "content-type": contentType };
+      if (sse) {
+        headers["cache-control"] = "no-cache";
+        headers["x-accel-buffering"] = "no";
+      } else if (typeof up.headers["content-length"] === "string")
+        headers["content-length"] = up.headers["content-length"];
+      headers["x-request-id"] = exchange.requestId;
+      if (this.config.debugHeaders) {
+        headers[HEADER_ENDPOINT] = endpoint.podName;
+        headers[HEADER_PICK_REASON] = pick.reason;
+        if (exchange.heldMs > 0) headers[HEADER_HELD_MS] = String(Math.round(exchange.heldMs));
+      }
+      res.writeHead(status, headers);
+      const framer = sse ? new SseFramer() : undefined;
+      const armIdle = () => {
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => failMidResponse("idle-timeout", sse), this.config.upstreamIdleTimeoutMs);
+      };
+      armIdle();
+      up.on("data", (chunk: Buffer) => {
+        if (finished) return;
+        armIdle();
+        let out: Buffer;
+        try {
+          out = framer ? framer.push(chunk) : chunk;
+        } catch {
+          failMidResponse("disconnected", sse);
+          return;
+        }
+        if (out.length === 0) return;
+        if (firstByte) {
+          firstByte = false;
+          metrics.timeToFirstByte.observe(
+            { model: route.model },
+            (performance.now() - exchange.arrivedAt) / 1000,
+          );
+        }
+        if (!res.write(out)) {
+          up.pause();
+          res.once("drain", () => up.resume());
+        }
+      });
+      up.on("end", () => {
+        if (finished) return;
+        const rest = framer?.flush();
+        res.end(rest && rest.length ? rest : undefined);
+        finish(status);
+      });
+      up.on("close", () => {
+        if (!finished && !up.complete) failMidResponse("disconnected", sse);
+      });
+    });
+
+    upstream.on("error", (err: NodeJS.ErrnoException) => {
+      if (finished) return;
+      if (responseStarted) {
+        failMidResponse("disconnected", false);
+        return;
+      }
+      clearTimeout(headersTimer);
+      const retryable = RETRYABLE_CONNECT_ERRORS.has(err.code ?? "") && exchange.attempts < 2;
+      metrics.upstreamErrors.inc({ kind: "connect" });
+      log.warn(
+        { requestId: exchange.requestId, pod: endpoint.podName, code: err.code },
+        "engine pod unreachable",
+      );
+      // Never reached the engine: take it off this request's candidates and try one other pod.
+      const next = retryable ? this.pick(route, request.features, exchange.tried) : undefined;
+      if (next) {
+        endpoint.inFlight--;
+        metrics.inFlight.dec();
+        finished = true;
+        this.forward(exchange, next);
+        return;
+      }
+      this.sendError(res, new GatewayError("upstream_unreachable", "The engine pod could not be reached."));
+      finish(502);
+    });
+
+    // The client went away: abort the upstream request so the engine stops generating.
+    res.once("close", () => {
+      if (finished) return;
+      if (!res.writableFinished) {
+        upstream.destroy();
+        finish(499);
+      }
+    });
+    upstream.end(exchange.body);
+  }
+}
