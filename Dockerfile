@@ -17,6 +17,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY operator ./operator
+COPY gateway ./gateway
 RUN npm run build \
  && find dist -name '*.test.js' -delete -o -name '*.test.js.map' -delete
 

@@ -125,6 +125,26 @@ export interface FleetOptions {
   scrapeTimeoutMs: number;
   /** Scrapes in flight at once. */
   scrapeConcurrency?: number;
+  /** How often a Ready pod's engine /health is asked until it answers 200. Default 250 ms. */
+  healthCheckIntervalMs?: number;
+}
+
+/**
+ * GET http://<pod>/health once: true on 200. Redirects are not followed (they count as not healthy).
+ * A Ready pod is not enough: a readiness probe may be missing or lag, and an engine still loading its
+ * model answers 503 to completions.
+ */
+export async function engineHealthy(target: ScrapeTarget, timeoutMs: number): Promise<boolean> {
+  try {
+    const response = await fetch(`http://${endpointAddress(target)}/health`, {
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await response.body?.cancel().catch(() => undefined);
+    return response.status === 200;
+  } catch {
+    return false;
+  }
 }
 
 registerKind("apps/v1", "ReplicaSet", { plural: "replicasets", namespaced: true });
@@ -144,6 +164,9 @@ export class Fleet implements FleetView {
   private scraping = false;
   private stopped = false;
   private lastShadowWarning = "";
+  /** Endpoints (by key) whose engine answered /health 200 since their pod turned Ready. */
+  private readonly healthy = new Set<string>();
+  private readonly checking = new Map<string, NodeJS.Timeout>();
 
   constructor(
     client: KubeClient,
@@ -203,6 +226,8 @@ export class Fleet implements FleetView {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.scrapeTimer);
+    for (const timer of this.checking.values()) clearTimeout(timer);
+    this.checking.clear();
     await Promise.all(Object.values(this.informers).map((i) => i.stop()));
   }
 
@@ -292,6 +317,12 @@ export class Fleet implements FleetView {
       });
     }
     for (const key of this.endpoints.keys()) if (!liveEndpoints.has(key)) this.endpoints.delete(key);
+    for (const key of this.healthy) if (!liveEndpoints.has(key)) this.healthy.delete(key);
+    for (const [key, timer] of this.checking)
+      if (!liveEndpoints.has(key)) {
+        clearTimeout(timer);
+        this.checking.delete(key);
+      }
     for (const uid of this.routingStates.keys()) if (!liveStates.has(uid)) this.routingStates.delete(uid);
     this.current = next;
     for (const listener of this.listeners) {
@@ -301,6 +332,31 @@ export class Fleet implements FleetView {
         log.error({ err }, "fleet listener threw");
       }
     }
+  }
+
+  /** Asks the engine's /health until it answers 200, then marks the endpoint routable (one loop per endpoint). */
+  private checkHealth(key: string, target: ScrapeTarget): void {
+    if (this.checking.has(key) || this.stopped) return;
+    const interval = this.options.healthCheckIntervalMs ?? 250;
+    const attempt = async () => {
+      const current = this.endpoints.get(key)?.target ?? target;
+      const ok = await engineHealthy(current, Math.max(interval, 1000));
+      if (!this.checking.has(key) || this.stopped) return;
+      if (ok) {
+        this.checking.delete(key);
+        this.healthy.add(key);
+        this.invalidate();
+        return;
+      }
+      this.checking.set(
+        key,
+        setTimeout(() => void attempt(), interval),
+      );
+    };
+    this.checking.set(
+      key,
+      setTimeout(() => void attempt(), 0),
+    );
   }
 
   private scheduleScrape(delayMs: number): void {

@@ -42,8 +42,8 @@ interface RbacRule {
 }
 
 /** The YAML list inside `{{- define "name" -}} ... {{- end }}` of templates/_rbac-rules.tpl. */
-function rbacRules(defineName: string): RbacRule[] {
-  const text = read("charts/gpufleet/templates/_rbac-rules.tpl");
+function rbacRules(defineName: string, file = "charts/gpufleet/templates/_rbac-rules.tpl"): RbacRule[] {
+  const text = read(file);
   const start = text.indexOf(`{{- define "${defineName}" -}}`);
   expect(start, `define ${defineName}`).toBeGreaterThanOrEqual(0);
   const body = text.slice(text.indexOf("\n", start) + 1, text.indexOf("{{- end }}", start));
@@ -186,14 +186,53 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
   });
 });
 
+describe("gateway RBAC rules (templates/_gateway.tpl)", () => {
+  const file = "charts/gpufleet/templates/_gateway.tpl";
+  const rules = rbacRules("gpufleet.rbac.gatewayRules", file);
+
+  it("read ModelDeployments and the pod owner chain, and patch ModelDeployments (demand annotation): nothing else", () => {
+    const grants = rules
+      .flatMap((rule) =>
+        rule.resources.map((resource) => `${rule.apiGroups.join(",")}/${resource}: ${rule.verbs.join(",")}`),
+      )
+      .sort();
+    expect(grants).toEqual(
+      [
+        "gpufleet.io/modeldeployments: get,list,watch,patch",
+        "/pods: get,list,watch",
+        "apps/deployments: get,list,watch",
+        "apps/replicasets: get,list,watch",
+      ].sort(),
+    );
+    for (const rule of rules) {
+      for (const field of [rule.apiGroups, rule.resources, rule.verbs]) expect(field).not.toContain("*");
+      for (const verb of ["create", "update", "delete", "deletecollection"])
+        expect(rule.verbs).not.toContain(verb);
+    }
+  });
+
+  it("explain every rule with a comment above it", () => {
+    const text = read(file).split("\n");
+    const ruleLines = text.flatMap((line, index) => (line.startsWith("- apiGroups:") ? [index] : []));
+    expect(ruleLines.length).toBe(rules.length);
+    for (const index of ruleLines) expect(text[index - 1], `line ${index + 1}`).toMatch(/^# \S/);
+  });
+
+  it("run the gateway pod with the operator's hardened pod and container security contexts and its own ServiceAccount", () => {
+    const deployment = read("charts/gpufleet/templates/gateway-deployment.yaml");
+    expect(deployment).toContain("{{- toYaml .Values.podSecurityContext | nindent 8 }}");
+    expect(deployment).toContain("{{- toYaml .Values.securityContext | nindent 12 }}");
+    expect(deployment).toContain('serviceAccountName: {{ include "gpufleet.gateway.serviceAccountName" . }}');
+    expect(deployment).toContain('args: ["dist/gateway/main.js"]');
+  });
+});
+
 describe("monitoring templates", () => {
   it("query operator metrics that operator/runtime/metrics.ts really registers", async () => {
     const registered = createOperatorMetrics(new Registry(), { processMetrics: false })
       .registry.getMetricsAsArray()
       .map((metric) => metric.name);
-    const missing = OPERATOR_METRICS_USED_BY_CHART.filter(
-      (name) => !registered.includes(name),
-    );
+    const missing = OPERATOR_METRICS_USED_BY_CHART.filter((name) => !registered.includes(name));
     expect(missing).toEqual([]);
   });
 
@@ -247,7 +286,14 @@ describe("Dockerfile", () => {
     const patterns = read(".dockerignore")
       .split("\n")
       .filter((line) => line !== "" && !line.startsWith("#"));
-    expect(patterns).toEqual(["*", "!package.json", "!package-lock.json", "!tsconfig.json", "!operator/"]);
+    expect(patterns).toEqual([
+      "*",
+      "!package.json",
+      "!package-lock.json",
+      "!tsconfig.json",
+      "!operator/",
+      "!gateway/",
+    ]);
     const normalize = (path: string): string => path.replace(/^\.\//, "").replace(/\/$/, "");
     const allowed = patterns
       .filter((pattern) => pattern.startsWith("!"))

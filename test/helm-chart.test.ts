@@ -93,7 +93,7 @@ interface OperatorContainer {
 }
 
 function operatorContainer(objects: K8sObject[]): OperatorContainer {
-  const deployment = only(objects, "Deployment") as unknown as {
+  const deployment = only(objects, "Deployment", "gf-gpufleet") as unknown as {
     spec: { template: { spec: { containers: OperatorContainer[] } } };
   };
   return deployment.spec.template.spec.containers[0]!;
@@ -136,7 +136,7 @@ describe("helm lint and template", () => {
 
   it("renders defaults: 2 leader-elected replicas, hardened pod, probes on the ops port, cluster-wide workload RBAC, a PDB", async () => {
     const objects = await render([]);
-    const deployment = only(objects, "Deployment") as unknown as {
+    const deployment = only(objects, "Deployment", "gf-gpufleet") as unknown as {
       spec: {
         replicas: number;
         template: {
@@ -175,8 +175,8 @@ describe("helm lint and template", () => {
     ).toEqual(["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
     expect(only(objects, "ClusterRoleBinding", "gf-gpufleet-workloads")).toBeDefined();
     expect(only(objects, "Role", "gf-gpufleet-leader-election").metadata.namespace).toBe("gpufleet-system");
-    expect(only(objects, "PodDisruptionBudget")).toMatchObject({ spec: { minAvailable: 1 } });
-    expect(only(objects, "Service")).toMatchObject({
+    expect(only(objects, "PodDisruptionBudget", "gf-gpufleet")).toMatchObject({ spec: { minAvailable: 1 } });
+    expect(only(objects, "Service", "gf-gpufleet-metrics")).toMatchObject({
       spec: { ports: [{ name: "http-ops", port: 8081, targetPort: "http-ops" }] },
     });
     expect(objects.some((object) => object.apiVersion.startsWith("monitoring.coreos.com"))).toBe(false);
@@ -228,10 +228,129 @@ describe("helm lint and template", () => {
 
   it("renders one replica without leader election: no Lease Role, no PDB", async () => {
     const objects = await render(VALUE_MATRIX.singleReplicaNoLeaderElection!);
-    expect((only(objects, "Deployment") as unknown as { spec: { replicas: number } }).spec.replicas).toBe(1);
+    expect(
+      (only(objects, "Deployment", "gf-gpufleet") as unknown as { spec: { replicas: number } }).spec.replicas,
+    ).toBe(1);
     expect(envOf(operatorContainer(objects)).GPUFLEET_LEADER_ELECT).toBe("false");
     expect(objects.filter((object) => object.metadata.name.endsWith("-leader-election"))).toEqual([]);
-    expect(objects.filter((object) => object.kind === "PodDisruptionBudget")).toEqual([]);
+    expect(
+      objects.filter((object) => object.kind === "PodDisruptionBudget").map((pdb) => pdb.metadata.name),
+    ).toEqual(["gf-gpufleet-gateway"]);
+  });
+
+  it("renders the gateway: 2 hardened replicas with their own ServiceAccount, a Service, a PDB, read-mostly RBAC, no HPA", async () => {
+    const objects = await render([]);
+    const deployment = only(objects, "Deployment", "gf-gpufleet-gateway") as unknown as {
+      spec: {
+        replicas: number;
+        template: {
+          metadata: { labels: Record<string, string> };
+          spec: {
+            serviceAccountName: string;
+            securityContext: Record<string, unknown>;
+            containers: Array<OperatorContainer & { args: string[]; image: string }>;
+          };
+        };
+      };
+    };
+    expect(deployment.spec.replicas).toBe(2);
+    const pod = deployment.spec.template.spec;
+    expect(pod.serviceAccountName).toBe("gf-gpufleet-gateway");
+    expect(deployment.spec.template.metadata.labels["app.kubernetes.io/component"]).toBe("gateway");
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    const container = pod.containers[0]!;
+    expect(container.args).toEqual(["dist/gateway/main.js"]);
+    // The same image as the operator (it holds both programs).
+    const operator = only(objects, "Deployment", "gf-gpufleet") as unknown as {
+      spec: { template: { spec: { containers: Array<{ image: string }> } } };
+    };
+    expect(container.image).toBe(operator.spec.template.spec.containers[0]!.image);
+    expect(container.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(container.ports.map((port) => `${port.name}:${port.containerPort}`)).toEqual([
+      "http:8080",
+      "http-ops:8082",
+    ]);
+    expect(container.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "http-ops" });
+    expect(envOf(container)).toMatchObject({
+      GPUFLEET_GATEWAY_PORT: "8080",
+      GPUFLEET_GATEWAY_OPS_PORT: "8082",
+      GPUFLEET_GATEWAY_WATCH_NAMESPACES: "",
+      GPUFLEET_GATEWAY_HOLD_TIMEOUT_SECONDS: "120",
+      GPUFLEET_GATEWAY_MAX_BODY_BYTES: "8388608",
+    });
+    expect(container.env.map((variable) => variable.name)).toContain("POD_NAME");
+    expect(only(objects, "ServiceAccount", "gf-gpufleet-gateway")).toBeDefined();
+    expect(only(objects, "Service", "gf-gpufleet-gateway")).toMatchObject({
+      spec: {
+        selector: { "app.kubernetes.io/component": "gateway" },
+        ports: [
+          { name: "http", port: 80, targetPort: "http" },
+          { name: "http-ops", port: 8082, targetPort: "http-ops" },
+        ],
+      },
+    });
+    expect(only(objects, "PodDisruptionBudget", "gf-gpufleet-gateway")).toMatchObject({
+      spec: { minAvailable: 1 },
+    });
+    const role = only(objects, "ClusterRole", "gf-gpufleet-gateway") as unknown as { rules: RbacRule[] };
+    expect(role.rules).toEqual([
+      {
+        apiGroups: ["gpufleet.io"],
+        resources: ["modeldeployments"],
+        verbs: ["get", "list", "watch", "patch"],
+      },
+      { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+      { apiGroups: ["apps"], resources: ["deployments", "replicasets"], verbs: ["get", "list", "watch"] },
+    ]);
+    expect(only(objects, "ClusterRoleBinding", "gf-gpufleet-gateway")).toMatchObject({
+      subjects: [{ kind: "ServiceAccount", name: "gf-gpufleet-gateway", namespace: "gpufleet-system" }],
+    });
+    expect(objects.filter((object) => object.kind === "HorizontalPodAutoscaler")).toEqual([]);
+  });
+
+  it("renders the gateway's HPA on CPU instead of a fixed replica count, Roles per watched namespace, or nothing when disabled", async () => {
+    const scaled = await render([
+      "--set",
+      "gateway.autoscaling.enabled=true,gateway.autoscaling.maxReplicas=6",
+    ]);
+    expect(
+      (only(scaled, "Deployment", "gf-gpufleet-gateway") as unknown as { spec: { replicas?: number } }).spec
+        .replicas,
+    ).toBeUndefined();
+    expect(only(scaled, "HorizontalPodAutoscaler", "gf-gpufleet-gateway")).toMatchObject({
+      spec: {
+        scaleTargetRef: { kind: "Deployment", name: "gf-gpufleet-gateway" },
+        minReplicas: 2,
+        maxReplicas: 6,
+        metrics: [
+          {
+            type: "Resource",
+            resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 70 } },
+          },
+        ],
+      },
+    });
+    const namespaced = await render(VALUE_MATRIX.watchNamespaces!);
+    expect(
+      namespaced
+        .filter((o) => o.kind === "Role" && o.metadata.name === "gf-gpufleet-gateway")
+        .map((o) => o.metadata.namespace),
+    ).toEqual(["team-a", "team-b"]);
+    expect(
+      namespaced.filter((o) => o.kind === "ClusterRole" && o.metadata.name === "gf-gpufleet-gateway"),
+    ).toEqual([]);
+    const disabled = await render(["--set", "gateway.enabled=false"]);
+    expect(disabled.filter((o) => o.metadata.name.startsWith("gf-gpufleet-gateway"))).toEqual([]);
   });
 
   it("grants no wildcard and no Secrets in any role of any value combination", async () => {
@@ -282,6 +401,9 @@ describe("values.schema.json refuses bad values at install time", () => {
       "at '/metrics/prometheusRule/capacityShortfallFor': 'soon' does not match pattern",
     ],
     ["replicas=3", "additional properties 'replicas' not allowed"],
+    ["gateway.replicaCount=0", "at '/gateway/replicaCount': minimum: got 0, want 1"],
+    ["gateway.hold.timeoutSeconds=-1", "at '/gateway/hold/timeoutSeconds': minimum: got -1, want 0"],
+    ["gateway.maxBodyBytes=10", "at '/gateway/maxBodyBytes': minimum: got 10, want 1024"],
   ])("--set %s", async (setValue, message) => {
     const result = await helm([
       "template",
@@ -446,6 +568,80 @@ describe("helm install, upgrade and uninstall against the real API server", () =
         (error: { code?: number }) => error.code,
       );
     expect(secretsRead).toBe(403);
+  });
+
+  it("runs the gateway with its own ServiceAccount, allowed to read what it routes to and patch ModelDeployments, nothing more", async () => {
+    const apps = kubeConfig.makeApiClient(AppsV1Api);
+    const gateway = await apps.readNamespacedDeployment({
+      name: `${fullname}-gateway`,
+      namespace: releaseNamespace.name,
+    });
+    expect(gateway.spec?.replicas).toBe(2);
+    expect(gateway.status?.readyReplicas).toBe(2);
+    const serviceAccount = await serviceAccountKubeconfig(
+      kubeConfig,
+      releaseNamespace.name,
+      `${fullname}-gateway`,
+    );
+    const authorization = serviceAccount.kubeConfig.makeApiClient(AuthorizationV1Api);
+    const can = async (
+      verb: string,
+      group: string,
+      resource: string,
+      namespace?: string,
+      subresource?: string,
+    ) =>
+      (
+        await authorization.createSelfSubjectAccessReview({
+          body: {
+            spec: {
+              resourceAttributes: {
+                verb,
+                group,
+                resource,
+                ...(namespace ? { namespace } : {}),
+                ...(subresource ? { subresource } : {}),
+              },
+            },
+          },
+        })
+      ).status?.allowed === true;
+    const watched = watchedNamespace.name;
+    const expectations: Array<[string, boolean, () => Promise<boolean>]> = [
+      ["watch modeldeployments", true, () => can("watch", "gpufleet.io", "modeldeployments", watched)],
+      [
+        "patch modeldeployments (demand annotation)",
+        true,
+        () => can("patch", "gpufleet.io", "modeldeployments", watched),
+      ],
+      ["watch pods", true, () => can("watch", "", "pods", watched)],
+      ["watch replicasets", true, () => can("watch", "apps", "replicasets", watched)],
+      ["watch deployments", true, () => can("watch", "apps", "deployments", watched)],
+      [
+        "patch modeldeployments/status",
+        false,
+        () => can("patch", "gpufleet.io", "modeldeployments", watched, "status"),
+      ],
+      [
+        "update modeldeployments/scale",
+        false,
+        () => can("update", "gpufleet.io", "modeldeployments", watched, "scale"),
+      ],
+      ["create modeldeployments", false, () => can("create", "gpufleet.io", "modeldeployments", watched)],
+      ["patch deployments", false, () => can("patch", "apps", "deployments", watched)],
+      ["create pods", false, () => can("create", "", "pods", watched)],
+      ["get secrets", false, () => can("get", "", "secrets", watched)],
+      ["list nodes", false, () => can("list", "", "nodes")],
+      [
+        "list modeldeployments in an unwatched namespace",
+        false,
+        () => can("list", "gpufleet.io", "modeldeployments", unwatchedNamespace.name),
+      ],
+      ["update leases", false, () => can("update", "coordination.k8s.io", "leases", releaseNamespace.name)],
+    ];
+    const verdicts: string[] = [];
+    for (const [action, _expected, check] of expectations) verdicts.push(`${action}: ${await check()}`);
+    expect(verdicts).toEqual(expectations.map(([action, expected]) => `${action}: ${expected}`));
   });
 
   it("upgrades to one replica without leader election: the Deployment shrinks and the Lease Role goes away", async () => {
