@@ -1,0 +1,216 @@
+/**
+ * `npm run bench:gateway`: what the gateway adds to a request, on loopback. Small streaming completions
+ * (a 64-character prompt, 8 output tokens) are sent open-loop at 500 and then 2,000 requests/s, once
+ * straight to simulated engines (round-robin) and once through the gateway in front of the same engines.
+ * Reported: time to first token and the gap between streamed chunks, p50/p99, for both paths and the
+ * difference (what the gateway adds), plus the gateway's CPU per 1,000 requests and its RSS.
+ *
+ * Three processes, so that none measures itself: this one (load generator), one running the engines,
+ * one running the gateway (the real GatewayServer with a fixed fleet, no cluster). Bounded: each run
+ * lasts --seconds (default 5) after a 1 s warm-up.
+ *
+ *   npm run bench:gateway [-- --seconds 5 --rates 500,2000 --engines 4 --tokens 8]
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import http from "node:http";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { percentile } from "../../sim/bench/operator-scale-stats.js";
+import { engineParamsForNames } from "../../sim/engine/model.js";
+import { startEngineServer } from "../../sim/engine/server.js";
+import { StaticFleet, staticEndpoint } from "../fleet.js";
+import { createGatewayMetrics } from "../metrics.js";
+import { GatewayServer } from "../server.js";
+import { startOpsServer } from "../../operator/runtime/ops-server.js";
+
+const MODEL = "bench-model";
+const SELF = fileURLToPath(import.meta.url);
+
+/** Child role: engines on 127.0.0.(10+i); prints their addresses as one JSON line. */
+async function runEngines(count: number): Promise<void> {
+  const params = engineParamsForNames("llama-3.1-8b", "NVIDIA-H100-80GB-HBM3");
+  const addresses: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const server = await startEngineServer({ host: `127.0.0.${10 + i}`, port: 0, engine: "vllm", modelName: MODEL, params });
+    addresses.push(`127.0.0.${10 + i}:${server.port}`);
+  }
+  process.stdout.write(`${JSON.stringify({ addresses })}\n`);
+}
+
+/** Child role: the gateway in front of `addresses`; prints its ports as one JSON line. */
+async function runGateway(addresses: string[]): Promise<void> {
+  const fleet = new StaticFleet();
+  fleet.set({
+    model: MODEL,
+    namespace: "bench",
+    name: "bench",
+    endpoints: addresses.map((a, i) => {
+      const [host, port] = a.split(":");
+      return staticEndpoint(`engine-${i}`, host as string, Number(port), "bench");
+    }),
+  });
+  const metrics = createGatewayMetrics();
+  const server = new GatewayServer({ fleet, metrics });
+  const port = await server.listen(0, "127.0.0.1");
+  const ops = await startOpsServer({ host: "127.0.0.1", port: 0, registry: metrics.registry, healthy: () => true, ready: () => true });
+  process.stdout.write(`${JSON.stringify({ port, opsPort: ops.port })}\n`);
+}
+
+function spawnRole(args: string[]): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", SELF, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, GPUFLEET_LOG_LEVEL: "warn" },
+  });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.once("line", (line) => resolve({ child, info: JSON.parse(line) as Record<string, unknown> }));
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited ${code}`)));
+  });
+}
+
+interface Sample {
+  ttftMs: number;
+  gapsMs: number[];
+  ok: boolean;
+}
+
+/** One streaming request; times its first event and the gaps between events. */
+function streamOnce(agent: http.Agent, address: string, body: string): Promise<Sample> {
+  const [host, port] = address.split(":");
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const req = http.request(
+      { host, port: Number(port), method: "POST", path: "/v1/completions", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        let last = 0;
+        let ttftMs = -1;
+        const gapsMs: number[] = [];
+        res.on("data", (chunk: Buffer) => {
+          const now = performance.now();
+          const events = chunk.toString().split("\n\n").filter((e) => e.startsWith("data:")).length;
+          for (let i = 0; i < events; i++) {
+            if (ttftMs < 0) ttftMs = now - started;
+            else gapsMs.push(now - last);
+            last = now;
+          }
+        });
+        res.on("end", () => resolve({ ttftMs, gapsMs, ok: res.statusCode === 200 && ttftMs >= 0 }));
+        res.on("error", () => resolve({ ttftMs, gapsMs, ok: false }));
+      },
+    );
+    req.on("error", () => resolve({ ttftMs: -1, gapsMs: [], ok: false }));
+    req.end(body);
+  });
+}
+
+/** Open-loop load: `rate` requests/s for warmup + seconds; samples of the measured part only. */
+async function load(targets: string[], rate: number, seconds: number, tokens: number): Promise<{ samples: Sample[]; sent: number }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
+  const body = JSON.stringify({ model: MODEL, prompt: "Summarize the following in one line: the quick brown fox jumps.", max_tokens: tokens, stream: true });
+  const warmupMs = 1000;
+  const total = Math.round(rate * (seconds + warmupMs / 1000));
+  const samples: Promise<Sample>[] = [];
+  const start = performance.now();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
+      while (sent < due) {
+        const target = targets[sent % targets.length] as string;
+        const sample = streamOnce(agent, target, body);
+        if ((sent / rate) * 1000 >= warmupMs) samples.push(sample);
+        sent++;
+      }
+      if (sent >= total) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const done = await Promise.all(samples);
+  agent.destroy();
+  return { samples: done, sent };
+}
+
+async function gatewayProcessStats(opsPort: number): Promise<{ cpuSeconds: number; rssBytes: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? NaN);
+  return { cpuSeconds: value("process_cpu_seconds_total"), rssBytes: value("process_resident_memory_bytes") };
+}
+
+const fmt = (ms: number | undefined) => (ms === undefined || Number.isNaN(ms) ? "-" : ms.toFixed(2));
+
+async function orchestrate(seconds: number, rates: number[], engines: number, tokens: number): Promise<void> {
+  const engineProcess = await spawnRole(["--role", "engines", "--engines", String(engines)]);
+  const addresses = engineProcess.info.addresses as string[];
+  const gatewayProcess = await spawnRole(["--role", "gateway", "--addresses", addresses.join(",")]);
+  const gateway = `127.0.0.1:${gatewayProcess.info.port as number}`;
+  const opsPort = gatewayProcess.info.opsPort as number;
+  const rows: string[][] = [];
+  try {
+    // JIT warm-up of the gateway process, not measured.
+    await load([gateway], rates[0] ?? 500, 1, tokens);
+    for (const rate of rates) {
+      const direct = await load(addresses, rate, seconds, tokens);
+      const before = await gatewayProcessStats(opsPort);
+      const via = await load([gateway], rate, seconds, tokens);
+      const after = await gatewayProcessStats(opsPort);
+      const stats = (samples: Sample[]) => {
+        const ok = samples.filter((s) => s.ok);
+        const ttft = ok.map((s) => s.ttftMs);
+        const gaps = ok.flatMap((s) => s.gapsMs);
+        return { ok: ok.length, n: samples.length, ttft50: percentile(ttft, 50), ttft99: percentile(ttft, 99), gap50: percentile(gaps, 50), gap99: percentile(gaps, 99) };
+      };
+      const d = stats(direct.samples);
+      const g = stats(via.samples);
+      const diff = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a - b);
+      const cpuPer1000 = ((after.cpuSeconds - before.cpuSeconds) / via.sent) * 1000;
+      rows.push(
+        [`${rate}/s direct`, `${d.ok}/${d.n}`, fmt(d.ttft50), fmt(d.ttft99), fmt(d.gap50), fmt(d.gap99), "", ""],
+        [`${rate}/s gateway`, `${g.ok}/${g.n}`, fmt(g.ttft50), fmt(g.ttft99), fmt(g.gap50), fmt(g.gap99), (cpuPer1000 * 1000).toFixed(0), (after.rssBytes / 2 ** 20).toFixed(0)],
+        [`${rate}/s added`, "", fmt(diff(g.ttft50, d.ttft50)), fmt(diff(g.ttft99, d.ttft99)), fmt(diff(g.gap50, d.gap50)), fmt(diff(g.gap99, d.gap99)), "", ""],
+      );
+    }
+  } finally {
+    engineProcess.child.kill("SIGTERM");
+    gatewayProcess.child.kill("SIGTERM");
+  }
+  const header = ["run", "ok/measured", "TTFT p50 ms", "TTFT p99 ms", "chunk gap p50 ms", "chunk gap p99 ms", "gateway CPU ms/1k req", "gateway RSS MiB"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
+  process.stdout.write(
+    [
+      `gateway overhead, ${engines} simulated vLLM engines (Llama 3.1 8B on H100), ${tokens}-token streamed completions, ${seconds} s per run after 1 s warm-up`,
+      line(header),
+      `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
+      ...rows.map(line),
+      "",
+    ].join("\n"),
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      role: { type: "string", default: "bench" },
+      seconds: { type: "string", default: "5" },
+      rates: { type: "string", default: "500,2000" },
+      engines: { type: "string", default: "4" },
+      tokens: { type: "string", default: "8" },
+      addresses: { type: "string", default: "" },
+    },
+  });
+  const engines = Math.max(1, Math.min(16, Number(values.engines)));
+  if (values.role === "engines") return runEngines(engines);
+  if (values.role === "gateway") return runGateway((values.addresses ?? "").split(",").filter(Boolean));
+  const seconds = Math.max(1, Math.min(60, Number(values.seconds)));
+  const rates = (values.rates ?? "").split(",").map(Number).filter((r) => r > 0 && r <= 10_000);
+  const tokens = Math.max(2, Math.min(256, Number(values.tokens)));
+  await orchestrate(seconds, rates, engines, tokens);
+  process.exit(0);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:gateway: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
