@@ -5,6 +5,7 @@ import { Informer } from "../runtime/informer.js";
 import { KubeClient, type KubeObject } from "../runtime/kube-client.js";
 import { FakeApiServer } from "../runtime/testing/fake-apiserver.js";
 import {
+  type EventSink,
   lastApplyStillStands,
   ModelDeploymentController,
   WORKLOAD_RESYNC_MS,
@@ -72,7 +73,7 @@ describe("ModelDeploymentController against a fake API server", () => {
     ).length;
 
   /** A controller over fresh informers of the fake API server (not started). */
-  function newController(): ModelDeploymentController {
+  function newController(events?: EventSink): ModelDeploymentController {
     const informer = <T extends KubeObject>(
       apiVersion: string,
       kind: string,
@@ -104,6 +105,7 @@ describe("ModelDeploymentController against a fake API server", () => {
         nodes: new Informer<V1Node & KubeObject>(client, { apiVersion: "v1", kind: "Node", name: "nodes" }),
       },
       config: { concurrency: 2, images: {} },
+      ...(events ? { events } : {}),
     });
   }
 
@@ -181,5 +183,103 @@ describe("ModelDeploymentController against a fake API server", () => {
       () => workloadApplies() >= afterEdit + 3 && fake.getObject(deploymentPath) !== undefined,
       "the Deployment re-created",
     );
+  });
+});
+
+describe("ModelDeploymentController ownership against a fake API server", () => {
+  const namespace = "team-a";
+  const mdPath = `/apis/gpufleet.io/v1alpha1/namespaces/${namespace}/modeldeployments/web`;
+  const servicePath = `/api/v1/namespaces/${namespace}/services/web`;
+  const deploymentPath = `/apis/apps/v1/namespaces/${namespace}/deployments/web`;
+  const pdbPath = `/apis/policy/v1/namespaces/${namespace}/poddisruptionbudgets/web`;
+  let fake: FakeApiServer;
+  let client: KubeClient;
+  let controller: ModelDeploymentController;
+  let events: Array<{ reason: string; message: string }>;
+
+  const spec = {
+    model: { name: "llama-3.1-8b-instruct", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } }, maxContextLength: 8192 },
+    gpu: { products: ["NVIDIA-L4"] },
+    replicas: 1,
+  };
+
+  async function start(md: ModelDeployment): Promise<void> {
+    fake.put(mdPath, md as unknown as KubeObject & Record<string, unknown>);
+    const informer = <T extends KubeObject>(apiVersion: string, kind: string, name: string, labelSelector?: string) =>
+      new Informer<T>(client, { apiVersion, kind, name, namespaces: [namespace], ...(labelSelector ? { labelSelector } : {}) });
+    controller = new ModelDeploymentController({
+      client,
+      informers: {
+        modelDeployments: informer<ModelDeployment & KubeObject>("gpufleet.io/v1alpha1", "ModelDeployment", "modeldeployments"),
+        deployments: informer<V1Deployment & KubeObject>("apps/v1", "Deployment", "deployments", SELECTOR_LABEL),
+        pods: informer<V1Pod & KubeObject>("v1", "Pod", "pods", SELECTOR_LABEL),
+        nodes: new Informer<V1Node & KubeObject>(client, { apiVersion: "v1", kind: "Node", name: "nodes" }),
+      },
+      config: { concurrency: 2, images: {} },
+      events: { record: (_object, _type, reason, message) => void events.push({ reason, message }) },
+    });
+    await controller.start();
+  }
+
+  const statusOf = () => (fake.getObject(mdPath) as ModelDeployment | undefined)?.status;
+  const writes = (path: string) =>
+    fake.requests.filter((request) => request.path === path && ["PATCH", "PUT", "POST", "DELETE"].includes(request.method));
+
+  beforeEach(async () => {
+    fake = new FakeApiServer();
+    await fake.start();
+    client = new KubeClient(fake.kubeConfig(), { requestTimeoutMs: 2000 });
+    events = [];
+    fake.put("/api/v1/nodes/l4-0", { apiVersion: "v1", kind: "Node", ...gpuNode("l4-0", "NVIDIA-L4", 8) } as never);
+  });
+
+  afterEach(async () => {
+    await controller?.stop();
+    client.close();
+    await fake.stop();
+  });
+
+  it("never writes over a Service it does not own (no gpufleet label, so no cache sees it): NameConflict status and Event, nothing applied", async () => {
+    fake.put(servicePath, {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "web", namespace, labels: { app: "web" } },
+      spec: { selector: { app: "web" }, ports: [{ port: 80 }] },
+    });
+    await start(modelDeployment("web", spec, { generation: 1 }));
+    await waitFor(() => statusOf()?.conditions?.some((c) => c.type === "Ready") === true, "a status");
+    const status = statusOf()!;
+    expect(status.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "NameConflict", observedGeneration: 1 });
+    expect(status.conditions?.find((c) => c.type === "Ready")?.message).toMatch(/^Service web \(no controller/);
+    // Not served, so it must not look reconciled.
+    expect(status.observedGeneration).toBeUndefined();
+    await waitFor(() => events.some((e) => e.reason === "NameConflict"), "a NameConflict event");
+    expect(writes(servicePath)).toEqual([]);
+    expect(writes(deploymentPath)).toEqual([]);
+    expect(writes(pdbPath)).toEqual([]);
+    expect((fake.getObject(servicePath) as { spec: { selector: unknown } }).spec.selector).toEqual({ app: "web" });
+  });
+
+  it("replaces the objects of a deleted ModelDeployment of the same name: deletes each with its uid as a precondition, then creates them owned by the live uid", async () => {
+    const deadRef = { apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", name: "web", uid: "uid-dead", controller: true, blockOwnerDeletion: true };
+    const leftover = (apiVersion: string, kind: string) => ({
+      apiVersion,
+      kind,
+      metadata: { name: "web", namespace, labels: { [SELECTOR_LABEL]: "web" }, ownerReferences: [deadRef] },
+      spec: {},
+    });
+    const oldService = fake.put(servicePath, leftover("v1", "Service"));
+    fake.put(deploymentPath, leftover("apps/v1", "Deployment"));
+    fake.put(pdbPath, leftover("policy/v1", "PodDisruptionBudget"));
+    await start(modelDeployment("web", spec, { uid: "uid-live", generation: 1 }));
+    const ownerUid = (path: string) => (fake.getObject(path) as KubeObject | undefined)?.metadata?.ownerReferences?.[0]?.uid;
+    await waitFor(
+      () => [servicePath, deploymentPath, pdbPath].every((path) => ownerUid(path) === "uid-live"),
+      "the workload re-created under the live owner",
+    );
+    const deletes = fake.requests.filter((r) => r.method === "DELETE" && r.path === servicePath);
+    expect(deletes[0]?.body).toMatchObject({ preconditions: { uid: oldService.metadata?.uid } });
+    await waitFor(() => statusOf()?.observedGeneration === 1, "observedGeneration once served");
+    expect(statusOf()?.conditions?.find((c) => c.type === "Ready")?.reason).not.toBe("NameConflict");
   });
 });

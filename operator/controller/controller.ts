@@ -12,9 +12,24 @@ import type { OperatorConfig } from "../config.js";
 import { logger } from "../log/logger.js";
 import { renderWorkload } from "../render/index.js";
 import type { Informer } from "../runtime/informer.js";
-import { FIELD_MANAGER, type KubeClient, type KubeObject } from "../runtime/kube-client.js";
+import {
+  FIELD_MANAGER,
+  isConflict,
+  isNotFound,
+  KubeApiError,
+  pathFor,
+  type KubeClient,
+  type KubeObject,
+} from "../runtime/kube-client.js";
 import { WorkQueue } from "../runtime/workqueue.js";
-import { planReconcile, SELECTOR_LABEL, type ReconcileDependencies } from "./reconcile-plan.js";
+import { guardWorkload, ownershipVerdict } from "./ownership.js";
+import {
+  planReconcile,
+  SELECTOR_LABEL,
+  withheldStatus,
+  type ReconcileDependencies,
+  type WithheldWorkload,
+} from "./reconcile-plan.js";
 import { gpuMemoryPerReplica, resolveArchitecture, sizeOnPool } from "./sizing.js";
 
 /** Where the controller writes Kubernetes Events; the runtime's EventRecorder in production. */
@@ -83,6 +98,29 @@ interface AppliedWorkload {
  * hand (the operator watches neither) is restored within this time even when nothing else changes.
  */
 export const WORKLOAD_RESYNC_MS = 5 * 60_000;
+
+/** How often a ModelDeployment refused for a name conflict looks again (the operator watches no Services). */
+export const NAME_CONFLICT_RECHECK_MS = 30_000;
+
+/** Every object of a rendered workload, in a fixed order (the renderer's keys). */
+export function workloadObjects(workload: object): KubeObject[] {
+  return Object.values(workload).filter((object): object is KubeObject => !!object && typeof object === "object" && "kind" in object);
+}
+
+function partition<T>(items: T[], predicate: (item: T) => boolean): [T[], T[]] {
+  return [items.filter(predicate), items.filter((item) => !predicate(item))];
+}
+
+async function getIfExists(client: KubeClient, object: KubeObject): Promise<KubeObject | undefined> {
+  try {
+    return await client.get<KubeObject>(
+      pathFor({ apiVersion: object.apiVersion!, kind: object.kind!, namespace: object.metadata?.namespace, name: object.metadata?.name }),
+    );
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
 
 export function workloadHash(objects: readonly unknown[]): string {
   return createHash("sha256").update(JSON.stringify(objects)).digest("hex");
@@ -228,20 +266,9 @@ export class ModelDeploymentController {
       (pod) => pod.metadata?.namespace === namespace && pod.metadata?.labels?.[SELECTOR_LABEL] === name,
     );
     const deployment = informers.deployments.get(namespace, name);
-    const ownedDeployment =
-      deployment && deployment.metadata?.ownerReferences?.some((owner) => owner.uid === modelDeployment.metadata.uid)
-        ? deployment
-        : undefined;
-    if (deployment && !ownedDeployment) {
-      const message = `a Deployment named ${name} exists that this ModelDeployment does not own; rename one of them`;
-      await this.writeStatus(modelDeployment, {
-        ...modelDeployment.status,
-        observedGeneration: modelDeployment.metadata.generation ?? 0,
-      }, log);
-      this.options.events?.record(modelDeployment, "Warning", "NameConflict", message);
-      log.warn(message);
-      return { requeueAfterMs: 60_000 };
-    }
+    // The label-filtered cache only serves status (replica counts); who owns the objects is decided below
+    // from the objects themselves, read by name.
+    const ownedDeployment = ownershipVerdict(deployment, { name, uid: modelDeployment.metadata.uid ?? "" }).verdict === "owned" ? deployment : undefined;
 
     const plan = planReconcile(
       {
@@ -254,11 +281,12 @@ export class ModelDeploymentController {
       this.dependencies,
     );
 
+    let withheld: { withheld: WithheldWorkload; requeueAfterMs: number; error?: unknown } | undefined;
     if (plan.workload) {
-      const { service, podDisruptionBudget, deployment: desiredDeployment } = plan.workload;
       const key = keyOf(namespace, name);
+      const objects = workloadObjects(plan.workload);
       const applied = {
-        hash: workloadHash([service, podDisruptionBudget, desiredDeployment]),
+        hash: workloadHash(objects),
         ownerUid: modelDeployment.metadata.uid,
         nowMs: Date.now(),
       };
@@ -269,30 +297,118 @@ export class ModelDeploymentController {
       });
       if (!unchanged) {
         this.lastApplied.delete(key);
-        // Service and PDB first (together: they do not depend on each other), so that by the time pods
-        // exist they are selectable and protected.
-        await Promise.all(
-          [service, podDisruptionBudget].map((object) => client.apply(object as KubeObject, { fieldManager: FIELD_MANAGER, force: true })),
-        );
-        const written = await client.apply(desiredDeployment as KubeObject, { fieldManager: FIELD_MANAGER, force: true });
-        this.lastApplied.set(key, {
-          hash: applied.hash,
-          ownerUid: applied.ownerUid,
-          deploymentGeneration: written.metadata?.generation,
-          appliedAtMs: applied.nowMs,
-        });
+        const outcome = await this.writeWorkload(modelDeployment, objects, log);
+        if (outcome.written)
+          this.lastApplied.set(key, {
+            hash: applied.hash,
+            ownerUid: applied.ownerUid,
+            deploymentGeneration: outcome.written.metadata?.generation,
+            appliedAtMs: applied.nowMs,
+          });
+        else withheld = outcome;
       }
     }
 
     const autoscaler = this.options.autoscalerView?.(keyOf(namespace, name));
-    const status: ModelDeploymentStatus = { ...plan.status, ...(autoscaler ? { autoscaler } : {}) };
+    const planned = withheld
+      ? withheldStatus(modelDeployment, plan.status, withheld.withheld, this.options.now?.() ?? new Date())
+      : plan.status;
+    const status: ModelDeploymentStatus = { ...planned, ...(autoscaler ? { autoscaler } : {}) };
     if (!isDeepStrictEqual(status, modelDeployment.status ?? {})) await this.writeStatus(modelDeployment, status, log);
 
-    for (const event of plan.events) this.options.events?.record(modelDeployment, event.type, event.reason, event.message);
+    const events = withheld
+      ? [
+          ...plan.events.filter((event) => event.reason !== "Ready"),
+          ...(withheld.withheld.progressing ? [] : [{ type: "Warning" as const, reason: withheld.withheld.reason, message: withheld.withheld.message }]),
+        ]
+      : plan.events;
+    for (const event of events) this.options.events?.record(modelDeployment, event.type, event.reason, event.message);
+    if (withheld?.error) throw withheld.error;
     this.options.observer?.replicas?.(namespace, name, status.desiredReplicas ?? 0, status.readyReplicas ?? 0, status.replicas ?? 0);
     this.options.observer?.conditions?.(namespace, name, status.conditions ?? []);
     log.debug({ placed: plan.placement.placed, ready: status.readyReplicas, desired: status.desiredReplicas }, "reconciled");
+    if (withheld) return { requeueAfterMs: withheld.requeueAfterMs };
     return plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
+  }
+
+  /**
+   * Writes the workload only over objects this ModelDeployment controls. Each object is read by name first
+   * (a consistent GET, not the label-filtered cache) and judged by `guardWorkload`: foreign objects refuse
+   * the whole workload (NameConflict), objects left by a deleted namesake are deleted with their uid as a
+   * precondition and re-created on the next pass, and every apply over an existing object carries that
+   * object's uid, so an object replaced since the read fails the apply instead of being taken over.
+   */
+  private async writeWorkload(
+    modelDeployment: ModelDeployment & KubeObject,
+    objects: KubeObject[],
+    log: typeof this.log,
+  ): Promise<{ written: KubeObject; withheld?: never } | { written?: never; withheld: WithheldWorkload; requeueAfterMs: number; error?: unknown }> {
+    const { client } = this.options;
+    const namespace = modelDeployment.metadata.namespace ?? "";
+    const name = modelDeployment.metadata.name;
+    const owner = { name, uid: modelDeployment.metadata.uid ?? "" };
+    const observed = await Promise.all(
+      objects.map(async (object) => ({
+        kind: object.kind ?? "",
+        name: object.metadata?.name ?? "",
+        observed: await getIfExists(client, object),
+      })),
+    );
+    const guard = guardWorkload(observed, owner);
+    if (guard.action === "refuse") {
+      log.warn({ reason: "NameConflict" }, guard.message);
+      return { withheld: { reason: "NameConflict", message: guard.message, progressing: false }, requeueAfterMs: NAME_CONFLICT_RECHECK_MS };
+    }
+    if (guard.action === "wait")
+      return { withheld: { reason: "WaitingForDeletion", message: guard.message, progressing: true }, requeueAfterMs: 2_000 };
+    if (guard.action === "replace") {
+      // The dead owner's uid is not this ModelDeployment's: confirm against the API server (not the cache,
+      // which may be behind a delete and re-create) that this ModelDeployment is the one that lives.
+      const live = await client.get<ModelDeployment>(pathFor({ apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, namespace, name }));
+      if (live.metadata.uid !== owner.uid) return { withheld: { reason: "WaitingForDeletion", message: "this ModelDeployment was re-created; catching up", progressing: true }, requeueAfterMs: 1_000 };
+      for (const stale of guard.stale) {
+        const object = objects.find((o) => o.kind === stale.kind)!;
+        log.info({ kind: stale.kind, staleUid: stale.uid }, "deleting an object left by a deleted ModelDeployment of the same name");
+        try {
+          await client.delete(pathFor({ apiVersion: object.apiVersion!, kind: stale.kind, namespace, name: stale.name }), {
+            propagationPolicy: "Background",
+            preconditions: { uid: stale.uid, ...(stale.resourceVersion ? { resourceVersion: stale.resourceVersion } : {}) },
+          });
+        } catch (error) {
+          // Gone already, or changed since the read (409): the next pass reads it again.
+          if (!isNotFound(error) && !isConflict(error)) throw error;
+        }
+      }
+      return {
+        withheld: { reason: "ReplacingStaleObjects", message: `replacing ${guard.stale.map((s) => `${s.kind} ${s.name}`).join(", ")} left by a deleted ModelDeployment of the same name`, progressing: true },
+        requeueAfterMs: 1_000,
+      };
+    }
+    const uidOf = new Map(guard.objects.map((o) => [o.kind, o.uid]));
+    const write = (object: KubeObject) => {
+      const uid = uidOf.get(object.kind ?? "");
+      // Over an existing object: its uid is a precondition, and force takes fields back from other managers
+      // (the operator is the authority over its own objects). A new object: no force, so an object created by
+      // someone else since the read makes the apply conflict instead of being taken over.
+      const body = uid ? { ...object, metadata: { ...object.metadata, uid } } : object;
+      return client.apply(body, { fieldManager: FIELD_MANAGER, force: !!uid });
+    };
+    try {
+      // Everything but the Deployment first (together: they do not depend on each other), so that by the
+      // time pods exist they are selectable and protected.
+      const [deployments, others] = partition(objects, (object) => object.kind === "Deployment");
+      await Promise.all(others.map(write));
+      const written = await Promise.all(deployments.map(write));
+      return { written: written[0] ?? {} };
+    } catch (error) {
+      // A refusal the API server will repeat (invalid, forbidden): say so in the status and an Event, then
+      // retry with backoff. Conflicts and outages are retried silently.
+      if (error instanceof KubeApiError && error.statusCode >= 400 && error.statusCode < 500 && ![404, 408, 409, 429].includes(error.statusCode)) {
+        const message = `the API server refused the workload (${error.reason}): ${error.message.slice(0, 512)}`;
+        return { withheld: { reason: "ApplyFailed", message, progressing: false }, requeueAfterMs: 0, error };
+      }
+      throw error;
+    }
   }
 
   private async writeStatus(modelDeployment: ModelDeployment, status: ModelDeploymentStatus, log: typeof this.log): Promise<void> {

@@ -2,7 +2,7 @@ import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import type { ModelDeployment } from "../api/modeldeployment.js";
 import type { RenderedWorkload, ResolvedPlan } from "../render/types.js";
-import { desiredReplicas, planReconcile, type ObservedState, type ReconcileDependencies } from "./reconcile-plan.js";
+import { desiredReplicas, planReconcile, withheldStatus, type ObservedState, type ReconcileDependencies } from "./reconcile-plan.js";
 import { gpuMemoryPerReplica, resolveArchitecture, sizeOnPool } from "./sizing.js";
 import { gpuNode, modelDeployment } from "./testing.js";
 
@@ -123,5 +123,46 @@ describe("desiredReplicas", () => {
     expect(desiredReplicas(llama8b({ replicas: 7 }))).toBe(7);
     expect(desiredReplicas(llama8b({ replicas: 7, autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 4 } }))).toBe(4);
     expect(desiredReplicas(llama8b({ replicas: 0, autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 4 } }))).toBe(2);
+  });
+});
+
+describe("observedGeneration: a ModelDeployment that is not served never looks reconciled", () => {
+  const tooBig = (generation: number) =>
+    modelDeployment(
+      "big",
+      { model: { name: "big", source: { huggingFace: { repo: "meta-llama/Llama-3.1-405B-Instruct" } } }, gpu: { products: [L4] } },
+      { generation },
+    );
+
+  it("moves to the generation only with a workload to apply for it", () => {
+    const served = planReconcile(observe(llama8b()), deps);
+    expect(served.workload).toBeDefined();
+    expect(served.status.observedGeneration).toBe(1);
+    const unplaceable = planReconcile(observe(tooBig(1)), deps);
+    expect(unplaceable.workload).toBeUndefined();
+    expect(unplaceable.status.observedGeneration).toBeUndefined();
+    expect(unplaceable.status.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "False", observedGeneration: 1 });
+    // A spec change that cannot be served keeps the generation that still runs.
+    const md = tooBig(3);
+    md.status = { observedGeneration: 2 };
+    expect(planReconcile(observe(md), deps).status.observedGeneration).toBe(2);
+  });
+
+  it("a withheld workload (name conflict, replacing, refused apply) reports Ready=False with the reason and never the current generation as observed", () => {
+    const md = llama8b();
+    md.metadata.generation = 4;
+    const planned = planReconcile(observe(md), deps).status;
+    const withheld = { reason: "NameConflict", message: "Service chat already exists", progressing: false };
+    md.status = { observedGeneration: 3 };
+    const older = withheldStatus(md, planned, withheld, now);
+    expect(older.observedGeneration).toBe(3);
+    expect(older.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "NameConflict", observedGeneration: 4 });
+    expect(older.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "NameConflict" });
+    expect(older.conditions!.find((c) => c.type === "Progressing")).toMatchObject({ status: "False", reason: "NameConflict" });
+    md.status = { observedGeneration: 4 };
+    expect(withheldStatus(md, planned, withheld, now).observedGeneration).toBeUndefined();
+    const replacing = withheldStatus(md, planned, { reason: "ReplacingStaleObjects", message: "replacing", progressing: true }, now);
+    expect(replacing.conditions!.find((c) => c.type === "Progressing")).toMatchObject({ status: "True", reason: "ReplacingStaleObjects" });
+    expect(withheldStatus(md, planned, { ...withheld, message: "x".repeat(5000) }, now).conditions![0]!.message.length).toBeLessThanOrEqual(1024);
   });
 });

@@ -209,8 +209,12 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
   const isReady = mergedConditions.find((c) => c.type === "Ready")?.status === "True";
   if (!wasReady && isReady) events.push({ type: "Normal", reason: "Ready", message: `${readyReplicas}/${wanted} replicas ready` });
 
+  // observedGeneration says which spec is served: it moves to this generation only with a workload to apply
+  // for it (the controller writes the status after the apply succeeded). A spec that cannot be served
+  // (no fit, a refused render) leaves it at the last generation that was; its conditions carry this one.
+  const servedGeneration = workload ? generation : previous?.observedGeneration;
   const status: ModelDeploymentStatus = {
-    observedGeneration: generation,
+    ...(servedGeneration !== undefined ? { observedGeneration: servedGeneration } : {}),
     conditions: mergedConditions,
     replicas,
     readyReplicas,
@@ -227,5 +231,50 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
     status,
     events,
     ...(rolloutDone && !blocked ? {} : { requeueAfterMs: blocked ? 60_000 : 10_000 }),
+  };
+}
+
+/** Why the controller did not write the planned workload: a name conflict, an old object in the way, a refused apply. */
+export interface WithheldWorkload {
+  /** Condition reason: NameConflict, ReplacingStaleObjects, WaitingForDeletion, ApplyFailed. */
+  reason: string;
+  message: string;
+  /** True while the operator is clearing the way itself (replacing or waiting); false when a person must act. */
+  progressing: boolean;
+}
+
+/**
+ * The status when the planned workload was not written. Pure. The ModelDeployment must not look reconciled:
+ * observedGeneration stays at the last older generation whose workload was applied (absent if none), Ready is
+ * False with the reason, and every condition carries the current generation, so `kubectl get` and anything
+ * that waits for observedGeneration == generation see a spec that is not served.
+ */
+export function withheldStatus(
+  modelDeployment: ModelDeployment,
+  planned: ModelDeploymentStatus,
+  withheld: WithheldWorkload,
+  now: Date,
+): ModelDeploymentStatus {
+  const previous = modelDeployment.status;
+  const generation = modelDeployment.metadata.generation ?? 0;
+  const message = withheld.message.length > 1024 ? `${withheld.message.slice(0, 1021)}...` : withheld.message;
+  const shortfall = planned.conditions?.find((c) => c.type === "CapacityShortfall");
+  const desired: DesiredCondition[] = [
+    { type: "Ready", status: "False", reason: withheld.reason, message },
+    withheld.progressing
+      ? { type: "Progressing", status: "True", reason: withheld.reason, message }
+      : { type: "Progressing", status: "False", reason: withheld.reason, message: "waiting for a change to the spec or to the conflicting object" },
+    { type: "Degraded", status: withheld.progressing ? "False" : "True", reason: withheld.reason, message },
+    ...(shortfall
+      ? [{ type: "CapacityShortfall" as const, status: shortfall.status, reason: shortfall.reason, message: shortfall.message }]
+      : []),
+  ];
+  // The last generation served, if older than this one; never this one, which is not served now.
+  const served = previous?.observedGeneration;
+  const { observedGeneration: _planned, ...rest } = planned;
+  return {
+    ...rest,
+    ...(served !== undefined && served < generation ? { observedGeneration: served } : {}),
+    conditions: mergeConditions(previous?.conditions, desired, generation, now),
   };
 }

@@ -303,11 +303,21 @@ export class FakeApiServer {
       case "PATCH": {
         const isApply = contentType?.startsWith("application/apply-patch");
         if (!existing && !isApply) return this.notFound(res, parsed);
+        // A uid in the patch is a precondition, as on a real API server.
+        const wantUid = (body as KubeObject | undefined)?.metadata?.uid;
+        if (existing && wantUid && wantUid !== existing.metadata?.uid)
+          return this.fail(res, 409, "Conflict", `Precondition failed: UID in precondition: ${wantUid}, UID in object meta: ${existing.metadata?.uid}`);
         const merged = deepMerge(existing ?? {}, body) as KubeObject;
         return this.send(res, existing ? 200 : 201, this.store(objectPath, merged));
       }
       case "DELETE": {
         if (!existing) return this.notFound(res, parsed);
+        const preconditions = (body as { preconditions?: { uid?: string; resourceVersion?: string } } | undefined)?.preconditions;
+        if (
+          (preconditions?.uid && preconditions.uid !== existing.metadata?.uid) ||
+          (preconditions?.resourceVersion && preconditions.resourceVersion !== existing.metadata?.resourceVersion)
+        )
+          return this.fail(res, 409, "Conflict", `Precondition failed on ${parsed.resource} "${parsed.name}"`);
         this.remove(objectPath);
         return this.send(res, 200, { kind: "Status", apiVersion: "v1", status: "Success" });
       }

@@ -1,0 +1,104 @@
+import { API_GROUP, KIND } from "../api/modeldeployment.js";
+import type { KubeObject } from "../runtime/kube-client.js";
+import { SELECTOR_LABEL } from "./reconcile-plan.js";
+
+/**
+ * Who owns an object the operator is about to write, decided from the object as read by name from the
+ * API server (never from a label-filtered cache: a tenant's or the cluster's own object need not carry
+ * gpufleet's labels). Pure: the observed object and the ModelDeployment's identity in, a verdict out.
+ *
+ *  - absent: nothing by that name; the operator may create it.
+ *  - owned: its controller owner reference carries this ModelDeployment's uid; the operator may apply over it.
+ *  - stale: gpufleet's object (gpufleet's selector label for this name) whose controller is a ModelDeployment
+ *    of the same name but another uid. A namespace holds one ModelDeployment per name, so that owner has been
+ *    deleted; the object is left over (the garbage collector has not caught up, e.g. after a control-plane
+ *    outage) and is gpufleet's to replace: delete it, with its uid as a precondition, then create it anew.
+ *  - terminating: being deleted; wait for it to go.
+ *  - foreign: anything else (no controller, another controller, another kind or name of owner, no gpufleet
+ *    label). Never written over: the ModelDeployment reports NameConflict.
+ */
+export type OwnershipVerdict =
+  | { verdict: "absent" }
+  | { verdict: "owned"; uid: string }
+  | { verdict: "stale"; uid: string; resourceVersion: string | undefined; deadOwnerUid: string }
+  | { verdict: "terminating"; uid: string | undefined }
+  | { verdict: "foreign"; owner: string };
+
+export interface OwnerIdentity {
+  name: string;
+  uid: string;
+}
+
+function isModelDeploymentRef(ref: { apiVersion?: string; kind?: string }): boolean {
+  return ref.kind === KIND && (ref.apiVersion ?? "").split("/")[0] === API_GROUP;
+}
+
+/** A short description of who controls an object, for the NameConflict message (names only, bounded). */
+function describeController(object: KubeObject): string {
+  const controller = object.metadata?.ownerReferences?.find((ref) => ref.controller);
+  if (!controller) return "no controller owner";
+  const kind = String(controller.kind ?? "").slice(0, 63);
+  const name = String(controller.name ?? "").slice(0, 253);
+  return `controlled by ${kind} ${name}`;
+}
+
+export function ownershipVerdict(object: KubeObject | undefined, owner: OwnerIdentity): OwnershipVerdict {
+  if (!object) return { verdict: "absent" };
+  const uid = object.metadata?.uid;
+  if (object.metadata?.deletionTimestamp) return { verdict: "terminating", uid };
+  const controllers = (object.metadata?.ownerReferences ?? []).filter((ref) => ref.controller === true);
+  const controller = controllers.length === 1 ? controllers[0] : undefined;
+  if (controller && isModelDeploymentRef(controller) && controller.uid === owner.uid && uid)
+    return { verdict: "owned", uid };
+  if (
+    controller &&
+    uid &&
+    isModelDeploymentRef(controller) &&
+    controller.name === owner.name &&
+    controller.uid !== owner.uid &&
+    object.metadata?.labels?.[SELECTOR_LABEL] === owner.name
+  )
+    return { verdict: "stale", uid, resourceVersion: object.metadata?.resourceVersion, deadOwnerUid: controller.uid };
+  return { verdict: "foreign", owner: describeController(object) };
+}
+
+/** One object the operator wants to write, and what is there now under its name. */
+export interface GuardedObject {
+  kind: string;
+  name: string;
+  observed: KubeObject | undefined;
+}
+
+/**
+ * What to do with a whole workload (Service, PDB, Deployment, ...) given each object's verdict. Any foreign
+ * object refuses the whole workload, so a ModelDeployment never runs half-wired to someone else's Service.
+ */
+export type WorkloadGuard =
+  | { action: "apply"; objects: Array<{ kind: string; name: string; uid: string | undefined }> }
+  | { action: "replace"; stale: Array<{ kind: string; name: string; uid: string; resourceVersion: string | undefined }> }
+  | { action: "wait"; message: string }
+  | { action: "refuse"; message: string };
+
+export function guardWorkload(objects: readonly GuardedObject[], owner: OwnerIdentity): WorkloadGuard {
+  const verdicts = objects.map((object) => ({ ...object, ...ownershipVerdict(object.observed, owner) }));
+  const foreign = verdicts.flatMap((v) => (v.verdict === "foreign" ? [`${v.kind} ${v.name} (${v.owner})`] : []));
+  if (foreign.length)
+    return {
+      action: "refuse",
+      message: `${foreign.join("; ")} already exists and is not owned by this ModelDeployment; gpufleet does not write over it: rename the ModelDeployment or remove the other object`,
+    };
+  const terminating = verdicts.filter((v) => v.verdict === "terminating");
+  if (terminating.length)
+    return {
+      action: "wait",
+      message: `waiting for the previous ${terminating.map((v) => `${v.kind} ${v.name}`).join(", ")} to be deleted`,
+    };
+  const stale = verdicts.flatMap((v) =>
+    v.verdict === "stale" ? [{ kind: v.kind, name: v.name, uid: v.uid, resourceVersion: v.resourceVersion }] : [],
+  );
+  if (stale.length) return { action: "replace", stale };
+  return {
+    action: "apply",
+    objects: verdicts.map((v) => ({ kind: v.kind, name: v.name, uid: v.verdict === "owned" ? v.uid : undefined })),
+  };
+}
