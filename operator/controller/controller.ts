@@ -254,7 +254,7 @@ export class ModelDeploymentController {
   }
 
   private async reconcileOne(namespace: string, name: string, log: typeof this.log): Promise<{ requeueAfterMs?: number } | void> {
-    const { informers, client } = this.options;
+    const { informers } = this.options;
     const modelDeployment = informers.modelDeployments.get(namespace, name);
     if (!modelDeployment) {
       log.debug("gone; owned objects are garbage-collected through owner references");
