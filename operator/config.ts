@@ -8,6 +8,10 @@ export interface OperatorConfig {
   leaderElect: boolean;
   leaseNamespace: string;
   leaseName: string;
+  /** Leader election timings (client-go's defaults: 15, 10, 2 s); renew deadline < lease, retry < renew deadline. */
+  leaseDurationSeconds: number;
+  renewDeadlineSeconds: number;
+  retryPeriodSeconds: number;
   identity: string;
   opsHost: string;
   opsPort: number;
@@ -48,11 +52,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace))
       throw new ConfigError(`GPUFLEET_WATCH_NAMESPACES has an invalid namespace name: ${namespace}`);
   const scrapeIntervalSeconds = integer(env, "GPUFLEET_SCRAPE_INTERVAL_SECONDS", 5, 1, 300);
+  const leaseDurationSeconds = integer(env, "GPUFLEET_LEASE_DURATION_SECONDS", 15, 2, 600);
+  const renewDeadlineSeconds = integer(env, "GPUFLEET_RENEW_DEADLINE_SECONDS", Math.min(10, leaseDurationSeconds - 1), 1, 599);
+  const retryPeriodSeconds = integer(env, "GPUFLEET_RETRY_PERIOD_SECONDS", Math.min(2, Math.max(1, renewDeadlineSeconds - 1)), 1, 598);
+  if (renewDeadlineSeconds >= leaseDurationSeconds)
+    throw new ConfigError(`GPUFLEET_RENEW_DEADLINE_SECONDS=${renewDeadlineSeconds} must be shorter than GPUFLEET_LEASE_DURATION_SECONDS=${leaseDurationSeconds}`);
+  if (retryPeriodSeconds >= renewDeadlineSeconds)
+    throw new ConfigError(`GPUFLEET_RETRY_PERIOD_SECONDS=${retryPeriodSeconds} must be shorter than GPUFLEET_RENEW_DEADLINE_SECONDS=${renewDeadlineSeconds}`);
   return {
     watchNamespaces,
     leaderElect: boolean(env, "GPUFLEET_LEADER_ELECT", true),
     leaseNamespace: env.GPUFLEET_LEASE_NAMESPACE || podNamespace,
     leaseName: env.GPUFLEET_LEASE_NAME || "gpufleet-operator",
+    leaseDurationSeconds,
+    renewDeadlineSeconds,
+    retryPeriodSeconds,
     identity: env.POD_NAME || `${env.HOSTNAME ?? "gpufleet"}-${process.pid}`,
     opsHost: env.GPUFLEET_OPS_HOST || "0.0.0.0",
     opsPort: integer(env, "GPUFLEET_OPS_PORT", 8081, 0, 65535),

@@ -29,6 +29,9 @@ export interface RunningOperator {
 
 const log = logger.child({ component: "operator" });
 
+/** A term's controllers that take longer than this to stop after a lost lease make the process unhealthy. */
+export const TERM_STOP_DEADLINE_MS = 30_000;
+
 /** The controllers one leader runs; built fresh at each leadership term so no state leaks across terms. */
 function buildControllers(client: KubeClient, config: OperatorConfig, metrics: OperatorMetrics, events: EventRecorder) {
   const namespaces = config.watchNamespaces.length ? { namespaces: config.watchNamespaces } : {};
@@ -107,12 +110,24 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
   let synced = false;
   let stopping = false;
   let current: ReturnType<typeof buildControllers> | undefined;
+  /** The last term's shutdown: a new term starts only once the previous one has stopped. */
+  let termStopped: Promise<void> = Promise.resolve();
+  /** When the current shutdown of a term began (undefined when none is under way). */
+  let termStoppingSinceMs: number | undefined;
+  let electionFailed = false;
+  let elector: LeaderElector | undefined;
 
   const ops: OpsServer = await startOpsServer({
     host: config.opsHost,
     port: config.opsPort,
     registry: metrics.registry,
-    healthy: () => !stopping,
+    // Liveness: false when leader election is stuck (its loop stopped stepping or ended with an error) or a
+    // lost term cannot finish stopping; the kubelet then restarts the process, as it would a hung client-go one.
+    healthy: () => {
+      if (stopping) return false;
+      if (electionFailed || (elector && !elector.isProgressing())) return false;
+      return termStoppingSinceMs === undefined || Date.now() - termStoppingSinceMs < TERM_STOP_DEADLINE_MS;
+    },
     ready: () => {
       if (stopping) return { ready: false, reason: "shutting down" };
       // A standby is ready: it is healthy and waiting for the lease. The leader is ready once synced.
@@ -122,15 +137,21 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
   });
 
   const lead = async (signal: AbortSignal) => {
+    // Fresh controllers for every term, and never two terms' controllers at once.
+    await termStopped;
+    if (signal.aborted || stopping) return;
     leading = true;
     metrics.leader.set(1);
-    log.info({ identity: config.identity }, "leading");
+    log.info({ identity: config.identity, term: elector?.termsLed ?? 1 }, "leading");
     const term = buildControllers(client, config, metrics, events);
     current = term;
     signal.addEventListener(
       "abort",
       () => {
-        void stopTerm(term);
+        termStoppingSinceMs = Date.now();
+        termStopped = stopTerm(term)
+          .catch((error: unknown) => log.error({ err: String(error) }, "stopping the controllers failed"))
+          .finally(() => (termStoppingSinceMs = undefined));
       },
       { once: true },
     );
@@ -153,18 +174,31 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
     synced = false;
   };
 
-  let elector: LeaderElector | undefined;
   if (config.leaderElect) {
-    elector = new LeaderElector(client, { namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity });
-    void elector.run({
-      onStartedLeading: lead,
-      onStoppedLeading: () => {
-        leading = false;
-        metrics.leader.set(0);
-        log.warn({ identity: config.identity }, "leadership lost; standing by");
-      },
-      onNewLeader: (identity) => log.info({ leader: identity }, "leader observed"),
+    elector = new LeaderElector(client, {
+      namespace: config.leaseNamespace,
+      name: config.leaseName,
+      identity: config.identity,
+      leaseDurationMs: config.leaseDurationSeconds * 1000,
+      renewDeadlineMs: config.renewDeadlineSeconds * 1000,
+      retryPeriodMs: config.retryPeriodSeconds * 1000,
     });
+    // Term after term: losing the lease (an API outage longer than the renew deadline) stops this term's
+    // controllers, and the elector campaigns again at once; the next term builds new ones.
+    elector
+      .runUntilStopped({
+        onStartedLeading: lead,
+        onStoppedLeading: () => {
+          leading = false;
+          metrics.leader.set(0);
+          log.warn({ identity: config.identity }, "leadership lost; stopping this term's controllers and campaigning again");
+        },
+        onNewLeader: (identity) => log.info({ leader: identity }, "leader observed"),
+      })
+      .catch((error: unknown) => {
+        electionFailed = true;
+        log.error({ err: String(error) }, "leader election failed; reporting unhealthy");
+      });
   } else {
     await lead(new AbortController().signal);
   }

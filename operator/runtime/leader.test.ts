@@ -147,4 +147,38 @@ describe("LeaderElector against a fake API server", () => {
       timing.renewDeadlineMs - timing.retryPeriodMs * 2,
     );
   });
+
+  it("campaigns again after losing the lease, and leads a new term once the API answers again", async () => {
+    const elector = new LeaderElector(client, { namespace: "sys", name: "op", identity: "a", ...timing });
+    electors.push(elector);
+    const terms: AbortSignal[] = [];
+    let stops = 0;
+    const running = elector.runUntilStopped({
+      onStartedLeading: (signal) => void terms.push(signal),
+      onStoppedLeading: () => void (stops += 1),
+    });
+    await waitFor(() => terms.length === 1, 2000, "first term");
+    // The API server fails every lease write for longer than the renew deadline (an outage).
+    fake.failNext("PUT", /leases\/op$/, 503, "ServiceUnavailable", 12);
+    await waitFor(() => stops === 1, 3000, "leadership lost");
+    expect(terms[0]!.aborted).toBe(true);
+    expect(elector.isLeader).toBe(false);
+    await waitFor(() => terms.length === 2, 5000, "a second term after the outage");
+    expect(terms[1]!.aborted).toBe(false);
+    expect(elector.isLeader).toBe(true);
+    expect(elector.termsLed).toBe(2);
+    expect(elector.isProgressing()).toBe(true);
+    await elector.stop();
+    await running; // stop() ends the loop for good
+    expect(terms[1]!.aborted).toBe(true);
+  });
+
+  it("reports a stuck election loop as not progressing", async () => {
+    const elector = new LeaderElector(client, { namespace: "sys", name: "op", identity: "a", ...timing });
+    electors.push(elector);
+    void elector.runUntilStopped({ onStartedLeading: () => {}, onStoppedLeading: () => {} });
+    await waitFor(() => elector.isLeader, 2000, "leader");
+    expect(elector.isProgressing()).toBe(true);
+    expect(elector.isProgressing(Date.now() + 2 * timing.leaseDurationMs + 1_000)).toBe(false);
+  });
 });

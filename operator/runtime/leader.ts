@@ -94,6 +94,10 @@ export class LeaderElector {
   private lastRenewMs = 0;
   private leading = false;
   private runPromise: Promise<void> | undefined;
+  /** Set by stop()/release(): ends `runUntilStopped` for good. */
+  private stopped = false;
+  private progressAtMs = Date.now();
+  private terms = 0;
 
   constructor(client: KubeClient, options: LeaderElectorOptions) {
     this.client = client;
@@ -142,14 +146,48 @@ export class LeaderElector {
     return this.runPromise;
   }
 
+  /**
+   * Campaigns, leads, and after losing the lease (an API outage longer than the renew deadline, a lost race)
+   * campaigns again, term after term, until `stop()` or `release()`. A process that stood by for good after
+   * its first loss would stop reconciling until someone restarted it.
+   */
+  async runUntilStopped(callbacks: LeaderCallbacks): Promise<void> {
+    this.stopped = false;
+    while (!this.stopped) {
+      await this.run(callbacks);
+      if (this.stopped) break;
+      this.log.info({ termsLed: this.terms }, "campaigning again for the lease");
+    }
+  }
+
+  /** Leadership terms won so far by this elector. */
+  get termsLed(): number {
+    return this.terms;
+  }
+
+  /**
+   * When the election loop last completed a step (an acquire attempt, a renewal or a failed try, a sleep).
+   * A loop that stops stepping is stuck; liveness reports it so the kubelet restarts the process.
+   */
+  get lastProgressMs(): number {
+    return this.progressAtMs;
+  }
+
+  /** Whether the loop has stepped within `maxSilenceMs` (default twice the lease duration), or is not running. */
+  isProgressing(nowMs = Date.now(), maxSilenceMs = 2 * this.options.leaseDurationMs): boolean {
+    return !this.runPromise || nowMs - this.progressAtMs <= maxSilenceMs;
+  }
+
   /** Stops campaigning and renewing WITHOUT touching the lease (what a crash looks like to others). */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.stopController.abort();
     await this.runPromise;
   }
 
   /** Stops, and if leading, clears the holder so a standby takes over at once. Returns whether it released. */
   async release(): Promise<boolean> {
+    this.stopped = true;
     const wasLeading = this.leading;
     this.stopController.abort();
     await this.runPromise;
@@ -182,11 +220,16 @@ export class LeaderElector {
   private async campaign(stop: AbortSignal): Promise<void> {
     const { retryPeriodMs, jitter } = this.options;
     // Acquire.
+    this.progressAtMs = Date.now();
     while (!stop.aborted) {
-      if (await this.tryAcquireOrRenew(this.options.renewDeadlineMs)) break;
+      const acquired = await this.tryAcquireOrRenew(this.options.renewDeadlineMs);
+      this.progressAtMs = Date.now();
+      if (acquired) break;
       await abortableSleep(retryPeriodMs * (1 + jitter * Math.random()), stop);
+      this.progressAtMs = Date.now();
     }
     if (stop.aborted) return;
+    this.terms += 1;
     this.leading = true;
     this.lastRenewMs = Date.now();
     const leaderController = new AbortController();
@@ -198,6 +241,7 @@ export class LeaderElector {
     // Renew.
     while (!stop.aborted) {
       await abortableSleep(retryPeriodMs, stop);
+      this.progressAtMs = Date.now();
       if (stop.aborted) break;
       const deadline = this.lastRenewMs + this.options.renewDeadlineMs;
       const remaining = deadline - Date.now();

@@ -64,12 +64,22 @@ export interface LocalCluster {
   dir: string;
   /** From spawning etcd (binaries ready) to /readyz ok, default ServiceAccount and nodes Ready. */
   startupMs: number;
-  /** Per process: pid (also its process group id) and log file. */
+  /** Per process: pid (also its process group id) and log file. Updated when a component is restarted. */
   processes: Record<ComponentName, { pid: number; logPath: string }>;
+  /**
+   * Fault injection for outage tests: SIGKILLs one component (its whole process group) and waits until it
+   * is gone. Nothing restarts it until {@link LocalCluster.startComponent}.
+   */
+  killComponent(name: ComponentName): Promise<void>;
+  /** Starts a killed component again with its original flags (same ports, data and certificates), and waits
+   * until it serves again (etcd: /health; kube-apiserver: /readyz). */
+  startComponent(name: ComponentName, options?: { timeoutMs?: number }): Promise<void>;
+  /** killComponent, `downMs` of outage, startComponent: a crashed and restarted control-plane process. */
+  restartComponent(name: ComponentName, downMs: number, options?: { timeoutMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
-type ComponentName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok";
+export type ComponentName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok";
 
 /** A free TCP port on 127.0.0.1 (bound then released; the short race is acceptable locally). */
 export async function freeLoopbackPort(): Promise<number> {
@@ -294,6 +304,9 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
   const children = new Map<ComponentName, ChildProcess>();
   const processes = {} as LocalCluster["processes"];
   const exitedEarly: string[] = [];
+  const launched = new Map<ComponentName, { binary: string; args: string[]; env: NodeJS.ProcessEnv }>();
+  /** Components killed on purpose (killComponent): their exit is not a failure. */
+  const killedOnPurpose = new Set<ComponentName>();
 
   const stop = async (): Promise<void> => {
     if (!runningClusters.has(running)) return;
@@ -320,6 +333,7 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     args: string[],
     env: NodeJS.ProcessEnv = process.env,
   ): void => {
+    launched.set(name, { binary, args, env });
     const logPath = join(dir, "logs", `${name}.log`);
     const logFd = openSync(logPath, "a");
     writeFileSync(logFd, `$ ${binary} ${args.join(" ")}\n`);
@@ -332,7 +346,7 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     children.set(name, child);
     processes[name] = { pid: child.pid, logPath };
     child.on("exit", (code, signal) => {
-      if (runningClusters.has(running))
+      if (runningClusters.has(running) && !killedOnPurpose.has(name))
         exitedEarly.push(`${name} exited (code ${code}, signal ${signal}); see ${logPath}`);
     });
     child.unref();
@@ -501,7 +515,48 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
       `[local-cluster] ready in ${(startupMs / 1000).toFixed(1)}s (apiserver /readyz after ${(apiServerReadyMs / 1000).toFixed(1)}s) at ${apiServerUrl}; dir ${dir}`,
     );
 
-    return { kubeconfigPath, kubeConfig, apiServerUrl, binaries, dir, startupMs, processes, stop };
+    const killComponent = async (name: ComponentName): Promise<void> => {
+      const pid = processes[name]?.pid;
+      if (!pid) throw new Error(`no ${name} in this cluster`);
+      killedOnPurpose.add(name);
+      killProcessGroup(pid, "SIGKILL");
+      const goneBy = Date.now() + 10_000;
+      while (processGroupAlive(pid) && Date.now() < goneBy) await new Promise((resolveWait) => setTimeout(resolveWait, 20));
+      if (processGroupAlive(pid)) throw new Error(`${name} (pid ${pid}) survived SIGKILL`);
+      running.processGroups = running.processGroups.filter((group) => group !== pid);
+    };
+    const startComponent = async (name: ComponentName, startOptions: { timeoutMs?: number } = {}): Promise<void> => {
+      const spec = launched.get(name);
+      if (!spec) throw new Error(`no ${name} in this cluster`);
+      if (processGroupAlive(processes[name].pid)) throw new Error(`${name} is still running; killComponent it first`);
+      killedOnPurpose.delete(name);
+      launch(name, spec.binary, spec.args, spec.env);
+      const readyBy = Date.now() + (startOptions.timeoutMs ?? 60_000);
+      const exitedNow = () => exitedEarly.find((line) => line.startsWith(`${name} exited`));
+      if (name === "kube-apiserver")
+        await pollUntil("kube-apiserver /readyz after restart", readyBy, exitedNow, async () => (await httpsGet(`${apiServerUrl}/readyz`, tls, 2000)).status === 200);
+      else if (name === "etcd")
+        await pollUntil("etcd /health after restart", readyBy, exitedNow, async () => (await fetch(`${etcdUrl}/health`)).ok);
+    };
+    const restartComponent = async (name: ComponentName, downMs: number, restartOptions: { timeoutMs?: number } = {}): Promise<void> => {
+      await killComponent(name);
+      await new Promise((resolveWait) => setTimeout(resolveWait, downMs));
+      await startComponent(name, restartOptions);
+    };
+
+    return {
+      kubeconfigPath,
+      kubeConfig,
+      apiServerUrl,
+      binaries,
+      dir,
+      startupMs,
+      processes,
+      killComponent,
+      startComponent,
+      restartComponent,
+      stop,
+    };
   } catch (error) {
     // Quote the end of every log in the error, then clean up as usual: nothing stays behind.
     const logTails = Object.entries(processes)
