@@ -9,7 +9,7 @@ import { freeLoopbackPort, startLocalCluster, type LocalCluster } from "../sim/c
 import { loadNodePools } from "../sim/cluster/nodepools.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
-import { condition, modelDeploymentObject, modelDeploymentPath, readModelDeployment, spawnOperatorProcess, type OperatorProcess } from "./support/operator.js";
+import { condition, isLeader, modelDeploymentObject, modelDeploymentPath, readModelDeployment, spawnOperatorProcess, type OperatorProcess } from "./support/operator.js";
 
 // Control-plane outages longer than the operator's 15 s lease, on a cluster of this file's own (the shared
 // one stays up for the other files): kube-apiserver SIGKILLed and restarted, etcd SIGKILLed and restarted.
@@ -30,15 +30,6 @@ const smallModel = (replicas = 1) => ({
   gpu: { products: ["NVIDIA-L4"] },
   replicas,
 });
-
-async function isLeader(port: number): Promise<boolean> {
-  try {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return /^gpufleet_leader 1$/m.test(text);
-  } catch {
-    return false;
-  }
-}
 
 async function healthz(port: number): Promise<number> {
   try {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
-import { condition, modelDeploymentObject, readModelDeployment, spawnOperatorProcess, type OperatorProcess } from "./support/operator.js";
+import { condition, isLeader, modelDeploymentObject, readModelDeployment, spawnOperatorProcess, type OperatorProcess } from "./support/operator.js";
 
 // The operator as real processes: killed in the middle of reconciling it converges on restart without
 // duplicates; two replicas elect one leader on a Lease and the standby takes over when the leader dies.
@@ -26,15 +26,6 @@ async function freePort(): Promise<number> {
       server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
     });
   });
-}
-
-async function isLeader(port: number): Promise<boolean> {
-  try {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return /^gpufleet_leader 1$/m.test(text);
-  } catch {
-    return false;
-  }
 }
 
 function start(name: string, env: Record<string, string>): OperatorProcess {

@@ -77,3 +77,13 @@ export async function readModelDeployment(client: KubeClient, namespace: string,
 export function condition(md: ModelDeployment | undefined, type: string) {
   return md?.status?.conditions?.find((c) => c.type === type);
 }
+
+/** Whether the operator whose ops server listens on `port` leads (its `gpufleet_leader` gauge is 1). */
+export async function isLeader(port: number): Promise<boolean> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return /^gpufleet_leader 1$/m.test(text);
+  } catch {
+    return false;
+  }
+}
