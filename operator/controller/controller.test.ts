@@ -282,4 +282,13 @@ describe("ModelDeploymentController ownership against a fake API server", () => 
     await waitFor(() => statusOf()?.observedGeneration === 1, "observedGeneration once served");
     expect(statusOf()?.conditions?.find((c) => c.type === "Ready")?.reason).not.toBe("NameConflict");
   });
+
+  it("reports an apply the API server refuses as ApplyFailed in the status and an Event, instead of retrying in silence", async () => {
+    fake.failNext("PATCH", /services\/web$/, 422, "Invalid", 1000);
+    await start(modelDeployment("web", spec, { generation: 1 }));
+    await waitFor(() => statusOf()?.conditions?.find((c) => c.type === "Ready")?.reason === "ApplyFailed", "ApplyFailed status");
+    expect(statusOf()?.observedGeneration).toBeUndefined();
+    expect(statusOf()?.conditions?.find((c) => c.type === "Ready")?.message).toMatch(/^the API server refused the workload \(Invalid\)/);
+    await waitFor(() => events.some((e) => e.reason === "ApplyFailed"), "an ApplyFailed event");
+  });
 });
