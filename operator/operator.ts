@@ -162,7 +162,9 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
       synced = true;
       term.autoscaler.start();
     } catch (error) {
-      log.error({ err: String(error) }, "controllers failed to start");
+      // Holding the lease without controllers would stall every ModelDeployment: fail liveness instead.
+      electionFailed = true;
+      log.error({ err: String(error) }, "controllers failed to start; reporting unhealthy");
       throw error;
     }
   };
@@ -210,6 +212,7 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
     async stop() {
       stopping = true;
       if (current) await stopTerm(current);
+      await termStopped;
       if (elector) await elector.release();
       await ops.close();
       client.close();
