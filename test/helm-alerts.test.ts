@@ -1,7 +1,8 @@
 /**
  * The chart's alerts, evaluated by Prometheus' own rule engine: the PrometheusRule rendered by the
  * real helm is checked with `promtool check rules` and driven with synthetic series by
- * `promtool test rules` (Debian's prometheus package, which CI installs; see .ci/run).
+ * `promtool test rules` (the pinned promtool of tools/prometheus/go.mod, found or built by
+ * sim/cluster/binaries.ts like the cluster binaries).
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -10,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { REPO_ROOT } from "../operator/api/generate.js";
-import { ensureClusterBinaries, readPinnedTools } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries, ensurePinnedBinaries, readPinnedTools } from "../sim/cluster/binaries.js";
 
 interface Run {
   code: number;
@@ -35,9 +36,11 @@ function run(binary: string, args: string[], cwd?: string): Promise<Run> {
 const releaseNamespace = "gpufleet-system";
 const metricsJob = "gf-gpufleet-metrics";
 let workDir: string;
+let promtool: string;
 
 beforeAll(async () => {
   const helm = (await ensureClusterBinaries({ only: ["helm"] })).helm;
+  promtool = (await ensurePinnedBinaries(["promtool"])).promtool;
   workDir = mkdtempSync(join(tmpdir(), "gpufleet-alerts-"));
   const rendered = await run(helm, [
     "template",
@@ -88,7 +91,7 @@ const replicaSeries = (namespace: string, name: string, desired: number, ready: 
 
 describe("alerting rules of the chart", () => {
   it("are valid Prometheus rules (promtool check rules)", async () => {
-    const result = await run("promtool", ["check", "rules", join(workDir, "rules.yaml")]);
+    const result = await run(promtool, ["check", "rules", join(workDir, "rules.yaml")]);
     expect(result.output).toContain("SUCCESS: 4 rules found");
     expect(result.code).toBe(0);
   });
@@ -267,7 +270,7 @@ describe("alerting rules of the chart", () => {
       ],
     };
     writeFileSync(join(workDir, "rules.test.yaml"), stringify(tests));
-    const result = await run("promtool", ["test", "rules", "rules.test.yaml"], workDir);
+    const result = await run(promtool, ["test", "rules", "rules.test.yaml"], workDir);
     expect(result.output).toContain("SUCCESS");
     expect(result.code, result.output).toBe(0);
   });

@@ -1,16 +1,18 @@
 /**
- * The Prometheus HTTP API source against a real Prometheus server (Debian's `prometheus` package;
- * CI installs it with `apt-get install -y --no-install-recommends prometheus`). Prometheus runs on
+ * The Prometheus HTTP API source against a real Prometheus server, the pinned one of
+ * tools/prometheus/go.mod (found or built by sim/cluster/binaries.ts, like the cluster binaries;
+ * `npm run cluster:build` builds it ahead). Prometheus runs on
  * 127.0.0.1 with a temporary config scraping two simulated engines (vLLM and trtllm-serve) on
  * 127.0.0.1, and the source must read back what the engines report. No cluster is needed.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PodSampleResult, queryDeploymentSamples } from "../operator/metrics/prometheus-source.js";
+import { ensurePinnedBinaries } from "../sim/cluster/binaries.js";
 import type { EngineParams } from "../sim/engine/model.js";
 import { type EngineServer, startEngineServer } from "../sim/engine/server.js";
 
@@ -26,22 +28,6 @@ const ENGINE: EngineParams = {
   stepOverheadMs: 5,
   maxModelLenTokens: 8192,
 };
-
-function findPrometheus(): string {
-  const candidates = [
-    process.env.PROMETHEUS_BIN,
-    ...(process.env.PATH ?? "").split(delimiter).map((dir) => join(dir, "prometheus")),
-    "/usr/bin/prometheus",
-  ];
-  const found = candidates.find(
-    (path): path is string => path !== undefined && path !== "" && existsSync(path),
-  );
-  if (!found)
-    throw new Error(
-      "prometheus binary not found: apt-get install -y --no-install-recommends prometheus (or set PROMETHEUS_BIN)",
-    );
-  return found;
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -78,6 +64,8 @@ describe("Prometheus HTTP API source against a real Prometheus", () => {
   const load: Promise<unknown>[] = [];
 
   beforeAll(async () => {
+    // Found or built by the cluster project's global setup; built here (minutes) when run alone.
+    const binaries = await ensurePinnedBinaries(["prometheus"]);
     const vllm = await startEngineServer({
       host: "127.0.0.1",
       port: 0,
@@ -125,7 +113,7 @@ describe("Prometheus HTTP API source against a real Prometheus", () => {
     ].join("\n");
     writeFileSync(join(dataDir, "prometheus.yml"), config);
     prometheus = spawn(
-      findPrometheus(),
+      binaries.prometheus,
       [
         `--config.file=${join(dataDir, "prometheus.yml")}`,
         `--storage.tsdb.path=${join(dataDir, "data")}`,
@@ -141,7 +129,7 @@ describe("Prometheus HTTP API source against a real Prometheus", () => {
       if (prometheus?.exitCode !== null) throw new Error(`prometheus exited: ${prometheusLog}`);
       return (await fetch(`${baseUrl}/-/ready`)).ok ? true : undefined;
     });
-  }, 60_000);
+  }, 600_000);
 
   afterAll(async () => {
     if (prometheus && prometheus.exitCode === null) {

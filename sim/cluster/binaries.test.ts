@@ -6,7 +6,9 @@ import {
   BINARY_RECIPES,
   defaultBinaryCacheDir,
   ensureClusterBinaries,
+  ensurePinnedBinaries,
   parseGoModRequirements,
+  prometheusReleaseVersion,
   readPinnedTools,
   versionMatchesPin,
   type BinaryProgressEvent,
@@ -57,7 +59,7 @@ describe("readPinnedTools", () => {
     expect(pins.pinHash).toMatch(/^[0-9a-f]{16}$/);
   });
 
-  it("names a recipe for each of the seven binaries", () => {
+  it("names a recipe for each of the seven cluster binaries and prometheus + promtool", () => {
     expect(BINARY_RECIPES.map((recipe) => recipe.name).sort()).toEqual(
       [
         "etcd",
@@ -67,8 +69,27 @@ describe("readPinnedTools", () => {
         "kube-scheduler",
         "kubectl",
         "kwok",
+        "prometheus",
+        "promtool",
       ].sort(),
     );
+  });
+
+  it("pins prometheus and promtool in tools/prometheus, cached apart from the cluster binaries", () => {
+    const pins = readPinnedTools();
+    expect(pins.versions.prometheus).toMatch(/^v0\.3\d\d\.\d+$/);
+    expect(pins.versions.promtool).toBe(pins.versions.prometheus);
+    expect(pins.cacheFolders.kubectl).toBe(pins.pinHash);
+    expect(pins.cacheFolders.prometheus).toMatch(/^prometheus-[0-9a-f]{16}$/);
+    expect(pins.cacheFolders.promtool).toBe(pins.cacheFolders.prometheus);
+  });
+});
+
+describe("prometheusReleaseVersion", () => {
+  it("decodes the Go module version into the release the binary reports", () => {
+    expect(prometheusReleaseVersion("v0.316.0")).toBe("3.16.0");
+    expect(prometheusReleaseVersion("v0.305.2")).toBe("3.5.2");
+    expect(() => prometheusReleaseVersion("v3.16.0")).toThrow(/v0\.MNN\.P/);
   });
 });
 
@@ -175,6 +196,20 @@ describe("ensureClusterBinaries resolution order", () => {
         onProgress: () => undefined,
       }),
     ).rejects.toThrow(/go build of kwok failed \(exit 1\)[\s\S]*compile error: boom/);
+  });
+
+  it("rejects a Prometheus 2 on PATH (Debian's package) and builds the pinned one with its release version stamped", async () => {
+    fakeBinary(join(root, "path"), "promtool", "promtool, version 2.45.3+ds (branch: debian/sid)");
+    const events: BinaryProgressEvent[] = [];
+    const binaries = await ensurePinnedBinaries(["promtool"], {
+      env: { PATH: `${join(root, "path")}:/usr/bin:/bin` },
+      cacheDir: join(root, "cache"),
+      goBinary: fakeGo("promtool, version 3.16.0 (branch: module, revision: v0.316.0)"),
+      onProgress: (event) => events.push(event),
+    });
+    expect(binaries.promtool).toBe(join(root, "cache", "promtool"));
+    expect(events.map((event) => event.kind)).toEqual(["rejected", "build-start", "build-done"]);
+    expect(events[0]).toMatchObject({ reason: "reports 2.45, pinned 3.16.0" });
   });
 
   it("rejects a built binary that reports another version", async () => {

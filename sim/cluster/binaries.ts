@@ -1,16 +1,23 @@
 /**
- * Finds or builds the binaries of the local control plane: etcd, kube-apiserver,
- * kube-controller-manager, kube-scheduler, kubectl, kwok and helm.
+ * Finds or builds the pinned binaries the project runs: the local control plane (etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler, kubectl, kwok), helm, and Prometheus' `prometheus` and
+ * `promtool` (for the tests of the Prometheus metrics source and of the chart's alerts).
  *
  * Versions are pinned in ONE place: the Go tool modules under tools/ (tools/k8s, tools/etcd,
- * tools/kwok, tools/helm). This file reads the pins from their go.mod files.
+ * tools/kwok, tools/helm, tools/prometheus). This file reads the pins from their go.mod files.
  *
  * Resolution order (like controller-runtime's envtest):
  *   1. $KUBEBUILDER_ASSETS/<name>          (taken as is: the caller chose that directory)
  *   2. <name> on PATH                      (only if `--version` reports the pinned major.minor)
  *   3. the build cache outside the repo:   ${GPUFLEET_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/gpufleet}/bin/<pin hash>/
  *      built there with `go build -trimpath` when missing. The directory name hashes the tools'
- *      go.mod + go.sum, so binaries are rebuilt only when a pin changes.
+ *      go.mod + go.sum, so binaries are rebuilt only when a pin changes. prometheus and promtool
+ *      have their own folder, bin/prometheus-<hash of tools/prometheus>/, so that bumping one
+ *      group's pins does not rebuild the other.
+ *
+ * Prometheus is built without its web UI assets (no `builtinassets` tag: the UI pages answer 404,
+ * the HTTP API the tests use is complete) and with `remove_all_sd` (only static, file and HTTP
+ * service discovery), which the tests need and which keeps the cold build short.
  */
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -41,11 +48,45 @@ export type ClusterBinaryName =
 
 export type ClusterBinaries = Record<ClusterBinaryName, string>;
 
+export type PrometheusBinaryName = "prometheus" | "promtool";
+
+/** Every binary this file can find or build. */
+export type PinnedBinaryName = ClusterBinaryName | PrometheusBinaryName;
+
+export const CLUSTER_BINARY_NAMES: readonly ClusterBinaryName[] = [
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "kubectl",
+  "kwok",
+  "helm",
+];
+
+type ToolModule = "k8s" | "etcd" | "kwok" | "helm" | "prometheus";
+
+/**
+ * Tool modules whose pins share one cache folder. The cluster group's folder is named by its hash
+ * alone (as before Prometheus joined), the others by `<group>-<hash>`.
+ */
+const PIN_GROUPS = {
+  cluster: { toolModules: ["k8s", "etcd", "kwok", "helm"], folderPrefix: "", recipeRevision: "1" },
+  prometheus: { toolModules: ["prometheus"], folderPrefix: "prometheus-", recipeRevision: "1" },
+} as const satisfies Record<
+  string,
+  { toolModules: readonly ToolModule[]; folderPrefix: string; recipeRevision: string }
+>;
+
+type PinGroup = keyof typeof PIN_GROUPS;
+
+const groupOf = (toolModule: ToolModule): PinGroup =>
+  toolModule === "prometheus" ? "prometheus" : "cluster";
+
 /** How one binary is versioned, built and asked for its version. */
 export interface BinaryRecipe {
-  name: ClusterBinaryName;
+  name: PinnedBinaryName;
   /** Folder under tools/ holding the go.mod that pins it. */
-  toolModule: "k8s" | "etcd" | "kwok" | "helm";
+  toolModule: ToolModule;
   /** Module path whose required version is the pin. */
   pinnedModule: string;
   /** Go package to build (a `tool` of that go.mod). */
@@ -53,7 +94,37 @@ export interface BinaryRecipe {
   versionArgs: string[];
   /** -X flags that stamp the version into the binary, given the pinned version. */
   versionLdflags: (pinnedVersion: string) => string[];
+  /** The version the binary reports, when it differs from the module version (Prometheus). */
+  releaseVersion?: (pinnedVersion: string) => string;
+  /** Go build tags. */
+  buildTags?: readonly string[];
 }
+
+/**
+ * Prometheus' Go module versions encode the release: v0.316.0 is Prometheus 3.16.0
+ * (v0.<major><minor, two digits>.<patch>).
+ */
+export function prometheusReleaseVersion(moduleVersion: string): string {
+  const match = /^v0\.(\d+)\.(\d+)$/.exec(moduleVersion);
+  if (!match) throw new Error(`unexpected Prometheus module version ${moduleVersion} (want v0.MNN.P)`);
+  const encoded = Number(match[1]);
+  return `${Math.floor(encoded / 100)}.${encoded % 100}.${match[2]}`;
+}
+
+const prometheusRecipe = (name: PrometheusBinaryName): BinaryRecipe => ({
+  name,
+  toolModule: "prometheus",
+  pinnedModule: "github.com/prometheus/prometheus",
+  goPackage: `github.com/prometheus/prometheus/cmd/${name}`,
+  versionArgs: ["--version"],
+  versionLdflags: (version) => [
+    `-X github.com/prometheus/common/version.Version=${prometheusReleaseVersion(version)}`,
+    `-X github.com/prometheus/common/version.Revision=${version}`,
+    "-X github.com/prometheus/common/version.Branch=module",
+  ],
+  releaseVersion: prometheusReleaseVersion,
+  buildTags: ["remove_all_sd"],
+});
 
 function kubernetesVersionLdflags(version: string): string[] {
   const [major = "", minor = ""] = version.replace(/^v/, "").split(".");
@@ -105,6 +176,8 @@ export const BINARY_RECIPES: readonly BinaryRecipe[] = [
     versionArgs: ["version", "--short"],
     versionLdflags: (version) => [`-X helm.sh/helm/v3/internal/version.version=${version}`],
   },
+  prometheusRecipe("prometheus"),
+  prometheusRecipe("promtool"),
 ];
 
 /** module path → version for every `require`d module of a go.mod (direct or indirect). */
@@ -150,37 +223,44 @@ export function versionMatchesPin(output: string, pinnedVersion: string): boolea
 }
 
 export interface PinnedTools {
-  /** binary name → pinned module version (e.g. kube-apiserver → v1.34.4). */
-  versions: Record<ClusterBinaryName, string>;
-  /** Hash of every tools go.mod and go.sum plus the build recipe: names the cache folder. */
+  /** binary name → pinned module version (e.g. kube-apiserver → v1.34.4, prometheus → v0.316.0). */
+  versions: Record<PinnedBinaryName, string>;
+  /** Hash of the cluster tools' go.mod and go.sum plus the build recipe: names their cache folder. */
   pinHash: string;
+  /** The cache folder name (under bin/) of each binary. */
+  cacheFolders: Record<PinnedBinaryName, string>;
 }
 
-/** Bump when the build command itself changes, so cached binaries are rebuilt. */
-const BUILD_RECIPE_REVISION = "1";
-
 export function readPinnedTools(toolsDir: string = TOOLS_DIR): PinnedTools {
-  const hash = createHash("sha256").update(`recipe:${BUILD_RECIPE_REVISION}\n`);
   const goModByModule = new Map<string, Map<string, string>>();
-  for (const toolModule of ["k8s", "etcd", "kwok", "helm"] as const) {
-    const goModPath = join(toolsDir, toolModule, "go.mod");
-    const goModText = readFileSync(goModPath, "utf8");
-    goModByModule.set(toolModule, parseGoModRequirements(goModText));
-    hash.update(`${toolModule}/go.mod\n${goModText}\n`);
-    const goSumPath = join(toolsDir, toolModule, "go.sum");
-    hash.update(`${toolModule}/go.sum\n${existsSync(goSumPath) ? readFileSync(goSumPath, "utf8") : ""}\n`);
+  const folderByGroup = {} as Record<PinGroup, string>;
+  for (const [group, spec] of Object.entries(PIN_GROUPS) as [PinGroup, (typeof PIN_GROUPS)[PinGroup]][]) {
+    // Bump a group's recipeRevision when its build command changes, so cached binaries are rebuilt.
+    const hash = createHash("sha256").update(`recipe:${spec.recipeRevision}\n`);
+    for (const toolModule of spec.toolModules) {
+      const goModPath = join(toolsDir, toolModule, "go.mod");
+      const goModText = readFileSync(goModPath, "utf8");
+      goModByModule.set(toolModule, parseGoModRequirements(goModText));
+      hash.update(`${toolModule}/go.mod\n${goModText}\n`);
+      const goSumPath = join(toolsDir, toolModule, "go.sum");
+      hash.update(`${toolModule}/go.sum\n${existsSync(goSumPath) ? readFileSync(goSumPath, "utf8") : ""}\n`);
+    }
+    folderByGroup[group] = `${spec.folderPrefix}${hash.digest("hex").slice(0, 16)}`;
   }
-  const versions = {} as Record<ClusterBinaryName, string>;
+  const versions = {} as Record<PinnedBinaryName, string>;
+  const cacheFolders = {} as Record<PinnedBinaryName, string>;
   for (const recipe of BINARY_RECIPES) {
     const version = goModByModule.get(recipe.toolModule)?.get(recipe.pinnedModule);
     if (!version) {
       throw new Error(`tools/${recipe.toolModule}/go.mod does not require ${recipe.pinnedModule}`);
     }
     versions[recipe.name] = version;
+    cacheFolders[recipe.name] = folderByGroup[groupOf(recipe.toolModule)];
   }
-  return { versions, pinHash: hash.digest("hex").slice(0, 16) };
+  return { versions, pinHash: folderByGroup.cluster, cacheFolders };
 }
 
+/** `<cache>/bin/<folder>`; the folder is a pin hash (see {@link PinnedTools.cacheFolders}). */
 export function defaultBinaryCacheDir(pinHash: string, env: NodeJS.ProcessEnv = process.env): string {
   const base = env.GPUFLEET_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "gpufleet");
   return join(base, "bin", pinHash);
@@ -189,14 +269,14 @@ export function defaultBinaryCacheDir(pinHash: string, env: NodeJS.ProcessEnv = 
 export type BinaryProgressEvent =
   | {
       kind: "found";
-      binary: ClusterBinaryName;
+      binary: PinnedBinaryName;
       path: string;
       source: "KUBEBUILDER_ASSETS" | "PATH" | "cache";
     }
-  | { kind: "build-start"; binary: ClusterBinaryName; version: string; index: number; total: number }
-  | { kind: "build-progress"; binary: ClusterBinaryName; elapsedMs: number }
-  | { kind: "build-done"; binary: ClusterBinaryName; path: string; elapsedMs: number }
-  | { kind: "rejected"; binary: ClusterBinaryName; path: string; reason: string };
+  | { kind: "build-start"; binary: PinnedBinaryName; version: string; index: number; total: number }
+  | { kind: "build-progress"; binary: PinnedBinaryName; elapsedMs: number }
+  | { kind: "build-done"; binary: PinnedBinaryName; path: string; elapsedMs: number }
+  | { kind: "rejected"; binary: PinnedBinaryName; path: string; reason: string };
 
 export function formatProgress(event: BinaryProgressEvent): string {
   const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
@@ -221,9 +301,9 @@ const printProgressToStderr = (event: BinaryProgressEvent): void => {
 export interface EnsureClusterBinariesOptions {
   onProgress?: (event: BinaryProgressEvent) => void;
   env?: NodeJS.ProcessEnv;
-  /** Override the cache folder (default: {@link defaultBinaryCacheDir}). */
+  /** Override the cache folder of every binary (default: {@link defaultBinaryCacheDir} of its group). */
   cacheDir?: string;
-  /** Only these binaries (default: all seven). */
+  /** Only these binaries (default: the seven cluster binaries). */
   only?: ClusterBinaryName[];
   /** Skip KUBEBUILDER_ASSETS and PATH (used by `cli.ts build` to fill the cache). */
   cacheOnly?: boolean;
@@ -266,7 +346,7 @@ export function findGo(env: NodeJS.ProcessEnv = process.env): string {
   if (fromPath) return fromPath;
   if (isExecutable("/usr/local/go/bin/go")) return "/usr/local/go/bin/go";
   throw new Error(
-    "Go toolchain not found (looked on PATH and /usr/local/go/bin/go); it is needed to build the local cluster binaries from tools/*/go.mod",
+    "Go toolchain not found (looked on PATH and /usr/local/go/bin/go): install Go, then `npm run cluster:build` builds every pinned binary from tools/*/go.mod",
   );
 }
 
@@ -314,7 +394,8 @@ async function goBuild(
 ): Promise<void> {
   const ldflags = ["-s", "-w", ...recipe.versionLdflags(version)].join(" ");
   const temporaryOutput = `${outputPath}.tmp-${process.pid}`;
-  const args = ["build", "-trimpath", "-ldflags", ldflags, "-o", temporaryOutput, recipe.goPackage];
+  const tags = recipe.buildTags && recipe.buildTags.length > 0 ? ["-tags", recipe.buildTags.join(",")] : [];
+  const args = ["build", "-trimpath", ...tags, "-ldflags", ldflags, "-o", temporaryOutput, recipe.goPackage];
   const goDir = dirname(goBinary);
   await new Promise<void>((resolveBuild, rejectBuild) => {
     const chunks: Buffer[] = [];
@@ -344,22 +425,37 @@ async function goBuild(
 }
 
 /**
- * Returns the path of every binary, building the missing ones sequentially (the machine has
- * 2 cores; parallel Go builds only thrash). Throws on a failed build: callers must not skip.
+ * Returns the path of every cluster binary (or of `options.only`), building the missing ones
+ * sequentially (the machine has 2 cores; parallel Go builds only thrash). Throws on a failed build:
+ * callers must not skip.
  */
 export async function ensureClusterBinaries(
   options: EnsureClusterBinariesOptions = {},
 ): Promise<ClusterBinaries> {
+  const { only, ...rest } = options;
+  return ensurePinnedBinaries(only ?? CLUSTER_BINARY_NAMES, rest);
+}
+
+/** Like {@link ensureClusterBinaries}, for any pinned binaries, e.g. `["prometheus", "promtool"]`. */
+export async function ensurePinnedBinaries<N extends PinnedBinaryName>(
+  names: readonly N[],
+  options: Omit<EnsureClusterBinariesOptions, "only"> = {},
+): Promise<Record<N, string>> {
   const env = options.env ?? process.env;
   const onProgress = options.onProgress ?? printProgressToStderr;
   const pins = readPinnedTools();
-  const cacheDir = options.cacheDir ?? defaultBinaryCacheDir(pins.pinHash, env);
-  const wanted = BINARY_RECIPES.filter((recipe) => !options.only || options.only.includes(recipe.name));
-  const resolved: Partial<ClusterBinaries> = {};
+  const cacheDirOf = (name: PinnedBinaryName): string =>
+    options.cacheDir ?? defaultBinaryCacheDir(pins.cacheFolders[name], env);
+  const wanted = BINARY_RECIPES.filter((recipe) => names.includes(recipe.name as N));
+  const resolved: Partial<Record<PinnedBinaryName, string>> = {};
   const toBuild: BinaryRecipe[] = [];
+  const reportedPin = (recipe: BinaryRecipe): string => {
+    const pinned = pins.versions[recipe.name];
+    return recipe.releaseVersion ? recipe.releaseVersion(pinned) : pinned;
+  };
 
   for (const recipe of wanted) {
-    const pinnedVersion = pins.versions[recipe.name];
+    const pinnedVersion = reportedPin(recipe);
     if (!options.cacheOnly && env.KUBEBUILDER_ASSETS) {
       const candidate = join(env.KUBEBUILDER_ASSETS, recipe.name);
       if (isExecutable(candidate)) {
@@ -386,7 +482,7 @@ export async function ensureClusterBinaries(
         });
       }
     }
-    const cached = join(cacheDir, recipe.name);
+    const cached = join(cacheDirOf(recipe.name), recipe.name);
     if (isExecutable(cached)) {
       resolved[recipe.name] = cached;
       onProgress({ kind: "found", binary: recipe.name, path: cached, source: "cache" });
@@ -396,57 +492,62 @@ export async function ensureClusterBinaries(
   }
 
   if (toBuild.length > 0) {
-    mkdirSync(cacheDir, { recursive: true });
     const goBinary = options.goBinary ?? findGo(env);
-    await withLockFile(join(cacheDir, ".build.lock"), async () => {
-      let index = 0;
-      for (const recipe of toBuild) {
-        index++;
-        const outputPath = join(cacheDir, recipe.name);
-        if (isExecutable(outputPath)) {
-          // Another process built it while we waited for the lock.
-          resolved[recipe.name] = outputPath;
-          onProgress({ kind: "found", binary: recipe.name, path: outputPath, source: "cache" });
-          continue;
-        }
-        const version = pins.versions[recipe.name];
-        const startedAt = Date.now();
-        onProgress({ kind: "build-start", binary: recipe.name, version, index, total: toBuild.length });
-        const ticker = setInterval(
-          () =>
-            onProgress({ kind: "build-progress", binary: recipe.name, elapsedMs: Date.now() - startedAt }),
-          options.progressIntervalMs ?? 30_000,
-        );
-        try {
-          await goBuild(
-            goBinary,
-            recipe,
-            version,
-            outputPath,
-            env,
-            join(cacheDir, `${recipe.name}.build.log`),
+    const cacheDirs = [...new Set(toBuild.map((recipe) => cacheDirOf(recipe.name)))];
+    let index = 0;
+    for (const cacheDir of cacheDirs) {
+      mkdirSync(cacheDir, { recursive: true });
+      await withLockFile(join(cacheDir, ".build.lock"), async () => {
+        for (const recipe of toBuild.filter((candidate) => cacheDirOf(candidate.name) === cacheDir)) {
+          index++;
+          const outputPath = join(cacheDir, recipe.name);
+          if (isExecutable(outputPath)) {
+            // Another process built it while we waited for the lock.
+            resolved[recipe.name] = outputPath;
+            onProgress({ kind: "found", binary: recipe.name, path: outputPath, source: "cache" });
+            continue;
+          }
+          const version = pins.versions[recipe.name];
+          const startedAt = Date.now();
+          onProgress({ kind: "build-start", binary: recipe.name, version, index, total: toBuild.length });
+          const ticker = setInterval(
+            () =>
+              onProgress({ kind: "build-progress", binary: recipe.name, elapsedMs: Date.now() - startedAt }),
+            options.progressIntervalMs ?? 30_000,
           );
-        } finally {
-          clearInterval(ticker);
+          try {
+            await goBuild(
+              goBinary,
+              recipe,
+              version,
+              outputPath,
+              env,
+              join(cacheDir, `${recipe.name}.build.log`),
+            );
+          } finally {
+            clearInterval(ticker);
+          }
+          const output = await reportedVersion(outputPath, recipe.versionArgs);
+          if (!versionMatchesPin(output, reportedPin(recipe))) {
+            rmSync(outputPath, { force: true });
+            throw new Error(
+              `built ${recipe.name} but it reports "${output.trim()}" instead of ${reportedPin(recipe)}`,
+            );
+          }
+          resolved[recipe.name] = outputPath;
+          onProgress({
+            kind: "build-done",
+            binary: recipe.name,
+            path: outputPath,
+            elapsedMs: Date.now() - startedAt,
+          });
         }
-        const output = await reportedVersion(outputPath, recipe.versionArgs);
-        if (!versionMatchesPin(output, version)) {
-          rmSync(outputPath, { force: true });
-          throw new Error(`built ${recipe.name} but it reports "${output.trim()}" instead of ${version}`);
-        }
-        resolved[recipe.name] = outputPath;
-        onProgress({
-          kind: "build-done",
-          binary: recipe.name,
-          path: outputPath,
-          elapsedMs: Date.now() - startedAt,
-        });
-      }
-    });
+      });
+    }
   }
 
   for (const recipe of wanted) {
     if (!resolved[recipe.name]) throw new Error(`no binary for ${recipe.name}`);
   }
-  return resolved as ClusterBinaries;
+  return resolved as Record<N, string>;
 }

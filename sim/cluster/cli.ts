@@ -1,7 +1,8 @@
 /**
  * Local GPU cluster CLI.
  *
- *   npx tsx sim/cluster/cli.ts build            build (or find) etcd, kube-*, kubectl, kwok, helm
+ *   npx tsx sim/cluster/cli.ts build            build (or find) etcd, kube-*, kubectl, kwok, helm,
+ *                                               and prometheus + promtool (for the tests)
  *   npx tsx sim/cluster/cli.ts up [--pools F]   start a cluster in the foreground until Ctrl-C
  *   npx tsx sim/cluster/cli.ts up --detach      start it in the background (pid file), print env
  *   npx tsx sim/cluster/cli.ts down             stop a detached cluster
@@ -23,7 +24,7 @@ import {
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { REPO_ROOT, ensureClusterBinaries } from "./binaries.js";
+import { BINARY_RECIPES, REPO_ROOT, ensurePinnedBinaries } from "./binaries.js";
 import { startLocalCluster, type LocalCluster } from "./cluster.js";
 import { DEFAULT_NODE_POOLS_FILE, loadNodePools } from "./nodepools.js";
 
@@ -50,7 +51,7 @@ function runningPid(): number | undefined {
 
 async function build(): Promise<void> {
   const startedAt = Date.now();
-  const binaries = await ensureClusterBinaries();
+  const binaries = await ensurePinnedBinaries(BINARY_RECIPES.map((recipe) => recipe.name));
   for (const [name, path] of Object.entries(binaries)) print(`${name.padEnd(24)} ${path}`);
   print(`binaries ready in ${((Date.now() - startedAt) / 1000).toFixed(1)}s`);
 }

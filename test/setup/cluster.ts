@@ -3,11 +3,12 @@
  * kube-controller-manager, kube-scheduler, KWOK) with the GPU node pools of
  * sim/cluster/gpu-pools.yaml, shared by every cluster test file.
  *
- * Missing binaries are built (a cold build takes many minutes and prints progress). A failed
+ * Missing binaries are built, prometheus and promtool too (a cold build takes many minutes and
+ * prints progress). A failed
  * build or start is a hard failure: these tests never skip.
  */
 import type { TestProject } from "vitest/node";
-import { ensureClusterBinaries } from "../../sim/cluster/binaries.js";
+import { ensureClusterBinaries, ensurePinnedBinaries } from "../../sim/cluster/binaries.js";
 import { startLocalCluster } from "../../sim/cluster/cluster.js";
 import { loadNodePools } from "../../sim/cluster/nodepools.js";
 
@@ -20,6 +21,9 @@ declare module "vitest" {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const binaries = await ensureClusterBinaries();
+  // prometheus and promtool serve test/prometheus-source.test.ts and test/helm-alerts.test.ts: built
+  // here, before any file runs, so a cold build is not charged to one test's hook timeout.
+  await ensurePinnedBinaries(["prometheus", "promtool"]);
   const cluster = await startLocalCluster({ binaries, nodePools: loadNodePools() });
   project.provide("kubeconfigPath", cluster.kubeconfigPath);
   process.env.GPUFLEET_TEST_KUBECONFIG = cluster.kubeconfigPath;
