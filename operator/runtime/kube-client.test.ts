@@ -6,6 +6,8 @@ import {
   FIELD_MANAGER,
   KubeApiError,
   KubeClient,
+  MAX_RETRY_AFTER_RETRIES,
+  parseRetryAfterSeconds,
   errorFromWatchStatus,
   isConflict,
   isGone,
@@ -245,5 +247,90 @@ describe("KubeClient request timeout", () => {
     await expect(client.get("/api/v1/nodes")).rejects.toMatchObject({ statusCode: 504, reason: "Timeout" });
     expect(Date.now() - started).toBeLessThan(2000);
     client.close();
+  });
+});
+
+describe("KubeClient and Retry-After", () => {
+  let server: http.Server | undefined;
+  afterEach(async () => {
+    server?.closeAllConnections();
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    server = undefined;
+  });
+
+  /** A server answering `answers[i]` to the i-th request (the last one after that); returns the client and the request times. */
+  async function clientFor(
+    answers: Array<{ status: number; retryAfter?: string }>,
+  ): Promise<{ client: KubeClient; times: number[] }> {
+    const times: number[] = [];
+    server = http.createServer((_req, res) => {
+      const answer = answers[Math.min(times.length, answers.length - 1)]!;
+      times.push(Date.now());
+      res.writeHead(answer.status, {
+        "content-type": "application/json",
+        ...(answer.retryAfter !== undefined ? { "retry-after": answer.retryAfter } : {}),
+      });
+      res.end(
+        answer.status === 200
+          ? "{}"
+          : JSON.stringify({ kind: "Status", code: answer.status, message: "busy" }),
+      );
+    });
+    await new Promise<void>((r) => server!.listen(0, "127.0.0.1", r));
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [
+        {
+          name: "c",
+          server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+          skipTLSVerify: true,
+        },
+      ],
+      users: [{ name: "u" }],
+      contexts: [{ name: "x", cluster: "c", user: "u" }],
+      currentContext: "x",
+    });
+    return { client: new KubeClient(kc), times };
+  }
+
+  it("waits as long as a 429's Retry-After asks, then retries", async () => {
+    const { client, times } = await clientFor([{ status: 429, retryAfter: "1" }, { status: 200 }]);
+    await client.get("/api/v1/nodes");
+    expect(times).toHaveLength(2);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(950);
+    client.close();
+  });
+
+  it("gives up after a bounded number of Retry-After answers and hands the delay to the caller", async () => {
+    const { client, times } = await clientFor([{ status: 503, retryAfter: "0" }]);
+    await expect(client.get("/api/v1/nodes")).rejects.toMatchObject({
+      statusCode: 503,
+      retryAfterSeconds: 0,
+    });
+    expect(times).toHaveLength(MAX_RETRY_AFTER_RETRIES + 1);
+    client.close();
+  });
+
+  it("does not retry a 500 without Retry-After, nor wait out a Retry-After longer than the bound", async () => {
+    const plain = await clientFor([{ status: 500 }]);
+    await expect(plain.client.get("/x")).rejects.toMatchObject({ statusCode: 500 });
+    expect(plain.times).toHaveLength(1);
+    plain.client.close();
+    server?.closeAllConnections();
+    await new Promise<void>((r) => server!.close(() => r()));
+    const long = await clientFor([{ status: 429, retryAfter: "3600" }]);
+    await expect(long.client.get("/x")).rejects.toMatchObject({ statusCode: 429, retryAfterSeconds: 3600 });
+    expect(long.times).toHaveLength(1);
+    long.client.close();
+  });
+});
+
+describe("parseRetryAfterSeconds", () => {
+  it("reads delta-seconds and ignores dates and junk", () => {
+    expect(parseRetryAfterSeconds("2")).toBe(2);
+    expect(parseRetryAfterSeconds(["7"])).toBe(7);
+    expect(parseRetryAfterSeconds("Wed, 21 Oct 2015 07:28:00 GMT")).toBeUndefined();
+    expect(parseRetryAfterSeconds("-1")).toBeUndefined();
+    expect(parseRetryAfterSeconds(undefined)).toBeUndefined();
   });
 });

@@ -106,6 +106,8 @@ export class KubeApiError extends Error {
   readonly causes: StatusCause[];
   readonly method: string | undefined;
   readonly path: string | undefined;
+  /** How long the server asked the client to wait (Retry-After header or details.retryAfterSeconds). */
+  retryAfterSeconds: number | undefined;
 
   constructor(init: {
     statusCode: number;
@@ -116,6 +118,7 @@ export class KubeApiError extends Error {
     path?: string;
   }) {
     super(init.message);
+    this.retryAfterSeconds = init.details?.retryAfterSeconds;
     this.statusCode = init.statusCode;
     this.reason = init.reason;
     this.details = init.details;
@@ -337,6 +340,32 @@ export type PatchContentType =
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * Answers that carry Retry-After (429 Too Many Requests, 5xx such as 503 while the server starts) are
+ * retried after the delay asked, as client-go's REST client does, at most this many times; then the
+ * error (with retryAfterSeconds) goes to the caller's own backoff.
+ */
+export const MAX_RETRY_AFTER_RETRIES = 5;
+/** A Retry-After longer than this is waited out in the caller's backoff, not inside one request. */
+export const MAX_RETRY_AFTER_SECONDS = 30;
+
+/** Seconds of a Retry-After header given as delta-seconds (the form the API server sends), else undefined. */
+export function parseRetryAfterSeconds(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || !/^\s*\d{1,6}\s*$/.test(value)) return undefined;
+  return Number(value);
+}
+
+/** Whether a failed answer should be retried inside the request: the server said when. */
+export function shouldRetryAfter(error: KubeApiError, attempt: number): boolean {
+  return (
+    attempt < MAX_RETRY_AFTER_RETRIES &&
+    (error.statusCode === 429 || error.statusCode >= 500) &&
+    error.retryAfterSeconds !== undefined &&
+    error.retryAfterSeconds <= MAX_RETRY_AFTER_SECONDS
+  );
+}
+
 interface PreparedRequest {
   url: URL;
   options: https.RequestOptions;
@@ -416,8 +445,38 @@ export class KubeClient {
     };
   }
 
-  /** One request; resolves with the parsed JSON body, rejects with `KubeApiError` on a non-2xx answer. */
+  /**
+   * One request; resolves with the parsed JSON body, rejects with `KubeApiError` on a non-2xx answer.
+   * An answer with Retry-After is retried after that delay (see {@link shouldRetryAfter}).
+   */
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.requestOnce<T>(method, path, options);
+      } catch (error) {
+        if (!(error instanceof KubeApiError) || !shouldRetryAfter(error, attempt)) throw error;
+        const delayMs = (error.retryAfterSeconds ?? 0) * 1000;
+        log.debug(
+          { method, path, status: error.statusCode, delayMs, attempt },
+          "server asked to retry after a delay",
+        );
+        await new Promise<void>((resolve, reject) => {
+          if (options.signal?.aborted) return reject(new Error(`${method} ${path}: aborted`));
+          const onAbort = () => {
+            clearTimeout(timer);
+            reject(new Error(`${method} ${path}: aborted`));
+          };
+          const timer = setTimeout(() => {
+            options.signal?.removeEventListener("abort", onAbort);
+            resolve();
+          }, delayMs);
+          options.signal?.addEventListener("abort", onAbort, { once: true });
+        });
+      }
+    }
+  }
+
+  private async requestOnce<T>(method: string, path: string, options: RequestOptions): Promise<T> {
     const headers: Record<string, string> = {};
     let payload: string | undefined;
     if (options.body !== undefined) {
@@ -445,7 +504,10 @@ export class KubeClient {
           const body = Buffer.concat(chunks).toString("utf8");
           const status = res.statusCode ?? 0;
           if (status < 200 || status >= 300) {
-            finish(parseKubeApiError(status, body, { method, path }));
+            const error = parseKubeApiError(status, body, { method, path });
+            error.retryAfterSeconds =
+              parseRetryAfterSeconds(res.headers["retry-after"]) ?? error.retryAfterSeconds;
+            finish(error);
             return;
           }
           if (!body) return finish(undefined, undefined as T);
@@ -564,11 +626,15 @@ export class KubeClient {
         if (status < 200 || status >= 300) {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () =>
-            finish(
-              parseKubeApiError(status, Buffer.concat(chunks).toString("utf8"), { method: "WATCH", path }),
-            ),
-          );
+          res.on("end", () => {
+            const error = parseKubeApiError(status, Buffer.concat(chunks).toString("utf8"), {
+              method: "WATCH",
+              path,
+            });
+            error.retryAfterSeconds =
+              parseRetryAfterSeconds(res.headers["retry-after"]) ?? error.retryAfterSeconds;
+            finish(error);
+          });
           res.on("error", (e) => finish(e));
           return;
         }
