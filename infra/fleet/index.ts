@@ -9,7 +9,7 @@ import { fleetProgram, type FleetConfig } from "./program.js";
 
 const STRING_KEYS = ["strategy", "gcpProject", "kubernetesVersion", "namespace", "modelNamespace"] as const;
 const NUMBER_KEYS = ["latencyTargetMs", "minRegionsPerModel", "costCapPerHour"] as const;
-const OBJECT_KEYS = ["regions", "models", "operator", "gpuOperator"] as const;
+const OBJECT_KEYS = ["regions", "models", "operator", "gpuOperator", "carbon"] as const;
 
 /** The stack config as a FleetConfig: scalars by type, structured values as YAML objects in the stack file. */
 export function readFleetConfig(config: pulumi.Config = new pulumi.Config("fleet")): FleetConfig {

@@ -210,4 +210,16 @@ describe("fleet program (Pulumi mocks)", () => {
       "https://gke.example.invalid",
     );
   }, 60_000);
+
+  it("reads intensities through the configured carbon source: a live provider without its key in the environment is refused before anything is created", async () => {
+    const saved = process.env.GPUFLEET_ELECTRICITYMAPS_TOKEN;
+    delete process.env.GPUFLEET_ELECTRICITYMAPS_TOKEN;
+    try {
+      await expect(fleetProgram({ ...config, carbon: { provider: "electricitymaps" } })).rejects.toThrow(
+        /set GPUFLEET_ELECTRICITYMAPS_TOKEN/,
+      );
+    } finally {
+      if (saved !== undefined) process.env.GPUFLEET_ELECTRICITYMAPS_TOKEN = saved;
+    }
+  });
 });

@@ -15,6 +15,7 @@ import {
   type OriginDemand,
   type PlacementStrategy,
 } from "../placement/index.js";
+import { intensitySourceFromConfig, type CarbonSourceConfig } from "../carbon/intensity-source.js";
 import { EksGpuCluster } from "../clusters/eks.js";
 import { GkeGpuCluster } from "../clusters/gke.js";
 import { planFleetClusters, placementReport, type ClusterPlan, type FleetModel } from "./fleet-plan.js";
@@ -34,6 +35,12 @@ export interface FleetConfig {
   strategy?: PlacementStrategy;
   minRegionsPerModel?: number;
   costCapPerHour?: number;
+  /**
+   * Where grid intensities come from: the same layered source (live API → hourly history → yearly)
+   * the hourly planner and the gateway's region choice read. Without it: yearly figures only.
+   * API keys come from the environment (GPUFLEET_ELECTRICITYMAPS_TOKEN, GPUFLEET_WATTTIME_*).
+   */
+  carbon?: CarbonSourceConfig;
   /** GCP project of the GKE clusters (required when a gcp region is chosen). */
   gcpProject?: string;
   kubernetesVersion?: string;
@@ -112,10 +119,18 @@ export async function fleetProgram(config: FleetConfig): Promise<FleetOutputs> {
     ...(model.tokensPerRequest !== undefined ? { tokensPerRequest: model.tokensPerRequest } : {}),
     ...(model.minRegions !== undefined ? { minRegions: model.minRegions } : {}),
   }));
+  // Without `carbon` the placement keeps the yearly figures; with it, the mean over the next hours of
+  // the layered source (live forecast where configured, else the same hours of history).
+  const carbonSource = config.carbon ? intensitySourceFromConfig(config.carbon) : undefined;
+  const now = Date.now();
+  const windowMs = (config.carbon?.planningWindowHours ?? 24) * 3_600_000;
   const placement = await placeFleet({
     regions: config.regions,
     models,
     latencyTargetMs: config.latencyTargetMs,
+    ...(carbonSource
+      ? { carbonSource, carbonWindow: { start: new Date(now), end: new Date(now + windowMs) } }
+      : {}),
     ...(config.minRegionsPerModel !== undefined ? { minRegionsPerModel: config.minRegionsPerModel } : {}),
     ...(config.costCapPerHour !== undefined ? { costCapPerHour: config.costCapPerHour } : {}),
   });
