@@ -42,6 +42,31 @@ export const CANDIDATES: ReadonlyArray<readonly [string, number, number, number]
   ["gcp:australia-southeast1", 1.3, 16, 0],
 ];
 
+/**
+ * The GCP regions of the RTT matrix whose grid zone is one of the 16 of the shared hourly data
+ * (us-west2 = US-CAL-CISO, northamerica-northeast2 = CA-ON, asia-northeast3 = KR, australia-southeast2
+ * = AU-VIC, southamerica-east1 = BR-CS, southamerica-west1 = CL-SEN, and those of CANDIDATES; ZA and
+ * US-NY-NYIS have no region in the matrix). Quotas and price factors are illustrative, like CANDIDATES';
+ * regions in both lists keep CANDIDATES' figures.
+ */
+export const HOURLY_ZONE_CANDIDATES: ReadonlyArray<readonly [string, number, number, number]> = [
+  ["gcp:us-west2", 1.05, 64, 32],
+  ["gcp:us-east4", 1.05, 64, 48],
+  ["gcp:us-east5", 1.0, 32, 32],
+  ["gcp:us-south1", 1.05, 32, 32],
+  ["gcp:northamerica-northeast2", 1.1, 64, 32],
+  ["gcp:europe-west2", 1.2, 64, 32],
+  ["gcp:europe-west3", 1.2, 64, 32],
+  ["gcp:asia-northeast1", 1.25, 64, 32],
+  ["gcp:asia-northeast3", 1.25, 32, 16],
+  ["gcp:asia-southeast1", 1.25, 64, 32],
+  ["gcp:asia-south1", 1.2, 32, 16],
+  ["gcp:australia-southeast1", 1.3, 16, 0],
+  ["gcp:australia-southeast2", 1.3, 16, 0],
+  ["gcp:southamerica-east1", 1.3, 32, 16],
+  ["gcp:southamerica-west1", 1.3, 32, 16],
+];
+
 /** User origins (Electricity Maps zones of the RTT matrix) and their share of each model's demand. */
 export const ORIGINS: ReadonlyArray<readonly [string, number]> = [
   // United States 45%
@@ -91,8 +116,8 @@ export const MODELS: ReadonlyArray<{
   },
 ];
 
-export function regions(): CandidateRegion[] {
-  return CANDIDATES.map(([region, factor, l4, h100]) => ({
+export function regions(candidates: typeof CANDIDATES = CANDIDATES): CandidateRegion[] {
+  return candidates.map(([region, factor, l4, h100]) => ({
     region,
     offers: (
       [
@@ -133,9 +158,10 @@ export function benchInput(
   latencyTargetMs: number,
   rtt?: RttTable,
   carbonSource?: CarbonIntensitySource,
+  candidates: typeof CANDIDATES = CANDIDATES,
 ): PlacementInput {
   return {
-    regions: regions(),
+    regions: regions(candidates),
     models: models(),
     latencyTargetMs,
     minRegionsPerModel: 2,

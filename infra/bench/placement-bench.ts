@@ -5,12 +5,29 @@
  * ILLUSTRATIVE (see fleet-scenario.ts), not quotes; the comparison is between strategies solved on
  * the same inputs, so it is the ratios that carry the result.
  *
- * Run: npx tsx infra/bench/placement-bench.ts
+ * Then the hourly part (hourly-bench.ts): 2023 hour by hour, yearly-static against hourly re-planned
+ * placement, with and without the gateway's region routing.
+ *
+ * Run: npm run bench:placement [-- --hourly-only | --static-only] [--fleet today|zones|both] [--day-step 7] [--target 100] [--block 4]
  */
 import { performance } from "node:perf_hooks";
 import { StaticCarbonIntensitySource, attributionText } from "../carbon/index.js";
 import { loadGcpRttTable, placeFleet, type FleetPlacement, type PlacementPlan } from "../placement/index.js";
-import { CANDIDATES, MODELS, ORIGINS, benchInput } from "./fleet-scenario.js";
+import { CANDIDATES, HOURLY_ZONE_CANDIDATES, MODELS, ORIGINS, benchInput } from "./fleet-scenario.js";
+import { dailyShapes } from "./demand-shape.js";
+import { DEFAULT_HOURLY_BENCH, runHourlyBench, zoneGains, type HourlyBenchOptions } from "./hourly-bench.js";
+
+function flag(name: string): boolean {
+  return process.argv.includes(`--${name}`);
+}
+
+function numberFlag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const value = Number(process.argv[i + 1]);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} needs a positive number`);
+  return value;
+}
 
 function row(cells: Array<string | number>, widths: number[]): string {
   return cells.map((c, i) => String(c).padStart(widths[i] ?? 10)).join("  ");
@@ -35,6 +52,17 @@ function planRow(target: number, plan: PlacementPlan, baseline: PlacementPlan): 
 }
 
 async function main(): Promise<void> {
+  if (!flag("hourly-only")) await staticBench();
+  if (flag("static-only")) return;
+  const fleet = process.argv[process.argv.indexOf("--fleet") + 1];
+  const which = process.argv.includes("--fleet") ? fleet : "both";
+  if (which === "today" || which === "both")
+    await hourlyBench(CANDIDATES, "the fleet above (20 candidate regions)");
+  if (which === "zones" || which === "both")
+    await hourlyBench(HOURLY_ZONE_CANDIDATES, "the GCP regions in the 16 hourly zones (15 regions)");
+}
+
+async function staticBench(): Promise<void> {
   const loadStart = performance.now();
   const carbonSource = StaticCarbonIntensitySource.fromSharedData();
   const rtt = loadGcpRttTable();
@@ -102,6 +130,90 @@ async function main(): Promise<void> {
     }
   }
   console.log(`\nData load ${fmt(loadMs, 0)} ms. Sources:\n${attributionText()}`);
+}
+
+async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promise<void> {
+  const options: HourlyBenchOptions = {
+    ...DEFAULT_HOURLY_BENCH,
+    candidates,
+    latencyTargetMs: numberFlag("target", DEFAULT_HOURLY_BENCH.latencyTargetMs),
+    dayStep: numberFlag("day-step", DEFAULT_HOURLY_BENCH.dayStep),
+    blockHours: numberFlag("block", DEFAULT_HOURLY_BENCH.blockHours),
+  };
+  const rtt = loadGcpRttTable();
+  const carbonSource = StaticCarbonIntensitySource.fromSharedData();
+  const result = await runHourlyBench(rtt, carbonSource, options, undefined, (line) =>
+    console.error(`  … ${line}`),
+  );
+  const o = result.options;
+  console.log(
+    `\nHourly, ${label}: 2023, ${result.days} days (every ${o.dayStep} days from 1 Jan), latency target ${o.latencyTargetMs} ms, ` +
+      `demand shaped per origin by local hour (ServeGen profile, mean = the demand above, peak ×${peakFactor().toFixed(2)}).`,
+  );
+  console.log(
+    `Hourly intensity (Electricity Maps lca) for ${result.hourlyRegions.length} of ${candidates.length} regions: ` +
+      result.hourlyRegions
+        .map((h) => `${h.region.replace("gcp:", "")}=${h.zone} (${h.mean2023.toFixed(0)})`)
+        .join(", ") +
+      `; the others keep their yearly figure. Yearly-static plans on 2023 means of the same data.`,
+  );
+  console.log(
+    `Re-planning: blocks of ${o.blockHours} h, rolling; a start costs ${o.loadMinutes} min of idle load time, a started replica stays ≥ ${o.minDwellHours} h. ` +
+      `Every plan is charged each hour's real intensity.\n`,
+  );
+  const widths = [26, 10, 8, 8, 9, 8, 10, 9];
+  const header = row(
+    ["strategy", "gCO2/Mtok", "vs today", "$/h", "$/Mtok", "meanRTT", "p95RTT", "starts/d"],
+    widths,
+  );
+  console.log(header);
+  console.log("-".repeat(header.length));
+  const today = result.strategies[0];
+  for (const s of result.strategies) {
+    console.log(
+      row(
+        [
+          s.name,
+          fmt(s.gCO2PerMTok, 2),
+          today ? `${fmt(((s.gCO2PerMTok - today.gCO2PerMTok) / today.gCO2PerMTok) * 100, 1)}%` : "",
+          fmt(s.dollarsPerHour, 0),
+          fmt(s.dollarsPerMTok, 3),
+          fmt(s.meanRttMs, 1),
+          fmt(s.p95RttMs, 0),
+          fmt(s.startsPerDay, 1),
+        ],
+        widths,
+      ),
+    );
+  }
+  const routed = result.strategies.find((s) => s.name === "hourly + routing");
+  if (routed)
+    console.log(
+      `(routing: ${fmt(routed.overCapacityPct, 2)}% of tokens sent above a region's planned capacity)`,
+    );
+  const hourly = result.strategies.find((s) => s.name === "hourly re-planned");
+  if (today && hourly) {
+    console.log(
+      `\nWhere the hourly plan serves its tokens vs yearly-static (share of tokens, mean intensity of the hours served):`,
+    );
+    for (const z of zoneGains(today, hourly).filter((z) => Math.max(z.fromShare, z.toShare) >= 0.01)) {
+      console.log(
+        `  ${z.zone.padEnd(40)} ${fmt(z.fromShare * 100, 1).padStart(5)}% @ ${fmt(z.fromIntensity, 0).padStart(4)} g/kWh -> ${fmt(z.toShare * 100, 1).padStart(5)}% @ ${fmt(z.toIntensity, 0).padStart(4)} g/kWh`,
+      );
+    }
+  }
+  const per = [...result.solveSeconds.perDayHourly].sort((a, b) => a - b);
+  console.log(
+    `\nSolve: one day of hourly re-planning (${24 / o.blockHours} MILPs of ${result.size.integers} integer and ${result.size.continuous - result.size.integers} continuous variables, ` +
+      `${result.size.rows} rows) took median ${fmt(per[Math.floor(per.length / 2)] ?? 0, 2)} s, max ${fmt(per.at(-1) ?? 0, 2)} s wall; ` +
+      `whole hourly part ${fmt(result.solveSeconds.total, 0)} s (shared 2-core machine).`,
+  );
+}
+
+/** Highest hour of the local-time demand profile relative to its mean. */
+function peakFactor(): number {
+  const shapes = dailyShapes(ORIGINS.map(([o]) => o));
+  return Math.max(...Object.values(shapes).flat());
 }
 
 await main();

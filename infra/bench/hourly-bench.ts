@@ -1,0 +1,406 @@
+/**
+ * The hourly part of `npm run bench:placement`: the benchmark fleet of fleet-scenario.ts (same 20
+ * candidate GCP regions, 5 models, 12 origins and demand) with a daily demand shape per origin
+ * (demand-shape.ts), over 2023 with the hourly grid intensity of the regions whose zone is one of the
+ * 16 of the shared hourly data (the other regions keep their yearly figure, which is also what they
+ * are charged). Strategies, all under the same latency target, quotas and 2 regions per model:
+ *
+ * - yearly-static (today): one placement from yearly intensities (2023 means of the same hourly data,
+ *   so only the time resolution differs), sized for every origin's daily peak, kept all year;
+ * - yearly, re-sized hourly: the hourly planner fed the flat yearly figures (follows demand, not carbon);
+ * - hourly re-planned: the hourly planner fed each day's hourly intensities (a perfect forecast);
+ * - hourly + routing: its replicas, with each request sent by gateway/routing/region.ts pickRegion;
+ * - cheapest, nearest: the hourly planner with cost or RTT first (carbon-blind).
+ *
+ * Every plan is charged the real hourly intensity of every hour it runs. Days are sampled (every
+ * `--day-step` days from 1 January, default 7) to bound the run time.
+ */
+import { performance } from "node:perf_hooks";
+import { loadHourlyCarbonData, StaticCarbonIntensitySource, type HourlyCarbonData } from "../carbon/index.js";
+import {
+  planHourly,
+  planRolling,
+  rttStats,
+  type HourlyPlacementInput,
+  type HourPlan,
+} from "../placement/index.js";
+import type { RttTable } from "../placement/rtt.js";
+import { pickRegion, type RegionState } from "../../gateway/routing/region.js";
+import { benchInput, CANDIDATES, ORIGINS } from "./fleet-scenario.js";
+import { dailyShapes } from "./demand-shape.js";
+
+const HOUR_MS = 3_600_000;
+const YEAR = 2023;
+
+export interface HourlyBenchOptions {
+  /** Candidate regions: [region, price factor, L4 quota, H100 quota]. */
+  candidates: typeof CANDIDATES;
+  latencyTargetMs: number;
+  dayStep: number;
+  blockHours: number;
+  loadMinutes: number;
+  minDwellHours: number;
+  /** Requests per origin and model per hour that routing places one by one. */
+  routingChunks: number;
+}
+
+export const DEFAULT_HOURLY_BENCH: HourlyBenchOptions = {
+  candidates: CANDIDATES,
+  latencyTargetMs: 100,
+  dayStep: 7,
+  blockHours: 4,
+  loadMinutes: 10,
+  minDwellHours: 4,
+  routingChunks: 20,
+};
+
+interface Tally {
+  grams: number;
+  moveGrams: number;
+  cost: number;
+  tokens: number;
+  hours: number;
+  starts: number;
+  rtts: Array<{ rtt: number; weight: number }>;
+  /** Per zone (or region without hourly data): tokens served and grams of their load. */
+  byZone: Map<string, { tokens: number; intensityTokens: number }>;
+  overCapacityTokens: number;
+}
+
+const newTally = (): Tally => ({
+  grams: 0,
+  moveGrams: 0,
+  cost: 0,
+  tokens: 0,
+  hours: 0,
+  starts: 0,
+  rtts: [],
+  byZone: new Map(),
+  overCapacityTokens: 0,
+});
+
+/** Charges one planned hour at the real intensities (`actual` by region), with the plan's routes or `routes`. */
+function charge(
+  tally: Tally,
+  hour: HourPlan,
+  actual: (region: string) => number,
+  zoneOf: (region: string) => string,
+  loadHours: number,
+  routes: HourPlan["routes"] = hour.routes,
+  overCapacity = 0,
+): void {
+  const perToken = new Map<string, number>();
+  for (const r of hour.replicas) {
+    const g = actual(r.region);
+    tally.grams += r.replicas * r.idleKWhPerReplicaHour * g;
+    const move = r.started * loadHours * r.idleKWhPerReplicaHour * g;
+    tally.grams += move;
+    tally.moveGrams += move;
+    tally.cost += r.replicas * r.costPerReplicaHour + r.started * loadHours * r.costPerReplicaHour;
+    perToken.set(`${r.model}|${r.region}|${r.gpuProduct}`, r.kWhPerTokenPerSecondHour);
+  }
+  for (const route of routes) {
+    const g = actual(route.region);
+    tally.grams +=
+      route.tokensPerSecond * (perToken.get(`${route.model}|${route.region}|${route.gpuProduct}`) ?? 0) * g;
+    tally.tokens += route.tokensPerSecond * 3600;
+    tally.rtts.push({ rtt: route.rttMs, weight: route.tokensPerSecond });
+    const zone = zoneOf(route.region);
+    const entry = tally.byZone.get(zone) ?? { tokens: 0, intensityTokens: 0 };
+    entry.tokens += route.tokensPerSecond * 3600;
+    entry.intensityTokens += route.tokensPerSecond * 3600 * g;
+    tally.byZone.set(zone, entry);
+  }
+  tally.starts += hour.starts;
+  tally.hours += 1;
+  tally.overCapacityTokens += overCapacity * 3600;
+}
+
+/**
+ * Re-routes an hour's demand over its replicas with the gateway's region choice: each origin's demand
+ * for a model in `chunks` requests, taken round-robin over origins, each sent to pickRegion's region
+ * (lowest intensity now within the latency target, spill when full).
+ */
+export function routeHour(
+  hour: HourPlan,
+  intensity: (region: string) => number,
+  rtt: RttTable,
+  latencyTargetMs: number,
+  chunks: number,
+): { routes: HourPlan["routes"]; overCapacityTokensPerSecond: number } {
+  const demand = new Map<string, number>();
+  for (const r of hour.routes)
+    demand.set(`${r.model}|${r.origin}`, (demand.get(`${r.model}|${r.origin}`) ?? 0) + r.tokensPerSecond);
+  const capacity = new Map<string, Array<{ gpuProduct: string; capacity: number; load: number }>>();
+  for (const r of hour.replicas) {
+    const key = `${r.model}|${r.region}`;
+    const list = capacity.get(key) ?? [];
+    list.push({
+      gpuProduct: r.gpuProduct,
+      capacity: r.replicas * r.usableTokensPerSecondPerReplica,
+      load: 0,
+    });
+    capacity.set(key, list);
+  }
+  const routes = new Map<string, HourPlan["routes"][number]>();
+  let over = 0;
+  const queue = [...demand].map(([key, tokens]) => {
+    const [model = "", origin = ""] = key.split("|");
+    return { model, origin, size: tokens / chunks, left: chunks };
+  });
+  for (let round = 0; round < chunks; round++) {
+    for (const d of queue) {
+      const states: RegionState[] = [];
+      for (const [key, products] of capacity) {
+        const [model, region = ""] = key.split("|");
+        if (model !== d.model) continue;
+        const ms = rtt.rttMs(d.origin, region);
+        if (ms === undefined) continue;
+        states.push({
+          region,
+          rttMs: ms,
+          gCO2PerKWh: intensity(region),
+          load: products.reduce((s, p) => s + p.load, 0),
+          capacity: products.reduce((s, p) => s + p.capacity, 0),
+        });
+      }
+      const pick = pickRegion({ latencyBudgetMs: latencyTargetMs, size: d.size }, states);
+      if (pick === undefined) continue;
+      const products = capacity.get(`${d.model}|${pick.region}`) ?? [];
+      // Within the region, the product with the most room takes the request.
+      const target = [...products].sort((a, b) => b.capacity - b.load - (a.capacity - a.load))[0];
+      if (target === undefined) continue;
+      if (target.load + d.size > target.capacity + 1e-9)
+        over += Math.min(d.size, target.load + d.size - target.capacity);
+      target.load += d.size;
+      const key = `${d.model}|${d.origin}|${pick.region}|${target.gpuProduct}`;
+      const existing = routes.get(key);
+      if (existing) existing.tokensPerSecond += d.size;
+      else
+        routes.set(key, {
+          model: d.model,
+          origin: d.origin,
+          region: pick.region,
+          gpuProduct: target.gpuProduct,
+          tokensPerSecond: d.size,
+          rttMs: rtt.rttMs(d.origin, pick.region) ?? 0,
+        });
+    }
+  }
+  return { routes: [...routes.values()], overCapacityTokensPerSecond: over };
+}
+
+export interface StrategyResult {
+  name: string;
+  gCO2PerMTok: number;
+  dollarsPerHour: number;
+  dollarsPerMTok: number;
+  meanRttMs: number;
+  p95RttMs: number;
+  startsPerDay: number;
+  moveShareOfCarbonPct: number;
+  overCapacityPct: number;
+  byZone: Map<string, { tokens: number; intensityTokens: number }>;
+}
+
+function result(name: string, tally: Tally, days: number): StrategyResult {
+  const stats = rttStats(tally.rtts);
+  return {
+    name,
+    gCO2PerMTok: (tally.grams / tally.tokens) * 1e6,
+    dollarsPerHour: tally.cost / tally.hours,
+    dollarsPerMTok: (tally.cost / tally.tokens) * 1e6,
+    meanRttMs: stats.meanRttMs,
+    p95RttMs: stats.p95RttMs,
+    startsPerDay: tally.starts / days,
+    moveShareOfCarbonPct: (tally.moveGrams / tally.grams) * 100,
+    overCapacityPct: (tally.overCapacityTokens / tally.tokens) * 100,
+    byZone: tally.byZone,
+  };
+}
+
+export interface HourlyBenchResult {
+  options: HourlyBenchOptions;
+  days: number;
+  hourlyRegions: Array<{ region: string; zone: string; mean2023: number }>;
+  strategies: StrategyResult[];
+  solveSeconds: { perDayHourly: number[]; total: number };
+  size: { integers: number; continuous: number; rows: number };
+}
+
+export async function runHourlyBench(
+  rtt: RttTable,
+  staticSource: StaticCarbonIntensitySource,
+  options: HourlyBenchOptions = DEFAULT_HOURLY_BENCH,
+  data: HourlyCarbonData = loadHourlyCarbonData("lca"),
+  progress: (line: string) => void = () => undefined,
+): Promise<HourlyBenchResult> {
+  const started = performance.now();
+  const base = benchInput(options.latencyTargetMs, rtt, undefined, options.candidates);
+  const regions = base.regions.map((r) => r.region);
+  const yearStart = Date.UTC(YEAR, 0, 1);
+  const yearEnd = Date.UTC(YEAR + 1, 0, 1);
+  const hourlyRegions = regions.flatMap((region) => {
+    const zone = data.zoneOf(region);
+    const mean = data.mean(region, yearStart, yearEnd);
+    return zone !== undefined && mean !== undefined ? [{ region, zone, mean2023: mean }] : [];
+  });
+  const yearly = new Map<string, number>(
+    regions.map((region) => [
+      region,
+      hourlyRegions.find((h) => h.region === region)?.mean2023 ??
+        staticSource.intensitySync(region).gCO2PerKWh,
+    ]),
+  );
+  const actualAt = (hourMs: number) => (region: string) =>
+    data.covers(region) ? (data.at(region, hourMs)?.gCO2PerKWh ?? 0) : (yearly.get(region) ?? 0);
+  const zoneOf = (region: string): string => data.zoneOf(region) ?? `${region} (yearly)`;
+  const shapes = dailyShapes(ORIGINS.map(([o]) => o));
+  const flat = (hours: number): Record<string, number[]> =>
+    Object.fromEntries(regions.map((r) => [r, new Array<number>(hours).fill(yearly.get(r) ?? 0)]));
+  const repeatShapes = (days: number): Record<string, number[]> =>
+    Object.fromEntries(
+      Object.entries(shapes).map(([o, s]) => [
+        o,
+        Array.from({ length: 24 * days }, (_, h) => s[h % 24] ?? 1),
+      ]),
+    );
+  const common: Omit<HourlyPlacementInput, "hours" | "intensity"> = {
+    ...base,
+    moves: { loadMinutes: options.loadMinutes, minDwellHours: options.minDwellHours },
+    blockHours: options.blockHours,
+    solver: { timeLimitSeconds: 30, mipRelativeGap: 1e-2 },
+  };
+  const rolling = { windowHours: options.blockHours, commitHours: options.blockHours };
+  const loadHours = options.loadMinutes / 60;
+
+  progress("planning the yearly-static, cheapest and nearest fleets");
+  const staticPlan = await planHourly({
+    ...common,
+    hours: 24,
+    intensity: flat(24),
+    demandShape: repeatShapes(1),
+    blockHours: 24,
+  });
+  const staticHours = staticPlan.hours.map((h) => ({
+    ...h,
+    starts: 0,
+    replicas: h.replicas.map((r) => ({ ...r, started: 0 })),
+  }));
+  // Carbon-blind and yearly plans repeat every day (same demand, flat intensities): one day, from the
+  // static fleet, stands for every day.
+  const warm = {
+    replicas: (staticPlan.hours[0]?.replicas ?? []).map((r) => ({
+      model: r.model,
+      region: r.region,
+      gpuProduct: r.gpuProduct,
+      replicas: r.replicas,
+    })),
+  };
+  const steady = async (strategy: "carbon-aware" | "cheapest" | "nearest"): Promise<HourPlan[]> =>
+    (
+      await planRolling(
+        { ...common, hours: 24, intensity: flat(24), demandShape: repeatShapes(1), initial: warm },
+        strategy,
+        rolling,
+      )
+    ).hours;
+  const resized = await steady("carbon-aware");
+  const cheapest = await steady("cheapest");
+  const nearest = await steady("nearest");
+  const initial = {
+    replicas: (resized.at(-1)?.replicas ?? []).map((r) => ({
+      model: r.model,
+      region: r.region,
+      gpuProduct: r.gpuProduct,
+      replicas: r.replicas,
+    })),
+  };
+
+  const tallies = {
+    static: newTally(),
+    resized: newTally(),
+    hourly: newTally(),
+    routed: newTally(),
+    cheapest: newTally(),
+    nearest: newTally(),
+  };
+  const perDay: number[] = [];
+  let size = staticPlan.size;
+  let days = 0;
+  for (let dayStart = yearStart; dayStart < yearEnd; dayStart += options.dayStep * 24 * HOUR_MS) {
+    days += 1;
+    const intensity: Record<string, number[]> = Object.fromEntries(
+      regions.map((r) => [r, Array.from({ length: 24 }, (_, h) => actualAt(dayStart + h * HOUR_MS)(r))]),
+    );
+    const t = performance.now();
+    const plan = await planRolling(
+      { ...common, hours: 24, startMs: dayStart, intensity, demandShape: repeatShapes(1), initial },
+      "carbon-aware",
+      rolling,
+    );
+    perDay.push((performance.now() - t) / 1000);
+    size = plan.size;
+    for (let h = 0; h < 24; h++) {
+      const actual = actualAt(dayStart + h * HOUR_MS);
+      const hourly = plan.hours[h];
+      if (hourly === undefined) throw new Error(`hourly plan lacks hour ${h}`);
+      charge(tallies.static, staticHours[h] as HourPlan, actual, zoneOf, loadHours);
+      charge(tallies.resized, resized[h] as HourPlan, actual, zoneOf, loadHours);
+      charge(tallies.cheapest, cheapest[h] as HourPlan, actual, zoneOf, loadHours);
+      charge(tallies.nearest, nearest[h] as HourPlan, actual, zoneOf, loadHours);
+      charge(tallies.hourly, hourly, actual, zoneOf, loadHours);
+      const routed = routeHour(hourly, actual, rtt, options.latencyTargetMs, options.routingChunks);
+      charge(
+        tallies.routed,
+        hourly,
+        actual,
+        zoneOf,
+        loadHours,
+        routed.routes,
+        routed.overCapacityTokensPerSecond,
+      );
+    }
+    if (days % 10 === 0)
+      progress(`${days} days planned, ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  }
+  return {
+    options,
+    days,
+    hourlyRegions,
+    strategies: [
+      result("yearly-static (today)", tallies.static, days),
+      result("yearly, re-sized hourly", tallies.resized, days),
+      result("hourly re-planned", tallies.hourly, days),
+      result("hourly + routing", tallies.routed, days),
+      result("cheapest", tallies.cheapest, days),
+      result("nearest", tallies.nearest, days),
+    ],
+    solveSeconds: { perDayHourly: perDay, total: (performance.now() - started) / 1000 },
+    size,
+  };
+}
+
+/** Zones whose token share or served intensity changed most between two strategies, by grams saved. */
+export function zoneGains(
+  from: StrategyResult,
+  to: StrategyResult,
+): Array<{ zone: string; fromShare: number; toShare: number; fromIntensity: number; toIntensity: number }> {
+  const total = (r: StrategyResult): number => [...r.byZone.values()].reduce((s, z) => s + z.tokens, 0);
+  const ft = total(from);
+  const tt = total(to);
+  const zones = new Set([...from.byZone.keys(), ...to.byZone.keys()]);
+  return [...zones]
+    .map((zone) => {
+      const a = from.byZone.get(zone) ?? { tokens: 0, intensityTokens: 0 };
+      const b = to.byZone.get(zone) ?? { tokens: 0, intensityTokens: 0 };
+      return {
+        zone,
+        fromShare: a.tokens / ft,
+        toShare: b.tokens / tt,
+        fromIntensity: a.tokens > 0 ? a.intensityTokens / a.tokens : 0,
+        toIntensity: b.tokens > 0 ? b.intensityTokens / b.tokens : 0,
+      };
+    })
+    .sort((x, y) => y.toShare - x.toShare);
+}
