@@ -1,18 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { prng } from "../testing/prng.js";
 import { planHourly, planRolling, rttStats, type HourlyPlacementInput, type HourlyPlan } from "./hourly.js";
 import { RttTable } from "./rtt.js";
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const GPU = "nvidia-l4";
 const PER_REPLICA = 100;

@@ -16,6 +16,7 @@ import { solveLp } from "./highs-solver.js";
 import { loadGcpRttTable } from "./rtt.js";
 import {
   buildPlacementProblem,
+  indexRoutes,
   type Objective,
   type PlacementProblem,
   type ResolvedInputs,
@@ -357,12 +358,7 @@ function writeHourlyLp(
 ): { lp: string; size: HourlyPlan["size"] } {
   const { problem, blocks, demand } = model;
   const rows: string[] = [];
-  const routesByDemand = new Map<number, number[]>();
-  const routesBySlot = new Map<number, number[]>();
-  for (const r of problem.routes) {
-    routesByDemand.set(r.demand, [...(routesByDemand.get(r.demand) ?? []), r.index]);
-    routesBySlot.set(r.slot, [...(routesBySlot.get(r.slot) ?? []), r.index]);
-  }
+  const { routesByDemand, routesBySlot } = indexRoutes(problem);
   const uses = new Map<string, { m: number; g: number; slots: number[] }>();
   for (const s of problem.slots) {
     const key = `${s.model}_${s.region}`;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { prng } from "../testing/prng.js";
 import type { CarbonIntensitySource } from "../carbon/types.js";
 import { placeFleet, placeWithStrategy } from "./place.js";
 import { RttTable } from "./rtt.js";
@@ -9,17 +10,6 @@ import {
   type PlacementPlan,
 } from "./types.js";
 
-/** Deterministic PRNG (mulberry32) so every random instance is reproducible from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const GPU = "nvidia-l4";
 const TOKENS_PER_REPLICA = 100;

@@ -273,6 +273,20 @@ export function objectiveUpperBound(problem: PlacementProblem, objective: Object
   return bound;
 }
 
+/** Route indices by demand and by slot. */
+export function indexRoutes(problem: PlacementProblem): {
+  routesByDemand: Map<number, number[]>;
+  routesBySlot: Map<number, number[]>;
+} {
+  const routesByDemand = new Map<number, number[]>();
+  const routesBySlot = new Map<number, number[]>();
+  for (const r of problem.routes) {
+    routesByDemand.set(r.demand, [...(routesByDemand.get(r.demand) ?? []), r.index]);
+    routesBySlot.set(r.slot, [...(routesBySlot.get(r.slot) ?? []), r.index]);
+  }
+  return { routesByDemand, routesBySlot };
+}
+
 /**
  * Writes the MILP in CPLEX LP format: minimise the (weighted) objective subject to demand, capacity,
  * quota, region-use, redundancy and cost-cap rows (those not relaxed).
@@ -283,12 +297,7 @@ export function writeLp(
   options: WriteLpOptions = {},
 ): string {
   const rows: string[] = [];
-  const routesByDemand = new Map<number, number[]>();
-  const routesBySlot = new Map<number, number[]>();
-  for (const r of problem.routes) {
-    routesByDemand.set(r.demand, [...(routesByDemand.get(r.demand) ?? []), r.index]);
-    routesBySlot.set(r.slot, [...(routesBySlot.get(r.slot) ?? []), r.index]);
-  }
+  const { routesByDemand, routesBySlot } = indexRoutes(problem);
   // Demand: every origin's tokens/s is routed somewhere.
   for (const d of problem.demands) {
     const routes = routesByDemand.get(d.index) ?? [];
