@@ -13,7 +13,7 @@
  * - cheapest, nearest: the hourly planner with cost or RTT first (carbon-blind).
  *
  * Every plan is charged the real hourly intensity of every hour it runs. Days are sampled (every
- * `--day-step` days from 1 January, default 7) to bound the run time.
+ * `--day-step` days from 1 January, default 14) to bound the run time.
  */
 import { performance } from "node:perf_hooks";
 import { loadHourlyCarbonData, StaticCarbonIntensitySource, type HourlyCarbonData } from "../carbon/index.js";
@@ -47,8 +47,8 @@ export interface HourlyBenchOptions {
 export const DEFAULT_HOURLY_BENCH: HourlyBenchOptions = {
   candidates: CANDIDATES,
   latencyTargetMs: 100,
-  dayStep: 7,
-  blockHours: 4,
+  dayStep: 14,
+  blockHours: 1,
   loadMinutes: 10,
   minDwellHours: 4,
   routingChunks: 20,

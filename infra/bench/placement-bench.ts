@@ -8,7 +8,7 @@
  * Then the hourly part (hourly-bench.ts): 2023 hour by hour, yearly-static against hourly re-planned
  * placement, with and without the gateway's region routing.
  *
- * Run: npm run bench:placement [-- --hourly-only | --static-only] [--fleet today|zones|both] [--day-step 7] [--target 100] [--block 4]
+ * Run: npm run bench:placement [-- --hourly-only | --static-only] [--fleet today|zones|both] [--day-step 14] [--target 100] [--block 1]
  */
 import { performance } from "node:perf_hooks";
 import { StaticCarbonIntensitySource, attributionText } from "../carbon/index.js";
