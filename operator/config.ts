@@ -19,6 +19,11 @@ export interface OperatorConfig {
   scrapeTimeoutSeconds: number;
   concurrency: number;
   images: { vllm?: string; tensorrtLlm?: string };
+  /**
+   * Where models' config.json is read (GPUFLEET_HF_ENDPOINT, e.g. https://huggingface.co); unset: the
+   * operator sizes from its catalogue and inline architectures only, and makes no outbound request.
+   */
+  hub?: { endpoint: string; timeoutMs: number; tokenFile?: string };
 }
 
 export class ConfigError extends Error {
@@ -59,7 +64,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     throw new ConfigError(`GPUFLEET_RENEW_DEADLINE_SECONDS=${renewDeadlineSeconds} must be shorter than GPUFLEET_LEASE_DURATION_SECONDS=${leaseDurationSeconds}`);
   if (retryPeriodSeconds >= renewDeadlineSeconds)
     throw new ConfigError(`GPUFLEET_RETRY_PERIOD_SECONDS=${retryPeriodSeconds} must be shorter than GPUFLEET_RENEW_DEADLINE_SECONDS=${renewDeadlineSeconds}`);
+  const hubEndpoint = env.GPUFLEET_HF_ENDPOINT?.trim();
+  if (hubEndpoint) {
+    let url: URL;
+    try {
+      url = new URL(hubEndpoint);
+    } catch {
+      throw new ConfigError(`GPUFLEET_HF_ENDPOINT=${hubEndpoint} is not a URL`);
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:")
+      throw new ConfigError(`GPUFLEET_HF_ENDPOINT=${hubEndpoint} is not an http(s) URL`);
+  }
   return {
+    ...(hubEndpoint
+      ? {
+          hub: {
+            endpoint: hubEndpoint,
+            timeoutMs: integer(env, "GPUFLEET_HF_TIMEOUT_SECONDS", 10, 1, 120) * 1000,
+            ...(env.GPUFLEET_HF_TOKEN_FILE ? { tokenFile: env.GPUFLEET_HF_TOKEN_FILE } : {}),
+          },
+        }
+      : {}),
     watchNamespaces,
     leaderElect: boolean(env, "GPUFLEET_LEADER_ELECT", true),
     leaseNamespace: env.GPUFLEET_LEASE_NAMESPACE || podNamespace,

@@ -18,6 +18,9 @@ import {
   type OperatorMetrics,
 } from "./runtime/metrics.js";
 import { startOpsServer, type OpsServer } from "./runtime/ops-server.js";
+import { readFileSync } from "node:fs";
+import { HubClient } from "./hub/client.js";
+import { HubModelResolver } from "./hub/resolver.js";
 
 export interface RunningOperator {
   opsPort: number;
@@ -79,11 +82,22 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
       },
     },
   });
+  const hub = config.hub;
+  const resolver = hub
+    ? new HubModelResolver({
+        reader: new HubClient({ endpoint: hub.endpoint, timeoutMs: hub.timeoutMs }),
+        ...(hub.tokenFile ? { token: () => readToken(hub.tokenFile as string) } : {}),
+        onSettled: (keys) => {
+          for (const key of keys) controller.enqueue(key);
+        },
+      })
+    : undefined;
   const controller: ModelDeploymentController = new ModelDeploymentController({
     client,
     informers,
     config,
     events,
+    ...(resolver ? { modelConfigs: (repo, revision, subscriber) => resolver.lookup(repo, revision, subscriber) } : {}),
     autoscalerView: (key) => autoscaler.view(key),
     observer: {
       reconciled: (result, seconds) => observeReconcile(metrics, result, seconds),
@@ -95,6 +109,17 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
     },
   });
   return { controller, autoscaler, informers };
+}
+
+/** The operator-wide Hub token, read at each use so a rotated file takes effect; bounded, trimmed. */
+function readToken(path: string): string | undefined {
+  try {
+    const token = readFileSync(path, "utf8").slice(0, 4096).trim();
+    return token || undefined;
+  } catch (error) {
+    log.warn({ err: String(error) }, "GPUFLEET_HF_TOKEN_FILE unreadable; reading the Hub without a token");
+    return undefined;
+  }
 }
 
 /**

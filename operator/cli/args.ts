@@ -27,6 +27,10 @@ export interface PlanCommand {
   maxContextLength?: number;
   tensorParallelism?: number | "auto";
   gpuMemoryUtilization?: number;
+  /** A local config.json to size from (offline), instead of the catalogue or the Hub. */
+  configFile?: string;
+  /** Hub revision (branch, tag or commit) when the model is read from the Hub. */
+  revision?: string;
 }
 
 export interface StatusCommand {
@@ -86,10 +90,14 @@ Usage:
   ${PROGRAM} plan <model> <gpu> [flags]
 
 Flags:
-  -m, --model <name>                   Model id or Hugging Face repo (e.g. llama-3.1-8b, meta-llama/Llama-3.1-70B-Instruct)
+  -m, --model <name>                   Model id or Hugging Face repo (e.g. llama-3.1-8b, Qwen/Qwen3-30B-A3B); a repo the
+                                       catalogue does not know is sized from its config.json on the Hub
+                                       ($GPUFLEET_HF_ENDPOINT, default https://huggingface.co; token from $HF_TOKEN)
+      --config <file>                  Size from this config.json instead (offline)
+      --revision <rev>                 Hub branch, tag or commit to read (default main)
   -g, --gpu <name>                     GPU product label or alias (e.g. h100, NVIDIA-L40S, a100-80gb)
       --gpus-per-node <n>              GPUs per node in the pool (default 8); tensor parallelism stays inside a node
-  -q, --quantization <q>               none | fp8 | awq | gptq | int8 | int4 (default none)
+  -q, --quantization <q>               none | fp8 | awq | gptq | int8 | int4 | nvfp4 | mxfp4 (default: the checkpoint's)
       --kv-cache-dtype <dtype>         auto | fp16 | bf16 | fp8 | fp8_e4m3 | fp8_e5m2 (default auto)
       --engine <engine>                vllm | tensorrt-llm (default vllm)
       --max-context <tokens>           Longest sequence to serve (default: the model's maximum)
@@ -132,6 +140,8 @@ const PLAN_OPTIONS = {
   "max-context": { type: "string" },
   "tensor-parallelism": { type: "string" },
   "gpu-memory-utilization": { type: "string" },
+  config: { type: "string" },
+  revision: { type: "string" },
 } satisfies OptionsConfig;
 
 const STATUS_OPTIONS = {
@@ -209,6 +219,8 @@ function parsePlan(args: string[]): PlanCommand | HelpCommand {
       rawTensorParallelism === "auto" ? "auto" : positiveInteger("tensor-parallelism", rawTensorParallelism);
   const gpuMemoryUtilization = fraction("gpu-memory-utilization", values["gpu-memory-utilization"]);
   if (gpuMemoryUtilization !== undefined) command.gpuMemoryUtilization = gpuMemoryUtilization;
+  if (values.config !== undefined) command.configFile = values.config;
+  if (values.revision !== undefined) command.revision = values.revision;
   return command;
 }
 

@@ -219,7 +219,9 @@ describe("gpufleet status", () => {
       false,
     );
     const lines = table.split("\n");
-    expect(lines[0]).toMatch(/^NAME\s+MODEL\s+ENGINE\s+GPU\s+READY\s+GPUS\s+KV-CACHE\s+QUEUE\s+TTFT-OK\s+STATE$/);
+    expect(lines[0]).toMatch(
+      /^NAME\s+MODEL\s+ENGINE\s+GPU\s+READY\s+GPUS\s+KV-CACHE\s+QUEUE\s+TTFT-OK\s+STATE$/,
+    );
     expect(lines[1]).toMatch(
       /^llama-8b\s+llama-8b-model\s+vllm\s+NVIDIA-L4\s+3\/3\s+6 \(2\/replica\)\s+73%\s+5\s+99\.6%\s+Ready$/,
     );

@@ -6,12 +6,18 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EXIT_OK, EXIT_USAGE, PROGRAM, parseCommandLine } from "./args.js";
-import { runPlan, type CommandOutcome } from "./plan.js";
+import { runPlan, type CommandOutcome, type ResolvedModel } from "./plan.js";
+import { findModel } from "../planner/models.js";
+import { HfConfigError, modelFromHfConfig } from "../planner/hf-config.js";
+import { HubClient } from "../hub/client.js";
+import type { PlanCommand } from "./args.js";
 import { kubernetesLister, runStatus, type ListModelDeployments, type StatusTarget } from "./status.js";
 
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Environment for the Hub endpoint and token (default: process.env). */
+  env?: NodeJS.ProcessEnv;
   /** Replaces the Kubernetes API for `status` (tests). */
   listerFor?: (command: Parameters<typeof kubernetesLister>[0]) => {
     target: StatusTarget;
@@ -34,6 +40,63 @@ export function cliVersion(startDirectory: string = dirname(fileURLToPath(import
   }
 }
 
+const MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024;
+const REPO_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * The model to plan, read from its own config.json when the command gives a file (--config) or names a
+ * Hugging Face repo the catalogue does not know (read from the Hub); otherwise the catalogue answers.
+ */
+async function resolvePlanModel(
+  command: PlanCommand,
+  env: NodeJS.ProcessEnv,
+): Promise<{ model?: ResolvedModel } | { error: CommandOutcome }> {
+  const fail = (message: string, exitCode = 1) => ({
+    error: { exitCode, stdout: "", stderr: `error: ${message}\n` },
+  });
+  const repo = REPO_PATTERN.test(command.model)
+    ? command.model
+    : `local/${command.model.replace(/[^A-Za-z0-9._-]/g, "-")}`;
+  if (command.configFile !== undefined) {
+    let config: unknown;
+    try {
+      const text = readFileSync(command.configFile, "utf8");
+      if (text.length > MAX_CONFIG_FILE_BYTES)
+        return fail(`${command.configFile} is larger than ${MAX_CONFIG_FILE_BYTES} bytes`);
+      config = JSON.parse(text);
+    } catch (error) {
+      return fail(`cannot read ${command.configFile}: ${(error as Error).message}`);
+    }
+    try {
+      return { model: { model: modelFromHfConfig(config, { repo }).model, source: command.configFile } };
+    } catch (error) {
+      return fail(error instanceof HfConfigError ? `${command.configFile}: ${error.message}` : String(error));
+    }
+  }
+  if (command.revision === undefined && findModel(command.model)) return {};
+  if (!REPO_PATTERN.test(command.model)) return {};
+  const endpoint = env.GPUFLEET_HF_ENDPOINT || "https://huggingface.co";
+  const revision = command.revision ?? "main";
+  try {
+    const files = await new HubClient({ endpoint }).readModel(
+      command.model,
+      revision,
+      env.HF_TOKEN || undefined,
+    );
+    const hf = modelFromHfConfig(files.config, {
+      repo: command.model,
+      ...(files.safetensorsTotalBytes !== undefined
+        ? { safetensorsTotalBytes: files.safetensorsTotalBytes }
+        : {}),
+    });
+    return {
+      model: { model: hf.model, source: `config.json of ${command.model}@${revision} (${endpoint})` },
+    };
+  } catch (error) {
+    return fail(`cannot size ${command.model}: ${(error as Error).message}`);
+  }
+}
+
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseCommandLine(argv);
   let outcome: CommandOutcome;
@@ -47,9 +110,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     case "usage-error":
       outcome = { exitCode: EXIT_USAGE, stdout: "", stderr: `error: ${parsed.message}\n\n${parsed.help}` };
       break;
-    case "plan":
-      outcome = runPlan(parsed);
+    case "plan": {
+      const resolved = await resolvePlanModel(parsed, io.env ?? process.env);
+      outcome = "error" in resolved ? resolved.error : runPlan(parsed, resolved.model);
       break;
+    }
     case "status": {
       let lister: { target: StatusTarget; list: ListModelDeployments };
       try {

@@ -3,7 +3,7 @@
  * operator/planner (the same code the reconciler runs), so what you see is what the operator does.
  */
 import { findGpu, GPU_CATALOGUE } from "../planner/gpus.js";
-import { findModel, MODEL_CATALOGUE } from "../planner/models.js";
+import { findModel, MODEL_CATALOGUE, type ModelArchitecture } from "../planner/models.js";
 import {
   formatPlan,
   planModel,
@@ -22,9 +22,19 @@ export interface CommandOutcome {
   stderr: string;
 }
 
-/** Pure: turns a parsed `plan` command into what to print and the exit code. */
-export function runPlan(command: PlanCommand): CommandOutcome {
-  const model = findModel(command.model);
+/** A model read from its own config.json (by the shell: --config FILE or the Hub). */
+export interface ResolvedModel {
+  model: ModelArchitecture;
+  /** Where the architecture came from, printed with the plan. */
+  source: string;
+}
+
+/**
+ * Pure: turns a parsed `plan` command into what to print and the exit code. `resolved` is the model
+ * read from its config.json when the shell found one; else the catalogue answers.
+ */
+export function runPlan(command: PlanCommand, resolved?: ResolvedModel): CommandOutcome {
+  const model = resolved?.model ?? findModel(command.model);
   if (!model) {
     const known = MODEL_CATALOGUE.map((entry) => entry.id).join(", ");
     return {
@@ -49,7 +59,11 @@ export function runPlan(command: PlanCommand): CommandOutcome {
     model,
     gpu,
     gpusPerNode: command.gpusPerNode,
-    ...(command.quantization !== undefined ? { quantization: command.quantization as Quantization } : {}),
+    ...(command.quantization !== undefined
+      ? { quantization: command.quantization as Quantization }
+      : model.checkpoint
+        ? { quantization: model.checkpoint.quantization }
+        : {}),
     ...(command.kvCacheDtype !== undefined ? { kvCacheDtype: command.kvCacheDtype as KvCacheDtype } : {}),
     ...(command.engine !== undefined ? { engine: command.engine as Engine } : {}),
     ...(command.maxContextLength !== undefined ? { maxContextLength: command.maxContextLength } : {}),
@@ -62,7 +76,12 @@ export function runPlan(command: PlanCommand): CommandOutcome {
   const exitCode = result.ok ? EXIT_OK : result.code === "does-not-fit" ? EXIT_ERROR : EXIT_USAGE;
   if (command.output !== "table")
     return { exitCode, stdout: renderStructured(result, command.output), stderr: "" };
-  if (result.ok) return { exitCode, stdout: `${formatPlan(result)}\n`, stderr: "" };
+  if (result.ok)
+    return {
+      exitCode,
+      stdout: `${resolved ? `source: ${resolved.source}\n` : ""}${formatPlan(result)}\n`,
+      stderr: "",
+    };
   // The planner's message already names what would fit; -o json|yaml gives the suggestions structured.
   return { exitCode, stdout: "", stderr: `error: ${result.message}\n` };
 }

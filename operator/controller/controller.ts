@@ -30,7 +30,7 @@ import {
   type ReconcileDependencies,
   type WithheldWorkload,
 } from "./reconcile-plan.js";
-import { gpuMemoryPerReplica, resolveArchitecture, sizeOnPool } from "./sizing.js";
+import { gpuMemoryPerReplica, resolveArchitecture, sizeOnPool, type ModelConfigLookup } from "./sizing.js";
 
 /** Where the controller writes Kubernetes Events; the runtime's EventRecorder in production. */
 export interface EventSink {
@@ -65,6 +65,8 @@ export interface ControllerOptions {
   observer?: ControllerObserver;
   /** The autoscaler's last observation and decision per `namespace/name`, if autoscaling runs. */
   autoscalerView?: (key: string) => AutoscalerView | undefined;
+  /** Reads models' config.json from the Hub (operator/hub/resolver.ts); without it only catalogue and inline architectures size. */
+  modelConfigs?: ModelConfigLookup;
   now?: () => Date;
 }
 
@@ -169,11 +171,11 @@ export class ModelDeploymentController {
     });
     this.dependencies = {
       precheck: (md) => {
-        const architecture = resolveArchitecture(md);
-        return architecture.known ? undefined : architecture.message;
+        const architecture = resolveArchitecture(md, options.modelConfigs);
+        return architecture.known ? undefined : { reason: architecture.reason, message: architecture.message };
       },
       size: (md, pool) => {
-        const architecture = resolveArchitecture(md);
+        const architecture = resolveArchitecture(md, options.modelConfigs);
         if (!architecture.known) return { fits: false, message: architecture.message };
         return sizeOnPool(md, architecture.model, pool);
       },

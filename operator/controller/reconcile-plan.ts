@@ -3,7 +3,13 @@ import type { ModelDeployment, ModelDeploymentStatus, PlanSummary } from "../api
 import { RenderError } from "../render/errors.js";
 import type { RenderedWorkload, ResolvedPlan } from "../render/types.js";
 import { type DesiredCondition, mergeConditions } from "./conditions.js";
-import { choosePlacement, discoverGpuPools, type GpuPool, type Placement, type SizeResult } from "./placement.js";
+import {
+  choosePlacement,
+  discoverGpuPools,
+  type GpuPool,
+  type Placement,
+  type SizeResult,
+} from "./placement.js";
 
 /** Everything one reconcile of one ModelDeployment looks at, read from the informers' caches. */
 export interface ObservedState {
@@ -16,8 +22,11 @@ export interface ObservedState {
 }
 
 export interface ReconcileDependencies {
-  /** A reason the model cannot be sized anywhere (not in the catalogue, bad override), before any pool is tried. */
-  precheck?: (modelDeployment: ModelDeployment) => string | undefined;
+  /**
+   * A reason the model cannot be sized anywhere (config.json not read yet or unreadable, not in the
+   * catalogue, bad override), before any pool is tried. A bare string means reason UnknownModel.
+   */
+  precheck?: (modelDeployment: ModelDeployment) => string | { reason: string; message: string } | undefined;
   /** Sizes one replica of the model on one pool's GPU (the planner, adapted). */
   size: (modelDeployment: ModelDeployment, pool: GpuPool) => SizeResult<ResolvedPlan>;
   /** GPU memory one replica of a plan takes, to prefer the smallest fit when no product order is given. */
@@ -44,7 +53,8 @@ export interface ReconcilePlan {
 /** The model itself cannot be sized (not in the catalogue and no architecture given). */
 export interface Unsizable {
   placed: false;
-  reason: "UnknownModel";
+  /** UnknownModel, or ModelConfigPending / ModelConfigUnavailable / ModelConfigUnauthorized / ModelConfigNotFound / ModelConfigInvalid. */
+  reason: string;
   message: string;
   rejected: [];
 }
@@ -63,7 +73,10 @@ export function desiredReplicas(modelDeployment: ModelDeployment): number {
 function isUnschedulable(pod: V1Pod): boolean {
   if (pod.metadata?.deletionTimestamp || pod.spec?.nodeName) return false;
   return (pod.status?.conditions ?? []).some(
-    (condition) => condition.type === "PodScheduled" && condition.status === "False" && condition.reason === "Unschedulable",
+    (condition) =>
+      condition.type === "PodScheduled" &&
+      condition.status === "False" &&
+      condition.reason === "Unschedulable",
   );
 }
 
@@ -105,9 +118,10 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
   const namespace = modelDeployment.metadata.namespace ?? "default";
   const events: PlannedEvent[] = [];
 
-  const unsizable = deps.precheck?.(modelDeployment);
+  const precheck = deps.precheck?.(modelDeployment);
+  const unsizable = typeof precheck === "string" ? { reason: "UnknownModel", message: precheck } : precheck;
   const placement: Placement<ResolvedPlan> | Unsizable = unsizable
-    ? { placed: false, reason: "UnknownModel", message: unsizable, rejected: [] }
+    ? { placed: false, reason: unsizable.reason, message: unsizable.message, rejected: [] }
     : choosePlacement<ResolvedPlan>({
         pools: discoverGpuPools(nodes, spec.placement.nodeSelector),
         ...(spec.gpu.products ? { allowedProducts: spec.gpu.products } : {}),
@@ -156,23 +170,52 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
     if (previous?.conditions?.find((c) => c.type === "CapacityShortfall")?.status !== "True")
       events.push({ type: "Warning", reason: "CapacityShortfall", message });
   } else {
-    conditions.push({ type: "CapacityShortfall", status: "False", reason: "Scheduled", message: "every replica has a node" });
+    conditions.push({
+      type: "CapacityShortfall",
+      status: "False",
+      reason: "Scheduled",
+      message: "every replica has a node",
+    });
   }
 
-  const rolloutDone = deploymentCurrent && updatedReplicas >= wanted && replicas === wanted && readyReplicas >= wanted;
-  const blocked = !placement.placed ? { reason: placement.reason, message: placement.message } : renderFailure;
+  const rolloutDone =
+    deploymentCurrent && updatedReplicas >= wanted && replicas === wanted && readyReplicas >= wanted;
+  const blocked = !placement.placed
+    ? { reason: placement.reason, message: placement.message }
+    : renderFailure;
   if (blocked && !deployment) {
     conditions.push(
       { type: "Ready", status: "False", reason: blocked.reason, message: blocked.message },
-      { type: "Progressing", status: "False", reason: blocked.reason, message: "waiting for a change to the spec or to the cluster's GPUs" },
+      {
+        type: "Progressing",
+        status: "False",
+        reason: blocked.reason,
+        message: "waiting for a change to the spec or to the cluster's GPUs",
+      },
       { type: "Degraded", status: "True", reason: blocked.reason, message: blocked.message },
     );
   } else {
-    if (wanted === 0) conditions.push({ type: "Ready", status: "False", reason: "ScaledToZero", message: "0 replicas requested" });
+    if (wanted === 0)
+      conditions.push({
+        type: "Ready",
+        status: "False",
+        reason: "ScaledToZero",
+        message: "0 replicas requested",
+      });
     else if (readyReplicas >= wanted)
-      conditions.push({ type: "Ready", status: "True", reason: "AllReplicasReady", message: `${readyReplicas}/${wanted} replicas ready` });
+      conditions.push({
+        type: "Ready",
+        status: "True",
+        reason: "AllReplicasReady",
+        message: `${readyReplicas}/${wanted} replicas ready`,
+      });
     else if (readyReplicas > 0)
-      conditions.push({ type: "Ready", status: "True", reason: "PartiallyReady", message: `${readyReplicas}/${wanted} replicas ready; serving on those` });
+      conditions.push({
+        type: "Ready",
+        status: "True",
+        reason: "PartiallyReady",
+        message: `${readyReplicas}/${wanted} replicas ready; serving on those`,
+      });
     else
       conditions.push({
         type: "Ready",
@@ -183,7 +226,12 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
 
     conditions.push(
       rolloutDone
-        ? { type: "Progressing", status: "False", reason: "RolloutComplete", message: `${wanted} replica(s) up to date` }
+        ? {
+            type: "Progressing",
+            status: "False",
+            reason: "RolloutComplete",
+            message: `${wanted} replica(s) up to date`,
+          }
         : {
             type: "Progressing",
             status: "True",
@@ -200,14 +248,26 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
         message: `the new spec cannot be applied, the previous workload keeps running: ${blocked.message}`,
       });
     else if (unschedulable.length)
-      conditions.push({ type: "Degraded", status: "True", reason: "InsufficientGpus", message: `${readyReplicas}/${wanted} replicas ready, ${unschedulable.length} unschedulable` });
-    else conditions.push({ type: "Degraded", status: "False", reason: "AsPlanned", message: "no fault observed" });
+      conditions.push({
+        type: "Degraded",
+        status: "True",
+        reason: "InsufficientGpus",
+        message: `${readyReplicas}/${wanted} replicas ready, ${unschedulable.length} unschedulable`,
+      });
+    else
+      conditions.push({
+        type: "Degraded",
+        status: "False",
+        reason: "AsPlanned",
+        message: "no fault observed",
+      });
   }
 
   const mergedConditions = mergeConditions(previous?.conditions, conditions, generation, now);
   const wasReady = previous?.conditions?.find((c) => c.type === "Ready")?.status === "True";
   const isReady = mergedConditions.find((c) => c.type === "Ready")?.status === "True";
-  if (!wasReady && isReady) events.push({ type: "Normal", reason: "Ready", message: `${readyReplicas}/${wanted} replicas ready` });
+  if (!wasReady && isReady)
+    events.push({ type: "Normal", reason: "Ready", message: `${readyReplicas}/${wanted} replicas ready` });
 
   // observedGeneration says which spec is served: it moves to this generation only with a workload to apply
   // for it (the controller writes the status after the apply succeeded). A spec that cannot be served

@@ -4,8 +4,18 @@ import { defineModel, findModel, type ModelArchitecture } from "../planner/model
 import { GiB, planModel } from "../planner/plan.js";
 import type { ResolvedPlan } from "../render/types.js";
 import type { GpuPool, SizeResult } from "./placement.js";
+import type { ModelConfigState } from "../hub/resolver.js";
 
-export type ArchitectureResult = { known: true; model: ModelArchitecture } | { known: false; message: string };
+export type ArchitectureResult =
+  | { known: true; model: ModelArchitecture; source: string }
+  | { known: false; message: string; reason: string };
+
+/** How the reconciler sees the Hub: the resolver's synchronous cache lookup (operator/hub/resolver.ts). */
+export type ModelConfigLookup = (
+  repo: string,
+  revision: string | undefined,
+  subscriber: string,
+) => ModelConfigState;
 
 /** Names a ModelDeployment gives its model, most specific first, for the catalogue lookup. */
 function modelNameCandidates(modelDeployment: ModelDeployment): string[] {
@@ -18,8 +28,49 @@ function modelNameCandidates(modelDeployment: ModelDeployment): string[] {
   return names.filter(Boolean);
 }
 
-/** The architecture to size: the spec's override, else the catalogue entry its repo, path or name matches. */
-export function resolveArchitecture(modelDeployment: ModelDeployment): ArchitectureResult {
+/**
+ * The architecture to size, from the most authoritative source that answers: the model's own
+ * config.json read from the Hub (huggingFace sources, when a lookup is given), then the spec's inline
+ * architecture, then the catalogue of known answers. While the Hub read is pending or failing and
+ * nothing else knows the model, the result says why (reason ModelConfigPending / ModelConfig*).
+ */
+export function resolveArchitecture(
+  modelDeployment: ModelDeployment,
+  hub?: ModelConfigLookup,
+): ArchitectureResult {
+  const source = modelDeployment.spec.model.source.huggingFace;
+  let hubProblem: { reason: string; message: string } | undefined;
+  if (source && hub) {
+    const subscriber = `${modelDeployment.metadata.namespace ?? ""}/${modelDeployment.metadata.name}`;
+    const state = hub(source.repo, source.revision, subscriber);
+    if (state.state === "ready") return { known: true, model: state.model.model, source: state.source };
+    hubProblem =
+      state.state === "pending"
+        ? { reason: "ModelConfigPending", message: state.message }
+        : { reason: state.reason, message: state.message };
+  }
+  const inline = inlineArchitecture(modelDeployment);
+  if (inline) return inline;
+  const catalogued = catalogueArchitecture(modelDeployment);
+  if (catalogued) return catalogued;
+  if (hubProblem) return { known: false, ...hubProblem };
+  const candidates = modelNameCandidates(modelDeployment);
+  return {
+    known: false,
+    reason: "UnknownModel",
+    message: `model ${candidates.join(" / ")} is not in gpufleet's catalogue: set spec.model.architecture (parameters, layers, hiddenSize, attentionHeads, kvHeads, maxContextLength, from its config.json) so it can be sized`,
+  };
+}
+
+function catalogueArchitecture(modelDeployment: ModelDeployment): ArchitectureResult | undefined {
+  for (const name of modelNameCandidates(modelDeployment)) {
+    const model = findModel(name);
+    if (model) return { known: true, model, source: `catalogue entry ${model.id}` };
+  }
+  return undefined;
+}
+
+function inlineArchitecture(modelDeployment: ModelDeployment): ArchitectureResult | undefined {
   const override = modelDeployment.spec.model.architecture;
   if (override) {
     const billions = 1e9;
@@ -42,32 +93,40 @@ export function resolveArchitecture(modelDeployment: ModelDeployment): Architect
           tiedEmbeddings: false,
           weightDtype: "bfloat16",
         }),
+        source: "spec.model.architecture",
       };
     } catch (error) {
-      return { known: false, message: `spec.model.architecture: ${(error as Error).message}` };
+      return {
+        known: false,
+        reason: "UnknownModel",
+        message: `spec.model.architecture: ${(error as Error).message}`,
+      };
     }
   }
-  const candidates = modelNameCandidates(modelDeployment);
-  for (const name of candidates) {
-    const model = findModel(name);
-    if (model) return { known: true, model };
-  }
-  return {
-    known: false,
-    message: `model ${candidates.join(" / ")} is not in gpufleet's catalogue: set spec.model.architecture (parameters, layers, hiddenSize, attentionHeads, kvHeads, maxContextLength, from its config.json) so it can be sized`,
-  };
+  return undefined;
 }
 
 /** Sizes one replica of the ModelDeployment on one pool's GPUs with the planner. */
-export function sizeOnPool(modelDeployment: ModelDeployment, model: ModelArchitecture, pool: GpuPool): SizeResult<ResolvedPlan> {
+export function sizeOnPool(
+  modelDeployment: ModelDeployment,
+  model: ModelArchitecture,
+  pool: GpuPool,
+): SizeResult<ResolvedPlan> {
   const gpu = findGpu(pool.gpuProduct);
-  if (!gpu) return { fits: false, message: `GPU product ${pool.gpuProduct} is not in gpufleet's GPU catalogue` };
+  if (!gpu)
+    return { fits: false, message: `GPU product ${pool.gpuProduct} is not in gpufleet's GPU catalogue` };
   const { spec } = modelDeployment;
+  // A checkpoint that ships quantized (its config's quantization_config) is sized as it is, unless
+  // the spec asks for a different quantization explicitly.
+  const quantization =
+    spec.model.quantization === "none" && model.checkpoint
+      ? model.checkpoint.quantization
+      : spec.model.quantization;
   const result = planModel({
     model,
     gpu,
     gpusPerNode: pool.gpusPerNode,
-    quantization: spec.model.quantization,
+    quantization,
     kvCacheDtype: spec.model.kvCacheDtype,
     ...(spec.model.maxContextLength ? { maxContextLength: spec.model.maxContextLength } : {}),
     gpuMemoryUtilization: spec.gpu.memoryUtilization,
