@@ -115,6 +115,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       queue: decimal(env, "GPUFLEET_GATEWAY_WEIGHT_QUEUE", DEFAULT_PICK_WEIGHTS.queue, 0, 100),
       kvCache: decimal(env, "GPUFLEET_GATEWAY_WEIGHT_KV_CACHE", DEFAULT_PICK_WEIGHTS.kvCache, 0, 100),
       session: decimal(env, "GPUFLEET_GATEWAY_WEIGHT_SESSION", DEFAULT_PICK_WEIGHTS.session, 0, 100),
+      prefill: decimal(env, "GPUFLEET_GATEWAY_WEIGHT_PREFILL", DEFAULT_PICK_WEIGHTS.prefill, 0, 100),
     },
     demandWrites: boolean(env, "GPUFLEET_GATEWAY_DEMAND_WRITES", true),
   };

@@ -19,7 +19,7 @@ import type { FleetView, ModelRoute, Endpoint } from "./fleet.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { type CompletionRequest, parseCompletionRequest, readBody } from "./request.js";
 import { HoldQueue } from "./routing/hold-queue.js";
-import { DEFAULT_PICK_LIMITS, pickEndpoint, recordPick } from "./routing/picker.js";
+import { DEFAULT_PICK_LIMITS, DEFAULT_PICK_WEIGHTS, pickEndpoint, recordPick } from "./routing/picker.js";
 import type { PickResult, RequestFeatures } from "./routing/types.js";
 import { SseFramer } from "./sse.js";
 
@@ -47,7 +47,7 @@ export const DEFAULT_SERVER_CONFIG: GatewayServerConfig = {
   upstreamIdleTimeoutMs: 60_000,
   sessionHeader: "x-session-id",
   debugHeaders: true,
-  weights: { prefix: 2, queue: 1, kvCache: 0.5, session: 3 },
+  weights: DEFAULT_PICK_WEIGHTS,
 };
 
 /** What the server tells the demand writer (demand.ts). */

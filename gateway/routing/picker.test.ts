@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { combineScores, DEFAULT_PICK_LIMITS, newRoutingState, pickEndpoint, recordPick } from "./picker.js";
+import {
+  combineScores,
+  DEFAULT_PICK_LIMITS,
+  DEFAULT_PICK_WEIGHTS,
+  newRoutingState,
+  pickEndpoint,
+  recordPick,
+} from "./picker.js";
 import { promptBlockHashes } from "./prefix.js";
 import type { EndpointState, PickWeights, RequestFeatures } from "./types.js";
 
@@ -18,7 +25,7 @@ const req = (p: string, sessionKey?: string): RequestFeatures => ({
   prompt: p,
   ...(sessionKey ? { sessionKey } : {}),
 });
-const W: PickWeights = { prefix: 2, queue: 1, kvCache: 0.5, session: 3 };
+const W: PickWeights = { prefix: 2, queue: 1, kvCache: 0.5, session: 3, prefill: 0 };
 
 describe("combineScores", () => {
   it("is the weighted sum of the scorers", () => {
@@ -30,6 +37,60 @@ describe("combineScores", () => {
       { ...W, prefix: 0 },
     );
     expect(noPrefix[1]).toBeGreaterThan(noPrefix[0] as number);
+  });
+});
+
+describe("pickEndpoint with the default weights", () => {
+  const big = (seed: string) => prompt(seed, 64); // 16 Ki characters, ~4k tokens
+  it("keeps a conversation on the pod that holds its prefix while the prefill work is close", () => {
+    const state = newRoutingState();
+    const history = big("conversation 1");
+    state.prefix.record("b", promptBlockHashes(history), 0);
+    const endpoints = [
+      ep("a", { pendingPrefillTokens: 0 }),
+      ep("b", { pendingPrefillTokens: 2000 }),
+      ep("c", { pendingPrefillTokens: 0 }),
+    ];
+    const pick = pickEndpoint(
+      req(history + "next turn ".repeat(30)),
+      endpoints,
+      state,
+      DEFAULT_PICK_WEIGHTS,
+      1,
+    );
+    expect(pick?.endpoint.podName).toBe("b");
+    expect(pick?.reason).toBe("prefix-affinity");
+  });
+
+  it("leaves the prefix's pod when its prefill backlog costs more than the cache saves", () => {
+    const state = newRoutingState();
+    const history = big("conversation 2");
+    state.prefix.record("b", promptBlockHashes(history), 0);
+    const endpoints = [
+      ep("a", { pendingPrefillTokens: 500 }),
+      ep("b", { pendingPrefillTokens: 200_000 }),
+      ep("c", { pendingPrefillTokens: 0 }),
+    ];
+    const pick = pickEndpoint(
+      req(history + "next turn ".repeat(30)),
+      endpoints,
+      state,
+      DEFAULT_PICK_WEIGHTS,
+      1,
+    );
+    expect(pick?.endpoint.podName).toBe("c");
+    expect(pick?.reason).toBe("least-prefill");
+  });
+
+  it("a session key outweighs prefix affinity", () => {
+    const state = newRoutingState();
+    const history = big("conversation 3");
+    state.prefix.record("b", promptBlockHashes(history), 0);
+    state.sessions.record("s-1", "a", 0);
+    const endpoints = [ep("a"), ep("b"), ep("c")];
+    const pick = pickEndpoint(req(history, "s-1"), endpoints, state, DEFAULT_PICK_WEIGHTS, 1);
+    expect(pick?.endpoint.podName).toBe("a");
+    expect(pick?.reason).toBe("session-affinity");
   });
 });
 

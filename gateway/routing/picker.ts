@@ -1,13 +1,20 @@
 /**
  * Endpoint picking: filter to ready, unsaturated endpoints; score each with the scorers (scorers.ts);
  * take away prefix and session affinity from pods loaded well above the mean (bounded loads); combine
- * with the user's weights; pick the best (ties: least loaded, then pod name); say why.
+ * with the user's weights; pick the best (ties: least loaded, then rendezvous hashing); say why.
  *
  * `pickEndpoint` only reads the routing state; `recordPick` updates it once the request is sent.
  */
 import { PrefixIndex, type PrefixIndexOptions } from "./prefix-index.js";
-import { type BlockHashOptions, promptBlockHashes } from "./prefix.js";
-import { estimatedLoad, kvCacheScores, prefixScores, queueScores, sessionScores } from "./scorers.js";
+import { type BlockHashOptions, chainHash, promptBlockHashes } from "./prefix.js";
+import {
+  estimatedLoad,
+  kvCacheScores,
+  prefillScores,
+  prefixScores,
+  queueScores,
+  sessionScores,
+} from "./scorers.js";
 import { SessionTable, type SessionTableOptions } from "./session-table.js";
 import type {
   EndpointState,
@@ -39,8 +46,21 @@ export function newRoutingState(
   };
 }
 
-/** Default weights (tuned with `npm run bench:routing`; see the README's Routing section). */
-export const DEFAULT_PICK_WEIGHTS: PickWeights = { prefix: 2, queue: 1, kvCache: 0.5, session: 3 };
+/**
+ * Default weights, tuned with `npm run bench:routing` (README, Routing): the prefill-work scorer
+ * (backlog + uncached part of the prompt) does most of the balancing and already credits a cached
+ * prefix in tokens; prefix affinity on top keeps conversations on their pod when the work is close;
+ * free KV breaks near-ties; the load scorer is left at 0 because the prefill scorer falls back to the
+ * load estimate when the gateway has no backlog figure. Session affinity, when a client sends a
+ * session key, outweighs prefix affinity.
+ */
+export const DEFAULT_PICK_WEIGHTS: PickWeights = {
+  prefix: 3,
+  queue: 0,
+  kvCache: 0.3,
+  session: 4,
+  prefill: 1,
+};
 
 export const DEFAULT_PICK_LIMITS: PickLimits = {
   maxLoadPerEndpoint: Number.POSITIVE_INFINITY,
@@ -48,23 +68,20 @@ export const DEFAULT_PICK_LIMITS: PickLimits = {
   affinityLoadSlack: 4,
 };
 
-/** Weighted sum of per-scorer scores, per endpoint. */
-export function combineScores(
-  scores: {
-    prefix: readonly number[];
-    queue: readonly number[];
-    kvCache: readonly number[];
-    session: readonly number[];
-  },
-  weights: PickWeights,
-): number[] {
-  return scores.queue.map(
-    (_, i) =>
-      weights.prefix * (scores.prefix[i] ?? 0) +
-      weights.queue * (scores.queue[i] ?? 0) +
-      weights.kvCache * (scores.kvCache[i] ?? 0) +
-      weights.session * (scores.session[i] ?? 0),
-  );
+export type ScorerName = keyof PickWeights;
+export type ScorerScores = Record<ScorerName, readonly number[]>;
+
+/** Weighted sum of per-scorer scores, per endpoint (a scorer left out or weighted 0 adds nothing). */
+export function combineScores(scores: Partial<ScorerScores>, weights: PickWeights): number[] {
+  const n = Math.max(0, ...Object.values(scores).map((xs) => xs.length));
+  const out = new Array<number>(n).fill(0);
+  for (const name of Object.keys(weights) as ScorerName[]) {
+    const xs = scores[name];
+    const w = weights[name];
+    if (xs === undefined || w === 0) continue;
+    for (let i = 0; i < n; i++) out[i] = (out[i] as number) + w * (xs[i] ?? 0);
+  }
+  return out;
 }
 
 export function pickEndpoint(
@@ -87,14 +104,32 @@ export function pickEndpoint(
   const affinityCap = meanLoad * limits.affinityLoadFactor + limits.affinityLoadSlack;
   const sessionPod =
     request.sessionKey === undefined ? undefined : state.sessions.lookup(request.sessionKey, nowMs);
-  const overloaded = loads.map((l) => l > affinityCap);
-  const parts = {
-    prefix: prefixScores(candidates, blockHashes, state.prefix).map((s, i) => (overloaded[i] ? 0 : s)),
+  const shares = prefixScores(candidates, blockHashes, state.prefix);
+  const promptTokens = request.promptTokens ?? Math.max(1, Math.ceil(request.prompt.length / 4));
+  // The same bound on prefill backlog, when the gateway tracks it, with the slack in prompts of this size.
+  const backlogs = candidates.map((e) => e.pendingPrefillTokens);
+  const known = backlogs.filter((b): b is number => b !== undefined);
+  const backlogCap =
+    known.length === candidates.length
+      ? (known.reduce((a, b) => a + b, 0) / known.length) * limits.affinityLoadFactor +
+        limits.affinityLoadSlack * promptTokens
+      : Number.POSITIVE_INFINITY;
+  const overloaded = loads.map((l, i) => l > affinityCap || (backlogs[i] ?? 0) > backlogCap);
+  const parts: ScorerScores = {
+    prefix: shares.map((s, i) => (overloaded[i] ? 0 : s)),
     queue: queueScores(candidates),
     kvCache: kvCacheScores(candidates),
     session: sessionScores(candidates, sessionPod).map((s, i) => (overloaded[i] ? 0 : s)),
+    prefill:
+      weights.prefill === 0 ? candidates.map(() => 0) : prefillScores(candidates, promptTokens, shares),
   };
   const combined = combineScores(parts, weights);
+  // Ties (an idle fleet, a prompt no pod holds): least loaded, then rendezvous hashing on the prompt's
+  // most specific block, so that new prompts spread over the pods instead of piling on the first name.
+  const key =
+    blockHashes[blockHashes.length - 1] ??
+    chainHash(0, request.prompt, 0, Math.min(request.prompt.length, 1024));
+  const tieRank = candidates.map((e) => chainHash(key, e.podName, 0, e.podName.length));
   let best = 0;
   for (let i = 1; i < candidates.length; i++) {
     const d = (combined[i] as number) - (combined[best] as number);
@@ -103,7 +138,7 @@ export function pickEndpoint(
       (Math.abs(d) <= 1e-12 &&
         ((loads[i] as number) < (loads[best] as number) ||
           ((loads[i] as number) === (loads[best] as number) &&
-            (candidates[i] as EndpointState).podName < (candidates[best] as EndpointState).podName)))
+            (tieRank[i] as number) > (tieRank[best] as number))))
     ) {
       best = i;
     }
@@ -122,16 +157,7 @@ export function pickEndpoint(
  * The scorer that gave the winner its largest weighted lead over the best of the others on that
  * scorer; least-loaded when the winner leads on none (a tie broken by load).
  */
-function pickReason(
-  parts: {
-    prefix: readonly number[];
-    queue: readonly number[];
-    kvCache: readonly number[];
-    session: readonly number[];
-  },
-  weights: PickWeights,
-  best: number,
-): PickReason {
+function pickReason(parts: ScorerScores, weights: PickWeights, best: number): PickReason {
   const lead = (xs: readonly number[], w: number): number => {
     let other = Number.NEGATIVE_INFINITY;
     xs.forEach((x, i) => {
@@ -144,6 +170,7 @@ function pickReason(
     ["prefix-affinity", lead(parts.prefix, weights.prefix)],
     ["least-loaded", lead(parts.queue, weights.queue)],
     ["kv-cache", lead(parts.kvCache, weights.kvCache)],
+    ["least-prefill", lead(parts.prefill, weights.prefill)],
   ];
   let reason: PickReason = "least-loaded";
   let top = 1e-12;

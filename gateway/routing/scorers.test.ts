@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { PrefixIndex } from "./prefix-index.js";
-import { estimatedLoad, kvCacheScores, prefixScores, queueScores, sessionScores } from "./scorers.js";
+import {
+  estimatedLoad,
+  kvCacheScores,
+  prefillScores,
+  prefixScores,
+  queueScores,
+  sessionScores,
+} from "./scorers.js";
 import type { EndpointState } from "./types.js";
 
 const ep = (podName: string, extra: Partial<EndpointState> = {}): EndpointState => ({
@@ -66,5 +73,29 @@ describe("sessionScores", () => {
   it("score 1 only for the session's pod", () => {
     expect(sessionScores([ep("a"), ep("b")], "b")).toEqual([0, 1]);
     expect(sessionScores([ep("a"), ep("b")], undefined)).toEqual([0, 0]);
+  });
+});
+
+describe("prefillScores", () => {
+  it("score backlog + the uncached part of the prompt, relative to the cheapest pod", () => {
+    // a: 10k tokens backlog, b: none, c: none but holds 75% of the 8k prompt.
+    const s = prefillScores(
+      [
+        ep("a", { pendingPrefillTokens: 10_000 }),
+        ep("b", { pendingPrefillTokens: 0 }),
+        ep("c", { pendingPrefillTokens: 0 }),
+      ],
+      8000,
+      [0, 0, 0.75],
+    );
+    expect(s[2]).toBe(1);
+    expect(s[1]).toBeCloseTo((2000 + 8192) / (8000 + 8192));
+    expect(s[0]).toBeCloseTo((2000 + 8192) / (18_000 + 8192));
+  });
+
+  it("without a backlog figure, use the load estimate × this prompt", () => {
+    const s = prefillScores([ep("a", { inFlight: 2 }), ep("b", { inFlight: 0 })], 1000, [0, 0]);
+    expect(s[1]).toBe(1);
+    expect(s[0]).toBeCloseTo((1000 + 8192) / (3000 + 8192));
   });
 });

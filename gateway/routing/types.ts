@@ -35,6 +35,12 @@ export interface EndpointState {
    * scrape count at once, and requests finished since then are taken off. Absent: 0.
    */
   inFlightAtScrape?: number;
+  /**
+   * Prompt tokens (approximate: characters / 4) of the requests this replica sent to the pod that have
+   * not streamed their first token yet: the prefill backlog the pod still has to work through for this
+   * gateway. Absent: the prefill scorer falls back to the load estimate.
+   */
+  pendingPrefillTokens?: number;
 }
 
 /** What the picker knows about a request. */
@@ -54,6 +60,10 @@ export interface RequestFeatures {
    * Mooncake `hash_ids` name 512-token blocks) passes them here instead.
    */
   blockHashes?: readonly number[];
+  /** Prompt tokens, approximately (default: ceil(prompt characters / 4)). */
+  promptTokens?: number;
+  /** Tokens per entry of `blockHashes` (default: prefix.ts DEFAULT_BLOCK_CHARS / 4 = 64). */
+  blockTokens?: number;
 }
 
 /** Why an endpoint was picked (the `reason` label of `gpufleet_gateway_picks_total`). */
@@ -68,6 +78,8 @@ export const PICK_REASONS = [
   "least-loaded",
   /** Won on free KV cache. */
   "kv-cache",
+  /** Won on the least prefill work ahead of its first token (backlog + uncached part of the prompt). */
+  "least-prefill",
 ] as const;
 export type PickReason = (typeof PICK_REASONS)[number];
 
@@ -81,6 +93,11 @@ export interface PickWeights {
   kvCache: number;
   /** 1 for the pod the session key last went to. */
   session: number;
+  /**
+   * Estimated prefill work before this request's first token on the pod: the pod's prefill backlog plus
+   * the part of this prompt the pod does not hold cached, relative to the cheapest pod.
+   */
+  prefill: number;
 }
 
 /** Bounds that make the picker skip an endpoint (and hold the request when none is left). */
@@ -94,7 +111,9 @@ export interface PickLimits {
   /**
    * Prefix and session affinity give way to load when the affine pod's load exceeds the mean load
    * of the ready pods by more than this factor plus `affinityLoadSlack` requests (a bounded-load
-   * rule, as in consistent hashing with bounded loads).
+   * rule, as in consistent hashing with bounded loads), or, when every pod has a prefill backlog
+   * figure, its backlog exceeds the mean backlog by this factor plus `affinityLoadSlack` prompts of
+   * this request's size.
    */
   affinityLoadFactor: number;
   affinityLoadSlack: number;

@@ -15,7 +15,15 @@ export interface TraceRequest {
   arrivalMs: number;
   promptTokens: number;
   outputTokens: number;
+  /**
+   * Prompt block ids (Mooncake `hash_ids`: one per MOONCAKE_BLOCK_TOKENS tokens, the last block
+   * partial; equal ids at equal positions mean a shared prefix). Absent for traces without them.
+   */
+  blockIds?: number[];
 }
+
+/** Tokens per Mooncake `hash_ids` block (FAST25-release README: "The block size is 512 tokens"). */
+export const MOONCAKE_BLOCK_TOKENS = 512;
 
 export interface Trace {
   name: string;
@@ -48,7 +56,7 @@ export function parseAzureCsv(text: string, name = "azure"): Trace {
     if (ts === undefined || !Number.isFinite(promptTokens) || !Number.isFinite(outputTokens)) {
       throw new Error(`bad Azure trace row ${i + 2}: ${JSON.stringify(line)}`);
     }
-    return { atMs: parseAzureTimestamp(ts), promptTokens, outputTokens };
+    return { atMs: parseAzureTimestamp(ts), promptTokens, outputTokens, blockIds: undefined };
   });
   return toTrace(name, rows);
 }
@@ -58,7 +66,12 @@ export function parseMooncakeJsonl(text: string, name = "mooncake"): Trace {
     .split(/\r?\n/)
     .filter((l) => l.trim() !== "")
     .map((line, i) => {
-      const o = JSON.parse(line) as { timestamp?: unknown; input_length?: unknown; output_length?: unknown };
+      const o = JSON.parse(line) as {
+        timestamp?: unknown;
+        input_length?: unknown;
+        output_length?: unknown;
+        hash_ids?: unknown;
+      };
       if (
         typeof o.timestamp !== "number" ||
         typeof o.input_length !== "number" ||
@@ -66,14 +79,19 @@ export function parseMooncakeJsonl(text: string, name = "mooncake"): Trace {
       ) {
         throw new Error(`bad Mooncake trace line ${i + 1}`);
       }
-      return { atMs: o.timestamp, promptTokens: o.input_length, outputTokens: o.output_length };
+      const ids = o.hash_ids;
+      const blockIds =
+        Array.isArray(ids) && ids.every((x) => typeof x === "number" && Number.isSafeInteger(x))
+          ? (ids as number[])
+          : undefined;
+      return { atMs: o.timestamp, promptTokens: o.input_length, outputTokens: o.output_length, blockIds };
     });
   return toTrace(name, rows);
 }
 
 function toTrace(
   name: string,
-  rows: Array<{ atMs: number; promptTokens: number; outputTokens: number }>,
+  rows: Array<{ atMs: number; promptTokens: number; outputTokens: number; blockIds: number[] | undefined }>,
 ): Trace {
   rows.sort((a, b) => a.atMs - b.atMs);
   const start = rows[0]?.atMs ?? 0;
@@ -82,6 +100,7 @@ function toTrace(
     // An engine needs at least one token each way; the traces hold a few zero-length outputs.
     promptTokens: Math.max(1, Math.round(r.promptTokens)),
     outputTokens: Math.max(1, Math.round(r.outputTokens)),
+    ...(r.blockIds === undefined ? {} : { blockIds: r.blockIds }),
   }));
   return { name, requests, durationMs: requests[requests.length - 1]?.arrivalMs ?? 0 };
 }
