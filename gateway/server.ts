@@ -392,6 +392,16 @@ export class GatewayServer {
     metrics.inFlight.inc();
     metrics.picks.inc({ reason: pick.reason });
     recordPick(route.routing, request.features, pick, this.now());
+    // Prefill backlog for the picker's prefill scorer: this prompt counts until its first byte comes back.
+    const promptTokens =
+      request.features.promptTokens ?? Math.max(1, Math.ceil(request.features.prompt.length / 4));
+    endpoint.pendingPrefillTokens = (endpoint.pendingPrefillTokens ?? 0) + promptTokens;
+    let prefillPending = true;
+    const prefillDone = () => {
+      if (!prefillPending) return;
+      prefillPending = false;
+      endpoint.pendingPrefillTokens = Math.max(0, (endpoint.pendingPrefillTokens ?? 0) - promptTokens);
+    };
 
     let finished = false;
     let responseStarted = false;
@@ -402,6 +412,7 @@ export class GatewayServer {
       finished = true;
       clearTimeout(headersTimer);
       clearTimeout(idleTimer);
+      prefillDone();
       endpoint.inFlight--;
       metrics.inFlight.dec();
       this.count(route, status);
@@ -526,6 +537,7 @@ export class GatewayServer {
         if (out.length === 0) return;
         if (firstByte) {
           firstByte = false;
+          prefillDone();
           metrics.timeToFirstByte.observe(
             { model: route.model },
             (performance.now() - exchange.arrivedAt) / 1000,
@@ -563,6 +575,7 @@ export class GatewayServer {
       // Never reached the engine: take it off this request's candidates and try one other pod.
       const next = retryable ? this.pick(route, request.features, exchange.tried) : undefined;
       if (next) {
+        prefillDone();
         endpoint.inFlight--;
         metrics.inFlight.dec();
         finished = true;

@@ -32,7 +32,7 @@ console.log(
     `router scrapes every 1 s and counts its own in-flight requests; load = the trace × N users (copies with their own prefixes)\n`,
 );
 const rows: string[] = [];
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const pct = (x: number, digits = 1) => `${(x * 100).toFixed(digits)}%`;
 for (const name of traces) {
   const base = loadTrace(name);
   for (const load of loads) {
@@ -44,7 +44,7 @@ for (const name of traces) {
     for (const r of results) {
       rows.push(
         `| ${name} ${load}× | ${r.router} | ${r.ttftP50.toFixed(2)} | ${r.ttftP99 === bestP99 ? `**${r.ttftP99.toFixed(2)}**` : r.ttftP99.toFixed(2)} | ` +
-          `${Math.round(r.tokensPerSecond).toLocaleString("en-US")} | ${name === "azure-code" ? "–" : pct(r.hitRatio)} | ${r.imbalance.toFixed(2)} |`,
+          `${Math.round(r.tokensPerSecond).toLocaleString("en-US")} | ${name === "azure-code" ? "–" : pct(r.hitRatio, 2)} | ${r.imbalance.toFixed(2)} |`,
       );
       if (r.finished !== r.requests)
         rows.push(`|  | (${r.requests - r.finished} requests not finished) | | | | | |`);
