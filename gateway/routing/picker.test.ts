@@ -41,54 +41,41 @@ describe("combineScores", () => {
 });
 
 describe("pickEndpoint with the default weights", () => {
-  const big = (seed: string) => prompt(seed, 64); // 16 Ki characters, ~4k tokens
-  it("keeps a conversation on the pod that holds its prefix while the prefill work is close", () => {
+  /** Pod b holds a ~4k-token conversation; the pods have these prefill backlogs; pick its next turn. */
+  const nextTurn = (backlogs: [number, number, number], seed: string) => {
     const state = newRoutingState();
-    const history = big("conversation 1");
+    const history = prompt(seed, 64);
     state.prefix.record("b", promptBlockHashes(history), 0);
-    const endpoints = [
-      ep("a", { pendingPrefillTokens: 0 }),
-      ep("b", { pendingPrefillTokens: 2000 }),
-      ep("c", { pendingPrefillTokens: 0 }),
-    ];
-    const pick = pickEndpoint(
-      req(history + "next turn ".repeat(30)),
-      endpoints,
-      state,
-      DEFAULT_PICK_WEIGHTS,
-      1,
+    const endpoints = (["a", "b", "c"] as const).map((name, i) =>
+      ep(name, { pendingPrefillTokens: backlogs[i] }),
     );
+    return pickEndpoint(req(history + "next turn ".repeat(30)), endpoints, state, DEFAULT_PICK_WEIGHTS, 1);
+  };
+
+  it("keeps a conversation on the pod that holds its prefix while the prefill work is close", () => {
+    const pick = nextTurn([0, 2000, 0], "conversation 1");
     expect(pick?.endpoint.podName).toBe("b");
     expect(pick?.reason).toBe("prefix-affinity");
   });
 
   it("leaves the prefix's pod when its prefill backlog costs more than the cache saves", () => {
-    const state = newRoutingState();
-    const history = big("conversation 2");
-    state.prefix.record("b", promptBlockHashes(history), 0);
-    const endpoints = [
-      ep("a", { pendingPrefillTokens: 500 }),
-      ep("b", { pendingPrefillTokens: 200_000 }),
-      ep("c", { pendingPrefillTokens: 0 }),
-    ];
-    const pick = pickEndpoint(
-      req(history + "next turn ".repeat(30)),
-      endpoints,
-      state,
-      DEFAULT_PICK_WEIGHTS,
-      1,
-    );
+    const pick = nextTurn([500, 200_000, 0], "conversation 2");
     expect(pick?.endpoint.podName).toBe("c");
     expect(pick?.reason).toBe("least-prefill");
   });
 
   it("a session key outweighs prefix affinity", () => {
     const state = newRoutingState();
-    const history = big("conversation 3");
+    const history = prompt("conversation 3", 64);
     state.prefix.record("b", promptBlockHashes(history), 0);
     state.sessions.record("s-1", "a", 0);
-    const endpoints = [ep("a"), ep("b"), ep("c")];
-    const pick = pickEndpoint(req(history, "s-1"), endpoints, state, DEFAULT_PICK_WEIGHTS, 1);
+    const pick = pickEndpoint(
+      req(history, "s-1"),
+      [ep("a"), ep("b"), ep("c")],
+      state,
+      DEFAULT_PICK_WEIGHTS,
+      1,
+    );
     expect(pick?.endpoint.podName).toBe("a");
     expect(pick?.reason).toBe("session-affinity");
   });

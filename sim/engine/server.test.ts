@@ -6,9 +6,9 @@ import {
   approximateTokenCount,
   type EngineServer,
   type EngineServerOptions,
+  promptPrefixOf,
   startEngineServer,
 } from "./server.js";
-
 
 const running: EngineServer[] = [];
 afterEach(async () => {
@@ -147,7 +147,9 @@ describe("engine server: metrics", () => {
     // A KV cache large enough that the first wave never preempts: more requests than maxNumSeqs (8),
     // each ~6000 steps of ~3 ms, so the first wave is still running when we scrape, even on a loaded
     // machine. The server is closed under them, so their failures are expected and ignored.
-    const server = await start({ params: { ...SMALL_ENGINE, kvCapacityTokens: 65_536, maxModelLenTokens: 8192 } });
+    const server = await start({
+      params: { ...SMALL_ENGINE, kvCapacityTokens: 65_536, maxModelLenTokens: 8192 },
+    });
     const requests = Array.from({ length: 12 }, () =>
       post(server, "/v1/completions", { prompt: "x".repeat(400), max_tokens: 6000 }).catch(() => undefined),
     );
@@ -213,5 +215,43 @@ describe("engine server: metrics", () => {
     expect(await scrape()).toMatchObject({ ok: false, error: { kind: "http-status", httpStatus: 500 } });
     server.setFaults({});
     expect((await scrape())?.ok).toBe(true);
+  });
+});
+
+async function prefixCounters(server: EngineServer): Promise<{ queries: number; hits: number }> {
+  const families = parseExposition(await (await fetch(`${server.url}/metrics`)).text());
+  const value = (name: string) => samplesNamed(families, name)[0]?.value ?? Number.NaN;
+  return { queries: value("vllm:prefix_cache_queries_total"), hits: value("vllm:prefix_cache_hits_total") };
+}
+
+describe("engine server: prefix caching", () => {
+  it("a chat that repeats an earlier conversation's messages hits the cache; /metrics counts it in tokens", async () => {
+    const server = await start({ timeScale: 20 });
+    const system = { role: "system", content: "You are a careful assistant. ".repeat(80) };
+    const ask = (question: string) =>
+      post(server, "/v1/chat/completions", {
+        model: "sim-llama",
+        messages: [system, { role: "user", content: question }],
+        max_tokens: 2,
+      });
+    expect((await ask("What is a KV cache?")).status).toBe(200);
+    const afterFirst = await prefixCounters(server);
+    expect(afterFirst.hits).toBe(0);
+    expect(afterFirst.queries).toBeGreaterThan(500);
+    expect((await ask("And a prefix cache?")).status).toBe(200);
+    const afterSecond = await prefixCounters(server);
+    // The system prompt is ~2,300 characters: 9 full 256-character blocks of 64 tokens.
+    expect(afterSecond.hits).toBe(9 * 64);
+    expect(afterSecond.queries).toBeGreaterThan(2 * afterFirst.queries - 20);
+  });
+
+  it("explicit trace block ids are accepted, bounded and chained", () => {
+    const p = promptPrefixOf({ prefix_hash_ids: [1, 2, 3] }, false);
+    expect(p?.blockTokens).toBe(512);
+    expect(p?.blockHashes).toHaveLength(3);
+    expect(promptPrefixOf({ prefix_hash_ids: [1, 2], prefix_block_tokens: 16 }, false)?.blockTokens).toBe(16);
+    expect(() => promptPrefixOf({ prefix_hash_ids: new Array(5000).fill(1) }, false)).toThrow(/at most/);
+    expect(() => promptPrefixOf({ prefix_hash_ids: ["x"] }, false)).toThrow();
+    expect(promptPrefixOf({ prompt: [1, 2, 3] }, false)).toBeUndefined();
   });
 });

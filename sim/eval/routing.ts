@@ -34,7 +34,7 @@ import { kvCacheScores, prefixScores } from "../../gateway/routing/scorers.js";
 import type { EndpointState, PickLimits, PickWeights, RequestFeatures } from "../../gateway/routing/types.js";
 import { EngineModel, type EngineParams } from "../engine/model.js";
 import { quantile } from "./fleet.js";
-import { MOONCAKE_BLOCK_TOKENS, type Trace, type TraceRequest } from "./traces.js";
+import { MOONCAKE_BLOCK_TOKENS, seededRandom, type Trace, type TraceRequest } from "./traces.js";
 
 export interface RoutedRequest {
   features: RequestFeatures;
@@ -46,19 +46,6 @@ export interface Router {
   name: string;
   /** Index into `endpoints` (all ready) for this request; called once per request, in arrival order. */
   pick(request: RoutedRequest, endpoints: readonly EndpointState[], nowMs: number): number;
-}
-
-/** Deterministic xorshift32 in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
 }
 
 export function randomRouter(seed = 1): Router {

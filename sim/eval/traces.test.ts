@@ -48,7 +48,7 @@ describe("parseAzureCsv", () => {
 });
 
 describe("parseMooncakeJsonl", () => {
-  it("reads timestamp (ms), input and output lengths, sorted by arrival", () => {
+  it("reads timestamp (ms), input and output lengths and block ids, sorted by arrival", () => {
     const text = [
       '{"timestamp": 3000, "input_length": 100, "output_length": 5, "hash_ids": [0, 1]}',
       '{"timestamp": 0, "input_length": 6758, "output_length": 500, "hash_ids": [0]}',
@@ -56,8 +56,8 @@ describe("parseMooncakeJsonl", () => {
     ].join("\n");
     const trace = parseMooncakeJsonl(text);
     expect(trace.requests).toEqual([
-      { arrivalMs: 0, promptTokens: 6758, outputTokens: 500 },
-      { arrivalMs: 3000, promptTokens: 100, outputTokens: 5 },
+      { arrivalMs: 0, promptTokens: 6758, outputTokens: 500, blockIds: [0] },
+      { arrivalMs: 3000, promptTokens: 100, outputTokens: 5, blockIds: [0, 1] },
     ]);
   });
 

@@ -142,6 +142,19 @@ export function arrivalsPerWindow(trace: Trace, windowMs: number): number[] {
   return counts;
 }
 
+/** Deterministic xorshift32 in [0, 1), so runs are repeatable. */
+export function seededRandom(seed: number): () => number {
+  let x = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x1_0000_0000;
+  };
+}
+
 /**
  * Scale a trace's load by `factor` while keeping its shape over time: each request is repeated
  * floor(factor) times (plus once more with probability frac(factor)), copies spread by a
@@ -149,16 +162,7 @@ export function arrivalsPerWindow(trace: Trace, windowMs: number): number[] {
  */
 export function scaleLoad(trace: Trace, factor: number, jitterMs = 500): Trace {
   if (factor === 1) return trace;
-  let seed = 0x9e3779b9;
-  const random = (): number => {
-    // xorshift32: deterministic, so runs are repeatable.
-    seed ^= seed << 13;
-    seed >>>= 0;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    seed >>>= 0;
-    return seed / 0x100000000;
-  };
+  const random = seededRandom(0x9e3779b9);
   const out: TraceRequest[] = [];
   for (const r of trace.requests) {
     const copies = Math.floor(factor) + (random() < factor - Math.floor(factor) ? 1 : 0);
