@@ -3,7 +3,7 @@
  * sets them), like operator/config.ts: a bad value stops the process with a message naming the variable.
  */
 import { isValidReplicaName } from "../operator/api/gateway-demand.js";
-import { ConfigError } from "../operator/config.js";
+import { ConfigError, boolean, integer } from "../operator/config.js";
 import type { PickWeights } from "./routing/types.js";
 import { DEFAULT_PICK_WEIGHTS } from "./routing/picker.js";
 
@@ -40,15 +40,6 @@ export interface GatewayConfig {
   demandWrites: boolean;
 }
 
-function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max)
-    throw new ConfigError(`${key}=${raw} is not a whole number from ${min} to ${max}`);
-  return value;
-}
-
 function decimal(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
   const raw = env[key];
   if (raw === undefined || raw === "") return fallback;
@@ -56,14 +47,6 @@ function decimal(env: NodeJS.ProcessEnv, key: string, fallback: number, min: num
   if (!Number.isFinite(value) || value < min || value > max)
     throw new ConfigError(`${key}=${raw} is not a number from ${min} to ${max}`);
   return value;
-}
-
-function boolean(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
-  const raw = env[key];
-  if (raw === undefined || raw === "") return fallback;
-  if (/^(true|1|yes)$/i.test(raw)) return true;
-  if (/^(false|0|no)$/i.test(raw)) return false;
-  throw new ConfigError(`${key}=${raw} is not true or false`);
 }
 
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {

@@ -1,5 +1,6 @@
 import { ConfigError, loadGatewayConfig } from "./config.js";
 import { startGateway } from "./gateway.js";
+import { exitOnSignals } from "../operator/runtime/shutdown.js";
 import { logger } from "../operator/log/logger.js";
 import { KubeClient } from "../operator/runtime/kube-client.js";
 
@@ -30,26 +31,7 @@ async function main(): Promise<void> {
     "starting gpufleet gateway",
   );
   const gateway = await startGateway(client, config);
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "shutting down");
-    const force = setTimeout(() => {
-      log.error("graceful shutdown took longer than 25 s; exiting");
-      process.exit(1);
-    }, 25_000);
-    force.unref();
-    gateway.stop(20_000).then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: String(error) }, "error while stopping");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  exitOnSignals(() => gateway.stop(20_000), log);
 }
 
 main().catch((error: unknown) => {

@@ -30,7 +30,7 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
+export function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
   const raw = env[key];
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
@@ -39,7 +39,7 @@ function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min: num
   return value;
 }
 
-function boolean(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
+export function boolean(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
   const raw = env[key];
   if (raw === undefined || raw === "") return fallback;
   if (/^(true|1|yes)$/i.test(raw)) return true;

@@ -1,5 +1,6 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { ConfigError, loadConfig } from "./config.js";
+import { exitOnSignals } from "./runtime/shutdown.js";
 import { logger } from "./log/logger.js";
 import { startOperator } from "./operator.js";
 
@@ -33,29 +34,13 @@ async function main(): Promise<void> {
   const operator = await startOperator(kubeConfig, config);
   log.info({ opsPort: operator.opsPort }, "ops server listening (/healthz, /readyz, /metrics)");
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "shutting down");
-    const force = setTimeout(() => {
-      log.error("graceful shutdown took longer than 25s; exiting");
-      process.exit(1);
-    }, 25_000);
-    force.unref();
-    operator.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: String(error) }, "error while stopping");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  exitOnSignals(() => operator.stop(), log);
 }
 
 main().catch((error: unknown) => {
-  logger.fatal({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, "operator failed");
+  logger.fatal(
+    { err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) },
+    "operator failed",
+  );
   process.exit(1);
 });

@@ -34,11 +34,19 @@ let kubeConfig: KubeConfig;
 let kubeconfigPath: string;
 
 function helm(args: string[], timeoutMs?: number): Promise<HelmResult> {
-  return runHelm(helmBinary, args, { home: helmHome, kubeconfig: kubeconfigPath, ...(timeoutMs ? { timeoutMs } : {}) });
+  return runHelm(helmBinary, args, {
+    home: helmHome,
+    kubeconfig: kubeconfigPath,
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
 }
 
 function helmOk(args: string[], timeoutMs?: number): Promise<string> {
-  return runHelmOk(helmBinary, args, { home: helmHome, kubeconfig: kubeconfigPath, ...(timeoutMs ? { timeoutMs } : {}) });
+  return runHelmOk(helmBinary, args, {
+    home: helmHome,
+    kubeconfig: kubeconfigPath,
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
 }
 
 interface K8sObject {
@@ -101,6 +109,33 @@ function operatorContainer(objects: K8sObject[]): OperatorContainer {
 
 function envOf(container: OperatorContainer): Record<string, string | undefined> {
   return Object.fromEntries(container.env.map((variable) => [variable.name, variable.value]));
+}
+
+/** `can(verb, group, resource, namespace?, subresource?)`: a SelfSubjectAccessReview as `identity`. */
+function accessReviewer(identity: KubeConfig) {
+  const authorization = identity.makeApiClient(AuthorizationV1Api);
+  return async (
+    verb: string,
+    group: string,
+    resource: string,
+    namespace?: string,
+    subresource?: string,
+  ): Promise<boolean> => {
+    const review = await authorization.createSelfSubjectAccessReview({
+      body: {
+        spec: {
+          resourceAttributes: {
+            verb,
+            group,
+            resource,
+            ...(namespace ? { namespace } : {}),
+            ...(subresource ? { subresource } : {}),
+          },
+        },
+      },
+    });
+    return review.status?.allowed === true;
+  };
 }
 
 const VALUE_MATRIX: Record<string, string[]> = {
@@ -479,29 +514,7 @@ describe("helm install, upgrade and uninstall against the real API server", () =
   it("grants the chart's ServiceAccount exactly the operator's permissions, checked with its own TokenRequest token", async () => {
     const serviceAccount = await serviceAccountKubeconfig(kubeConfig, releaseNamespace.name, fullname);
     expect(serviceAccount.username).toBe(`system:serviceaccount:${releaseNamespace.name}:${fullname}`);
-    const authorization = serviceAccount.kubeConfig.makeApiClient(AuthorizationV1Api);
-    const can = async (
-      verb: string,
-      group: string,
-      resource: string,
-      namespace?: string,
-      subresource?: string,
-    ): Promise<boolean> => {
-      const review = await authorization.createSelfSubjectAccessReview({
-        body: {
-          spec: {
-            resourceAttributes: {
-              verb,
-              group,
-              resource,
-              ...(namespace ? { namespace } : {}),
-              ...(subresource ? { subresource } : {}),
-            },
-          },
-        },
-      });
-      return review.status?.allowed === true;
-    };
+    const can = accessReviewer(serviceAccount.kubeConfig);
     const watched = watchedNamespace.name;
     const expectations: Array<[string, boolean, () => Promise<boolean>]> = [
       [
@@ -583,29 +596,7 @@ describe("helm install, upgrade and uninstall against the real API server", () =
       releaseNamespace.name,
       `${fullname}-gateway`,
     );
-    const authorization = serviceAccount.kubeConfig.makeApiClient(AuthorizationV1Api);
-    const can = async (
-      verb: string,
-      group: string,
-      resource: string,
-      namespace?: string,
-      subresource?: string,
-    ) =>
-      (
-        await authorization.createSelfSubjectAccessReview({
-          body: {
-            spec: {
-              resourceAttributes: {
-                verb,
-                group,
-                resource,
-                ...(namespace ? { namespace } : {}),
-                ...(subresource ? { subresource } : {}),
-              },
-            },
-          },
-        })
-      ).status?.allowed === true;
+    const can = accessReviewer(serviceAccount.kubeConfig);
     const watched = watchedNamespace.name;
     const expectations: Array<[string, boolean, () => Promise<boolean>]> = [
       ["watch modeldeployments", true, () => can("watch", "gpufleet.io", "modeldeployments", watched)],

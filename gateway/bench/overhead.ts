@@ -32,7 +32,13 @@ async function runEngines(count: number): Promise<void> {
   const params = engineParamsForNames("llama-3.1-8b", "NVIDIA-H100-80GB-HBM3");
   const addresses: string[] = [];
   for (let i = 0; i < count; i++) {
-    const server = await startEngineServer({ host: `127.0.0.${10 + i}`, port: 0, engine: "vllm", modelName: MODEL, params });
+    const server = await startEngineServer({
+      host: `127.0.0.${10 + i}`,
+      port: 0,
+      engine: "vllm",
+      modelName: MODEL,
+      params,
+    });
     addresses.push(`127.0.0.${10 + i}:${server.port}`);
   }
   process.stdout.write(`${JSON.stringify({ addresses })}\n`);
@@ -53,7 +59,13 @@ async function runGateway(addresses: string[]): Promise<void> {
   const metrics = createGatewayMetrics();
   const server = new GatewayServer({ fleet, metrics });
   const port = await server.listen(0, "127.0.0.1");
-  const ops = await startOpsServer({ host: "127.0.0.1", port: 0, registry: metrics.registry, healthy: () => true, ready: () => true });
+  const ops = await startOpsServer({
+    host: "127.0.0.1",
+    port: 0,
+    registry: metrics.registry,
+    healthy: () => true,
+    ready: () => true,
+  });
   process.stdout.write(`${JSON.stringify({ port, opsPort: ops.port })}\n`);
 }
 
@@ -81,14 +93,24 @@ function streamOnce(agent: http.Agent, address: string, body: string): Promise<S
   const started = performance.now();
   return new Promise((resolve) => {
     const req = http.request(
-      { host, port: Number(port), method: "POST", path: "/v1/completions", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      {
+        host,
+        port: Number(port),
+        method: "POST",
+        path: "/v1/completions",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
       (res) => {
         let last = 0;
         let ttftMs = -1;
         const gapsMs: number[] = [];
         res.on("data", (chunk: Buffer) => {
           const now = performance.now();
-          const events = chunk.toString().split("\n\n").filter((e) => e.startsWith("data:")).length;
+          const events = chunk
+            .toString()
+            .split("\n\n")
+            .filter((e) => e.startsWith("data:")).length;
           for (let i = 0; i < events; i++) {
             if (ttftMs < 0) ttftMs = now - started;
             else gapsMs.push(now - last);
@@ -105,9 +127,19 @@ function streamOnce(agent: http.Agent, address: string, body: string): Promise<S
 }
 
 /** Open-loop load: `rate` requests/s for warmup + seconds; samples of the measured part only. */
-async function load(targets: string[], rate: number, seconds: number, tokens: number): Promise<{ samples: Sample[]; sent: number }> {
+async function load(
+  targets: string[],
+  rate: number,
+  seconds: number,
+  tokens: number,
+): Promise<{ samples: Sample[]; sent: number }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
-  const body = JSON.stringify({ model: MODEL, prompt: "Summarize the following in one line: the quick brown fox jumps.", max_tokens: tokens, stream: true });
+  const body = JSON.stringify({
+    model: MODEL,
+    prompt: "Summarize the following in one line: the quick brown fox jumps.",
+    max_tokens: tokens,
+    stream: true,
+  });
   const warmupMs = 1000;
   const total = Math.round(rate * (seconds + warmupMs / 1000));
   const samples: Promise<Sample>[] = [];
@@ -159,23 +191,67 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
         const ok = samples.filter((s) => s.ok);
         const ttft = ok.map((s) => s.ttftMs);
         const gaps = ok.flatMap((s) => s.gapsMs);
-        return { ok: ok.length, n: samples.length, ttft50: percentile(ttft, 50), ttft99: percentile(ttft, 99), gap50: percentile(gaps, 50), gap99: percentile(gaps, 99) };
+        return {
+          ok: ok.length,
+          n: samples.length,
+          ttft50: percentile(ttft, 50),
+          ttft99: percentile(ttft, 99),
+          gap50: percentile(gaps, 50),
+          gap99: percentile(gaps, 99),
+        };
       };
       const d = stats(direct.samples);
       const g = stats(via.samples);
-      const diff = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a - b);
+      const diff = (a: number | undefined, b: number | undefined) =>
+        a === undefined || b === undefined ? undefined : a - b;
       const cpuPer1000 = ((after.cpuSeconds - before.cpuSeconds) / via.sent) * 1000;
       rows.push(
-        [`${rate}/s direct`, `${d.ok}/${d.n}`, fmt(d.ttft50), fmt(d.ttft99), fmt(d.gap50), fmt(d.gap99), "", ""],
-        [`${rate}/s gateway`, `${g.ok}/${g.n}`, fmt(g.ttft50), fmt(g.ttft99), fmt(g.gap50), fmt(g.gap99), (cpuPer1000 * 1000).toFixed(0), (after.rssBytes / 2 ** 20).toFixed(0)],
-        [`${rate}/s added`, "", fmt(diff(g.ttft50, d.ttft50)), fmt(diff(g.ttft99, d.ttft99)), fmt(diff(g.gap50, d.gap50)), fmt(diff(g.gap99, d.gap99)), "", ""],
+        [
+          `${rate}/s direct`,
+          `${d.ok}/${d.n}`,
+          fmt(d.ttft50),
+          fmt(d.ttft99),
+          fmt(d.gap50),
+          fmt(d.gap99),
+          "",
+          "",
+        ],
+        [
+          `${rate}/s gateway`,
+          `${g.ok}/${g.n}`,
+          fmt(g.ttft50),
+          fmt(g.ttft99),
+          fmt(g.gap50),
+          fmt(g.gap99),
+          (cpuPer1000 * 1000).toFixed(0),
+          (after.rssBytes / 2 ** 20).toFixed(0),
+        ],
+        [
+          `${rate}/s added`,
+          "",
+          fmt(diff(g.ttft50, d.ttft50)),
+          fmt(diff(g.ttft99, d.ttft99)),
+          fmt(diff(g.gap50, d.gap50)),
+          fmt(diff(g.gap99, d.gap99)),
+          "",
+          "",
+        ],
       );
     }
   } finally {
     engineProcess.child.kill("SIGTERM");
     gatewayProcess.child.kill("SIGTERM");
   }
-  const header = ["run", "ok/measured", "TTFT p50 ms", "TTFT p99 ms", "chunk gap p50 ms", "chunk gap p99 ms", "gateway CPU ms/1k req", "gateway RSS MiB"];
+  const header = [
+    "run",
+    "ok/measured",
+    "TTFT p50 ms",
+    "TTFT p99 ms",
+    "chunk gap p50 ms",
+    "chunk gap p99 ms",
+    "gateway CPU ms/1k req",
+    "gateway RSS MiB",
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
   process.stdout.write(
@@ -204,7 +280,10 @@ async function main(): Promise<void> {
   if (values.role === "engines") return runEngines(engines);
   if (values.role === "gateway") return runGateway((values.addresses ?? "").split(",").filter(Boolean));
   const seconds = Math.max(1, Math.min(60, Number(values.seconds)));
-  const rates = (values.rates ?? "").split(",").map(Number).filter((r) => r > 0 && r <= 10_000);
+  const rates = (values.rates ?? "")
+    .split(",")
+    .map(Number)
+    .filter((r) => r > 0 && r <= 10_000);
   const tokens = Math.max(2, Math.min(256, Number(values.tokens)));
   await orchestrate(seconds, rates, engines, tokens);
   process.exit(0);
