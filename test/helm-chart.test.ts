@@ -438,7 +438,7 @@ describe("values.schema.json refuses bad values at install time", () => {
     ["replicas=3", "additional properties 'replicas' not allowed"],
     ["gateway.replicaCount=0", "at '/gateway/replicaCount': minimum: got 0, want 1"],
     ["gateway.hold.timeoutSeconds=-1", "at '/gateway/hold/timeoutSeconds': minimum: got -1, want 0"],
-    ["gateway.maxBodyBytes=10", "at '/gateway/maxBodyBytes': minimum: got 10, want 1024"],
+    ["gateway.maxBodyBytes=10", "at '/gateway/maxBodyBytes': minimum: got 10, want 1,024"],
   ])("--set %s", async (setValue, message) => {
     const result = await helm([
       "template",
