@@ -1,8 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { startEngineServer, type EngineServer } from "../sim/engine/server.js";
-import { SMALL_ENGINE } from "../sim/engine/testing.js";
 import { StaticFleet, staticEndpoint, type ModelRoute } from "./fleet.js";
 import { createGatewayMetrics } from "./metrics.js";
 import { GatewayServer, type GatewayServerConfig } from "./server.js";
@@ -43,21 +41,10 @@ async function gateway(fleet: StaticFleet, config: Partial<GatewayServerConfig> 
   };
 }
 
-async function engine(model: string, host = "127.0.0.1"): Promise<EngineServer> {
-  const e = await startEngineServer({
-    host,
-    port: 0,
-    engine: "vllm",
-    modelName: model,
-    params: SMALL_ENGINE,
-  });
-  cleanups.push(() => e.close());
-  return e;
-}
-
 /** A hand-driven upstream: the test writes the answer. */
 async function fakeEngine(
   handler: (req: IncomingMessage, res: ServerResponse, body: string) => void,
+  host = "127.0.0.1",
 ): Promise<{ port: number; bodies: string[]; closed: Promise<void>[] }> {
   const bodies: string[] = [];
   const closed: Promise<void>[] = [];
@@ -70,7 +57,7 @@ async function fakeEngine(
       handler(req, res, body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   cleanups.push(
     () =>
       new Promise<void>((resolve) => {
@@ -79,6 +66,52 @@ async function fakeEngine(
       }),
   );
   return { port: (server.address() as AddressInfo).port, bodies, closed };
+}
+
+/**
+ * A minimal OpenAI-style engine (the simulated engine lives in sim/, which the gateway's image does not
+ * ship; the cluster tests use it): answers with its model name, streams `max_tokens` chunks then [DONE].
+ */
+async function engine(model: string, host = "127.0.0.1"): Promise<{ port: number }> {
+  const upstream = await fakeEngine((req, res, body) => {
+    const request = JSON.parse(body) as {
+      model?: string;
+      max_tokens?: number;
+      stream?: boolean;
+      messages?: unknown;
+    };
+    if (request.model !== model) {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ object: "error", message: "wrong model" }));
+      return;
+    }
+    const chat = req.url === "/v1/chat/completions";
+    const tokens = request.max_tokens ?? 4;
+    if (!request.stream) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          model,
+          object: chat ? "chat.completion" : "text_completion",
+          choices: [{ index: 0, text: "x".repeat(tokens) }],
+        }),
+      );
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (sent < tokens)
+        res.write(`data: ${JSON.stringify({ model, choices: [{ index: 0, text: "x" }] })}\n\n`);
+      else {
+        clearInterval(timer);
+        res.end("data: [DONE]\n\n");
+      }
+      sent++;
+    }, 2);
+    res.on("close", () => clearInterval(timer));
+  }, host);
+  return upstream;
 }
 
 function route(fleet: StaticFleet, model: string, endpoints: ModelRoute["endpoints"]): ModelRoute {
@@ -296,7 +329,7 @@ describe("streaming pass-through", () => {
     const text = await readAll(response);
     const events = text.split("\n\n").filter(Boolean);
     expect(events.at(-1)).toBe("data: [DONE]");
-    expect(events.length).toBe(6 + 2); // role chunk, 6 tokens, [DONE]
+    expect(events.length).toBe(6 + 1); // 6 tokens, [DONE]
   });
 
   it("forwards each event as soon as it is complete (no buffering), never part of one", async () => {

@@ -98,6 +98,8 @@ describe("production bundle (the image's /app, built as the Dockerfile does)", (
       "dist/operator/main.js: the operator entry point (operator/main.ts) must exist and compile",
     ).toBe(true);
     expect(existsSync(join(buildDir, "dist", "operator", "cli", "gpufleet.js"))).toBe(true);
+    // The gateway runs from the same image (the chart's gateway Deployment: dist/gateway/main.js).
+    expect(existsSync(join(buildDir, "dist", "gateway", "main.js")), "dist/gateway/main.js").toBe(true);
   }, 300_000);
 
   it("installs production dependencies only (stage 2: npm ci --omit=dev)", async () => {

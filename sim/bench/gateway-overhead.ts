@@ -16,12 +16,12 @@ import http from "node:http";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { percentile } from "../../sim/bench/operator-scale-stats.js";
-import { engineParamsForNames } from "../../sim/engine/model.js";
-import { startEngineServer } from "../../sim/engine/server.js";
-import { StaticFleet, staticEndpoint } from "../fleet.js";
-import { createGatewayMetrics } from "../metrics.js";
-import { GatewayServer } from "../server.js";
+import { percentile } from "./operator-scale-stats.js";
+import { engineParamsForNames } from "../engine/model.js";
+import { startEngineServer } from "../engine/server.js";
+import { StaticFleet, staticEndpoint } from "../../gateway/fleet.js";
+import { createGatewayMetrics } from "../../gateway/metrics.js";
+import { GatewayServer } from "../../gateway/server.js";
 import { startOpsServer } from "../../operator/runtime/ops-server.js";
 
 const MODEL = "bench-model";
