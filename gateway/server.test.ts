@@ -196,6 +196,36 @@ describe("routing by model", () => {
   });
 });
 
+describe("prefill backlog for the picker", () => {
+  it("counts a request's prompt tokens on its pod until the first response byte, then takes them off", async () => {
+    const fleet = new StaticFleet();
+    let answer: (() => void) | undefined;
+    const upstream = await fakeEngine((_req, res) => {
+      answer = () => {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write('data: {"choices":[{"text":"a"}]}\n\n');
+        setTimeout(() => res.end("data: [DONE]\n\n"), 50);
+      };
+    });
+    const endpoint = staticEndpoint("m-0", "127.0.0.1", upstream.port);
+    route(fleet, "m", [endpoint]);
+    const gw = await gateway(fleet);
+    const pending = post(
+      `${gw.url}/v1/completions`,
+      completion("m", { prompt: "x".repeat(4000), stream: true }),
+    );
+    await vi_waitFor(() => answer !== undefined);
+    expect(endpoint.pendingPrefillTokens).toBe(1000);
+    (answer as () => void)();
+    const response = await pending;
+    await vi_waitFor(() => endpoint.pendingPrefillTokens === 0);
+    expect(endpoint.inFlight).toBe(1);
+    await readAll(response);
+    await vi_waitFor(() => endpoint.inFlight === 0);
+    expect(endpoint.pendingPrefillTokens).toBe(0);
+  });
+});
+
 describe("errors in OpenAI's shape", () => {
   it.each([
     ["unknown model", "/v1/completions", JSON.stringify(completion("nope")), 404, "model_not_found"],
