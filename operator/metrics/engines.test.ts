@@ -301,6 +301,7 @@ describe("engineKindFromLabel", () => {
       engineKindFromLabel("trtllm-serve"),
       engineKindFromLabel("tensorrt-llm"),
       engineKindFromLabel("sglang"),
-    ]).toEqual(["vllm", "trtllm-serve", "trtllm-serve", undefined]);
+      engineKindFromLabel("tgi"),
+    ]).toEqual(["vllm", "trtllm-serve", "trtllm-serve", "sglang", undefined]);
   });
 });

@@ -14,6 +14,14 @@
  * The KV gauge is only set when the server runs with `enable_iter_perf_stats: true`; without it the
  * sample is reported missing, never as zero.
  *
+ * SGLang (`python -m sglang.launch_server --enable-metrics`, Prometheus text on `/metrics`):
+ * `sglang:token_usage` (used / total KV-cache tokens, 0..1), `sglang:num_queue_reqs` (waiting queue),
+ * `sglang:num_running_reqs`, `sglang:prompt_tokens_total`, `sglang:generation_tokens_total` and the
+ * `sglang:time_to_first_token_seconds` histogram, labelled `model_name` (newer releases add
+ * `tp_rank` / `dp_rank`). Names checked in sgl-project/sglang python/sglang/srt/metrics/collector.py
+ * (SchedulerMetricsCollector, TokenizerMetricsCollector) and docs/references/production_metrics.md.
+ * Only rank 0 of a tensor-parallel group is read, so identical per-rank copies are not added up.
+ *
  * Token counters (optional; the autoscaler turns them into a throughput rate): vLLM
  * `vllm:prompt_tokens_total` and `vllm:generation_tokens_total`; trtllm-serve `trtllm_prompt_tokens_total`
  * and `trtllm_generation_tokens_total` (same collector.py, counter_prompt_tokens /
@@ -27,7 +35,7 @@
  */
 import { type MetricFamily, type Sample, samplesNamed } from "./exposition.js";
 
-export type EngineKind = "vllm" | "trtllm-serve";
+export type EngineKind = "vllm" | "trtllm-serve" | "sglang";
 
 export interface EngineMetricsSample {
   /** Fraction of the KV cache in use, 0..1 (the most loaded engine when a pod runs several). */
@@ -91,12 +99,21 @@ export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>
     generationTokensTotal: ["trtllm_generation_tokens_total", "trtllm:generation_tokens_total"],
     ttftHistogram: ["trtllm_time_to_first_token_seconds", "trtllm:time_to_first_token_seconds"],
   },
+  sglang: {
+    kvCacheUtilization: ["sglang:token_usage"],
+    requestsWaiting: ["sglang:num_queue_reqs"],
+    requestsRunning: ["sglang:num_running_reqs"],
+    promptTokensTotal: ["sglang:prompt_tokens_total"],
+    generationTokensTotal: ["sglang:generation_tokens_total"],
+    ttftHistogram: ["sglang:time_to_first_token_seconds"],
+  },
 };
 
 /** Where each engine serves Prometheus text. */
 export const ENGINE_METRICS_PATH: Readonly<Record<EngineKind, string>> = {
   vllm: "/metrics",
   "trtllm-serve": "/prometheus/metrics",
+  sglang: "/metrics",
 };
 
 /** Maps the pod label `inference.networking.k8s.io/engine-type` (and a few spellings) to an engine. */
@@ -104,6 +121,8 @@ export function engineKindFromLabel(value: string | undefined): EngineKind | und
   switch (value?.toLowerCase()) {
     case "vllm":
       return "vllm";
+    case "sglang":
+      return "sglang";
     case "trtllm-serve":
     case "trtllm":
     case "tensorrt-llm":
@@ -134,7 +153,7 @@ function selectSeries(
   const [first] = candidates;
   if (first === undefined) throw new EngineMetricsError("missing-metric", "", "no metric names configured");
   for (const metric of candidates) {
-    const all = samplesNamed(families, metric);
+    const all = samplesNamed(families, metric).filter(firstTensorParallelRank);
     if (all.length === 0) continue;
     const matching = modelName === undefined ? all : all.filter((s) => s.labels.model_name === modelName);
     if (matching.length === 0) {
@@ -156,6 +175,12 @@ function selectSeries(
     return { metric, samples: matching };
   }
   throw new EngineMetricsError("missing-metric", first, `none of ${candidates.join(", ")} in the exposition`);
+}
+
+/** SGLang labels each tensor-parallel rank's copy with `tp_rank`: only rank 0 counts. */
+function firstTensorParallelRank(sample: Sample): boolean {
+  const rank = sample.labels.tp_rank;
+  return rank === undefined || rank === "0";
 }
 
 function checkedValue(metric: string, sample: Sample, min: number, max: number): number {
@@ -205,7 +230,7 @@ function optionalHistogram(
 ): CumulativeHistogram | undefined {
   for (const name of candidates) {
     const buckets = samplesNamed(families, `${name}_bucket`).filter(
-      (s) => modelName === undefined || s.labels.model_name === modelName,
+      (s) => firstTensorParallelRank(s) && (modelName === undefined || s.labels.model_name === modelName),
     );
     if (buckets.length === 0) continue;
     if (new Set(buckets.map((s) => s.labels.model_name)).size > 1) return undefined;

@@ -35,13 +35,24 @@ export const QUANTIZATIONS = ["none", "fp8", "awq", "gptq", "int8", "int4", "nvf
 export type Quantization = (typeof QUANTIZATIONS)[number];
 export const KV_CACHE_DTYPES = ["auto", "fp16", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2"] as const;
 export type KvCacheDtype = (typeof KV_CACHE_DTYPES)[number];
-export const ENGINES = ["vllm", "tensorrt-llm"] as const;
+export const ENGINES = ["vllm", "tensorrt-llm", "sglang"] as const;
 export type Engine = (typeof ENGINES)[number];
 
 export const GiB = 1024 ** 3;
 export const DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
 /** Tokens per KV block: vLLM's default --block-size; TensorRT-LLM's default tokens_per_block. */
-const KV_BLOCK_TOKENS: Record<Engine, number> = { vllm: 16, "tensorrt-llm": 32 };
+const KV_BLOCK_TOKENS: Record<Engine, number> = { vllm: 16, "tensorrt-llm": 32, sglang: 1 };
+/**
+ * SGLang's memory model: `--mem-fraction-static` f of the GPU holds weights and the KV pool; the rest
+ * is left to activations and CUDA graphs. After loading weights it allocates
+ *   kv = f x total - weights - (memory already taken by the CUDA context, NCCL and communication buffers)
+ * split into one-token slots (page size 1) of layers x KV heads per rank x head dim x 2 (K and V).
+ * The overhead at TP > 1 is fitted on the one public log we have (Qwen3-235B-A22B-FP8, 4 x H100,
+ * mem-fraction-static 0.93: "KV Cache is allocated. #tokens: 367404, K size: 8.23 GB, V size: 8.23 GB",
+ * vllm-project/vllm#21348); the TP 1 figure is the CUDA context and cuBLAS workspace vLLM measures
+ * (0.25 GiB) plus SGLang's own torch allocations before the pool, an estimate not yet checked on a log.
+ */
+export const SGLANG_OVERHEAD_GIB = { tp1: 0.6, tpN: 2.2 } as const;
 /** AWQ/GPTQ checkpoints quantize in groups of 128 input channels (the common group_size). */
 const INT4_GROUP_SIZE = 128;
 
@@ -189,9 +200,13 @@ export function vllmKvLayerSlots(model: ModelArchitecture): number {
 }
 
 /** KV bytes per token for the whole replica (the layers vLLM allocates; see vllmKvLayerSlots). */
-export function kvCacheBytesPerToken(model: ModelArchitecture, kvCacheDtype: KvCacheDtype): number {
+export function kvCacheBytesPerToken(
+  model: ModelArchitecture,
+  kvCacheDtype: KvCacheDtype,
+  engine: Engine = "vllm",
+): number {
   const bytes = kvCacheDtypeBytes(kvCacheDtype);
-  const layers = vllmKvLayerSlots(model);
+  const layers = engine === "vllm" ? vllmKvLayerSlots(model) : model.layers;
   if (model.attention.kind === "mla") {
     return layers * (model.attention.kvLoraRank + model.attention.qkRopeHeadDim) * bytes;
   }
@@ -207,11 +222,13 @@ export function kvCacheBytesPerTokenPerGpu(
   model: ModelArchitecture,
   kvCacheDtype: KvCacheDtype,
   tensorParallelism: number,
+  engine: Engine = "vllm",
 ): number {
   const bytes = kvCacheDtypeBytes(kvCacheDtype);
-  if (model.attention.kind === "mla") return kvCacheBytesPerToken(model, kvCacheDtype);
+  if (model.attention.kind === "mla") return kvCacheBytesPerToken(model, kvCacheDtype, engine);
   const kvHeadsPerRank = Math.max(1, Math.floor(model.kvHeads / tensorParallelism));
-  return 2 * vllmKvLayerSlots(model) * kvHeadsPerRank * model.headDim * bytes;
+  const layers = engine === "vllm" ? vllmKvLayerSlots(model) : model.layers;
+  return 2 * layers * kvHeadsPerRank * model.headDim * bytes;
 }
 
 /** vLLM's serve defaults for --max-num-batched-tokens and --max-num-seqs on this GPU. */
@@ -247,6 +264,12 @@ export function memoryReserve(
     samplerBytes,
     totalBytes: nonTorchBytes + activationBytes + samplerBytes,
   };
+}
+
+/** SGLang's memory outside weights and KV pool inside the static fraction (see SGLANG_OVERHEAD_GIB). */
+export function sglangReserve(tensorParallelism: number): MemoryReserve {
+  const nonTorchBytes = (tensorParallelism === 1 ? SGLANG_OVERHEAD_GIB.tp1 : SGLANG_OVERHEAD_GIB.tpN) * GiB;
+  return { nonTorchBytes, activationBytes: 0, samplerBytes: 0, totalBytes: nonTorchBytes };
 }
 
 /** Why a tensor-parallel degree cannot be used, or undefined when it can. */
@@ -323,12 +346,15 @@ function evaluate(resolved: Resolved, tensorParallelism: number): Evaluation {
   const { model, gpu, engine } = resolved;
   const weightBytesTotal = weightBytes(model, resolved.quantization);
   const weightBytesPerGpu = weightBytesTotal / tensorParallelism;
-  const perToken = kvCacheBytesPerTokenPerGpu(model, resolved.kvCacheDtype, tensorParallelism);
-  const reserve = memoryReserve(model, tensorParallelism, resolved.maxNumBatchedTokens, resolved.maxNumSeqs);
+  const perToken = kvCacheBytesPerTokenPerGpu(model, resolved.kvCacheDtype, tensorParallelism, engine);
+  const reserve =
+    engine === "sglang"
+      ? sglangReserve(tensorParallelism)
+      : memoryReserve(model, tensorParallelism, resolved.maxNumBatchedTokens, resolved.maxNumSeqs);
   const visible = cudaVisibleBytes(gpu);
   let usableBytesPerGpu: number;
   let kvCacheBytesPerGpu: number;
-  if (engine === "vllm") {
+  if (engine === "vllm" || engine === "sglang") {
     usableBytesPerGpu = visible * resolved.gpuMemoryUtilization;
     kvCacheBytesPerGpu = usableBytesPerGpu - weightBytesPerGpu - reserve.totalBytes;
   } else {
@@ -512,7 +538,7 @@ function toPlan(resolved: Resolved, evaluation: Evaluation): Plan {
     bytesPerParameter: bytesPerParameter(quantization),
     weightBytesTotal: evaluation.weightBytesTotal,
     weightBytesPerGpu: evaluation.weightBytesPerGpu,
-    kvCacheBytesPerToken: kvCacheBytesPerToken(model, kvCacheDtype),
+    kvCacheBytesPerToken: kvCacheBytesPerToken(model, kvCacheDtype, engine),
     kvCacheBytesPerTokenPerGpu: evaluation.kvCacheBytesPerTokenPerGpu,
     reserve: evaluation.reserve,
     usableBytesPerGpu: evaluation.usableBytesPerGpu,
