@@ -231,6 +231,24 @@ describe("time-to-first-token histogram", () => {
     }
   });
 
+  it("reads le=\"Inf\" as the +Inf bucket, as the Prometheus server does", () => {
+    const name = "vllm:time_to_first_token_seconds";
+    const labels = 'model_name="m"';
+    const families = parseExposition(
+      [...gauges("vllm:", labels), ...buckets(name, labels, [["1.0", 1], ["Inf", 2]])].join("\n"),
+    );
+    const sample = normalizeEngineMetrics(families, { engine: "vllm", modelName: "m", scrapedAtMs: 0 });
+    expect(sample.ttftHistogram).toEqual({ upperBoundsSeconds: [1, Number.POSITIVE_INFINITY], cumulativeCounts: [1, 2] });
+  });
+
+  it("counts a series listed twice once (the first value), not the sum", () => {
+    const families = parseExposition(
+      [...gauges("vllm:", 'model_name="m"'), 'vllm:num_requests_waiting{model_name="m"} 7'].join("\n"),
+    );
+    const sample = normalizeEngineMetrics(families, { engine: "vllm", modelName: "m", scrapedAtMs: 0 });
+    expect(sample.requestsWaiting).toBe(0);
+  });
+
   it("reads only the served model's buckets", () => {
     const name = "vllm:time_to_first_token_seconds";
     const families = parseExposition(

@@ -33,7 +33,7 @@
  * summed over data-parallel engines. A histogram that is absent or inconsistent (counts falling with
  * `le`, no +Inf bucket) is left out of the sample rather than failing it: it only feeds a report.
  */
-import { type MetricFamily, type Sample, samplesNamed } from "./exposition.js";
+import { type MetricFamily, parseFloatValue, type Sample, samplesNamed } from "./exposition.js";
 
 export type EngineKind = "vllm" | "trtllm-serve" | "sglang";
 
@@ -237,7 +237,8 @@ function optionalHistogram(
     const countByBound = new Map<number, number>();
     for (const sample of buckets) {
       const le = sample.labels.le;
-      const bound = le === undefined ? Number.NaN : le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
+      // The Prometheus server reads `le` as a Go float: "+Inf", "Inf", "inf" and "1e0" are all bounds.
+      const bound = le === undefined ? Number.NaN : (parseFloatValue(le) ?? Number.NaN);
       if (Number.isNaN(bound) || !Number.isFinite(sample.value) || sample.value < 0) return undefined;
       countByBound.set(bound, (countByBound.get(bound) ?? 0) + sample.value);
     }

@@ -129,6 +129,7 @@ function randomFamilies(random: Random): MetricFamily[] {
         .replace(/^[ \t]+/, "")
         .replace(/\r+$/, "");
     const samples = int(random, 4);
+    const seriesSeen = new Set<string>();
     for (let i = 0; i < samples; i++) {
       const labels: Record<string, string> = {};
       const labelCount = int(random, 3);
@@ -153,6 +154,10 @@ function randomFamilies(random: Random): MetricFamily[] {
         Number.NEGATIVE_INFINITY,
         random(),
       ]);
+      // A series appears once: a repeated one keeps only its first value (see parseExposition).
+      const series = JSON.stringify([sampleName, Object.entries(labels).sort()]);
+      if (seriesSeen.has(series)) continue;
+      seriesSeen.add(series);
       const sample: MetricFamily["samples"][number] = { name: sampleName, labels, value };
       if (random() < 0.3) sample.timestampMs = int(random, 2_000_000_000_000);
       if (random() < 0.1)

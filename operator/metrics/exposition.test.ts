@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ParseError, parseExposition, samplesNamed, serializeExposition } from "./exposition.js";
+import {
+  isOpenMetricsContentType,
+  ParseError,
+  parseExposition,
+  samplesNamed,
+  serializeExposition,
+} from "./exposition.js";
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
 
@@ -81,6 +87,7 @@ describe("parseExposition", () => {
         "# EOF",
         "garbage after eof is ignored {",
       ].join("\n"),
+      { openMetrics: true },
     );
     expect(families).toHaveLength(1);
     const [total, created] = families[0]?.samples ?? [];
@@ -108,7 +115,6 @@ describe("parseExposition", () => {
   it.each([
     ['m{a="1"', /unterminated|expected/],
     ["m{a=1} 2", /expected '"'/],
-    ['m{a="\\x"} 1', /invalid escape/],
     ["m 12abc", /invalid sample value/],
     ["m", /expected whitespace/],
     ["m 1 1.5", /invalid timestamp/],
@@ -123,6 +129,38 @@ describe("parseExposition", () => {
     expect(error).toBeInstanceOf(ParseError);
     expect(error.message).toMatch(message);
     expect(error.line).toBeGreaterThanOrEqual(1);
+  });
+
+  it("keeps the first value of a series that appears twice, as the Prometheus server does (not a sum)", () => {
+    const families = parseExposition(
+      'vllm:num_requests_waiting{model_name="m",engine="0"} 3\n' +
+        'vllm:num_requests_waiting{engine="0",model_name="m"} 5\n' +
+        'vllm:num_requests_waiting{engine="1",model_name="m"} 2\n',
+    );
+    expect(samplesNamed(families, "vllm:num_requests_waiting").map((s) => s.value)).toEqual([3, 2]);
+  });
+
+  it("reads `# EOF` in the 0.0.4 text format as a comment and goes on to the samples after it", () => {
+    const families = parseExposition("a 1\n# EOF\nb 2 1700000000000\n");
+    expect(families.map((f) => f.name)).toEqual(["a", "b"]);
+    expect(families[1]?.samples[0]?.timestampMs).toBe(1_700_000_000_000);
+    // OpenMetrics, chosen by the Content-Type as the Prometheus server does, ends at `# EOF`.
+    expect(parseExposition("a 1\n# EOF\nb 2\n", { openMetrics: true }).map((f) => f.name)).toEqual(["a"]);
+    expect(isOpenMetricsContentType("application/openmetrics-text; version=1.0.0; charset=utf-8")).toBe(true);
+    expect(isOpenMetricsContentType("text/plain; version=0.0.4")).toBe(false);
+    expect(isOpenMetricsContentType(null)).toBe(false);
+  });
+
+  it("keeps unknown escapes in label values and HELP as written instead of failing the scrape", () => {
+    const families = parseExposition('# HELP m tab\\there\nm{path="C:\\temp\\x",a="\\t"} 1\n');
+    expect(families[0]?.help).toBe("tab\\there");
+    expect(families[0]?.samples[0]?.labels).toEqual({ path: "C:\\temp\\x", a: "\\t" });
+    expect(parseExposition(serializeExposition(families))).toEqual(families);
+  });
+
+  it("accepts le=\"Inf\" (any spelling Go's ParseFloat reads) as a histogram bound", () => {
+    const families = parseExposition('# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="Inf"} 2\n');
+    expect(families[0]?.samples).toHaveLength(2);
   });
 
   it("reports the line and column of the fault", () => {

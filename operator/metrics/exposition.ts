@@ -87,8 +87,10 @@ export class ParseError extends Error {
 
 export interface ParseOptions {
   /**
-   * Whether sample timestamps are OpenMetrics float seconds (true) or Prometheus integer
-   * milliseconds (false). Default: true exactly when the text has a `# EOF` line.
+   * Whether the text is OpenMetrics (true: `# EOF` ends it, timestamps are float seconds) or the
+   * Prometheus text format 0.0.4 (false, the default: `# EOF` is a comment like any other, timestamps
+   * are integer milliseconds). The Prometheus server picks its parser from the Content-Type the same
+   * way; see `isOpenMetricsContentType`.
    */
   openMetrics?: boolean;
   /** Refuse inputs longer than this many characters (default 32 MiB) instead of exhausting memory. */
@@ -100,6 +102,11 @@ const LEGACY_LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 // Unambiguous (linear-time) float grammar; the named specials are handled separately.
 const DECIMAL_FLOAT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const INTEGER = /^[+-]?\d+$/;
+
+/** The Prometheus server parses a scrape as OpenMetrics exactly when its Content-Type says so. */
+export function isOpenMetricsContentType(contentType: string | null | undefined): boolean {
+  return /^\s*application\/openmetrics-text\s*(;|$)/i.test(contentType ?? "");
+}
 
 export function parseFloatValue(token: string): number | undefined {
   const first = token.charCodeAt(0);
@@ -158,7 +165,10 @@ class LineCursor {
     this.pos = pos;
     return text.slice(start, pos);
   }
-  /** Reads a double-quoted string with the exposition escapes `\\`, `\"` and `\n`. */
+  /**
+   * Reads a double-quoted string with the exposition escapes `\\`, `\"` and `\n`. Any other escape
+   * is kept as written, backslash included, as the Prometheus server's text parser does.
+   */
   readQuoted(): string {
     this.expect('"');
     const text = this.text;
@@ -182,7 +192,10 @@ class LineCursor {
       if (escaped === "\\") out += "\\";
       else if (escaped === '"') out += '"';
       else if (escaped === "n") out += "\n";
-      else this.fail(`invalid escape '\\${escaped}'`, pos);
+      else if (pos + 1 >= text.length) {
+        this.pos = pos + 1;
+        this.fail("unterminated quoted string");
+      } else out += `\\${escaped}`;
       chunkStart = pos + 2;
     }
   }
@@ -303,7 +316,7 @@ function readCommentMetricName(cursor: LineCursor): string {
   return cursor.peek() === '"' ? cursor.readQuoted() : cursor.readBareName(true);
 }
 
-function unescapeHelp(cursor: LineCursor, raw: string, offset: number): string {
+function unescapeHelp(raw: string): string {
   let out = "";
   for (let i = 0; i < raw.length; i++) {
     const char = raw.charAt(i);
@@ -316,7 +329,10 @@ function unescapeHelp(cursor: LineCursor, raw: string, offset: number): string {
     else if (escaped === "n") out += "\n";
     else if (escaped === '"')
       out += '"'; // OpenMetrics escapes quotes in HELP too
-    else cursor.fail(`invalid escape in HELP '\\${escaped}'`, offset + i);
+    else if (escaped === "") {
+      out += "\\"; // a trailing backslash stays, as in the Prometheus server
+      break;
+    } else out += `\\${escaped}`; // unknown escapes are kept as written
     i++;
   }
   return out;
@@ -343,7 +359,7 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
   const maxLength = options.maxLength ?? 32 * 1024 * 1024;
   if (typeof text !== "string") throw new ParseError("input is not a string", 1, 1);
   if (text.length > maxLength) throw new ParseError(`input longer than ${maxLength} characters`, 1, 1);
-  const openMetrics = options.openMetrics ?? /^# EOF[ \t]*\r?$/m.test(text);
+  const openMetrics = options.openMetrics ?? false;
   const families = new Map<string, FamilyState>();
   const order: MetricFamily[] = [];
 
@@ -358,6 +374,7 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
   };
 
   const ownerCache = new Map<string, FamilyState>();
+  const seen = new Set<string>();
   const lines = text.split("\n");
   for (let index = 0; index < lines.length; index++) {
     // Tolerate CRLF (and stray CRs) at line ends.
@@ -367,7 +384,7 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
     if (cursor.atEnd()) continue;
 
     if (cursor.peek() === "#") {
-      if (/^#[ \t]*EOF[ \t]*$/.test(line.trim())) break;
+      if (openMetrics && /^#[ \t]*EOF[ \t]*$/.test(line.trim())) break;
       cursor.pos++;
       cursor.skipBlanks();
       const keyword = cursor.readToken();
@@ -385,7 +402,7 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
       const state = familyFor(name);
       if (keyword === "HELP") {
         if (state.family.help !== undefined) cursor.fail(`second HELP line for '${name}'`, nameAt);
-        state.family.help = unescapeHelp(cursor, rest, cursor.pos);
+        state.family.help = unescapeHelp(rest);
       } else if (keyword === "TYPE") {
         const type = rest.trim();
         if (!METRIC_TYPES.has(type)) cursor.fail(`unknown metric type ${JSON.stringify(type)}`);
@@ -446,6 +463,13 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
       sample.exemplar = exemplar;
     }
 
+    // A series seen before in this exposition keeps its first value: the Prometheus server stores the
+    // first sample for a series and timestamp and rejects the rest (prometheus_target_scrapes_sample_
+    // duplicate_timestamp_total); adding them up would double a gauge.
+    const key = seriesKey(name, labels);
+    if (seen.has(key)) continue;
+    seen.add(key);
+
     // Owner lookups are cached per sample name (histograms repeat `_bucket` names many times);
     // HELP/TYPE/UNIT lines clear the cache, since a new or newly typed family can change owners.
     let state = ownerCache.get(name);
@@ -457,6 +481,19 @@ export function parseExposition(text: string, options: ParseOptions = {}): Metri
     state.family.samples.push(sample);
   }
   return order;
+}
+
+/** Identity of a series: its name and its labels in name order (label order in the text is free). */
+function seriesKey(name: string, labels: Record<string, string>): string {
+  const names = Object.keys(labels);
+  if (names.length > 1) names.sort();
+  // Length-prefixed, so no name or label value (quoted ones may hold any character) can collide.
+  let key = `${name.length}:${name}`;
+  for (const label of names) {
+    const value = labels[label] as string;
+    key += `|${label.length}:${label}${value.length}:${value}`;
+  }
+  return key;
 }
 
 const ALL_SUFFIXES: readonly string[] = [...new Set(Object.values(FAMILY_SUFFIXES).flat())];
