@@ -17,6 +17,8 @@ export interface OperatorConfig {
   opsPort: number;
   scrapeIntervalSeconds: number;
   scrapeTimeoutSeconds: number;
+  /** Engine scrapes in flight at once across all ModelDeployments. */
+  scrapeConcurrency: number;
   concurrency: number;
   images: { vllm?: string; tensorrtLlm?: string };
   /**
@@ -97,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     opsPort: integer(env, "GPUFLEET_OPS_PORT", 8081, 0, 65535),
     scrapeIntervalSeconds,
     scrapeTimeoutSeconds: integer(env, "GPUFLEET_SCRAPE_TIMEOUT_SECONDS", Math.min(3, scrapeIntervalSeconds), 1, 60),
+    scrapeConcurrency: integer(env, "GPUFLEET_SCRAPE_CONCURRENCY", 32, 1, 1024),
     // Reconciles are bound by API round trips, not CPU (sim/bench/operator-scale.ts): 8 in flight by default.
     concurrency: integer(env, "GPUFLEET_CONCURRENCY", 8, 1, 64),
     images: {

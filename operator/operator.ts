@@ -1,4 +1,4 @@
-import type { KubeConfig, V1Deployment, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { KubeConfig, V1Deployment, V1Node, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "./api/modeldeployment.js";
 import { AutoscalerLoop } from "./autoscaler/loop.js";
 import type { OperatorConfig } from "./config.js";
@@ -60,12 +60,23 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
       ...namespaces,
     }),
     nodes: new Informer<V1Node & KubeObject>(client, { apiVersion: "v1", kind: "Node", name: "nodes" }),
+    // The link Pod -> ReplicaSet -> Deployment by which the autoscaler knows a pod is the workload's.
+    replicaSets: new Informer<V1ReplicaSet & KubeObject>(client, {
+      apiVersion: "apps/v1",
+      kind: "ReplicaSet",
+      name: "replicasets",
+      labelSelector: SELECTOR_LABEL,
+      ...namespaces,
+    }),
   };
   // Each refers to the other only from callbacks that run after both exist.
   const autoscaler: AutoscalerLoop = new AutoscalerLoop({
     client,
     modelDeployments: informers.modelDeployments,
     pods: informers.pods,
+    replicaSets: informers.replicaSets,
+    deployments: informers.deployments,
+    globalScrapeConcurrency: config.scrapeConcurrency,
     intervalMs: config.scrapeIntervalSeconds * 1000,
     scrapeTimeoutMs: config.scrapeTimeoutSeconds * 1000,
     events,

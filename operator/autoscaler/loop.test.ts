@@ -1,6 +1,12 @@
-import { describe, expect, it } from "vitest";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { V1Pod } from "@kubernetes/client-node";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ModelDeployment } from "../api/modeldeployment.js";
 import { modelDeployment } from "../controller/testing.js";
-import { policyConfig, replicaTokenCapacity } from "./loop.js";
+import type { Informer } from "../runtime/informer.js";
+import type { KubeClient, KubeObject } from "../runtime/kube-client.js";
+import { AutoscalerLoop, type AutoscalerLoopOptions, policyConfig, replicaTokenCapacity } from "./loop.js";
 import { tokenUtilizationTargetForTtft } from "./ttft-objective.js";
 
 const spec = {
@@ -52,5 +58,64 @@ describe("policyConfig token headroom", () => {
 
   it("keeps the 2 s-goal headroom when no objective is declared", () => {
     expect(policyConfig(withAutoscaling({})).tokenUtilizationTarget).toBe(tokenUtilizationTargetForTtft(2));
+  });
+});
+
+describe("AutoscalerLoop target selection", () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => { s.closeAllConnections(); s.close(() => resolve()); })));
+  });
+  async function engine(waiting: number, hits: { count: number }): Promise<number> {
+    const server = createServer((_req, res) => {
+      hits.count++;
+      res.end(`vllm:kv_cache_usage_perc{model_name="llama"} 0.1\nvllm:num_requests_waiting{model_name="llama"} ${waiting}\nvllm:num_requests_running{model_name="llama"} 1\n`);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return (server.address() as AddressInfo).port;
+  }
+  const informer = <T extends KubeObject>(items: T[]) => ({ list: (filter?: (item: T) => boolean) => (filter ? items.filter(filter) : items) }) as unknown as Informer<T>;
+  const enginePod = (name: string, port: number, controller?: { kind: string; uid: string }): V1Pod & KubeObject => ({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name,
+      namespace: "team-a",
+      uid: `${name}-uid`,
+      creationTimestamp: "1970-01-01T00:00:00Z" as unknown as Date & string,
+      labels: { "gpufleet.io/model-deployment": "llama", "inference.networking.k8s.io/engine-type": "vllm" },
+      ...(controller ? { ownerReferences: [{ apiVersion: "apps/v1", kind: controller.kind, name: "x", uid: controller.uid, controller: true }] } : {}),
+    },
+    spec: { containers: [{ name: "engine", image: "vllm", ports: [{ name: "http", containerPort: port }] }] },
+    status: { phase: "Running", podIP: "127.0.0.1", conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date(0) }] },
+  });
+
+  it("scrapes only pods owned through ReplicaSet -> Deployment -> the ModelDeployment's uid, not a tenant's labelled pod", async () => {
+    const ownHits = { count: 0 };
+    const tenantHits = { count: 0 };
+    const md = { ...modelDeployment("llama", { ...spec, replicas: 1 }), status: { plan } } as ModelDeployment & KubeObject;
+    const deployment = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "llama", namespace: "team-a", uid: "deploy-uid", ownerReferences: [{ apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", name: "llama", uid: md.metadata.uid as string, controller: true }] } };
+    const replicaSet = { apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: "llama-abc", namespace: "team-a", uid: "rs-uid", ownerReferences: [{ apiVersion: "apps/v1", kind: "Deployment", name: "llama", uid: "deploy-uid", controller: true }] } };
+    const pods = [
+      enginePod("llama-abc-1", await engine(0, ownHits), { kind: "ReplicaSet", uid: "rs-uid" }),
+      // The tenant's own pod, labelled like the workload's, reporting a huge queue from an address of its choosing.
+      enginePod("tenant", await engine(10_000, tenantHits)),
+    ];
+    const patches: unknown[] = [];
+    const loop = new AutoscalerLoop({
+      client: { patch: async (...args: unknown[]) => void patches.push(args) } as unknown as KubeClient,
+      modelDeployments: informer([md]),
+      pods: informer(pods),
+      replicaSets: informer([replicaSet as KubeObject]),
+      deployments: informer([deployment as KubeObject]),
+      intervalMs: 1000,
+      scrapeTimeoutMs: 2000,
+    } as AutoscalerLoopOptions);
+    const decision = await loop.evaluate(md, "team-a/llama");
+    expect(ownHits.count).toBe(1);
+    expect(tenantHits.count).toBe(0);
+    expect(decision.signals.requestsWaiting).toBe(0);
+    expect(patches).toEqual([]);
   });
 });

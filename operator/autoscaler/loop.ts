@@ -1,11 +1,12 @@
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION, PLURAL, type ModelDeployment } from "../api/modeldeployment.js";
 import type { AutoscalerView, EventSink } from "../controller/controller.js";
-import { desiredReplicas, SELECTOR_LABEL } from "../controller/reconcile-plan.js";
+import { desiredReplicas } from "../controller/reconcile-plan.js";
 import { resolveArchitecture } from "../controller/sizing.js";
 import { logger } from "../log/logger.js";
 import { findGpu } from "../planner/gpus.js";
-import { scrapePods, scrapeTargetFromPod, type ScrapeResult } from "../metrics/scrape.js";
+import { podsOwnedByModelDeployment } from "../metrics/owned-pods.js";
+import { ConcurrencyLimiter, scrapePods, scrapeTargetFromPod, type ScrapeResult } from "../metrics/scrape.js";
 import type { Informer } from "../runtime/informer.js";
 import type { KubeClient, KubeObject } from "../runtime/kube-client.js";
 import {
@@ -39,9 +40,15 @@ export interface AutoscalerLoopOptions {
   client: KubeClient;
   modelDeployments: Informer<ModelDeployment & KubeObject>;
   pods: Informer<V1Pod & KubeObject>;
+  /** With `deployments`, the owner chain that decides which pods are the ModelDeployment's (never a label). */
+  replicaSets: Informer<V1ReplicaSet & KubeObject>;
+  deployments: Informer<V1Deployment & KubeObject>;
   intervalMs: number;
   scrapeTimeoutMs: number;
+  /** Scrapes in flight per ModelDeployment. */
   scrapeConcurrency?: number;
+  /** Scrapes in flight across all ModelDeployments (default 32). */
+  globalScrapeConcurrency?: number;
   events?: EventSink;
   observer?: AutoscalerObserver;
   /** Called when the status should show a new view (the controller re-reconciles the key). */
@@ -134,8 +141,11 @@ export class AutoscalerLoop {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly log = logger.child({ component: "autoscaler" });
+  private readonly scrapeLimiter: ConcurrencyLimiter;
 
-  constructor(private readonly options: AutoscalerLoopOptions) {}
+  constructor(private readonly options: AutoscalerLoopOptions) {
+    this.scrapeLimiter = new ConcurrencyLimiter(options.globalScrapeConcurrency ?? 32);
+  }
 
   start(): void {
     if (this.timer) return;
@@ -181,14 +191,20 @@ export class AutoscalerLoop {
     };
     this.perDeployment.set(key, entry);
 
-    const pods = this.options.pods.list(
-      (pod) => pod.metadata?.namespace === md.metadata.namespace && pod.metadata?.labels?.[SELECTOR_LABEL] === md.metadata.name,
-    );
+    const namespace = md.metadata.namespace;
+    const inNamespace = (object: KubeObject) => object.metadata?.namespace === namespace;
+    const pods = podsOwnedByModelDeployment({
+      owner: md,
+      pods: this.options.pods.list(inNamespace),
+      replicaSets: this.options.replicaSets.list(inNamespace),
+      deployments: this.options.deployments.list(inNamespace),
+    });
     const targets = pods
       .map((pod) => scrapeTargetFromPod(pod, md.spec.model.name))
       .filter((target): target is NonNullable<typeof target> => !!target && target.ready);
     const results = await scrapePods(targets, {
       concurrency: this.options.scrapeConcurrency ?? 8,
+      limiter: this.scrapeLimiter,
       timeoutMs: this.options.scrapeTimeoutMs,
       now: () => this.options.now?.() ?? Date.now(),
     });

@@ -8,6 +8,7 @@ import {
   type ModelDeployment,
   type ModelDeploymentStatus,
 } from "../api/modeldeployment.js";
+import { boundStatus } from "../api/status-bounds.js";
 import type { OperatorConfig } from "../config.js";
 import { logger } from "../log/logger.js";
 import { renderWorkload } from "../render/index.js";
@@ -315,7 +316,7 @@ export class ModelDeploymentController {
     const planned = withheld
       ? withheldStatus(modelDeployment, plan.status, withheld.withheld, this.options.now?.() ?? new Date())
       : plan.status;
-    const status: ModelDeploymentStatus = { ...planned, ...(autoscaler ? { autoscaler } : {}) };
+    const status: ModelDeploymentStatus = boundStatus({ ...planned, ...(autoscaler ? { autoscaler } : {}) });
     if (!isDeepStrictEqual(status, modelDeployment.status ?? {})) await this.writeStatus(modelDeployment, status, log);
 
     const events = withheld

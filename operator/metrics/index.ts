@@ -3,3 +3,4 @@ export * from "./engines.js";
 export * from "./exposition.js";
 export * from "./prometheus-source.js";
 export * from "./scrape.js";
+export * from "./owned-pods.js";

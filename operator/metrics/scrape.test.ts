@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { type ScrapeTarget, scrapePods, scrapeTargetFromPod } from "./scrape.js";
+import { ConcurrencyLimiter, type ScrapeTarget, scrapePods, scrapeTargetFromPod } from "./scrape.js";
 
 const VLLM_TEXT = [
   "# TYPE vllm:num_requests_running gauge",
@@ -147,6 +147,90 @@ describe("scrapePods", () => {
     expect(results.every((r) => r.ok)).toBe(true);
     expect(results.map((r) => r.target.podName)).not.toContain("p4");
     expect(maxInFlight).toBe(3);
+  });
+});
+
+describe("a hostile engine cannot steer the scraper", () => {
+  it("does not follow a redirect: the scrape fails with kind redirect and the other address is never asked", async () => {
+    let elsewhereAsked = 0;
+    const elsewhere = await serve((_req, res) => {
+      elsewhereAsked++;
+      res.end(VLLM_TEXT);
+    });
+    for (const status of [301, 302, 307, 308]) {
+      const port = await serve((_req, res) => {
+        res.writeHead(status, { location: `http://127.0.0.1:${elsewhere}/metrics` });
+        res.end();
+      });
+      const [result] = await scrapePods([target(port)], { concurrency: 1, timeoutMs: 2000 });
+      expect(result).toMatchObject({ ok: false, error: { kind: "redirect", httpStatus: status } });
+    }
+    expect(elsewhereAsked).toBe(0);
+  });
+
+  it("never puts response bytes into the error message, whatever fails", async () => {
+    const secret = "SECRET-from-the-engine";
+    const bodies = [
+      `vllm:num_requests_waiting{model_name="m"} ${secret}\n`, // parse error on a value
+      `<html>${secret}</html>\n`, // not Prometheus text
+      `vllm:kv_cache_usage_perc{model_name="${secret}"} 0.5\n`, // metrics error naming seen models
+      `vllm:kv_cache_usage_perc{model_name="m",x="${secret}"} 0.5\nvllm:kv_cache_usage_perc{model_name="${secret}"} 0.5\n`, // several models
+      `vllm:kv_cache_usage_perc{model_name="m"} 0.5\n${secret}{ 1\n`, // a broken line
+    ];
+    for (const body of bodies) {
+      const port = await serve((_req, res) => res.end(body));
+      const [result] = await scrapePods([target(port)], { concurrency: 1, timeoutMs: 2000 });
+      expect(result?.ok).toBe(false);
+      if (result?.ok === false) {
+        expect(result.error.message).not.toContain(secret);
+        expect(result.error.message).not.toContain("127.0.0.1"); // the status names the pod, not addresses
+        expect(result.error.message.length).toBeLessThan(120);
+      }
+    }
+    const headerPort = await serve((_req, res) => {
+      res.writeHead(500, secret, { "x-reason": secret });
+      res.end(secret);
+    });
+    const [failed] = await scrapePods([target(headerPort)], { concurrency: 1, timeoutMs: 2000 });
+    expect(failed).toMatchObject({ ok: false, error: { kind: "http-status", message: "HTTP 500" } });
+  });
+
+  it("keeps a global bound on scrapes in flight across callers sharing a limiter", async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const port = await serve((_req, res) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.end(VLLM_TEXT);
+      }, 30);
+    });
+    const limiter = new ConcurrencyLimiter(4);
+    // Three ModelDeployments, each allowed 3 of its own at once: 9 without the shared bound.
+    const calls = ["a", "b", "c"].map((md) =>
+      scrapePods(
+        Array.from({ length: 6 }, (_, i) => target(port, { podName: `${md}-${i}` })),
+        { concurrency: 3, timeoutMs: 5000, limiter },
+      ),
+    );
+    const results = (await Promise.all(calls)).flat();
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(maxInFlight).toBe(4);
+    expect(limiter.inFlight).toBe(0);
+  });
+
+  it("reads # EOF as a comment unless the Content-Type says OpenMetrics", async () => {
+    const lines = VLLM_TEXT.split("\n");
+    const body = [lines[0], lines[1], "# EOF", ...lines.slice(2)].join("\n");
+    const plain = await serve((_req, res) => res.end(body));
+    const openMetrics = await serve((_req, res) => {
+      res.setHeader("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8");
+      res.end(body);
+    });
+    const results = await scrapePods([target(plain), target(openMetrics)], { concurrency: 2, timeoutMs: 2000 });
+    expect(results[0]).toMatchObject({ ok: true, sample: { requestsWaiting: 5 } });
+    expect(results[1]).toMatchObject({ ok: false, error: { kind: "metrics" } });
   });
 });
 

@@ -12,7 +12,7 @@ import {
   engineKindFromLabel,
   normalizeEngineMetrics,
 } from "./engines.js";
-import { ParseError, parseExposition } from "./exposition.js";
+import { isOpenMetricsContentType, ParseError, parseExposition } from "./exposition.js";
 
 export const MODEL_DEPLOYMENT_LABEL = "gpufleet.io/model-deployment";
 export const ENGINE_TYPE_LABEL = "inference.networking.k8s.io/engine-type";
@@ -31,8 +31,20 @@ export interface ScrapeTarget {
   ready: boolean;
 }
 
-export type ScrapeErrorKind = "timeout" | "http-status" | "network" | "parse" | "metrics" | "too-large";
+export type ScrapeErrorKind =
+  | "timeout"
+  | "http-status"
+  | "redirect"
+  | "network"
+  | "parse"
+  | "metrics"
+  | "too-large";
 
+/**
+ * A failed scrape. `message` is ours alone — the kind, numbers, positions and our own metric names —
+ * never bytes from the response (body, headers, label values): the tenant's engine writes those, and
+ * the message goes to the ModelDeployment's status, which the tenant reads, and to the operator's log.
+ */
 export class ScrapeError extends Error {
   override readonly name = "ScrapeError";
   constructor(
@@ -50,14 +62,43 @@ export type ScrapeResult =
   | { target: ScrapeTarget; ok: false; error: ScrapeError };
 
 export interface ScrapeOptions {
-  /** Scrapes in flight at once (at least 1). */
+  /** Scrapes in flight at once for this call (at least 1). */
   concurrency: number;
   /** Deadline for one scrape, from connect to the last body byte. */
   timeoutMs: number;
   /** Responses larger than this are refused (default 8 MiB; a vLLM /metrics is ~100 KiB). */
   maxBodyBytes?: number;
+  /** A bound shared by every caller (all ModelDeployments): a scrape waits for a slot before it starts. */
+  limiter?: ConcurrencyLimiter;
   /** Clock for scrapedAtMs (tests). */
   now?: () => number;
+}
+
+/** A counting semaphore: at most `limit` tasks run at once, the others wait in FIFO order. */
+export class ConcurrencyLimiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly limit: number) {
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a whole number >= 1, got ${limit}`);
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      // The slot passes straight to the next waiter, so `active` never dips and lets a newcomer jump the queue.
+      if (next) next();
+      else this.active--;
+    }
+  }
 }
 
 export function scrapeUrl(target: ScrapeTarget): string {
@@ -87,7 +128,7 @@ async function readBody(response: Response, maxBytes: number): Promise<string> {
 /** Scrapes one target. Never throws: every failure is returned as a ScrapeError. */
 export async function scrapeTarget(
   target: ScrapeTarget,
-  options: Omit<ScrapeOptions, "concurrency">,
+  options: Omit<ScrapeOptions, "concurrency" | "limiter">,
 ): Promise<ScrapeResult> {
   const now = options.now ?? Date.now;
   const url = scrapeUrl(target);
@@ -100,15 +141,23 @@ export async function scrapeTarget(
   try {
     const response = await fetch(url, {
       signal: controller.signal,
+      // A redirect would let the engine image point the operator at any address it can reach.
+      redirect: "manual",
       headers: { accept: "text/plain;version=0.0.4;q=0.9,*/*;q=0.1" },
     });
+    if (response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new ScrapeError("redirect", `HTTP ${response.status}; redirects are not followed`, response.status);
+    }
     if (!response.ok) {
       await response.body?.cancel().catch(() => undefined);
-      throw new ScrapeError("http-status", `GET ${url}: HTTP ${response.status}`, response.status);
+      throw new ScrapeError("http-status", `HTTP ${response.status}`, response.status);
     }
     const text = await readBody(response, options.maxBodyBytes ?? 8 * 1024 * 1024);
     const scrapedAtMs = now();
-    const families = parseExposition(text);
+    const families = parseExposition(text, {
+      openMetrics: isOpenMetricsContentType(response.headers.get("content-type")),
+    });
     const sample = normalizeEngineMetrics(families, {
       engine: target.engine,
       scrapedAtMs,
@@ -116,32 +165,33 @@ export async function scrapeTarget(
     });
     return { target, ok: true, sample };
   } catch (error) {
-    return { target, ok: false, error: classify(error, url, timedOut, options.timeoutMs) };
+    return { target, ok: false, error: classify(error, timedOut, options.timeoutMs) };
   } finally {
     clearTimeout(timer);
   }
 }
 
-function classify(error: unknown, url: string, timedOut: boolean, timeoutMs: number): ScrapeError {
+/** Maps any failure to a kind and a message built only from our own words and numbers. */
+function classify(error: unknown, timedOut: boolean, timeoutMs: number): ScrapeError {
   if (timedOut)
-    return new ScrapeError(
-      "timeout",
-      `GET ${url}: no complete response within ${timeoutMs} ms`,
-      undefined,
-      error,
-    );
+    return new ScrapeError("timeout", `no complete response within ${timeoutMs} ms`, undefined, error);
   if (error instanceof ScrapeError) return error;
   if (error instanceof ParseError)
-    return new ScrapeError("parse", `GET ${url}: ${error.message}`, undefined, error);
+    // The position only: the parser's own message quotes the offending text.
+    return new ScrapeError("parse", `not Prometheus text at line ${error.line}, column ${error.column}`, undefined, error);
   if (error instanceof EngineMetricsError)
-    return new ScrapeError("metrics", `GET ${url}: ${error.message}`, undefined, error);
-  const reason =
-    error instanceof Error
-      ? error.cause instanceof Error
-        ? error.cause.message
-        : error.message
-      : String(error);
-  return new ScrapeError("network", `GET ${url}: ${reason}`, undefined, error);
+    // `metric` is one of our configured names (ENGINE_METRIC_NAMES); the message may quote label values.
+    return new ScrapeError("metrics", `${error.kind} ${error.metric}`.trim(), undefined, error);
+  return new ScrapeError("network", networkCode(error), undefined, error);
+}
+
+/** The system error code (ECONNREFUSED, EHOSTUNREACH, ...) of a failed fetch, or a fixed phrase. */
+function networkCode(error: unknown): string {
+  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 4; cause = cause.cause, depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string" && /^[A-Z][A-Z0-9_]{1,39}$/.test(code)) return code;
+  }
+  return "connection failed";
 }
 
 /**
@@ -160,7 +210,9 @@ export async function scrapePods(
       const index = next++;
       const target = ready[index];
       if (target === undefined) return;
-      results[index] = await scrapeTarget(target, options);
+      results[index] = options.limiter
+        ? await options.limiter.run(() => scrapeTarget(target, options))
+        : await scrapeTarget(target, options);
     }
   };
   const workers = Math.max(1, Math.min(Math.floor(options.concurrency), ready.length));

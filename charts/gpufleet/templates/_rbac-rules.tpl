@@ -40,6 +40,11 @@ deletes them, not the operator).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+# ReplicaSets: read only, the link Pod -> ReplicaSet -> Deployment by which the autoscaler knows a pod
+# is its ModelDeployment's (by owner uid, never by a label a tenant can put on any pod).
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list", "watch"]
 # Events: what the operator did and why, shown by `kubectl describe modeldeployment`.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
