@@ -115,7 +115,44 @@ describe("ModelDeployment admission by the real API server", () => {
     ["missing served model name", withSpec((s) => delete s.model.name), "spec.model.name: Required value"],
     ["unknown field (a typo)", withSpec((s) => (s.gpu = { tensorParalelism: 2 })), 'unknown field "spec.gpu.tensorParalelism"', 400],
     ["negative replicas", withSpec((s) => (s.replicas = -1)), "spec.replicas in body should be greater than or equal to 0"],
+    // Managed engine flags smuggled in other spellings (operator/api/engine-args.ts; render refuses the same).
+    ["engine args with an underscore spelling", withSpec((s) => (s.engine = { args: ["--tensor_parallel_size=4"] })), "engine.args must not set flags the operator manages"],
+    ["engine args with the -tp alias", withSpec((s) => (s.engine = { args: ["-tp=4"] })), "engine.args must not set flags the operator manages"],
+    ["engine args with a prefix abbreviation", withSpec((s) => (s.engine = { args: ["--tensor-parallel=4"] })), "engine.args must not set flags the operator manages"],
+    ["engine args with a --config file", withSpec((s) => (s.engine = { args: ["--config=/etc/flags.yaml"] })), "engine.args must not set flags the operator manages"],
+    ["engine args with a bare positional model", withSpec((s) => (s.engine = { args: ["--enforce-eager", "evil/model"] })), "never a positional argument"],
+    ["engine args with an upper-case spelling", withSpec((s) => (s.engine = { args: ["--MAX_MODEL_LEN=1"] })), "engine.args must not set flags the operator manages"],
+    // Every string, list and map is bounded.
+    ["a token Secret key over 253 characters", withSpec((s) => (s.model.source.huggingFace.tokenSecretRef = { name: "hf", key: "k".repeat(254) })), "spec.model.source.huggingFace.tokenSecretRef.key: Too long"],
+    ["a token Secret name that is no DNS name", withSpec((s) => (s.model.source.huggingFace.tokenSecretRef = { name: "HF_Token" })), "spec.model.source.huggingFace.tokenSecretRef.name in body should match"],
+    ["an env name over 256 characters", withSpec((s) => (s.engine = { env: [{ name: "A".repeat(257), value: "1" }] })), "spec.engine.env[0].name: Too long"],
+    ["an env value over 32 KiB", withSpec((s) => (s.engine = { env: [{ name: "A", value: "x".repeat(32769) }] })), "spec.engine.env[0].value: Too long"],
+    ["an env valueFrom with two sources", withSpec((s) => (s.engine = { env: [{ name: "A", valueFrom: { fieldRef: { fieldPath: "metadata.name" }, secretKeyRef: { name: "s", key: "k" } } }] })), "valueFrom takes exactly one of"],
+    ["an env valueFrom with an unknown source", withSpec((s) => (s.engine = { env: [{ name: "A", valueFrom: { fileKeyRef: { path: "/etc/passwd" } } }] })), 'unknown field "spec.engine.env[0].valueFrom.fileKeyRef"', 400],
+    ["more than 65 env variables", withSpec((s) => (s.engine = { env: Array.from({ length: 65 }, (_, i) => ({ name: `V${i}`, value: "1" })) })), "spec.engine.env: Too many"],
+    ["a toleration key over 316 characters", withSpec((s) => (s.placement = { tolerations: [{ key: "k".repeat(317), operator: "Exists" }] })), "spec.placement.tolerations[0].key: Too long"],
+    ["a toleration value over 63 characters", withSpec((s) => (s.placement = { tolerations: [{ key: "k", value: "v".repeat(64) }] })), "spec.placement.tolerations[0].value: Too long"],
+    ["negative tolerationSeconds", withSpec((s) => (s.placement = { tolerations: [{ key: "k", effect: "NoExecute", tolerationSeconds: -1 }] })), "spec.placement.tolerations[0].tolerationSeconds in body should be greater than or equal to 0"],
+    ["more than 32 nodeSelector labels", withSpec((s) => (s.placement = { nodeSelector: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, "v"])) })), "spec.placement.nodeSelector: Too many"],
+    ["a nodeSelector key over 316 characters", withSpec((s) => (s.placement = { nodeSelector: { ["k".repeat(317)]: "v" } })), "nodeSelector keys are label keys, at most 316 characters"],
+    ["a nodeSelector value over 63 characters", withSpec((s) => (s.placement = { nodeSelector: { zone: "v".repeat(64) } })), "Too long"],
+    ["an affinity with 9 node selector terms", withSpec((s) => (s.placement = { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: Array.from({ length: 9 }, () => ({ matchExpressions: [{ key: "a", operator: "Exists" }] })) } } } })), "nodeSelectorTerms: Too many"],
+    ["an affinity with an unknown field", withSpec((s) => (s.placement = { affinity: { nodeAffinity: {}, blob: "x".repeat(1000) } })), 'unknown field "spec.placement.affinity.blob"', 400],
   ];
+
+  it.each([
+    ["a name longer than a Service name (64 characters)", `m${"a".repeat(63)}`],
+    ["a name with a dot, which a Service name cannot have", "llama-3.1-8b"],
+    ["a name starting with a digit", "8b-llama"],
+  ])("refuses %s at admission, not at render time", async (_title, name) => {
+    const result = await create(name, valid);
+    expect(result.code).toBe(422);
+    expect(result.message).toContain("metadata.name must be a DNS-1035 label");
+  });
+
+  it("accepts engine args written as flags with their values after '='", async () => {
+    expect(await create("good-args", withSpec((s) => (s.engine = { args: ["--enable-prefix-caching", "--max-num-seqs=128", "--port-range-start=9000"] })))).toEqual({ code: 201, message: "" });
+  });
 
   it.each(malformed)("refuses %s", async (title, spec, expected, status = 422) => {
     const result = await create(`bad-${title.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 40).replace(/-$/, "")}`, spec);

@@ -140,6 +140,16 @@ export function modelDeploymentCrd(): JsonSchema {
               description:
                 "A large-language-model inference service on NVIDIA GPUs: gpufleet sizes it, places it on a fitting GPU pool, runs it with vLLM or TensorRT-LLM and scales it on KV-cache pressure and queue depth.",
               required: ["spec"],
+              "x-kubernetes-validations": [
+                {
+                  // The name is the Deployment's, the Service's (a DNS-1035 label: no dots) and a label value (63).
+                  rule: "size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                  message:
+                    "metadata.name must be a DNS-1035 label: at most 63 lower-case letters, digits and '-', starting with a letter and not ending with '-' (no dots: it names the Service)",
+                  reason: "FieldValueInvalid",
+                  fieldPath: ".metadata.name",
+                },
+              ],
               properties: {
                 apiVersion: { type: "string", description: "API version of this object." },
                 kind: { type: "string", description: "Kind of this object." },

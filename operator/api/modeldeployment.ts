@@ -1,5 +1,6 @@
 import { Type, type Static } from "@sinclair/typebox";
-import { IntOrAuto, OpaqueObject, StringEnum, StringMap, withCel } from "./schema-helpers.js";
+import { ENGINE_ARGS_CEL_MESSAGE, engineArgsCelRule } from "./engine-args.js";
+import { IntOrAuto, IntOrString, StringEnum, StringMap, withCel } from "./schema-helpers.js";
 
 /**
  * The `ModelDeployment` API (gpufleet.io/v1alpha1): the one source of truth. The TypeScript types below
@@ -25,25 +26,26 @@ export type KvCacheDtype = (typeof KV_CACHE_DTYPES)[number];
 export const ENGINES = ["vllm", "tensorrt-llm"] as const;
 export type EngineKind = (typeof ENGINES)[number];
 
-/** Flags the operator derives from the plan; setting them in `engine.args` would contradict it. */
-export const OPERATOR_MANAGED_ENGINE_FLAGS = [
-  "--model",
-  "--served-model-name",
-  "--tensor-parallel-size",
-  "--tp_size",
-  "--max-model-len",
-  "--max_seq_len",
-  "--gpu-memory-utilization",
-  "--port",
-  "--host",
-] as const;
+
+/** A DNS-1123 subdomain: Secret, ConfigMap and PersistentVolumeClaim names. */
+const DNS_SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/** A key in a Secret or ConfigMap. */
+const CONFIG_KEY = "^[-._a-zA-Z0-9]+$";
+/** A label key or taint key: an optional DNS prefix and '/', then a name of at most 63 characters. */
+const QUALIFIED_NAME_MAX = 316;
+const objectRef = (kind: string) =>
+  Type.String({ minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN, description: `Name of the ${kind} in the same namespace.` });
+const configKey = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 253, pattern: CONFIG_KEY, description });
 
 const secretKeyRef = (description: string) =>
   Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 253, description: "Name of the Secret in the same namespace." }),
+    name: objectRef("Secret"),
     key: Type.String({
       minLength: 1,
+      maxLength: 253,
+      pattern: CONFIG_KEY,
       default: "token",
       description: "Key in the Secret that holds the Hugging Face access token.",
     }),
@@ -76,7 +78,7 @@ const HuggingFaceSource = Type.Object(
 
 const PvcSource = Type.Object(
   {
-    claimName: Type.String({ minLength: 1, maxLength: 253, description: "PersistentVolumeClaim in the same namespace." }),
+    claimName: objectRef("PersistentVolumeClaim"),
     path: Type.String({
       pattern: "^/",
       maxLength: 1024,
@@ -174,11 +176,60 @@ const ModelSpec = Type.Object(
   { description: "The model to serve." },
 );
 
+const KeyRef = (kind: string) =>
+  Type.Object(
+    {
+      name: objectRef(kind),
+      key: configKey(`Key in the ${kind}.`),
+      optional: Type.Optional(Type.Boolean({ description: `Whether the ${kind} or its key may be missing.` })),
+    },
+    { description: `A key of a ${kind} in the same namespace.` },
+  );
+
+const EnvVarSource = withCel(
+  Type.Object(
+    {
+      secretKeyRef: Type.Optional(KeyRef("Secret")),
+      configMapKeyRef: Type.Optional(KeyRef("ConfigMap")),
+      fieldRef: Type.Optional(
+        Type.Object(
+          {
+            apiVersion: Type.Optional(Type.String({ maxLength: 64, description: "Version of the schema fieldPath is written in." })),
+            fieldPath: Type.String({ minLength: 1, maxLength: 256, description: "Field of the pod, e.g. metadata.name or status.podIP." }),
+          },
+          { description: "A field of the pod." },
+        ),
+      ),
+      resourceFieldRef: Type.Optional(
+        Type.Object(
+          {
+            containerName: Type.Optional(Type.String({ maxLength: 63, description: "Container whose resource is read." })),
+            resource: Type.String({ minLength: 1, maxLength: 64, description: "Resource, e.g. limits.memory." }),
+            divisor: Type.Optional(
+              withCel(IntOrString({ description: "Unit of the value, e.g. 1Mi." }), [
+                { rule: "size(string(self)) <= 64", message: "divisor is a quantity of at most 64 characters" },
+              ]),
+            ),
+          },
+          { description: "A resource limit or request of a container." },
+        ),
+      ),
+    },
+    { description: "A core/v1 EnvVarSource: exactly one of secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef." },
+  ),
+  [
+    {
+      rule: "[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef), has(self.resourceFieldRef)].filter(x, x).size() == 1",
+      message: "valueFrom takes exactly one of secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef",
+    },
+  ],
+);
+
 const EnvVar = Type.Object(
   {
-    name: Type.String({ minLength: 1, pattern: "^[-._a-zA-Z][-._a-zA-Z0-9]*$", description: "Variable name." }),
-    value: Type.Optional(Type.String({ description: "Literal value." })),
-    valueFrom: Type.Optional(OpaqueObject({ description: "A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, …)." })),
+    name: Type.String({ minLength: 1, maxLength: 256, pattern: "^[-._a-zA-Z][-._a-zA-Z0-9]*$", description: "Variable name." }),
+    value: Type.Optional(Type.String({ maxLength: 32768, description: "Literal value." })),
+    valueFrom: Type.Optional(EnvVarSource),
   },
   { description: "An environment variable, as in a core/v1 container." },
 );
@@ -194,17 +245,21 @@ const EngineSpec = Type.Object(
     ),
     args: Type.Optional(
       withCel(
-        Type.Array(Type.String({ maxLength: 4096 }), {
+        Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), {
           maxItems: 128,
-          description: "Extra engine arguments, appended after the ones the operator derives from the plan.",
+          description:
+            "Extra engine arguments, appended after the ones the operator derives from the plan. Each entry is one flag with its value after '=' (--max-num-seqs=128); flags the operator manages are refused in any spelling or abbreviation.",
         }),
-        [
-          {
-            rule: `self.all(a, !(${OPERATOR_MANAGED_ENGINE_FLAGS.map((f) => `a == '${f}' || a.startsWith('${f}=')`).join(" || ")}))`,
-            message: `engine.args must not set flags the operator manages (${OPERATOR_MANAGED_ENGINE_FLAGS.join(", ")}); use the matching spec fields`,
-          },
-        ],
+        [{ rule: engineArgsCelRule(), message: ENGINE_ARGS_CEL_MESSAGE }],
       ),
+    ),
+    runAsUser: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 2147483647,
+        description:
+          "User id the engine runs as. Default 1000: the engines run as any non-root user (HOME is an emptyDir), which the restricted Pod Security Standard requires. 0 runs the image as root; a namespace enforcing restricted then refuses the pods (the Ready condition says so).",
+      }),
     ),
     env: Type.Optional(
       Type.Array(EnvVar, {
@@ -323,29 +378,136 @@ const AutoscalingSpec = withCel(
 
 const Toleration = Type.Object(
   {
-    key: Type.Optional(Type.String({ description: "Taint key; empty with operator Exists matches all." })),
+    key: Type.Optional(Type.String({ maxLength: QUALIFIED_NAME_MAX, description: "Taint key; empty with operator Exists matches all." })),
     operator: Type.Optional(StringEnum(["Exists", "Equal"] as const, { description: "Exists or Equal (default)." })),
-    value: Type.Optional(Type.String({ description: "Taint value for operator Equal." })),
+    value: Type.Optional(Type.String({ maxLength: 63, description: "Taint value for operator Equal." })),
     effect: Type.Optional(
       StringEnum(["NoSchedule", "PreferNoSchedule", "NoExecute"] as const, { description: "Taint effect to tolerate." }),
     ),
-    tolerationSeconds: Type.Optional(Type.Integer({ description: "For NoExecute: how long the pod stays bound." })),
+    tolerationSeconds: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 31_536_000, description: "For NoExecute: how long the pod stays bound." }),
+    ),
   },
   { description: "A core/v1 Toleration." },
 );
 
+// A core/v1 Affinity, with every list and string bounded (an opaque object could hold megabytes).
+const labelKey = (description: string) => Type.String({ minLength: 1, maxLength: QUALIFIED_NAME_MAX, description });
+const labelValues = Type.Array(Type.String({ maxLength: 63 }), { maxItems: 64, description: "Values (label values)." });
+
+const NodeSelectorRequirement = Type.Object(
+  {
+    key: labelKey("Node label key (or field name for matchFields)."),
+    operator: StringEnum(["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"] as const, { description: "How key and values relate." }),
+    values: Type.Optional(labelValues),
+  },
+  { description: "A core/v1 NodeSelectorRequirement." },
+);
+
+const NodeSelectorTerm = Type.Object(
+  {
+    matchExpressions: Type.Optional(Type.Array(NodeSelectorRequirement, { maxItems: 16, description: "Requirements on node labels." })),
+    matchFields: Type.Optional(Type.Array(NodeSelectorRequirement, { maxItems: 16, description: "Requirements on node fields." })),
+  },
+  { description: "A core/v1 NodeSelectorTerm: all its requirements hold." },
+);
+
+const LabelSelector = Type.Object(
+  {
+    matchLabels: Type.Optional(
+      withCel(StringMap({ maxProperties: 32, valueMaxLength: 63, description: "Labels that must all be present." }), [
+        { rule: `self.all(k, size(k) <= ${QUALIFIED_NAME_MAX})`, message: `label keys are at most ${QUALIFIED_NAME_MAX} characters` },
+      ]),
+    ),
+    matchExpressions: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            key: labelKey("Label key."),
+            operator: StringEnum(["In", "NotIn", "Exists", "DoesNotExist"] as const, { description: "How key and values relate." }),
+            values: Type.Optional(labelValues),
+          },
+          { description: "A label selector requirement." },
+        ),
+        { maxItems: 16, description: "Requirements on labels." },
+      ),
+    ),
+  },
+  { description: "A metav1.LabelSelector." },
+);
+
+const PodAffinityTerm = Type.Object(
+  {
+    labelSelector: Type.Optional(LabelSelector),
+    namespaceSelector: Type.Optional(LabelSelector),
+    namespaces: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 16, description: "Namespaces the selector applies to." })),
+    topologyKey: labelKey("Node label whose equal values form one topology domain (e.g. kubernetes.io/hostname)."),
+    matchLabelKeys: Type.Optional(Type.Array(labelKey("Pod label key."), { maxItems: 16, description: "Pod label keys merged into labelSelector." })),
+    mismatchLabelKeys: Type.Optional(Type.Array(labelKey("Pod label key."), { maxItems: 16, description: "Pod label keys excluded from labelSelector." })),
+  },
+  { description: "A core/v1 PodAffinityTerm." },
+);
+
+const weight = Type.Integer({ minimum: 1, maximum: 100, description: "Weight, 1 to 100." });
+
+const PodAffinity = (description: string) =>
+  Type.Object(
+    {
+      requiredDuringSchedulingIgnoredDuringExecution: Type.Optional(
+        Type.Array(PodAffinityTerm, { maxItems: 8, description: "Terms that must hold." }),
+      ),
+      preferredDuringSchedulingIgnoredDuringExecution: Type.Optional(
+        Type.Array(Type.Object({ weight, podAffinityTerm: PodAffinityTerm }, { description: "A weighted term." }), {
+          maxItems: 8,
+          description: "Terms preferred, by weight.",
+        }),
+      ),
+    },
+    { description },
+  );
+
+const Affinity = Type.Object(
+  {
+    nodeAffinity: Type.Optional(
+      Type.Object(
+        {
+          requiredDuringSchedulingIgnoredDuringExecution: Type.Optional(
+            Type.Object(
+              { nodeSelectorTerms: Type.Array(NodeSelectorTerm, { maxItems: 8, description: "Terms ORed together." }) },
+              { description: "A core/v1 NodeSelector." },
+            ),
+          ),
+          preferredDuringSchedulingIgnoredDuringExecution: Type.Optional(
+            Type.Array(Type.Object({ weight, preference: NodeSelectorTerm }, { description: "A weighted term." }), {
+              maxItems: 16,
+              description: "Terms preferred, by weight.",
+            }),
+          ),
+        },
+        { description: "A core/v1 NodeAffinity." },
+      ),
+    ),
+    podAffinity: Type.Optional(PodAffinity("A core/v1 PodAffinity.")),
+    podAntiAffinity: Type.Optional(PodAffinity("A core/v1 PodAntiAffinity.")),
+  },
+  { description: "A core/v1 Affinity merged with the GPU product affinity the operator sets; every list bounded." },
+);
+
 const PlacementSpec = Type.Object(
   {
-    nodeSelector: Type.Optional(StringMap({ description: "Extra node labels the pods must match." })),
+    nodeSelector: Type.Optional(
+      withCel(
+        StringMap({ maxProperties: 32, valueMaxLength: 63, description: "Extra node labels the pods must match (32 at most)." }),
+        [{ rule: `self.all(k, size(k) <= ${QUALIFIED_NAME_MAX})`, message: `nodeSelector keys are label keys, at most ${QUALIFIED_NAME_MAX} characters` }],
+      ),
+    ),
     tolerations: Type.Optional(
       Type.Array(Toleration, {
         maxItems: 32,
         description: "Extra tolerations; the nvidia.com/gpu toleration is always added.",
       }),
     ),
-    affinity: Type.Optional(
-      OpaqueObject({ description: "A core/v1 Affinity merged with the GPU product affinity the operator sets." }),
-    ),
+    affinity: Type.Optional(Affinity),
   },
   { default: {}, description: "Where the pods may run, on top of the GPU pool the operator picks." },
 );
@@ -437,7 +599,7 @@ const AutoscalerStatus = Type.Object(
     requestsRunning: Type.Optional(Type.Number({ description: "Requests running, summed over ready replicas." })),
     scrapedReplicas: Type.Optional(Type.Integer({ description: "Replicas whose metrics were read." })),
     desiredReplicas: Type.Optional(Type.Integer({ description: "Replicas the policy asked for." })),
-    reason: Type.Optional(Type.String({ description: "Why, in words." })),
+    reason: Type.Optional(Type.String({ maxLength: 1024, description: "Why, in words." })),
     ttftWithinTarget: Type.Optional(
       Type.Number({
         description:

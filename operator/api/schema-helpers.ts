@@ -13,12 +13,16 @@ export function StringEnum<const Values extends readonly string[]>(
   return Type.Unsafe<Values[number]>({ ...options, type: "string", enum: [...values] });
 }
 
-/** A string-to-string map (`additionalProperties`, which CRDs accept, instead of `patternProperties`). */
-export function StringMap(options: SchemaOptions = {}): TUnsafe<Record<string, string>> {
+/**
+ * A string-to-string map (`additionalProperties`, which CRDs accept, instead of `patternProperties`);
+ * `valueMaxLength` bounds each value (keys are bounded by a CEL rule: CRDs have no `propertyNames`).
+ */
+export function StringMap(options: SchemaOptions & { valueMaxLength?: number } = {}): TUnsafe<Record<string, string>> {
+  const { valueMaxLength, ...rest } = options;
   return Type.Unsafe<Record<string, string>>({
-    ...options,
+    ...rest,
     type: "object",
-    additionalProperties: { type: "string" },
+    additionalProperties: { type: "string", ...(valueMaxLength === undefined ? {} : { maxLength: valueMaxLength }) },
   });
 }
 
@@ -30,6 +34,11 @@ export function OpaqueObject<T = Record<string, unknown>>(options: SchemaOptions
 /** `auto` or a whole number, as Kubernetes' int-or-string. */
 export function IntOrAuto(options: SchemaOptions = {}): TUnsafe<number | "auto"> {
   return Type.Unsafe<number | "auto">({ ...options, "x-kubernetes-int-or-string": true });
+}
+
+/** A whole number or a string (a Kubernetes quantity such as `1Mi`), as int-or-string. */
+export function IntOrString(options: SchemaOptions = {}): TUnsafe<number | string> {
+  return Type.Unsafe<number | string>({ ...options, "x-kubernetes-int-or-string": true });
 }
 
 /** One CEL rule with the message a person sees when an object breaks it. */

@@ -7,7 +7,8 @@ import type {
   V1Toleration,
 } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
-import { OPERATOR_MANAGED_ENGINE_FLAGS, type ModelDeploymentSpec } from "../api/modeldeployment.js";
+import { managedFlagIn } from "../api/engine-args.js";
+import type { ModelDeploymentSpec } from "../api/modeldeployment.js";
 import { ManagedEngineFlagError, RenderError } from "./errors.js";
 import type { ResolvedPlan } from "./types.js";
 
@@ -23,7 +24,16 @@ export const HTTP_PORT_NAME = "http";
 export const HEALTH_PATH = "/health";
 
 export const MODELS_MOUNT_PATH = "/models";
-export const HF_CACHE_MOUNT_PATH = "/root/.cache/huggingface";
+/**
+ * The engine's home: an emptyDir, writable by the non-root user the pod runs as (the images' own home,
+ * /root, is not). HOME points here so the engines' caches (~/.cache/vllm, ~/.triton, …) land in it;
+ * the Hugging Face cache lives inside it.
+ */
+export const ENGINE_HOME = "/home/gpufleet";
+export const HF_CACHE_MOUNT_PATH = ENGINE_HOME;
+export const HF_HOME = `${ENGINE_HOME}/.cache/huggingface`;
+/** Who the engine runs as unless spec.engine.runAsUser says otherwise: any non-root uid works with HOME set. */
+export const DEFAULT_ENGINE_UID = 1000;
 export const SHM_MOUNT_PATH = "/dev/shm";
 export const VOLUME_NAMES = { shm: "dshm", hfCache: "hf-cache", models: "models" } as const;
 
@@ -84,21 +94,21 @@ function flagName(argument: string): string | undefined {
 }
 
 /**
- * Refuses user arguments that would override what the operator set. The CRD already rejects the flags
- * in OPERATOR_MANAGED_ENGINE_FLAGS; the renderer defends again (objects may predate the rule, or be
- * created with validation off) and also knows each engine's aliases and spellings (`normalize`).
+ * Refuses user arguments that would override what the operator set, by the rule the CRD applies at
+ * admission (operator/api/engine-args.ts: shared managed flags in any spelling, alias or abbreviation;
+ * no positional arguments), plus the flags this engine rendered for this spec (`managedFlags`, e.g.
+ * `--quantization`), which admission cannot know. The renderer checks again because objects may predate
+ * the rule or be created with validation off. `normalize` maps an engine's own aliases first.
  */
 export function assertNoManagedFlags(
   userArgs: readonly string[],
   managedFlags: readonly string[],
   normalize: (flag: string) => string = (flag) => flag,
 ): void {
-  const managed = new Map<string, string>();
-  for (const flag of [...OPERATOR_MANAGED_ENGINE_FLAGS, ...managedFlags]) managed.set(normalize(flag), flag);
   for (const argument of userArgs) {
     const name = flagName(argument);
-    if (name === undefined) continue;
-    const collides = managed.get(normalize(name));
+    const aliased = name === undefined ? argument : `${normalize(name)}${argument.slice(name.length)}`;
+    const collides = managedFlagIn(aliased, managedFlags) ?? managedFlagIn(argument, managedFlags);
     if (collides !== undefined) throw new ManagedEngineFlagError(argument, collides);
   }
 }

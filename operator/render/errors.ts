@@ -31,7 +31,7 @@ export class ManagedEngineFlagError extends RenderError {
   ) {
     super(
       "ManagedEngineFlag",
-      `engine.args entry "${argument}" sets ${managedFlag}, which the operator manages; use the matching spec field instead`,
+      `engine.args entry "${argument.length > 80 ? `${argument.slice(0, 80)}…` : argument}" sets ${managedFlag}, which the operator manages; use the matching spec field instead`,
     );
   }
 }

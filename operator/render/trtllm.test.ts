@@ -92,9 +92,9 @@ describe("trtllm-serve arguments", () => {
 
   it("appends the user's arguments after the operator's", () => {
     const args =
-      container(seventyB({}, { args: ["--max_batch_size", "64", "--trust_remote_code"] }), seventyBPlan)
+      container(seventyB({}, { args: ["--max_batch_size=64", "--trust_remote_code"] }), seventyBPlan)
         .args ?? [];
-    expect(args.slice(-3)).toEqual(["--max_batch_size", "64", "--trust_remote_code"]);
+    expect(args.slice(-2)).toEqual(["--max_batch_size=64", "--trust_remote_code"]);
   });
 
   it("refuses object-store sources, which trtllm-serve cannot load, with a typed error", () => {
@@ -120,10 +120,13 @@ describe("trtllm-serve managed flags", () => {
       ["--extra_llm_api_options", "--extra_llm_api_options"],
       ["--backend", "--backend"],
       ["--port", "--port"],
+      ["--tp=2", "--tp_size"],
+      ["--extra-llm", "--extra_llm_api_options"],
+      ["/models/other", "a positional argument (write flags with their value after '=')"],
     ];
     for (const [argument, managedFlag] of cases) {
       const render = () =>
-        renderWorkload({ modelDeployment: seventyB({}, { args: [argument, "1"] }), plan: seventyBPlan });
+        renderWorkload({ modelDeployment: seventyB({}, { args: [argument] }), plan: seventyBPlan });
       expect(render).toThrowError(ManagedEngineFlagError);
       expect(render).toThrowError(expect.objectContaining({ managedFlag, argument }));
     }

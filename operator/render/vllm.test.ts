@@ -62,9 +62,9 @@ describe("vLLM arguments", () => {
 
   it("appends the user's arguments after the operator's", () => {
     const args = vllmArgs(
-      llama8b({ engine: { args: ["--enable-prefix-caching", "--max-num-seqs", "128"] } }),
+      llama8b({ engine: { args: ["--enable-prefix-caching", "--max-num-seqs=128"] } }),
     );
-    expect(args.slice(-3)).toEqual(["--enable-prefix-caching", "--max-num-seqs", "128"]);
+    expect(args.slice(-2)).toEqual(["--enable-prefix-caching", "--max-num-seqs=128"]);
     expect(args.indexOf("--enable-prefix-caching")).toBeGreaterThan(args.indexOf("--host"));
   });
 
@@ -138,15 +138,15 @@ describe("vLLM managed flags", () => {
 
   it("refuses user arguments that override a flag the operator derives, in any spelling", () => {
     const cases: [string[], string][] = [
-      [["--tensor-parallel-size", "4"], "--tensor-parallel-size"],
+      [["--tensor-parallel-size"], "--tensor-parallel-size"],
       [["--tensor-parallel-size=4"], "--tensor-parallel-size"],
-      [["-tp", "4"], "--tensor-parallel-size"],
-      [["--max_model_len", "100000"], "--max-model-len"],
+      [["-tp=4"], "--tensor-parallel-size"],
+      [["--max_model_len=100000"], "--max-model-len"],
       [["--gpu-memory-utilization=0.99"], "--gpu-memory-utilization"],
-      [["--port", "9999"], "--port"],
+      [["--port=9999"], "--port"],
       [["--host=::"], "--host"],
-      [["--model", "other/model"], "--model"],
-      [["--served-model-name", "gpt-4"], "--served-model-name"],
+      [["--model=other/model"], "--model"],
+      [["--served-model-name=gpt-4"], "--served-model-name"],
     ];
     for (const [args, managedFlag] of cases) {
       const render = rendering(["--enable-prefix-caching", ...args]);
@@ -158,21 +158,44 @@ describe("vLLM managed flags", () => {
   });
 
   it("refuses overriding a conditional flag only when the operator set it", () => {
-    expect(rendering(["--quantization", "bitsandbytes"], { quantization: "fp8" })).toThrowError(
+    expect(rendering(["--quantization=bitsandbytes"], { quantization: "fp8" })).toThrowError(
       expect.objectContaining({ managedFlag: "--quantization" }),
     );
-    expect(rendering(["-q", "bitsandbytes"], { quantization: "fp8" })).toThrowError(RenderError);
-    expect(rendering(["--quantization", "bitsandbytes"], { quantization: "none" })).not.toThrow();
-    expect(rendering(["--kv-cache-dtype", "fp8"], { kvCacheDtype: "fp8_e5m2" })).toThrowError(
+    expect(rendering(["-q=bitsandbytes"], { quantization: "fp8" })).toThrowError(RenderError);
+    expect(rendering(["--quantization=bitsandbytes"], { quantization: "none" })).not.toThrow();
+    expect(rendering(["--kv-cache-dtype=fp8"], { kvCacheDtype: "fp8_e5m2" })).toThrowError(
       ManagedEngineFlagError,
     );
   });
 
   it("does not mistake values or unrelated flags for managed ones", () => {
-    expect(rendering(["--port-range-start", "9000", "--hostname-override=x"])).not.toThrow();
+    expect(rendering(["--port-range-start=9000", "--hostname-override=x"])).not.toThrow();
     expect(
-      rendering(["--max-num-seqs", "256", "--max-num-batched-tokens=8192", "--enable-chunked-prefill"]),
+      rendering(["--max-num-seqs=256", "--max-num-batched-tokens=8192", "--enable-chunked-prefill"]),
     ).not.toThrow();
+  });
+
+  it("refuses smuggled spellings: underscores, short aliases, prefix abbreviations, --config files, positionals", () => {
+    const cases: [string, string][] = [
+      ["--tensor_parallel_size=4", "--tensor-parallel-size"],
+      ["-tp=4", "--tensor-parallel-size"],
+      ["--tensor-parallel=4", "--tensor-parallel-size"],
+      ["--tensor=4", "--tensor-parallel-size"],
+      ["--served-model=gpt-4", "--served-model-name"],
+      ["--max-model=99999", "--max-model-len"],
+      ["--gpu_memory=0.99", "--gpu-memory-utilization"],
+      ["--config=/tmp/flags.yaml", "--config"],
+      ["--pipeline-parallel-size=2", "--pipeline-parallel-size"],
+      ["-pp=2", "--pp"],
+      ["--MODEL=other", "--model"],
+      ["other/model", "a positional argument (write flags with their value after '=')"],
+      ["--", "the end of options ('-' or '--' alone)"],
+    ];
+    for (const [argument, managedFlag] of cases) {
+      expect(rendering(["--enable-prefix-caching", argument]), argument).toThrowError(
+        expect.objectContaining({ reason: "ManagedEngineFlag", managedFlag, argument }),
+      );
+    }
   });
 
   it("compares flags in vLLM's canonical spelling", () => {
