@@ -166,3 +166,22 @@ describe("observedGeneration: a ModelDeployment that is not served never looks r
     expect(withheldStatus(md, planned, { ...withheld, message: "x".repeat(5000) }, now).conditions![0]!.message.length).toBeLessThanOrEqual(1024);
   });
 });
+
+describe("pods the API server refuses", () => {
+  it("says in Ready and Degraded that a namespace's Pod Security level refuses the pods, with the API server's reason", () => {
+    const deployment = deploymentWith({ replicas: 0, readyReplicas: 0, updatedReplicas: 0 });
+    deployment.status!.conditions = [
+      {
+        type: "ReplicaFailure",
+        status: "True",
+        reason: "FailedCreate",
+        message: 'pods "chat-7d9f-x" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true (pod or container "engine" must set securityContext.runAsNonRoot=true)',
+      },
+    ];
+    const result = planReconcile(observe(llama8b(), { deployment }), deps);
+    const ready = result.status.conditions!.find((c) => c.type === "Ready")!;
+    expect(ready).toMatchObject({ status: "False", reason: "PodSecurityForbidden" });
+    expect(ready.message).toContain('violates PodSecurity "restricted:latest"');
+    expect(result.status.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "PodSecurityForbidden" });
+  });
+});

@@ -61,6 +61,24 @@ export interface Unsizable {
 
 export const SELECTOR_LABEL = "gpufleet.io/model-deployment";
 
+/**
+ * Why the API server refuses to create the engine pods, from the Deployment's ReplicaFailure condition
+ * (the ReplicaSet controller's FailedCreate, copied up): a namespace enforcing a Pod Security level the
+ * pods do not meet, a quota, an admission policy. Reason PodSecurityForbidden when it is Pod Security.
+ */
+export function podsRefused(deployment: V1Deployment | undefined): { reason: string; message: string } | undefined {
+  const failure = deployment?.status?.conditions?.find((c) => c.type === "ReplicaFailure" && c.status === "True");
+  if (!failure) return undefined;
+  const detail = failure.message ?? failure.reason ?? "no reason given";
+  const podSecurity = /violates PodSecurity/.test(detail);
+  return {
+    reason: podSecurity ? "PodSecurityForbidden" : "PodsRefused",
+    message: `the API server refuses the engine pods: ${detail}${
+      podSecurity ? " (the namespace's pod-security.kubernetes.io/enforce level; spec.engine.runAsUser 0 runs as root, which restricted refuses)" : ""
+    }`,
+  };
+}
+
 /** Replicas the workload should run: the spec, held inside [min, max] while the autoscaler owns it. */
 export function desiredReplicas(modelDeployment: ModelDeployment): number {
   const { replicas, autoscaling } = modelDeployment.spec;
@@ -195,6 +213,7 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
       { type: "Degraded", status: "True", reason: blocked.reason, message: blocked.message },
     );
   } else {
+    const refused = podsRefused(deployment);
     if (wanted === 0)
       conditions.push({
         type: "Ready",
@@ -216,6 +235,7 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
         reason: "PartiallyReady",
         message: `${readyReplicas}/${wanted} replicas ready; serving on those`,
       });
+    else if (refused) conditions.push({ type: "Ready", status: "False", ...refused });
     else
       conditions.push({
         type: "Ready",
@@ -247,6 +267,7 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
         reason: blocked.reason,
         message: `the new spec cannot be applied, the previous workload keeps running: ${blocked.message}`,
       });
+    else if (refused && readyReplicas < wanted) conditions.push({ type: "Degraded", status: "True", ...refused });
     else if (unschedulable.length)
       conditions.push({
         type: "Degraded",

@@ -6,6 +6,7 @@ import type {
   V1ObjectMeta,
   V1OwnerReference,
   V1PodDisruptionBudget,
+  V1PodSecurityContext,
   V1Probe,
   V1Service,
   V1Toleration,
@@ -23,7 +24,10 @@ import {
   ENGINE_CONTAINER_NAME,
   GPU_RESOURCE,
   HEALTH_PATH,
+  DEFAULT_ENGINE_UID,
+  ENGINE_HOME,
   HF_CACHE_MOUNT_PATH,
+  HF_HOME,
   HTTP_PORT_NAME,
   MODELS_MOUNT_PATH,
   SHM_MOUNT_PATH,
@@ -265,7 +269,11 @@ function engineContainer(
   const { spec } = modelDeployment;
   const gpus = String(plan.gpusPerReplica);
   // spec.engine.env is validated by the CRD as core/v1 EnvVars (valueFrom kept opaque).
-  const env = mergeEnv(parts.env, (spec.engine.env ?? []) as V1EnvVar[]);
+  const homeEnv: V1EnvVar[] = [
+    { name: "HOME", value: ENGINE_HOME },
+    { name: "HF_HOME", value: HF_HOME },
+  ];
+  const env = mergeEnv([...homeEnv, ...parts.env], (spec.engine.env ?? []) as V1EnvVar[]);
   return {
     name: ENGINE_CONTAINER_NAME,
     image: parts.image,
@@ -298,6 +306,25 @@ function engineContainer(
       ),
     },
     volumeMounts: mounts,
+    // What the `restricted` Pod Security Standard asks of a container (runAsNonRoot is set on the pod).
+    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+  };
+}
+
+/**
+ * The pod's security context: non-root (spec.engine.runAsUser, default 1000; 0 runs the image as root,
+ * which a namespace enforcing `restricted` refuses, shown in the Ready condition) and the runtime's
+ * default seccomp profile. fsGroup makes the emptyDirs writable; OnRootMismatch spares a large model
+ * volume a recursive chown at every start.
+ */
+export function podSecurityContext(runAsUser: number): V1PodSecurityContext {
+  return {
+    ...(runAsUser === 0 ? {} : { runAsNonRoot: true }),
+    runAsUser,
+    runAsGroup: runAsUser,
+    fsGroup: runAsUser,
+    fsGroupChangePolicy: "OnRootMismatch",
+    seccompProfile: { type: "RuntimeDefault" },
   };
 }
 
@@ -329,6 +356,9 @@ function renderDeployment(
         spec: {
           // Engines don't read service env vars; in busy namespaces they only bloat the environment.
           enableServiceLinks: false,
+          // The engine never talks to the API server: no token in the pod for a compromised engine to use.
+          automountServiceAccountToken: false,
+          securityContext: podSecurityContext(spec.engine.runAsUser ?? DEFAULT_ENGINE_UID),
           terminationGracePeriodSeconds: spec.serving.terminationGracePeriodSeconds,
           ...(Object.keys(nodeSelector).length ? { nodeSelector: sortedRecord(nodeSelector) } : {}),
           affinity: mergeGpuAffinity(spec.placement.affinity as V1Affinity | undefined, plan.gpuProduct),

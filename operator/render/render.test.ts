@@ -326,7 +326,7 @@ describe("renderWorkload: pod template", () => {
     );
     expect(container.volumeMounts).toEqual([
       { name: "dshm", mountPath: "/dev/shm" },
-      { name: "hf-cache", mountPath: "/root/.cache/huggingface" },
+      { name: "hf-cache", mountPath: "/home/gpufleet" },
     ]);
   });
 
@@ -348,12 +348,17 @@ describe("renderWorkload: pod template", () => {
     const container = engineContainerOf(deployment);
     expect(container.volumeMounts).toContainEqual({ name: "models", mountPath: "/models", readOnly: true });
     expect(argValue(container.args, "--model")).toBe("/models/models/in-house-13b");
-    expect(container.env).toBeUndefined();
+    expect(container.env).toEqual([
+      { name: "HOME", value: "/home/gpufleet" },
+      { name: "HF_HOME", value: "/home/gpufleet/.cache/huggingface" },
+    ]);
   });
 
   it("reads the Hugging Face token from its Secret as HF_TOKEN, then appends the user's env", () => {
     const md = llama8b({ engine: { env: [{ name: "VLLM_LOGGING_LEVEL", value: "DEBUG" }] } });
     expect(engineContainerOf(renderWorkload({ modelDeployment: md, plan: plan() }).deployment).env).toEqual([
+      { name: "HOME", value: "/home/gpufleet" },
+      { name: "HF_HOME", value: "/home/gpufleet/.cache/huggingface" },
       { name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: "hf-token", key: "token" } } },
       { name: "VLLM_LOGGING_LEVEL", value: "DEBUG" },
     ]);
@@ -463,5 +468,25 @@ describe("renderWorkload: server-side apply hygiene", () => {
     };
     walk(workload, "workload");
     expect(problems).toEqual([]);
+  });
+});
+
+describe("engine pod powers", () => {
+  it("runs the engine as the restricted Pod Security Standard asks: non-root, no escalation, no capabilities, RuntimeDefault seccomp, no API token", () => {
+    for (const engine of ["vllm", "tensorrt-llm"] as const) {
+      const deployment = renderWorkload({ modelDeployment: llama8b({ engine: { kind: engine } }), plan: plan() }).deployment;
+      const pod = deployment.spec?.template.spec;
+      expect(pod?.automountServiceAccountToken).toBe(false);
+      expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } });
+      expect(pod?.hostNetwork ?? false).toBe(false);
+      expect(engineContainerOf(deployment).securityContext).toEqual({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+      expect(pod?.volumes?.every((volume) => volume.emptyDir ?? volume.persistentVolumeClaim)).toBe(true);
+    }
+  });
+
+  it("runs as root only when spec.engine.runAsUser is 0, and then does not claim runAsNonRoot", () => {
+    const pod = renderWorkload({ modelDeployment: llama8b({ engine: { runAsUser: 0 } }), plan: plan() }).deployment.spec?.template.spec;
+    expect(pod?.securityContext?.runAsUser).toBe(0);
+    expect(pod?.securityContext?.runAsNonRoot).toBeUndefined();
   });
 });
