@@ -121,7 +121,7 @@ describe("ModelDeployment admission by the real API server", () => {
     ["engine args with a prefix abbreviation", withSpec((s) => (s.engine = { args: ["--tensor-parallel=4"] })), "engine.args must not set flags the operator manages"],
     ["engine args with a --config file", withSpec((s) => (s.engine = { args: ["--config=/etc/flags.yaml"] })), "engine.args must not set flags the operator manages"],
     ["engine args with a bare positional model", withSpec((s) => (s.engine = { args: ["--enforce-eager", "evil/model"] })), "never a positional argument"],
-    ["engine args with an upper-case spelling", withSpec((s) => (s.engine = { args: ["--MAX_MODEL_LEN=1"] })), "engine.args must not set flags the operator manages"],
+    ["engine args with a mixed spelling", withSpec((s) => (s.engine = { args: ["--max_model-len=1"] })), "engine.args must not set flags the operator manages"],
     // Every string, list and map is bounded.
     ["a token Secret key over 253 characters", withSpec((s) => (s.model.source.huggingFace.tokenSecretRef = { name: "hf", key: "k".repeat(254) })), "spec.model.source.huggingFace.tokenSecretRef.key: Too long"],
     ["a token Secret name that is no DNS name", withSpec((s) => (s.model.source.huggingFace.tokenSecretRef = { name: "HF_Token" })), "spec.model.source.huggingFace.tokenSecretRef.name in body should match"],

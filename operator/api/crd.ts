@@ -147,7 +147,6 @@ export function modelDeploymentCrd(): JsonSchema {
                   message:
                     "metadata.name must be a DNS-1035 label: at most 63 lower-case letters, digits and '-', starting with a letter and not ending with '-' (no dots: it names the Service)",
                   reason: "FieldValueInvalid",
-                  fieldPath: ".metadata.name",
                 },
               ],
               properties: {

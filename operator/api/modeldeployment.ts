@@ -1,6 +1,6 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { ENGINE_ARGS_CEL_MESSAGE, engineArgsCelRule } from "./engine-args.js";
-import { IntOrAuto, IntOrString, StringEnum, StringMap, withCel } from "./schema-helpers.js";
+import { IntOrAuto, StringEnum, StringMap, withCel } from "./schema-helpers.js";
 
 /**
  * The `ModelDeployment` API (gpufleet.io/v1alpha1): the one source of truth. The TypeScript types below
@@ -205,11 +205,7 @@ const EnvVarSource = withCel(
           {
             containerName: Type.Optional(Type.String({ maxLength: 63, description: "Container whose resource is read." })),
             resource: Type.String({ minLength: 1, maxLength: 64, description: "Resource, e.g. limits.memory." }),
-            divisor: Type.Optional(
-              withCel(IntOrString({ description: "Unit of the value, e.g. 1Mi." }), [
-                { rule: "size(string(self)) <= 64", message: "divisor is a quantity of at most 64 characters" },
-              ]),
-            ),
+            divisor: Type.Optional(Type.String({ maxLength: 64, description: "Unit of the value, a quantity such as 1Mi." })),
           },
           { description: "A resource limit or request of a container." },
         ),
@@ -245,8 +241,9 @@ const EngineSpec = Type.Object(
     ),
     args: Type.Optional(
       withCel(
-        Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), {
-          maxItems: 128,
+        // Sizes held to what the API server's CEL cost budget allows for the rule below (48 × 1 KiB).
+        Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), {
+          maxItems: 48,
           description:
             "Extra engine arguments, appended after the ones the operator derives from the plan. Each entry is one flag with its value after '=' (--max-num-seqs=128); flags the operator manages are refused in any spelling or abbreviation.",
         }),

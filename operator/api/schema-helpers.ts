@@ -36,11 +36,6 @@ export function IntOrAuto(options: SchemaOptions = {}): TUnsafe<number | "auto">
   return Type.Unsafe<number | "auto">({ ...options, "x-kubernetes-int-or-string": true });
 }
 
-/** A whole number or a string (a Kubernetes quantity such as `1Mi`), as int-or-string. */
-export function IntOrString(options: SchemaOptions = {}): TUnsafe<number | string> {
-  return Type.Unsafe<number | string>({ ...options, "x-kubernetes-int-or-string": true });
-}
-
 /** One CEL rule with the message a person sees when an object breaks it. */
 export interface CelRule {
   rule: string;

@@ -187,7 +187,6 @@ describe("vLLM managed flags", () => {
       ["--config=/tmp/flags.yaml", "--config"],
       ["--pipeline-parallel-size=2", "--pipeline-parallel-size"],
       ["-pp=2", "--pp"],
-      ["--MODEL=other", "--model"],
       ["other/model", "a positional argument (write flags with their value after '=')"],
       ["--", "the end of options ('-' or '--' alone)"],
     ];
