@@ -219,6 +219,7 @@ const RESOURCES = new Map<string, ResourceInfo>([
   ],
   ["apps/v1|Deployment", { plural: "deployments", namespaced: true }],
   ["apps/v1|StatefulSet", { plural: "statefulsets", namespaced: true }],
+  ["apps/v1|ReplicaSet", { plural: "replicasets", namespaced: true }],
   ["v1|Service", { plural: "services", namespaced: true }],
   ["policy/v1|PodDisruptionBudget", { plural: "poddisruptionbudgets", namespaced: true }],
   ["v1|Pod", { plural: "pods", namespaced: true }],
