@@ -169,6 +169,7 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
         "/services: get,list,watch,create,patch",
         "policy/poddisruptionbudgets: get,list,watch,create,patch",
         "/pods: get,list,watch",
+        "apps/replicasets: list,watch",
         "events.k8s.io/events: create,patch",
       ].sort(),
     );
