@@ -614,7 +614,7 @@ export const ModelDeploymentStatusSchema = Type.Object(
     observedGeneration: Type.Optional(
       Type.Integer({
         description:
-          "The last generation whose workload (Deployment, Service, PodDisruptionBudget) the operator applied. It equals metadata.generation only while that spec is served; when the operator cannot write it (NameConflict, ApplyFailed, no GPU fits, an old object being replaced) it stays at the last generation served, or is absent, and the conditions (each with the current generation) say why.",
+          "The last generation whose workload (Deployment, Service, PodDisruptionBudget) the operator applied. It equals metadata.generation only while that spec is served; when the operator cannot write it (NameConflict, ApplyFailed, no GPU fits, an object of the same name still being deleted) it stays at the last generation served, or is absent, and the conditions (each with the current generation) say why.",
       }),
     ),
     conditions: Type.Optional(

@@ -260,7 +260,7 @@ describe("ModelDeploymentController ownership against a fake API server", () => 
     expect((fake.getObject(servicePath) as { spec: { selector: unknown } }).spec.selector).toEqual({ app: "web" });
   });
 
-  it("replaces the objects of a deleted ModelDeployment of the same name: deletes each with its uid as a precondition, then creates them owned by the live uid", async () => {
+  it("takes over the objects of a deleted ModelDeployment of the same name, each apply carrying the object's uid as a precondition", async () => {
     const deadRef = { apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", name: "web", uid: "uid-dead", controller: true, blockOwnerDeletion: true };
     const leftover = (apiVersion: string, kind: string) => ({
       apiVersion,
@@ -277,8 +277,11 @@ describe("ModelDeploymentController ownership against a fake API server", () => 
       () => [servicePath, deploymentPath, pdbPath].every((path) => ownerUid(path) === "uid-live"),
       "the workload re-created under the live owner",
     );
-    const deletes = fake.requests.filter((r) => r.method === "DELETE" && r.path === servicePath);
-    expect(deletes[0]?.body).toMatchObject({ preconditions: { uid: oldService.metadata?.uid } });
+    // The same object, not a new one: no delete, the apply named its uid.
+    expect((fake.getObject(servicePath) as KubeObject).metadata?.uid).toBe(oldService.metadata?.uid);
+    expect(fake.requests.filter((r) => r.method === "DELETE")).toEqual([]);
+    const applies = fake.requests.filter((r) => r.method === "PATCH" && r.path === servicePath);
+    expect(applies[0]?.body).toMatchObject({ metadata: { uid: oldService.metadata?.uid } });
     await waitFor(() => statusOf()?.observedGeneration === 1, "observedGeneration once served");
     expect(statusOf()?.conditions?.find((c) => c.type === "Ready")?.reason).not.toBe("NameConflict");
   });

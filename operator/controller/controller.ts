@@ -15,7 +15,6 @@ import { renderWorkload } from "../render/index.js";
 import type { Informer } from "../runtime/informer.js";
 import {
   FIELD_MANAGER,
-  isConflict,
   isNotFound,
   KubeApiError,
   pathFor,
@@ -337,9 +336,9 @@ export class ModelDeploymentController {
   /**
    * Writes the workload only over objects this ModelDeployment controls. Each object is read by name first
    * (a consistent GET, not the label-filtered cache) and judged by `guardWorkload`: foreign objects refuse
-   * the whole workload (NameConflict), objects left by a deleted namesake are deleted with their uid as a
-   * precondition and re-created on the next pass, and every apply over an existing object carries that
-   * object's uid, so an object replaced since the read fails the apply instead of being taken over.
+   * the whole workload (NameConflict); objects left by a deleted namesake are taken over (the apply replaces
+   * the dead owner reference); every apply over an existing object carries that object's uid, so an object
+   * deleted or replaced since the read fails the apply instead of being taken over.
    */
   private async writeWorkload(
     modelDeployment: ModelDeployment & KubeObject,
@@ -364,28 +363,14 @@ export class ModelDeploymentController {
     }
     if (guard.action === "wait")
       return { withheld: { reason: "WaitingForDeletion", message: guard.message, progressing: true }, requeueAfterMs: 2_000 };
-    if (guard.action === "replace") {
+    if (guard.takeOver.length) {
       // The dead owner's uid is not this ModelDeployment's: confirm against the API server (not the cache,
       // which may be behind a delete and re-create) that this ModelDeployment is the one that lives.
       const live = await client.get<ModelDeployment>(pathFor({ apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, namespace, name }));
-      if (live.metadata.uid !== owner.uid) return { withheld: { reason: "WaitingForDeletion", message: "this ModelDeployment was re-created; catching up", progressing: true }, requeueAfterMs: 1_000 };
-      for (const stale of guard.stale) {
-        const object = objects.find((o) => o.kind === stale.kind)!;
-        log.info({ kind: stale.kind, staleUid: stale.uid }, "deleting an object left by a deleted ModelDeployment of the same name");
-        try {
-          await client.delete(pathFor({ apiVersion: object.apiVersion!, kind: stale.kind, namespace, name: stale.name }), {
-            propagationPolicy: "Background",
-            preconditions: { uid: stale.uid, ...(stale.resourceVersion ? { resourceVersion: stale.resourceVersion } : {}) },
-          });
-        } catch (error) {
-          // Gone already, or changed since the read (409): the next pass reads it again.
-          if (!isNotFound(error) && !isConflict(error)) throw error;
-        }
-      }
-      return {
-        withheld: { reason: "ReplacingStaleObjects", message: `replacing ${guard.stale.map((s) => `${s.kind} ${s.name}`).join(", ")} left by a deleted ModelDeployment of the same name`, progressing: true },
-        requeueAfterMs: 1_000,
-      };
+      if (live.metadata.uid !== owner.uid)
+        return { withheld: { reason: "WaitingForDeletion", message: "this ModelDeployment was deleted or re-created; catching up", progressing: true }, requeueAfterMs: 1_000 };
+      for (const object of guard.takeOver)
+        log.info({ kind: object.kind, deadOwnerUid: object.deadOwnerUid }, "taking over an object left by a deleted ModelDeployment of the same name");
     }
     const uidOf = new Map(guard.objects.map((o) => [o.kind, o.uid]));
     const write = (object: KubeObject) => {

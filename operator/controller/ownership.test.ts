@@ -40,7 +40,7 @@ describe("ownershipVerdict", () => {
 
   it("calls stale gpufleet's object left by a deleted ModelDeployment of the same name, and only that", () => {
     const leftover = object({ labels: { [SELECTOR_LABEL]: "web" }, ownerReferences: [mdRef("uid-dead")] });
-    expect(ownershipVerdict(leftover, owner)).toEqual({ verdict: "stale", uid: "svc-uid", resourceVersion: "7", deadOwnerUid: "uid-dead" });
+    expect(ownershipVerdict(leftover, owner)).toEqual({ verdict: "stale", uid: "svc-uid", deadOwnerUid: "uid-dead" });
     // Another ModelDeployment's name on the reference, no gpufleet label, or a label for another name: foreign.
     expect(ownershipVerdict(object({ labels: { [SELECTOR_LABEL]: "web" }, ownerReferences: [mdRef("uid-a", "a")] }), owner).verdict).toBe("foreign");
     expect(ownershipVerdict(object({ ownerReferences: [mdRef("uid-dead")] }), owner).verdict).toBe("foreign");
@@ -73,6 +73,7 @@ describe("guardWorkload", () => {
         { kind: "Service", name: "web", uid: "svc-uid" },
         { kind: "Deployment", name: "web", uid: undefined },
       ],
+      takeOver: [],
     });
   });
 
@@ -89,10 +90,14 @@ describe("guardWorkload", () => {
     expect(guard.action === "refuse" && guard.message).toMatch(/^Service web \(no controller.*\) already exists and is not owned by this ModelDeployment/);
   });
 
-  it("replaces stale objects before applying, and waits for objects being deleted", () => {
-    expect(guardWorkload([{ kind: "Service", name: "web", observed: leftover }, { kind: "Deployment", name: "web", observed: ours }], owner)).toEqual({
-      action: "replace",
-      stale: [{ kind: "Service", name: "web", uid: "svc-uid", resourceVersion: "7" }],
+  it("takes over the objects of a dead namesake with their uid as a precondition, and waits for objects being deleted", () => {
+    expect(guardWorkload([{ kind: "Service", name: "web", observed: leftover }, { kind: "Deployment", name: "web", observed: undefined }], owner)).toEqual({
+      action: "apply",
+      objects: [
+        { kind: "Service", name: "web", uid: "svc-uid" },
+        { kind: "Deployment", name: "web", uid: undefined },
+      ],
+      takeOver: [{ kind: "Service", name: "web", deadOwnerUid: "uid-dead" }],
     });
     const deleting = object({ deletionTimestamp: "2026-01-01T00:00:00Z" });
     expect(guardWorkload([{ kind: "Service", name: "web", observed: deleting }], owner).action).toBe("wait");

@@ -12,7 +12,9 @@ import { SELECTOR_LABEL } from "./reconcile-plan.js";
  *  - stale: gpufleet's object (gpufleet's selector label for this name) whose controller is a ModelDeployment
  *    of the same name but another uid. A namespace holds one ModelDeployment per name, so that owner has been
  *    deleted; the object is left over (the garbage collector has not caught up, e.g. after a control-plane
- *    outage) and is gpufleet's to replace: delete it, with its uid as a precondition, then create it anew.
+ *    outage) and is gpufleet's to take over: a server-side apply by gpufleet's field manager with this
+ *    ModelDeployment's owner reference replaces the dead one (the field manager that wrote it), and the
+ *    object's uid in the applied body is a precondition, so only that very object is taken over.
  *  - terminating: being deleted; wait for it to go.
  *  - foreign: anything else (no controller, another controller, another kind or name of owner, no gpufleet
  *    label). Never written over: the ModelDeployment reports NameConflict.
@@ -20,7 +22,7 @@ import { SELECTOR_LABEL } from "./reconcile-plan.js";
 export type OwnershipVerdict =
   | { verdict: "absent" }
   | { verdict: "owned"; uid: string }
-  | { verdict: "stale"; uid: string; resourceVersion: string | undefined; deadOwnerUid: string }
+  | { verdict: "stale"; uid: string; deadOwnerUid: string }
   | { verdict: "terminating"; uid: string | undefined }
   | { verdict: "foreign"; owner: string };
 
@@ -58,7 +60,7 @@ export function ownershipVerdict(object: KubeObject | undefined, owner: OwnerIde
     controller.uid !== owner.uid &&
     object.metadata?.labels?.[SELECTOR_LABEL] === owner.name
   )
-    return { verdict: "stale", uid, resourceVersion: object.metadata?.resourceVersion, deadOwnerUid: controller.uid };
+    return { verdict: "stale", uid, deadOwnerUid: controller.uid };
   return { verdict: "foreign", owner: describeController(object) };
 }
 
@@ -74,8 +76,13 @@ export interface GuardedObject {
  * object refuses the whole workload, so a ModelDeployment never runs half-wired to someone else's Service.
  */
 export type WorkloadGuard =
-  | { action: "apply"; objects: Array<{ kind: string; name: string; uid: string | undefined }> }
-  | { action: "replace"; stale: Array<{ kind: string; name: string; uid: string; resourceVersion: string | undefined }> }
+  | {
+      action: "apply";
+      /** Each object with the uid an apply over it must carry as a precondition (undefined: create it). */
+      objects: Array<{ kind: string; name: string; uid: string | undefined }>;
+      /** Objects left by a deleted namesake that the apply takes over. */
+      takeOver: Array<{ kind: string; name: string; deadOwnerUid: string }>;
+    }
   | { action: "wait"; message: string }
   | { action: "refuse"; message: string };
 
@@ -93,12 +100,9 @@ export function guardWorkload(objects: readonly GuardedObject[], owner: OwnerIde
       action: "wait",
       message: `waiting for the previous ${terminating.map((v) => `${v.kind} ${v.name}`).join(", ")} to be deleted`,
     };
-  const stale = verdicts.flatMap((v) =>
-    v.verdict === "stale" ? [{ kind: v.kind, name: v.name, uid: v.uid, resourceVersion: v.resourceVersion }] : [],
-  );
-  if (stale.length) return { action: "replace", stale };
   return {
     action: "apply",
-    objects: verdicts.map((v) => ({ kind: v.kind, name: v.name, uid: v.verdict === "owned" ? v.uid : undefined })),
+    objects: verdicts.map((v) => ({ kind: v.kind, name: v.name, uid: v.verdict === "owned" || v.verdict === "stale" ? v.uid : undefined })),
+    takeOver: verdicts.flatMap((v) => (v.verdict === "stale" ? [{ kind: v.kind, name: v.name, deadOwnerUid: v.deadOwnerUid }] : [])),
   };
 }

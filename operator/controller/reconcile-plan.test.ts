@@ -148,7 +148,7 @@ describe("observedGeneration: a ModelDeployment that is not served never looks r
     expect(planReconcile(observe(md), deps).status.observedGeneration).toBe(2);
   });
 
-  it("a withheld workload (name conflict, replacing, refused apply) reports Ready=False with the reason and never the current generation as observed", () => {
+  it("a withheld workload (name conflict, waiting, refused apply) reports Ready=False with the reason and never the current generation as observed", () => {
     const md = llama8b();
     md.metadata.generation = 4;
     const planned = planReconcile(observe(md), deps).status;
@@ -161,8 +161,8 @@ describe("observedGeneration: a ModelDeployment that is not served never looks r
     expect(older.conditions!.find((c) => c.type === "Progressing")).toMatchObject({ status: "False", reason: "NameConflict" });
     md.status = { observedGeneration: 4 };
     expect(withheldStatus(md, planned, withheld, now).observedGeneration).toBeUndefined();
-    const replacing = withheldStatus(md, planned, { reason: "ReplacingStaleObjects", message: "replacing", progressing: true }, now);
-    expect(replacing.conditions!.find((c) => c.type === "Progressing")).toMatchObject({ status: "True", reason: "ReplacingStaleObjects" });
+    const waiting = withheldStatus(md, planned, { reason: "WaitingForDeletion", message: "waiting", progressing: true }, now);
+    expect(waiting.conditions!.find((c) => c.type === "Progressing")).toMatchObject({ status: "True", reason: "WaitingForDeletion" });
     expect(withheldStatus(md, planned, { ...withheld, message: "x".repeat(5000) }, now).conditions![0]!.message.length).toBeLessThanOrEqual(1024);
   });
 });

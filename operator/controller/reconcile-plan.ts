@@ -315,12 +315,12 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
   };
 }
 
-/** Why the controller did not write the planned workload: a name conflict, an old object in the way, a refused apply. */
+/** Why the controller did not write the planned workload: a name conflict, an object being deleted, a refused apply. */
 export interface WithheldWorkload {
-  /** Condition reason: NameConflict, ReplacingStaleObjects, WaitingForDeletion, ApplyFailed. */
+  /** Condition reason: NameConflict, WaitingForDeletion, ApplyFailed. */
   reason: string;
   message: string;
-  /** True while the operator is clearing the way itself (replacing or waiting); false when a person must act. */
+  /** True while the operator waits for something that resolves itself (an object being deleted); false when a person must act. */
   progressing: boolean;
 }
 
