@@ -201,6 +201,7 @@ describe("the operator after a control-plane outage longer than its lease", () =
     expect(port).toBeGreaterThan(0);
     await create("again");
     const old = await waitServed("again", 90_000);
+    const oldDeploymentUid = (await client.get<KubeObject>(`/apis/apps/v1/namespaces/${namespace.name}/deployments/again`)).metadata?.uid;
 
     await cluster.restartComponent("kube-apiserver", OUTAGE_MS);
     // The garbage collector (kube-controller-manager) is not running, as if it had not caught up: the old
@@ -221,14 +222,16 @@ describe("the operator after a control-plane outage longer than its lease", () =
     await waitFor(async () => (await Promise.all(paths.map(ownerOf))).every((uid) => uid === fresh.metadata.uid), {
       timeoutMs: 60_000,
       intervalMs: 250,
-      description: "Deployment, Service and PDB replaced under the new uid",
+      description: "Deployment, Service and PDB taken over by the new uid",
     });
     const replaced = (Date.now() - recreatedAt) / 1000;
+    // Taken over, not re-created: the Deployment (and its running pods) is the one the dead namesake had.
+    expect((await client.get<KubeObject>(paths[0]!)).metadata?.uid).toBe(oldDeploymentUid);
     const current = await readModelDeployment(client, namespace.name, "again");
     expect(condition(current, "Ready")?.reason).not.toBe("NameConflict");
 
     await cluster.startComponent("kube-controller-manager");
     await waitServed("again", 120_000);
-    report(`re-created after the outage: objects of the dead uid replaced ${replaced.toFixed(1)}s after the re-create`);
+    report(`re-created after the outage: objects of the dead uid taken over ${replaced.toFixed(1)}s after the re-create`);
   }, 300_000);
 });
