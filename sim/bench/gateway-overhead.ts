@@ -67,10 +67,15 @@ async function runGateway(addresses: string[]): Promise<void> {
     ready: () => true,
   });
   process.stdout.write(`${JSON.stringify({ port, opsPort: ops.port })}\n`);
+  process.once("SIGTERM", () => process.exit(0));
 }
 
 function spawnRole(args: string[]): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", SELF, ...args], {
+  const profile =
+    process.env.GATEWAY_BENCH_CPU_PROF && args.includes("gateway")
+      ? ["--cpu-prof", "--cpu-prof-dir", process.env.GATEWAY_BENCH_CPU_PROF]
+      : [];
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", SELF, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, GPUFLEET_LOG_LEVEL: "warn" },
   });
@@ -92,6 +97,16 @@ function streamOnce(agent: http.Agent, address: string, body: string): Promise<S
   const [host, port] = address.split(":");
   const started = performance.now();
   return new Promise((resolve) => {
+    let last = 0;
+    let ttftMs = -1;
+    const gapsMs: number[] = [];
+    let settled = false;
+    const settle = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ ttftMs, gapsMs, ok: ok && ttftMs >= 0 });
+    };
     const req = http.request(
       {
         host,
@@ -102,9 +117,6 @@ function streamOnce(agent: http.Agent, address: string, body: string): Promise<S
         headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
       },
       (res) => {
-        let last = 0;
-        let ttftMs = -1;
-        const gapsMs: number[] = [];
         res.on("data", (chunk: Buffer) => {
           const now = performance.now();
           const events = chunk
@@ -117,11 +129,17 @@ function streamOnce(agent: http.Agent, address: string, body: string): Promise<S
             last = now;
           }
         });
-        res.on("end", () => resolve({ ttftMs, gapsMs, ok: res.statusCode === 200 && ttftMs >= 0 }));
-        res.on("error", () => resolve({ ttftMs, gapsMs, ok: false }));
+        res.on("end", () => settle(res.statusCode === 200));
+        res.on("close", () => settle(false));
+        res.on("error", () => settle(false));
       },
     );
-    req.on("error", () => resolve({ ttftMs: -1, gapsMs: [], ok: false }));
+    // A request that has not finished in 30 s counts as failed (the run stays bounded).
+    const timer = setTimeout(() => {
+      req.destroy();
+      settle(false);
+    }, 30_000);
+    req.on("error", () => settle(false));
     req.end(body);
   });
 }
@@ -134,12 +152,15 @@ async function load(
   tokens: number,
 ): Promise<{ samples: Sample[]; sent: number }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
-  const body = JSON.stringify({
-    model: MODEL,
-    prompt: "Summarize the following in one line: the quick brown fox jumps.",
-    max_tokens: tokens,
-    stream: true,
-  });
+  // A distinct prompt per request: no prefix affinity, so the gateway spreads requests over the engines
+  // like the direct path's round-robin, and the comparison measures the proxy, not a routing choice.
+  const body = (i: number) =>
+    JSON.stringify({
+      model: MODEL,
+      prompt: `Request ${i}. Summarize the following in one line: the quick brown fox jumps.`,
+      max_tokens: tokens,
+      stream: true,
+    });
   const warmupMs = 1000;
   const total = Math.round(rate * (seconds + warmupMs / 1000));
   const samples: Promise<Sample>[] = [];
@@ -150,7 +171,7 @@ async function load(
       const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
       while (sent < due) {
         const target = targets[sent % targets.length] as string;
-        const sample = streamOnce(agent, target, body);
+        const sample = streamOnce(agent, target, body(sent));
         if ((sent / rate) * 1000 >= warmupMs) samples.push(sample);
         sent++;
       }
