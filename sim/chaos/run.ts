@@ -1,0 +1,119 @@
+/**
+ * The chaos suite: `npm run chaos [-- --model-deployments 100 --kills 20 --seed 1 --only kill,api,etcd,proxy]`.
+ *
+ * Starts its own local control plane (KWOK GPU nodes; own temp dir, stopped at the end even on error),
+ * runs the scenarios of sim/chaos/scenarios.ts with the operator as real processes, prints the table
+ * (fault, runs, objects checked, lost/duplicate/orphaned/stale, time to converge) and exits 1 if any
+ * row is not clean or did not converge within the bound. Bounded: every wait has a deadline.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { KubeClient } from "../../operator/runtime/kube-client.js";
+import { ensureModelDeploymentCrd } from "../../test/support/crds.js";
+import { benchNodePools, GPUS_PER_BENCH_NODE } from "../bench/operator-scale-stats.js";
+import { startLocalCluster } from "../cluster/cluster.js";
+import { fleetIsClean } from "./invariants.js";
+import {
+  apiFaults,
+  controlPlaneRestarts,
+  formatChaosTable,
+  operatorKills,
+  seededRandom,
+  type ChaosContext,
+  type ChaosRow,
+} from "./scenarios.js";
+
+const say = (line: string) => process.stderr.write(`[chaos] ${line}\n`);
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      "model-deployments": { type: "string", default: "100" },
+      kills: { type: "string", default: "20" },
+      seed: { type: "string", default: String(Date.now() % 100_000) },
+      only: { type: "string", default: "kill,api,etcd,proxy" },
+      "converge-timeout": { type: "string", default: "180" },
+      "keep-dir": { type: "boolean", default: false },
+    },
+  });
+  const count = Number(values["model-deployments"]);
+  const kills = Number(values.kills);
+  const seed = Number(values.seed);
+  const only = new Set(values.only.split(","));
+  say(`seed ${seed} (replay with --seed ${seed}); ${count} ModelDeployments, ${kills} operator kills`);
+  const dir = mkdtempSync(join(tmpdir(), "gpufleet-chaos-"));
+  const cluster = await startLocalCluster({
+    parentDir: dir,
+    keepDir: values["keep-dir"],
+    nodePools: benchNodePools(Math.ceil((count * 1.3) / GPUS_PER_BENCH_NODE) + 1),
+    log: say,
+  });
+  const client = new KubeClient(cluster.kubeConfig, { userAgent: "gpufleet-chaos" });
+  const context: ChaosContext = {
+    cluster,
+    client,
+    dir,
+    random: seededRandom(seed),
+    say,
+    convergeTimeoutMs: Number(values["converge-timeout"]) * 1000,
+  };
+  const rows: ChaosRow[] = [];
+  try {
+    await ensureModelDeploymentCrd(cluster.kubeConfig);
+    const step = async (name: string, scenario: () => Promise<ChaosRow>) => {
+      say(`scenario: ${name}`);
+      const startedAt = Date.now();
+      const row = await scenario();
+      rows.push(row);
+      say(`${name} done in ${((Date.now() - startedAt) / 1000).toFixed(0)} s\n${formatChaosTable([row])}`);
+    };
+    if (only.has("kill"))
+      await step("operator kills", () => operatorKills(context, { modelDeployments: count, kills }));
+    if (only.has("api")) {
+      for (const replicas of [1, 2] as const)
+        await step(`kube-apiserver restarts, ${replicas} replica(s)`, () =>
+          controlPlaneRestarts(context, {
+            component: "kube-apiserver",
+            downMs: [5_000, 25_000],
+            modelDeployments: count,
+            replicas,
+          }),
+        );
+    }
+    if (only.has("etcd"))
+      await step("etcd restarts", () =>
+        controlPlaneRestarts(context, {
+          component: "etcd",
+          downMs: [5_000, 25_000],
+          modelDeployments: count,
+          replicas: 1,
+        }),
+      );
+    if (only.has("proxy"))
+      await step("API faults through a proxy", () =>
+        apiFaults(context, { modelDeployments: count, phaseSeconds: 20 }),
+      );
+  } finally {
+    client.close();
+    await cluster.stop();
+    if (values["keep-dir"]) say(`kept ${dir} (operator logs, cluster logs)`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+  process.stdout.write(`\ngpufleet chaos suite (seed ${seed})\n${formatChaosTable(rows)}\n`);
+  const failed = rows.filter(
+    (row) => !fleetIsClean(row.check) || row.convergeSeconds.some((s) => s === undefined),
+  );
+  return failed.length === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(
+      `chaos suite failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);

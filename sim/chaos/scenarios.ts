@@ -1,0 +1,533 @@
+/**
+ * Chaos scenarios against a real local control plane and the operator as real processes. Each one
+ * runs churn (ModelDeployments created, changed, deleted and re-created under the same name) while a
+ * fault happens, then waits (bounded) until the fleet is clean (see invariants.ts) and reports one row:
+ * fault, runs, objects checked, lost/duplicate/orphaned/stale, time to converge after the fault.
+ *
+ * Used by `npm run chaos` (sim/chaos/run.ts, full counts) and test/chaos.test.ts (a short share for CI).
+ */
+import { join } from "node:path";
+import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../../operator/api/modeldeployment.js";
+import { SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
+import { isNotFound, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
+import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
+import { freeLoopbackPort, type LocalCluster } from "../cluster/cluster.js";
+import { startFaultProxy, seededRandom, NO_FAULTS, type Faults } from "./fault-proxy.js";
+import {
+  checkFleet,
+  fleetIsClean,
+  retryAfterCompliance,
+  type FleetCheck,
+  type ObservedModelDeployment,
+  type ObservedOwnedObject,
+  type OwnedKind,
+} from "./invariants.js";
+
+export interface ChaosContext {
+  cluster: LocalCluster;
+  /** Direct (fault-free) client of the test driver. */
+  client: KubeClient;
+  /** Folder for operator logs and kubeconfigs. */
+  dir: string;
+  random: () => number;
+  say: (line: string) => void;
+  /** Bound on each wait for convergence. */
+  convergeTimeoutMs: number;
+}
+
+export interface ChaosRow {
+  fault: string;
+  runs: number;
+  check: FleetCheck;
+  /** Seconds from the end of the last fault to a clean fleet, per run (undefined: never within the bound). */
+  convergeSeconds: Array<number | undefined>;
+  notes: string[];
+  /** Fault-proxy phases: requests the operator sent, and retries sooner than Retry-After asked. */
+  phases?: PhaseFigures[];
+}
+
+export interface PhaseFigures {
+  name: string;
+  requests: number;
+  perSecond: number;
+  retryFollowUps: number;
+  retriesTooEarly: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const mdPath = (namespace: string, name?: string) =>
+  `/apis/${API_GROUP}/${API_VERSION}/namespaces/${namespace}/modeldeployments${name ? `/${name}` : ""}`;
+
+export function chaosModelDeploymentSpec(maxContextLength: number): Record<string, unknown> {
+  return {
+    model: {
+      name: "llama-3.2-1b",
+      source: { huggingFace: { repo: "meta-llama/Llama-3.2-1B-Instruct" } },
+      maxContextLength,
+    },
+    gpu: { products: ["NVIDIA-L4"] },
+    replicas: 1,
+  };
+}
+
+// ---- churn: the user side, with retries until the API takes each change -----------------------------
+
+/**
+ * Creates, changes, deletes and re-creates ModelDeployments in one namespace. Every operation is
+ * retried until the API server accepts it (apply and delete are idempotent), so `live` is what the
+ * API holds once `drain()` returns, whatever faults happened meanwhile.
+ */
+export class Churn {
+  readonly live = new Map<string, number>();
+  private readonly deleted: string[] = [];
+  /** Names with an operation in flight: never two at once on one name, so `live` stays the truth. */
+  private readonly busy = new Set<string>();
+  private sequence = 0;
+  operations = 0;
+  failedAttempts = 0;
+
+  constructor(
+    private readonly client: KubeClient,
+    readonly namespace: string,
+    private readonly random: () => number,
+    private readonly target: number,
+  ) {}
+
+  private async retry(what: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await what();
+        this.operations++;
+        return;
+      } catch (error) {
+        if (isNotFound(error)) {
+          this.operations++;
+          return;
+        }
+        this.failedAttempts++;
+        await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+      }
+    }
+  }
+
+  private apply(name: string, maxContextLength: number): Promise<void> {
+    this.live.set(name, maxContextLength);
+    return this.retry(async () => {
+      await this.client.apply(
+        {
+          apiVersion: `${API_GROUP}/${API_VERSION}`,
+          kind: KIND,
+          metadata: { name, namespace: this.namespace },
+          spec: chaosModelDeploymentSpec(maxContextLength),
+        } as KubeObject,
+        { fieldManager: "chaos-user", force: true },
+      );
+    });
+  }
+
+  private remove(name: string): Promise<void> {
+    this.live.delete(name);
+    this.deleted.push(name);
+    return this.retry(async () => {
+      await this.client.request("DELETE", mdPath(this.namespace, name), {
+        body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: "Background" },
+      });
+    });
+  }
+
+  /** One random operation: create until the target count, then change, delete or re-create a namesake. */
+  async step(): Promise<void> {
+    const names = [...this.live.keys()].filter((name) => !this.busy.has(name));
+    const roll = this.random();
+    if (names.length < this.target * 0.8 || (names.length < this.target && roll < 0.5)) {
+      // A deleted name comes back now and then: its old objects belong to a dead uid.
+      const reuse = this.deleted.length > 0 && this.random() < 0.3;
+      const name = reuse
+        ? this.deleted.splice(Math.floor(this.random() * this.deleted.length), 1)[0]!
+        : `md-${String(this.sequence++).padStart(4, "0")}`;
+      if (this.live.has(name) || this.busy.has(name)) return;
+      return this.locked(name, () => this.apply(name, 8192));
+    }
+    const name = names[Math.floor(this.random() * names.length)];
+    if (name === undefined) return;
+    if (roll < 0.75)
+      return this.locked(name, () => this.apply(name, this.live.get(name) === 8192 ? 4096 : 8192));
+    return this.locked(name, () => this.remove(name));
+  }
+
+  private async locked(name: string, operation: () => Promise<void>): Promise<void> {
+    this.busy.add(name);
+    try {
+      await operation();
+    } finally {
+      this.busy.delete(name);
+    }
+  }
+
+  /** Runs `step` with `concurrency` users until `until()` says stop; names are never touched by two at once. */
+  async run(concurrency: number, until: () => boolean, pauseMs = 50): Promise<void> {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (!until()) {
+          await this.step();
+          await sleep(pauseMs);
+        }
+      }),
+    );
+  }
+}
+
+// ---- observing the fleet --------------------------------------------------------------------------
+
+const OWNED_PATHS: Record<OwnedKind, string> = {
+  Deployment: "/apis/apps/v1/namespaces/NS/deployments",
+  Service: "/api/v1/namespaces/NS/services",
+  PodDisruptionBudget: "/apis/policy/v1/namespaces/NS/poddisruptionbudgets",
+};
+
+export async function observeFleet(
+  client: KubeClient,
+  namespace: string,
+  expectedLive: ReadonlySet<string>,
+): Promise<FleetCheck> {
+  const mds = await client.list<ModelDeployment & KubeObject>(mdPath(namespace));
+  const modelDeployments: ObservedModelDeployment[] = mds.items.map((md) => ({
+    name: md.metadata.name ?? "",
+    uid: md.metadata.uid ?? "",
+    generation: md.metadata.generation ?? 0,
+    observedGeneration: md.status?.observedGeneration,
+    deleting: Boolean(md.metadata.deletionTimestamp),
+  }));
+  const owned: ObservedOwnedObject[] = [];
+  for (const [kind, template] of Object.entries(OWNED_PATHS) as Array<[OwnedKind, string]>) {
+    const list = await client.list<KubeObject>(template.replace("NS", namespace), {
+      labelSelector: SELECTOR_LABEL,
+    });
+    for (const object of list.items) {
+      owned.push({
+        kind,
+        name: object.metadata?.name ?? "",
+        modelDeploymentLabel: object.metadata?.labels?.[SELECTOR_LABEL],
+        controllerUid: object.metadata?.ownerReferences?.find((reference) => reference.controller)?.uid,
+        deleting: Boolean(object.metadata?.deletionTimestamp),
+      });
+    }
+  }
+  return checkFleet(expectedLive, modelDeployments, owned);
+}
+
+/** Polls until the fleet is clean or the bound passes; returns the last check and the seconds it took. */
+export async function waitForCleanFleet(
+  context: ChaosContext,
+  namespace: string,
+  expectedLive: ReadonlySet<string>,
+  fromMs: number,
+): Promise<{ check: FleetCheck; seconds: number | undefined }> {
+  const deadline = Date.now() + context.convergeTimeoutMs;
+  let check: FleetCheck | undefined;
+  for (;;) {
+    try {
+      check = await observeFleet(context.client, namespace, expectedLive);
+      if (fleetIsClean(check)) return { check, seconds: (performance.now() - fromMs) / 1000 };
+    } catch (error) {
+      context.say(`observing the fleet failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (Date.now() > deadline) {
+      if (!check) throw new Error("the fleet could not be observed within the bound");
+      return { check, seconds: undefined };
+    }
+    await sleep(500);
+  }
+}
+
+// ---- the operator ------------------------------------------------------------------------------------
+
+export interface OperatorHandle {
+  process: OperatorProcess;
+  opsPort: number;
+}
+
+export async function startOperator(
+  context: ChaosContext,
+  namespace: string,
+  name: string,
+  kubeconfigPath = context.cluster.kubeconfigPath,
+  env: Record<string, string> = {},
+): Promise<OperatorHandle> {
+  const opsPort = await freeLoopbackPort();
+  const operator = spawnOperatorProcess(
+    kubeconfigPath,
+    {
+      GPUFLEET_WATCH_NAMESPACES: namespace,
+      GPUFLEET_LEADER_ELECT: "true",
+      GPUFLEET_LEASE_NAMESPACE: namespace,
+      GPUFLEET_LEASE_NAME: `chaos-${namespace}`,
+      POD_NAMESPACE: namespace,
+      POD_NAME: name,
+      GPUFLEET_OPS_PORT: String(opsPort),
+      GPUFLEET_LOG_LEVEL: "info",
+      ...env,
+    },
+    join(context.dir, `${namespace}-${name}.log`),
+  );
+  return { process: operator, opsPort };
+}
+
+async function createNamespace(context: ChaosContext, name: string): Promise<void> {
+  await context.client.create({ apiVersion: "v1", kind: "Namespace", metadata: { name } } as KubeObject);
+  // Pods are refused until the default ServiceAccount exists.
+  for (let i = 0; i < 100; i++) {
+    try {
+      await context.client.get(`/api/v1/namespaces/${name}/serviceaccounts/default`);
+      return;
+    } catch {
+      await sleep(200);
+    }
+  }
+}
+
+/** Deletes the scenario's namespace (its objects go with it) so the next scenario starts light. */
+async function dropNamespace(context: ChaosContext, name: string): Promise<void> {
+  try {
+    await context.client.request("DELETE", `/api/v1/namespaces/${name}`);
+  } catch (error) {
+    context.say(`could not delete namespace ${name}: ${String(error)}`);
+  }
+}
+
+const mergeChecks = (a: FleetCheck, b: FleetCheck): FleetCheck => ({
+  objectsChecked: a.objectsChecked + b.objectsChecked,
+  lost: a.lost + b.lost,
+  duplicate: a.duplicate + b.duplicate,
+  orphaned: a.orphaned + b.orphaned,
+  stale: a.stale + b.stale,
+  problems: [...a.problems, ...b.problems].slice(0, 20),
+});
+const EMPTY_CHECK: FleetCheck = {
+  objectsChecked: 0,
+  lost: 0,
+  duplicate: 0,
+  orphaned: 0,
+  stale: 0,
+  problems: [],
+};
+
+// ---- scenarios -------------------------------------------------------------------------------------
+
+/** The operator SIGKILLed `kills` times at random points while `modelDeployments` are churned. */
+export async function operatorKills(
+  context: ChaosContext,
+  options: { modelDeployments: number; kills: number; maxGapMs?: number },
+): Promise<ChaosRow> {
+  const namespace = "chaos-kill";
+  await createNamespace(context, namespace);
+  const churn = new Churn(context.client, namespace, context.random, options.modelDeployments);
+  let operator = await startOperator(context, namespace, "kill-0");
+  let done = false;
+  const churning = churn.run(4, () => done);
+  let lastKillAt = performance.now();
+  for (let kill = 1; kill <= options.kills; kill++) {
+    await sleep(300 + context.random() * (options.maxGapMs ?? 3000));
+    await operator.process.kill("SIGKILL");
+    lastKillAt = performance.now();
+    operator = await startOperator(context, namespace, `kill-${kill}`);
+  }
+  done = true;
+  await churning;
+  const churnEndedAt = performance.now();
+  const { check, seconds } = await waitForCleanFleet(
+    context,
+    namespace,
+    new Set(churn.live.keys()),
+    churnEndedAt,
+  );
+  await operator.process.kill("SIGTERM");
+  await dropNamespace(context, namespace);
+  return {
+    fault: "operator SIGKILL",
+    runs: options.kills,
+    check,
+    convergeSeconds: [seconds],
+    notes: [
+      `${churn.operations} churn operations on ${churn.live.size} live ModelDeployments at the end`,
+      `converge timed from the end of churn (last kill ${((churnEndedAt - lastKillAt) / 1000).toFixed(1)} s before)`,
+    ],
+  };
+}
+
+/**
+ * kube-apiserver or etcd SIGKILLed and restarted after `downMs`, under churn, `runs` times; with one
+ * operator or two replicas (leader election). Converge is timed from the moment the API is back.
+ */
+export async function controlPlaneRestarts(
+  context: ChaosContext,
+  options: {
+    component: "kube-apiserver" | "etcd";
+    downMs: number[];
+    modelDeployments: number;
+    replicas: 1 | 2;
+  },
+): Promise<ChaosRow> {
+  const namespace = `chaos-${options.component === "etcd" ? "etcd" : "api"}-${options.replicas}`;
+  await createNamespace(context, namespace);
+  const churn = new Churn(context.client, namespace, context.random, options.modelDeployments);
+  const operators = await Promise.all(
+    Array.from({ length: options.replicas }, (_, i) => startOperator(context, namespace, `replica-${i}`)),
+  );
+  let total = EMPTY_CHECK;
+  const convergeSeconds: Array<number | undefined> = [];
+  const notes: string[] = [];
+  // Fill the fleet first.
+  await churn.run(4, () => churn.live.size >= options.modelDeployments * 0.8);
+  for (const downMs of options.downMs) {
+    let done = false;
+    const churning = churn.run(2, () => done, 100);
+    await sleep(1000);
+    await context.cluster.restart(options.component, { downMs });
+    const backAt = performance.now();
+    // A little churn after the API is back too: new objects must be served by the operator.
+    await sleep(3000);
+    done = true;
+    await churning;
+    const { check, seconds } = await waitForCleanFleet(
+      context,
+      namespace,
+      new Set(churn.live.keys()),
+      backAt,
+    );
+    total = mergeChecks(total, check);
+    convergeSeconds.push(seconds);
+    notes.push(
+      `down ${(downMs / 1000).toFixed(0)} s: ${seconds === undefined ? "NOT converged" : `converged ${seconds.toFixed(1)} s after the API was back`}`,
+    );
+    if (seconds === undefined) break;
+  }
+  for (const operator of operators) {
+    if (operator.process.child.exitCode !== null)
+      notes.push(`operator exited with ${operator.process.child.exitCode}`);
+    await operator.process.kill("SIGTERM");
+  }
+  await dropNamespace(context, namespace);
+  return {
+    fault: `${options.component} restart, ${options.replicas} replica${options.replicas > 1 ? "s" : ""}`,
+    runs: convergeSeconds.length,
+    check: total,
+    convergeSeconds,
+    notes,
+  };
+}
+
+interface FaultPhase {
+  name: string;
+  faults: Partial<Faults>;
+  seconds: number;
+}
+
+/**
+ * The operator talks to the API through a fault-injecting proxy: latency, 429 with Retry-After, 500s,
+ * watch streams cut. Counts its requests per phase, and the retries sooner than Retry-After asked.
+ */
+export async function apiFaults(
+  context: ChaosContext,
+  options: { modelDeployments: number; phaseSeconds: number },
+): Promise<ChaosRow> {
+  const namespace = "chaos-proxy";
+  await createNamespace(context, namespace);
+  const proxy = await startFaultProxy(context.cluster.kubeConfig, Math.floor(context.random() * 2 ** 31));
+  const kubeconfigPath = proxy.writeKubeconfig(join(context.dir, "proxy.kubeconfig"));
+  const churn = new Churn(context.client, namespace, context.random, options.modelDeployments);
+  const operator = await startOperator(context, namespace, "proxied", kubeconfigPath);
+  const notes: string[] = [];
+  try {
+    await churn.run(4, () => churn.live.size >= options.modelDeployments * 0.8);
+    const phases: FaultPhase[] = [
+      { name: "no faults", faults: NO_FAULTS, seconds: options.phaseSeconds },
+      { name: "latency 300 ms", faults: { ...NO_FAULTS, latencyMs: 300 }, seconds: options.phaseSeconds },
+      {
+        name: "30% 429 Retry-After 2 s",
+        faults: { ...NO_FAULTS, tooManyRequests: 0.3, retryAfterSeconds: 2 },
+        seconds: options.phaseSeconds,
+      },
+      { name: "30% 500", faults: { ...NO_FAULTS, serverErrors: 0.3 }, seconds: options.phaseSeconds },
+      {
+        name: "watches cut every 2 s",
+        faults: { ...NO_FAULTS, dropWatchesEveryMs: 2000 },
+        seconds: options.phaseSeconds,
+      },
+    ];
+    const figures: PhaseFigures[] = [];
+    for (const phase of phases) {
+      const startIndex = proxy.log.length;
+      proxy.setFaults(phase.faults);
+      let done = false;
+      const churning = churn.run(2, () => done, 200);
+      await sleep(phase.seconds * 1000);
+      done = true;
+      await churning;
+      const entries = proxy.log.slice(startIndex);
+      const rate = entries.length / phase.seconds;
+      const compliance = retryAfterCompliance(entries);
+      figures.push({
+        name: phase.name,
+        requests: entries.length,
+        perSecond: rate,
+        retryFollowUps: compliance.followUps,
+        retriesTooEarly: compliance.early,
+      });
+      notes.push(
+        `${phase.name}: ${entries.length} requests (${rate.toFixed(1)}/s)` +
+          (phase.faults.tooManyRequests
+            ? `, ${compliance.early} of ${compliance.followUps} retries sooner than Retry-After`
+            : ""),
+      );
+    }
+    proxy.setFaults(NO_FAULTS);
+    const cleanFrom = performance.now();
+    const { check, seconds } = await waitForCleanFleet(
+      context,
+      namespace,
+      new Set(churn.live.keys()),
+      cleanFrom,
+    );
+    notes.push(`watch streams cut: ${proxy.watchesCut()}`);
+    return {
+      fault: "API latency/429/500/watch cuts (proxy)",
+      runs: phases.length - 1,
+      check,
+      convergeSeconds: [seconds],
+      notes,
+      phases: figures,
+    };
+  } finally {
+    await operator.process.kill("SIGTERM");
+    await proxy.stop();
+    await dropNamespace(context, namespace);
+  }
+}
+
+export function formatChaosTable(rows: readonly ChaosRow[]): string {
+  const header = [
+    "fault",
+    "runs",
+    "objects checked",
+    "lost/duplicate/orphaned/stale",
+    "time to converge (s)",
+  ];
+  const body = rows.map((row) => [
+    row.fault,
+    String(row.runs),
+    String(row.check.objectsChecked),
+    `${row.check.lost}/${row.check.duplicate}/${row.check.orphaned}/${row.check.stale}`,
+    row.convergeSeconds.map((s) => (s === undefined ? "never" : s.toFixed(1))).join(", "),
+  ]);
+  const widths = header.map((_, i) => Math.max(...[header, ...body].map((cells) => cells[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(" | ")} |`;
+  const lines = [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...body.map(line)];
+  for (const row of rows) {
+    for (const note of row.notes) lines.push(`  ${row.fault}: ${note}`);
+    for (const problem of row.check.problems) lines.push(`  ${row.fault}: PROBLEM ${problem}`);
+  }
+  return lines.join("\n");
+}
+
+export { seededRandom };

@@ -1,0 +1,106 @@
+/**
+ * CI's share of the chaos suite (sim/chaos/scenarios.ts; the full run is `npm run chaos`: 100
+ * ModelDeployments, 20 operator kills, API server and etcd down 5 s and 25 s, 20 s fault phases).
+ * Scaled down here to keep CI short: 16 ModelDeployments, 4 kills, one outage of each longer than the
+ * 15 s lease, 6 s fault phases. This file starts its own control plane, because it kills and restarts
+ * kube-apiserver and etcd, which the shared cluster of the other files must not see.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KubeClient } from "../operator/runtime/kube-client.js";
+import { benchNodePools } from "../sim/bench/operator-scale-stats.js";
+import { startLocalCluster, type LocalCluster } from "../sim/cluster/cluster.js";
+import { fleetIsClean } from "../sim/chaos/invariants.js";
+import {
+  apiFaults,
+  controlPlaneRestarts,
+  formatChaosTable,
+  operatorKills,
+  seededRandom,
+  type ChaosContext,
+  type ChaosRow,
+} from "../sim/chaos/scenarios.js";
+import { ensureModelDeploymentCrd } from "./support/crds.js";
+
+const MODEL_DEPLOYMENTS = 16;
+const seed = Number(process.env.GPUFLEET_CHAOS_SEED ?? Date.now() % 100_000);
+let dir: string;
+let cluster: LocalCluster;
+let context: ChaosContext;
+const rows: ChaosRow[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "gpufleet-chaos-test-"));
+  cluster = await startLocalCluster({ parentDir: dir, nodePools: benchNodePools(4), log: () => undefined });
+  await ensureModelDeploymentCrd(cluster.kubeConfig);
+  context = {
+    cluster,
+    client: new KubeClient(cluster.kubeConfig, { userAgent: "gpufleet-chaos" }),
+    dir,
+    random: seededRandom(seed),
+    say: (line) => process.stderr.write(`[chaos] ${line}\n`),
+    convergeTimeoutMs: 120_000,
+  };
+}, 300_000);
+
+afterAll(async () => {
+  process.stderr.write(
+    `\nchaos (CI share, seed ${seed}: GPUFLEET_CHAOS_SEED=${seed} replays it)\n${formatChaosTable(rows)}\n`,
+  );
+  context?.client.close();
+  await cluster?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const expectClean = (row: ChaosRow) => {
+  rows.push(row);
+  expect(row.check.problems).toEqual([]);
+  expect(fleetIsClean(row.check)).toBe(true);
+  expect(row.check.objectsChecked).toBeGreaterThan(MODEL_DEPLOYMENTS);
+  for (const seconds of row.convergeSeconds) expect(seconds).toBeDefined();
+};
+
+describe("chaos", () => {
+  it("loses, duplicates and orphans nothing when the operator is SIGKILLed at random points under churn", async () => {
+    expectClean(
+      await operatorKills(context, { modelDeployments: MODEL_DEPLOYMENTS, kills: 4, maxGapMs: 2000 }),
+    );
+  }, 300_000);
+
+  it("converges after kube-apiserver is down longer than the lease, with two replicas", async () => {
+    expectClean(
+      await controlPlaneRestarts(context, {
+        component: "kube-apiserver",
+        downMs: [20_000],
+        modelDeployments: MODEL_DEPLOYMENTS,
+        replicas: 2,
+      }),
+    );
+  }, 300_000);
+
+  it("converges after etcd is down longer than the lease", async () => {
+    expectClean(
+      await controlPlaneRestarts(context, {
+        component: "etcd",
+        downMs: [20_000],
+        modelDeployments: MODEL_DEPLOYMENTS,
+        replicas: 1,
+      }),
+    );
+  }, 300_000);
+
+  it("honours Retry-After, does not hot-loop on 500s or cut watches, and converges through a faulty API", async () => {
+    const row = await apiFaults(context, { modelDeployments: MODEL_DEPLOYMENTS, phaseSeconds: 6 });
+    expectClean(row);
+    const phase = (prefix: string) => row.phases?.find((p) => p.name.startsWith(prefix));
+    const baseline = phase("no faults")!;
+    const throttled = phase("30% 429")!;
+    expect(throttled.retryFollowUps).toBeGreaterThan(0);
+    expect(throttled.retriesTooEarly).toBe(0);
+    // No hot loop: failing requests must not multiply the request rate.
+    for (const name of ["30% 429", "30% 500", "watches cut"])
+      expect(phase(name)!.perSecond, name).toBeLessThan(Math.max(4 * baseline.perSecond, 30));
+  }, 300_000);
+});
