@@ -5,6 +5,7 @@ import {
   BenchArgsError,
   benchNodePools,
   forEachBounded,
+  writeCeiling,
   formatTable,
   operatorMetricsFromExposition,
   parseBenchArgs,
@@ -23,6 +24,8 @@ describe("parseBenchArgs", () => {
       waitReady: false,
       timeoutSeconds: 900,
       keepDir: false,
+      rate: undefined,
+      cpuProfile: false,
     });
   });
 
@@ -35,6 +38,9 @@ describe("parseBenchArgs", () => {
       "8",
       "--wait-ready",
       "--keep-dir",
+      "--rate",
+      "10",
+      "--cpu-prof",
     ]);
     expect(args).toMatchObject({
       count: 20,
@@ -43,6 +49,8 @@ describe("parseBenchArgs", () => {
       gpuNodes: 3,
       waitReady: true,
       keepDir: true,
+      rate: 10,
+      cpuProfile: true,
     });
   });
 
@@ -219,5 +227,21 @@ describe("formatTable", () => {
         ["ratio", "0.25"],
       ]).split("\n"),
     ).toEqual(["+-------+------+", "| N     | 1000 |", "| ratio | 0.25 |", "+-------+------+"]);
+  });
+});
+
+describe("writeCeiling", () => {
+  it("counts every verb but GET, LIST and WATCH as a write and divides by the create rate", () => {
+    const requests = new Map([
+      ["APPLY deployments", 100],
+      ["APPLY modeldeployments/status", 100],
+      ["POST events", 220],
+      ["LIST pods", 5],
+      ["WATCH deployments", 3],
+      ["GET deployments", 300],
+    ]);
+    const { writesPerObject, ceilingSeconds } = writeCeiling(requests, 100, 200);
+    expect(writesPerObject).toBeCloseTo(4.2);
+    expect(ceilingSeconds).toBeCloseTo(2.1);
   });
 });

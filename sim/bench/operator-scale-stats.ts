@@ -25,6 +25,10 @@ export interface BenchArgs {
   timeoutSeconds: number;
   /** Keep the temp dir (cluster logs, operator log) for a post-mortem. */
   keepDir: boolean;
+  /** Apply at a steady rate (ModelDeployments per second) instead of all at once. */
+  rate: number | undefined;
+  /** Run the operator with --cpu-prof and print where its CPU went. */
+  cpuProfile: boolean;
 }
 
 export const GPUS_PER_BENCH_NODE = 8;
@@ -34,7 +38,8 @@ export class BenchArgsError extends Error {
 }
 
 export const BENCH_USAGE = `usage: npx tsx sim/bench/operator-scale.ts [--count 1000] [--concurrency 16]
-  [--operator-concurrency 4] [--gpu-nodes N] [--wait-ready] [--timeout-seconds 900] [--keep-dir]`;
+  [--operator-concurrency 4] [--gpu-nodes N] [--wait-ready] [--timeout-seconds 900] [--keep-dir]
+  [--rate R (apply R ModelDeployments/s instead of all at once)] [--cpu-prof]`;
 
 function positiveInteger(flag: string, raw: string | undefined, max: number): number {
   const value = Number(raw);
@@ -51,7 +56,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     if (!token.startsWith("--")) throw new BenchArgsError(`unexpected argument ${token}\n${BENCH_USAGE}`);
     const equals = token.indexOf("=");
     if (equals > 0) raw.set(token.slice(2, equals), token.slice(equals + 1));
-    else if (["wait-ready", "keep-dir"].includes(token.slice(2))) raw.set(token.slice(2), undefined);
+    else if (["wait-ready", "keep-dir", "cpu-prof"].includes(token.slice(2)))
+      raw.set(token.slice(2), undefined);
     else raw.set(token.slice(2), argv[++index]);
   }
   const known = new Set([
@@ -62,6 +68,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     "wait-ready",
     "timeout-seconds",
     "keep-dir",
+    "rate",
+    "cpu-prof",
   ]);
   for (const flag of raw.keys())
     if (!known.has(flag)) throw new BenchArgsError(`unknown flag --${flag}\n${BENCH_USAGE}`);
@@ -81,7 +89,27 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       ? positiveInteger("--timeout-seconds", raw.get("timeout-seconds"), 3600)
       : 900,
     keepDir: raw.has("keep-dir"),
+    rate: raw.has("rate") ? positiveInteger("--rate", raw.get("rate"), 1000) : undefined,
+    cpuProfile: raw.has("cpu-prof"),
   };
+}
+
+const READ_VERBS = new Set(["GET", "LIST", "WATCH"]);
+
+/**
+ * Writes per ModelDeployment (every verb but GET, LIST and WATCH in the request delta, by anyone,
+ * over `count`), and how long the API server's measured create rate needs for that many writes:
+ * the ceiling the operator's convergence is compared with.
+ */
+export function writeCeiling(
+  requests: ReadonlyMap<string, number>,
+  count: number,
+  createsPerSecond: number,
+): { writesPerObject: number; ceilingSeconds: number } {
+  let writes = 0;
+  for (const [key, value] of requests) if (!READ_VERBS.has(key.split(" ")[0] ?? "")) writes += value;
+  const writesPerObject = writes / count;
+  return { writesPerObject, ceilingSeconds: (writesPerObject * count) / createsPerSecond };
 }
 
 export const BENCH_GPU_PRODUCT = "NVIDIA-L4";

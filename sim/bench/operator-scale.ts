@@ -41,9 +41,11 @@ import {
   parseVmRssKiB,
   percentile,
   ScaleTimeline,
+  writeCeiling,
   type BenchArgs,
   type OperatorMetricsSnapshot,
 } from "./operator-scale-stats.js";
+import { summarizeCpuProfile } from "./cpu-profile.js";
 
 const NAMESPACE = "bench";
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -155,6 +157,7 @@ interface Figures {
   peakRssKiB?: number;
   operatorMetrics?: OperatorMetricsSnapshot;
   apiserverRequests?: Map<string, number>;
+  cpuProfileSummary?: string;
   aborted?: string;
 }
 
@@ -180,8 +183,13 @@ function report(figures: Figures): string {
     figures.operatorMetrics && figures.operatorMetrics.reconcileCount > 0
       ? (figures.operatorMetrics.reconcileSecondsSum / figures.operatorMetrics.reconcileCount) * 1000
       : undefined;
+  const ceiling =
+    figures.apiserverRequests && configMapRate
+      ? writeCeiling(figures.apiserverRequests, args.count, configMapRate)
+      : undefined;
   const rows: Array<[string, string]> = [
     ["N (ModelDeployments / ConfigMaps)", String(args.count)],
+    ["arrival", args.rate ? `steady ${args.rate}/s` : "all at once"],
     ["client concurrency / operator workers", `${args.concurrency} / ${args.operatorConcurrency}`],
     ["GPU nodes (8 × L4 each)", String(args.gpuNodes)],
     ["ceiling: ConfigMap create throughput", rate(configMapRate)],
@@ -198,6 +206,14 @@ function report(figures: Figures): string {
     [
       "ratio operator / ConfigMap ceiling",
       convergeRate && configMapRate ? (convergeRate / configMapRate).toFixed(3) : "n/a",
+    ],
+    ["writes per ModelDeployment (all clients)", ceiling ? ceiling.writesPerObject.toFixed(2) : "n/a"],
+    ["ceiling: those writes at the ConfigMap rate", seconds(ceiling?.ceilingSeconds)],
+    [
+      "converge time / ceiling for its writes",
+      ceiling && figures.convergeSeconds
+        ? (figures.convergeSeconds / ceiling.ceilingSeconds).toFixed(2)
+        : "n/a",
     ],
     ["operator RSS idle (synced, 0 objects)", mib(figures.idleRssKiB)],
     ["operator peak RSS", mib(figures.peakRssKiB)],
@@ -228,6 +244,7 @@ function report(figures: Figures): string {
     ]);
     text += `\nAPI server requests during the operator phase (apiserver_request_total delta, all clients):\n${formatTable(requestRows)}`;
   }
+  if (figures.cpuProfileSummary) text += `\nOperator CPU profile (self time):\n${figures.cpuProfileSummary}`;
   if (figures.aborted) text += `\nPARTIAL: ${figures.aborted}`;
   return text;
 }
@@ -316,12 +333,17 @@ async function run(
       GPUFLEET_OPS_PORT: String(opsPort),
       GPUFLEET_CONCURRENCY: String(args.operatorConcurrency),
       POD_NAMESPACE: NAMESPACE,
+      ...(args.cpuProfile
+        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(benchDir, "cpu-profile")}` }
+        : {}),
     },
     join(benchDir, "operator.log"),
   );
   cleanup.unshift(async () => {
     await Promise.race([operator.kill("SIGTERM"), sleep(15_000)]);
     await operator.kill("SIGKILL");
+    // Written by the operator as it exits (SIGTERM is a graceful exit).
+    if (args.cpuProfile) figures.cpuProfileSummary = summarizeCpuProfile(join(benchDir, "cpu-profile"));
   });
   const pid = operator.child.pid;
   if (pid === undefined) throw new Error("operator process did not start");
@@ -379,14 +401,22 @@ async function run(
   await sleep(500);
 
   const apiserverMetricsBefore = await getText(`${cluster.apiServerUrl}/metrics`, cluster.kubeConfig);
-  say(`applying ${args.count} ModelDeployments (concurrency ${args.concurrency})`);
+  say(
+    `applying ${args.count} ModelDeployments (concurrency ${args.concurrency}${args.rate ? `, ${args.rate}/s` : ""})`,
+  );
   const spec = benchModelDeploymentSpec();
   let applied = 0;
   const applyStart = performance.now();
   await forEachBounded(
     names,
     args.concurrency,
-    async (name) => {
+    async (name, index) => {
+      if (args.rate) {
+        // Steady arrivals: the i-th apply starts i/rate seconds in, whatever the others took.
+        const due = applyStart + (index * 1000) / args.rate;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+      }
       timeline.applied(name, performance.now());
       await client.apply(
         {
