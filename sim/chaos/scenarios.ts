@@ -383,7 +383,7 @@ export async function controlPlaneRestarts(
     let done = false;
     const churning = churn.run(2, () => done, 100);
     await sleep(1000);
-    await context.cluster.restart(options.component, { downMs });
+    await context.cluster.restartComponent(options.component, downMs);
     const backAt = performance.now();
     // A little churn after the API is back too: new objects must be served by the operator.
     await sleep(3000);
