@@ -333,11 +333,10 @@ async function run(
       GPUFLEET_OPS_PORT: String(opsPort),
       GPUFLEET_CONCURRENCY: String(args.operatorConcurrency),
       POD_NAMESPACE: NAMESPACE,
-      ...(args.cpuProfile
-        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(benchDir, "cpu-profile")}` }
-        : {}),
     },
     join(benchDir, "operator.log"),
+    // Node refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
+    args.cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${join(benchDir, "cpu-profile")}`] : [],
   );
   cleanup.unshift(async () => {
     await Promise.race([operator.kill("SIGTERM"), sleep(15_000)]);

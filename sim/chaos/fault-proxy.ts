@@ -186,7 +186,7 @@ export async function startFaultProxy(kubeConfig: KubeConfig, seed = 1): Promise
         JSON.stringify({
           apiVersion: "v1",
           kind: "Config",
-          clusters: [{ name: "chaos", cluster: { server: proxyUrl } }],
+          clusters: [{ name: "chaos", cluster: { server: proxyUrl, "insecure-skip-tls-verify": true } }],
           users: [{ name: "chaos", user: {} }],
           contexts: [{ name: "chaos", context: { cluster: "chaos", user: "chaos", namespace: "default" } }],
           "current-context": "chaos",

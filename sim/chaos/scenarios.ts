@@ -273,6 +273,19 @@ export async function startOperator(
   return { process: operator, opsPort };
 }
 
+/** Waits (bounded) until the operator's ops server answers, so a kill lands in its work, not its start-up. */
+async function waitUntilServing(operator: OperatorHandle, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && operator.process.child.exitCode === null) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${operator.opsPort}/healthz`)).ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(100);
+  }
+}
+
 async function createNamespace(context: ChaosContext, name: string): Promise<void> {
   await context.client.create({ apiVersion: "v1", kind: "Namespace", metadata: { name } } as KubeObject);
   // Pods are refused until the default ServiceAccount exists.
@@ -327,7 +340,8 @@ export async function operatorKills(
   const churning = churn.run(4, () => done);
   let lastKillAt = performance.now();
   for (let kill = 1; kill <= options.kills; kill++) {
-    await sleep(300 + context.random() * (options.maxGapMs ?? 3000));
+    await waitUntilServing(operator);
+    await sleep(context.random() * (options.maxGapMs ?? 3000));
     await operator.process.kill("SIGKILL");
     lastKillAt = performance.now();
     operator = await startOperator(context, namespace, `kill-${kill}`);

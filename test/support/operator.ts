@@ -30,8 +30,8 @@ export interface OperatorProcess {
 }
 
 /** The operator as a separate OS process (`node --import tsx operator/main.ts`), for crash and failover tests. */
-export function spawnOperatorProcess(kubeconfigPath: string, env: Record<string, string>, logFile: string): OperatorProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "operator/main.ts")], {
+export function spawnOperatorProcess(kubeconfigPath: string, env: Record<string, string>, logFile: string, nodeArgs: string[] = []): OperatorProcess {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", join(REPO_ROOT, "operator/main.ts")], {
     cwd: REPO_ROOT,
     env: { ...process.env, KUBECONFIG: kubeconfigPath, GPUFLEET_LOG_LEVEL: "info", GPUFLEET_OPS_HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
