@@ -19,7 +19,7 @@ describe("parseBenchArgs", () => {
     expect(parseBenchArgs([])).toEqual({
       count: 1000,
       concurrency: 16,
-      operatorConcurrency: 4,
+      operatorConcurrency: 8,
       gpuNodes: 125,
       waitReady: false,
       timeoutSeconds: 900,

@@ -38,7 +38,7 @@ export class BenchArgsError extends Error {
 }
 
 export const BENCH_USAGE = `usage: npx tsx sim/bench/operator-scale.ts [--count 1000] [--concurrency 16]
-  [--operator-concurrency 4] [--gpu-nodes N] [--wait-ready] [--timeout-seconds 900] [--keep-dir]
+  [--operator-concurrency 8 (the operator's default)] [--gpu-nodes N] [--wait-ready] [--timeout-seconds 900] [--keep-dir]
   [--rate R (apply R ModelDeployments/s instead of all at once)] [--cpu-prof]`;
 
 function positiveInteger(flag: string, raw: string | undefined, max: number): number {
@@ -80,7 +80,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     // 64 is the operator's own ceiling for GPUFLEET_CONCURRENCY (operator/config.ts).
     operatorConcurrency: raw.has("operator-concurrency")
       ? positiveInteger("--operator-concurrency", raw.get("operator-concurrency"), 64)
-      : 4,
+      : 8,
     gpuNodes: raw.has("gpu-nodes")
       ? positiveInteger("--gpu-nodes", raw.get("gpu-nodes"), 5000)
       : Math.ceil(count / GPUS_PER_BENCH_NODE),
