@@ -86,7 +86,14 @@ export async function startFaultProxy(kubeConfig: KubeConfig, seed = 1): Promise
     const isWatch = url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1";
     const roll = random();
     if (roll < faults.tooManyRequests) {
-      record({ atMs, method, path: url.pathname, status: 429, retryAfterSeconds: faults.retryAfterSeconds });
+      record({
+        atMs,
+        method,
+        path: url.pathname,
+        status: 429,
+        retryAfterSeconds: faults.retryAfterSeconds,
+        watch: isWatch,
+      });
       request.resume();
       response.writeHead(429, {
         "content-type": "application/json",
@@ -105,7 +112,7 @@ export async function startFaultProxy(kubeConfig: KubeConfig, seed = 1): Promise
       return;
     }
     if (roll < faults.tooManyRequests + faults.serverErrors) {
-      record({ atMs, method, path: url.pathname, status: 500 });
+      record({ atMs, method, path: url.pathname, status: 500, watch: isWatch });
       request.resume();
       response.writeHead(500, { "content-type": "application/json" });
       response.end(
@@ -132,7 +139,13 @@ export async function startFaultProxy(kubeConfig: KubeConfig, seed = 1): Promise
           agent,
         },
         (upstreamResponse) => {
-          record({ atMs, method, path: url.pathname, status: upstreamResponse.statusCode ?? 0 });
+          record({
+            atMs,
+            method,
+            path: url.pathname,
+            status: upstreamResponse.statusCode ?? 0,
+            watch: isWatch,
+          });
           response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers);
           if (isWatch) {
             const socket = response.socket;
@@ -146,7 +159,7 @@ export async function startFaultProxy(kubeConfig: KubeConfig, seed = 1): Promise
         },
       );
       upstreamRequest.on("error", () => {
-        record({ atMs, method, path: url.pathname, status: 502 });
+        record({ atMs, method, path: url.pathname, status: 502, watch: isWatch });
         if (!response.headersSent) response.writeHead(502, { "content-type": "text/plain" });
         response.end("chaos proxy: upstream unreachable");
       });

@@ -96,4 +96,15 @@ describe("retryAfterCompliance", () => {
     ];
     expect(retryAfterCompliance(log)).toEqual({ followUps: 2, early: 1 });
   });
+
+  it("leaves out creates (another Event POSTed to the same collection is no retry) and tells a watch from a list", () => {
+    const log = [
+      { atMs: 0, method: "POST", path: "/events", status: 429, retryAfterSeconds: 2 },
+      { atMs: 100, method: "POST", path: "/events", status: 201 },
+      { atMs: 0, method: "GET", path: "/pods", status: 429, retryAfterSeconds: 2 },
+      { atMs: 50, method: "GET", path: "/pods", status: 200, watch: true },
+      { atMs: 2100, method: "GET", path: "/pods", status: 200 },
+    ];
+    expect(retryAfterCompliance(log)).toEqual({ followUps: 1, early: 0 });
+  });
 });

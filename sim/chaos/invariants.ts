@@ -112,8 +112,10 @@ export const fleetIsClean = (check: FleetCheck): boolean =>
 
 /**
  * Retry-After compliance from a request log: for every answer carrying Retry-After, the next request
- * of the same method and path must come no sooner than the delay asked (less `slackMs`). Returns how
- * many follow-ups there were and how many came early.
+ * of the same method and path (a watch apart from a list) must come no sooner than the delay asked
+ * (less `slackMs`). POSTs are left out: creates of different objects (Events) share one collection
+ * path, so the next POST there is usually another request, not a retry. Returns how many follow-ups
+ * there were and how many came early.
  */
 export interface LoggedRequest {
   atMs: number;
@@ -121,6 +123,7 @@ export interface LoggedRequest {
   path: string;
   status: number;
   retryAfterSeconds?: number;
+  watch?: boolean;
 }
 
 export function retryAfterCompliance(
@@ -131,7 +134,8 @@ export function retryAfterCompliance(
   let followUps = 0;
   let early = 0;
   for (const entry of [...log].sort((a, b) => a.atMs - b.atMs)) {
-    const key = `${entry.method} ${entry.path}`;
+    if (entry.method === "POST") continue;
+    const key = `${entry.watch ? "WATCH" : entry.method} ${entry.path}`;
     const notBefore = pendingByKey.get(key);
     if (notBefore !== undefined) {
       followUps++;

@@ -454,6 +454,9 @@ export async function apiFaults(
   const notes: string[] = [];
   try {
     await churn.run(4, () => churn.live.size >= options.modelDeployments * 0.8);
+    // The baseline phase must see a working operator: wait until it has served the fleet.
+    const filled = await waitForCleanFleet(context, namespace, new Set(churn.live.keys()), performance.now());
+    if (filled.seconds === undefined) notes.push("the fleet did not converge before the faults began");
     const phases: FaultPhase[] = [
       { name: "no faults", faults: NO_FAULTS, seconds: options.phaseSeconds },
       { name: "latency 300 ms", faults: { ...NO_FAULTS, latencyMs: 300 }, seconds: options.phaseSeconds },
