@@ -12,15 +12,16 @@
  */
 export interface PrefixIndexOptions {
   /**
-   * Hashes kept per pod. Sized to what the engine can cache: KV-cache tokens per replica / tokens per
-   * gateway block (e.g. 300k tokens / 64 ≈ 4,700); more only remembers blocks the engine has evicted.
+   * Hashes kept per pod. About twice what the engine can cache works best on the routing benchmark
+   * (sim/eval/routing.ts prefixIndexBlocksFor): the default, 16,384 blocks of ~64 tokens (~1M tokens),
+   * is twice the KV cache of Llama 3.1 8B on an H100 (~450k tokens), at ~1-2 MB of Map entries per pod.
    */
   maxBlocksPerPod: number;
   /** Pods tracked at most (a model's replicas; pods that vanish are also dropped by `retainPods`). */
   maxPods: number;
 }
 
-export const DEFAULT_PREFIX_INDEX_OPTIONS: PrefixIndexOptions = { maxBlocksPerPod: 8192, maxPods: 1024 };
+export const DEFAULT_PREFIX_INDEX_OPTIONS: PrefixIndexOptions = { maxBlocksPerPod: 16_384, maxPods: 1024 };
 
 export class PrefixIndex {
   readonly options: PrefixIndexOptions;
