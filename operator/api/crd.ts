@@ -96,7 +96,8 @@ const printerColumns = [
   { name: "KV-Util", type: "number", jsonPath: ".status.autoscaler.kvCacheUtilization", priority: 1 },
   { name: "Queue", type: "number", jsonPath: ".status.autoscaler.queueDepth", priority: 1 },
   { name: "TTFT-OK", type: "number", jsonPath: ".status.autoscaler.ttftWithinTarget", priority: 1 },
-  { name: "Status", type: "string", jsonPath: ".status.conditions[?(@.type=='Ready')].reason", priority: 1 },
+  // Ready's reason: AllReplicasReady, PartiallyReady, Idle (scaled to zero), Activating (scaling from zero), …
+  { name: "Status", type: "string", jsonPath: ".status.conditions[?(@.type=='Ready')].reason" },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
 ];
 

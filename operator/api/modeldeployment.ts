@@ -358,7 +358,7 @@ const AutoscalingSpec = withCel(
           minimum: 60,
           maximum: 86_400,
           description:
-            "Scale to zero after this long without requests (needs the request gateway; reserved, not acted on yet).",
+            "With minReplicas 0: scale to zero after this long without a request (none seen by the gateway, none counted by the engines). Requests that reach the gateway while the model is at zero are held and wake it (status Ready reason Activating, then AllReplicasReady); at zero the reason is Idle.",
         }),
       ),
     },

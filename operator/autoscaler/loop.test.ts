@@ -6,7 +6,7 @@ import type { ModelDeployment } from "../api/modeldeployment.js";
 import { modelDeployment } from "../controller/testing.js";
 import type { Informer } from "../runtime/informer.js";
 import type { KubeClient, KubeObject } from "../runtime/kube-client.js";
-import { AutoscalerLoop, type AutoscalerLoopOptions, policyConfig, replicaTokenCapacity } from "./loop.js";
+import { AutoscalerLoop, type AutoscalerLoopOptions, engineActivity, policyConfig, replicaTokenCapacity } from "./loop.js";
 import { tokenUtilizationTargetForTtft } from "./ttft-objective.js";
 
 const spec = {
@@ -75,7 +75,7 @@ describe("AutoscalerLoop target selection", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return (server.address() as AddressInfo).port;
   }
-  const informer = <T extends KubeObject>(items: T[]) => ({ list: (filter?: (item: T) => boolean) => (filter ? items.filter(filter) : items) }) as unknown as Informer<T>;
+  const informer = <T extends KubeObject>(items: T[]) => ({ list: (filter?: (item: T) => boolean) => (filter ? items.filter(filter) : items), addHandlers: () => undefined }) as unknown as Informer<T>;
   const enginePod = (name: string, port: number, controller?: { kind: string; uid: string }): V1Pod & KubeObject => ({
     apiVersion: "v1",
     kind: "Pod",
@@ -117,5 +117,79 @@ describe("AutoscalerLoop target selection", () => {
     expect(tenantHits.count).toBe(0);
     expect(decision.signals.requestsWaiting).toBe(0);
     expect(patches).toEqual([]);
+  });
+});
+
+describe("scale from zero on the ModelDeployment informer event", () => {
+  type Handlers = { onAdd?: (md: ModelDeployment & KubeObject) => void; onUpdate?: (a: ModelDeployment & KubeObject, b: ModelDeployment & KubeObject) => void };
+  const zeroSpec = { ...spec, replicas: 0, autoscaling: { enabled: true, minReplicas: 0, maxReplicas: 4, scaleToZeroIdleSeconds: 120 } };
+  const nowMs = Date.parse("2026-06-01T12:00:00Z");
+  const demand = (held: number) => ({
+    "demand.gpufleet.io/gw-a": JSON.stringify({ held, lastRequestAt: nowMs - 100, updatedAt: nowMs - 100 }),
+  });
+
+  function harness() {
+    let handlers: Handlers = {};
+    const patches: Array<{ path: string; body: unknown }> = [];
+    const informer = {
+      addHandlers(h: Handlers) {
+        handlers = h;
+        return informer;
+      },
+      list: () => [],
+    };
+    const client = {
+      patch: async (path: string, body: unknown) => {
+        patches.push({ path, body });
+        return {};
+      },
+    };
+    const changed: string[] = [];
+    const loop = new AutoscalerLoop({
+      client: client as unknown as KubeClient,
+      modelDeployments: informer as unknown as Informer<ModelDeployment & KubeObject>,
+      pods: { list: () => [] } as unknown as AutoscalerLoopOptions["pods"],
+      replicaSets: { list: () => [] } as unknown as AutoscalerLoopOptions["replicaSets"],
+      deployments: { list: () => [] } as unknown as AutoscalerLoopOptions["deployments"],
+      intervalMs: 3_600_000,
+      scrapeTimeoutMs: 1_000,
+      now: () => nowMs,
+      onViewChanged: (key) => changed.push(key),
+    });
+    return { loop, patches, changed, event: (md: ModelDeployment) => handlers.onUpdate?.(md as never, md as never) };
+  }
+
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+  it("writes replicas 1 through the scale subresource as soon as a gateway holds a request", async () => {
+    const { loop, patches, changed, event } = harness();
+    loop.start();
+    try {
+      event(modelDeployment("code", zeroSpec, { annotations: demand(1) }));
+      await settle();
+      expect(patches).toEqual([{ path: "/apis/gpufleet.io/v1alpha1/namespaces/team-a/modeldeployments/code/scale", body: { spec: { replicas: 1 } } }]);
+      expect(changed).toEqual(["team-a/code"]);
+      // The events that follow (status writes, the cache still at 0) do not wake again.
+      event(modelDeployment("code", zeroSpec, { annotations: demand(2) }));
+      await settle();
+      expect(patches).toHaveLength(1);
+    } finally {
+      await loop.stop();
+    }
+  });
+
+  it("leaves a model alone when nothing is held, when it runs, and before the loop starts", async () => {
+    const { loop, patches, event } = harness();
+    event(modelDeployment("code", zeroSpec, { annotations: demand(1) }));
+    loop.start();
+    try {
+      event(modelDeployment("code", zeroSpec, { annotations: demand(0) }));
+      event(modelDeployment("code", { ...zeroSpec, replicas: 2 }, { annotations: demand(3) }));
+      event(modelDeployment("code", { ...spec, replicas: 0 }, { annotations: demand(3) }));
+      await settle();
+      expect(patches).toEqual([]);
+    } finally {
+      await loop.stop();
+    }
   });
 });

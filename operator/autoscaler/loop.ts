@@ -1,4 +1,5 @@
 import type { V1Deployment, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
+import { parseGatewayDemand } from "../api/gateway-demand.js";
 import { API_GROUP, API_VERSION, PLURAL, type ModelDeployment } from "../api/modeldeployment.js";
 import type { AutoscalerView, EventSink } from "../controller/controller.js";
 import { desiredReplicas } from "../controller/reconcile-plan.js";
@@ -26,6 +27,16 @@ import {
   type TtftPodReport,
 } from "./ttft-attainment.js";
 import { effectiveTokenUtilizationTarget } from "./ttft-objective.js";
+import {
+  decideScaleToZero,
+  initialScaleToZeroState,
+  observeEngineActivity,
+  scaleToZeroEnabled,
+  wakeFromZero,
+  type EnginePodActivity,
+  type GatewayDemandSummary,
+  type ScaleToZeroState,
+} from "./scale-to-zero.js";
 
 export interface AutoscalerObserver {
   decided?(namespace: string, name: string, direction: "up" | "down" | "hold", kvCacheUtilization: number | null, queueDepth: number): void;
@@ -58,6 +69,7 @@ export interface AutoscalerLoopOptions {
 
 interface PerDeployment {
   state: PolicyState;
+  zeroState: ScaleToZeroState;
   ttftState: TtftAttainmentState;
   view?: AutoscalerView;
   /** Last good sample per pod, kept so a failed scrape holds on known (and ageing) data. */
@@ -85,12 +97,15 @@ export function replicaTokenCapacity(modelDeployment: ModelDeployment): number |
   );
 }
 
-/** The CRD's autoscaling fields as the policy's config. Scale to zero waits for the gateway: floor 1. */
+/**
+ * The CRD's autoscaling fields as the policy's config. The floor is 0 only with scale to zero on
+ * (minReplicas 0 and scaleToZeroIdleSeconds); the policy itself never goes from 1 to 0 (./scale-to-zero.ts does).
+ */
 export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfig {
   const autoscaling = modelDeployment.spec.autoscaling;
   const capacity = replicaTokenCapacity(modelDeployment);
   return {
-    minReplicas: Math.max(1, autoscaling.minReplicas),
+    minReplicas: scaleToZeroEnabled(autoscaling) ? 0 : Math.max(1, autoscaling.minReplicas),
     maxReplicas: autoscaling.maxReplicas,
     kvCacheUtilizationTarget: autoscaling.kvCacheUtilizationTarget,
     queueDepthTargetPerReplica: autoscaling.queueDepthTargetPerReplica,
@@ -141,10 +156,52 @@ export class AutoscalerLoop {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly log = logger.child({ component: "autoscaler" });
+  /** Wakes written lately per key (ms), so the informer events that follow one do not repeat it. */
+  private readonly recentWakes = new Map<string, number>();
+
   private readonly scrapeLimiter: ConcurrencyLimiter;
 
   constructor(private readonly options: AutoscalerLoopOptions) {
     this.scrapeLimiter = new ConcurrencyLimiter(options.globalScrapeConcurrency ?? 32);
+    // Scale from zero on the informer event that carries the gateway's demand, not on the next tick.
+    const wake = (md: ModelDeployment & KubeObject) => {
+      void this.wakeIfHeld(md).catch((error: unknown) =>
+        this.log.warn({ resource: `${md.metadata.namespace}/${md.metadata.name}`, err: String(error) }, "scale from zero failed; the next tick retries"),
+      );
+    };
+    options.modelDeployments.addHandlers({ onAdd: wake, onUpdate: (_old, md) => wake(md) });
+  }
+
+  /** 0 → 1 at once when a gateway holds requests for a ModelDeployment at zero (scale to zero on). */
+  async wakeIfHeld(md: ModelDeployment): Promise<boolean> {
+    if (!this.timer || md.spec?.autoscaling?.enabled !== true || md.metadata.deletionTimestamp) return false;
+    const now = this.options.now?.() ?? Date.now();
+    const key = `${md.metadata.namespace}/${md.metadata.name}`;
+    const demand = parseGatewayDemand(md.metadata.annotations, now);
+    const currentReplicas = desiredReplicas(md);
+    if (wakeFromZero(md.spec.autoscaling, currentReplicas, { held: demand.held, lastRequestAtMs: demand.lastRequestAt }) === undefined) return false;
+    const lastWake = this.recentWakes.get(key);
+    if (lastWake !== undefined && now - lastWake < WAKE_DEDUP_MS) return false;
+    this.recentWakes.set(key, now);
+    const reason = `scaling from zero: ${demand.held} request(s) held at the gateway`;
+    await this.writeReplicas(md, key, currentReplicas, 1, reason, now);
+    const entry = this.perDeployment.get(key);
+    if (entry?.view) {
+      entry.view = { ...entry.view, desiredReplicas: 1, reason, lastScaleTime: isoSeconds(now) };
+      entry.viewWrittenAtMs = now;
+    }
+    this.options.onViewChanged?.(key);
+    return true;
+  }
+
+  private async writeReplicas(md: ModelDeployment, key: string, from: number, to: number, reason: string, now: number): Promise<void> {
+    await this.options.client.patch(
+      `/apis/${API_GROUP}/${API_VERSION}/namespaces/${md.metadata.namespace}/${PLURAL}/${md.metadata.name}/scale`,
+      { spec: { replicas: to } },
+      "application/merge-patch+json",
+    );
+    this.options.events?.record(md as KubeObject & ModelDeployment, "Normal", to > from ? "ScaledUp" : "ScaledDown", `${from} → ${to}: ${reason}`);
+    this.log.info({ resource: key, from, to, reason, atMs: now }, "scaled");
   }
 
   start(): void {
@@ -179,12 +236,15 @@ export class AutoscalerLoop {
       }),
     );
     for (const key of this.perDeployment.keys()) if (!live.has(key)) this.perDeployment.delete(key);
+    const now = this.options.now?.() ?? Date.now();
+    for (const [key, at] of this.recentWakes) if (now - at >= WAKE_DEDUP_MS) this.recentWakes.delete(key);
   }
 
   async evaluate(md: ModelDeployment, key: string): Promise<ScaleDecision> {
     const now = this.options.now?.() ?? Date.now();
     const entry: PerDeployment = this.perDeployment.get(key) ?? {
       state: initialPolicyState(),
+      zeroState: initialScaleToZeroState(),
       ttftState: initialTtftAttainmentState(),
       lastSamples: new Map(),
       viewWrittenAtMs: 0,
@@ -213,8 +273,25 @@ export class AutoscalerLoop {
 
     const currentReplicas = desiredReplicas(md);
     const observed = observePods(pods, results, entry.lastSamples);
-    const decision = decideScale(policyConfig(md), entry.state, { nowMs: now, currentReplicas, pods: observed });
-    entry.state = decision.state;
+    const gatewayDemand = parseGatewayDemand(md.metadata.annotations, now);
+    const gateway: GatewayDemandSummary = { held: gatewayDemand.held, lastRequestAtMs: gatewayDemand.lastRequestAt };
+    const policyDecision = decideScale(policyConfig(md), entry.state, {
+      nowMs: now,
+      currentReplicas,
+      pods: observed,
+      heldRequests: gateway.held,
+    });
+    entry.state = policyDecision.state;
+    entry.zeroState = observeEngineActivity(entry.zeroState, engineActivity(pods, results), now);
+    const zero = decideScaleToZero({
+      nowMs: now,
+      settings: md.spec.autoscaling,
+      specReplicas: currentReplicas,
+      policyReplicas: policyDecision.desiredReplicas,
+      demand: gateway,
+      state: entry.zeroState,
+    });
+    const decision: ScaleDecision = { ...policyDecision, desiredReplicas: zero.replicas, reason: zero.reason ?? policyDecision.reason };
 
     const ttftTargetSeconds = md.spec.autoscaling.ttftTargetSeconds;
     let ttft: { withinTargetShare: number | null; requests: number | null } = { withinTargetShare: null, requests: null };
@@ -235,20 +312,14 @@ export class AutoscalerLoop {
 
     let lastScaleTime = entry.view?.lastScaleTime;
     if (direction !== "hold") {
-      await this.options.client.patch(
-        `/apis/${API_GROUP}/${API_VERSION}/namespaces/${md.metadata.namespace}/${PLURAL}/${md.metadata.name}/scale`,
-        { spec: { replicas: decision.desiredReplicas } },
-        "application/merge-patch+json",
-      );
-      lastScaleTime = new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z");
-      const message = `${currentReplicas} → ${decision.desiredReplicas}: ${decision.reason}`;
-      this.options.events?.record(md as KubeObject & ModelDeployment, "Normal", direction === "up" ? "ScaledUp" : "ScaledDown", message);
-      this.log.info({ resource: key, from: currentReplicas, to: decision.desiredReplicas, reason: decision.reason }, "scaled");
+      if (currentReplicas === 0) this.recentWakes.set(key, now);
+      await this.writeReplicas(md, key, currentReplicas, decision.desiredReplicas, decision.reason, now);
+      lastScaleTime = isoSeconds(now);
     }
 
     const ready = Math.max(1, signals.readyPods);
     const view: AutoscalerView = {
-      lastObservationTime: new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      lastObservationTime: isoSeconds(now),
       ...(signals.kvCacheUtilization === null ? {} : { kvCacheUtilization: round(signals.kvCacheUtilization, 3) }),
       queueDepth: signals.requestsWaiting,
       queueDepthPerReplica: round(signals.requestsWaiting / ready, 2),
@@ -283,6 +354,35 @@ function ttftPodReports(pods: V1Pod[], results: ScrapeResult[]): TtftPodReport[]
     const sample = freshSamples.get(name);
     const createdMs = Date.parse(pod.metadata?.creationTimestamp as unknown as string);
     return { name, ...(Number.isFinite(createdMs) ? { createdAtMs: createdMs } : {}), ...(sample ? { metrics: sample } : {}) };
+  });
+}
+
+/** Informer events within this long after a wake do not wake again (the cache may still show 0). */
+const WAKE_DEDUP_MS = 10_000;
+
+function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/**
+ * What each pod's engine shows of requests, for the idle clock: in flight now, and a count that moves
+ * with every request served (first tokens from the TTFT histogram, prompt and generated tokens). A pod
+ * not scraped this round reports no counter, so it keeps its baseline.
+ */
+export function engineActivity(pods: V1Pod[], results: ScrapeResult[]): EnginePodActivity[] {
+  const byPod = new Map(results.flatMap((r) => (r.ok ? [[r.target.podName, r.sample] as const] : [])));
+  return pods.map((pod) => {
+    const name = pod.metadata?.name ?? "";
+    const sample = byPod.get(name);
+    if (!sample) return { name, inFlight: 0, counter: null };
+    const parts = [sample.promptTokensTotal, sample.generationTokensTotal, sample.ttftHistogram?.cumulativeCounts.at(-1)].filter(
+      (x): x is number => typeof x === "number" && Number.isFinite(x) && x >= 0,
+    );
+    return {
+      name,
+      inFlight: sample.requestsRunning + sample.requestsWaiting,
+      counter: parts.length === 0 ? null : parts.reduce((a, b) => a + b, 0),
+    };
   });
 }
 

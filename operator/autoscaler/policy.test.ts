@@ -87,6 +87,17 @@ describe("decideScale", () => {
     expect(d.reason).toContain("queue 15.0 waiting/pod > target 5");
   });
 
+  it("counts requests held at the gateway as waiting demand", () => {
+    const observation = observe(0, 2, pods(2, 0, { kvCacheUtilization: 0.3, requestsWaiting: 0, requestsRunning: 10 }));
+    const without = decideScale(config, initialPolicyState(), observation);
+    expect(without.desiredReplicas).toBe(2);
+    // queue: (0 + 14 held) / 5 = 2.8 → 3 (held requests are not scaled by the share of pods with data).
+    const held = decideScale(config, initialPolicyState(), { ...observation, heldRequests: 14 });
+    expect(held.signals.requestsWaiting).toBe(14);
+    expect(held.signals.queueDemandReplicas).toBeCloseTo(2.8, 3);
+    expect(held.desiredReplicas).toBe(3);
+  });
+
   it("takes the MAX over the KV and queue signals", () => {
     const d = decideScale(
       config,

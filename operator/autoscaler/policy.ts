@@ -188,6 +188,8 @@ export interface Observation {
   /** Replicas in the spec now (ready + starting, as the workload sees them). */
   currentReplicas: number;
   pods: PodObservation[];
+  /** Requests held at the gateway for want of a free pod: waiting demand like an engine's queue. */
+  heldRequests?: number;
 }
 
 interface DemandSample {
@@ -350,13 +352,15 @@ export function decideScale(
   const kvDemandReplicas =
     (usable.reduce((s, p) => s + podKvDemand(p.metrics, tuning.maxQueueInflation), 0) * scaleToReady) /
     config.kvCacheUtilizationTarget;
-  const requestsWaiting = usable.reduce((s, p) => s + p.metrics.requestsWaiting, 0);
+  const held = Number.isFinite(observation.heldRequests) ? Math.max(0, observation.heldRequests ?? 0) : 0;
+  const podsWaiting = usable.reduce((s, p) => s + p.metrics.requestsWaiting, 0);
+  const requestsWaiting = podsWaiting + held;
   const requestsRunning = usable.reduce((s, p) => s + p.metrics.requestsRunning, 0);
   // Waiting requests are a backlog pinned to the pods that hold them (engines do not migrate
   // requests), so a queue asks for at most maxQueueInflation × the ready pods per decision; a queue
   // that persists keeps asking as the fleet grows.
   const queueDemandReplicas = Math.min(
-    (requestsWaiting * scaleToReady) / config.queueDepthTargetPerReplica,
+    (podsWaiting * scaleToReady + held) / config.queueDepthTargetPerReplica,
     tuning.maxQueueInflation * ready.length,
   );
   const kvCacheUtilization = usable.length > 0 ? mean(usable.map((p) => p.metrics.kvCacheUtilization)) : null;

@@ -185,3 +185,51 @@ describe("pods the API server refuses", () => {
     expect(result.status.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "PodSecurityForbidden" });
   });
 });
+
+describe("scale to zero in the status", () => {
+  const atZero = (replicas: number, annotations: Record<string, string> = {}) =>
+    modelDeployment(
+      "chat",
+      {
+        model: { name: "chat", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } }, maxContextLength: 8192 },
+        replicas,
+        autoscaling: { enabled: true, minReplicas: 0, maxReplicas: 4, scaleToZeroIdleSeconds: 120 },
+      },
+      { annotations },
+    );
+  const ready = (md: ModelDeployment, deployment: V1Deployment) => planReconcile(observe(md, { deployment }), deps).status.conditions?.find((c) => c.type === "Ready");
+
+  it("a model at zero with minReplicas 0 runs no replica and shows Idle", () => {
+    const md = atZero(0);
+    expect(desiredReplicas(md)).toBe(0);
+    expect(ready(md, deploymentWith({ replicas: 0, readyReplicas: 0, updatedReplicas: 0 }))).toMatchObject({ status: "False", reason: "Idle" });
+  });
+
+  it("requests held at the gateway at zero show Activating", () => {
+    const held = JSON.stringify({ held: 2, lastRequestAt: now.getTime() - 1_000, updatedAt: now.getTime() - 500 });
+    const condition = ready(atZero(0, { "demand.gpufleet.io/gw-a": held }), deploymentWith({ replicas: 0, readyReplicas: 0, updatedReplicas: 0 }));
+    expect(condition).toMatchObject({ status: "False", reason: "Activating" });
+    expect(condition?.message).toContain("2 request(s) held");
+  });
+
+  it("held demand older than the freshness bound does not count", () => {
+    const stale = JSON.stringify({ held: 2, lastRequestAt: now.getTime() - 60_000, updatedAt: now.getTime() - 60_000 });
+    expect(ready(atZero(0, { "demand.gpufleet.io/gw-a": stale }), deploymentWith({ replicas: 0, readyReplicas: 0, updatedReplicas: 0 }))?.reason).toBe("Idle");
+  });
+
+  it("woken to one replica and none ready yet shows Activating, then AllReplicasReady", () => {
+    const md = atZero(1);
+    expect(ready(md, deploymentWith({ replicas: 1, readyReplicas: 0, updatedReplicas: 1 }))?.reason).toBe("Activating");
+    expect(ready(md, deploymentWith({ replicas: 1, readyReplicas: 1, updatedReplicas: 1 }))?.reason).toBe("AllReplicasReady");
+  });
+
+  it("without scale to zero the floor stays one replica and nothing shows Idle", () => {
+    const md = modelDeployment("chat", {
+      model: { name: "chat", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } }, maxContextLength: 8192 },
+      replicas: 0,
+      autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 4 },
+    });
+    expect(desiredReplicas(md)).toBe(1);
+    expect(ready(md, deploymentWith({ replicas: 1, readyReplicas: 0, updatedReplicas: 1 }))?.reason).toBe("ReplicasNotReady");
+  });
+});

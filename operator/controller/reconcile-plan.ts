@@ -1,5 +1,7 @@
 import type { V1Deployment, V1Node, V1Pod } from "@kubernetes/client-node";
 import type { ModelDeployment, ModelDeploymentStatus, PlanSummary } from "../api/modeldeployment.js";
+import { parseGatewayDemand } from "../api/gateway-demand.js";
+import { scaleToZeroEnabled, scaleToZeroPhase } from "../autoscaler/scale-to-zero.js";
 import { RenderError } from "../render/errors.js";
 import type { RenderedWorkload, ResolvedPlan } from "../render/types.js";
 import { type DesiredCondition, mergeConditions } from "./conditions.js";
@@ -79,12 +81,14 @@ export function podsRefused(deployment: V1Deployment | undefined): { reason: str
   };
 }
 
-/** Replicas the workload should run: the spec, held inside [min, max] while the autoscaler owns it. */
+/**
+ * Replicas the workload should run: the spec, held inside [min, max] while the autoscaler owns it. The
+ * floor is 0 only with scale to zero on (minReplicas 0 and scaleToZeroIdleSeconds), else at least 1.
+ */
 export function desiredReplicas(modelDeployment: ModelDeployment): number {
   const { replicas, autoscaling } = modelDeployment.spec;
   if (!autoscaling.enabled) return replicas;
-  // Scale to zero needs the request gateway (a later capability): until then the floor is one replica.
-  const floor = Math.max(1, autoscaling.minReplicas);
+  const floor = scaleToZeroEnabled(autoscaling) ? 0 : Math.max(1, autoscaling.minReplicas);
   return Math.min(Math.max(replicas, floor), autoscaling.maxReplicas);
 }
 
@@ -214,13 +218,26 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
     );
   } else {
     const refused = podsRefused(deployment);
-    if (wanted === 0)
+    const held = spec.autoscaling.enabled ? parseGatewayDemand(modelDeployment.metadata.annotations, now.getTime()).held : 0;
+    const phase = spec.autoscaling.enabled ? scaleToZeroPhase(spec.autoscaling, wanted, readyReplicas, held) : undefined;
+    if (phase === "Idle")
       conditions.push({
         type: "Ready",
         status: "False",
-        reason: "ScaledToZero",
-        message: "0 replicas requested",
+        reason: "Idle",
+        message: `scaled to zero after ${spec.autoscaling.scaleToZeroIdleSeconds}s without requests; the first request through the gateway wakes it`,
       });
+    else if (phase === "Activating" && !unschedulable.length && !refused)
+      conditions.push({
+        type: "Ready",
+        status: "False",
+        reason: "Activating",
+        message:
+          wanted === 0
+            ? `scaling from zero: ${held} request(s) held at the gateway`
+            : `scaling from zero: 0/${wanted} replicas ready (pod starting or model loading)${held ? `; ${held} request(s) held at the gateway` : ""}`,
+      });
+    else if (wanted === 0) conditions.push({ type: "Ready", status: "False", reason: "ScaledToZero", message: "0 replicas requested" });
     else if (readyReplicas >= wanted)
       conditions.push({
         type: "Ready",
