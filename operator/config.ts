@@ -20,6 +20,8 @@ export interface OperatorConfig {
   /** Engine scrapes in flight at once across all ModelDeployments. */
   scrapeConcurrency: number;
   concurrency: number;
+  /** How often to look again whether the InferencePool CRD is served (it may be installed later). */
+  inferencePoolRecheckSeconds: number;
   images: { vllm?: string; tensorrtLlm?: string };
   /**
    * Where models' config.json is read (GPUFLEET_HF_ENDPOINT, e.g. https://huggingface.co); unset: the
@@ -102,6 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     scrapeConcurrency: integer(env, "GPUFLEET_SCRAPE_CONCURRENCY", 32, 1, 1024),
     // Reconciles are bound by API round trips, not CPU (sim/bench/operator-scale.ts): 8 in flight by default.
     concurrency: integer(env, "GPUFLEET_CONCURRENCY", 8, 1, 64),
+    inferencePoolRecheckSeconds: integer(env, "GPUFLEET_INFERENCE_POOL_RECHECK_SECONDS", 300, 1, 86_400),
     images: {
       ...(env.GPUFLEET_VLLM_IMAGE ? { vllm: env.GPUFLEET_VLLM_IMAGE } : {}),
       ...(env.GPUFLEET_TRTLLM_IMAGE ? { tensorrtLlm: env.GPUFLEET_TRTLLM_IMAGE } : {}),

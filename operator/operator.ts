@@ -3,6 +3,7 @@ import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "./api/modeld
 import { AutoscalerLoop } from "./autoscaler/loop.js";
 import type { OperatorConfig } from "./config.js";
 import { ModelDeploymentController } from "./controller/controller.js";
+import { InferencePoolSync } from "./controller/inference-pool.js";
 import { SELECTOR_LABEL } from "./controller/reconcile-plan.js";
 import { logger } from "./log/logger.js";
 import { EventRecorder } from "./runtime/events.js";
@@ -103,12 +104,19 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
         },
       })
     : undefined;
+  const inferencePools = new InferencePoolSync(client, {
+    recheckIntervalMs: config.inferencePoolRecheckSeconds * 1000,
+    onAvailable: () => {
+      for (const md of informers.modelDeployments.list()) controller.enqueue(`${md.metadata.namespace ?? ""}/${md.metadata.name}`);
+    },
+  });
   const controller: ModelDeploymentController = new ModelDeploymentController({
     client,
     informers,
     config,
     events,
     ...(resolver ? { modelConfigs: (repo, revision, subscriber) => resolver.lookup(repo, revision, subscriber) } : {}),
+    inferencePools,
     autoscalerView: (key) => autoscaler.view(key),
     observer: {
       reconciled: (result, seconds) => observeReconcile(metrics, result, seconds),
@@ -119,7 +127,7 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
       forget: (namespace, name) => forgetModelDeployment(metrics, namespace, name),
     },
   });
-  return { controller, autoscaler, informers };
+  return { controller, autoscaler, informers, inferencePools };
 }
 
 /** The operator-wide Hub token, read at each use so a rotated file takes effect; bounded, trimmed. */
@@ -192,6 +200,8 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
       { once: true },
     );
     try {
+      // Discovery first, so the first reconciles already write pools where the CRD is served.
+      await term.inferencePools.start();
       await term.controller.start();
       // Stopped (shutdown or lost lease) while the caches synced: this term is over before it began.
       if (signal.aborted || stopping || current !== term) return;
@@ -207,6 +217,7 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
 
   const stopTerm = async (term: ReturnType<typeof buildControllers>) => {
     await term.autoscaler.stop();
+    term.inferencePools.stop();
     await term.controller.stop();
     if (current === term) current = undefined;
     synced = false;

@@ -67,6 +67,8 @@ export interface ControllerOptions {
   autoscalerView?: (key: string) => AutoscalerView | undefined;
   /** Reads models' config.json from the Hub (operator/hub/resolver.ts); without it only catalogue and inline architectures size. */
   modelConfigs?: ModelConfigLookup;
+  /** Keeps an InferencePool per ModelDeployment where that CRD is served (./inference-pool.ts). */
+  inferencePools?: { sync(modelDeployment: ModelDeployment): Promise<void>; forget(key: string): void };
   now?: () => Date;
 }
 
@@ -193,6 +195,7 @@ export class ModelDeploymentController {
       onDelete: (md) => {
         this.queue.forget(keyOf(md.metadata.namespace, md.metadata.name));
         this.lastApplied.delete(keyOf(md.metadata.namespace, md.metadata.name));
+        this.options.inferencePools?.forget(keyOf(md.metadata.namespace, md.metadata.name));
         this.options.observer?.forget?.(md.metadata.namespace ?? "", md.metadata.name);
       },
     });
@@ -326,6 +329,9 @@ export class ModelDeploymentController {
       : plan.events;
     for (const event of events) this.options.events?.record(modelDeployment, event.type, event.reason, event.message);
     if (withheld?.error) throw withheld.error;
+    // After the status, so a failure here (retried with backoff) does not hold the status back; not for a
+    // workload withheld (the pool would select pods this ModelDeployment does not run).
+    if (plan.workload && !withheld) await this.options.inferencePools?.sync(modelDeployment);
     this.options.observer?.replicas?.(namespace, name, status.desiredReplicas ?? 0, status.readyReplicas ?? 0, status.replicas ?? 0);
     this.options.observer?.conditions?.(namespace, name, status.conditions ?? []);
     log.debug({ placed: plan.placement.placed, ready: status.readyReplicas, desired: status.desiredReplicas }, "reconciled");

@@ -1,6 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { modelDeploymentCrd } from "../../operator/api/crd.js";
 import { KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
+import { inferencePoolCrd } from "../../sim/cluster/inference-pool-crd.js";
 
 interface CrdStatus {
   status?: { conditions?: Array<{ type: string; status: string }> };
@@ -12,9 +13,22 @@ interface CrdStatus {
  * the `x-kubernetes-*` keys they do not know, which would silently strip the CEL rules.
  */
 export async function ensureModelDeploymentCrd(kubeConfig: KubeConfig): Promise<void> {
+  await ensureCrd(kubeConfig, modelDeploymentCrd() as unknown as KubeObject);
+}
+
+/**
+ * Installs the Gateway API Inference Extension's InferencePool CRD from its pinned Go module
+ * (sim/cluster/inference-pool-crd.ts). Opt-in per test file: the shared cluster does not have it, so
+ * every other file sees a cluster without it.
+ */
+export async function ensureInferencePoolCrd(kubeConfig: KubeConfig): Promise<void> {
+  await ensureCrd(kubeConfig, (await inferencePoolCrd()) as unknown as KubeObject);
+}
+
+/** Applies a CRD (server-side, raw) and waits until it is Established. */
+export async function ensureCrd(kubeConfig: KubeConfig, crd: KubeObject): Promise<void> {
   const client = new KubeClient(kubeConfig);
   try {
-    const crd = modelDeploymentCrd() as unknown as KubeObject;
     await client.apply(crd, { fieldManager: "gpufleet-install", force: true });
     const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}`;
     const deadline = Date.now() + 30_000;

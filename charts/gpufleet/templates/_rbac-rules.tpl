@@ -45,6 +45,11 @@ deletes them, not the operator).
 - apiGroups: ["apps"]
   resources: ["replicasets"]
   verbs: ["list", "watch"]
+# InferencePools (Gateway API Inference Extension), only where that CRD is installed: one per
+# ModelDeployment selecting its pods, created and then patched (server-side apply); never read back.
+- apiGroups: ["inference.networking.k8s.io"]
+  resources: ["inferencepools"]
+  verbs: ["create", "patch"]
 # Events: what the operator did and why, shown by `kubectl describe modeldeployment`.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
