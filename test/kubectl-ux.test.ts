@@ -47,10 +47,10 @@ afterAll(async () => {
 });
 
 describe("kubectl with ModelDeployments", () => {
-  it("shows model, engine, GPU, replicas and readiness as columns, and the plan with -o wide", async () => {
+  it("shows model, engine, GPU, replicas, readiness and status (Ready's reason) as columns, and the plan with -o wide", async () => {
     const lines = (await kubectl("get", "modeldeployments")).trim().split("\n");
-    expect(lines[0]).toMatch(/^NAME\s+MODEL\s+ENGINE\s+GPU\s+REPLICAS\s+READY\s+AGE$/);
-    expect(lines[1]).toMatch(/^chat\s+llama-3\.1-8b-instruct\s+vllm\s+NVIDIA-L4\s+1\s+1\s+\S+$/);
+    expect(lines[0]).toMatch(/^NAME\s+MODEL\s+ENGINE\s+GPU\s+REPLICAS\s+READY\s+STATUS\s+AGE$/);
+    expect(lines[1]).toMatch(/^chat\s+llama-3\.1-8b-instruct\s+vllm\s+NVIDIA-L4\s+1\s+1\s+AllReplicasReady\s+\S+$/);
     const wide = (await kubectl("get", "md", "-o", "wide")).trim().split("\n");
     expect(wide[0]).toMatch(/GPUS\/REPLICA\s+TP\s+KV-TOKENS\s+REPLICAS\s+READY\s+DESIRED\s+KV-UTIL\s+QUEUE\s+TTFT-OK\s+STATUS/);
     expect(wide[1]).toMatch(/NVIDIA-L4\s+1\s+1\s+\d{4,}\s+1\s+1\s+1\s+.*AllReplicasReady/);
