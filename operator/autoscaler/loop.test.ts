@@ -193,3 +193,35 @@ describe("scale from zero on the ModelDeployment informer event", () => {
     }
   });
 });
+
+describe("engineActivity", () => {
+  const pod = (name: string) => ({ metadata: { name } }) as V1Pod;
+  const target = (podName: string) => ({ namespace: "team-a", podName, podIP: "127.1.0.5", port: 8000, engine: "vllm" as const, ready: true });
+
+  it("sums first tokens and token counters per scraped pod, and marks unscraped pods as having no counter", () => {
+    const activity = engineActivity(
+      [pod("a"), pod("b"), pod("c")],
+      [
+        {
+          target: target("a"),
+          ok: true,
+          sample: {
+            kvCacheUtilization: 0.1,
+            requestsWaiting: 1,
+            requestsRunning: 2,
+            promptTokensTotal: 100,
+            generationTokensTotal: 20,
+            ttftHistogram: { upperBoundsSeconds: [1, Infinity], cumulativeCounts: [3, 4] },
+            scrapedAtMs: 0,
+          },
+        },
+        { target: target("b"), ok: true, sample: { kvCacheUtilization: 0, requestsWaiting: 0, requestsRunning: 0, scrapedAtMs: 0 } },
+      ],
+    );
+    expect(activity).toEqual([
+      { name: "a", inFlight: 3, counter: 124 },
+      { name: "b", inFlight: 0, counter: null },
+      { name: "c", inFlight: 0, counter: null },
+    ]);
+  });
+});
