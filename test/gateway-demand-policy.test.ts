@@ -28,7 +28,8 @@ let gateway: KubeClient;
 let namespace: TestNamespace;
 let helmHome: string;
 const policyObjects: KubeObject[] = [];
-const serviceAccount = "gw-test";
+/** The chart's default name for the gateway's ServiceAccount: <fullname>-gateway (release "gf"). */
+const serviceAccount = "gf-gpufleet-gateway";
 
 const mdPath = () => modelDeploymentPath(namespace.name, "chat");
 const demandKey = "demand.gpufleet.io/gw-test-7d9f-abcde";
@@ -47,14 +48,14 @@ async function status(request: Promise<unknown>): Promise<number> {
 beforeAll(async () => {
   await ensureModelDeploymentCrd(kubeConfig);
   namespace = await uniqueNamespace(kubeConfig, "vap");
-  // The chart as a user renders it, released into this namespace, naming the test's ServiceAccount.
+  // The chart as a user renders it, released into this namespace.
   const helm = (await ensureClusterBinaries({ only: ["helm"] })).helm;
   helmHome = mkdtempSync(join(tmpdir(), "gpufleet-helm-home-"));
   const kubeconfigPath = join(helmHome, "admin.kubeconfig");
   writeFileSync(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
   const rendered = await runHelmOk(
     helm,
-    ["template", "gf", join(REPO_ROOT, "charts", "gpufleet"), "--namespace", namespace.name, "--kube-version", readPinnedTools().versions["kube-apiserver"], "--set", `gateway.serviceAccount.name=${serviceAccount}`],
+    ["template", "gf", join(REPO_ROOT, "charts", "gpufleet"), "--namespace", namespace.name, "--kube-version", readPinnedTools().versions["kube-apiserver"]],
     { home: helmHome, kubeconfig: kubeconfigPath },
   );
   for (const document of parseAllDocuments(rendered)) {
@@ -91,11 +92,14 @@ beforeAll(async () => {
     { fieldManager: "platform-team", force: true },
   );
   await admin.patch(mdPath(), { metadata: { annotations: { "team.example/owner": "ml" }, labels: { tier: "gold" } } });
-  // The API server loads a new policy asynchronously: wait until it refuses what it must.
-  await waitFor(async () => (await status(gateway.patch(mdPath(), { spec: { replicas: 2 } }))) === 403, {
+  // The API server loads a new policy asynchronously: wait until it refuses what it must. Each probe is
+  // a real change (a no-op patch leaves object == oldObject, which the policy has no reason to refuse).
+  let probe = 0;
+  await waitFor(async () => (await status(gateway.patch(mdPath(), { metadata: { labels: { probe: `p${++probe}` } } }))) === 403, {
     timeoutMs: 60_000,
     description: "the policy in force",
   });
+  await admin.patch(mdPath(), { metadata: { labels: { probe: null } } });
 }, 600_000);
 
 afterAll(async () => {
