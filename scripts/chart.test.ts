@@ -171,6 +171,7 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
         "/pods: get,list,watch",
         "apps/replicasets: list,watch",
         "events.k8s.io/events: create,patch",
+        "inference.networking.k8s.io/inferencepools: create,patch",
       ].sort(),
     );
     expect(grants(rbacRules("gpufleet.rbac.clusterRules"))).toEqual(["/nodes: get,list,watch"]);
