@@ -15,6 +15,8 @@ export interface OperatorConfig {
   identity: string;
   opsHost: string;
   opsPort: number;
+  /** /metrics only for callers the API server authenticates (TokenReview) and authorizes (SubjectAccessReview). */
+  metricsAuth: boolean;
   scrapeIntervalSeconds: number;
   scrapeTimeoutSeconds: number;
   /** Engine scrapes in flight at once across all ModelDeployments. */
@@ -99,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     identity: env.POD_NAME || `${env.HOSTNAME ?? "gpufleet"}-${process.pid}`,
     opsHost: env.GPUFLEET_OPS_HOST || "0.0.0.0",
     opsPort: integer(env, "GPUFLEET_OPS_PORT", 8081, 0, 65535),
+    metricsAuth: boolean(env, "GPUFLEET_METRICS_AUTH", false),
     scrapeIntervalSeconds,
     scrapeTimeoutSeconds: integer(env, "GPUFLEET_SCRAPE_TIMEOUT_SECONDS", Math.min(3, scrapeIntervalSeconds), 1, 60),
     scrapeConcurrency: integer(env, "GPUFLEET_SCRAPE_CONCURRENCY", 32, 1, 1024),

@@ -18,6 +18,7 @@ import {
   setReplicaGauges,
   type OperatorMetrics,
 } from "./runtime/metrics.js";
+import { kubeRequestAuthorizer } from "./runtime/metrics-auth.js";
 import { startOpsServer, type OpsServer } from "./runtime/ops-server.js";
 import { readFileSync } from "node:fs";
 import { HubClient } from "./hub/client.js";
@@ -165,6 +166,7 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
     host: config.opsHost,
     port: config.opsPort,
     registry: metrics.registry,
+    ...(config.metricsAuth ? { authorizeMetrics: kubeRequestAuthorizer(client) } : {}),
     // Liveness: false when leader election is stuck (its loop stopped stepping or ended with an error) or a
     // lost term cannot finish stopping; the kubelet then restarts the process, as it would a hung client-go one.
     healthy: () => {

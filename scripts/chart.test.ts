@@ -138,6 +138,7 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
     ...rbacRules("gpufleet.rbac.workloadRules"),
     ...rbacRules("gpufleet.rbac.clusterRules"),
     ...rbacRules("gpufleet.rbac.leaderElectionRules"),
+    ...rbacRules("gpufleet.rbac.metricsAuthRules"),
   ];
 
   it("use no wildcards, never touch Secrets and never delete", () => {
@@ -175,6 +176,10 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
       ].sort(),
     );
     expect(grants(rbacRules("gpufleet.rbac.clusterRules"))).toEqual(["/nodes: get,list,watch"]);
+    expect(grants(rbacRules("gpufleet.rbac.metricsAuthRules"))).toEqual([
+      "authentication.k8s.io/tokenreviews: create",
+      "authorization.k8s.io/subjectaccessreviews: create",
+    ]);
     expect(grants(rbacRules("gpufleet.rbac.leaderElectionRules"))).toEqual([
       "coordination.k8s.io/leases: get,create,update",
     ]);

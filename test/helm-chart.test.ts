@@ -188,7 +188,9 @@ describe("helm lint and template", () => {
       GPUFLEET_LEADER_ELECT: "true",
       GPUFLEET_LEASE_NAMESPACE: "gpufleet-system",
       GPUFLEET_LEASE_NAME: "gpufleet-operator",
-      GPUFLEET_WATCH_NAMESPACES: "",
+      // Cluster-wide is an explicit choice (watchAllNamespaces): by default, the release namespace.
+      GPUFLEET_WATCH_NAMESPACES: "gpufleet-system",
+      GPUFLEET_METRICS_AUTH: "true",
       GPUFLEET_OPS_PORT: "8081",
     });
     expect(container.env.map((variable) => variable.name)).toEqual(
@@ -208,13 +210,22 @@ describe("helm lint and template", () => {
     expect(
       deployment.spec.template.spec.topologySpreadConstraints.map((constraint) => constraint.topologyKey),
     ).toEqual(["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
-    expect(only(objects, "ClusterRoleBinding", "gf-gpufleet-workloads")).toBeDefined();
+    expect(objects.some((object) => object.kind === "ClusterRoleBinding" && object.metadata.name === "gf-gpufleet-workloads")).toBe(false);
+    expect(only(objects, "Role", "gf-gpufleet-workloads").metadata.namespace).toBe("gpufleet-system");
+    expect(only(objects, "NetworkPolicy")).toMatchObject({ spec: { policyTypes: ["Ingress"], ingress: [{ ports: [{ port: "http-ops" }] }] } });
+    expect(only(objects, "ClusterRole", "gf-gpufleet-metrics-reader")).toMatchObject({ rules: [{ nonResourceURLs: ["/metrics"], verbs: ["get"] }] });
     expect(only(objects, "Role", "gf-gpufleet-leader-election").metadata.namespace).toBe("gpufleet-system");
     expect(only(objects, "PodDisruptionBudget", "gf-gpufleet")).toMatchObject({ spec: { minAvailable: 1 } });
     expect(only(objects, "Service", "gf-gpufleet-metrics")).toMatchObject({
       spec: { ports: [{ name: "http-ops", port: 8081, targetPort: "http-ops" }] },
     });
     expect(objects.some((object) => object.apiVersion.startsWith("monitoring.coreos.com"))).toBe(false);
+  });
+
+  it("grants the namespaced rules cluster-wide only with watchAllNamespaces=true", async () => {
+    const objects = await render(["--set", "watchAllNamespaces=true"]);
+    expect(envOf(operatorContainer(objects)).GPUFLEET_WATCH_NAMESPACES).toBe("");
+    expect(only(objects, "ClusterRoleBinding", "gf-gpufleet-workloads")).toBeDefined();
   });
 
   it("renders watchNamespaces as Roles in each watched namespace and binds only the Nodes ClusterRole cluster-wide", async () => {
@@ -230,8 +241,8 @@ describe("helm lint and template", () => {
     expect(roleBindings.map((binding) => binding.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
     const clusterBindings = objects.filter((object) => object.kind === "ClusterRoleBinding");
     expect(
-      clusterBindings.map((binding) => (binding as unknown as { roleRef: { name: string } }).roleRef.name),
-    ).toEqual(["gf-gpufleet-nodes"]);
+      clusterBindings.map((binding) => (binding as unknown as { roleRef: { name: string } }).roleRef.name).sort(),
+    ).toEqual(["gf-gpufleet-metrics-auth", "gf-gpufleet-nodes"]); // TokenReview/SubjectAccessReview are cluster-scoped
     const nodesRole = only(objects, "ClusterRole", "gf-gpufleet-nodes") as unknown as { rules: RbacRule[] };
     expect(nodesRole.rules).toEqual([
       { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
@@ -243,7 +254,7 @@ describe("helm lint and template", () => {
     expect(only(objects, "ServiceMonitor")).toMatchObject({
       spec: { endpoints: [{ port: "http-ops", path: "/metrics", honorLabels: true }] },
     });
-    expect(only(objects, "PodMonitor")).toMatchObject({ spec: { namespaceSelector: { any: true } } });
+    expect(only(objects, "PodMonitor")).toMatchObject({ spec: { namespaceSelector: { matchNames: ["gpufleet-system"] } } });
     const rule = only(objects, "PrometheusRule") as unknown as {
       spec: { groups: Array<{ rules: Array<{ alert: string; for: string }> }> };
     };
@@ -319,7 +330,7 @@ describe("helm lint and template", () => {
     expect(envOf(container)).toMatchObject({
       GPUFLEET_GATEWAY_PORT: "8080",
       GPUFLEET_GATEWAY_OPS_PORT: "8082",
-      GPUFLEET_GATEWAY_WATCH_NAMESPACES: "",
+      GPUFLEET_GATEWAY_WATCH_NAMESPACES: "gpufleet-system",
       GPUFLEET_GATEWAY_HOLD_TIMEOUT_SECONDS: "120",
       GPUFLEET_GATEWAY_MAX_BODY_BYTES: "8388608",
     });

@@ -2,6 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { logger } from "../log/logger.js";
+import type { RequestAuthorizer } from "./metrics-auth.js";
 
 /**
  * The operator's operations endpoint: /healthz (liveness), /readyz (readiness, with a short reason
@@ -19,6 +20,8 @@ export interface OpsServerOptions {
   healthy: () => boolean;
   /** Not ready: a standby replica, informers not synced, ... Return a reason for the probe's body. */
   ready: () => Readiness;
+  /** When set, /metrics answers only callers it allows (401/403 otherwise); probes stay open. */
+  authorizeMetrics?: RequestAuthorizer;
 }
 
 export interface OpsServer {
@@ -48,15 +51,22 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
           return ready ? text(200, "ok") : text(503, `not ready: ${reason ?? "starting"}`);
         }
         case "/metrics":
-          options.registry
-            .metrics()
+          (options.authorizeMetrics ? options.authorizeMetrics(req, path) : Promise.resolve({ allowed: true as const }))
+            .then((decision) => {
+              if (!decision.allowed) {
+                text(decision.status, decision.status === 401 ? "unauthorized" : "forbidden");
+                return undefined;
+              }
+              return options.registry.metrics();
+            })
             .then((body) => {
+              if (body === undefined) return;
               res.writeHead(200, { "Content-Type": options.registry.contentType });
               res.end(body);
             })
             .catch((err: unknown) => {
-              log.warn({ err }, "collecting metrics failed");
-              text(500, "metrics collection failed");
+              log.warn({ err }, "serving metrics failed");
+              if (!res.headersSent) text(500, "metrics unavailable");
             });
           return;
         default:

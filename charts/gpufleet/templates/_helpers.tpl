@@ -61,3 +61,18 @@ app.kubernetes.io/component: operator
 {{- define "gpufleet.metricsServiceName" -}}
 {{- printf "%s-metrics" (include "gpufleet.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+
+{{/*
+The namespaces the operator watches, comma-separated: watchNamespaces, else the release namespace only.
+Empty (every namespace, cluster-wide RBAC) only with watchAllNamespaces=true: an explicit choice.
+*/}}
+{{- define "gpufleet.watchNamespaces" -}}
+{{- if .Values.watchAllNamespaces -}}
+{{- if .Values.watchNamespaces }}{{ fail "set either watchNamespaces or watchAllNamespaces=true, not both" }}{{ end -}}
+{{- else if .Values.watchNamespaces -}}
+{{ join "," .Values.watchNamespaces }}
+{{- else -}}
+{{ .Release.Namespace }}
+{{- end -}}
+{{- end }}

@@ -64,6 +64,18 @@ deletes them, not the operator).
   verbs: ["get", "list", "watch"]
 {{- end }}
 
+{{/* /metrics authentication and authorization (metrics.authorization.enabled): a ClusterRole. */}}
+{{- define "gpufleet.rbac.metricsAuthRules" -}}
+# TokenReviews: who is the caller of /metrics (its bearer token).
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+# SubjectAccessReviews: may that caller `get /metrics`.
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}
+
 {{/* Leader election: a Role in the release namespace only. */}}
 {{- define "gpufleet.rbac.leaderElectionRules" -}}
 # Leases: one replica holds the Lease and reconciles; the others wait to take it over.
