@@ -17,6 +17,7 @@ import type { RunningOperator } from "../operator/operator.js";
 import { KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
+import { PICK_REASONS } from "../gateway/routing/types.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
 import { ensureClusterBinaries, readPinnedTools } from "../sim/cluster/binaries.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
@@ -193,9 +194,7 @@ describe("the gateway on the local cluster", () => {
         expect(body.model).toBe("model-alpha");
         const pod = response.headers.get("x-gpufleet-endpoint") ?? "";
         expect(alphaPods).toContain(pod);
-        expect(response.headers.get("x-gpufleet-pick-reason")).toMatch(
-          /^(least-loaded|prefix-affinity|kv-cache|only-endpoint|session-affinity)$/,
-        );
+        expect(PICK_REASONS).toContain(response.headers.get("x-gpufleet-pick-reason"));
         seenAlpha.add(pod);
       }
       const beta = await post(gateway, "/v1/completions", {
