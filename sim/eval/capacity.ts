@@ -87,7 +87,7 @@ function main(): void {
       {
         minReplicas: 1,
         maxReplicas: def.maxReplicas,
-        initialReplicas: oracle.schedule[0] ?? 1,
+        initialReplicas: 1,
       },
       gpufleetOverrides,
     ),

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { PodObservation } from "../../operator/autoscaler/policy.js";
 import {
   aibrixKpaController,
+  dynamoPlannerController,
+  linearForecast,
   kedaController,
   kubeAiController,
   llmdSaturationController,
@@ -26,7 +28,13 @@ function view(
       scrapedAtMs: nowMs,
     },
   }));
-  return { nowMs, currentReplicas: pods.length, pods, inFlightRequests };
+  return {
+    nowMs,
+    currentReplicas: pods.length,
+    pods,
+    inFlightRequests,
+    arrived: { requests: 0, promptTokens: 0, outputTokens: 0 },
+  };
 }
 
 describe("baseline controllers", () => {
@@ -110,5 +118,36 @@ describe("baseline controllers", () => {
         ]),
       ),
     ).toBe(2);
+  });
+});
+
+describe("dynamo-style throughput planner", () => {
+  it("forecasts the next interval on the least-squares line through the last ones", () => {
+    expect(linearForecast([])).toBe(0);
+    expect(linearForecast([7])).toBe(7);
+    expect(linearForecast([1, 2, 3])).toBeCloseTo(4, 9);
+    expect(linearForecast([5, 5, 5, 5])).toBeCloseTo(5, 9);
+  });
+
+  it("acts every 180 s on the router's token counters, sized by the planner's replica capacity", () => {
+    const planner = dynamoPlannerController({ minReplicas: 1, maxReplicas: 50 }, 1000);
+    const at = (nowMs: number, tokens: number, currentReplicas: number): number =>
+      planner.decide({
+        nowMs,
+        currentReplicas,
+        pods: [],
+        inFlightRequests: 0,
+        arrived: { requests: 0, promptTokens: tokens, outputTokens: 0 },
+      });
+    expect(at(10_000, 0, 1)).toBe(1);
+    // 180 s later: 900,000 tokens = 5,000 tokens/s → 5 replicas of 1,000 tokens/s.
+    expect(at(100_000, 450_000, 1)).toBe(1);
+    expect(at(190_000, 900_000, 1)).toBe(5);
+    // Between planning ticks it holds whatever runs.
+    expect(at(200_000, 950_000, 5)).toBe(5);
+    // Next interval 7,000 tokens/s: the line through 5,000 and 7,000 forecasts 9,000 → 9.
+    expect(at(370_000, 900_000 + 7000 * 180, 5)).toBe(9);
+    const withHeadroom = dynamoPlannerController({ minReplicas: 1, maxReplicas: 50 }, 1000, 0.5);
+    expect(withHeadroom.name).toBe("dynamo-planner(util=0.5)");
   });
 });

@@ -10,7 +10,7 @@ import {
   type AutoscalingConfig,
   type PolicyState,
 } from "../../operator/autoscaler/policy.js";
-import type { Controller, ControllerView } from "./fleet.js";
+import { maxOf, type Controller, type ControllerView } from "./fleet.js";
 
 export interface Bounds {
   minReplicas: number;
@@ -104,13 +104,12 @@ export function kubeAiController(bounds: Bounds, targetRequests = 100): Controll
  * scaling down"). Scale-up follows the HPA default policy: at most max(+100%, +4 pods) per 15 s.
  * The chart's query returns one series per pod; we sum them (as `sum(...)` would).
  */
-export function kedaController(bounds: Bounds): Controller {
+export function kedaController(bounds: Bounds, threshold = 5): Controller {
   const intervalSeconds = 15;
-  const threshold = 5;
   const downWindowMs = 360_000;
   const recommendations: Array<{ atMs: number; replicas: number }> = [];
   return {
-    name: "keda",
+    name: threshold === 5 ? "keda" : `keda(threshold=${threshold})`,
     intervalSeconds,
     initialReplicas: initial(bounds),
     decide(view) {
@@ -127,7 +126,7 @@ export function kedaController(bounds: Bounds): Controller {
         (recommendations[0] as { atMs: number }).atMs <= view.nowMs - downWindowMs
       )
         recommendations.shift();
-      if (desired < current) desired = Math.min(current, Math.max(...recommendations.map((r) => r.replicas)));
+      if (desired < current) desired = Math.min(current, maxOf(recommendations.map((r) => r.replicas)));
       if (desired > current) desired = Math.min(desired, Math.max(current * 2, current + 4));
       return desired;
     },
@@ -146,9 +145,8 @@ export function kedaController(bounds: Bounds): Controller {
  * ceil(1 / 0.5) = 2 replicas; we use Knative's total so the baseline can scale at all.)
  * Sync period assumed 15 s.
  */
-export function aibrixKpaController(bounds: Bounds): Controller {
+export function aibrixKpaController(bounds: Bounds, target = 0.5): Controller {
   const intervalSeconds = 15;
-  const target = 0.5;
   const stableMs = 180_000;
   const panicMs = 60_000;
   const panicThreshold = 2;
@@ -159,7 +157,7 @@ export function aibrixKpaController(bounds: Bounds): Controller {
   let panicTimeMs: number | null = null;
   let maxPanicPods = 0;
   return {
-    name: "aibrix-kpa",
+    name: target === 0.5 ? "aibrix-kpa" : `aibrix-kpa(kv=${target})`,
     intervalSeconds,
     initialReplicas: initial(bounds),
     decide(view) {
@@ -210,7 +208,7 @@ export function aibrixKpaController(bounds: Bounds): Controller {
         (recommendations[0] as { atMs: number }).atMs <= view.nowMs - cooldownMs
       )
         recommendations.shift();
-      if (desired < current) desired = Math.min(current, Math.max(...recommendations.map((r) => r.replicas)));
+      if (desired < current) desired = Math.min(current, maxOf(recommendations.map((r) => r.replicas)));
       return desired;
     },
   };
@@ -224,17 +222,36 @@ export function aibrixKpaController(bounds: Bounds): Controller {
  * replicas count (no further scale-up while some start). It uses each pod's peak over the last
  * minute and reconciles every 60 s.
  */
-export function llmdSaturationController(bounds: Bounds): Controller {
+export interface LlmdThresholds {
+  kvThreshold: number;
+  queueThreshold: number;
+  kvSpareTrigger: number;
+  queueSpareTrigger: number;
+}
+
+export const LLMD_DEFAULT_THRESHOLDS: LlmdThresholds = {
+  kvThreshold: 0.8,
+  queueThreshold: 5,
+  kvSpareTrigger: 0.1,
+  queueSpareTrigger: 3,
+};
+
+export function llmdSaturationController(
+  bounds: Bounds,
+  thresholds: LlmdThresholds = LLMD_DEFAULT_THRESHOLDS,
+): Controller {
   const reconcileMs = 60_000;
-  const kvThreshold = 0.8;
-  const queueThreshold = 5;
-  const kvSpareTrigger = 0.1;
-  const queueSpareTrigger = 3;
+  const { kvThreshold, queueThreshold, kvSpareTrigger, queueSpareTrigger } = thresholds;
+  const isDefault = (Object.keys(LLMD_DEFAULT_THRESHOLDS) as Array<keyof LlmdThresholds>).every(
+    (k) => thresholds[k] === LLMD_DEFAULT_THRESHOLDS[k],
+  );
   // Called at every scrape to keep each pod's last-minute peak; acts once per reconcile period.
   const history = new Map<string, Array<{ atMs: number; kv: number; queue: number }>>();
   let lastActMs = 0;
   return {
-    name: "llm-d-saturation",
+    name: isDefault
+      ? "llm-d-saturation"
+      : `llm-d-saturation(kv=${kvThreshold},queue=${queueThreshold},spare=${kvSpareTrigger}/${queueSpareTrigger})`,
     intervalSeconds: 10,
     initialReplicas: initial(bounds),
     decide(view) {
@@ -246,7 +263,7 @@ export function llmdSaturationController(bounds: Bounds): Controller {
         h.push({ atMs: view.nowMs, kv: p.metrics.kvCacheUtilization, queue: p.metrics.requestsWaiting });
         while (h.length > 0 && (h[0] as { atMs: number }).atMs <= view.nowMs - 60_000) h.shift();
         history.set(p.name, h);
-        peaks.push({ kv: Math.max(...h.map((x) => x.kv)), queue: Math.max(...h.map((x) => x.queue)) });
+        peaks.push({ kv: maxOf(h.map((x) => x.kv)), queue: maxOf(h.map((x) => x.queue)) });
       }
       if (view.nowMs - lastActMs < reconcileMs) return current;
       lastActMs = view.nowMs;
@@ -272,6 +289,66 @@ export function llmdSaturationController(bounds: Bounds): Controller {
       return current;
     },
   };
+}
+
+/**
+ * A throughput planner in the style of NVIDIA Dynamo's (ai-dynamo/dynamo, components/planner: the
+ * SLA planner adjusts every `adjustment_interval`, 180 s by default, from the frontend's request
+ * rate and mean input/output lengths over the last interval, forecasts the next interval with a
+ * load predictor, and sizes replicas by the throughput one replica sustains per its profile).
+ * Here: every 180 s, the token demand (prompt + output tokens/s from the router's counters) of each
+ * past interval; the next interval's demand forecast by a least-squares line through the last
+ * `historyIntervals` intervals (a constant while fewer than two exist), never below zero; replicas =
+ * ceil(forecast / (capacity × utilization)). The capacity is the planner's per-replica token
+ * capacity (the prior gpufleet's policy also gets), so when the engine is slower than planned this
+ * baseline does not learn it. `utilization` 1 is the default: the profiled capacity is what Dynamo
+ * sizes with; lower values add headroom (the tuned row sweeps it).
+ */
+export function dynamoPlannerController(
+  bounds: Bounds,
+  replicaTokenCapacityPerSecond: number,
+  utilization = 1,
+  historyIntervals = 5,
+): Controller {
+  const intervalMs = 180_000;
+  const demand: number[] = [];
+  let last: { atMs: number; tokens: number } | null = null;
+  return {
+    name: utilization === 1 ? "dynamo-planner" : `dynamo-planner(util=${utilization})`,
+    intervalSeconds: 10,
+    initialReplicas: initial(bounds),
+    decide(view) {
+      const tokens = view.arrived.promptTokens + view.arrived.outputTokens;
+      if (last === null) {
+        last = { atMs: view.nowMs, tokens };
+        return view.currentReplicas;
+      }
+      if (view.nowMs - last.atMs < intervalMs) return view.currentReplicas;
+      demand.push(((tokens - last.tokens) * 1000) / (view.nowMs - last.atMs));
+      if (demand.length > historyIntervals) demand.shift();
+      last = { atMs: view.nowMs, tokens };
+      const forecast = Math.max(0, linearForecast(demand));
+      const desired = Math.ceil(forecast / (replicaTokenCapacityPerSecond * utilization));
+      return Math.min(bounds.maxReplicas, Math.max(bounds.minReplicas, desired));
+    },
+  };
+}
+
+/** The next value of `series` on its least-squares line (the last value if fewer than two). */
+export function linearForecast(series: readonly number[]): number {
+  const n = series.length;
+  if (n === 0) return 0;
+  if (n === 1) return series[0] as number;
+  const meanX = (n - 1) / 2;
+  let meanY = 0;
+  for (const y of series) meanY += y / n;
+  let sxy = 0;
+  let sxx = 0;
+  series.forEach((y, x) => {
+    sxy += (x - meanX) * (y - meanY);
+    sxx += (x - meanX) ** 2;
+  });
+  return meanY + (sxy / sxx) * (n - meanX);
 }
 
 /** Replays a replica schedule (replicas per window) with no cold start: the oracle's controller. */

@@ -1,10 +1,12 @@
 /** One evaluation scenario: a trace, a replica type, a latency goal, and every policy on it. */
 import {
   aibrixKpaController,
+  dynamoPlannerController,
   gpufleetController,
   kedaController,
   kubeAiController,
   llmdSaturationController,
+  LLMD_DEFAULT_THRESHOLDS,
   type Bounds,
 } from "./controllers.js";
 import type { AutoscalingConfig } from "../../operator/autoscaler/policy.js";
@@ -12,8 +14,9 @@ import {
   DEFAULT_TOKEN_UTILIZATION_TARGET,
   effectiveTokenUtilizationTarget,
 } from "../../operator/autoscaler/ttft-objective.js";
-import { simulateFleet, type FleetResult, type FleetScenario } from "./fleet.js";
+import { simulateFleet, type Controller, type FleetResult, type FleetScenario } from "./fleet.js";
 import { replicaFor } from "./hardware.js";
+import type { EngineParams } from "../engine/model.js";
 import { laggedOracleSchedule, oracleSchedule, staticForPeak, type LaggedOracle } from "./oracle.js";
 import { loadTrace, scaleLoad } from "./traces.js";
 
@@ -35,6 +38,13 @@ export interface ScenarioDefinition {
   maxReplicas: number;
   oracleWindowSeconds: number;
   /**
+   * The simulated engine's true speed relative to what the planner (and so every policy's capacity
+   * prior) assumes: 0.7 = every step takes 1/0.7 as long as planned. Default 1.
+   */
+  engineSpeed?: number;
+  /** Run each baseline's hindsight sweep and add its best row (default true). */
+  tuneBaselines?: boolean;
+  /**
    * Extra gpufleet rows with non-default settings, each labelled with what it changes (to show a
    * trade-off next to the defaults; the row named plain "gpufleet" always runs the defaults).
    */
@@ -50,6 +60,91 @@ export interface ScenarioOutcome {
   /** The reactive reference: the oracle's per-window needs applied one or more windows late. */
   laggedOracle: LaggedOracle;
   results: FleetResult[];
+  /** Per baseline: the setting its hindsight sweep chose (the row named `<name> tuned (...)`). */
+  tuned: Array<{ baseline: string; chosen: FleetResult; meetsGoal: boolean }>;
+}
+
+/**
+ * Engine parameters of a replica `speed` times as fast as `params` (every step-time term divided by
+ * it; memory and batch limits unchanged). Models a planner whose roofline is off by that factor.
+ */
+export function withEngineSpeed(params: EngineParams, speed: number): EngineParams {
+  if (!(speed > 0)) throw new Error(`engine speed must be positive, got ${speed}`);
+  return {
+    ...params,
+    weightReadMs: params.weightReadMs / speed,
+    computeMsPerToken: params.computeMsPerToken / speed,
+    kvReadMsPerToken: params.kvReadMsPerToken / speed,
+    stepOverheadMs: params.stepOverheadMs / speed,
+  };
+}
+
+/**
+ * The baseline's best setting for the goal, found with hindsight on this very scenario: the
+ * cheapest run that meets the goal; if none does, the one closest to it.
+ */
+export function bestForGoal(
+  results: FleetResult[],
+  goalShare: number,
+): { chosen: FleetResult; meetsGoal: boolean } {
+  let best: FleetResult | undefined;
+  for (const r of results) {
+    if (!best) {
+      best = r;
+      continue;
+    }
+    const rMeets = r.withinTargetShare >= goalShare;
+    const bMeets = best.withinTargetShare >= goalShare;
+    if (
+      rMeets !== bMeets
+        ? rMeets
+        : rMeets
+          ? r.gpuHours < best.gpuHours
+          : r.withinTargetShare > best.withinTargetShare
+    )
+      best = r;
+  }
+  if (!best) throw new Error("bestForGoal needs at least one result");
+  return { chosen: best, meetsGoal: best.withinTargetShare >= goalShare };
+}
+
+/** The settings each baseline's hindsight sweep tries (its default included). */
+export function baselineSweeps(
+  bounds: Bounds,
+  replicaTokenCapacity: number | null,
+): Array<{ baseline: string; controllers: Controller[] }> {
+  // The first setting of each sweep is the baseline's default.
+  const sweeps = [
+    { baseline: "kubeai", controllers: [100, 1, 2, 5, 10, 20, 40].map((t) => kubeAiController(bounds, t)) },
+    { baseline: "keda", controllers: [5, 0.5, 1, 2, 3, 8].map((t) => kedaController(bounds, t)) },
+    {
+      baseline: "aibrix-kpa",
+      controllers: [0.5, 0.05, 0.1, 0.2, 0.3, 0.4, 0.7].map((t) => aibrixKpaController(bounds, t)),
+    },
+    {
+      baseline: "llm-d-saturation",
+      controllers: [
+        LLMD_DEFAULT_THRESHOLDS,
+        ...[0.2, 0.3, 0.4, 0.5, 0.6].map((kvSpareTrigger) => ({
+          ...LLMD_DEFAULT_THRESHOLDS,
+          kvSpareTrigger,
+        })),
+        ...[0.3, 0.5, 0.7].map((kvSpareTrigger) => ({
+          ...LLMD_DEFAULT_THRESHOLDS,
+          kvSpareTrigger,
+          queueSpareTrigger: 4,
+        })),
+      ].map((t) => llmdSaturationController(bounds, t)),
+    },
+  ];
+  if (replicaTokenCapacity !== null)
+    sweeps.push({
+      baseline: "dynamo-planner",
+      controllers: [1, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15].map((u) =>
+        dynamoPlannerController(bounds, replicaTokenCapacity, u),
+      ),
+    });
+  return sweeps;
 }
 
 export function buildFleetScenario(def: ScenarioDefinition): {
@@ -62,6 +157,8 @@ export function buildFleetScenario(def: ScenarioDefinition): {
   gpufleetOverrides: Partial<AutoscalingConfig>;
 } {
   const replica = replicaFor(def.model, def.gpu, { maxContextLength: def.maxContextLength });
+  // The policies keep the planner's capacity (the prior); only the simulated engine changes speed.
+  const params = withEngineSpeed(replica.params, def.engineSpeed ?? 1);
   const trace = scaleLoad(loadTrace(def.trace), def.loadScale);
   return {
     gpusPerReplica: replica.gpusPerReplica,
@@ -75,7 +172,7 @@ export function buildFleetScenario(def: ScenarioDefinition): {
     fleet: {
       name: def.name,
       trace,
-      params: replica.params,
+      params,
       gpusPerReplica: replica.gpusPerReplica,
       modelLoadSeconds: def.modelLoadSeconds,
       scrapeIntervalSeconds: def.scrapeIntervalSeconds,
@@ -90,18 +187,32 @@ export function evaluateScenario(def: ScenarioDefinition): ScenarioOutcome {
   const { fleet, gpusPerReplica, gpufleetOverrides } = buildFleetScenario(def);
   const staticPeak = staticForPeak(fleet, def.goalShare);
   const oracle = oracleSchedule(fleet, def.goalShare, def.oracleWindowSeconds * 1000, staticPeak.replicas);
-  // Every autoscaler starts from the fleet the oracle uses for the first window, so none pays for
-  // (or profits from) a cold first minute.
+  // Every autoscaler starts from minReplicas, as a fresh deployment does: none is handed the
+  // oracle's answer for the first window.
   const bounds: Bounds = {
-    minReplicas: 1,
+    minReplicas: fleet.minReplicas,
     maxReplicas: def.maxReplicas,
-    initialReplicas: oracle.schedule[0] ?? 1,
+    initialReplicas: fleet.minReplicas,
   };
+  const capacity = gpufleetOverrides.replicaTokenCapacityPerSecond ?? null;
+  const tuned: ScenarioOutcome["tuned"] = [];
+  const baselineRows: FleetResult[] = [];
+  for (const sweep of baselineSweeps(bounds, capacity)) {
+    // The first controller of each sweep is the baseline at its defaults.
+    const runs = ((def.tuneBaselines ?? true) ? sweep.controllers : sweep.controllers.slice(0, 1)).map((c) =>
+      simulateFleet(fleet, c),
+    );
+    baselineRows.push(runs[0] as FleetResult);
+    if (def.tuneBaselines ?? true) {
+      const best = bestForGoal(runs, def.goalShare);
+      const label = best.chosen.controller.includes("(")
+        ? best.chosen.controller.replace("(", " tuned (")
+        : `${best.chosen.controller} tuned (= defaults)`;
+      baselineRows.push({ ...best.chosen, controller: label });
+      tuned.push({ baseline: sweep.baseline, ...best });
+    }
+  }
   const controllers = [
-    kubeAiController(bounds),
-    kedaController(bounds),
-    aibrixKpaController(bounds),
-    llmdSaturationController(bounds),
     gpufleetController(bounds, gpufleetOverrides),
     ...(def.gpufleetVariants ?? []).map((v) =>
       gpufleetController(bounds, { ...gpufleetOverrides, ...v.overrides }, 10, v.label),
@@ -113,6 +224,7 @@ export function evaluateScenario(def: ScenarioDefinition): ScenarioOutcome {
     staticPeak.result,
     oracle.result,
     lagged.result,
+    ...baselineRows,
     ...controllers.map((c) => simulateFleet(fleet, c)),
   ];
   return {
@@ -123,6 +235,7 @@ export function evaluateScenario(def: ScenarioDefinition): ScenarioOutcome {
     oracleSchedule: oracle.schedule,
     laggedOracle: lagged,
     results,
+    tuned,
   };
 }
 
@@ -167,4 +280,3 @@ export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [
     ],
   },
 ];
-

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { engineParamsForNames } from "../engine/model.js";
 import { parseDurationSeconds } from "./capacity.js";
 import { gpufleetController, kedaController, staticController, type Bounds } from "./controllers.js";
-import { simulateFleet, type Controller, type FleetScenario } from "./fleet.js";
+import { appendAll, maxOf, simulateFleet, type Controller, type FleetScenario } from "./fleet.js";
+import { withEngineSpeed } from "./evaluate.js";
 import { laggedOracleSchedule, oracleSchedule, staticForPeak } from "./oracle.js";
 import { scaleLoad, type Trace, type TraceRequest } from "./traces.js";
 
@@ -134,7 +135,10 @@ describe("laggedOracleSchedule", () => {
     const trace = syntheticTrace(600, (s) => (s % 120 < 8 ? 24 : 1));
     const sc = scenario(trace, { maxReplicas: 12 });
     const oracle = oracleSchedule(sc, 0.99, 120_000);
-    const late = laggedOracleSchedule(sc, 0.99, 120_000, oracle.independentSchedule, { maxLagWindows: 2, maxMargin: 2 });
+    const late = laggedOracleSchedule(sc, 0.99, 120_000, oracle.independentSchedule, {
+      maxLagWindows: 2,
+      maxMargin: 2,
+    });
     expect(late.result.withinTargetShare).toBeGreaterThanOrEqual(0.99);
     for (const lagWindows of [1, 2])
       for (const margin of [0, 1, 2]) {
@@ -142,7 +146,8 @@ describe("laggedOracleSchedule", () => {
           maxLagWindows: lagWindows,
           maxMargin: margin,
         });
-        if (other.result.withinTargetShare >= 0.99) expect(late.result.gpuHours).toBeLessThanOrEqual(other.result.gpuHours + 1e-9);
+        if (other.result.withinTargetShare >= 0.99)
+          expect(late.result.gpuHours).toBeLessThanOrEqual(other.result.gpuHours + 1e-9);
       }
   });
 });
@@ -172,8 +177,10 @@ describe("scraped metrics", () => {
 
   it("lets the token signal add replicas on a compute-bound load that KV and queue barely see", () => {
     // 5 requests/s of 2,000-token prompts ≈ 10,000 prompt tokens/s: a third of one H100's roofline,
-    // KV-cache nearly empty, no queue.
-    const trace = syntheticTrace(900, () => 5);
+    // KV-cache nearly empty, no queue. Arrivals sit 137 ms off the scrape instants: a request
+    // arriving at the very instant of a scrape is (rightly) counted as waiting.
+    const even = syntheticTrace(900, () => 5);
+    const trace = { ...even, requests: even.requests.map((r) => ({ ...r, arrivalMs: r.arrivalMs + 137 })) };
     const bounds: Bounds = { minReplicas: 1, maxReplicas: 8, initialReplicas: 1 };
     const withoutCapacity = simulateFleet(scenario(trace), gpufleetController(bounds));
     const withCapacity = simulateFleet(
@@ -183,6 +190,81 @@ describe("scraped metrics", () => {
     // 10,000 tokens/s / (10,000 × 0.5) = 2 replicas at the token target.
     expect(withoutCapacity.peakReplicas).toBe(1);
     expect(withCapacity.peakReplicas).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe("day-long traces", () => {
+  it("collects a day of one replica's TTFT samples without spreading them onto the stack", () => {
+    // 2 tiny requests/s for 24 h on one replica: 172,800 samples (push(...samples) overflows here).
+    const requests: TraceRequest[] = [];
+    for (let i = 0; i < 86_400 * 2; i++)
+      requests.push({ arrivalMs: i * 500, promptTokens: 20, outputTokens: 1 });
+    const trace: Trace = { name: "day", requests, durationMs: 86_400_000 };
+    const result = simulateFleet(
+      scenario(trace, { scrapeIntervalSeconds: 60, maxReplicas: 1 }),
+      staticController(1),
+    );
+    expect(result.requests).toBe(172_800);
+    expect(result.withinTargetShare).toBe(1);
+    expect(Number.isFinite(result.ttftP99)).toBe(true);
+  });
+
+  it("appendAll and maxOf take arrays far beyond the argument limit", () => {
+    const big = Array.from({ length: 1_000_000 }, (_, i) => i % 1000);
+    big[777_777] = 5000;
+    expect(() => [].push(...(big as never[]))).toThrow(RangeError);
+    const target = [1];
+    appendAll(target, big);
+    expect(target).toHaveLength(1_000_001);
+    expect(maxOf(big)).toBe(5000);
+    expect(maxOf([], 3)).toBe(3);
+  });
+});
+
+describe("scraped queue", () => {
+  it("counts requests that arrived while a step is in progress as waiting, as the server's /metrics does", () => {
+    // A replica 100× slower than planned: the 8,000-token prompt at t=0 is one step of tens of
+    // seconds, so at the 10 s scrape the engine's clock still sits at 0 while two more requests
+    // arrived at 1 s and 2 s and wait behind it.
+    const slow = withEngineSpeed(params, 0.01);
+    const trace: Trace = {
+      name: "step",
+      requests: [
+        { arrivalMs: 0, promptTokens: 8000, outputTokens: 1 },
+        { arrivalMs: 1000, promptTokens: 100, outputTokens: 1 },
+        { arrivalMs: 2000, promptTokens: 100, outputTokens: 1 },
+      ],
+      durationMs: 20_000,
+    };
+    const waitingSeen: number[] = [];
+    const recorder: Controller = {
+      name: "recorder",
+      intervalSeconds: 10,
+      initialReplicas: 1,
+      decide(v) {
+        waitingSeen.push(v.pods[0]?.metrics?.requestsWaiting ?? -1);
+        return 1;
+      },
+    };
+    const result = simulateFleet(scenario(trace, { params: slow }), recorder);
+    expect(waitingSeen[0]).toBe(2);
+    expect(result.timeline[0]).toMatchObject({ atMs: 10_000, requestsWaiting: 2 });
+  });
+});
+
+describe("withEngineSpeed", () => {
+  it("makes every step slower (0.7×) or faster (1.3×) and keeps the memory limits", () => {
+    const slow = withEngineSpeed(params, 0.7);
+    const fast = withEngineSpeed(params, 1.3);
+    expect(slow.computeMsPerToken).toBeCloseTo(params.computeMsPerToken / 0.7, 9);
+    expect(fast.weightReadMs).toBeCloseTo(params.weightReadMs / 1.3, 9);
+    expect(slow.kvCapacityTokens).toBe(params.kvCapacityTokens);
+    const trace = syntheticTrace(300, () => 12);
+    const p99 = (p: typeof params) =>
+      simulateFleet(scenario(trace, { params: p }), staticController(1)).ttftP99;
+    expect(p99(slow)).toBeGreaterThan(p99(params));
+    expect(p99(fast)).toBeLessThan(p99(params));
+    expect(() => withEngineSpeed(params, 0)).toThrow(/positive/);
   });
 });
 

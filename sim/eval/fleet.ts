@@ -30,6 +30,13 @@ export interface ControllerView {
   pods: PodObservation[];
   /** Requests in flight at the router: in engines (running or queued) or waiting for any replica. */
   inFlightRequests: number;
+  /**
+   * What the router (the frontend) has counted since t=0: requests and their prompt and output
+   * tokens, as a frontend's request counters and length histograms give them (Dynamo's planner
+   * reads these). Output tokens are counted at arrival from the trace; over a planner interval the
+   * difference from counting them at completion is a few seconds of traffic.
+   */
+  arrived: { requests: number; promptTokens: number; outputTokens: number };
 }
 
 export interface Controller {
@@ -85,6 +92,21 @@ export function quantile(sorted: number[], q: number): number {
   return sorted[i] as number;
 }
 
+/**
+ * Append `items` to `target` one by one: `target.push(...items)` passes every item as an argument
+ * and overflows the call stack once a replica has served a day's requests (~10^5 and more).
+ */
+export function appendAll<T>(target: T[], items: readonly T[]): void {
+  for (const item of items) target.push(item);
+}
+
+/** The largest of `values` (or `floor` if larger or `values` is empty), without spreading them. */
+export function maxOf(values: Iterable<number>, floor = -Infinity): number {
+  let m = floor;
+  for (const v of values) if (v > m) m = v;
+  return m;
+}
+
 /** Run `controller` on `scenario`; deterministic. */
 export function simulateFleet(scenario: FleetScenario, controller: Controller): FleetResult {
   const { trace } = scenario;
@@ -99,6 +121,7 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
   let peakReplicas = 0;
   const timeline: TimelinePoint[] = [];
   let arrivalsSinceScrape = 0;
+  const arrived = { requests: 0, promptTokens: 0, outputTokens: 0 };
 
   const clampReplicas = (n: number): number =>
     Math.min(scenario.maxReplicas, Math.max(scenario.minReplicas, Math.round(n)));
@@ -211,6 +234,9 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
       };
       nextArrival++;
       arrivalsSinceScrape++;
+      arrived.requests++;
+      arrived.promptTokens += tr.promptTokens;
+      arrived.outputTokens += tr.outputTokens;
       if (!route(req, t)) gateway.push(req);
       continue;
     }
@@ -226,7 +252,10 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
           if (r.stoppedMs === null && r.engine.inFlight() === 0) r.stoppedMs = t;
           continue;
         }
-        const s = r.engine.snapshot();
+        // The scrape's time decides which queued requests have arrived, as the engine server's
+        // /metrics does (sim/engine/server.ts): the model clock may sit at the start of a step in
+        // progress, and the requests queued during it are waiting all the same.
+        const s = r.engine.snapshot(t);
         r.metrics = {
           kvCacheUtilization: s.kvCacheUtilization,
           requestsWaiting: s.requestsWaiting,
@@ -273,6 +302,7 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
       currentReplicas: live().length,
       pods,
       inFlightRequests: inFlight,
+      arrived: { ...arrived },
     });
     applyDesired(desired, t);
   }
@@ -285,7 +315,7 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
   let gpuMs = 0;
   for (const r of replicas) {
     r.engine.advanceTo(endMs + 24 * 3600_000);
-    ttft.push(...r.engine.takeSamples().ttftSeconds);
+    appendAll(ttft, r.engine.takeSamples().ttftSeconds);
     const s = r.engine.snapshot();
     rejected += s.requestsRejectedTotal;
     preempted += s.requestsPreemptedTotal;

@@ -141,12 +141,15 @@ export function laggedOracleSchedule(
     const aMeets = a.result.withinTargetShare >= goalShare;
     const bMeets = b.result.withinTargetShare >= goalShare;
     if (aMeets !== bMeets) return aMeets;
-    return aMeets ? a.result.gpuHours < b.result.gpuHours : a.result.withinTargetShare > b.result.withinTargetShare;
+    return aMeets
+      ? a.result.gpuHours < b.result.gpuHours
+      : a.result.withinTargetShare > b.result.withinTargetShare;
   };
   for (let lagWindows = 1; lagWindows <= maxLag; lagWindows++) {
     for (let margin = 0; margin <= maxMargin; margin++) {
       const schedule = independentSchedule.map((_, w) => {
-        // The first window starts from what it needs (as every autoscaler here does).
+        // The first window starts from what it needs: a reference with no past to react to (the
+        // autoscalers themselves start from minReplicas).
         let needed = w === 0 ? (independentSchedule[0] as number) : scenario.minReplicas;
         for (let back = 1; back <= lagWindows; back++)
           if (w - back >= 0) needed = Math.max(needed, independentSchedule[w - back] as number);

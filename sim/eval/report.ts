@@ -1,5 +1,5 @@
 /** Printing and plotting of evaluation results (a text table and a dependency-free SVG). */
-import type { FleetResult, TimelinePoint } from "./fleet.js";
+import { maxOf, type FleetResult, type TimelinePoint } from "./fleet.js";
 
 /** Columns padded to their widest cell: the first left-aligned, the others right-aligned. */
 function textTable(header: string[], rows: string[][]): string {
@@ -38,8 +38,17 @@ export interface LoadScaleRow {
 }
 
 export function formatLoadScaleTable(rows: LoadScaleRow[]): string {
-  const header = ["scenario", "load", "static-peak", "oracle", "one window late", "gpufleet", "gpufleet vs static"];
-  const cell = (r: FleetResult): string => `${r.gpuHours.toFixed(2)} ${(r.withinTargetShare * 100).toFixed(2)}%`;
+  const header = [
+    "scenario",
+    "load",
+    "static-peak",
+    "oracle",
+    "one window late",
+    "gpufleet",
+    "gpufleet vs static",
+  ];
+  const cell = (r: FleetResult): string =>
+    `${r.gpuHours.toFixed(2)} ${(r.withinTargetShare * 100).toFixed(2)}%`;
   return textTable(
     header,
     rows.map((row) => {
@@ -53,6 +62,61 @@ export function formatLoadScaleTable(rows: LoadScaleRow[]): string {
         cell(row.laggedOracle),
         cell(row.gpufleet),
         `${meets}, ${change.toFixed(0)}% GPU-h`,
+      ];
+    }),
+  );
+}
+
+/** One scenario at one engine speed: the references, gpufleet, and the baselines tuned with hindsight. */
+export interface SpeedRow {
+  trace: string;
+  engineSpeed: number;
+  goalShare: number;
+  staticPeak: FleetResult;
+  oracle: FleetResult;
+  gpufleet: FleetResult;
+  /** Every baseline row (defaults and tuned). */
+  baselines: FleetResult[];
+}
+
+/** The cheapest of `rows` meeting the goal, or undefined. */
+export function cheapestMeeting(rows: FleetResult[], goalShare: number): FleetResult | undefined {
+  let best: FleetResult | undefined;
+  for (const r of rows)
+    if (r.withinTargetShare >= goalShare && (!best || r.gpuHours < best.gpuHours)) best = r;
+  return best;
+}
+
+export function formatSpeedTable(rows: SpeedRow[]): string {
+  const header = [
+    "scenario",
+    "engine speed",
+    "static-peak",
+    "oracle",
+    "gpufleet",
+    "gpufleet / oracle",
+    "cheapest baseline meeting goal",
+  ];
+  const cell = (r: FleetResult): string =>
+    `${r.gpuHours.toFixed(2)} ${(r.withinTargetShare * 100).toFixed(2)}%`;
+  return textTable(
+    header,
+    rows.map((row) => {
+      const best = cheapestMeeting(row.baselines, row.goalShare);
+      let closest: FleetResult | undefined;
+      for (const r of row.baselines)
+        if (!closest || r.withinTargetShare > closest.withinTargetShare) closest = r;
+      const meets = row.gpufleet.withinTargetShare >= row.goalShare ? "" : " MISSES";
+      return [
+        row.trace,
+        `${row.engineSpeed}×`,
+        cell(row.staticPeak),
+        cell(row.oracle),
+        `${cell(row.gpufleet)}${meets}`,
+        `${(row.gpufleet.gpuHours / row.oracle.gpuHours).toFixed(2)}×`,
+        best
+          ? `${best.controller}: ${cell(best)}`
+          : `none (closest ${closest?.controller ?? "-"}: ${closest ? cell(closest) : "-"})`,
       ];
     }),
   );
@@ -96,7 +160,10 @@ export function timelineSvg(title: string, results: FleetResult[]): string {
   const gap = 30;
   const height = top + PANELS.length * (panelHeight + gap) + 20;
   const plotWidth = width - left - right;
-  const maxT = Math.max(1, ...results.flatMap((r) => r.timeline.map((p) => p.atMs)));
+  const maxT = maxOf(
+    results.flatMap((r) => r.timeline.map((p) => p.atMs)),
+    1,
+  );
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
@@ -105,7 +172,10 @@ export function timelineSvg(title: string, results: FleetResult[]): string {
   PANELS.forEach((panel, pi) => {
     const y0 = top + pi * (panelHeight + gap);
     const series = pi === 0 ? results.slice(0, 1) : results;
-    const maxV = Math.max(1e-9, ...series.flatMap((r) => r.timeline.map(panel.value)));
+    const maxV = maxOf(
+      series.flatMap((r) => r.timeline.map(panel.value)),
+      1e-9,
+    );
     out.push(
       `<rect x="${left}" y="${y0}" width="${plotWidth}" height="${panelHeight}" fill="none" stroke="#999"/>`,
     );

@@ -69,7 +69,7 @@ for (const def of DEFAULT_SCENARIOS.filter((d) => !values.only || d.name.startsW
       {
         minReplicas: v.minReplicas,
         maxReplicas: def.maxReplicas,
-        initialReplicas: Math.max(v.minReplicas, oracle.schedule[0] ?? 1),
+        initialReplicas: v.minReplicas,
       },
       { ...gpufleetOverrides, ...v.overrides },
     );
