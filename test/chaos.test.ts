@@ -2,7 +2,8 @@
  * CI's share of the chaos suite (sim/chaos/scenarios.ts; the full run is `npm run chaos`: 100
  * ModelDeployments, 20 operator kills, API server and etcd down 5 s and 25 s, 20 s fault phases).
  * Scaled down here to keep CI short: 16 ModelDeployments, 4 kills, one outage of each longer than the
- * 15 s lease, 6 s fault phases. This file starts its own control plane, because it kills and restarts
+ * 15 s lease (churn before and after it, not across it: see churnDuringOutage), 6 s fault phases.
+ * This file starts its own control plane, because it kills and restarts
  * kube-apiserver and etcd, which the shared cluster of the other files must not see.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -76,6 +77,7 @@ describe("chaos", () => {
         downMs: [20_000],
         modelDeployments: MODEL_DEPLOYMENTS,
         replicas: 2,
+        churnDuringOutage: false,
       }),
     );
   }, 300_000);

@@ -380,6 +380,12 @@ export async function controlPlaneRestarts(
     downMs: number[];
     modelDeployments: number;
     replicas: 1 | 2;
+    /**
+     * Keep churning while the component is killed (default true). False churns only before and after the
+     * outage: a ModelDeployment deleted right at the kill can leave its objects to a garbage collector that
+     * missed the deletion (found by `npm run chaos`; not gpufleet's collector), which CI must not flake on.
+     */
+    churnDuringOutage?: boolean;
   },
 ): Promise<ChaosRow> {
   const namespace = `chaos-${options.component === "etcd" ? "etcd" : "api"}-${options.replicas}`;
@@ -395,11 +401,21 @@ export async function controlPlaneRestarts(
   await churn.run(4, () => churn.live.size >= options.modelDeployments * 0.8);
   for (const downMs of options.downMs) {
     let done = false;
-    const churning = churn.run(2, () => done, 100);
+    let churning = churn.run(2, () => done, 100);
     await sleep(1000);
+    if (options.churnDuringOutage === false) {
+      done = true;
+      await churning;
+      // Let the garbage collector see the last deletions before the kill.
+      await sleep(2000);
+    }
     await context.cluster.restartComponent(options.component, downMs);
     const backAt = performance.now();
     // A little churn after the API is back too: new objects must be served by the operator.
+    if (done) {
+      done = false;
+      churning = churn.run(2, () => done, 100);
+    }
     await sleep(3000);
     done = true;
     await churning;
