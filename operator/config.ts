@@ -24,7 +24,7 @@ export interface OperatorConfig {
   concurrency: number;
   /** How often to look again whether the InferencePool CRD is served (it may be installed later). */
   inferencePoolRecheckSeconds: number;
-  images: { vllm?: string; tensorrtLlm?: string };
+  images: { vllm?: string; tensorrtLlm?: string; sglang?: string };
   /**
    * Where models' config.json is read (GPUFLEET_HF_ENDPOINT, e.g. https://huggingface.co); unset: the
    * operator sizes from its catalogue and inline architectures only, and makes no outbound request.
@@ -111,6 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     images: {
       ...(env.GPUFLEET_VLLM_IMAGE ? { vllm: env.GPUFLEET_VLLM_IMAGE } : {}),
       ...(env.GPUFLEET_TRTLLM_IMAGE ? { tensorrtLlm: env.GPUFLEET_TRTLLM_IMAGE } : {}),
+      ...(env.GPUFLEET_SGLANG_IMAGE ? { sglang: env.GPUFLEET_SGLANG_IMAGE } : {}),
     },
   };
 }

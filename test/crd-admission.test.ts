@@ -101,7 +101,7 @@ describe("ModelDeployment admission by the real API server", () => {
     ["TTFT objective of 0 s", withSpec((s) => (s.autoscaling = { ttftTargetSeconds: 0 })), "spec.autoscaling.ttftTargetSeconds in body should be greater than 0"],
     ["token throughput target above 1", withSpec((s) => (s.autoscaling = { tokenThroughputUtilizationTarget: 1.2 })), "spec.autoscaling.tokenThroughputUtilizationTarget in body should be less than or equal to 1"],
     ["unknown quantization", withSpec((s) => (s.model.quantization = "fp4")), 'spec.model.quantization: Unsupported value: "fp4"'],
-    ["unknown engine", withSpec((s) => (s.engine = { kind: "sglang" })), 'spec.engine.kind: Unsupported value: "sglang"'],
+    ["unknown engine", withSpec((s) => (s.engine = { kind: "tgi" })), 'spec.engine.kind: Unsupported value: "tgi"'],
     ["engine args overriding a managed flag", withSpec((s) => (s.engine = { args: ["--tensor-parallel-size=4"] })), "engine.args must not set flags the operator manages"],
     ["Hugging Face repo without organization", withSpec((s) => (s.model.source.huggingFace.repo = "llama")), "spec.model.source.huggingFace.repo in body should match"],
     ["uri with an unsupported scheme", withSpec((s) => (s.model.source = { uri: "http://example.invalid/model" })), "spec.model.source.uri in body should match"],

@@ -23,7 +23,7 @@ export type Quantization = (typeof QUANTIZATIONS)[number];
 export const KV_CACHE_DTYPES = ["auto", "fp16", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2"] as const;
 export type KvCacheDtype = (typeof KV_CACHE_DTYPES)[number];
 
-export const ENGINES = ["vllm", "tensorrt-llm"] as const;
+export const ENGINES = ["vllm", "tensorrt-llm", "sglang"] as const;
 export type EngineKind = (typeof ENGINES)[number];
 
 
@@ -234,7 +234,7 @@ const EngineSpec = Type.Object(
   {
     kind: StringEnum(ENGINES, {
       default: "vllm",
-      description: "Inference engine: vllm (vllm/vllm-openai) or tensorrt-llm (NVIDIA's trtllm-serve).",
+      description: "Inference engine: vllm (vllm/vllm-openai), tensorrt-llm (NVIDIA's trtllm-serve) or sglang (lmsysorg/sglang).",
     }),
     image: Type.Optional(
       Type.String({ minLength: 1, maxLength: 512, description: "Container image. Default: the pinned release image of the engine." }),

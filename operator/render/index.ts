@@ -1,3 +1,4 @@
+import { SGLANG_DEFAULT_IMAGE, SGLANG_GATEWAY_ENGINE_TYPE, SGLANG_METRICS_PATH, sglangContainerParts } from "./sglang.js";
 import type {
   V1Affinity,
   V1Container,
@@ -76,6 +77,7 @@ export type { EngineImages, RenderedWorkload, RenderInput, ResolvedPlan } from "
 export const DEFAULT_IMAGES: Readonly<Record<EngineKind, string>> = {
   vllm: VLLM_DEFAULT_IMAGE,
   "tensorrt-llm": TRTLLM_DEFAULT_IMAGE,
+  sglang: SGLANG_DEFAULT_IMAGE,
 };
 
 export const LABELS = {
@@ -107,11 +109,13 @@ export const ANNOTATIONS = {
 const GATEWAY_ENGINE_TYPES: Readonly<Record<EngineKind, string>> = {
   vllm: VLLM_GATEWAY_ENGINE_TYPE,
   "tensorrt-llm": TRTLLM_GATEWAY_ENGINE_TYPE,
+  sglang: SGLANG_GATEWAY_ENGINE_TYPE,
 };
 
 export const METRICS_PATHS: Readonly<Record<EngineKind, string>> = {
   vllm: VLLM_METRICS_PATH,
   "tensorrt-llm": TRTLLM_METRICS_PATH,
+  sglang: SGLANG_METRICS_PATH,
 };
 
 /** The one label the Deployment, Service and PDB select on. Never changes for an object: selectors are immutable. */
@@ -160,7 +164,7 @@ export function podAnnotations(modelDeployment: ModelDeployment, plan: ResolvedP
 /** Image precedence: spec.engine.image, then the operator's configured default, then the pinned release. */
 export function engineImage(modelDeployment: ModelDeployment, images: EngineImages | undefined): string {
   const engine = modelDeployment.spec.engine.kind;
-  const operatorDefault = engine === "vllm" ? images?.vllm : images?.tensorrtLlm;
+  const operatorDefault = engine === "vllm" ? images?.vllm : engine === "sglang" ? images?.sglang : images?.tensorrtLlm;
   return modelDeployment.spec.engine.image ?? operatorDefault ?? DEFAULT_IMAGES[engine];
 }
 
@@ -225,6 +229,8 @@ function engineParts(modelDeployment: ModelDeployment, context: EngineRenderCont
       return vllmContainerParts(context);
     case "tensorrt-llm":
       return trtllmContainerParts(context);
+    case "sglang":
+      return sglangContainerParts(context);
   }
 }
 

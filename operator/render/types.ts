@@ -30,6 +30,7 @@ export interface ResolvedPlan {
 export interface EngineImages {
   vllm?: string;
   tensorrtLlm?: string;
+  sglang?: string;
 }
 
 export interface RenderInput {

@@ -24,8 +24,8 @@ export async function main(argv: string[]): Promise<void> {
     },
   });
   const engine = values.engine as SimEngineKind;
-  if (engine !== "vllm" && engine !== "tensorrt-llm")
-    throw new Error("--engine must be vllm or tensorrt-llm");
+  if (engine !== "vllm" && engine !== "tensorrt-llm" && engine !== "sglang")
+    throw new Error("--engine must be vllm, tensorrt-llm or sglang");
   const model = values.model ?? "llama-3.1-8b";
   const server = await startEngineServer({
     host: values.host ?? "127.0.0.1",

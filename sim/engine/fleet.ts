@@ -72,14 +72,18 @@ export function planFleet(pods: readonly V1Pod[]): Map<string, EngineSpec> {
       uid: pod.metadata?.uid ?? "",
       host: target.podIP,
       port: target.port,
-      engine: target.engine === "vllm" ? "vllm" : "tensorrt-llm",
+      engine: target.engine === "vllm" ? "vllm" : target.engine === "sglang" ? "sglang" : "tensorrt-llm",
       modelName: servedModelName(pod) ?? deployment,
       deployment,
       // The operator annotates each pod with its plan; simulate exactly that replica unless told otherwise.
       simModel: annotations[SIM_MODEL_ANNOTATION] ?? annotations[PLAN_MODEL_ANNOTATION] ?? "llama-3.1-8b",
       simGpu: annotations[SIM_GPU_ANNOTATION] ?? annotations[PLAN_GPU_ANNOTATION] ?? "NVIDIA-H100-80GB-HBM3",
-      ...(annotations[PLAN_MAX_CONTEXT_ANNOTATION] ? { maxContextLength: Number(annotations[PLAN_MAX_CONTEXT_ANNOTATION]) } : {}),
-      ...(annotations[PLAN_TP_ANNOTATION] ? { tensorParallelism: Number(annotations[PLAN_TP_ANNOTATION]) } : {}),
+      ...(annotations[PLAN_MAX_CONTEXT_ANNOTATION]
+        ? { maxContextLength: Number(annotations[PLAN_MAX_CONTEXT_ANNOTATION]) }
+        : {}),
+      ...(annotations[PLAN_TP_ANNOTATION]
+        ? { tensorParallelism: Number(annotations[PLAN_TP_ANNOTATION]) }
+        : {}),
     });
   }
   return plan;

@@ -37,7 +37,7 @@ import {
   type PromptPrefix,
 } from "./model.js";
 
-export type SimEngineKind = "vllm" | "tensorrt-llm";
+export type SimEngineKind = "vllm" | "tensorrt-llm" | "sglang";
 
 export interface EngineFaults {
   /** Delay every metrics response by this long (longer than a scraper's timeout → timeout). */
@@ -276,7 +276,7 @@ export class EngineServer {
             id: this.options.modelName,
             object: "model",
             created: Math.floor(Date.now() / 1000),
-            owned_by: trtllm ? "tensorrt_llm" : "vllm",
+            owned_by: trtllm ? "tensorrt_llm" : this.options.engine === "sglang" ? "sglang" : "vllm",
             max_model_len: this.options.params.maxModelLenTokens,
           },
         ],
@@ -446,7 +446,11 @@ export class EngineServer {
     const snapshot = this.pump();
     res.end(
       serializeExposition(
-        this.options.engine === "vllm" ? this.vllmFamilies(snapshot) : this.trtllmFamilies(snapshot),
+        this.options.engine === "vllm"
+          ? this.vllmFamilies(snapshot)
+          : this.options.engine === "sglang"
+            ? this.sglangFamilies(snapshot)
+            : this.trtllmFamilies(snapshot),
       ),
     );
   }
@@ -524,6 +528,31 @@ export class EngineServer {
         "vllm:time_to_first_token_seconds",
         "Histogram of time to first token in seconds.",
         labels,
+        s.ttftSecondsSum,
+        s.ttftSecondsCount,
+      ),
+    ];
+  }
+
+  /** SGLang's SchedulerMetricsCollector / TokenizerMetricsCollector names (python/sglang/srt/metrics/collector.py). */
+  private sglangFamilies(s: EngineSnapshot): MetricFamily[] {
+    const labels = { model_name: this.options.modelName, tp_rank: "0", pp_rank: "0" };
+    const gauge = singleSample("gauge", labels);
+    const counter = singleSample("counter", { model_name: this.options.modelName });
+    return [
+      gauge("sglang:num_running_reqs", "The number of running requests.", s.requestsRunning),
+      gauge("sglang:num_queue_reqs", "The number of requests in the waiting queue.", s.requestsWaiting),
+      gauge("sglang:token_usage", "The token usage.", s.kvCacheUtilization),
+      counter("sglang:prompt_tokens_total", "Number of prefill tokens processed.", s.promptTokensTotal),
+      counter(
+        "sglang:generation_tokens_total",
+        "Number of generation tokens processed.",
+        s.generationTokensTotal,
+      ),
+      this.histogram(
+        "sglang:time_to_first_token_seconds",
+        "Histogram of time to first token in seconds.",
+        { model_name: this.options.modelName },
         s.ttftSecondsSum,
         s.ttftSecondsCount,
       ),
