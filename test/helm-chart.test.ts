@@ -285,7 +285,7 @@ describe("helm lint and template", () => {
   });
 
   it("renders the gateway: 2 hardened replicas with their own ServiceAccount, a Service, a PDB, read-mostly RBAC, no HPA", async () => {
-    const objects = await render([]);
+    const objects = await render(["--set", "watchAllNamespaces=true"]) // cluster-wide: ClusterRole + binding;
     const deployment = only(objects, "Deployment", "gf-gpufleet-gateway") as unknown as {
       spec: {
         replicas: number;
@@ -330,7 +330,7 @@ describe("helm lint and template", () => {
     expect(envOf(container)).toMatchObject({
       GPUFLEET_GATEWAY_PORT: "8080",
       GPUFLEET_GATEWAY_OPS_PORT: "8082",
-      GPUFLEET_GATEWAY_WATCH_NAMESPACES: "gpufleet-system",
+      GPUFLEET_GATEWAY_WATCH_NAMESPACES: "",
       GPUFLEET_GATEWAY_HOLD_TIMEOUT_SECONDS: "120",
       GPUFLEET_GATEWAY_MAX_BODY_BYTES: "8388608",
     });
