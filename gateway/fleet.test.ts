@@ -1,8 +1,11 @@
 import type { V1Deployment, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
-import { describe, expect, it } from "vitest";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
 import type { ModelDeployment } from "../operator/api/modeldeployment.js";
-import type { KubeObject } from "../operator/runtime/kube-client.js";
-import { buildRoutes } from "./fleet.js";
+import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
+import { FakeApiServer } from "../operator/runtime/testing/fake-apiserver.js";
+import { Fleet, buildRoutes } from "./fleet.js";
 
 type MD = ModelDeployment & KubeObject;
 
@@ -119,5 +122,64 @@ describe("buildRoutes", () => {
       pods: [pod("elsewhere", "127.0.0.20", "rs-1", true, "team-b")],
     });
     expect(routes.get("m")?.targets).toEqual([]);
+  });
+});
+
+describe("Fleet: which Ready pods take requests", () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it("routes to a Ready pod only once its engine answers /health 200 (a Ready pod may still be loading)", async () => {
+    // The engine answers 503 (loading) until `loaded` flips, as vLLM does while it loads weights.
+    let loaded = false;
+    const engine = http.createServer((req, res) => {
+      res.statusCode = req.url === "/health" && loaded ? 200 : 503;
+      res.end();
+    });
+    await new Promise<void>((resolve) => engine.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise((resolve) => engine.close(() => resolve())));
+    const enginePort = (engine.address() as AddressInfo).port;
+
+    const fake = new FakeApiServer();
+    await fake.start();
+    cleanups.push(() => fake.stop());
+    const owner = md("llama", "llama-3.1-8b", "md-uid", "2026-01-01T00:00:00Z");
+    const { deployment, replicaSet } = chain(owner, "a");
+    const label = { "gpufleet.io/model-deployment": "llama" };
+    const readyPod = pod("llama-0", "127.0.0.1", "rs-a", true);
+    readyPod.spec = {
+      containers: [{ name: "engine", ports: [{ name: "http", containerPort: enginePort }] }],
+    };
+    fake.put("/apis/gpufleet.io/v1alpha1/namespaces/team-a/modeldeployments/llama", owner as never);
+    fake.put("/apis/apps/v1/namespaces/team-a/deployments/llama", {
+      ...deployment,
+      metadata: { ...deployment.metadata, labels: label },
+    } as never);
+    fake.put("/apis/apps/v1/namespaces/team-a/replicasets/llama-rs", {
+      ...replicaSet,
+      metadata: { ...replicaSet.metadata, labels: label },
+    } as never);
+    fake.put("/api/v1/namespaces/team-a/pods/llama-0", readyPod as never);
+
+    const fleet = new Fleet(new KubeClient(fake.kubeConfig(), { requestTimeoutMs: 2000 }), {
+      watchNamespaces: [],
+      scrapeIntervalMs: 60_000,
+      scrapeTimeoutMs: 1000,
+      healthCheckIntervalMs: 20,
+    });
+    cleanups.push(() => fleet.stop());
+    await fleet.start(5000);
+    const endpoint = () => fleet.route("llama-3.1-8b")?.endpoints[0];
+    expect(endpoint()?.podName).toBe("llama-0");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(endpoint()?.ready).toBe(false);
+
+    loaded = true;
+    const deadline = Date.now() + 5000;
+    while (!endpoint()?.ready && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(endpoint()?.ready).toBe(true);
   });
 });

@@ -287,19 +287,24 @@ export class Fleet implements FleetView {
         liveEndpoints.add(key);
         const address = endpointAddress(target);
         let endpoint = this.endpoints.get(key);
+        // Routable = pod Ready AND its engine answered /health 200 since it turned Ready at this address (a
+        // KWOK- or probe-Ready pod may still be loading its model). Leaving Ready, or a new address, forgets it.
+        if (!target.ready || (endpoint && endpoint.address !== address)) this.healthy.delete(key);
+        if (target.ready && !this.healthy.has(key)) this.checkHealth(key, target);
+        const routable = target.ready && this.healthy.has(key);
         if (!endpoint || endpoint.address !== address) {
           // A new pod, or the same name at a new address (recreated): fresh state, nothing in flight known.
           endpoint = {
             podName: target.podName,
             namespace: target.namespace,
             address,
-            ready: target.ready,
+            ready: routable,
             inFlight: endpoint?.inFlight ?? 0,
             target,
           };
           this.endpoints.set(key, endpoint);
         } else {
-          endpoint.ready = target.ready;
+          endpoint.ready = routable;
           endpoint.target = target;
         }
         endpoints.push(endpoint);
@@ -340,6 +345,11 @@ export class Fleet implements FleetView {
     const interval = this.options.healthCheckIntervalMs ?? 250;
     const attempt = async () => {
       const current = this.endpoints.get(key)?.target ?? target;
+      if (!current.ready) {
+        // The pod left Ready: the next rebuild starts a fresh check when it returns.
+        this.checking.delete(key);
+        return;
+      }
       const ok = await engineHealthy(current, Math.max(interval, 1000));
       if (!this.checking.has(key) || this.stopped) return;
       if (ok) {
