@@ -15,11 +15,11 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency needs an install script (npm 11 skips them anyway).
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY operator ./operator
 COPY gateway ./gateway
-RUN npm run build \
- && find dist -name '*.test.js' -delete -o -name '*.test.js.map' -delete
+# tsconfig.build.json leaves the tests out: they may use sim/, which is not in the image.
+RUN npm run build:image
 
 # --- 2. deps: production dependencies only ------------------------------------------------
 FROM ${NODE_IMAGE} AS deps

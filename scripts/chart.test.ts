@@ -281,7 +281,7 @@ describe("Dockerfile", () => {
 
   it("builds with npm ci + tsc, installs production dependencies only, and runs node dist/operator/main.js as UID 65532", () => {
     expect(dockerfile).toMatch(/RUN npm ci --ignore-scripts/);
-    expect(dockerfile).toMatch(/RUN npm run build/);
+    expect(dockerfile).toMatch(/RUN npm run build:image/);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
     expect(dockerfile).toMatch(/^USER 65532:65532$/m);
     expect(dockerfile).toMatch(/^ENTRYPOINT \["\/nodejs\/bin\/node"\]$/m);
@@ -298,6 +298,7 @@ describe("Dockerfile", () => {
       "!package.json",
       "!package-lock.json",
       "!tsconfig.json",
+      "!tsconfig.build.json",
       "!operator/",
       "!gateway/",
     ]);

@@ -75,14 +75,20 @@ describe("production bundle (the image's /app, built as the Dockerfile does)", (
   it("compiles from the Docker build context alone (stage 1: npm ci + tsc)", async () => {
     const allowList = dockerContextAllowList(readFileSync(join(REPO_ROOT, ".dockerignore"), "utf8"));
     expect(allowList).toEqual(
-      expect.arrayContaining(["package.json", "package-lock.json", "tsconfig.json", "operator"]),
+      expect.arrayContaining([
+        "package.json",
+        "package-lock.json",
+        "tsconfig.json",
+        "tsconfig.build.json",
+        "operator",
+      ]),
     );
     for (const entry of allowList) cpSync(join(REPO_ROOT, entry), join(buildDir, entry), { recursive: true });
     // Stage 1 runs `npm ci` with dev dependencies; the repo's own install is that same lockfile.
     symlinkSync(join(REPO_ROOT, "node_modules"), join(buildDir, "node_modules"), "dir");
     const typescriptCompiler = join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc");
     try {
-      await execFileAsync(process.execPath, [typescriptCompiler, "-p", "tsconfig.json"], {
+      await execFileAsync(process.execPath, [typescriptCompiler, "-p", "tsconfig.build.json"], {
         cwd: buildDir,
         timeout: 240_000,
         maxBuffer: 16 * 1024 * 1024,

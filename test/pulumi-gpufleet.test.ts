@@ -184,10 +184,15 @@ describe("pulumi up / destroy of GpuFleet on the local GPU cluster", () => {
     const operatorDeployments = await client.list<V1Deployment>(
       `/apis/apps/v1/namespaces/${operatorNamespace}/deployments`,
     );
-    expect(operatorDeployments.items.map((d) => d.metadata?.name)).toEqual([
-      expect.stringContaining(releaseName),
+    // The chart also runs the gateway (<release>-gateway) beside the operator (<release>).
+    const operatorDeployment = operatorDeployments.items.find(
+      (d) => d.metadata?.name === `${releaseName}-gpufleet`,
+    );
+    expect(operatorDeployments.items.map((d) => d.metadata?.name).sort()).toEqual([
+      `${releaseName}-gpufleet`,
+      `${releaseName}-gpufleet-gateway`,
     ]);
-    expect(operatorDeployments.items[0]?.status?.availableReplicas).toBe(1);
+    expect(operatorDeployment?.status?.availableReplicas).toBe(1);
 
     const chat = await readyWith("chat", 2);
     expect(chat.status?.plan).toMatchObject({ gpuProduct: L4, pool: "l4" });
