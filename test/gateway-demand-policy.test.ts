@@ -60,7 +60,7 @@ beforeAll(async () => {
   );
   for (const document of parseAllDocuments(rendered)) {
     const object = document.toJS() as KubeObject | null;
-    if (object?.kind === "ValidatingAdmissionPolicy" || object?.kind === "ValidatingAdmissionPolicyBinding") policyObjects.push(object);
+    if ((object?.kind === "ValidatingAdmissionPolicy" || object?.kind === "ValidatingAdmissionPolicyBinding") && object.metadata?.name?.endsWith("-gateway-demand-only")) policyObjects.push(object);
   }
   expect(policyObjects.map((o) => o.kind).sort()).toEqual(["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]);
   for (const object of policyObjects) await admin.apply(object, { fieldManager: "gpufleet-test", force: true });
