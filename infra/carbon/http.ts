@@ -1,3 +1,5 @@
+import { readBodyWithin } from "../../operator/runtime/http-body.js";
+
 /** Timeout, retry and backoff settings for one HTTP call to a carbon-intensity API. */
 export interface HttpPolicy {
   /** Per attempt. */
@@ -108,27 +110,18 @@ async function readBounded(response: Response, limit: number, url: string, attem
       attempt,
     );
   }
-  const reader = response.body?.getReader();
-  if (reader === undefined) return "";
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel();
-      throw new HttpRequestError(
+  return readBodyWithin(
+    response,
+    limit,
+    () =>
+      new HttpRequestError(
         `response from ${url} exceeds the ${limit}-byte limit`,
         url,
         response.status,
         false,
         attempt,
-      );
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+      ),
+  );
 }
 
 /**

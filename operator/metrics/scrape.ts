@@ -13,6 +13,7 @@ import {
   normalizeEngineMetrics,
 } from "./engines.js";
 import { isOpenMetricsContentType, ParseError, parseExposition } from "./exposition.js";
+import { readBodyWithin } from "../runtime/http-body.js";
 
 export const MODEL_DEPLOYMENT_LABEL = "gpufleet.io/model-deployment";
 export const ENGINE_TYPE_LABEL = "inference.networking.k8s.io/engine-type";
@@ -32,13 +33,7 @@ export interface ScrapeTarget {
 }
 
 export type ScrapeErrorKind =
-  | "timeout"
-  | "http-status"
-  | "redirect"
-  | "network"
-  | "parse"
-  | "metrics"
-  | "too-large";
+  "timeout" | "http-status" | "redirect" | "network" | "parse" | "metrics" | "too-large";
 
 /**
  * A failed scrape. `message` is ours alone — the kind, numbers, positions and our own metric names —
@@ -80,7 +75,8 @@ export class ConcurrencyLimiter {
   private readonly waiting: Array<() => void> = [];
 
   constructor(readonly limit: number) {
-    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a whole number >= 1, got ${limit}`);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new RangeError(`limit must be a whole number >= 1, got ${limit}`);
   }
 
   get inFlight(): number {
@@ -107,22 +103,12 @@ export function scrapeUrl(target: ScrapeTarget): string {
 }
 
 /** Reads the body up to maxBytes; aborting the signal rejects the read. */
-async function readBody(response: Response, maxBytes: number): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw new ScrapeError("too-large", `metrics body exceeds ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+function readBody(response: Response, maxBytes: number): Promise<string> {
+  return readBodyWithin(
+    response,
+    maxBytes,
+    () => new ScrapeError("too-large", `metrics body exceeds ${maxBytes} bytes`),
+  );
 }
 
 /** Scrapes one target. Never throws: every failure is returned as a ScrapeError. */
@@ -147,7 +133,11 @@ export async function scrapeTarget(
     });
     if (response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
       await response.body?.cancel().catch(() => undefined);
-      throw new ScrapeError("redirect", `HTTP ${response.status}; redirects are not followed`, response.status);
+      throw new ScrapeError(
+        "redirect",
+        `HTTP ${response.status}; redirects are not followed`,
+        response.status,
+      );
     }
     if (!response.ok) {
       await response.body?.cancel().catch(() => undefined);
@@ -178,7 +168,12 @@ function classify(error: unknown, timedOut: boolean, timeoutMs: number): ScrapeE
   if (error instanceof ScrapeError) return error;
   if (error instanceof ParseError)
     // The position only: the parser's own message quotes the offending text.
-    return new ScrapeError("parse", `not Prometheus text at line ${error.line}, column ${error.column}`, undefined, error);
+    return new ScrapeError(
+      "parse",
+      `not Prometheus text at line ${error.line}, column ${error.column}`,
+      undefined,
+      error,
+    );
   if (error instanceof EngineMetricsError)
     // `metric` is one of our configured names (ENGINE_METRIC_NAMES); the message may quote label values.
     return new ScrapeError("metrics", `${error.kind} ${error.metric}`.trim(), undefined, error);
@@ -187,7 +182,11 @@ function classify(error: unknown, timedOut: boolean, timeoutMs: number): ScrapeE
 
 /** The system error code (ECONNREFUSED, EHOSTUNREACH, ...) of a failed fetch, or a fixed phrase. */
 function networkCode(error: unknown): string {
-  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 4; cause = cause.cause, depth++) {
+  for (
+    let cause: unknown = error, depth = 0;
+    cause instanceof Error && depth < 4;
+    cause = cause.cause, depth++
+  ) {
     const code = (cause as { code?: unknown }).code;
     if (typeof code === "string" && /^[A-Z][A-Z0-9_]{1,39}$/.test(code)) return code;
   }
