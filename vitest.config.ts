@@ -8,7 +8,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["operator/**/*.test.ts", "gateway/**/*.test.ts", "sim/**/*.test.ts", "infra/**/*.test.ts", "scripts/**/*.test.ts"],
+          include: ["operator/**/*.test.ts", "gateway/**/*.test.ts", "sim/**/*.test.ts", "infra/**/*.test.ts", "scripts/**/*.test.ts", "tools/*.test.ts"],
           environment: "node",
           // Some unit tests talk to loopback servers (fake API server, engines); under CI's load, with the
           // cluster project starting beside them on 2 cores, 5 s is too tight for them.

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO_ROOT } from "../sim/cluster/binaries.js";
+import { REPO_ROOT } from "../tools/binaries.js";
 import { parseGoModReplacements, pulumiToolsCacheDir, readPulumiToolPins, versionLdflag } from "./tools.js";
 
 const npmVersion = (pkg: string): string =>

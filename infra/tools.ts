@@ -1,6 +1,6 @@
 /**
  * Finds or builds the Pulumi CLI and the Pulumi Kubernetes provider from Go modules (no binary
- * downloads), with the same cache convention as sim/cluster/binaries.ts:
+ * downloads), with the same cache convention as tools/binaries.ts:
  * ${GPUFLEET_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/gpufleet}/bin/pulumi-<pin hash>/.
  *
  * Pins live in ONE place each: tools/pulumi/go.mod (CLI: github.com/pulumi/pulumi/pkg/v3) and
@@ -42,7 +42,7 @@ import {
   isExecutable,
   parseGoModRequirements,
   withLockFile,
-} from "../sim/cluster/binaries.js";
+} from "../tools/binaries.js";
 
 const TOOLS_DIR = join(REPO_ROOT, "tools");
 

@@ -23,7 +23,7 @@ import { startOperator } from "../operator/operator.js";
 import { KubeClient } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway } from "../gateway/gateway.js";
-import { ensureClusterBinaries } from "./cluster/binaries.js";
+import { ensureClusterBinaries } from "../tools/binaries.js";
 import { startLocalCluster } from "./cluster/cluster.js";
 import { loadNodePools } from "./cluster/nodepools.js";
 import { listManagedPods, SimFleet } from "./engine/fleet.js";

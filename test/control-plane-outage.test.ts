@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
-import { ensureClusterBinaries } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries } from "../tools/binaries.js";
 import { freeLoopbackPort, startLocalCluster, type LocalCluster } from "../sim/cluster/cluster.js";
 import { loadNodePools } from "../sim/cluster/nodepools.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { KubeApiError, KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
-import { ensureClusterBinaries, readPinnedTools } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { runHelmOk } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";

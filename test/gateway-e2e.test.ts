@@ -19,7 +19,7 @@ import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { PICK_REASONS } from "../gateway/routing/types.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
-import { ensureClusterBinaries, readPinnedTools } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { runHelmOk } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";

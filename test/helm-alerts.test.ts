@@ -2,7 +2,7 @@
  * The chart's alerts, evaluated by Prometheus' own rule engine: the PrometheusRule rendered by the
  * real helm is checked with `promtool check rules` and driven with synthetic series by
  * `promtool test rules` (the pinned promtool of tools/prometheus/go.mod, found or built by
- * sim/cluster/binaries.ts like the cluster binaries).
+ * tools/binaries.ts like the cluster binaries).
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { REPO_ROOT } from "../operator/api/generate.js";
-import { ensureClusterBinaries, ensurePinnedBinaries, readPinnedTools } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries, ensurePinnedBinaries, readPinnedTools } from "../tools/binaries.js";
 
 interface Run {
   code: number;

@@ -19,7 +19,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../operator/api/generate.js";
-import { ensureClusterBinaries, readPinnedTools } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { runHelm, runHelmOk, type HelmResult } from "./support/helm.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";

@@ -10,7 +10,7 @@ import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP, API_VERSION, PLURAL } from "../operator/api/modeldeployment.js";
 import { REPO_ROOT } from "../operator/api/generate.js";
-import { ensureClusterBinaries } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries } from "../tools/binaries.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, type TestNamespace } from "./support/kube.js";
 

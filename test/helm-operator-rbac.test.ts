@@ -14,7 +14,7 @@ import { AppsV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP, API_VERSION, PLURAL, type ModelDeployment } from "../operator/api/modeldeployment.js";
 import { REPO_ROOT } from "../operator/api/generate.js";
-import { ensureClusterBinaries } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries } from "../tools/binaries.js";
 import { freeLoopbackPort } from "../sim/cluster/cluster.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";

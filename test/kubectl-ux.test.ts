@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ensureClusterBinaries } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries } from "../tools/binaries.js";
 import type { RunningOperator } from "../operator/operator.js";
 import { KubeClient } from "../operator/runtime/kube-client.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";

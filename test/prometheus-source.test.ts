@@ -1,6 +1,6 @@
 /**
  * The Prometheus HTTP API source against a real Prometheus server, the pinned one of
- * tools/prometheus/go.mod (found or built by sim/cluster/binaries.ts, like the cluster binaries;
+ * tools/prometheus/go.mod (found or built by tools/binaries.ts, like the cluster binaries;
  * `npm run cluster:build` builds it ahead). Prometheus runs on
  * 127.0.0.1 with a temporary config scraping two simulated engines (vLLM and trtllm-serve) on
  * 127.0.0.1, and the source must read back what the engines report. No cluster is needed.
@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PodSampleResult, queryDeploymentSamples } from "../operator/metrics/prometheus-source.js";
-import { ensurePinnedBinaries } from "../sim/cluster/binaries.js";
+import { ensurePinnedBinaries } from "../tools/binaries.js";
 import type { EngineParams } from "../sim/engine/model.js";
 import { type EngineServer, startEngineServer } from "../sim/engine/server.js";
 

@@ -5,7 +5,7 @@ import { gatewayDemandPatch } from "../operator/api/gateway-demand.js";
 import type { ModelDeployment } from "../operator/api/modeldeployment.js";
 import type { RunningOperator } from "../operator/operator.js";
 import { KubeClient } from "../operator/runtime/kube-client.js";
-import { ensureClusterBinaries } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries } from "../tools/binaries.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, modelDeploymentPath, readModelDeployment, startTestOperator } from "./support/operator.js";

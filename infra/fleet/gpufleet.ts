@@ -14,7 +14,7 @@ import { join } from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { parseAllDocuments } from "yaml";
-import { REPO_ROOT } from "../../sim/cluster/binaries.js";
+import { REPO_ROOT } from "../../tools/binaries.js";
 import {
   API_GROUP,
   API_VERSION,

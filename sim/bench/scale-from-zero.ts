@@ -26,7 +26,7 @@ import { KubeClient, type KubeObject } from "../../operator/runtime/kube-client.
 import { loadGatewayConfig } from "../../gateway/config.js";
 import { startGateway } from "../../gateway/gateway.js";
 import { ensureModelDeploymentCrd } from "../../test/support/crds.js";
-import { ensureClusterBinaries } from "../cluster/binaries.js";
+import { ensureClusterBinaries } from "../../tools/binaries.js";
 import { startLocalCluster } from "../cluster/cluster.js";
 import { loadNodePools } from "../cluster/nodepools.js";
 import { listManagedPods, SimFleet } from "../engine/fleet.js";

@@ -24,7 +24,7 @@ import {
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { BINARY_RECIPES, REPO_ROOT, ensurePinnedBinaries } from "./binaries.js";
+import { BINARY_RECIPES, REPO_ROOT, ensurePinnedBinaries } from "../../tools/binaries.js";
 import { startLocalCluster, type LocalCluster } from "./cluster.js";
 import { DEFAULT_NODE_POOLS_FILE, loadNodePools } from "./nodepools.js";
 

@@ -23,7 +23,7 @@ import {
   ensureClusterBinaries,
   type ClusterBinaries,
   type EnsureClusterBinariesOptions,
-} from "./binaries.js";
+} from "../../tools/binaries.js";
 import {
   applyNodePools,
   KWOK_NODE_ANNOTATION,

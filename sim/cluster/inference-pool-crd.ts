@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parse } from "yaml";
-import { findGo, parseGoModRequirements, REPO_ROOT } from "./binaries.js";
+import { findGo, parseGoModRequirements, REPO_ROOT } from "../../tools/binaries.js";
 
 const execFileAsync = promisify(execFile);
 

@@ -8,7 +8,7 @@
  * build or start is a hard failure: these tests never skip.
  */
 import type { TestProject } from "vitest/node";
-import { ensureClusterBinaries, ensurePinnedBinaries } from "../../sim/cluster/binaries.js";
+import { ensureClusterBinaries, ensurePinnedBinaries } from "../../tools/binaries.js";
 import { startLocalCluster } from "../../sim/cluster/cluster.js";
 import { loadNodePools } from "../../sim/cluster/nodepools.js";
 

@@ -40,7 +40,7 @@ import { promisify } from "node:util";
 
 const execFileAsync = promisify(execFile);
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const TOOLS_DIR = join(REPO_ROOT, "tools");
 
 export type ClusterBinaryName =
