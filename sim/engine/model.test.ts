@@ -132,6 +132,31 @@ describe("EngineModel", () => {
     expect(engine.snapshot().requestsRejectedTotal).toBe(1);
   });
 
+  it("abort drops a running or waiting request, frees its KV blocks and emits nothing more for it", () => {
+    const params: EngineParams = { ...h100Llama8b(), maxNumSeqs: 1 };
+    const engine = new EngineModel(params);
+    engine.enqueue({ id: "run", promptTokens: 1000, maxOutputTokens: 5000, arrivalMs: 0 });
+    engine.enqueue({ id: "wait", promptTokens: 1000, maxOutputTokens: 10, arrivalMs: 0 });
+    engine.advanceTo(200);
+    const busy = engine.snapshot();
+    expect(busy).toMatchObject({ requestsRunning: 1, requestsWaiting: 1 });
+    expect(busy.kvCacheUtilization).toBeGreaterThan(0);
+    expect(engine.abort("run")).toBe(true);
+    expect(engine.abort("run")).toBe(false);
+    // The waiting request gets the slot; the aborted one never shows up again.
+    const events = engine.advanceTo(60_000);
+    expect(events.some((e) => e.requestId === "run")).toBe(false);
+    expect(events.filter((e) => e.requestId === "wait").map((e) => e.kind).at(-1)).toBe("finished");
+    const after = engine.snapshot();
+    expect(after).toMatchObject({ requestsRunning: 0, requestsWaiting: 0, requestsAbortedTotal: 1 });
+    expect(after.kvCacheUtilization).toBe(0);
+    // A request aborted while it waits never runs.
+    engine.enqueue({ id: "late", promptTokens: 100, maxOutputTokens: 10, arrivalMs: 70_000 });
+    expect(engine.abort("late")).toBe(true);
+    expect(engine.advanceTo(120_000)).toEqual([]);
+    expect(engine.snapshot().requestsAbortedTotal).toBe(2);
+  });
+
   it("reaches thousands of output tokens/s for Llama 3.1 8B on one H100 at high batch", () => {
     // Published vLLM throughput for Llama 3.1 8B on one H100 at high concurrency is in the
     // thousands to low tens of thousands of output tokens/s (vLLM v0.6 performance blog, 2024-09).

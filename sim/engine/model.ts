@@ -102,6 +102,8 @@ export interface EngineSnapshot {
   requestsFinishedTotal: number;
   requestsPreemptedTotal: number;
   requestsRejectedTotal: number;
+  /** Requests dropped because their client went away (`abort`). */
+  requestsAbortedTotal: number;
   ttftSecondsSum: number;
   ttftSecondsCount: number;
   /** Prompt tokens looked up in the prefix cache (vLLM `vllm:prefix_cache_queries`), once per request. */
@@ -166,6 +168,7 @@ export class EngineModel {
     requestsFinishedTotal: 0,
     requestsPreemptedTotal: 0,
     requestsRejectedTotal: 0,
+    requestsAbortedTotal: 0,
     ttftSecondsSum: 0,
     ttftSecondsCount: 0,
     prefixCacheQueriesTotal: 0,
@@ -223,6 +226,34 @@ export class EngineModel {
     let i = this.waiting.length;
     while (i > 0 && (this.waiting[i - 1] as RequestState).req.arrivalMs > req.arrivalMs) i--;
     this.waiting.splice(i, 0, state);
+  }
+
+  /**
+   * The client went away (vLLM aborts a request whose connection closed): drop `id` from the queue or
+   * the running batch and give back its KV blocks (cached prefix blocks it registered stay cached, as
+   * in vLLM). Nothing more is emitted for it. Call after `advanceTo(now)`: the step in progress keeps
+   * its planned length, the aborted sequence is just not part of the next one. False if unknown.
+   */
+  abort(id: string): boolean {
+    const w = this.waiting.findIndex((r) => r.req.id === id);
+    if (w >= 0) {
+      const [r] = this.waiting.splice(w, 1);
+      // A preempted request waiting to resume holds no blocks; a fresh one holds none either.
+      if (r && r.blocks > 0) this.releaseBlocks(r);
+      this.counters.requestsAbortedTotal++;
+      return true;
+    }
+    const i = this.running.findIndex((r) => r.req.id === id);
+    if (i < 0) return false;
+    const [r] = this.running.splice(i, 1);
+    if (!r) return false;
+    r.isRunning = false;
+    this.releaseBlocks(r);
+    this.runningContextTokens -= r.contextTokens;
+    r.contextTokens = 0;
+    this.counters.requestsAbortedTotal++;
+    this.pendingEvents = this.pendingEvents.filter((e) => e.requestId !== id);
+    return true;
   }
 
   /** Run every engine step that completes by `nowMs`; return the events produced, in time order. */

@@ -163,6 +163,43 @@ describe("engine server: metrics", () => {
     await Promise.all(requests);
   });
 
+  it("stops generating when the client disconnects: the running count drops at once", async () => {
+    const server = await start({
+      params: { ...SMALL_ENGINE, kvCapacityTokens: 65_536, maxModelLenTokens: 8192 },
+    });
+    // ~6000 steps of ~3 ms: far longer than the test, unless the disconnect aborts it.
+    const client = new AbortController();
+    const response = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "x".repeat(400), max_tokens: 6000, stream: true }),
+      signal: client.signal,
+    });
+    const reader = response.body?.getReader();
+    await reader?.read(); // tokens are flowing
+    const runningNow = async () => {
+      const [scrape] = await scrapePods([targetOf(server)], { concurrency: 1, timeoutMs: 2000 });
+      return scrape?.ok ? scrape.sample.requestsRunning : -1;
+    };
+    expect(await runningNow()).toBe(1);
+    const generatedBefore = server.pump().generationTokensTotal;
+    client.abort();
+    let running = 1;
+    for (let i = 0; i < 200 && running !== 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      running = await runningNow();
+    }
+    expect(running).toBe(0);
+    const { generationTokensTotal, requestsAbortedTotal, requestsFinishedTotal } = server.pump();
+    expect(requestsAbortedTotal).toBe(1);
+    expect(requestsFinishedTotal).toBe(0);
+    // No token is generated for it after the abort.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(server.pump().generationTokensTotal).toBe(generationTokensTotal);
+    expect(generationTokensTotal).toBeLessThan(6000);
+    expect(generationTokensTotal).toBeGreaterThanOrEqual(generatedBefore);
+  });
+
   it("counts tokens and TTFTs in vLLM's counters and histogram", async () => {
     const server = await start();
     await Promise.all(

@@ -382,10 +382,13 @@ export class EngineServer {
         },
       });
     });
-    // A client that goes away stops receiving; the model keeps the request (it has no abort).
+    // A client that goes away: the engine stops working on the request (vLLM aborts it), so its
+    // batch slot and KV blocks go to the others at once.
     res.on("close", () => {
       if (finished) return;
       this.pending.delete(id);
+      this.pump();
+      if (this.model.abort(id)) this.pump();
       settle();
     });
 
