@@ -131,7 +131,7 @@ describe("Fleet: which Ready pods take requests", () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  it("routes to a Ready pod only once its engine answers /health 200 (a Ready pod may still be loading)", async () => {
+  it("routes to a Ready pod only once its engine answers /health 200 (a Ready pod may still be loading), and again after a refused connection", async () => {
     // The engine answers 503 (loading) until `loaded` flips, as vLLM does while it loads weights.
     let loaded = false;
     const engine = http.createServer((req, res) => {
@@ -181,5 +181,23 @@ describe("Fleet: which Ready pods take requests", () => {
     while (!endpoint()?.ready && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 20));
     expect(endpoint()?.ready).toBe(true);
+
+    // A refused connection (the gateway's `suspect`): not routable until /health answers 200 again.
+    loaded = false;
+    const route = fleet.route("llama-3.1-8b");
+    const suspected = endpoint();
+    if (!route || !suspected) throw new Error("no route");
+    let told = 0;
+    const unsubscribe = fleet.subscribe(() => told++);
+    fleet.suspect(route, suspected);
+    expect(endpoint()?.ready).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(endpoint()?.ready).toBe(false);
+    loaded = true;
+    const again = Date.now() + 5000;
+    while (!endpoint()?.ready && Date.now() < again) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(endpoint()?.ready).toBe(true);
+    expect(told).toBeGreaterThan(0);
+    unsubscribe();
   });
 });

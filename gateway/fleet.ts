@@ -40,6 +40,12 @@ export interface FleetView {
   routes(): ModelRoute[];
   /** Called after the routes or their endpoints changed (a pod became ready, a model appeared). */
   subscribe(listener: () => void): () => void;
+  /**
+   * A request to `endpoint` was refused before it reached the engine (ECONNREFUSED: the engine is
+   * restarting or still binding its port). The endpoint stops being routable until its `/health`
+   * answers 200 again; listeners are told then (held requests wait for it).
+   */
+  suspect?(route: ModelRoute, endpoint: Endpoint): void;
 }
 
 export interface RouteSpec {
@@ -244,6 +250,14 @@ export class Fleet implements FleetView {
   subscribe(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  suspect(route: ModelRoute, endpoint: Endpoint): void {
+    const key = `${route.uid}/${endpoint.podName}`;
+    if (this.endpoints.get(key) !== endpoint) return; // replaced since: the rebuild decides
+    this.healthy.delete(key);
+    endpoint.ready = false;
+    this.checkHealth(key, endpoint.target);
   }
 
   private invalidate(): void {
@@ -453,6 +467,37 @@ export class StaticFleet implements FleetView {
   /** Tell listeners the endpoints changed (after a test mutated them). */
   changed(): void {
     for (const listener of this.listeners) listener();
+  }
+
+  private readonly checks = new Set<NodeJS.Timeout>();
+  private stopped = false;
+
+  /** As the informer-backed Fleet: not routable until `/health` answers 200 (asked every 100 ms). */
+  suspect(_route: ModelRoute, endpoint: Endpoint): void {
+    if (!endpoint.ready) return;
+    endpoint.ready = false;
+    const attempt = async () => {
+      if (this.stopped) return;
+      if (await engineHealthy(endpoint.target, 1000)) {
+        endpoint.ready = true;
+        this.changed();
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.checks.delete(timer);
+        void attempt();
+      }, 100);
+      timer.unref();
+      this.checks.add(timer);
+    };
+    void attempt();
+  }
+
+  /** Stops the health checks `suspect` started. */
+  stop(): void {
+    this.stopped = true;
+    for (const timer of this.checks) clearTimeout(timer);
+    this.checks.clear();
   }
 }
 

@@ -1,6 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { startEngineServer } from "../sim/engine/server.js";
+import { SMALL_ENGINE } from "../sim/engine/testing.js";
 import { StaticFleet, staticEndpoint, type ModelRoute } from "./fleet.js";
 import { createGatewayMetrics } from "./metrics.js";
 import { GatewayServer, type GatewayServerConfig } from "./server.js";
@@ -283,13 +285,16 @@ describe("errors in OpenAI's shape", () => {
     expect(upstream.bodies).toEqual([]);
   });
 
-  it("answers 502 when the pod cannot be reached, and does not follow a pod's redirect", async () => {
+  it("answers 502 when the pod drops the connection, 503 when it refuses connections past the hold timeout, and does not follow a pod's redirect", async () => {
     const fleet = new StaticFleet();
+    cleanups.push(() => fleet.stop());
     const closed = http.createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
     const deadPort = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     route(fleet, "dead", [staticEndpoint("dead-0", "127.0.0.1", deadPort)]);
+    const dropping = await fakeEngine((req) => req.socket.destroy());
+    route(fleet, "drop", [staticEndpoint("drop-0", "127.0.0.1", dropping.port)]);
     let followed = false;
     const elsewhere = await fakeEngine((_req, res) => {
       followed = true;
@@ -300,10 +305,14 @@ describe("errors in OpenAI's shape", () => {
       res.end();
     });
     route(fleet, "redirect", [staticEndpoint("r-0", "127.0.0.1", redirecting.port)]);
-    const gw = await gateway(fleet);
+    const gw = await gateway(fleet, { holdTimeoutMs: 400 });
+    const dropped = await post(`${gw.url}/v1/completions`, completion("drop"));
+    expect(dropped.status).toBe(502);
+    expect(((await dropped.json()) as { error: { code: string } }).error.code).toBe("upstream_unreachable");
     const dead = await post(`${gw.url}/v1/completions`, completion("dead"));
-    expect(dead.status).toBe(502);
-    expect(((await dead.json()) as { error: { code: string } }).error.code).toBe("upstream_unreachable");
+    expect(dead.status).toBe(503);
+    expect(((await dead.json()) as { error: { code: string } }).error.code).toBe("no_capacity");
+    expect(fleet.route("dead")?.endpoints[0]?.ready).toBe(false);
     const redirect = await post(`${gw.url}/v1/completions`, completion("redirect"));
     expect(redirect.status).toBe(502);
     expect(redirect.headers.get("location")).toBeNull();
@@ -328,6 +337,51 @@ describe("errors in OpenAI's shape", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("x-gpufleet-endpoint")).toBe("b-live");
     await response.text();
+  });
+
+  it("re-holds a request whose pod refuses the connection (engine still starting) and sends it once the pod's /health answers", async () => {
+    const fleet = new StaticFleet();
+    cleanups.push(() => fleet.stop());
+    const probe = http.createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.5", r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    // Ready as far as the fleet knows, but nothing listens yet: the engine is still coming up.
+    const r = route(fleet, "m", [staticEndpoint("m-0", "127.0.0.5", port)]);
+    const gw = await gateway(fleet);
+    const pending = post(`${gw.url}/v1/completions`, completion("m"));
+    await vi_waitFor(() => gw.server.holds.size("m") === 1);
+    expect(r.endpoints[0]?.ready).toBe(false);
+    expect(gw.demand.held.at(-1)).toBe(1);
+    const health: string[] = [];
+    const late = http.createServer((req, res) => {
+      if (req.url === "/health") {
+        health.push(req.url);
+        res.writeHead(200);
+        res.end();
+        return;
+      }
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end('{"ok":true}');
+      });
+    });
+    await new Promise<void>((resolve) => late.listen(port, "127.0.0.5", resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          late.closeAllConnections();
+          late.close(() => resolve());
+        }),
+    );
+    const response = await pending;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true });
+    expect(health.length).toBeGreaterThan(0);
+    expect(r.endpoints[0]?.ready).toBe(true);
+    expect(gw.server.holds.size("m")).toBe(0);
+    expect(r.endpoints[0]?.inFlight).toBe(0);
   });
 
   it("answers 504 when the pod sends no response headers in time", async () => {
@@ -462,6 +516,34 @@ describe("streaming pass-through", () => {
     expect(writes).toBe(after);
     expect(gw.server.activeRequests).toBe(0);
     expect(fleet.route("m")?.endpoints[0]?.inFlight).toBe(0);
+  });
+
+  it("a client that goes away through the gateway stops the simulated engine's generation", async () => {
+    const sim = await startEngineServer({
+      host: "127.0.0.1",
+      port: 0,
+      engine: "vllm",
+      modelName: "m",
+      params: { ...SMALL_ENGINE, kvCapacityTokens: 65_536, maxModelLenTokens: 8192 },
+    });
+    cleanups.push(() => sim.close());
+    const fleet = new StaticFleet();
+    route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", sim.port)]);
+    const gw = await gateway(fleet);
+    const abort = new AbortController();
+    const response = await post(
+      `${gw.url}/v1/completions`,
+      completion("m", { stream: true, max_tokens: 6000, prompt: "x".repeat(400) }),
+      {},
+      abort.signal,
+    );
+    await (response.body as ReadableStream<Uint8Array>).getReader().read();
+    expect(sim.pump().requestsRunning).toBe(1);
+    abort.abort();
+    await vi_waitFor(() => sim.pump().requestsRunning === 0);
+    const { requestsAbortedTotal, requestsFinishedTotal, generationTokensTotal } = sim.pump();
+    expect({ requestsAbortedTotal, requestsFinishedTotal }).toEqual({ requestsAbortedTotal: 1, requestsFinishedTotal: 0 });
+    expect(generationTokensTotal).toBeLessThan(6000);
   });
 });
 

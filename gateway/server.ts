@@ -75,6 +75,11 @@ export const NO_CAPACITY_RETRY_AFTER_SECONDS = 10;
 const PATHS = new Set(["/v1/chat/completions", "/v1/completions"]);
 /** Connect failures that mean the request never reached an engine: safe to send to another pod once. */
 const RETRYABLE_CONNECT_ERRORS = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+/**
+ * Sends of one request that may end in a refused connection before it is answered 502; between them it
+ * goes to another pod or back to the hold queue (and never past the hold timeout since it arrived).
+ */
+const MAX_CONNECT_ATTEMPTS = 6;
 
 interface Held {
   features: RequestFeatures;
@@ -566,21 +571,44 @@ export class GatewayServer {
         return;
       }
       clearTimeout(headersTimer);
-      const retryable = RETRYABLE_CONNECT_ERRORS.has(err.code ?? "") && exchange.attempts < 2;
       metrics.upstreamErrors.inc({ kind: "connect" });
       log.warn(
         { requestId: exchange.requestId, pod: endpoint.podName, code: err.code },
         "engine pod unreachable",
       );
-      // Never reached the engine: take it off this request's candidates and try one other pod.
-      const next = retryable ? this.pick(route, request.features, exchange.tried) : undefined;
-      if (next) {
-        prefillDone();
-        endpoint.inFlight--;
-        metrics.inFlight.dec();
-        finished = true;
-        this.forward(exchange, next);
-        return;
+      const refused = RETRYABLE_CONNECT_ERRORS.has(err.code ?? "");
+      if (refused) {
+        // Never reached the engine (restarting, or still binding its port): the pod is not routable
+        // until its /health answers again; the request goes to another pod or back to the hold queue.
+        this.options.fleet.suspect?.(route, endpoint);
+        if (
+          exchange.attempts < MAX_CONNECT_ATTEMPTS &&
+          performance.now() - exchange.arrivedAt < this.config.holdTimeoutMs
+        ) {
+          prefillDone();
+          endpoint.inFlight--;
+          metrics.inFlight.dec();
+          finished = true;
+          const next =
+            this.holds.size(route.model) === 0
+              ? this.pick(route, request.features, exchange.tried)
+              : undefined;
+          if (next) {
+            this.forward(exchange, next);
+            return;
+          }
+          try {
+            this.hold(exchange);
+          } catch (error) {
+            const refusedHold =
+              error instanceof GatewayError
+                ? error
+                : new GatewayError("upstream_unreachable", "The engine pod could not be reached.");
+            this.sendError(res, refusedHold);
+            this.count(route, refusedHold.status);
+          }
+          return;
+        }
       }
       this.sendError(res, new GatewayError("upstream_unreachable", "The engine pod could not be reached."));
       finish(502);
