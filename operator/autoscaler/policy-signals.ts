@@ -1,0 +1,195 @@
+/**
+ * Stage 1 of the policy, SIGNAL: what this one observation says, in replicas of demand.
+ *
+ * - `sortPods`: ready pods with usable metrics, ready pods without (and why), starting pods.
+ * - `kvAndQueueDemand`: KV-cache demand (utilisation grown by the queue) and queue demand.
+ * - `readTokenRates`: per-pod token rates from cumulative counters, and the capacity learned from
+ *   pods seen saturated.
+ * - `tokenDemand`: the fleet's token rate as replicas at the utilisation target.
+ * Nothing here remembers anything beyond the counters it is handed back; windows are stage 2.
+ */
+import {
+  MIN_RATE_INTERVAL_MS,
+  type AutoscalingConfig,
+  type MetricsSample,
+  type Observation,
+  type PodObservation,
+  type PodTokenCounter,
+  type PolicyTuning,
+} from "./policy-types.js";
+
+export type UsablePod = PodObservation & { metrics: MetricsSample };
+
+export interface SortedPods {
+  ready: PodObservation[];
+  starting: PodObservation[];
+  /** Ready pods whose latest sample is fresh and well-formed. */
+  usable: UsablePod[];
+  /** One "name: why" per ready pod without usable metrics. */
+  problems: string[];
+  /** ready / usable: the silent ready pods are assumed as loaded as the measured ones. */
+  scaleToReady: number;
+}
+
+export function problemWithMetrics(pod: PodObservation, nowMs: number, stalenessMs: number): string | null {
+  const m = pod.metrics;
+  if (m === undefined) return pod.metricsError ? `scrape failed: ${pod.metricsError}` : "no metrics yet";
+  const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
+  if (!finite(m.kvCacheUtilization) || m.kvCacheUtilization < 0 || m.kvCacheUtilization > 1.0001)
+    return "malformed kv-cache utilization";
+  if (!finite(m.requestsWaiting) || m.requestsWaiting < 0) return "malformed waiting count";
+  if (!finite(m.requestsRunning) || m.requestsRunning < 0) return "malformed running count";
+  if (!finite(m.scrapedAtMs)) return "malformed scrape time";
+  const age = nowMs - m.scrapedAtMs;
+  if (age > stalenessMs) return `metrics ${Math.round(age / 1000)}s old`;
+  if (pod.metricsError) return `last scrape failed: ${pod.metricsError}`;
+  return null;
+}
+
+export function sortPods(observation: Observation, stalenessMs: number): SortedPods {
+  const ready = observation.pods.filter((p) => p.phase === "ready");
+  const starting = observation.pods.filter((p) => p.phase === "starting");
+  const problems: string[] = [];
+  const usable: UsablePod[] = [];
+  for (const pod of ready) {
+    const problem = problemWithMetrics(pod, observation.nowMs, stalenessMs);
+    if (problem === null) usable.push(pod as UsablePod);
+    else problems.push(`${pod.name}: ${problem}`);
+  }
+  const scaleToReady = usable.length > 0 ? ready.length / usable.length : 0;
+  return { ready, starting, usable, problems, scaleToReady };
+}
+
+/** KV demand of one pod in "pods at 100% KV", counting the cache its queued requests would need. */
+export function podKvDemand(m: MetricsSample, maxInflation: number): number {
+  if (m.requestsWaiting <= 0) return m.kvCacheUtilization;
+  if (m.requestsRunning <= 0) return Math.max(1, m.kvCacheUtilization);
+  // A queue is a backlog, not a rate: it says "more than this pod holds", bounded so a burst that
+  // drains in seconds does not order pods that would arrive minutes later.
+  const inflation = Math.min(maxInflation, (m.requestsRunning + m.requestsWaiting) / m.requestsRunning);
+  return m.kvCacheUtilization * inflation;
+}
+
+export interface KvAndQueue {
+  kvDemandReplicas: number;
+  queueDemandReplicas: number;
+  /** Waiting in engines plus held at the gateway. */
+  requestsWaiting: number;
+  requestsRunning: number;
+  /** Mean over pods with metrics (null when none). */
+  kvCacheUtilization: number | null;
+}
+
+export function kvAndQueueDemand(
+  pods: SortedPods,
+  heldRequests: number | undefined,
+  config: AutoscalingConfig,
+  tuning: PolicyTuning,
+): KvAndQueue {
+  const { usable, ready, scaleToReady } = pods;
+  const kvDemandReplicas =
+    (usable.reduce((s, p) => s + podKvDemand(p.metrics, tuning.maxQueueInflation), 0) * scaleToReady) /
+    config.kvCacheUtilizationTarget;
+  const held = Number.isFinite(heldRequests) ? Math.max(0, heldRequests ?? 0) : 0;
+  const podsWaiting = usable.reduce((s, p) => s + p.metrics.requestsWaiting, 0);
+  // Waiting requests are a backlog pinned to the pods that hold them (engines do not migrate
+  // requests), so a queue asks for at most maxQueueInflation × the ready pods per decision; a queue
+  // that persists keeps asking as the fleet grows.
+  const queueDemandReplicas = Math.min(
+    (podsWaiting * scaleToReady + held) / config.queueDepthTargetPerReplica,
+    tuning.maxQueueInflation * ready.length,
+  );
+  return {
+    kvDemandReplicas,
+    queueDemandReplicas,
+    requestsWaiting: podsWaiting + held,
+    requestsRunning: usable.reduce((s, p) => s + p.metrics.requestsRunning, 0),
+    kvCacheUtilization:
+      usable.length > 0 ? usable.reduce((s, p) => s + p.metrics.kvCacheUtilization, 0) / usable.length : null,
+  };
+}
+
+/** Prompt + generation token counter of a sample, or null when it carries no usable counter. */
+export function tokenCounterTotal(m: MetricsSample): number | null {
+  const counters = [m.promptTokensTotal, m.generationTokensTotal].filter((x) => x !== undefined);
+  if (counters.length === 0) return null;
+  if (!counters.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0)) return null;
+  return counters.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * One pod's counter reading: a rate needs two readings of the same pod at least
+ * MIN_RATE_INTERVAL_MS apart; a counter that went down means the engine restarted (re-baseline).
+ */
+export function nextCounterReading(previous: PodTokenCounter | undefined, total: number, atMs: number): PodTokenCounter {
+  if (previous === undefined || total < previous.tokensTotal || atMs < previous.atMs)
+    return { atMs, tokensTotal: total, tokensPerSecond: null };
+  if (atMs - previous.atMs >= MIN_RATE_INTERVAL_MS)
+    return { atMs, tokensTotal: total, tokensPerSecond: ((total - previous.tokensTotal) * 1000) / (atMs - previous.atMs) };
+  return previous;
+}
+
+export interface TokenRates {
+  podTokenCounters: Record<string, PodTokenCounter>;
+  /** Sum of the measured pods' rates (null: no pod has a rate yet). */
+  measuredTokensPerSecond: number | null;
+  /** Rates measured this time on pods with a queue (saturated: what they did is what they can do). */
+  saturatedRates: number[];
+}
+
+export function readTokenRates(pods: SortedPods, previousCounters: Record<string, PodTokenCounter>): TokenRates {
+  const podTokenCounters: Record<string, PodTokenCounter> = {};
+  const usable = new Set<PodObservation>(pods.usable);
+  const saturatedRates: number[] = [];
+  let measuredTokensPerSecond: number | null = null;
+  for (const pod of pods.ready) {
+    const previous = previousCounters[pod.name];
+    const total = usable.has(pod) ? tokenCounterTotal((pod as UsablePod).metrics) : null;
+    if (total === null) {
+      if (previous !== undefined) podTokenCounters[pod.name] = previous; // keep the baseline across a gap
+      continue;
+    }
+    const m = (pod as UsablePod).metrics;
+    const reading = nextCounterReading(previous, total, m.scrapedAtMs);
+    podTokenCounters[pod.name] = reading;
+    if (reading !== previous && reading.tokensPerSecond !== null && m.requestsWaiting > 0)
+      saturatedRates.push(reading.tokensPerSecond);
+    if (reading.tokensPerSecond !== null)
+      measuredTokensPerSecond = (measuredTokensPerSecond ?? 0) + reading.tokensPerSecond;
+  }
+  return { podTokenCounters, measuredTokensPerSecond, saturatedRates };
+}
+
+/** The highest saturated rate seen so far (the learned capacity when none is configured). */
+export function learnCapacity(previous: number | null, saturatedRates: number[]): number | null {
+  let learned = previous;
+  for (const rate of saturatedRates) learned = Math.max(learned ?? 0, rate);
+  return learned;
+}
+
+/** The capacity the token signal divides by: configured, else learned, else none (signal off). */
+export function capacityInUse(configured: number | undefined, learned: number | null): number | null {
+  if (configured !== undefined && Number.isFinite(configured) && configured > 0) return configured;
+  return learned !== null && learned > 0 ? learned : null;
+}
+
+export interface TokenDemand {
+  /** The fleet's rate: measured pods' rates scaled to all ready pods (null: none measured). */
+  tokensPerSecond: number | null;
+  /** That rate in replicas at the utilisation target (null: no rate or no capacity). */
+  tokenDemandReplicas: number | null;
+}
+
+export function tokenDemand(
+  measuredTokensPerSecond: number | null,
+  scaleToReady: number,
+  capacity: number | null,
+  utilizationTarget: number,
+): TokenDemand {
+  // Silent ready pods are assumed as busy as the measured ones (as for KV); pods too new to have a
+  // rate yet are not extrapolated, so a batch of fresh pods does not multiply the old pods' rate.
+  const tokensPerSecond = measuredTokensPerSecond === null ? null : measuredTokensPerSecond * scaleToReady;
+  const tokenDemandReplicas =
+    tokensPerSecond !== null && capacity !== null ? tokensPerSecond / (capacity * utilizationTarget) : null;
+  return { tokensPerSecond, tokenDemandReplicas };
+}

@@ -1,0 +1,237 @@
+/**
+ * Types, defaults and the state of gpufleet's autoscaling policy (./policy.ts decides; the stages
+ * live in ./policy-signals.ts, ./policy-windows.ts and ./policy-clamp.ts).
+ */
+import { DEFAULT_TOKEN_UTILIZATION_TARGET } from "./ttft-objective.js";
+
+/** Autoscaling settings. The first six mirror the CRD's `spec.autoscaling`; the rest are tuning. */
+export interface AutoscalingConfig {
+  minReplicas: number;
+  maxReplicas: number;
+  /** Target KV-cache utilisation per replica, (0..1]. */
+  kvCacheUtilizationTarget: number;
+  /** Target number of waiting requests per replica. */
+  queueDepthTargetPerReplica: number;
+  scaleUpStabilizationSeconds: number;
+  scaleDownStabilizationSeconds: number;
+  /** Averaging window for normal decisions. */
+  stableWindowSeconds?: number;
+  /** Short window that detects bursts. */
+  panicWindowSeconds?: number;
+  /** Panic when panic-window demand ≥ this × ready pods. */
+  panicThreshold?: number;
+  /** Relative band around the current replicas in which nothing changes (0.1 = ±10%). */
+  tolerance?: number;
+  /** Scale up at most to this multiple of the current replicas per decision … */
+  maxScaleUpRate?: number;
+  /** … or by this many replicas, whichever allows more. */
+  maxScaleUpStep?: number;
+  /** Remove at most this many replicas per `scaleDownPeriodSeconds`. */
+  maxScaleDownStep?: number;
+  /** Period of the scale-down step limit (time-based, so it does not depend on the reconcile rate). */
+  scaleDownPeriodSeconds?: number;
+  /**
+   * Cap on what a queue can ask for: one pod's KV demand grows at most by this factor
+   * (kv × (running+waiting)/running), and the queue signal asks for at most this × ready pods.
+   */
+  maxQueueInflation?: number;
+  /**
+   * Hysteresis: a scale-down must leave the remaining pods at or below this fraction of the targets
+   * (KV-cache and queue). LLM engines fall off a cliff near saturation (prefill backlog fills the
+   * cache and the queue within seconds), so removing a pod on a linear projection to exactly the
+   * target is not safe.
+   */
+  scaleDownUtilizationFactor?: number;
+  /** A metrics sample older than this is stale. */
+  metricStalenessSeconds?: number;
+  /**
+   * Token throughput a replica is sized to carry, as a fraction of its capacity, applied to the
+   * burst quantile of demand. 0.5 leaves a replica able to absorb a burst twice the recent peak rate.
+   */
+  tokenUtilizationTarget?: number;
+  /** Quantile of per-decision token demand over `tokenWindowSeconds` that sizes the fleet (1 = peak). */
+  tokenDemandQuantile?: number;
+  /** How far back the token signal remembers bursts (the fleet is sized for the bursts seen in it). */
+  tokenWindowSeconds?: number;
+  /**
+   * Prompt + generation tokens per second one replica sustains at saturation. Not a tuning default:
+   * it depends on model and GPU (the operator estimates it from the sizing plan). When absent, the
+   * policy learns it from pods observed saturated (with a queue); until then the signal is off.
+   */
+  replicaTokenCapacityPerSecond?: number;
+}
+
+export type PolicyTuning = Required<
+  Pick<
+    AutoscalingConfig,
+    | "stableWindowSeconds"
+    | "panicWindowSeconds"
+    | "panicThreshold"
+    | "tolerance"
+    | "maxScaleUpRate"
+    | "maxScaleUpStep"
+    | "maxScaleDownStep"
+    | "scaleDownPeriodSeconds"
+    | "maxQueueInflation"
+    | "scaleDownUtilizationFactor"
+    | "metricStalenessSeconds"
+    | "tokenUtilizationTarget"
+    | "tokenDemandQuantile"
+    | "tokenWindowSeconds"
+  >
+>;
+
+/**
+ * Defaults of the tuning knobs, the same for the operator and the simulator. Tuned on the trace
+ * evaluation (sim/eval/run.ts, curves in sim/eval/sweep.ts). The token target depends on the TTFT
+ * objective (./ttft-objective.ts: 0.47 for the 2 s goal on the bursty Azure code trace, 0.69 for 5 s
+ * on Mooncake); without an objective it is the one for 2 s. A peak, not a lower quantile:
+ * p95 over 300 s drops Azure to 95%.
+ */
+export const POLICY_TUNING_DEFAULTS: PolicyTuning = {
+  stableWindowSeconds: 60,
+  panicWindowSeconds: 15,
+  panicThreshold: 1.5,
+  tolerance: 0.1,
+  maxScaleUpRate: 2,
+  maxScaleUpStep: 4,
+  maxScaleDownStep: 1,
+  scaleDownPeriodSeconds: 60,
+  maxQueueInflation: 2,
+  scaleDownUtilizationFactor: 0.3,
+  metricStalenessSeconds: 45,
+  tokenUtilizationTarget: DEFAULT_TOKEN_UTILIZATION_TARGET,
+  tokenDemandQuantile: 1,
+  tokenWindowSeconds: 60,
+};
+
+/** Shorter counter intervals are not turned into a rate (a retry seconds after a scrape is noise). */
+export const MIN_RATE_INTERVAL_MS = 5_000;
+
+/** Defaults of the CRD-mirrored fields: the values crds/gpufleet.io_modeldeployments.yaml sets. */
+export const AUTOSCALING_DEFAULTS: Omit<AutoscalingConfig, keyof PolicyTuning> = {
+  minReplicas: 1,
+  maxReplicas: 4,
+  kvCacheUtilizationTarget: 0.8,
+  queueDepthTargetPerReplica: 4,
+  scaleUpStabilizationSeconds: 0,
+  scaleDownStabilizationSeconds: 300,
+};
+
+export interface MetricsSample {
+  /** vLLM `vllm:kv_cache_usage_perc` (older: `gpu_cache_usage_perc`), 0..1. */
+  kvCacheUtilization: number;
+  /** vLLM `vllm:num_requests_waiting`. */
+  requestsWaiting: number;
+  /** vLLM `vllm:num_requests_running`. */
+  requestsRunning: number;
+  /** vLLM `vllm:prompt_tokens_total` (counter); optional: engines without it get no throughput signal. */
+  promptTokensTotal?: number;
+  /** vLLM `vllm:generation_tokens_total` (counter). */
+  generationTokensTotal?: number;
+  scrapedAtMs: number;
+}
+
+export interface PodObservation {
+  name: string;
+  /** `ready`: serving; `starting`: scheduled or loading the model. */
+  phase: "ready" | "starting";
+  /** When the pod entered its phase. */
+  sinceMs: number;
+  /** Last successful scrape, if any. */
+  metrics?: MetricsSample;
+  /** Why the last scrape failed, if it did. */
+  metricsError?: string;
+}
+
+export interface Observation {
+  nowMs: number;
+  /** Replicas in the spec now (ready + starting, as the workload sees them). */
+  currentReplicas: number;
+  pods: PodObservation[];
+  /** Requests held at the gateway for want of a free pod: waiting demand like an engine's queue. */
+  heldRequests?: number;
+}
+
+export interface DemandSample {
+  atMs: number;
+  kvDemandReplicas: number;
+  queueDemandReplicas: number;
+  /** Absent when no pod had a token rate (or no capacity was known) at that time. */
+  tokenDemandReplicas?: number;
+}
+
+/** Last counter reading per pod, to turn cumulative token counters into a rate. */
+export interface PodTokenCounter {
+  atMs: number;
+  tokensTotal: number;
+  /** Rate measured between the previous reading and this one (null: first reading). */
+  tokensPerSecond: number | null;
+}
+
+export interface Recommendation {
+  atMs: number;
+  replicas: number;
+}
+
+/** Serializable policy state, passed in and out of `decideScale`. */
+export interface PolicyState {
+  samples: DemandSample[];
+  recommendations: Recommendation[];
+  /** Panic lasts until this time (null: not panicking). */
+  panicUntilMs: number | null;
+  lastScaleUpAtMs: number | null;
+  lastScaleDownAtMs: number | null;
+  /** First observation this state has seen; scale-down waits until a full window of history. */
+  observingSinceMs: number | null;
+  /** Token counters per pod name (optional: states saved before the throughput signal lack it). */
+  podTokenCounters?: Record<string, PodTokenCounter>;
+  /** Highest per-pod token rate seen while that pod had a queue: a learned replica capacity. */
+  learnedTokenCapacityPerSecond?: number | null;
+}
+
+export function initialPolicyState(): PolicyState {
+  return {
+    samples: [],
+    recommendations: [],
+    panicUntilMs: null,
+    lastScaleUpAtMs: null,
+    lastScaleDownAtMs: null,
+    observingSinceMs: null,
+    podTokenCounters: {},
+    learnedTokenCapacityPerSecond: null,
+  };
+}
+
+export interface ScaleSignals {
+  readyPods: number;
+  startingPods: number;
+  /** Ready pods whose metrics were usable this time. */
+  podsWithMetrics: number;
+  /** Mean KV-cache utilisation over pods with metrics (null when none). */
+  kvCacheUtilization: number | null;
+  requestsWaiting: number;
+  requestsRunning: number;
+  kvDemandReplicas: number;
+  queueDemandReplicas: number;
+  /** Prompt + generation tokens per second over the ready pods with a measured rate (null: none). */
+  tokensPerSecond: number | null;
+  /** Replica capacity used by the token signal, configured or learned (null: signal off). */
+  replicaTokenCapacityPerSecond: number | null;
+  /** This observation's token demand in replicas (null: signal off). */
+  tokenDemandReplicas: number | null;
+  /** The burst quantile of token demand over the stable window (null: signal off). */
+  tokenPeakDemandReplicas: number | null;
+  stableDemandReplicas: number;
+  panicDemandReplicas: number;
+  panicking: boolean;
+}
+
+export interface ScaleDecision {
+  desiredReplicas: number;
+  /** A sentence a person understands, e.g. "kv-cache 0.93 > target 0.80 across 3 ready pods → 4". */
+  reason: string;
+  state: PolicyState;
+  signals: ScaleSignals;
+}
+
