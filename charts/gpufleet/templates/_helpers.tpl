@@ -76,3 +76,12 @@ Empty (every namespace, cluster-wide RBAC) only with watchAllNamespaces=true: an
 {{ .Release.Namespace }}
 {{- end -}}
 {{- end }}
+
+
+{{/*
+The non-empty prefixes of "trust-remote-code" as one regex (argparse accepts any unambiguous prefix),
+followed by the end of the flag name: prefixesRegex(["trust-remote-code"]) in operator/api/engine-args.ts.
+*/}}
+{{- define "gpufleet.trustRemoteCodePrefixes" -}}
+(?:t(?:r(?:u(?:s(?:t(?:-(?:r(?:e(?:m(?:o(?:t(?:e(?:-(?:c(?:o(?:d(?:e)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)$
+{{- end }}
