@@ -1,6 +1,6 @@
 /**
- * The chart's engine policy (templates/engine-policy.yaml): a ValidatingAdmissionPolicy whose params come
- * from values. Installed with helm into the shared local cluster, then ModelDeployments that break each
+ * The chart's engine policy (templates/engine-policy.yaml): a ValidatingAdmissionPolicy with the values
+ * rendered into it. Installed with helm into the shared local cluster, then ModelDeployments that break each
  * rule are sent to the real API server, which must refuse them with 403 Forbidden (the rules carry
  * reason Forbidden) and the rule's message; what the policy allows, and namespaces the release does not
  * watch, are admitted.
@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
 import { prefixesRegex } from "../operator/api/engine-args.js";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { KubeApiError, KubeClient } from "../operator/runtime/kube-client.js";
@@ -161,5 +162,22 @@ describe("the chart's engine policy, enforced by the API server", () => {
   it("matches flag prefixes with the regex operator/api/engine-args.ts builds", async () => {
     const rendered = await runHelmOk(helmBinary, ["template", "x", chart, "--kube-version", readPinnedTools().versions["kube-apiserver"]], helmOptions);
     expect(rendered).toContain(`matches('^-+${prefixesRegex(["trust-remote-code"]).slice(1)}')`);
+  });
+
+  it("takes no params object, so another release's uninstall cannot switch it to 'no params found'", async () => {
+    // With a built-in paramKind (ConfigMap), kube-apiserver stops that kind's param informer for good once
+    // no binding names it (kubernetes/kubernetes#130887): after helm-chart.test.ts uninstalled its release,
+    // this file's policy denied everything with 422 "no params found" (the order dependence of session 3).
+    const rendered = await runHelmOk(
+      helmBinary,
+      ["template", "x", chart, "--kube-version", readPinnedTools().versions["kube-apiserver"], "--set", "enginePolicy.allowedImageRegistries={docker.io/vllm}"],
+      helmOptions,
+    );
+    const policies = parseAllDocuments(rendered)
+      .map((document) => document.toJS() as { kind?: string; spec?: { paramKind?: unknown }; metadata?: { name?: string } } | null)
+      .filter((object) => object?.kind === "ValidatingAdmissionPolicy" || object?.kind === "ValidatingAdmissionPolicyBinding");
+    expect(policies.map((object) => object?.metadata?.name)).toContain("default-x-gpufleet-engine-policy");
+    for (const object of policies) expect(object?.spec).not.toHaveProperty("paramKind");
+    for (const object of policies) expect(object?.spec).not.toHaveProperty("paramRef");
   });
 });
