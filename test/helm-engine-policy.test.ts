@@ -13,7 +13,7 @@ import { parseAllDocuments } from "yaml";
 import { prefixesRegex } from "../operator/api/engine-args.js";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { KubeApiError, KubeClient } from "../operator/runtime/kube-client.js";
-import { ensureClusterBinaries, readPinnedTools } from "../sim/cluster/binaries.js";
+import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { runHelm, runHelmOk, type HelmRunOptions } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
