@@ -527,6 +527,80 @@ const ServingSpec = Type.Object(
   { default: {}, description: "How the model is served." },
 );
 
+/** vLLM's accepted --max-lora-rank values (vllm/config/lora.py MaxLoRARanks). */
+export const LORA_RANKS = [8, 16, 32, 64, 128, 256, 320, 512] as const;
+/** Adapter names: what clients put in `model`; a label-like word so they can be logged and shown safely. */
+export const ADAPTER_NAME_PATTERN = "^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$";
+export const MAX_ADAPTERS = 32;
+
+const AdapterSource = withCel(
+  Type.Object(
+    {
+      huggingFace: Type.Optional(
+        Type.Object(
+          {
+            repo: Type.String({
+              pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$",
+              maxLength: 193,
+              description: "Hugging Face repository of the adapter, organization/name; the engine downloads it from the Hub.",
+            }),
+          },
+          { description: "An adapter on the Hugging Face Hub (vLLM resolves a repository id itself)." },
+        ),
+      ),
+      path: Type.Optional(
+        Type.String({
+          pattern: "^/[A-Za-z0-9._/-]*$",
+          maxLength: 512,
+          description: "Absolute path of the adapter directory inside the engine container (e.g. on the model's PVC under /models).",
+        }),
+      ),
+    },
+    { description: "Where the adapter's weights come from. Exactly one of huggingFace or path." },
+  ),
+  [
+    {
+      rule: "[has(self.huggingFace), has(self.path)].filter(x, x).size() == 1",
+      message: "set exactly one adapter source: huggingFace or path",
+    },
+    { rule: "!has(self.path) || !self.path.contains('..')", message: "adapter path must not contain '..'" },
+  ],
+);
+
+const AdapterSpec = Type.Object(
+  {
+    name: Type.String({
+      minLength: 1,
+      maxLength: 63,
+      pattern: ADAPTER_NAME_PATTERN,
+      description: "Name clients send in the OpenAI `model` field to use this adapter.",
+    }),
+    source: AdapterSource,
+    rank: Type.Integer({ minimum: 1, maximum: 512, default: 16, description: "LoRA rank of the adapter (r in its adapter_config.json); at most lora.maxRank." }),
+  },
+  { description: "A LoRA adapter served on top of the base model." },
+);
+
+const LoraSpec = Type.Object(
+  {
+    maxLoras: Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      default: 4,
+      description: "Adapters one batch may mix (vLLM --max-loras): GPU slots reserved for adapter weights. More adapters than slots are swapped in from CPU memory.",
+    }),
+    maxRank: Type.Integer({
+      enum: [...LORA_RANKS],
+      default: 64,
+      description: "Largest adapter rank the engine accepts (vLLM --max-lora-rank); the slots are sized for it.",
+    }),
+  },
+  {
+    description:
+      "LoRA serving limits. Changing them restarts the engines; adding or removing adapters does not. Set this to keep LoRA enabled with no adapters.",
+  },
+);
+
 export const ModelDeploymentSpecSchema = withCel(
   Type.Object(
     {
@@ -542,10 +616,35 @@ export const ModelDeploymentSpecSchema = withCel(
       autoscaling: AutoscalingSpec,
       placement: PlacementSpec,
       serving: ServingSpec,
+      adapters: Type.Optional(
+        Type.Array(AdapterSpec, {
+          maxItems: MAX_ADAPTERS,
+          "x-kubernetes-list-type": "map",
+          "x-kubernetes-list-map-keys": ["name"],
+          description:
+            "LoRA adapters on top of the model (engine vllm). Clients call one by its name in `model`. Added and removed on the running engines without a restart.",
+        }),
+      ),
+      lora: Type.Optional(LoraSpec),
     },
     { description: "What to serve and how; the operator derives GPUs, parallelism and placement from it." },
   ),
   [
+    {
+      rule: "!has(self.adapters) || size(self.adapters) == 0 || self.engine.kind == 'vllm'",
+      message: "LoRA adapters are served by engine vllm only",
+      fieldPath: ".adapters",
+    },
+    {
+      rule: "!has(self.adapters) || self.adapters.all(a, a.name != self.model.name)",
+      message: "an adapter cannot take the model's own name (spec.model.name)",
+      fieldPath: ".adapters",
+    },
+    {
+      rule: "!has(self.adapters) || self.adapters.all(a, a.rank <= (has(self.lora) ? self.lora.maxRank : 64))",
+      message: "an adapter's rank exceeds lora.maxRank (default 64)",
+      fieldPath: ".adapters",
+    },
     {
       rule: "self.engine.kind != 'tensorrt-llm' || !(self.model.quantization in ['awq', 'gptq'])",
       message: "tensorrt-llm takes fp8, int8 or int4 quantization; awq and gptq checkpoints need engine vllm",
@@ -585,6 +684,28 @@ const PlanStatus = Type.Object(
     pool: Type.Optional(Type.String({ description: "Node pool the replicas are pinned to." })),
   },
   { description: "The sizing plan the operator computed." },
+);
+
+const ProductReplicasStatus = Type.Object(
+  {
+    gpuProduct: Type.String({ maxLength: 128, description: "GPU product (nvidia.com/gpu.product)." }),
+    workload: Type.String({ maxLength: 253, description: "Deployment that runs these replicas." }),
+    replicas: Type.Integer({ description: "Replicas asked of this product." }),
+    readyReplicas: Type.Integer({ description: "Of those, ready." }),
+    unschedulable: Type.Integer({ description: "Of those, pending with no node that fits." }),
+    gpusPerReplica: Type.Integer({ description: "GPUs one replica of this product takes." }),
+    tensorParallelism: Type.Integer({ description: "Tensor-parallel degree on this product." }),
+    kvCacheTokensPerReplica: Type.Integer({ description: "KV-cache capacity of one replica on this product, tokens." }),
+  },
+  { description: "Replicas of one GPU product." },
+);
+
+const AdapterStatus = Type.Object(
+  {
+    name: Type.String({ maxLength: 63, description: "Adapter name." }),
+    loadedReplicas: Type.Integer({ description: "Ready replicas that report the adapter loaded." }),
+  },
+  { description: "Where one LoRA adapter is loaded." },
 );
 
 const AutoscalerStatus = Type.Object(
@@ -629,6 +750,23 @@ export const ModelDeploymentStatusSchema = Type.Object(
     desiredReplicas: Type.Optional(Type.Integer({ description: "Replicas the operator is converging to." })),
     selector: Type.Optional(Type.String({ description: "Label selector of the pods (for the scale subresource)." })),
     plan: Type.Optional(PlanStatus),
+    replicasByProduct: Type.Optional(
+      Type.Array(ProductReplicasStatus, {
+        maxItems: 16,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["gpuProduct"],
+        description:
+          "Replicas per GPU product: the preferred product first; others hold replicas that spilled over while it was full.",
+      }),
+    ),
+    adapters: Type.Optional(
+      Type.Array(AdapterStatus, {
+        maxItems: 32,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+        description: "Per adapter of spec.adapters, the ready replicas that have it loaded.",
+      }),
+    ),
     autoscaler: Type.Optional(AutoscalerStatus),
     endpoint: Type.Optional(Type.String({ description: "In-cluster URL of the OpenAI-compatible API." })),
   },
@@ -641,6 +779,8 @@ export type Condition = Static<typeof ConditionSchema>;
 export type PlanSummary = Static<typeof PlanStatus>;
 export type AutoscalerSummary = Static<typeof AutoscalerStatus>;
 export type AutoscalingSpec = Static<typeof AutoscalingSpec>;
+export type AdapterSpec = Static<typeof AdapterSpec>;
+export type ProductReplicas = Static<typeof ProductReplicasStatus>;
 
 export interface ModelDeployment {
   apiVersion: `${typeof API_GROUP}/${typeof API_VERSION}`;

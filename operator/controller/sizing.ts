@@ -4,6 +4,8 @@ import { defineModel, findModel, type ModelArchitecture } from "../planner/model
 import { GiB, planModel } from "../planner/plan.js";
 import type { ResolvedPlan } from "../render/types.js";
 import type { GpuPool, SizeResult } from "./placement.js";
+import { loraBufferBytes } from "../planner/lora.js";
+import { loraEnabled, loraLimits } from "../render/lora.js";
 import type { ModelConfigState } from "../hub/resolver.js";
 
 export type ArchitectureResult =
@@ -132,6 +134,9 @@ export function sizeOnPool(
     gpuMemoryUtilization: spec.gpu.memoryUtilization,
     tensorParallelism: spec.gpu.tensorParallelism,
     engine: spec.engine.kind,
+    ...(loraEnabled(spec)
+      ? { loraBytesTotal: loraBufferBytes(model, loraLimits(spec).maxLoras, loraLimits(spec).maxRank) }
+      : {}),
   });
   if (!result.ok) return { fits: false, message: result.message };
   return {

@@ -73,6 +73,8 @@ export interface PlanInput {
   readonly maxNumBatchedTokens?: number;
   /** vLLM --max-num-seqs; default: vLLM's hardware-dependent default. */
   readonly maxNumSeqs?: number;
+  /** GPU memory of one replica's LoRA adapter slots (planner/lora.ts), split across its GPUs; default 0. */
+  readonly loraBytesTotal?: number;
 }
 
 export interface MemoryReserve {
@@ -327,6 +329,7 @@ interface Resolved {
   readonly engine: Engine;
   readonly maxNumBatchedTokens: number;
   readonly maxNumSeqs: number;
+  readonly loraBytesTotal: number;
 }
 
 interface Evaluation {
@@ -345,7 +348,8 @@ interface Evaluation {
 function evaluate(resolved: Resolved, tensorParallelism: number): Evaluation {
   const { model, gpu, engine } = resolved;
   const weightBytesTotal = weightBytes(model, resolved.quantization);
-  const weightBytesPerGpu = weightBytesTotal / tensorParallelism;
+  // LoRA slots are weights the engine holds next to the model's (planner/lora.ts).
+  const weightBytesPerGpu = (weightBytesTotal + resolved.loraBytesTotal) / tensorParallelism;
   const perToken = kvCacheBytesPerTokenPerGpu(model, resolved.kvCacheDtype, tensorParallelism, engine);
   const reserve =
     engine === "sglang"
@@ -443,6 +447,7 @@ function resolveInput(input: PlanInput): Resolved | PlanError {
     engine,
     maxNumBatchedTokens,
     maxNumSeqs,
+    loraBytesTotal: input.loraBytesTotal ?? 0,
   };
 }
 

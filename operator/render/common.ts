@@ -1,3 +1,4 @@
+import type { LoraModule } from "./lora.js";
 import type {
   V1Affinity,
   V1EnvVar,
@@ -84,6 +85,8 @@ export interface EngineRenderContext {
   plan: ResolvedPlan;
   model: ModelLocation;
   image: string;
+  /** LoRA adapters the engine loads at start (vLLM); default: every adapter in spec.adapters. */
+  loraModules?: readonly LoraModule[];
 }
 
 /** `--flag=value` → `--flag`; `--flag` → `--flag`; anything not starting with `-` is a value. */

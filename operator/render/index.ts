@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { SGLANG_DEFAULT_IMAGE, SGLANG_GATEWAY_ENGINE_TYPE, SGLANG_METRICS_PATH, sglangContainerParts } from "./sglang.js";
 import type {
   V1Affinity,
@@ -93,9 +94,17 @@ export const LABELS = {
    * mapping_registry.go and factories.go at commit 1748e829d1161147aaf35e76699ec86fd88406d2.
    */
   gatewayEngineType: "inference.networking.k8s.io/engine-type",
+  /** Only on pods of a spill-over workload: which one (the preferred workload's pods have none). */
+  workloadSlot: "gpufleet.io/workload-slot",
 } as const;
 
 export const ANNOTATIONS = {
+  /**
+   * On the Deployment: hash of its pod template with the start adapters (--lora-modules) left out. Equal
+   * hashes mean the only change is the adapter list, which the operator applies to running engines
+   * instead of restarting them (operator/controller/reconcile-plan.ts).
+   */
+  templateWithoutAdapters: "gpufleet.io/template-hash-without-adapters",
   gpuProduct: "gpufleet.io/gpu-product",
   modelId: "gpufleet.io/model-id",
   tensorParallelism: "gpufleet.io/tensor-parallelism",
@@ -334,31 +343,42 @@ export function podSecurityContext(runAsUser: number): V1PodSecurityContext {
   };
 }
 
+/** The pod template with the `--lora-modules` values taken out of the engine's args, hashed. */
+export function templateHashWithoutAdapters(template: unknown): string {
+  const copy = JSON.parse(JSON.stringify(template)) as { spec?: { containers?: { args?: string[] }[] } };
+  for (const container of copy.spec?.containers ?? []) {
+    const args = container.args ?? [];
+    const at = args.indexOf("--lora-modules");
+    if (at === -1) continue;
+    let end = at + 1;
+    while (end < args.length && !(args[end] ?? "").startsWith("-")) end++;
+    container.args = [...args.slice(0, at), ...args.slice(end)];
+  }
+  return createHash("sha256").update(JSON.stringify(copy)).digest("hex").slice(0, 32);
+}
+
+/** A second workload of the same ModelDeployment on another GPU product (spill-over; operator/controller/spill.ts). */
+export interface WorkloadVariant {
+  /** Deployment name. */
+  name: string;
+  /** Label value that tells this workload's pods apart (its selector adds it). */
+  slot: string;
+  replicas: number;
+}
+
 function renderDeployment(
   modelDeployment: ModelDeployment,
   plan: ResolvedPlan,
   parts: EngineContainerParts,
   model: ModelLocation,
+  variant?: WorkloadVariant,
 ): V1Deployment {
   const { spec } = modelDeployment;
   const { volumes, mounts } = volumesFor(model, plan);
   const nodeSelector = spec.placement.nodeSelector ?? {};
-  return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: objectMetadata(modelDeployment),
-    spec: {
-      replicas: spec.replicas,
-      selector: { matchLabels: selectorLabels(modelDeployment) },
-      // Replace one pod at a time without a surge: a surge pod needs a whole extra set of GPUs (up to 8
-      // H100s) that is rarely free, so it would sit Pending and stall the rollout. The price is one
-      // replica less during a rollout (a single-replica deployment is briefly down).
-      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
-      revisionHistoryLimit: 3,
-      // The default 600 s would mark every cold start of a large model as a failed rollout.
-      progressDeadlineSeconds: startupAllowanceSeconds(plan) + 600,
-      template: {
-        metadata: { labels: podLabels(modelDeployment), annotations: podAnnotations(modelDeployment, plan) },
+  const slotLabels: Record<string, string> = variant ? { [LABELS.workloadSlot]: variant.slot } : {};
+  const template = {
+        metadata: { labels: sortedRecord({ ...podLabels(modelDeployment), ...slotLabels }), annotations: podAnnotations(modelDeployment, plan) },
         spec: {
           // Engines don't read service env vars; in busy namespaces they only bloat the environment.
           enableServiceLinks: false,
@@ -372,7 +392,28 @@ function renderDeployment(
           containers: [engineContainer(modelDeployment, plan, parts, mounts)],
           volumes,
         },
-      },
+      };
+  const metadata = objectMetadata(modelDeployment);
+  const lora = parts.args.includes("--enable-lora");
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      ...metadata,
+      ...(variant ? { name: variant.name, labels: sortedRecord({ ...metadata.labels, ...slotLabels }) } : {}),
+      ...(lora ? { annotations: { [ANNOTATIONS.templateWithoutAdapters]: templateHashWithoutAdapters(template) } } : {}),
+    },
+    spec: {
+      replicas: variant ? variant.replicas : spec.replicas,
+      selector: { matchLabels: { ...selectorLabels(modelDeployment), ...slotLabels } },
+      // Replace one pod at a time without a surge: a surge pod needs a whole extra set of GPUs (up to 8
+      // H100s) that is rarely free, so it would sit Pending and stall the rollout. The price is one
+      // replica less during a rollout (a single-replica deployment is briefly down).
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
+      revisionHistoryLimit: 3,
+      // The default 600 s would mark every cold start of a large model as a failed rollout.
+      progressDeadlineSeconds: startupAllowanceSeconds(plan) + 600,
+      template,
     },
   };
 }
@@ -419,10 +460,30 @@ export function renderWorkload(input: RenderInput): RenderedWorkload {
     plan,
     model,
     image: engineImage(modelDeployment, input.images),
+    ...(input.loraModules ? { loraModules: input.loraModules } : {}),
   });
   return {
     deployment: renderDeployment(modelDeployment, plan, parts, model),
     service: renderService(modelDeployment),
     podDisruptionBudget: renderPodDisruptionBudget(modelDeployment),
   };
+}
+
+/**
+ * The Deployment of a spill-over workload: the same model on another GPU product with that product's
+ * plan, named and labelled apart from the preferred one. The Service and PodDisruptionBudget of the
+ * preferred workload select its pods too (they select on the ModelDeployment label only).
+ */
+export function renderSpillDeployment(input: RenderInput & { variant: WorkloadVariant }): V1Deployment {
+  const { modelDeployment, plan } = input;
+  validate(modelDeployment, plan);
+  const model = resolveModelLocation(modelDeployment.spec.model.source);
+  const parts = engineParts(modelDeployment, {
+    spec: modelDeployment.spec,
+    plan,
+    model,
+    image: engineImage(modelDeployment, input.images),
+    ...(input.loraModules ? { loraModules: input.loraModules } : {}),
+  });
+  return renderDeployment(modelDeployment, plan, parts, model, input.variant);
 }

@@ -1,4 +1,5 @@
 import type { V1Deployment, V1PodDisruptionBudget, V1Service } from "@kubernetes/client-node";
+import type { LoraModule } from "./lora.js";
 import type { EngineKind, ModelDeployment } from "../api/modeldeployment.js";
 
 /**
@@ -38,6 +39,8 @@ export interface RenderInput {
   modelDeployment: ModelDeployment;
   plan: ResolvedPlan;
   images?: EngineImages;
+  /** LoRA adapters the pods load at start (default: spec.adapters); see operator/render/lora.ts. */
+  loraModules?: readonly LoraModule[];
 }
 
 /** The objects the reconciler server-side-applies for one ModelDeployment. */

@@ -7,6 +7,7 @@ import {
   type EngineRenderContext,
   type ModelLocation,
 } from "./common.js";
+import { LORA_RUNTIME_ENV, loraEnabled, loraModulesOf, vllmLoraArgs } from "./lora.js";
 
 /**
  * The vLLM container (vllm/vllm-openai). The image's entrypoint is vLLM's OpenAI server, which takes
@@ -112,6 +113,7 @@ export function vllmContainerParts(context: EngineRenderContext): EngineContaine
     String(spec.serving.port),
     "--host",
     "0.0.0.0",
+    ...vllmLoraArgs(spec, context.loraModules ?? loraModulesOf(spec)),
   ];
   const userArgs = spec.engine.args ?? [];
   // Every flag rendered above is the operator's: a repeat later on the command line would silently win in
@@ -120,7 +122,8 @@ export function vllmContainerParts(context: EngineRenderContext): EngineContaine
   return {
     image,
     args: [...operatorArgs, ...userArgs],
-    env: huggingFaceTokenEnv(model),
+    // Adapters are added and removed on running engines through vLLM's runtime endpoints.
+    env: [...huggingFaceTokenEnv(model), ...(loraEnabled(spec) ? [{ name: LORA_RUNTIME_ENV, value: "True" }] : [])],
     metricsPath: VLLM_METRICS_PATH,
     inFlightRequestMetrics: VLLM_IN_FLIGHT_METRICS,
     gatewayEngineType: VLLM_GATEWAY_ENGINE_TYPE,

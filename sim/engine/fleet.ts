@@ -16,6 +16,8 @@ import {
 import { replicaFor } from "../eval/hardware.js";
 import { type EngineParams, engineParamsForNames } from "./model.js";
 import { type EngineServer, type SimEngineKind, startEngineServer } from "./server.js";
+import { LORA_RUNTIME_ENV, startModulesInArgs } from "../../operator/render/lora.js";
+import type { LoraOptions } from "./adapters.js";
 
 export const MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=gpufleet";
 /** Optional pod annotations that choose the simulated hardware (defaults: llama-3.1-8b on H100). */
@@ -41,6 +43,25 @@ export interface EngineSpec {
   simGpu: string;
   maxContextLength?: number;
   tensorParallelism?: number;
+  /** From the engine container's vLLM LoRA flags and env (--enable-lora, --max-loras, --lora-modules). */
+  lora?: LoraOptions;
+}
+
+/** The LoRA setup a vLLM pod asks for in its args and env, as vLLM would read it; undefined without --enable-lora. */
+export function loraFromPod(pod: V1Pod): LoraOptions | undefined {
+  for (const container of pod.spec?.containers ?? []) {
+    const args = container.args ?? [];
+    if (!args.includes("--enable-lora")) continue;
+    const at = args.indexOf("--max-loras");
+    const maxLoras = at === -1 ? 1 : Number(args[at + 1]);
+    const runtime = (container.env ?? []).find((e) => e.name === LORA_RUNTIME_ENV)?.value ?? "";
+    return {
+      maxLoras: Number.isInteger(maxLoras) && maxLoras > 0 ? Math.min(maxLoras, 64) : 1,
+      runtimeUpdates: ["1", "true"].includes(runtime.toLowerCase()),
+      modules: startModulesInArgs(args) ?? [],
+    };
+  }
+  return undefined;
 }
 
 function servedModelName(pod: V1Pod): string | undefined {
@@ -84,6 +105,7 @@ export function planFleet(pods: readonly V1Pod[]): Map<string, EngineSpec> {
       ...(annotations[PLAN_TP_ANNOTATION]
         ? { tensorParallelism: Number(annotations[PLAN_TP_ANNOTATION]) }
         : {}),
+      ...(target.engine === "vllm" && loraFromPod(pod) ? { lora: loraFromPod(pod)! } : {}),
     });
   }
   return plan;
@@ -99,7 +121,8 @@ function sameEngine(a: EngineSpec, b: EngineSpec): boolean {
     a.simModel === b.simModel &&
     a.simGpu === b.simGpu &&
     a.maxContextLength === b.maxContextLength &&
-    a.tensorParallelism === b.tensorParallelism
+    a.tensorParallelism === b.tensorParallelism &&
+    JSON.stringify(a.lora) === JSON.stringify(b.lora)
   );
 }
 
@@ -195,6 +218,7 @@ export class SimFleet {
           modelName: spec.modelName,
           params,
           loadDelayMs: this.options.loadDelayMs ?? 0,
+          ...(spec.lora ? { lora: spec.lora } : {}),
         });
         this.engines.set(spec.key, { spec, server });
       } catch (error) {

@@ -4,7 +4,8 @@
  *
  *   POST /v1/completions, /v1/chat/completions   OpenAI-compatible; `stream: true` → SSE `data:` chunks
  *                                                 then `data: [DONE]`; `usage` token counts
- *   GET  /v1/models                               the served model
+ *   GET  /v1/models                               the served model and its LoRA adapters
+ *   POST /v1/load_lora_adapter, /v1/unload_lora_adapter   vLLM's runtime LoRA routes (sim/engine/adapters.ts)
  *   GET  /health                                  200 once "loaded" (after `loadDelayMs`), 503 before
  *   GET  /metrics                                 vLLM: Prometheus text (vllm:* names, model_name label)
  *   GET  /prometheus/metrics                      trtllm-serve: Prometheus text (trtllm_* names);
@@ -36,6 +37,7 @@ import {
   type EngineSnapshot,
   type PromptPrefix,
 } from "./model.js";
+import { AdapterError, type LoraOptions, SimAdapters } from "./adapters.js";
 
 export type SimEngineKind = "vllm" | "tensorrt-llm" | "sglang";
 
@@ -62,6 +64,8 @@ export interface EngineServerOptions {
   /** Simulated milliseconds per real millisecond (default 1). */
   timeScale?: number;
   faults?: EngineFaults;
+  /** vLLM with --enable-lora: adapters, slots, runtime updates (sim/engine/adapters.ts). */
+  lora?: LoraOptions;
 }
 
 // Bucket bounds of vLLM's vllm:time_to_first_token_seconds (vllm/v1/metrics/loggers.py; TensorRT-LLM's
@@ -172,11 +176,13 @@ export class EngineServer {
   private readonly ttftBucketCounts = new Array<number>(TTFT_BUCKETS_SECONDS.length + 1).fill(0);
   private closed = false;
   private boundPort = 0;
+  readonly adapters: SimAdapters | undefined;
 
   constructor(readonly options: EngineServerOptions) {
     this.model = new EngineModel(options.params);
     this.timeScale = options.timeScale ?? 1;
     this.faults = { ...options.faults };
+    this.adapters = options.lora && options.engine === "vllm" ? new SimAdapters(options.lora) : undefined;
     this.server = createServer((req, res) => {
       this.route(req, res).catch((error: unknown) => this.sendError(res, error));
     });
@@ -279,8 +285,29 @@ export class EngineServer {
             owned_by: trtllm ? "tensorrt_llm" : this.options.engine === "sglang" ? "sglang" : "vllm",
             max_model_len: this.options.params.maxModelLenTokens,
           },
+          ...(this.adapters?.list() ?? []).map((adapter) => ({
+            id: adapter.name,
+            object: "model",
+            created: Math.floor(Date.now() / 1000),
+            owned_by: "vllm",
+            root: adapter.path,
+            parent: this.options.modelName,
+          })),
         ],
       });
+      return;
+    }
+    if (method === "POST" && (path === "/v1/load_lora_adapter" || path === "/v1/unload_lora_adapter") && this.adapters?.options.runtimeUpdates) {
+      const body = await readJson(req, 64 * 1024);
+      try {
+        if (path === "/v1/load_lora_adapter") this.adapters.load(body.lora_name, body.lora_path);
+        else this.adapters.unload(body.lora_name);
+      } catch (error) {
+        if (error instanceof AdapterError) throw new HttpError(error.status, error.message, error.type);
+        throw error;
+      }
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(`Success: LoRA adapter '${String(body.lora_name)}' ${path === "/v1/load_lora_adapter" ? "added" : "removed"} successfully.`);
       return;
     }
     if (method === "POST" && (path === "/v1/completions" || path === "/v1/chat/completions")) {
@@ -293,9 +320,14 @@ export class EngineServer {
   private async serveCompletion(req: IncomingMessage, res: ServerResponse, chat: boolean): Promise<void> {
     if (!this.isLoaded()) throw new HttpError(503, "model is still loading", "ServiceUnavailableError");
     const body = await readJson(req);
-    if (typeof body.model === "string" && body.model !== this.options.modelName) {
-      throw new HttpError(404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
+    const adapter =
+      typeof body.model === "string" && body.model !== this.options.modelName && this.adapters?.has(body.model)
+        ? body.model
+        : undefined;
+    if (typeof body.model === "string" && body.model !== this.options.modelName && !adapter) {
+      throw new HttpError(404, `The model \`${body.model.slice(0, 256)}\` does not exist.`, "NotFoundError");
     }
+    const responseModel = adapter ?? this.options.modelName;
     if (chat && !Array.isArray(body.messages)) throw new HttpError(400, "messages must be an array");
     if (!chat && body.prompt === undefined) throw new HttpError(400, "prompt is required");
     const rawMax = body.max_completion_tokens ?? body.max_tokens ?? 16;
@@ -322,7 +354,7 @@ export class EngineServer {
     let finished = false;
     let rejection: HttpError | undefined;
     const chunk = (choice: Record<string, unknown>) =>
-      `data: ${JSON.stringify({ id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: this.options.modelName, choices: [choice] })}\n\n`;
+      `data: ${JSON.stringify({ id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: responseModel, choices: [choice] })}\n\n`;
     const piece = (tokenIndex: number, finishReason: string | null) =>
       chat
         ? { index: 0, delta: { content: tokenText(tokenIndex) }, logprobs: null, finish_reason: finishReason }
@@ -339,6 +371,16 @@ export class EngineServer {
       res.write(data);
     };
 
+    let adapterRunning = false;
+    let adapterSettled = !adapter;
+    const settleAdapter = () => {
+      if (adapterSettled || !adapter) return;
+      adapterSettled = true;
+      this.adapters?.finished(adapter, adapterRunning);
+    };
+    // An adapter outside the GPU slots is swapped in first (the cost adapter affinity avoids).
+    if (adapter && this.adapters?.admit(adapter))
+      await new Promise((resolve) => setTimeout(resolve, this.adapters!.swapMs / this.timeScale));
     let settle = () => {};
     const done = new Promise<void>((resolve) => {
       settle = resolve;
@@ -351,6 +393,10 @@ export class EngineServer {
             );
             resolve();
             return;
+          }
+          if (event.kind === "first-token" && adapter && !adapterRunning) {
+            adapterRunning = true;
+            this.adapters?.started(adapter);
           }
           if (event.kind === "first-token" || event.kind === "token") {
             text += tokenText(event.tokenIndex);
@@ -373,7 +419,7 @@ export class EngineServer {
             write(chunk(piece(rawMax - 1, "length")));
             if (includeUsage) {
               write(
-                `data: ${JSON.stringify({ id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: this.options.modelName, choices: [], usage: usage(event.tokenIndex) })}\n\n`,
+                `data: ${JSON.stringify({ id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: responseModel, choices: [], usage: usage(event.tokenIndex) })}\n\n`,
               );
             }
             write("data: [DONE]\n\n");
@@ -386,6 +432,7 @@ export class EngineServer {
     // batch slot and KV blocks go to the others at once.
     res.on("close", () => {
       if (finished) return;
+      settleAdapter();
       this.pending.delete(id);
       this.pump();
       if (this.model.abort(id)) this.pump();
@@ -404,6 +451,7 @@ export class EngineServer {
     this.pump();
     if (stream && rejection === undefined) this.ensureStreamHeaders(res);
     await done;
+    settleAdapter();
     this.pending.delete(id);
     if (rejection) throw rejection;
     if (!finished) return; // client went away
@@ -420,7 +468,7 @@ export class EngineServer {
       id,
       object,
       created,
-      model: this.options.modelName,
+      model: responseModel,
       choices: [choice],
       usage: usage(completion),
     });
@@ -534,6 +582,7 @@ export class EngineServer {
         s.ttftSecondsSum,
         s.ttftSecondsCount,
       ),
+      ...(this.adapters?.families(Date.now() / 1000) ?? []),
     ];
   }
 
@@ -638,13 +687,13 @@ export class EngineServer {
   }
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+async function readJson(req: IncomingMessage, maxBytes = 16 * 1024 * 1024): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     const buffer = chunk as Buffer;
     size += buffer.length;
-    if (size > 16 * 1024 * 1024) throw new HttpError(413, "request body too large");
+    if (size > maxBytes) throw new HttpError(413, "request body too large");
     chunks.push(buffer);
   }
   let body: unknown;
