@@ -62,3 +62,104 @@ describe("HoldQueue", () => {
     expect(q.release("m").map((e) => e.item)).toEqual(["b", "c"]);
   });
 });
+
+describe("HoldQueue priority bands and fair queueing", () => {
+  it("releases the highest band first, whatever the arrival order", () => {
+    const q = new HoldQueue<string>({ maxPerModel: 10, maxWaitMs: 1000 });
+    q.hold("m", "low1", 0, { priority: 0 });
+    q.hold("m", "mid1", 1, { priority: 5 });
+    q.hold("m", "low2", 2, { priority: 0 });
+    q.hold("m", "high1", 3, { priority: 9 });
+    q.hold("m", "mid2", 4, { priority: 5 });
+    expect(q.sizeByBand("m")).toEqual(
+      new Map([
+        [0, 2],
+        [5, 2],
+        [9, 1],
+      ]),
+    );
+    expect(q.release("m").map((e) => e.item)).toEqual(["high1", "mid1", "mid2", "low1", "low2"]);
+  });
+
+  it("shares a band between tenants in proportion to tokens, not to requests", () => {
+    const q = new HoldQueue<string>({ maxPerModel: 100, maxWaitMs: 1000 });
+    // Tenant a queues 6 requests of 100 tokens first, then b queues 3 of 200 tokens.
+    for (let i = 0; i < 6; i++) q.hold("m", `a${i}`, i, { fairnessKey: "a", cost: 100 });
+    for (let i = 0; i < 3; i++) q.hold("m", `b${i}`, 10 + i, { fairnessKey: "b", cost: 200 });
+    const order = q.release("m").map((e) => e.item);
+    // FIFO would serve all of a first; fair queueing alternates by tokens: two a's per b.
+    expect(order).toEqual(["a0", "a1", "b0", "a2", "a3", "b1", "a4", "a5", "b2"]);
+    const tokensBy = (prefix: string, first: number) =>
+      order.slice(0, first).filter((x) => x.startsWith(prefix)).length * (prefix === "a" ? 100 : 200);
+    expect(tokensBy("a", 6)).toBe(tokensBy("b", 6));
+  });
+
+  it("weights give a tenant a larger share of its band", () => {
+    const q = new HoldQueue<string>({ maxPerModel: 100, maxWaitMs: 1000 });
+    for (let i = 0; i < 4; i++) q.hold("m", `a${i}`, 0, { fairnessKey: "a", weight: 3 });
+    for (let i = 0; i < 4; i++) q.hold("m", `b${i}`, 0, { fairnessKey: "b", weight: 1 });
+    // Finish tags a: 1/3, 2/3, 1, 4/3; b: 1, 2, 3, 4 (a tie goes to the earlier arrival).
+    expect(q.release("m").map((e) => e.item)).toEqual(["a0", "a1", "a2", "b0", "a3", "b1", "b2", "b3"]);
+  });
+
+  it("a tenant arriving late is not owed the service it missed (virtual time)", () => {
+    const q = new HoldQueue<string>({ maxPerModel: 100, maxWaitMs: 1000 });
+    for (let i = 0; i < 4; i++) q.hold("m", `a${i}`, 0, { fairnessKey: "a" });
+    expect(q.release("m", 3).map((e) => e.item)).toEqual(["a0", "a1", "a2"]);
+    for (let i = 0; i < 3; i++) q.hold("m", `b${i}`, 1, { fairnessKey: "b" });
+    q.hold("m", "a4", 1, { fairnessKey: "a" });
+    // b starts at the band's virtual time (2), not at 0: it does not get three turns in a row before a3.
+    expect(q.release("m").map((e) => e.item)).toEqual(["b0", "a3", "b1", "b2", "a4"]);
+  });
+
+  it("a full queue evicts the last entry of the lowest band for a higher band, never the reverse", () => {
+    const q = new HoldQueue<string>({ maxPerModel: 3, maxWaitMs: 1000 });
+    q.hold("m", "low1", 0, { priority: 0 });
+    q.hold("m", "low2", 1, { priority: 0 });
+    q.hold("m", "mid", 2, { priority: 1 });
+    const high = q.hold("m", "high", 3, { priority: 2 });
+    expect(high.held).toBe(true);
+    expect(high.held && high.shed.map((e) => e.item)).toEqual(["low2"]);
+    expect(q.hold("m", "low3", 4, { priority: 0 })).toEqual({ held: false, reason: "queue-full" });
+    expect(q.hold("m", "mid2", 4, { priority: 1 }).held).toBe(true);
+    expect(q.release("m").map((e) => e.item)).toEqual(["high", "mid", "mid2"]);
+  });
+
+  it("sheds the lowest band first once the release rate says its wait would exceed its limit", () => {
+    const q = new HoldQueue<string>({
+      maxPerModel: 100,
+      maxWaitMs: 10_000,
+      bandMaxWaitMs: { 0: 2_000, 2: 10_000 },
+    });
+    // Learn a release rate: 10 releases per second.
+    for (let i = 0; i < 10; i++) {
+      q.hold("m", `warm${i}`, i * 100);
+      q.release("m", 1, i * 100 + 100);
+    }
+    expect(q.releaseRate("m", 1000)).toBeCloseTo(10, 0);
+    // 15 low-band requests fit their 2 s limit at 10/s (released by 1.5 s) ...
+    for (let i = 0; i < 15; i++) expect(q.hold("m", `low${i}`, 1000, { priority: 0 }).held).toBe(true);
+    // ... until 10 high-band requests go ahead of them: the last 5 low ones would wait 2.5 s.
+    const shed: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const o = q.hold("m", `high${i}`, 1000, { priority: 2 });
+      expect(o.held).toBe(true);
+      if (o.held) shed.push(...o.shed.map((e) => e.item));
+    }
+    expect(shed).toEqual(["low14", "low13", "low12", "low11", "low10"]);
+    expect(q.sizeByBand("m").get(2)).toBe(10);
+    // A new low-band request would wait beyond its limit: refused at once (429), not held until 503.
+    expect(q.hold("m", "late-low", 1000, { priority: 0 })).toMatchObject({ held: false, reason: "shed" });
+    // The high band's 10 s limit still admits it.
+    expect(q.hold("m", "late-high", 1000, { priority: 2 }).held).toBe(true);
+  });
+
+  it("predicts nothing without recent releases (scale from zero): deadlines alone bound the wait", () => {
+    const q = new HoldQueue<string>({ maxPerModel: 100, maxWaitMs: 100, bandMaxWaitMs: { 1: 300 } });
+    for (let i = 0; i < 50; i++) expect(q.hold("m", `r${i}`, 0).held).toBe(true);
+    q.hold("m", "vip", 0, { priority: 1 });
+    expect(q.releaseRate("m", 0)).toBeUndefined();
+    expect(q.expire(100)).toHaveLength(50);
+    expect(q.nextDeadlineMs()).toBe(300);
+  });
+});
