@@ -137,8 +137,7 @@ export class HoldQueue<T> {
     const weight = cls.weight !== undefined && cls.weight > 0 && Number.isFinite(cls.weight) ? cls.weight : 1;
     let queue = this.queues.get(model);
     if (queue === undefined) {
-      if (this.queues.size >= this.options.maxModels)
-        return { held: false, reason: "too-many-models" };
+      if (this.queues.size >= this.options.maxModels) return { held: false, reason: "too-many-models" };
       queue = { entries: [], bands: new Map(), releases: this.idleReleases.get(model) ?? [] };
       this.idleReleases.delete(model);
       this.queues.set(model, queue);
@@ -165,7 +164,8 @@ export class HoldQueue<T> {
     const ticket = this.nextTicket++;
     // Deadlines must not go backwards within a band even if the caller's clock does.
     let lastDeadline = Number.NEGATIVE_INFINITY;
-    for (const e of queue.entries) if (e.priority === priority) lastDeadline = Math.max(lastDeadline, e.deadlineMs);
+    for (const e of queue.entries)
+      if (e.priority === priority) lastDeadline = Math.max(lastDeadline, e.deadlineMs);
     const deadlineMs = Math.max(nowMs + this.maxWaitFor(priority), lastDeadline);
     const entry: HeldEntry<T> = {
       ticket,
@@ -287,7 +287,8 @@ export class HoldQueue<T> {
   /** Held requests of `model` per band. */
   sizeByBand(model: string): Map<number, number> {
     const out = new Map<number, number>();
-    for (const e of this.queues.get(model)?.entries ?? []) out.set(e.priority, (out.get(e.priority) ?? 0) + 1);
+    for (const e of this.queues.get(model)?.entries ?? [])
+      out.set(e.priority, (out.get(e.priority) ?? 0) + 1);
     return out;
   }
 
