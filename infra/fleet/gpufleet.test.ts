@@ -81,11 +81,10 @@ describe("mergeValues", () => {
 });
 
 describe("readCrds", () => {
-  it("reads the generated ModelDeployment CRD from crds/", () => {
-    const crds = readCrds();
-    expect(crds.map((crd) => (crd.metadata as { name: string }).name)).toEqual([
-      "modeldeployments.gpufleet.io",
-    ]);
+  it("reads the generated CRDs from crds/", () => {
+    const names = readCrds().map((crd) => (crd.metadata as { name: string }).name);
+    expect(names).toEqual(expect.arrayContaining(["modeldeployments.gpufleet.io", "modelroutes.gpufleet.io"]));
+    expect(names.every((name) => name.endsWith(".gpufleet.io"))).toBe(true);
   });
 });
 
