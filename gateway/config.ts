@@ -38,6 +38,78 @@ export interface GatewayConfig {
   weights: PickWeights;
   /** Write demand annotations (off: the gateway holds requests but never tells the operator). */
   demandWrites: boolean;
+  /** Tenants and usage tiers (gateway/tenancy); off: every request is served without a key. */
+  tenancy: TenancyConfig;
+}
+
+export interface TenancyConfig {
+  enabled: boolean;
+  /** Namespaces of Tenants and their key Secrets (the gateway's Role for Secrets is in these only). */
+  namespaces: string[];
+  /** UsageTier of requests without an Authorization header; empty: anonymous access is off (401). */
+  anonymousTier: string;
+  /** How often metered usage is added to Tenant status (and replicas re-count who shares a tenant). */
+  reportIntervalMs: number;
+  /** $ per GPU-hour by GPU product (illustrative defaults in the chart). */
+  usdPerGpuHour: Record<string, number>;
+  defaultUsdPerGpuHour: number;
+  /** Grid intensity of where the GPUs run, gCO2/kWh. */
+  gramsCO2PerKWh: number;
+}
+
+/** Illustrative on-demand prices, $ per GPU-hour (order of magnitude of public cloud list prices, 2024-25); set your own. */
+export const ILLUSTRATIVE_GPU_PRICES: Readonly<Record<string, number>> = {
+  "NVIDIA-H100-80GB-HBM3": 4.0,
+  "NVIDIA-A100-SXM4-80GB": 2.5,
+  "NVIDIA-L40S": 1.5,
+  "NVIDIA-L4": 0.7,
+};
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function tenancyConfig(env: NodeJS.ProcessEnv): TenancyConfig {
+  const enabled = boolean(env, "GPUFLEET_GATEWAY_TENANCY", false);
+  const namespaces = (env.GPUFLEET_GATEWAY_TENANT_NAMESPACES ?? "")
+    .split(",")
+    .map((n) => n.trim())
+    .filter(Boolean);
+  for (const namespace of namespaces)
+    if (!DNS_LABEL.test(namespace))
+      throw new ConfigError(`GPUFLEET_GATEWAY_TENANT_NAMESPACES has an invalid namespace name: ${namespace}`);
+  if (enabled && namespaces.length === 0)
+    throw new ConfigError(
+      "GPUFLEET_GATEWAY_TENANT_NAMESPACES must list the namespaces of Tenants and their key Secrets when GPUFLEET_GATEWAY_TENANCY is on",
+    );
+  const anonymousTier = env.GPUFLEET_GATEWAY_ANONYMOUS_TIER ?? "";
+  if (anonymousTier && !DNS_LABEL.test(anonymousTier))
+    throw new ConfigError(`GPUFLEET_GATEWAY_ANONYMOUS_TIER=${anonymousTier} is not a UsageTier name`);
+  let usdPerGpuHour: Record<string, number> = { ...ILLUSTRATIVE_GPU_PRICES };
+  const prices = env.GPUFLEET_GATEWAY_GPU_PRICES;
+  if (prices) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(prices);
+    } catch {
+      throw new ConfigError("GPUFLEET_GATEWAY_GPU_PRICES is not JSON (an object of GPU product -> $ per GPU-hour)");
+    }
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed))
+      throw new ConfigError("GPUFLEET_GATEWAY_GPU_PRICES must be an object of GPU product -> $ per GPU-hour");
+    usdPerGpuHour = {};
+    for (const [product, price] of Object.entries(parsed as Record<string, unknown>).slice(0, 256)) {
+      if (typeof price !== "number" || !Number.isFinite(price) || price < 0 || price > 10_000)
+        throw new ConfigError(`GPUFLEET_GATEWAY_GPU_PRICES: the price of ${product.slice(0, 64)} is not a number from 0 to 10000`);
+      usdPerGpuHour[product.slice(0, 128)] = price;
+    }
+  }
+  return {
+    enabled,
+    namespaces,
+    anonymousTier,
+    reportIntervalMs: integer(env, "GPUFLEET_GATEWAY_USAGE_REPORT_INTERVAL_MS", 10_000, 100, 600_000),
+    usdPerGpuHour,
+    defaultUsdPerGpuHour: decimal(env, "GPUFLEET_GATEWAY_DEFAULT_GPU_PRICE", 2.0, 0, 10_000),
+    gramsCO2PerKWh: decimal(env, "GPUFLEET_GATEWAY_GRID_GCO2_PER_KWH", 480, 0, 2_000),
+  };
 }
 
 function decimal(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
@@ -101,5 +173,6 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       prefill: decimal(env, "GPUFLEET_GATEWAY_WEIGHT_PREFILL", DEFAULT_PICK_WEIGHTS.prefill, 0, 100),
     },
     demandWrites: boolean(env, "GPUFLEET_GATEWAY_DEMAND_WRITES", true),
+    tenancy: tenancyConfig(env),
   };
 }

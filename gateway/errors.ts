@@ -16,7 +16,12 @@ export type GatewayErrorCode =
   | "upstream_unreachable"
   | "upstream_error"
   | "upstream_timeout"
-  | "upstream_disconnected";
+  | "upstream_disconnected"
+  // tenancy (gateway/tenancy): authentication and tier limits
+  | "invalid_api_key"
+  | "permission_denied"
+  | "model_not_allowed"
+  | "rate_limit_exceeded";
 
 export interface GatewayErrorSpec {
   status: number;
@@ -38,6 +43,10 @@ export const ERROR_SPECS: Readonly<Record<GatewayErrorCode, GatewayErrorSpec>> =
   upstream_error: { status: 502, type: "server_error" },
   upstream_timeout: { status: 504, type: "server_error" },
   upstream_disconnected: { status: 502, type: "server_error" },
+  invalid_api_key: { status: 401, type: "invalid_request_error" },
+  permission_denied: { status: 403, type: "invalid_request_error" },
+  model_not_allowed: { status: 403, type: "invalid_request_error" },
+  rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
 };
 
 export class GatewayError extends Error {

@@ -18,6 +18,8 @@ import type { EndpointState } from "./routing/types.js";
 /** One pod the gateway may send requests to, with its live state for the picker. */
 export interface Endpoint extends EndpointState {
   target: ScrapeTarget;
+  /** The engine's prompt + generation token counters as last scraped (tenancy attributes GPU time by them). */
+  engineTokensTotal?: number;
 }
 
 export interface ModelRoute {
@@ -408,6 +410,9 @@ export class Fleet implements FleetView {
         if (result.ok) {
           const { kvCacheUtilization, requestsWaiting, requestsRunning, scrapedAtMs } = result.sample;
           endpoint.metrics = { kvCacheUtilization, requestsWaiting, requestsRunning, scrapedAtMs };
+          const { promptTokensTotal, generationTokensTotal } = result.sample;
+          if (promptTokensTotal !== undefined && generationTokensTotal !== undefined)
+            endpoint.engineTokensTotal = promptTokensTotal + generationTokensTotal;
           endpoint.inFlightAtScrape = endpoint.inFlight;
         } else {
           // No sample: the picker falls back to this replica's own in-flight count.

@@ -11,6 +11,8 @@ import { DemandWriter } from "./demand.js";
 import { Fleet } from "./fleet.js";
 import { createGatewayMetrics } from "./metrics.js";
 import { GatewayServer } from "./server.js";
+import { startTenancy } from "./tenancy/start.js";
+import type { Tenancy } from "./tenancy/tenancy.js";
 
 export interface Gateway {
   port: number;
@@ -18,6 +20,7 @@ export interface Gateway {
   fleet: Fleet;
   server: GatewayServer;
   registry: Registry;
+  tenancy?: Tenancy | undefined;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -39,7 +42,14 @@ export async function startGateway(client: KubeClient, config: GatewayConfig): P
         onWrite: (result) => metrics.demandWrites.inc({ result }),
       })
     : undefined;
-  const server: GatewayServer = new GatewayServer({ fleet, metrics, config, ...(demand ? { demand } : {}) });
+  const tenancy = config.tenancy.enabled ? startTenancy(client, config, fleet, metrics.registry) : undefined;
+  const server: GatewayServer = new GatewayServer({
+    fleet,
+    metrics,
+    config,
+    ...(demand ? { demand } : {}),
+    ...(tenancy ? { tenancy } : {}),
+  });
   if (demand) fleet.subscribe(() => demand.forgetExcept(new Set(fleet.routes().map((r) => r.uid))));
   // Ops first, so the kubelet sees a live (not yet ready) process while informers sync.
   let ready = false;
@@ -51,6 +61,7 @@ export async function startGateway(client: KubeClient, config: GatewayConfig): P
     ready: () => (ready ? true : { ready: false, reason: "informers not synced" }),
   });
   await fleet.start();
+  await tenancy?.start();
   const port = await server.listen(config.port, config.host);
   ready = true;
   log.info(
@@ -63,9 +74,11 @@ export async function startGateway(client: KubeClient, config: GatewayConfig): P
     fleet,
     server,
     registry: metrics.registry,
+    tenancy,
     async stop(graceMs = 10_000) {
       ready = false;
       await server.close(graceMs);
+      await tenancy?.stop();
       await demand?.stop();
       await fleet.stop();
       await ops.close();

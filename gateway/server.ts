@@ -22,6 +22,7 @@ import { HoldQueue } from "./routing/hold-queue.js";
 import { DEFAULT_PICK_LIMITS, DEFAULT_PICK_WEIGHTS, pickEndpoint, recordPick } from "./routing/picker.js";
 import type { PickResult, RequestFeatures } from "./routing/types.js";
 import { SseFramer } from "./sse.js";
+import type { TenancyHook, TenancyTicket } from "./tenancy/tenancy.js";
 
 export type GatewayServerConfig = Pick<
   GatewayConfig,
@@ -61,6 +62,8 @@ export interface GatewayServerOptions {
   metrics: GatewayMetrics;
   config?: Partial<GatewayServerConfig>;
   demand?: DemandSink;
+  /** Tenants and tiers (gateway/tenancy): authenticates and admits each request, settles its tokens. */
+  tenancy?: TenancyHook;
   now?: () => number;
 }
 
@@ -99,6 +102,7 @@ interface Exchange {
   heldMs: number;
   attempts: number;
   tried: Set<string>;
+  tenancy?: TenancyTicket | undefined;
 }
 
 const log = logger.child({ component: "gateway" });
@@ -240,6 +244,8 @@ export class GatewayServer {
       maxPromptChars: this.config.maxPromptChars,
       sessionKey,
     });
+    // Tenancy: 401/403/429 here; the ticket settles the tokens when the exchange ends.
+    const tenancy = this.options.tenancy?.admit(req, res, body, request);
     const route = this.options.fleet.route(request.model);
     if (!route)
       throw new GatewayError("model_not_found", `The model \`${echo(request.model)}\` does not exist.`);
@@ -257,6 +263,7 @@ export class GatewayServer {
       heldMs: 0,
       attempts: 0,
       tried: new Set(),
+      tenancy,
     };
     // Arrival order: while others are held for this model, a new request queues behind them.
     const pick = this.holds.size(route.model) === 0 ? this.pick(route, request.features) : undefined;
@@ -420,6 +427,7 @@ export class GatewayServer {
       prefillDone();
       endpoint.inFlight--;
       metrics.inFlight.dec();
+      exchange.tenancy?.settle(status, route, endpoint);
       this.count(route, status);
       metrics.duration.observe(
         { model: route.model, stream: String(request.stream) },
@@ -540,6 +548,7 @@ export class GatewayServer {
           return;
         }
         if (out.length === 0) return;
+        exchange.tenancy?.observe(out, sse);
         if (firstByte) {
           firstByte = false;
           prefillDone();

@@ -17,6 +17,11 @@ export interface TenantContext {
   readonly fairnessKey: string;
   /** Models or model aliases the tenant may call; undefined = any. */
   readonly allowedModels?: readonly string[];
+  /**
+   * Admitted over a tier limit because the tier's overLimit is Sheddable: `priority` is then -1, below
+   * every tier, so the hold queue sheds it first. Absent: within limits.
+   */
+  readonly overLimit?: boolean;
 }
 
 export const ANONYMOUS_TENANT = "anonymous";

@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CRD_FILE, modelDeploymentCrdYaml } from "./crd.js";
 import { MODEL_ROUTE_GENERATED_PATHS, modelRouteCrdYaml } from "./modelroute.js";
+import { TENANCY_CRD_FILES } from "./tenancy-crd.js";
 
 /** Every place the generated CRD is written to; the freshness test checks each one. */
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -13,6 +14,7 @@ export function generatedCrdFiles(): Array<{ path: string; text: () => string }>
   return [
     ...GENERATED_CRD_PATHS.map((path) => ({ path, text: modelDeploymentCrdYaml })),
     ...MODEL_ROUTE_GENERATED_PATHS.map((path) => ({ path, text: modelRouteCrdYaml })),
+    ...TENANCY_CRD_FILES.map(([path, text]) => ({ path, text })),
   ];
 }
 

@@ -1,0 +1,161 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Tenant, UsageTier } from "../../operator/api/tenancy.js";
+import { StaticFleet, staticEndpoint } from "../fleet.js";
+import { createGatewayMetrics } from "../metrics.js";
+import { GatewayServer } from "../server.js";
+import { TenancyCore } from "./core.js";
+import { createTenancyMetrics } from "./metrics.js";
+import { TenancyGate } from "./tenancy.js";
+
+// The tenancy hook in the real gateway server, against a loopback engine that reports usage.
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const tier = (name: string, spec: Partial<UsageTier["spec"]>): UsageTier => ({
+  metadata: { name },
+  spec: { priority: 0, overLimit: "Reject", defaultMaxTokens: 16, ...spec },
+});
+const tenant = (name: string, tierName: string, secret: string): Tenant => ({
+  metadata: { namespace: "tenants", name },
+  spec: { tier: tierName, suspended: false, apiKeys: [{ name: "main", format: "Plain", secretRef: { name: secret, key: "key" } }] },
+});
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+async function setup(options: { anonymousTier?: string } = {}) {
+  const seen: Array<{ authorization: string | undefined; body: string }> = [];
+  const engine = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      seen.push({ authorization: req.headers.authorization, body });
+      const request = JSON.parse(body) as { max_tokens?: number; prompt?: string };
+      const completion = request.max_tokens ?? 4;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ choices: [{ text: "x".repeat(completion) }], usage: { prompt_tokens: 11, completion_tokens: completion } }));
+    });
+  });
+  await new Promise<void>((resolve) => engine.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise<void>((resolve) => { engine.closeAllConnections(); engine.close(() => resolve()); }));
+  const fleet = new StaticFleet();
+  fleet.set({ model: "small", namespace: "models", name: "small", endpoints: [staticEndpoint("small-0", "127.0.0.1", (engine.address() as AddressInfo).port, "models")] });
+  fleet.set({ model: "large", namespace: "models", name: "large", endpoints: [staticEndpoint("large-0", "127.0.0.1", (engine.address() as AddressInfo).port, "models")] });
+  const gatewayMetrics = createGatewayMetrics(undefined, { processMetrics: false });
+  const metrics = createTenancyMetrics(gatewayMetrics.registry);
+  const core = new TenancyCore({
+    replica: "gw-test",
+    staleMs: 30_000,
+    metrics,
+    ...(options.anonymousTier ? { anonymousTier: options.anonymousTier } : {}),
+    pricing: { usdPerGpuHour: {}, defaultUsdPerGpuHour: 1, gramsCO2PerKWh: 400, boardPowerW: () => 100 },
+  });
+  core.update({
+    tiers: [tier("gold", { priority: 100, tokensPerMinute: 10_000 }), tier("free", { tokensPerMinute: 100, models: ["small"] })],
+    tenants: [tenant("acme", "gold", "acme-key"), tenant("hobby", "free", "hobby-key")],
+    secrets: [
+      { namespace: "tenants", name: "acme-key", data: { key: b64("sk-acme") } },
+      { namespace: "tenants", name: "hobby-key", data: { key: b64("sk-hobby") } },
+    ],
+  });
+  const gate = new TenancyGate({
+    core,
+    metrics,
+    replica: "gw-test",
+    staleMs: 30_000,
+    planOf: () => ({ gpuProduct: "NVIDIA-L4", gpusPerReplica: 1 }),
+    engineTokens: () => undefined,
+  });
+  const server = new GatewayServer({ fleet, metrics: gatewayMetrics, tenancy: gate });
+  const port = await server.listen(0, "127.0.0.1");
+  cleanups.push(() => server.close());
+  const post = (body: unknown, key?: string) =>
+    fetch(`http://127.0.0.1:${port}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(key !== undefined ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify(body),
+    });
+  const settled = async (tenantKey: string) => {
+    // Settlement runs as the exchange finishes; give the event loop a turn.
+    await new Promise((r) => setTimeout(r, 20));
+    return core.meter.take(tenantKey);
+  };
+  return { post, seen, core, settled, metrics: () => gatewayMetrics.registry.metrics() };
+}
+
+describe("tenancy in the gateway's request path", () => {
+  it("answers a missing or wrong key with 401 in OpenAI's shape, never reaches an engine, meters nothing", async () => {
+    const g = await setup();
+    const missing = await g.post({ model: "small", prompt: "hi", max_tokens: 2 });
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get("www-authenticate")).toBe('Bearer realm="gpufleet"');
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe("invalid_api_key");
+    const wrong = await g.post({ model: "small", prompt: "hi", max_tokens: 2 }, "sk-acme-but-not");
+    expect(wrong.status).toBe(401);
+    expect(g.seen).toHaveLength(0);
+    expect(g.core.meter.tenantsWithUsage()).toEqual([]);
+    const text = await g.metrics();
+    expect(text).toContain('gpufleet_gateway_auth_failures_total{reason="missing"} 1');
+    expect(text).toContain('gpufleet_gateway_auth_failures_total{reason="invalid"} 1');
+    expect(text).not.toContain("sk-acme");
+  });
+
+  it("serves a good key, strips it before the engine, sends rate-limit headers and meters the engine's usage", async () => {
+    const g = await setup();
+    const response = await g.post({ model: "large", prompt: "hello", max_tokens: 5 }, "sk-acme");
+    expect(response.status).toBe(200);
+    await response.text();
+    expect(response.headers.get("x-ratelimit-limit-tokens")).toBe("10000");
+    // admitted with a reservation of prompt estimate (2) + max_tokens (5)
+    expect(response.headers.get("x-ratelimit-remaining-tokens")).toBe("9993");
+    expect(g.seen[0]?.authorization).toBeUndefined();
+    const [delta] = await g.settled("tenants/acme");
+    expect(delta).toMatchObject({ model: "large", requests: 1, promptTokens: 11, completionTokens: 5 });
+    expect(await g.metrics()).toContain('gpufleet_tenant_tokens_total{tenant="tenants/acme",model="large",kind="completion"} 5');
+  });
+
+  it("refuses a model the tier does not allow with 403", async () => {
+    const g = await setup();
+    const response = await g.post({ model: "large", prompt: "hello", max_tokens: 5 }, "sk-hobby");
+    expect(response.status).toBe(403);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("model_not_allowed");
+    expect(g.seen).toHaveLength(0);
+  });
+
+  it("answers over the limit with 429, x-ratelimit-* headers and Retry-After, and settles to what was used", async () => {
+    const g = await setup();
+    // free: 100 tokens per minute. Reserve 2 + 60; the engine reports 11 + 60 = 71 used.
+    const first = await g.post({ model: "small", prompt: "hello", max_tokens: 60 }, "sk-hobby");
+    expect(first.status).toBe(200);
+    await first.text();
+    await g.settled("tenants/hobby");
+    const second = await g.post({ model: "small", prompt: "hello", max_tokens: 60 }, "sk-hobby");
+    expect(second.status).toBe(429);
+    const body = (await second.json()) as { error: { code: string; type: string } };
+    expect(body.error).toMatchObject({ code: "rate_limit_exceeded", type: "rate_limit_error" });
+    expect(second.headers.get("x-ratelimit-limit-tokens")).toBe("100");
+    const remaining = Number(second.headers.get("x-ratelimit-remaining-tokens"));
+    expect(remaining).toBeGreaterThanOrEqual(29);
+    expect(remaining).toBeLessThan(31);
+    // 62 needed, ~29 there: ~33 tokens at 100/min = ~20 s.
+    const retryAfter = Number(second.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(19);
+    expect(retryAfter).toBeLessThanOrEqual(21);
+    expect(second.headers.get("x-ratelimit-reset-tokens")).toMatch(/^\d+s$/);
+    expect(g.seen).toHaveLength(1);
+  });
+
+  it("serves requests without a key on the anonymous tier only when the setting names one", async () => {
+    const g = await setup({ anonymousTier: "free" });
+    const response = await g.post({ model: "small", prompt: "hi", max_tokens: 1 });
+    expect(response.status).toBe(200);
+    await response.text();
+    expect(response.headers.get("x-ratelimit-limit-tokens")).toBe("100");
+    expect((await g.settled("anonymous"))[0]).toMatchObject({ requests: 1, promptTokens: 11 });
+    // a wrong key is still a 401, not anonymous
+    expect((await g.post({ model: "small", prompt: "hi" }, "sk-nope")).status).toBe(401);
+  });
+});

@@ -1,0 +1,251 @@
+/**
+ * Metering per tenant x model: requests, prompt and completion tokens, and GPU-seconds attributed by
+ * token share of each engine replica's time; priced with the GPU price table and turned into grams of
+ * CO2 at the GPU's board power and a grid intensity. What a replica metered since its last report is
+ * added to the Tenant's status (`mergeUsage`, pure) by the store. Pure apart from the explicit clock.
+ */
+import { MAX_STATUS_GATEWAYS, MAX_STATUS_MODELS, type TenantStatus, type UsageEntry } from "../../operator/api/tenancy.js";
+import { utcDay } from "./limits.js";
+
+export interface UsageDelta {
+  /** UTC day the usage happened on (YYYY-MM-DD). */
+  day: string;
+  model: string;
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  gpuSeconds: number;
+  costUSD: number;
+  gramsCO2: number;
+}
+
+export interface Pricing {
+  /** $ per GPU-hour by GPU product (chart values; the defaults are illustrative). */
+  usdPerGpuHour: Readonly<Record<string, number>>;
+  /** Price for a product missing from the table. */
+  defaultUsdPerGpuHour: number;
+  /** Grid intensity, gCO2 per kWh, of where the GPUs run. */
+  gramsCO2PerKWh: number;
+  /** Board power (W) of one GPU of a product. */
+  boardPowerW: (product: string) => number;
+}
+
+export function costOf(gpuSeconds: number, product: string, pricing: Pricing): { costUSD: number; gramsCO2: number } {
+  const hours = gpuSeconds / 3600;
+  const price = pricing.usdPerGpuHour[product] ?? pricing.defaultUsdPerGpuHour;
+  const kWh = (hours * pricing.boardPowerW(product)) / 1000;
+  return { costUSD: hours * price, gramsCO2: kWh * pricing.gramsCO2PerKWh };
+}
+
+/** Where a request was served: the engine pod and what it runs on. */
+export interface ServedBy {
+  /** `namespace/pod`. */
+  pod: string;
+  gpusPerReplica: number;
+  gpuProduct: string;
+}
+
+interface PodWindow {
+  gpus: number;
+  product: string;
+  /** tokens by tenant \u0000 model */
+  tokens: Map<string, number>;
+}
+
+const SEP = "\u0000";
+
+function emptyDelta(day: string, model: string): UsageDelta {
+  return { day, model, requests: 0, promptTokens: 0, completionTokens: 0, gpuSeconds: 0, costUSD: 0, gramsCO2: 0 };
+}
+
+/** Accumulates one replica's usage until it is reported. */
+export class Meter {
+  /** tenant -> day \u0000 model -> delta */
+  private readonly pending = new Map<string, Map<string, UsageDelta>>();
+  private readonly windows = new Map<string, PodWindow>();
+  private windowStart: number;
+  /** Engine token counter (prompt + generation) per pod at the window's start. */
+  private engineAtStart = new Map<string, number>();
+
+  constructor(
+    private readonly pricing: Pricing,
+    now: number,
+  ) {
+    this.windowStart = now;
+  }
+
+  private delta(tenant: string, day: string, model: string): UsageDelta {
+    let byModel = this.pending.get(tenant);
+    if (!byModel) this.pending.set(tenant, (byModel = new Map()));
+    const key = `${day}${SEP}${model}`;
+    let delta = byModel.get(key);
+    if (!delta) byModel.set(key, (delta = emptyDelta(day, model)));
+    return delta;
+  }
+
+  /** A completed request. `servedBy` absent: it never reached an engine (nothing to attribute). */
+  record(
+    tenant: string,
+    model: string,
+    usage: { promptTokens: number; completionTokens: number },
+    servedBy: ServedBy | undefined,
+    now: number,
+  ): void {
+    const delta = this.delta(tenant, utcDay(now), model);
+    delta.requests++;
+    delta.promptTokens += usage.promptTokens;
+    delta.completionTokens += usage.completionTokens;
+    if (!servedBy) return;
+    let window = this.windows.get(servedBy.pod);
+    if (!window)
+      this.windows.set(
+        servedBy.pod,
+        (window = { gpus: servedBy.gpusPerReplica, product: servedBy.gpuProduct, tokens: new Map() }),
+      );
+    const key = `${tenant}${SEP}${model}`;
+    window.tokens.set(key, (window.tokens.get(key) ?? 0) + usage.promptTokens + usage.completionTokens);
+  }
+
+  /**
+   * Closes the attribution window: each pod's GPU time in it (window length x GPUs per replica) is split
+   * by token share. The share's denominator is the tokens the engine itself counted in the window (its
+   * prompt + generation counters, scraped: that covers other gateway replicas' requests too), or this
+   * replica's own tokens when that is larger or unknown. Returns the GPU-seconds attributed per tenant/model.
+   */
+  closeWindow(now: number, engineTokensTotal: (pod: string) => number | undefined): void {
+    const seconds = Math.max(0, (now - this.windowStart) / 1000);
+    const nextStart = new Map<string, number>();
+    for (const [pod, window] of this.windows) {
+      let own = 0;
+      for (const tokens of window.tokens.values()) own += tokens;
+      const current = engineTokensTotal(pod);
+      const before = this.engineAtStart.get(pod);
+      const engineDelta = current !== undefined && before !== undefined && current >= before ? current - before : 0;
+      const denominator = Math.max(own, engineDelta);
+      if (denominator <= 0) continue;
+      const podGpuSeconds = seconds * window.gpus;
+      for (const [key, tokens] of window.tokens) {
+        const [tenant, model] = key.split(SEP) as [string, string];
+        const gpuSeconds = (podGpuSeconds * tokens) / denominator;
+        const { costUSD, gramsCO2 } = costOf(gpuSeconds, window.product, this.pricing);
+        const delta = this.delta(tenant, utcDay(now), model);
+        delta.gpuSeconds += gpuSeconds;
+        delta.costUSD += costUSD;
+        delta.gramsCO2 += gramsCO2;
+      }
+    }
+    this.windows.clear();
+    this.windowStart = now;
+    // Every pod known to the caller gets a fresh baseline on first use; keep the ones seen.
+    for (const pod of this.engineAtStart.keys()) {
+      const value = engineTokensTotal(pod);
+      if (value !== undefined) nextStart.set(pod, value);
+    }
+    this.engineAtStart = nextStart;
+  }
+
+  /** Start counting a pod's engine tokens from now (called when a request is sent to it). */
+  baseline(pod: string, engineTokensTotal: number | undefined): void {
+    if (engineTokensTotal !== undefined && !this.engineAtStart.has(pod)) this.engineAtStart.set(pod, engineTokensTotal);
+  }
+
+  tenantsWithUsage(): string[] {
+    return [...this.pending.keys()];
+  }
+
+  /** Takes what `tenant` used since its last report (to be added to its status). */
+  take(tenant: string): UsageDelta[] {
+    const byModel = this.pending.get(tenant);
+    this.pending.delete(tenant);
+    return byModel ? [...byModel.values()] : [];
+  }
+
+  /** Puts deltas back after a failed report. */
+  restore(tenant: string, deltas: readonly UsageDelta[]): void {
+    for (const d of deltas) {
+      const into = this.delta(tenant, d.day, d.model);
+      into.requests += d.requests;
+      into.promptTokens += d.promptTokens;
+      into.completionTokens += d.completionTokens;
+      into.gpuSeconds += d.gpuSeconds;
+      into.costUSD += d.costUSD;
+      into.gramsCO2 += d.gramsCO2;
+    }
+  }
+}
+
+const round = (value: number, digits: number) => {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+};
+
+function addInto(list: UsageEntry[], d: UsageDelta): UsageEntry[] {
+  const out = list.map((e) => ({ ...e }));
+  let entry = out.find((e) => e.model === d.model);
+  if (!entry && out.length >= MAX_STATUS_MODELS) entry = out.find((e) => e.model === "other");
+  if (!entry) {
+    entry = {
+      model: out.length >= MAX_STATUS_MODELS ? "other" : d.model,
+      requests: 0,
+      promptTokens: 0,
+      completionTokens: 0,
+      gpuSeconds: 0,
+      costUSD: 0,
+      gramsCO2: 0,
+    };
+    out.push(entry);
+  }
+  entry.requests += d.requests;
+  entry.promptTokens += d.promptTokens;
+  entry.completionTokens += d.completionTokens;
+  entry.gpuSeconds = round(entry.gpuSeconds + d.gpuSeconds, 3);
+  entry.costUSD = round(entry.costUSD + d.costUSD, 6);
+  entry.gramsCO2 = round(entry.gramsCO2 + d.gramsCO2, 3);
+  return out;
+}
+
+/**
+ * The status after this replica adds `deltas`: today's and this month's totals (a new UTC day or month
+ * starts from zero; usage of an earlier day still counts in its month), and this replica's report time.
+ * Replicas whose last report is older than `staleMs` are dropped from `gateways`. Pure.
+ */
+export function mergeUsage(
+  status: TenantStatus | undefined,
+  deltas: readonly UsageDelta[],
+  replica: string,
+  now: number,
+  staleMs: number,
+): TenantStatus {
+  const day = utcDay(now);
+  const month = day.slice(0, 7);
+  let today = status?.today?.date === day ? status.today.models : [];
+  let thisMonth = status?.thisMonth?.month === month ? status.thisMonth.models : [];
+  for (const d of deltas) {
+    if (d.day === day) today = addInto(today, d);
+    if (d.day.slice(0, 7) === month) thisMonth = addInto(thisMonth, d);
+  }
+  const gateways = (status?.gateways ?? [])
+    .filter((g) => g.replica !== replica && now - Date.parse(g.lastReportTime) <= staleMs)
+    .concat([{ replica, lastReportTime: new Date(now).toISOString() }])
+    .slice(-MAX_STATUS_GATEWAYS);
+  return {
+    ...status,
+    today: { date: day, models: today },
+    thisMonth: { month, models: thisMonth },
+    gateways,
+  };
+}
+
+/** Gateway replicas that reported within `staleMs` (this one counted even if it has not yet). */
+export function replicasSharing(status: TenantStatus | undefined, replica: string, now: number, staleMs: number): number {
+  const others = (status?.gateways ?? []).filter(
+    (g) => g.replica !== replica && now - Date.parse(g.lastReportTime) <= staleMs,
+  );
+  return others.length + 1;
+}
+
+/** Tokens used on `day` according to the status. */
+export function dayTokens(status: TenantStatus | undefined, day: string): number {
+  if (status?.today?.date !== day) return 0;
+  return status.today.models.reduce((sum, m) => sum + m.promptTokens + m.completionTokens, 0);
+}
