@@ -83,7 +83,7 @@ describe("mergeValues", () => {
 describe("readCrds", () => {
   it("reads the generated CRDs from crds/", () => {
     const names = readCrds().map((crd) => (crd.metadata as { name: string }).name);
-    expect(names).toEqual(expect.arrayContaining(["modeldeployments.gpufleet.io", "modelroutes.gpufleet.io"]));
+    expect(names).toEqual(expect.arrayContaining(["modeldeployments.gpufleet.io", "modelroutes.gpufleet.io", "tenants.gpufleet.io", "usagetiers.gpufleet.io"]));
     expect(names.every((name) => name.endsWith(".gpufleet.io"))).toBe(true);
   });
 });

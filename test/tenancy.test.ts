@@ -1,0 +1,432 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the admission cases mutate arbitrary JSON to make malformed objects */
+/**
+ * Tenants and usage tiers on the local cluster: the generated UsageTier and Tenant CRDs refuse malformed
+ * objects at admission; two gateway replicas, running with exactly the chart's RBAC (their
+ * ServiceAccount's own token), serve two tenants of different tiers through simulated engines; a wrong
+ * key gets 401 and nothing is metered; a tenant over its tokens per minute gets 429 with x-ratelimit-*
+ * headers and Retry-After; and each Tenant's status ends up with exactly the tokens the load generator
+ * counted from the engines' usage figures, though both replicas added to it.
+ */
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CoreV1Api } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { REPO_ROOT } from "../operator/api/generate.js";
+import { API_GROUP, API_VERSION } from "../operator/api/modeldeployment.js";
+import { TENANT_PLURAL, TIER_PLURAL, type Tenant } from "../operator/api/tenancy.js";
+import { tenantCrd, usageTierCrd } from "../operator/api/tenancy-crd.js";
+import type { RunningOperator } from "../operator/operator.js";
+import { KubeApiError, KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
+import { loadGatewayConfig } from "../gateway/config.js";
+import { startGateway, type Gateway } from "../gateway/gateway.js";
+import { TENANT_KEY_LABEL } from "../gateway/tenancy/tenancy.js";
+import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
+import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
+import { ensureCrd, ensureModelDeploymentCrd } from "./support/crds.js";
+import { runHelmOk } from "./support/helm.js";
+import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
+import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
+import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
+
+registerKind("rbac.authorization.k8s.io/v1", "Role", { plural: "roles", namespaced: true });
+registerKind("rbac.authorization.k8s.io/v1", "RoleBinding", { plural: "rolebindings", namespaced: true });
+registerKind("rbac.authorization.k8s.io/v1", "ClusterRole", { plural: "clusterroles", namespaced: false });
+registerKind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", { plural: "clusterrolebindings", namespaced: false });
+
+const kubeConfig = testKubeConfig();
+const admin = new KubeClient(kubeConfig);
+const core = kubeConfig.makeApiClient(CoreV1Api);
+let namespace: TestNamespace;
+let operator: RunningOperator;
+let fleet: SimFleet;
+const gateways: Gateway[] = [];
+let helmHome: string;
+const clusterScoped: string[] = [];
+/** Tier names are cluster-wide: this run's prefix keeps them apart from other runs. */
+let gold = "";
+let free = "";
+const ACME_KEY = "sk-acme-5f3c9e";
+const HOBBY_KEY = "sk-hobby-81d2a0";
+
+const tenantsPath = (ns: string, name = "") => `/apis/${API_GROUP}/${API_VERSION}/namespaces/${ns}/${TENANT_PLURAL}${name ? `/${name}` : ""}`;
+const tierPath = (name = "") => `/apis/${API_GROUP}/${API_VERSION}/${TIER_PLURAL}${name ? `/${name}` : ""}`;
+
+async function createStatus(path: string, body: unknown): Promise<{ code: number; message: string }> {
+  try {
+    await admin.request("POST", path, { body, query: { fieldValidation: "Strict" } });
+    return { code: 201, message: "" };
+  } catch (error) {
+    if (error instanceof KubeApiError) return { code: error.statusCode, message: error.message };
+    throw error;
+  }
+}
+
+const validTier = { tokensPerMinute: 1000, tokensPerDay: 100000, maxConcurrentRequests: 4, priority: 10, models: ["a", "b"] };
+const validTenant = { tier: "gold", apiKeys: [{ name: "main", secretRef: { name: "acme-key" } }] };
+const withTier = (patch: (s: Record<string, any>) => void) => {
+  const spec = structuredClone(validTier) as Record<string, any>;
+  patch(spec);
+  return spec;
+};
+const withTenant = (patch: (s: Record<string, any>) => void) => {
+  const spec = structuredClone(validTenant) as Record<string, any>;
+  patch(spec);
+  return spec;
+};
+
+/** The chart's gateway RBAC with tenancy on for this namespace, applied as the release `gf` in it would apply it. */
+async function applyChartGatewayRbac(ns: string): Promise<string> {
+  const helm = (await ensureClusterBinaries({ only: ["helm"] })).helm;
+  helmHome = mkdtempSync(join(tmpdir(), "gpufleet-tenancy-helm-"));
+  const kubeconfigPath = join(helmHome, "admin.kubeconfig");
+  writeFileSync(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
+  const rendered = await runHelmOk(
+    helm,
+    [
+      "template", "gf", join(REPO_ROOT, "charts", "gpufleet"),
+      "--namespace", ns,
+      "--kube-version", readPinnedTools().versions["kube-apiserver"] as string,
+      "--set", `watchNamespaces={${ns}}`,
+      "--set", "gateway.tenancy.enabled=true",
+      "--set", `gateway.tenancy.namespaces={${ns}}`,
+      "--show-only", "templates/gateway-serviceaccount.yaml",
+      "--show-only", "templates/gateway-rbac.yaml",
+      "--show-only", "templates/gateway-tenancy-rbac.yaml",
+    ],
+    { home: helmHome, kubeconfig: kubeconfigPath },
+  );
+  const objects = parseAllDocuments(rendered)
+    .map((d) => d.toJS() as KubeObject | null)
+    .filter((o): o is KubeObject => o !== null);
+  expect(objects.map((o) => o.kind).sort()).toEqual(["ClusterRole", "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding", "ServiceAccount"]);
+  for (const object of objects) {
+    await admin.apply(object, { fieldManager: "helm-stand-in", force: true });
+    if (object.kind?.startsWith("Cluster"))
+      clusterScoped.push(`/apis/rbac.authorization.k8s.io/v1/${object.kind === "ClusterRole" ? "clusterroles" : "clusterrolebindings"}/${object.metadata?.name}`);
+  }
+  return "gf-gpufleet-gateway";
+}
+
+async function tenantStatus(name: string): Promise<Tenant["status"]> {
+  return (await admin.get<Tenant & KubeObject>(tenantsPath(namespace.name, name))).status;
+}
+
+const url = (gateway: Gateway) => `http://127.0.0.1:${gateway.port}/v1/chat/completions`;
+function chat(gateway: Gateway, key: string | undefined, body: Record<string, unknown>): Promise<Response> {
+  return fetch(url(gateway), {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify(body),
+  });
+}
+
+/** What the load generator counts from one answer: the engine's usage figures (JSON, or a stream's usage chunk). */
+async function usageOf(response: Response, stream: boolean): Promise<{ prompt: number; completion: number }> {
+  const text = await response.text();
+  if (!stream) {
+    const usage = (JSON.parse(text) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+    return { prompt: usage.prompt_tokens, completion: usage.completion_tokens };
+  }
+  const events = text.split("\n\n").filter((e) => e.startsWith("data: {"));
+  const last = JSON.parse(events.at(-1)!.slice(6)) as { usage?: { prompt_tokens: number; completion_tokens: number } };
+  if (!last.usage) throw new Error("stream without a usage chunk");
+  return { prompt: last.usage.prompt_tokens, completion: last.usage.completion_tokens };
+}
+
+beforeAll(async () => {
+  await ensureModelDeploymentCrd(kubeConfig);
+  await ensureCrd(kubeConfig, usageTierCrd() as unknown as KubeObject);
+  await ensureCrd(kubeConfig, tenantCrd() as unknown as KubeObject);
+  namespace = await uniqueNamespace(kubeConfig, "tenancy");
+  gold = `${namespace.name}-gold`;
+  free = `${namespace.name}-free`;
+  operator = await startTestOperator(kubeConfig, namespace.name);
+  fleet = new SimFleet({
+    listPods: async () =>
+      (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: MANAGED_BY_SELECTOR })).items,
+    pollIntervalMs: 250,
+    loadDelayMs: 300,
+  });
+  fleet.start();
+  // Tiers, tenants and their keys: acme's key in plain text, hobby's as a SHA-256 digest.
+  for (const [name, spec] of [
+    [gold, { priority: 100, tokensPerMinute: 200_000, maxConcurrentRequests: 16 }],
+    [free, { priority: 0, tokensPerMinute: 400, models: ["model-small"] }],
+  ] as const) {
+    await admin.create({ apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "UsageTier", metadata: { name }, spec } as KubeObject, { path: tierPath() });
+    clusterScoped.push(tierPath(name));
+  }
+  const secret = (name: string, value: string) => ({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name, namespace: namespace.name, labels: { [TENANT_KEY_LABEL]: "true" } },
+    stringData: { key: value },
+  });
+  await admin.create(secret("acme-key", ACME_KEY) as KubeObject);
+  await admin.create(secret("hobby-key", createHash("sha256").update(HOBBY_KEY).digest("hex")) as KubeObject);
+  const tenant = (name: string, tier: string, secretName: string, format: string) => ({
+    apiVersion: `${API_GROUP}/${API_VERSION}`,
+    kind: "Tenant",
+    metadata: { name, namespace: namespace.name },
+    spec: { tier, apiKeys: [{ name: "main", format, secretRef: { name: secretName } }] },
+  });
+  await admin.create(tenant("acme", gold, "acme-key", "Plain") as KubeObject, { path: tenantsPath(namespace.name) });
+  await admin.create(tenant("hobby", free, "hobby-key", "SHA256") as KubeObject, { path: tenantsPath(namespace.name) });
+  await admin.create(tenant("lost", gold, "no-such-secret", "Plain") as KubeObject, { path: tenantsPath(namespace.name) });
+
+  const serviceAccountName = await applyChartGatewayRbac(namespace.name);
+  for (const replica of ["gateway-a", "gateway-b"]) {
+    const identity = await serviceAccountKubeconfig(kubeConfig, namespace.name, serviceAccountName);
+    const config = loadGatewayConfig({
+      GPUFLEET_GATEWAY_WATCH_NAMESPACES: namespace.name,
+      GPUFLEET_GATEWAY_HOST: "127.0.0.1",
+      GPUFLEET_GATEWAY_PORT: "0",
+      GPUFLEET_GATEWAY_OPS_HOST: "127.0.0.1",
+      GPUFLEET_GATEWAY_OPS_PORT: "0",
+      GPUFLEET_GATEWAY_SCRAPE_INTERVAL_MS: "500",
+      GPUFLEET_GATEWAY_TENANCY: "true",
+      GPUFLEET_GATEWAY_TENANT_NAMESPACES: namespace.name,
+      GPUFLEET_GATEWAY_USAGE_REPORT_INTERVAL_MS: "400",
+      POD_NAME: replica,
+    });
+    gateways.push(await startGateway(new KubeClient(identity.kubeConfig, { userAgent: "gpufleet-gateway" }), config));
+  }
+  for (const [name, model] of [["small", "model-small"], ["large", "model-large"]] as const)
+    await admin.apply(
+      modelDeploymentObject(namespace.name, name, {
+        model: { name: model, source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } }, maxContextLength: 8192 },
+        engine: { kind: "vllm" },
+        gpu: { products: ["NVIDIA-L4"] },
+        replicas: 1,
+      }),
+      { fieldManager: "platform-team" },
+    );
+  for (const name of ["small", "large"])
+    await waitFor(async () => condition(await readModelDeployment(admin, namespace.name, name), "Ready")?.status === "True", {
+      timeoutMs: 90_000,
+      description: `${name} Ready`,
+    });
+  // Routable through both replicas once the engines answered the gateway's /health.
+  for (const gateway of gateways)
+    for (const model of ["model-small", "model-large"])
+      await waitFor(async () => (await chat(gateway, ACME_KEY, { model, messages: [{ role: "user", content: "warm" }], max_tokens: 1 })).status === 200, {
+        timeoutMs: 30_000,
+        description: `${model} served through the gateway`,
+      });
+}, 300_000);
+
+afterAll(async () => {
+  for (const gateway of gateways) await gateway.stop(1_000);
+  await fleet?.stop();
+  await operator?.stop();
+  for (const path of clusterScoped) await admin.delete(path).catch(() => undefined);
+  await namespace?.delete();
+  admin.close();
+  if (helmHome) rmSync(helmHome, { recursive: true, force: true });
+});
+
+describe("UsageTier and Tenant admission by the real API server", () => {
+  it("accepts well-formed objects and fills defaults in", async () => {
+    expect(await createStatus(tierPath(), { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "UsageTier", metadata: { name: `${namespace.name}-ok` }, spec: validTier })).toEqual({ code: 201, message: "" });
+    clusterScoped.push(tierPath(`${namespace.name}-ok`));
+    const tier = await admin.get<KubeObject & { spec: Record<string, unknown> }>(tierPath(`${namespace.name}-ok`));
+    expect(tier.spec).toMatchObject({ overLimit: "Reject", defaultMaxTokens: 1024 });
+    expect(await createStatus(tenantsPath(namespace.name), { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "Tenant", metadata: { name: "ok" }, spec: validTenant })).toEqual({ code: 201, message: "" });
+    const tenant = await admin.get<KubeObject & { spec: Tenant["spec"] }>(tenantsPath(namespace.name, "ok"));
+    expect(tenant.spec.apiKeys[0]).toEqual({ name: "main", format: "Plain", secretRef: { name: "acme-key", key: "key" } });
+    expect(tenant.spec.suspended).toBe(false);
+  });
+
+  const tiers: Array<[string, unknown, string, number?]> = [
+    ["a negative tokensPerMinute", withTier((s) => (s.tokensPerMinute = -5)), "spec.tokensPerMinute in body should be greater than or equal to 1"],
+    ["a tokensPerMinute of 0", withTier((s) => (s.tokensPerMinute = 0)), "spec.tokensPerMinute in body should be greater than or equal to 1"],
+    ["a day's budget below a minute's", withTier((s) => (s.tokensPerDay = 10)), "tokensPerDay must be at least tokensPerMinute"],
+    ["an unknown over-limit action", withTier((s) => (s.overLimit = "Queue")), 'spec.overLimit: Unsupported value: "Queue"'],
+    ["a priority above 1000", withTier((s) => (s.priority = 1001)), "spec.priority in body should be less than or equal to 1000"],
+    ["a model listed twice", withTier((s) => (s.models = ["a", "a"])), "spec.models[1]: Duplicate value"],
+    ["an empty model name", withTier((s) => (s.models = [""])), "spec.models[0] in body should be at least 1 chars long"],
+    ["more than 256 models", withTier((s) => (s.models = Array.from({ length: 257 }, (_, i) => `m${i}`))), "spec.models: Too many"],
+    ["a concurrency cap of 0", withTier((s) => (s.maxConcurrentRequests = 0)), "spec.maxConcurrentRequests in body should be greater than or equal to 1"],
+    ["an unknown field (a typo)", withTier((s) => (s.tokensPerMinut = 5)), 'unknown field "spec.tokensPerMinut"', 400],
+  ];
+  it.each(tiers)("refuses a UsageTier with %s", async (title, spec, expected, status = 422) => {
+    const name = `${namespace.name}-${title.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 30).replace(/-$/, "")}`;
+    const result = await createStatus(tierPath(), { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "UsageTier", metadata: { name }, spec });
+    if (result.code === 201) clusterScoped.push(tierPath(name));
+    expect(result.code).toBe(status);
+    expect(result.message).toContain(expected);
+  });
+
+  it("refuses a UsageTier whose name is not a DNS label", async () => {
+    const result = await createStatus(tierPath(), { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "UsageTier", metadata: { name: `${namespace.name}.gold` }, spec: validTier });
+    expect(result.code).toBe(422);
+    expect(result.message).toContain("metadata.name must be a DNS-1123 label");
+  });
+
+  const tenants: Array<[string, unknown, string, number?]> = [
+    ["no tier", withTenant((s) => delete s.tier), "spec.tier: Required value"],
+    ["a tier that is no name", withTenant((s) => (s.tier = "Gold Tier")), "spec.tier in body should match"],
+    ["no API keys", withTenant((s) => (s.apiKeys = [])), "spec.apiKeys in body should have at least 1 items"],
+    ["two keys of one name", withTenant((s) => s.apiKeys.push({ name: "main", secretRef: { name: "other" } })), 'spec.apiKeys[1]: Duplicate value: map[string]interface {}{"name":"main"}'],
+    ["two keys naming one Secret key", withTenant((s) => s.apiKeys.push({ name: "second", secretRef: { name: "acme-key" } })), "two apiKeys must not name the same Secret key"],
+    ["a Secret name that is no DNS name", withTenant((s) => (s.apiKeys[0].secretRef.name = "Acme_Key")), "spec.apiKeys[0].secretRef.name in body should match"],
+    ["a Secret key with a slash", withTenant((s) => (s.apiKeys[0].secretRef.key = "a/b")), "spec.apiKeys[0].secretRef.key in body should match"],
+    ["an unknown key format", withTenant((s) => (s.apiKeys[0].format = "bcrypt")), 'spec.apiKeys[0].format: Unsupported value: "bcrypt"'],
+    ["more than 16 keys", withTenant((s) => (s.apiKeys = Array.from({ length: 17 }, (_, i) => ({ name: `k${i}`, secretRef: { name: `s${i}` } })))), "spec.apiKeys: Too many"],
+    ["overrides with a day below a minute", withTenant((s) => (s.overrides = { tokensPerMinute: 100, tokensPerDay: 50 })), "tokensPerDay must be at least tokensPerMinute"],
+    ["empty overrides", withTenant((s) => (s.overrides = {})), "overrides must set at least one field"],
+    ["a negative priority override", withTenant((s) => (s.overrides = { priority: -1 })), "spec.overrides.priority in body should be greater than or equal to 0"],
+  ];
+  it.each(tenants)("refuses a Tenant with %s", async (title, spec, expected, status = 422) => {
+    const name = `bad-${title.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 40).replace(/-$/, "")}`;
+    const result = await createStatus(tenantsPath(namespace.name), { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "Tenant", metadata: { name }, spec });
+    expect(result.code).toBe(status);
+    expect(result.message).toContain(expected);
+  });
+
+  it("refuses a Tenant whose name would not fit a label (64 characters)", async () => {
+    const result = await createStatus(tenantsPath(namespace.name), { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "Tenant", metadata: { name: "t".repeat(64) }, spec: validTenant });
+    expect(result.code).toBe(422);
+    expect(result.message).toContain("metadata.name must be a DNS-1123 label");
+  });
+});
+
+describe("two tenants of different tiers through two gateway replicas", () => {
+  it("answers a wrong or missing key with 401 and meters nothing", async () => {
+    const before = { acme: await tenantStatus("acme"), hobby: await tenantStatus("hobby") };
+    for (const gateway of gateways) {
+      const wrong = await chat(gateway, "sk-acme-5f3c9f", { model: "model-small", messages: [{ role: "user", content: "hi" }], max_tokens: 3 });
+      expect(wrong.status).toBe(401);
+      expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe("invalid_api_key");
+      // hobby's Secret holds the digest: the digest itself is not a key
+      const digest = await chat(gateway, createHash("sha256").update(HOBBY_KEY).digest("hex"), { model: "model-small", messages: [{ role: "user", content: "hi" }] });
+      expect(digest.status).toBe(401);
+      await digest.text();
+      const missing = await chat(gateway, undefined, { model: "model-small", messages: [{ role: "user", content: "hi" }] });
+      expect(missing.status).toBe(401);
+      await missing.text();
+    }
+    // Two report intervals later, neither tenant's usage moved.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await tenantStatus("acme")).toEqual(before.acme);
+    expect(await tenantStatus("hobby")).toEqual(before.hobby);
+    const metrics = await (await fetch(`http://127.0.0.1:${gateways[0]!.opsPort}/metrics`)).text();
+    expect(metrics).toContain('gpufleet_gateway_auth_failures_total{reason="invalid"} 2');
+    expect(metrics).not.toContain(ACME_KEY);
+  });
+
+  it("reports a tenant whose key Secret is missing as not Ready, with the Secret it looked for", async () => {
+    const status = await waitFor(async () => {
+      const s = await tenantStatus("lost");
+      return s?.conditions?.find((c) => c.type === "Ready") ? s : undefined;
+    }, { timeoutMs: 10_000, description: "lost's Ready condition" });
+    const ready = status.conditions!.find((c) => c.type === "Ready")!;
+    expect(ready).toMatchObject({ status: "False", reason: "NoUsableKey" });
+    expect(ready.message).toContain("Secret no-such-secret not found");
+  });
+
+  it("refuses the free tier a model it may not call (403), and over its tokens per minute answers 429 with x-ratelimit-* and Retry-After", async () => {
+    const gateway = gateways[0]!;
+    const denied = await chat(gateway, HOBBY_KEY, { model: "model-large", messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
+    expect(denied.status).toBe(403);
+    await denied.text();
+    // free: 400 tokens per minute, split between the replicas serving it. Reserve 100 completion tokens a time.
+    let refused: Response | undefined;
+    for (let i = 0; i < 10 && !refused; i++) {
+      const response = await chat(gateway, HOBBY_KEY, { model: "model-small", messages: [{ role: "user", content: `q${i}` }], max_tokens: 100 });
+      if (response.status === 429) refused = response;
+      else {
+        expect(response.status).toBe(200);
+        expect(response.headers.get("x-ratelimit-limit-tokens")).toBe("400");
+        await response.text();
+      }
+    }
+    expect(refused, "a 429 within 10 requests of 100+ tokens at 400 tokens/min").toBeDefined();
+    const body = (await refused!.json()) as { error: { code: string; type: string; message: string } };
+    expect(body.error).toMatchObject({ code: "rate_limit_exceeded", type: "rate_limit_error" });
+    expect(body.error.message).toContain("tokens per minute");
+    expect(refused!.headers.get("x-ratelimit-limit-tokens")).toBe("400");
+    const remaining = Number(refused!.headers.get("x-ratelimit-remaining-tokens"));
+    expect(remaining).toBeGreaterThanOrEqual(0);
+    expect(remaining).toBeLessThan(103);
+    const retryAfter = Number(refused!.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(refused!.headers.get("x-ratelimit-reset-tokens")).toMatch(/^(\d+m)?\d+s$/);
+  });
+
+  it("ends with each Tenant's status holding exactly the tokens the load generator counted", async () => {
+    // Settle what came before, then take the status as the baseline.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const tokensOf = (s: Tenant["status"], model: string) => {
+      const m = s?.today?.models.find((e) => e.model === model);
+      return { requests: m?.requests ?? 0, prompt: m?.promptTokens ?? 0, completion: m?.completionTokens ?? 0 };
+    };
+    const baseline = { acme: await tenantStatus("acme"), hobby: await tenantStatus("hobby") };
+    const counted = new Map<string, { requests: number; prompt: number; completion: number }>();
+    const add = (key: string, u: { prompt: number; completion: number }) => {
+      const c = counted.get(key) ?? { requests: 0, prompt: 0, completion: 0 };
+      counted.set(key, { requests: c.requests + 1, prompt: c.prompt + u.prompt, completion: c.completion + u.completion });
+    };
+    // acme (gold) through both replicas, both models, streamed (usage chunk) and not, 6 at a time.
+    const jobs: Promise<void>[] = [];
+    for (let i = 0; i < 24; i++) {
+      const gateway = gateways[i % 2]!;
+      const model = i % 3 === 0 ? "model-large" : "model-small";
+      const stream = i % 2 === 1;
+      jobs.push(
+        (async () => {
+          const response = await chat(gateway, ACME_KEY, {
+            model,
+            messages: [{ role: "user", content: `tenant acme question ${i}: ${"words ".repeat(5 + i)}` }],
+            max_tokens: 5 + (i % 7),
+            ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
+          });
+          expect(response.status).toBe(200);
+          add(`acme/${model}`, await usageOf(response, stream));
+        })(),
+      );
+      if (jobs.length === 6) await Promise.all(jobs.splice(0));
+    }
+    await Promise.all(jobs);
+    // hobby (free) through the second replica, slowly enough to stay under its limit.
+    const hobbyBefore = tokensOf(baseline.hobby, "model-small");
+    let hobbyServed = 0;
+    for (let i = 0; i < 3; i++) {
+      const response = await chat(gateways[1]!, HOBBY_KEY, { model: "model-small", messages: [{ role: "user", content: `hobby ${i}` }], max_tokens: 4 });
+      if (response.status === 429) {
+        await response.text();
+        continue;
+      }
+      expect(response.status).toBe(200);
+      add("hobby/model-small", await usageOf(response, false));
+      hobbyServed++;
+    }
+    for (const [tenant, model] of [["acme", "model-small"], ["acme", "model-large"], ["hobby", "model-small"]] as const) {
+      const expected = counted.get(`${tenant}/${model}`) ?? { requests: 0, prompt: 0, completion: 0 };
+      const before = tokensOf(baseline[tenant], model);
+      await waitFor(
+        async () => {
+          const now = tokensOf(await tenantStatus(tenant), model);
+          return now.requests - before.requests === expected.requests ? now : undefined;
+        },
+        { timeoutMs: 15_000, description: `${tenant}/${model}: ${expected.requests} requests in status` },
+      );
+      const now = tokensOf(await tenantStatus(tenant), model);
+      expect({ tenant, model, requests: now.requests - before.requests, prompt: now.prompt - before.prompt, completion: now.completion - before.completion })
+        .toEqual({ tenant, model, ...expected });
+    }
+    expect(hobbyServed + tokensOf(await tenantStatus("hobby"), "model-small").requests - hobbyBefore.requests).toBeGreaterThan(0);
+    const acme = await tenantStatus("acme");
+    // Both replicas reported; GPU time, dollars and CO2 were attributed.
+    expect(acme?.gateways?.map((g) => g.replica).sort()).toEqual(["gateway-a", "gateway-b"]);
+    const small = acme?.today?.models.find((m) => m.model === "model-small");
+    expect(small?.gpuSeconds).toBeGreaterThan(0);
+    expect(small?.costUSD).toBeGreaterThan(0);
+    expect(small?.gramsCO2).toBeGreaterThan(0);
+    expect(acme?.thisMonth?.models.find((m) => m.model === "model-small")?.promptTokens).toBeGreaterThanOrEqual(small!.promptTokens);
+  });
+});
