@@ -27,6 +27,12 @@ export interface GatewayConfig {
   holdTimeoutMs: number;
   /** Estimated requests (running + waiting + new in flight) at which a pod counts as saturated; 0: never. */
   maxLoadPerEndpoint: number;
+  /**
+   * Share of what one replica prefills within the model's TTFT objective (plan token capacity ×
+   * ttftTargetSeconds) that this gateway lets wait in a pod's prefill backlog; beyond it requests
+   * wait at the gateway. Split among the gateway replicas the demand annotations show. 0: no bound.
+   */
+  prefillBudgetShare: number;
   /** Time to the upstream's response headers; then: 504. */
   upstreamHeadersTimeoutMs: number;
   /** Silence between two upstream chunks after which the request is ended with an error. */
@@ -152,6 +158,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     holdMaxPerModel: integer(env, "GPUFLEET_GATEWAY_HOLD_MAX_PER_MODEL", 256, 1, 100_000),
     holdTimeoutMs: integer(env, "GPUFLEET_GATEWAY_HOLD_TIMEOUT_SECONDS", 120, 0, 3600) * 1000,
     maxLoadPerEndpoint: integer(env, "GPUFLEET_GATEWAY_MAX_LOAD_PER_ENDPOINT", 0, 0, 1_000_000),
+    prefillBudgetShare: decimal(env, "GPUFLEET_GATEWAY_PREFILL_BUDGET_SHARE", 0.5, 0, 10),
     upstreamHeadersTimeoutMs:
       integer(env, "GPUFLEET_GATEWAY_UPSTREAM_HEADERS_TIMEOUT_SECONDS", 300, 1, 3600) * 1000,
     upstreamIdleTimeoutMs: integer(env, "GPUFLEET_GATEWAY_UPSTREAM_IDLE_TIMEOUT_SECONDS", 60, 1, 3600) * 1000,

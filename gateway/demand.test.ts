@@ -62,6 +62,18 @@ describe("nextDemandWrite", () => {
     expect(back).toMatchObject({ write: true, value: { held: 0 }, why: "held-changed" });
   });
 
+  it("carries the held requests' prompt tokens while any are held, never when none are", () => {
+    expect(nextDemandWrite(INITIAL_DEMAND_STATE, inputs({ held: 4, heldTokens: 12_345.4 }))).toMatchObject({
+      write: true,
+      value: { held: 4, heldTokens: 12_345 },
+    });
+    const none = nextDemandWrite(
+      { ...INITIAL_DEMAND_STATE, writtenHeld: 4 },
+      inputs({ held: 0, heldTokens: 0 }),
+    );
+    expect(none.write && "heldTokens" in none.value).toBe(false);
+  });
+
   it("refreshes a held count every 10 s so the operator (which trusts it for 30 s) keeps seeing it", () => {
     const s = step(INITIAL_DEMAND_STATE, { held: 2 }) as DemandWriteState;
     expect(nextDemandWrite(s, inputs({ held: 2, nowMs: T + 9_000 }))).toEqual({

@@ -42,6 +42,8 @@ export const INITIAL_DEMAND_STATE: DemandWriteState = {
 
 export interface DemandInputs {
   held: number;
+  /** Prompt tokens of the held requests (approximate); sizes the operator's wake. */
+  heldTokens?: number;
   /** Last request for the model this replica received (unix ms), 0 if none. */
   lastRequestAt: number;
   scalesToZero: boolean;
@@ -82,7 +84,12 @@ export function nextDemandWrite(state: DemandWriteState, inputs: DemandInputs): 
     return { write: false, retryAtMs: state.writtenAtMs + DEMAND_MIN_WRITE_INTERVAL_MS };
   // lastRequestAt only travels for models that scale to zero (a bounded write rate for the others).
   const lastRequestAt = inputs.scalesToZero ? inputs.lastRequestAt : state.writtenLastRequestAt;
-  return { write: true, value: { held, lastRequestAt, updatedAt: nowMs }, why };
+  const heldTokens = held > 0 && inputs.heldTokens !== undefined ? Math.round(inputs.heldTokens) : undefined;
+  return {
+    write: true,
+    value: { held, ...(heldTokens ? { heldTokens } : {}), lastRequestAt, updatedAt: nowMs },
+    why,
+  };
 }
 
 export function afterDemandWrite(state: DemandWriteState, value: GatewayDemandValue): DemandWriteState {
@@ -100,6 +107,8 @@ export interface DemandWriterOptions {
   replicaName: string;
   /** Held requests for a model now (the hold queue). */
   heldFor: (model: string) => number;
+  /** Their prompt tokens (approximate). */
+  heldTokensFor?: (model: string) => number;
   onWrite?: (result: "ok" | "error") => void;
   now?: () => number;
 }
@@ -164,6 +173,7 @@ export class DemandWriter {
     );
     const decision = nextDemandWrite(t.state, {
       held: this.options.heldFor(t.route.model),
+      ...(this.options.heldTokensFor ? { heldTokens: this.options.heldTokensFor(t.route.model) } : {}),
       lastRequestAt: t.lastRequestAt,
       scalesToZero: t.route.scalesToZero,
       expired,

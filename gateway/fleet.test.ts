@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { ModelDeployment } from "../operator/api/modeldeployment.js";
 import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
 import { FakeApiServer } from "../operator/runtime/testing/fake-apiserver.js";
-import { Fleet, buildRoutes } from "./fleet.js";
+import { Fleet, PREFIX_INDEX_MAX_BLOCKS, PREFIX_INDEX_MIN_BLOCKS, buildRoutes, routeLimits } from "./fleet.js";
 
 type MD = ModelDeployment & KubeObject;
 
@@ -199,5 +199,64 @@ describe("Fleet: which Ready pods take requests", () => {
     expect(endpoint()?.ready).toBe(true);
     expect(told).toBeGreaterThan(0);
     unsubscribe();
+  });
+});
+
+describe("routeLimits", () => {
+  const planned = (annotations: Record<string, string> = {}, kvCacheTokensPerReplica = 38_000): MD =>
+    ({
+      ...md("llama", "llama-3.1-8b", "md-uid", "2026-01-01T00:00:00Z"),
+      metadata: { name: "llama", namespace: "team-a", uid: "md-uid", annotations },
+      spec: {
+        model: { name: "llama-3.1-8b", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } },
+        autoscaling: { minReplicas: 0, ttftTargetSeconds: 2 },
+      },
+      status: {
+        plan: {
+          gpuProduct: "NVIDIA-L4",
+          gpusPerReplica: 1,
+          tensorParallelism: 1,
+          kvCacheTokensPerReplica,
+          maxContextLength: 16384,
+        },
+      },
+    }) as unknown as MD;
+  const now = 1_800_000_000_000;
+  const entry = (updatedAt: number) => JSON.stringify({ held: 1, lastRequestAt: updatedAt, updatedAt });
+
+  it("bounds the prefix index by what the pod's KV cache holds (twice, in ~64-token blocks), within fixed bounds", () => {
+    expect(routeLimits({ modelDeployment: planned(), blockTokens: 64, nowMs: now }).prefixIndexBlocksPerPod).toBe(
+      Math.ceil((2 * 38_000) / 64),
+    );
+    expect(
+      routeLimits({ modelDeployment: planned({}, 10_000_000), blockTokens: 64, nowMs: now }).prefixIndexBlocksPerPod,
+    ).toBe(PREFIX_INDEX_MAX_BLOCKS);
+    expect(
+      routeLimits({ modelDeployment: planned({}, 1_000), blockTokens: 64, nowMs: now }).prefixIndexBlocksPerPod,
+    ).toBe(PREFIX_INDEX_MIN_BLOCKS);
+    const unplanned = { ...planned(), status: {} } as MD;
+    expect(routeLimits({ modelDeployment: unplanned, blockTokens: 64, nowMs: now })).toEqual({ gatewayReplicas: 1 });
+  });
+
+  it("gives each gateway replica a share of what one pod prefills within the objective, split among the replicas it sees", () => {
+    const alone = routeLimits({ modelDeployment: planned(), replicaName: "gw-a", share: 0.5, blockTokens: 64, nowMs: now });
+    // L4 (121 dense BF16 TFLOPS) at the planner's 50% prefill MFU, 8B parameters: ~3,780 tokens/s; × 2 s × 0.5.
+    expect(alone.prefillTokensPerSecond).toBeGreaterThan(3_500);
+    expect(alone.prefillTokensPerSecond).toBeLessThan(4_000);
+    expect(alone.prefillBudgetTokens).toBeCloseTo((alone.prefillTokensPerSecond ?? 0) * 2 * 0.5, 6);
+    const shared = routeLimits({
+      modelDeployment: planned({
+        "demand.gpufleet.io/gw-a": entry(now - 1_000),
+        "demand.gpufleet.io/gw-b": entry(now - 5_000),
+        "demand.gpufleet.io/gw-old": entry(now - 11 * 60_000), // expired: gone
+      }),
+      replicaName: "gw-a",
+      share: 0.5,
+      blockTokens: 64,
+      nowMs: now,
+    });
+    expect(shared.gatewayReplicas).toBe(2);
+    expect(shared.prefillBudgetTokens).toBeCloseTo((alone.prefillBudgetTokens ?? 0) / 2, 6);
+    expect(routeLimits({ modelDeployment: planned(), share: 0, blockTokens: 64, nowMs: now }).prefillBudgetTokens).toBeUndefined();
   });
 });

@@ -5,7 +5,9 @@
  * current by the operator's informers; pod metrics come from the operator's scraper every ~1.5 s.
  */
 import type { V1Deployment, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
+import { parseGatewayDemand } from "../operator/api/gateway-demand.js";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../operator/api/modeldeployment.js";
+import { replicaTokenCapacity, wakeTokensPerReplica } from "../operator/autoscaler/loop.js";
 import { SELECTOR_LABEL } from "../operator/controller/reconcile-plan.js";
 import { logger } from "../operator/log/logger.js";
 import { podsOwnedByModelDeployment } from "../operator/metrics/owned-pods.js";
@@ -13,6 +15,7 @@ import { type ScrapeTarget, scrapePods, scrapeTargetFromPod } from "../operator/
 import { Informer } from "../operator/runtime/informer.js";
 import { type KubeClient, type KubeObject, registerKind } from "../operator/runtime/kube-client.js";
 import { type RoutingState, newRoutingState } from "./routing/picker.js";
+import { DEFAULT_BLOCK_CHARS } from "./routing/prefix.js";
 import type { EndpointState } from "./routing/types.js";
 
 /** One pod the gateway may send requests to, with its live state for the picker. */
@@ -35,6 +38,13 @@ export interface ModelRoute {
   annotations: Readonly<Record<string, string>>;
   endpoints: Endpoint[];
   routing: RoutingState;
+  /**
+   * Prompt tokens this gateway replica lets wait in one pod's prefill backlog before it holds further
+   * requests (routeLimits); absent: no bound.
+   */
+  prefillBudgetTokens?: number;
+  /** Prompt tokens per second one replica prefills (the plan's estimate); with the budget. */
+  prefillTokensPerSecond?: number;
 }
 
 export interface FleetView {
@@ -122,6 +132,62 @@ export function buildRoutes(input: {
   return { routes, shadowed };
 }
 
+/** Bounds of the per-pod prefix index (blocks of ~64 tokens), whatever the plan says. */
+export const PREFIX_INDEX_MIN_BLOCKS = 1_024;
+export const PREFIX_INDEX_MAX_BLOCKS = 262_144;
+/** The prefix index holds this many times what the pod's KV cache can (routing benchmark: ~2 is best). */
+export const PREFIX_INDEX_KV_FACTOR = 2;
+
+export interface RouteLimits {
+  /** See ModelRoute.prefillBudgetTokens. */
+  prefillBudgetTokens?: number;
+  prefillTokensPerSecond?: number;
+  /** Prefix index bound per pod, from the plan's KV-cache tokens. */
+  prefixIndexBlocksPerPod?: number;
+  /** Gateway replicas the budget is split among. */
+  gatewayReplicas: number;
+}
+
+/**
+ * Pure: a model's routing bounds from its plan.
+ * - Prefix index: the pod's KV cache (status.plan.kvCacheTokensPerReplica) in index blocks of
+ *   `blockTokens` (~64), times PREFIX_INDEX_KV_FACTOR: what the engine can still hold, with room for
+ *   the index's ignorance of evictions; within [PREFIX_INDEX_MIN_BLOCKS, PREFIX_INDEX_MAX_BLOCKS].
+ * - Prefill budget: `share` × the prompt tokens one replica prefills within the TTFT objective (the
+ *   operator's wake sizing, operator/autoscaler/loop.ts), split evenly among the gateway replicas that
+ *   have a demand entry on the ModelDeployment (each replica counts itself). A replica writes its entry
+ *   when it holds requests, i.e. when the budget binds, so under pressure the split sees the replicas
+ *   that matter; a replica that never held is not counted, and then a pod's backlog can reach up to
+ *   (replicas) × its share. Absent without a plan or with share 0.
+ */
+export function routeLimits(input: {
+  modelDeployment: ModelDeployment;
+  replicaName?: string | undefined;
+  share?: number | undefined;
+  blockTokens: number;
+  nowMs: number;
+}): RouteLimits {
+  const { modelDeployment: md, share, nowMs } = input;
+  const others = parseGatewayDemand(md.metadata?.annotations, nowMs).entries.filter(
+    (e) => e.replica !== input.replicaName,
+  ).length;
+  const gatewayReplicas = 1 + others;
+  const limits: RouteLimits = { gatewayReplicas };
+  const kvTokens = md.status?.plan?.kvCacheTokensPerReplica;
+  if (typeof kvTokens === "number" && kvTokens > 0 && input.blockTokens > 0)
+    limits.prefixIndexBlocksPerPod = Math.min(
+      PREFIX_INDEX_MAX_BLOCKS,
+      Math.max(PREFIX_INDEX_MIN_BLOCKS, Math.ceil((PREFIX_INDEX_KV_FACTOR * kvTokens) / input.blockTokens)),
+    );
+  const perReplica = share !== undefined && share > 0 ? wakeTokensPerReplica(md) : undefined;
+  const rate = replicaTokenCapacity(md);
+  if (perReplica !== undefined && share !== undefined && perReplica > 0 && rate !== undefined && rate > 0) {
+    limits.prefillBudgetTokens = (share * perReplica) / gatewayReplicas;
+    limits.prefillTokensPerSecond = rate;
+  }
+  return limits;
+}
+
 export function endpointAddress(target: ScrapeTarget): string {
   const host = target.podIP.includes(":") ? `[${target.podIP}]` : target.podIP;
   return `${host}:${target.port}`;
@@ -129,6 +195,10 @@ export function endpointAddress(target: ScrapeTarget): string {
 
 export interface FleetOptions {
   watchNamespaces: string[];
+  /** This gateway replica's name (its demand annotation key): it counts itself among the replicas. */
+  replicaName?: string;
+  /** GatewayConfig.prefillBudgetShare; absent or 0: no prefill budget. */
+  prefillBudgetShare?: number;
   scrapeIntervalMs: number;
   scrapeTimeoutMs: number;
   /** Scrapes in flight at once. */
@@ -297,6 +367,14 @@ export class Fleet implements FleetView {
       liveStates.add(uid);
       let routing = this.routingStates.get(uid);
       if (!routing) this.routingStates.set(uid, (routing = newRoutingState()));
+      const limits = routeLimits({
+        modelDeployment: md,
+        replicaName: this.options.replicaName,
+        share: this.options.prefillBudgetShare,
+        blockTokens: (routing.blockHashing.blockChars ?? DEFAULT_BLOCK_CHARS) / 4,
+        nowMs: Date.now(),
+      });
+      if (limits.prefixIndexBlocksPerPod !== undefined) routing.prefix.resize(limits.prefixIndexBlocksPerPod);
       const endpoints: Endpoint[] = [];
       for (const target of spec.targets) {
         const key = `${uid}/${target.podName}`;
@@ -335,6 +413,12 @@ export class Fleet implements FleetView {
         annotations: md.metadata?.annotations ?? {},
         endpoints,
         routing,
+        ...(limits.prefillBudgetTokens === undefined || limits.prefillTokensPerSecond === undefined
+          ? {}
+          : {
+              prefillBudgetTokens: limits.prefillBudgetTokens,
+              prefillTokensPerSecond: limits.prefillTokensPerSecond,
+            }),
       });
     }
     for (const key of this.endpoints.keys()) if (!liveEndpoints.has(key)) this.endpoints.delete(key);

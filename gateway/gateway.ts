@@ -32,6 +32,8 @@ export async function startGateway(client: KubeClient, config: GatewayConfig): P
     watchNamespaces: config.watchNamespaces,
     scrapeIntervalMs: config.scrapeIntervalMs,
     scrapeTimeoutMs: config.scrapeTimeoutMs,
+    replicaName: config.replicaName,
+    prefillBudgetShare: config.prefillBudgetShare,
   });
   const demand = config.demandWrites
     ? new DemandWriter({
@@ -39,6 +41,7 @@ export async function startGateway(client: KubeClient, config: GatewayConfig): P
         replicaName: config.replicaName,
         // Called only after `server` below exists (on requests).
         heldFor: (model) => server.holds.size(model),
+        heldTokensFor: (model) => server.heldTokens(model),
         onWrite: (result) => metrics.demandWrites.inc({ result }),
       })
     : undefined;

@@ -584,6 +584,39 @@ describe("holding requests while a model has no ready pod", () => {
     expect(await gw.metricsText()).toMatch(/gpufleet_gateway_hold_outcomes_total\{outcome="released"\} 3/);
   });
 
+  it("holds requests beyond a pod's prefill budget and releases each when the pod's backlog streams its first byte", async () => {
+    const fleet = new StaticFleet();
+    const answers: ServerResponse[] = [];
+    const upstream = await fakeEngine((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      answers.push(res);
+    });
+    const r = route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", upstream.port)]);
+    r.prefillBudgetTokens = 30;
+    r.prefillTokensPerSecond = 1_000_000;
+    const gw = await gateway(fleet);
+    const long = (i: number) => completion("m", { stream: true, prompt: `${i} ${"x".repeat(200)}` }); // ~51 tokens
+    const first = post(`${gw.url}/v1/completions`, long(0));
+    await vi_waitFor(() => upstream.bodies.length === 1);
+    // The pod has ~51 prompt tokens to prefill for this gateway: over the budget, so the next waits here.
+    const second = post(`${gw.url}/v1/completions`, long(1));
+    await vi_waitFor(() => gw.server.holds.size("m") === 1);
+    expect(gw.server.heldTokens("m")).toBeGreaterThan(40);
+    expect(gw.demand.held.at(-1)).toBe(1);
+    await sleep(50);
+    expect(upstream.bodies).toHaveLength(1);
+    answers[0]?.write('data: {"n":0}\n\n'); // first token of the first request
+    await vi_waitFor(() => upstream.bodies.length === 2);
+    expect(gw.server.holds.size("m")).toBe(0);
+    expect(gw.server.heldTokens("m")).toBe(0);
+    for (const answer of answers) answer.end("data: [DONE]\n\n");
+    for (const response of await Promise.all([first, second])) {
+      expect(response.status).toBe(200);
+      await response.text();
+    }
+    expect(r.endpoints[0]?.pendingPrefillTokens).toBe(0);
+  });
+
   it("answers 429 with Retry-After when the model's hold queue is full, and 503 when no pod is ready in time", async () => {
     const fleet = new StaticFleet();
     route(fleet, "m", []);

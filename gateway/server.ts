@@ -107,6 +107,11 @@ interface Exchange {
 
 const log = logger.child({ component: "gateway" });
 
+/** A request's prompt tokens as the gateway counts them (approximate: characters / 4). */
+function promptTokensOf(features: RequestFeatures): number {
+  return features.promptTokens ?? Math.max(1, Math.ceil(features.prompt.length / 4));
+}
+
 function requestIdOf(req: IncomingMessage): string {
   const given = req.headers["x-request-id"];
   return typeof given === "string" && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
@@ -127,6 +132,8 @@ export class GatewayServer {
   private readonly unsubscribe: () => void;
   private closing = false;
   private active = 0;
+  /** Prompt tokens (approximate) of the held requests, per model: the demand writer's heldTokens. */
+  private readonly heldTokensByModel = new Map<string, number>();
 
   constructor(private readonly options: GatewayServerOptions) {
     this.config = { ...DEFAULT_SERVER_CONFIG, ...options.config };
@@ -151,6 +158,17 @@ export class GatewayServer {
       });
     });
     return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Prompt tokens (approximate) of the requests held for `model`. */
+  heldTokens(model: string): number {
+    return this.heldTokensByModel.get(model) ?? 0;
+  }
+
+  private addHeldTokens(model: string, tokens: number): void {
+    const next = (this.heldTokensByModel.get(model) ?? 0) + tokens;
+    if (next > 0.5) this.heldTokensByModel.set(model, next);
+    else this.heldTokensByModel.delete(model);
   }
 
   /** Requests being served or held now. */
@@ -280,8 +298,16 @@ export class GatewayServer {
       ? route.endpoints.filter((e) => !exclude.has(e.address))
       : route.endpoints;
     const limits =
-      this.config.maxLoadPerEndpoint > 0
-        ? { ...DEFAULT_PICK_LIMITS, maxLoadPerEndpoint: this.config.maxLoadPerEndpoint }
+      this.config.maxLoadPerEndpoint > 0 || route.prefillBudgetTokens !== undefined
+        ? {
+            ...DEFAULT_PICK_LIMITS,
+            ...(this.config.maxLoadPerEndpoint > 0
+              ? { maxLoadPerEndpoint: this.config.maxLoadPerEndpoint }
+              : {}),
+            ...(route.prefillBudgetTokens !== undefined
+              ? { maxPendingPrefillTokens: route.prefillBudgetTokens }
+              : {}),
+          }
         : DEFAULT_PICK_LIMITS;
     return pickEndpoint(features, endpoints, route.routing, this.config.weights, this.now(), limits);
   }
@@ -289,6 +315,7 @@ export class GatewayServer {
   private hold(exchange: Exchange): void {
     const { route, res } = exchange;
     const heldAt = performance.now();
+    const tokens = promptTokensOf(exchange.request.features);
     let settled = false;
     const outcome = this.holds.hold(
       route.model,
@@ -296,12 +323,14 @@ export class GatewayServer {
         features: exchange.request.features,
         start: (pick) => {
           settled = true;
-          exchange.heldMs = performance.now() - heldAt;
+          this.addHeldTokens(route.model, -tokens);
+          exchange.heldMs += performance.now() - heldAt;
           this.options.metrics.holdOutcomes.inc({ outcome: "released" });
           this.forward(exchange, pick);
         },
         fail: (error) => {
           settled = true;
+          this.addHeldTokens(route.model, -tokens);
           this.options.metrics.holdOutcomes.inc({ outcome: "timeout" });
           this.sendError(res, error);
           this.count(route, error.status);
@@ -317,9 +346,11 @@ export class GatewayServer {
         OVERLOADED_RETRY_AFTER_SECONDS,
       );
     }
+    this.addHeldTokens(route.model, tokens);
     res.once("close", () => {
       if (settled) return;
       if (this.holds.cancel(route.model, outcome.ticket)) {
+        this.addHeldTokens(route.model, -tokens);
         this.options.metrics.holdOutcomes.inc({ outcome: "cancelled" });
         this.heldChanged(route);
       }
@@ -404,16 +435,26 @@ export class GatewayServer {
     metrics.inFlight.inc();
     metrics.picks.inc({ reason: pick.reason });
     recordPick(route.routing, request.features, pick, this.now());
-    // Prefill backlog for the picker's prefill scorer: this prompt counts until its first byte comes back.
-    const promptTokens =
-      request.features.promptTokens ?? Math.max(1, Math.ceil(request.features.prompt.length / 4));
+    // Prefill backlog for the picker's prefill scorer and budget: this prompt counts until its first
+    // byte comes back; then the pod may take a held request.
+    const promptTokens = promptTokensOf(request.features);
     endpoint.pendingPrefillTokens = (endpoint.pendingPrefillTokens ?? 0) + promptTokens;
     let prefillPending = true;
-    const prefillDone = () => {
+    let prefillTimer: NodeJS.Timeout | undefined;
+    const prefillDone = (release = true) => {
       if (!prefillPending) return;
       prefillPending = false;
       endpoint.pendingPrefillTokens = Math.max(0, (endpoint.pendingPrefillTokens ?? 0) - promptTokens);
+      clearTimeout(prefillTimer);
+      if (release && route.prefillBudgetTokens !== undefined) this.drain(route.model);
     };
+    // A non-streamed answer's first byte is its end: its prompt leaves the backlog when the pod has
+    // probably prefilled it (the backlog ahead of it and itself, at the plan's prefill rate) instead.
+    if (!request.stream && route.prefillTokensPerSecond)
+      prefillTimer = setTimeout(
+        () => prefillDone(),
+        Math.ceil((1000 * (endpoint.pendingPrefillTokens ?? promptTokens)) / route.prefillTokensPerSecond),
+      );
 
     let finished = false;
     let responseStarted = false;
@@ -424,7 +465,7 @@ export class GatewayServer {
       finished = true;
       clearTimeout(headersTimer);
       clearTimeout(idleTimer);
-      prefillDone();
+      prefillDone(false);
       endpoint.inFlight--;
       metrics.inFlight.dec();
       exchange.tenancy?.settle(status, route, endpoint);
@@ -433,7 +474,8 @@ export class GatewayServer {
         { model: route.model, stream: String(request.stream) },
         (performance.now() - exchange.arrivedAt) / 1000,
       );
-      if (this.config.maxLoadPerEndpoint > 0) this.drain(route.model);
+      if (this.config.maxLoadPerEndpoint > 0 || route.prefillBudgetTokens !== undefined)
+        this.drain(route.model);
     };
 
     const target = endpoint.target;
@@ -594,7 +636,7 @@ export class GatewayServer {
           exchange.attempts < MAX_CONNECT_ATTEMPTS &&
           performance.now() - exchange.arrivedAt < this.config.holdTimeoutMs
         ) {
-          prefillDone();
+          prefillDone(false);
           endpoint.inFlight--;
           metrics.inFlight.dec();
           finished = true;

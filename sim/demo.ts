@@ -202,15 +202,17 @@ try {
       maxDurationMs: Number(flags["load-seconds"]) * 1000,
     });
     const started = Date.now();
+    let peak = 0;
     const watcher = setInterval(() => {
       void read().then(
         (md) => {
+          peak = Math.max(peak, md.spec.replicas ?? 0);
           const a = md.status?.autoscaler;
           process.stderr.write(
             `\n[t+${String(Math.round((Date.now() - started) / 1000)).padStart(3)}s] replicas ${md.spec.replicas} (ready ${md.status?.readyReplicas ?? 0})` +
               `  kv-cache ${a?.kvCacheUtilization?.toFixed(2) ?? "-"}  queue ${a?.queueDepth ?? "-"}  running ${a?.requestsRunning ?? "-"}` +
               `  TTFT ≤ ${md.spec.autoscaling.ttftTargetSeconds ?? "-"}s: ${a?.ttftWithinTarget === undefined ? "-" : `${(a.ttftWithinTarget * 100).toFixed(1)}% of ${a.ttftRequests ?? 0}`}` +
-              `  ${a?.reason ?? ""}\n`,
+              `  held at the gateway ${gateway.server.holds.size(md.spec.model.name)}  ${a?.reason ?? ""}\n`,
           );
         },
         () => undefined,
@@ -231,10 +233,18 @@ try {
       .join(", ");
     const md = await read();
     const within = md.status?.autoscaler?.ttftWithinTarget;
+    const targetSeconds = md.spec.autoscaling.ttftTargetSeconds ?? 2;
+    // As the client saw it (time held at the gateway included); a failed request counts as a miss.
+    const clientWithin =
+      report.sent > 0
+        ? report.ttftSamplesMs.filter((ms) => ms <= targetSeconds * 1000).length / report.sent
+        : 0;
     say(
       `\nload through the gateway: ${report.succeeded} ok, ${report.failed} failed${errors ? ` (${errors})` : ""}; ` +
-        `TTFT p50 ${report.ttftMs.p50.toFixed(0)} ms, p99 ${report.ttftMs.p99.toFixed(0)} ms; ` +
-        `within ${md.spec.autoscaling.ttftTargetSeconds ?? 2}s (engines' histograms, last 5 min): ${within === undefined ? "-" : `${(within * 100).toFixed(1)}%`}; peak ${md.spec.replicas} replicas`,
+        `TTFT p50 ${report.ttftMs.p50.toFixed(0)} ms, p90 ${report.ttftMs.p90.toFixed(0)} ms, p99 ${report.ttftMs.p99.toFixed(0)} ms; ` +
+        `\x1b[1mwithin the ${targetSeconds} s objective, as clients saw it: ${(clientWithin * 100).toFixed(1)}% of ${report.sent}\x1b[0m ` +
+        `(engines' histograms, last 5 min, which do not see time held at the gateway: ${within === undefined ? "-" : `${(within * 100).toFixed(1)}%`}); ` +
+        `replicas now ${md.spec.replicas}, peak ${peak}`,
     );
   };
 

@@ -102,6 +102,20 @@ describe("pickEndpoint", () => {
     ).toBe("b");
   });
 
+  it("holds (undefined) when every pod's prefill backlog reaches the bound, but a pod with none takes any prompt", () => {
+    const state = newRoutingState();
+    const limits = { ...DEFAULT_PICK_LIMITS, maxPendingPrefillTokens: 8_000 };
+    const busy = [ep("a", { pendingPrefillTokens: 8_000 }), ep("b", { pendingPrefillTokens: 9_500 })];
+    expect(pickEndpoint(req("x"), busy, state, W, 0, limits)).toBeUndefined();
+    expect(pickEndpoint(req("x"), busy, state, W, 0, DEFAULT_PICK_LIMITS)).toBeDefined();
+    const oneFree = [ep("a", { pendingPrefillTokens: 8_000 }), ep("b", { pendingPrefillTokens: 7_999 })];
+    expect(pickEndpoint(req("x"), oneFree, state, W, 0, limits)?.endpoint.podName).toBe("b");
+    const huge: RequestFeatures = { ...req("x"), promptTokens: 50_000 };
+    expect(
+      pickEndpoint(huge, [ep("a", { pendingPrefillTokens: 0 })], state, W, 0, limits)?.endpoint.podName,
+    ).toBe("a");
+  });
+
   it("picks the least loaded when no pod has the prefix", () => {
     const state = newRoutingState();
     const pick = pickEndpoint(

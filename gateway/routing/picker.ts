@@ -93,7 +93,13 @@ export function pickEndpoint(
   limits: PickLimits = DEFAULT_PICK_LIMITS,
 ): PickResult | undefined {
   const blockHashes = request.blockHashes ?? promptBlockHashes(request.prompt, state.blockHashing);
-  const candidates = endpoints.filter((e) => e.ready && estimatedLoad(e) < limits.maxLoadPerEndpoint);
+  const prefillCap = limits.maxPendingPrefillTokens ?? Number.POSITIVE_INFINITY;
+  const candidates = endpoints.filter(
+    (e) =>
+      e.ready &&
+      estimatedLoad(e) < limits.maxLoadPerEndpoint &&
+      !((e.pendingPrefillTokens ?? 0) > 0 && (e.pendingPrefillTokens ?? 0) >= prefillCap),
+  );
   if (candidates.length === 0) return undefined;
   if (candidates.length === 1) {
     const only = candidates[0] as EndpointState;

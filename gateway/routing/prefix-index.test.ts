@@ -57,6 +57,16 @@ describe("PrefixIndex", () => {
     expect(index.totalBlocks()).toBeLessThanOrEqual(8 * 500);
   });
 
+  it("resizes: a smaller bound evicts a pod down to it on its next record", () => {
+    const index = new PrefixIndex({ maxBlocksPerPod: 100 });
+    index.record("a", range(0, 100), 1);
+    index.resize(10);
+    expect(index.blockCount("a")).toBe(100);
+    index.record("a", range(1000, 4), 2);
+    expect(index.blockCount("a")).toBe(10);
+    expect(() => index.resize(0)).toThrow();
+  });
+
   it("refuses bounds below 1", () => {
     expect(() => new PrefixIndex({ maxBlocksPerPod: 0 })).toThrow();
   });

@@ -12,7 +12,7 @@
  */
 export interface PrefixIndexOptions {
   /**
-   * Hashes kept per pod. About twice what the engine can cache works best on the routing benchmark
+   * Hashes kept per pod (the gateway sets it per model from the plan: gateway/fleet.ts routeLimits). About twice what the engine can cache works best on the routing benchmark
    * (sim/eval/routing.ts prefixIndexBlocksFor): the default, 16,384 blocks of ~64 tokens (~1M tokens),
    * is twice the KV cache of Llama 3.1 8B on an H100 (~450k tokens), at ~1-2 MB of Map entries per pod.
    */
@@ -59,6 +59,15 @@ export class PrefixIndex {
       const oldest = blocks.keys().next().value as number;
       blocks.delete(oldest);
     }
+  }
+
+  /**
+   * A new per-pod bound (the gateway sizes it from the plan's KV-cache tokens); a smaller one takes
+   * effect on each pod's next `record`, which evicts down to it.
+   */
+  resize(maxBlocksPerPod: number): void {
+    if (!(maxBlocksPerPod >= 1)) throw new Error("PrefixIndex bounds must be at least 1");
+    this.options.maxBlocksPerPod = Math.floor(maxBlocksPerPod);
   }
 
   /** How many leading blocks of `hashes` `pod` is believed to hold (stops at the first miss). */

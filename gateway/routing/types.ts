@@ -109,6 +109,15 @@ export interface PickLimits {
    */
   maxLoadPerEndpoint: number;
   /**
+   * An endpoint with a prefill backlog (`pendingPrefillTokens`) of this many tokens or more is
+   * saturated too: requests beyond it wait at the gateway, where they can still go to whichever pod
+   * frees first (a pod that just became ready included), instead of sharing one engine's prefill
+   * (chunked prefill gives every admitted prompt a slice, so a burst makes every first token late).
+   * A pod with no backlog always takes a request, however large. Infinity: never. The gateway sets it
+   * per model from the plan: the prompt tokens one replica prefills within the TTFT objective.
+   */
+  maxPendingPrefillTokens?: number;
+  /**
    * Prefix and session affinity give way to load when the affine pod's load exceeds the mean load
    * of the ready pods by more than this factor plus `affinityLoadSlack` requests (a bounded-load
    * rule, as in consistent hashing with bounded loads), or, when every pod has a prefill backlog

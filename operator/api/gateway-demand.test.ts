@@ -54,6 +54,7 @@ describe("parseGatewayDemand", () => {
     expect(parseGatewayDemand(undefined, NOW)).toEqual({
       entries: [],
       held: 0,
+      heldTokens: 0,
       lastRequestAt: undefined,
       expired: [],
       ignored: 0,
@@ -67,6 +68,9 @@ describe("parseGatewayDemand", () => {
     ["negative held", value(-1, NOW, NOW)],
     ["fractional held", value(1.5, NOW, NOW)],
     ["huge held", value(1e9, NOW, NOW)],
+    ["negative heldTokens", JSON.stringify({ held: 1, heldTokens: -5, lastRequestAt: NOW, updatedAt: NOW })],
+    ["huge heldTokens", JSON.stringify({ held: 1, heldTokens: 1e12, lastRequestAt: NOW, updatedAt: NOW })],
+    ["heldTokens as a string", JSON.stringify({ held: 1, heldTokens: "9", lastRequestAt: NOW, updatedAt: NOW })],
     ["held as a string", JSON.stringify({ held: "3", lastRequestAt: NOW, updatedAt: NOW })],
     ["missing updatedAt", JSON.stringify({ held: 3, lastRequestAt: NOW })],
     ["updatedAt in the far future", value(3, NOW, NOW + 3_600_000)],
@@ -115,6 +119,31 @@ describe("parseGatewayDemand", () => {
     expect(demand.ignored).toBe(10);
     expect(demand.entries[0]?.replica).toBe("gw-0");
     expect(demand.lastRequestAt).toBe(NOW);
+  });
+});
+
+describe("held prompt tokens", () => {
+  it("are written when requests are held, read back and summed over fresh replicas only", () => {
+    const patch = gatewayDemandPatch("gw-a", { held: 3, heldTokens: 9_000.7, lastRequestAt: NOW, updatedAt: NOW });
+    const a = (patch.metadata.annotations as Record<string, string>)["demand.gpufleet.io/gw-a"] ?? "";
+    expect(JSON.parse(a)).toEqual({ held: 3, heldTokens: 9_000, lastRequestAt: NOW, updatedAt: NOW });
+    const demand = parseGatewayDemand(
+      {
+        "demand.gpufleet.io/gw-a": a,
+        "demand.gpufleet.io/gw-b": value(2, NOW, NOW), // an older gateway: no token figure
+        "demand.gpufleet.io/gw-c": JSON.stringify({
+          held: 4,
+          heldTokens: 50_000,
+          lastRequestAt: NOW,
+          updatedAt: NOW - DEMAND_FRESH_MS - 1,
+        }),
+      },
+      NOW,
+    );
+    expect(demand).toMatchObject({ held: 5, heldTokens: 9_000 });
+    // Nothing held: no token field.
+    const idle = gatewayDemandPatch("gw-a", { held: 0, heldTokens: 0, lastRequestAt: NOW, updatedAt: NOW });
+    expect(Object.keys(JSON.parse((idle.metadata.annotations as Record<string, string>)["demand.gpufleet.io/gw-a"] ?? "{}") as object)).toEqual(["held", "lastRequestAt", "updatedAt"]);
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * The demand signal from gateway replicas to the operator (issue 10), carried in annotations on the
  * ModelDeployment. Each gateway replica owns one key, `demand.gpufleet.io/<gateway-pod-name>`, whose
- * value is compact JSON `{"held":<int>,"lastRequestAt":<unix ms>,"updatedAt":<unix ms>}`, and writes
+ * value is compact JSON `{"held":<int>,"lastRequestAt":<unix ms>,"updatedAt":<unix ms>}` (plus
+ * `"heldTokens":<int>`, the held requests' prompt tokens, approximate, when any are held), and writes
  * it by JSON merge patch of `metadata.annotations` only.
  *
  * Annotations are writable by anyone who may patch the ModelDeployment, so the parser treats them as
@@ -16,6 +17,8 @@ export const MAX_DEMAND_VALUE_LENGTH = 256;
 export const MAX_DEMAND_ENTRIES = 64;
 /** Largest `held` believed from one replica (a gateway's hold queue is bounded far below this). */
 export const MAX_HELD_PER_ENTRY = 100_000;
+/** Largest `heldTokens` believed from one replica (held requests × the gateway's prompt bound is far below). */
+export const MAX_HELD_TOKENS_PER_ENTRY = 1_000_000_000;
 /** Entries whose updatedAt is older than this do not count as held demand (the replica may be gone). */
 export const DEMAND_FRESH_MS = 30_000;
 /** Entries whose updatedAt is older than this are deleted by any gateway replica (dead replicas). */
@@ -29,6 +32,8 @@ const REPLICA_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export interface GatewayDemandValue {
   /** Requests this replica holds for the model right now. */
   held: number;
+  /** Prompt tokens (approximate) of those requests; absent from older gateways. */
+  heldTokens?: number;
   /** Last request this replica received for the model (unix ms); 0 when it never saw one. */
   lastRequestAt: number;
   /** When this replica last wrote the entry (unix ms). */
@@ -47,6 +52,8 @@ export interface GatewayDemand {
   entries: GatewayDemandEntry[];
   /** Sum of `held` over fresh entries. */
   held: number;
+  /** Sum of `heldTokens` over fresh entries (entries without one add 0). */
+  heldTokens: number;
   /** Latest lastRequestAt over valid entries; undefined when none reports a request. */
   lastRequestAt: number | undefined;
   /** Replica names whose entries are older than DEMAND_EXPIRE_MS (to delete). */
@@ -82,11 +89,19 @@ export function parseDemandValue(raw: string, nowMs: number): GatewayDemandValue
     return undefined;
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
-  const { held, lastRequestAt, updatedAt } = parsed as Record<string, unknown>;
+  const { held, heldTokens, lastRequestAt, updatedAt } = parsed as Record<string, unknown>;
   if (typeof held !== "number" || !Number.isSafeInteger(held) || held < 0 || held > MAX_HELD_PER_ENTRY)
     return undefined;
+  if (
+    heldTokens !== undefined &&
+    (typeof heldTokens !== "number" ||
+      !Number.isSafeInteger(heldTokens) ||
+      heldTokens < 0 ||
+      heldTokens > MAX_HELD_TOKENS_PER_ENTRY)
+  )
+    return undefined;
   if (!isTimestamp(lastRequestAt, nowMs) || !isTimestamp(updatedAt, nowMs)) return undefined;
-  return { held, lastRequestAt, updatedAt };
+  return heldTokens === undefined ? { held, lastRequestAt, updatedAt } : { held, heldTokens, lastRequestAt, updatedAt };
 }
 
 /** Reads every gateway replica's demand entry from a ModelDeployment's annotations. */
@@ -119,13 +134,17 @@ export function parseGatewayDemand(
     else ignored++;
   }
   let held = 0;
+  let heldTokens = 0;
   let lastRequestAt: number | undefined;
   for (const entry of entries) {
-    if (entry.fresh) held += entry.held;
+    if (entry.fresh) {
+      held += entry.held;
+      heldTokens += entry.heldTokens ?? 0;
+    }
     if (entry.lastRequestAt > 0 && (lastRequestAt === undefined || entry.lastRequestAt > lastRequestAt))
       lastRequestAt = entry.lastRequestAt;
   }
-  return { entries, held, lastRequestAt, expired, ignored };
+  return { entries, held, heldTokens, lastRequestAt, expired, ignored };
 }
 
 export interface GatewayDemandPatch {
@@ -151,6 +170,9 @@ export function gatewayDemandPatch(
       ? null
       : JSON.stringify({
           held: Math.max(0, Math.min(MAX_HELD_PER_ENTRY, Math.floor(value.held))),
+          ...(value.heldTokens !== undefined && value.heldTokens > 0
+            ? { heldTokens: Math.max(0, Math.min(MAX_HELD_TOKENS_PER_ENTRY, Math.floor(value.heldTokens))) }
+            : {}),
           lastRequestAt: Math.floor(value.lastRequestAt),
           updatedAt: Math.floor(value.updatedAt),
         });

@@ -33,6 +33,7 @@ import {
   observeEngineActivity,
   scaleToZeroEnabled,
   wakeFromZero,
+  wakeReason,
   type EnginePodActivity,
   type GatewayDemandSummary,
   type ScaleToZeroState,
@@ -97,6 +98,19 @@ export function replicaTokenCapacity(modelDeployment: ModelDeployment): number |
   );
 }
 
+/** TTFT objective assumed for sizing a wake when the ModelDeployment declares none, seconds. */
+export const DEFAULT_WAKE_TTFT_SECONDS = 2;
+
+/**
+ * Prompt tokens one replica prefills within the TTFT objective (the plan's token capacity ×
+ * ttftTargetSeconds, default 2 s): what a wake from zero sizes held demand by. Undefined without a plan.
+ */
+export function wakeTokensPerReplica(modelDeployment: ModelDeployment): number | undefined {
+  const capacity = replicaTokenCapacity(modelDeployment);
+  if (capacity === undefined) return undefined;
+  return capacity * (modelDeployment.spec.autoscaling?.ttftTargetSeconds ?? DEFAULT_WAKE_TTFT_SECONDS);
+}
+
 /**
  * The CRD's autoscaling fields as the policy's config. The floor is 0 only with scale to zero on
  * (minReplicas 0 and scaleToZeroIdleSeconds); the policy itself never goes from 1 to 0 (./scale-to-zero.ts does).
@@ -157,7 +171,7 @@ export class AutoscalerLoop {
   private running: Promise<void> | undefined;
   private readonly log = logger.child({ component: "autoscaler" });
   /** Wakes written lately per key (ms), so the informer events that follow one do not repeat it. */
-  private readonly recentWakes = new Map<string, number>();
+  private readonly recentWakes = new Map<string, { atMs: number; replicas: number }>();
 
   private readonly scrapeLimiter: ConcurrencyLimiter;
 
@@ -179,15 +193,21 @@ export class AutoscalerLoop {
     const key = `${md.metadata.namespace}/${md.metadata.name}`;
     const demand = parseGatewayDemand(md.metadata.annotations, now);
     const currentReplicas = desiredReplicas(md);
-    if (wakeFromZero(md.spec.autoscaling, currentReplicas, { held: demand.held, lastRequestAtMs: demand.lastRequestAt }) === undefined) return false;
+    const summary: GatewayDemandSummary = { held: demand.held, heldTokens: demand.heldTokens, lastRequestAtMs: demand.lastRequestAt };
+    const to = wakeFromZero(md.spec.autoscaling, currentReplicas, summary, {
+      readyReplicas: md.status?.readyReplicas ?? 0,
+      tokensPerReplica: wakeTokensPerReplica(md),
+    });
+    if (to === undefined) return false;
+    // One wake per step size: later events of the same burst do not repeat it, a bigger burst grows it.
     const lastWake = this.recentWakes.get(key);
-    if (lastWake !== undefined && now - lastWake < WAKE_DEDUP_MS) return false;
-    this.recentWakes.set(key, now);
-    const reason = `scaling from zero: ${demand.held} request(s) held at the gateway`;
-    await this.writeReplicas(md, key, currentReplicas, 1, reason, now);
+    if (lastWake !== undefined && now - lastWake.atMs < WAKE_DEDUP_MS && to <= lastWake.replicas) return false;
+    this.recentWakes.set(key, { atMs: now, replicas: to });
+    const reason = wakeReason(currentReplicas, to, summary);
+    await this.writeReplicas(md, key, currentReplicas, to, reason, now);
     const entry = this.perDeployment.get(key);
     if (entry?.view) {
-      entry.view = { ...entry.view, desiredReplicas: 1, reason, lastScaleTime: isoSeconds(now) };
+      entry.view = { ...entry.view, desiredReplicas: to, reason, lastScaleTime: isoSeconds(now) };
       entry.viewWrittenAtMs = now;
     }
     this.options.onViewChanged?.(key);
@@ -237,7 +257,7 @@ export class AutoscalerLoop {
     );
     for (const key of this.perDeployment.keys()) if (!live.has(key)) this.perDeployment.delete(key);
     const now = this.options.now?.() ?? Date.now();
-    for (const [key, at] of this.recentWakes) if (now - at >= WAKE_DEDUP_MS) this.recentWakes.delete(key);
+    for (const [key, wake] of this.recentWakes) if (now - wake.atMs >= WAKE_DEDUP_MS) this.recentWakes.delete(key);
   }
 
   async evaluate(md: ModelDeployment, key: string): Promise<ScaleDecision> {
@@ -274,7 +294,7 @@ export class AutoscalerLoop {
     const currentReplicas = desiredReplicas(md);
     const observed = observePods(pods, results, entry.lastSamples);
     const gatewayDemand = parseGatewayDemand(md.metadata.annotations, now);
-    const gateway: GatewayDemandSummary = { held: gatewayDemand.held, lastRequestAtMs: gatewayDemand.lastRequestAt };
+    const gateway: GatewayDemandSummary = { held: gatewayDemand.held, heldTokens: gatewayDemand.heldTokens, lastRequestAtMs: gatewayDemand.lastRequestAt };
     const policyDecision = decideScale(policyConfig(md), entry.state, {
       nowMs: now,
       currentReplicas,
@@ -290,6 +310,7 @@ export class AutoscalerLoop {
       policyReplicas: policyDecision.desiredReplicas,
       demand: gateway,
       state: entry.zeroState,
+      sizing: { readyReplicas: observed.filter((pod) => pod.phase === "ready").length, tokensPerReplica: wakeTokensPerReplica(md) },
     });
     const decision: ScaleDecision = { ...policyDecision, desiredReplicas: zero.replicas, reason: zero.reason ?? policyDecision.reason };
 
@@ -312,7 +333,7 @@ export class AutoscalerLoop {
 
     let lastScaleTime = entry.view?.lastScaleTime;
     if (direction !== "hold") {
-      if (currentReplicas === 0) this.recentWakes.set(key, now);
+      if (currentReplicas === 0 || zero.reason?.startsWith("activating")) this.recentWakes.set(key, { atMs: now, replicas: decision.desiredReplicas });
       await this.writeReplicas(md, key, currentReplicas, decision.desiredReplicas, decision.reason, now);
       lastScaleTime = isoSeconds(now);
     }

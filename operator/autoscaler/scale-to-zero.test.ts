@@ -125,6 +125,33 @@ describe("the tick's decision", () => {
     ).toBe(1);
   });
 
+  it("sizes the wake by the held prompt tokens against what one replica prefills within the objective", () => {
+    const settings = { ...zero, maxReplicas: 6 };
+    const burst = { held: 12, heldTokens: 32_000, lastRequestAtMs: 1 };
+    // 7,500 tokens per replica within the objective: 32,000 held tokens need 5.
+    expect(wakeFromZero(settings, 0, burst, { readyReplicas: 0, tokensPerReplica: 7_500 })).toBe(5);
+    // Activating (replicas asked for, none ready): a bigger held burst grows the first step…
+    expect(wakeFromZero(settings, 1, burst, { readyReplicas: 0, tokensPerReplica: 7_500 })).toBe(5);
+    // …but never shrinks it, and once a replica is ready the policy sizes from its metrics.
+    expect(wakeFromZero(settings, 5, burst, { readyReplicas: 0, tokensPerReplica: 7_500 })).toBeUndefined();
+    expect(wakeFromZero(settings, 1, burst, { readyReplicas: 1, tokensPerReplica: 7_500 })).toBeUndefined();
+    // Bounded by maxReplicas; one replica when the gateway reports no token figure or there is no plan.
+    expect(wakeFromZero(settings, 0, { ...burst, heldTokens: 10_000_000 }, { readyReplicas: 0, tokensPerReplica: 7_500 })).toBe(6);
+    expect(wakeFromZero(settings, 0, { held: 12, lastRequestAtMs: 1 }, { readyReplicas: 0, tokensPerReplica: 7_500 })).toBe(1);
+    expect(wakeFromZero(settings, 0, burst, { readyReplicas: 0 })).toBe(1);
+    expect(
+      decideScaleToZero({
+        nowMs: 500_000,
+        settings,
+        specReplicas: 1,
+        policyReplicas: 1,
+        demand: burst,
+        state: watched(0),
+        sizing: { readyReplicas: 0, tokensPerReplica: 7_500 },
+      }),
+    ).toMatchObject({ replicas: 5, reason: expect.stringMatching(/activating: 12 request\(s\) held .*1 → 5/) });
+  });
+
   it("stays at zero without demand", () => {
     const decision = decideScaleToZero({ nowMs: 500_000, settings: zero, specReplicas: 0, policyReplicas: 0, demand: noDemand, state: watched(0) });
     expect(decision.replicas).toBe(0);

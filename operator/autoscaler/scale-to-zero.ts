@@ -3,8 +3,13 @@
  * `autoscaling.minReplicas: 0` (the CRD then requires `scaleToZeroIdleSeconds`).
  *
  * - Wake: requests held at a gateway (its demand annotations) while the model has 0 replicas ask for
- *   1 at once. The operator takes this decision on the ModelDeployment informer event that carries
- *   the demand, not on the next autoscaler tick; the tick takes it too, in case the event was missed.
+ *   replicas at once: as many as the held prompt tokens need, at what one replica prefills within the
+ *   TTFT objective (the plan's token capacity × ttftTargetSeconds), at least 1, at most maxReplicas.
+ *   While no replica is ready yet (Activating) more held demand grows that first step the same way:
+ *   the policy cannot (it sizes from ready pods' metrics), and a burst that arrives at zero would
+ *   otherwise all land on the one replica that woke first. The operator takes this decision on the
+ *   ModelDeployment informer event that carries the demand, not on the next autoscaler tick; the
+ *   tick takes it too, in case the event was missed.
  * - Sleep: no request for `scaleToZeroIdleSeconds` → 0. "No request" means neither a gateway replica
  *   (lastRequestAt) nor any engine (its request and token counters, and what it runs or queues right
  *   now) saw one. A fresh operator (restart, new leader) knows nothing of the past, so it counts idle
@@ -63,6 +68,8 @@ export function observeEngineActivity(state: ScaleToZeroState, pods: readonly En
 
 export interface ScaleToZeroSettings {
   minReplicas: number;
+  /** Bound of the wake step (absent: no bound but the held demand). */
+  maxReplicas?: number | undefined;
   /** Absent: scale to zero is off (the policy's floor is then at least 1). */
   scaleToZeroIdleSeconds?: number | undefined;
 }
@@ -75,15 +82,46 @@ export function scaleToZeroEnabled(settings: ScaleToZeroSettings): boolean {
 /** Held demand summed over the gateway replicas, and their latest request time. */
 export interface GatewayDemandSummary {
   held: number;
+  /** Prompt tokens of the held requests (approximate), when the gateways report them. */
+  heldTokens?: number | undefined;
   lastRequestAtMs: number | undefined;
 }
 
+/** How to size a wake: what is ready now, and what one replica serves within the objective. */
+export interface WakeSizing {
+  readyReplicas: number;
+  /** Prompt tokens one replica prefills within the TTFT objective; absent or 0: one replica per wake. */
+  tokensPerReplica?: number | undefined;
+}
+
 /**
- * Wake on the informer event: 0 → 1 when a gateway holds requests and no replica is asked for.
- * Returns the replicas to write, or undefined to leave the count alone.
+ * Replicas the held demand asks for: held prompt tokens / what one replica prefills within the
+ * objective, rounded up, at least 1 (held > 0), at most maxReplicas.
  */
-export function wakeFromZero(settings: ScaleToZeroSettings, specReplicas: number, demand: GatewayDemandSummary): 1 | undefined {
-  return scaleToZeroEnabled(settings) && specReplicas === 0 && demand.held > 0 ? 1 : undefined;
+export function replicasForHeld(settings: ScaleToZeroSettings, demand: GatewayDemandSummary, tokensPerReplica: number | undefined): number {
+  if (!(demand.held > 0)) return 0;
+  const tokens = Number.isFinite(demand.heldTokens) ? Math.max(0, demand.heldTokens ?? 0) : 0;
+  const wanted = tokensPerReplica !== undefined && tokensPerReplica > 0 ? Math.ceil(tokens / tokensPerReplica) : 1;
+  const cap = settings.maxReplicas !== undefined && settings.maxReplicas >= 1 ? Math.floor(settings.maxReplicas) : Number.POSITIVE_INFINITY;
+  return Math.max(1, Math.min(cap, wanted));
+}
+
+/**
+ * Wake on the informer event: when a gateway holds requests and either no replica is asked for, or
+ * none is ready yet and the held demand asks for more than are asked for. Returns the replicas to
+ * write, or undefined to leave the count alone. Without `sizing` (or at zero without a token figure) 0 → 1.
+ */
+export function wakeFromZero(
+  settings: ScaleToZeroSettings,
+  specReplicas: number,
+  demand: GatewayDemandSummary,
+  sizing?: WakeSizing,
+): number | undefined {
+  if (!scaleToZeroEnabled(settings) || !(demand.held > 0)) return undefined;
+  if (!sizing) return specReplicas === 0 ? 1 : undefined;
+  if (specReplicas > 0 && sizing.readyReplicas > 0) return undefined;
+  const wanted = replicasForHeld(settings, demand, sizing.tokensPerReplica);
+  return wanted > specReplicas ? wanted : undefined;
 }
 
 export interface ScaleToZeroInput {
@@ -95,6 +133,8 @@ export interface ScaleToZeroInput {
   policyReplicas: number;
   demand: GatewayDemandSummary;
   state: ScaleToZeroState;
+  /** Sizes the wake from the held demand (absent: 0 → 1). */
+  sizing?: WakeSizing;
 }
 
 export interface ScaleToZeroDecision {
@@ -117,8 +157,9 @@ export function decideScaleToZero(input: ScaleToZeroInput): ScaleToZeroDecision 
   const idleMs = idleMillis(state, demand, nowMs);
   if (!scaleToZeroEnabled(settings)) return { replicas: policyReplicas, idleMs };
   if (demand.held > 0) {
-    if (specReplicas === 0)
-      return { replicas: 1, reason: `scaling from zero: ${demand.held} request(s) held at the gateway`, idleMs };
+    const wake = wakeFromZero(settings, specReplicas, demand, input.sizing);
+    if (wake !== undefined)
+      return { replicas: Math.max(wake, policyReplicas), reason: wakeReason(specReplicas, wake, demand), idleMs };
     return { replicas: Math.max(1, policyReplicas), idleMs };
   }
   const idleSeconds = settings.scaleToZeroIdleSeconds ?? Infinity;
@@ -131,6 +172,14 @@ export function decideScaleToZero(input: ScaleToZeroInput): ScaleToZeroDecision 
   }
   if (specReplicas === 0) return { replicas: 0, reason: `idle at zero: no request for ${Math.floor(idleMs / 1000)}s; the first request wakes it`, idleMs };
   return { replicas: policyReplicas, idleMs };
+}
+
+/** The reason a wake gives, in the status and the event. */
+export function wakeReason(specReplicas: number, to: number, demand: GatewayDemandSummary): string {
+  const tokens = demand.heldTokens !== undefined && demand.heldTokens > 0 ? ` (~${Math.round(demand.heldTokens)} prompt tokens)` : "";
+  return specReplicas === 0
+    ? `scaling from zero: ${demand.held} request(s) held at the gateway${tokens}`
+    : `activating: ${demand.held} request(s) held at the gateway${tokens} while no replica is ready; ${specReplicas} → ${to}`;
 }
 
 export type ScaleToZeroPhase = "Idle" | "Activating";

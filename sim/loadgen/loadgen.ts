@@ -45,6 +45,8 @@ export interface LoadReport {
   failed: number;
   errors: Record<string, number>;
   ttftMs: LatencySummary;
+  /** Every successful request's TTFT as the client saw it, ms (for shares within an objective). */
+  ttftSamplesMs: number[];
   latencyMs: LatencySummary;
   outputTokensPerSecond: number;
   perEndpoint: Record<string, number>;
@@ -194,6 +196,7 @@ export function reportOf(outcomes: readonly RequestOutcome[], durationMs: number
     failed: outcomes.length - ok.length,
     errors,
     ttftMs: summarize(ok.map((o) => o.ttftMs ?? 0)),
+    ttftSamplesMs: ok.map((o) => o.ttftMs ?? 0),
     latencyMs: summarize(ok.map((o) => o.latencyMs ?? 0)),
     outputTokensPerSecond: durationMs > 0 ? outputTokens / (durationMs / 1000) : 0,
     perEndpoint,
