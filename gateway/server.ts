@@ -574,14 +574,11 @@ export class GatewayServer {
       }
       res.writeHead(status, headers);
       const framer = sse ? new SseFramer() : undefined;
-      const armIdle = () => {
-        clearTimeout(idleTimer);
-        idleTimer = setTimeout(() => failMidResponse("idle-timeout", sse), this.config.upstreamIdleTimeoutMs);
-      };
-      armIdle();
+      // One idle timer per answer, pushed back on every chunk (refresh: no new timer per chunk).
+      idleTimer = setTimeout(() => failMidResponse("idle-timeout", sse), this.config.upstreamIdleTimeoutMs);
       up.on("data", (chunk: Buffer) => {
         if (finished) return;
-        armIdle();
+        idleTimer?.refresh();
         let out: Buffer;
         try {
           out = framer ? framer.push(chunk) : chunk;

@@ -224,6 +224,9 @@ try {
       model: idle.spec.model.name,
       maxOutputTokens: 256,
       requestTimeoutMs: 120_000,
+      // Prompts as long as the trace's, as a real client sends them: the gateway sizes its per-pod
+      // prefill budget and the held demand it reports from them.
+      fullPrompts: true,
       maxDurationMs: Number(flags["load-seconds"]) * 1000,
       onProgress: progressBar(process.stderr),
     });

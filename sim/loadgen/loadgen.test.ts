@@ -3,7 +3,7 @@ import type { EngineParams } from "../engine/model.js";
 import { type EngineServer, startEngineServer } from "../engine/server.js";
 import { Balancer, percentile, summarize } from "./balance.js";
 import { isLoopbackUrl } from "./cli.js";
-import { runLoad } from "./loadgen.js";
+import { fullPrompt, runLoad } from "./loadgen.js";
 import {
   azureTimestampMs,
   loadTrace,
@@ -175,5 +175,15 @@ describe("runLoad against simulated engines on loopback", () => {
       },
     );
     expect(report).toMatchObject({ sent: 2, succeeded: 1, failed: 1, errors: { "http-400": 1 } });
+  });
+});
+
+describe("fullPrompt", () => {
+  it("is ~4 characters per token, and two requests share no 256-character block", () => {
+    const a = fullPrompt(1, 1000);
+    const b = fullPrompt(2, 1000);
+    expect(a).toHaveLength(4000);
+    expect(fullPrompt(3, 1)).toMatch(/^trace request 3:/);
+    expect(a.slice(0, 256)).not.toBe(b.slice(0, 256));
   });
 });

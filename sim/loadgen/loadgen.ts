@@ -17,6 +17,12 @@ export interface LoadOptions {
   /** Stop sending new requests after this long (real time); in-flight ones still finish. */
   maxDurationMs: number;
   onProgress?: (progress: LoadProgress) => void;
+  /**
+   * Send a prompt of the trace's length (~4 characters per token, distinct from its first block on)
+   * instead of a short one with the simulator's `prompt_token_count` hint: what a gateway in front
+   * sees of a real client. Costs the bytes (a 5k-token prompt is ~20 KB).
+   */
+  fullPrompts?: boolean;
 }
 
 export interface LoadProgress {
@@ -63,11 +69,20 @@ async function discoverModel(endpoint: string, timeoutMs: number): Promise<strin
   }
 }
 
+const FILLER = " lorem ipsum dolor sit amet";
+
+/** A prompt of about `tokens` tokens (4 characters each) that no other request shares a block of. */
+export function fullPrompt(index: number, tokens: number): string {
+  const head = `trace request ${index}:`;
+  const chars = Math.max(head.length, Math.max(1, tokens) * 4);
+  return (head + FILLER.repeat(Math.ceil((chars - head.length) / FILLER.length) + 1)).slice(0, chars);
+}
+
 /** Sends one streamed completion and times it. Never throws. */
 export async function sendRequest(
   endpoint: string,
   request: ScheduledRequest,
-  options: Pick<LoadOptions, "model" | "maxOutputTokens" | "requestTimeoutMs">,
+  options: Pick<LoadOptions, "model" | "maxOutputTokens" | "requestTimeoutMs" | "fullPrompts">,
 ): Promise<RequestOutcome> {
   const maxTokens = Math.max(
     1,
@@ -76,7 +91,9 @@ export async function sendRequest(
   const body = {
     ...(options.model === undefined ? {} : { model: options.model }),
     // A short prompt plus the token count the trace gives: the simulator honours prompt_token_count.
-    prompt: `trace request ${request.index}`,
+    prompt: options.fullPrompts
+      ? fullPrompt(request.index, request.promptTokens)
+      : `trace request ${request.index}`,
     prompt_token_count: Math.max(1, request.promptTokens),
     max_tokens: maxTokens,
     stream: true,
@@ -165,6 +182,7 @@ export async function runLoad(
         ...(model === undefined ? {} : { model }),
         ...(options.maxOutputTokens === undefined ? {} : { maxOutputTokens: options.maxOutputTokens }),
         requestTimeoutMs: options.requestTimeoutMs,
+        ...(options.fullPrompts ? { fullPrompts: true } : {}),
       }).then((outcome) => {
         balancer.release(endpointIndex);
         outcomes.push(outcome);
