@@ -32,6 +32,7 @@ import {
   initialScaleToZeroState,
   observeEngineActivity,
   scaleToZeroEnabled,
+  heldBacklogFloor,
   wakeFromZero,
   wakeReason,
   type EnginePodActivity,
@@ -312,7 +313,16 @@ export class AutoscalerLoop {
       state: entry.zeroState,
       sizing: { readyReplicas: observed.filter((pod) => pod.phase === "ready").length, tokensPerReplica: wakeTokensPerReplica(md) },
     });
-    const decision: ScaleDecision = { ...policyDecision, desiredReplicas: zero.replicas, reason: zero.reason ?? policyDecision.reason };
+    let decision: ScaleDecision = { ...policyDecision, desiredReplicas: zero.replicas, reason: zero.reason ?? policyDecision.reason };
+    // Requests held at the gateway beyond what the ready pods take ask for replicas at once (any scale).
+    const readyNow = observed.filter((pod) => pod.phase === "ready").length;
+    const heldFloor = heldBacklogFloor(md.spec.autoscaling, gateway, { readyReplicas: readyNow, tokensPerReplica: wakeTokensPerReplica(md) });
+    if (readyNow > 0 && heldFloor > decision.desiredReplicas && heldFloor > currentReplicas)
+      decision = {
+        ...decision,
+        desiredReplicas: heldFloor,
+        reason: `${gateway.held} request(s) (~${Math.round(gateway.heldTokens ?? 0)} prompt tokens) held at the gateway beyond ${readyNow} ready pod(s) → ${heldFloor}`,
+      };
 
     const ttftTargetSeconds = md.spec.autoscaling.ttftTargetSeconds;
     let ttft: { withinTargetShare: number | null; requests: number | null } = { withinTargetShare: null, requests: null };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   decideScaleToZero,
+  heldBacklogFloor,
   idleMillis,
   initialScaleToZeroState,
   observeEngineActivity,
@@ -150,6 +151,18 @@ describe("the tick's decision", () => {
         sizing: { readyReplicas: 0, tokensPerReplica: 7_500 },
       }),
     ).toMatchObject({ replicas: 5, reason: expect.stringMatching(/activating: 12 request\(s\) held .*1 → 5/) });
+  });
+
+  it("at any scale, asks for the ready replicas plus what the held prompt tokens need, not more while pods start", () => {
+    const settings = { minReplicas: 1, maxReplicas: 8 };
+    const held = { held: 20, heldTokens: 30_000, lastRequestAtMs: 1 };
+    expect(heldBacklogFloor(settings, held, { readyReplicas: 2, tokensPerReplica: 7_500 })).toBe(6);
+    // The same backlog while those 4 start: still 6 (ready, not requested, is the base).
+    expect(heldBacklogFloor(settings, held, { readyReplicas: 2, tokensPerReplica: 7_500 })).toBe(6);
+    expect(heldBacklogFloor(settings, { ...held, heldTokens: 1e9 }, { readyReplicas: 2, tokensPerReplica: 7_500 })).toBe(8);
+    expect(heldBacklogFloor(settings, { held: 0, heldTokens: 0, lastRequestAtMs: 1 }, { readyReplicas: 2, tokensPerReplica: 7_500 })).toBe(0);
+    expect(heldBacklogFloor(settings, { held: 3, lastRequestAtMs: 1 }, { readyReplicas: 2, tokensPerReplica: 7_500 })).toBe(0);
+    expect(heldBacklogFloor(settings, held, { readyReplicas: 2 })).toBe(0);
   });
 
   it("stays at zero without demand", () => {

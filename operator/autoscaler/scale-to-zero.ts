@@ -174,6 +174,25 @@ export function decideScaleToZero(input: ScaleToZeroInput): ScaleToZeroDecision 
   return { replicas: policyReplicas, idleMs };
 }
 
+/**
+ * Held demand at any scale (issue 10: requests the gateway holds are waiting demand): the ready
+ * replicas plus as many as the held prompt tokens need at what one replica prefills within the TTFT
+ * objective, at most maxReplicas; 0 when nothing is held or there is no token figure. Ready, not
+ * requested: pods still starting are what this asks for, so the floor does not grow tick after tick
+ * while they start. The policy's windows average a burst away; this answers it when it is held.
+ */
+export function heldBacklogFloor(
+  settings: ScaleToZeroSettings,
+  demand: GatewayDemandSummary,
+  sizing: WakeSizing,
+): number {
+  const tokens = Number.isFinite(demand.heldTokens) ? Math.max(0, demand.heldTokens ?? 0) : 0;
+  if (!(demand.held > 0) || !(tokens > 0) || !(sizing.tokensPerReplica !== undefined && sizing.tokensPerReplica > 0))
+    return 0;
+  const cap = settings.maxReplicas !== undefined && settings.maxReplicas >= 1 ? Math.floor(settings.maxReplicas) : Number.POSITIVE_INFINITY;
+  return Math.min(cap, Math.max(0, sizing.readyReplicas) + Math.ceil(tokens / sizing.tokensPerReplica));
+}
+
 /** The reason a wake gives, in the status and the event. */
 export function wakeReason(specReplicas: number, to: number, demand: GatewayDemandSummary): string {
   const tokens = demand.heldTokens !== undefined && demand.heldTokens > 0 ? ` (~${Math.round(demand.heldTokens)} prompt tokens)` : "";

@@ -191,6 +191,10 @@ async function gatewayProcessStats(opsPort: number): Promise<{ cpuSeconds: numbe
   return { cpuSeconds: value("process_cpu_seconds_total"), rssBytes: value("process_resident_memory_bytes") };
 }
 
+/** Gateway path over direct path, measured in the same run (the machine's noise hits both). */
+const ratio = (via: number | undefined, direct: number | undefined) =>
+  via === undefined || direct === undefined || !(direct > 0) ? "-" : `${(via / direct).toFixed(2)}×`;
+
 const fmt = (ms: number | undefined) => (ms === undefined || Number.isNaN(ms) ? "-" : ms.toFixed(2));
 
 async function orchestrate(seconds: number, rates: number[], engines: number, tokens: number): Promise<void> {
@@ -254,6 +258,16 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
           fmt(diff(g.ttft99, d.ttft99)),
           fmt(diff(g.gap50, d.gap50)),
           fmt(diff(g.gap99, d.gap99)),
+          "",
+          "",
+        ],
+        [
+          `${rate}/s ratio`,
+          "",
+          ratio(g.ttft50, d.ttft50),
+          ratio(g.ttft99, d.ttft99),
+          ratio(g.gap50, d.gap50),
+          ratio(g.gap99, d.gap99),
           "",
           "",
         ],
