@@ -163,6 +163,9 @@ describe("the tick's decision", () => {
     expect(heldBacklogFloor(settings, { held: 0, heldTokens: 0, lastRequestAtMs: 1 }, { readyReplicas: 2, tokensPerReplica: 7_500 })).toBe(0);
     expect(heldBacklogFloor(settings, { held: 3, lastRequestAtMs: 1 }, { readyReplicas: 2, tokensPerReplica: 7_500 })).toBe(0);
     expect(heldBacklogFloor(settings, held, { readyReplicas: 2 })).toBe(0);
+    // Less than one replica's worth (one request held while a Ready pod's engine loads): nothing.
+    expect(heldBacklogFloor(settings, { held: 1, heldTokens: 3, lastRequestAtMs: 1 }, { readyReplicas: 1, tokensPerReplica: 7_500 })).toBe(0);
+    expect(heldBacklogFloor(settings, { ...held, heldTokens: 7_499 }, { readyReplicas: 1, tokensPerReplica: 7_500 })).toBe(0);
   });
 
   it("stays at zero without demand", () => {

@@ -176,8 +176,9 @@ export function decideScaleToZero(input: ScaleToZeroInput): ScaleToZeroDecision 
 
 /**
  * Held demand at any scale (issue 10: requests the gateway holds are waiting demand): the ready
- * replicas plus as many as the held prompt tokens need at what one replica prefills within the TTFT
- * objective, at most maxReplicas; 0 when nothing is held or there is no token figure. Ready, not
+ * replicas plus as many whole replicas as the held prompt tokens would keep busy for the TTFT objective
+ * (at what one replica prefills within it), at most maxReplicas; 0 when that is none, nothing is held
+ * or there is no token figure. Ready, not
  * requested: pods still starting are what this asks for, so the floor does not grow tick after tick
  * while they start. The policy's windows average a burst away; this answers it when it is held.
  */
@@ -190,7 +191,10 @@ export function heldBacklogFloor(
   if (!(demand.held > 0) || !(tokens > 0) || !(sizing.tokensPerReplica !== undefined && sizing.tokensPerReplica > 0))
     return 0;
   const cap = settings.maxReplicas !== undefined && settings.maxReplicas >= 1 ? Math.floor(settings.maxReplicas) : Number.POSITIVE_INFINITY;
-  return Math.min(cap, Math.max(0, sizing.readyReplicas) + Math.ceil(tokens / sizing.tokensPerReplica));
+  // Whole replicas only: a backlog smaller than one replica's objective's worth is absorbed by the
+  // ready pods as they free up (and a request held only while a Ready pod's engine still loads asks for nothing).
+  const extra = Math.floor(tokens / sizing.tokensPerReplica);
+  return extra > 0 ? Math.min(cap, Math.max(0, sizing.readyReplicas) + extra) : 0;
 }
 
 /** The reason a wake gives, in the status and the event. */
