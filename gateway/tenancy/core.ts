@@ -82,6 +82,8 @@ export class TenancyCore {
   readonly meter: Meter;
   private keys = new KeyIndex<string>([]);
   private readonly tenants = new Map<string, TenantState>();
+  /** Ready condition per tenant, also for tenants that cannot be served (no tier). */
+  private readonly readiness = new Map<string, Condition>();
   private tiers = new Map<string, UsageTier>();
   private anonymous: TenantState | undefined;
 
@@ -124,6 +126,7 @@ export class TenancyCore {
         ready = condition("False", "NoUsableKey", problems.slice(0, 4).join("; "), now);
       else if (problems.length > 0) ready = condition("True", "SomeKeysUnusable", problems.slice(0, 4).join("; "), now);
       else ready = condition("True", "KeysResolved", `All API keys resolved; tier ${tenant.spec.tier}.`, now);
+      this.readiness.set(key, ready);
       const limits = tier ? effectiveLimits(tier.spec, tenant.spec) : undefined;
       let state = this.tenants.get(key);
       if (!state && limits) {
@@ -139,6 +142,7 @@ export class TenancyCore {
       }
     }
     for (const key of this.tenants.keys()) if (!live.has(key)) this.tenants.delete(key);
+    for (const key of this.readiness.keys()) if (!live.has(key)) this.readiness.delete(key);
     this.keys = new KeyIndex(entries);
     const anonymousTier = this.options.anonymousTier ? this.tiers.get(this.options.anonymousTier) : undefined;
     if (anonymousTier) {
@@ -166,7 +170,7 @@ export class TenancyCore {
 
   /** The Ready condition this replica would report for a tenant. */
   readyCondition(key: string): Condition | undefined {
-    return this.tenants.get(key)?.ready;
+    return this.readiness.get(key);
   }
 
   limiterOf(key: string): TenantLimiter | undefined {
@@ -190,6 +194,10 @@ export class TenancyCore {
       const presented = parseBearer(authorization);
       const owner = presented === undefined ? undefined : this.keys.match(presented);
       state = owner === undefined ? undefined : this.tenants.get(owner);
+      if (owner !== undefined && !state) {
+        metrics?.rejected.inc({ tenant: owner, reason: "suspended" });
+        throw new GatewayError("permission_denied", "This tenant's UsageTier does not exist.");
+      }
       if (!state) {
         metrics?.authFailures.inc({ reason: authorization === undefined ? "missing" : "invalid" });
         throw new TenancyRefusal(

@@ -55,8 +55,9 @@ async function setup(options: { anonymousTier?: string } = {}) {
   });
   core.update({
     tiers: [tier("gold", { priority: 100, tokensPerMinute: 10_000 }), tier("free", { tokensPerMinute: 100, models: ["small"] })],
-    tenants: [tenant("acme", "gold", "acme-key"), tenant("hobby", "free", "hobby-key")],
+    tenants: [tenant("acme", "gold", "acme-key"), tenant("hobby", "free", "hobby-key"), tenant("orphan", "platinum", "orphan-key"), tenant("keyless", "gold", "gone")],
     secrets: [
+      { namespace: "tenants", name: "orphan-key", data: { key: b64("sk-orphan") } },
       { namespace: "tenants", name: "acme-key", data: { key: b64("sk-acme") } },
       { namespace: "tenants", name: "hobby-key", data: { key: b64("sk-hobby") } },
     ],
@@ -146,6 +147,17 @@ describe("tenancy in the gateway's request path", () => {
     expect(retryAfter).toBeLessThanOrEqual(21);
     expect(second.headers.get("x-ratelimit-reset-tokens")).toMatch(/^\d+s$/);
     expect(g.seen).toHaveLength(1);
+  });
+
+  it("refuses a tenant whose tier is missing with 403 and reports why in its Ready condition", async () => {
+    const g = await setup();
+    const response = await g.post({ model: "small", prompt: "hi" }, "sk-orphan");
+    expect(response.status).toBe(403);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("permission_denied");
+    expect(g.core.readyCondition("tenants/orphan")).toMatchObject({ status: "False", reason: "TierNotFound" });
+    expect(g.core.readyCondition("tenants/keyless")).toMatchObject({ status: "False", reason: "NoUsableKey" });
+    expect(g.core.readyCondition("tenants/keyless")?.message).toContain("Secret gone not found");
+    expect(g.core.readyCondition("tenants/acme")).toMatchObject({ status: "True", reason: "KeysResolved" });
   });
 
   it("serves requests without a key on the anonymous tier only when the setting names one", async () => {

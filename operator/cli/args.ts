@@ -43,6 +43,20 @@ export interface StatusCommand {
   context?: string;
 }
 
+export interface UsageCommand {
+  command: "usage";
+  output: OutputFormat;
+  /** Undefined: the kubeconfig context's namespace (else `default`). */
+  namespace?: string;
+  allNamespaces: boolean;
+  kubeconfig?: string;
+  context?: string;
+  /** today: the current UTC day; month: the current UTC month (what Tenant status holds). */
+  period: "today" | "month";
+  /** One tenant (a Tenant's name) instead of all. */
+  tenant?: string;
+}
+
 export interface HelpCommand {
   command: "help";
   text: string;
@@ -59,7 +73,13 @@ export interface UsageError {
   help: string;
 }
 
-export type ParsedCommandLine = PlanCommand | StatusCommand | HelpCommand | VersionCommand | UsageError;
+export type ParsedCommandLine =
+  | PlanCommand
+  | StatusCommand
+  | UsageCommand
+  | HelpCommand
+  | VersionCommand
+  | UsageError;
 
 export const PROGRAM = "gpufleet";
 
@@ -72,6 +92,7 @@ Usage:
 Commands:
   plan      Print the sizing plan of a model on a GPU type (no cluster needed)
   status    Summarize the ModelDeployments of a namespace
+  usage     Tokens, GPU-hours, $ and gCO2 per tenant and model (today or this month)
   version   Print the version
 
 Flags:
@@ -116,6 +137,25 @@ Usage:
 Flags:
   -n, --namespace <ns>       Namespace (default: the kubeconfig context's, else default)
   -A, --all-namespaces       Every namespace
+      --kubeconfig <path>    Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)
+      --context <name>       Kubeconfig context (default: the current one)
+  -o, --output <format>      table | json | yaml (default table)
+  -h, --help                 This help
+`;
+
+export const USAGE_HELP = `What each tenant used per model, from the Tenants' status (the gateway adds
+its metered usage there): requests, prompt and completion tokens, GPU-hours, $ (the gateway's GPU
+price table) and grams of CO2, with $ and gCO2 per million tokens.
+
+Usage:
+  ${PROGRAM} usage [flags]
+  kubectl gpufleet usage [flags]
+
+Flags:
+  -n, --namespace <ns>       Namespace of the Tenants (default: the kubeconfig context's, else default)
+  -A, --all-namespaces       Every namespace
+      --tenant <name>        One tenant only
+      --period <p>           today | month (UTC; default today)
       --kubeconfig <path>    Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)
       --context <name>       Kubeconfig context (default: the current one)
   -o, --output <format>      table | json | yaml (default table)
@@ -251,6 +291,37 @@ function parseStatus(args: string[]): StatusCommand | HelpCommand {
   return command;
 }
 
+function parseUsage(args: string[]): UsageCommand | HelpCommand {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { ...STATUS_OPTIONS, period: { type: "string" }, tenant: { type: "string" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) return { command: "help", text: USAGE_HELP };
+  if (positionals.length > 0) throw new UsageProblem(`usage takes no arguments, got "${positionals.join(" ")}"`);
+  if (values.namespace !== undefined && values["all-namespaces"])
+    throw new UsageProblem("--namespace and --all-namespaces are mutually exclusive");
+  if (values.namespace !== undefined && !NAMESPACE_PATTERN.test(values.namespace))
+    throw new UsageProblem(`--namespace "${values.namespace}" is not a valid namespace name`);
+  const period = values.period ?? "today";
+  if (period !== "today" && period !== "month")
+    throw new UsageProblem(`--period must be today or month, got "${period}"`);
+  if (values.tenant !== undefined && !NAMESPACE_PATTERN.test(values.tenant))
+    throw new UsageProblem(`--tenant "${values.tenant}" is not a valid Tenant name`);
+  const command: UsageCommand = {
+    command: "usage",
+    output: outputFormat(values.output),
+    allNamespaces: values["all-namespaces"] ?? false,
+    period,
+  };
+  if (values.namespace !== undefined) command.namespace = values.namespace;
+  if (values.kubeconfig !== undefined) command.kubeconfig = values.kubeconfig;
+  if (values.context !== undefined) command.context = values.context;
+  if (values.tenant !== undefined) command.tenant = values.tenant;
+  return command;
+}
+
 /** argv without the node binary and script path, e.g. `["plan", "--model", "llama-3.1-8b"]`. */
 export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   const [first, ...rest] = argv;
@@ -258,15 +329,24 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
     const topic = first === "help" ? rest[0] : undefined;
     if (topic === "plan") return { command: "help", text: PLAN_HELP };
     if (topic === "status") return { command: "help", text: STATUS_HELP };
+    if (topic === "usage") return { command: "help", text: USAGE_HELP };
     if (first === undefined)
       return { command: "usage-error", message: "no command given", help: TOP_LEVEL_HELP };
     return { command: "help", text: TOP_LEVEL_HELP };
   }
   if (first === "-v" || first === "--version" || first === "version") return { command: "version" };
-  const help = first === "plan" ? PLAN_HELP : first === "status" ? STATUS_HELP : TOP_LEVEL_HELP;
+  const help =
+    first === "plan"
+      ? PLAN_HELP
+      : first === "status"
+        ? STATUS_HELP
+        : first === "usage"
+          ? USAGE_HELP
+          : TOP_LEVEL_HELP;
   try {
     if (first === "plan") return parsePlan(rest);
     if (first === "status") return parseStatus(rest);
+    if (first === "usage") return parseUsage(rest);
     return { command: "usage-error", message: `unknown command "${first}"`, help };
   } catch (error) {
     if (error instanceof UsageProblem) return { command: "usage-error", message: error.message, help };

@@ -12,6 +12,7 @@ import { HfConfigError, modelFromHfConfig } from "../planner/hf-config.js";
 import { HubClient } from "../hub/client.js";
 import type { PlanCommand } from "./args.js";
 import { kubernetesLister, runStatus, type ListModelDeployments, type StatusTarget } from "./status.js";
+import { kubernetesTenantLister, runUsage, type ListTenants, type UsageTarget } from "./usage.js";
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -22,6 +23,11 @@ export interface CliIo {
   listerFor?: (command: Parameters<typeof kubernetesLister>[0]) => {
     target: StatusTarget;
     list: ListModelDeployments;
+  };
+  /** Replaces the Kubernetes API for `usage` (tests). */
+  tenantListerFor?: (command: Parameters<typeof kubernetesTenantLister>[0]) => {
+    target: UsageTarget;
+    list: ListTenants;
   };
 }
 
@@ -129,6 +135,21 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         break;
       }
       outcome = await runStatus(parsed, lister.target, lister.list);
+      break;
+    }
+    case "usage": {
+      let lister: { target: UsageTarget; list: ListTenants };
+      try {
+        lister = (io.tenantListerFor ?? kubernetesTenantLister)(parsed);
+      } catch (error) {
+        outcome = {
+          exitCode: 1,
+          stdout: "",
+          stderr: `error: cannot load kubeconfig: ${error instanceof Error ? error.message : String(error)}\n`,
+        };
+        break;
+      }
+      outcome = await runUsage(parsed, lister.target, lister.list);
       break;
     }
   }
