@@ -9,6 +9,7 @@ import { parse } from "yaml";
 import { Registry } from "prom-client";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { createOperatorMetrics } from "../operator/runtime/metrics.js";
+import { createTenancyMetrics } from "../gateway/tenancy/metrics.js";
 
 const chartDir = join(REPO_ROOT, "charts", "gpufleet");
 const read = (relative: string): string => readFileSync(join(REPO_ROOT, relative), "utf8");
@@ -26,6 +27,15 @@ const OPERATOR_METRICS_USED_BY_CHART = [
   "gpufleet_autoscaler_decisions_total", // {namespace, name, direction}
   "gpufleet_reconcile_total", // {result}
   "gpufleet_workqueue_depth",
+] as const;
+/** Gateway tenancy metrics (gateway/tenancy/metrics.ts) the dashboard's tenant panels query. */
+const GATEWAY_METRICS_USED_BY_CHART = [
+  "gpufleet_tenant_requests_total",
+  "gpufleet_tenant_tokens_total",
+  "gpufleet_tenant_gpu_seconds_total",
+  "gpufleet_tenant_cost_usd_total",
+  "gpufleet_tenant_co2_grams_total",
+  "gpufleet_tenant_rejected_requests_total",
 ] as const;
 /** Engine metrics (scraped from the engine pods, not the operator). */
 const ENGINE_METRICS_USED_BY_CHART = ["vllm:time_to_first_token_seconds_bucket"];
@@ -243,7 +253,18 @@ describe("monitoring templates", () => {
     expect(missing).toEqual([]);
   });
 
-  const known = new Set<string>([...OPERATOR_METRICS_USED_BY_CHART, ...ENGINE_METRICS_USED_BY_CHART]);
+  it("query gateway tenancy metrics that gateway/tenancy/metrics.ts really registers", () => {
+    const registry = new Registry();
+    createTenancyMetrics(registry);
+    const registered = registry.getMetricsAsArray().map((metric) => metric.name);
+    expect(GATEWAY_METRICS_USED_BY_CHART.filter((name) => !registered.includes(name))).toEqual([]);
+  });
+
+  const known = new Set<string>([
+    ...OPERATOR_METRICS_USED_BY_CHART,
+    ...GATEWAY_METRICS_USED_BY_CHART,
+    ...ENGINE_METRICS_USED_BY_CHART,
+  ]);
 
   it("the Grafana dashboard is valid JSON with the four required panels, querying only known metrics", () => {
     const dashboard = JSON.parse(read("charts/gpufleet/dashboards/gpufleet.json")) as {
