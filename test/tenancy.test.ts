@@ -277,7 +277,7 @@ describe("UsageTier and Tenant admission by the real API server", () => {
     ["an unknown key format", withTenant((s) => (s.apiKeys[0].format = "bcrypt")), 'spec.apiKeys[0].format: Unsupported value: "bcrypt"'],
     ["more than 16 keys", withTenant((s) => (s.apiKeys = Array.from({ length: 17 }, (_, i) => ({ name: `k${i}`, secretRef: { name: `s${i}` } })))), "spec.apiKeys: Too many"],
     ["overrides with a day below a minute", withTenant((s) => (s.overrides = { tokensPerMinute: 100, tokensPerDay: 50 })), "tokensPerDay must be at least tokensPerMinute"],
-    ["empty overrides", withTenant((s) => (s.overrides = {})), "overrides must set at least one field"],
+    ["empty overrides", withTenant((s) => (s.overrides = {})), "spec.overrides in body should have at least 1 properties"],
     ["a negative priority override", withTenant((s) => (s.overrides = { priority: -1 })), "spec.overrides.priority in body should be greater than or equal to 0"],
   ];
   it.each(tenants)("refuses a Tenant with %s", async (title, spec, expected, status = 422) => {

@@ -144,12 +144,9 @@ export const TenantSpecSchema = withCel(
               ...limitFields,
               priority: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_PRIORITY, description: "Priority band instead of the tier's." })),
             },
-            { description: "Per-tenant values that replace the tier's." },
+            { description: "Per-tenant values that replace the tier's (at least one; else leave it out).", minProperties: 1 },
           ),
-          [
-            dayCoversMinute,
-            { rule: "size(self) > 0", message: "overrides must set at least one field (or be left out)" },
-          ],
+          [dayCoversMinute],
         ),
       ),
       suspended: Type.Boolean({
