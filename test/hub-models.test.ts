@@ -132,7 +132,10 @@ describe("models sized from their own config.json", () => {
   }, 60_000);
 
   it("names the field of a config it cannot size", async () => {
-    await apply("dsa", spec("zai-org/GLM-5"));
+    // A constructed config (not a published file): DeepSeek-V3's plus the indexer field of V3.2 / GLM-5.
+    const v3 = collectedConfigs().get("deepseek-ai/DeepSeek-V3") as Record<string, unknown>;
+    hub.setRevision("example/dsa-indexer", "main", { ...v3, index_topk: 2048 });
+    await apply("dsa", spec("example/dsa-indexer"));
     const md = await notReadyBecause("dsa", "ModelConfigInvalid");
     expect(condition(md, "Ready")?.message).toMatch(/config.json field index_topk/);
   }, 60_000);

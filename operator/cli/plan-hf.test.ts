@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSimHub, type SimHub } from "../../sim/hub/server.js";
@@ -23,6 +26,15 @@ async function plan(argv: string[], env: NodeJS.ProcessEnv = { GPUFLEET_HF_ENDPO
   return { exitCode, stdout, stderr };
 }
 
+/** A constructed config (not a published file): DeepSeek-V3's plus a sparse-attention indexer field. */
+function dsaConfigFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), "gpufleet-dsa-"));
+  const base = JSON.parse(readFileSync(fixture("deepseek-ai--DeepSeek-V3"), "utf8")) as Record<string, unknown>;
+  const file = join(dir, "config.json");
+  writeFileSync(file, JSON.stringify({ ...base, index_topk: 2048 }));
+  return file;
+}
+
 const fixture = (name: string) =>
   fileURLToPath(new URL(`../planner/testdata/hf-configs/${name}.json`, import.meta.url));
 
@@ -40,18 +52,18 @@ describe("gpufleet plan for any Hugging Face repo", () => {
 
   it("sizes offline from a local config.json with --config", async () => {
     const result = await plan(
-      ["--model", "Qwen/Qwen3-30B-A3B-FP8", "--config", fixture("Qwen--Qwen3-30B-A3B-FP8"), "--gpu", "l40s"],
+      ["--model", "nvidia/Qwen3-30B-A3B-NVFP4", "--config", fixture("nvidia--Qwen3-30B-A3B-NVFP4"), "--gpu", "l40s"],
       {},
     );
     expect(result.exitCode).toBe(0);
-    expect(result.stdout).toContain(`source: ${fixture("Qwen--Qwen3-30B-A3B-FP8")}`);
-    expect(result.stdout).toMatch(/quantization\s+fp8/);
-    expect(hub.requests.some((r) => r.includes("Qwen3-30B-A3B-FP8"))).toBe(false);
+    expect(result.stdout).toContain(`source: ${fixture("nvidia--Qwen3-30B-A3B-NVFP4")}`);
+    expect(result.stdout).toMatch(/quantization\s+nvfp4/);
+    expect(hub.requests.some((r) => r.includes("Qwen3-30B-A3B-NVFP4"))).toBe(false);
   });
 
   it("names the field of a config it cannot read", async () => {
     const result = await plan(
-      ["--model", "zai-org/GLM-5", "--config", fixture("zai-org--GLM-5"), "--gpu", "h200"],
+      ["--model", "example/dsa-indexer", "--config", dsaConfigFile(), "--gpu", "h200"],
       {},
     );
     expect(result.exitCode).toBe(1);

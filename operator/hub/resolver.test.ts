@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startSimHub, type SimHub } from "../../sim/hub/server.js";
+import { collectedConfigs, startSimHub, type SimHub } from "../../sim/hub/server.js";
 import { HubClient, HubError } from "./client.js";
 import { HubModelResolver, type ModelConfigState } from "./resolver.js";
 
@@ -162,7 +162,10 @@ describe("HubModelResolver", () => {
     const unauthorized = await failure("openai/gpt-oss-20b");
     expect(unauthorized.reason).toBe("ModelConfigUnauthorized");
     expect(unauthorized.message).toMatch(/private or gated.*no token was given/);
-    const invalid = await failure("zai-org/GLM-5");
+    // A constructed config (not a published file): DeepSeek-V3's plus the indexer field of V3.2 / GLM-5.
+    const v3 = collectedConfigs().get("deepseek-ai/DeepSeek-V3") as Record<string, unknown>;
+    hub.setRevision("example/dsa-indexer", "main", { ...v3, index_topk: 2048 });
+    const invalid = await failure("example/dsa-indexer");
     expect(invalid.reason).toBe("ModelConfigInvalid");
     expect(invalid.message).toMatch(/index_topk/);
     const withToken = new HubModelResolver({

@@ -55,11 +55,8 @@ describe("the collected config.json files", () => {
         refused.push(`${repo}: ${(error as HfConfigError).field}`);
       }
     }
-    // Exactly the two architectures with per-token state the planner does not model.
-    expect(refused.sort()).toEqual([
-      "Qwen/Qwen3.5-27B: text_config.layer_types[0]",
-      "zai-org/GLM-5: index_topk",
-    ]);
+    // Exactly the one architecture with per-token state the planner does not model (linear attention).
+    expect(refused.sort()).toEqual(["Qwen/Qwen3.5-27B: text_config.layer_types[0]"]);
   });
 });
 
@@ -112,8 +109,11 @@ describe("parameter counts against the checkpoints' own totals", () => {
     expect(parameters.mtp / 1e9).toBeLessThan(15);
   });
 
-  it("reads the text model out of multimodal wrappers (Qwen3-VL has Qwen3-8B's language model)", () => {
-    expect(load("Qwen/Qwen3-VL-8B-Instruct").parameters.total).toBe(load("Qwen/Qwen3-8B").parameters.total);
+  it("reads the text model out of multimodal wrappers (Llama 4 Scout keeps its language model in text_config)", () => {
+    const { model } = load("meta-llama/Llama-4-Scout-17B-16E-Instruct");
+    expect(model.layers).toBe(48);
+    expect(model.kvHeads).toBe(8);
+    expect(model.headDim).toBe(128);
   });
 });
 
@@ -171,11 +171,9 @@ describe("KV-cache bytes per token, exact, per attention kind", () => {
 
 describe("the checkpoint's own quantization", () => {
   it.each([
-    ["Qwen/Qwen3-30B-A3B-FP8", "fp8"],
     ["deepseek-ai/DeepSeek-V3", "fp8"],
     ["openai/gpt-oss-120b", "mxfp4"],
-    ["nvidia/Llama-3.1-70B-Instruct-FP8", "fp8"],
-    ["nvidia/Qwen3-235B-A22B-NVFP4", "nvfp4"],
+    ["nvidia/Qwen3-30B-A3B-NVFP4", "nvfp4"],
     ["RedHatAI/Mistral-Small-24B-Instruct-2501-quantized.w8a8", "int8"],
     ["RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16", "int4"],
     ["Qwen/Qwen2.5-72B-Instruct-AWQ", "awq"],
@@ -243,16 +241,32 @@ describe("configs the planner cannot read", () => {
     expect(() => load("Qwen/Qwen3.5-27B")).toThrow(/text_config.layer_types\[0\].*linear_attention/);
   });
 
+  // A constructed input, not a published file: DeepSeek-V3's config with the sparse-attention indexer
+  // fields that DeepSeek V3.2 and GLM-5 configs add (index_topk, index_n_heads, index_head_dim).
+  it("refuses a sparse-attention indexer (DSA), naming index_topk", () => {
+    const dsa = { ...config("deepseek-ai/DeepSeek-V3"), index_topk: 2048, index_n_heads: 64, index_head_dim: 128 };
+    expect(() => modelFromHfConfig(dsa, { repo: "x/y" })).toThrow(/config.json field index_topk/);
+  });
+
+  // Also constructed: Llama 3.1 8B's config with a ModelOpt FP8 block, the form of NVIDIA's FP8 checkpoints.
+  it("reads a ModelOpt FP8 quantization block", () => {
+    const fp8 = {
+      ...config("meta-llama/Meta-Llama-3.1-8B"),
+      quantization_config: { quant_method: "modelopt", quant_algo: "FP8", kv_cache_quant_algo: "FP8" },
+    };
+    expect(modelFromHfConfig(fp8, { repo: "x/y" }).quantization.quantization).toBe("fp8");
+  });
+
   it("refuses a non-object", () => {
     expect(() => modelFromHfConfig([1, 2], { repo: "x/y" })).toThrow(HfConfigError);
   });
 });
 
 describe("planning a model the catalogue never knew, from its config", () => {
-  it("puts Qwen3-30B-A3B-FP8 on one H100 and gpt-oss-120b on one H100 at their own quantizations", () => {
+  it("puts Qwen3-30B-A3B-NVFP4 on one H100 and gpt-oss-120b on one H100 at their own quantizations", () => {
     const h100 = findGpu("NVIDIA-H100-80GB-HBM3");
     if (!h100) throw new Error("no H100");
-    for (const repo of ["Qwen/Qwen3-30B-A3B-FP8", "openai/gpt-oss-120b"]) {
+    for (const repo of ["nvidia/Qwen3-30B-A3B-NVFP4", "openai/gpt-oss-120b"]) {
       const { model, quantization } = load(repo);
       const plan = planModel({
         model,
