@@ -30,6 +30,11 @@ export interface OperatorConfig {
    * operator sizes from its catalogue and inline architectures only, and makes no outbound request.
    */
   hub?: { endpoint: string; timeoutMs: number; tokenFile?: string };
+  /**
+   * Read a ModelDeployment's tokenSecretRef Secret to fetch its config.json (GPUFLEET_TENANT_TOKENS);
+   * the chart sets it when it grants `get` on Secrets in hub.tenantTokenNamespaces. Off by default.
+   */
+  tenantTokens: boolean;
 }
 
 export class ConfigError extends Error {
@@ -91,6 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
           },
         }
       : {}),
+    tenantTokens: boolean(env, "GPUFLEET_TENANT_TOKENS", false),
     watchNamespaces,
     leaderElect: boolean(env, "GPUFLEET_LEADER_ELECT", true),
     leaseNamespace: env.GPUFLEET_LEASE_NAMESPACE || podNamespace,

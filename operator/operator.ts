@@ -8,7 +8,7 @@ import { SELECTOR_LABEL } from "./controller/reconcile-plan.js";
 import { logger } from "./log/logger.js";
 import { EventRecorder } from "./runtime/events.js";
 import { Informer } from "./runtime/informer.js";
-import { KubeClient, type KubeObject } from "./runtime/kube-client.js";
+import { KubeApiError, KubeClient, pathFor, type KubeObject } from "./runtime/kube-client.js";
 import { LeaderElector } from "./runtime/leader.js";
 import {
   createOperatorMetrics,
@@ -23,6 +23,7 @@ import { startOpsServer, type OpsServer } from "./runtime/ops-server.js";
 import { readFileSync } from "node:fs";
 import { HubClient } from "./hub/client.js";
 import { HubModelResolver } from "./hub/resolver.js";
+import { decodeObjectData, TenantObjectCache, TenantObjectError, type TenantObjectKind } from "./hub/tenant-objects.js";
 
 export interface RunningOperator {
   opsPort: number;
@@ -105,6 +106,27 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
         },
       })
     : undefined;
+  // A tenant's ConfigMap (config.json for pvc/uri sources) or token Secret: one GET of the named object
+  // in the ModelDeployment's own namespace, bounded, value never logged (operator/hub/tenant-objects.ts).
+  const tenantObjects = new TenantObjectCache({
+    get: async (kind: TenantObjectKind, namespace: string, name: string) => {
+      try {
+        const object = await client.get<{ data?: Record<string, string> }>(
+          pathFor({ apiVersion: "v1", kind, namespace, name }),
+        );
+        return decodeObjectData(kind, object);
+      } catch (error) {
+        if (error instanceof KubeApiError) {
+          if (error.statusCode === 404) return undefined;
+          throw new TenantObjectError(error.statusCode, `HTTP ${error.statusCode}`);
+        }
+        throw new TenantObjectError(0, "request failed");
+      }
+    },
+    onSettled: (keys) => {
+      for (const key of keys) controller.enqueue(key);
+    },
+  });
   const inferencePools = new InferencePoolSync(client, {
     recheckIntervalMs: config.inferencePoolRecheckSeconds * 1000,
     onAvailable: () => {
@@ -116,7 +138,16 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
     informers,
     config,
     events,
-    ...(resolver ? { modelConfigs: (repo, revision, subscriber) => resolver.lookup(repo, revision, subscriber) } : {}),
+    ...(resolver
+      ? {
+          modelConfigs: (repo, revision, subscriber, credential) =>
+            resolver.lookup(repo, revision, subscriber, credential),
+        }
+      : {}),
+    tenantValues: {
+      lookup: (kind, namespace, name, key, subscriber) => tenantObjects.lookup(kind, namespace, name, key, subscriber),
+      readTokens: config.tenantTokens,
+    },
     inferencePools,
     autoscalerView: (key) => autoscaler.view(key),
     observer: {

@@ -124,6 +124,7 @@ describe("ModelDeployment admission by the real API server", () => {
     ["engine args with a mixed spelling", withSpec((s) => (s.engine = { args: ["--max_model-len=1"] })), "engine.args must not set flags the operator manages"],
     // Every string, list and map is bounded.
     ["a token Secret key over 253 characters", withSpec((s) => (s.model.source.huggingFace.tokenSecretRef = { name: "hf", key: "k".repeat(254) })), "spec.model.source.huggingFace.tokenSecretRef.key: Too long"],
+    ["a ConfigMap config beside a huggingFace source", withSpec((s) => (s.model.source.configMap = { name: "cfg" })), "source.configMap is for pvc and uri sources"],
     ["a token Secret name that is no DNS name", withSpec((s) => (s.model.source.huggingFace.tokenSecretRef = { name: "HF_Token" })), "spec.model.source.huggingFace.tokenSecretRef.name in body should match"],
     ["an env name over 256 characters", withSpec((s) => (s.engine = { env: [{ name: "A".repeat(257), value: "1" }] })), "spec.engine.env[0].name: Too long"],
     ["an env value over 32 KiB", withSpec((s) => (s.engine = { env: [{ name: "A", value: "x".repeat(32769) }] })), "spec.engine.env[0].value: Too long"],

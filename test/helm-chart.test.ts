@@ -417,6 +417,28 @@ describe("helm lint and template", () => {
     }
   });
 
+  it("grants Secrets only as `get` in the namespaces listed in hub.tenantTokenNamespaces, and says so to the operator", async () => {
+    const objects = await render(["--set", "hub.endpoint=https://huggingface.co,hub.tenantTokenNamespaces={team-a}"]);
+    const withSecrets = objects
+      .filter((object) => object.kind === "Role" || object.kind === "ClusterRole")
+      .filter((role) =>
+        (role as unknown as { rules: RbacRule[] }).rules.some((rule) => (rule.resources ?? []).includes("secrets")),
+      );
+    expect(withSecrets.map((role) => `${role.kind} ${role.metadata.namespace}`)).toEqual(["Role team-a"]);
+    expect((withSecrets[0] as unknown as { rules: RbacRule[] }).rules).toEqual([
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+    ]);
+    const operator = objects.find((object) => object.kind === "Deployment" && !object.metadata.name.endsWith("-gateway"));
+    const env = (operator as unknown as { spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } })
+      .spec.template.spec.containers[0]?.env;
+    expect(env).toEqual(
+      expect.arrayContaining([
+        { name: "GPUFLEET_TENANT_TOKENS", value: "true" },
+        { name: "GPUFLEET_HF_ENDPOINT", value: "https://huggingface.co" },
+      ]),
+    );
+  });
+
   it("ships exactly the generated CRDs (helm show crds equals crds/)", async () => {
     const byName = (a: { metadata: { name: string } }, b: { metadata: { name: string } }) =>
       a.metadata.name.localeCompare(b.metadata.name);

@@ -78,6 +78,7 @@ beforeAll(async () => {
   operator = await startTestOperator(kubeConfig, namespace.name, {
     GPUFLEET_HF_ENDPOINT: hub.url,
     GPUFLEET_HF_TIMEOUT_SECONDS: "1",
+    GPUFLEET_TENANT_TOKENS: "true",
   });
 }, 120_000);
 
@@ -128,7 +129,64 @@ describe("models sized from their own config.json", () => {
     expect(condition(md, "Ready")?.message).toMatch(
       /HTTP 401: the repository is private or gated and no token was given/,
     );
-    expect(condition(md, "Ready")?.message).toMatch(/GPUFLEET_HF_TOKEN_FILE|spec\.model\.architecture/);
+    expect(condition(md, "Ready")?.message).toMatch(/tokenSecretRef/);
+  }, 60_000);
+
+  it("reads a private repo with the ModelDeployment's own token Secret, and names a missing one", async () => {
+    await client.apply(
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "hf-token", namespace: namespace.name },
+        stringData: { token: "not-given-to-the-operator" },
+      } as never,
+      { fieldManager: "platform-team", force: true },
+    );
+    await apply("private-token", spec("Qwen/Qwen3-32B", { tokenSecretRef: { name: "hf-token", key: "token" } }));
+    const md = await readyPlan("private-token", "Qwen3-32B Ready with its token Secret");
+    expect(md.status?.plan?.gpuProduct).toBe(H100);
+    // The token never reaches status.
+    expect(JSON.stringify(md.status)).not.toContain("not-given-to-the-operator");
+    await apply("missing-token", spec("Qwen/Qwen3-32B", { tokenSecretRef: { name: "absent", key: "token" } }));
+    const missing = await notReadyBecause("missing-token", "ModelConfigNotFound");
+    expect(condition(missing, "Ready")?.message).toMatch(/token Secret for Qwen\/Qwen3-32B: Secret .*\/absent not found/);
+  }, 60_000);
+
+  it("sizes a pvc model from the config.json in a ConfigMap, and says when that ConfigMap is missing", async () => {
+    const qwen = collectedConfigs().get("Qwen/Qwen3-8B");
+    await client.apply(
+      {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "custom-config", namespace: namespace.name },
+        data: { "config.json": JSON.stringify(qwen) },
+      } as never,
+      { fieldManager: "platform-team", force: true },
+    );
+    const pvc = (configMap: string) => ({
+      model: {
+        name: "custom",
+        source: { pvc: { claimName: "weights", path: "/models/in-house-8b" }, configMap: { name: configMap } },
+        maxContextLength: 8192,
+      },
+      gpu: { products: [H100] },
+      replicas: 1,
+    });
+    await apply("from-configmap", pvc("custom-config"));
+    // Planned (no PersistentVolumeClaim exists here, so its pod never becomes Ready: the plan is the point).
+    const md = await waitFor(
+      async () => {
+        const current = await readModelDeployment(client, namespace.name, "from-configmap");
+        return current.status?.plan ? current : undefined;
+      },
+      { timeoutMs: 30_000, description: "pvc model planned from its ConfigMap" },
+    );
+    expect(md.status?.plan).toMatchObject({ gpuProduct: H100, gpusPerReplica: 1 });
+    expect(md.status?.plan?.maxContextLength).toBe(8192);
+    expect(condition(md, "Ready")?.reason).not.toMatch(/^ModelConfig|UnknownModel/);
+    await apply("no-configmap", pvc("not-there"));
+    const missing = await notReadyBecause("no-configmap", "ModelConfigNotFound");
+    expect(condition(missing, "Ready")?.message).toMatch(/ConfigMap .*\/not-there not found/);
   }, 60_000);
 
   it("names the field of a config it cannot size", async () => {

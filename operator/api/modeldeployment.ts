@@ -69,7 +69,7 @@ const HuggingFaceSource = Type.Object(
     ),
     tokenSecretRef: Type.Optional(
       secretKeyRef(
-        "Secret holding a Hugging Face token for gated models. The pods read it themselves; the operator never reads Secrets.",
+        "Secret in the same namespace holding a Hugging Face token for gated models. The pods read it themselves; the operator reads it (bounded to 4 KiB, never logged or put in status) to fetch config.json only where the chart grants it `get` on Secrets in this namespace (hub.tenantTokenNamespaces).",
       ),
     ),
   },
@@ -89,9 +89,27 @@ const PvcSource = Type.Object(
   { description: "Load the model from a PersistentVolumeClaim, mounted read-only." },
 );
 
+const ConfigMapConfigSource = Type.Object(
+  {
+    name: objectRef("ConfigMap"),
+    key: Type.String({
+      minLength: 1,
+      maxLength: 253,
+      pattern: CONFIG_KEY,
+      default: "config.json",
+      description: "Key in the ConfigMap that holds the model's config.json (at most 256 KiB).",
+    }),
+  },
+  {
+    description:
+      "A ConfigMap in the same namespace holding the model's config.json, for pvc and uri sources: the operator sizes the model from it as it does a Hub model's (kubectl create configmap NAME --from-file=config.json).",
+  },
+);
+
 const ModelSource = withCel(
   Type.Object(
     {
+      configMap: Type.Optional(ConfigMapConfigSource),
       huggingFace: Type.Optional(HuggingFaceSource),
       pvc: Type.Optional(PvcSource),
       uri: Type.Optional(
@@ -108,6 +126,10 @@ const ModelSource = withCel(
     {
       rule: "[has(self.huggingFace), has(self.pvc), has(self.uri)].filter(x, x).size() == 1",
       message: "set exactly one model source: huggingFace, pvc or uri",
+    },
+    {
+      rule: "!has(self.configMap) || !has(self.huggingFace)",
+      message: "source.configMap is for pvc and uri sources; a huggingFace source's config.json is read from the Hub",
     },
   ],
 );

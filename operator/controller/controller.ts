@@ -30,7 +30,7 @@ import {
   type ReconcileDependencies,
   type WithheldWorkload,
 } from "./reconcile-plan.js";
-import { gpuMemoryPerReplica, resolveArchitecture, sizeOnPool, type ModelConfigLookup } from "./sizing.js";
+import { gpuMemoryPerReplica, resolveArchitecture, sizeOnPool, type ModelConfigLookup, type TenantValues } from "./sizing.js";
 
 /** Where the controller writes Kubernetes Events; the runtime's EventRecorder in production. */
 export interface EventSink {
@@ -67,6 +67,8 @@ export interface ControllerOptions {
   autoscalerView?: (key: string) => AutoscalerView | undefined;
   /** Reads models' config.json from the Hub (operator/hub/resolver.ts); without it only catalogue and inline architectures size. */
   modelConfigs?: ModelConfigLookup;
+  /** Reads a tenant's ConfigMap config.json or token Secret key, bounded (operator/hub/tenant-objects.ts). */
+  tenantValues?: TenantValues;
   /** Keeps an InferencePool per ModelDeployment where that CRD is served (./inference-pool.ts). */
   inferencePools?: { sync(modelDeployment: ModelDeployment): Promise<void>; forget(key: string): void };
   now?: () => Date;
@@ -173,11 +175,11 @@ export class ModelDeploymentController {
     });
     this.dependencies = {
       precheck: (md) => {
-        const architecture = resolveArchitecture(md, options.modelConfigs);
+        const architecture = resolveArchitecture(md, options.modelConfigs, options.tenantValues);
         return architecture.known ? undefined : { reason: architecture.reason, message: architecture.message };
       },
       size: (md, pool) => {
-        const architecture = resolveArchitecture(md, options.modelConfigs);
+        const architecture = resolveArchitecture(md, options.modelConfigs, options.tenantValues);
         if (!architecture.known) return { fits: false, message: architecture.message };
         return sizeOnPool(md, architecture.model, pool);
       },

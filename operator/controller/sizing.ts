@@ -7,6 +7,8 @@ import type { GpuPool, SizeResult } from "./placement.js";
 import { loraBufferBytes } from "../planner/lora.js";
 import { loraEnabled, loraLimits } from "../render/lora.js";
 import type { ModelConfigState } from "../hub/resolver.js";
+import type { TenantObjectKind, TenantValueState } from "../hub/tenant-objects.js";
+import { HfConfigError, modelFromHfConfig } from "../planner/hf-config.js";
 
 export type ArchitectureResult =
   | { known: true; model: ModelArchitecture; source: string }
@@ -17,7 +19,22 @@ export type ModelConfigLookup = (
   repo: string,
   revision: string | undefined,
   subscriber: string,
+  credential?: { readonly fingerprint: string; readonly token: string },
 ) => ModelConfigState;
+
+/** How the reconciler sees a tenant's Secret or ConfigMap key (operator/hub/tenant-objects.ts). */
+export interface TenantValues {
+  lookup(kind: TenantObjectKind, namespace: string, name: string, key: string, subscriber: string): TenantValueState;
+  /** Whether tokenSecretRef Secrets are read at all (the chart granted `get` on Secrets somewhere). */
+  readTokens: boolean;
+}
+
+const PROBLEM_REASON = {
+  NotFound: "ModelConfigNotFound",
+  Forbidden: "ModelConfigUnauthorized",
+  TooLarge: "ModelConfigInvalid",
+  Unavailable: "ModelConfigUnavailable",
+} as const;
 
 /** Names a ModelDeployment gives its model, most specific first, for the catalogue lookup. */
 function modelNameCandidates(modelDeployment: ModelDeployment): string[] {
@@ -32,36 +49,94 @@ function modelNameCandidates(modelDeployment: ModelDeployment): string[] {
 
 /**
  * The architecture to size, from the most authoritative source that answers: the model's own
- * config.json read from the Hub (huggingFace sources, when a lookup is given), then the spec's inline
- * architecture, then the catalogue of known answers. While the Hub read is pending or failing and
- * nothing else knows the model, the result says why (reason ModelConfigPending / ModelConfig*).
+ * config.json (read from the Hub for huggingFace sources, with the tenant's token when the operator may
+ * read it; from the named ConfigMap for pvc and uri sources), then the spec's inline architecture, then
+ * the catalogue of known answers. While that read is pending or failing and nothing else knows the
+ * model, the result says why (reason ModelConfigPending / ModelConfig*).
  */
 export function resolveArchitecture(
   modelDeployment: ModelDeployment,
   hub?: ModelConfigLookup,
+  tenant?: TenantValues,
 ): ArchitectureResult {
-  const source = modelDeployment.spec.model.source.huggingFace;
-  let hubProblem: { reason: string; message: string } | undefined;
-  if (source && hub) {
-    const subscriber = `${modelDeployment.metadata.namespace ?? ""}/${modelDeployment.metadata.name}`;
-    const state = hub(source.repo, source.revision, subscriber);
-    if (state.state === "ready") return { known: true, model: state.model.model, source: state.source };
-    hubProblem =
-      state.state === "pending"
-        ? { reason: "ModelConfigPending", message: state.message }
-        : { reason: state.reason, message: state.message };
+  const namespace = modelDeployment.metadata.namespace ?? "";
+  const subscriber = `${namespace}/${modelDeployment.metadata.name}`;
+  const { source } = modelDeployment.spec.model;
+  let problem: { reason: string; message: string } | undefined;
+  if (source.configMap && tenant) {
+    const fromConfigMap = configMapArchitecture(tenant, namespace, source.configMap.name, source.configMap.key, subscriber);
+    if (fromConfigMap.known) return fromConfigMap;
+    problem = { reason: fromConfigMap.reason, message: fromConfigMap.message };
+  } else if (source.huggingFace && hub) {
+    const { repo, revision, tokenSecretRef } = source.huggingFace;
+    let credential: { fingerprint: string; token: string } | undefined;
+    if (tokenSecretRef && tenant?.readTokens) {
+      const secret = tenant.lookup("Secret", namespace, tokenSecretRef.name, tokenSecretRef.key, subscriber);
+      if (secret.state === "ready") credential = { fingerprint: secret.fingerprint, token: secret.value };
+      else if (secret.state === "pending") problem = { reason: "ModelConfigPending", message: secret.message };
+      else
+        problem = {
+          reason: PROBLEM_REASON[secret.problem],
+          message: `token Secret for ${repo}: ${secret.message}${
+            secret.problem === "Forbidden" ? "; list this namespace in the chart's hub.tenantTokenNamespaces" : ""
+          }`,
+        };
+    }
+    if (!problem) {
+      const state = hub(repo, revision, subscriber, credential);
+      if (state.state === "ready") return { known: true, model: state.model.model, source: state.source };
+      problem =
+        state.state === "pending"
+          ? { reason: "ModelConfigPending", message: state.message }
+          : { reason: state.reason, message: state.message };
+    }
   }
   const inline = inlineArchitecture(modelDeployment);
   if (inline) return inline;
   const catalogued = catalogueArchitecture(modelDeployment);
   if (catalogued) return catalogued;
-  if (hubProblem) return { known: false, ...hubProblem };
+  if (problem) return { known: false, ...problem };
   const candidates = modelNameCandidates(modelDeployment);
   return {
     known: false,
     reason: "UnknownModel",
-    message: `model ${candidates.join(" / ")} is not in gpufleet's catalogue: set spec.model.architecture (parameters, layers, hiddenSize, attentionHeads, kvHeads, maxContextLength, from its config.json) so it can be sized`,
+    message: `model ${candidates.join(" / ")} is not in gpufleet's catalogue: set spec.model.architecture (parameters, layers, hiddenSize, attentionHeads, kvHeads, maxContextLength, from its config.json), or for pvc and uri sources spec.model.source.configMap (a ConfigMap holding config.json), so it can be sized`,
   };
+}
+
+/** Parsed configs by fingerprint: a ConfigMap's config is parsed once per content, not per reconcile. */
+const parsedConfigMaps = new Map<string, ArchitectureResult>();
+
+function configMapArchitecture(
+  tenant: TenantValues,
+  namespace: string,
+  name: string,
+  key: string,
+  subscriber: string,
+): ArchitectureResult {
+  const state = tenant.lookup("ConfigMap", namespace, name, key, subscriber);
+  if (state.state === "pending") return { known: false, reason: "ModelConfigPending", message: state.message };
+  if (state.state === "failed") return { known: false, reason: PROBLEM_REASON[state.problem], message: state.message };
+  const cached = parsedConfigMaps.get(state.fingerprint);
+  if (cached) return cached;
+  const where = `ConfigMap ${namespace}/${name} key ${key}`;
+  let result: ArchitectureResult;
+  try {
+    const config: unknown = JSON.parse(state.value);
+    const model = modelFromHfConfig(config, { repo: `${namespace}/${name}` });
+    result = { known: true, model: model.model, source: `config.json from ${where}` };
+  } catch (error) {
+    const message =
+      error instanceof HfConfigError
+        ? error.message
+        : error instanceof SyntaxError
+          ? "is not JSON"
+          : (error as Error).message;
+    result = { known: false, reason: "ModelConfigInvalid", message: `${where}: ${message.slice(0, 300)}` };
+  }
+  parsedConfigMaps.set(state.fingerprint, result);
+  if (parsedConfigMaps.size > 256) parsedConfigMaps.delete(parsedConfigMaps.keys().next().value as string);
+  return result;
 }
 
 function catalogueArchitecture(modelDeployment: ModelDeployment): ArchitectureResult | undefined {

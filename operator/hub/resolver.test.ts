@@ -177,6 +177,23 @@ describe("HubModelResolver", () => {
     );
   });
 
+  it("keeps a repo read with one tenant's token apart from lookups without it", async () => {
+    hub = await startSimHub({ privateRepos: new Map([["Qwen/Qwen3-32B", "tenant-a-token"]]) });
+    const resolver = new HubModelResolver({ reader: new HubClient({ endpoint: hub.url }), schedule: () => undefined });
+    const settled = (credential?: { fingerprint: string; token: string }) =>
+      waitUntil(() => {
+        const state = resolver.lookup("Qwen/Qwen3-32B", "main", "ns/a", credential);
+        return state.state === "pending" ? undefined : state;
+      });
+    expect((await settled({ fingerprint: "a", token: "tenant-a-token" })).state).toBe("ready");
+    const other = await settled();
+    expect(other).toMatchObject({ state: "failed", reason: "ModelConfigUnauthorized" });
+    expect(await settled({ fingerprint: "b", token: "wrong" })).toMatchObject({
+      state: "failed",
+      message: expect.stringMatching(/the token given does not grant access/),
+    });
+  });
+
   it("keeps at most maxEntries repos", async () => {
     hub = await startSimHub();
     const resolver = new HubModelResolver({ reader: new HubClient({ endpoint: hub.url }), maxEntries: 2 });

@@ -25,7 +25,7 @@ export interface ModelFilesReader {
 
 export interface ResolverOptions {
   reader: ModelFilesReader;
-  /** An operator-wide Hub token (GPUFLEET_HF_TOKEN_FILE); the operator never reads tenants' Secrets. */
+  /** An operator-wide Hub token (GPUFLEET_HF_TOKEN_FILE), used when a lookup brings no tenant credential. */
   token?: () => string | undefined;
   /** Called with the cache key's subscribers when a read settles (the controller enqueues them). */
   onSettled?: (subscribers: readonly string[]) => void;
@@ -72,10 +72,19 @@ export class HubModelResolver {
       });
   }
 
-  /** The current state for repo@revision; starts (or schedules) a read when needed. `subscriber` is enqueued when it settles. */
-  lookup(repo: string, revision: string | undefined, subscriber: string): ModelConfigState {
+  /**
+   * The current state for repo@revision; starts (or schedules) a read when needed. `subscriber` is
+   * enqueued when it settles. With a tenant's `credential` the answer is cached under that credential's
+   * fingerprint, so a private repo read with one tenant's token is never answered to another tenant.
+   */
+  lookup(
+    repo: string,
+    revision: string | undefined,
+    subscriber: string,
+    credential?: { readonly fingerprint: string; readonly token: string },
+  ): ModelConfigState {
     const rev = revision ?? "main";
-    const key = `${repo}@${rev}`;
+    const key = credential ? `${repo}@${rev}#${credential.fingerprint}` : `${repo}@${rev}`;
     let entry = this.entries.get(key);
     if (entry) {
       // Least recently used order: re-insert on every hit.
@@ -83,7 +92,7 @@ export class HubModelResolver {
       this.entries.set(key, entry);
     } else {
       entry = {
-        state: { state: "pending", message: `reading config.json of ${key} from the Hub` },
+        state: { state: "pending", message: `reading config.json of ${repo}@${rev} from the Hub` },
         failures: 0,
         inFlight: false,
         subscribers: new Set(),
@@ -102,7 +111,7 @@ export class HubModelResolver {
       entry.state.retryAtMs !== undefined &&
       this.now() >= entry.state.retryAtMs;
     if (!entry.inFlight && (entry.state.state === "pending" || stale || due))
-      this.read(key, repo, rev, entry);
+      this.read(key, repo, rev, entry, credential ? credential.token : this.options.token?.());
     return entry.state;
   }
 
@@ -118,9 +127,10 @@ export class HubModelResolver {
     }
   }
 
-  private read(key: string, repo: string, revision: string, entry: Entry): void {
+  private read(key: string, repo: string, revision: string, entry: Entry, token: string | undefined): void {
     entry.inFlight = true;
-    const started = this.options.reader.readModel(repo, revision, this.options.token?.());
+    const label = `${repo}@${revision}`;
+    const started = this.options.reader.readModel(repo, revision, token);
     void started.then(
       (files) => {
         try {
@@ -130,14 +140,14 @@ export class HubModelResolver {
               ? { safetensorsTotalBytes: files.safetensorsTotalBytes }
               : {}),
           });
-          entry.state = { state: "ready", model, source: `config.json of ${key}` };
+          entry.state = { state: "ready", model, source: `config.json of ${label}` };
           entry.failures = 0;
           entry.loadedAtMs = this.now();
         } catch (error) {
           const message =
             error instanceof HfConfigError ? error.message : `config.json: ${(error as Error).message}`;
           // A config is not going to change under the same revision: no retry.
-          entry.state = { state: "failed", reason: "ModelConfigInvalid", message: `${key}: ${message}` };
+          entry.state = { state: "failed", reason: "ModelConfigInvalid", message: `${label}: ${message}` };
         }
         this.settle(entry);
       },
@@ -169,7 +179,9 @@ export class HubModelResolver {
                 : "ModelConfigInvalid";
           const hint =
             hubError.kind === "unauthorized"
-              ? "; the operator reads the Hub without tenants' tokens: give it a token (GPUFLEET_HF_TOKEN_FILE), or describe the model in spec.model.architecture"
+              ? token
+                ? "; the token given does not grant access to this repo"
+                : "; set spec.model.source.huggingFace.tokenSecretRef (read by the operator where the chart's hub.tenantTokenNamespaces allows), give the operator a token (GPUFLEET_HF_TOKEN_FILE), or describe the model in spec.model.architecture"
               : "";
           // Not going to change by itself soon (a repo made public, a token granted): look again slowly.
           entry.state = {

@@ -1,6 +1,6 @@
 {{/*
 THE ONE PLACE where the operator's permissions are listed. rbac.yaml binds them; the chart README
-repeats the rationale. Least privilege: no wildcards, no Secrets, no delete (every object the
+repeats the rationale. Least privilege: no wildcards, no Secrets (except `get` in hub.tenantTokenNamespaces, hub-tenant-tokens-rbac.yaml), no delete (every object the
 operator creates carries an owner reference to its ModelDeployment, so the garbage collector
 deletes them, not the operator).
 */}}
@@ -36,6 +36,11 @@ deletes them, not the operator).
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# ConfigMaps: get only, the one a pvc/uri ModelDeployment names in spec.model.source.configMap (its
+# config.json, bounded to 256 KiB). No list or watch.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 # Pods: read only, for readiness and the pod IPs whose /metrics the autoscaler scrapes.
 - apiGroups: [""]
   resources: ["pods"]
