@@ -6,6 +6,7 @@ import type { Registry } from "prom-client";
 import { logger } from "../operator/log/logger.js";
 import { type OpsServer, startOpsServer } from "../operator/runtime/ops-server.js";
 import { KubeClient } from "../operator/runtime/kube-client.js";
+import { startRegionRouting } from "./region-router.js";
 import type { GatewayConfig } from "./config.js";
 import { DemandWriter } from "./demand.js";
 import { Fleet } from "./fleet.js";
@@ -26,7 +27,12 @@ export interface Gateway {
 
 const log = logger.child({ component: "gateway-main" });
 
-export async function startGateway(client: KubeClient, config: GatewayConfig): Promise<Gateway> {
+export async function startGateway(
+  client: KubeClient,
+  config: GatewayConfig,
+  /** Environment of the region routing settings (gateway/region-router.ts); default process.env. */
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Gateway> {
   const metrics = createGatewayMetrics();
   const fleet = new Fleet(client, {
     watchNamespaces: config.watchNamespaces,
@@ -46,12 +52,14 @@ export async function startGateway(client: KubeClient, config: GatewayConfig): P
       })
     : undefined;
   const tenancy = config.tenancy.enabled ? startTenancy(client, config, fleet, metrics.registry) : undefined;
+  const regions = await startRegionRouting(client, env);
   const server: GatewayServer = new GatewayServer({
     fleet,
     metrics,
     config,
     ...(demand ? { demand } : {}),
     ...(tenancy ? { tenancy } : {}),
+    ...(regions ? { regions } : {}),
   });
   if (demand) fleet.subscribe(() => demand.forgetExcept(new Set(fleet.routes().map((r) => r.uid))));
   // Ops first, so the kubelet sees a live (not yet ready) process while informers sync.
@@ -84,6 +92,7 @@ export async function startGateway(client: KubeClient, config: GatewayConfig): P
       await tenancy?.stop();
       await demand?.stop();
       await fleet.stop();
+      await regions?.stop();
       await ops.close();
       client.close();
     },

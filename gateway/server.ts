@@ -23,6 +23,7 @@ import { DEFAULT_PICK_LIMITS, DEFAULT_PICK_WEIGHTS, pickEndpoint, recordPick } f
 import type { PickResult, RequestFeatures } from "./routing/types.js";
 import { SseFramer } from "./sse.js";
 import type { TenancyHook, TenancyTicket } from "./tenancy/tenancy.js";
+import type { RegionRouter } from "./region-router.js";
 
 export type GatewayServerConfig = Pick<
   GatewayConfig,
@@ -65,6 +66,8 @@ export interface GatewayServerOptions {
   /** Tenants and tiers (gateway/tenancy): authenticates and admits each request, settles its tokens. */
   tenancy?: TenancyHook;
   now?: () => number;
+  /** Region routing across pods in several regions (gateway/region-router.ts); absent: off. */
+  regions?: Pick<RegionRouter, "annotate" | "narrow">;
 }
 
 export const HEADER_ENDPOINT = "x-gpufleet-endpoint";
@@ -264,6 +267,7 @@ export class GatewayServer {
     });
     // Tenancy: 401/403/429 here; the ticket settles the tokens when the exchange ends.
     const tenancy = this.options.tenancy?.admit(req, res, body, request);
+    this.options.regions?.annotate(request.features, req.headers);
     const route = this.options.fleet.route(request.model);
     if (!route)
       throw new GatewayError("model_not_found", `The model \`${echo(request.model)}\` does not exist.`);
@@ -297,6 +301,7 @@ export class GatewayServer {
     const endpoints = exclude?.size
       ? route.endpoints.filter((e) => !exclude.has(e.address))
       : route.endpoints;
+    const inRegion = this.options.regions ? this.options.regions.narrow(endpoints, features) : endpoints;
     const limits =
       this.config.maxLoadPerEndpoint > 0 || route.prefillBudgetTokens !== undefined
         ? {
@@ -309,7 +314,7 @@ export class GatewayServer {
               : {}),
           }
         : DEFAULT_PICK_LIMITS;
-    return pickEndpoint(features, endpoints, route.routing, this.config.weights, this.now(), limits);
+    return pickEndpoint(features, inRegion, route.routing, this.config.weights, this.now(), limits);
   }
 
   private hold(exchange: Exchange): void {

@@ -54,6 +54,8 @@ export interface RequestFeatures {
   prompt: string;
   /** Session key (header `x-session-id` by default), when the client sends one. */
   sessionKey?: string;
+  /** Largest round trip to the serving region the request accepts, ms (gateway/region-router.ts). */
+  latencyBudgetMs?: number;
   /**
    * The prompt's block hash chain (prefix.ts `promptBlockHashes`). Computed from `prompt` when absent;
    * a caller that already has block identities (the trace replay in the routing benchmark, whose

@@ -30,6 +30,8 @@ export interface ScrapeTarget {
   /** Served model name used to filter the `model_name` label. */
   modelName?: string;
   ready: boolean;
+  /** The node the pod runs on (the gateway's region routing reads its region label). */
+  nodeName?: string;
 }
 
 export type ScrapeErrorKind =
@@ -250,5 +252,6 @@ export function scrapeTargetFromPod(pod: V1Pod, modelName?: string): ScrapeTarge
     engine,
     ready,
     ...(modelName === undefined ? {} : { modelName }),
+    ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
   };
 }
