@@ -154,7 +154,7 @@ beforeAll(async () => {
   // Tiers, tenants and their keys: acme's key in plain text, hobby's as a SHA-256 digest.
   for (const [name, spec] of [
     [gold, { priority: 100, tokensPerMinute: 200_000, maxConcurrentRequests: 16 }],
-    [free, { priority: 0, tokensPerMinute: 400, models: ["model-small"] }],
+    [free, { priority: 0, tokensPerMinute: 250, models: ["model-small"] }],
   ] as const) {
     await admin.create({ apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "UsageTier", metadata: { name }, spec } as KubeObject, { path: tierPath() });
     clusterScoped.push(tierPath(name));
@@ -270,7 +270,7 @@ describe("UsageTier and Tenant admission by the real API server", () => {
     ["no tier", withTenant((s) => delete s.tier), "spec.tier: Required value"],
     ["a tier that is no name", withTenant((s) => (s.tier = "Gold Tier")), "spec.tier in body should match"],
     ["no API keys", withTenant((s) => (s.apiKeys = [])), "spec.apiKeys in body should have at least 1 items"],
-    ["two keys of one name", withTenant((s) => s.apiKeys.push({ name: "main", secretRef: { name: "other" } })), 'spec.apiKeys[1]: Duplicate value: map[string]interface {}{"name":"main"}'],
+    ["two keys of one name", withTenant((s) => s.apiKeys.push({ name: "main", secretRef: { name: "other" } })), 'spec.apiKeys[1]: Duplicate value: {"name":"main"}'],
     ["two keys naming one Secret key", withTenant((s) => s.apiKeys.push({ name: "second", secretRef: { name: "acme-key" } })), "two apiKeys must not name the same Secret key"],
     ["a Secret name that is no DNS name", withTenant((s) => (s.apiKeys[0].secretRef.name = "Acme_Key")), "spec.apiKeys[0].secretRef.name in body should match"],
     ["a Secret key with a slash", withTenant((s) => (s.apiKeys[0].secretRef.key = "a/b")), "spec.apiKeys[0].secretRef.key in body should match"],
@@ -333,22 +333,22 @@ describe("two tenants of different tiers through two gateway replicas", () => {
     const denied = await chat(gateway, HOBBY_KEY, { model: "model-large", messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
     expect(denied.status).toBe(403);
     await denied.text();
-    // free: 400 tokens per minute, split between the replicas serving it. Reserve 100 completion tokens a time.
+    // free: 250 tokens per minute. Each request reserves its prompt estimate + 100 completion tokens.
     let refused: Response | undefined;
     for (let i = 0; i < 10 && !refused; i++) {
       const response = await chat(gateway, HOBBY_KEY, { model: "model-small", messages: [{ role: "user", content: `q${i}` }], max_tokens: 100 });
       if (response.status === 429) refused = response;
       else {
         expect(response.status).toBe(200);
-        expect(response.headers.get("x-ratelimit-limit-tokens")).toBe("400");
+        expect(response.headers.get("x-ratelimit-limit-tokens")).toBe("250");
         await response.text();
       }
     }
-    expect(refused, "a 429 within 10 requests of 100+ tokens at 400 tokens/min").toBeDefined();
+    expect(refused, "a 429 within 10 requests of 100+ tokens at 250 tokens/min").toBeDefined();
     const body = (await refused!.json()) as { error: { code: string; type: string; message: string } };
     expect(body.error).toMatchObject({ code: "rate_limit_exceeded", type: "rate_limit_error" });
     expect(body.error.message).toContain("tokens per minute");
-    expect(refused!.headers.get("x-ratelimit-limit-tokens")).toBe("400");
+    expect(refused!.headers.get("x-ratelimit-limit-tokens")).toBe("250");
     const remaining = Number(refused!.headers.get("x-ratelimit-remaining-tokens"));
     expect(remaining).toBeGreaterThanOrEqual(0);
     expect(remaining).toBeLessThan(103);

@@ -266,6 +266,36 @@ function parsePlan(args: string[]): PlanCommand | HelpCommand {
 
 const NAMESPACE_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+interface ClusterFlagValues {
+  namespace?: string | undefined;
+  "all-namespaces"?: boolean | undefined;
+  kubeconfig?: string | undefined;
+  context?: string | undefined;
+  output?: string | undefined;
+}
+
+/** -n / -A / --kubeconfig / --context / -o of a command that reads the cluster, checked. */
+function clusterFlags(
+  name: string,
+  values: ClusterFlagValues,
+  positionals: string[],
+): { output: OutputFormat; allNamespaces: boolean; namespace?: string; kubeconfig?: string; context?: string } {
+  if (positionals.length > 0)
+    throw new UsageProblem(`${name} takes no arguments, got "${positionals.join(" ")}"`);
+  if (values.namespace !== undefined && values["all-namespaces"])
+    throw new UsageProblem("--namespace and --all-namespaces are mutually exclusive");
+  if (values.namespace !== undefined && !NAMESPACE_PATTERN.test(values.namespace))
+    throw new UsageProblem(`--namespace "${values.namespace}" is not a valid namespace name`);
+  const flags: ReturnType<typeof clusterFlags> = {
+    output: outputFormat(values.output),
+    allNamespaces: values["all-namespaces"] ?? false,
+  };
+  if (values.namespace !== undefined) flags.namespace = values.namespace;
+  if (values.kubeconfig !== undefined) flags.kubeconfig = values.kubeconfig;
+  if (values.context !== undefined) flags.context = values.context;
+  return flags;
+}
+
 function parseStatus(args: string[]): StatusCommand | HelpCommand {
   const { values, positionals } = parseArgs({
     args,
@@ -274,21 +304,7 @@ function parseStatus(args: string[]): StatusCommand | HelpCommand {
     strict: true,
   });
   if (values.help) return { command: "help", text: STATUS_HELP };
-  if (positionals.length > 0)
-    throw new UsageProblem(`status takes no arguments, got "${positionals.join(" ")}"`);
-  if (values.namespace !== undefined && values["all-namespaces"])
-    throw new UsageProblem("--namespace and --all-namespaces are mutually exclusive");
-  if (values.namespace !== undefined && !NAMESPACE_PATTERN.test(values.namespace))
-    throw new UsageProblem(`--namespace "${values.namespace}" is not a valid namespace name`);
-  const command: StatusCommand = {
-    command: "status",
-    output: outputFormat(values.output),
-    allNamespaces: values["all-namespaces"] ?? false,
-  };
-  if (values.namespace !== undefined) command.namespace = values.namespace;
-  if (values.kubeconfig !== undefined) command.kubeconfig = values.kubeconfig;
-  if (values.context !== undefined) command.context = values.context;
-  return command;
+  return { command: "status", ...clusterFlags("status", values, positionals) };
 }
 
 function parseUsage(args: string[]): UsageCommand | HelpCommand {
@@ -299,25 +315,13 @@ function parseUsage(args: string[]): UsageCommand | HelpCommand {
     strict: true,
   });
   if (values.help) return { command: "help", text: USAGE_HELP };
-  if (positionals.length > 0) throw new UsageProblem(`usage takes no arguments, got "${positionals.join(" ")}"`);
-  if (values.namespace !== undefined && values["all-namespaces"])
-    throw new UsageProblem("--namespace and --all-namespaces are mutually exclusive");
-  if (values.namespace !== undefined && !NAMESPACE_PATTERN.test(values.namespace))
-    throw new UsageProblem(`--namespace "${values.namespace}" is not a valid namespace name`);
+  const flags = clusterFlags("usage", values, positionals);
   const period = values.period ?? "today";
   if (period !== "today" && period !== "month")
     throw new UsageProblem(`--period must be today or month, got "${period}"`);
   if (values.tenant !== undefined && !NAMESPACE_PATTERN.test(values.tenant))
     throw new UsageProblem(`--tenant "${values.tenant}" is not a valid Tenant name`);
-  const command: UsageCommand = {
-    command: "usage",
-    output: outputFormat(values.output),
-    allNamespaces: values["all-namespaces"] ?? false,
-    period,
-  };
-  if (values.namespace !== undefined) command.namespace = values.namespace;
-  if (values.kubeconfig !== undefined) command.kubeconfig = values.kubeconfig;
-  if (values.context !== undefined) command.context = values.context;
+  const command: UsageCommand = { command: "usage", ...flags, period };
   if (values.tenant !== undefined) command.tenant = values.tenant;
   return command;
 }

@@ -103,6 +103,21 @@ async function resolvePlanModel(
   }
 }
 
+/** A lister from the kubeconfig; a missing or unreadable one: the command line was fine, the environment is not. */
+function withKubeconfig<T>(make: () => T): T | { error: CommandOutcome } {
+  try {
+    return make();
+  } catch (error) {
+    return {
+      error: {
+        exitCode: 1,
+        stdout: "",
+        stderr: `error: cannot load kubeconfig: ${error instanceof Error ? error.message : String(error)}\n`,
+      },
+    };
+  }
+}
+
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseCommandLine(argv);
   let outcome: CommandOutcome;
@@ -122,34 +137,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       break;
     }
     case "status": {
-      let lister: { target: StatusTarget; list: ListModelDeployments };
-      try {
-        lister = (io.listerFor ?? kubernetesLister)(parsed);
-      } catch (error) {
-        // A missing or unreadable kubeconfig: the command line was fine, the environment is not.
-        outcome = {
-          exitCode: 1,
-          stdout: "",
-          stderr: `error: cannot load kubeconfig: ${error instanceof Error ? error.message : String(error)}\n`,
-        };
-        break;
-      }
-      outcome = await runStatus(parsed, lister.target, lister.list);
+      const lister = withKubeconfig(() => (io.listerFor ?? kubernetesLister)(parsed));
+      outcome = "error" in lister ? lister.error : await runStatus(parsed, lister.target, lister.list);
       break;
     }
     case "usage": {
-      let lister: { target: UsageTarget; list: ListTenants };
-      try {
-        lister = (io.tenantListerFor ?? kubernetesTenantLister)(parsed);
-      } catch (error) {
-        outcome = {
-          exitCode: 1,
-          stdout: "",
-          stderr: `error: cannot load kubeconfig: ${error instanceof Error ? error.message : String(error)}\n`,
-        };
-        break;
-      }
-      outcome = await runUsage(parsed, lister.target, lister.list);
+      const lister = withKubeconfig(() => (io.tenantListerFor ?? kubernetesTenantLister)(parsed));
+      outcome = "error" in lister ? lister.error : await runUsage(parsed, lister.target, lister.list);
       break;
     }
   }

@@ -136,6 +136,25 @@ export function kubernetesLister(command: StatusCommand): {
   target: StatusTarget;
   list: ListModelDeployments;
 } {
+  return customObjectLister<ModelDeployment>(command, PLURAL);
+}
+
+/** The namespace flags every cluster command takes. */
+export interface ClusterFlags {
+  namespace?: string;
+  allNamespaces: boolean;
+  kubeconfig?: string;
+  context?: string;
+}
+
+/**
+ * Lists gpufleet.io objects of `plural` for a command: its kubeconfig and context, and the namespace
+ * (-n, else the context's, else default; -A: all).
+ */
+export function customObjectLister<T>(
+  command: ClusterFlags,
+  plural: string,
+): { target: StatusTarget; list: (target: StatusTarget) => Promise<T[]> } {
   const kubeConfig = new KubeConfig();
   if (command.kubeconfig) kubeConfig.loadFromFile(command.kubeconfig);
   else kubeConfig.loadFromDefault();
@@ -143,13 +162,13 @@ export function kubernetesLister(command: StatusCommand): {
   const contextNamespace = kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace;
   const namespace = command.allNamespaces ? undefined : (command.namespace ?? contextNamespace ?? "default");
   const api = kubeConfig.makeApiClient(CustomObjectsApi);
-  const list: ListModelDeployments = async ({ namespace: targetNamespace }) => {
-    const request = { group: API_GROUP, version: API_VERSION, plural: PLURAL };
+  const list = async ({ namespace: targetNamespace }: StatusTarget): Promise<T[]> => {
+    const request = { group: API_GROUP, version: API_VERSION, plural };
     const response = (
       targetNamespace === undefined
         ? await api.listClusterCustomObject(request)
         : await api.listNamespacedCustomObject({ ...request, namespace: targetNamespace })
-    ) as { items?: ModelDeployment[] };
+    ) as { items?: T[] };
     return response.items ?? [];
   };
   return { target: { namespace }, list };

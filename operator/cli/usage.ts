@@ -4,12 +4,11 @@
  * (the gateway's GPU price table) and grams of CO2, and $ and gCO2 per million tokens. Pure summarizing
  * and formatting here; the API call is the thin lister shell, injected so tests need no cluster.
  */
-import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
-import { API_GROUP, API_VERSION } from "../api/modeldeployment.js";
 import { TENANT_PLURAL, type Tenant, type UsageEntry } from "../api/tenancy.js";
 import { EXIT_ERROR, EXIT_OK, type UsageCommand } from "./args.js";
 import type { CommandOutcome } from "./plan.js";
 import { renderStructured, renderTable } from "./output.js";
+import { customObjectLister, type StatusTarget } from "./status.js";
 
 export interface UsageRow {
   namespace: string;
@@ -119,30 +118,12 @@ export function formatUsageTable(report: UsageReport, showNamespace: boolean): s
   return `${renderTable(header, rows)}\nPeriod: ${report.period === "today" ? "UTC day" : "UTC month"} ${report.periodLabel}. ${note}\n`;
 }
 
-export interface UsageTarget {
-  namespace: string | undefined;
-}
+export type UsageTarget = StatusTarget;
 
 export type ListTenants = (target: UsageTarget) => Promise<Tenant[]>;
 
 export function kubernetesTenantLister(command: UsageCommand): { target: UsageTarget; list: ListTenants } {
-  const kubeConfig = new KubeConfig();
-  if (command.kubeconfig) kubeConfig.loadFromFile(command.kubeconfig);
-  else kubeConfig.loadFromDefault();
-  if (command.context) kubeConfig.setCurrentContext(command.context);
-  const contextNamespace = kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace;
-  const namespace = command.allNamespaces ? undefined : (command.namespace ?? contextNamespace ?? "default");
-  const api = kubeConfig.makeApiClient(CustomObjectsApi);
-  const list: ListTenants = async ({ namespace: targetNamespace }) => {
-    const request = { group: API_GROUP, version: API_VERSION, plural: TENANT_PLURAL };
-    const response = (
-      targetNamespace === undefined
-        ? await api.listClusterCustomObject(request)
-        : await api.listNamespacedCustomObject({ ...request, namespace: targetNamespace })
-    ) as { items?: Tenant[] };
-    return response.items ?? [];
-  };
-  return { target: { namespace }, list };
+  return customObjectLister<Tenant>(command, TENANT_PLURAL);
 }
 
 function describeApiError(error: unknown): string {
