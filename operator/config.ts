@@ -21,6 +21,9 @@ export interface OperatorConfig {
   scrapeTimeoutSeconds: number;
   /** Engine scrapes in flight at once across all ModelDeployments. */
   scrapeConcurrency: number;
+  /** Autoscaler history: bucket length (s) and shortest time between writes (s). */
+  historyBucketSeconds: number;
+  historySaveSeconds: number;
   concurrency: number;
   /** How often to look again whether the InferencePool CRD is served (it may be installed later). */
   inferencePoolRecheckSeconds: number;
@@ -111,6 +114,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     scrapeIntervalSeconds,
     scrapeTimeoutSeconds: integer(env, "GPUFLEET_SCRAPE_TIMEOUT_SECONDS", Math.min(3, scrapeIntervalSeconds), 1, 60),
     scrapeConcurrency: integer(env, "GPUFLEET_SCRAPE_CONCURRENCY", 32, 1, 1024),
+    // The autoscaler's workload history (ConfigMap <name>-autoscaling-history): bucket length and
+    // the shortest time between two writes. Defaults suit production; tests shorten them.
+    historyBucketSeconds: integer(env, "GPUFLEET_AUTOSCALER_HISTORY_BUCKET_SECONDS", 300, 1, 3600),
+    historySaveSeconds: integer(env, "GPUFLEET_AUTOSCALER_HISTORY_SAVE_SECONDS", 60, 1, 3600),
     // Reconciles are bound by API round trips, not CPU (sim/bench/operator-scale.ts): 8 in flight by default.
     concurrency: integer(env, "GPUFLEET_CONCURRENCY", 8, 1, 64),
     inferencePoolRecheckSeconds: integer(env, "GPUFLEET_INFERENCE_POOL_RECHECK_SECONDS", 300, 1, 86_400),

@@ -82,6 +82,8 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
     globalScrapeConcurrency: config.scrapeConcurrency,
     intervalMs: config.scrapeIntervalSeconds * 1000,
     scrapeTimeoutMs: config.scrapeTimeoutSeconds * 1000,
+    historyBucketSeconds: config.historyBucketSeconds,
+    historySaveIntervalMs: config.historySaveSeconds * 1000,
     events,
     onViewChanged: (key) => controller.enqueue(key),
     observer: {

@@ -180,7 +180,7 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
         "/services: get,list,watch,create,patch",
         "policy/poddisruptionbudgets: get,list,watch,create,patch",
         "/pods: get,list,watch",
-        "/configmaps: get",
+        "/configmaps: get,create,patch",
         "apps/replicasets: list,watch",
         "events.k8s.io/events: create,patch",
         "inference.networking.k8s.io/inferencepools: create,patch",

@@ -360,7 +360,7 @@ const AutoscalingSpec = withCel(
           exclusiveMinimum: 0,
           maximum: 1,
           description:
-            "Target share of one replica's token throughput (prompt + generated tokens/s, from the engines' counters) each replica carries at the recent peak, in (0, 1]. Unset: derived from ttftTargetSeconds (T / (T + 2.25 s): 0.47 for 2 s, 0.69 for 5 s; as for 2 s without one). Set it to override that rule.",
+            "Target share of one replica's token throughput (prompt + generated tokens/s, from the engines' counters) each replica carries at the recent peak, in (0, 1]. Unset: derived from the measured burstiness of the demand, the learned time to ready and ttftTargetSeconds (2 s without one), and applied to the mean demand of the last minute. Set it to use a fixed target on the peak instead.",
         }),
       ),
       scaleUpStabilizationSeconds: Type.Integer({
@@ -375,6 +375,12 @@ const AutoscalingSpec = withCel(
         default: 300,
         description: "Highest recommendation over this window is used for scale-down, so replicas do not flap.",
       }),
+      forecast: Type.Optional(
+        Type.Boolean({
+          description:
+            "Also provision for the demand forecast at the horizon (the learned time for a new replica to become ready + one decision interval), from the daily cycle in the autoscaler's history (kept in the ConfigMap <name>-autoscaling-history). Never scales below what the measured demand asks; does nothing until two days of history show a daily cycle. The status reason names the forecast when it drove a decision.",
+        }),
+      ),
       scaleToZeroIdleSeconds: Type.Optional(
         Type.Integer({
           minimum: 60,

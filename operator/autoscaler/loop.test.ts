@@ -7,7 +7,6 @@ import { modelDeployment } from "../controller/testing.js";
 import type { Informer } from "../runtime/informer.js";
 import type { KubeClient, KubeObject } from "../runtime/kube-client.js";
 import { AutoscalerLoop, type AutoscalerLoopOptions, engineActivity, policyConfig, replicaTokenCapacity } from "./loop.js";
-import { tokenUtilizationTargetForTtft } from "./ttft-objective.js";
 
 const spec = {
   model: { name: "llama", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } },
@@ -46,9 +45,12 @@ describe("policyConfig token headroom", () => {
   const withAutoscaling = (autoscaling: Record<string, unknown>) =>
     modelDeployment("code", { ...spec, autoscaling: { ...spec.autoscaling, ...autoscaling } });
 
-  it("derives the token utilisation target from the TTFT objective", () => {
-    expect(policyConfig(withAutoscaling({ ttftTargetSeconds: 1 })).tokenUtilizationTarget).toBeCloseTo(1 / 3.25);
-    expect(policyConfig(withAutoscaling({ ttftTargetSeconds: 5 })).tokenUtilizationTarget).toBeCloseTo(5 / 7.25);
+  it("hands the TTFT objective to the policy, which derives the headroom from it and the measured bursts", () => {
+    const config = policyConfig(withAutoscaling({ ttftTargetSeconds: 5 }));
+    expect(config.ttftTargetSeconds).toBe(5);
+    expect("tokenUtilizationTarget" in config).toBe(false);
+    expect(config.forecast).toBeUndefined();
+    expect(policyConfig(withAutoscaling({ forecast: true })).forecast).toBe(true);
   });
 
   it("lets an explicit target override the one derived from the objective", () => {
@@ -56,8 +58,8 @@ describe("policyConfig token headroom", () => {
     expect(policyConfig(md).tokenUtilizationTarget).toBe(0.4);
   });
 
-  it("keeps the 2 s-goal headroom when no objective is declared", () => {
-    expect(policyConfig(withAutoscaling({})).tokenUtilizationTarget).toBe(tokenUtilizationTargetForTtft(2));
+  it("derives the headroom for a 2 s objective when none is declared", () => {
+    expect(policyConfig(withAutoscaling({})).ttftTargetSeconds).toBe(2);
   });
 });
 

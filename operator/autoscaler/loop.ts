@@ -26,7 +26,9 @@ import {
   type TtftAttainmentState,
   type TtftPodReport,
 } from "./ttft-attainment.js";
-import { effectiveTokenUtilizationTarget } from "./ttft-objective.js";
+import { DEFAULT_TTFT_TARGET_SECONDS } from "./ttft-objective.js";
+import { emptyHistory, HISTORY_BUCKET_SECONDS, type WorkloadHistory } from "./history.js";
+import { HistoryStore } from "./history-store.js";
 import {
   decideScaleToZero,
   initialScaleToZeroState,
@@ -67,6 +69,10 @@ export interface AutoscalerLoopOptions {
   /** Called when the status should show a new view (the controller re-reconciles the key). */
   onViewChanged?: (key: string) => void;
   now?: () => number;
+  /** Length of the history's demand buckets (default 300 s; tests shorten it). */
+  historyBucketSeconds?: number;
+  /** Shortest time between two writes of a ModelDeployment's history (default 60 s). */
+  historySaveIntervalMs?: number;
 }
 
 interface PerDeployment {
@@ -77,6 +83,11 @@ interface PerDeployment {
   /** Last good sample per pod, kept so a failed scrape holds on known (and ageing) data. */
   lastSamples: Map<string, MetricsSample>;
   viewWrittenAtMs: number;
+  /** The history as last written to the cluster (null: not yet), and when. */
+  savedHistory: WorkloadHistory | null;
+  historySavedAtMs: number;
+  /** The history could not be written (a foreign ConfigMap); logged once. */
+  historyRefused?: string;
 }
 
 /**
@@ -119,6 +130,7 @@ export function wakeTokensPerReplica(modelDeployment: ModelDeployment): number |
 export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfig {
   const autoscaling = modelDeployment.spec.autoscaling;
   const capacity = replicaTokenCapacity(modelDeployment);
+  const explicitTarget = autoscaling.tokenThroughputUtilizationTarget;
   return {
     minReplicas: scaleToZeroEnabled(autoscaling) ? 0 : Math.max(1, autoscaling.minReplicas),
     maxReplicas: autoscaling.maxReplicas,
@@ -126,7 +138,11 @@ export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfi
     queueDepthTargetPerReplica: autoscaling.queueDepthTargetPerReplica,
     scaleUpStabilizationSeconds: autoscaling.scaleUpStabilizationSeconds,
     scaleDownStabilizationSeconds: autoscaling.scaleDownStabilizationSeconds,
-    tokenUtilizationTarget: effectiveTokenUtilizationTarget(autoscaling),
+    // An explicit target is used as is; otherwise the headroom is derived from the measured bursts,
+    // the learned time to ready and the objective (./headroom.ts), the 2 s one when none is declared.
+    ...(explicitTarget === undefined ? {} : { tokenUtilizationTarget: explicitTarget }),
+    ttftTargetSeconds: autoscaling.ttftTargetSeconds ?? DEFAULT_TTFT_TARGET_SECONDS,
+    ...(autoscaling.forecast === true ? { forecast: true } : {}),
     ...(capacity === undefined ? {} : { replicaTokenCapacityPerSecond: capacity }),
   };
 }
@@ -147,7 +163,12 @@ export function observePods(pods: V1Pod[], results: ScrapeResult[], lastSamples:
       const readySince = pod.status?.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime;
       const result = byPod.get(name);
       const previous = lastSamples.get(name);
-      const observation: PodObservation = { name, phase: "ready", sinceMs: Date.parse(readySince as unknown as string) || created };
+      const observation: PodObservation = {
+        name,
+        phase: "ready",
+        sinceMs: Date.parse(readySince as unknown as string) || created,
+        ...(created > 0 ? { createdAtMs: created } : {}),
+      };
       if (result?.ok) {
         lastSamples.set(name, result.sample);
         return { ...observation, metrics: result.sample };
@@ -175,8 +196,10 @@ export class AutoscalerLoop {
   private readonly recentWakes = new Map<string, { atMs: number; replicas: number }>();
 
   private readonly scrapeLimiter: ConcurrencyLimiter;
+  private readonly historyStore: HistoryStore;
 
   constructor(private readonly options: AutoscalerLoopOptions) {
+    this.historyStore = new HistoryStore(options.client);
     this.scrapeLimiter = new ConcurrencyLimiter(options.globalScrapeConcurrency ?? 32);
     // Scale from zero on the informer event that carries the gateway's demand, not on the next tick.
     const wake = (md: ModelDeployment & KubeObject) => {
@@ -261,14 +284,64 @@ export class AutoscalerLoop {
     for (const [key, wake] of this.recentWakes) if (now - wake.atMs >= WAKE_DEDUP_MS) this.recentWakes.delete(key);
   }
 
+  /**
+   * A fresh policy state seeded with the history kept in the cluster (./history-store.ts), so a
+   * restarted operator or a new leader keeps what was learned. Any failure starts from nothing.
+   */
+  private async resumeState(md: ModelDeployment, key: string): Promise<PolicyState> {
+    const fresh = { ...initialPolicyState(), history: emptyHistory(this.options.historyBucketSeconds ?? HISTORY_BUCKET_SECONDS) };
+    try {
+      const read = await this.historyStore.load(md);
+      if (read.kind === "loaded") {
+        this.log.info({ resource: key, buckets: read.history.tokensPerSecond.length }, "resumed the autoscaling history");
+        return { ...fresh, history: read.history, learnedTokenCapacityPerSecond: read.history.capacity?.tokensPerSecond ?? null };
+      }
+      if (read.kind !== "absent") this.log.warn({ resource: key, why: read.why }, "autoscaling history not used; starting without it");
+    } catch (error) {
+      this.log.warn({ resource: key, err: String(error) }, "could not read the autoscaling history; starting without it");
+    }
+    return fresh;
+  }
+
+  /** Write the history when a bucket closed or something was learned, at most every save interval. */
+  private async maybeSaveHistory(md: ModelDeployment, key: string, entry: PerDeployment, now: number): Promise<void> {
+    const history = entry.state.history;
+    if (!history || entry.historyRefused) return;
+    const saved = entry.savedHistory;
+    const changed =
+      saved === null
+        ? history.open !== null || history.tokensPerSecond.length > 0 || history.capacity !== null
+        : saved.tokensPerSecond.length !== history.tokensPerSecond.length ||
+          saved.startMs !== history.startMs ||
+          saved.timeToReadySeconds.length !== history.timeToReadySeconds.length ||
+          saved.capacity?.observations !== history.capacity?.observations;
+    if (!changed || now - entry.historySavedAtMs < (this.options.historySaveIntervalMs ?? 60_000)) return;
+    try {
+      const result = await this.historyStore.save(md, history);
+      if (result === "written") {
+        entry.savedHistory = history;
+        entry.historySavedAtMs = now;
+      } else {
+        entry.historyRefused = result.refused;
+        this.log.warn({ resource: key, why: result.refused }, "not writing the autoscaling history");
+        this.options.events?.record(md as KubeObject & ModelDeployment, "Warning", "HistoryNotSaved", `${result.refused}; the autoscaler keeps its history in memory only`);
+      }
+    } catch (error) {
+      entry.historySavedAtMs = now; // retry after the interval
+      this.log.warn({ resource: key, err: String(error) }, "could not write the autoscaling history; retrying later");
+    }
+  }
+
   async evaluate(md: ModelDeployment, key: string): Promise<ScaleDecision> {
     const now = this.options.now?.() ?? Date.now();
     const entry: PerDeployment = this.perDeployment.get(key) ?? {
-      state: initialPolicyState(),
+      state: await this.resumeState(md, key),
       zeroState: initialScaleToZeroState(),
       ttftState: initialTtftAttainmentState(),
       lastSamples: new Map(),
       viewWrittenAtMs: 0,
+      savedHistory: null,
+      historySavedAtMs: 0,
     };
     this.perDeployment.set(key, entry);
 
@@ -303,6 +376,7 @@ export class AutoscalerLoop {
       heldRequests: gateway.held,
     });
     entry.state = policyDecision.state;
+    await this.maybeSaveHistory(md, key, entry, now);
     entry.zeroState = observeEngineActivity(entry.zeroState, engineActivity(pods, results), now);
     const zero = decideScaleToZero({
       nowMs: now,

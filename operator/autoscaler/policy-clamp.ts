@@ -49,9 +49,14 @@ export function recommend(
 ): { recommended: number; cappedAtMax: boolean } {
   const { current, demand } = input;
   let recommended =
-    current > 0 && Math.abs(demand / current - 1) <= tuning.tolerance ? current : Math.max(1, Math.ceil(demand - 1e-9));
+    current > 0 && Math.abs(demand / current - 1) <= tuning.tolerance
+      ? current
+      : Math.max(1, Math.ceil(demand - 1e-9));
   if (recommended < current) {
-    const downDemand = Math.max(input.kvQueueDemand / tuning.scaleDownUtilizationFactor, input.tokenPeakDemand ?? 0);
+    const downDemand = Math.max(
+      input.kvQueueDemand / tuning.scaleDownUtilizationFactor,
+      input.tokenPeakDemand ?? 0,
+    );
     recommended = Math.min(current, Math.max(recommended, Math.ceil(downDemand - 1e-9)));
   }
   if (input.panicking) recommended = Math.max(recommended, current);
@@ -70,7 +75,8 @@ export function stabilize(
     ...history.filter((r) => r.atMs > nowMs - seconds * 1000 && r.atMs <= nowMs).map((r) => r.replicas),
     recommended,
   ];
-  if (recommended > current) return Math.max(current, Math.min(...inWindow(config.scaleUpStabilizationSeconds)));
+  if (recommended > current)
+    return Math.max(current, Math.min(...inWindow(config.scaleUpStabilizationSeconds)));
   if (recommended < current) {
     if (nowMs - observingSinceMs < config.scaleDownStabilizationSeconds * 1000) return current;
     return Math.min(current, Math.max(...inWindow(config.scaleDownStabilizationSeconds)));
@@ -87,7 +93,8 @@ export function waitForStarting(
   tuning: PolicyTuning,
 ): { desired: number; waiting: boolean } {
   if (desired <= current || startingPods === 0) return { desired, waiting: false };
-  if (panicDemand >= tuning.panicThreshold * tuning.maxScaleUpRate * current) return { desired, waiting: false };
+  if (panicDemand >= tuning.panicThreshold * tuning.maxScaleUpRate * current)
+    return { desired, waiting: false };
   const tokenAsks = tokenPeakDemand === null ? 0 : Math.ceil(tokenPeakDemand - 1e-9);
   if (tokenAsks > current) return { desired: Math.min(desired, tokenAsks), waiting: false };
   return { desired: current, waiting: true };

@@ -3,8 +3,8 @@
  *
  * - `sortPods`: ready pods with usable metrics, ready pods without (and why), starting pods.
  * - `kvAndQueueDemand`: KV-cache demand (utilisation grown by the queue) and queue demand.
- * - `readTokenRates`: per-pod token rates from cumulative counters, and the capacity learned from
- *   pods seen saturated.
+ * - `readTokenRates`: per-pod token rates from cumulative counters (saturated pods apart: the
+ *   capacity is learned from them, ./policy-learning.ts).
  * - `tokenDemand`: the fleet's token rate as replicas at the utilisation target.
  * Nothing here remembers anything beyond the counters it is handed back; windows are stage 2.
  */
@@ -17,6 +17,9 @@ import {
   type PodTokenCounter,
   type PolicyTuning,
 } from "./policy-types.js";
+
+/** Above this KV-cache utilisation a queued pod is memory-bound, not compute-bound. */
+export const SATURATION_KV_CEILING = 0.8;
 
 export type UsablePod = PodObservation & { metrics: MetricsSample };
 
@@ -121,11 +124,21 @@ export function tokenCounterTotal(m: MetricsSample): number | null {
  * One pod's counter reading: a rate needs two readings of the same pod at least
  * MIN_RATE_INTERVAL_MS apart; a counter that went down means the engine restarted (re-baseline).
  */
-export function nextCounterReading(previous: PodTokenCounter | undefined, total: number, atMs: number): PodTokenCounter {
+export function nextCounterReading(
+  previous: PodTokenCounter | undefined,
+  total: number,
+  atMs: number,
+  waiting: number,
+): PodTokenCounter {
   if (previous === undefined || total < previous.tokensTotal || atMs < previous.atMs)
-    return { atMs, tokensTotal: total, tokensPerSecond: null };
+    return { atMs, tokensTotal: total, tokensPerSecond: null, waiting };
   if (atMs - previous.atMs >= MIN_RATE_INTERVAL_MS)
-    return { atMs, tokensTotal: total, tokensPerSecond: ((total - previous.tokensTotal) * 1000) / (atMs - previous.atMs) };
+    return {
+      atMs,
+      tokensTotal: total,
+      tokensPerSecond: ((total - previous.tokensTotal) * 1000) / (atMs - previous.atMs),
+      waiting,
+    };
   return previous;
 }
 
@@ -135,12 +148,18 @@ export interface TokenRates {
   measuredTokensPerSecond: number | null;
   /** Rates measured this time on pods with a queue (saturated: what they did is what they can do). */
   saturatedRates: number[];
+  /** Rates measured this time on pods without a queue. */
+  otherRates: number[];
 }
 
-export function readTokenRates(pods: SortedPods, previousCounters: Record<string, PodTokenCounter>): TokenRates {
+export function readTokenRates(
+  pods: SortedPods,
+  previousCounters: Record<string, PodTokenCounter>,
+): TokenRates {
   const podTokenCounters: Record<string, PodTokenCounter> = {};
   const usable = new Set<PodObservation>(pods.usable);
   const saturatedRates: number[] = [];
+  const otherRates: number[] = [];
   let measuredTokensPerSecond: number | null = null;
   for (const pod of pods.ready) {
     const previous = previousCounters[pod.name];
@@ -150,27 +169,20 @@ export function readTokenRates(pods: SortedPods, previousCounters: Record<string
       continue;
     }
     const m = (pod as UsablePod).metrics;
-    const reading = nextCounterReading(previous, total, m.scrapedAtMs);
+    const reading = nextCounterReading(previous, total, m.scrapedAtMs, m.requestsWaiting);
     podTokenCounters[pod.name] = reading;
-    if (reading !== previous && reading.tokensPerSecond !== null && m.requestsWaiting > 0)
-      saturatedRates.push(reading.tokensPerSecond);
+    // Saturated on compute over the whole interval: a queue at both readings while the KV cache
+    // still has room (a pod queueing for want of cache is bound by memory, which the KV signal
+    // sizes; and a queue seen only at the end may be a burst that just arrived at an idle pod).
+    if (reading !== previous && reading.tokensPerSecond !== null) {
+      const saturated =
+        m.requestsWaiting > 0 && (previous?.waiting ?? 0) > 0 && m.kvCacheUtilization < SATURATION_KV_CEILING;
+      (saturated ? saturatedRates : otherRates).push(reading.tokensPerSecond);
+    }
     if (reading.tokensPerSecond !== null)
       measuredTokensPerSecond = (measuredTokensPerSecond ?? 0) + reading.tokensPerSecond;
   }
-  return { podTokenCounters, measuredTokensPerSecond, saturatedRates };
-}
-
-/** The highest saturated rate seen so far (the learned capacity when none is configured). */
-export function learnCapacity(previous: number | null, saturatedRates: number[]): number | null {
-  let learned = previous;
-  for (const rate of saturatedRates) learned = Math.max(learned ?? 0, rate);
-  return learned;
-}
-
-/** The capacity the token signal divides by: configured, else learned, else none (signal off). */
-export function capacityInUse(configured: number | undefined, learned: number | null): number | null {
-  if (configured !== undefined && Number.isFinite(configured) && configured > 0) return configured;
-  return learned !== null && learned > 0 ? learned : null;
+  return { podTokenCounters, measuredTokensPerSecond, saturatedRates, otherRates };
 }
 
 export interface TokenDemand {

@@ -2,6 +2,8 @@
  * Types, defaults and the state of gpufleet's autoscaling policy (./policy.ts decides; the stages
  * live in ./policy-signals.ts, ./policy-windows.ts and ./policy-clamp.ts).
  */
+import type { DemandForecast } from "./forecast.js";
+import { emptyHistory, type WorkloadHistory } from "./history.js";
 import { DEFAULT_TOKEN_UTILIZATION_TARGET } from "./ttft-objective.js";
 
 /** Autoscaling settings. The first six mirror the CRD's `spec.autoscaling`; the rest are tuning. */
@@ -59,6 +61,18 @@ export interface AutoscalingConfig {
    * policy learns it from pods observed saturated (with a queue); until then the signal is off.
    */
   replicaTokenCapacityPerSecond?: number;
+  /**
+   * The TTFT objective (spec.autoscaling.ttftTargetSeconds). With it and no explicit
+   * `tokenUtilizationTarget`, the token headroom is derived from the measured burstiness, the learned
+   * time to ready and this objective (./headroom.ts), and the token window takes the mean, not the peak.
+   */
+  ttftTargetSeconds?: number;
+  /** Share of requests the objective lets miss (1 − goal share); default 0.01. */
+  missShare?: number;
+  /** Prior for the time a new replica takes to become ready, seconds (until one is observed). */
+  timeToReadySeconds?: number;
+  /** spec.autoscaling.forecast: also provision for the forecast demand at the horizon. */
+  forecast?: boolean;
 }
 
 export type PolicyTuning = Required<
@@ -138,6 +152,8 @@ export interface PodObservation {
   phase: "ready" | "starting";
   /** When the pod entered its phase. */
   sinceMs: number;
+  /** When the pod was created (with `sinceMs` of a ready pod: its time to ready). */
+  createdAtMs?: number;
   /** Last successful scrape, if any. */
   metrics?: MetricsSample;
   /** Why the last scrape failed, if it did. */
@@ -167,6 +183,8 @@ export interface PodTokenCounter {
   tokensTotal: number;
   /** Rate measured between the previous reading and this one (null: first reading). */
   tokensPerSecond: number | null;
+  /** Requests waiting at this reading (a rate between two readings with a queue is a saturated one). */
+  waiting?: number;
 }
 
 export interface Recommendation {
@@ -186,8 +204,16 @@ export interface PolicyState {
   observingSinceMs: number | null;
   /** Token counters per pod name (optional: states saved before the throughput signal lack it). */
   podTokenCounters?: Record<string, PodTokenCounter>;
-  /** Highest per-pod token rate seen while that pod had a queue: a learned replica capacity. */
+  /** The learned replica capacity (mirrors history.capacity; kept for states saved before it). */
   learnedTokenCapacityPerSecond?: number | null;
+  /** The fleet's token rate per decision over the last minutes (burstiness and growth). */
+  rateSeries?: Array<{ atMs: number; value: number }>;
+  /** What survives a restart: demand buckets, learned capacity, readiness times (./history.ts). */
+  history?: WorkloadHistory;
+  /** Pods whose time to ready has been recorded (so each counts once). */
+  timedPods?: string[];
+  /** The forecast for one bucket, computed once per bucket. */
+  forecastCache?: { bucket: number; horizonBuckets: number; forecast: DemandForecast | null };
 }
 
 export function initialPolicyState(): PolicyState {
@@ -200,6 +226,9 @@ export function initialPolicyState(): PolicyState {
     observingSinceMs: null,
     podTokenCounters: {},
     learnedTokenCapacityPerSecond: null,
+    rateSeries: [],
+    history: emptyHistory(),
+    timedPods: [],
   };
 }
 
@@ -225,6 +254,14 @@ export interface ScaleSignals {
   stableDemandReplicas: number;
   panicDemandReplicas: number;
   panicking: boolean;
+  /** The utilisation target the token signal used (derived or configured; null: signal off). */
+  tokenUtilizationTarget: number | null;
+  /** Measured index of dispersion of the token demand, tokens (null: not enough samples). */
+  tokenDispersion: number | null;
+  /** The horizon: learned time to ready + one interval, seconds. */
+  horizonSeconds: number;
+  /** The forecast's demand at the horizon in replicas (null: off, or no history or cycle). */
+  forecastDemandReplicas: number | null;
 }
 
 export interface ScaleDecision {
@@ -234,4 +271,3 @@ export interface ScaleDecision {
   state: PolicyState;
   signals: ScaleSignals;
 }
-

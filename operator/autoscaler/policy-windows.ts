@@ -8,11 +8,12 @@
  * - Token demand takes a high quantile (`tokenDemandQuantile`, default the peak) over its window:
  *   arrivals are bursty (the Azure code trace sends ~60 requests in one second) and a burst is served
  *   by the pods already up, so the fleet is sized for the recent bursts, not the average between.
- * - The driving demand is the MAX of the two (the scarcer resource decides).
+ * - The driving demand is the MAX of the two (the scarcer resource decides), and of the forecast's
+ *   demand at the horizon when forecasting is on (it never lowers the reactive answer).
  */
 import type { DemandSample, PolicyTuning } from "./policy-types.js";
 
-export type DemandSignal = "kv" | "queue" | "tokens";
+export type DemandSignal = "kv" | "queue" | "tokens" | "forecast";
 
 export interface WindowedDemand {
   /** Samples kept for the next decision (the longest window's worth). */
@@ -80,21 +81,42 @@ export function windowDemand(
   readyPods: number,
   nowMs: number,
   tuning: PolicyTuning,
+  /** "mean" when the token headroom is derived from measured burstiness (it already holds the bursts). */
+  tokenAggregate: "quantile" | "mean" = "quantile",
+  /** The forecast's demand at the horizon (null: none); drives when it asks for more than the rest. */
+  forecastDemandReplicas: number | null = null,
 ): WindowedDemand {
   const since = (seconds: number): number => nowMs - seconds * 1000;
   const panicSamples = samples.filter((s) => s.atMs > since(tuning.panicWindowSeconds));
   const stable = kvOrQueue(samples.filter((s) => s.atMs > since(tuning.stableWindowSeconds)));
   const panic = kvOrQueue(panicSamples);
   const tokenWindow = samples.flatMap((s) =>
-    s.atMs > since(tuning.tokenWindowSeconds) && s.tokenDemandReplicas !== undefined ? [s.tokenDemandReplicas] : [],
+    s.atMs > since(tuning.tokenWindowSeconds) && s.tokenDemandReplicas !== undefined
+      ? [s.tokenDemandReplicas]
+      : [],
   );
-  const tokenPeakDemandReplicas = tokenWindow.length > 0 ? quantileOf(tokenWindow, tuning.tokenDemandQuantile) : null;
-  const panicUntilMs = panicUntil(previousPanicUntilMs, panic.demand, panicSamples.length, readyPods, nowMs, tuning);
+  const tokenPeakDemandReplicas =
+    tokenWindow.length === 0
+      ? null
+      : tokenAggregate === "mean"
+        ? mean(tokenWindow)
+        : quantileOf(tokenWindow, tuning.tokenDemandQuantile);
+  const panicUntilMs = panicUntil(
+    previousPanicUntilMs,
+    panic.demand,
+    panicSamples.length,
+    readyPods,
+    nowMs,
+    tuning,
+  );
   const panicking = panicUntilMs !== null;
   const kvQueue = panicking && panic.demand > stable.demand ? panic : stable;
-  const driving: WindowedDemand["driving"] =
+  let driving: WindowedDemand["driving"] =
     tokenPeakDemandReplicas !== null && tokenPeakDemandReplicas > kvQueue.demand
       ? { demand: tokenPeakDemandReplicas, signal: "tokens" }
       : kvQueue;
+  // The forecast only ever adds: it drives when it asks for more than what is measured now.
+  if (forecastDemandReplicas !== null && forecastDemandReplicas > driving.demand)
+    driving = { demand: forecastDemandReplicas, signal: "forecast" };
   return { samples, stable, panic, kvQueue, tokenPeakDemandReplicas, panicUntilMs, panicking, driving };
 }

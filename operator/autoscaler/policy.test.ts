@@ -88,7 +88,11 @@ describe("decideScale", () => {
   });
 
   it("counts requests held at the gateway as waiting demand", () => {
-    const observation = observe(0, 2, pods(2, 0, { kvCacheUtilization: 0.3, requestsWaiting: 0, requestsRunning: 10 }));
+    const observation = observe(
+      0,
+      2,
+      pods(2, 0, { kvCacheUtilization: 0.3, requestsWaiting: 0, requestsRunning: 10 }),
+    );
     const without = decideScale(config, initialPolicyState(), observation);
     expect(without.desiredReplicas).toBe(2);
     // queue: (0 + 14 held) / 5 = 2.8 → 3 (held requests are not scaled by the share of pods with data).
@@ -136,7 +140,11 @@ describe("decideScale", () => {
     const atMax = decideScale(capped, initialPolicyState(), observe(0, 3, hot));
     expect(atMax.desiredReplicas).toBe(3);
     expect(atMax.reason).toMatch(/^at maxReplicas 3: .*raise spec\.autoscaling\.maxReplicas/);
-    const upToMax = decideScale(capped, initialPolicyState(), observe(0, 2, pods(2, 0, { kvCacheUtilization: 1, requestsWaiting: 50 })));
+    const upToMax = decideScale(
+      capped,
+      initialPolicyState(),
+      observe(0, 2, pods(2, 0, { kvCacheUtilization: 1, requestsWaiting: 50 })),
+    );
     expect(upToMax.desiredReplicas).toBe(3);
     expect(upToMax.reason).toMatch(/→ 3 \(maxReplicas; demand \d+\.\d\)/);
   });
@@ -662,7 +670,7 @@ describe("decideScale: token throughput signal", () => {
     expect(third.signals.tokensPerSecond).toBeCloseTo(3_000, 6);
   });
 
-  it("learns the replica capacity from pods seen saturated when none is configured", () => {
+  it("learns the replica capacity from pods seen saturated over a whole interval when none is configured", () => {
     const unconfigured: AutoscalingConfig = { ...withCapacity };
     delete unconfigured.replicaTokenCapacityPerSecond;
     const calm = runTokens(unconfigured, initialPolicyState(), 0, 20_000, 2, 3_000);
@@ -675,7 +683,10 @@ describe("decideScale: token throughput signal", () => {
         promptTokensTotal: 60_000 + (8_000 * (t - 20_000)) / 1000,
         generationTokensTotal: 0,
       });
-    const d = decideScale(unconfigured, calm.state, observe(30_000, 2, saturated(30_000)));
+    // A queue seen only at the end of an interval may be a burst that just arrived: not yet saturated.
+    const first = decideScale(unconfigured, calm.state, observe(30_000, 2, saturated(30_000)));
+    expect(first.signals.replicaTokenCapacityPerSecond).toBeNull();
+    const d = decideScale(unconfigured, first.state, observe(40_000, 2, saturated(40_000)));
     expect(d.signals.replicaTokenCapacityPerSecond).toBeCloseTo(8_000, 6);
     // 2 × 8,000 / (8,000 × 0.5) = 4
     expect(d.signals.tokenDemandReplicas).toBeCloseTo(4, 6);
@@ -694,5 +705,205 @@ describe("decideScale: token throughput signal", () => {
     delete legacy.learnedTokenCapacityPerSecond;
     const d = decideScale(withCapacity, legacy as PolicyState, observe(0, 2, busyPods(2, 0, 1_000)));
     expect(d.state.podTokenCounters?.["pod-0"]?.tokensTotal).toBe(0);
+  });
+});
+
+describe("decideScale: learned capacity, derived headroom, forecast", () => {
+  const base: AutoscalingConfig = {
+    ...config,
+    replicaTokenCapacityPerSecond: 10_000,
+    tokenWindowSeconds: 60,
+  };
+  const counters = (
+    n: number,
+    t: number,
+    perPodRate: (s: number) => number,
+    extra: Partial<MetricsSample> = {},
+  ) => {
+    // cumulative tokens: integrate the rate in 10 s steps
+    let total = 0;
+    for (let s = 0; s < t; s += 10_000) total += perPodRate(s) * 10;
+    return pods(n, t, {
+      kvCacheUtilization: 0.2,
+      requestsWaiting: 0,
+      requestsRunning: 8,
+      promptTokensTotal: total,
+      generationTokensTotal: 0,
+      ...extra,
+    });
+  };
+
+  it("moves the planner's capacity toward what pods saturated over whole intervals processed", () => {
+    let state = initialPolicyState();
+    let d = decideScale(
+      base,
+      state,
+      observe(
+        0,
+        2,
+        counters(2, 0, () => 6_000, { requestsWaiting: 3 }),
+      ),
+    );
+    for (let t = 10_000; t <= 600_000; t += 10_000) {
+      d = decideScale(
+        base,
+        d.state,
+        observe(
+          t,
+          2,
+          counters(2, t, () => 6_000, { requestsWaiting: 3 }),
+        ),
+      );
+    }
+    state = d.state;
+    expect(d.signals.replicaTokenCapacityPerSecond as number).toBeLessThan(7_000);
+    expect(state.history?.capacity?.tokensPerSecond).toBe(d.signals.replicaTokenCapacityPerSecond);
+  });
+
+  it("derives the token target from the TTFT objective and measured bursts: bursty traffic keeps more margin", () => {
+    const derived: AutoscalingConfig = { ...base, ttftTargetSeconds: 2, timeToReadySeconds: 60 };
+    delete derived.tokenUtilizationTarget;
+    const run = (rate: (s: number) => number) => {
+      let d = decideScale(derived, initialPolicyState(), observe(0, 4, counters(4, 0, rate)));
+      for (let t = 10_000; t <= 600_000; t += 10_000)
+        d = decideScale(derived, d.state, observe(t, 4, counters(4, t, rate)));
+      return d;
+    };
+    const smooth = run(() => 2_000);
+    const bursty = run((s) => (s % 60_000 === 0 ? 8_000 : 800));
+    expect(smooth.signals.tokenDispersion as number).toBeLessThan(10);
+    expect(bursty.signals.tokenDispersion as number).toBeGreaterThan(10_000);
+    expect(smooth.signals.tokenUtilizationTarget as number).toBeGreaterThan(
+      bursty.signals.tokenUtilizationTarget as number,
+    );
+    expect(bursty.reason).toMatch(/headroom from bursts of dispersion \d+ tokens and 70s to ready/);
+  });
+
+  it("records the time pods took to become ready, once per pod, and uses it as the horizon", () => {
+    const ready: PodObservation = { ...readyPod("p", 100_000, {}), sinceMs: 95_000, createdAtMs: 5_000 };
+    const d1 = decideScale(base, initialPolicyState(), observe(100_000, 1, [ready]));
+    const d2 = decideScale(
+      base,
+      d1.state,
+      observe(110_000, 1, [{ ...ready, metrics: { ...ready.metrics!, scrapedAtMs: 110_000 } }]),
+    );
+    expect(d2.state.history?.timeToReadySeconds).toEqual([90]);
+    expect(d2.signals.horizonSeconds).toBe(100);
+  });
+
+  it("with forecast on and two days of cyclic history, scales ahead of the ramp and says so; never below the reactive answer", () => {
+    const day = 86_400_000;
+    const bucket = 300_000;
+    // Per-pod rate follows a daily cycle (peak at noon): 5,000 + 4,500 × sin.
+    const rate = (t: number) => 5_000 + 4_500 * Math.sin(((t % day) / day) * 2 * Math.PI - Math.PI / 2);
+    const cfg: AutoscalingConfig = {
+      ...base,
+      tokenUtilizationTarget: 0.5,
+      forecast: true,
+      timeToReadySeconds: 1_800,
+      maxReplicas: 50,
+    };
+    // Two days and a morning of history, fed once a minute (enough for 5-minute buckets).
+    let state = initialPolicyState();
+    let total = 0;
+    let d = decideScale(
+      cfg,
+      state,
+      observe(
+        0,
+        2,
+        pods(2, 0, {
+          kvCacheUtilization: 0.2,
+          requestsRunning: 8,
+          promptTokensTotal: 0,
+          generationTokensTotal: 0,
+        }),
+      ),
+    );
+    for (let t = 60_000; t <= 2 * day + 7 * 3_600_000; t += 60_000) {
+      total += rate(t - 60_000) * 60;
+      d = decideScale(
+        cfg,
+        d.state,
+        observe(
+          t,
+          2,
+          pods(2, t, {
+            kvCacheUtilization: 0.2,
+            requestsRunning: 8,
+            promptTokensTotal: total,
+            generationTokensTotal: 0,
+          }),
+        ),
+      );
+    }
+    state = d.state;
+    expect(state.history?.tokensPerSecond.length).toBeGreaterThan((2 * day) / bucket);
+    expect(d.signals.forecastDemandReplicas).not.toBeNull();
+    expect(d.signals.forecastDemandReplicas as number).toBeGreaterThan(
+      d.signals.tokenPeakDemandReplicas as number,
+    );
+    expect(d.reason).toMatch(/^forecast demand .* in \d+s \(seasonal-ratio/);
+    // The same without forecast: the reactive answer, never more than with it.
+    const off = { ...cfg, forecast: false };
+    const reactive = decideScale(
+      off,
+      { ...state, forecastCache: undefined } as PolicyState,
+      observe(
+        d.state.history!.open!.startMs + 70_000,
+        2,
+        pods(2, d.state.history!.open!.startMs + 70_000, {
+          kvCacheUtilization: 0.2,
+          requestsRunning: 8,
+          promptTokensTotal: total + rate(0) * 10,
+          generationTokensTotal: 0,
+        }),
+      ),
+    );
+    expect(reactive.signals.forecastDemandReplicas).toBeNull();
+    expect(reactive.desiredReplicas).toBeLessThanOrEqual(d.desiredReplicas);
+  });
+
+  it("changes nothing with forecast on but no history", () => {
+    const cfg: AutoscalingConfig = { ...base, tokenUtilizationTarget: 0.5 };
+    const a = decideScale(
+      cfg,
+      initialPolicyState(),
+      observe(
+        0,
+        2,
+        counters(2, 0, () => 3_000),
+      ),
+    );
+    const b = decideScale(
+      { ...cfg, forecast: true },
+      initialPolicyState(),
+      observe(
+        0,
+        2,
+        counters(2, 0, () => 3_000),
+      ),
+    );
+    const a2 = decideScale(
+      cfg,
+      a.state,
+      observe(
+        10_000,
+        2,
+        counters(2, 10_000, () => 3_000),
+      ),
+    );
+    const b2 = decideScale(
+      { ...cfg, forecast: true },
+      b.state,
+      observe(
+        10_000,
+        2,
+        counters(2, 10_000, () => 3_000),
+      ),
+    );
+    expect(b2.desiredReplicas).toBe(a2.desiredReplicas);
+    expect(b2.reason).toBe(a2.reason);
+    expect(b2.signals.forecastDemandReplicas).toBeNull();
   });
 });

@@ -46,15 +46,25 @@
  * 7. Missing, stale or malformed metrics never cause a scale-down: the decision holds (it may still
  *    scale up on what the healthy pods show), and the reason says which pods lack data.
  */
-import { boundsOf, clampTo, keepRecommendations, limitSteps, recommend, stabilize, waitForStarting } from "./policy-clamp.js";
 import {
-  capacityInUse,
-  kvAndQueueDemand,
-  learnCapacity,
-  readTokenRates,
-  sortPods,
-  tokenDemand,
-} from "./policy-signals.js";
+  boundsOf,
+  clampTo,
+  keepRecommendations,
+  limitSteps,
+  recommend,
+  stabilize,
+  waitForStarting,
+} from "./policy-clamp.js";
+import {
+  DISPERSION_WINDOW_SECONDS,
+  forecastDemand,
+  type ForecastDemand,
+  learnFromPods,
+  recordHistory,
+  recordRate,
+  tokenHeadroom,
+} from "./policy-learning.js";
+import { kvAndQueueDemand, readTokenRates, sortPods, tokenDemand } from "./policy-signals.js";
 import {
   POLICY_TUNING_DEFAULTS,
   type AutoscalingConfig,
@@ -90,9 +100,34 @@ export function decideScale(
   const pods = sortPods(observation, tuning.metricStalenessSeconds * 1000);
   const kvQueueNow = kvAndQueueDemand(pods, observation.heldRequests, config, tuning);
   const rates = readTokenRates(pods, state.podTokenCounters ?? {});
-  const learnedTokenCapacityPerSecond = learnCapacity(state.learnedTokenCapacityPerSecond ?? null, rates.saturatedRates);
-  const capacity = capacityInUse(config.replicaTokenCapacityPerSecond, learnedTokenCapacityPerSecond);
-  const tokens = tokenDemand(rates.measuredTokensPerSecond, pods.scaleToReady, capacity, tuning.tokenUtilizationTarget);
+
+  // 1b. Learn: capacity and readiness into the history; headroom from the measured burstiness.
+  const learned = learnFromPods(state, observation.pods, rates.saturatedRates, rates.otherRates, config);
+  const capacity = learned.capacity;
+  const fleetRate =
+    rates.measuredTokensPerSecond === null ? null : rates.measuredTokensPerSecond * pods.scaleToReady;
+  const previousSeries = state.rateSeries ?? [];
+  const sampleIsNew = previousSeries.length === 0 || (previousSeries.at(-1)?.atMs ?? 0) < nowMs;
+  const rateSeries = recordRate(
+    previousSeries,
+    sampleIsNew ? fleetRate : null,
+    nowMs,
+    DISPERSION_WINDOW_SECONDS,
+  );
+  const headroom = tokenHeadroom(config, tuning, rateSeries, learned.history, nowMs);
+  const history = recordHistory(learned.history, sampleIsNew ? fleetRate : null, headroom.dispersion, nowMs);
+  const tokens = tokenDemand(rates.measuredTokensPerSecond, pods.scaleToReady, capacity, headroom.target);
+  const forecast =
+    config.forecast === true
+      ? forecastDemand(
+          history,
+          state.forecastCache,
+          headroom.horizonSeconds,
+          capacity,
+          headroom.burstTarget,
+          nowMs,
+        )
+      : null;
 
   // 2. Windows: the demand that decides, over recent samples (only observations with data count).
   const samples = keepSamples(
@@ -108,7 +143,15 @@ export function decideScale(
     nowMs,
     tuning,
   );
-  const windowed = windowDemand(samples, state.panicUntilMs, pods.ready.length, nowMs, tuning);
+  const windowed = windowDemand(
+    samples,
+    state.panicUntilMs,
+    pods.ready.length,
+    nowMs,
+    tuning,
+    headroom.derived ? "mean" : "quantile",
+    forecast?.replicas ?? null,
+  );
 
   const signals: ScaleSignals = {
     readyPods: pods.ready.length,
@@ -126,6 +169,10 @@ export function decideScale(
     stableDemandReplicas: windowed.stable.demand,
     panicDemandReplicas: windowed.panic.demand,
     panicking: windowed.panicking,
+    tokenUtilizationTarget: capacity === null ? null : headroom.target,
+    tokenDispersion: headroom.dispersion,
+    horizonSeconds: headroom.horizonSeconds,
+    forecastDemandReplicas: forecast?.replicas ?? null,
   };
   const observingSinceMs = state.observingSinceMs ?? nowMs;
   const finish = (desired: number, reason: string, recommendation: number | null): ScaleDecision => ({
@@ -140,7 +187,11 @@ export function decideScale(
       lastScaleDownAtMs: desired < currentReplicas ? nowMs : state.lastScaleDownAtMs,
       observingSinceMs,
       podTokenCounters: rates.podTokenCounters,
-      learnedTokenCapacityPerSecond,
+      learnedTokenCapacityPerSecond: capacity,
+      rateSeries,
+      history,
+      timedPods: learned.timedPods,
+      ...(forecast ? { forecastCache: forecast.cache } : {}),
     },
   });
 
@@ -153,7 +204,8 @@ export function decideScale(
           ? `waiting for ${plural(pods.starting.length, "starting pod")}`
           : "no pods yet"
         : `no usable metrics (${pods.problems.join("; ")})`;
-    const bound = held !== currentReplicas ? `; bounds [${bounds.minReplicas}, ${bounds.maxReplicas}] → ${held}` : "";
+    const bound =
+      held !== currentReplicas ? `; bounds [${bounds.minReplicas}, ${bounds.maxReplicas}] → ${held}` : "";
     return finish(held, `holding at ${currentReplicas}: ${why}${bound}`, null);
   }
 
@@ -170,19 +222,35 @@ export function decideScale(
     bounds,
     tuning,
   );
-  const stabilized = stabilize(recommended, currentReplicas, state.recommendations, observingSinceMs, nowMs, config);
+  const stabilized = stabilize(
+    recommended,
+    currentReplicas,
+    state.recommendations,
+    observingSinceMs,
+    nowMs,
+    config,
+  );
+  const rateAsks = Math.max(windowed.tokenPeakDemandReplicas ?? 0, forecast?.replicas ?? 0);
   const coming = waitForStarting(
     stabilized,
     currentReplicas,
     pods.starting.length,
     windowed.panic.demand,
-    windowed.tokenPeakDemandReplicas,
+    rateAsks > 0 ? rateAsks : null,
     tuning,
   );
   const stepped = limitSteps(coming.desired, currentReplicas, state.lastScaleDownAtMs, nowMs, tuning);
 
   // Safety holds for scale-down.
-  const signalText = describeSignal(driving.signal, config, signals, pods.ready.length, tuning);
+  const signalText = describeSignal(
+    driving.signal,
+    config,
+    signals,
+    pods.ready.length,
+    tuning,
+    headroom.derived,
+    forecast,
+  );
   const keep = clampTo(bounds, currentReplicas);
   if (stepped.desired < currentReplicas && pods.problems.length > 0)
     return finish(
@@ -269,13 +337,23 @@ function describeSignal(
   s: ScaleSignals,
   readyPods: number,
   tuning: PolicyTuning,
+  derived: boolean,
+  forecast: ForecastDemand | null,
 ): string {
+  if (signal === "forecast") {
+    const f = forecast?.forecast;
+    const method = f ? `${f.method}, ×${fmt2(f.upperGrowth)} at the upper quantile` : "forecast";
+    return `forecast demand ${fmt1(s.forecastDemandReplicas ?? 0)} replicas in ${Math.round(s.horizonSeconds)}s (${method}; measured now ${fmt1(s.tokenPeakDemandReplicas ?? 0)})`;
+  }
   if (signal === "tokens") {
     const rate = Math.round(s.tokensPerSecond ?? 0);
     const capacity = Math.round(s.replicaTokenCapacityPerSecond ?? 0);
+    const target = Math.round((s.tokenUtilizationTarget ?? tuning.tokenUtilizationTarget) * 100);
+    if (derived)
+      return `token throughput ${rate}/s (mean ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${target}% of ${capacity}/s each over ${tuning.tokenWindowSeconds}s; headroom from bursts of dispersion ${Math.round(s.tokenDispersion ?? 0)} tokens and ${Math.round(s.horizonSeconds)}s to ready)`;
     const peak =
       tuning.tokenDemandQuantile >= 1 ? "peak" : `p${Math.round(tuning.tokenDemandQuantile * 100)}`;
-    return `token throughput ${rate}/s (${peak} ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${Math.round(tuning.tokenUtilizationTarget * 100)}% of ${capacity}/s each over ${tuning.tokenWindowSeconds}s)`;
+    return `token throughput ${rate}/s (${peak} ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${target}% of ${capacity}/s each over ${tuning.tokenWindowSeconds}s)`;
   }
   if (signal === "queue") {
     const perReplica = readyPods > 0 ? s.requestsWaiting / readyPods : s.requestsWaiting;

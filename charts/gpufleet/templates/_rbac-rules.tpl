@@ -36,11 +36,13 @@ deletes them, not the operator).
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# ConfigMaps: get only, the one a pvc/uri ModelDeployment names in spec.model.source.configMap (its
-# config.json, bounded to 256 KiB). No list or watch.
+# ConfigMaps, read by name (no list or watch): the one a pvc/uri ModelDeployment names in
+# spec.model.source.configMap (its config.json, bounded to 256 KiB); and the autoscaler's workload
+# history, one per ModelDeployment (<name>-autoscaling-history, owned by it), read back after a
+# restart or a leader change, created, then patched.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get"]
+  verbs: ["get", "create", "patch"]
 # Pods: read only, for readiness and the pod IPs whose /metrics the autoscaler scrapes.
 - apiGroups: [""]
   resources: ["pods"]
