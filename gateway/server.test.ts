@@ -140,6 +140,15 @@ async function readAll(response: Response): Promise<string> {
   return await response.text();
 }
 
+/** A port nothing listens on at `host` (bound, then released): connecting to it is refused. */
+async function unusedPort(host: string): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("routing by model", () => {
@@ -288,10 +297,7 @@ describe("errors in OpenAI's shape", () => {
   it("answers 502 when the pod drops the connection, 503 when it refuses connections past the hold timeout, and does not follow a pod's redirect", async () => {
     const fleet = new StaticFleet();
     cleanups.push(() => fleet.stop());
-    const closed = http.createServer();
-    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
-    const deadPort = (closed.address() as AddressInfo).port;
-    await new Promise<void>((r) => closed.close(() => r()));
+    const deadPort = await unusedPort("127.0.0.1");
     route(fleet, "dead", [staticEndpoint("dead-0", "127.0.0.1", deadPort)]);
     const dropping = await fakeEngine((req) => req.socket.destroy());
     route(fleet, "drop", [staticEndpoint("drop-0", "127.0.0.1", dropping.port)]);
@@ -323,10 +329,7 @@ describe("errors in OpenAI's shape", () => {
   it("sends a request whose pod refuses the connection to another pod once", async () => {
     const fleet = new StaticFleet();
     const live = await engine("m");
-    const closed = http.createServer();
-    await new Promise<void>((r) => closed.listen(0, "127.0.0.4", r));
-    const deadPort = (closed.address() as AddressInfo).port;
-    await new Promise<void>((r) => closed.close(() => r()));
+    const deadPort = await unusedPort("127.0.0.4");
     // The dead pod sorts first and is equally loaded: it is picked first.
     route(fleet, "m", [
       staticEndpoint("a-dead", "127.0.0.4", deadPort),
@@ -342,10 +345,7 @@ describe("errors in OpenAI's shape", () => {
   it("re-holds a request whose pod refuses the connection (engine still starting) and sends it once the pod's /health answers", async () => {
     const fleet = new StaticFleet();
     cleanups.push(() => fleet.stop());
-    const probe = http.createServer();
-    await new Promise<void>((r) => probe.listen(0, "127.0.0.5", r));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((r) => probe.close(() => r()));
+    const port = await unusedPort("127.0.0.5");
     // Ready as far as the fleet knows, but nothing listens yet: the engine is still coming up.
     const r = route(fleet, "m", [staticEndpoint("m-0", "127.0.0.5", port)]);
     const gw = await gateway(fleet);
