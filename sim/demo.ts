@@ -203,10 +203,14 @@ try {
     });
     const started = Date.now();
     let peak = 0;
+    /** Highest spec.replicas seen in each 10 s window of the schedule. */
+    const replicasAt = new Map<number, number>();
     const watcher = setInterval(() => {
       void read().then(
         (md) => {
           peak = Math.max(peak, md.spec.replicas ?? 0);
+          const w = Math.floor((Date.now() - started) / 10_000);
+          replicasAt.set(w, Math.max(replicasAt.get(w) ?? 0, md.spec.replicas ?? 0));
           const a = md.status?.autoscaler;
           process.stderr.write(
             `\n[t+${String(Math.round((Date.now() - started) / 1000)).padStart(3)}s] replicas ${md.spec.replicas} (ready ${md.status?.readyReplicas ?? 0})` +
@@ -242,6 +246,21 @@ try {
       report.sent > 0
         ? report.ttftSamplesMs.filter((ms) => ms <= targetSeconds * 1000).length / report.sent
         : 0;
+    // The same share per 10 s of the schedule, with the replicas asked for by then: the opening burst
+    // meets the fleet the wake left, the later ones the fleet the autoscaler grew.
+    const windows = new Map<number, { sent: number; within: number }>();
+    for (const outcome of report.outcomes) {
+      const at = schedule[outcome.index]?.sendAtMs ?? 0;
+      const w = windows.get(Math.floor(at / 10_000)) ?? { sent: 0, within: 0 };
+      w.sent++;
+      if (outcome.ok && (outcome.ttftMs ?? Infinity) <= targetSeconds * 1000) w.within++;
+      windows.set(Math.floor(at / 10_000), w);
+    }
+    for (const [w, { sent, within }] of [...windows].sort((a, b) => a[0] - b[0]))
+      say(
+        `  requests sent t+${w * 10}-${w * 10 + 10}s: ${sent}, within ${targetSeconds} s: ${within} (${((within / sent) * 100).toFixed(0)}%)` +
+          (replicasAt.has(w) ? `; replicas asked for then ${replicasAt.get(w)}` : ""),
+      );
     say(
       `\nload through the gateway: ${report.succeeded} ok, ${report.failed} failed${errors ? ` (${errors})` : ""}; ` +
         `TTFT p50 ${report.ttftMs.p50.toFixed(0)} ms, p90 ${report.ttftMs.p90.toFixed(0)} ms, p99 ${report.ttftMs.p99.toFixed(0)} ms; ` +

@@ -53,6 +53,8 @@ export interface LoadReport {
   ttftMs: LatencySummary;
   /** Every successful request's TTFT as the client saw it, ms (for shares within an objective). */
   ttftSamplesMs: number[];
+  /** Every request's outcome (by schedule index), for figures per phase of a run. */
+  outcomes: readonly RequestOutcome[];
   latencyMs: LatencySummary;
   outputTokensPerSecond: number;
   perEndpoint: Record<string, number>;
@@ -215,6 +217,7 @@ export function reportOf(outcomes: readonly RequestOutcome[], durationMs: number
     errors,
     ttftMs: summarize(ok.map((o) => o.ttftMs ?? 0)),
     ttftSamplesMs: ok.map((o) => o.ttftMs ?? 0),
+    outcomes,
     latencyMs: summarize(ok.map((o) => o.latencyMs ?? 0)),
     outputTokensPerSecond: durationMs > 0 ? outputTokens / (durationMs / 1000) : 0,
     perEndpoint,
