@@ -28,6 +28,7 @@ describe("burst headroom", () => {
     expect(patient).toBeGreaterThan(bursty);
     expect(smooth).toBeLessThanOrEqual(MAX_UTILIZATION_TARGET);
     expect(burstUtilizationTarget({ ...base, tokenDispersion: 1e9 })).toBe(MIN_UTILIZATION_TARGET);
+    expect(burstUtilizationTarget({ ...base, tokenDispersion: 1 })).toBe(MAX_UTILIZATION_TARGET);
   });
 
   it("a larger fleet (more demand at the same dispersion) runs hotter: bursts are smaller relative to it", () => {

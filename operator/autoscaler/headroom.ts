@@ -37,9 +37,14 @@ export const DEFAULT_MISS_SHARE = 0.01;
  */
 export const BURST_CALIBRATION = 0.5;
 
-/** Bounds of any derived target: always some headroom, never so little that replicas idle. */
+/**
+ * Bounds of any derived target: always some headroom, never so little that replicas idle. The upper
+ * bound was set on ServeGen m-small (a tuning trace; fluid simulation, days 2–3 scored): smooth
+ * traffic drives the formula to 0.9, where the per-second noise and ramps the 10 s rates do not show
+ * cost misses (98.15% within 2 s); 0.75 keeps 99.41% for 6% more GPU-hours.
+ */
 export const MIN_UTILIZATION_TARGET = 0.15;
-export const MAX_UTILIZATION_TARGET = 0.9;
+export const MAX_UTILIZATION_TARGET = 0.75;
 
 /** Most relative growth over the time to ready that the margin honours (2 = triple in L). */
 const MAX_GROWTH_MARGIN = 2;

@@ -10,10 +10,7 @@ import {
   type Bounds,
 } from "./controllers.js";
 import type { AutoscalingConfig } from "../../operator/autoscaler/policy.js";
-import {
-  DEFAULT_TOKEN_UTILIZATION_TARGET,
-  effectiveTokenUtilizationTarget,
-} from "../../operator/autoscaler/ttft-objective.js";
+import { effectiveTokenUtilizationTarget } from "../../operator/autoscaler/ttft-objective.js";
 import { simulateFleet, type Controller, type FleetResult, type FleetScenario } from "./fleet.js";
 import { replicaFor } from "./hardware.js";
 import type { EngineParams } from "../engine/model.js";
@@ -163,8 +160,9 @@ export function buildFleetScenario(def: ScenarioDefinition): {
   return {
     gpusPerReplica: replica.gpusPerReplica,
     gpufleetOverrides: {
-      // The scenario's TTFT goal declared as the ModelDeployment's spec.autoscaling.ttftTargetSeconds.
-      tokenUtilizationTarget: effectiveTokenUtilizationTarget({ ttftTargetSeconds: def.ttftTargetSeconds }),
+      // The scenario's TTFT goal declared as the ModelDeployment's spec.autoscaling.ttftTargetSeconds:
+      // the policy derives its headroom from it and the bursts it measures (operator/autoscaler/headroom.ts).
+      ttftTargetSeconds: def.ttftTargetSeconds,
       ...(replica.replicaTokenCapacityPerSecond === null
         ? {}
         : { replicaTokenCapacityPerSecond: replica.replicaTokenCapacityPerSecond }),
@@ -253,10 +251,12 @@ export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [
     scrapeIntervalSeconds: 10,
     maxReplicas: 32,
     oracleWindowSeconds: 300,
-    // The objective (2 s) already gives the default headroom; show the next steps up instead.
+    // The fixed rule of session 3 (T / (T + 2.25 s) on the peak) next to the derived headroom.
     gpufleetVariants: [
-      { label: "gpufleet (token target 0.5)", overrides: { tokenUtilizationTarget: 0.5 } },
-      { label: "gpufleet (token target 0.6)", overrides: { tokenUtilizationTarget: 0.6 } },
+      {
+        label: "gpufleet (fixed token target 0.47)",
+        overrides: { tokenUtilizationTarget: effectiveTokenUtilizationTarget({ ttftTargetSeconds: 2 }) },
+      },
     ],
   },
   {
@@ -274,8 +274,8 @@ export const DEFAULT_SCENARIOS: ScenarioDefinition[] = [
     oracleWindowSeconds: 300,
     gpufleetVariants: [
       {
-        label: "gpufleet (no TTFT objective)",
-        overrides: { tokenUtilizationTarget: DEFAULT_TOKEN_UTILIZATION_TARGET },
+        label: "gpufleet (fixed token target 0.69)",
+        overrides: { tokenUtilizationTarget: effectiveTokenUtilizationTarget({ ttftTargetSeconds: 5 }) },
       },
     ],
   },

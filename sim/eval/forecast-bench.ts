@@ -1,0 +1,313 @@
+/**
+ * `npm run bench:forecast`: the held-back evaluation on ServeGen (./servegen.ts).
+ *
+ * - Tuning data: ServeGen m-small (with the Azure code and Mooncake hours of `bench:autoscaling`);
+ *   held back: ServeGen m-mid, never looked at while choosing anything.
+ * - 14 days per trace from the per-client fits; every autoscaler starts at minReplicas on day 1 and
+ *   runs through; days 1–7 warm the history (and are not scored), days 8–14 are scored.
+ * - Fluid simulation (./fluid.ts) for the 14 days, checked against the discrete-event one
+ *   (./fleet.ts) on a shared span of day 8 fed the very same requests.
+ * - Rows: static peak and the per-window oracle (hindsight), gpufleet (reactive; and with
+ *   spec.autoscaling.forecast), each baseline at its defaults and at its hindsight-best setting.
+ * - The forecast method is chosen on m-small (pinball loss of the upper quantile); the figures for
+ *   every method are printed for both traces.
+ *
+ *   npx tsx sim/eval/forecast-bench.ts [--loads 0.5,1,2] [--traces m-small,m-mid] [--speeds 1] [--no-tune]
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import {
+  errorQuantile,
+  forecastGrowth,
+  FORECAST_METHODS,
+  DEFAULT_FORECAST_METHOD,
+} from "../../operator/autoscaler/forecast.js";
+import { gpufleetController, scheduleController, staticController, type Bounds } from "./controllers.js";
+import { baselineSweeps, withEngineSpeed } from "./evaluate.js";
+import { simulateFleet, type Controller, type FleetScenario } from "./fleet.js";
+import {
+  fluidOracleSchedule,
+  fluidStaticPeak,
+  simulateFluid,
+  trueReplicaCapacity,
+  type FluidResult,
+  type FluidScenario,
+} from "./fluid.js";
+import { replicaFor } from "./hardware.js";
+import {
+  loadServeGen,
+  secondsOfTrace,
+  serveGenRequests,
+  serveGenSeconds,
+  type ServeGen,
+  type ServeGenModel,
+} from "./servegen.js";
+import { repoRoot } from "./traces.js";
+
+const { values } = parseArgs({
+  options: {
+    loads: { type: "string" },
+    traces: { type: "string" },
+    speeds: { type: "string" },
+    "no-tune": { type: "boolean" },
+    out: { type: "string" },
+  },
+});
+const numbers = (text: string | undefined, fallback: string): number[] =>
+  (text ?? fallback)
+    .split(",")
+    .filter((x) => x.trim() !== "")
+    .map(Number);
+const loads = numbers(values.loads, "0.5,1,2");
+const speeds = numbers(values.speeds, "1");
+const traces = (values.traces ?? "m-small,m-mid").split(",") as ServeGenModel[];
+const tune = !values["no-tune"];
+const outDir = path.resolve(values.out ?? path.join(repoRoot(), ".cache", "eval"));
+mkdirSync(outDir, { recursive: true });
+
+const DAY = 86_400;
+const GOAL = 0.99;
+const TTFT = 2;
+const MODEL = "llama-3.1-8b";
+const GPU = "NVIDIA-A100-SXM4-80GB";
+const MODEL_LOAD_SECONDS = 120;
+const MAX_REPLICAS = 96;
+/** At 1× load the busiest 10-minute window needs about this many replicas at full compute throughput. */
+const PEAK_REPLICAS_AT_1X = 24;
+const HELD_BACK: ServeGenModel = "m-mid";
+
+const replica = replicaFor(MODEL, GPU, { maxContextLength: 16_384 });
+const prior = replica.replicaTokenCapacityPerSecond;
+if (prior === null) throw new Error("no capacity prior for the replica");
+const started = Date.now();
+const log = (line: string) => process.stdout.write(line + "\n");
+
+/** The load scale at which the busiest window needs PEAK_REPLICAS_AT_1X replicas. */
+function baseScale(sg: ServeGen): number {
+  let peak = 0;
+  for (const w of sg.windows) peak = Math.max(peak, w.rate * (w.meanInputTokens + w.meanOutputTokens));
+  return (PEAK_REPLICAS_AT_1X * trueReplicaCapacity(replica.params)) / peak;
+}
+
+// ---------------------------------------------------------------- forecast methods on the data
+function bucketSeries(sg: ServeGen, scale: number): number[] {
+  const demand = serveGenSeconds(sg, { fromS: 0, toS: 14 * DAY, loadScale: scale, seed: 7 });
+  const out: number[] = [];
+  for (let b = 0; b * 300 < demand.requests.length; b++) {
+    let sum = 0;
+    for (let s = b * 300; s < Math.min(demand.requests.length, (b + 1) * 300); s++)
+      sum += (demand.promptTokens[s] as number) + (demand.outputTokens[s] as number);
+    out.push(sum / 300);
+  }
+  return out;
+}
+
+interface MethodScore {
+  method: string;
+  horizon: number;
+  mape: number;
+  coverage: number;
+  pinball: number;
+}
+function scoreMethods(series: number[], horizons: number[]): MethodScore[] {
+  const rows: MethodScore[] = [];
+  for (const h of horizons)
+    for (const method of FORECAST_METHODS) {
+      let ape = 0;
+      let covered = 0;
+      let pin = 0;
+      let n = 0;
+      for (let t = 7 * 288; t + h < series.length; t++) {
+        const level = series[t] as number;
+        const actual = series[t + h] as number;
+        const g = forecastGrowth(series, t, h, method, 288);
+        const spread = errorQuantile(series, t, h, method, 288, 0.9, 2 * 288);
+        if (g === null || spread === null || !(level > 0) || !(actual > 0)) continue;
+        const point = level * g;
+        const upper = point * spread;
+        ape += Math.abs(point - actual) / actual;
+        covered += actual <= upper ? 1 : 0;
+        // Pinball loss of the 0.9 quantile, relative to the actual.
+        pin += (actual >= upper ? 0.9 * (actual - upper) : 0.1 * (upper - actual)) / actual;
+        n++;
+      }
+      rows.push({ method, horizon: h, mape: ape / n, coverage: covered / n, pinball: pin / n });
+    }
+  return rows;
+}
+
+const methodTables: Record<string, MethodScore[]> = {};
+for (const model of traces) {
+  const sg = loadServeGen(model);
+  methodTables[model] = scoreMethods(bucketSeries(sg, baseScale(sg)), [1, 2, 6]);
+}
+log(
+  `=== forecast methods on 5-minute token demand, days 8–14 (history from day 1), upper quantile q=0.9 ===`,
+);
+log(`trace    | horizon | method                 | MAPE   | coverage | pinball (rel.)`);
+for (const [model, rows] of Object.entries(methodTables))
+  for (const r of rows)
+    log(
+      `${model.padEnd(8)} | ${String(r.horizon * 5).padStart(4)} min | ${r.method.padEnd(22)} | ${(r.mape * 100).toFixed(2).padStart(5)}% | ${(r.coverage * 100).toFixed(1).padStart(6)}% | ${r.pinball.toFixed(4)}`,
+    );
+const tuningRows = methodTables["m-small"]?.filter((r) => r.horizon === 1) ?? [];
+const bestOnTuning = [...tuningRows].sort((a, b) => a.pinball - b.pinball)[0];
+log(
+  `chosen on m-small at 5 min (lowest pinball): ${bestOnTuning?.method ?? "n/a"}; the policy uses ${DEFAULT_FORECAST_METHOD}`,
+);
+
+// ---------------------------------------------------------------- DES vs fluid on a shared span
+{
+  const sg = loadServeGen("m-small");
+  // Day 8, 13:00–13:30, at a load a discrete-event run can carry (the busiest window: 8 replicas).
+  const fromS = 7 * DAY + 13 * 3600;
+  const toS = fromS + 1800;
+  const scale = baseScale(sg) * (8 / PEAK_REPLICAS_AT_1X);
+  const trace = serveGenRequests(sg, { fromS, toS, loadScale: scale, seed: 11 });
+  const fleet: FleetScenario = {
+    name: "servegen m-small day 8 13:00",
+    trace,
+    params: replica.params,
+    gpusPerReplica: replica.gpusPerReplica,
+    modelLoadSeconds: MODEL_LOAD_SECONDS,
+    scrapeIntervalSeconds: 10,
+    ttftTargetSeconds: TTFT,
+    minReplicas: 1,
+    maxReplicas: 16,
+  };
+  const fluid: FluidScenario = {
+    name: fleet.name,
+    demand: secondsOfTrace(trace),
+    params: replica.params,
+    gpusPerReplica: replica.gpusPerReplica,
+    modelLoadSeconds: MODEL_LOAD_SECONDS,
+    scrapeIntervalSeconds: 10,
+    ttftTargetSeconds: TTFT,
+    minReplicas: 1,
+    maxReplicas: 16,
+    scoreFromSecond: 0,
+  };
+  log(
+    `\n=== check: discrete-event vs fluid on the same ${trace.requests.length} requests (m-small, day 8, 13:00–13:30) ===`,
+  );
+  log(`controller          | DES within | fluid within | DES GPU-h | fluid GPU-h`);
+  const bounds: Bounds = { minReplicas: 1, maxReplicas: 16, initialReplicas: 3 };
+  const overrides = { ttftTargetSeconds: TTFT, replicaTokenCapacityPerSecond: prior };
+  for (const make of [1, 2, 3, 4]
+    .map((k) => () => staticController(k))
+    .concat([() => gpufleetController(bounds, overrides)])) {
+    const d = simulateFleet(fleet, make());
+    const f = simulateFluid({ ...fluid, minReplicas: 1 }, make());
+    log(
+      `${d.controller.padEnd(19)} | ${(d.withinTargetShare * 100).toFixed(2).padStart(9)}% | ${(f.withinTargetShare * 100).toFixed(2).padStart(11)}% | ${d.gpuHours.toFixed(2).padStart(9)} | ${f.gpuHours.toFixed(2).padStart(10)}`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------- the 14-day runs
+interface Row {
+  trace: ServeGenModel;
+  load: number;
+  speed: number;
+  heldBack: boolean;
+  results: Array<FluidResult & { tuned?: boolean; meetsGoal: boolean }>;
+  oracleGpuHours: number;
+  staticGpuHours: number;
+}
+const rows: Row[] = [];
+for (const model of traces) {
+  const sg = loadServeGen(model);
+  const base = baseScale(sg);
+  for (const load of loads) {
+    const demand = serveGenSeconds(sg, { fromS: 0, toS: 14 * DAY, loadScale: base * load, seed: 1 });
+    for (const speed of speeds) {
+      const t0 = Date.now();
+      const scenario: FluidScenario = {
+        name: `servegen ${model} ×${load}`,
+        demand,
+        params: withEngineSpeed(replica.params, speed),
+        gpusPerReplica: replica.gpusPerReplica,
+        modelLoadSeconds: MODEL_LOAD_SECONDS,
+        scrapeIntervalSeconds: 10,
+        ttftTargetSeconds: TTFT,
+        minReplicas: 1,
+        maxReplicas: MAX_REPLICAS,
+        scoreFromSecond: 7 * DAY,
+      };
+      const results: Row["results"] = [];
+      const add = (r: FluidResult, tuned = false) =>
+        results.push({ ...r, ...(tuned ? { tuned } : {}), meetsGoal: r.withinTargetShare >= GOAL });
+      const staticPeak = fluidStaticPeak(scenario, GOAL, (k) => staticController(k));
+      add(staticPeak.result);
+      const schedule = fluidOracleSchedule(scenario, GOAL, 300);
+      const oracle = simulateFluid(
+        scenario,
+        scheduleController("oracle (per 5 min, hindsight)", 300_000, schedule),
+      );
+      add(oracle);
+      const bounds: Bounds = { minReplicas: 1, maxReplicas: MAX_REPLICAS, initialReplicas: 1 };
+      const overrides = { ttftTargetSeconds: TTFT, replicaTokenCapacityPerSecond: prior };
+      add(simulateFluid(scenario, gpufleetController(bounds, overrides)));
+      add(
+        simulateFluid(
+          scenario,
+          gpufleetController(bounds, { ...overrides, forecast: true }, 10, "gpufleet + forecast"),
+        ),
+      );
+      for (const sweep of baselineSweeps(bounds, prior)) {
+        const controllers: Controller[] = tune ? sweep.controllers : sweep.controllers.slice(0, 1);
+        const runs = controllers.map((c) => simulateFluid(scenario, c));
+        add(runs[0] as FluidResult);
+        if (tune) {
+          const meeting = runs
+            .filter((r) => r.withinTargetShare >= GOAL)
+            .sort((a, b) => a.gpuHours - b.gpuHours);
+          const best = meeting[0] ?? [...runs].sort((a, b) => b.withinTargetShare - a.withinTargetShare)[0]!;
+          add({ ...best, controller: `${sweep.baseline} tuned: ${best.controller}` }, true);
+        }
+      }
+      rows.push({
+        trace: model,
+        load,
+        speed,
+        heldBack: model === HELD_BACK,
+        results,
+        oracleGpuHours: oracle.gpuHours,
+        staticGpuHours: staticPeak.result.gpuHours,
+      });
+      log(
+        `\n=== ${scenario.name} · engine ${speed}× · days 8–14 scored (${(Date.now() - t0) / 1000} s) ${model === HELD_BACK ? "[HELD BACK]" : "[tuning]"} ===`,
+      );
+      log(`controller                                   | GPU-h   | × oracle | within 2 s | peak`);
+      for (const r of results)
+        log(
+          `${r.controller.slice(0, 44).padEnd(44)} | ${r.gpuHours.toFixed(0).padStart(7)} | ${(r.gpuHours / oracle.gpuHours).toFixed(2).padStart(8)} | ${(r.withinTargetShare * 100).toFixed(2).padStart(9)}% | ${r.peakReplicas}`,
+        );
+    }
+  }
+}
+
+// ---------------------------------------------------------------- summary against the aim
+log(
+  `\n=== aim: ≥99% within 2 s, ≤1.15× oracle GPU-hours, ≤ static peak and ≤ every tuned baseline that meets the goal ===`,
+);
+log(
+  `trace (role)          | load | speed | gpufleet within / ×oracle | +forecast within / ×oracle | static ×oracle | cheapest tuned baseline meeting the goal`,
+);
+for (const row of rows) {
+  const g = row.results.find((r) => r.controller === "gpufleet")!;
+  const f = row.results.find((r) => r.controller === "gpufleet + forecast")!;
+  const tunedOk = row.results
+    .filter((r) => r.tuned && r.meetsGoal)
+    .sort((a, b) => a.gpuHours - b.gpuHours)[0];
+  const cell = (r: FluidResult) =>
+    `${(r.withinTargetShare * 100).toFixed(2)}% / ${(r.gpuHours / row.oracleGpuHours).toFixed(2)}×`;
+  log(
+    `${`${row.trace} (${row.heldBack ? "held back" : "tuning"})`.padEnd(21)} | ${String(row.load).padStart(4)} | ${String(row.speed).padStart(5)} | ${cell(g).padStart(25)} | ${cell(f).padStart(26)} | ${(row.staticGpuHours / row.oracleGpuHours).toFixed(2).padStart(14)} | ${tunedOk ? `${tunedOk.controller} ${(tunedOk.gpuHours / row.oracleGpuHours).toFixed(2)}×` : "none"}`,
+  );
+}
+writeFileSync(path.join(outDir, "forecast-summary.json"), JSON.stringify({ methodTables, rows }, null, 2));
+log(
+  `\ntotal wall time ${((Date.now() - started) / 1000).toFixed(1)} s; summary ${path.join(outDir, "forecast-summary.json")}`,
+);
