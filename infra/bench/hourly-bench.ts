@@ -10,6 +10,12 @@
  * - yearly, re-sized hourly: the hourly planner fed the flat yearly figures (follows demand, not carbon);
  * - hourly re-planned: the hourly planner fed each day's hourly intensities (a perfect forecast);
  * - hourly + routing: its replicas, with each request sent by gateway/routing/region.ts pickRegion;
+ * - hourly on a day-ahead forecast (the same hours of the day before: a persistence forecast with the
+ *   real error of the data), with and without routing on the live value at request time: what a wrong
+ *   forecast costs, and how much of it routing wins back;
+ * - hourly + flexible load: `flexibleShare` of every origin's daily tokens may run at any hour of its
+ *   day (batch work), moved to the hours whose cleanest reachable region is cleanest, never above the
+ *   origin's own daily peak (so no extra peak capacity). A different service contract, shown apart;
  * - cheapest, nearest: the hourly planner with cost or RTT first (carbon-blind).
  *
  * Every plan is charged the real hourly intensity of every hour it runs. Days are sampled (every
@@ -42,6 +48,10 @@ export interface HourlyBenchOptions {
   minDwellHours: number;
   /** Requests per origin and model per hour that routing places one by one. */
   routingChunks: number;
+  /** Share of each origin's daily tokens that may run at any hour of the day (0: no flexible row). */
+  flexibleShare: number;
+  /** Also plan on a day-ahead persistence forecast. */
+  forecast: boolean;
 }
 
 export const DEFAULT_HOURLY_BENCH: HourlyBenchOptions = {
@@ -52,7 +62,38 @@ export const DEFAULT_HOURLY_BENCH: HourlyBenchOptions = {
   loadMinutes: 10,
   minDwellHours: 4,
   routingChunks: 20,
+  flexibleShare: 0.25,
+  forecast: true,
 };
+
+/**
+ * Moves `share` of each origin's daily demand to the hours with the lowest `score` (the cleanest
+ * reachable intensity), filling each hour up to the origin's own daily peak; the rest keeps its shape.
+ * Totals per origin are unchanged. Pure.
+ */
+export function shiftFlexible(
+  shapes: Readonly<Record<string, readonly number[]>>,
+  score: (origin: string, hour: number) => number,
+  share: number,
+): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const [origin, shape] of Object.entries(shapes)) {
+    const total = shape.reduce((a, b) => a + b, 0);
+    const peak = Math.max(...shape);
+    const next = shape.map((v) => v * (1 - share));
+    let left = total * share;
+    const hours = shape.map((_, h) => h).sort((a, b) => score(origin, a) - score(origin, b) || a - b);
+    for (const h of hours) {
+      if (left <= 0) break;
+      const room = Math.max(0, peak - (next[h] ?? 0));
+      const add = Math.min(room, left);
+      next[h] = (next[h] ?? 0) + add;
+      left -= add;
+    }
+    out[origin] = next;
+  }
+  return out;
+}
 
 interface Tally {
   grams: number;
@@ -226,6 +267,8 @@ export interface HourlyBenchResult {
   strategies: StrategyResult[];
   solveSeconds: { perDayHourly: number[]; total: number };
   size: { integers: number; continuous: number; rows: number };
+  /** Mean absolute percentage error of the day-ahead forecast over the hourly regions. */
+  forecastMape?: number | undefined;
 }
 
 export async function runHourlyBench(
@@ -324,7 +367,12 @@ export async function runHourlyBench(
     routed: newTally(),
     cheapest: newTally(),
     nearest: newTally(),
+    forecast: newTally(),
+    forecastRouted: newTally(),
+    flexible: newTally(),
   };
+  let forecastErrorSum = 0;
+  let forecastErrorCount = 0;
   const perDay: number[] = [];
   let size = staticPlan.size;
   let days = 0;
@@ -341,6 +389,57 @@ export async function runHourlyBench(
     );
     perDay.push((performance.now() - t) / 1000);
     size = plan.size;
+    let forecastPlan: HourPlan[] | undefined;
+    if (options.forecast) {
+      // Day-ahead persistence forecast: each region's same hour of the day before.
+      const forecast: Record<string, number[]> = Object.fromEntries(
+        regions.map((r) => [
+          r,
+          Array.from({ length: 24 }, (_, h) => actualAt(dayStart - 24 * HOUR_MS + h * HOUR_MS)(r)),
+        ]),
+      );
+      for (const { region } of hourlyRegions)
+        for (let h = 0; h < 24; h++) {
+          const actual = intensity[region]?.[h] ?? 0;
+          if (actual > 0) {
+            forecastErrorSum += Math.abs((forecast[region]?.[h] ?? 0) - actual) / actual;
+            forecastErrorCount += 1;
+          }
+        }
+      forecastPlan = (
+        await planRolling(
+          { ...common, hours: 24, startMs: dayStart, intensity: forecast, demandShape: repeatShapes(1), initial },
+          "carbon-aware",
+          rolling,
+        )
+      ).hours;
+    }
+    let flexiblePlan: HourPlan[] | undefined;
+    if (options.flexibleShare > 0) {
+      // Planned on the same (perfect) hourly figures as the hourly row, so only the demand differs.
+      const reachable = new Map(
+        ORIGINS.map(([o]) => [
+          o,
+          regions.filter((r) => (rtt.rttMs(o, r) ?? Number.POSITIVE_INFINITY) <= options.latencyTargetMs),
+        ]),
+      );
+      const score = (origin: string, h: number): number =>
+        Math.min(...(reachable.get(origin) ?? []).map((r) => intensity[r]?.[h] ?? Number.POSITIVE_INFINITY));
+      flexiblePlan = (
+        await planRolling(
+          {
+            ...common,
+            hours: 24,
+            startMs: dayStart,
+            intensity,
+            demandShape: shiftFlexible(shapes, score, options.flexibleShare),
+            initial,
+          },
+          "carbon-aware",
+          rolling,
+        )
+      ).hours;
+    }
     for (let h = 0; h < 24; h++) {
       const actual = actualAt(dayStart + h * HOUR_MS);
       const hourly = plan.hours[h];
@@ -360,6 +459,22 @@ export async function runHourlyBench(
         routed.routes,
         routed.overCapacityTokensPerSecond,
       );
+      const onForecast = forecastPlan?.[h];
+      if (onForecast) {
+        charge(tallies.forecast, onForecast, actual, zoneOf, loadHours);
+        const live = routeHour(onForecast, actual, rtt, options.latencyTargetMs, options.routingChunks);
+        charge(
+          tallies.forecastRouted,
+          onForecast,
+          actual,
+          zoneOf,
+          loadHours,
+          live.routes,
+          live.overCapacityTokensPerSecond,
+        );
+      }
+      const flexible = flexiblePlan?.[h];
+      if (flexible) charge(tallies.flexible, flexible, actual, zoneOf, loadHours);
     }
     if (days % 10 === 0)
       progress(`${days} days planned, ${((performance.now() - started) / 1000).toFixed(0)} s`);
@@ -373,9 +488,19 @@ export async function runHourlyBench(
       result("yearly, re-sized hourly", tallies.resized, days),
       result("hourly re-planned", tallies.hourly, days),
       result("hourly + routing", tallies.routed, days),
+      ...(options.forecast
+        ? [
+            result("hourly on day-ahead forecast", tallies.forecast, days),
+            result("  + routing on live values", tallies.forecastRouted, days),
+          ]
+        : []),
+      ...(options.flexibleShare > 0
+        ? [result(`hourly + ${Math.round(options.flexibleShare * 100)}% flexible load`, tallies.flexible, days)]
+        : []),
       result("cheapest", tallies.cheapest, days),
       result("nearest", tallies.nearest, days),
     ],
+    forecastMape: forecastErrorCount > 0 ? forecastErrorSum / forecastErrorCount : undefined,
     solveSeconds: { perDayHourly: perDay, total: (performance.now() - started) / 1000 },
     size,
   };

@@ -8,7 +8,7 @@
  * Then the hourly part (hourly-bench.ts): 2023 hour by hour, yearly-static against hourly re-planned
  * placement, with and without the gateway's region routing.
  *
- * Run: npm run bench:placement [-- --hourly-only | --static-only] [--fleet today|zones|both] [--day-step 14] [--target 100] [--block 1]
+ * Run: npm run bench:placement [-- --hourly-only | --static-only] [--fleet today|zones|both] [--day-step 14] [--target 100] [--block 1] [--flexible 0.25] [--no-forecast]
  */
 import { performance } from "node:perf_hooks";
 import { StaticCarbonIntensitySource, attributionText } from "../carbon/index.js";
@@ -139,7 +139,12 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
     latencyTargetMs: numberFlag("target", DEFAULT_HOURLY_BENCH.latencyTargetMs),
     dayStep: numberFlag("day-step", DEFAULT_HOURLY_BENCH.dayStep),
     blockHours: numberFlag("block", DEFAULT_HOURLY_BENCH.blockHours),
+    flexibleShare: process.argv.includes("--flexible")
+      ? Number(process.argv[process.argv.indexOf("--flexible") + 1])
+      : DEFAULT_HOURLY_BENCH.flexibleShare,
+    forecast: !flag("no-forecast"),
   };
+  if (!(options.flexibleShare >= 0 && options.flexibleShare < 1)) throw new Error("--flexible takes a share in [0, 1)");
   const rtt = loadGcpRttTable();
   const carbonSource = StaticCarbonIntensitySource.fromSharedData();
   const result = await runHourlyBench(rtt, carbonSource, options, undefined, (line) =>
@@ -191,7 +196,20 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
     console.log(
       `(routing: ${fmt(routed.overCapacityPct, 2)}% of tokens sent above a region's planned capacity)`,
     );
+  if (result.forecastMape !== undefined)
+    console.log(
+      `(day-ahead forecast = the same hour the day before: mean absolute error ${fmt(result.forecastMape * 100, 1)}% over the hourly regions)`,
+    );
   const hourly = result.strategies.find((s) => s.name === "hourly re-planned");
+  const flexible = result.strategies.find((s) => s.name.includes("flexible load"));
+  if (today && flexible) {
+    console.log(`\nWhere ${flexible.name} serves its tokens vs yearly-static:`);
+    for (const z of zoneGains(today, flexible).filter((z) => Math.max(z.fromShare, z.toShare) >= 0.01)) {
+      console.log(
+        `  ${z.zone.padEnd(40)} ${fmt(z.fromShare * 100, 1).padStart(5)}% @ ${fmt(z.fromIntensity, 0).padStart(4)} g/kWh -> ${fmt(z.toShare * 100, 1).padStart(5)}% @ ${fmt(z.toIntensity, 0).padStart(4)} g/kWh`,
+      );
+    }
+  }
   if (today && hourly) {
     console.log(
       `\nWhere the hourly plan serves its tokens vs yearly-static (share of tokens, mean intensity of the hours served):`,
