@@ -25,7 +25,7 @@ let operator: RunningOperator;
 let fleet: SimFleet;
 const cleanups: Array<() => unknown> = [];
 
-function autoscaled(engine: "vllm" | "tensorrt-llm", replicas = 1, maxReplicas = 3) {
+function autoscaled(engine: "vllm" | "tensorrt-llm" | "sglang", replicas = 1, maxReplicas = 3) {
   return {
     model: { name: "llama-3.1-8b-instruct", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } }, maxContextLength: 8192 },
     engine: { kind: engine },
@@ -196,5 +196,27 @@ describe("autoscaling on KV-cache pressure and queue depth, end to end", () => {
     expect(md.status?.autoscaler?.scrapedReplicas ?? 0).toBeGreaterThan(0);
     await load;
     process.stderr.write(`[autoscaling-e2e] tensorrt-llm: scaled up ${seconds.toFixed(1)}s after the spike began\n`);
+  });
+
+  it("scales an SGLang ModelDeployment on its sglang: metrics (token usage, queue, running)", async () => {
+    const proxy = await deploy("sgl", autoscaled("sglang"));
+    const loadStarted = Date.now();
+    const load = runLoad(overload(8, 20), {
+      endpoints: [proxy.url],
+      policy: "round-robin",
+      model: "llama-3.1-8b-instruct",
+      maxOutputTokens: 128,
+      requestTimeoutMs: 120_000,
+      maxDurationMs: 25_000,
+    });
+    await waitFor(async () => (await read("sgl")).spec.replicas > 1, { timeoutMs: 30_000, intervalMs: 250, description: "sglang scale-up" });
+    const seconds = (Date.now() - loadStarted) / 1000;
+    expect(seconds).toBeLessThan(10 * SCRAPE_INTERVAL_SECONDS + 5);
+    const md = await read("sgl");
+    expect(md.status?.autoscaler?.scrapedReplicas ?? 0).toBeGreaterThan(0);
+    const pods = await core.listNamespacedPod({ namespace: namespace.name, labelSelector: "gpufleet.io/model-deployment=sgl" });
+    expect(pods.items[0]?.spec?.containers[0]?.command?.join(" ") ?? "").toMatch(/sglang/);
+    await load;
+    process.stderr.write(`[autoscaling-e2e] sglang: scaled up ${seconds.toFixed(1)}s after the spike began\n`);
   });
 });
