@@ -59,7 +59,7 @@ describe("readPinnedTools", () => {
     expect(pins.pinHash).toMatch(/^[0-9a-f]{16}$/);
   });
 
-  it("names a recipe for each of the seven cluster binaries and prometheus + promtool", () => {
+  it("names a recipe for each of the seven cluster binaries, prometheus + promtool and the LWS controller", () => {
     expect(BINARY_RECIPES.map((recipe) => recipe.name).sort()).toEqual(
       [
         "etcd",
@@ -71,8 +71,18 @@ describe("readPinnedTools", () => {
         "kwok",
         "prometheus",
         "promtool",
+        "lws-controller",
       ].sort(),
     );
+  });
+
+  it("pins the LeaderWorkerSet controller in tools/lws, cached in its own folder", () => {
+    const pins = readPinnedTools();
+    expect(pins.versions["lws-controller"]).toMatch(/^v0\.\d+\.\d+$/);
+    expect(pins.cacheFolders["lws-controller"]).toMatch(/^lws-[0-9a-f]{16}$/);
+    expect(pins.cacheFolders["lws-controller"]).not.toBe(pins.pinHash);
+    const lws = BINARY_RECIPES.find((recipe) => recipe.name === "lws-controller");
+    expect(lws?.versionLdflags("v0.8.0")).toContain("-X sigs.k8s.io/lws/pkg/version.GitVersion=v0.8.0");
   });
 
   it("pins prometheus and promtool in tools/prometheus, cached apart from the cluster binaries", () => {

@@ -1,10 +1,11 @@
 /**
  * Finds or builds the pinned binaries the project runs: the local control plane (etcd, kube-apiserver,
  * kube-controller-manager, kube-scheduler, kubectl, kwok), helm, and Prometheus' `prometheus` and
- * `promtool` (for the tests of the Prometheus metrics source and of the chart's alerts).
+ * `promtool` (for the tests of the Prometheus metrics source and of the chart's alerts), and the
+ * LeaderWorkerSet controller `lws-controller` (multi-node replicas; started by the cluster harness).
  *
  * Versions are pinned in ONE place: the Go tool modules under tools/ (tools/k8s, tools/etcd,
- * tools/kwok, tools/helm, tools/prometheus). This file reads the pins from their go.mod files.
+ * tools/kwok, tools/helm, tools/prometheus, tools/lws). This file reads the pins from their go.mod files.
  *
  * Resolution order (like controller-runtime's envtest):
  *   1. $KUBEBUILDER_ASSETS/<name>          (taken as is: the caller chose that directory)
@@ -12,8 +13,8 @@
  *   3. the build cache outside the repo:   ${GPUFLEET_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/gpufleet}/bin/<pin hash>/
  *      built there with `go build -trimpath` when missing. The directory name hashes the tools'
  *      go.mod + go.sum, so binaries are rebuilt only when a pin changes. prometheus and promtool
- *      have their own folder, bin/prometheus-<hash of tools/prometheus>/, so that bumping one
- *      group's pins does not rebuild the other.
+ *      have their own folder, bin/prometheus-<hash of tools/prometheus>/, and lws-controller
+ *      bin/lws-<hash of tools/lws>/, so that bumping one group's pins does not rebuild the others.
  *
  * Prometheus is built without its web UI assets (no `builtinassets` tag: the UI pages answer 404,
  * the HTTP API the tests use is complete) and with `remove_all_sd` (only static, file and HTTP
@@ -50,8 +51,11 @@ export type ClusterBinaries = Record<ClusterBinaryName, string>;
 
 export type PrometheusBinaryName = "prometheus" | "promtool";
 
+/** The LeaderWorkerSet controller (sigs.k8s.io/lws), which runs multi-node replicas as pod groups. */
+export type LwsBinaryName = "lws-controller";
+
 /** Every binary this file can find or build. */
-export type PinnedBinaryName = ClusterBinaryName | PrometheusBinaryName;
+export type PinnedBinaryName = ClusterBinaryName | PrometheusBinaryName | LwsBinaryName;
 
 export const CLUSTER_BINARY_NAMES: readonly ClusterBinaryName[] = [
   "etcd",
@@ -63,7 +67,7 @@ export const CLUSTER_BINARY_NAMES: readonly ClusterBinaryName[] = [
   "helm",
 ];
 
-type ToolModule = "k8s" | "etcd" | "kwok" | "helm" | "prometheus";
+type ToolModule = "k8s" | "etcd" | "kwok" | "helm" | "prometheus" | "lws";
 
 /**
  * Tool modules whose pins share one cache folder. The cluster group's folder is named by its hash
@@ -72,6 +76,7 @@ type ToolModule = "k8s" | "etcd" | "kwok" | "helm" | "prometheus";
 const PIN_GROUPS = {
   cluster: { toolModules: ["k8s", "etcd", "kwok", "helm"], folderPrefix: "", recipeRevision: "1" },
   prometheus: { toolModules: ["prometheus"], folderPrefix: "prometheus-", recipeRevision: "1" },
+  lws: { toolModules: ["lws"], folderPrefix: "lws-", recipeRevision: "1" },
 } as const satisfies Record<
   string,
   { toolModules: readonly ToolModule[]; folderPrefix: string; recipeRevision: string }
@@ -80,7 +85,7 @@ const PIN_GROUPS = {
 type PinGroup = keyof typeof PIN_GROUPS;
 
 const groupOf = (toolModule: ToolModule): PinGroup =>
-  toolModule === "prometheus" ? "prometheus" : "cluster";
+  toolModule === "prometheus" || toolModule === "lws" ? toolModule : "cluster";
 
 /** How one binary is versioned, built and asked for its version. */
 export interface BinaryRecipe {
@@ -178,6 +183,18 @@ export const BINARY_RECIPES: readonly BinaryRecipe[] = [
   },
   prometheusRecipe("prometheus"),
   prometheusRecipe("promtool"),
+  {
+    // Its main package is the module's cmd/ (the manager binary of its releases).
+    name: "lws-controller",
+    toolModule: "lws",
+    pinnedModule: "sigs.k8s.io/lws",
+    goPackage: "sigs.k8s.io/lws/cmd",
+    versionArgs: ["--version"],
+    versionLdflags: (version) => [
+      `-X sigs.k8s.io/lws/pkg/version.GitVersion=${version}`,
+      `-X sigs.k8s.io/lws/pkg/version.GitCommit=${version}`,
+    ],
+  },
 ];
 
 /** module path → version for every `require`d module of a go.mod (direct or indirect). */

@@ -89,6 +89,7 @@ const printerColumns = [
   { name: "GPU", type: "string", jsonPath: ".status.plan.gpuProduct" },
   { name: "GPUs/Replica", type: "integer", jsonPath: ".status.plan.gpusPerReplica", priority: 1 },
   { name: "TP", type: "integer", jsonPath: ".status.plan.tensorParallelism", priority: 1 },
+  { name: "Nodes/Replica", type: "integer", jsonPath: ".status.plan.nodesPerReplica", priority: 1 },
   { name: "KV-Tokens", type: "integer", jsonPath: ".status.plan.kvCacheTokensPerReplica", priority: 1 },
   { name: "Replicas", type: "integer", jsonPath: ".spec.replicas" },
   { name: "Ready", type: "integer", jsonPath: ".status.readyReplicas" },

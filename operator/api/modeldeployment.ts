@@ -316,6 +316,19 @@ const GpuSpec = Type.Object(
         },
       ],
     ),
+    pipelineParallelism: withCel(
+      IntOrAuto({
+        default: "auto",
+        description:
+          "Pipeline stages (one node each) one replica spans: auto (one node when the model fits one, else the fewest nodes that hold it, run as a LeaderWorkerSet group), 1 (never span nodes), or 2 to 8.",
+      }),
+      [
+        {
+          rule: "type(self) == string ? self == 'auto' : (self >= 1 && self <= 8)",
+          message: "pipelineParallelism must be 'auto' or an integer from 1 to 8",
+        },
+      ],
+    ),
     memoryUtilization: Type.Number({
       exclusiveMinimum: 0,
       maximum: 1,
@@ -703,6 +716,15 @@ const PlanStatus = Type.Object(
     gpuProduct: Type.String({ description: "GPU product chosen (nvidia.com/gpu.product)." }),
     gpusPerReplica: Type.Integer({ description: "GPUs each replica uses." }),
     tensorParallelism: Type.Integer({ description: "Tensor-parallel degree." }),
+    pipelineParallelism: Type.Optional(
+      Type.Integer({ description: "Pipeline stages per replica (absent or 1: the replica fits one node)." }),
+    ),
+    nodesPerReplica: Type.Optional(
+      Type.Integer({ description: "Pods (one per node) that make one replica: the LeaderWorkerSet group size." }),
+    ),
+    stages: Type.Optional(
+      Type.String({ maxLength: 2048, description: "What each pipeline stage holds: layers, weights and KV per GPU." }),
+    ),
     kvCacheTokensPerReplica: Type.Integer({ description: "KV-cache capacity of one replica, in tokens." }),
     maxContextLength: Type.Integer({ description: "Context length the engine is started with." }),
     maxConcurrentFullContextSequences: Type.Optional(

@@ -5,6 +5,7 @@ export const GPU_PRODUCT_LABEL = "nvidia.com/gpu.product";
 export const GPU_MEMORY_LABEL = "nvidia.com/gpu.memory";
 export const GPU_RESOURCE = "nvidia.com/gpu";
 export const POOL_LABEL = "gpufleet.io/pool";
+export const ZONE_LABEL = "topology.kubernetes.io/zone";
 
 /** Nodes with the same GPU product, as the operator sees them: one place replicas can be pinned to. */
 export interface GpuPool {
@@ -15,6 +16,8 @@ export interface GpuPool {
   totalGpus: number;
   poolNames: string[];
   regions: string[];
+  /** Zones of the pool's nodes, when every one of them is labelled with one (else absent). */
+  zones?: string[];
 }
 
 export type SizeResult<Plan> = { fits: true; plan: Plan } | { fits: false; message: string };
@@ -63,6 +66,11 @@ export function discoverGpuPools(nodes: V1Node[], nodeSelector?: Record<string, 
     if (poolName && !pool.poolNames.includes(poolName)) pool.poolNames.push(poolName);
     const region = node.metadata?.labels?.["topology.kubernetes.io/region"];
     if (region && !pool.regions.includes(region)) pool.regions.push(region);
+    const zone = node.metadata?.labels?.[ZONE_LABEL];
+    if (pool.nodeNames.length === 1) pool.zones = zone ? [zone] : undefined;
+    else if (pool.zones && zone) {
+      if (!pool.zones.includes(zone)) pool.zones.push(zone);
+    } else pool.zones = undefined;
     byProduct.set(product, pool);
   }
   return [...byProduct.values()].sort((a, b) => a.gpuProduct.localeCompare(b.gpuProduct));

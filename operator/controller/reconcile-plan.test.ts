@@ -233,3 +233,53 @@ describe("scale to zero in the status", () => {
     expect(ready(md, deploymentWith({ replicas: 1, readyReplicas: 0, updatedReplicas: 1 }))?.reason).toBe("ReplicasNotReady");
   });
 });
+
+describe("planReconcile: a model bigger than one node", () => {
+  const llama405b = (spec: Record<string, unknown> = {}) =>
+    modelDeployment("big", { model: { name: "big", source: { huggingFace: { repo: "meta-llama/Llama-3.1-405B-Instruct" } } }, ...spec });
+  const h100Pool = [
+    gpuNode("h100-0", H100, 8, { "gpufleet.io/pool": "h100", "topology.kubernetes.io/zone": "z-a" }),
+    gpuNode("h100-1", H100, 8, { "gpufleet.io/pool": "h100", "topology.kubernetes.io/zone": "z-a" }),
+  ];
+
+  it("plans PP 2 x TP 8 on a two-node pool, keeps the group in one pool and zone, and says what each stage holds", () => {
+    let rendered: ResolvedPlan | undefined;
+    const result = planReconcile(observe(llama405b(), { nodes: h100Pool }), {
+      ...deps,
+      render: (md, plan) => {
+        rendered = plan;
+        return deps.render(md, plan);
+      },
+    });
+    expect(result.status.plan).toMatchObject({ gpuProduct: H100, tensorParallelism: 8, pipelineParallelism: 2, nodesPerReplica: 2, gpusPerReplica: 16 });
+    expect(result.status.plan!.stages).toMatch(/stage 0: layers 0-62 \+ embedding/);
+    expect(rendered?.groupTopologyKeys).toEqual(["gpufleet.io/pool", "topology.kubernetes.io/zone"]);
+    const planned = result.events.find((e) => e.reason === "Planned");
+    expect(planned?.message).toMatch(/LeaderWorkerSet group of 2 pods \(PP 2 x TP 8\)/);
+  });
+
+  it("refuses a pool of one node with DoesNotFit, naming the nodes it needs", () => {
+    const result = planReconcile(observe(llama405b({ gpu: { products: ["NVIDIA-A100-SXM4-80GB"] } }), { nodes: [gpuNode("a100-0", "NVIDIA-A100-SXM4-80GB", 8)] }), deps);
+    expect(result.workload).toBeUndefined();
+    const ready = result.status.conditions?.find((c) => c.type === "Ready");
+    expect(ready).toMatchObject({ status: "False", reason: "DoesNotFit" });
+    expect(ready?.message).toMatch(/needs 2 nodes per replica \(PP 2 x TP 8 = 16 x NVIDIA-A100-SXM4-80GB\) but the NVIDIA-A100-SXM4-80GB pool has 1 ready node/);
+    expect(result.events).toContainEqual(expect.objectContaining({ type: "Warning", reason: "DoesNotFit" }));
+  });
+
+  it("counts an unschedulable group once, with the GPUs of its pods", () => {
+    const pending = (name: string, group: string) => {
+      const pod = unschedulablePod(name);
+      pod.metadata!.labels = { "leaderworkerset.sigs.k8s.io/group-index": group };
+      return pod;
+    };
+    const result = planReconcile(
+      observe(llama405b({ replicas: 2 }), { nodes: h100Pool, pods: [pending("big-1", "1"), pending("big-1-1", "1")] }),
+      deps,
+    );
+    const shortfall = result.status.conditions?.find((c) => c.type === "CapacityShortfall");
+    expect(shortfall?.message).toBe(
+      "1 replica group(s) cannot be scheduled (2 pod(s)): 16 more NVIDIA-H100-80GB-HBM3 GPU(s) needed (2 nodes of 8 per replica, all in one pool)",
+    );
+  });
+});

@@ -62,6 +62,8 @@ export interface Unsizable {
 }
 
 export const SELECTOR_LABEL = "gpufleet.io/model-deployment";
+/** The LeaderWorkerSet controller's label of a pod's group (replica) index. */
+export const GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index";
 
 /**
  * Why the API server refuses to create the engine pods, from the Deployment's ReplicaFailure condition
@@ -112,6 +114,13 @@ function summarizePlan(plan: ResolvedPlan, pool: GpuPool): PlanSummary {
     maxConcurrentFullContextSequences:
       Math.floor((plan.kvCacheTokensPerReplica / plan.maxContextLength) * 100) / 100,
     ...(pool.poolNames.length ? { pool: pool.poolNames.join(",") } : {}),
+    ...((plan.pipelineParallelism ?? 1) > 1
+      ? {
+          pipelineParallelism: plan.pipelineParallelism,
+          nodesPerReplica: plan.pipelineParallelism,
+          ...(plan.stages ? { stages: plan.stages.slice(0, 2048) } : {}),
+        }
+      : {}),
   };
 }
 
@@ -122,6 +131,7 @@ function samePlan(a: PlanSummary | undefined, b: PlanSummary | undefined): boole
     a.gpuProduct === b.gpuProduct &&
     a.gpusPerReplica === b.gpusPerReplica &&
     a.tensorParallelism === b.tensorParallelism &&
+    (a.pipelineParallelism ?? 1) === (b.pipelineParallelism ?? 1) &&
     a.kvCacheTokensPerReplica === b.kvCacheTokensPerReplica &&
     a.maxContextLength === b.maxContextLength
   );
@@ -178,16 +188,28 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
       events.push({
         type: "Normal",
         reason: "Planned",
-        message: `${planSummary.gpusPerReplica}× ${planSummary.gpuProduct} per replica (TP ${planSummary.tensorParallelism}), ${planSummary.kvCacheTokensPerReplica} KV-cache tokens, context ${planSummary.maxContextLength}`,
+        message:
+          (planSummary.nodesPerReplica ?? 1) > 1
+            ? `${planSummary.gpusPerReplica}× ${planSummary.gpuProduct} per replica as a LeaderWorkerSet group of ${planSummary.nodesPerReplica} pods (PP ${planSummary.pipelineParallelism} x TP ${planSummary.tensorParallelism}), ${planSummary.kvCacheTokensPerReplica} KV-cache tokens, context ${planSummary.maxContextLength}: ${planSummary.stages ?? ""}`
+            : `${planSummary.gpusPerReplica}× ${planSummary.gpuProduct} per replica (TP ${planSummary.tensorParallelism}), ${planSummary.kvCacheTokensPerReplica} KV-cache tokens, context ${planSummary.maxContextLength}`,
       });
   } else {
     events.push({ type: "Warning", reason: placement.reason, message: placement.message });
   }
 
   const gpusPerReplica = planSummary?.gpusPerReplica ?? 0;
-  const missingGpus = unschedulable.length * gpusPerReplica;
+  const nodesPerReplica = planSummary?.nodesPerReplica ?? 1;
+  // A LeaderWorkerSet group is one replica of nodesPerReplica pods, each of TP GPUs.
+  const gpusPerPod = nodesPerReplica > 1 ? (planSummary?.tensorParallelism ?? 0) : gpusPerReplica;
+  const missingGpus = unschedulable.length * gpusPerPod;
+  const unschedulableGroups = new Set(
+    unschedulable.map((pod) => pod.metadata?.labels?.[GROUP_INDEX_LABEL] ?? pod.metadata?.name),
+  ).size;
   if (unschedulable.length > 0) {
-    const message = `${unschedulable.length} replica(s) cannot be scheduled: ${missingGpus} more ${planSummary?.gpuProduct ?? "GPU"} GPU(s) needed (${gpusPerReplica} per replica)`;
+    const message =
+      nodesPerReplica > 1
+        ? `${unschedulableGroups} replica group(s) cannot be scheduled (${unschedulable.length} pod(s)): ${missingGpus} more ${planSummary?.gpuProduct ?? "GPU"} GPU(s) needed (${nodesPerReplica} nodes of ${gpusPerPod} per replica, all in one pool)`
+        : `${unschedulable.length} replica(s) cannot be scheduled: ${missingGpus} more ${planSummary?.gpuProduct ?? "GPU"} GPU(s) needed (${gpusPerReplica} per replica)`;
     conditions.push({ type: "CapacityShortfall", status: "True", reason: "InsufficientGpus", message });
     if (previous?.conditions?.find((c) => c.type === "CapacityShortfall")?.status !== "True")
       events.push({ type: "Warning", reason: "CapacityShortfall", message });

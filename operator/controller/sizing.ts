@@ -1,7 +1,9 @@
 import type { ModelDeployment } from "../api/modeldeployment.js";
 import { findGpu } from "../planner/gpus.js";
 import { defineModel, findModel, type ModelArchitecture } from "../planner/models.js";
-import { GiB, planModel } from "../planner/plan.js";
+import { GiB } from "../planner/plan.js";
+import { planReplica } from "../planner/pipeline.js";
+import { POOL_LABEL, ZONE_LABEL } from "./placement.js";
 import type { ResolvedPlan } from "../render/types.js";
 import type { GpuPool, SizeResult } from "./placement.js";
 import { loraBufferBytes } from "../planner/lora.js";
@@ -199,10 +201,12 @@ export function sizeOnPool(
     spec.model.quantization === "none" && model.checkpoint
       ? model.checkpoint.quantization
       : spec.model.quantization;
-  const result = planModel({
+  const result = planReplica({
     model,
     gpu,
     gpusPerNode: pool.gpusPerNode,
+    nodesInPool: pool.nodeNames.length,
+    pipelineParallelism: spec.gpu.pipelineParallelism ?? "auto",
     quantization,
     kvCacheDtype: spec.model.kvCacheDtype,
     ...(spec.model.maxContextLength ? { maxContextLength: spec.model.maxContextLength } : {}),
@@ -225,6 +229,16 @@ export function sizeOnPool(
       gpuMemoryUtilization: result.gpuMemoryUtilization,
       modelId: result.modelId,
       weightsGiBPerReplica: Math.round((result.weightBytesTotal / GiB) * 100) / 100,
+      ...(result.pipelineParallelism > 1
+        ? {
+            pipelineParallelism: result.pipelineParallelism,
+            stages: result.explanation,
+            groupTopologyKeys: [
+              ...(pool.poolNames.length ? [POOL_LABEL] : []),
+              ...(pool.zones?.length ? [ZONE_LABEL] : []),
+            ],
+          }
+        : {}),
     },
   };
 }

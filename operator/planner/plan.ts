@@ -41,7 +41,7 @@ export type Engine = (typeof ENGINES)[number];
 export const GiB = 1024 ** 3;
 export const DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
 /** Tokens per KV block: vLLM's default --block-size; TensorRT-LLM's default tokens_per_block. */
-const KV_BLOCK_TOKENS: Record<Engine, number> = { vllm: 16, "tensorrt-llm": 32, sglang: 1 };
+export const KV_BLOCK_TOKENS: Record<Engine, number> = { vllm: 16, "tensorrt-llm": 32, sglang: 1 };
 /**
  * SGLang's memory model: `--mem-fraction-static` f of the GPU holds weights and the KV pool; the rest
  * is left to activations and CUDA graphs. After loading weights it allocates

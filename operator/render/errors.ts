@@ -8,7 +8,9 @@ export type RenderErrorReason =
   | "UnsupportedKvCacheDtype"
   | "InvalidName"
   | "MissingUid"
-  | "InvalidPlan";
+  | "InvalidPlan"
+  | "MultiNodeNotRendered"
+  | "MultiNodeUnsupported";
 
 export class RenderError extends Error {
   override readonly name: string = "RenderError";

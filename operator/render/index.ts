@@ -230,6 +230,11 @@ function validate(modelDeployment: ModelDeployment, plan: ResolvedPlan): void {
       `plan.gpuMemoryUtilization must be in (0, 1], got ${plan.gpuMemoryUtilization}`,
     );
   if (!plan.gpuProduct) throw new RenderError("InvalidPlan", "plan.gpuProduct is empty");
+  if ((plan.pipelineParallelism ?? 1) > 1)
+    throw new RenderError(
+      "MultiNodeNotRendered",
+      `the plan spans ${plan.pipelineParallelism} nodes per replica, which a Deployment cannot run: it needs a LeaderWorkerSet (renderGroupWorkload)`,
+    );
 }
 
 function engineParts(modelDeployment: ModelDeployment, context: EngineRenderContext): EngineContainerParts {

@@ -9,9 +9,21 @@ import type { EngineKind, ModelDeployment } from "../api/modeldeployment.js";
 export interface ResolvedPlan {
   /** `nvidia.com/gpu.product` label value of the chosen GPU, e.g. NVIDIA-H100-80GB-HBM3. */
   gpuProduct: string;
-  /** GPUs one replica asks for (= tensorParallelism for now). */
+  /** GPUs one replica asks for (tensorParallelism x pipelineParallelism). */
   gpusPerReplica: number;
   tensorParallelism: number;
+  /**
+   * Pipeline stages of one replica, one pod (of tensorParallelism GPUs) each. Absent or 1: one pod per
+   * replica (a Deployment); more: a LeaderWorkerSet group of that many pods (operator/render/leaderworkerset.ts).
+   */
+  pipelineParallelism?: number;
+  /** What each stage holds, for people (status.plan.stages). */
+  stages?: string;
+  /**
+   * Node labels all pods of one group must share (pod affinity on the LeaderWorkerSet group): the pool and,
+   * where the pool's nodes carry one, the zone.
+   */
+  groupTopologyKeys?: string[];
   /** Tokens (prompt + output) one request may span: vLLM `--max-model-len`, trtllm-serve `--max_seq_len`. */
   maxContextLength: number;
   /** KV-cache capacity of one replica, in tokens (carried to the pods for observability and the simulator). */
