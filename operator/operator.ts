@@ -1,4 +1,4 @@
-import type { KubeConfig, V1Deployment, V1Node, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
+import type { KubeConfig, V1Deployment, V1Node, V1Pod, V1ReplicaSet, V1StatefulSet } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "./api/modeldeployment.js";
 import { AutoscalerLoop } from "./autoscaler/loop.js";
 import type { OperatorConfig } from "./config.js";
@@ -63,6 +63,14 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
       ...namespaces,
     }),
     nodes: new Informer<V1Node & KubeObject>(client, { apiVersion: "v1", kind: "Node", name: "nodes" }),
+    // Leader StatefulSets of LeaderWorkerSets (multi-node replicas): Pod -> StatefulSet -> LeaderWorkerSet.
+    statefulSets: new Informer<V1StatefulSet & KubeObject>(client, {
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      name: "statefulsets",
+      labelSelector: "leaderworkerset.sigs.k8s.io/name",
+      ...namespaces,
+    }),
     // The link Pod -> ReplicaSet -> Deployment by which the autoscaler knows a pod is the workload's.
     replicaSets: new Informer<V1ReplicaSet & KubeObject>(client, {
       apiVersion: "apps/v1",
@@ -79,6 +87,8 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
     pods: informers.pods,
     replicaSets: informers.replicaSets,
     deployments: informers.deployments,
+    statefulSets: informers.statefulSets,
+    leaderWorkerSets: (namespace) => controller.leaderWorkerSets(namespace),
     globalScrapeConcurrency: config.scrapeConcurrency,
     intervalMs: config.scrapeIntervalSeconds * 1000,
     scrapeTimeoutMs: config.scrapeTimeoutSeconds * 1000,

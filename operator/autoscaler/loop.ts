@@ -1,4 +1,4 @@
-import type { V1Deployment, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod, V1ReplicaSet, V1StatefulSet } from "@kubernetes/client-node";
 import { parseGatewayDemand } from "../api/gateway-demand.js";
 import { API_GROUP, API_VERSION, PLURAL, type ModelDeployment } from "../api/modeldeployment.js";
 import type { AutoscalerView, EventSink } from "../controller/controller.js";
@@ -58,6 +58,9 @@ export interface AutoscalerLoopOptions {
   /** With `deployments`, the owner chain that decides which pods are the ModelDeployment's (never a label). */
   replicaSets: Informer<V1ReplicaSet & KubeObject>;
   deployments: Informer<V1Deployment & KubeObject>;
+  /** The LeaderWorkerSet chain of multi-node replicas: StatefulSets, and the sets the controller found owned. */
+  statefulSets?: Informer<V1StatefulSet & KubeObject>;
+  leaderWorkerSets?: (namespace: string | undefined) => readonly KubeObject[];
   intervalMs: number;
   scrapeTimeoutMs: number;
   /** Scrapes in flight per ModelDeployment. */
@@ -352,6 +355,8 @@ export class AutoscalerLoop {
       pods: this.options.pods.list(inNamespace),
       replicaSets: this.options.replicaSets.list(inNamespace),
       deployments: this.options.deployments.list(inNamespace),
+      ...(this.options.statefulSets ? { statefulSets: this.options.statefulSets.list(inNamespace) } : {}),
+      ...(this.options.leaderWorkerSets ? { leaderWorkerSets: this.options.leaderWorkerSets(namespace) } : {}),
     });
     const targets = pods
       .map((pod) => scrapeTargetFromPod(pod, md.spec.model.name))

@@ -11,13 +11,14 @@ import {
 import { boundStatus } from "../api/status-bounds.js";
 import type { OperatorConfig } from "../config.js";
 import { logger } from "../log/logger.js";
-import { renderWorkload } from "../render/index.js";
+import { isGroupWorkload, LWS_API_VERSION, LWS_KIND, renderAnyWorkload, type LeaderWorkerSet } from "../render/leaderworkerset.js";
 import type { Informer } from "../runtime/informer.js";
 import {
   FIELD_MANAGER,
   isNotFound,
   KubeApiError,
   pathFor,
+  registerKind,
   type KubeClient,
   type KubeObject,
 } from "../runtime/kube-client.js";
@@ -31,6 +32,8 @@ import {
   type WithheldWorkload,
 } from "./reconcile-plan.js";
 import { gpuMemoryPerReplica, resolveArchitecture, sizeOnPool, type ModelConfigLookup, type TenantValues } from "./sizing.js";
+
+registerKind(LWS_API_VERSION, LWS_KIND, { plural: "leaderworkersets", namespaced: true });
 
 /** Where the controller writes Kubernetes Events; the runtime's EventRecorder in production. */
 export interface EventSink {
@@ -160,6 +163,8 @@ export class ModelDeploymentController {
   private readonly log = logger.child({ component: "controller" });
   private readonly dependencies: ReconcileDependencies;
   private readonly lastApplied = new Map<string, AppliedWorkload>();
+  /** The LeaderWorkerSet each multi-node ModelDeployment controls, as last read or applied (by `namespace/name`). */
+  private readonly groupSets = new Map<string, LeaderWorkerSet & KubeObject>();
   private stopRequested = false;
   private readonly stopWaiters: Array<() => void> = [];
 
@@ -184,7 +189,7 @@ export class ModelDeploymentController {
         return sizeOnPool(md, architecture.model, pool);
       },
       gpuMemoryPerReplica,
-      render: (md, plan) => renderWorkload({ modelDeployment: md, plan, images: options.config.images }),
+      render: (md, plan) => renderAnyWorkload({ modelDeployment: md, plan, images: options.config.images }),
     };
     this.wireInformers();
   }
@@ -197,6 +202,7 @@ export class ModelDeploymentController {
       onDelete: (md) => {
         this.queue.forget(keyOf(md.metadata.namespace, md.metadata.name));
         this.lastApplied.delete(keyOf(md.metadata.namespace, md.metadata.name));
+        this.groupSets.delete(keyOf(md.metadata.namespace, md.metadata.name));
         this.options.inferencePools?.forget(keyOf(md.metadata.namespace, md.metadata.name));
         this.options.observer?.forget?.(md.metadata.namespace ?? "", md.metadata.name);
       },
@@ -241,6 +247,30 @@ export class ModelDeploymentController {
     await Promise.all(Object.values(this.options.informers).map((informer) => informer.stop()));
   }
 
+  /**
+   * The LeaderWorkerSets this controller found controlled (by uid) by a ModelDeployment of `namespace`: the
+   * middle link of Pod -> StatefulSet -> LeaderWorkerSet -> ModelDeployment for the autoscaler's owner chain.
+   */
+  leaderWorkerSets(namespace: string | undefined): KubeObject[] {
+    return [...this.groupSets.values()].filter((set) => set.metadata?.namespace === namespace);
+  }
+
+  /** The LeaderWorkerSet of this name if this ModelDeployment controls it (read by name; absent when LWS is not installed). */
+  private async readOwnedGroupSet(modelDeployment: ModelDeployment, key: string): Promise<(LeaderWorkerSet & KubeObject) | undefined> {
+    const { name, namespace, uid } = modelDeployment.metadata;
+    const path = pathFor({ apiVersion: LWS_API_VERSION, kind: LWS_KIND, namespace, name });
+    let set: (LeaderWorkerSet & KubeObject) | undefined;
+    try {
+      set = await this.options.client.get<LeaderWorkerSet & KubeObject>(path);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    const owned = set && ownershipVerdict(set, { name, uid: uid ?? "" }).verdict === "owned" ? set : undefined;
+    if (owned) this.groupSets.set(key, owned);
+    else this.groupSets.delete(key);
+    return owned;
+  }
+
   /** Re-reconciles a ModelDeployment soon (the autoscaler calls this after it scaled). */
   enqueue(key: string): void {
     this.queue.add(key);
@@ -277,20 +307,33 @@ export class ModelDeploymentController {
     // from the objects themselves, read by name.
     const ownedDeployment = ownershipVerdict(deployment, { name, uid: modelDeployment.metadata.uid ?? "" }).verdict === "owned" ? deployment : undefined;
 
-    const plan = planReconcile(
-      {
-        modelDeployment,
-        nodes: informers.nodes.list(),
-        pods,
-        ...(ownedDeployment ? { deployment: ownedDeployment } : {}),
-        now: this.options.now?.() ?? new Date(),
-      },
-      this.dependencies,
-    );
+    const key = keyOf(namespace, name);
+    const observe = (workload: V1Deployment | undefined) =>
+      planReconcile(
+        {
+          modelDeployment,
+          nodes: informers.nodes.list(),
+          pods,
+          ...(workload ? { deployment: workload } : {}),
+          now: this.options.now?.() ?? new Date(),
+        },
+        this.dependencies,
+      );
+    // A replica that spans nodes runs as a LeaderWorkerSet (read by name: no informer, the CRD may be absent).
+    const wasGroup = (modelDeployment.status?.plan?.nodesPerReplica ?? 1) > 1 || this.groupSets.has(key);
+    let groupSet = wasGroup ? await this.readOwnedGroupSet(modelDeployment, key) : undefined;
+    let plan = observe(groupSet ? leaderWorkerSetStatus(groupSet) : ownedDeployment);
+    if (plan.workload && isGroupWorkload(plan.workload) && !wasGroup) {
+      groupSet = await this.readOwnedGroupSet(modelDeployment, key);
+      plan = observe(groupSet ? leaderWorkerSetStatus(groupSet) : undefined);
+    } else if (plan.workload && !isGroupWorkload(plan.workload) && groupSet) {
+      plan = observe(ownedDeployment);
+    }
+    const group = !!plan.workload && isGroupWorkload(plan.workload);
+    const mainObject = group ? groupSet : ownedDeployment;
 
     let withheld: { withheld: WithheldWorkload; requeueAfterMs: number; error?: unknown } | undefined;
     if (plan.workload) {
-      const key = keyOf(namespace, name);
       const objects = workloadObjects(plan.workload);
       const applied = {
         hash: workloadHash(objects),
@@ -299,12 +342,15 @@ export class ModelDeploymentController {
       };
       const unchanged = lastApplyStillStands(this.lastApplied.get(key), {
         ...applied,
-        deploymentGeneration: ownedDeployment?.metadata?.generation,
-        deploymentExists: !!ownedDeployment,
+        deploymentGeneration: mainObject?.metadata?.generation,
+        deploymentExists: !!mainObject,
       });
       if (!unchanged) {
         this.lastApplied.delete(key);
         const outcome = await this.writeWorkload(modelDeployment, objects, log);
+        if (outcome.written && group) this.groupSets.set(key, outcome.written as LeaderWorkerSet & KubeObject);
+        // The workload changed kind (the plan now fits one node, or no longer does): remove the other one.
+        if (outcome.written) await this.removeOtherKind(group ? ownedDeployment : groupSet, key, log);
         if (outcome.written)
           this.lastApplied.set(key, {
             hash: applied.hash,
@@ -390,13 +436,19 @@ export class ModelDeploymentController {
       return client.apply(body, { fieldManager: FIELD_MANAGER, force: !!uid });
     };
     try {
-      // Everything but the Deployment first (together: they do not depend on each other), so that by the
-      // time pods exist they are selectable and protected.
-      const [deployments, others] = partition(objects, (object) => object.kind === "Deployment");
+      // Everything but the Deployment (or LeaderWorkerSet) first (together: they do not depend on each other),
+      // so that by the time pods exist they are selectable and protected.
+      const [deployments, others] = partition(objects, (object) => object.kind === "Deployment" || object.kind === LWS_KIND);
       await Promise.all(others.map(write));
       const written = await Promise.all(deployments.map(write));
       return { written: written[0] ?? {} };
     } catch (error) {
+      // A replica that spans nodes needs the LeaderWorkerSet API; without it a person must install it.
+      if (error instanceof KubeApiError && error.statusCode === 404 && objects.some((object) => object.kind === LWS_KIND)) {
+        const message =
+          "a replica of this model spans nodes and runs as a LeaderWorkerSet group, but the LeaderWorkerSet API (leaderworkerset.x-k8s.io/v1, sigs.k8s.io/lws) is not installed in this cluster: install LWS, or allow a GPU or quantization that fits one node";
+        return { withheld: { reason: "LeaderWorkerSetNotInstalled", message, progressing: false }, requeueAfterMs: 60_000 };
+      }
       // A refusal the API server will repeat (invalid, forbidden): say so in the status and an Event, then
       // retry with backoff. Conflicts and outages are retried silently.
       if (error instanceof KubeApiError && error.statusCode >= 400 && error.statusCode < 500 && ![404, 408, 409, 429].includes(error.statusCode)) {
@@ -405,6 +457,19 @@ export class ModelDeploymentController {
       }
       throw error;
     }
+  }
+
+  /** Deletes the owned workload of the kind no longer rendered (this exact object: uid precondition). */
+  private async removeOtherKind(other: KubeObject | undefined, key: string, log: typeof this.log): Promise<void> {
+    if (!other?.metadata?.uid || !other.apiVersion || !other.kind) return;
+    const path = pathFor({ apiVersion: other.apiVersion, kind: other.kind, namespace: other.metadata.namespace, name: other.metadata.name });
+    try {
+      await this.options.client.delete(path, { propagationPolicy: "Background", preconditions: { uid: other.metadata.uid } });
+      log.info({ kind: other.kind }, "removed the workload of the previous plan (the replica's node span changed)");
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    if (other.kind === LWS_KIND) this.groupSets.delete(key);
   }
 
   private async writeStatus(modelDeployment: ModelDeployment, status: ModelDeploymentStatus, log: typeof this.log): Promise<void> {
@@ -419,4 +484,22 @@ export class ModelDeploymentController {
     );
     log.debug("status written");
   }
+}
+
+/**
+ * A LeaderWorkerSet's group counts in the shape planReconcile reads from a Deployment: a replica is a group,
+ * ready when all its pods are (LWS status.readyReplicas). LWS reports no observedGeneration; its counts are
+ * taken as current.
+ */
+export function leaderWorkerSetStatus(set: LeaderWorkerSet & KubeObject): V1Deployment {
+  const generation = set.metadata?.generation ?? 0;
+  return {
+    metadata: { name: set.metadata?.name, generation },
+    status: {
+      observedGeneration: generation,
+      replicas: set.status?.replicas ?? 0,
+      readyReplicas: set.status?.readyReplicas ?? 0,
+      updatedReplicas: set.status?.updatedReplicas ?? 0,
+    },
+  };
 }

@@ -3,7 +3,8 @@ import type { ModelDeployment, ModelDeploymentStatus, PlanSummary } from "../api
 import { parseGatewayDemand } from "../api/gateway-demand.js";
 import { scaleToZeroEnabled, scaleToZeroPhase } from "../autoscaler/scale-to-zero.js";
 import { RenderError } from "../render/errors.js";
-import type { RenderedWorkload, ResolvedPlan } from "../render/types.js";
+import type { ResolvedPlan } from "../render/types.js";
+import type { AnyRenderedWorkload } from "../render/leaderworkerset.js";
 import { type DesiredCondition, mergeConditions } from "./conditions.js";
 import {
   choosePlacement,
@@ -19,6 +20,7 @@ export interface ObservedState {
   nodes: V1Node[];
   /** Pods of this ModelDeployment (by its selector label). */
   pods: V1Pod[];
+  /** The workload's replica counts: its Deployment, or its LeaderWorkerSet's (see leaderWorkerSetStatus). */
   deployment?: V1Deployment;
   now: Date;
 }
@@ -33,7 +35,8 @@ export interface ReconcileDependencies {
   size: (modelDeployment: ModelDeployment, pool: GpuPool) => SizeResult<ResolvedPlan>;
   /** GPU memory one replica of a plan takes, to prefer the smallest fit when no product order is given. */
   gpuMemoryPerReplica: (plan: ResolvedPlan) => number;
-  render: (modelDeployment: ModelDeployment, plan: ResolvedPlan) => RenderedWorkload;
+  /** A Deployment for a plan that fits one node, a LeaderWorkerSet group for one that spans nodes. */
+  render: (modelDeployment: ModelDeployment, plan: ResolvedPlan) => AnyRenderedWorkload;
 }
 
 export interface PlannedEvent {
@@ -44,7 +47,7 @@ export interface PlannedEvent {
 
 /** What to write: the workload (absent when the model cannot be placed: the last one keeps running), the status, events. */
 export interface ReconcilePlan {
-  workload?: RenderedWorkload;
+  workload?: AnyRenderedWorkload;
   placement: Placement<ResolvedPlan> | Unsizable;
   status: ModelDeploymentStatus;
   events: PlannedEvent[];
@@ -169,7 +172,7 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
   const updatedReplicas = deployment?.status?.updatedReplicas ?? 0;
   const unschedulable = pods.filter(isUnschedulable);
 
-  let workload: RenderedWorkload | undefined;
+  let workload: AnyRenderedWorkload | undefined;
   let planSummary = previous?.plan;
   const conditions: DesiredCondition[] = [];
 

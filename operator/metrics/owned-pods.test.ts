@@ -43,3 +43,25 @@ describe("podsOwnedByModelDeployment", () => {
     expect(podsOwnedByModelDeployment({ owner: { metadata: { namespace: "team-a" } }, pods: [pod], replicaSets: [replicaSet], deployments: [deployment] })).toEqual([]);
   });
 });
+
+describe("podsOwnedByModelDeployment: multi-node replicas (LeaderWorkerSet)", () => {
+  const lws = object("lws-uid", [ref("ModelDeployment", "gpufleet.io/v1alpha1", "md-uid")]);
+  const leaderSet = object("leader-sts-uid", [ref("LeaderWorkerSet", "leaderworkerset.x-k8s.io/v1", "lws-uid")]);
+  const leader = object("leader-0", [ref("StatefulSet", "apps/v1", "leader-sts-uid")], "team-a", label) as V1Pod;
+  // Worker StatefulSets are controlled by their leader pod, so workers never match: they serve no API.
+  const workerSet = object("worker-sts-uid", [ref("Pod", "v1", "leader-0")]);
+  const worker = object("leader-0-1", [ref("StatefulSet", "apps/v1", "worker-sts-uid")], "team-a", label) as V1Pod;
+  const chain = { owner: md, replicaSets: [], deployments: [], statefulSets: [leaderSet, workerSet], leaderWorkerSets: [lws] };
+
+  it("keeps the group leaders, by uid at every link Pod -> StatefulSet -> LeaderWorkerSet -> ModelDeployment, and no worker", () => {
+    expect(podsOwnedByModelDeployment({ ...chain, pods: [leader, worker] })).toEqual([leader]);
+  });
+
+  it("leaves out a leader whose LeaderWorkerSet another ModelDeployment controls, or whose set is not known", () => {
+    const foreignSet = object("lws-uid", [ref("ModelDeployment", "gpufleet.io/v1alpha1", "other-md")]);
+    expect(podsOwnedByModelDeployment({ ...chain, leaderWorkerSets: [foreignSet], pods: [leader] })).toEqual([]);
+    expect(podsOwnedByModelDeployment({ ...chain, leaderWorkerSets: [], pods: [leader] })).toEqual([]);
+    const tenantSet = object("leader-sts-uid", [ref("LeaderWorkerSet", "leaderworkerset.x-k8s.io/v1", "tenant-lws")]);
+    expect(podsOwnedByModelDeployment({ ...chain, statefulSets: [tenantSet], pods: [leader] })).toEqual([]);
+  });
+});

@@ -1,6 +1,8 @@
 /**
  * Which pods belong to a ModelDeployment's workload, decided by the controller owner chain
- * Pod -> ReplicaSet -> Deployment -> ModelDeployment, compared by uid at every link. A label says
+ * Pod -> ReplicaSet -> Deployment -> ModelDeployment, compared by uid at every link; for a replica that
+ * spans nodes, Pod -> StatefulSet -> LeaderWorkerSet -> ModelDeployment, which only the group leaders
+ * (the pods that serve the API) match: workers belong to a StatefulSet controlled by their leader pod. A label says
  * nothing: any tenant that can create a pod can give it `gpufleet.io/model-deployment: <name>` and an
  * IP or port of its choosing, and the scraper (and the gateway, which routes with the same function)
  * would then talk to an address the tenant picked. Pure: callers pass what their informers hold.
@@ -24,7 +26,12 @@ export interface OwnerChainInput<P extends Owned> {
   pods: readonly P[];
   replicaSets: readonly Owned[];
   deployments: readonly Owned[];
+  /** The LeaderWorkerSet chain (multi-node replicas); both needed for it. */
+  statefulSets?: readonly Owned[];
+  leaderWorkerSets?: readonly Owned[];
 }
+
+const LEADER_WORKER_SET_API_VERSION = "leaderworkerset.x-k8s.io/v1";
 
 /**
  * The pods whose controller is a ReplicaSet whose controller is a Deployment whose controller is the
@@ -50,8 +57,23 @@ export function podsOwnedByModelDeployment<P extends Owned>(input: OwnerChainInp
     if (inNamespace(replicaSet) && uid && ref?.kind === "Deployment" && ref.apiVersion === "apps/v1" && deploymentUids.has(ref.uid))
       replicaSetUids.add(uid);
   }
+  const groupSetUids = new Set<string>();
+  for (const set of input.leaderWorkerSets ?? []) {
+    const ref = controllerOf(set);
+    const uid = set.metadata?.uid;
+    if (inNamespace(set) && uid && ref?.kind === KIND && ref.apiVersion === `${API_GROUP}/${API_VERSION}` && ref.uid === ownerUid)
+      groupSetUids.add(uid);
+  }
+  const leaderSetUids = new Set<string>();
+  for (const statefulSet of input.statefulSets ?? []) {
+    const ref = controllerOf(statefulSet);
+    const uid = statefulSet.metadata?.uid;
+    if (inNamespace(statefulSet) && uid && ref?.kind === "LeaderWorkerSet" && ref.apiVersion === LEADER_WORKER_SET_API_VERSION && groupSetUids.has(ref.uid))
+      leaderSetUids.add(uid);
+  }
   return input.pods.filter((pod) => {
     const ref = controllerOf(pod);
-    return inNamespace(pod) && ref?.kind === "ReplicaSet" && ref.apiVersion === "apps/v1" && replicaSetUids.has(ref.uid);
+    if (!inNamespace(pod) || ref?.apiVersion !== "apps/v1") return false;
+    return (ref.kind === "ReplicaSet" && replicaSetUids.has(ref.uid)) || (ref.kind === "StatefulSet" && leaderSetUids.has(ref.uid));
   });
 }

@@ -196,7 +196,7 @@ function ownerReference(modelDeployment: ModelDeployment): V1OwnerReference {
   };
 }
 
-function objectMetadata(modelDeployment: ModelDeployment): V1ObjectMeta {
+export function objectMetadata(modelDeployment: ModelDeployment): V1ObjectMeta {
   const { name, namespace } = modelDeployment.metadata;
   return {
     name,
@@ -209,7 +209,8 @@ function objectMetadata(modelDeployment: ModelDeployment): V1ObjectMeta {
 /** Service names are DNS-1035 labels, and the name is also a label value (63 characters at most). */
 const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
-function validate(modelDeployment: ModelDeployment, plan: ResolvedPlan): void {
+/** Refuses a name or plan no workload can be rendered from (RenderError). */
+export function validatePlan(modelDeployment: ModelDeployment, plan: ResolvedPlan): void {
   const { name } = modelDeployment.metadata;
   if (name.length > 63 || !DNS_1035_LABEL.test(name))
     throw new RenderError(
@@ -233,11 +234,11 @@ function validate(modelDeployment: ModelDeployment, plan: ResolvedPlan): void {
   if ((plan.pipelineParallelism ?? 1) > 1)
     throw new RenderError(
       "MultiNodeNotRendered",
-      `the plan spans ${plan.pipelineParallelism} nodes per replica, which a Deployment cannot run: it needs a LeaderWorkerSet (renderGroupWorkload)`,
+      `the plan spans ${plan.pipelineParallelism} nodes per replica, which a Deployment cannot run: it needs a LeaderWorkerSet (renderGroupWorkload in leaderworkerset.ts)`,
     );
 }
 
-function engineParts(modelDeployment: ModelDeployment, context: EngineRenderContext): EngineContainerParts {
+export function engineParts(modelDeployment: ModelDeployment, context: EngineRenderContext): EngineContainerParts {
   switch (modelDeployment.spec.engine.kind) {
     case "vllm":
       return vllmContainerParts(context);
@@ -248,7 +249,7 @@ function engineParts(modelDeployment: ModelDeployment, context: EngineRenderCont
   }
 }
 
-function volumesFor(
+export function volumesFor(
   model: ModelLocation,
   plan: ResolvedPlan,
 ): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
@@ -280,7 +281,7 @@ function healthProbe(
   return { httpGet: { path: HEALTH_PATH, port: HTTP_PORT_NAME }, ...timing };
 }
 
-function engineContainer(
+export function engineContainer(
   modelDeployment: ModelDeployment,
   plan: ResolvedPlan,
   parts: EngineContainerParts,
@@ -423,7 +424,7 @@ function renderDeployment(
   };
 }
 
-function renderService(modelDeployment: ModelDeployment): V1Service {
+export function renderService(modelDeployment: ModelDeployment): V1Service {
   const { spec } = modelDeployment;
   return {
     apiVersion: "v1",
@@ -442,7 +443,7 @@ function renderService(modelDeployment: ModelDeployment): V1Service {
  * through a drain anyway, and with more replicas one at a time keeps the rest serving. AlwaysAllow lets a
  * drain evict pods that never became ready (still loading, crash-looping) instead of waiting on them.
  */
-function renderPodDisruptionBudget(modelDeployment: ModelDeployment): V1PodDisruptionBudget {
+export function renderPodDisruptionBudget(modelDeployment: ModelDeployment): V1PodDisruptionBudget {
   return {
     apiVersion: "policy/v1",
     kind: "PodDisruptionBudget",
@@ -458,7 +459,7 @@ function renderPodDisruptionBudget(modelDeployment: ModelDeployment): V1PodDisru
 /** Renders the workload; throws RenderError (or its ManagedEngineFlagError) for specs it must refuse. */
 export function renderWorkload(input: RenderInput): RenderedWorkload {
   const { modelDeployment, plan } = input;
-  validate(modelDeployment, plan);
+  validatePlan(modelDeployment, plan);
   const model = resolveModelLocation(modelDeployment.spec.model.source);
   const parts = engineParts(modelDeployment, {
     spec: modelDeployment.spec,

@@ -83,7 +83,9 @@ async function upForeground(poolsFile: string): Promise<void> {
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => shutdown(signal));
 
-  const cluster = await startLocalCluster({ nodePools: loadNodePools(poolsFile), handleSignals: false });
+  // With the LeaderWorkerSet controller, for models whose replica spans nodes.
+  const { "lws-controller": lwsController } = await ensurePinnedBinaries(["lws-controller"]);
+  const cluster = await startLocalCluster({ nodePools: loadNodePools(poolsFile), handleSignals: false, lwsController });
   started.cluster = cluster;
   copyFileSync(cluster.kubeconfigPath, KUBECONFIG_COPY);
   writeFileSync(READY_FILE, `${cluster.startupMs}\n`);

@@ -19,6 +19,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import {
   ensureClusterBinaries,
   type ClusterBinaries,
@@ -31,6 +32,7 @@ import {
   type NodePoolsConfig,
 } from "./nodepools.js";
 import { ADMIN_USER, FRONT_PROXY_CLIENT, createClusterPki } from "./pki.js";
+import { lwsControllerArgs, lwsCrd, lwsModuleDir, lwsWebhookConfigurations, readModuleFile, webhookServing, WEBHOOKS_IN_MODULE, writeLwsControllerFiles } from "./lws.js";
 
 export interface StartLocalClusterOptions {
   /** Binaries to run; default: {@link ensureClusterBinaries} (may build them). */
@@ -48,6 +50,11 @@ export interface StartLocalClusterOptions {
   log?: (line: string) => void;
   /** Pod IPs handed out by KWOK. Default 127.1.0.0/16 (loopback, so tests can "dial" them). */
   podCidr?: string;
+  /**
+   * Path of the LeaderWorkerSet controller binary (tools/binaries.ts `lws-controller`): when given, its CRD
+   * is installed and it runs with its webhooks on 127.0.0.1 (./lws.ts), for multi-node replicas.
+   */
+  lwsController?: string;
   /**
    * Kill the cluster on SIGINT/SIGTERM/SIGHUP (default true). A caller that handles signals
    * itself (the CLI, for a graceful stop) passes false; the process-exit hook stays in any case.
@@ -79,7 +86,7 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-export type ComponentName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok";
+export type ComponentName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok" | "lws-controller";
 
 /** A free TCP port on 127.0.0.1 (bound then released; the short race is acceptable locally). */
 export async function freeLoopbackPort(): Promise<number> {
@@ -312,6 +319,7 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     if (!runningClusters.has(running)) return;
     // Stop the clients of the apiserver first, etcd last, so nothing logs spurious errors.
     const order: ComponentName[] = [
+      "lws-controller",
       "kwok",
       "kube-scheduler",
       "kube-controller-manager",
@@ -509,6 +517,34 @@ export async function startLocalCluster(options: StartLocalClusterOptions = {}):
     if (options.nodePools) {
       const remaining = Math.max(5_000, deadline - Date.now());
       await applyNodePools(kubeConfig, options.nodePools, { waitForReady: true, timeoutMs: remaining });
+    }
+    if (options.lwsController) {
+      const lwsStartedAt = Date.now();
+      const moduleDir = await lwsModuleDir();
+      // The raw client: client-node's typed models drop the x-kubernetes-* keys (int-or-string) the CRD needs.
+      const raw = new KubeClient(kubeConfig);
+      try {
+        const crd = lwsCrd(moduleDir) as KubeObject;
+        const crdPath = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}`;
+        await raw.create(crd, { path: "/apis/apiextensions.k8s.io/v1/customresourcedefinitions" });
+        await pollUntil("the LeaderWorkerSet CRD Established", deadline, firstExit, async () => {
+          const read = await raw.get<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(crdPath);
+          return (read.status?.conditions ?? []).some((c) => c.type === "Established" && c.status === "True");
+        });
+        const [webhookPort, healthPort, metricsPort] = await Promise.all([freeLoopbackPort(), freeLoopbackPort(), freeLoopbackPort()]);
+        const lwsDir = join(dir, "lws");
+        mkdirSync(lwsDir);
+        const files = writeLwsControllerFiles(lwsDir, { webhook: webhookPort, health: healthPort, metrics: metricsPort });
+        launch("lws-controller", options.lwsController, lwsControllerArgs(files), { ...process.env, KUBECONFIG: kubeconfigPath });
+        await pollUntil("the LeaderWorkerSet webhook serving TLS", Math.max(deadline, Date.now() + 60_000), firstExit, () => webhookServing(webhookPort, files.caPem));
+        for (const configuration of lwsWebhookConfigurations(readModuleFile(join(moduleDir, WEBHOOKS_IN_MODULE), "utf8"), `https://127.0.0.1:${webhookPort}`, files.caPem)) {
+          const plural = configuration.kind === "MutatingWebhookConfiguration" ? "mutatingwebhookconfigurations" : "validatingwebhookconfigurations";
+          await raw.create(configuration as KubeObject, { path: `/apis/admissionregistration.k8s.io/v1/${plural}` });
+        }
+      } finally {
+        raw.close();
+      }
+      log(`[local-cluster] LeaderWorkerSet controller up in ${((Date.now() - lwsStartedAt) / 1000).toFixed(1)}s (webhooks on 127.0.0.1)`);
     }
     const startupMs = Date.now() - startedAt;
     log(

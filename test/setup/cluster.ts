@@ -24,7 +24,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // prometheus and promtool serve test/prometheus-source.test.ts and test/helm-alerts.test.ts: built
   // here, before any file runs, so a cold build is not charged to one test's hook timeout.
   await ensurePinnedBinaries(["prometheus", "promtool"]);
-  const cluster = await startLocalCluster({ binaries, nodePools: loadNodePools() });
+  // The LeaderWorkerSet controller runs multi-node replicas (test/multinode.test.ts); built from tools/lws.
+  const { "lws-controller": lwsController } = await ensurePinnedBinaries(["lws-controller"]);
+  const cluster = await startLocalCluster({ binaries, nodePools: loadNodePools(), lwsController });
   project.provide("kubeconfigPath", cluster.kubeconfigPath);
   process.env.GPUFLEET_TEST_KUBECONFIG = cluster.kubeconfigPath;
   return async () => {

@@ -24,10 +24,11 @@ deletes them, not the operator).
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
-# Deployments: one per ModelDeployment runs the engine pods; created and then patched (server-side apply).
+# Deployments: one per ModelDeployment runs the engine pods; created and then patched (server-side apply);
+# deleted when the plan moves the replicas to a LeaderWorkerSet (a model that no longer fits one node).
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Services: the OpenAI-compatible endpoint of each ModelDeployment.
 - apiGroups: [""]
   resources: ["services"]
@@ -51,6 +52,17 @@ deletes them, not the operator).
 # is its ModelDeployment's (by owner uid, never by a label a tenant can put on any pod).
 - apiGroups: ["apps"]
   resources: ["replicasets"]
+  verbs: ["list", "watch"]
+# LeaderWorkerSets (sigs.k8s.io/lws), only where that CRD is installed: one per ModelDeployment whose
+# replica spans nodes (a group of pods per replica), read by name, created and patched (server-side apply);
+# deleted when the plan goes back to one node per replica.
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["get", "create", "patch", "delete"]
+# StatefulSets: read only, the link Pod -> StatefulSet -> LeaderWorkerSet by which the autoscaler knows a
+# group leader is its ModelDeployment's.
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
   verbs: ["list", "watch"]
 # InferencePools (Gateway API Inference Extension), only where that CRD is installed: one per
 # ModelDeployment selecting its pods, created and then patched (server-side apply); never read back.

@@ -1,0 +1,272 @@
+import { CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ModelDeployment } from "../operator/api/modeldeployment.js";
+import type { RunningOperator } from "../operator/operator.js";
+import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
+import { LWS_LABELS } from "../operator/render/leaderworkerset.js";
+import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
+import { engineParamsForNames } from "../sim/engine/model.js";
+import { runLoad } from "../sim/loadgen/loadgen.js";
+import type { ScheduledRequest } from "../sim/loadgen/trace.js";
+import { ensureModelDeploymentCrd } from "./support/crds.js";
+import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
+import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
+
+// A model no node can hold, end to end on the local cluster with the real LeaderWorkerSet controller (started by
+// the cluster harness, webhooks on): Llama 3.1 405B bf16 planned as PP 2 x TP 8 on the H100 pool, one
+// LeaderWorkerSet group of 2 pods per replica scheduled by the real scheduler; the autoscaler adds a group under
+// load and removes one (both pods) after it; a dead worker restarts its whole group; a pool of one node is refused.
+
+const H100 = "NVIDIA-H100-80GB-HBM3";
+const A100 = "NVIDIA-A100-SXM4-80GB";
+const SCALE_DOWN_WINDOW_SECONDS = 10;
+const kubeConfig = testKubeConfig();
+const client = new KubeClient(kubeConfig);
+const core = kubeConfig.makeApiClient(CoreV1Api);
+let namespace: TestNamespace;
+let operator: RunningOperator;
+let fleet: SimFleet;
+/** Two more H100 nodes (the shared pool has 2) so that a second 2-node group has room. */
+const extraNodes = ["h100-mn-0", "h100-mn-1"];
+
+const llama405b = (extra: Record<string, unknown> = {}) => ({
+  model: { name: "llama-3.1-405b-instruct", source: { huggingFace: { repo: "meta-llama/Llama-3.1-405B-Instruct" } }, maxContextLength: 32_768 },
+  engine: { kind: "vllm" },
+  ...extra,
+});
+
+interface Event {
+  reason?: string;
+  note?: string;
+  type?: string;
+  regarding?: { name?: string; kind?: string };
+}
+async function events(name: string): Promise<Event[]> {
+  const list = await client.list<Event>(`/apis/events.k8s.io/v1/namespaces/${namespace.name}/events`);
+  return list.items.filter((event) => event.regarding?.name === name);
+}
+
+async function pods(name: string): Promise<V1Pod[]> {
+  return (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: `gpufleet.io/model-deployment=${name}` })).items.filter(
+    (pod) => !pod.metadata?.deletionTimestamp,
+  );
+}
+const runningReady = (pod: V1Pod) =>
+  pod.status?.phase === "Running" && !!pod.spec?.nodeName && (pod.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+const group = (pod: V1Pod) => pod.metadata?.labels?.[LWS_LABELS.groupIndex];
+
+/** A steady overload against the leader's engine: `rate` requests/s of 4,000 prompt tokens for `seconds`. */
+function overload(rate: number, seconds: number): ScheduledRequest[] {
+  return Array.from({ length: rate * seconds }, (_, index) => ({
+    index,
+    offsetMs: (index * 1000) / rate,
+    sendAtMs: (index * 1000) / rate,
+    promptTokens: 4000,
+    outputTokens: 256,
+  }));
+}
+
+/** What a person would look at when a step times out: conditions, the LeaderWorkerSet, pods, events. */
+async function diagnose(name: string): Promise<string> {
+  const md = await readModelDeployment(client, namespace.name, name).catch(() => undefined);
+  const lws = await client.get<KubeObject & { status?: unknown }>(`/apis/leaderworkerset.x-k8s.io/v1/namespaces/${namespace.name}/leaderworkersets/${name}`).catch((e: Error) => ({ error: e.message }));
+  const list = await pods(name).catch(() => []);
+  return JSON.stringify(
+    {
+      conditions: md?.status?.conditions?.map((c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`),
+      replicas: [md?.spec.replicas, md?.status?.replicas, md?.status?.readyReplicas],
+      lws: "status" in lws ? lws.status : lws,
+      pods: list.map((pod) => ({ name: pod.metadata?.name, phase: pod.status?.phase, node: pod.spec?.nodeName, labels: pod.metadata?.labels, conditions: pod.status?.conditions?.map((c) => `${c.type}=${c.status} ${c.reason ?? ""} ${c.message ?? ""}`) })),
+      events: (await events(name)).map((e) => `${e.type} ${e.reason}: ${(e.note ?? "").slice(0, 300)}`),
+    },
+    null,
+    1,
+  );
+}
+
+beforeAll(async () => {
+  await ensureModelDeploymentCrd(kubeConfig);
+  namespace = await uniqueNamespace(kubeConfig, "multinode");
+  // Copies of an H100 node of the shared pool (same labels, taint, capacity), on their own loopback IPs.
+  const template = await core.readNode({ name: "h100-0" });
+  for (const [index, name] of extraNodes.entries()) {
+    const node: V1Node = {
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name, annotations: template.metadata?.annotations ?? {}, labels: { ...(template.metadata?.labels ?? {}), "kubernetes.io/hostname": name } },
+      spec: { taints: template.spec?.taints ?? [] },
+      status: {
+        addresses: [
+          { type: "InternalIP", address: `127.0.1.${20 + index}` },
+          { type: "Hostname", address: name },
+        ],
+        capacity: template.status?.capacity ?? {},
+        allocatable: template.status?.allocatable ?? {},
+      },
+    };
+    await core.createNode({ body: node });
+  }
+  await waitFor(
+    async () => {
+      const nodes = await Promise.all(extraNodes.map((name) => core.readNode({ name })));
+      return nodes.every((node) => node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+    },
+    { timeoutMs: 30_000, description: "extra H100 nodes Ready" },
+  );
+  operator = await startTestOperator(kubeConfig, namespace.name, { GPUFLEET_SCRAPE_INTERVAL_SECONDS: "1", GPUFLEET_SCRAPE_TIMEOUT_SECONDS: "1" });
+  fleet = new SimFleet({
+    listPods: async () => (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: MANAGED_BY_SELECTOR })).items,
+    // The leader's API server, simulated with a small replica so a short load saturates it (the simulator
+    // sizes single-node replicas only).
+    paramsFor: () => engineParamsForNames("llama-3.1-8b", "NVIDIA-L4"),
+    pollIntervalMs: 250,
+    loadDelayMs: 300,
+  });
+  fleet.start();
+}, 120_000);
+
+afterAll(async () => {
+  await fleet?.stop();
+  await operator?.stop();
+  await namespace?.delete();
+  for (const name of extraNodes) await core.deleteNode({ name }).catch(() => undefined);
+  client.close();
+});
+
+describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
+  it("refuses a pool of one node with a condition and an Event that name the nodes it needs", async () => {
+    await client.apply(modelDeploymentObject(namespace.name, "one-node", llama405b({ gpu: { products: [A100] } })), { fieldManager: "platform-team" });
+    const md = await waitFor(
+      async () => {
+        const read = await readModelDeployment(client, namespace.name, "one-node");
+        return condition(read, "Ready")?.reason === "DoesNotFit" ? read : undefined;
+      },
+      { timeoutMs: 30_000, description: "one-node refused" },
+    );
+    expect(condition(md, "Ready")?.message).toMatch(/needs 2 nodes per replica \(PP 2 x TP 8 = 16 x NVIDIA-A100-SXM4-80GB\) but the NVIDIA-A100-SXM4-80GB pool has 1 ready node/);
+    expect(condition(md, "Degraded")).toMatchObject({ status: "True", reason: "DoesNotFit" });
+    const warnings = await waitFor(async () => ((await events("one-node")).some((e) => e.reason === "DoesNotFit") ? events("one-node") : undefined), {
+      timeoutMs: 15_000,
+      description: "DoesNotFit event",
+    });
+    expect(warnings.find((e) => e.reason === "DoesNotFit")?.type).toBe("Warning");
+    expect(await client.get<KubeObject>(`/apis/leaderworkerset.x-k8s.io/v1/namespaces/${namespace.name}/leaderworkersets/one-node`).catch(() => undefined)).toBeUndefined();
+  });
+
+  it("serves 405B as a 2-node group, scales by groups through the autoscaler, drains a group whole and restarts a group whose worker died", async () => {
+    const name = "big";
+    await client.apply(
+      modelDeploymentObject(
+        namespace.name,
+        name,
+        llama405b({
+          gpu: { products: [H100] },
+          replicas: 1,
+          autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 2, scaleDownStabilizationSeconds: SCALE_DOWN_WINDOW_SECONDS },
+        }),
+      ),
+      { fieldManager: "platform-team" },
+    );
+    // Ready: one group (leader + worker) scheduled by the scheduler on two H100 nodes of one pool and zone.
+    const ready = await waitFor(
+      async () => {
+        const md = await readModelDeployment(client, namespace.name, name);
+        return condition(md, "Ready")?.status === "True" ? md : undefined;
+      },
+      { timeoutMs: 60_000, description: "405B Ready" },
+    ).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await diagnose(name)}`);
+    });
+    expect(ready.status?.plan).toMatchObject({ gpuProduct: H100, tensorParallelism: 8, pipelineParallelism: 2, nodesPerReplica: 2, gpusPerReplica: 16 });
+    expect(ready.status?.plan?.stages).toMatch(/stage 0: layers 0-62 \+ embedding.*stage 1: layers 63-125 \+ LM head/);
+    const lws = await client.get<KubeObject & { spec: { leaderWorkerTemplate: { size: number; restartPolicy: string } } }>(
+      `/apis/leaderworkerset.x-k8s.io/v1/namespaces/${namespace.name}/leaderworkersets/${name}`,
+    );
+    expect(lws.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: "ModelDeployment", uid: ready.metadata.uid, controller: true })]);
+    expect(lws.spec.leaderWorkerTemplate).toMatchObject({ size: 2, restartPolicy: "RecreateGroupOnPodRestart" });
+    const first = await pods(name);
+    expect(first).toHaveLength(2);
+    expect(first.every(runningReady)).toBe(true);
+    const nodesOf = async (list: V1Pod[]) => Promise.all(list.map((pod) => core.readNode({ name: pod.spec!.nodeName! })));
+    const firstNodes = await nodesOf(first);
+    expect(new Set(firstNodes.map((node) => node.metadata?.name)).size).toBe(2);
+    expect(new Set(firstNodes.map((node) => node.metadata?.labels?.["topology.kubernetes.io/zone"])).size).toBe(1);
+    expect(firstNodes.every((node) => node.metadata?.labels?.["nvidia.com/gpu.product"] === H100)).toBe(true);
+    const leader = first.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "0")!;
+    const worker = first.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "1")!;
+    expect(leader.spec?.containers[0]?.args).toEqual(expect.arrayContaining(["--pipeline-parallel-size", "2", "--nnodes", "--master-addr"]));
+    expect(leader.spec?.containers[0]?.env).toEqual(expect.arrayContaining([expect.objectContaining({ name: "LWS_LEADER_ADDRESS" })]));
+    expect(worker.spec?.containers[0]?.args).toEqual(expect.arrayContaining(["--headless", "$(LWS_WORKER_INDEX)"]));
+    expect(worker.spec?.containers[0]?.ports).toBeUndefined();
+    expect((await events(name)).map((e) => e.note ?? "").join("\n")).toMatch(/LeaderWorkerSet group of 2 pods \(PP 2 x TP 8\)/);
+
+    // Scale up by a group under load on the leader's API server.
+    await waitFor(async () => (await fetch(`http://${leader.status!.podIP}:8000/health`)).status === 200, { timeoutMs: 20_000, description: "leader engine up" });
+    const load = runLoad(overload(6, 20), {
+      endpoints: [`http://${leader.status!.podIP}:8000`],
+      policy: "round-robin",
+      model: "llama-3.1-405b-instruct",
+      maxOutputTokens: 256,
+      requestTimeoutMs: 60_000,
+      maxDurationMs: 25_000,
+    });
+    await waitFor(async () => ((await readModelDeployment(client, namespace.name, name)).spec.replicas === 2 ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      description: "autoscaler adds a group",
+    });
+    const two = await waitFor(
+      async () => {
+        const list = await pods(name);
+        return list.length === 4 && list.every(runningReady) ? list : undefined;
+      },
+      { timeoutMs: 40_000, description: "second group running" },
+    );
+    expect(new Set(two.map((pod) => pod.spec?.nodeName)).size).toBe(4);
+    expect(two.filter((pod) => group(pod) === "1")).toHaveLength(2);
+    await waitFor(async () => (condition(await readModelDeployment(client, namespace.name, name), "Ready")?.message === "2/2 replicas ready" ? true : undefined), {
+      timeoutMs: 20_000,
+      description: "2/2 ready",
+    });
+    await load;
+
+    // Load gone: after the stabilization window the autoscaler steps down; the LWS controller deletes group 1 whole.
+    const groupZero = new Map(two.filter((pod) => group(pod) === "0").map((pod) => [pod.metadata!.name!, pod.metadata!.uid!]));
+    await waitFor(async () => ((await readModelDeployment(client, namespace.name, name)).spec.replicas === 1 ? true : undefined), {
+      timeoutMs: (SCALE_DOWN_WINDOW_SECONDS + 60) * 1000,
+      intervalMs: 500,
+      description: "autoscaler removes a group",
+    });
+    const after = await waitFor(
+      async () => {
+        const list = await pods(name);
+        return list.length === 2 ? list : undefined;
+      },
+      { timeoutMs: 30_000, description: "group 1 drained" },
+    );
+    expect(after.every((pod) => group(pod) === "0")).toBe(true);
+    expect(new Map(after.map((pod) => [pod.metadata!.name!, pod.metadata!.uid!]))).toEqual(groupZero);
+    const reasons = (await events(name)).map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(["ScaledUp", "ScaledDown"]));
+
+    // A worker dies: the whole group is recreated (its leader too), then serves again.
+    const leaderUid = after.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "0")!.metadata!.uid!;
+    const deadWorker = after.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "1")!;
+    await core.deleteNamespacedPod({ name: deadWorker.metadata!.name!, namespace: namespace.name, gracePeriodSeconds: 0 });
+    const restarted = await waitFor(
+      async () => {
+        const list = await pods(name);
+        const newLeader = list.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "0");
+        return list.length === 2 && newLeader && newLeader.metadata?.uid !== leaderUid && list.every(runningReady) ? list : undefined;
+      },
+      { timeoutMs: 40_000, description: "group recreated after its worker died" },
+    );
+    expect(restarted.every((pod) => pod.metadata?.uid !== deadWorker.metadata?.uid)).toBe(true);
+    await waitFor(async () => (condition(await readModelDeployment(client, namespace.name, name), "Ready")?.status === "True" ? true : undefined), {
+      timeoutMs: 30_000,
+      description: "Ready after the group restart",
+    });
+  });
+});
+
+export type { ModelDeployment };
