@@ -367,6 +367,24 @@ export function findGo(env: NodeJS.ProcessEnv = process.env): string {
   );
 }
 
+/**
+ * The directory of a Go module at the version `toolDir`/go.mod pins, downloaded into the Go module cache
+ * (checked against go.sum) if needed: for files a module ships besides code (CRDs, webhook manifests).
+ */
+export async function pinnedModuleDir(toolDir: string, modulePath: string): Promise<string> {
+  const version = parseGoModRequirements(readFileSync(join(toolDir, "go.mod"), "utf8")).get(modulePath);
+  if (!version) throw new Error(`${join(toolDir, "go.mod")} does not require ${modulePath}`);
+  const { stdout } = await execFileAsync(findGo(), ["mod", "download", "-json", modulePath], {
+    cwd: toolDir,
+    maxBuffer: 1 << 20,
+    timeout: 300_000,
+  });
+  const info = JSON.parse(stdout) as { Dir?: string; Version?: string; Error?: string };
+  if (info.Error || !info.Dir) throw new Error(`go mod download ${modulePath}: ${info.Error ?? "no module directory"}`);
+  if (info.Version !== version) throw new Error(`go mod download gave ${modulePath} ${info.Version}, pinned ${version}`);
+  return info.Dir;
+}
+
 /** Exclusive lock file (our pid inside), so two runs never build into the same folder at once; a dead holder's lock is taken over. */
 export async function withLockFile<T>(lockPath: string, work: () => Promise<T>): Promise<T> {
   for (;;) {

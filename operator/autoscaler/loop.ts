@@ -108,7 +108,8 @@ export function replicaTokenCapacity(modelDeployment: ModelDeployment): number |
     estimateReplicaTokenCapacity({
       activeParameters: architecture.model.activeParameters,
       denseBf16Tflops: gpu.denseBf16Tflops,
-      tensorParallelism: plan.tensorParallelism,
+      // A replica that spans nodes computes on all its stages' GPUs (pipeline stages work on different batches).
+      tensorParallelism: plan.tensorParallelism * (plan.pipelineParallelism ?? 1),
     }) ?? undefined
   );
 }

@@ -4,14 +4,10 @@
  * puts the module in the Go module cache, and the CRD is read from its config/crd/bases. Nothing of it
  * is copied into this repository. Tests that need the CRD install it (test/support/crds.ts).
  */
-import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { parse } from "yaml";
-import { findGo, parseGoModRequirements, REPO_ROOT } from "../../tools/binaries.js";
-
-const execFileAsync = promisify(execFile);
+import { parseGoModRequirements, pinnedModuleDir, REPO_ROOT } from "../../tools/binaries.js";
 
 export const INFERENCE_EXTENSION_MODULE = "sigs.k8s.io/gateway-api-inference-extension";
 const TOOL_DIR = join(REPO_ROOT, "tools", "gateway-api-inference-extension");
@@ -27,15 +23,7 @@ export function pinnedInferenceExtensionVersion(toolDir: string = TOOL_DIR): str
 /** Downloads the pinned module (checked against go.sum) if needed; returns the CRD file's path. */
 export async function inferencePoolCrdPath(toolDir: string = TOOL_DIR): Promise<string> {
   const version = pinnedInferenceExtensionVersion(toolDir);
-  const { stdout } = await execFileAsync(findGo(), ["mod", "download", "-json", INFERENCE_EXTENSION_MODULE], {
-    cwd: toolDir,
-    maxBuffer: 1 << 20,
-    timeout: 300_000,
-  });
-  const info = JSON.parse(stdout) as { Dir?: string; Version?: string; Error?: string };
-  if (info.Error || !info.Dir) throw new Error(`go mod download ${INFERENCE_EXTENSION_MODULE}: ${info.Error ?? "no module directory"}`);
-  if (info.Version !== version) throw new Error(`go mod download gave ${INFERENCE_EXTENSION_MODULE} ${info.Version}, pinned ${version}`);
-  const path = join(info.Dir, CRD_IN_MODULE);
+  const path = join(await pinnedModuleDir(toolDir, INFERENCE_EXTENSION_MODULE), CRD_IN_MODULE);
   if (!existsSync(path)) throw new Error(`${INFERENCE_EXTENSION_MODULE}@${version} has no ${CRD_IN_MODULE}`);
   return path;
 }

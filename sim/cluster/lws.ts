@@ -15,16 +15,12 @@
  * of LWS's own kustomize patches), so other pods never depend on this process. Leader election is off (one
  * controller per cluster).
  */
-import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:tls";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { parseAllDocuments, parse, stringify } from "yaml";
-import { findGo, parseGoModRequirements, REPO_ROOT } from "../../tools/binaries.js";
+import { parseGoModRequirements, pinnedModuleDir, REPO_ROOT } from "../../tools/binaries.js";
 import { generateEcKeyPair, issueCertificate, privateKeyPem, type DistinguishedName } from "./pki.js";
-
-const execFileAsync = promisify(execFile);
 
 export const LWS_MODULE = "sigs.k8s.io/lws";
 const TOOL_DIR = join(REPO_ROOT, "tools", "lws");
@@ -42,17 +38,10 @@ export function pinnedLwsVersion(toolDir: string = TOOL_DIR): string {
 /** Downloads the pinned module (checked against go.sum) if needed; returns its directory. */
 export async function lwsModuleDir(toolDir: string = TOOL_DIR): Promise<string> {
   const version = pinnedLwsVersion(toolDir);
-  const { stdout } = await execFileAsync(findGo(), ["mod", "download", "-json", LWS_MODULE], {
-    cwd: toolDir,
-    maxBuffer: 1 << 20,
-    timeout: 300_000,
-  });
-  const info = JSON.parse(stdout) as { Dir?: string; Version?: string; Error?: string };
-  if (info.Error || !info.Dir) throw new Error(`go mod download ${LWS_MODULE}: ${info.Error ?? "no module directory"}`);
-  if (info.Version !== version) throw new Error(`go mod download gave ${LWS_MODULE} ${info.Version}, pinned ${version}`);
+  const dir = await pinnedModuleDir(toolDir, LWS_MODULE);
   for (const file of [CRD_IN_MODULE, WEBHOOKS_IN_MODULE])
-    if (!existsSync(join(info.Dir, file))) throw new Error(`${LWS_MODULE}@${version} has no ${file}`);
-  return info.Dir;
+    if (!existsSync(join(dir, file))) throw new Error(`${LWS_MODULE}@${version} has no ${file}`);
+  return dir;
 }
 
 /** The LeaderWorkerSet CRD, as an object ready to apply. */
