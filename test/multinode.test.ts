@@ -55,14 +55,14 @@ const runningReady = (pod: V1Pod) =>
   pod.status?.phase === "Running" && !!pod.spec?.nodeName && (pod.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
 const group = (pod: V1Pod) => pod.metadata?.labels?.[LWS_LABELS.groupIndex];
 
-/** A steady overload against the leader's engine: `rate` requests/s of 4,000 prompt tokens for `seconds`. */
+/** A short burst against the leader's engine: `rate` requests/s of 3,000 prompt and 32 output tokens for `seconds`. */
 function overload(rate: number, seconds: number): ScheduledRequest[] {
   return Array.from({ length: rate * seconds }, (_, index) => ({
     index,
     offsetMs: (index * 1000) / rate,
     sendAtMs: (index * 1000) / rate,
-    promptTokens: 4000,
-    outputTokens: 256,
+    promptTokens: 3000,
+    outputTokens: 32,
   }));
 }
 
@@ -203,13 +203,13 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
 
     // Scale up by a group under load on the leader's API server.
     await waitFor(async () => (await fetch(`http://${leader.status!.podIP}:8000/health`)).status === 200, { timeoutMs: 20_000, description: "leader engine up" });
-    const load = runLoad(overload(6, 12), {
+    const load = runLoad(overload(4, 4), {
       endpoints: [`http://${leader.status!.podIP}:8000`],
       policy: "round-robin",
       model: "llama-3.1-405b-instruct",
-      maxOutputTokens: 256,
+      maxOutputTokens: 32,
       requestTimeoutMs: 60_000,
-      maxDurationMs: 15_000,
+      maxDurationMs: 10_000,
     });
     await waitFor(async () => ((await readModelDeployment(client, namespace.name, name)).spec.replicas === 2 ? true : undefined), {
       timeoutMs: 30_000,

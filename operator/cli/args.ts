@@ -21,6 +21,8 @@ export interface PlanCommand {
   model: string;
   gpu: string;
   gpusPerNode: number;
+  /** Nodes of the pool one replica may span (pipeline stages); default 1. */
+  nodes?: number;
   quantization?: string;
   kvCacheDtype?: string;
   engine?: string;
@@ -118,6 +120,8 @@ Flags:
       --revision <rev>                 Hub branch, tag or commit to read (default main)
   -g, --gpu <name>                     GPU product label or alias (e.g. h100, NVIDIA-L40S, a100-80gb)
       --gpus-per-node <n>              GPUs per node in the pool (default 8); tensor parallelism stays inside a node
+      --nodes <n>                      Nodes in the pool (default 1); a model no node holds is split into pipeline
+                                       stages across up to this many nodes (PP x TP, one LeaderWorkerSet group)
   -q, --quantization <q>               none | fp8 | awq | gptq | int8 | int4 | nvfp4 | mxfp4 (default: the checkpoint's)
       --kv-cache-dtype <dtype>         auto | fp16 | bf16 | fp8 | fp8_e4m3 | fp8_e5m2 (default auto)
       --engine <engine>                vllm | tensorrt-llm (default vllm)
@@ -174,6 +178,7 @@ const PLAN_OPTIONS = {
   model: { type: "string", short: "m" },
   gpu: { type: "string", short: "g" },
   "gpus-per-node": { type: "string" },
+  nodes: { type: "string" },
   quantization: { type: "string", short: "q" },
   "kv-cache-dtype": { type: "string" },
   engine: { type: "string" },
@@ -249,6 +254,8 @@ function parsePlan(args: string[]): PlanCommand | HelpCommand {
     gpu,
     gpusPerNode: positiveInteger("gpus-per-node", values["gpus-per-node"]) ?? 8,
   };
+  const nodes = positiveInteger("nodes", values.nodes);
+  if (nodes !== undefined) command.nodes = nodes;
   if (values.quantization !== undefined) command.quantization = values.quantization;
   if (values["kv-cache-dtype"] !== undefined) command.kvCacheDtype = values["kv-cache-dtype"];
   if (values.engine !== undefined) command.engine = values.engine;

@@ -129,6 +129,16 @@ describe("gpufleet plan", () => {
     expect(result.stderr).toMatch(/^error: llama-3\.1-70b .*does not fit/);
   });
 
+  it("splits a model no node holds across --nodes as pipeline stages and prints what each stage holds", async () => {
+    const result = await run(["plan", "meta-llama/Llama-3.1-405B-Instruct", "h100", "--nodes", "2"]);
+    expect(result.exitCode).toBe(EXIT_OK);
+    expect(result.stdout).toMatch(/pipeline parallelism 2 x TP 8: 2 pods \(nodes\) per replica/);
+    expect(result.stdout).toMatch(/stage 0: layers 0-62 \+ embedding; per GPU 47\.25 GiB weights/);
+    const oneNode = await run(["plan", "meta-llama/Llama-3.1-405B-Instruct", "h100"]);
+    expect(oneNode.exitCode).toBe(EXIT_ERROR);
+    expect(oneNode.stderr).toMatch(/needs 2 nodes per replica \(PP 2 x TP 8 = 16 x NVIDIA-H100-80GB-HBM3\)/);
+  });
+
   it("keeps the structured error on stdout with -o json when the model does not fit", async () => {
     const result = await run(["plan", "llama-3.1-70b", "l4", "--gpus-per-node", "1", "-o", "json"]);
     expect(result.exitCode).toBe(EXIT_ERROR);

@@ -4,9 +4,10 @@
  */
 import { findGpu, GPU_CATALOGUE } from "../planner/gpus.js";
 import { findModel, MODEL_CATALOGUE, type ModelArchitecture } from "../planner/models.js";
+import { planReplica, type ReplicaPlan } from "../planner/pipeline.js";
 import {
   formatPlan,
-  planModel,
+  gib,
   type Engine,
   type KvCacheDtype,
   type PlanInput,
@@ -72,16 +73,27 @@ export function runPlan(command: PlanCommand, resolved?: ResolvedModel): Command
       ? { gpuMemoryUtilization: command.gpuMemoryUtilization }
       : {}),
   };
-  const result: PlanResult = planModel(input);
+  const result: PlanResult = planReplica({ ...input, nodesInPool: command.nodes ?? 1 });
   const exitCode = result.ok ? EXIT_OK : result.code === "does-not-fit" ? EXIT_ERROR : EXIT_USAGE;
   if (command.output !== "table")
     return { exitCode, stdout: renderStructured(result, command.output), stderr: "" };
   if (result.ok)
     return {
       exitCode,
-      stdout: `${resolved ? `source: ${resolved.source}\n` : ""}${formatPlan(result)}\n`,
+      stdout: `${resolved ? `source: ${resolved.source}\n` : ""}${formatPlan(result)}\n${formatStages(result as ReplicaPlan)}`,
       stderr: "",
     };
   // The planner's message already names what would fit; -o json|yaml gives the suggestions structured.
   return { exitCode, stdout: "", stderr: `error: ${result.message}\n` };
+}
+
+/** One line per pipeline stage of a plan that spans nodes (nothing for a plan on one node). */
+export function formatStages(plan: ReplicaPlan): string {
+  if (plan.pipelineParallelism <= 1) return "";
+  const lines = [`pipeline parallelism ${plan.pipelineParallelism} x TP ${plan.tensorParallelism}: ${plan.nodesPerReplica} pods (nodes) per replica`];
+  for (const stage of plan.stages)
+    lines.push(
+      `  stage ${stage.index}: layers ${stage.firstLayer}-${stage.lastLayer}${stage.holdsEmbedding ? " + embedding" : ""}${stage.holdsLmHead ? " + LM head" : ""}; per GPU ${gib(stage.weightBytesPerGpu)} weights, ${gib(stage.kvCacheBytesPerGpu)} KV = ${stage.kvCacheTokens.toLocaleString("en-US")} tokens`,
+    );
+  return `${lines.join("\n")}\n`;
 }
