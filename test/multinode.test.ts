@@ -256,7 +256,8 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
     // A worker dies: the whole group is recreated (its leader too), then serves again.
     const leaderUid = after.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "0")!.metadata!.uid!;
     const deadWorker = after.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "1")!;
-    await core.deleteNamespacedPod({ name: deadWorker.metadata!.name!, namespace: namespace.name, gracePeriodSeconds: 0 });
+    // An ordinary delete (not forced): the LWS controller sees the terminating worker and deletes the leader.
+    await core.deleteNamespacedPod({ name: deadWorker.metadata!.name!, namespace: namespace.name, gracePeriodSeconds: 1 });
     const restarted = await waitFor(
       async () => {
         const list = await pods(name);
