@@ -182,6 +182,8 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
         "/pods: get,list,watch",
         "/configmaps: get,create,patch",
         "apps/replicasets: list,watch",
+        "apps/statefulsets: list,watch",
+        "leaderworkerset.x-k8s.io/leaderworkersets: get,create,patch",
         "events.k8s.io/events: create,patch",
         "inference.networking.k8s.io/inferencepools: create,patch",
       ].sort(),

@@ -349,8 +349,8 @@ export class ModelDeploymentController {
         this.lastApplied.delete(key);
         const outcome = await this.writeWorkload(modelDeployment, objects, log);
         if (outcome.written && group) this.groupSets.set(key, outcome.written as LeaderWorkerSet & KubeObject);
-        // The workload changed kind (the plan now fits one node, or no longer does): remove the other one.
-        if (outcome.written) await this.removeOtherKind(group ? ownedDeployment : groupSet, key, log);
+        // The workload changed kind (the plan now fits one node, or no longer does): retire the other one.
+        if (outcome.written) await this.retireOtherKind(group ? ownedDeployment : groupSet, log);
         if (outcome.written)
           this.lastApplied.set(key, {
             hash: applied.hash,
@@ -459,17 +459,23 @@ export class ModelDeploymentController {
     }
   }
 
-  /** Deletes the owned workload of the kind no longer rendered (this exact object: uid precondition). */
-  private async removeOtherKind(other: KubeObject | undefined, key: string, log: typeof this.log): Promise<void> {
-    if (!other?.metadata?.uid || !other.apiVersion || !other.kind) return;
-    const path = pathFor({ apiVersion: other.apiVersion, kind: other.kind, namespace: other.metadata.namespace, name: other.metadata.name });
+  /**
+   * Scales the owned workload of the kind no longer rendered to zero (this exact object: its uid in the
+   * patch is a precondition). The operator deletes nothing; the object goes with the ModelDeployment.
+   */
+  private async retireOtherKind(other: KubeObject | undefined, log: typeof this.log): Promise<void> {
+    const kind = other?.kind === "Deployment" || other?.kind === LWS_KIND ? other.kind : undefined;
+    if (!kind || !other?.metadata?.uid || (other as { spec?: { replicas?: number } }).spec?.replicas === 0) return;
+    const apiVersion = kind === "Deployment" ? "apps/v1" : LWS_API_VERSION;
+    const path = pathFor({ apiVersion, kind, namespace: other.metadata.namespace, name: other.metadata.name });
     try {
-      await this.options.client.delete(path, { propagationPolicy: "Background", preconditions: { uid: other.metadata.uid } });
-      log.info({ kind: other.kind }, "removed the workload of the previous plan (the replica's node span changed)");
+      await this.options.client.patch(path, { metadata: { uid: other.metadata.uid }, spec: { replicas: 0 } }, "application/merge-patch+json", {
+        fieldManager: FIELD_MANAGER,
+      });
+      log.info({ kind }, "scaled the workload of the previous plan to zero (the replica's node span changed)");
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
-    if (other.kind === LWS_KIND) this.groupSets.delete(key);
   }
 
   private async writeStatus(modelDeployment: ModelDeployment, status: ModelDeploymentStatus, log: typeof this.log): Promise<void> {

@@ -482,7 +482,7 @@ export function renderWorkload(input: RenderInput): RenderedWorkload {
  */
 export function renderSpillDeployment(input: RenderInput & { variant: WorkloadVariant }): V1Deployment {
   const { modelDeployment, plan } = input;
-  validate(modelDeployment, plan);
+  validatePlan(modelDeployment, plan);
   const model = resolveModelLocation(modelDeployment.spec.model.source);
   const parts = engineParts(modelDeployment, {
     spec: modelDeployment.spec,

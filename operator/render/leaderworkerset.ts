@@ -182,7 +182,13 @@ export function renderGroupWorkload(input: RenderInput): RenderedGroupWorkload {
   // Each pod is one stage: TP GPUs.
   const podPlan: ResolvedPlan = { ...plan, gpusPerReplica: plan.tensorParallelism };
   const model = resolveModelLocation(modelDeployment.spec.model.source);
-  const parts = engineParts(modelDeployment, { spec: modelDeployment.spec, plan: podPlan, model, image: engineImage(modelDeployment, input.images) });
+  const parts = engineParts(modelDeployment, {
+    spec: modelDeployment.spec,
+    plan: podPlan,
+    model,
+    image: engineImage(modelDeployment, input.images),
+    ...(input.loraModules ? { loraModules: input.loraModules } : {}),
+  });
   const { volumes, mounts } = volumesFor(model, podPlan);
   const { spec } = modelDeployment;
   const nodeSelector = spec.placement.nodeSelector ?? {};

@@ -24,11 +24,11 @@ deletes them, not the operator).
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
-# Deployments: one per ModelDeployment runs the engine pods; created and then patched (server-side apply);
-# deleted when the plan moves the replicas to a LeaderWorkerSet (a model that no longer fits one node).
+# Deployments: one per ModelDeployment runs the engine pods; created and then patched (server-side apply;
+# scaled to zero when the plan moves the replicas to a LeaderWorkerSet).
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Services: the OpenAI-compatible endpoint of each ModelDeployment.
 - apiGroups: [""]
   resources: ["services"]
@@ -54,11 +54,11 @@ deletes them, not the operator).
   resources: ["replicasets"]
   verbs: ["list", "watch"]
 # LeaderWorkerSets (sigs.k8s.io/lws), only where that CRD is installed: one per ModelDeployment whose
-# replica spans nodes (a group of pods per replica), read by name, created and patched (server-side apply);
-# deleted when the plan goes back to one node per replica.
+# replica spans nodes (a group of pods per replica), read by name, created and patched (server-side apply;
+# scaled to zero when the plan goes back to one node per replica).
 - apiGroups: ["leaderworkerset.x-k8s.io"]
   resources: ["leaderworkersets"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch"]
 # StatefulSets: read only, the link Pod -> StatefulSet -> LeaderWorkerSet by which the autoscaler knows a
 # group leader is its ModelDeployment's.
 - apiGroups: ["apps"]
