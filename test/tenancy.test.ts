@@ -35,6 +35,8 @@ registerKind("rbac.authorization.k8s.io/v1", "Role", { plural: "roles", namespac
 registerKind("rbac.authorization.k8s.io/v1", "RoleBinding", { plural: "rolebindings", namespaced: true });
 registerKind("rbac.authorization.k8s.io/v1", "ClusterRole", { plural: "clusterroles", namespaced: false });
 registerKind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", { plural: "clusterrolebindings", namespaced: false });
+registerKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", { plural: "validatingadmissionpolicies", namespaced: false });
+registerKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", { plural: "validatingadmissionpolicybindings", namespaced: false });
 
 const kubeConfig = testKubeConfig();
 const admin = new KubeClient(kubeConfig);
@@ -44,6 +46,8 @@ let operator: RunningOperator;
 let fleet: SimFleet;
 const gateways: Gateway[] = [];
 let helmHome: string;
+/** A client with the gateway's ServiceAccount token (the chart's RBAC and admission policy apply to it). */
+let gatewayIdentity: KubeClient;
 const clusterScoped: string[] = [];
 /** Tier names are cluster-wide: this run's prefix keeps them apart from other runs. */
 let gold = "";
@@ -95,17 +99,27 @@ async function applyChartGatewayRbac(ns: string): Promise<string> {
       "--show-only", "templates/gateway-serviceaccount.yaml",
       "--show-only", "templates/gateway-rbac.yaml",
       "--show-only", "templates/gateway-tenancy-rbac.yaml",
+      "--show-only", "templates/gateway-tenant-policy.yaml",
     ],
     { home: helmHome, kubeconfig: kubeconfigPath },
   );
   const objects = parseAllDocuments(rendered)
     .map((d) => d.toJS() as KubeObject | null)
     .filter((o): o is KubeObject => o !== null);
-  expect(objects.map((o) => o.kind).sort()).toEqual(["ClusterRole", "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding", "ServiceAccount"]);
+  expect(objects.map((o) => o.kind).sort()).toEqual([
+    "ClusterRole", "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding", "ServiceAccount",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+  ]);
+  const plural: Record<string, string> = {
+    ClusterRole: "rbac.authorization.k8s.io/v1/clusterroles",
+    ClusterRoleBinding: "rbac.authorization.k8s.io/v1/clusterrolebindings",
+    ValidatingAdmissionPolicy: "admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+    ValidatingAdmissionPolicyBinding: "admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+  };
   for (const object of objects) {
     await admin.apply(object, { fieldManager: "helm-stand-in", force: true });
-    if (object.kind?.startsWith("Cluster"))
-      clusterScoped.push(`/apis/rbac.authorization.k8s.io/v1/${object.kind === "ClusterRole" ? "clusterroles" : "clusterrolebindings"}/${object.metadata?.name}`);
+    const kindPath = plural[object.kind ?? ""];
+    if (kindPath) clusterScoped.push(`/apis/${kindPath}/${object.metadata?.name}`);
   }
   return "gf-gpufleet-gateway";
 }
@@ -193,6 +207,7 @@ beforeAll(async () => {
       POD_NAME: replica,
     });
     gateways.push(await startGateway(new KubeClient(identity.kubeConfig, { userAgent: "gpufleet-gateway" }), config));
+    gatewayIdentity ??= new KubeClient(identity.kubeConfig);
   }
   for (const [name, model] of [["small", "model-small"], ["large", "model-large"]] as const)
     await admin.apply(
@@ -222,7 +237,8 @@ afterAll(async () => {
   for (const gateway of gateways) await gateway.stop(1_000);
   await fleet?.stop();
   await operator?.stop();
-  for (const path of clusterScoped) await admin.delete(path).catch(() => undefined);
+  gatewayIdentity?.close();
+  for (const path of clusterScoped.reverse()) await admin.delete(path).catch(() => undefined);
   await namespace?.delete();
   admin.close();
   if (helmHome) rmSync(helmHome, { recursive: true, force: true });
@@ -296,7 +312,16 @@ describe("UsageTier and Tenant admission by the real API server", () => {
 
 describe("two tenants of different tiers through two gateway replicas", () => {
   it("answers a wrong or missing key with 401 and meters nothing", async () => {
-    const before = { acme: await tenantStatus("acme"), hobby: await tenantStatus("hobby") };
+    // Requests and tokens per model and period: what a 401 must not move.
+    const counts = async (name: string) => {
+      const status = await tenantStatus(name);
+      return [status?.today, status?.thisMonth].map((period) =>
+        (period?.models ?? []).map((m) => `${m.model}:${m.requests}/${m.promptTokens}/${m.completionTokens}`).sort(),
+      );
+    };
+    // The warm-up requests of beforeAll are reported within one interval (400 ms): let them land first.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const before = { acme: await counts("acme"), hobby: await counts("hobby") };
     for (const gateway of gateways) {
       const wrong = await chat(gateway, "sk-acme-5f3c9f", { model: "model-small", messages: [{ role: "user", content: "hi" }], max_tokens: 3 });
       expect(wrong.status).toBe(401);
@@ -311,8 +336,8 @@ describe("two tenants of different tiers through two gateway replicas", () => {
     }
     // Two report intervals later, neither tenant's usage moved.
     await new Promise((r) => setTimeout(r, 1_000));
-    expect(await tenantStatus("acme")).toEqual(before.acme);
-    expect(await tenantStatus("hobby")).toEqual(before.hobby);
+    expect(await counts("acme")).toEqual(before.acme);
+    expect(await counts("hobby")).toEqual(before.hobby);
     const metrics = await (await fetch(`http://127.0.0.1:${gateways[0]!.opsPort}/metrics`)).text();
     expect(metrics).toContain('gpufleet_gateway_auth_failures_total{reason="invalid"} 2');
     expect(metrics).not.toContain(ACME_KEY);
@@ -428,5 +453,31 @@ describe("two tenants of different tiers through two gateway replicas", () => {
     expect(small?.costUSD).toBeGreaterThan(0);
     expect(small?.gramsCO2).toBeGreaterThan(0);
     expect(acme?.thisMonth?.models.find((m) => m.model === "model-small")?.promptTokens).toBeGreaterThanOrEqual(small!.promptTokens);
+  });
+
+  it("lets the gateway's ServiceAccount only add to a Tenant's usage (the chart's admission policy), not lower it", async () => {
+    // An admin gives tenant "ok" some usage; the gateway's identity may add to it, not take from it.
+    const path = tenantsPath(namespace.name, "ok");
+    const day = new Date().toISOString().slice(0, 10);
+    const current = await admin.get<Tenant & KubeObject>(path);
+    const usage = { model: "model-small", requests: 5, promptTokens: 500, completionTokens: 50, gpuSeconds: 1, costUSD: 0.01, gramsCO2: 1 };
+    await admin.replace({ ...current, status: { today: { date: day, models: [usage] }, thisMonth: { month: day.slice(0, 7), models: [usage] } } } as KubeObject, { path: `${path}/status` });
+    const lowered = async (): Promise<number> => {
+      const tenant = await admin.get<Tenant & KubeObject>(path);
+      const models = tenant.status!.today!.models.map((m) => ({ ...m, promptTokens: m.promptTokens - 1 }));
+      try {
+        await gatewayIdentity.replace({ ...tenant, status: { ...tenant.status, today: { date: day, models } } } as KubeObject, { path: `${path}/status` });
+        return 200;
+      } catch (error) {
+        if (error instanceof KubeApiError) return error.statusCode;
+        throw error;
+      }
+    };
+    // The policy was applied with the RBAC before the gateways started; poll in case it is still loading.
+    await waitFor(async () => (await lowered()) === 403, { timeoutMs: 30_000, description: "a lowered usage refused" });
+    const tenant = await admin.get<Tenant & KubeObject>(path);
+    const added = tenant.status!.today!.models.map((m) => ({ ...m, requests: m.requests + 1, promptTokens: m.promptTokens + 10 }));
+    await gatewayIdentity.replace({ ...tenant, status: { ...tenant.status, today: { date: day, models: added } } } as KubeObject, { path: `${path}/status` });
+    expect((await admin.get<Tenant & KubeObject>(path)).status?.today?.models[0]?.requests).toBeGreaterThan(5);
   });
 });
