@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { API_GROUP, API_VERSION } from "../operator/api/modeldeployment.js";
@@ -23,6 +23,7 @@ import { KubeApiError, KubeClient, registerKind, type KubeObject } from "../oper
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { TENANT_KEY_LABEL } from "../gateway/tenancy/tenancy.js";
+import { runCli } from "../operator/cli/main.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
 import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
 import { ensureCrd, ensureModelDeploymentCrd } from "./support/crds.js";
@@ -453,6 +454,17 @@ describe("two tenants of different tiers through two gateway replicas", () => {
     expect(small?.costUSD).toBeGreaterThan(0);
     expect(small?.gramsCO2).toBeGreaterThan(0);
     expect(acme?.thisMonth?.models.find((m) => m.model === "model-small")?.promptTokens).toBeGreaterThanOrEqual(small!.promptTokens);
+    // `gpufleet usage` (as `kubectl gpufleet usage` runs it) reads the same figures from the cluster.
+    const out: string[] = [];
+    const code = await runCli(["usage", "-n", namespace.name, "--tenant", "acme", "-o", "json", "--kubeconfig", inject("kubeconfigPath")], {
+      stdout: (t) => out.push(t),
+      stderr: (t) => out.push(t),
+    });
+    expect(code, out.join("")).toBe(0);
+    const rows = (JSON.parse(out.join("")) as { rows: Array<{ model: string; promptTokens: number; completionTokens: number; usdPerMillionTokens: number | null }> }).rows;
+    const cliSmall = rows.find((r) => r.model === "model-small");
+    expect(cliSmall).toMatchObject({ promptTokens: small!.promptTokens, completionTokens: small!.completionTokens });
+    expect(cliSmall!.usdPerMillionTokens).toBeGreaterThan(0);
   });
 
   it("lets the gateway's ServiceAccount only add to a Tenant's usage (the chart's admission policy), not lower it", async () => {
