@@ -67,7 +67,7 @@ export function createTenancyMetrics(registry: Registry): TenancyMetrics {
     }),
     reports: new Counter({
       name: "gpufleet_tenant_status_reports_total",
-      help: "Writes of metered usage to Tenant status, by result (ok, conflict, error).",
+      help: "Writes of metered usage to Tenant status, by result (ok, conflict, gone: the Tenant was deleted, error).",
       labelNames: ["result"],
       registers,
     }),

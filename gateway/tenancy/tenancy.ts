@@ -16,7 +16,7 @@ import { API_GROUP, API_VERSION, type Condition } from "../../operator/api/model
 import { TENANT_KIND, TENANT_PLURAL, TIER_KIND, TIER_PLURAL, type Tenant, type UsageTier } from "../../operator/api/tenancy.js";
 import { logger } from "../../operator/log/logger.js";
 import { Informer } from "../../operator/runtime/informer.js";
-import { type KubeClient, type KubeObject, isConflict, registerKind } from "../../operator/runtime/kube-client.js";
+import { type KubeClient, type KubeObject, isConflict, isNotFound, registerKind } from "../../operator/runtime/kube-client.js";
 import type { Endpoint, ModelRoute } from "../fleet.js";
 import type { CompletionRequest } from "../request.js";
 import { type Admitted, TenancyCore, TenancyRefusal, type SecretView } from "./core.js";
@@ -287,6 +287,11 @@ export class Tenancy extends TenancyGate {
         if (isConflict(error)) {
           this.shell.metrics?.reports.inc({ result: "conflict" });
           continue;
+        }
+        if (isNotFound(error)) {
+          // The Tenant was deleted: its usage stays in the Prometheus counters only.
+          this.shell.metrics?.reports.inc({ result: "gone" });
+          return;
         }
         this.shell.metrics?.reports.inc({ result: "error" });
         log.warn({ tenant: key, err: String(error) }, "could not write tenant usage; keeping it for the next report");
