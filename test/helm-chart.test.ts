@@ -333,6 +333,7 @@ describe("helm lint and template", () => {
       GPUFLEET_GATEWAY_WATCH_NAMESPACES: "",
       GPUFLEET_GATEWAY_HOLD_TIMEOUT_SECONDS: "120",
       GPUFLEET_GATEWAY_MAX_BODY_BYTES: "8388608",
+      GPUFLEET_GATEWAY_PREFILL_BUDGET_SHARE: "0.5",
     });
     expect(container.env.map((variable) => variable.name)).toContain("POD_NAME");
     expect(only(objects, "ServiceAccount", "gf-gpufleet-gateway")).toBeDefined();
