@@ -14,6 +14,8 @@ import { createGatewayMetrics } from "./metrics.js";
 import { GatewayServer } from "./server.js";
 import { startTenancy } from "./tenancy/start.js";
 import type { Tenancy } from "./tenancy/tenancy.js";
+import { CascadeRoutes } from "./cascade/routes.js";
+import { CascadeServer } from "./cascade/serve.js";
 
 export interface Gateway {
   port: number;
@@ -26,6 +28,11 @@ export interface Gateway {
 }
 
 const log = logger.child({ component: "gateway-main" });
+
+/** The address the gateway reaches itself on: loopback when it listens on every interface. */
+function loopbackOf(host: string): string {
+  return host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "::1" : host;
+}
 
 export async function startGateway(
   client: KubeClient,
@@ -53,6 +60,13 @@ export async function startGateway(
     : undefined;
   const tenancy = config.tenancy.enabled ? startTenancy(client, config, fleet, metrics.registry) : undefined;
   const regions = await startRegionRouting(client, env);
+  // Cascade aliases (ModelRoutes): each step goes back through this gateway on loopback.
+  const cascadeRoutes = new CascadeRoutes(client, fleet, config.watchNamespaces);
+  let listeningPort = 0;
+  const cascade = new CascadeServer({
+    resolve: (alias) => cascadeRoutes.resolve(alias),
+    self: () => ({ host: loopbackOf(config.host), port: listeningPort }),
+  });
   const server: GatewayServer = new GatewayServer({
     fleet,
     metrics,
@@ -60,6 +74,7 @@ export async function startGateway(
     ...(demand ? { demand } : {}),
     ...(tenancy ? { tenancy } : {}),
     ...(regions ? { regions } : {}),
+    cascade,
   });
   if (demand) fleet.subscribe(() => demand.forgetExcept(new Set(fleet.routes().map((r) => r.uid))));
   // Ops first, so the kubelet sees a live (not yet ready) process while informers sync.
@@ -73,7 +88,9 @@ export async function startGateway(
   });
   await fleet.start();
   await tenancy?.start();
+  await cascadeRoutes.start();
   const port = await server.listen(config.port, config.host);
+  listeningPort = port;
   ready = true;
   log.info(
     { port, opsPort: ops.port, replica: config.replicaName, models: fleet.routes().length },
@@ -90,6 +107,8 @@ export async function startGateway(
       ready = false;
       await server.close(graceMs);
       await tenancy?.stop();
+      cascade.close();
+      await cascadeRoutes.stop();
       await demand?.stop();
       await fleet.stop();
       await regions?.stop();

@@ -18,11 +18,12 @@ import { GatewayError, errorBody, errorEvent, echo } from "./errors.js";
 import type { FleetView, ModelRoute, Endpoint } from "./fleet.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { type CompletionRequest, parseCompletionRequest, readBody } from "./request.js";
-import { HoldQueue } from "./routing/hold-queue.js";
+import type { CascadeRequest } from "./cascade/serve.js";
+import { type HeldEntry, HoldQueue } from "./routing/hold-queue.js";
 import { DEFAULT_PICK_LIMITS, DEFAULT_PICK_WEIGHTS, pickEndpoint, recordPick } from "./routing/picker.js";
 import type { PickResult, RequestFeatures } from "./routing/types.js";
 import { SseFramer } from "./sse.js";
-import type { TenancyHook, TenancyTicket } from "./tenancy/tenancy.js";
+import { type TenancyHook, type TenancyTicket, maxTokensOf } from "./tenancy/tenancy.js";
 import type { RegionRouter } from "./region-router.js";
 
 export type GatewayServerConfig = Pick<
@@ -68,6 +69,8 @@ export interface GatewayServerOptions {
   now?: () => number;
   /** Region routing across pods in several regions (gateway/region-router.ts); absent: off. */
   regions?: Pick<RegionRouter, "annotate" | "narrow">;
+  /** Model aliases (ModelRoute cascades, gateway/cascade): serves `model` when it is one. */
+  cascade?: { serve(request: CascadeRequest): boolean };
 }
 
 export const HEADER_ENDPOINT = "x-gpufleet-endpoint";
@@ -265,6 +268,12 @@ export class GatewayServer {
       maxPromptChars: this.config.maxPromptChars,
       sessionKey,
     });
+    // A model alias (ModelRoute): the cascade sends each step it tries through this gateway again.
+    if (
+      !this.options.fleet.route(request.model) &&
+      this.options.cascade?.serve({ req, res, path, body, model: request.model })
+    )
+      return;
     // Tenancy: 401/403/429 here; the ticket settles the tokens when the exchange ends.
     const tenancy = this.options.tenancy?.admit(req, res, body, request);
     this.options.regions?.annotate(request.features, req.headers);
@@ -336,13 +345,22 @@ export class GatewayServer {
         fail: (error) => {
           settled = true;
           this.addHeldTokens(route.model, -tokens);
-          this.options.metrics.holdOutcomes.inc({ outcome: "timeout" });
+          this.options.metrics.holdOutcomes.inc({
+            outcome: error.code === "overloaded" ? "shed" : "timeout",
+          });
           this.sendError(res, error);
           this.count(route, error.status);
         },
       },
       this.now(),
+      // Band and fair share (issue 14): the tenant's priority band; its tokens (prompt + max output) as cost.
+      {
+        priority: exchange.tenancy?.context.priority ?? 0,
+        fairnessKey: exchange.tenancy?.context.fairnessKey ?? "",
+        cost: tokens + (maxTokensOf(exchange.body) ?? 0),
+      },
     );
+    if (outcome.shed?.length) this.shed(outcome.shed);
     if (!outcome.held) {
       this.options.metrics.holdOutcomes.inc({ outcome: "refused" });
       throw new GatewayError(
@@ -364,6 +382,18 @@ export class GatewayServer {
     this.armHoldTimer();
     // A pod may have become ready between the pick and now.
     this.drain(route.model);
+  }
+
+  /** Held requests pushed out by higher bands (their wait would exceed their band's limit): 429. */
+  private shed(entries: ReadonlyArray<HeldEntry<Held>>): void {
+    for (const entry of entries)
+      entry.item.fail(
+        new GatewayError(
+          "overloaded",
+          `Model \`${entry.model}\` is overloaded; requests of higher priority go first. Retry later.`,
+          OVERLOADED_RETRY_AFTER_SECONDS,
+        ),
+      );
   }
 
   private heldChanged(route: ModelRoute): void {
@@ -416,7 +446,7 @@ export class GatewayServer {
     while (this.holds.size(model) > 0) {
       // Whether any pod can take a request does not depend on the request: probe, then release the oldest.
       if (!this.pick(route, { model, prompt: "", blockHashes: [] })) break;
-      const [entry] = this.holds.release(model, 1);
+      const [entry] = this.holds.release(model, 1, this.now());
       if (!entry) break;
       const pick = this.pick(route, entry.item.features);
       if (!pick) break; // cannot happen (probed), but never drop a request

@@ -153,6 +153,8 @@ export interface SimFleetOptions {
   pollIntervalMs?: number;
   /** Called when an engine fails to start (e.g. address in use); the next poll retries. */
   onError?: (spec: EngineSpec, error: unknown) => void;
+  /** Per-request confidence table for an engine's logprobs (sim/engine/server.ts `confidences`). */
+  confidencesFor?: (spec: EngineSpec) => readonly number[] | undefined;
 }
 
 export function listManagedPods(kubeConfig: KubeConfig): () => Promise<V1Pod[]> {
@@ -219,6 +221,7 @@ export class SimFleet {
           params,
           loadDelayMs: this.options.loadDelayMs ?? 0,
           ...(spec.lora ? { lora: spec.lora } : {}),
+          ...(this.options.confidencesFor?.(spec) ? { confidences: this.options.confidencesFor(spec)! } : {}),
         });
         this.engines.set(spec.key, { spec, server });
       } catch (error) {

@@ -66,6 +66,41 @@ export interface EngineServerOptions {
   faults?: EngineFaults;
   /** vLLM with --enable-lora: adapters, slots, runtime updates (sim/engine/adapters.ts). */
   lora?: LoraOptions;
+  /**
+   * Per-request confidences (natural-log probability per token) for answers asked for `logprobs`: a
+   * request draws one by a hash of its prompt (the same prompt, the same confidence), and every token of
+   * its answer carries it. E.g. a data set's per-prompt confidences (`npm run bench:cascade -- --write-csv`).
+   * Unset: every token has logprob DEFAULT_TOKEN_LOGPROB.
+   */
+  confidences?: readonly number[];
+}
+
+/** A token's logprob when the engine has no confidence table (a confident model). */
+export const DEFAULT_TOKEN_LOGPROB = -0.05;
+
+/** FNV-1a of the prompt text: which confidence of the table a request draws. */
+export function confidenceIndex(promptText: string, tableSize: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < promptText.length; i++) {
+    h ^= promptText.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return tableSize > 0 ? h % tableSize : 0;
+}
+
+/** The logprob each token of a request's answer carries. */
+export function tokenLogprobFor(promptText: string, confidences: readonly number[] | undefined): number {
+  if (!confidences || confidences.length === 0) return DEFAULT_TOKEN_LOGPROB;
+  const value = confidences[confidenceIndex(promptText, confidences.length)] as number;
+  return Number.isFinite(value) ? Math.min(0, value) : DEFAULT_TOKEN_LOGPROB;
+}
+
+/** The prompt's text as the engine sees it for confidence draws (chat messages flattened). */
+export function promptTextOf(body: Record<string, unknown>, chat: boolean): string {
+  if (chat) return Array.isArray(body.messages) ? flattenChat(body.messages as never[], 64 * 1024) : "";
+  if (typeof body.prompt === "string") return body.prompt;
+  if (Array.isArray(body.prompt) && typeof body.prompt[0] === "string") return body.prompt[0];
+  return "";
 }
 
 // Bucket bounds of vLLM's vllm:time_to_first_token_seconds (vllm/v1/metrics/loggers.py; TensorRT-LLM's
@@ -297,7 +332,11 @@ export class EngineServer {
       });
       return;
     }
-    if (method === "POST" && (path === "/v1/load_lora_adapter" || path === "/v1/unload_lora_adapter") && this.adapters?.options.runtimeUpdates) {
+    if (
+      method === "POST" &&
+      (path === "/v1/load_lora_adapter" || path === "/v1/unload_lora_adapter") &&
+      this.adapters?.options.runtimeUpdates
+    ) {
       const body = await readJson(req, 64 * 1024);
       try {
         if (path === "/v1/load_lora_adapter") this.adapters.load(body.lora_name, body.lora_path);
@@ -307,7 +346,9 @@ export class EngineServer {
         throw error;
       }
       res.writeHead(200, { "content-type": "text/plain" });
-      res.end(`Success: LoRA adapter '${String(body.lora_name)}' ${path === "/v1/load_lora_adapter" ? "added" : "removed"} successfully.`);
+      res.end(
+        `Success: LoRA adapter '${String(body.lora_name)}' ${path === "/v1/load_lora_adapter" ? "added" : "removed"} successfully.`,
+      );
       return;
     }
     if (method === "POST" && (path === "/v1/completions" || path === "/v1/chat/completions")) {
@@ -321,7 +362,9 @@ export class EngineServer {
     if (!this.isLoaded()) throw new HttpError(503, "model is still loading", "ServiceUnavailableError");
     const body = await readJson(req);
     const adapter =
-      typeof body.model === "string" && body.model !== this.options.modelName && this.adapters?.has(body.model)
+      typeof body.model === "string" &&
+      body.model !== this.options.modelName &&
+      this.adapters?.has(body.model)
         ? body.model
         : undefined;
     if (typeof body.model === "string" && body.model !== this.options.modelName && !adapter) {
@@ -341,6 +384,31 @@ export class EngineServer {
       typeof body.stream_options === "object" &&
       body.stream_options !== null &&
       (body.stream_options as { include_usage?: unknown }).include_usage === true;
+    // OpenAI/vLLM: chat asks with `logprobs: true`, completions with `logprobs: <n>` (0 included).
+    const wantLogprobs = chat
+      ? body.logprobs === true
+      : typeof body.logprobs === "number" && body.logprobs >= 0;
+    const tokenLogprob = wantLogprobs
+      ? tokenLogprobFor(promptTextOf(body, chat), this.options.confidences)
+      : 0;
+    const logprobsOf = (tokens: readonly string[]) => {
+      if (!wantLogprobs) return null;
+      return chat
+        ? {
+            content: tokens.map((token) => ({
+              token,
+              logprob: tokenLogprob,
+              bytes: [...Buffer.from(token)],
+              top_logprobs: [],
+            })),
+          }
+        : {
+            tokens: [...tokens],
+            token_logprobs: tokens.map(() => tokenLogprob),
+            top_logprobs: null,
+            text_offset: [],
+          };
+    };
     const id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replace(/-/g, "")}`;
     const created = Math.floor(Date.now() / 1000);
     const object = chat ? "chat.completion" : "text_completion";
@@ -357,11 +425,16 @@ export class EngineServer {
       `data: ${JSON.stringify({ id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: responseModel, choices: [choice] })}\n\n`;
     const piece = (tokenIndex: number, finishReason: string | null) =>
       chat
-        ? { index: 0, delta: { content: tokenText(tokenIndex) }, logprobs: null, finish_reason: finishReason }
+        ? {
+            index: 0,
+            delta: { content: tokenText(tokenIndex) },
+            logprobs: logprobsOf([tokenText(tokenIndex)]),
+            finish_reason: finishReason,
+          }
         : {
             index: 0,
             text: tokenText(tokenIndex),
-            logprobs: null,
+            logprobs: logprobsOf([tokenText(tokenIndex)]),
             finish_reason: finishReason,
             stop_reason: null,
           };
@@ -461,9 +534,15 @@ export class EngineServer {
       return;
     }
     const completion = rawMax;
+    const tokens = Array.from({ length: rawMax }, (_, i) => tokenText(i));
     const choice = chat
-      ? { index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: "length" }
-      : { index: 0, text, logprobs: null, finish_reason: "length", stop_reason: null };
+      ? {
+          index: 0,
+          message: { role: "assistant", content: text },
+          logprobs: logprobsOf(tokens),
+          finish_reason: "length",
+        }
+      : { index: 0, text, logprobs: logprobsOf(tokens), finish_reason: "length", stop_reason: null };
     this.sendJson(res, 200, {
       id,
       object,

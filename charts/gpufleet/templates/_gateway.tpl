@@ -47,6 +47,10 @@ app.kubernetes.io/part-of: gpufleet
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments"]
   verbs: ["get", "list", "watch", "patch"]
+# ModelRoutes: read only, for model aliases that cascade across ModelDeployments of one family.
+- apiGroups: ["gpufleet.io"]
+  resources: ["modelroutes"]
+  verbs: ["get", "list", "watch"]
 # Pods: read only, for the ready pod IPs the gateway sends requests to and scrapes metrics from.
 - apiGroups: [""]
   resources: ["pods"]

@@ -1,0 +1,123 @@
+/**
+ * Which aliases the gateway serves as cascades: ModelRoutes (operator/api/modelroute.ts), each step
+ * resolved to the model name its ModelDeployment serves. A ModelRoute only fronts ModelDeployments of
+ * its own namespace (a tenant cannot route into another's). An alias that a ModelDeployment also serves
+ * as its model name is not a cascade (the ModelDeployment wins); an alias claimed by several ModelRoutes
+ * goes to the oldest (then by namespace/name), as for ModelDeployments.
+ */
+import { API_GROUP, API_VERSION } from "../../operator/api/modeldeployment.js";
+import { MODEL_ROUTE_KIND, MODEL_ROUTE_PLURAL, type ModelRoute } from "../../operator/api/modelroute.js";
+import { Informer } from "../../operator/runtime/informer.js";
+import { type KubeClient, type KubeObject, registerKind } from "../../operator/runtime/kube-client.js";
+import type { FleetView } from "../fleet.js";
+import type { CascadeRules } from "./decide.js";
+
+registerKind(`${API_GROUP}/${API_VERSION}`, MODEL_ROUTE_KIND, {
+  plural: MODEL_ROUTE_PLURAL,
+  namespaced: true,
+});
+
+export type ResolvedCascade =
+  | { ok: true; alias: string; route: string; rules: CascadeRules }
+  /** The ModelRoute names a ModelDeployment the gateway does not serve: an actionable message. */
+  | { ok: false; alias: string; route: string; message: string };
+
+const creation = (o: KubeObject) => {
+  const t = Date.parse(o.metadata?.creationTimestamp ?? "");
+  return Number.isFinite(t) ? t : 0;
+};
+
+/** Pure: the cascades that ModelRoutes and the served ModelDeployments give, by alias. */
+export function buildCascades(
+  modelRoutes: readonly (ModelRoute & KubeObject)[],
+  fleet: Pick<FleetView, "routes">,
+): Map<string, ResolvedCascade> {
+  const served = fleet.routes();
+  const direct = new Set(served.map((r) => r.model));
+  const byDeployment = new Map(served.map((r) => [`${r.namespace}/${r.name}`, r.model]));
+  const out = new Map<string, ResolvedCascade>();
+  const sorted = [...modelRoutes]
+    .filter(
+      (r) =>
+        !r.metadata?.deletionTimestamp && typeof r.spec?.model === "string" && Array.isArray(r.spec.steps),
+    )
+    .sort(
+      (a, b) =>
+        creation(a) - creation(b) ||
+        `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(
+          `${b.metadata?.namespace}/${b.metadata?.name}`,
+        ),
+    );
+  for (const r of sorted) {
+    const alias = r.spec.model;
+    if (direct.has(alias) || out.has(alias)) continue;
+    const ns = r.metadata?.namespace ?? "";
+    const route = `${ns}/${r.metadata?.name ?? ""}`;
+    const missing = r.spec.steps.filter((s) => !byDeployment.has(`${ns}/${s.modelDeployment}`));
+    if (missing.length > 0) {
+      out.set(alias, {
+        ok: false,
+        alias,
+        route,
+        message: `ModelRoute ${route} names ModelDeployment ${missing.map((s) => s.modelDeployment).join(", ")}, which is not served in namespace ${ns}; create it or fix the route's steps.`,
+      });
+      continue;
+    }
+    const c = r.spec.confidence;
+    out.set(alias, {
+      ok: true,
+      alias,
+      route,
+      rules: {
+        steps: r.spec.steps.map((s) => ({
+          model: byDeployment.get(`${ns}/${s.modelDeployment}`) as string,
+          ...(s.maxPromptTokens !== undefined ? { maxPromptTokens: s.maxPromptTokens } : {}),
+        })),
+        largeForTiers: r.spec.largeForTiers ?? [],
+        ...(c
+          ? {
+              confidence: {
+                firstTokens: c.firstTokens ?? 8,
+                metric: c.metric ?? "mean",
+                minLogprob: c.minLogprob,
+              },
+            }
+          : {}),
+        streaming: r.spec.streaming ?? "hold",
+      },
+    });
+  }
+  return out;
+}
+
+/** The ModelRoute informer and the cascades it gives with the fleet's current routes. */
+export class CascadeRoutes {
+  readonly informer: Informer<ModelRoute & KubeObject>;
+
+  constructor(
+    client: KubeClient,
+    private readonly fleet: Pick<FleetView, "routes">,
+    watchNamespaces: string[],
+  ) {
+    this.informer = new Informer<ModelRoute & KubeObject>(client, {
+      apiVersion: `${API_GROUP}/${API_VERSION}`,
+      kind: MODEL_ROUTE_KIND,
+      name: "gateway-modelroutes",
+      ...(watchNamespaces.length ? { namespaces: watchNamespaces } : {}),
+    });
+  }
+
+  async start(syncTimeoutMs = 60_000): Promise<void> {
+    this.informer.start();
+    await this.informer.waitForSync(syncTimeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    await this.informer.stop();
+  }
+
+  resolve(alias: string): ResolvedCascade | undefined {
+    // Few ModelRoutes and a cheap build: recomputed per aliased request, so it never goes stale.
+    return buildCascades(this.informer.list(), this.fleet).get(alias);
+  }
+}
