@@ -210,7 +210,7 @@ describe("gateway RBAC rules (templates/_gateway.tpl)", () => {
   const file = "charts/gpufleet/templates/_gateway.tpl";
   const rules = rbacRules("gpufleet.rbac.gatewayRules", file);
 
-  it("read ModelDeployments and the pod owner chain, and patch ModelDeployments (demand annotation): nothing else", () => {
+  it("read ModelDeployments, ModelRoutes and the pod owner chain, and patch ModelDeployments (demand annotation): nothing else", () => {
     const grants = rules
       .flatMap((rule) =>
         rule.resources.map((resource) => `${rule.apiGroups.join(",")}/${resource}: ${rule.verbs.join(",")}`),
@@ -219,6 +219,7 @@ describe("gateway RBAC rules (templates/_gateway.tpl)", () => {
     expect(grants).toEqual(
       [
         "gpufleet.io/modeldeployments: get,list,watch,patch",
+        "gpufleet.io/modelroutes: get,list,watch",
         "/pods: get,list,watch",
         "apps/deployments: get,list,watch",
         "apps/replicasets: get,list,watch",
