@@ -10,7 +10,10 @@ import { MODEL_ROUTE_KIND, MODEL_ROUTE_PLURAL, type ModelRoute } from "../../ope
 import { Informer } from "../../operator/runtime/informer.js";
 import { type KubeClient, type KubeObject, registerKind } from "../../operator/runtime/kube-client.js";
 import type { FleetView } from "../fleet.js";
+import { logger } from "../../operator/log/logger.js";
 import type { CascadeRules } from "./decide.js";
+
+const log = logger.child({ component: "gateway-cascade" });
 
 registerKind(`${API_GROUP}/${API_VERSION}`, MODEL_ROUTE_KIND, {
   plural: MODEL_ROUTE_PLURAL,
@@ -107,9 +110,20 @@ export class CascadeRoutes {
     });
   }
 
-  async start(syncTimeoutMs = 60_000): Promise<void> {
+  /**
+   * Starts watching and waits up to `syncTimeoutMs` for the first list. Never fails the gateway: without
+   * the ModelRoute CRD (e.g. a `helm upgrade`, which does not add new CRDs) the informer keeps retrying,
+   * aliases answer 404 meanwhile, and direct model names are served as before.
+   */
+  async start(syncTimeoutMs = 10_000): Promise<void> {
     this.informer.start();
-    await this.informer.waitForSync(syncTimeoutMs);
+    try {
+      await this.informer.waitForSync(syncTimeoutMs);
+    } catch {
+      log.warn(
+        "ModelRoutes are not listed yet (is the ModelRoute CRD installed? kubectl apply --server-side -f crds/); model aliases answer 404 until they are",
+      );
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { modelDeploymentCrd } from "../../operator/api/crd.js";
+import { modelRouteCrd } from "../../operator/api/modelroute.js";
 import { KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import { inferencePoolCrd } from "../../sim/cluster/inference-pool-crd.js";
 
@@ -14,6 +15,8 @@ interface CrdStatus {
  */
 export async function ensureModelDeploymentCrd(kubeConfig: KubeConfig): Promise<void> {
   await ensureCrd(kubeConfig, modelDeploymentCrd() as unknown as KubeObject);
+  // The gateway also watches ModelRoutes (model aliases), shipped in crds/ beside it.
+  await ensureCrd(kubeConfig, modelRouteCrd() as unknown as KubeObject);
 }
 
 /**
