@@ -9,10 +9,11 @@
  * `kubectl get -o yaml`. The ConfigMap is the operator's own: one it does not control by uid is
  * never read nor overwritten (a tenant could pre-create the name to feed the autoscaler a history).
  */
-import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../api/modeldeployment.js";
+import type { ModelDeployment } from "../api/modeldeployment.js";
 import { ownershipVerdict } from "../controller/ownership.js";
 import { SELECTOR_LABEL } from "../controller/reconcile-plan.js";
-import { isNotFound, type KubeClient, type KubeObject } from "../runtime/kube-client.js";
+import { ownerReference } from "../render/index.js";
+import { isNotFound, type KubeClient, type KubeObject, type OwnerReference } from "../runtime/kube-client.js";
 import { parseHistory, type WorkloadHistory } from "./history.js";
 
 export const HISTORY_KEY = "history.json";
@@ -41,16 +42,7 @@ export function renderHistoryConfigMap(
         "app.kubernetes.io/managed-by": "gpufleet",
         "app.kubernetes.io/component": "autoscaling-history",
       },
-      ownerReferences: [
-        {
-          apiVersion: `${API_GROUP}/${API_VERSION}`,
-          kind: KIND,
-          name,
-          uid,
-          controller: true,
-          blockOwnerDeletion: true,
-        },
-      ],
+      ownerReferences: [ownerReference(md) as OwnerReference],
     },
     data: { [HISTORY_KEY]: JSON.stringify(history) },
   };

@@ -177,7 +177,7 @@ export function engineImage(modelDeployment: ModelDeployment, images: EngineImag
   return modelDeployment.spec.engine.image ?? operatorDefault ?? DEFAULT_IMAGES[engine];
 }
 
-function ownerReference(modelDeployment: ModelDeployment): V1OwnerReference {
+export function ownerReference(modelDeployment: ModelDeployment): V1OwnerReference {
   const { name, uid } = modelDeployment.metadata;
   if (!uid)
     throw new RenderError(

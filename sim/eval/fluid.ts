@@ -11,25 +11,19 @@
  * Controllers see what they see in ./fleet.ts (the same `Controller` interface): per ready pod,
  * token counters (the served work split evenly), waiting requests (the backlog in mean requests),
  * running requests by Little's law (served requests/s × their decode time), and a KV-cache
- * utilisation from those running requests' tokens. Pods take the model-load time to become ready.
+ * utilisation from those running requests' tokens (0.95 or more while a backlog waits: engines
+ * admit queued requests until the cache is full). Pods take the model-load time to become ready.
  * What it leaves out, checked against ./fleet.ts on a shared span (sim/eval/forecast-bench.ts): a
  * request is placed on one replica and cannot be split; decode steps are memory-bound, not compute.
  */
 import type { MetricsSample, PodObservation } from "../../operator/autoscaler/policy.js";
 import type { EngineParams } from "../engine/model.js";
-import type { Controller } from "./fleet.js";
+import type { Controller, FleetScenario } from "./fleet.js";
 import type { SecondsDemand } from "./servegen.js";
 
-export interface FluidScenario {
-  name: string;
+/** The discrete-event scenario's fields, with per-second demand instead of single requests. */
+export interface FluidScenario extends Omit<FleetScenario, "trace"> {
   demand: SecondsDemand;
-  params: EngineParams;
-  gpusPerReplica: number;
-  modelLoadSeconds: number;
-  scrapeIntervalSeconds: number;
-  ttftTargetSeconds: number;
-  minReplicas: number;
-  maxReplicas: number;
   /** Seconds from the start of `demand` before which nothing is scored (warm-up). */
   scoreFromSecond: number;
 }
@@ -133,7 +127,11 @@ export function simulateFluid(scenario: FluidScenario, controller: Controller): 
       for (const r of ready) {
         const perPodRunning = running / Math.max(1, ready.length);
         metrics.set(r.name, {
-          kvCacheUtilization: Math.min(1, (perPodRunning * (meanIn + meanOut / 2)) / params.kvCapacityTokens),
+          // With a backlog the engines admit queued requests until the cache is full (vLLM).
+          kvCacheUtilization:
+            backlogTokens > 0
+              ? Math.max(0.95, Math.min(1, (perPodRunning * (meanIn + meanOut / 2)) / params.kvCapacityTokens))
+              : Math.min(1, (perPodRunning * (meanIn + meanOut / 2)) / params.kvCapacityTokens),
           requestsWaiting: backlogRequests / Math.max(1, ready.length),
           requestsRunning: perPodRunning,
           promptTokensTotal: r.tokensTotal,

@@ -176,18 +176,8 @@ log(
     minReplicas: 1,
     maxReplicas: 16,
   };
-  const fluid: FluidScenario = {
-    name: fleet.name,
-    demand: secondsOfTrace(trace),
-    params: replica.params,
-    gpusPerReplica: replica.gpusPerReplica,
-    modelLoadSeconds: MODEL_LOAD_SECONDS,
-    scrapeIntervalSeconds: 10,
-    ttftTargetSeconds: TTFT,
-    minReplicas: 1,
-    maxReplicas: 16,
-    scoreFromSecond: 0,
-  };
+  const { trace: _trace, ...shared } = fleet;
+  const fluid: FluidScenario = { ...shared, demand: secondsOfTrace(trace), scoreFromSecond: 0 };
   log(
     `\n=== check: discrete-event vs fluid on the same ${trace.requests.length} requests (m-small, day 8, 13:00–13:30) ===`,
   );
