@@ -45,6 +45,8 @@ export interface ModelRoute {
   prefillBudgetTokens?: number;
   /** Prompt tokens per second one replica prefills (the plan's estimate); with the budget. */
   prefillTokensPerSecond?: number;
+  /** Names of the ModelDeployment's LoRA adapters (spec.adapters); gateway/adapters/ routes them. */
+  adapters?: readonly string[];
 }
 
 export interface FleetView {
@@ -58,6 +60,8 @@ export interface FleetView {
    * answers 200 again; listeners are told then (held requests wait for it).
    */
   suspect?(route: ModelRoute, endpoint: Endpoint): void;
+  /** The server sent a request of `route` to the pod at `address` (adapter affinity, gateway/adapters/). */
+  picked?(route: ModelRoute, address: string): void;
 }
 
 export interface RouteSpec {
@@ -186,6 +190,19 @@ export function routeLimits(input: {
     limits.prefillTokensPerSecond = rate;
   }
   return limits;
+}
+
+/**
+ * Each endpoint's capacity relative to the largest of the route's (KV-cache tokens of its plan): 1 for
+ * all when they are alike or unknown; below 1 for replicas spilled over to a smaller GPU product.
+ */
+export function setCapacityWeights(endpoints: readonly Endpoint[]): void {
+  const largest = Math.max(0, ...endpoints.map((e) => e.target.kvCacheTokens ?? 0));
+  for (const endpoint of endpoints) {
+    const own = endpoint.target.kvCacheTokens;
+    if (largest > 0 && own !== undefined && own < largest) endpoint.capacityWeight = own / largest;
+    else delete endpoint.capacityWeight;
+  }
 }
 
 export function endpointAddress(target: ScrapeTarget): string {
@@ -403,6 +420,7 @@ export class Fleet implements FleetView {
         }
         endpoints.push(endpoint);
       }
+      setCapacityWeights(endpoints);
       next.set(model, {
         model,
         namespace: md.metadata?.namespace ?? "",
@@ -419,6 +437,7 @@ export class Fleet implements FleetView {
               prefillBudgetTokens: limits.prefillBudgetTokens,
               prefillTokensPerSecond: limits.prefillTokensPerSecond,
             }),
+        ...(md.spec.adapters?.length ? { adapters: md.spec.adapters.map((a) => a.name) } : {}),
       });
     }
     for (const key of this.endpoints.keys()) if (!liveEndpoints.has(key)) this.endpoints.delete(key);

@@ -9,6 +9,7 @@ import { KubeClient } from "../operator/runtime/kube-client.js";
 import { startRegionRouting } from "./region-router.js";
 import type { GatewayConfig } from "./config.js";
 import { DemandWriter } from "./demand.js";
+import { AdapterFleet } from "./adapters/adapter-fleet.js";
 import { Fleet } from "./fleet.js";
 import { createGatewayMetrics } from "./metrics.js";
 import { GatewayServer } from "./server.js";
@@ -67,8 +68,10 @@ export async function startGateway(
     resolve: (alias) => cascadeRoutes.resolve(alias),
     self: () => ({ host: loopbackOf(config.host), port: listeningPort }),
   });
+  // LoRA adapter names resolve to their base ModelDeployment (gateway/adapters/).
+  const adapters = new AdapterFleet(fleet);
   const server: GatewayServer = new GatewayServer({
-    fleet,
+    fleet: adapters,
     metrics,
     config,
     ...(demand ? { demand } : {}),
@@ -89,6 +92,7 @@ export async function startGateway(
   await fleet.start();
   await tenancy?.start();
   await cascadeRoutes.start();
+  adapters.start();
   const port = await server.listen(config.port, config.host);
   listeningPort = port;
   ready = true;
@@ -110,6 +114,7 @@ export async function startGateway(
       cascade.close();
       await cascadeRoutes.stop();
       await demand?.stop();
+      adapters.stop();
       await fleet.stop();
       await regions?.stop();
       await ops.close();

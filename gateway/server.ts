@@ -470,6 +470,7 @@ export class GatewayServer {
     metrics.inFlight.inc();
     metrics.picks.inc({ reason: pick.reason });
     recordPick(route.routing, request.features, pick, this.now());
+    this.options.fleet.picked?.(route, endpoint.address);
     // Prefill backlog for the picker's prefill scorer and budget: this prompt counts until its first
     // byte comes back; then the pod may take a held request.
     const promptTokens = promptTokensOf(request.features);

@@ -27,6 +27,8 @@ export interface OperatorConfig {
   concurrency: number;
   /** How often to look again whether the InferencePool CRD is served (it may be installed later). */
   inferencePoolRecheckSeconds: number;
+  /** After a spill-over return fails (the preferred pool had no room after all), wait this long before trying that product again; doubles per failure up to 16x. */
+  spillReturnBackoffSeconds: number;
   images: { vllm?: string; tensorrtLlm?: string; sglang?: string };
   /**
    * Where models' config.json is read (GPUFLEET_HF_ENDPOINT, e.g. https://huggingface.co); unset: the
@@ -121,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     // Reconciles are bound by API round trips, not CPU (sim/bench/operator-scale.ts): 8 in flight by default.
     concurrency: integer(env, "GPUFLEET_CONCURRENCY", 8, 1, 64),
     inferencePoolRecheckSeconds: integer(env, "GPUFLEET_INFERENCE_POOL_RECHECK_SECONDS", 300, 1, 86_400),
+    spillReturnBackoffSeconds: integer(env, "GPUFLEET_SPILL_RETURN_BACKOFF_SECONDS", 60, 1, 3_600),
     images: {
       ...(env.GPUFLEET_VLLM_IMAGE ? { vllm: env.GPUFLEET_VLLM_IMAGE } : {}),
       ...(env.GPUFLEET_TRTLLM_IMAGE ? { tensorrtLlm: env.GPUFLEET_TRTLLM_IMAGE } : {}),

@@ -6,6 +6,7 @@ import { ModelDeploymentController } from "./controller/controller.js";
 import { InferencePoolSync } from "./controller/inference-pool.js";
 import { SELECTOR_LABEL } from "./controller/reconcile-plan.js";
 import { logger } from "./log/logger.js";
+import { AdapterSyncer } from "./controller/adapter-syncer.js";
 import { EventRecorder } from "./runtime/events.js";
 import { Informer } from "./runtime/informer.js";
 import { KubeApiError, KubeClient, pathFor, type KubeObject } from "./runtime/kube-client.js";
@@ -145,6 +146,14 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
       for (const md of informers.modelDeployments.list()) controller.enqueue(`${md.metadata.namespace ?? ""}/${md.metadata.name}`);
     },
   });
+  const adapters: AdapterSyncer = new AdapterSyncer({
+    modelDeployments: informers.modelDeployments,
+    pods: informers.pods,
+    replicaSets: informers.replicaSets,
+    deployments: informers.deployments,
+    events,
+    onViewChanged: (key) => controller.enqueue(key),
+  });
   const controller: ModelDeploymentController = new ModelDeploymentController({
     client,
     informers,
@@ -162,6 +171,7 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
     },
     inferencePools,
     autoscalerView: (key) => autoscaler.view(key),
+    adapterView: (key) => adapters.view(key),
     observer: {
       reconciled: (result, seconds) => observeReconcile(metrics, result, seconds),
       queueDepth: (depth) => metrics.workqueueDepth.set(depth),
@@ -171,7 +181,7 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
       forget: (namespace, name) => forgetModelDeployment(metrics, namespace, name),
     },
   });
-  return { controller, autoscaler, informers, inferencePools };
+  return { controller, autoscaler, adapters, informers, inferencePools };
 }
 
 /** The operator-wide Hub token, read at each use so a rotated file takes effect; bounded, trimmed. */
@@ -252,6 +262,7 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
       if (signal.aborted || stopping || current !== term) return;
       synced = true;
       term.autoscaler.start();
+      term.adapters.start();
     } catch (error) {
       // Holding the lease without controllers would stall every ModelDeployment: fail liveness instead.
       electionFailed = true;
@@ -262,6 +273,7 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
 
   const stopTerm = async (term: ReturnType<typeof buildControllers>) => {
     await term.autoscaler.stop();
+    await term.adapters.stop();
     term.inferencePools.stop();
     await term.controller.stop();
     if (current === term) current = undefined;

@@ -115,6 +115,15 @@ describe("ModelDeployment admission by the real API server", () => {
     ["missing served model name", withSpec((s) => delete s.model.name), "spec.model.name: Required value"],
     ["unknown field (a typo)", withSpec((s) => (s.gpu = { tensorParalelism: 2 })), 'unknown field "spec.gpu.tensorParalelism"', 400],
     ["negative replicas", withSpec((s) => (s.replicas = -1)), "spec.replicas in body should be greater than or equal to 0"],
+    // LoRA adapters: names and sources are tenant input (operator/api/modeldeployment.ts).
+    ["an adapter name with a newline", withSpec((s) => (s.adapters = [{ name: "sql\nx", source: { huggingFace: { repo: "org/sql" } } }])), "spec.adapters[0].name in body should match"],
+    ["an adapter with two sources", withSpec((s) => (s.adapters = [{ name: "sql", source: { huggingFace: { repo: "org/sql" }, path: "/models/sql" } }])), "set exactly one adapter source: huggingFace or path"],
+    ["an adapter path climbing out", withSpec((s) => (s.adapters = [{ name: "sql", source: { path: "/models/../etc" } }])), "adapter path must not contain '..'"],
+    ["an adapter rank above lora.maxRank", withSpec((s) => { s.lora = { maxRank: 16 }; s.adapters = [{ name: "sql", source: { huggingFace: { repo: "org/sql" } }, rank: 32 }]; }), "an adapter's rank exceeds lora.maxRank"],
+    ["an adapter named like the model", withSpec((s) => (s.adapters = [{ name: s.model.name, source: { huggingFace: { repo: "org/sql" } } }])), "an adapter cannot take the model's own name"],
+    ["adapters on TensorRT-LLM", withSpec((s) => { s.engine = { kind: "tensorrt-llm" }; s.adapters = [{ name: "sql", source: { huggingFace: { repo: "org/sql" } } }]; }), "LoRA adapters are served by engine vllm only"],
+    ["a max-lora-rank vLLM does not take", withSpec((s) => (s.lora = { maxRank: 48 })), 'spec.lora.maxRank: Unsupported value: 48'],
+    ["LoRA flags in engine args", withSpec((s) => (s.engine = { args: ["--max-loras=64"] })), "engine.args must not set flags the operator manages"],
     // Managed engine flags smuggled in other spellings (operator/api/engine-args.ts; render refuses the same).
     ["engine args with an underscore spelling", withSpec((s) => (s.engine = { args: ["--tensor_parallel_size=4"] })), "engine.args must not set flags the operator manages"],
     ["engine args with the -tp alias", withSpec((s) => (s.engine = { args: ["-tp=4"] })), "engine.args must not set flags the operator manages"],

@@ -11,10 +11,12 @@ import type { EndpointState } from "./types.js";
  * in-flight count. Without a scrape: its own in-flight count.
  */
 export function estimatedLoad(e: EndpointState): number {
+  // A smaller replica (spill-over on another GPU product) is as loaded by fewer requests.
+  const capacity = e.capacityWeight !== undefined && e.capacityWeight > 0 ? e.capacityWeight : 1;
   const own = Math.max(0, e.inFlight);
-  if (e.metrics === undefined) return own;
+  if (e.metrics === undefined) return own / capacity;
   const scraped = e.metrics.requestsRunning + e.metrics.requestsWaiting;
-  return Math.max(own, scraped + own - Math.max(0, e.inFlightAtScrape ?? 0));
+  return Math.max(own, scraped + own - Math.max(0, e.inFlightAtScrape ?? 0)) / capacity;
 }
 
 /** Prefix affinity: the share of the prompt's blocks the pod is believed to hold as a cached prefix. */
@@ -48,8 +50,11 @@ export function kvCacheScores(endpoints: readonly EndpointState[]): number[] {
     known.length === 0
       ? 0.5
       : known.reduce((s, e) => s + (1 - (e.metrics?.kvCacheUtilization ?? 0)), 0) / known.length;
+  // Free KV cache in tokens of the largest pod: a smaller replica's free share counts for less.
   return endpoints.map((e) =>
-    e.metrics === undefined ? fallback : 1 - Math.min(1, Math.max(0, e.metrics.kvCacheUtilization)),
+    e.metrics === undefined
+      ? fallback
+      : (1 - Math.min(1, Math.max(0, e.metrics.kvCacheUtilization))) * Math.min(1, Math.max(0, e.capacityWeight ?? 1)),
   );
 }
 

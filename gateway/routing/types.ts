@@ -41,6 +41,12 @@ export interface EndpointState {
    * gateway. Absent: the prefill scorer falls back to the load estimate.
    */
   pendingPrefillTokens?: number;
+  /**
+   * The pod's capacity relative to the largest of its model's pods (KV-cache tokens of its plan, which
+   * differ when replicas spilled over to another GPU product), in (0, 1]. Load is counted in units of
+   * the largest pod's capacity and free KV cache in its tokens. Absent: 1.
+   */
+  capacityWeight?: number;
 }
 
 /** What the picker knows about a request. */

@@ -49,6 +49,11 @@ export const MANAGED_ENGINE_FLAG_NAMES: readonly string[] = [
   // the address the Service, probes and the scraper use
   "port",
   "host",
+  // LoRA: spec.adapters and spec.lora (the planner counts the adapter slots' memory)
+  "enable-lora",
+  "lora-modules",
+  "max-loras",
+  "max-lora-rank",
   // files of flags: a second source of every flag above
   "config",
   "extra-llm-api-options",

@@ -19,6 +19,7 @@ import {
   type PolicyState,
   type ScaleDecision,
 } from "./policy.js";
+import { kvCapacityWeight, weighKvUtilization } from "./capacity-weight.js";
 import { estimateReplicaTokenCapacity } from "./capacity.js";
 import {
   initialTtftAttainmentState,
@@ -156,7 +157,13 @@ function isReady(pod: V1Pod): boolean {
 }
 
 /** Pods as the policy sees them: ready (with their latest metrics or why there are none) or starting. */
-export function observePods(pods: V1Pod[], results: ScrapeResult[], lastSamples: Map<string, MetricsSample>): PodObservation[] {
+export function observePods(
+  pods: V1Pod[],
+  results: ScrapeResult[],
+  lastSamples: Map<string, MetricsSample>,
+  /** KV tokens of a replica of the preferred product (status.plan); pods of other products are weighted by theirs. */
+  referenceKvTokens?: number,
+): PodObservation[] {
   const byPod = new Map(results.map((result) => [result.target.podName, result]));
   return pods
     .filter((pod) => !pod.metadata?.deletionTimestamp && pod.status?.phase !== "Failed" && pod.status?.phase !== "Succeeded")
@@ -173,13 +180,14 @@ export function observePods(pods: V1Pod[], results: ScrapeResult[], lastSamples:
         sinceMs: Date.parse(readySince as unknown as string) || created,
         ...(created > 0 ? { createdAtMs: created } : {}),
       };
+      const weight = kvCapacityWeight(pod, referenceKvTokens);
       if (result?.ok) {
         lastSamples.set(name, result.sample);
-        return { ...observation, metrics: result.sample };
+        return { ...observation, metrics: weighKvUtilization(result.sample, weight) };
       }
       return {
         ...observation,
-        ...(previous ? { metrics: previous } : {}),
+        ...(previous ? { metrics: weighKvUtilization(previous, weight) } : {}),
         metricsError: result ? `${result.error.kind}: ${result.error.message}` : "pod has no scrapable metrics endpoint",
       };
     });
@@ -372,7 +380,7 @@ export class AutoscalerLoop {
     for (const name of entry.lastSamples.keys()) if (!podNames.has(name)) entry.lastSamples.delete(name);
 
     const currentReplicas = desiredReplicas(md);
-    const observed = observePods(pods, results, entry.lastSamples);
+    const observed = observePods(pods, results, entry.lastSamples, md.status?.plan?.kvCacheTokensPerReplica);
     const gatewayDemand = parseGatewayDemand(md.metadata.annotations, now);
     const gateway: GatewayDemandSummary = { held: gatewayDemand.held, heldTokens: gatewayDemand.heldTokens, lastRequestAtMs: gatewayDemand.lastRequestAt };
     const policyDecision = decideScale(policyConfig(md), entry.state, {

@@ -1,6 +1,6 @@
 import type { Condition } from "../api/modeldeployment.js";
 
-export const CONDITION_TYPES = ["Ready", "Progressing", "Degraded", "CapacityShortfall"] as const;
+export const CONDITION_TYPES = ["Ready", "Progressing", "Degraded", "CapacityShortfall", "SpilledOver", "AdaptersReady"] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 export interface DesiredCondition {

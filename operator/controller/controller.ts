@@ -12,6 +12,7 @@ import { boundStatus } from "../api/status-bounds.js";
 import type { OperatorConfig } from "../config.js";
 import { logger } from "../log/logger.js";
 import { isGroupWorkload, LWS_API_VERSION, LWS_KIND, renderAnyWorkload, type LeaderWorkerSet } from "../render/leaderworkerset.js";
+import { LABELS, renderSpillDeployment } from "../render/index.js";
 import type { Informer } from "../runtime/informer.js";
 import {
   FIELD_MANAGER,
@@ -28,12 +29,14 @@ import {
   planReconcile,
   SELECTOR_LABEL,
   withheldStatus,
+  type ObservedState,
   type ReconcileDependencies,
   type WithheldWorkload,
 } from "./reconcile-plan.js";
 import { gpuMemoryPerReplica, resolveArchitecture, sizeOnPool, type ModelConfigLookup, type TenantValues } from "./sizing.js";
 
 registerKind(LWS_API_VERSION, LWS_KIND, { plural: "leaderworkersets", namespaced: true });
+type ReconcileObservedAdapters = NonNullable<ObservedState["adapters"]>;
 
 /** Where the controller writes Kubernetes Events; the runtime's EventRecorder in production. */
 export interface EventSink {
@@ -63,7 +66,7 @@ export interface ControllerInformers {
 export interface ControllerOptions {
   client: KubeClient;
   informers: ControllerInformers;
-  config: Pick<OperatorConfig, "concurrency" | "images">;
+  config: Pick<OperatorConfig, "concurrency" | "images"> & Partial<Pick<OperatorConfig, "spillReturnBackoffSeconds">>;
   events?: EventSink;
   observer?: ControllerObserver;
   /** The autoscaler's last observation and decision per `namespace/name`, if autoscaling runs. */
@@ -72,6 +75,8 @@ export interface ControllerOptions {
   modelConfigs?: ModelConfigLookup;
   /** Reads a tenant's ConfigMap config.json or token Secret key, bounded (operator/hub/tenant-objects.ts). */
   tenantValues?: TenantValues;
+  /** The adapter syncer's view per `namespace/name` (./adapter-syncer.ts), for LoRA ModelDeployments. */
+  adapterView?: (key: string) => ReconcileObservedAdapters | undefined;
   /** Keeps an InferencePool per ModelDeployment where that CRD is served (./inference-pool.ts). */
   inferencePools?: { sync(modelDeployment: ModelDeployment): Promise<void>; forget(key: string): void };
   now?: () => Date;
@@ -165,6 +170,10 @@ export class ModelDeploymentController {
   private readonly lastApplied = new Map<string, AppliedWorkload>();
   /** The LeaderWorkerSet each multi-node ModelDeployment controls, as last read or applied (by `namespace/name`). */
   private readonly groupSets = new Map<string, LeaderWorkerSet & KubeObject>();
+  /** metadata.generation of each Deployment this operator last wrote, by namespace/name (spill-over waits for the cache to show it). */
+  private readonly writtenGenerations = new Map<string, number>();
+  /** Per `namespace/name|product`: no spill-over return to that product before `untilMs` (after a failed one). */
+  private readonly returnBackoff = new Map<string, { untilMs: number; delayMs: number }>();
   private stopRequested = false;
   private readonly stopWaiters: Array<() => void> = [];
 
@@ -189,7 +198,22 @@ export class ModelDeploymentController {
         return sizeOnPool(md, architecture.model, pool);
       },
       gpuMemoryPerReplica,
-      render: (md, plan) => renderAnyWorkload({ modelDeployment: md, plan, images: options.config.images }),
+      render: (md, plan, extra) =>
+        renderAnyWorkload({
+          modelDeployment: md,
+          plan,
+          images: options.config.images,
+          ...(extra?.loraModules ? { loraModules: extra.loraModules } : {}),
+          ...(extra?.replicas !== undefined ? { replicas: extra.replicas } : {}),
+        }),
+      renderSpill: (md, plan, variant, extra) =>
+        renderSpillDeployment({
+          modelDeployment: md,
+          plan,
+          variant,
+          images: options.config.images,
+          ...(extra?.loraModules ? { loraModules: extra.loraModules } : {}),
+        }),
     };
     this.wireInformers();
   }
@@ -203,6 +227,8 @@ export class ModelDeploymentController {
         this.queue.forget(keyOf(md.metadata.namespace, md.metadata.name));
         this.lastApplied.delete(keyOf(md.metadata.namespace, md.metadata.name));
         this.groupSets.delete(keyOf(md.metadata.namespace, md.metadata.name));
+        for (const key of this.returnBackoff.keys())
+          if (key.startsWith(`${keyOf(md.metadata.namespace, md.metadata.name)}|`)) this.returnBackoff.delete(key);
         this.options.inferencePools?.forget(keyOf(md.metadata.namespace, md.metadata.name));
         this.options.observer?.forget?.(md.metadata.namespace ?? "", md.metadata.name);
       },
@@ -307,6 +333,22 @@ export class ModelDeploymentController {
     // from the objects themselves, read by name.
     const ownedDeployment = ownershipVerdict(deployment, { name, uid: modelDeployment.metadata.uid ?? "" }).verdict === "owned" ? deployment : undefined;
 
+    const uid = modelDeployment.metadata.uid ?? "";
+    const spillDeployments = informers.deployments.list(
+      (d) =>
+        d.metadata?.namespace === namespace &&
+        d.metadata?.labels?.[SELECTOR_LABEL] === name &&
+        !!d.spec?.selector?.matchLabels?.[LABELS.workloadSlot] &&
+        ownershipVerdict(d, { name, uid }).verdict === "owned",
+    );
+    const cacheCurrent = [...(ownedDeployment ? [ownedDeployment] : []), ...spillDeployments].every(
+      (d) => (d.metadata?.generation ?? 0) >= (this.writtenGenerations.get(keyOf(namespace, d.metadata?.name ?? "")) ?? 0),
+    );
+    const adapters = this.options.adapterView?.(keyOf(namespace, name));
+    const nowMs = Date.now();
+    const holdReturns = [...this.returnBackoff]
+      .filter(([k, b]) => k.startsWith(`${keyOf(namespace, name)}|`) && b.untilMs > nowMs)
+      .map(([k]) => k.slice(k.indexOf("|") + 1));
     const key = keyOf(namespace, name);
     const observe = (workload: V1Deployment | undefined) =>
       planReconcile(
@@ -316,6 +358,11 @@ export class ModelDeploymentController {
           pods,
           ...(workload ? { deployment: workload } : {}),
           now: this.options.now?.() ?? new Date(),
+          clusterPods: informers.pods.list(),
+          spillDeployments,
+          cacheCurrent,
+          ...(holdReturns.length ? { holdReturns } : {}),
+          ...(adapters ? { adapters } : {}),
         },
         this.dependencies,
       );
@@ -351,6 +398,8 @@ export class ModelDeploymentController {
         if (outcome.written && group) this.groupSets.set(key, outcome.written as LeaderWorkerSet & KubeObject);
         // The workload changed kind (the plan now fits one node, or no longer does): retire the other one.
         if (outcome.written) await this.retireOtherKind(group ? ownedDeployment : groupSet, log);
+        if (!group && outcome.written?.metadata?.generation !== undefined)
+          this.writtenGenerations.set(keyOf(namespace, name), outcome.written.metadata.generation);
         if (outcome.written)
           this.lastApplied.set(key, {
             hash: applied.hash,
@@ -359,6 +408,37 @@ export class ModelDeploymentController {
             appliedAtMs: applied.nowMs,
           });
         else withheld = outcome;
+      }
+    }
+
+    for (const product of plan.failedReturns ?? []) {
+      const key = `${keyOf(namespace, name)}|${product}`;
+      const base = (this.options.config.spillReturnBackoffSeconds ?? 60) * 1000;
+      const delayMs = Math.min(base * 16, this.returnBackoff.has(key) ? (this.returnBackoff.get(key)?.delayMs ?? base) * 2 : base);
+      this.returnBackoff.set(key, { untilMs: nowMs + delayMs, delayMs });
+    }
+    if (!withheld && plan.workload) {
+      // Spill-over Deployments: each judged and written like the workload (owned by this ModelDeployment's uid).
+      for (const spill of plan.spillWorkloads ?? []) {
+        const outcome = await this.writeWorkload(modelDeployment, [spill as KubeObject], log);
+        if (outcome.withheld) {
+          withheld = outcome;
+          break;
+        }
+        if (outcome.written.metadata?.generation !== undefined)
+          this.writtenGenerations.set(keyOf(namespace, spill.metadata?.name ?? ""), outcome.written.metadata.generation);
+      }
+      for (const gone of withheld ? [] : (plan.removeWorkloads ?? [])) {
+        try {
+          await this.options.client.delete(
+            pathFor({ apiVersion: "apps/v1", kind: "Deployment", namespace, name: gone.name }),
+            { preconditions: { uid: gone.uid } },
+          );
+          this.writtenGenerations.delete(keyOf(namespace, gone.name));
+          log.info({ deployment: gone.name }, "spill-over Deployment removed");
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+        }
       }
     }
 

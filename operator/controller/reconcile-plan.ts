@@ -5,6 +5,9 @@ import { scaleToZeroEnabled, scaleToZeroPhase } from "../autoscaler/scale-to-zer
 import { RenderError } from "../render/errors.js";
 import type { ResolvedPlan } from "../render/types.js";
 import type { AnyRenderedWorkload } from "../render/leaderworkerset.js";
+import { ANNOTATIONS, type WorkloadVariant } from "../render/index.js";
+import { type LoraModule, startModulesInArgs } from "../render/lora.js";
+import { planProductWorkloads, rankedPlacements, type ProductWorkloads } from "./spill-plan.js";
 import { type DesiredCondition, mergeConditions } from "./conditions.js";
 import {
   choosePlacement,
@@ -23,6 +26,24 @@ export interface ObservedState {
   /** The workload's replica counts: its Deployment, or its LeaderWorkerSet's (see leaderWorkerSetStatus). */
   deployment?: V1Deployment;
   now: Date;
+  /** Pods of every gpufleet workload (free-GPU estimate for spill-over); without them spill-over sees no room. */
+  clusterPods?: V1Pod[];
+  /** This ModelDeployment's spill-over Deployments, owned by it (./spill-plan.ts). */
+  spillDeployments?: V1Deployment[];
+  /** The operator's last Deployment writes are in the cache; spill-over moves wait for it. Default true. */
+  cacheCurrent?: boolean;
+  /** Products a spill-over return must not go to yet (the controller's per-product backoff after a failed return). */
+  holdReturns?: string[];
+  /** The adapter syncer's last view (./adapter-syncer.ts), for LoRA ModelDeployments. */
+  adapters?: { status: { name: string; loadedReplicas: number }[]; condition: DesiredCondition };
+}
+
+/** What the reconcile asks of a render besides the plan. */
+export interface RenderOptions {
+  /** Replicas of the preferred workload when spill-over splits them (default spec replicas). */
+  replicas?: number;
+  /** Start adapters (--lora-modules) to keep, so an adapter-only change does not restart pods. */
+  loraModules?: LoraModule[];
 }
 
 export interface ReconcileDependencies {
@@ -36,7 +57,14 @@ export interface ReconcileDependencies {
   /** GPU memory one replica of a plan takes, to prefer the smallest fit when no product order is given. */
   gpuMemoryPerReplica: (plan: ResolvedPlan) => number;
   /** A Deployment for a plan that fits one node, a LeaderWorkerSet group for one that spans nodes. */
-  render: (modelDeployment: ModelDeployment, plan: ResolvedPlan) => AnyRenderedWorkload;
+  render: (modelDeployment: ModelDeployment, plan: ResolvedPlan, options?: RenderOptions) => AnyRenderedWorkload;
+  /** Renders a spill-over Deployment; without it there is no spill-over. */
+  renderSpill?: (
+    modelDeployment: ModelDeployment,
+    plan: ResolvedPlan,
+    variant: WorkloadVariant,
+    options?: Pick<RenderOptions, "loraModules">,
+  ) => V1Deployment;
 }
 
 export interface PlannedEvent {
@@ -48,6 +76,12 @@ export interface PlannedEvent {
 /** What to write: the workload (absent when the model cannot be placed: the last one keeps running), the status, events. */
 export interface ReconcilePlan {
   workload?: AnyRenderedWorkload;
+  /** Spill-over Deployments to apply after the workload (only with a workload). */
+  spillWorkloads?: V1Deployment[];
+  /** Products a spill-over return to just failed (the controller backs off from them). */
+  failedReturns?: string[];
+  /** Spill-over Deployments to delete, by name and uid. */
+  removeWorkloads?: { name: string; uid: string }[];
   placement: Placement<ResolvedPlan> | Unsizable;
   status: ModelDeploymentStatus;
   events: PlannedEvent[];
@@ -166,10 +200,17 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
 
   const wanted = desiredReplicas(modelDeployment);
   const deploymentCurrent =
-    !!deployment && (deployment.status?.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
-  const replicas = deployment?.status?.replicas ?? 0;
-  const readyReplicas = deployment?.status?.readyReplicas ?? 0;
-  const updatedReplicas = deployment?.status?.updatedReplicas ?? 0;
+    !!deployment &&
+    [deployment, ...(deps.renderSpill ? (observed.spillDeployments ?? []) : [])].every(
+      (d) => (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0),
+    );
+  // Spill-over Deployments count with the preferred one: the ModelDeployment's replicas are all of them.
+  const allDeployments = [deployment, ...(deps.renderSpill ? (observed.spillDeployments ?? []) : [])];
+  const sumOf = (field: "replicas" | "readyReplicas" | "updatedReplicas") =>
+    allDeployments.reduce((sum, d) => sum + (d?.status?.[field] ?? 0), 0);
+  const replicas = sumOf("replicas");
+  const readyReplicas = sumOf("readyReplicas");
+  const updatedReplicas = sumOf("updatedReplicas");
   const unschedulable = pods.filter(isUnschedulable);
 
   let workload: AnyRenderedWorkload | undefined;
@@ -177,9 +218,46 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
   const conditions: DesiredCondition[] = [];
 
   let renderFailure: { reason: string; message: string } | undefined;
-  if (placement.placed) {
+  let products: ProductWorkloads | undefined;
+  let spillWorkloads: V1Deployment[] | undefined;
+  // Spill-over is for replicas that fit one node (a multi-node group runs as one LeaderWorkerSet).
+  if (placement.placed && deps.renderSpill && !unsizable && (placement.plan.pipelineParallelism ?? 1) <= 1) {
+    const ranked = rankedPlacements({
+      pools: discoverGpuPools(nodes, spec.placement.nodeSelector),
+      ...(spec.gpu.products ? { allowedProducts: spec.gpu.products } : {}),
+      size: (pool) => deps.size(modelDeployment, pool),
+      gpuMemoryPerReplica: (plan) => deps.gpuMemoryPerReplica(plan),
+    });
+    products = planProductWorkloads({
+      modelDeployment,
+      wanted: desiredReplicas(modelDeployment),
+      nodes,
+      clusterPods: observed.clusterPods ?? [],
+      pods,
+      primary: { ...(deployment ? { deployment } : {}), pool: placement.pool, plan: placement.plan },
+      spillDeployments: observed.spillDeployments ?? [],
+      alternatives: ranked.filter((r) => r.pool.gpuProduct !== placement.pool.gpuProduct),
+      cacheCurrent: observed.cacheCurrent ?? true,
+      ...(observed.holdReturns?.length ? { holdReturns: observed.holdReturns } : {}),
+    });
+    events.push(...products.events);
+  }
+  if (placement.placed && !products?.hold) {
     try {
-      workload = deps.render(modelDeployment, placement.plan);
+      const replicas = products && products.spill.length ? { replicas: products.primaryReplicas } : {};
+      workload = deps.render(modelDeployment, placement.plan, replicas);
+      const keep = "deployment" in workload ? keptStartAdapters(workload.deployment, deployment) : undefined;
+      if (keep) workload = deps.render(modelDeployment, placement.plan, { ...replicas, loraModules: keep });
+      if (products && deps.renderSpill) {
+        const renderSpill = deps.renderSpill;
+        spillWorkloads = products.spill.map((s) => {
+          const variant = { name: s.name, slot: s.slot, replicas: s.replicas };
+          const fresh = renderSpill(modelDeployment, s.plan, variant);
+          const observedSpill = observed.spillDeployments?.find((d) => d.metadata?.name === s.name);
+          const kept = keptStartAdapters(fresh, observedSpill);
+          return kept ? renderSpill(modelDeployment, s.plan, variant, { loraModules: kept }) : fresh;
+        });
+      }
     } catch (error) {
       // The spec asks for something the engine cannot do (e.g. TensorRT-LLM from s3): a person must change it.
       if (!(error instanceof RenderError)) throw error;
@@ -196,7 +274,7 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
             ? `${planSummary.gpusPerReplica}× ${planSummary.gpuProduct} per replica as a LeaderWorkerSet group of ${planSummary.nodesPerReplica} pods (PP ${planSummary.pipelineParallelism} x TP ${planSummary.tensorParallelism}), ${planSummary.kvCacheTokensPerReplica} KV-cache tokens, context ${planSummary.maxContextLength}: ${planSummary.stages ?? ""}`
             : `${planSummary.gpusPerReplica}× ${planSummary.gpuProduct} per replica (TP ${planSummary.tensorParallelism}), ${planSummary.kvCacheTokensPerReplica} KV-cache tokens, context ${planSummary.maxContextLength}`,
       });
-  } else {
+  } else if (!placement.placed) {
     events.push({ type: "Warning", reason: placement.reason, message: placement.message });
   }
 
@@ -326,6 +404,8 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
       });
   }
 
+  if (products?.condition) conditions.push(products.condition);
+  if (observed.adapters && (spec.adapters?.length || spec.lora)) conditions.push(observed.adapters.condition);
   const mergedConditions = mergeConditions(previous?.conditions, conditions, generation, now);
   const wasReady = previous?.conditions?.find((c) => c.type === "Ready")?.status === "True";
   const isReady = mergedConditions.find((c) => c.type === "Ready")?.status === "True";
@@ -344,16 +424,29 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
     desiredReplicas: wanted,
     selector: `${SELECTOR_LABEL}=${name}`,
     ...(planSummary ? { plan: planSummary } : {}),
+    ...(products && (products.spill.length || (observed.spillDeployments ?? []).length)
+      ? { replicasByProduct: products.replicasByProduct }
+      : {}),
+    ...(observed.adapters && spec.adapters?.length ? { adapters: observed.adapters.status } : {}),
     ...(previous?.autoscaler ? { autoscaler: previous.autoscaler } : {}),
     endpoint: `http://${name}.${namespace}.svc:${spec.serving.port}/v1`,
   };
 
   return {
     ...(workload ? { workload } : {}),
+    ...(workload && spillWorkloads?.length ? { spillWorkloads } : {}),
+    ...(products?.remove.length ? { removeWorkloads: products.remove } : {}),
+    ...(products?.failedReturns.length ? { failedReturns: products.failedReturns } : {}),
     placement,
     status,
     events,
-    ...(rolloutDone && !blocked ? {} : { requeueAfterMs: blocked ? 60_000 : 10_000 }),
+    // While replicas are spilled over, look again every 10 s: the preferred pool may free up without any
+    // event the operator watches (the work that filled it need not be gpufleet's).
+    ...(products?.hold
+      ? { requeueAfterMs: 1_000 }
+      : rolloutDone && !blocked && !products?.spill.some((s) => s.replicas > 0)
+        ? {}
+        : { requeueAfterMs: blocked ? 60_000 : 10_000 }),
   };
 }
 
@@ -400,4 +493,18 @@ export function withheldStatus(
     ...(served !== undefined && served < generation ? { observedGeneration: served } : {}),
     conditions: mergeConditions(previous?.conditions, desired, generation, now),
   };
+}
+
+/**
+ * The start adapters (--lora-modules) of the running Deployment, when its pod template differs from the
+ * freshly rendered one only in them: rendering those instead leaves the template as it is, so adapters
+ * added or removed in the spec reach the running engines through vLLM's runtime API (./adapter-syncer.ts)
+ * rather than a rolling restart. Any other template change (image, plan, flags) starts the pods with the
+ * spec's adapters. Undefined when the spec's list is to be rendered.
+ */
+export function keptStartAdapters(rendered: V1Deployment, observed: V1Deployment | undefined): LoraModule[] | undefined {
+  const hash = rendered.metadata?.annotations?.[ANNOTATIONS.templateWithoutAdapters];
+  if (!hash || !observed || observed.metadata?.annotations?.[ANNOTATIONS.templateWithoutAdapters] !== hash) return undefined;
+  const container = observed.spec?.template?.spec?.containers?.[0];
+  return startModulesInArgs(container?.args) ?? [];
 }

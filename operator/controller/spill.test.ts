@@ -174,3 +174,19 @@ describe("freeGpusByProduct", () => {
     expect(free.has(A100)).toBe(false);
   });
 });
+
+describe("planSpill after a failed return", () => {
+  it("names the failure and does not start another return to a product that is held", () => {
+    const failed = planSpill({
+      wanted: 3,
+      options: [option(H100, 1), option(A100, 6)],
+      observed: [seen(H100, 2, { scheduled: 1, ready: 1, unschedulable: 1 }), seen(A100, 2)],
+      settled: true,
+    });
+    expect(failed.moves[0]).toMatchObject({ from: H100, reason: "SpillReturnFailed" });
+    const held = planSpill({ wanted: 3, options: [option(H100, 1), option(A100, 6)], observed: [seen(H100, 1), seen(A100, 2)], settled: true, holdReturns: [H100] });
+    expect(split(held)).toEqual({ [H100]: 1, [A100]: 2 });
+    const free = planSpill({ wanted: 3, options: [option(H100, 1), option(A100, 6)], observed: [seen(H100, 1), seen(A100, 2)], settled: true });
+    expect(split(free)).toEqual({ [H100]: 2, [A100]: 2 });
+  });
+});

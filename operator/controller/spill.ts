@@ -44,18 +44,23 @@ export interface SpillInput {
   options: readonly ProductOption[];
   observed: readonly WorkloadObservation[];
   /**
-   * The observed Deployments are the ones last written (their generation is not behind the operator's
-   * last apply, and every Deployment's pods match its replicas). Moves wait for this, so a stale cache
-   * never moves the same replica twice.
+   * Every observed Deployment's pods match its replicas. Moves between products (spill-out, return)
+   * wait for this, so a replica being created or removed is never moved twice; scaling the total does
+   * not. (The caller does not plan at all from a cache behind its own last write.)
    */
   settled: boolean;
+  /**
+   * Products not to start a returning replica on for now: a return there just failed (its replica went
+   * Unschedulable: work the operator cannot see holds the GPUs). The shell backs off per product.
+   */
+  holdReturns?: readonly string[];
 }
 
 export interface SpillMove {
   from?: string;
   to?: string;
   count: number;
-  /** SpilledOver, SpillReturning, SpillReturned, ScaledUp, ScaledDown. */
+  /** SpilledOver, SpillReturning, SpillReturned, SpillReturnFailed, ScaledUp, ScaledDown. */
   reason: string;
   message: string;
 }
@@ -156,7 +161,6 @@ export function planSpill(input: SpillInput): SpillDecision {
       moves.push({ to: name(firstWithRoom(1)), count: wanted - (a[0] ?? 0), reason: "SpilledOver", message: `${name(0)} has room for ${a[0]} of ${wanted} replica(s); the rest start on the next allowed GPU product` });
     return result();
   }
-  if (!input.settled) return result();
 
   // Scale up: each new replica to the first product with room, else to the preferred one (where it waits and spills next).
   if (total < wanted) {
@@ -181,7 +185,12 @@ export function planSpill(input: SpillInput): SpillDecision {
       if (r > 0) {
         a[i] = (a[i] ?? 0) - r;
         surplus -= r;
-        moves.push({ from: name(i), count: r, reason: "ScaledDown", message: `${r} replica(s) that could not be scheduled on ${name(i)} removed` });
+        const returning = a.slice(i + 1).some((n) => n > 0);
+        moves.push(
+          returning
+            ? { from: name(i), count: r, reason: "SpillReturnFailed", message: `${name(i)} had no room after all (its new replica is unschedulable: other work holds the GPUs); replicas stay where they are and the return is tried again later` }
+            : { from: name(i), count: r, reason: "ScaledDown", message: `${r} replica(s) that could not be scheduled on ${name(i)} removed` },
+        );
       }
     }
     for (let i = options.length - 1; i >= 1 && surplus > 0; i--) {
@@ -206,6 +215,7 @@ export function planSpill(input: SpillInput): SpillDecision {
     }
     return result();
   }
+  if (!input.settled) return result();
 
   // Spill out: replicas that cannot be scheduled move to the next product with room.
   let spilled = false;
@@ -239,8 +249,14 @@ export function planSpill(input: SpillInput): SpillDecision {
       break;
     }
   if (donor === -1) return result();
-  const target = firstWithRoom(0);
-  if (target === -1 || target >= donor) return result();
+  const held = new Set(input.holdReturns ?? []);
+  let target = -1;
+  for (let i = 0; i < donor; i++)
+    if ((room[i] ?? 0) > 0 && !held.has(name(i))) {
+      target = i;
+      break;
+    }
+  if (target === -1) return result();
   a[target] = (a[target] ?? 0) + 1;
   moves.push({
     from: name(donor),

@@ -32,6 +32,8 @@ export interface ScrapeTarget {
   ready: boolean;
   /** The node the pod runs on (the gateway's region routing reads its region label). */
   nodeName?: string;
+  /** KV-cache tokens of the pod's plan (its gpufleet.io/kv-cache-tokens annotation): its capacity relative to others. */
+  kvCacheTokens?: number;
 }
 
 export type ScrapeErrorKind =
@@ -226,6 +228,11 @@ export async function scrapePods(
  * label, port from the container port named `http`, readiness from the Ready condition.
  * Returns undefined for pods that are not engine pods or have no IP yet.
  */
+function kvCacheTokensOf(pod: V1Pod): number | undefined {
+  const value = Number(pod.metadata?.annotations?.["gpufleet.io/kv-cache-tokens"]);
+  return Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
 export function scrapeTargetFromPod(pod: V1Pod, modelName?: string): ScrapeTarget | undefined {
   const labels = pod.metadata?.labels ?? {};
   const engine = engineKindFromLabel(labels[ENGINE_TYPE_LABEL]);
@@ -253,5 +260,6 @@ export function scrapeTargetFromPod(pod: V1Pod, modelName?: string): ScrapeTarge
     ready,
     ...(modelName === undefined ? {} : { modelName }),
     ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+    ...(kvCacheTokensOf(pod) ? { kvCacheTokens: kvCacheTokensOf(pod) } : {}),
   };
 }

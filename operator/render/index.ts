@@ -378,6 +378,7 @@ function renderDeployment(
   parts: EngineContainerParts,
   model: ModelLocation,
   variant?: WorkloadVariant,
+  replicas?: number,
 ): V1Deployment {
   const { spec } = modelDeployment;
   const { volumes, mounts } = volumesFor(model, plan);
@@ -410,7 +411,7 @@ function renderDeployment(
       ...(lora ? { annotations: { [ANNOTATIONS.templateWithoutAdapters]: templateHashWithoutAdapters(template) } } : {}),
     },
     spec: {
-      replicas: variant ? variant.replicas : spec.replicas,
+      replicas: variant ? variant.replicas : (replicas ?? spec.replicas),
       selector: { matchLabels: { ...selectorLabels(modelDeployment), ...slotLabels } },
       // Replace one pod at a time without a surge: a surge pod needs a whole extra set of GPUs (up to 8
       // H100s) that is rarely free, so it would sit Pending and stall the rollout. The price is one
@@ -459,17 +460,9 @@ export function renderPodDisruptionBudget(modelDeployment: ModelDeployment): V1P
 /** Renders the workload; throws RenderError (or its ManagedEngineFlagError) for specs it must refuse. */
 export function renderWorkload(input: RenderInput): RenderedWorkload {
   const { modelDeployment, plan } = input;
-  validatePlan(modelDeployment, plan);
-  const model = resolveModelLocation(modelDeployment.spec.model.source);
-  const parts = engineParts(modelDeployment, {
-    spec: modelDeployment.spec,
-    plan,
-    model,
-    image: engineImage(modelDeployment, input.images),
-    ...(input.loraModules ? { loraModules: input.loraModules } : {}),
-  });
+  const { model, parts } = validatedEngine(input);
   return {
-    deployment: renderDeployment(modelDeployment, plan, parts, model),
+    deployment: renderDeployment(modelDeployment, plan, parts, model, undefined, input.replicas),
     service: renderService(modelDeployment),
     podDisruptionBudget: renderPodDisruptionBudget(modelDeployment),
   };
@@ -481,6 +474,12 @@ export function renderWorkload(input: RenderInput): RenderedWorkload {
  * preferred workload select its pods too (they select on the ModelDeployment label only).
  */
 export function renderSpillDeployment(input: RenderInput & { variant: WorkloadVariant }): V1Deployment {
+  const { model, parts } = validatedEngine(input);
+  return renderDeployment(input.modelDeployment, input.plan, parts, model, input.variant);
+}
+
+/** Checks the input and renders the engine container's parts (shared by both workloads). */
+function validatedEngine(input: RenderInput): { model: ModelLocation; parts: EngineContainerParts } {
   const { modelDeployment, plan } = input;
   validatePlan(modelDeployment, plan);
   const model = resolveModelLocation(modelDeployment.spec.model.source);
@@ -491,5 +490,5 @@ export function renderSpillDeployment(input: RenderInput & { variant: WorkloadVa
     image: engineImage(modelDeployment, input.images),
     ...(input.loraModules ? { loraModules: input.loraModules } : {}),
   });
-  return renderDeployment(modelDeployment, plan, parts, model, input.variant);
+  return { model, parts };
 }

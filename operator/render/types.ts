@@ -53,6 +53,8 @@ export interface RenderInput {
   images?: EngineImages;
   /** LoRA adapters the pods load at start (default: spec.adapters); see operator/render/lora.ts. */
   loraModules?: readonly LoraModule[];
+  /** Replicas of the Deployment when spill-over splits them across products (default spec.replicas). */
+  replicas?: number;
 }
 
 /** The objects the reconciler server-side-applies for one ModelDeployment. */
