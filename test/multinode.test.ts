@@ -156,6 +156,10 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
 
   it("serves 405B as a 2-node group, scales by groups through the autoscaler, drains a group whole and restarts a group whose worker died", async () => {
     const name = "big";
+    // Seconds from the apply to each milestone, printed at the end (the figures the README quotes).
+    const startedAt = Date.now();
+    const marks: string[] = [];
+    const mark = (what: string) => marks.push(`${what} ${((Date.now() - startedAt) / 1000).toFixed(1)}s`);
     await client.apply(
       modelDeploymentObject(
         namespace.name,
@@ -178,6 +182,7 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
     ).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await diagnose(name)}`);
     });
+    mark("Ready (1 group of 2 pods)");
     expect(ready.status?.plan).toMatchObject({ gpuProduct: H100, tensorParallelism: 8, pipelineParallelism: 2, nodesPerReplica: 2, gpusPerReplica: 16 });
     expect(ready.status?.plan?.stages).toMatch(/stage 0: layers 0-62 \+ embedding.*stage 1: layers 63-125 \+ LM head/);
     const lws = await client.get<KubeObject & { spec: { leaderWorkerTemplate: { size: number; restartPolicy: string } } }>(
@@ -203,6 +208,7 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
 
     // Scale up by a group under load on the leader's API server.
     await waitFor(async () => (await fetch(`http://${leader.status!.podIP}:8000/health`)).status === 200, { timeoutMs: 20_000, description: "leader engine up" });
+    mark("load starts");
     const load = runLoad(overload(4, 4), {
       endpoints: [`http://${leader.status!.podIP}:8000`],
       policy: "round-robin",
@@ -223,6 +229,7 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
       },
       { timeoutMs: 40_000, description: "second group running" },
     );
+    mark("second group running");
     expect(new Set(two.map((pod) => pod.spec?.nodeName)).size).toBe(4);
     expect(two.filter((pod) => group(pod) === "1")).toHaveLength(2);
     await waitFor(async () => (condition(await readModelDeployment(client, namespace.name, name), "Ready")?.message === "2/2 replicas ready" ? true : undefined), {
@@ -248,6 +255,7 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
       },
       { timeoutMs: 30_000, description: "group 1 drained" },
     );
+    mark("group 1 drained");
     expect(after.every((pod) => group(pod) === "0")).toBe(true);
     expect(new Map(after.map((pod) => [pod.metadata!.name!, pod.metadata!.uid!]))).toEqual(groupZero);
     const reasons = (await events(name)).map((e) => e.reason);
@@ -258,6 +266,7 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
     const deadWorker = after.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "1")!;
     // An ordinary delete (not forced): the LWS controller sees the terminating worker and deletes the leader.
     await core.deleteNamespacedPod({ name: deadWorker.metadata!.name!, namespace: namespace.name, gracePeriodSeconds: 1 });
+    mark("worker deleted");
     const restarted = await waitFor(
       async () => {
         const list = await pods(name);
@@ -266,11 +275,14 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
       },
       { timeoutMs: 40_000, description: "group recreated after its worker died" },
     );
+    mark("group recreated (new leader and worker running)");
     expect(restarted.every((pod) => pod.metadata?.uid !== deadWorker.metadata?.uid)).toBe(true);
     await waitFor(async () => (condition(await readModelDeployment(client, namespace.name, name), "Ready")?.status === "True" ? true : undefined), {
       timeoutMs: 30_000,
       description: "Ready after the group restart",
     });
+    mark("Ready again after the group restart");
+    process.stdout.write(`[multinode] ${marks.join("; ")}\n`);
   }, 280_000);
 });
 
