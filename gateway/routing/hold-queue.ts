@@ -200,8 +200,12 @@ export class HoldQueue<T> {
     const horizon = this.options.rateHorizonMs ?? DEFAULT_RATE_HORIZON_MS;
     const recent = times.filter((t) => t >= nowMs - horizon);
     if (recent.length < MIN_RATE_SAMPLES) return undefined;
-    // n releases make n - 1 intervals from the first one; measured until now, so a stall lowers the rate.
-    const spanMs = Math.max(1, nowMs - (recent[0] as number));
+    // n releases make n - 1 intervals between the first and the last; a stall since the last one longer
+    // than that span stretches it to now (the rate falls while nothing is released).
+    const first = recent[0] as number;
+    const last = recent[recent.length - 1] as number;
+    const span = last - first;
+    const spanMs = Math.max(1, nowMs - last > span ? nowMs - first : span);
     return ((recent.length - 1) / spanMs) * 1000;
   }
 

@@ -1,0 +1,261 @@
+/**
+ * `npm run bench:tenants`: priority under overload, in simulated time. The Azure code trace (first 20
+ * minutes) is split at random into three tenants of three tiers (gold 20% of requests, silver 30%,
+ * bronze 50%) and replayed at 1.5x and 3x the fleet's measured capacity through the gateway's own hold
+ * queue (gateway/routing/hold-queue.ts) and picker (gateway/routing/picker.ts, saturation by
+ * maxLoadPerEndpoint) onto engine models of the replicas the planner sizes (llama-3.1-8b on one H100).
+ *
+ * Tiered: bands gold 2 / silver 1 / bronze 0, wait limits 30 / 15 / 5 s, fair queueing by tokens.
+ * FIFO: the same queue with one band (wait limit 15 s) and one fairness key: no tiers.
+ * Reported per tier: requests, served share, shed (429: refused or pushed out), timed out (503), TTFT
+ * p50/p99 of served requests from arrival at the gateway (hold time included), against a 2 s target.
+ */
+import { parseArgs } from "node:util";
+import { HoldQueue, type HoldClass } from "../../gateway/routing/hold-queue.js";
+import {
+  DEFAULT_PICK_LIMITS,
+  DEFAULT_PICK_WEIGHTS,
+  newRoutingState,
+  pickEndpoint,
+} from "../../gateway/routing/picker.js";
+import type { EndpointState } from "../../gateway/routing/types.js";
+import { EngineModel, type EngineParams } from "../engine/model.js";
+import { replicaFor } from "../eval/hardware.js";
+import { quantile } from "../eval/fleet.js";
+import { scaleUsers } from "../eval/routing.js";
+import { type Trace, loadTrace, seededRandom } from "../eval/traces.js";
+
+interface Tier {
+  name: string;
+  share: number;
+  priority: number;
+  maxWaitMs: number;
+}
+
+const TIERS: Tier[] = [
+  { name: "gold", share: 0.2, priority: 2, maxWaitMs: 30_000 },
+  { name: "silver", share: 0.3, priority: 1, maxWaitMs: 15_000 },
+  { name: "bronze", share: 0.5, priority: 0, maxWaitMs: 5_000 },
+];
+const FIFO_WAIT_MS = 15_000;
+const TTFT_TARGET_S = 2;
+const TICK_MS = 10;
+
+interface Outcome {
+  tier: string;
+  ttftS?: number;
+  result: "served" | "shed" | "timeout" | "unfinished";
+}
+
+interface Pending {
+  index: number;
+  arrivalMs: number;
+  promptTokens: number;
+  outputTokens: number;
+  tier: Tier;
+}
+
+function simulate(
+  trace: Trace,
+  params: EngineParams,
+  replicas: number,
+  maxLoad: number,
+  tiered: boolean,
+  seed: number,
+): Outcome[] {
+  const random = seededRandom(seed);
+  const tierOf = trace.requests.map(() => {
+    const u = random();
+    return u < TIERS[0]!.share ? TIERS[0]! : u < TIERS[0]!.share + TIERS[1]!.share ? TIERS[1]! : TIERS[2]!;
+  });
+  const engines = Array.from({ length: replicas }, () => new EngineModel(params, { tokenEvents: false }));
+  const endpoints: EndpointState[] = engines.map((_, i) => ({
+    podName: `pod-${i}`,
+    namespace: "bench",
+    address: `127.0.0.${i + 2}:8000`,
+    ready: true,
+    inFlight: 0,
+  }));
+  const routing = newRoutingState();
+  const limits = { ...DEFAULT_PICK_LIMITS, maxLoadPerEndpoint: maxLoad };
+  const queue = new HoldQueue<Pending>({
+    maxPerModel: 100_000,
+    maxWaitMs: FIFO_WAIT_MS,
+    ...(tiered ? { bandMaxWaitMs: Object.fromEntries(TIERS.map((t) => [t.priority, t.maxWaitMs])) } : {}),
+  });
+  const outcomes: Outcome[] = trace.requests.map((_, i) => ({ tier: tierOf[i]!.name, result: "unfinished" }));
+  const owner = new Map<string, number>();
+  const send = (p: Pending, nowMs: number) => {
+    const pick = pickEndpoint(
+      { model: "m", prompt: "", blockHashes: [], promptTokens: p.promptTokens },
+      endpoints,
+      routing,
+      DEFAULT_PICK_WEIGHTS,
+      nowMs,
+      limits,
+    );
+    if (!pick) return false;
+    const i = endpoints.indexOf(pick.endpoint);
+    endpoints[i]!.inFlight++;
+    owner.set(`q${p.index}`, i);
+    engines[i]!.enqueue({
+      id: `q${p.index}`,
+      promptTokens: p.promptTokens,
+      maxOutputTokens: p.outputTokens,
+      arrivalMs: nowMs,
+    });
+    return true;
+  };
+  const requests = trace.requests;
+  let next = 0;
+  const endMs = (requests[requests.length - 1]?.arrivalMs ?? 0) + 120_000;
+  for (let t = 0; t <= endMs; t += TICK_MS) {
+    engines.forEach((engine, i) => {
+      for (const ev of engine.advanceTo(t)) {
+        const index = Number(ev.requestId.slice(1));
+        if (ev.kind === "first-token") {
+          const o = outcomes[index]!;
+          o.ttftS = (ev.atMs - requests[index]!.arrivalMs) / 1000;
+          o.result = "served";
+        }
+        if (ev.kind === "finished" || ev.kind === "rejected") {
+          endpoints[i]!.inFlight--;
+          owner.delete(ev.requestId);
+        }
+      }
+    });
+    for (const e of queue.expire(t)) outcomes[e.item.index]!.result = "timeout";
+    while (queue.size("m") > 0) {
+      if (
+        !pickEndpoint(
+          { model: "m", prompt: "", blockHashes: [] },
+          endpoints,
+          routing,
+          DEFAULT_PICK_WEIGHTS,
+          t,
+          limits,
+        )
+      )
+        break;
+      const [entry] = queue.release("m", 1, t);
+      if (!entry || !send(entry.item, t)) break;
+    }
+    while (next < requests.length && (requests[next]!.arrivalMs ?? 0) <= t) {
+      const r = requests[next]!;
+      const p: Pending = {
+        index: next,
+        arrivalMs: r.arrivalMs,
+        promptTokens: r.promptTokens,
+        outputTokens: r.outputTokens,
+        tier: tierOf[next]!,
+      };
+      next++;
+      if (queue.size("m") === 0 && send(p, t)) continue;
+      const cls: HoldClass = tiered
+        ? { priority: p.tier.priority, fairnessKey: p.tier.name, cost: p.promptTokens + p.outputTokens }
+        : { cost: p.promptTokens + p.outputTokens };
+      const outcome = queue.hold("m", p, t, cls);
+      for (const e of outcome.shed ?? []) outcomes[e.item.index]!.result = "shed";
+      if (!outcome.held) outcomes[p.index]!.result = "shed";
+    }
+    if (next >= requests.length && queue.size("m") === 0 && owner.size === 0) break;
+  }
+  return outcomes;
+}
+
+/**
+ * Requests per second one replica finishes when the gateway keeps it saturated: `maxLoad` of the trace's
+ * requests in flight at all times (closed loop), as the picker's maxLoadPerEndpoint allows.
+ */
+function replicaCapacity(trace: Trace, params: EngineParams, maxLoad: number): number {
+  const engine = new EngineModel(params, { tokenEvents: false });
+  const sample = trace.requests.slice(0, 2000);
+  let sent = 0;
+  let inFlight = 0;
+  let done = 0;
+  let lastMs = 0;
+  const top = (t: number) => {
+    while (inFlight < maxLoad && sent < sample.length) {
+      const r = sample[sent]!;
+      engine.enqueue({
+        id: `c${sent}`,
+        promptTokens: r.promptTokens,
+        maxOutputTokens: r.outputTokens,
+        arrivalMs: t,
+      });
+      sent++;
+      inFlight++;
+    }
+  };
+  top(0);
+  for (let t = TICK_MS; done < sample.length && t < 24 * 3600_000; t += TICK_MS) {
+    for (const ev of engine.advanceTo(t))
+      if (ev.kind === "finished" || ev.kind === "rejected") {
+        done++;
+        inFlight--;
+        lastMs = ev.atMs;
+      }
+    top(t);
+  }
+  return sample.length / (lastMs / 1000);
+}
+
+function report(name: string, outcomes: Outcome[]): string[] {
+  const lines: string[] = [];
+  for (const tier of TIERS) {
+    const mine = outcomes.filter((o) => o.tier === tier.name);
+    const ttft = mine
+      .filter((o) => o.ttftS !== undefined)
+      .map((o) => o.ttftS as number)
+      .sort((a, b) => a - b);
+    const count = (r: Outcome["result"]) => mine.filter((o) => o.result === r).length;
+    const pct = (n: number) => `${((100 * n) / Math.max(1, mine.length)).toFixed(1)}%`;
+    const p99 = ttft.length ? quantile(ttft, 0.99) : NaN;
+    lines.push(
+      `| ${name} | ${tier.name} | ${mine.length} | ${pct(count("served"))} | ${pct(count("shed"))} | ${pct(count("timeout"))} | ${ttft.length ? quantile(ttft, 0.5).toFixed(2) : "-"} | ${Number.isNaN(p99) ? "-" : p99.toFixed(2)} | ${p99 <= TTFT_TARGET_S ? "yes" : "no"} |`,
+    );
+  }
+  return lines;
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: "string", default: "20" },
+      replicas: { type: "string", default: "2" },
+      "max-load": { type: "string", default: "16" },
+    },
+  });
+  const full = loadTrace("azure-code");
+  const windowMs = Number(values.minutes) * 60_000;
+  const base: Trace = {
+    ...full,
+    requests: full.requests.filter((r) => r.arrivalMs < windowMs),
+    durationMs: windowMs,
+  };
+  const replica = replicaFor("llama-3.1-8b", "NVIDIA-H100-80GB-HBM3", { maxContextLength: 8192 });
+  const replicas = Number(values.replicas);
+  const maxLoad = Number(values["max-load"]);
+  const capacity = replicaCapacity(base, replica.params, maxLoad) * replicas;
+  const rate = base.requests.length / (windowMs / 1000);
+  const out = [
+    `## Priority under overload (simulated; ${base.name}, first ${values.minutes} min, ${base.requests.length} requests, ${rate.toFixed(2)} req/s)`,
+    `Fleet: ${replicas} x llama-3.1-8b on H100 (${replica.gpusPerReplica} GPU each); measured capacity ${capacity.toFixed(2)} req/s (each replica kept at that load with the trace's requests); a pod takes requests while its load < ${maxLoad}. TTFT target ${TTFT_TARGET_S} s.`,
+    "",
+    "| run | tier | requests | served | shed (429) | timed out (503) | TTFT p50 s | TTFT p99 s | p99 within target |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const load of [1.5, 3]) {
+    const trace = scaleUsers(base, (load * capacity) / rate, 11);
+    for (const tiered of [true, false])
+      out.push(
+        ...report(
+          `${load}x ${tiered ? "tiered" : "FIFO"}`,
+          simulate(trace, replica.params, replicas, maxLoad, tiered, 5),
+        ),
+      );
+  }
+  process.stdout.write(out.join("\n") + "\n");
+}
+
+main();
