@@ -13,13 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeClient } from "../operator/runtime/kube-client.js";
 import { benchNodePools } from "../sim/bench/operator-scale-stats.js";
 import { startLocalCluster, type LocalCluster } from "../sim/cluster/cluster.js";
+import { prng } from "../sim/prng.js";
 import { fleetIsClean } from "../sim/chaos/invariants.js";
 import {
   apiFaults,
   controlPlaneRestarts,
   formatChaosTable,
   operatorKills,
-  seededRandom,
   type ChaosContext,
   type ChaosRow,
 } from "../sim/chaos/scenarios.js";
@@ -40,7 +40,7 @@ beforeAll(async () => {
     cluster,
     client: new KubeClient(cluster.kubeConfig, { userAgent: "gpufleet-chaos" }),
     dir,
-    random: seededRandom(seed),
+    random: prng(seed),
     say: (line) => process.stderr.write(`[chaos] ${line}\n`),
     convergeTimeoutMs: 120_000,
   };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { prng } from "../testing/prng.js";
+import { prng } from "../../sim/prng.js";
 import { planHourly, planRolling, rttStats, type HourlyPlacementInput, type HourlyPlan } from "./hourly.js";
 import { RttTable } from "./rtt.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { prng } from "../testing/prng.js";
+import { prng } from "../../sim/prng.js";
 import type { CarbonIntensitySource } from "../carbon/types.js";
 import { placeFleet, placeWithStrategy } from "./place.js";
 import { RttTable } from "./rtt.js";

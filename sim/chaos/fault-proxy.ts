@@ -11,6 +11,7 @@ import { writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { LoggedRequest } from "./invariants.js";
+import { prng } from "../prng.js";
 
 export interface Faults {
   /** Added before forwarding each request. */
@@ -45,18 +46,6 @@ export interface FaultProxy {
 
 const MAX_LOG_ENTRIES = 500_000;
 
-/** Deterministic PRNG (mulberry32) so a run's faults can be replayed with its seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export async function startFaultProxy(kubeConfig: KubeConfig, seed = 1): Promise<FaultProxy> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error("kubeconfig has no current cluster");
@@ -69,7 +58,7 @@ export async function startFaultProxy(kubeConfig: KubeConfig, seed = 1): Promise
     cert: tlsOptions.cert,
     key: tlsOptions.key,
   });
-  const random = seededRandom(seed);
+  const random = prng(seed);
   let faults: Faults = { ...NO_FAULTS };
   const log: LoggedRequest[] = [];
   const watchSockets = new Set<Socket>();

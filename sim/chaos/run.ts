@@ -14,13 +14,13 @@ import { KubeClient } from "../../operator/runtime/kube-client.js";
 import { ensureModelDeploymentCrd } from "../../test/support/crds.js";
 import { benchNodePools, GPUS_PER_BENCH_NODE } from "../bench/operator-scale-stats.js";
 import { startLocalCluster } from "../cluster/cluster.js";
+import { prng } from "../prng.js";
 import { fleetIsClean } from "./invariants.js";
 import {
   apiFaults,
   controlPlaneRestarts,
   formatChaosTable,
   operatorKills,
-  seededRandom,
   type ChaosContext,
   type ChaosRow,
 } from "./scenarios.js";
@@ -55,7 +55,7 @@ async function main(): Promise<number> {
     cluster,
     client,
     dir,
-    random: seededRandom(seed),
+    random: prng(seed),
     say,
     convergeTimeoutMs: Number(values["converge-timeout"]) * 1000,
   };

@@ -12,7 +12,7 @@ import { SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
 import { isNotFound, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
 import { freeLoopbackPort, type LocalCluster } from "../cluster/cluster.js";
-import { startFaultProxy, seededRandom, NO_FAULTS, type Faults } from "./fault-proxy.js";
+import { startFaultProxy, NO_FAULTS, type Faults } from "./fault-proxy.js";
 import {
   checkFleet,
   fleetIsClean,
@@ -563,4 +563,3 @@ export function formatChaosTable(rows: readonly ChaosRow[]): string {
   return lines.join("\n");
 }
 
-export { seededRandom };

@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { prng } from "../prng.js";
 
 export interface TraceRequest {
   /** Milliseconds since the first request of the trace. */
@@ -142,18 +143,8 @@ export function arrivalsPerWindow(trace: Trace, windowMs: number): number[] {
   return counts;
 }
 
-/** Deterministic xorshift32 in [0, 1), so runs are repeatable. */
-export function seededRandom(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
+/** The repository's seeded PRNG (sim/prng.ts), under the name the evaluation code uses. */
+export const seededRandom = prng;
 
 /**
  * Scale a trace's load by `factor` while keeping its shape over time: each request is repeated
