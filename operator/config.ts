@@ -2,6 +2,8 @@
  * The operator's configuration, read once at start-up from the environment (the Helm chart sets these).
  * A bad value stops the process with a message that names the variable, rather than running half-configured.
  */
+import { ORPHAN_SWEEP_DEFAULT_SECONDS } from "./controller/orphans.js";
+
 export interface OperatorConfig {
   /** Namespaces to watch; empty means the whole cluster. */
   watchNamespaces: string[];
@@ -29,6 +31,11 @@ export interface OperatorConfig {
   inferencePoolRecheckSeconds: number;
   /** After a spill-over return fails (the preferred pool had no room after all), wait this long before trying that product again; doubles per failure up to 16x. */
   spillReturnBackoffSeconds: number;
+  /**
+   * How often the garbage collector's backstop looks for objects of deleted ModelDeployments
+   * (controller/orphans.ts); an orphan is deleted once two sweeps in a row saw it.
+   */
+  orphanSweepSeconds: number;
   images: { vllm?: string; tensorrtLlm?: string; sglang?: string };
   /**
    * Where models' config.json is read (GPUFLEET_HF_ENDPOINT, e.g. https://huggingface.co); unset: the
@@ -124,6 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     concurrency: integer(env, "GPUFLEET_CONCURRENCY", 8, 1, 64),
     inferencePoolRecheckSeconds: integer(env, "GPUFLEET_INFERENCE_POOL_RECHECK_SECONDS", 300, 1, 86_400),
     spillReturnBackoffSeconds: integer(env, "GPUFLEET_SPILL_RETURN_BACKOFF_SECONDS", 60, 1, 3_600),
+    orphanSweepSeconds: integer(env, "GPUFLEET_ORPHAN_SWEEP_SECONDS", ORPHAN_SWEEP_DEFAULT_SECONDS, 1, 3600),
     images: {
       ...(env.GPUFLEET_VLLM_IMAGE ? { vllm: env.GPUFLEET_VLLM_IMAGE } : {}),
       ...(env.GPUFLEET_TRTLLM_IMAGE ? { tensorrtLlm: env.GPUFLEET_TRTLLM_IMAGE } : {}),

@@ -4,6 +4,7 @@ import { AutoscalerLoop } from "./autoscaler/loop.js";
 import type { OperatorConfig } from "./config.js";
 import { ModelDeploymentController } from "./controller/controller.js";
 import { InferencePoolSync } from "./controller/inference-pool.js";
+import { OrphanSweeper } from "./controller/orphans.js";
 import { SELECTOR_LABEL } from "./controller/reconcile-plan.js";
 import { logger } from "./log/logger.js";
 import { AdapterSyncer } from "./controller/adapter-syncer.js";
@@ -181,7 +182,14 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
       forget: (namespace, name) => forgetModelDeployment(metrics, namespace, name),
     },
   });
-  return { controller, autoscaler, adapters, informers, inferencePools };
+  const orphans = new OrphanSweeper({
+    client,
+    modelDeployments: informers.modelDeployments,
+    deployments: informers.deployments,
+    namespaces: config.watchNamespaces,
+    intervalMs: config.orphanSweepSeconds * 1000,
+  });
+  return { controller, autoscaler, adapters, informers, inferencePools, orphans };
 }
 
 /** The operator-wide Hub token, read at each use so a rotated file takes effect; bounded, trimmed. */
@@ -263,6 +271,7 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
       synced = true;
       term.autoscaler.start();
       term.adapters.start();
+      term.orphans.start();
     } catch (error) {
       // Holding the lease without controllers would stall every ModelDeployment: fail liveness instead.
       electionFailed = true;
@@ -274,6 +283,7 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
   const stopTerm = async (term: ReturnType<typeof buildControllers>) => {
     await term.autoscaler.stop();
     await term.adapters.stop();
+    await term.orphans.stop();
     term.inferencePools.stop();
     await term.controller.stop();
     if (current === term) current = undefined;

@@ -19,6 +19,7 @@ import {
   apiFaults,
   controlPlaneRestarts,
   formatChaosTable,
+  garbageCollectorDown,
   operatorKills,
   type ChaosContext,
   type ChaosRow,
@@ -55,11 +56,11 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const expectClean = (row: ChaosRow) => {
+const expectClean = (row: ChaosRow, modelDeployments = MODEL_DEPLOYMENTS) => {
   rows.push(row);
   expect(row.check.problems).toEqual([]);
   expect(fleetIsClean(row.check)).toBe(true);
-  expect(row.check.objectsChecked).toBeGreaterThan(MODEL_DEPLOYMENTS);
+  expect(row.check.objectsChecked).toBeGreaterThan(modelDeployments);
   for (const seconds of row.convergeSeconds) expect(seconds).toBeDefined();
 };
 
@@ -91,6 +92,11 @@ describe("chaos", () => {
         replicas: 1,
       }),
     );
+  }, 300_000);
+
+  it("removes the objects of deleted ModelDeployments itself when the garbage collector does not (kube-controller-manager stopped)", async () => {
+    const row = await garbageCollectorDown(context, { modelDeployments: 6, deletes: 3, sweepSeconds: 2 });
+    expectClean(row, 6);
   }, 300_000);
 
   it("honours Retry-After, does not hot-loop on 500s or cut watches, and converges through a faulty API", async () => {

@@ -245,7 +245,7 @@ describe("helm lint and template", () => {
     ).toEqual(["gf-gpufleet-metrics-auth", "gf-gpufleet-nodes"]); // TokenReview/SubjectAccessReview are cluster-scoped
     const nodesRole = only(objects, "ClusterRole", "gf-gpufleet-nodes") as unknown as { rules: RbacRule[] };
     expect(nodesRole.rules).toEqual([
-      { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
+      { apiGroups: [""], resources: ["nodes"], verbs: ["list", "watch"] },
     ]);
   });
 
@@ -354,10 +354,10 @@ describe("helm lint and template", () => {
       {
         apiGroups: ["gpufleet.io"],
         resources: ["modeldeployments"],
-        verbs: ["get", "list", "watch", "patch"],
+        verbs: ["list", "watch", "patch"],
       },
-      { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
-      { apiGroups: ["apps"], resources: ["deployments", "replicasets"], verbs: ["get", "list", "watch"] },
+      { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
+      { apiGroups: ["apps"], resources: ["deployments", "replicasets"], verbs: ["list", "watch"] },
     ]);
     expect(only(objects, "ClusterRoleBinding", "gf-gpufleet-gateway")).toMatchObject({
       subjects: [{ kind: "ServiceAccount", name: "gf-gpufleet-gateway", namespace: "gpufleet-system" }],
@@ -566,9 +566,19 @@ describe("helm install, upgrade and uninstall against the real API server", () =
         () => can("patch", "gpufleet.io", "modeldeployments", watched, "status"),
       ],
       [
-        "update modeldeployments/scale",
+        "patch modeldeployments/scale",
         true,
+        () => can("patch", "gpufleet.io", "modeldeployments", watched, "scale"),
+      ],
+      [
+        "update modeldeployments/scale (unused: the autoscaler patches)",
+        false,
         () => can("update", "gpufleet.io", "modeldeployments", watched, "scale"),
+      ],
+      [
+        "patch modeldeployments (unused: no finalizer)",
+        false,
+        () => can("patch", "gpufleet.io", "modeldeployments", watched),
       ],
       [
         "update modeldeployments/finalizers",
@@ -590,7 +600,9 @@ describe("helm install, upgrade and uninstall against the real API server", () =
       ],
       ["list modeldeployments cluster-wide", false, () => can("list", "gpufleet.io", "modeldeployments")],
       ["get secrets in the watched namespace", false, () => can("get", "", "secrets", watched)],
-      ["delete deployments", false, () => can("delete", "apps", "deployments", watched)],
+      ["delete deployments (the orphan backstop)", true, () => can("delete", "apps", "deployments", watched)],
+      ["delete deployments in an unwatched namespace", false, () => can("delete", "apps", "deployments", unwatchedNamespace.name)],
+      ["watch services (unused: read by name)", false, () => can("watch", "", "services", watched)],
       ["create modeldeployments", false, () => can("create", "gpufleet.io", "modeldeployments", watched)],
       [
         "update leases in the watched namespace",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { KubeObject } from "../runtime/kube-client.js";
-import { guardWorkload, ownershipVerdict } from "./ownership.js";
+import { confirmedOrphans, findOrphans, guardWorkload, ownershipVerdict } from "./ownership.js";
 import { SELECTOR_LABEL } from "./reconcile-plan.js";
 
 const owner = { name: "web", uid: "uid-live" };
@@ -101,5 +101,51 @@ describe("guardWorkload", () => {
     });
     const deleting = object({ deletionTimestamp: "2026-01-01T00:00:00Z" });
     expect(guardWorkload([{ kind: "Service", name: "web", observed: deleting }], owner).action).toBe("wait");
+  });
+});
+
+describe("findOrphans (the garbage collector's backstop)", () => {
+  const labelled = (metadata: KubeObject["metadata"], kind = "Service"): KubeObject => ({
+    ...object({ labels: { [SELECTOR_LABEL]: "web" }, ...metadata }),
+    kind,
+  });
+  const live = [{ namespace: "team-a", name: "other", uid: "uid-other" }];
+
+  it("finds a gpufleet object whose ModelDeployment is gone and whose name no live ModelDeployment has", () => {
+    expect(findOrphans([labelled({ ownerReferences: [mdRef("uid-dead")] })], live)).toEqual([
+      { kind: "Service", namespace: "team-a", name: "web", uid: "svc-uid", ownerName: "web", ownerUid: "uid-dead" },
+    ]);
+  });
+
+  it("leaves objects of live ModelDeployments, of a live namesake (taken over instead), and in other namespaces' terms", () => {
+    const dead = labelled({ ownerReferences: [mdRef("uid-dead")] });
+    expect(findOrphans([labelled({ ownerReferences: [mdRef("uid-live")] })], [{ namespace: "team-a", name: "web", uid: "uid-live" }])).toEqual([]);
+    expect(findOrphans([dead], [{ namespace: "team-a", name: "web", uid: "uid-new" }])).toEqual([]);
+    // The same uid alive in another namespace does not keep this one: identity is per namespace.
+    expect(findOrphans([dead], [{ namespace: "team-b", name: "web", uid: "uid-dead" }])).toHaveLength(1);
+  });
+
+  it("never touches what is not gpufleet's by both label and owner, nor what is already being deleted", () => {
+    const candidates = [
+      object({ ownerReferences: [mdRef("uid-dead")] }), // no gpufleet label
+      labelled({}), // no owner
+      labelled({ ownerReferences: [{ ...mdRef("uid-dead"), controller: false }] }), // not a controller
+      labelled({ ownerReferences: [{ ...mdRef("uid-dead"), kind: "Deployment", apiVersion: "apps/v1" }] }), // another kind
+      labelled({ ownerReferences: [{ ...mdRef("uid-dead"), apiVersion: "other.io/v1" }] }), // another group
+      labelled({ ownerReferences: [mdRef("uid-dead", "someone-else")] }), // label and owner disagree
+      labelled({ ownerReferences: [mdRef("uid-dead"), { ...mdRef("uid-x", "x") }] }), // two controllers
+      labelled({ ownerReferences: [mdRef("uid-dead")], deletionTimestamp: "2026-11-30T00:00:00Z" }),
+      labelled({ ownerReferences: [mdRef("uid-dead")], uid: undefined }),
+    ];
+    expect(findOrphans(candidates, [])).toEqual([]);
+  });
+
+  it("confirms only orphans seen by the previous sweep too (the garbage collector gets one interval first)", () => {
+    const orphans = findOrphans(
+      [labelled({ ownerReferences: [mdRef("uid-dead")] }), labelled({ uid: "dep-uid", ownerReferences: [mdRef("uid-dead")] }, "Deployment")],
+      [],
+    );
+    expect(confirmedOrphans(new Set(), orphans)).toEqual([]);
+    expect(confirmedOrphans(new Set(["dep-uid"]), orphans).map((o) => o.kind)).toEqual(["Deployment"]);
   });
 });

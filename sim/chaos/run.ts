@@ -1,5 +1,5 @@
 /**
- * The chaos suite: `npm run chaos [-- --model-deployments 100 --kills 20 --seed 1 --only kill,api,etcd,proxy]`.
+ * The chaos suite: `npm run chaos [-- --model-deployments 100 --kills 20 --seed 1 --only kill,api,etcd,proxy,gc]`.
  *
  * Starts its own local control plane (KWOK GPU nodes; own temp dir, stopped at the end even on error),
  * runs the scenarios of sim/chaos/scenarios.ts with the operator as real processes, prints the table
@@ -20,6 +20,7 @@ import {
   apiFaults,
   controlPlaneRestarts,
   formatChaosTable,
+  garbageCollectorDown,
   operatorKills,
   type ChaosContext,
   type ChaosRow,
@@ -33,7 +34,7 @@ async function main(): Promise<number> {
       "model-deployments": { type: "string", default: "100" },
       kills: { type: "string", default: "20" },
       seed: { type: "string", default: String(Date.now() % 100_000) },
-      only: { type: "string", default: "kill,api,etcd,proxy" },
+      only: { type: "string", default: "kill,api,etcd,proxy,gc" },
       "converge-timeout": { type: "string", default: "180" },
       "keep-dir": { type: "boolean", default: false },
     },
@@ -90,6 +91,10 @@ async function main(): Promise<number> {
           modelDeployments: count,
           replicas: 1,
         }),
+      );
+    if (only.has("gc"))
+      await step("garbage collector down", () =>
+        garbageCollectorDown(context, { modelDeployments: Math.min(count, 20), deletes: Math.floor(Math.min(count, 20) / 2), sweepSeconds: 5 }),
       );
     if (only.has("proxy"))
       await step("API faults through a proxy", () =>

@@ -135,6 +135,11 @@ export class Churn {
     });
   }
 
+  /** Deletes one live ModelDeployment (retried until the API takes it). */
+  delete(name: string): Promise<void> {
+    return this.locked(name, () => this.remove(name));
+  }
+
   /** One random operation: create until the target count, then change, delete or re-create a namesake. */
   async step(): Promise<void> {
     const names = [...this.live.keys()].filter((name) => !this.busy.has(name));
@@ -383,7 +388,8 @@ export async function controlPlaneRestarts(
     /**
      * Keep churning while the component is killed (default true). False churns only before and after the
      * outage: a ModelDeployment deleted right at the kill can leave its objects to a garbage collector that
-     * missed the deletion (found by `npm run chaos`; not gpufleet's collector), which CI must not flake on.
+     * missed the deletion (found by `npm run chaos -- --seed 7`); the operator's backstop
+     * (operator/controller/orphans.ts) removes them after two sweeps (60 s by default), longer than CI waits.
      */
     churnDuringOutage?: boolean;
   },
@@ -445,6 +451,46 @@ export async function controlPlaneRestarts(
     convergeSeconds,
     notes,
   };
+}
+
+/**
+ * The garbage collector's backstop: kube-controller-manager (and with it the garbage collector) is
+ * stopped, ModelDeployments are deleted, and the operator alone must remove their Deployment, Service and
+ * PDB (operator/controller/orphans.ts), as it must when the collector misses a deletion across an API
+ * outage (the finding of `npm run chaos -- --seed 7`). Converge is timed from the deletes.
+ */
+export async function garbageCollectorDown(
+  context: ChaosContext,
+  options: { modelDeployments: number; deletes: number; sweepSeconds: number },
+): Promise<ChaosRow> {
+  const namespace = "chaos-gc";
+  await createNamespace(context, namespace);
+  const churn = new Churn(context.client, namespace, context.random, options.modelDeployments);
+  const operator = await startOperator(context, namespace, "gc-0", context.cluster.kubeconfigPath, {
+    GPUFLEET_ORPHAN_SWEEP_SECONDS: String(options.sweepSeconds),
+  });
+  const notes: string[] = [];
+  let controllerManagerDown = false;
+  try {
+    await churn.run(2, () => churn.live.size >= options.modelDeployments);
+    const filled = await waitForCleanFleet(context, namespace, new Set(churn.live.keys()), performance.now());
+    if (filled.seconds === undefined) notes.push("the fleet did not converge before the fault");
+    await context.cluster.killComponent("kube-controller-manager");
+    controllerManagerDown = true;
+    const deletedAt = performance.now();
+    const victims = [...churn.live.keys()].slice(0, options.deletes);
+    for (const name of victims) await churn.delete(name);
+    const { check, seconds } = await waitForCleanFleet(context, namespace, new Set(churn.live.keys()), deletedAt);
+    notes.push(
+      `${victims.length} ModelDeployments deleted with the garbage collector stopped (sweep every ${options.sweepSeconds} s): ` +
+        (seconds === undefined ? "their objects were NOT removed" : `their objects removed by the operator in ${seconds.toFixed(1)} s`),
+    );
+    return { fault: "garbage collector down, deletes", runs: 1, check, convergeSeconds: [seconds], notes };
+  } finally {
+    if (controllerManagerDown) await context.cluster.startComponent("kube-controller-manager");
+    await operator.process.kill("SIGTERM");
+    await dropNamespace(context, namespace);
+  }
 }
 
 interface FaultPhase {

@@ -42,22 +42,23 @@ app.kubernetes.io/part-of: gpufleet
 {{- end }}
 
 {{- define "gpufleet.rbac.gatewayRules" -}}
-# ModelDeployments: read, to route each `model` to the ModelDeployment that serves it; patch, only to
+# ModelDeployments: watched, to route each `model` to the ModelDeployment that serves it; patch, only to
 # write this replica's demand annotation (held requests, last request time) that wakes a model at zero.
+# The gateway reads everything through informers (list + watch), never by name: no `get`.
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # ModelRoutes: read only, for model aliases that cascade across ModelDeployments of one family.
 - apiGroups: ["gpufleet.io"]
   resources: ["modelroutes"]
   verbs: ["get", "list", "watch"]
-# Pods: read only, for the ready pod IPs the gateway sends requests to and scrapes metrics from.
+# Pods: watched, for the ready pod IPs the gateway sends requests to and scrapes metrics from.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-# Deployments and ReplicaSets: read only, to check a pod's controller chain up to its ModelDeployment by uid
+  verbs: ["list", "watch"]
+# Deployments and ReplicaSets: watched, to check a pod's controller chain up to its ModelDeployment by uid
 # (labels can be set by anyone who can create a pod; owner uids cannot be forged into this chain).
 - apiGroups: ["apps"]
   resources: ["deployments", "replicasets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}

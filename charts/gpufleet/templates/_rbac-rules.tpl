@@ -1,42 +1,47 @@
 {{/*
 THE ONE PLACE where the operator's permissions are listed. rbac.yaml binds them; the chart README
-repeats the rationale. Least privilege: no wildcards, no Secrets (except `get` in hub.tenantTokenNamespaces, hub-tenant-tokens-rbac.yaml), no delete (every object the
-operator creates carries an owner reference to its ModelDeployment, so the garbage collector
-deletes them, not the operator).
+repeats the rationale. Least privilege: no wildcards, no Secrets (except `get` in hub.tenantTokenNamespaces,
+hub-tenant-tokens-rbac.yaml), and every verb is one the operator sends (test/helm-operator-rbac.test.ts
+records the real operator's requests and fails on a granted verb nothing used). Every object the operator
+creates carries an owner reference to its ModelDeployment, so the garbage collector deletes them; `delete`
+serves only the backstop for objects it missed (operator/controller/orphans.ts), with a uid precondition.
 */}}
 
 {{/* Namespaced rules, granted in every watched namespace (or cluster-wide when watching all). */}}
 {{- define "gpufleet.rbac.workloadRules" -}}
-# ModelDeployments: watched as the source of truth; patch for the metadata the operator owns on them (its finalizer).
+# ModelDeployments: watched as the source of truth; get confirms one live before taking over or deleting
+# objects of a deleted namesake. The operator never writes a ModelDeployment itself (no finalizer).
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments"]
-  verbs: ["get", "list", "watch", "patch"]
-# status: the operator reports conditions, plan and autoscaler observations (server-side apply = patch; update for conflicts).
+  verbs: ["get", "list", "watch"]
+# status: the operator reports conditions, plan and autoscaler observations (server-side apply = patch).
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments/status"]
-  verbs: ["get", "patch", "update"]
-# scale: the autoscaler writes spec.replicas through the scale subresource, like HPA does.
+  verbs: ["patch"]
+# scale: the autoscaler writes spec.replicas through the scale subresource (a merge patch), like HPA does.
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments/scale"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 # finalizers: setting blockOwnerDeletion=true on owner references to a ModelDeployment requires
 # update on its finalizers subresource (OwnerReferencesPermissionEnforcement).
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
-# Deployments: one per ModelDeployment runs the engine pods; created and then patched (server-side apply;
-# scaled to zero when the plan moves the replicas to a LeaderWorkerSet).
+# Deployments: one per ModelDeployment runs the engine pods; read by name before each write (ownership),
+# created and then patched (server-side apply; scaled to zero when the plan moves the replicas to a
+# LeaderWorkerSet), watched for status; delete: the orphan backstop.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
-# Services: the OpenAI-compatible endpoint of each ModelDeployment.
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Services: the OpenAI-compatible endpoint of each ModelDeployment; read by name before each write, listed
+# by the orphan backstop (not watched).
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
-# PodDisruptionBudgets: keep serving capacity during node drains.
+  verbs: ["get", "list", "create", "patch", "delete"]
+# PodDisruptionBudgets: keep serving capacity during node drains; as Services.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # ConfigMaps, read by name (no list or watch): the one a pvc/uri ModelDeployment names in
 # spec.model.source.configMap (its config.json, bounded to 256 KiB); and the autoscaler's workload
 # history, one per ModelDeployment (<name>-autoscaling-history, owned by it), read back after a
@@ -44,10 +49,10 @@ deletes them, not the operator).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "patch"]
-# Pods: read only, for readiness and the pod IPs whose /metrics the autoscaler scrapes.
+# Pods: read only (watched), for readiness and the pod IPs whose /metrics the autoscaler scrapes.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 # ReplicaSets: read only, the link Pod -> ReplicaSet -> Deployment by which the autoscaler knows a pod
 # is its ModelDeployment's (by owner uid, never by a label a tenant can put on any pod).
 - apiGroups: ["apps"]
@@ -77,10 +82,10 @@ deletes them, not the operator).
 
 {{/* Cluster-scoped rules: always a ClusterRole, even with watchNamespaces. */}}
 {{- define "gpufleet.rbac.clusterRules" -}}
-# Nodes: read only, to discover GPU node pools (GPU product, count, memory, zone) and free capacity.
+# Nodes: read only (watched), to discover GPU node pools (GPU product, count, memory, zone) and free capacity.
 - apiGroups: [""]
   resources: ["nodes"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}
 
 {{/* /metrics authentication and authorization (metrics.authorization.enabled): a ClusterRole. */}}
