@@ -29,7 +29,7 @@ import { startFaultProxy, type FaultProxy } from "../sim/chaos/fault-proxy.js";
 import { freeLoopbackPort } from "../sim/cluster/cluster.js";
 import { grantedPermissions, permissionKey, permissionsOf, unusedGrants, type RbacRule } from "../sim/rbac-usage.js";
 import { ensureClusterBinaries } from "../tools/binaries.js";
-import { ensureInferencePoolCrd } from "./support/crds.js";
+import { ensureInferencePoolCrd, removeInferencePoolCrd } from "./support/crds.js";
 import { runHelmOk } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { modelDeploymentObject, modelDeploymentPath, readModelDeployment, stopChildProcess } from "./support/operator.js";
@@ -37,7 +37,6 @@ import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js
 
 const release = "gpufleet";
 const serviceAccountName = "gpufleet"; // release name contains the chart name: fullname = release
-const INFERENCE_POOL_CRD = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/inferencepools.inference.networking.k8s.io";
 
 let kubeConfig: KubeConfig;
 let admin: KubeClient;
@@ -63,25 +62,6 @@ const EXPLAINED = new Map<string, string>([
 
 async function helm(args: string[]): Promise<void> {
   await runHelmOk(helmBinary, args, { home: helmHome, kubeconfig: process.env.GPUFLEET_TEST_KUBECONFIG ?? "", timeoutMs: 180_000 });
-}
-
-async function removeInferencePoolCrd(): Promise<void> {
-  try {
-    await admin.request("DELETE", INFERENCE_POOL_CRD);
-  } catch (error) {
-    if (!(error instanceof KubeApiError && error.isNotFound)) throw error;
-  }
-  await waitFor(
-    async () => {
-      try {
-        await admin.get(INFERENCE_POOL_CRD);
-        return false;
-      } catch (error) {
-        return error instanceof KubeApiError && error.isNotFound;
-      }
-    },
-    { timeoutMs: 60_000, description: "the InferencePool CRD to be removed" },
-  );
 }
 
 beforeAll(async () => {
@@ -115,7 +95,7 @@ afterAll(async () => {
   await helm(["uninstall", release, "--namespace", releaseNamespace.name, "--ignore-not-found"]).catch(() => undefined);
   await watchedNamespace?.delete();
   await releaseNamespace?.delete();
-  await removeInferencePoolCrd();
+  await removeInferencePoolCrd(kubeConfig);
   admin?.close();
   if (helmHome) rmSync(helmHome, { recursive: true, force: true });
 }, 120_000);

@@ -1,7 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { modelDeploymentCrd } from "../../operator/api/crd.js";
 import { modelRouteCrd } from "../../operator/api/modelroute.js";
-import { KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
+import { KubeApiError, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import { inferencePoolCrd } from "../../sim/cluster/inference-pool-crd.js";
 
 interface CrdStatus {
@@ -39,6 +39,33 @@ export async function ensureCrd(kubeConfig: KubeConfig, crd: KubeObject): Promis
       const current = await client.get<CrdStatus>(path);
       if (current.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
       if (Date.now() > deadline) throw new Error(`CRD ${crd.metadata?.name} not Established within 30s`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } finally {
+    client.close();
+  }
+}
+
+const INFERENCE_POOL_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/inferencepools.inference.networking.k8s.io";
+
+/** Removes the InferencePool CRD (if there) and waits until it is gone, so later files see a cluster without it. */
+export async function removeInferencePoolCrd(kubeConfig: KubeConfig): Promise<void> {
+  const client = new KubeClient(kubeConfig);
+  try {
+    try {
+      await client.request("DELETE", INFERENCE_POOL_CRD_PATH);
+    } catch (error) {
+      if (!(error instanceof KubeApiError && error.isNotFound)) throw error;
+    }
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await client.get(INFERENCE_POOL_CRD_PATH);
+      } catch (error) {
+        if (error instanceof KubeApiError && error.isNotFound) return;
+        throw error;
+      }
+      if (Date.now() > deadline) throw new Error("InferencePool CRD not gone within 60s");
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   } finally {
