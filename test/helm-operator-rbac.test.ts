@@ -58,6 +58,12 @@ const EXPLAINED = new Map<string, string>([
     "gpufleet.io|modeldeployments/finalizers|update",
     "owner references with blockOwnerDeletion=true need it where the OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift and others); the local API server runs without it, so no request here is refused for it",
   ],
+  // A replica that spans nodes runs as a LeaderWorkerSet, only where that CRD is installed; this file does
+  // not install it (test/multinode.test.ts runs that path, with admin credentials).
+  ...["get", "create", "patch"].map((verb): [string, string] => [
+    `leaderworkerset.x-k8s.io|leaderworkersets|${verb}`,
+    "a ModelDeployment whose replica spans nodes, where the LeaderWorkerSet CRD is installed (test/multinode.test.ts)",
+  ]),
 ]);
 
 async function helm(args: string[]): Promise<void> {
