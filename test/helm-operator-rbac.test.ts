@@ -58,6 +58,12 @@ const EXPLAINED = new Map<string, string>([
     "gpufleet.io|modeldeployments/finalizers|update",
     "owner references with blockOwnerDeletion=true need it where the OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift and others); the local API server runs without it, so no request here is refused for it",
   ],
+  // ConfigMaps: the autoscaler's workload history is written from engine samples (KWOK pods here serve no
+  // metrics) and a pvc/uri model's config.json is read by name; test/autoscaling-history.test.ts runs those.
+  ...["get", "create", "patch"].map((verb): [string, string] => [
+    `|configmaps|${verb}`,
+    "the autoscaler's workload history (<name>-autoscaling-history, from engine samples) and a pvc/uri model's config.json (test/autoscaling-history.test.ts)",
+  ]),
   // A replica that spans nodes runs as a LeaderWorkerSet, only where that CRD is installed; this file does
   // not install it (test/multinode.test.ts runs that path, with admin credentials).
   ...["get", "create", "patch"].map((verb): [string, string] => [
