@@ -178,8 +178,11 @@ describe("autoscaling on KV-cache pressure and queue depth, end to end", () => {
     });
   });
 
-  it("scales a TensorRT-LLM ModelDeployment on trtllm-serve's metrics", async () => {
-    const proxy = await deploy("trt", autoscaled("tensorrt-llm"));
+  it.each([
+    ["TensorRT-LLM", "tensorrt-llm", "trt", /trtllm-serve/],
+    ["SGLang", "sglang", "sgl", /sglang/],
+  ] as const)("scales a %s ModelDeployment on its engine's own metrics", async (label, engine, name, command) => {
+    const proxy = await deploy(name, autoscaled(engine));
     const loadStarted = Date.now();
     const load = runLoad(overload(8, 20), {
       endpoints: [proxy.url],
@@ -189,34 +192,15 @@ describe("autoscaling on KV-cache pressure and queue depth, end to end", () => {
       requestTimeoutMs: 120_000,
       maxDurationMs: 25_000,
     });
-    await waitFor(async () => (await read("trt")).spec.replicas > 1, { timeoutMs: 30_000, intervalMs: 250, description: "trtllm scale-up" });
+    await waitFor(async () => (await read(name)).spec.replicas > 1, { timeoutMs: 30_000, intervalMs: 250, description: `${label} scale-up` });
     const seconds = (Date.now() - loadStarted) / 1000;
     expect(seconds).toBeLessThan(10 * SCRAPE_INTERVAL_SECONDS + 5);
-    const md = await read("trt");
+    const md = await read(name);
     expect(md.status?.autoscaler?.scrapedReplicas ?? 0).toBeGreaterThan(0);
+    const pods = await core.listNamespacedPod({ namespace: namespace.name, labelSelector: `gpufleet.io/model-deployment=${name}` });
+    const container = pods.items[0]?.spec?.containers[0];
+    expect([...(container?.command ?? []), ...(container?.args ?? [])].join(" ")).toMatch(command);
     await load;
-    process.stderr.write(`[autoscaling-e2e] tensorrt-llm: scaled up ${seconds.toFixed(1)}s after the spike began\n`);
-  });
-
-  it("scales an SGLang ModelDeployment on its sglang: metrics (token usage, queue, running)", async () => {
-    const proxy = await deploy("sgl", autoscaled("sglang"));
-    const loadStarted = Date.now();
-    const load = runLoad(overload(8, 20), {
-      endpoints: [proxy.url],
-      policy: "round-robin",
-      model: "llama-3.1-8b-instruct",
-      maxOutputTokens: 128,
-      requestTimeoutMs: 120_000,
-      maxDurationMs: 25_000,
-    });
-    await waitFor(async () => (await read("sgl")).spec.replicas > 1, { timeoutMs: 30_000, intervalMs: 250, description: "sglang scale-up" });
-    const seconds = (Date.now() - loadStarted) / 1000;
-    expect(seconds).toBeLessThan(10 * SCRAPE_INTERVAL_SECONDS + 5);
-    const md = await read("sgl");
-    expect(md.status?.autoscaler?.scrapedReplicas ?? 0).toBeGreaterThan(0);
-    const pods = await core.listNamespacedPod({ namespace: namespace.name, labelSelector: "gpufleet.io/model-deployment=sgl" });
-    expect(pods.items[0]?.spec?.containers[0]?.command?.join(" ") ?? "").toMatch(/sglang/);
-    await load;
-    process.stderr.write(`[autoscaling-e2e] sglang: scaled up ${seconds.toFixed(1)}s after the spike began\n`);
+    process.stderr.write(`[autoscaling-e2e] ${engine}: scaled up ${seconds.toFixed(1)}s after the spike began\n`);
   });
 });

@@ -5,23 +5,17 @@
  * replicas answer the same; a pod killed mid-stream ends the client's stream with an error event; a
  * request held for a model with no ready pod is reported in the replica's demand annotation.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
 import { parseGatewayDemand } from "../operator/api/gateway-demand.js";
-import { REPO_ROOT } from "../operator/api/generate.js";
 import type { RunningOperator } from "../operator/operator.js";
 import { KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { PICK_REASONS } from "../gateway/routing/types.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
-import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
+import { applyChartTemplates } from "./support/chart-objects.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
-import { runHelmOk } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import {
   condition,
@@ -41,7 +35,6 @@ let namespace: TestNamespace;
 let operator: RunningOperator;
 let fleet: SimFleet;
 const gateways: Gateway[] = [];
-let helmHome: string;
 
 function spec(model: string, replicas: number) {
   return {
@@ -58,34 +51,15 @@ function spec(model: string, replicas: number) {
 
 /** The chart's gateway RBAC for this namespace, applied as the release `gf` in it would apply it. */
 async function applyChartGatewayRbac(ns: string): Promise<string> {
-  const helm = (await ensureClusterBinaries({ only: ["helm"] })).helm;
-  helmHome = mkdtempSync(join(tmpdir(), "gpufleet-gw-helm-"));
-  const kubeconfigPath = join(helmHome, "admin.kubeconfig");
-  writeFileSync(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
-  const rendered = await runHelmOk(
-    helm,
-    [
-      "template",
-      "gf",
-      join(REPO_ROOT, "charts", "gpufleet"),
-      "--namespace",
-      ns,
-      "--kube-version",
-      readPinnedTools().versions["kube-apiserver"] as string,
-      "--set",
-      `watchNamespaces={${ns}}`,
-      "--show-only",
-      "templates/gateway-serviceaccount.yaml",
-      "--show-only",
-      "templates/gateway-rbac.yaml",
-    ],
-    { home: helmHome, kubeconfig: kubeconfigPath },
-  );
-  const objects = parseAllDocuments(rendered)
-    .map((d) => d.toJS() as KubeObject | null)
-    .filter((o): o is KubeObject => o !== null);
+  const objects = await applyChartTemplates({
+    kubeConfig,
+    admin,
+    namespace: ns,
+    release: "gf",
+    set: `watchNamespaces={${ns}}`,
+    templates: ["gateway-serviceaccount.yaml", "gateway-rbac.yaml"],
+  });
   expect(objects.map((o) => o.kind).sort()).toEqual(["Role", "RoleBinding", "ServiceAccount"]);
-  for (const object of objects) await admin.apply(object, { fieldManager: "helm-stand-in", force: true });
   return "gf-gpufleet-gateway";
 }
 
@@ -158,7 +132,6 @@ afterAll(async () => {
   await operator?.stop();
   await namespace?.delete();
   admin.close();
-  if (helmHome) rmSync(helmHome, { recursive: true, force: true });
 });
 
 describe("the gateway on the local cluster", () => {

@@ -6,22 +6,16 @@
  * budget, to the near region when the budget excludes the far one, and spills when the clean region is
  * saturated.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
-import { REPO_ROOT } from "../operator/api/generate.js";
 import type { RunningOperator } from "../operator/operator.js";
 import { KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { intensitySourceFromConfig } from "../infra/carbon/intensity-source.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
-import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
+import { applyChartTemplates } from "./support/chart-objects.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
-import { runHelmOk } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
@@ -39,7 +33,6 @@ let namespace: TestNamespace;
 let operator: RunningOperator;
 let fleet: SimFleet;
 let gateway: Gateway;
-let helmHome: string;
 const clusterScoped: KubeObject[] = [];
 
 const PRODUCT = "NVIDIA-L40S";
@@ -81,36 +74,16 @@ function gpuNode(name: string, region: string, ip: string): V1Node {
   };
 }
 
-/** The chart's gateway ServiceAccount and RBAC, with region routing on, as the release `gf` would apply them. */
+/** The chart's gateway ServiceAccount and RBAC, with region routing on, as the release `gf-regions` would apply them. */
 async function applyChartGatewayRbac(ns: string): Promise<string> {
-  const helm = (await ensureClusterBinaries({ only: ["helm"] })).helm;
-  helmHome = mkdtempSync(join(tmpdir(), "gpufleet-gw-region-helm-"));
-  const kubeconfigPath = join(helmHome, "admin.kubeconfig");
-  writeFileSync(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
-  const rendered = await runHelmOk(
-    helm,
-    [
-      "template",
-      "gf-regions",
-      join(REPO_ROOT, "charts", "gpufleet"),
-      "--namespace",
-      ns,
-      "--kube-version",
-      readPinnedTools().versions["kube-apiserver"] as string,
-      "--set",
-      `watchNamespaces={${ns}},gateway.regionRouting.region=us-east4`,
-      "--show-only",
-      "templates/gateway-serviceaccount.yaml",
-      "--show-only",
-      "templates/gateway-rbac.yaml",
-      "--show-only",
-      "templates/gateway-region-rbac.yaml",
-    ],
-    { home: helmHome, kubeconfig: kubeconfigPath },
-  );
-  const objects = parseAllDocuments(rendered)
-    .map((d) => d.toJS() as KubeObject | null)
-    .filter((o): o is KubeObject => o !== null);
+  const objects = await applyChartTemplates({
+    kubeConfig,
+    admin,
+    namespace: ns,
+    release: "gf-regions",
+    set: `watchNamespaces={${ns}},gateway.regionRouting.region=us-east4`,
+    templates: ["gateway-serviceaccount.yaml", "gateway-rbac.yaml", "gateway-region-rbac.yaml"],
+  });
   expect(objects.map((o) => o.kind).sort()).toEqual([
     "ClusterRole",
     "ClusterRoleBinding",
@@ -118,10 +91,7 @@ async function applyChartGatewayRbac(ns: string): Promise<string> {
     "RoleBinding",
     "ServiceAccount",
   ]);
-  for (const object of objects) {
-    await admin.apply(object, { fieldManager: "helm-stand-in", force: true });
-    if (object.kind?.startsWith("Cluster")) clusterScoped.push(object);
-  }
+  clusterScoped.push(...objects.filter((o) => o.kind?.startsWith("Cluster")));
   return "gf-regions-gpufleet-gateway";
 }
 
@@ -201,7 +171,6 @@ afterAll(async () => {
     await admin.delete(`/apis/rbac.authorization.k8s.io/v1/${(object.kind ?? "").toLowerCase()}s/${object.metadata?.name}`).catch(() => undefined);
   for (const node of NODES) await admin.delete(`/api/v1/nodes/${node.name}`).catch(() => undefined);
   admin.close();
-  if (helmHome) rmSync(helmHome, { recursive: true, force: true });
 });
 
 describe("the gateway's region choice on the local cluster", () => {

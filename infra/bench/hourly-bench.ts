@@ -448,31 +448,15 @@ export async function runHourlyBench(
       charge(tallies.resized, resized[h] as HourPlan, actual, zoneOf, loadHours);
       charge(tallies.cheapest, cheapest[h] as HourPlan, actual, zoneOf, loadHours);
       charge(tallies.nearest, nearest[h] as HourPlan, actual, zoneOf, loadHours);
-      charge(tallies.hourly, hourly, actual, zoneOf, loadHours);
-      const routed = routeHour(hourly, actual, rtt, options.latencyTargetMs, options.routingChunks);
-      charge(
-        tallies.routed,
-        hourly,
-        actual,
-        zoneOf,
-        loadHours,
-        routed.routes,
-        routed.overCapacityTokensPerSecond,
-      );
+      // A plan as planned, and the same replicas with each request routed on the live intensity.
+      const chargeWithRouting = (planned: Tally, routedTally: Tally, hourPlan: HourPlan): void => {
+        charge(planned, hourPlan, actual, zoneOf, loadHours);
+        const live = routeHour(hourPlan, actual, rtt, options.latencyTargetMs, options.routingChunks);
+        charge(routedTally, hourPlan, actual, zoneOf, loadHours, live.routes, live.overCapacityTokensPerSecond);
+      };
+      chargeWithRouting(tallies.hourly, tallies.routed, hourly);
       const onForecast = forecastPlan?.[h];
-      if (onForecast) {
-        charge(tallies.forecast, onForecast, actual, zoneOf, loadHours);
-        const live = routeHour(onForecast, actual, rtt, options.latencyTargetMs, options.routingChunks);
-        charge(
-          tallies.forecastRouted,
-          onForecast,
-          actual,
-          zoneOf,
-          loadHours,
-          live.routes,
-          live.overCapacityTokensPerSecond,
-        );
-      }
+      if (onForecast) chargeWithRouting(tallies.forecast, tallies.forecastRouted, onForecast);
       const flexible = flexiblePlan?.[h];
       if (flexible) charge(tallies.flexible, flexible, actual, zoneOf, loadHours);
     }
