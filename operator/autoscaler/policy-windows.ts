@@ -99,7 +99,10 @@ export function windowDemand(
     tokenWindow.length === 0
       ? null
       : tokenAggregate === "mean"
-        ? mean(tokenWindow)
+        ? // The mean, but never below the latest rate: at a burst's onset the window still holds the
+          // calm before it, and the mean alone would size the fleet (even scale it down) below what
+          // is arriving now.
+          Math.max(mean(tokenWindow), tokenWindow[tokenWindow.length - 1] as number)
         : quantileOf(tokenWindow, tuning.tokenDemandQuantile);
   const panicUntilMs = panicUntil(
     previousPanicUntilMs,

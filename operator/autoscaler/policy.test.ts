@@ -907,3 +907,48 @@ describe("decideScale: learned capacity, derived headroom, forecast", () => {
     expect(b2.signals.forecastDemandReplicas).toBeNull();
   });
 });
+
+describe("decideScale: derived headroom at a burst's onset", () => {
+  it("never sizes below the latest token rate, so it does not scale down while a burst begins", () => {
+    const cfg: AutoscalingConfig = {
+      ...config,
+      replicaTokenCapacityPerSecond: 4_000,
+      ttftTargetSeconds: 2,
+      scaleDownStabilizationSeconds: 0,
+      maxScaleDownStep: 4,
+    };
+    delete cfg.tokenUtilizationTarget;
+    // Five calm samples at 300 tokens/s per pod on 4 pods, then 2,700 tokens/s per pod.
+    let total = 0;
+    const at = (t: number, rate: number) => {
+      total += rate * 10;
+      return pods(4, t, {
+        kvCacheUtilization: 0.1,
+        requestsWaiting: 0,
+        requestsRunning: 2,
+        promptTokensTotal: total,
+        generationTokensTotal: 0,
+      });
+    };
+    let d = decideScale(
+      cfg,
+      initialPolicyState(),
+      observe(
+        0,
+        4,
+        pods(4, 0, {
+          kvCacheUtilization: 0.1,
+          requestsRunning: 2,
+          promptTokensTotal: 0,
+          generationTokensTotal: 0,
+        }),
+      ),
+    );
+    for (let t = 10_000; t <= 50_000; t += 10_000) d = decideScale(cfg, d.state, observe(t, 4, at(t, 300)));
+    d = decideScale(cfg, d.state, observe(60_000, 4, at(60_000, 2_700)));
+    // 4 × 2,700 = 10,800 tokens/s now: the window mean alone is ~0.9 replicas at this capacity.
+    expect(d.signals.tokensPerSecond).toBeCloseTo(10_800, 6);
+    expect(d.signals.tokenPeakDemandReplicas as number).toBeGreaterThanOrEqual(10_800 / 4_000);
+    expect(d.desiredReplicas).toBeGreaterThanOrEqual(4);
+  });
+});

@@ -350,7 +350,7 @@ function describeSignal(
     const capacity = Math.round(s.replicaTokenCapacityPerSecond ?? 0);
     const target = Math.round((s.tokenUtilizationTarget ?? tuning.tokenUtilizationTarget) * 100);
     if (derived)
-      return `token throughput ${rate}/s (mean ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${target}% of ${capacity}/s each over ${tuning.tokenWindowSeconds}s; headroom from bursts of dispersion ${Math.round(s.tokenDispersion ?? 0)} tokens and ${Math.round(s.horizonSeconds)}s to ready)`;
+      return `token throughput ${rate}/s (${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas, the larger of now and the ${tuning.tokenWindowSeconds}s mean, at ${target}% of ${capacity}/s each; headroom from bursts of dispersion ${Math.round(s.tokenDispersion ?? 0)} tokens and ${Math.round(s.horizonSeconds)}s to ready)`;
     const peak =
       tuning.tokenDemandQuantile >= 1 ? "peak" : `p${Math.round(tuning.tokenDemandQuantile * 100)}`;
     return `token throughput ${rate}/s (${peak} ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${target}% of ${capacity}/s each over ${tuning.tokenWindowSeconds}s)`;
