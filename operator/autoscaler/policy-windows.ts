@@ -85,6 +85,8 @@ export function windowDemand(
   tokenAggregate: "quantile" | "mean" = "quantile",
   /** The forecast's demand at the horizon (null: none); drives when it asks for more than the rest. */
   forecastDemandReplicas: number | null = null,
+  /** With "mean": the latest sample times this is a floor (target in use / highest target). */
+  latestFloorFactor = 1,
 ): WindowedDemand {
   const since = (seconds: number): number => nowMs - seconds * 1000;
   const panicSamples = samples.filter((s) => s.atMs > since(tuning.panicWindowSeconds));
@@ -99,10 +101,10 @@ export function windowDemand(
     tokenWindow.length === 0
       ? null
       : tokenAggregate === "mean"
-        ? // The mean, but never below the latest rate: at a burst's onset the window still holds the
-          // calm before it, and the mean alone would size the fleet (even scale it down) below what
-          // is arriving now.
-          Math.max(mean(tokenWindow), tokenWindow[tokenWindow.length - 1] as number)
+        ? // The mean, but never below what carries the latest rate at the highest target: at a
+          // burst's onset the window still holds the calm before it, and the mean alone would size
+          // the fleet (even scale it down) below what is arriving now.
+          Math.max(mean(tokenWindow), (tokenWindow[tokenWindow.length - 1] as number) * latestFloorFactor)
         : quantileOf(tokenWindow, tuning.tokenDemandQuantile);
   const panicUntilMs = panicUntil(
     previousPanicUntilMs,

@@ -948,7 +948,8 @@ describe("decideScale: derived headroom at a burst's onset", () => {
     d = decideScale(cfg, d.state, observe(60_000, 4, at(60_000, 2_700)));
     // 4 × 2,700 = 10,800 tokens/s now: the window mean alone is ~0.9 replicas at this capacity.
     expect(d.signals.tokensPerSecond).toBeCloseTo(10_800, 6);
-    expect(d.signals.tokenPeakDemandReplicas as number).toBeGreaterThanOrEqual(10_800 / 4_000);
+    // Floor: the latest rate at the highest target (0.75) of 4,000/s = 3.6 replicas.
+    expect(d.signals.tokenPeakDemandReplicas as number).toBeCloseTo(10_800 / (4_000 * 0.75), 6);
     expect(d.desiredReplicas).toBeGreaterThanOrEqual(4);
   });
 });

@@ -46,6 +46,7 @@
  * 7. Missing, stale or malformed metrics never cause a scale-down: the decision holds (it may still
  *    scale up on what the healthy pods show), and the reason says which pods lack data.
  */
+import { MAX_UTILIZATION_TARGET } from "./headroom.js";
 import {
   boundsOf,
   clampTo,
@@ -151,6 +152,7 @@ export function decideScale(
     tuning,
     headroom.derived ? "mean" : "quantile",
     forecast?.replicas ?? null,
+    headroom.target / MAX_UTILIZATION_TARGET,
   );
 
   const signals: ScaleSignals = {
@@ -350,7 +352,7 @@ function describeSignal(
     const capacity = Math.round(s.replicaTokenCapacityPerSecond ?? 0);
     const target = Math.round((s.tokenUtilizationTarget ?? tuning.tokenUtilizationTarget) * 100);
     if (derived)
-      return `token throughput ${rate}/s (${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas, the larger of now and the ${tuning.tokenWindowSeconds}s mean, at ${target}% of ${capacity}/s each; headroom from bursts of dispersion ${Math.round(s.tokenDispersion ?? 0)} tokens and ${Math.round(s.horizonSeconds)}s to ready)`;
+      return `token throughput ${rate}/s (${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas: the ${tuning.tokenWindowSeconds}s mean, or now at ${Math.round(MAX_UTILIZATION_TARGET * 100)}% if more; at ${target}% of ${capacity}/s each; headroom from bursts of dispersion ${Math.round(s.tokenDispersion ?? 0)} tokens and ${Math.round(s.horizonSeconds)}s to ready)`;
     const peak =
       tuning.tokenDemandQuantile >= 1 ? "peak" : `p${Math.round(tuning.tokenDemandQuantile * 100)}`;
     return `token throughput ${rate}/s (${peak} ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${target}% of ${capacity}/s each over ${tuning.tokenWindowSeconds}s)`;
