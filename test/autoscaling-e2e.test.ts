@@ -3,13 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeployment } from "../operator/api/modeldeployment.js";
 import type { RunningOperator } from "../operator/operator.js";
 import { KubeClient } from "../operator/runtime/kube-client.js";
-import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
-import { startServiceProxy, watchReadyEndpoints, type ServiceProxy } from "../sim/engine/service-proxy.js";
+import type { SimFleet } from "../sim/engine/fleet.js";
+import type { ServiceProxy } from "../sim/engine/service-proxy.js";
 import { runLoad, type LoadReport } from "../sim/loadgen/loadgen.js";
 import type { ScheduledRequest } from "../sim/loadgen/trace.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
-import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
+import { readModelDeployment, startTestOperator } from "./support/operator.js";
+import { deployBehindProxy, startSimFleet } from "./support/sim-fleet.js";
 
 // End to end: the operator, simulated engines on the KWOK pods' IPs, and a load generator. A load spike
 // scales a ModelDeployment up within a few scrape intervals; when the load is gone it scales down after
@@ -46,20 +47,8 @@ function overload(ratePerSecond: number, seconds: number): ScheduledRequest[] {
   }));
 }
 
-async function deploy(name: string, spec: Record<string, unknown>): Promise<ServiceProxy> {
-  await client.apply(modelDeploymentObject(namespace.name, name, spec), { fieldManager: "platform-team" });
-  await waitFor(async () => condition(await readModelDeployment(client, namespace.name, name), "Ready")?.status === "True", {
-    timeoutMs: 60_000,
-    description: `${name} Ready`,
-  });
-  const endpoints = watchReadyEndpoints(kubeConfig, namespace.name, name, 250);
-  cleanups.push(endpoints.stop);
-  const proxy = await startServiceProxy({ endpoints: endpoints.current });
-  cleanups.push(() => proxy.close());
-  // The simulated engine answers once loaded; wait until the proxy reaches one.
-  await waitFor(async () => (await fetch(`${proxy.url}/health`)).status === 200, { timeoutMs: 30_000, description: `${name} engine up` });
-  return proxy;
-}
+const deploy = (name: string, spec: Record<string, unknown>): Promise<ServiceProxy> =>
+  deployBehindProxy(client, kubeConfig, namespace.name, name, spec, cleanups);
 
 const read = (name: string): Promise<ModelDeployment> => readModelDeployment(client, namespace.name, name);
 
@@ -70,12 +59,7 @@ beforeAll(async () => {
     GPUFLEET_SCRAPE_INTERVAL_SECONDS: String(SCRAPE_INTERVAL_SECONDS),
     GPUFLEET_SCRAPE_TIMEOUT_SECONDS: "1",
   });
-  fleet = new SimFleet({
-    listPods: async () => (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: MANAGED_BY_SELECTOR })).items,
-    pollIntervalMs: 250,
-    loadDelayMs: 500,
-  });
-  fleet.start();
+  fleet = startSimFleet(kubeConfig, namespace.name);
 }, 120_000);
 
 afterAll(async () => {

@@ -1,15 +1,14 @@
-import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningOperator } from "../operator/operator.js";
 import { historyConfigMapName, HISTORY_KEY } from "../operator/autoscaler/history-store.js";
 import type { WorkloadHistory } from "../operator/autoscaler/history.js";
 import { KubeClient, isNotFound, type KubeObject } from "../operator/runtime/kube-client.js";
-import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
-import { startServiceProxy, watchReadyEndpoints } from "../sim/engine/service-proxy.js";
+import type { SimFleet } from "../sim/engine/fleet.js";
 import { runLoad } from "../sim/loadgen/loadgen.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
-import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
+import { modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
+import { deployBehindProxy, startSimFleet } from "./support/sim-fleet.js";
 
 // The autoscaler's workload history (demand buckets, learned capacity, readiness times) lives in a
 // ConfigMap owned by the ModelDeployment: a restarted operator resumes it instead of starting blind,
@@ -17,7 +16,6 @@ import { condition, modelDeploymentObject, readModelDeployment, startTestOperato
 
 const kubeConfig = testKubeConfig();
 const client = new KubeClient(kubeConfig);
-const core = kubeConfig.makeApiClient(CoreV1Api);
 const OPERATOR_ENV = {
   GPUFLEET_SCRAPE_INTERVAL_SECONDS: "1",
   GPUFLEET_SCRAPE_TIMEOUT_SECONDS: "1",
@@ -57,12 +55,7 @@ beforeAll(async () => {
   await ensureModelDeploymentCrd(kubeConfig);
   namespace = await uniqueNamespace(kubeConfig, "as-history");
   operator = await startTestOperator(kubeConfig, namespace.name, OPERATOR_ENV);
-  fleet = new SimFleet({
-    listPods: async () => (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: MANAGED_BY_SELECTOR })).items,
-    pollIntervalMs: 250,
-    loadDelayMs: 500,
-  });
-  fleet.start();
+  fleet = startSimFleet(kubeConfig, namespace.name);
 }, 120_000);
 
 afterAll(async () => {
@@ -75,19 +68,8 @@ afterAll(async () => {
 
 describe("autoscaling history in the cluster", () => {
   it("keeps demand, learned capacity and buckets in a ConfigMap owned by the ModelDeployment, and a restarted operator resumes it", async () => {
-    await client.apply(modelDeploymentObject(namespace.name, "remember", spec), { fieldManager: "platform-team" });
-    const md = await waitFor(
-      async () => {
-        const m = await readModelDeployment(client, namespace.name, "remember");
-        return condition(m, "Ready")?.status === "True" ? m : undefined;
-      },
-      { timeoutMs: 60_000, description: "remember Ready" },
-    );
-    const endpoints = watchReadyEndpoints(kubeConfig, namespace.name, "remember", 250);
-    cleanups.push(endpoints.stop);
-    const proxy = await startServiceProxy({ endpoints: endpoints.current });
-    cleanups.push(() => proxy.close());
-    await waitFor(async () => (await fetch(`${proxy.url}/health`)).status === 200, { timeoutMs: 30_000, description: "engine up" });
+    const proxy = await deployBehindProxy(client, kubeConfig, namespace.name, "remember", spec, cleanups);
+    const md = await readModelDeployment(client, namespace.name, "remember");
     // A little traffic so the engines' token counters move (demand > 0 in some buckets).
     const report = await runLoad(
       Array.from({ length: 16 }, (_, index) => ({ index, offsetMs: index * 500, sendAtMs: index * 500, promptTokens: 1_000, outputTokens: 32 })),
