@@ -81,7 +81,7 @@ describe("ModelDeployment admission by the real API server", () => {
       group: API_GROUP, version: API_VERSION, namespace, plural: PLURAL, name: "defaults",
     })) as { spec: Record<string, any> };
     expect(stored.spec.engine).toEqual({ kind: "vllm" });
-    expect(stored.spec.gpu).toEqual({ tensorParallelism: "auto", memoryUtilization: 0.9 });
+    expect(stored.spec.gpu).toEqual({ tensorParallelism: "auto", pipelineParallelism: "auto", memoryUtilization: 0.9 });
     expect(stored.spec.replicas).toBe(1);
     expect(stored.spec.autoscaling.scaleDownStabilizationSeconds).toBe(300);
     expect(stored.spec.serving).toEqual({ port: 8000, terminationGracePeriodSeconds: 120 });
