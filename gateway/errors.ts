@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 /**
  * Errors in the OpenAI API's shape: `{"error": {"message", "type", "code"}}` with the HTTP status that
  * says what the client should do (fix the request, wait, retry elsewhere). Pure.
@@ -84,4 +85,20 @@ export const MAX_ECHO_CHARS = 128;
 /** A client-sent string shortened for an error message (never for logs or metrics). */
 export function echo(value: string): string {
   return value.length <= MAX_ECHO_CHARS ? value : `${value.slice(0, MAX_ECHO_CHARS)}…`;
+}
+
+/** Answers `error` in OpenAI's shape (with Retry-After when it has one), or cuts a response already begun. */
+export function sendErrorResponse(res: ServerResponse, error: GatewayError): void {
+  if (res.headersSent || res.destroyed) {
+    if (!res.destroyed) res.destroy();
+    return;
+  }
+  const body = JSON.stringify(errorBody(error));
+  const headers: OutgoingHttpHeaders = {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+  };
+  if (error.retryAfterSeconds !== undefined) headers["retry-after"] = String(error.retryAfterSeconds);
+  res.writeHead(error.status, headers);
+  res.end(body);
 }

@@ -14,7 +14,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { logger } from "../operator/log/logger.js";
 import { type GatewayConfig } from "./config.js";
-import { GatewayError, errorBody, errorEvent, echo } from "./errors.js";
+import { GatewayError, errorEvent, echo, sendErrorResponse } from "./errors.js";
 import type { FleetView, ModelRoute, Endpoint } from "./fleet.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { type CompletionRequest, parseCompletionRequest, readBody } from "./request.js";
@@ -239,18 +239,7 @@ export class GatewayServer {
   }
 
   private sendError(res: ServerResponse, error: GatewayError): void {
-    if (res.headersSent || res.destroyed) {
-      if (!res.destroyed) res.destroy();
-      return;
-    }
-    const body = JSON.stringify(errorBody(error));
-    const headers: http.OutgoingHttpHeaders = {
-      "content-type": "application/json",
-      "content-length": Buffer.byteLength(body),
-    };
-    if (error.retryAfterSeconds !== undefined) headers["retry-after"] = String(error.retryAfterSeconds);
-    res.writeHead(error.status, headers);
-    res.end(body);
+    sendErrorResponse(res, error);
   }
 
   private count(route: ModelRoute | undefined, status: number): void {

@@ -1,19 +1,46 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the cases mutate arbitrary JSON to make malformed objects */
 /**
  * Cascade routing on the local cluster: the ModelRoute CRD admits good routes and refuses malformed
- * ones with a message a person can act on.
+ * ones with a message a person can act on; through the real gateway, the operator and simulated engines,
+ * an alias answers from the small model and escalates to the large one when the small engine's
+ * logprobs are low (the engine draws each request's confidence from a table by prompt hash).
  */
+import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadGatewayConfig } from "../gateway/config.js";
+import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { API_GROUP, API_VERSION } from "../operator/api/modeldeployment.js";
-import { MODEL_ROUTE_PLURAL, modelRouteCrd } from "../operator/api/modelroute.js";
-import type { KubeObject } from "../operator/runtime/kube-client.js";
-import { ensureCrd } from "./support/crds.js";
-import { testKubeConfig, uniqueNamespace, type TestNamespace } from "./support/kube.js";
-import { CustomObjectsApi } from "@kubernetes/client-node";
+import { MODEL_ROUTE_KIND, MODEL_ROUTE_PLURAL } from "../operator/api/modelroute.js";
+import type { RunningOperator } from "../operator/operator.js";
+import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
+import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
+import { tokenLogprobFor } from "../sim/engine/server.js";
+import { ensureModelDeploymentCrd } from "./support/crds.js";
+import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
+import {
+  condition,
+  modelDeploymentObject,
+  readModelDeployment,
+  startTestOperator,
+} from "./support/operator.js";
 
 const kubeConfig = testKubeConfig();
 const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
+const core = kubeConfig.makeApiClient(CoreV1Api);
+const admin = new KubeClient(kubeConfig);
 let namespace: TestNamespace;
+let operator: RunningOperator | undefined;
+let fleet: SimFleet | undefined;
+let gateway: Gateway | undefined;
+
+/** The small engine's per-request confidences (mean token logprob): a prompt draws one by its hash. */
+const SMALL_CONFIDENCES = [-2.5, -0.02];
+function promptWith(confidence: number): string {
+  for (let i = 0; ; i++) {
+    const text = `cluster question ${i}`;
+    if (tokenLogprobFor(`user: ${text}\n`, SMALL_CONFIDENCES) === confidence) return text;
+  }
+}
 
 const validRoute = {
   model: "chat",
@@ -47,12 +74,16 @@ async function createRoute(name: string, spec: unknown): Promise<{ code: number;
 }
 
 beforeAll(async () => {
-  await ensureCrd(kubeConfig, modelRouteCrd() as unknown as KubeObject);
+  await ensureModelDeploymentCrd(kubeConfig); // and the ModelRoute CRD, as crds/ ships them
   namespace = await uniqueNamespace(kubeConfig, "cascade");
 }, 120_000);
 
 afterAll(async () => {
+  await gateway?.stop(1_000);
+  await fleet?.stop();
+  await operator?.stop();
   await namespace?.delete();
+  admin.close();
 });
 
 describe("ModelRoute admission by the real API server", () => {
@@ -155,5 +186,144 @@ describe("ModelRoute admission by the real API server", () => {
     const result = await createRoute("bad", spec);
     expect(result.code).toBe(status);
     expect(result.message, result.message).toContain(expected);
+  });
+});
+
+describe("a cascade alias through the gateway on the local cluster", () => {
+  const deploy = (name: string, model: string) =>
+    admin.apply(
+      modelDeploymentObject(namespace.name, name, {
+        model: {
+          name: model,
+          source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } },
+          maxContextLength: 8192,
+        },
+        engine: { kind: "vllm" },
+        gpu: { products: ["NVIDIA-L4"] },
+        replicas: 1,
+      }),
+      { fieldManager: "platform-team" },
+    );
+  const post = (body: unknown) =>
+    fetch(`http://127.0.0.1:${gateway!.port}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    operator = await startTestOperator(kubeConfig, namespace.name);
+    fleet = new SimFleet({
+      listPods: async () =>
+        (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: MANAGED_BY_SELECTOR }))
+          .items,
+      pollIntervalMs: 250,
+      loadDelayMs: 200,
+      confidencesFor: (spec) => (spec.modelName === "chat-small" ? SMALL_CONFIDENCES : undefined),
+    });
+    fleet.start();
+    await deploy("small", "chat-small");
+    await deploy("large", "chat-large");
+    await admin.apply(
+      {
+        apiVersion: `${API_GROUP}/${API_VERSION}`,
+        kind: MODEL_ROUTE_KIND,
+        metadata: { name: "chat", namespace: namespace.name },
+        spec: {
+          model: "chat",
+          steps: [{ modelDeployment: "small" }, { modelDeployment: "large" }],
+          confidence: { firstTokens: 4, minLogprob: -0.7 },
+        },
+      } as KubeObject,
+      { fieldManager: "platform-team" },
+    );
+    await admin.apply(
+      {
+        apiVersion: `${API_GROUP}/${API_VERSION}`,
+        kind: MODEL_ROUTE_KIND,
+        metadata: { name: "broken", namespace: namespace.name },
+        spec: {
+          model: "broken",
+          steps: [{ modelDeployment: "small" }, { modelDeployment: "gone" }],
+          confidence: { minLogprob: -1 },
+        },
+      } as KubeObject,
+      { fieldManager: "platform-team" },
+    );
+    for (const name of ["small", "large"])
+      await waitFor(
+        async () =>
+          condition(await readModelDeployment(admin, namespace.name, name), "Ready")?.status === "True",
+        {
+          timeoutMs: 60_000,
+          description: `${name} Ready`,
+        },
+      );
+    const config = loadGatewayConfig({
+      GPUFLEET_GATEWAY_WATCH_NAMESPACES: namespace.name,
+      GPUFLEET_GATEWAY_HOST: "127.0.0.1",
+      GPUFLEET_GATEWAY_PORT: "0",
+      GPUFLEET_GATEWAY_OPS_HOST: "127.0.0.1",
+      GPUFLEET_GATEWAY_OPS_PORT: "0",
+      GPUFLEET_GATEWAY_SCRAPE_INTERVAL_MS: "1000",
+      POD_NAME: "gateway-cascade",
+    });
+    gateway = await startGateway(new KubeClient(kubeConfig, { userAgent: "gpufleet-gateway" }), config);
+    for (const model of ["chat-small", "chat-large"])
+      await waitFor(
+        async () =>
+          (await post({ model, max_tokens: 1, messages: [{ role: "user", content: "ping" }] })).status ===
+          200,
+        {
+          timeoutMs: 30_000,
+          description: `${model} served through the gateway`,
+        },
+      );
+  }, 240_000);
+
+  it("answers a confident prompt from the small model, naming it in `model` and x-gpufleet-model", async () => {
+    const r = await post({
+      model: "chat",
+      max_tokens: 6,
+      messages: [{ role: "user", content: promptWith(-0.02) }],
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("x-gpufleet-model")).toBe("chat-small");
+    expect(r.headers.get("x-gpufleet-cascade")).toBe("confident");
+    const body = (await r.json()) as { model: string; choices: Array<{ logprobs: unknown }> };
+    expect(body.model).toBe("chat-small");
+    expect(body.choices[0]?.logprobs).toBeNull();
+  });
+
+  it("escalates to the large model when the small engine's logprobs are low, streaming only the large answer", async () => {
+    const r = await post({
+      model: "chat",
+      stream: true,
+      max_tokens: 6,
+      messages: [{ role: "user", content: promptWith(-2.5) }],
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("x-gpufleet-model")).toBe("chat-large");
+    expect(r.headers.get("x-gpufleet-cascade")).toBe("low-confidence");
+    expect(Number(r.headers.get("x-gpufleet-confidence"))).toBeCloseTo(-2.5, 3);
+    const text = await r.text();
+    const models = new Set([...text.matchAll(/"model":"([^"]+)"/g)].map((m) => m[1]));
+    expect(models).toEqual(new Set(["chat-large"]));
+    expect(text.trim().endsWith("data: [DONE]")).toBe(true);
+  });
+
+  it("a route naming a missing ModelDeployment answers 503 saying which; unknown names stay 404", async () => {
+    const broken = await post({
+      model: "broken",
+      max_tokens: 1,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    expect(broken.status).toBe(503);
+    expect(((await broken.json()) as { error: { message: string } }).error.message).toContain(
+      "names ModelDeployment gone",
+    );
+    expect((await post({ model: "nothing-here", messages: [{ role: "user", content: "hi" }] })).status).toBe(
+      404,
+    );
   });
 });

@@ -22,7 +22,7 @@
 import { randomUUID } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { logger } from "../../operator/log/logger.js";
-import { GatewayError, errorBody } from "../errors.js";
+import { GatewayError, sendErrorResponse } from "../errors.js";
 import { flattenChat } from "../routing/prefix.js";
 import { SseFramer } from "../sse.js";
 import { type CascadeRules, confidenceOf, estimateTokens, keepAnswer, startStep } from "./decide.js";
@@ -389,17 +389,6 @@ export class CascadeServer {
   }
 
   private sendError(res: ServerResponse, error: GatewayError): void {
-    if (res.headersSent || res.destroyed) {
-      if (!res.destroyed) res.destroy();
-      return;
-    }
-    const body = JSON.stringify(errorBody(error));
-    const headers: http.OutgoingHttpHeaders = {
-      "content-type": "application/json",
-      "content-length": Buffer.byteLength(body),
-    };
-    if (error.retryAfterSeconds !== undefined) headers["retry-after"] = String(error.retryAfterSeconds);
-    res.writeHead(error.status, headers);
-    res.end(body);
+    sendErrorResponse(res, error);
   }
 }
