@@ -18,6 +18,7 @@ import { fleetIsClean } from "../sim/chaos/invariants.js";
 import {
   apiFaults,
   controlPlaneRestarts,
+  failoverDuringScaleUp,
   formatChaosTable,
   garbageCollectorDown,
   operatorKills,
@@ -97,6 +98,10 @@ describe("chaos", () => {
   it("removes the objects of deleted ModelDeployments itself when the garbage collector does not (kube-controller-manager stopped)", async () => {
     const row = await garbageCollectorDown(context, { modelDeployments: 6, deletes: 3, sweepSeconds: 2 });
     expectClean(row, 6);
+  }, 300_000);
+
+  it("scales each ModelDeployment up exactly once when the leader is SIGKILLed during a wave of scale-ups", async () => {
+    expectClean(await failoverDuringScaleUp(context, { modelDeployments: 6, runs: 1 }), 6);
   }, 300_000);
 
   it("honours Retry-After, does not hot-loop on 500s or cut watches, and converges through a faulty API", async () => {

@@ -1,5 +1,5 @@
 /**
- * The chaos suite: `npm run chaos [-- --model-deployments 100 --kills 20 --seed 1 --only kill,api,etcd,proxy,gc]`.
+ * The chaos suite: `npm run chaos [-- --model-deployments 100 --kills 20 --seed 1 --only kill,api,etcd,proxy,gc,failover]`.
  *
  * Starts its own local control plane (KWOK GPU nodes; own temp dir, stopped at the end even on error),
  * runs the scenarios of sim/chaos/scenarios.ts with the operator as real processes, prints the table
@@ -19,6 +19,7 @@ import { fleetIsClean } from "./invariants.js";
 import {
   apiFaults,
   controlPlaneRestarts,
+  failoverDuringScaleUp,
   formatChaosTable,
   garbageCollectorDown,
   operatorKills,
@@ -34,7 +35,7 @@ async function main(): Promise<number> {
       "model-deployments": { type: "string", default: "100" },
       kills: { type: "string", default: "20" },
       seed: { type: "string", default: String(Date.now() % 100_000) },
-      only: { type: "string", default: "kill,api,etcd,proxy,gc" },
+      only: { type: "string", default: "kill,api,etcd,proxy,gc,failover" },
       "converge-timeout": { type: "string", default: "180" },
       "keep-dir": { type: "boolean", default: false },
     },
@@ -95,6 +96,10 @@ async function main(): Promise<number> {
     if (only.has("gc"))
       await step("garbage collector down", () =>
         garbageCollectorDown(context, { modelDeployments: Math.min(count, 20), deletes: Math.floor(Math.min(count, 20) / 2), sweepSeconds: 5 }),
+      );
+    if (only.has("failover"))
+      await step("leader failover during scale-ups", () =>
+        failoverDuringScaleUp(context, { modelDeployments: Math.min(count, 30), runs: 3 }),
       );
     if (only.has("proxy"))
       await step("API faults through a proxy", () =>

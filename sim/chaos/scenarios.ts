@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../../operator/api/modeldeployment.js";
+import { gatewayDemandPatch } from "../../operator/api/gateway-demand.js";
 import { SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
 import { isNotFound, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
@@ -489,6 +490,117 @@ export async function garbageCollectorDown(
   } finally {
     if (controllerManagerDown) await context.cluster.startComponent("kube-controller-manager");
     await operator.process.kill("SIGTERM");
+    await dropNamespace(context, namespace);
+  }
+}
+
+/**
+ * Leader failover during a scale-up: ModelDeployments sit at zero (minReplicas 0) under two operator
+ * replicas; a gateway's held request is written to all of them at once (a wave of scale-ups from zero), and
+ * the leader is SIGKILLed a random moment later, mid-wave. The standby takes over. Every ModelDeployment must
+ * end at exactly one replica (no lost decision) having changed its replicas once (generation 2: the scale
+ * write bumps the generation, so a second write, i.e. double scaling, would show as generation 3 or more).
+ * Converge is timed from the kill. Short leases keep the failover quick.
+ */
+export async function failoverDuringScaleUp(
+  context: ChaosContext,
+  options: { modelDeployments: number; runs: number; maxKillDelayMs?: number },
+): Promise<ChaosRow> {
+  const namespace = "chaos-failover";
+  await createNamespace(context, namespace);
+  const lease = { GPUFLEET_LEASE_DURATION_SECONDS: "6", GPUFLEET_RENEW_DEADLINE_SECONDS: "4", GPUFLEET_RETRY_PERIOD_SECONDS: "1" };
+  let sequence = 0;
+  const operators = new Map<string, OperatorHandle>();
+  const startReplica = async () => {
+    const name = `replica-${sequence++}`;
+    operators.set(name, await startOperator(context, namespace, name, context.cluster.kubeconfigPath, lease));
+  };
+  let total = EMPTY_CHECK;
+  const convergeSeconds: Array<number | undefined> = [];
+  const notes: string[] = [];
+  const all = new Set<string>();
+  try {
+    await startReplica();
+    await startReplica();
+    for (let run = 0; run < options.runs; run++) {
+      const names = Array.from({ length: options.modelDeployments }, (_, i) => `wave${run}-${String(i).padStart(3, "0")}`);
+      for (const name of names) {
+        all.add(name);
+        await context.client.apply(
+          {
+            apiVersion: `${API_GROUP}/${API_VERSION}`,
+            kind: KIND,
+            metadata: { name, namespace },
+            spec: {
+              ...chaosModelDeploymentSpec(8192),
+              replicas: 0,
+              autoscaling: { enabled: true, minReplicas: 0, maxReplicas: 3, scaleToZeroIdleSeconds: 600 },
+            },
+          } as KubeObject,
+          { fieldManager: "chaos-user", force: true },
+        );
+      }
+      // Served at zero first (a status for the current generation), so the wave is a scale-up, not a create.
+      const idle = await waitForCleanFleet(context, namespace, all, performance.now());
+      if (idle.seconds === undefined) notes.push(`run ${run}: the fleet did not converge at zero before the wave`);
+      const leaseHolder = (
+        await context.client.get<{ spec?: { holderIdentity?: string } }>(`/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/chaos-${namespace}`)
+      ).spec?.holderIdentity;
+      const now = Date.now();
+      await Promise.all(
+        names.map((name) =>
+          context.client.patch(mdPath(namespace, name), gatewayDemandPatch("chaos-gateway", { held: 1, lastRequestAt: now, updatedAt: now })),
+        ),
+      );
+      await sleep(context.random() * (options.maxKillDelayMs ?? 1000));
+      const leader = leaseHolder ? operators.get(leaseHolder) : undefined;
+      if (!leader) notes.push(`run ${run}: no leader found to kill (lease holder ${leaseHolder ?? "none"})`);
+      await leader?.process.kill("SIGKILL");
+      if (leaseHolder) operators.delete(leaseHolder);
+      const killedAt = performance.now();
+      await startReplica();
+      // Clean fleet (objects, observedGeneration) and every ModelDeployment of the wave at one replica.
+      const deadline = Date.now() + context.convergeTimeoutMs;
+      let check: FleetCheck | undefined;
+      let seconds: number | undefined;
+      for (;;) {
+        const fleet = await observeFleet(context.client, namespace, all).catch(() => undefined);
+        const mds = await context.client.list<ModelDeployment & KubeObject>(mdPath(namespace)).catch(() => undefined);
+        const wave = (mds?.items ?? []).filter((md) => names.includes(md.metadata.name ?? ""));
+        const woken = wave.filter((md) => md.spec.replicas === 1).length;
+        if (fleet) {
+          const doubled = wave.filter((md) => (md.spec.replicas ?? 0) > 1 || (md.metadata.generation ?? 0) > 2);
+          check = {
+            ...fleet,
+            objectsChecked: fleet.objectsChecked,
+            lost: fleet.lost + (names.length - woken),
+            duplicate: fleet.duplicate + doubled.length,
+            problems: [
+              ...fleet.problems,
+              ...(woken < names.length ? [`${names.length - woken} of ${names.length} not scaled to 1 (lost decision)`] : []),
+              ...doubled.map((md) => `${md.metadata.name}: replicas ${md.spec.replicas}, generation ${md.metadata.generation} (scaled more than once)`),
+            ].slice(0, 20),
+          };
+          if (fleetIsClean(check)) {
+            seconds = (performance.now() - killedAt) / 1000;
+            break;
+          }
+        }
+        if (Date.now() > deadline) break;
+        await sleep(500);
+      }
+      if (!check) throw new Error("the fleet could not be observed within the bound");
+      total = mergeChecks(total, check);
+      convergeSeconds.push(seconds);
+      notes.push(
+        `run ${run}: ${names.length} scale-ups from zero, leader ${leaseHolder ?? "?"} killed mid-wave: ` +
+          (seconds === undefined ? "NOT converged" : `all at 1 replica, generation 2, ${seconds.toFixed(1)} s after the kill`),
+      );
+      if (seconds === undefined) break;
+    }
+    return { fault: "leader SIGKILL during a scale-up", runs: convergeSeconds.length, check: total, convergeSeconds, notes };
+  } finally {
+    for (const operator of operators.values()) await operator.process.kill("SIGTERM");
     await dropNamespace(context, namespace);
   }
 }
