@@ -169,7 +169,7 @@ export function modelDeploymentCrd(): JsonSchema {
 /** The CRD as the YAML file kept in `crds/` (and shipped in the Helm chart). */
 export function modelDeploymentCrdYaml(): string {
   return (
-    "# Generated from operator/api/modeldeployment.ts by `npm run gen:crds`. Do not edit by hand.\n" +
+    "---\n# Generated from operator/api/modeldeployment.ts by `npm run gen:crds`. Do not edit by hand.\n" +
     stringify(modelDeploymentCrd(), { lineWidth: 0 })
   );
 }

@@ -201,7 +201,7 @@ export function modelRouteCrd(): JsonSchema {
 
 export function modelRouteCrdYaml(): string {
   return (
-    "# Generated from operator/api/modelroute.ts by `npm run gen:crds`. Do not edit by hand.\n" +
+    "---\n# Generated from operator/api/modelroute.ts by `npm run gen:crds`. Do not edit by hand.\n" +
     stringify(modelRouteCrd(), { lineWidth: 0 })
   );
 }

@@ -115,7 +115,7 @@ export function tenantCrd(): JsonSchema {
   });
 }
 
-const header = "# Generated from operator/api/tenancy.ts by `npm run gen:crds`. Do not edit by hand.\n";
+const header = "---\n# Generated from operator/api/tenancy.ts by `npm run gen:crds`. Do not edit by hand.\n";
 export const usageTierCrdYaml = (): string => header + stringify(usageTierCrd(), { lineWidth: 0 });
 export const tenantCrdYaml = (): string => header + stringify(tenantCrd(), { lineWidth: 0 });
 
