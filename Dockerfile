@@ -18,6 +18,9 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY operator ./operator
 COPY gateway ./gateway
+# The gateway imports placement's carbon intensity source, RTT table and GPU power (tsc compiles only what it reaches).
+COPY infra/carbon ./infra/carbon
+COPY infra/placement ./infra/placement
 # tsconfig.build.json leaves the tests out: they may use sim/, which is not in the image.
 RUN npm run build:image
 

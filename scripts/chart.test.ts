@@ -326,6 +326,8 @@ describe("Dockerfile", () => {
       "!tsconfig.build.json",
       "!operator/",
       "!gateway/",
+      "!infra/carbon/",
+      "!infra/placement/",
     ]);
     const normalize = (path: string): string => path.replace(/^\.\//, "").replace(/\/$/, "");
     const allowed = patterns
