@@ -52,8 +52,8 @@ describe("kubectl with ModelDeployments", () => {
     expect(lines[0]).toMatch(/^NAME\s+MODEL\s+ENGINE\s+GPU\s+REPLICAS\s+READY\s+STATUS\s+AGE$/);
     expect(lines[1]).toMatch(/^chat\s+llama-3\.1-8b-instruct\s+vllm\s+NVIDIA-L4\s+1\s+1\s+AllReplicasReady\s+\S+$/);
     const wide = (await kubectl("get", "md", "-o", "wide")).trim().split("\n");
-    expect(wide[0]).toMatch(/GPUS\/REPLICA\s+TP\s+KV-TOKENS\s+REPLICAS\s+READY\s+DESIRED\s+KV-UTIL\s+QUEUE\s+TTFT-OK\s+STATUS/);
-    expect(wide[1]).toMatch(/NVIDIA-L4\s+1\s+1\s+\d{4,}\s+1\s+1\s+1\s+.*AllReplicasReady/);
+    expect(wide[0]).toMatch(/GPUS\/REPLICA\s+TP\s+NODES\/REPLICA\s+KV-TOKENS\s+REPLICAS\s+READY\s+DESIRED\s+KV-UTIL\s+QUEUE\s+TTFT-OK\s+STATUS/);
+    expect(wide[1]).toMatch(/NVIDIA-L4\s+1\s+1\s+(?:1\s+)?\d{4,}\s+1\s+1\s+1\s+.*AllReplicasReady/);
   });
 
   it("scales through the scale subresource with `kubectl scale`, and the workload follows", async () => {
