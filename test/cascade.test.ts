@@ -23,6 +23,7 @@ import {
   readModelDeployment,
   startTestOperator,
 } from "./support/operator.js";
+import { loopbackGatewayEnv } from "./support/gateway.js";
 
 const kubeConfig = testKubeConfig();
 const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
@@ -259,15 +260,9 @@ describe("a cascade alias through the gateway on the local cluster", () => {
           description: `${name} Ready`,
         },
       );
-    const config = loadGatewayConfig({
-      GPUFLEET_GATEWAY_WATCH_NAMESPACES: namespace.name,
-      GPUFLEET_GATEWAY_HOST: "127.0.0.1",
-      GPUFLEET_GATEWAY_PORT: "0",
-      GPUFLEET_GATEWAY_OPS_HOST: "127.0.0.1",
-      GPUFLEET_GATEWAY_OPS_PORT: "0",
+    const config = loadGatewayConfig(loopbackGatewayEnv(namespace.name, "gateway-cascade", {
       GPUFLEET_GATEWAY_SCRAPE_INTERVAL_MS: "1000",
-      POD_NAME: "gateway-cascade",
-    });
+    }));
     gateway = await startGateway(new KubeClient(kubeConfig, { userAgent: "gpufleet-gateway" }), config);
     for (const model of ["chat-small", "chat-large"])
       await waitFor(

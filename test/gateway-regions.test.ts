@@ -19,6 +19,7 @@ import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
+import { loopbackGatewayEnv } from "./support/gateway.js";
 
 for (const kind of ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"])
   registerKind("rbac.authorization.k8s.io/v1", kind, {
@@ -123,20 +124,14 @@ beforeAll(async () => {
   });
   fleet.start();
   const serviceAccountName = await applyChartGatewayRbac(namespace.name);
-  const env = {
-    GPUFLEET_GATEWAY_WATCH_NAMESPACES: namespace.name,
-    GPUFLEET_GATEWAY_HOST: "127.0.0.1",
-    GPUFLEET_GATEWAY_PORT: "0",
-    GPUFLEET_GATEWAY_OPS_HOST: "127.0.0.1",
-    GPUFLEET_GATEWAY_OPS_PORT: "0",
+  const env = loopbackGatewayEnv(namespace.name, "gateway-regions", {
     GPUFLEET_GATEWAY_SCRAPE_INTERVAL_MS: "500",
     GPUFLEET_GATEWAY_DEMAND_WRITES: "false",
     GPUFLEET_GATEWAY_REGION: "us-east4",
     GPUFLEET_GATEWAY_REGION_RTT_MS: "europe-north1=90",
     GPUFLEET_GATEWAY_LATENCY_BUDGET_MS: "100",
     GPUFLEET_GATEWAY_REGION_CAPACITY_PER_POD: "2",
-    POD_NAME: "gateway-regions",
-  };
+  });
   const identity = await serviceAccountKubeconfig(kubeConfig, namespace.name, serviceAccountName);
   gateway = await startGateway(
     new KubeClient(identity.kubeConfig, { userAgent: "gpufleet-gateway" }),

@@ -22,6 +22,7 @@ import {
   readModelDeployment,
   startTestOperator,
 } from "./support/operator.js";
+import { loopbackGatewayEnv } from "./support/gateway.js";
 
 const IDLE_SECONDS = 60; // the API's minimum scaleToZeroIdleSeconds
 const MODEL_LOAD_MS = 3_000; // simulated model load after the pod is Ready
@@ -52,14 +53,7 @@ beforeAll(async () => {
   fleet.start();
   gateway = await startGateway(
     new KubeClient(kubeConfig, { userAgent: "gpufleet-gateway" }),
-    loadGatewayConfig({
-      GPUFLEET_GATEWAY_WATCH_NAMESPACES: namespace.name,
-      GPUFLEET_GATEWAY_HOST: "127.0.0.1",
-      GPUFLEET_GATEWAY_PORT: "0",
-      GPUFLEET_GATEWAY_OPS_HOST: "127.0.0.1",
-      GPUFLEET_GATEWAY_OPS_PORT: "0",
-      POD_NAME: "gateway-zero",
-    }),
+    loadGatewayConfig(loopbackGatewayEnv(namespace.name, "gateway-zero")),
   );
   await client.apply(
     modelDeploymentObject(namespace.name, "sleepy", {

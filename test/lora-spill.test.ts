@@ -19,6 +19,7 @@ import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, modelDeploymentPath, readModelDeployment, startTestOperator } from "./support/operator.js";
+import { loopbackGatewayEnv } from "./support/gateway.js";
 
 const H100 = "NVIDIA-H100-80GB-HBM3";
 const A100 = "NVIDIA-A100-SXM4-80GB";
@@ -67,16 +68,10 @@ beforeAll(async () => {
   fleet.start();
   gateway = await startGateway(
     new KubeClient(kubeConfig, { userAgent: "gpufleet-gateway" }),
-    loadGatewayConfig({
-      GPUFLEET_GATEWAY_WATCH_NAMESPACES: namespace.name,
-      GPUFLEET_GATEWAY_HOST: "127.0.0.1",
-      GPUFLEET_GATEWAY_PORT: "0",
-      GPUFLEET_GATEWAY_OPS_HOST: "127.0.0.1",
-      GPUFLEET_GATEWAY_OPS_PORT: "0",
+    loadGatewayConfig(loopbackGatewayEnv(namespace.name, "gateway-lora", {
       GPUFLEET_GATEWAY_SCRAPE_INTERVAL_MS: "1000",
       GPUFLEET_GATEWAY_DEMAND_WRITES: "false",
-      POD_NAME: "gateway-lora",
-    }),
+    })),
   );
 }, 120_000);
 

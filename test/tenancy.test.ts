@@ -31,6 +31,7 @@ import { runHelmOk } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
+import { loopbackGatewayEnv } from "./support/gateway.js";
 
 registerKind("rbac.authorization.k8s.io/v1", "Role", { plural: "roles", namespaced: true });
 registerKind("rbac.authorization.k8s.io/v1", "RoleBinding", { plural: "rolebindings", namespaced: true });
@@ -195,18 +196,12 @@ beforeAll(async () => {
   const serviceAccountName = await applyChartGatewayRbac(namespace.name);
   for (const replica of ["gateway-a", "gateway-b"]) {
     const identity = await serviceAccountKubeconfig(kubeConfig, namespace.name, serviceAccountName);
-    const config = loadGatewayConfig({
-      GPUFLEET_GATEWAY_WATCH_NAMESPACES: namespace.name,
-      GPUFLEET_GATEWAY_HOST: "127.0.0.1",
-      GPUFLEET_GATEWAY_PORT: "0",
-      GPUFLEET_GATEWAY_OPS_HOST: "127.0.0.1",
-      GPUFLEET_GATEWAY_OPS_PORT: "0",
+    const config = loadGatewayConfig(loopbackGatewayEnv(namespace.name, replica, {
       GPUFLEET_GATEWAY_SCRAPE_INTERVAL_MS: "500",
       GPUFLEET_GATEWAY_TENANCY: "true",
       GPUFLEET_GATEWAY_TENANT_NAMESPACES: namespace.name,
       GPUFLEET_GATEWAY_USAGE_REPORT_INTERVAL_MS: "400",
-      POD_NAME: replica,
-    });
+    }));
     gateways.push(await startGateway(new KubeClient(identity.kubeConfig, { userAgent: "gpufleet-gateway" }), config));
     gatewayIdentity ??= new KubeClient(identity.kubeConfig);
   }
