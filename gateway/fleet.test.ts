@@ -1,4 +1,4 @@
-import type { V1Deployment, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod, V1ReplicaSet, V1StatefulSet } from "@kubernetes/client-node";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -122,6 +122,39 @@ describe("buildRoutes", () => {
       pods: [pod("elsewhere", "127.0.0.20", "rs-1", true, "team-b")],
     });
     expect(routes.get("m")?.targets).toEqual([]);
+  });
+});
+
+describe("buildRoutes: multi-node replicas (LeaderWorkerSet groups)", () => {
+  it("routes to the group leaders the ModelDeployment owns through StatefulSet and LeaderWorkerSet by uid; never to a worker or a tenant's set", () => {
+    const big = md("big", "llama-3.1-405b", "u-big", "2026-01-01T00:00:00Z");
+    const lws = {
+      apiVersion: "leaderworkerset.x-k8s.io/v1",
+      kind: "LeaderWorkerSet",
+      metadata: { name: "big", namespace: "team-a", uid: "lws-1", ownerReferences: controller("gpufleet.io/v1alpha1", "ModelDeployment", "big", "u-big") },
+    } as KubeObject;
+    const tenantLws = { ...lws, metadata: { name: "fake", namespace: "team-a", uid: "lws-t", ownerReferences: [] } } as KubeObject;
+    const leaders = { metadata: { name: "big", namespace: "team-a", uid: "sts-1", ownerReferences: controller("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "big", "lws-1") } } as V1StatefulSet & KubeObject;
+    const tenantSts = { metadata: { name: "fake", namespace: "team-a", uid: "sts-t", ownerReferences: controller("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "fake", "lws-t") } } as V1StatefulSet & KubeObject;
+    // Workers' StatefulSet is controlled by their leader pod.
+    const workers = { metadata: { name: "big-0", namespace: "team-a", uid: "sts-w", ownerReferences: controller("v1", "Pod", "big-0", "pod-big-0") } } as V1StatefulSet & KubeObject;
+    const byStatefulSet = (name: string, ip: string, stsName: string, stsUid: string) => {
+      const p = pod(name, ip, undefined, true);
+      p.metadata = { ...p.metadata, ownerReferences: controller("apps/v1", "StatefulSet", stsName, stsUid) };
+      return p;
+    };
+    const pods = [
+      byStatefulSet("big-0", "127.0.0.31", "big", "sts-1"),
+      byStatefulSet("big-1", "127.0.0.32", "big", "sts-1"),
+      byStatefulSet("big-0-1", "127.0.0.33", "big-0", "sts-w"),
+      byStatefulSet("fake-0", "127.0.0.66", "fake", "sts-t"),
+    ];
+    const input = { modelDeployments: [big], deployments: [], replicaSets: [], pods };
+    const routed = (extra: object) => buildRoutes({ ...input, ...extra }).routes.get("llama-3.1-405b")?.targets.map((t) => t.podName);
+    expect(routed({ statefulSets: [leaders, workers, tenantSts], leaderWorkerSets: [lws, tenantLws] })).toEqual(["big-0", "big-1"]);
+    // Without the LeaderWorkerSet (not listed yet, or the CRD is absent) no leader is routable.
+    expect(routed({ statefulSets: [leaders, workers] })).toEqual([]);
+    expect(routed({})).toEqual([]);
   });
 });
 

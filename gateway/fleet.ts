@@ -1,15 +1,18 @@
 /**
  * What the gateway can route to: ModelDeployments by `spec.model.name`, and for each the ready pods of
  * its workload. Pods are the ModelDeployment's only by the controller owner chain Pod -> ReplicaSet ->
- * Deployment -> ModelDeployment, by uid (operator/metrics/owned-pods.ts; a label proves nothing). Kept
- * current by the operator's informers; pod metrics come from the operator's scraper every ~1.5 s.
+ * Deployment -> ModelDeployment, or, for a replica that spans nodes, Pod -> StatefulSet ->
+ * LeaderWorkerSet -> ModelDeployment (group leaders only: they serve the API), by uid
+ * (operator/metrics/owned-pods.ts; a label proves nothing). Kept current by the operator's informers;
+ * pod metrics come from the operator's scraper every ~1.5 s.
  */
-import type { V1Deployment, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod, V1ReplicaSet, V1StatefulSet } from "@kubernetes/client-node";
 import { parseGatewayDemand } from "../operator/api/gateway-demand.js";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../operator/api/modeldeployment.js";
 import { replicaTokenCapacity, wakeTokensPerReplica } from "../operator/autoscaler/loop.js";
 import { SELECTOR_LABEL } from "../operator/controller/reconcile-plan.js";
 import { logger } from "../operator/log/logger.js";
+import { LWS_API_VERSION, LWS_KIND, LWS_LABELS } from "../operator/render/leaderworkerset.js";
 import { podsOwnedByModelDeployment } from "../operator/metrics/owned-pods.js";
 import { type ScrapeTarget, scrapePods, scrapeTargetFromPod } from "../operator/metrics/scrape.js";
 import { Informer } from "../operator/runtime/informer.js";
@@ -86,6 +89,9 @@ export function buildRoutes(input: {
   pods: readonly (V1Pod & KubeObject)[];
   replicaSets: readonly (V1ReplicaSet & KubeObject)[];
   deployments: readonly (V1Deployment & KubeObject)[];
+  /** Leader StatefulSets and LeaderWorkerSets (multi-node replicas); without them no group leader is routed to. */
+  statefulSets?: readonly (V1StatefulSet & KubeObject)[];
+  leaderWorkerSets?: readonly KubeObject[];
 }): { routes: Map<string, RouteSpec>; shadowed: string[] } {
   const byNamespace = <T extends KubeObject>(items: readonly T[]) => {
     const map = new Map<string, T[]>();
@@ -100,6 +106,8 @@ export function buildRoutes(input: {
   const pods = byNamespace(input.pods);
   const replicaSets = byNamespace(input.replicaSets);
   const deployments = byNamespace(input.deployments);
+  const statefulSets = byNamespace(input.statefulSets ?? []);
+  const leaderWorkerSets = byNamespace(input.leaderWorkerSets ?? []);
   const sorted = [...input.modelDeployments]
     .filter((md) => !md.metadata?.deletionTimestamp && typeof md.spec?.model?.name === "string")
     .sort(
@@ -123,6 +131,8 @@ export function buildRoutes(input: {
       pods: pods.get(ns) ?? [],
       replicaSets: replicaSets.get(ns) ?? [],
       deployments: deployments.get(ns) ?? [],
+      statefulSets: statefulSets.get(ns) ?? [],
+      leaderWorkerSets: leaderWorkerSets.get(ns) ?? [],
     });
     const targets: ScrapeTarget[] = [];
     for (const pod of owned) {
@@ -243,12 +253,15 @@ export async function engineHealthy(target: ScrapeTarget, timeoutMs: number): Pr
 }
 
 registerKind("apps/v1", "ReplicaSet", { plural: "replicasets", namespaced: true });
+registerKind("apps/v1", "StatefulSet", { plural: "statefulsets", namespaced: true });
+registerKind(LWS_API_VERSION, LWS_KIND, { plural: "leaderworkersets", namespaced: true });
 
 const log = logger.child({ component: "gateway-fleet" });
 
 /** The informer-backed FleetView the gateway process runs with. */
 export class Fleet implements FleetView {
   readonly informers;
+  readonly groupInformers;
   private current = new Map<string, ModelRoute>();
   private readonly endpoints = new Map<string, Endpoint>();
   private readonly routingStates = new Map<string, RoutingState>();
@@ -298,7 +311,27 @@ export class Fleet implements FleetView {
         ...namespaces,
       }),
     };
-    for (const informer of Object.values(this.informers) as Informer<KubeObject>[]) {
+    // The LeaderWorkerSet chain of multi-node replicas. Not waited for at start and not part of
+    // hasSynced: where the LeaderWorkerSet CRD is not installed its informer keeps retrying (backing off
+    // to 30 s) and single-node ModelDeployments are served as before; group leaders become endpoints
+    // once both have listed.
+    this.groupInformers = {
+      statefulSets: new Informer<V1StatefulSet & KubeObject>(client, {
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        name: "gateway-statefulsets",
+        labelSelector: LWS_LABELS.name,
+        ...namespaces,
+      }),
+      leaderWorkerSets: new Informer<KubeObject>(client, {
+        apiVersion: LWS_API_VERSION,
+        kind: LWS_KIND,
+        name: "gateway-leaderworkersets",
+        labelSelector: SELECTOR_LABEL,
+        ...namespaces,
+      }),
+    };
+    for (const informer of [...Object.values(this.informers), ...Object.values(this.groupInformers)] as Informer<KubeObject>[]) {
       informer.addHandlers({
         onAdd: () => this.invalidate(),
         onUpdate: () => this.invalidate(),
@@ -312,6 +345,7 @@ export class Fleet implements FleetView {
   }
 
   async start(syncTimeoutMs = 60_000): Promise<void> {
+    for (const informer of Object.values(this.groupInformers)) informer.start();
     for (const informer of Object.values(this.informers)) informer.start();
     await Promise.all(Object.values(this.informers).map((i) => i.waitForSync(syncTimeoutMs)));
     this.rebuild();
@@ -323,7 +357,7 @@ export class Fleet implements FleetView {
     clearTimeout(this.scrapeTimer);
     for (const timer of this.checking.values()) clearTimeout(timer);
     this.checking.clear();
-    await Promise.all(Object.values(this.informers).map((i) => i.stop()));
+    await Promise.all([...Object.values(this.informers), ...Object.values(this.groupInformers)].map((i) => i.stop()));
   }
 
   route(model: string): ModelRoute | undefined {
@@ -367,6 +401,8 @@ export class Fleet implements FleetView {
       pods: this.informers.pods.list(),
       replicaSets: this.informers.replicaSets.list(),
       deployments: this.informers.deployments.list(),
+      statefulSets: this.groupInformers.statefulSets.list(),
+      leaderWorkerSets: this.groupInformers.leaderWorkerSets.list(),
     });
     const warning = shadowed.join(",");
     if (warning && warning !== this.lastShadowWarning)

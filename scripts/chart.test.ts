@@ -210,7 +210,7 @@ describe("gateway RBAC rules (templates/_gateway.tpl)", () => {
   const file = "charts/gpufleet/templates/_gateway.tpl";
   const rules = rbacRules("gpufleet.rbac.gatewayRules", file);
 
-  it("read ModelDeployments, ModelRoutes and the pod owner chain, and patch ModelDeployments (demand annotation): nothing else", () => {
+  it("read ModelDeployments, ModelRoutes and the pod owner chain (Deployments and LeaderWorkerSets), and patch ModelDeployments (demand annotation): nothing else", () => {
     const grants = rules
       .flatMap((rule) =>
         rule.resources.map((resource) => `${rule.apiGroups.join(",")}/${resource}: ${rule.verbs.join(",")}`),
@@ -223,6 +223,8 @@ describe("gateway RBAC rules (templates/_gateway.tpl)", () => {
         "/pods: list,watch",
         "apps/deployments: list,watch",
         "apps/replicasets: list,watch",
+        "apps/statefulsets: list,watch",
+        "leaderworkerset.x-k8s.io/leaderworkersets: list,watch",
       ].sort(),
     );
     for (const rule of rules) {

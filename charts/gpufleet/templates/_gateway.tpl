@@ -61,4 +61,14 @@ app.kubernetes.io/part-of: gpufleet
 - apiGroups: ["apps"]
   resources: ["deployments", "replicasets"]
   verbs: ["list", "watch"]
+# StatefulSets: watched, the link Pod -> StatefulSet -> LeaderWorkerSet by which a multi-node group's
+# leader (the pod that serves the API) is known to be its ModelDeployment's, by uid.
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["list", "watch"]
+# LeaderWorkerSets (sigs.k8s.io/lws): watched, the link LeaderWorkerSet -> ModelDeployment of that chain.
+# Where the CRD is not installed the gateway keeps retrying and serves single-node models as before.
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["list", "watch"]
 {{- end }}
