@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeployment } from "../operator/api/modeldeployment.js";
 import type { RunningOperator } from "../operator/operator.js";
 import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
+import { loadGatewayConfig } from "../gateway/config.js";
+import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { LWS_LABELS } from "../operator/render/leaderworkerset.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
 import { engineParamsForNames } from "../sim/engine/model.js";
@@ -10,12 +12,17 @@ import { runLoad } from "../sim/loadgen/loadgen.js";
 import type { ScheduledRequest } from "../sim/loadgen/trace.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
-import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
+import { condition, modelDeploymentObject, modelDeploymentPath, readModelDeployment, startTestOperator } from "./support/operator.js";
+import { loopbackGatewayEnv } from "./support/gateway.js";
 
 // A model no node can hold, end to end on the local cluster with the real LeaderWorkerSet controller (started by
 // the cluster harness, webhooks on): Llama 3.1 405B bf16 planned as PP 2 x TP 8 on the H100 pool, one
 // LeaderWorkerSet group of 2 pods per replica scheduled by the real scheduler; the autoscaler adds a group under
 // load and removes one (both pods) after it; a dead worker restarts its whole group; a pool of one node is refused.
+// The gateway routes the model's requests to the group leaders (never a worker). A ModelDeployment switched
+// between one node and two per replica (spec.gpu.pipelineParallelism) moves from its Deployment to a
+// LeaderWorkerSet and back, the previous workload scaled to 0 (same object, not deleted). The cases run
+// concurrently: the switch and the refusal happen while the 405B case waits out its scale-down window.
 
 const H100 = "NVIDIA-H100-80GB-HBM3";
 const A100 = "NVIDIA-A100-SXM4-80GB";
@@ -26,6 +33,7 @@ const core = kubeConfig.makeApiClient(CoreV1Api);
 let namespace: TestNamespace;
 let operator: RunningOperator;
 let fleet: SimFleet;
+let gateway: Gateway;
 /** Two more H100 nodes (the shared pool has 2) so that a second 2-node group has room. */
 const extraNodes = ["h100-mn-0", "h100-mn-1"];
 
@@ -124,9 +132,36 @@ beforeAll(async () => {
     loadDelayMs: 300,
   });
   fleet.start();
+  gateway = await startGateway(
+    new KubeClient(kubeConfig, { userAgent: "gpufleet-gateway" }),
+    loadGatewayConfig(loopbackGatewayEnv(namespace.name, "gateway-multinode", { GPUFLEET_GATEWAY_DEMAND_WRITES: "false" })),
+  );
 }, 120_000);
 
+/** One completion through the gateway: its status and the pod it went to (the gateway's debug header). */
+async function throughGateway(model: string): Promise<{ status: number; pod: string | null }> {
+  const response = await fetch(`http://127.0.0.1:${gateway.port}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, prompt: "hello", max_tokens: 2 }),
+  });
+  await response.body?.cancel().catch(() => undefined);
+  return { status: response.status, pod: response.headers.get("x-gpufleet-endpoint") };
+}
+
+/** Polls until a request through the gateway is answered 200 by a pod `accept` takes. */
+async function gatewayReaches(model: string, accept: (pod: string) => boolean, description: string): Promise<string> {
+  return waitFor(
+    async () => {
+      const answer = await throughGateway(model);
+      return answer.status === 200 && answer.pod !== null && accept(answer.pod) ? answer.pod : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 200, description },
+  );
+}
+
 afterAll(async () => {
+  await gateway?.stop(500);
   await fleet?.stop();
   await operator?.stop();
   await namespace?.delete();
@@ -134,7 +169,7 @@ afterAll(async () => {
   client.close();
 });
 
-describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
+describe.concurrent("a model bigger than one node, as LeaderWorkerSet groups", () => {
   it("refuses a pool of one node with a condition and an Event that name the nodes it needs", async () => {
     await client.apply(modelDeploymentObject(namespace.name, "one-node", llama405b({ gpu: { products: [A100] } })), { fieldManager: "platform-team" });
     const md = await waitFor(
@@ -205,6 +240,12 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
     expect(worker.spec?.containers[0]?.args).toEqual(expect.arrayContaining(["--headless", "$(LWS_WORKER_INDEX)"]));
     expect(worker.spec?.containers[0]?.ports).toBeUndefined();
     expect((await events(name)).map((e) => e.note ?? "").join("\n")).toMatch(/LeaderWorkerSet group of 2 pods \(PP 2 x TP 8\)/);
+
+    // Through the gateway: the model's requests go to the group leader, whose owner chain is
+    // Pod -> StatefulSet -> LeaderWorkerSet -> ModelDeployment (the worker serves no API).
+    const leaderName = leader.metadata!.name!;
+    expect(await gatewayReaches("llama-3.1-405b-instruct", (pod) => pod === leaderName, "a request through the gateway answered by the leader")).toBe(leaderName);
+    mark("served through the gateway by the leader");
 
     // Scale up by a group under load on the leader's API server.
     await waitFor(async () => (await fetch(`http://${leader.status!.podIP}:8000/health`)).status === 200, { timeoutMs: 20_000, description: "leader engine up" });
@@ -282,8 +323,86 @@ describe("a model bigger than one node, as LeaderWorkerSet groups", () => {
       description: "Ready after the group restart",
     });
     mark("Ready again after the group restart");
+    const newLeader = restarted.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "0")!;
+    // The recreated leader (same name, new pod and address) is routed to again.
+    await waitFor(
+      async () => {
+        const answer = await throughGateway("llama-3.1-405b-instruct");
+        const current = (await pods(name)).find((pod) => pod.metadata?.name === answer.pod);
+        return answer.status === 200 && current?.metadata?.uid === newLeader.metadata?.uid ? true : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, description: "the recreated leader answers through the gateway" },
+    );
+    mark("recreated leader serves through the gateway");
     process.stdout.write(`[multinode] ${marks.join("; ")}\n`);
   }, 280_000);
+
+  it("moves a ModelDeployment from its Deployment to a LeaderWorkerSet and back when its plan changes between one node and two per replica", async () => {
+    const name = "switch";
+    const model = "llama-3.1-8b-switch";
+    const spec = (pipelineParallelism: number) => ({
+      model: { name: model, source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } }, maxContextLength: 8192 },
+      engine: { kind: "vllm" },
+      gpu: { products: ["NVIDIA-L4"], pipelineParallelism },
+      replicas: 1,
+    });
+    const deploymentPath = `/apis/apps/v1/namespaces/${namespace.name}/deployments/${name}`;
+    const lwsPath = `/apis/leaderworkerset.x-k8s.io/v1/namespaces/${namespace.name}/leaderworkersets/${name}`;
+    type Scaled = KubeObject & { spec: { replicas: number } };
+    const readyWith = (nodes: number) =>
+      waitFor(
+        async () => {
+          const md = await readModelDeployment(client, namespace.name, name);
+          return condition(md, "Ready")?.reason === "AllReplicasReady" && (md.status?.plan?.nodesPerReplica ?? 1) === nodes && md.status?.observedGeneration === md.metadata.generation
+            ? md
+            : undefined;
+        },
+        { timeoutMs: 40_000, intervalMs: 250, description: `switch Ready with ${nodes} node(s) per replica` },
+      ).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await diagnose(name)}`);
+      });
+
+    await client.apply(modelDeploymentObject(namespace.name, name, spec(1)), { fieldManager: "platform-team" });
+    await readyWith(1);
+    const deployment = await client.get<Scaled>(deploymentPath);
+    expect(deployment.spec.replicas).toBe(1);
+    const single = await gatewayReaches(model, (pod) => pod.startsWith(`${name}-`), "the single-node pod serves through the gateway");
+    expect((await pods(name)).find((pod) => pod.metadata?.name === single)?.metadata?.ownerReferences?.[0]?.kind).toBe("ReplicaSet");
+
+    // One node -> two per replica: a LeaderWorkerSet group serves; the Deployment is scaled to 0, not deleted.
+    await client.patch(modelDeploymentPath(namespace.name, name), { spec: { gpu: { pipelineParallelism: 2 } } }, "application/merge-patch+json", { fieldManager: "platform-team" });
+    await readyWith(2);
+    const lws = await client.get<Scaled>(lwsPath);
+    expect(lws.spec.replicas).toBe(1);
+    expect(lws.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: "ModelDeployment", controller: true })]);
+    const retired = await waitFor(async () => {
+      const read = await client.get<Scaled>(deploymentPath);
+      return read.spec.replicas === 0 ? read : undefined;
+    }, { timeoutMs: 10_000, description: "Deployment scaled to 0" });
+    expect(retired.metadata?.uid).toBe(deployment.metadata?.uid);
+    const leaderName = await gatewayReaches(model, (pod) => pod === `${name}-0`, "the group leader serves through the gateway");
+    expect(leaderName).toBe(`${name}-0`);
+    await waitFor(async () => ((await pods(name)).every((pod) => pod.metadata?.labels?.[LWS_LABELS.name] === name) ? true : undefined), {
+      timeoutMs: 20_000,
+      description: "the Deployment's pods gone",
+    });
+
+    // And back: the same Deployment serves again; the LeaderWorkerSet is scaled to 0, not deleted.
+    await client.patch(modelDeploymentPath(namespace.name, name), { spec: { gpu: { pipelineParallelism: 1 } } }, "application/merge-patch+json", { fieldManager: "platform-team" });
+    await readyWith(1);
+    const back = await client.get<Scaled>(deploymentPath);
+    expect([back.metadata?.uid, back.spec.replicas]).toEqual([deployment.metadata?.uid, 1]);
+    const emptied = await waitFor(async () => {
+      const read = await client.get<Scaled>(lwsPath);
+      return read.spec.replicas === 0 ? read : undefined;
+    }, { timeoutMs: 10_000, description: "LeaderWorkerSet scaled to 0" });
+    expect(emptied.metadata?.uid).toBe(lws.metadata?.uid);
+    await gatewayReaches(model, (pod) => pod.startsWith(`${name}-`) && pod !== `${name}-0`, "a Deployment pod serves through the gateway again");
+    await waitFor(async () => ((await pods(name)).every((pod) => !pod.metadata?.labels?.[LWS_LABELS.name]) ? true : undefined), {
+      timeoutMs: 20_000,
+      description: "the group's pods gone",
+    });
+  }, 120_000);
 });
 
 export type { ModelDeployment };
