@@ -9,6 +9,7 @@
 import type { V1Deployment, V1Pod, V1ReplicaSet, V1StatefulSet } from "@kubernetes/client-node";
 import { parseGatewayDemand } from "../operator/api/gateway-demand.js";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../operator/api/modeldeployment.js";
+import { relativeTokenThroughput } from "../operator/autoscaler/capacity-weight.js";
 import { replicaTokenCapacity, wakeTokensPerReplica } from "../operator/autoscaler/loop.js";
 import { SELECTOR_LABEL } from "../operator/controller/reconcile-plan.js";
 import { logger } from "../operator/log/logger.js";
@@ -203,15 +204,22 @@ export function routeLimits(input: {
 }
 
 /**
- * Each endpoint's capacity relative to the largest of the route's (KV-cache tokens of its plan): 1 for
- * all when they are alike or unknown; below 1 for replicas spilled over to a smaller GPU product.
+ * Each endpoint's capacity relative to the largest of the route's: KV-cache tokens of its plan
+ * (capacityWeight) and token throughput of its plan (throughputWeight: GPU product x GPUs per replica).
+ * 1 (absent) for all when they are alike or unknown; below 1 for replicas spilled over to a smaller or
+ * slower GPU product.
  */
 export function setCapacityWeights(endpoints: readonly Endpoint[]): void {
   const largest = Math.max(0, ...endpoints.map((e) => e.target.kvCacheTokens ?? 0));
-  for (const endpoint of endpoints) {
+  const throughputs = endpoints.map((e) => relativeTokenThroughput(e.target.compute));
+  const fastest = Math.max(0, ...throughputs.map((t) => t ?? 0));
+  for (const [i, endpoint] of endpoints.entries()) {
     const own = endpoint.target.kvCacheTokens;
     if (largest > 0 && own !== undefined && own < largest) endpoint.capacityWeight = own / largest;
     else delete endpoint.capacityWeight;
+    const speed = throughputs[i];
+    if (fastest > 0 && speed !== undefined && speed < fastest) endpoint.throughputWeight = speed / fastest;
+    else delete endpoint.throughputWeight;
   }
 }
 

@@ -11,12 +11,22 @@ import type { EndpointState } from "./types.js";
  * in-flight count. Without a scrape: its own in-flight count.
  */
 export function estimatedLoad(e: EndpointState): number {
-  // A smaller replica (spill-over on another GPU product) is as loaded by fewer requests.
-  const capacity = e.capacityWeight !== undefined && e.capacityWeight > 0 ? e.capacityWeight : 1;
+  // A smaller or slower replica (spill-over on another GPU product) is as loaded by fewer requests: the
+  // tighter of its KV-cache and token-throughput capacities counts.
+  const capacity = Math.min(weightOf(e.capacityWeight), weightOf(e.throughputWeight));
+  return requestLoad(e) / capacity;
+}
+
+function weightOf(weight: number | undefined): number {
+  return weight !== undefined && weight > 0 ? weight : 1;
+}
+
+/** estimatedLoad in requests, not weighed by capacity. */
+function requestLoad(e: EndpointState): number {
   const own = Math.max(0, e.inFlight);
-  if (e.metrics === undefined) return own / capacity;
+  if (e.metrics === undefined) return own;
   const scraped = e.metrics.requestsRunning + e.metrics.requestsWaiting;
-  return Math.max(own, scraped + own - Math.max(0, e.inFlightAtScrape ?? 0)) / capacity;
+  return Math.max(own, scraped + own - Math.max(0, e.inFlightAtScrape ?? 0));
 }
 
 /** Prefix affinity: the share of the prompt's blocks the pod is believed to hold as a cached prefix. */
@@ -64,9 +74,10 @@ export function sessionScores(endpoints: readonly EndpointState[], sessionPod: s
 }
 
 /**
- * Prefill work ahead of the request's first token on each pod, in tokens: the pod's prefill backlog
- * (`pendingPrefillTokens`, or, without it, the load estimate × this prompt's size) plus the share of
- * this prompt the pod does not hold cached (`1 - prefixShare`). Scored (least + c) / (cost + c), c below.
+ * Prefill work ahead of the request's first token on each pod, in tokens of the fastest pod's time: the
+ * pod's prefill backlog (`pendingPrefillTokens`, or, without it, its requests × this prompt's size) plus
+ * the share of this prompt the pod does not hold cached (`1 - prefixShare`), over its token-throughput
+ * weight. Scored (least + c) / (cost + c), c below.
  */
 /**
  * Smoothing of the prefill score, in tokens (about 0.27 s of Llama 3.1 8B prefill on an H100): pods
@@ -83,8 +94,10 @@ export function prefillScores(
 ): number[] {
   const tokens = Math.max(1, promptTokens);
   const costs = endpoints.map((e, i) => {
-    const backlog = e.pendingPrefillTokens ?? estimatedLoad(e) * tokens;
-    return Math.max(0, backlog) + tokens * (1 - Math.min(1, Math.max(0, prefixShares[i] ?? 0)));
+    const backlog = e.pendingPrefillTokens ?? requestLoad(e) * tokens;
+    // In time, not tokens: a replica of a third the token throughput takes three times as long over both.
+    const work = Math.max(0, backlog) + tokens * (1 - Math.min(1, Math.max(0, prefixShares[i] ?? 0)));
+    return work / weightOf(e.throughputWeight);
   });
   const least = Math.min(...costs);
   const c = PREFILL_SCORE_SMOOTHING_TOKENS;

@@ -47,6 +47,12 @@ export interface EndpointState {
    * the largest pod's capacity and free KV cache in its tokens. Absent: 1.
    */
   capacityWeight?: number;
+  /**
+   * The pod's token throughput relative to the fastest of its model's pods (its plan's GPU product x GPUs
+   * per replica, operator/autoscaler/capacity-weight.ts), in (0, 1]: its load and its prefill work count
+   * in units of the fastest pod's time. Absent: 1.
+   */
+  throughputWeight?: number;
 }
 
 /** What the picker knows about a request. */

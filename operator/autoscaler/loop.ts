@@ -7,7 +7,7 @@ import { resolveArchitecture } from "../controller/sizing.js";
 import { logger } from "../log/logger.js";
 import { findGpu } from "../planner/gpus.js";
 import { podsOwnedByModelDeployment } from "../metrics/owned-pods.js";
-import { ConcurrencyLimiter, scrapePods, scrapeTargetFromPod, type ScrapeResult } from "../metrics/scrape.js";
+import { ConcurrencyLimiter, scrapePods, scrapeTargetFromPod, type PodCompute, type ScrapeResult } from "../metrics/scrape.js";
 import type { Informer } from "../runtime/informer.js";
 import type { KubeClient, KubeObject } from "../runtime/kube-client.js";
 import {
@@ -19,7 +19,7 @@ import {
   type PolicyState,
   type ScaleDecision,
 } from "./policy.js";
-import { kvCapacityWeight, weighKvUtilization } from "./capacity-weight.js";
+import { kvCapacityWeight, throughputWeight, weighKvUtilization } from "./capacity-weight.js";
 import { estimateReplicaTokenCapacity } from "./capacity.js";
 import {
   initialTtftAttainmentState,
@@ -163,6 +163,8 @@ export function observePods(
   lastSamples: Map<string, MetricsSample>,
   /** KV tokens of a replica of the preferred product (status.plan); pods of other products are weighted by theirs. */
   referenceKvTokens?: number,
+  /** GPU product and GPUs per replica of the preferred plan; pods of other plans are weighted by their token throughput. */
+  referenceCompute?: PodCompute,
 ): PodObservation[] {
   const byPod = new Map(results.map((result) => [result.target.podName, result]));
   return pods
@@ -181,6 +183,8 @@ export function observePods(
         ...(created > 0 ? { createdAtMs: created } : {}),
       };
       const weight = kvCapacityWeight(pod, referenceKvTokens);
+      const throughput = throughputWeight(pod, referenceCompute);
+      if (weight !== 1 || throughput !== 1) observation.capacityWeights = { kv: weight, throughput };
       if (result?.ok) {
         lastSamples.set(name, result.sample);
         return { ...observation, metrics: weighKvUtilization(result.sample, weight) };
@@ -380,7 +384,14 @@ export class AutoscalerLoop {
     for (const name of entry.lastSamples.keys()) if (!podNames.has(name)) entry.lastSamples.delete(name);
 
     const currentReplicas = desiredReplicas(md);
-    const observed = observePods(pods, results, entry.lastSamples, md.status?.plan?.kvCacheTokensPerReplica);
+    const plan = md.status?.plan;
+    const observed = observePods(
+      pods,
+      results,
+      entry.lastSamples,
+      plan?.kvCacheTokensPerReplica,
+      plan ? { gpuProduct: plan.gpuProduct, gpusPerReplica: plan.tensorParallelism * (plan.pipelineParallelism ?? 1) } : undefined,
+    );
     const gatewayDemand = parseGatewayDemand(md.metadata.annotations, now);
     const gateway: GatewayDemandSummary = { held: gatewayDemand.held, heldTokens: gatewayDemand.heldTokens, lastRequestAtMs: gatewayDemand.lastRequestAt };
     const policyDecision = decideScale(policyConfig(md), entry.state, {

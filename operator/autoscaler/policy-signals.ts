@@ -32,6 +32,12 @@ export interface SortedPods {
   problems: string[];
   /** ready / usable: the silent ready pods are assumed as loaded as the measured ones. */
   scaleToReady: number;
+  /**
+   * Mean capacity of the ready replicas in replicas of the preferred product (PodObservation.capacityWeights;
+   * 1 when all are alike). Demand measured in preferred replicas is divided by it to count replicas like the
+   * ones running: three spilled replicas of a third the throughput serve what one preferred replica does.
+   */
+  meanWeight: { kv: number; throughput: number };
 }
 
 export function problemWithMetrics(pod: PodObservation, nowMs: number, stalenessMs: number): string | null {
@@ -60,7 +66,10 @@ export function sortPods(observation: Observation, stalenessMs: number): SortedP
     else problems.push(`${pod.name}: ${problem}`);
   }
   const scaleToReady = usable.length > 0 ? ready.length / usable.length : 0;
-  return { ready, starting, usable, problems, scaleToReady };
+  const mean = (pick: (w: { kv: number; throughput: number }) => number) =>
+    ready.length === 0 ? 1 : ready.reduce((sum, p) => sum + (p.capacityWeights ? pick(p.capacityWeights) : 1), 0) / ready.length;
+  const meanWeight = { kv: mean((w) => w.kv), throughput: mean((w) => w.throughput) };
+  return { ready, starting, usable, problems, scaleToReady, meanWeight };
 }
 
 /** KV demand of one pod in "pods at 100% KV", counting the cache its queued requests would need. */
@@ -90,9 +99,11 @@ export function kvAndQueueDemand(
   tuning: PolicyTuning,
 ): KvAndQueue {
   const { usable, ready, scaleToReady } = pods;
+  // In preferred replicas (each pod's KV utilization is weighted by its KV tokens), then in replicas like the running ones.
   const kvDemandReplicas =
     (usable.reduce((s, p) => s + podKvDemand(p.metrics, tuning.maxQueueInflation), 0) * scaleToReady) /
-    config.kvCacheUtilizationTarget;
+    config.kvCacheUtilizationTarget /
+    pods.meanWeight.kv;
   const held = Number.isFinite(heldRequests) ? Math.max(0, heldRequests ?? 0) : 0;
   const podsWaiting = usable.reduce((s, p) => s + p.metrics.requestsWaiting, 0);
   // Waiting requests are a backlog pinned to the pods that hold them (engines do not migrate
@@ -177,7 +188,9 @@ export function readTokenRates(
     if (reading !== previous && reading.tokensPerSecond !== null) {
       const saturated =
         m.requestsWaiting > 0 && (previous?.waiting ?? 0) > 0 && m.kvCacheUtilization < SATURATION_KV_CEILING;
-      (saturated ? saturatedRates : otherRates).push(reading.tokensPerSecond);
+      // Learned as a preferred replica's capacity: a spilled replica's rate over its throughput weight.
+      const weight = pod.capacityWeights?.throughput ?? 1;
+      (saturated ? saturatedRates : otherRates).push(reading.tokensPerSecond / (weight > 0 ? weight : 1));
     }
     if (reading.tokensPerSecond !== null)
       measuredTokensPerSecond = (measuredTokensPerSecond ?? 0) + reading.tokensPerSecond;
@@ -197,11 +210,14 @@ export function tokenDemand(
   scaleToReady: number,
   capacity: number | null,
   utilizationTarget: number,
+  /** SortedPods.meanWeight.throughput: `capacity` is a preferred replica's; the running ones may be slower. */
+  meanThroughputWeight = 1,
 ): TokenDemand {
   // Silent ready pods are assumed as busy as the measured ones (as for KV); pods too new to have a
   // rate yet are not extrapolated, so a batch of fresh pods does not multiply the old pods' rate.
   const tokensPerSecond = measuredTokensPerSecond === null ? null : measuredTokensPerSecond * scaleToReady;
+  const perReplica = capacity === null ? null : capacity * (meanThroughputWeight > 0 ? meanThroughputWeight : 1);
   const tokenDemandReplicas =
-    tokensPerSecond !== null && capacity !== null ? tokensPerSecond / (capacity * utilizationTarget) : null;
+    tokensPerSecond !== null && perReplica !== null ? tokensPerSecond / (perReplica * utilizationTarget) : null;
   return { tokensPerSecond, tokenDemandReplicas };
 }

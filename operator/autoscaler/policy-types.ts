@@ -158,6 +158,12 @@ export interface PodObservation {
   metrics?: MetricsSample;
   /** Why the last scrape failed, if it did. */
   metricsError?: string;
+  /**
+   * The replica's capacity relative to one of the preferred product (status.plan), when its plan differs
+   * (spill-over): `kv`, KV-cache tokens (its metrics' KV utilization is already weighted by it);
+   * `throughput`, token throughput. Absent: 1.
+   */
+  capacityWeights?: { kv: number; throughput: number };
 }
 
 export interface Observation {

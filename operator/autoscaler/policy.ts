@@ -117,7 +117,7 @@ export function decideScale(
   );
   const headroom = tokenHeadroom(config, tuning, rateSeries, learned.history, nowMs);
   const history = recordHistory(learned.history, sampleIsNew ? fleetRate : null, headroom.dispersion, nowMs);
-  const tokens = tokenDemand(rates.measuredTokensPerSecond, pods.scaleToReady, capacity, headroom.target);
+  const tokens = tokenDemand(rates.measuredTokensPerSecond, pods.scaleToReady, capacity, headroom.target, pods.meanWeight.throughput);
   const forecast =
     config.forecast === true
       ? forecastDemand(

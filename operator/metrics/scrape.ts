@@ -34,6 +34,30 @@ export interface ScrapeTarget {
   nodeName?: string;
   /** KV-cache tokens of the pod's plan (its gpufleet.io/kv-cache-tokens annotation): its capacity relative to others. */
   kvCacheTokens?: number;
+  /** GPU product and GPUs per replica (TP x PP) of the pod's plan, from its annotations: its token throughput relative to others. */
+  compute?: PodCompute;
+}
+
+/** What a replica computes on, as its pod's plan annotations say. */
+export interface PodCompute {
+  gpuProduct: string;
+  /** tensorParallelism x pipelineParallelism: the GPUs that work on one replica's batches. */
+  gpusPerReplica: number;
+}
+
+/**
+ * The GPU product and GPUs per replica of the pod's plan, from the annotations the operator puts on its
+ * pods (gpufleet.io/gpu-product, gpufleet.io/tensor-parallelism, gpufleet.io/pipeline-parallelism).
+ * Bounded: a product name over 128 characters or a degree outside 1..64 reads as unknown.
+ */
+export function podCompute(pod: V1Pod): PodCompute | undefined {
+  const annotations = pod.metadata?.annotations ?? {};
+  const gpuProduct = annotations["gpufleet.io/gpu-product"];
+  const tp = Number(annotations["gpufleet.io/tensor-parallelism"]);
+  const pp = Number(annotations["gpufleet.io/pipeline-parallelism"] ?? 1);
+  if (!gpuProduct || gpuProduct.length > 128) return undefined;
+  if (!Number.isInteger(tp) || tp < 1 || tp > 64 || !Number.isInteger(pp) || pp < 1 || pp > 64) return undefined;
+  return { gpuProduct, gpusPerReplica: tp * pp };
 }
 
 export type ScrapeErrorKind =
@@ -261,5 +285,6 @@ export function scrapeTargetFromPod(pod: V1Pod, modelName?: string): ScrapeTarge
     ...(modelName === undefined ? {} : { modelName }),
     ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
     ...(kvCacheTokensOf(pod) ? { kvCacheTokens: kvCacheTokensOf(pod) } : {}),
+    ...(podCompute(pod) ? { compute: podCompute(pod) } : {}),
   };
 }
