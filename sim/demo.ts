@@ -2,50 +2,76 @@
  * `npm run demo`: the whole of gpufleet on one machine, live.
  *
  * 1. builds (once) and starts the local GPU cluster: a real control plane with KWOK GPU node pools;
- * 2. installs the CRD with `kubectl apply --server-side -f crds/`, starts the operator, the gateway and a
- *    simulated engine for every engine pod the operator creates (vLLM's API and /metrics on the pod's 127.x IP);
+ * 2. installs the CRDs with `kubectl apply --server-side -f crds/`, starts the operator, the gateway and a
+ *    simulated engine for every engine pod the operator creates (vLLM's API and /metrics on the pod's
+ *    127.x IP; an engine whose pod is deleted first finishes its requests, as the pod's preStop drain does);
  * 3. applies examples/llama-3.1-8b-scale-to-zero.yaml: planned, placed, and Idle at zero replicas;
- * 4. sends one request through the gateway: it is held, the model wakes (0 -> 1), the request is answered;
- * 5. replays the Azure 2023 code trace through the gateway at its own pace (1x, what the L4 pool can serve)
- *    and prints, every few seconds, what the autoscaler sees and does; then lets the load go and shows the
- *    scale-down and, after the idle period, the return to zero.
- * 6. with --overload, a last scene replays the trace at 5x: more than maxReplicas L4s can serve.
+ * 4. scene 1: one request through the gateway wakes the model (held, 0 -> 1, answered), with the time to
+ *    its first token split into waiting for the operator, pod start and model load (3 s, simulated);
+ * 5. scene 2: a ramp of traffic (the Azure 2023 code trace's request sizes, arriving ever faster, then
+ *    slower), which the fleet follows up and back down while clients keep the 2 s TTFT objective; then
+ *    the return to zero after 60 s without a request;
+ * 6. scene 3, the OVERLOAD scene (skip it with --skip-overload): the trace's own opening, a burst of
+ *    ~8.5 s of L4 prefill in its first 2 s, arriving at zero replicas: no fleet that is still starting
+ *    serves it within 2 s; the gateway holds it, the operator sizes the wake by it.
  *
- * Flags: --speedup N (trace time compression of the main scene, default 1), --load-seconds N (default 150),
- * --overload, --keep (leave everything running until Ctrl-C).
+ * Every scene prints the share of requests whose first token came within 2 s as the clients saw it (time
+ * held at the gateway included; a failed request is a miss), per 10 s with the replicas asked for and
+ * ready, and a summary at the end.
+ *
+ * Flags: --peak N (ramp's peak, requests/s, default 4), --ramp-seconds N (its rise, default 60; it holds
+ * half that and falls in half that), --speedup N (trace time compression of the overload scene, default
+ * 1), --load-seconds N (its length, default 150), --skip-overload, --keep (leave everything running
+ * until Ctrl-C).
  */
 import { execFile } from "node:child_process";
 import { parseArgs, promisify } from "node:util";
+import type { V1Pod } from "@kubernetes/client-node";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import type { ModelDeployment } from "../operator/api/modeldeployment.js";
 import { loadConfig } from "../operator/config.js";
+import { SELECTOR_LABEL } from "../operator/controller/reconcile-plan.js";
 import { startOperator } from "../operator/operator.js";
 import { KubeClient } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway } from "../gateway/gateway.js";
 import { ensureClusterBinaries } from "../tools/binaries.js";
+import { timeWake, type WakeSplit } from "./bench/wake-split.js";
 import { startLocalCluster } from "./cluster/cluster.js";
 import { loadNodePools } from "./cluster/nodepools.js";
 import { listManagedPods, SimFleet } from "./engine/fleet.js";
-import { runLoad, progressBar } from "./loadgen/loadgen.js";
-import { loadTrace, scheduleTrace } from "./loadgen/trace.js";
+import { EngineModel, engineParamsForNames } from "./engine/model.js";
+import { type LoadReport, progressBar, runLoad, sendRequest } from "./loadgen/loadgen.js";
+import { rampDurationMs, rampSchedule } from "./loadgen/ramp.js";
+import { type ScheduledRequest, loadTrace, scheduleTrace } from "./loadgen/trace.js";
 
 const run = promisify(execFile);
 const say = (line = "") => process.stdout.write(`${line}\n`);
 const heading = (line: string) => say(`\n\x1b[1m== ${line}\x1b[0m`);
+const bold = (text: string) => `\x1b[1m${text}\x1b[0m`;
 
 const { values: flags } = parseArgs({
   options: {
+    peak: { type: "string", default: "4" },
+    "ramp-seconds": { type: "string", default: "60" },
     speedup: { type: "string", default: "1" },
     "load-seconds": { type: "string", default: "150" },
-    overload: { type: "boolean", default: false },
+    "skip-overload": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
   },
 });
+const peak = Number(flags.peak);
+const rampSeconds = Number(flags["ramp-seconds"]);
+if (!(peak > 0.3 && peak <= 20)) throw new Error("--peak takes requests/s in (0.3, 20]");
+if (!(rampSeconds >= 10 && rampSeconds <= 600)) throw new Error("--ramp-seconds takes 10 to 600");
 
 process.env.GPUFLEET_LOG_LEVEL ??= "warn";
 const namespace = "demo";
 const name = "llama-3-1-8b-on-demand";
+const TARGET_SECONDS = 2;
+
+/** One line per scene for the summary at the end. */
+const summary: string[] = [];
 
 heading("local GPU cluster");
 const binaries = await ensureClusterBinaries();
@@ -71,7 +97,7 @@ try {
     ),
   );
 
-  heading("gpufleet: CRD, operator, simulated engines");
+  heading("gpufleet: CRDs, operator, gateway, simulated engines");
   say(await kubectl("apply", "--server-side", "-f", "crds/"));
   const operator = await startOperator(
     cluster.kubeConfig,
@@ -89,6 +115,8 @@ try {
     listPods: listManagedPods(cluster.kubeConfig),
     loadDelayMs: 3_000,
     pollIntervalMs: 500,
+    // KWOK runs no preStop hook: the simulated engine of a deleted pod drains its requests itself.
+    drainOnDeleteMs: 30_000,
   });
   fleet.start();
   stopAll.push(() => fleet.stop());
@@ -113,7 +141,7 @@ try {
   await kubectl("-n", namespace, "create", "secret", "generic", "hf-token", "--from-literal=token=hf_demo");
   say(await kubectl("-n", namespace, "apply", "-f", "examples/llama-3.1-8b-scale-to-zero.yaml"));
   // A short scale-down window, so the demo shows the way down within a couple of minutes; room for the
-  // whole L4 pool (12 GPUs) for the overload scene.
+  // whole L4 pool (12 GPUs).
   await kubectl(
     "-n",
     namespace,
@@ -144,48 +172,81 @@ try {
     }
   };
   const idle = await waitUntil("Idle at zero", 90_000, (md) => readyReason(md) === "Idle");
+  const model = idle.spec.model.name;
   say(await kubectl("-n", namespace, "get", "md"));
   say(`plan: ${JSON.stringify(idle.status?.plan)}`);
   say("no engine pod runs: the model holds no GPU until someone calls it.");
 
-  heading("the first request wakes the model (held at the gateway, 0 -> 1, answered)");
-  const firstSent = Date.now();
-  const phases: string[] = [];
-  const phaseWatch = setInterval(() => {
-    void read().then(
-      (md) => {
-        const reason = readyReason(md) ?? "-";
-        if (phases.at(-1) !== reason) {
-          phases.push(reason);
-          say(
-            `  t+${((Date.now() - firstSent) / 1000).toFixed(1)}s  replicas ${md.spec.replicas}  STATUS ${reason}`,
-          );
-        }
-      },
-      () => undefined,
-    );
-  }, 250);
-  const first = await fetch(`${gatewayUrl}/v1/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      model: idle.spec.model.name,
-      messages: [{ role: "user", content: "Hello!" }],
-      max_tokens: 16,
-      stream: true,
-    }),
-    signal: AbortSignal.timeout(180_000),
-  });
-  const reader = first.body?.getReader();
-  const firstChunk = await reader?.read();
-  const ttft = (Date.now() - firstSent) / 1000;
-  while (reader && !(await reader.read()).done);
-  clearInterval(phaseWatch);
-  say(
-    `  HTTP ${first.status}, first token after ${ttft.toFixed(1)}s (operator, pod start, a 3 s simulated model load) ` +
-      `from ${first.headers.get("x-gpufleet-endpoint") ?? "?"} (${first.headers.get("x-gpufleet-pick-reason") ?? "?"})` +
-      (firstChunk?.value ? "" : " — no body"),
+  // What an idle replica of the plan needs for a prompt by itself (the simulator's L4 timing): a prompt
+  // whose first token takes longer than the objective alone misses it whatever the fleet size.
+  const planParams = engineParamsForNames("llama-3.1-8b", idle.status?.plan?.gpuProduct ?? "NVIDIA-L4");
+  const aloneTtftMs = (promptTokens: number): number => {
+    const engine = new EngineModel(planParams, { tokenEvents: false });
+    engine.enqueue({ id: "alone", promptTokens, maxOutputTokens: 2, arrivalMs: 0 });
+    const first = engine.advanceTo(60_000).find((e) => e.kind === "first-token");
+    return first?.atMs ?? Number.POSITIVE_INFINITY;
+  };
+
+  /** Back to zero after the idle period; prints every change of spec.replicas. */
+  const followDownToZero = async () => {
+    const down = Date.now();
+    let last = -1;
+    await waitUntil("back at zero", 300_000, (md) => {
+      if (md.spec.replicas !== last) {
+        last = md.spec.replicas;
+        say(
+          `  t+${Math.round((Date.now() - down) / 1000)}s  replicas ${md.spec.replicas}  STATUS ${readyReason(md) ?? "-"}`,
+        );
+      }
+      return md.spec.replicas === 0 && readyReason(md) === "Idle";
+    });
+    return (Date.now() - down) / 1000;
+  };
+
+  heading("scene 1: the first request wakes the model (held at the gateway, 0 -> 1, answered)");
+  const pods = async () =>
+    (
+      await client.list<V1Pod>(`/api/v1/namespaces/${namespace}/pods`, {
+        labelSelector: `${SELECTOR_LABEL}=${name}`,
+      })
+    ).items.filter((pod) => !pod.metadata?.deletionTimestamp);
+  const sentAt = performance.now();
+  const first = sendRequest(
+    gatewayUrl,
+    { index: 0, offsetMs: 0, sendAtMs: 0, promptTokens: 512, outputTokens: 16 },
+    { model, maxOutputTokens: 16, requestTimeoutMs: 180_000 },
   );
+  let wake: WakeSplit | undefined;
+  try {
+    wake = await timeWake({
+      sentAt,
+      outcome: first,
+      replicas: async () => (await read()).spec.replicas ?? 0,
+      podIP: async () => (await pods()).find((pod) => pod.status?.podIP)?.status?.podIP,
+      deadlineMs: performance.now() + 180_000,
+    });
+  } catch (error) {
+    say(`  the first request was not answered: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  if (wake) {
+    say(`  first token after ${bold(s(wake.totalMs))}:`);
+    say(
+      `    waiting for the operator  ${s(wake.operatorMs).padStart(7)}  (the gateway holds the request and writes its demand; the operator scales 0 -> 1)`,
+    );
+    say(
+      `    pod start                 ${s(wake.podStartMs).padStart(7)}  (Deployment, scheduler, kubelet, engine process)`,
+    );
+    say(
+      `    model load (simulated)    ${s(wake.modelLoadMs).padStart(7)}  (3 s here; ~60 s for Llama 3.1 8B from a local cache)`,
+    );
+    say(
+      `    release -> first token    ${s(wake.firstTokenMs).padStart(7)}  (the held request goes to the new pod; prefill)`,
+    );
+    summary.push(
+      `scene 1, one request wakes the model: first token after ${s(wake.totalMs)} (operator ${s(wake.operatorMs)}, pod start ${s(wake.podStartMs)}, model load ${s(wake.modelLoadMs)}, release → first token ${s(wake.firstTokenMs)}); replicas 0 → 1`,
+    );
+  }
   await waitUntil(
     "Ready",
     60_000,
@@ -193,99 +254,138 @@ try {
   );
   say(await kubectl("-n", namespace, "get", "md", "-o", "wide"));
 
-  const replay = async (speedup: number, label: string) => {
-    heading(label);
-    const trace = loadTrace("azure-code");
-    const schedule = scheduleTrace(trace, {
-      speedup,
-      maxRequests: 20_000,
-      maxDurationMs: Number(flags["load-seconds"]) * 1000,
-    });
+  /** Replays `schedule` through the gateway; prints its figures per 10 s and returns them. */
+  const replay = async (schedule: ScheduledRequest[], label: string) => {
     const started = Date.now();
-    let peak = 0;
-    /** Highest spec.replicas seen in each 10 s window of the schedule. */
-    const replicasAt = new Map<number, number>();
+    /** spec.replicas and ready replicas, sampled every 2 s. */
+    const samples: Array<{ atMs: number; replicas: number; ready: number }> = [];
+    let lastLine = 0;
     const watcher = setInterval(() => {
       void read().then(
         (md) => {
-          peak = Math.max(peak, md.spec.replicas ?? 0);
-          const w = Math.floor((Date.now() - started) / 10_000);
-          replicasAt.set(w, Math.max(replicasAt.get(w) ?? 0, md.spec.replicas ?? 0));
+          const atMs = Date.now() - started;
+          samples.push({ atMs, replicas: md.spec.replicas ?? 0, ready: md.status?.readyReplicas ?? 0 });
+          if (atMs - lastLine < 10_000) return;
+          lastLine = atMs;
           const a = md.status?.autoscaler;
           process.stderr.write(
-            `\n[t+${String(Math.round((Date.now() - started) / 1000)).padStart(3)}s] replicas ${md.spec.replicas} (ready ${md.status?.readyReplicas ?? 0})` +
+            `\n[t+${String(Math.round(atMs / 1000)).padStart(3)}s] replicas ${md.spec.replicas} (ready ${md.status?.readyReplicas ?? 0})` +
               `  kv-cache ${a?.kvCacheUtilization?.toFixed(2) ?? "-"}  queue ${a?.queueDepth ?? "-"}  running ${a?.requestsRunning ?? "-"}` +
-              `  TTFT ≤ ${md.spec.autoscaling.ttftTargetSeconds ?? "-"}s: ${a?.ttftWithinTarget === undefined ? "-" : `${(a.ttftWithinTarget * 100).toFixed(1)}% of ${a.ttftRequests ?? 0}`}` +
-              `  held at the gateway ${gateway.server.holds.size(md.spec.model.name)}  ${a?.reason ?? ""}\n`,
+              `  held at the gateway ${gateway.server.holds.size(model)}  ${a?.reason ?? ""}\n`,
           );
         },
         () => undefined,
       );
-    }, 5_000);
+    }, 2_000);
     const report = await runLoad(schedule, {
       endpoints: [gatewayUrl],
       policy: "round-robin",
-      model: idle.spec.model.name,
+      model,
       maxOutputTokens: 256,
       requestTimeoutMs: 120_000,
       // Prompts as long as the trace's, as a real client sends them: the gateway sizes its per-pod
       // prefill budget and the held demand it reports from them.
       fullPrompts: true,
-      maxDurationMs: Number(flags["load-seconds"]) * 1000,
+      maxDurationMs: (schedule.at(-1)?.sendAtMs ?? 0) + 1_000,
       onProgress: progressBar(process.stderr),
     });
     clearInterval(watcher);
+    return { report, samples, label };
+  };
+
+  /** Per 10 s of the schedule: sent, within the objective, replicas asked for and ready (highest). */
+  const describeReplay = (
+    schedule: ScheduledRequest[],
+    {
+      report,
+      samples,
+      label,
+    }: {
+      report: LoadReport;
+      samples: Array<{ atMs: number; replicas: number; ready: number }>;
+      label: string;
+    },
+  ) => {
+    const windows = new Map<number, { sent: number; within: number; tooLong: number }>();
+    const tooLongIndexes = new Set(
+      schedule.filter((r) => aloneTtftMs(r.promptTokens) > TARGET_SECONDS * 1000).map((r) => r.index),
+    );
+    let within = 0;
+    let withinOfServable = 0;
+    for (const outcome of report.outcomes) {
+      const at = schedule[outcome.index]?.sendAtMs ?? 0;
+      const w = windows.get(Math.floor(at / 10_000)) ?? { sent: 0, within: 0, tooLong: 0 };
+      w.sent++;
+      const ok = outcome.ok && (outcome.ttftMs ?? Infinity) <= TARGET_SECONDS * 1000;
+      if (ok) {
+        w.within++;
+        within++;
+        if (!tooLongIndexes.has(outcome.index)) withinOfServable++;
+      }
+      if (tooLongIndexes.has(outcome.index)) w.tooLong++;
+      windows.set(Math.floor(at / 10_000), w);
+    }
+    const last = Math.max(...windows.keys(), ...samples.map((x) => Math.floor(x.atMs / 10_000)));
+    say(
+      `  ${"sent at".padEnd(10)} ${"requests".padStart(8)} ${`within ${TARGET_SECONDS} s`.padStart(12)}   replicas asked for / ready`,
+    );
+    for (let w = 0; w <= last; w++) {
+      const row = windows.get(w);
+      const inWindow = samples.filter((x) => Math.floor(x.atMs / 10_000) === w);
+      const replicas = inWindow.length ? Math.max(...inWindow.map((x) => x.replicas)) : undefined;
+      const ready = inWindow.length ? Math.max(...inWindow.map((x) => x.ready)) : undefined;
+      say(
+        `  ${`t+${w * 10}s`.padEnd(10)} ${String(row?.sent ?? 0).padStart(8)} ${(row && row.sent ? `${row.within} (${Math.round((row.within / row.sent) * 100)}%)` : "-").padStart(12)}   ` +
+          `${replicas === undefined ? "-" : `${replicas} / ${ready}`}${replicas === undefined ? "" : ` ${"#".repeat(ready ?? 0)}`}`,
+      );
+    }
     const errors = Object.entries(report.errors)
       .map(([kind, count]) => `${kind} ×${count}`)
       .join(", ");
-    const md = await read();
-    const within = md.status?.autoscaler?.ttftWithinTarget;
-    const targetSeconds = md.spec.autoscaling.ttftTargetSeconds ?? 2;
-    // As the client saw it (time held at the gateway included); a failed request counts as a miss.
-    const clientWithin =
-      report.sent > 0
-        ? report.ttftSamplesMs.filter((ms) => ms <= targetSeconds * 1000).length / report.sent
-        : 0;
-    // The same share per 10 s of the schedule, with the replicas asked for by then: the opening burst
-    // meets the fleet the wake left, the later ones the fleet the autoscaler grew.
-    const windows = new Map<number, { sent: number; within: number }>();
-    for (const outcome of report.outcomes) {
-      const at = schedule[outcome.index]?.sendAtMs ?? 0;
-      const w = windows.get(Math.floor(at / 10_000)) ?? { sent: 0, within: 0 };
-      w.sent++;
-      if (outcome.ok && (outcome.ttftMs ?? Infinity) <= targetSeconds * 1000) w.within++;
-      windows.set(Math.floor(at / 10_000), w);
-    }
-    for (const [w, { sent, within }] of [...windows].sort((a, b) => a[0] - b[0]))
-      say(
-        `  requests sent t+${w * 10}-${w * 10 + 10}s: ${sent}, within ${targetSeconds} s: ${within} (${((within / sent) * 100).toFixed(0)}%)` +
-          (replicasAt.has(w) ? `; replicas asked for then ${replicasAt.get(w)}` : ""),
-      );
+    const share = report.sent > 0 ? within / report.sent : 0;
+    const servable = report.sent - tooLongIndexes.size;
+    const peakReplicas = Math.max(0, ...samples.map((x) => x.replicas));
     say(
-      `\nload through the gateway: ${report.succeeded} ok, ${report.failed} failed${errors ? ` (${errors})` : ""}; ` +
-        `TTFT p50 ${report.ttftMs.p50.toFixed(0)} ms, p90 ${report.ttftMs.p90.toFixed(0)} ms, p99 ${report.ttftMs.p99.toFixed(0)} ms; ` +
-        `\x1b[1mwithin the ${targetSeconds} s objective, as clients saw it: ${(clientWithin * 100).toFixed(1)}% of ${report.sent}\x1b[0m ` +
-        `(engines' histograms, last 5 min, which do not see time held at the gateway: ${within === undefined ? "-" : `${(within * 100).toFixed(1)}%`}); ` +
-        `replicas now ${md.spec.replicas}, peak ${peak}`,
+      `\n  ${report.succeeded} ok, ${report.failed} failed${errors ? ` (${errors})` : ""}; TTFT as clients saw it: ` +
+        `p50 ${report.ttftMs.p50.toFixed(0)} ms, p90 ${report.ttftMs.p90.toFixed(0)} ms, p99 ${report.ttftMs.p99.toFixed(0)} ms`,
+    );
+    say(
+      `  ${bold(`within the ${TARGET_SECONDS} s objective: ${(share * 100).toFixed(1)}% of ${report.sent}`)} ` +
+        `(time held at the gateway included; a failure counts as a miss)` +
+        (tooLongIndexes.size > 0
+          ? `; ${tooLongIndexes.size} of them have a prompt (≥ ~7,200 tokens) that an idle L4 alone needs more than ${TARGET_SECONDS} s to prefill, ` +
+            `the other ${servable}: ${((withinOfServable / Math.max(1, servable)) * 100).toFixed(1)}% within ${TARGET_SECONDS} s`
+          : ""),
+    );
+    summary.push(
+      `${label}: ${report.sent} requests, ${(share * 100).toFixed(1)}% within ${TARGET_SECONDS} s` +
+        (tooLongIndexes.size > 0
+          ? ` (${((withinOfServable / Math.max(1, servable)) * 100).toFixed(1)}% of the ${servable} an idle L4 can answer within ${TARGET_SECONDS} s)`
+          : "") +
+        `, ${report.failed} failed, TTFT p99 ${(report.ttftMs.p99 / 1000).toFixed(1)} s; replicas up to ${peakReplicas}`,
     );
   };
 
-  await replay(
-    Number(flags.speedup),
-    `replaying the Azure 2023 code trace through the gateway at ${flags.speedup}× for up to ${flags["load-seconds"]}s`,
+  const trace = loadTrace("azure-code");
+  const ramp = {
+    fromPerSecond: 0.3,
+    peakPerSecond: peak,
+    upMs: rampSeconds * 1000,
+    holdMs: (rampSeconds / 2) * 1000,
+    downMs: (rampSeconds / 2) * 1000,
+    seed: 1,
+  };
+  const rampRequests = rampSchedule(trace, ramp);
+  heading(
+    `scene 2: traffic ramps up from 0.3 to ${peak} requests/s over ${rampSeconds} s, holds ${rampSeconds / 2} s, ramps down over ${rampSeconds / 2} s ` +
+      `(${rampRequests.length} requests with the Azure 2023 code trace's prompt and output sizes; ${(rampDurationMs(ramp) / 1000).toFixed(0)} s)`,
   );
+  describeReplay(rampRequests, await replay(rampRequests, `scene 2, ramp 0.3 → ${peak} → 0.3 requests/s`));
   heading("the load is over: scale down, then back to zero after 60 s without a request");
-  const down = Date.now();
-  let lastReplicas = -1;
-  await waitUntil("back at zero", 300_000, (md) => {
-    if (md.spec.replicas !== lastReplicas) {
-      lastReplicas = md.spec.replicas;
-      say(
-        `  t+${Math.round((Date.now() - down) / 1000)}s  replicas ${md.spec.replicas}  STATUS ${readyReason(md) ?? "-"}`,
-      );
-    }
-    return md.spec.replicas === 0 && readyReason(md) === "Idle";
-  });
+  const toZeroSeconds = await followDownToZero();
+  summary.push(
+    `after scene 2: back at zero replicas ${toZeroSeconds.toFixed(0)} s after the last request was answered`,
+  );
   say(await kubectl("-n", namespace, "get", "md", "-o", "wide"));
   say(
     await kubectl(
@@ -294,17 +394,34 @@ try {
       "get",
       "events.events.k8s.io",
       "--field-selector",
-      `regarding.name=${name}`,
+      `regarding.kind=ModelDeployment,regarding.name=${name}`,
       "--sort-by=.metadata.creationTimestamp",
     ),
   );
 
-  if (flags.overload) {
-    await replay(
-      5,
-      "OVERLOAD SCENE: the same trace at 5×, about twice what the 12 L4 GPUs of the pool can serve; the status names the maxReplicas cap and the TTFT objective is missed",
+  if (!flags["skip-overload"]) {
+    const speedup = Number(flags.speedup);
+    const burst = scheduleTrace(trace, {
+      speedup,
+      maxRequests: 20_000,
+      maxDurationMs: Number(flags["load-seconds"]) * 1000,
+    });
+    heading(
+      `OVERLOAD SCENE: the Azure 2023 code trace as it starts (${speedup}×), arriving at ZERO replicas: ` +
+        `12 requests, ~32k prompt tokens in 2 s, ~8.5 s of prefill for one L4 while the first replica is still starting`,
+    );
+    say(
+      "  No fleet that is still starting answers this burst within 2 s. The gateway holds it, reports the held prompt tokens,\n" +
+        "  and the operator sizes the wake by them (several replicas at once); the later requests meet that fleet.",
+    );
+    describeReplay(
+      burst,
+      await replay(burst, `OVERLOAD scene, the trace's opening burst at zero replicas (${speedup}×)`),
     );
   }
+
+  heading("summary");
+  for (const line of summary) say(`- ${line}`);
 
   if (flags.keep) {
     say(`\nLeft running. export KUBECONFIG=${cluster.kubeconfigPath}; Ctrl-C stops everything.`);

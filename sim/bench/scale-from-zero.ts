@@ -31,6 +31,7 @@ import { startLocalCluster } from "../cluster/cluster.js";
 import { loadNodePools } from "../cluster/nodepools.js";
 import { listManagedPods, SimFleet } from "../engine/fleet.js";
 import { sendRequest } from "../loadgen/loadgen.js";
+import { firstTime, timeWake } from "./wake-split.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -45,25 +46,9 @@ if (!(modelLoadSeconds >= 0 && modelLoadSeconds <= 600)) throw new Error("--mode
 
 process.env.GPUFLEET_LOG_LEVEL ??= "warn";
 const say = (line: string) => process.stderr.write(`[scale-from-zero] ${line}\n`);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const namespace = "bench";
 const name = "llama";
 const modelName = "llama-3.1-8b-instruct";
-
-/** Polls `probe` every 25 ms until it returns true; returns when (performance.now()). */
-async function firstTime(probe: () => Promise<boolean>, deadlineMs: number, what: string): Promise<number> {
-  for (;;) {
-    if (await probe().catch(() => false)) return performance.now();
-    if (performance.now() > deadlineMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-async function engineAnswers(url: string, wantOk: boolean): Promise<boolean> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(1_000), redirect: "error" });
-  await response.body?.cancel();
-  return wantOk ? response.status === 200 : true;
-}
 
 const binaries = await ensureClusterBinaries();
 const cluster = await startLocalCluster({ binaries, nodePools: loadNodePools() });
@@ -121,28 +106,19 @@ try {
       maxOutputTokens: 16,
       requestTimeoutMs: 600_000,
     });
-    const scaledAt = await firstTime(async () => (await readMd()).spec.replicas >= 1, deadline, "spec.replicas 1");
-    let podUrl = "";
-    const listeningAt = await firstTime(
-      async () => {
-        const ip = (await pods()).find((pod) => pod.status?.podIP)?.status?.podIP;
-        if (!ip) return false;
-        podUrl = `http://${ip}:8000/health`;
-        return engineAnswers(podUrl, false);
-      },
-      deadline,
-      "engine listening",
-    );
-    const loadedAt = await firstTime(() => engineAnswers(podUrl, true), deadline, "engine /health 200");
-    const result = await outcome;
-    if (!result.ok || result.ttftMs === undefined) throw new Error(`the first request failed: ${result.error ?? "no first token"}`);
-    const firstTokenAt = sentAt + result.ttftMs;
+    const split = await timeWake({
+      sentAt,
+      outcome,
+      replicas: async () => (await readMd()).spec.replicas ?? 0,
+      podIP: async () => (await pods()).find((pod) => pod.status?.podIP)?.status?.podIP,
+      deadlineMs: deadline,
+    });
     const row = {
-      operator: scaledAt - sentAt,
-      podStart: listeningAt - scaledAt,
-      modelLoad: loadedAt - listeningAt,
-      firstToken: firstTokenAt - loadedAt,
-      total: result.ttftMs,
+      operator: split.operatorMs,
+      podStart: split.podStartMs,
+      modelLoad: split.modelLoadMs,
+      firstToken: split.firstTokenMs,
+      total: split.totalMs,
     };
     rows.push(row);
     say(`run ${run}: ${JSON.stringify(Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Math.round(v)])))} ms`);

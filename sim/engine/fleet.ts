@@ -153,6 +153,12 @@ export interface SimFleetOptions {
   pollIntervalMs?: number;
   /** Called when an engine fails to start (e.g. address in use); the next poll retries. */
   onError?: (spec: EngineSpec, error: unknown) => void;
+  /**
+   * When set, an engine whose pod went away first drains (finishes its requests in flight, at most this
+   * long; `EngineServer.drain`) as the pod's preStop hook does in a real cluster, where KWOK runs no
+   * hooks. Unset: it stops at once (its connections reset).
+   */
+  drainOnDeleteMs?: number;
   /** Per-request confidence table for an engine's logprobs (sim/engine/server.ts `confidences`). */
   confidencesFor?: (spec: EngineSpec) => readonly number[] | undefined;
 }
@@ -182,6 +188,7 @@ export class SimFleet {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private reconciling: Promise<void> | undefined;
+  private readonly draining = new Set<EngineServer>();
 
   constructor(private readonly options: SimFleetOptions) {}
 
@@ -206,6 +213,13 @@ export class SimFleet {
       stop.map(async (key) => {
         const engine = this.engines.get(key);
         this.engines.delete(key);
+        if (engine && this.options.drainOnDeleteMs !== undefined) {
+          // Not awaited: new engines start meanwhile (the port is free once the drain begins).
+          const server = engine.server;
+          this.draining.add(server);
+          void server.drain(this.options.drainOnDeleteMs).finally(() => this.draining.delete(server));
+          return;
+        }
         await engine?.server.close();
       }),
     );
@@ -249,6 +263,8 @@ export class SimFleet {
     await this.reconciling?.catch(() => undefined);
     await Promise.all([...this.engines.values()].map(({ server }) => server.close()));
     this.engines.clear();
+    await Promise.all([...this.draining].map((server) => server.close()));
+    this.draining.clear();
   }
 }
 

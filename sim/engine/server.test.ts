@@ -200,6 +200,24 @@ describe("engine server: metrics", () => {
     expect(generationTokensTotal).toBeGreaterThanOrEqual(generatedBefore);
   });
 
+  it("drains like a pod's preStop hook: a stream in flight finishes, a new connection is refused", async () => {
+    const server = await start();
+    const response = await post(server, "/v1/completions", { prompt: "drain me", max_tokens: 150, stream: true });
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    let text = Buffer.from((await reader.read()).value ?? []).toString();
+    const drained = server.drain(10_000);
+    await expect(fetch(`${server.url}/health`)).rejects.toThrow();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    expect(sseEvents(text).at(-1)).toBe("[DONE]");
+    expect(sseEvents(text).filter((e) => e.includes('"text"')).length).toBeGreaterThanOrEqual(150);
+    await drained;
+    expect(server.pump().requestsFinishedTotal).toBe(1);
+  });
+
   it("counts tokens and TTFTs in vLLM's counters and histogram", async () => {
     const server = await start();
     await Promise.all(

@@ -251,6 +251,19 @@ export class EngineServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  /**
+   * A pod's preStop drain (operator/render/common.ts): stops taking connections, lets the requests in
+   * flight finish (at most `maxMs`), then closes. The port is free again at once.
+   */
+  async drain(maxMs: number): Promise<void> {
+    this.server.close();
+    this.server.closeIdleConnections();
+    const deadline = performance.now() + maxMs;
+    while (this.pending.size > 0 && !this.closed && performance.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    if (!this.closed) await this.close();
+  }
+
   setFaults(faults: EngineFaults): void {
     this.faults = { ...faults };
   }
