@@ -8,9 +8,9 @@
  * 3. applies examples/llama-3.1-8b-scale-to-zero.yaml: planned, placed, and Idle at zero replicas;
  * 4. scene 1: one request through the gateway wakes the model (held, 0 -> 1, answered), with the time to
  *    its first token split into waiting for the operator, pod start and model load (3 s, simulated);
- * 5. scene 2: a ramp of traffic (the Azure 2023 code trace's request sizes, arriving ever faster, then
- *    slower), which the fleet follows up and back down while clients keep the 2 s TTFT objective; then
- *    the return to zero after 60 s without a request;
+ * 5. scene 2: a trickle of traffic that ramps up (the Azure 2023 code trace's request sizes, arriving
+ *    ever faster, then slower), which the fleet follows up while clients keep the 2 s TTFT objective;
+ *    then the return to zero after 60 s without a request;
  * 6. scene 3, the OVERLOAD scene (skip it with --skip-overload): the trace's own opening, a burst of
  *    ~8.5 s of L4 prefill in its first 2 s, arriving at zero replicas: no fleet that is still starting
  *    serves it within 2 s; the gateway holds it, the operator sizes the wake by it.
@@ -19,7 +19,7 @@
  * held at the gateway included; a failed request is a miss), per 10 s with the replicas asked for and
  * ready, and a summary at the end.
  *
- * Flags: --peak N (ramp's peak, requests/s, default 4), --ramp-seconds N (its rise, default 60; it holds
+ * Flags: --peak N (ramp's peak, requests/s, default 3.5), --ramp-seconds N (its rise, default 90; it holds
  * half that and falls in half that), --speedup N (trace time compression of the overload scene, default
  * 1), --load-seconds N (its length, default 150), --skip-overload, --keep (leave everything running
  * until Ctrl-C).
@@ -52,8 +52,8 @@ const bold = (text: string) => `\x1b[1m${text}\x1b[0m`;
 
 const { values: flags } = parseArgs({
   options: {
-    peak: { type: "string", default: "4" },
-    "ramp-seconds": { type: "string", default: "60" },
+    peak: { type: "string", default: "3.5" },
+    "ramp-seconds": { type: "string", default: "90" },
     speedup: { type: "string", default: "1" },
     "load-seconds": { type: "string", default: "150" },
     "skip-overload": { type: "boolean", default: false },
@@ -140,8 +140,8 @@ try {
   await kubectl("create", "namespace", namespace);
   await kubectl("-n", namespace, "create", "secret", "generic", "hf-token", "--from-literal=token=hf_demo");
   say(await kubectl("-n", namespace, "apply", "-f", "examples/llama-3.1-8b-scale-to-zero.yaml"));
-  // A short scale-down window, so the demo shows the way down within a couple of minutes; room for the
-  // whole L4 pool (12 GPUs).
+  // Room for the whole L4 pool (12 GPUs). The scale-down window stays at its default (300 s): the way
+  // down is the return to zero after 60 s without a request.
   await kubectl(
     "-n",
     namespace,
@@ -150,7 +150,7 @@ try {
     name,
     "--type=merge",
     "-p",
-    '{"spec":{"autoscaling":{"scaleDownStabilizationSeconds":45,"maxReplicas":12}}}',
+    '{"spec":{"autoscaling":{"maxReplicas":12}}}',
   );
 
   const client = new KubeClient(cluster.kubeConfig);
@@ -306,23 +306,20 @@ try {
       label: string;
     },
   ) => {
-    const windows = new Map<number, { sent: number; within: number; tooLong: number }>();
-    const tooLongIndexes = new Set(
-      schedule.filter((r) => aloneTtftMs(r.promptTokens) > TARGET_SECONDS * 1000).map((r) => r.index),
-    );
+    const windows = new Map<number, { sent: number; within: number }>();
     let within = 0;
-    let withinOfServable = 0;
+    /** Misses whose prompt alone takes an idle replica most of the objective (under 0.5 s left to wait). */
+    let tightMisses = 0;
     for (const outcome of report.outcomes) {
       const at = schedule[outcome.index]?.sendAtMs ?? 0;
-      const w = windows.get(Math.floor(at / 10_000)) ?? { sent: 0, within: 0, tooLong: 0 };
+      const w = windows.get(Math.floor(at / 10_000)) ?? { sent: 0, within: 0 };
       w.sent++;
       const ok = outcome.ok && (outcome.ttftMs ?? Infinity) <= TARGET_SECONDS * 1000;
       if (ok) {
         w.within++;
         within++;
-        if (!tooLongIndexes.has(outcome.index)) withinOfServable++;
-      }
-      if (tooLongIndexes.has(outcome.index)) w.tooLong++;
+      } else if (aloneTtftMs(schedule[outcome.index]?.promptTokens ?? 0) > TARGET_SECONDS * 1000 - 500)
+        tightMisses++;
       windows.set(Math.floor(at / 10_000), w);
     }
     const last = Math.max(...windows.keys(), ...samples.map((x) => Math.floor(x.atMs / 10_000)));
@@ -343,7 +340,6 @@ try {
       .map(([kind, count]) => `${kind} ×${count}`)
       .join(", ");
     const share = report.sent > 0 ? within / report.sent : 0;
-    const servable = report.sent - tooLongIndexes.size;
     const peakReplicas = Math.max(0, ...samples.map((x) => x.replicas));
     say(
       `\n  ${report.succeeded} ok, ${report.failed} failed${errors ? ` (${errors})` : ""}; TTFT as clients saw it: ` +
@@ -351,18 +347,16 @@ try {
     );
     say(
       `  ${bold(`within the ${TARGET_SECONDS} s objective: ${(share * 100).toFixed(1)}% of ${report.sent}`)} ` +
-        `(time held at the gateway included; a failure counts as a miss)` +
-        (tooLongIndexes.size > 0
-          ? `; ${tooLongIndexes.size} of them have a prompt (≥ ~7,200 tokens) that an idle L4 alone needs more than ${TARGET_SECONDS} s to prefill, ` +
-            `the other ${servable}: ${((withinOfServable / Math.max(1, servable)) * 100).toFixed(1)}% within ${TARGET_SECONDS} s`
-          : ""),
+        `(time held at the gateway included; a failure counts as a miss)`,
     );
+    if (report.sent > within)
+      say(
+        `  of the ${report.sent - within} late or failed, ${tightMisses} have a prompt (≥ ~5,700 tokens) that takes an idle L4 over ` +
+          `${TARGET_SECONDS - 0.5} s to prefill by itself: under 0.5 s left for any wait`,
+      );
     summary.push(
-      `${label}: ${report.sent} requests, ${(share * 100).toFixed(1)}% within ${TARGET_SECONDS} s` +
-        (tooLongIndexes.size > 0
-          ? ` (${((withinOfServable / Math.max(1, servable)) * 100).toFixed(1)}% of the ${servable} an idle L4 can answer within ${TARGET_SECONDS} s)`
-          : "") +
-        `, ${report.failed} failed, TTFT p99 ${(report.ttftMs.p99 / 1000).toFixed(1)} s; replicas up to ${peakReplicas}`,
+      `${label}: ${report.sent} requests, ${(share * 100).toFixed(1)}% within ${TARGET_SECONDS} s, ` +
+        `${report.failed} failed, TTFT p99 ${(report.ttftMs.p99 / 1000).toFixed(1)} s; replicas up to ${peakReplicas}`,
     );
   };
 
@@ -370,6 +364,7 @@ try {
   const ramp = {
     fromPerSecond: 0.3,
     peakPerSecond: peak,
+    flatMs: 20_000,
     upMs: rampSeconds * 1000,
     holdMs: (rampSeconds / 2) * 1000,
     downMs: (rampSeconds / 2) * 1000,
@@ -377,10 +372,13 @@ try {
   };
   const rampRequests = rampSchedule(trace, ramp);
   heading(
-    `scene 2: traffic ramps up from 0.3 to ${peak} requests/s over ${rampSeconds} s, holds ${rampSeconds / 2} s, ramps down over ${rampSeconds / 2} s ` +
+    `scene 2: a trickle (0.3 requests/s for 20 s) ramps up to ${peak} requests/s over ${rampSeconds} s, holds ${rampSeconds / 2} s, ramps down over ${rampSeconds / 2} s ` +
       `(${rampRequests.length} requests with the Azure 2023 code trace's prompt and output sizes; ${(rampDurationMs(ramp) / 1000).toFixed(0)} s)`,
   );
-  describeReplay(rampRequests, await replay(rampRequests, `scene 2, ramp 0.3 → ${peak} → 0.3 requests/s`));
+  describeReplay(
+    rampRequests,
+    await replay(rampRequests, `scene 2, trickle and ramp 0.3 → ${peak} → 0.3 requests/s`),
+  );
   heading("the load is over: scale down, then back to zero after 60 s without a request");
   const toZeroSeconds = await followDownToZero();
   summary.push(

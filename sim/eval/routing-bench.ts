@@ -40,19 +40,32 @@ for (const name of traces) {
     const results: RoutingResult[] = allRouters(params).map((router) =>
       simulateRouting({ name: `${name} ${load}×`, trace, params, replicas, scrapeIntervalMs: 1000 }, router),
     );
-    const bestP99 = Math.min(...results.map((r) => r.ttftP99));
+    // Bold: the best of the column as printed (ties at two decimals all bold).
+    const best = (xs: number[], x: number) =>
+      x.toFixed(2) === Math.min(...xs).toFixed(2) ? `**${x.toFixed(2)}**` : x.toFixed(2);
     for (const r of results) {
       rows.push(
-        `| ${name} ${load}× | ${r.router} | ${r.ttftP50.toFixed(2)} | ${r.ttftP99 === bestP99 ? `**${r.ttftP99.toFixed(2)}**` : r.ttftP99.toFixed(2)} | ` +
-          `${Math.round(r.tokensPerSecond).toLocaleString("en-US")} | ${name === "azure-code" ? "–" : pct(r.hitRatio, 2)} | ${r.imbalance.toFixed(2)} |`,
+        `| ${name} ${load}× | ${r.router} | ${best(
+          results.map((x) => x.ttftP50),
+          r.ttftP50,
+        )} | ${best(
+          results.map((x) => x.ttftP99),
+          r.ttftP99,
+        )} | ${best(
+          results.map((x) => x.ttftP999),
+          r.ttftP999,
+        )} | ` +
+          `${Math.round(r.tokensPerSecond).toLocaleString("en-US")} | ${name === "azure-code" ? "–" : r.hitRatio === Math.max(...results.map((x) => x.hitRatio)) ? `**${pct(r.hitRatio, 2)}**` : pct(r.hitRatio, 2)} | ${r.imbalance.toFixed(2)} |`,
       );
       if (r.finished !== r.requests)
-        rows.push(`|  | (${r.requests - r.finished} requests not finished) | | | | | |`);
+        rows.push(`|  | (${r.requests - r.finished} requests not finished) | | | | | | |`);
     }
   }
 }
-console.log("| trace, load | router | TTFT p50 s | TTFT p99 s | tokens/s | prefix hit ratio | imbalance |");
-console.log("|---|---|---:|---:|---:|---:|---:|");
+console.log(
+  "| trace, load | router | TTFT p50 s | TTFT p99 s | TTFT p99.9 s | tokens/s | prefix hit ratio | imbalance |",
+);
+console.log("|---|---|---:|---:|---:|---:|---:|---:|");
 for (const row of rows) console.log(row);
 console.log(
   "\ntokens/s: prompt + output tokens of finished requests per second, first arrival to last token; " +

@@ -178,6 +178,8 @@ export interface RoutingResult {
   finished: number;
   ttftP50: number;
   ttftP99: number;
+  /** The tail beyond p99: in a trace whose p99 falls inside one burst, how late that burst's last requests are. */
+  ttftP999: number;
   /** Prompt + output tokens of finished requests per second, first arrival to last finish. */
   tokensPerSecond: number;
   /** Prefix-cache hits / queries, in tokens, summed over the engines. */
@@ -331,6 +333,7 @@ export function simulateRouting(scenario: RoutingScenario, router: Router): Rout
     finished,
     ttftP50: quantile(ttft, 0.5),
     ttftP99: quantile(ttft, 0.99),
+    ttftP999: quantile(ttft, 0.999),
     tokensPerSecond: finishedTokens / (spanMs / 1000),
     hitRatio: queries === 0 ? 0 : hits / queries,
     imbalance: imbalanceSamples === 0 ? 1 : imbalanceSum / imbalanceSamples,

@@ -41,6 +41,14 @@ describe("load ramp", () => {
     );
   });
 
+  it("starts with a trickle at the starting rate when asked", () => {
+    const trickle = { ...ramp, flatMs: 20_000 };
+    expect(rampDurationMs(trickle)).toBe(140_000);
+    expect(rampRateAt(trickle, 19_000)).toBe(0.5);
+    expect(rampRateAt(trickle, 50_000)).toBeCloseTo(2.25, 9);
+    expect(rampRateAt(trickle, 95_000)).toBe(4);
+  });
+
   it("refuses a peak below the starting rate", () => {
     expect(() => rampSchedule(sizes, { ...ramp, peakPerSecond: 0.1 })).toThrow(/peakPerSecond/);
   });

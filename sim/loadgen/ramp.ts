@@ -1,6 +1,7 @@
 /**
  * A load ramp: a trace's request sizes (prompt and output tokens, in trace order) re-timed as a
- * Poisson process whose rate rises linearly from `fromPerSecond` to `peakPerSecond` over `upMs`, stays
+ * Poisson process whose rate stays at `fromPerSecond` for `flatMs` (a trickle), rises linearly to
+ * `peakPerSecond` over `upMs`, stays
  * at the peak for `holdMs`, then falls back to `fromPerSecond` over `downMs`. Real traffic that grows
  * over a minute rather than arriving as one burst: what an autoscaler can follow. Deterministic for a
  * seed (sim/prng.ts). Pure.
@@ -11,6 +12,8 @@ import type { ScheduledRequest, TraceRequest } from "./trace.js";
 export interface RampOptions {
   fromPerSecond: number;
   peakPerSecond: number;
+  /** The trickle before the rise (default 0). */
+  flatMs?: number;
   upMs: number;
   holdMs: number;
   downMs: number;
@@ -18,12 +21,17 @@ export interface RampOptions {
 }
 
 export function rampDurationMs(o: RampOptions): number {
-  return o.upMs + o.holdMs + o.downMs;
+  return (o.flatMs ?? 0) + o.upMs + o.holdMs + o.downMs;
 }
 
 /** Requests per second the ramp asks for at `tMs` after its start (0 outside the ramp). */
 export function rampRateAt(o: RampOptions, tMs: number): number {
   if (tMs < 0 || tMs > rampDurationMs(o)) return 0;
+  if (tMs < (o.flatMs ?? 0)) return o.fromPerSecond;
+  return rampRateAfterTrickle(o, tMs - (o.flatMs ?? 0));
+}
+
+function rampRateAfterTrickle(o: RampOptions, tMs: number): number {
   const span = o.peakPerSecond - o.fromPerSecond;
   if (tMs < o.upMs) return o.fromPerSecond + (span * tMs) / o.upMs;
   if (tMs <= o.upMs + o.holdMs) return o.peakPerSecond;
