@@ -7,11 +7,15 @@
  *
  * Three processes, so that none measures itself: this one (load generator), one running the engines,
  * one running the gateway (the real GatewayServer with a fixed fleet, no cluster). Bounded: each run
- * lasts --seconds (default 5) after a 1 s warm-up.
+ * lasts --seconds (default 5) after a 1 s warm-up. Each run also reports the cores each process kept
+ * busy (CPU seconds per second, from /proc): on a small machine the load generator and the engines
+ * compete with the gateway for the same cores, and the table says how much.
  *
  *   npm run bench:gateway [-- --seconds 5 --rates 500,2000 --engines 4 --tokens 8]
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import http from "node:http";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -185,6 +189,47 @@ async function load(
   return { samples: done, sent };
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
+function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    // Fields after the command name: state is the 3rd field; utime and stime the 14th and 15th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU of the three processes over one run, in cores (CPU seconds per second of the run). */
+async function measureCores<T>(
+  pids: { engines: number | undefined; gateway: number | undefined },
+  work: () => Promise<T>,
+): Promise<{ result: T; loadgen: number; engines: number; gateway: number }> {
+  const self0 = process.cpuUsage();
+  const engines0 = processCpuSeconds(pids.engines);
+  const gateway0 = processCpuSeconds(pids.gateway);
+  const started = performance.now();
+  const result = await work();
+  const seconds = (performance.now() - started) / 1000;
+  const self = process.cpuUsage(self0);
+  return {
+    result,
+    loadgen: (self.user + self.system) / 1e6 / seconds,
+    engines: (processCpuSeconds(pids.engines) - engines0) / seconds,
+    gateway: (processCpuSeconds(pids.gateway) - gateway0) / seconds,
+  };
+}
+
 async function gatewayProcessStats(opsPort: number): Promise<{ cpuSeconds: number; rssBytes: number }> {
   const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
   const value = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? NaN);
@@ -208,10 +253,15 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
     // JIT warm-up of the gateway process, not measured.
     await load([gateway], rates[0] ?? 500, 1, tokens);
     for (const rate of rates) {
-      const direct = await load(addresses, rate, seconds, tokens);
+      const pids = { engines: engineProcess.child.pid, gateway: gatewayProcess.child.pid };
+      const directRun = await measureCores(pids, () => load(addresses, rate, seconds, tokens));
+      const direct = directRun.result;
       const before = await gatewayProcessStats(opsPort);
-      const via = await load([gateway], rate, seconds, tokens);
+      const viaRun = await measureCores(pids, () => load([gateway], rate, seconds, tokens));
+      const via = viaRun.result;
       const after = await gatewayProcessStats(opsPort);
+      const cores = (run: { loadgen: number; engines: number; gateway: number }) =>
+        `${run.loadgen.toFixed(2)} + ${run.engines.toFixed(2)} + ${run.gateway.toFixed(2)}`;
       const stats = (samples: Sample[]) => {
         const ok = samples.filter((s) => s.ok);
         const ttft = ok.map((s) => s.ttftMs);
@@ -240,6 +290,7 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
           fmt(d.gap99),
           "",
           "",
+          cores(directRun),
         ],
         [
           `${rate}/s gateway`,
@@ -250,6 +301,7 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
           fmt(g.gap99),
           (cpuPer1000 * 1000).toFixed(0),
           (after.rssBytes / 2 ** 20).toFixed(0),
+          cores(viaRun),
         ],
         [
           `${rate}/s added`,
@@ -260,6 +312,7 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
           fmt(diff(g.gap99, d.gap99)),
           "",
           "",
+          "",
         ],
         [
           `${rate}/s ratio`,
@@ -268,6 +321,7 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
           ratio(g.ttft99, d.ttft99),
           ratio(g.gap50, d.gap50),
           ratio(g.gap99, d.gap99),
+          "",
           "",
           "",
         ],
@@ -286,12 +340,16 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
     "chunk gap p99 ms",
     "gateway CPU ms/1k req",
     "gateway RSS MiB",
+    "cores: load gen + engines + gateway",
   ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
   process.stdout.write(
     [
-      `gateway overhead, ${engines} simulated vLLM engines (Llama 3.1 8B on H100), ${tokens}-token streamed completions, ${seconds} s per run after 1 s warm-up`,
+      `gateway overhead, ${engines} simulated vLLM engines (Llama 3.1 8B on H100), ${tokens}-token streamed completions, ${seconds} s per run after 1 s warm-up; ` +
+        `${cpus().length} CPUs, load average ${loadavg()
+          .map((x) => x.toFixed(1))
+          .join(" ")} at the end (the machine's other work included)`,
       line(header),
       `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
       ...rows.map(line),
