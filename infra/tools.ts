@@ -21,16 +21,13 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
-  chmodSync,
   copyFileSync,
   cpSync,
   existsSync,
   mkdirSync,
-  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
@@ -40,9 +37,13 @@ import {
   defaultBinaryCacheDir,
   findGo,
   isExecutable,
+  makeTreeWritable,
+  parseGoModReplacements,
   parseGoModRequirements,
   withLockFile,
 } from "../tools/binaries.js";
+
+export { parseGoModReplacements };
 
 const TOOLS_DIR = join(REPO_ROOT, "tools");
 
@@ -70,31 +71,6 @@ export interface PulumiToolPins {
 
 /** Bump when the build steps change, so cached binaries are rebuilt. */
 const BUILD_RECIPE_REVISION = "1";
-
-/** `replace X => Y vN` lines of a go.mod: module path → replacement {path, version}. */
-export function parseGoModReplacements(goModText: string): Map<string, { path: string; version?: string }> {
-  const replacements = new Map<string, { path: string; version?: string }>();
-  let inBlock = false;
-  for (const rawLine of goModText.split("\n")) {
-    const line = rawLine.replace(/\/\/.*$/, "").trim();
-    if (line === "") continue;
-    if (inBlock && line === ")") {
-      inBlock = false;
-      continue;
-    }
-    if (line === "replace (") {
-      inBlock = true;
-      continue;
-    }
-    const body = inBlock ? line : line.startsWith("replace ") ? line.slice("replace ".length) : undefined;
-    if (body === undefined) continue;
-    const [left = "", right = ""] = body.split("=>").map((side) => side.trim());
-    const [modulePath] = left.split(/\s+/);
-    const [path, version] = right.split(/\s+/);
-    if (modulePath && path) replacements.set(modulePath, version ? { path, version } : { path });
-  }
-  return replacements;
-}
 
 export function readPulumiToolPins(toolsDir: string = TOOLS_DIR): PulumiToolPins {
   const hash = createHash("sha256").update(`recipe:${BUILD_RECIPE_REVISION}\n`);
@@ -201,14 +177,6 @@ async function run(command: string, args: string[], options: RunOptions): Promis
         );
     });
   });
-}
-
-function makeTreeWritable(dir: string): void {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    chmodSync(path, entry.isDirectory() ? 0o755 : statSync(path).mode | 0o200);
-    if (entry.isDirectory()) makeTreeWritable(path);
-  }
 }
 
 function goEnv(goBinary: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

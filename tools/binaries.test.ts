@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   BINARY_RECIPES,
+  alignedRequirementEdits,
   defaultBinaryCacheDir,
+  effectiveModuleVersions,
   ensureClusterBinaries,
   ensurePinnedBinaries,
   parseGoModRequirements,
@@ -33,6 +35,56 @@ describe("parseGoModRequirements", () => {
     expect(requirements.get("go.etcd.io/etcd/server/v3")).toBe("v3.6.7");
     expect(requirements.get("sigs.k8s.io/kwok")).toBe("v0.7.0");
     expect(requirements.has("k8s.io/api")).toBe(false);
+  });
+});
+
+describe("building on the cluster binaries' module versions", () => {
+  const clusterGoMod = [
+    "module gpufleet.io/tools/k8s",
+    "require (",
+    "\tgolang.org/x/net v0.38.0 // indirect",
+    "\tk8s.io/api v0.34.4 // indirect",
+    "\tk8s.io/apiextensions-apiserver v0.0.0 // indirect",
+    ")",
+    "replace (",
+    "\tk8s.io/api => k8s.io/api v0.34.4",
+    "\tk8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.34.4",
+    ")",
+  ].join("\n");
+
+  it("reads the version built: a replacement by another version of the same module wins over v0.0.0", () => {
+    const versions = effectiveModuleVersions(clusterGoMod);
+    expect(versions.get("golang.org/x/net")).toBe("v0.38.0");
+    expect(versions.get("k8s.io/api")).toBe("v0.34.4");
+    expect(versions.get("k8s.io/apiextensions-apiserver")).toBe("v0.34.4");
+  });
+
+  it("moves shared requirements onto those versions (down or up), keeps the others, drops what the build does not use", () => {
+    const lwsGoMod = [
+      "module sigs.k8s.io/lws",
+      "require (",
+      "\tgithub.com/onsi/ginkgo/v2 v2.27.5",
+      "\tk8s.io/api v0.34.3",
+      "\tsigs.k8s.io/controller-runtime v0.22.4",
+      ")",
+      "require golang.org/x/net v0.43.0 // indirect",
+    ].join("\n");
+    const aligned = effectiveModuleVersions(clusterGoMod);
+    expect(alignedRequirementEdits(lwsGoMod, aligned)).toEqual([
+      "-require=k8s.io/api@v0.34.4",
+      "-require=golang.org/x/net@v0.38.0",
+    ]);
+    const keep = new Set(["k8s.io/api", "golang.org/x/net", "sigs.k8s.io/controller-runtime"]);
+    expect(alignedRequirementEdits(lwsGoMod, aligned, keep)).toEqual([
+      "-droprequire=github.com/onsi/ginkgo/v2",
+      "-require=k8s.io/api@v0.34.4",
+      "-require=golang.org/x/net@v0.38.0",
+    ]);
+  });
+
+  it("builds the LeaderWorkerSet controller that way, so its cache folder follows tools/k8s too", () => {
+    const lws = BINARY_RECIPES.find((recipe) => recipe.name === "lws-controller");
+    expect(lws?.alignedWith?.toolModule).toBe("k8s");
   });
 });
 

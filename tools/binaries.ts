@@ -14,7 +14,14 @@
  *      built there with `go build -trimpath` when missing. The directory name hashes the tools'
  *      go.mod + go.sum, so binaries are rebuilt only when a pin changes. prometheus and promtool
  *      have their own folder, bin/prometheus-<hash of tools/prometheus>/, and lws-controller
- *      bin/lws-<hash of tools/lws>/, so that bumping one group's pins does not rebuild the others.
+ *      bin/lws-<hash of tools/lws and tools/k8s>/, so that bumping one group's pins does not rebuild the others.
+ *
+ * Every build shares one Go build cache (GOCACHE), but a package compiled for one build is reused by
+ * another only if its module version and all its dependencies' are the same. lws-controller is therefore
+ * built from a copy of its module whose requirements follow tools/k8s' versions of the modules both use
+ * (client-go, apimachinery, x/net, protobuf...; BinaryRecipe.alignedWith): after the cluster binaries it
+ * compiles ~65 packages of ~860 (measured: README, "CI time"). Prometheus cannot be built that way: it is
+ * on client-go 0.37 and grpc 1.84, far above the cluster's 0.34 and 1.72.
  *
  * Prometheus is built without its web UI assets (no `builtinassets` tag: the UI pages answer 404,
  * the HTTP API the tests use is complete) and with `remove_all_sd` (only static, file and HTTP
@@ -24,7 +31,9 @@ import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   accessSync,
+  chmodSync,
   constants,
+  cpSync,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -32,6 +41,8 @@ import {
   rmSync,
   openSync,
   closeSync,
+  readdirSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { homedir } from "node:os";
@@ -76,7 +87,8 @@ type ToolModule = "k8s" | "etcd" | "kwok" | "helm" | "prometheus" | "lws";
 const PIN_GROUPS = {
   cluster: { toolModules: ["k8s", "etcd", "kwok", "helm"], folderPrefix: "", recipeRevision: "1" },
   prometheus: { toolModules: ["prometheus"], folderPrefix: "prometheus-", recipeRevision: "1" },
-  lws: { toolModules: ["lws"], folderPrefix: "lws-", recipeRevision: "1" },
+  // Built on tools/k8s' module versions (BinaryRecipe.alignedWith), so its pins count too.
+  lws: { toolModules: ["lws", "k8s"], folderPrefix: "lws-", recipeRevision: "2" },
 } as const satisfies Record<
   string,
   { toolModules: readonly ToolModule[]; folderPrefix: string; recipeRevision: string }
@@ -103,6 +115,13 @@ export interface BinaryRecipe {
   releaseVersion?: (pinnedVersion: string) => string;
   /** Go build tags. */
   buildTags?: readonly string[];
+  /**
+   * Build from a copy of the pinned module's source whose requirements follow `toolModule`'s versions
+   * for every module both builds use, so the Go build cache (one for all builds) already holds those
+   * packages, compiled for the cluster binaries. `rewrite`: dependencies whose own go.mod asks for newer
+   * versions of shared modules; they are copied too, their requirements aligned the same way.
+   */
+  alignedWith?: { toolModule: ToolModule; rewrite: readonly string[] };
 }
 
 /**
@@ -190,6 +209,13 @@ export const BINARY_RECIPES: readonly BinaryRecipe[] = [
     pinnedModule: "sigs.k8s.io/lws",
     goPackage: "sigs.k8s.io/lws/cmd",
     versionArgs: ["--version"],
+    // Built on tools/k8s' versions of client-go, apimachinery, x/net, protobuf... (v0.8.0 asks for
+    // slightly newer patches): ~90% of its packages are then the cluster binaries' and come from the Go
+    // build cache (64 of ~860 compiled). cert-controller and volcano's apis ask for newer x/* modules.
+    alignedWith: {
+      toolModule: "k8s",
+      rewrite: ["github.com/open-policy-agent/cert-controller", "volcano.sh/apis"],
+    },
     versionLdflags: (version) => [
       `-X sigs.k8s.io/lws/pkg/version.GitVersion=${version}`,
       `-X sigs.k8s.io/lws/pkg/version.GitCommit=${version}`,
@@ -219,6 +245,68 @@ export function parseGoModRequirements(goModText: string): Map<string, string> {
     }
   }
   return requirements;
+}
+
+/** `replace X => Y vN` lines of a go.mod: module path → replacement {path, version}. */
+export function parseGoModReplacements(goModText: string): Map<string, { path: string; version?: string }> {
+  const replacements = new Map<string, { path: string; version?: string }>();
+  let inBlock = false;
+  for (const rawLine of goModText.split("\n")) {
+    const line = rawLine.replace(/\/\/.*$/, "").trim();
+    if (line === "") continue;
+    if (inBlock && line === ")") {
+      inBlock = false;
+      continue;
+    }
+    if (line === "replace (") {
+      inBlock = true;
+      continue;
+    }
+    const body = inBlock ? line : line.startsWith("replace ") ? line.slice("replace ".length) : undefined;
+    if (body === undefined) continue;
+    const [left = "", right = ""] = body.split("=>").map((side) => side.trim());
+    const [modulePath] = left.split(/\s+/);
+    const [path, version] = right.split(/\s+/);
+    if (modulePath && path) replacements.set(modulePath, version ? { path, version } : { path });
+  }
+  return replacements;
+}
+
+/**
+ * The version of every module a go.mod requires, as built: a `replace` by another version of the same
+ * module wins (tools/k8s requires the Kubernetes staging modules as v0.0.0 and replaces them).
+ */
+export function effectiveModuleVersions(goModText: string): Map<string, string> {
+  const versions = parseGoModRequirements(goModText);
+  for (const [modulePath, replacement] of parseGoModReplacements(goModText)) {
+    if (replacement.path === modulePath && replacement.version && versions.has(modulePath)) {
+      versions.set(modulePath, replacement.version);
+    }
+  }
+  return versions;
+}
+
+/**
+ * `go mod edit` flags that move a go.mod's requirements onto the versions another build selected
+ * (`alignWith`), for every module both name: `-require=path@version`. Modules only it names keep their
+ * version. Requirements that are not in `keep` (modules no package of the build comes from, such as
+ * test frameworks) are dropped, so their own requirements no longer raise the shared modules.
+ */
+export function alignedRequirementEdits(
+  goModText: string,
+  alignWith: ReadonlyMap<string, string>,
+  keep?: ReadonlySet<string>,
+): string[] {
+  const edits: string[] = [];
+  for (const [modulePath, version] of parseGoModRequirements(goModText)) {
+    if (keep && !keep.has(modulePath)) {
+      edits.push(`-droprequire=${modulePath}`);
+      continue;
+    }
+    const aligned = alignWith.get(modulePath);
+    if (aligned !== undefined && aligned !== version) edits.push(`-require=${modulePath}@${aligned}`);
+  }
+  return edits;
 }
 
 /** The first `[v]X.Y.Z` in a `--version` output, as {major, minor}. */
@@ -330,6 +418,15 @@ export interface EnsureClusterBinariesOptions {
   progressIntervalMs?: number;
 }
 
+/** Adds the owner's write bit through a tree (module cache copies are read-only). */
+export function makeTreeWritable(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    chmodSync(path, entry.isDirectory() ? 0o755 : statSync(path).mode | 0o200);
+    if (entry.isDirectory()) makeTreeWritable(path);
+  }
+}
+
 export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
@@ -419,6 +516,109 @@ export async function withLockFile<T>(lockPath: string, work: () => Promise<T>):
   }
 }
 
+/** Runs `go`, appending the command and its output to `logPath`; throws with the output's tail on failure. */
+async function runGo(
+  goBinary: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  logPath: string,
+  what = `go ${args.join(" ")}`,
+): Promise<string> {
+  return new Promise<string>((resolveRun, rejectRun) => {
+    const stdout: Buffer[] = [];
+    const all: Buffer[] = [];
+    const child = spawn(goBinary, args, {
+      cwd,
+      // The Go toolchain's own dir first so `go` finds its tools. CGO is left at Go's default:
+      // forcing it either way changes the build-cache keys of every package and costs a full rebuild.
+      env: { ...env, PATH: `${dirname(goBinary)}${delimiter}${env.PATH ?? ""}` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout.push(chunk);
+      all.push(chunk);
+    });
+    child.stderr.on("data", (chunk: Buffer) => all.push(chunk));
+    child.on("error", rejectRun);
+    child.on("close", (code) => {
+      const output = Buffer.concat(all).toString("utf8");
+      writeFileSync(logPath, `$ (cd ${cwd} && go ${args.join(" ")})\n${output}\n`, { flag: "a" });
+      if (code === 0) resolveRun(Buffer.concat(stdout).toString("utf8"));
+      else rejectRun(new Error(`${what} failed (exit ${code}); log: ${logPath}\n${output.slice(-4000)}`));
+    });
+  });
+}
+
+/**
+ * Writes into `workDir` the source of `recipe.pinnedModule` at its pin, with the go.mod requirements
+ * moved onto the versions `recipe.alignedWith.toolModule` builds with (see {@link BinaryRecipe.alignedWith}),
+ * and checks that every module both builds use now has the same version. Every module is still checked
+ * against the committed go.sum files.
+ */
+async function prepareAlignedSource(
+  goBinary: string,
+  recipe: BinaryRecipe & { alignedWith: NonNullable<BinaryRecipe["alignedWith"]> },
+  workDir: string,
+  env: NodeJS.ProcessEnv,
+  logPath: string,
+): Promise<void> {
+  const toolDir = join(TOOLS_DIR, recipe.toolModule);
+  const alignDir = join(TOOLS_DIR, recipe.alignedWith.toolModule);
+  const alignWith = effectiveModuleVersions(readFileSync(join(alignDir, "go.mod"), "utf8"));
+  // Modules a package of the binary comes from; the others (test frameworks, generators) are dropped.
+  const listed = await runGo(
+    goBinary,
+    ["list", "-mod=readonly", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", recipe.goPackage],
+    toolDir,
+    env,
+    logPath,
+  );
+  const keep = new Set(listed.split("\n").filter((line) => line !== ""));
+
+  rmSync(workDir, { recursive: true, force: true });
+  const copyModule = async (modulePath: string, destination: string): Promise<void> => {
+    cpSync(await pinnedModuleDir(toolDir, modulePath), destination, { recursive: true });
+    makeTreeWritable(destination);
+  };
+  await copyModule(recipe.pinnedModule, workDir);
+  const replaces: string[] = [];
+  for (const [index, modulePath] of recipe.alignedWith.rewrite.entries()) {
+    const relative = `_aligned/${index}`;
+    await copyModule(modulePath, join(workDir, relative));
+    const edits = alignedRequirementEdits(readFileSync(join(workDir, relative, "go.mod"), "utf8"), alignWith);
+    if (edits.length > 0) await runGo(goBinary, ["mod", "edit", ...edits], join(workDir, relative), env, logPath);
+    replaces.push(`-replace=${modulePath}=./${relative}`);
+  }
+  const mainEdits = alignedRequirementEdits(readFileSync(join(workDir, "go.mod"), "utf8"), alignWith, keep);
+  await runGo(goBinary, ["mod", "edit", ...mainEdits, ...replaces], workDir, env, logPath);
+  const sums = new Set<string>();
+  for (const goSum of [join(toolDir, "go.sum"), join(alignDir, "go.sum"), join(workDir, "go.sum")]) {
+    if (!existsSync(goSum)) continue;
+    for (const line of readFileSync(goSum, "utf8").split("\n")) if (line.trim() !== "") sums.add(line);
+  }
+  writeFileSync(join(workDir, "go.sum"), `${[...sums].sort().join("\n")}\n`);
+
+  const built = await runGo(
+    goBinary,
+    ["list", "-mod=readonly", "-deps", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", recipe.goPackage],
+    workDir,
+    env,
+    logPath,
+  );
+  const mismatched = new Set<string>();
+  for (const line of built.split("\n")) {
+    const [modulePath = "", version = ""] = line.split(" ");
+    const aligned = alignWith.get(modulePath);
+    if (aligned !== undefined && aligned !== version) mismatched.add(`${modulePath} ${version} (tools/${recipe.alignedWith.toolModule}: ${aligned})`);
+  }
+  if (mismatched.size > 0) {
+    throw new Error(
+      `${recipe.name}: after aligning on tools/${recipe.alignedWith.toolModule}, these modules still differ (a dependency's go.mod asks for more; add it to alignedWith.rewrite): ${[...mismatched].join(", ")}; log: ${logPath}`,
+    );
+  }
+}
+
 async function goBuild(
   goBinary: string,
   recipe: BinaryRecipe,
@@ -430,33 +630,19 @@ async function goBuild(
   const ldflags = ["-s", "-w", ...recipe.versionLdflags(version)].join(" ");
   const temporaryOutput = `${outputPath}.tmp-${process.pid}`;
   const tags = recipe.buildTags && recipe.buildTags.length > 0 ? ["-tags", recipe.buildTags.join(",")] : [];
-  const args = ["build", "-trimpath", ...tags, "-ldflags", ldflags, "-o", temporaryOutput, recipe.goPackage];
-  const goDir = dirname(goBinary);
-  await new Promise<void>((resolveBuild, rejectBuild) => {
-    const chunks: Buffer[] = [];
-    const child = spawn(goBinary, args, {
-      cwd: join(TOOLS_DIR, recipe.toolModule),
-      // The Go toolchain's own dir first so `go` finds its tools. CGO is left at Go's default:
-      // forcing it either way changes the build-cache keys of every package and costs a full rebuild.
-      env: { ...env, PATH: `${goDir}${delimiter}${env.PATH ?? ""}` },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => chunks.push(chunk));
-    child.on("error", rejectBuild);
-    child.on("close", (code) => {
-      const output = Buffer.concat(chunks).toString("utf8");
-      writeFileSync(logPath, `$ go ${args.join(" ")}\n${output}`);
-      if (code === 0) resolveBuild();
-      else
-        rejectBuild(
-          new Error(
-            `go build of ${recipe.name} failed (exit ${code}); log: ${logPath}\n${output.slice(-4000)}`,
-          ),
-        );
-    });
-  });
+  writeFileSync(logPath, "");
+  let cwd = join(TOOLS_DIR, recipe.toolModule);
+  const alignedWith = recipe.alignedWith;
+  const sourceDir = `${outputPath}.src`;
+  if (alignedWith) {
+    await prepareAlignedSource(goBinary, { ...recipe, alignedWith }, sourceDir, env, logPath);
+    cwd = sourceDir;
+  }
+  const args = ["build", "-mod=readonly", "-trimpath", ...tags, "-ldflags", ldflags, "-o", temporaryOutput, recipe.goPackage];
+  await runGo(goBinary, args, cwd, env, logPath, `go build of ${recipe.name}`);
   renameSync(temporaryOutput, outputPath);
+  // The copied source is only needed for the build (the Go build cache keeps the compiled packages).
+  if (alignedWith) rmSync(sourceDir, { recursive: true, force: true });
 }
 
 /**
