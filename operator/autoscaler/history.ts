@@ -15,11 +15,13 @@ export const HISTORY_BUCKET_SECONDS = 300;
 export const MAX_BUCKETS = 15 * 288;
 export const MAX_READY_TIMES = 16;
 
-/** A replica's learned token capacity: a running mean of observations, the planner's figure as prior. */
+/** A replica's learned token capacity: the planner's figure as prior, then what the evidence shows. */
 export interface LearnedCapacity {
   tokensPerSecond: number;
-  /** Observations folded in (capped; the prior counts as PRIOR_WEIGHT of them). */
+  /** Observations behind the figure (0: the prior or a figure from before the evidence was kept). */
   observations: number;
+  /** The latest observations (tokens/s), at most CAPACITY_EVIDENCE; see `learnCapacity`. */
+  evidence?: number[];
 }
 
 export interface WorkloadHistory {
@@ -75,6 +77,12 @@ export function parseHistory(value: unknown): WorkloadHistory | null {
   const c = h.capacity as Record<string, unknown> | null | undefined;
   const capTps = finiteOrNull(c?.tokensPerSecond);
   const capN = finiteOrNull(c?.observations);
+  const capEvidence = Array.isArray(c?.evidence)
+    ? (c.evidence as unknown[])
+        .slice(-CAPACITY_EVIDENCE)
+        .map(finiteOrNull)
+        .filter((x): x is number => x !== null && x > 0)
+    : [];
   const o = h.open as Record<string, unknown> | null | undefined;
   const open =
     o && [o.startMs, o.sum, o.n, o.dispersionSum, o.dispersionN].every((x) => finiteOrNull(x) !== null)
@@ -93,7 +101,13 @@ export function parseHistory(value: unknown): WorkloadHistory | null {
     tokensPerSecond,
     dispersion,
     capacity:
-      capTps !== null && capTps > 0 && capN !== null ? { tokensPerSecond: capTps, observations: capN } : null,
+      capTps !== null && capTps > 0 && capN !== null
+        ? {
+            tokensPerSecond: capTps,
+            observations: capN,
+            ...(capEvidence.length > 0 ? { evidence: capEvidence } : {}),
+          }
+        : null,
     timeToReadySeconds: Array.isArray(h.timeToReadySeconds)
       ? h.timeToReadySeconds
           .map(finiteOrNull)
@@ -176,15 +190,29 @@ export function lastDispersion(h: WorkloadHistory): number | null {
   return null;
 }
 
-/** The prior counts as this many observations. */
-export const CAPACITY_PRIOR_WEIGHT = 5;
-/** Beyond this many observations, older ones fade (a running mean over the last ~60). */
-export const CAPACITY_MAX_WEIGHT = 60;
+/** Evidence kept: the last this many rates that bound a replica's capacity from below. */
+export const CAPACITY_EVIDENCE = 24;
+/** Evidence needed before it replaces the prior (fewer only ever raise it). */
+export const CAPACITY_MIN_EVIDENCE = 4;
+/** Saturated rates below this share of the prior are taken for transient queues, not capacity. */
+export const CAPACITY_PRIOR_FLOOR = 0.5;
 
 /**
- * Fold capacity observations into the learned figure. `prior` is the planner's estimate; a rate
- * measured on a saturated pod is what it can do; a rate above the current figure on any pod proves
- * the figure too low. Each moves the estimate by 1/(n + prior weight).
+ * Fold capacity observations into the learned figure. `prior` is the planner's estimate.
+ *
+ * Every observation is a LOWER bound of what a replica can do: a pod with a queue at both ends of an
+ * interval worked at least that fast, but a queue seen at two instants does not prove it was busy in
+ * between (bursty arrivals queue for one engine step and leave the engine idle after), so most such
+ * rates fall short of the capacity, and the more replicas share the load the shorter they fall; a
+ * rate above the estimate on any pod proves the estimate low. A mean of those rates is biased low
+ * and feeds on itself (in the discrete-event simulation at the planner's true speed a running mean
+ * fell to 58% of the capacity in 15 minutes; the fleet grew, per-pod rates fell, and the mean with
+ * them). So the estimate is the LARGEST of the last CAPACITY_EVIDENCE observations once there are
+ * CAPACITY_MIN_EVIDENCE of them: an engine slower than planned has every saturated pod report the
+ * lower figure, which replaces the prior within a few intervals; transient queues leave it near the
+ * top. With a prior, saturated rates below CAPACITY_PRIOR_FLOOR of it are not evidence (a pod that
+ * slow is queueing on a burst, or on memory, which the KV signal sizes). Until there is enough
+ * evidence the prior holds, raised at once by any observation above it.
  */
 export function learnCapacity(
   previous: LearnedCapacity | null,
@@ -192,22 +220,20 @@ export function learnCapacity(
   saturatedRates: readonly number[],
   otherRates: readonly number[],
 ): LearnedCapacity | null {
-  let estimate = previous?.tokensPerSecond ?? prior;
-  let n = previous?.observations ?? 0;
-  const fold = (x: number): void => {
-    if (!(Number.isFinite(x) && x > 0)) return;
-    if (estimate === null) {
-      estimate = x;
-      n = 1;
-      return;
-    }
-    n = Math.min(CAPACITY_MAX_WEIGHT, n + 1);
-    const weight = prior === null ? n : n + CAPACITY_PRIOR_WEIGHT;
-    estimate += (x - estimate) / Math.min(CAPACITY_MAX_WEIGHT, weight);
+  const valid = (x: number): boolean => Number.isFinite(x) && x > 0;
+  let evidence = (previous?.evidence ?? []).filter(valid);
+  const estimate = previous?.tokensPerSecond ?? prior;
+  const add = (xs: number[]): void => {
+    if (xs.length > 0)
+      evidence = [...evidence, ...xs.map((x) => Math.round(x * 10) / 10)].slice(-CAPACITY_EVIDENCE);
   };
-  for (const x of saturatedRates) fold(x);
-  for (const x of otherRates) if (estimate !== null && x > estimate) fold(x);
-  return estimate === null ? null : { tokensPerSecond: estimate, observations: n };
+  add(saturatedRates.filter((x) => valid(x) && (prior === null || x >= CAPACITY_PRIOR_FLOOR * prior)));
+  add(otherRates.filter((x) => valid(x) && estimate !== null && x > estimate));
+  if (evidence.length === 0) return estimate === null ? null : { tokensPerSecond: estimate, observations: 0 };
+  const largest = Math.max(...evidence);
+  const learned =
+    prior !== null && evidence.length < CAPACITY_MIN_EVIDENCE ? Math.max(prior, largest) : largest;
+  return { tokensPerSecond: learned, observations: evidence.length, evidence };
 }
 
 /** Record a readiness time (seconds), keeping the last MAX_READY_TIMES. */

@@ -45,6 +45,7 @@ export function learnFromPods(
   state: PolicyState,
   pods: PodObservation[],
   saturatedRates: readonly number[],
+  sustainedRates: readonly number[],
   otherRates: readonly number[],
   config: AutoscalingConfig,
 ): Learned {
@@ -57,7 +58,15 @@ export function learnFromPods(
     (state.learnedTokenCapacityPerSecond
       ? { tokensPerSecond: state.learnedTokenCapacityPerSecond, observations: 1 }
       : null);
-  const capacity = learnCapacity(previous, prior, saturatedRates, otherRates);
+  // With the planner's figure to go on, only pods saturated for a minute move it (transient queues
+  // on bursty traffic are no measure of capacity); without one, any saturated interval is better
+  // than no token signal at all.
+  const capacity = learnCapacity(
+    previous,
+    prior,
+    prior === null ? saturatedRates : sustainedRates,
+    otherRates,
+  );
   if (capacity !== history.capacity) history = { ...history, capacity };
   const names = new Set(pods.map((p) => p.name));
   const timedPods = (state.timedPods ?? []).filter((n) => names.has(n));

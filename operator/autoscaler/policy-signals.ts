@@ -20,6 +20,13 @@ import {
 
 /** Above this KV-cache utilisation a queued pod is memory-bound, not compute-bound. */
 export const SATURATION_KV_CEILING = 0.8;
+/**
+ * Intervals in a row a pod must be saturated before its rate may move a capacity that has a prior.
+ * A queue at two readings can be two bursts with idle time between; at every reading for a minute
+ * (6 intervals of 10 s) it is a pod that cannot keep up. In the discrete-event simulation at the
+ * planner's true speed, pods with a queue at two readings ran at 30-60% of their capacity.
+ */
+export const SUSTAINED_SATURATION_INTERVALS = 6;
 
 export type UsablePod = PodObservation & { metrics: MetricsSample };
 
@@ -159,6 +166,8 @@ export interface TokenRates {
   measuredTokensPerSecond: number | null;
   /** Rates measured this time on pods with a queue (saturated: what they did is what they can do). */
   saturatedRates: number[];
+  /** Of those, the rates of pods saturated for SUSTAINED_SATURATION_INTERVALS intervals in a row. */
+  sustainedRates: number[];
   /** Rates measured this time on pods without a queue. */
   otherRates: number[];
 }
@@ -170,6 +179,7 @@ export function readTokenRates(
   const podTokenCounters: Record<string, PodTokenCounter> = {};
   const usable = new Set<PodObservation>(pods.usable);
   const saturatedRates: number[] = [];
+  const sustainedRates: number[] = [];
   const otherRates: number[] = [];
   let measuredTokensPerSecond: number | null = null;
   for (const pod of pods.ready) {
@@ -180,22 +190,27 @@ export function readTokenRates(
       continue;
     }
     const m = (pod as UsablePod).metrics;
-    const reading = nextCounterReading(previous, total, m.scrapedAtMs, m.requestsWaiting);
-    podTokenCounters[pod.name] = reading;
+    let reading = nextCounterReading(previous, total, m.scrapedAtMs, m.requestsWaiting);
     // Saturated on compute over the whole interval: a queue at both readings while the KV cache
     // still has room (a pod queueing for want of cache is bound by memory, which the KV signal
     // sizes; and a queue seen only at the end may be a burst that just arrived at an idle pod).
-    if (reading !== previous && reading.tokensPerSecond !== null) {
+    const rate = reading.tokensPerSecond;
+    if (reading !== previous && rate !== null) {
       const saturated =
         m.requestsWaiting > 0 && (previous?.waiting ?? 0) > 0 && m.kvCacheUtilization < SATURATION_KV_CEILING;
+      const run = saturated ? (previous?.saturatedIntervals ?? 0) + 1 : 0;
+      reading = { ...reading, saturatedIntervals: run };
       // Learned as a preferred replica's capacity: a spilled replica's rate over its throughput weight.
       const weight = pod.capacityWeights?.throughput ?? 1;
-      (saturated ? saturatedRates : otherRates).push(reading.tokensPerSecond / (weight > 0 ? weight : 1));
+      const preferred = rate / (weight > 0 ? weight : 1);
+      (saturated ? saturatedRates : otherRates).push(preferred);
+      if (run >= SUSTAINED_SATURATION_INTERVALS) sustainedRates.push(preferred);
     }
+    podTokenCounters[pod.name] = reading;
     if (reading.tokensPerSecond !== null)
       measuredTokensPerSecond = (measuredTokensPerSecond ?? 0) + reading.tokensPerSecond;
   }
-  return { podTokenCounters, measuredTokensPerSecond, saturatedRates, otherRates };
+  return { podTokenCounters, measuredTokensPerSecond, saturatedRates, sustainedRates, otherRates };
 }
 
 export interface TokenDemand {

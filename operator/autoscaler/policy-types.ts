@@ -191,6 +191,8 @@ export interface PodTokenCounter {
   tokensPerSecond: number | null;
   /** Requests waiting at this reading (a rate between two readings with a queue is a saturated one). */
   waiting?: number;
+  /** Consecutive intervals up to this reading over which the pod was saturated (see readTokenRates). */
+  saturatedIntervals?: number;
 }
 
 export interface Recommendation {

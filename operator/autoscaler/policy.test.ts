@@ -8,6 +8,7 @@ import {
   type PodObservation,
   type PolicyState,
 } from "./policy.js";
+import { SUSTAINED_SATURATION_INTERVALS } from "./policy-signals.js";
 
 const config: AutoscalingConfig = {
   minReplicas: 1,
@@ -758,6 +759,32 @@ describe("decideScale: learned capacity, derived headroom, forecast", () => {
     state = d.state;
     expect(d.signals.replicaTokenCapacityPerSecond as number).toBeLessThan(7_000);
     expect(state.history?.capacity?.tokensPerSecond).toBe(d.signals.replicaTokenCapacityPerSecond);
+  });
+
+  it("does not take a queue that lasts less than a minute for the capacity (bursts queue briefly)", () => {
+    // Queues at 5 readings in a row, then none, then 5 again: never SUSTAINED_SATURATION_INTERVALS.
+    const queued = (t: number) => (Math.floor(t / 10_000) % 7 < 5 ? 3 : 0);
+    let d = decideScale(
+      base,
+      initialPolicyState(),
+      observe(
+        0,
+        2,
+        counters(2, 0, () => 6_000, { requestsWaiting: 3 }),
+      ),
+    );
+    for (let t = 10_000; t <= 600_000; t += 10_000)
+      d = decideScale(
+        base,
+        d.state,
+        observe(
+          t,
+          2,
+          counters(2, t, () => 6_000, { requestsWaiting: queued(t) }),
+        ),
+      );
+    expect(d.signals.replicaTokenCapacityPerSecond).toBe(10_000);
+    expect(SUSTAINED_SATURATION_INTERVALS).toBe(6);
   });
 
   it("derives the token target from the TTFT objective and measured bursts: bursty traffic keeps more margin", () => {

@@ -103,7 +103,14 @@ export function decideScale(
   const rates = readTokenRates(pods, state.podTokenCounters ?? {});
 
   // 1b. Learn: capacity and readiness into the history; headroom from the measured burstiness.
-  const learned = learnFromPods(state, observation.pods, rates.saturatedRates, rates.otherRates, config);
+  const learned = learnFromPods(
+    state,
+    observation.pods,
+    rates.saturatedRates,
+    rates.sustainedRates,
+    rates.otherRates,
+    config,
+  );
   const capacity = learned.capacity;
   const fleetRate =
     rates.measuredTokensPerSecond === null ? null : rates.measuredTokensPerSecond * pods.scaleToReady;

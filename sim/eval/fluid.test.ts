@@ -65,6 +65,41 @@ describe("fluid simulation", () => {
     expect(fluidOracleSchedule(s, 0.99, 300)).toEqual([3, 3, 8, 8]);
   });
 
+  it("under a backlog, engines run up to maxNumSeqs and the rest waits; the cache is not reported full", () => {
+    const seen: Array<{ waiting: number; running: number; kv: number }> = [];
+    const watch = {
+      name: "watch",
+      intervalSeconds: 10,
+      initialReplicas: 2,
+      decide: (v: {
+        pods: Array<{
+          metrics?: { requestsWaiting: number; requestsRunning: number; kvCacheUtilization: number };
+        }>;
+      }) => {
+        const m = v.pods[0]?.metrics;
+        if (m)
+          seen.push({ waiting: m.requestsWaiting, running: m.requestsRunning, kv: m.kvCacheUtilization });
+        return 2;
+      },
+    };
+    simulateFluid(scenario(Array(120).fill(4)), watch); // twice what 2 replicas serve
+    const last = seen.at(-1)!;
+    expect(last.running).toBe(replica.params.maxNumSeqs);
+    expect(last.waiting).toBeGreaterThan(1_000);
+    expect(last.kv).toBeLessThan(0.95);
+    const calm: typeof seen = [];
+    simulateFluid(scenario(Array(120).fill(1)), {
+      ...watch,
+      decide: (v) => {
+        const m = v.pods[0]?.metrics;
+        if (m)
+          calm.push({ waiting: m.requestsWaiting, running: m.requestsRunning, kv: m.kvCacheUtilization });
+        return 2;
+      },
+    });
+    expect(calm.every((x) => x.waiting === 0 && x.running < replica.params.maxNumSeqs)).toBe(true);
+  });
+
   it("pods start after the model load: a scale-up does not serve at once", () => {
     const s = scenario(Array(300).fill(3));
     const up = { name: "up", intervalSeconds: 10, initialReplicas: 1, decide: () => 4 };

@@ -9,10 +9,10 @@
  *   the backlog grows linearly across the second, so the share of the second's requests within the
  *   objective has a closed form.
  * Controllers see what they see in ./fleet.ts (the same `Controller` interface): per ready pod,
- * token counters (the served work split evenly), waiting requests (the backlog in mean requests),
- * running requests by Little's law (served requests/s × their decode time), and a KV-cache
- * utilisation from those running requests' tokens (0.95 or more while a backlog waits: engines
- * admit queued requests until the cache is full). Pods take the model-load time to become ready.
+ * token counters (the served work split evenly), waiting requests (the backlog in mean requests beyond what runs),
+ * running requests by Little's law (served requests/s × their decode time) plus the backlog's
+ * requests up to maxNumSeqs per engine (the rest wait), and a KV-cache utilisation from those running
+ * requests' tokens. Pods take the model-load time to become ready.
  * What it leaves out, checked against ./fleet.ts on a shared span (sim/eval/forecast-bench.ts): a
  * request is placed on one replica and cannot be split; decode steps are memory-bound, not compute.
  */
@@ -122,17 +122,21 @@ export function simulateFluid(scenario: FluidScenario, controller: Controller): 
     if ((s + 1) % scrapeEvery === 0) {
       const meanOut = req > 0 ? output / req : 1;
       const meanIn = req > 0 ? prompt / req : 1;
-      // Little's law: requests in decode = served requests/s × their decode time.
-      const running = lastServedRequests * (meanOut * decodeStepS + prefillS);
+      const share = Math.max(1, ready.length);
+      // Little's law: requests in decode = served requests/s × their decode time. The backlog's
+      // requests are admitted too, up to maxNumSeqs per engine (vLLM admits while the cache has
+      // room, as sim/engine/model.ts does); only the rest wait. The discrete-event check showed the
+      // engines' cache far from full under a backlog (the token budget per step binds first), so
+      // the utilisation is what the admitted requests' tokens hold, not a synthetic "full".
+      const decoding = (lastServedRequests * (meanOut * decodeStepS + prefillS)) / share;
+      const perPodBacklog = backlogRequests / share;
+      const perPodRunning = Math.min(params.maxNumSeqs, decoding + perPodBacklog);
+      const perPodWaiting = Math.max(0, decoding + perPodBacklog - perPodRunning);
+      const kv = Math.min(1, (perPodRunning * (meanIn + meanOut / 2)) / params.kvCapacityTokens);
       for (const r of ready) {
-        const perPodRunning = running / Math.max(1, ready.length);
         metrics.set(r.name, {
-          // With a backlog the engines admit queued requests until the cache is full (vLLM).
-          kvCacheUtilization:
-            backlogTokens > 0
-              ? Math.max(0.95, Math.min(1, (perPodRunning * (meanIn + meanOut / 2)) / params.kvCapacityTokens))
-              : Math.min(1, (perPodRunning * (meanIn + meanOut / 2)) / params.kvCapacityTokens),
-          requestsWaiting: backlogRequests / Math.max(1, ready.length),
+          kvCacheUtilization: kv,
+          requestsWaiting: perPodWaiting,
           requestsRunning: perPodRunning,
           promptTokensTotal: r.tokensTotal,
           generationTokensTotal: 0,
