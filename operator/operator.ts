@@ -15,6 +15,7 @@ import { LeaderElector } from "./runtime/leader.js";
 import {
   createOperatorMetrics,
   forgetModelDeployment,
+  observeKubeRequest,
   observeReconcile,
   setConditionGauges,
   setReplicaGauges,
@@ -209,8 +210,8 @@ function readToken(path: string): string | undefined {
  * them; a later term starts new ones.
  */
 export async function startOperator(kubeConfig: KubeConfig, config: OperatorConfig): Promise<RunningOperator> {
-  const client = new KubeClient(kubeConfig);
   const metrics = createOperatorMetrics();
+  const client = new KubeClient(kubeConfig, { onRequest: (request) => observeKubeRequest(metrics, request) });
   const events = new EventRecorder(client, { host: config.identity });
   let leading = false;
   let synced = false;

@@ -16,7 +16,10 @@ import {
   objectKey,
   parseKubeApiError,
   pathFor,
+  requestResource,
+  requestVerb,
   splitObjectKey,
+  type CompletedRequest,
   type WatchEvent,
 } from "./kube-client.js";
 import { FakeApiServer } from "./testing/fake-apiserver.js";
@@ -216,6 +219,44 @@ describe("KubeClient against a fake API server", () => {
       statusCode: 403,
       reason: "Forbidden",
     });
+  });
+});
+
+describe("requestVerb and requestResource", () => {
+  it("name requests as apiserver_request_total does", () => {
+    expect(requestVerb("GET", "/api/v1/namespaces/ns/pods", undefined)).toBe("LIST");
+    expect(requestVerb("GET", "/api/v1/nodes", undefined)).toBe("LIST");
+    expect(requestVerb("GET", "/api/v1/namespaces/ns", undefined)).toBe("GET");
+    expect(requestVerb("GET", "/apis/apps/v1/namespaces/ns/deployments/d", undefined)).toBe("GET");
+    expect(requestVerb("PATCH", "/apis/apps/v1/namespaces/ns/deployments/d", "application/apply-patch+yaml")).toBe("APPLY");
+    expect(requestVerb("PATCH", "/apis/events.k8s.io/v1/namespaces/ns/events/e", "application/merge-patch+json")).toBe("PATCH");
+    expect(requestVerb("POST", "/apis/events.k8s.io/v1/namespaces/ns/events", "application/json")).toBe("POST");
+    expect(requestResource("/apis/gpufleet.io/v1alpha1/namespaces/ns/modeldeployments/m/status")).toBe("modeldeployments/status");
+    expect(requestResource("/api/v1/namespaces/ns/services/s")).toBe("services");
+    expect(requestResource("/api/v1/nodes")).toBe("nodes");
+    expect(requestResource("/api/v1/namespaces/ns")).toBe("namespaces");
+    expect(requestResource("/version")).toBe("other");
+  });
+
+  it("are reported for every request the client makes, answered or not", async () => {
+    const fake = new FakeApiServer();
+    await fake.start();
+    const seen: CompletedRequest[] = [];
+    const client = new KubeClient(fake.kubeConfig(), { requestTimeoutMs: 2000, onRequest: (r) => seen.push(r) });
+    try {
+      await client.apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "r", namespace: "ns" } });
+      await expect(client.get("/api/v1/namespaces/ns/configmaps/absent")).rejects.toSatisfy(isNotFound);
+      await client.list("/api/v1/namespaces/ns/configmaps");
+    } finally {
+      client.close();
+      await fake.stop();
+    }
+    expect(seen.map((r) => `${r.verb} ${requestResource(r.path)} ${r.status}`)).toEqual([
+      "APPLY configmaps 201",
+      "GET configmaps 404",
+      "LIST configmaps 200",
+    ]);
+    expect(seen.every((r) => r.seconds >= 0 && r.seconds < 2)).toBe(true);
   });
 });
 

@@ -331,6 +331,45 @@ export interface KubeClientOptions {
   /** Per-request timeout (not for watches). Default 30 s. */
   requestTimeoutMs?: number;
   userAgent?: string;
+  /** Told of every answered (or failed) request, not watches: the operator's request counters. */
+  onRequest?: (request: CompletedRequest) => void;
+}
+
+/** One request as the client saw it, for counters (operator/runtime/metrics.ts). */
+export interface CompletedRequest {
+  /** The API server's verb names: GET, LIST, POST, PUT, PATCH, APPLY (a server-side apply), DELETE. */
+  verb: string;
+  path: string;
+  /** HTTP status; 0 when no answer came (network error, timeout, abort). */
+  status: number;
+  seconds: number;
+}
+
+/**
+ * The verb the API server's apiserver_request_total would count a request under (LIST for a GET of a
+ * collection, APPLY for a server-side apply), so the operator's counters read beside the server's. Pure.
+ */
+export function requestVerb(method: string, path: string, contentType: string | undefined): string {
+  if (method === "PATCH" && contentType === "application/apply-patch+yaml") return "APPLY";
+  if (method !== "GET") return method;
+  const parts = path.split("?")[0]!.split("/").filter(Boolean);
+  // /api/v1/<resource>, /api/v1/namespaces/<ns>/<resource>, /apis/<group>/<version>/... (+ /<name>[/<sub>])
+  const rest = parts[0] === "api" ? parts.slice(2) : parts.slice(3);
+  const afterNamespace = rest[0] === "namespaces" && rest.length >= 3 ? rest.slice(2) : rest;
+  return afterNamespace.length <= 1 ? "LIST" : "GET";
+}
+
+/** `resource[/subresource]` of an API path (the labels apiserver_request_total uses), or "other". Pure. */
+export function requestResource(path: string): string {
+  const parts = path.split("?")[0]!.split("/").filter(Boolean);
+  let rest: string[];
+  if (parts[0] === "api" && parts.length >= 3) rest = parts.slice(2);
+  else if (parts[0] === "apis" && parts.length >= 4) rest = parts.slice(3);
+  else return "other";
+  if (rest[0] === "namespaces" && rest.length >= 3) rest = rest.slice(2);
+  const [resource, , subresource] = rest;
+  if (!resource) return "other";
+  return subresource ? `${resource}/${subresource}` : resource;
 }
 
 export type PatchContentType =
@@ -378,6 +417,7 @@ export class KubeClient {
   readonly server: URL;
   private readonly requestTimeoutMs: number;
   private readonly userAgent: string;
+  private readonly onRequest: ((request: CompletedRequest) => void) | undefined;
   /** One keep-alive agent for all requests (the one KubeConfig builds is per call, without keep-alive). */
   private agent: http.Agent | undefined;
 
@@ -388,6 +428,7 @@ export class KubeClient {
     this.server = new URL(cluster.server);
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.userAgent = options.userAgent ?? "gpufleet-operator";
+    this.onRequest = options.onRequest;
   }
 
   /** From a kubeconfig file, or (no path) the in-cluster service account / $KUBECONFIG / ~/.kube/config. */
@@ -487,12 +528,20 @@ export class KubeClient {
     }
     const prepared = await this.prepare(method, path, options.query, headers);
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    const startedAt = this.onRequest ? performance.now() : 0;
+    let answeredStatus = 0;
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const finish = (err: Error | undefined, value?: T) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        this.onRequest?.({
+          verb: requestVerb(method, path, options.contentType),
+          path,
+          status: answeredStatus,
+          seconds: (performance.now() - startedAt) / 1000,
+        });
         options.signal?.removeEventListener("abort", onAbort);
         if (err) reject(err);
         else resolve(value as T);
@@ -504,6 +553,7 @@ export class KubeClient {
         res.on("end", () => {
           const body = Buffer.concat(chunks).toString("utf8");
           const status = res.statusCode ?? 0;
+          answeredStatus = status;
           if (status < 200 || status >= 300) {
             const error = parseKubeApiError(status, body, { method, path });
             error.retryAfterSeconds =

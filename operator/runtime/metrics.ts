@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { CONDITION_TYPES } from "../controller/conditions.js";
+import { requestResource, type CompletedRequest } from "./kube-client.js";
 import type { WorkQueueOptions } from "./workqueue.js";
 
 /**
@@ -25,6 +26,8 @@ export interface OperatorMetrics {
   queueDepth: Gauge<"namespace" | "name">;
   ttftWithinTarget: Gauge<"namespace" | "name">;
   leader: Gauge<never>;
+  kubeRequests: Counter<"verb" | "resource" | "code">;
+  kubeRequestDuration: Histogram<"verb">;
 }
 
 /** Creates the metrics in `registry` (a fresh one by default; tests make their own). */
@@ -106,6 +109,21 @@ export function createOperatorMetrics(
       help: "1 while this operator instance holds the leader lease, else 0.",
       registers,
     }),
+    // Like client-go's rest_client_requests_total, with the API server's verb and resource names so that
+    // the operator's share of apiserver_request_total can be read off (sim/bench/operator-scale.ts).
+    kubeRequests: new Counter({
+      name: "gpufleet_kube_requests_total",
+      help: "Requests this operator made to the Kubernetes API (not watches), by verb, resource and HTTP code (0: no answer).",
+      labelNames: ["verb", "resource", "code"],
+      registers,
+    }),
+    kubeRequestDuration: new Histogram({
+      name: "gpufleet_kube_request_duration_seconds",
+      help: "Time from sending a Kubernetes API request to its whole answer, as this operator saw it, by verb.",
+      labelNames: ["verb"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
   };
   metrics.leader.set(0);
   metrics.workqueueDepth.set(0);
@@ -117,6 +135,12 @@ export function observeReconcile(metrics: OperatorMetrics, result: ReconcileResu
   metrics.reconcileDuration.observe({ result }, seconds);
   metrics.reconcileTotal.inc({ result });
   if (result === "error") metrics.reconcileErrors.inc();
+}
+
+/** Counts one Kubernetes API request (KubeClient's onRequest). The resource comes from the operator's own paths: bounded. */
+export function observeKubeRequest(metrics: OperatorMetrics, request: CompletedRequest): void {
+  metrics.kubeRequests.inc({ verb: request.verb, resource: requestResource(request.path), code: String(request.status) });
+  metrics.kubeRequestDuration.observe({ verb: request.verb }, request.seconds);
 }
 
 /** Work-queue hooks that feed the depth gauge and the retry counter. */

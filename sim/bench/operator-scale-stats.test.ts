@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { nodeManifests } from "../cluster/nodepools.js";
 import {
+  apiserverMeanSeconds,
   apiserverRequestDelta,
   BenchArgsError,
   benchNodePools,
   forEachBounded,
   writeCeiling,
+  writesIn,
   formatTable,
   operatorMetricsFromExposition,
   parseBenchArgs,
@@ -111,6 +113,15 @@ describe("operatorMetricsFromExposition", () => {
       'gpufleet_reconcile_duration_seconds_count{result="error"} 3',
       "# TYPE gpufleet_workqueue_retries_total counter",
       "gpufleet_workqueue_retries_total 3",
+      "# TYPE gpufleet_kube_requests_total counter",
+      'gpufleet_kube_requests_total{verb="APPLY",resource="deployments",code="201"} 900',
+      'gpufleet_kube_requests_total{verb="APPLY",resource="deployments",code="409"} 100',
+      'gpufleet_kube_requests_total{verb="GET",resource="services",code="404"} 1000',
+      "# TYPE gpufleet_kube_request_duration_seconds histogram",
+      'gpufleet_kube_request_duration_seconds_sum{verb="APPLY"} 50',
+      'gpufleet_kube_request_duration_seconds_count{verb="APPLY"} 1000',
+      'gpufleet_kube_request_duration_seconds_sum{verb="GET"} 10',
+      'gpufleet_kube_request_duration_seconds_count{verb="GET"} 1000',
       "",
     ].join("\n");
     const snapshot = operatorMetricsFromExposition(text);
@@ -119,6 +130,13 @@ describe("operatorMetricsFromExposition", () => {
     expect(snapshot.reconcileSecondsSum).toBeCloseTo(30.3, 6);
     expect(snapshot.workqueueRetries).toBe(3);
     expect(snapshot.cpuSeconds).toBe(12.5);
+    expect([...snapshot.requests]).toEqual([
+      ["APPLY deployments", 1000],
+      ["GET services", 1000],
+    ]);
+    expect(writesIn(snapshot.requests)).toBe(1000);
+    expect(snapshot.meanRequestSecondsByVerb.get("APPLY")).toBeCloseTo(0.05, 9);
+    expect(snapshot.meanRequestSecondsByVerb.get("GET")).toBeCloseTo(0.01, 9);
   });
 });
 
@@ -145,6 +163,23 @@ describe("apiserverRequestDelta", () => {
       ["POST events", 2000],
       ["APPLY deployments", 1000],
     ]);
+  });
+});
+
+describe("apiserverMeanSeconds", () => {
+  const exposition = (count: number, sum: number) =>
+    [
+      "# TYPE apiserver_request_duration_seconds histogram",
+      `apiserver_request_duration_seconds_sum{resource="deployments",scope="resource",subresource="",verb="APPLY",version="v1"} ${sum}`,
+      `apiserver_request_duration_seconds_count{resource="deployments",scope="resource",subresource="",verb="APPLY",version="v1"} ${count}`,
+      `apiserver_request_duration_seconds_sum{resource="configmaps",scope="resource",subresource="",verb="POST",version="v1"} ${sum}`,
+      `apiserver_request_duration_seconds_count{resource="configmaps",scope="resource",subresource="",verb="POST",version="v1"} ${count}`,
+      "",
+    ].join("\n");
+  it("divides the growth of the duration sum by the growth of the count, per verb and resource asked about", () => {
+    const means = apiserverMeanSeconds(exposition(10, 1), exposition(110, 21), new Set(["deployments"]));
+    expect([...means.keys()]).toEqual(["APPLY deployments"]);
+    expect(means.get("APPLY deployments")).toBeCloseTo(0.2, 9);
   });
 });
 

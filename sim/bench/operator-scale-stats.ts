@@ -96,6 +96,13 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
 
 const READ_VERBS = new Set(["GET", "LIST", "WATCH"]);
 
+/** Requests that wrote (every verb but GET, LIST and WATCH) in a `verb resource` count map. */
+export function writesIn(requests: ReadonlyMap<string, number>): number {
+  let writes = 0;
+  for (const [key, value] of requests) if (!READ_VERBS.has(key.split(" ")[0] ?? "")) writes += value;
+  return writes;
+}
+
 /**
  * Writes per ModelDeployment (every verb but GET, LIST and WATCH in the request delta, by anyone,
  * over `count`), and how long the API server's measured create rate needs for that many writes:
@@ -106,9 +113,7 @@ export function writeCeiling(
   count: number,
   createsPerSecond: number,
 ): { writesPerObject: number; ceilingSeconds: number } {
-  let writes = 0;
-  for (const [key, value] of requests) if (!READ_VERBS.has(key.split(" ")[0] ?? "")) writes += value;
-  const writesPerObject = writes / count;
+  const writesPerObject = writesIn(requests) / count;
   return { writesPerObject, ceilingSeconds: (writesPerObject * count) / createsPerSecond };
 }
 
@@ -181,6 +186,10 @@ export interface OperatorMetricsSnapshot {
   reconcileCount: number;
   workqueueRetries: number;
   cpuSeconds: number | undefined;
+  /** The operator's own API requests by `verb resource` (gpufleet_kube_requests_total, every code). */
+  requests: Map<string, number>;
+  /** Mean seconds per request by verb, as the operator saw them (gpufleet_kube_request_duration_seconds). */
+  meanRequestSecondsByVerb: Map<string, number>;
 }
 
 /** The operator's own figures from its /metrics text (see operator/runtime/metrics.ts for the names). */
@@ -194,7 +203,22 @@ export function operatorMetricsFromExposition(text: string): OperatorMetricsSnap
     reconcilesByResult[result] = (reconcilesByResult[result] ?? 0) + sample.value;
   }
   const cpu = samplesNamed(families, "process_cpu_seconds_total")[0];
+  const requests = new Map<string, number>();
+  for (const sample of samplesNamed(families, "gpufleet_kube_requests_total")) {
+    const key = `${sample.labels.verb ?? ""} ${sample.labels.resource ?? ""}`;
+    requests.set(key, (requests.get(key) ?? 0) + sample.value);
+  }
+  const durationSums = new Map<string, number>();
+  for (const sample of samplesNamed(families, "gpufleet_kube_request_duration_seconds_sum"))
+    durationSums.set(sample.labels.verb ?? "", sample.value);
+  const meanRequestSecondsByVerb = new Map<string, number>();
+  for (const sample of samplesNamed(families, "gpufleet_kube_request_duration_seconds_count")) {
+    const verb = sample.labels.verb ?? "";
+    if (sample.value > 0) meanRequestSecondsByVerb.set(verb, (durationSums.get(verb) ?? 0) / sample.value);
+  }
   return {
+    requests: new Map([...requests].sort((a, b) => b[1] - a[1])),
+    meanRequestSecondsByVerb,
     reconcilesByResult,
     reconcileSecondsSum: sum("gpufleet_reconcile_duration_seconds_sum"),
     reconcileCount: sum("gpufleet_reconcile_duration_seconds_count"),
@@ -211,10 +235,11 @@ export function apiserverRequestDelta(
   before: string,
   after: string,
   resources: ReadonlySet<string>,
+  metric = "apiserver_request_total",
 ): Map<string, number> {
   const counts = (text: string) => {
     const byKey = new Map<string, number>();
-    for (const sample of samplesNamed(parseExposition(text), "apiserver_request_total")) {
+    for (const sample of samplesNamed(parseExposition(text), metric)) {
       const { verb = "", resource = "", subresource = "" } = sample.labels;
       if (!resources.has(resource)) continue;
       const key = `${verb} ${resource}${subresource ? `/${subresource}` : ""}`;
@@ -229,6 +254,22 @@ export function apiserverRequestDelta(
     if (grown > 0) delta.set(key, grown);
   }
   return new Map([...delta].sort((a, b) => b[1] - a[1]));
+}
+
+/**
+ * Mean seconds the API server spent per request by `verb resource[/subresource]` between two scrapes
+ * (apiserver_request_duration_seconds sum/count deltas): which requests cost the server its time.
+ */
+export function apiserverMeanSeconds(
+  before: string,
+  after: string,
+  resources: ReadonlySet<string>,
+): Map<string, number> {
+  const sums = apiserverRequestDelta(before, after, resources, "apiserver_request_duration_seconds_sum");
+  const counts = apiserverRequestDelta(before, after, resources, "apiserver_request_duration_seconds_count");
+  const means = new Map<string, number>();
+  for (const [key, count] of counts) means.set(key, (sums.get(key) ?? 0) / count);
+  return means;
 }
 
 /** What the bench saw of one ModelDeployment in its watch stream. */

@@ -29,6 +29,7 @@ import { ensureModelDeploymentCrd } from "../../test/support/crds.js";
 import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
 import { freeLoopbackPort, startLocalCluster, type LocalCluster } from "../cluster/cluster.js";
 import {
+  apiserverMeanSeconds,
   apiserverRequestDelta,
   BenchArgsError,
   benchModelDeploymentSpec,
@@ -42,6 +43,7 @@ import {
   percentile,
   ScaleTimeline,
   writeCeiling,
+  writesIn,
   type BenchArgs,
   type OperatorMetricsSnapshot,
 } from "./operator-scale-stats.js";
@@ -157,6 +159,7 @@ interface Figures {
   peakRssKiB?: number;
   operatorMetrics?: OperatorMetricsSnapshot;
   apiserverRequests?: Map<string, number>;
+  apiserverMeanSeconds?: Map<string, number>;
   cpuProfileSummary?: string;
   aborted?: string;
 }
@@ -208,6 +211,10 @@ function report(figures: Figures): string {
       convergeRate && configMapRate ? (convergeRate / configMapRate).toFixed(3) : "n/a",
     ],
     ["writes per ModelDeployment (all clients)", ceiling ? ceiling.writesPerObject.toFixed(2) : "n/a"],
+    [
+      "  of which the operator's (its own counter)",
+      figures.operatorMetrics ? (writesIn(figures.operatorMetrics.requests) / args.count).toFixed(2) : "n/a",
+    ],
     ["ceiling: those writes at the ConfigMap rate", seconds(ceiling?.ceilingSeconds)],
     [
       "converge time / ceiling for its writes",
@@ -238,11 +245,20 @@ function report(figures: Figures): string {
   ];
   let text = formatTable(rows);
   if (figures.apiserverRequests?.size) {
-    const requestRows: Array<[string, string]> = [...figures.apiserverRequests].map(([key, count]) => [
+    const requestRows: Array<[string, string]> = [...figures.apiserverRequests].map(([key, count]) => {
+      const mean = key.startsWith("WATCH") ? undefined : figures.apiserverMeanSeconds?.get(key);
+      return [key, `${count} (${(count / args.count).toFixed(2)}/MD)${mean === undefined ? "" : `, ${ms(mean * 1000)}`}`];
+    });
+    text += `\nAPI server requests during the operator phase (apiserver_request_total delta, all clients; mean server time per request):\n${formatTable(requestRows)}`;
+  }
+  if (figures.operatorMetrics?.requests.size) {
+    const rows: Array<[string, string]> = [...figures.operatorMetrics.requests].map(([key, count]) => [
       key,
       `${count} (${(count / args.count).toFixed(2)}/MD)`,
     ]);
-    text += `\nAPI server requests during the operator phase (apiserver_request_total delta, all clients):\n${formatTable(requestRows)}`;
+    for (const [verb, mean] of figures.operatorMetrics.meanRequestSecondsByVerb)
+      rows.push([`mean ${verb} round trip (operator's view)`, ms(mean * 1000)]);
+    text += `\nThe operator's own requests (gpufleet_kube_requests_total, whole run incl. start-up):\n${formatTable(rows)}`;
   }
   if (figures.cpuProfileSummary) text += `\nOperator CPU profile (self time):\n${figures.cpuProfileSummary}`;
   if (figures.aborted) text += `\nPARTIAL: ${figures.aborted}`;
@@ -462,11 +478,9 @@ async function run(
     figures.peakRssKiB = rss.peakKiB();
     try {
       figures.operatorMetrics = operatorMetricsFromExposition(await getText(`${operatorUrl}/metrics`));
-      figures.apiserverRequests = apiserverRequestDelta(
-        apiserverMetricsBefore,
-        await getText(`${cluster.apiServerUrl}/metrics`, cluster.kubeConfig),
-        COUNTED_RESOURCES,
-      );
+      const apiserverMetricsAfter = await getText(`${cluster.apiServerUrl}/metrics`, cluster.kubeConfig);
+      figures.apiserverRequests = apiserverRequestDelta(apiserverMetricsBefore, apiserverMetricsAfter, COUNTED_RESOURCES);
+      figures.apiserverMeanSeconds = apiserverMeanSeconds(apiserverMetricsBefore, apiserverMetricsAfter, COUNTED_RESOURCES);
     } catch (error) {
       say(`could not read metrics: ${error instanceof Error ? error.message : String(error)}`);
     }
