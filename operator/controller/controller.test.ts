@@ -6,6 +6,7 @@ import { KubeClient, type KubeObject } from "../runtime/kube-client.js";
 import { FakeApiServer } from "../runtime/testing/fake-apiserver.js";
 import {
   type EventSink,
+  freshestModelDeployment,
   lastApplyStillStands,
   ModelDeploymentController,
   WORKLOAD_RESYNC_MS,
@@ -21,6 +22,22 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_00
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+describe("freshestModelDeployment", () => {
+  const cached = { metadata: { uid: "u1", resourceVersion: "10" }, status: "before" };
+  const written = { metadata: { uid: "u1", resourceVersion: "11" }, status: "after" };
+
+  it("reads our own last status write while the cache still shows the object it was based on", () => {
+    expect(freshestModelDeployment(cached, { basedOnResourceVersion: "10", object: written })).toBe(written);
+  });
+
+  it("reads the cache once it moved on, for another object of the same name, or without a write", () => {
+    expect(freshestModelDeployment({ ...cached, metadata: { uid: "u1", resourceVersion: "11" } }, { basedOnResourceVersion: "10", object: written }).status).toBe("before");
+    expect(freshestModelDeployment({ ...cached, metadata: { uid: "u1", resourceVersion: "12" } }, { basedOnResourceVersion: "10", object: written }).status).toBe("before");
+    expect(freshestModelDeployment({ ...cached, metadata: { uid: "u2", resourceVersion: "10" } }, { basedOnResourceVersion: "10", object: written }).status).toBe("before");
+    expect(freshestModelDeployment(cached, undefined)).toBe(cached);
+  });
+});
 
 describe("lastApplyStillStands", () => {
   const last = { hash: "h1", ownerUid: "u1", deploymentGeneration: 3, appliedAtMs: 1_000 };
@@ -284,6 +301,23 @@ describe("ModelDeploymentController ownership against a fake API server", () => 
     expect(applies[0]?.body).toMatchObject({ metadata: { uid: oldService.metadata?.uid } });
     await waitFor(() => statusOf()?.observedGeneration === 1, "observedGeneration once served");
     expect(statusOf()?.conditions?.find((c) => c.type === "Ready")?.reason).not.toBe("NameConflict");
+  });
+
+  it("writes each status and the Planned event once while its ModelDeployment cache lags behind its own status write", async () => {
+    // The ModelDeployment watch opens late: the reconcile the new Deployment's event starts right after the
+    // first one reads the cached object from before the status write (as under a burst on a loaded API server).
+    fake.delayNext("WATCH", /modeldeployments$/, 1500);
+    await start(modelDeployment("web", spec, { generation: 1 }));
+    await waitFor(() => statusOf()?.observedGeneration === 1, "the status");
+    await waitFor(() => writes(deploymentPath).length > 0, "the Deployment");
+    // Past the watch's delay, so every reconcile those events start has run.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // Two real changes (the Deployment appeared: Applying, then RollingOut), no repeat of either.
+    const progressing = writes(`${mdPath}/status`).map(
+      (write) => (write.body as ModelDeployment).status?.conditions?.find((c) => c.type === "Progressing")?.reason,
+    );
+    expect(progressing).toEqual(["Applying", "RollingOut"]);
+    expect(events.filter((event) => event.reason === "Planned")).toHaveLength(1);
   });
 
   it("reports an apply the API server refuses as ApplyFailed in the status and an Event, instead of retrying in silence", async () => {

@@ -116,6 +116,22 @@ export const WORKLOAD_RESYNC_MS = 5 * 60_000;
 /** How often a ModelDeployment refused for a name conflict looks again (the operator watches no Services). */
 export const NAME_CONFLICT_RECHECK_MS = 30_000;
 
+/**
+ * The ModelDeployment a reconcile should read: the informer's copy, or the object our own last status write
+ * returned while the informer still shows the copy that write was based on (its watch event has not come
+ * yet). Without this, the reconcile that the new Deployment's event starts right after the first one sees
+ * no status, writes the same status again with fresh transition times and repeats the Planned event. Pure.
+ */
+export function freshestModelDeployment<T extends { metadata: { uid?: string; resourceVersion?: string } }>(
+  cached: T,
+  lastWrite: { basedOnResourceVersion: string | undefined; object: T } | undefined,
+): T {
+  if (!lastWrite || !cached.metadata.resourceVersion) return cached;
+  const current =
+    lastWrite.basedOnResourceVersion === cached.metadata.resourceVersion && lastWrite.object.metadata.uid === cached.metadata.uid;
+  return current ? lastWrite.object : cached;
+}
+
 /** Every object of a rendered workload, in a fixed order (the renderer's keys). */
 export function workloadObjects(workload: object): KubeObject[] {
   return Object.values(workload).filter((object): object is KubeObject => !!object && typeof object === "object" && "kind" in object);
@@ -168,6 +184,8 @@ export class ModelDeploymentController {
   private readonly log = logger.child({ component: "controller" });
   private readonly dependencies: ReconcileDependencies;
   private readonly lastApplied = new Map<string, AppliedWorkload>();
+  /** What the last status write of each ModelDeployment returned, and the resourceVersion it was based on. */
+  private readonly lastStatusWrite = new Map<string, { basedOnResourceVersion: string | undefined; object: ModelDeployment & KubeObject }>();
   /** The LeaderWorkerSet each multi-node ModelDeployment controls, as last read or applied (by `namespace/name`). */
   private readonly groupSets = new Map<string, LeaderWorkerSet & KubeObject>();
   /** metadata.generation of each Deployment this operator last wrote, by namespace/name (spill-over waits for the cache to show it). */
@@ -226,6 +244,7 @@ export class ModelDeploymentController {
       onDelete: (md) => {
         this.queue.forget(keyOf(md.metadata.namespace, md.metadata.name));
         this.lastApplied.delete(keyOf(md.metadata.namespace, md.metadata.name));
+        this.lastStatusWrite.delete(keyOf(md.metadata.namespace, md.metadata.name));
         this.groupSets.delete(keyOf(md.metadata.namespace, md.metadata.name));
         for (const key of this.returnBackoff.keys())
           if (key.startsWith(`${keyOf(md.metadata.namespace, md.metadata.name)}|`)) this.returnBackoff.delete(key);
@@ -318,11 +337,15 @@ export class ModelDeploymentController {
 
   private async reconcileOne(namespace: string, name: string, log: typeof this.log): Promise<{ requeueAfterMs?: number } | void> {
     const { informers } = this.options;
-    const modelDeployment = informers.modelDeployments.get(namespace, name);
-    if (!modelDeployment) {
+    const cached = informers.modelDeployments.get(namespace, name);
+    if (!cached) {
       log.debug("gone; owned objects are garbage-collected through owner references");
       return;
     }
+    const statusWrite = this.lastStatusWrite.get(keyOf(namespace, name));
+    const modelDeployment = freshestModelDeployment(cached, statusWrite);
+    // Once the informer has moved past the write's base, the informer is the authority again.
+    if (statusWrite && modelDeployment === cached) this.lastStatusWrite.delete(keyOf(namespace, name));
     if (modelDeployment.metadata.deletionTimestamp) return;
 
     const pods = informers.pods.list(
@@ -559,7 +582,9 @@ export class ModelDeploymentController {
   }
 
   private async writeStatus(modelDeployment: ModelDeployment, status: ModelDeploymentStatus, log: typeof this.log): Promise<void> {
-    await this.options.client.apply(
+    const key = keyOf(modelDeployment.metadata.namespace, modelDeployment.metadata.name);
+    this.lastStatusWrite.delete(key);
+    const written = await this.options.client.apply(
       {
         apiVersion: `${API_GROUP}/${API_VERSION}`,
         kind: KIND,
@@ -568,6 +593,9 @@ export class ModelDeploymentController {
       } as KubeObject,
       { fieldManager: FIELD_MANAGER, force: true, subresource: "status" },
     );
+    const object = written as (ModelDeployment & KubeObject) | undefined;
+    if (object?.metadata?.resourceVersion && object.metadata.uid === modelDeployment.metadata.uid)
+      this.lastStatusWrite.set(key, { basedOnResourceVersion: modelDeployment.metadata.resourceVersion, object });
     log.debug("status written");
   }
 }
