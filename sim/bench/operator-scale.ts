@@ -50,6 +50,8 @@ import {
 import { summarizeCpuProfile } from "./cpu-profile.js";
 
 const NAMESPACE = "bench";
+/** Services created to time the API server's Service create rate (a sample: they are serialized). */
+const SERVICE_CEILING_SAMPLE = 200;
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -149,6 +151,8 @@ interface Figures {
   clusterStartupMs?: number;
   configMapSeconds?: number;
   configMapsCreated?: number;
+  serviceSeconds?: number;
+  servicesCreated?: number;
   applySeconds?: number;
   modelDeploymentsApplied?: number;
   allDeploymentsSeconds?: number;
@@ -176,6 +180,8 @@ const ms = (value: number | undefined) => (value === undefined ? "n/a" : `${valu
 function report(figures: Figures): string {
   const { args, timeline } = figures;
   const configMapRate = perSecond(figures.configMapsCreated, figures.configMapSeconds);
+  const serviceRate = perSecond(figures.servicesCreated, figures.serviceSeconds);
+  const serviceFloorSeconds = serviceRate ? args.count / serviceRate : undefined;
   const applyRate = perSecond(figures.modelDeploymentsApplied, figures.applySeconds);
   const convergedCount = timeline?.converged;
   const convergeRate = perSecond(args.count, figures.convergeSeconds);
@@ -221,6 +227,12 @@ function report(figures: Figures): string {
       ceiling && figures.convergeSeconds
         ? (figures.convergeSeconds / ceiling.ceilingSeconds).toFixed(2)
         : "n/a",
+    ],
+    [`ceiling: Service create throughput (${figures.servicesCreated ?? 0} timed)`, rate(serviceRate)],
+    ["floor: N Services at that rate (one per ModelDeployment)", seconds(serviceFloorSeconds)],
+    [
+      "converge time / that floor",
+      serviceFloorSeconds && figures.convergeSeconds ? (figures.convergeSeconds / serviceFloorSeconds).toFixed(2) : "n/a",
     ],
     ["operator RSS idle (synced, 0 objects)", mib(figures.idleRssKiB)],
     ["operator peak RSS", mib(figures.peakRssKiB)],
@@ -338,6 +350,32 @@ async function run(
   figures.configMapSeconds = (performance.now() - configMapStart) / 1000;
   figures.configMapsCreated = configMapsCreated;
   say(`ConfigMaps: ${configMapsCreated} in ${figures.configMapSeconds.toFixed(1)} s`);
+
+  // ---- 1b. Services: the one write a ModelDeployment needs that the API server does not run in parallel --
+  // kube-apiserver 1.34 allocates each ClusterIP under one lock held across the IPAddress write
+  // (MetaAllocator.AllocateNextService, pkg/registry/core/service/ipallocator/cidrallocator.go), so N
+  // ModelDeployments cannot converge faster than N Service creates, however many clients write at once.
+  const serviceSample = Math.min(args.count, SERVICE_CEILING_SAMPLE);
+  say(`creating ${serviceSample} selector-less ClusterIP Services (concurrency ${args.concurrency})`);
+  let servicesCreated = 0;
+  const serviceStart = performance.now();
+  await forEachBounded(
+    indexes.slice(0, serviceSample),
+    args.concurrency,
+    async (index) => {
+      await client.create({
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: `ceiling-${index}`, namespace: NAMESPACE },
+        spec: { ports: [{ name: "http", port: 80 }] },
+      } as KubeObject);
+      servicesCreated++;
+    },
+    timedOut,
+  );
+  figures.serviceSeconds = (performance.now() - serviceStart) / 1000;
+  figures.servicesCreated = servicesCreated;
+  say(`Services: ${servicesCreated} in ${figures.serviceSeconds.toFixed(1)} s`);
 
   // ---- 2. the operator, as its own process --------------------------------------------------------
   const opsPort = await freeLoopbackPort();
