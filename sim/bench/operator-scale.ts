@@ -2,7 +2,8 @@
  * Operator scale benchmark: `npx tsx sim/bench/operator-scale.ts [--count 1000] [--concurrency 16]`.
  *
  * On its own local control plane (KWOK GPU nodes, own temp dir, stopped at the end even on error):
- *  1. ceiling: the API server's create throughput for N plain ConfigMaps at the same client concurrency;
+ *  1. ceiling: the API server's create throughput for N plain ConfigMaps at the same client concurrency,
+ *     then for up to 200 Services (ClusterIPs are allocated one at a time: the floor under convergence);
  *  2. the operator as a separate process (`node --import tsx operator/main.ts`, so its RSS is its own),
  *     then N ModelDeployments applied at that concurrency. Per object, apply → Deployment ADDED is timed
  *     by watch event arrival (creationTimestamp has 1 s resolution), then convergence
@@ -329,27 +330,32 @@ async function run(
   }
 
   // ---- 1. ceiling: plain ConfigMap creates, same N and client concurrency --------------------------
-  say(`creating ${args.count} ConfigMaps (concurrency ${args.concurrency})`);
   const indexes = Array.from({ length: args.count }, (_, index) => index);
-  let configMapsCreated = 0;
-  const configMapStart = performance.now();
-  await forEachBounded(
-    indexes,
-    args.concurrency,
-    async (index) => {
-      await client.create({
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        metadata: { name: `ceiling-${index}`, namespace: NAMESPACE },
-        data: { index: String(index) },
-      } as KubeObject);
-      configMapsCreated++;
-    },
-    timedOut,
-  );
-  figures.configMapSeconds = (performance.now() - configMapStart) / 1000;
-  figures.configMapsCreated = configMapsCreated;
-  say(`ConfigMaps: ${configMapsCreated} in ${figures.configMapSeconds.toFixed(1)} s`);
+  /** Creates `count` objects at the bench's concurrency; how many were made and how long it took. */
+  const timeCreates = async (count: number, make: (index: number) => KubeObject) => {
+    let created = 0;
+    const start = performance.now();
+    await forEachBounded(
+      indexes.slice(0, count),
+      args.concurrency,
+      async (index) => {
+        await client.create(make(index));
+        created++;
+      },
+      timedOut,
+    );
+    return { created, seconds: (performance.now() - start) / 1000 };
+  };
+  say(`creating ${args.count} ConfigMaps (concurrency ${args.concurrency})`);
+  const configMaps = await timeCreates(args.count, (index) => ({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: `ceiling-${index}`, namespace: NAMESPACE },
+    data: { index: String(index) },
+  }) as KubeObject);
+  figures.configMapSeconds = configMaps.seconds;
+  figures.configMapsCreated = configMaps.created;
+  say(`ConfigMaps: ${configMaps.created} in ${configMaps.seconds.toFixed(1)} s`);
 
   // ---- 1b. Services: the one write a ModelDeployment needs that the API server does not run in parallel --
   // kube-apiserver 1.34 allocates each ClusterIP under one lock held across the IPAddress write
@@ -357,25 +363,15 @@ async function run(
   // ModelDeployments cannot converge faster than N Service creates, however many clients write at once.
   const serviceSample = Math.min(args.count, SERVICE_CEILING_SAMPLE);
   say(`creating ${serviceSample} selector-less ClusterIP Services (concurrency ${args.concurrency})`);
-  let servicesCreated = 0;
-  const serviceStart = performance.now();
-  await forEachBounded(
-    indexes.slice(0, serviceSample),
-    args.concurrency,
-    async (index) => {
-      await client.create({
-        apiVersion: "v1",
-        kind: "Service",
-        metadata: { name: `ceiling-${index}`, namespace: NAMESPACE },
-        spec: { ports: [{ name: "http", port: 80 }] },
-      } as KubeObject);
-      servicesCreated++;
-    },
-    timedOut,
-  );
-  figures.serviceSeconds = (performance.now() - serviceStart) / 1000;
-  figures.servicesCreated = servicesCreated;
-  say(`Services: ${servicesCreated} in ${figures.serviceSeconds.toFixed(1)} s`);
+  const services = await timeCreates(serviceSample, (index) => ({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: `ceiling-${index}`, namespace: NAMESPACE },
+    spec: { ports: [{ name: "http", port: 80 }] },
+  }) as KubeObject);
+  figures.serviceSeconds = services.seconds;
+  figures.servicesCreated = services.created;
+  say(`Services: ${services.created} in ${services.seconds.toFixed(1)} s`);
 
   // ---- 2. the operator, as its own process --------------------------------------------------------
   const opsPort = await freeLoopbackPort();
