@@ -11,6 +11,8 @@ import {
   formatTable,
   operatorMetricsFromExposition,
   parseBenchArgs,
+  parseMachineTicks,
+  parseProcStatTicks,
   parseVmRssKiB,
   percentile,
   ScaleTimeline,
@@ -85,6 +87,20 @@ describe("percentile", () => {
     expect(percentile(values, 10)).toBe(1);
     expect(percentile([42], 99)).toBe(42);
     expect(percentile([], 50)).toBeUndefined();
+  });
+});
+
+describe("parseProcStatTicks and parseMachineTicks", () => {
+  it("sum user, system and waited-for children's ticks after a command name with spaces and parentheses", () => {
+    const line = "4242 (kube (api) server) S 1 4242 4242 0 -1 4194560 100 0 0 0 700 300 20 5 20 0 12 0 5000 1000 50";
+    expect(parseProcStatTicks(line)).toBe(1025);
+    expect(parseProcStatTicks("4242 (x) S 1")).toBeUndefined();
+  });
+
+  it("count busy ticks as all but idle and iowait", () => {
+    const stat = "cpu  100 50 30 800 20 0 10 5 0 0\ncpu0 50 25 15 400 10 0 5 2 0 0\n";
+    expect(parseMachineTicks(stat)).toEqual({ busy: 195, total: 1015 });
+    expect(parseMachineTicks("intr 1 2 3")).toBeUndefined();
   });
 });
 

@@ -174,6 +174,28 @@ export function percentile(values: readonly number[], p: number): number | undef
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
 }
 
+/**
+ * CPU ticks (user + system, children that were waited for included) of a `/proc/<pid>/stat` line: fields 14-17,
+ * counted after the command name, which is in parentheses and may itself hold spaces or parentheses.
+ */
+export function parseProcStatTicks(procStat: string): number | undefined {
+  const fields = procStat.slice(procStat.lastIndexOf(")") + 2).trim().split(/\s+/);
+  // fields[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
+  const ticks = fields.slice(11, 15).map(Number);
+  return ticks.length === 4 && ticks.every(Number.isFinite) ? ticks.reduce((a, b) => a + b, 0) : undefined;
+}
+
+/** Busy and total ticks of the first (all-CPU) line of /proc/stat: busy is all but idle and iowait. */
+export function parseMachineTicks(procStat: string): { busy: number; total: number } | undefined {
+  const line = procStat.split("\n").find((l) => l.startsWith("cpu "));
+  if (!line) return undefined;
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  if (ticks.length < 5 || !ticks.every(Number.isFinite)) return undefined;
+  // user nice system idle iowait irq softirq steal (guest time is already in user/nice)
+  const total = ticks.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - (ticks[3] ?? 0) - (ticks[4] ?? 0), total };
+}
+
 /** VmRSS of a `/proc/<pid>/status` text, in KiB. */
 export function parseVmRssKiB(procStatus: string): number | undefined {
   const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(procStatus);

@@ -20,7 +20,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../../operator/api/modeldeployment.js";
@@ -40,6 +41,8 @@ import {
   GPUS_PER_BENCH_NODE,
   operatorMetricsFromExposition,
   parseBenchArgs,
+  parseMachineTicks,
+  parseProcStatTicks,
   parseVmRssKiB,
   percentile,
   ScaleTimeline,
@@ -147,6 +150,55 @@ function sampleRss(
   return { peakKiB: () => peak, latestKiB: () => latest, stop: () => clearInterval(timer) };
 }
 
+/** CPU ticks of some processes and of the whole machine at one moment (/proc). */
+interface CpuSnapshot {
+  processTicks: number;
+  machine: { busy: number; total: number } | undefined;
+  atMs: number;
+}
+
+function cpuSnapshot(pids: readonly number[]): CpuSnapshot {
+  let processTicks = 0;
+  for (const pid of pids) {
+    try {
+      processTicks += parseProcStatTicks(readFileSync(`/proc/${pid}/stat`, "utf8")) ?? 0;
+    } catch {
+      // Gone: its time is no longer readable.
+    }
+  }
+  let machine: CpuSnapshot["machine"];
+  try {
+    machine = parseMachineTicks(readFileSync("/proc/stat", "utf8"));
+  } catch {
+    machine = undefined;
+  }
+  return { processTicks, machine, atMs: performance.now() };
+}
+
+const CLOCK_TICKS_PER_SECOND = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * The cores the bench's own processes used between two snapshots, and how busy the whole machine was
+ * (in cores): on a shared machine the second says how much of it the first could have had.
+ */
+function coresBetween(from: CpuSnapshot, to: CpuSnapshot): string {
+  const wallSeconds = (to.atMs - from.atMs) / 1000;
+  if (wallSeconds <= 0) return "n/a";
+  const own = (to.processTicks - from.processTicks) / CLOCK_TICKS_PER_SECOND / wallSeconds;
+  const cpus = availableParallelism();
+  const machine =
+    from.machine && to.machine && to.machine.total > from.machine.total
+      ? ((to.machine.busy - from.machine.busy) / (to.machine.total - from.machine.total)) * cpus
+      : undefined;
+  return `${own.toFixed(2)} of ${cpus} cores${machine === undefined ? "" : ` (machine busy: ${machine.toFixed(2)})`}`;
+}
+
 interface Figures {
   args: BenchArgs;
   clusterStartupMs?: number;
@@ -166,6 +218,9 @@ interface Figures {
   apiserverRequests?: Map<string, number>;
   apiserverMeanSeconds?: Map<string, number>;
   cpuProfileSummary?: string;
+  /** Cores the cluster used while the ConfigMaps were created, and the cluster plus operator from apply to convergence. */
+  ceilingCores?: string;
+  operatorPhaseCores?: string;
   aborted?: string;
 }
 
@@ -255,6 +310,8 @@ function report(figures: Figures): string {
       figures.operatorMetrics ? String(figures.operatorMetrics.workqueueRetries) : "n/a",
     ],
     ["operator CPU time", seconds(figures.operatorMetrics?.cpuSeconds)],
+    ["CPU the cluster had while ConfigMaps were created", figures.ceilingCores ?? "n/a"],
+    ["CPU the cluster + operator had from apply to convergence", figures.operatorPhaseCores ?? "n/a"],
   ];
   let text = formatTable(rows);
   if (figures.apiserverRequests?.size) {
@@ -346,7 +403,9 @@ async function run(
     );
     return { created, seconds: (performance.now() - start) / 1000 };
   };
+  const clusterPids = () => Object.values(cluster.processes).map((process) => process.pid);
   say(`creating ${args.count} ConfigMaps (concurrency ${args.concurrency})`);
+  const ceilingCpuStart = cpuSnapshot(clusterPids());
   const configMaps = await timeCreates(args.count, (index) => ({
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -355,6 +414,7 @@ async function run(
   }) as KubeObject);
   figures.configMapSeconds = configMaps.seconds;
   figures.configMapsCreated = configMaps.created;
+  figures.ceilingCores = coresBetween(ceilingCpuStart, cpuSnapshot(clusterPids()));
   say(`ConfigMaps: ${configMaps.created} in ${configMaps.seconds.toFixed(1)} s`);
 
   // ---- 1b. Services: the one write a ModelDeployment needs that the API server does not run in parallel --
@@ -455,6 +515,7 @@ async function run(
   );
   const spec = benchModelDeploymentSpec();
   let applied = 0;
+  const operatorPhaseCpuStart = cpuSnapshot([...clusterPids(), pid]);
   const applyStart = performance.now();
   await forEachBounded(
     names,
@@ -526,6 +587,7 @@ async function run(
 
   await waitFor("every Deployment", () => timeline.deploymentsSeen === args.count);
   await waitFor("convergence", () => timeline.converged === args.count);
+  figures.operatorPhaseCores = coresBetween(operatorPhaseCpuStart, cpuSnapshot([...clusterPids(), pid]));
   say(`converged ${args.count} in ${since(timeline.lastOf("convergedAtMs"))?.toFixed(1)} s`);
   if (args.waitReady) {
     if (args.gpuNodes * GPUS_PER_BENCH_NODE < args.count)
