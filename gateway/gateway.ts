@@ -2,6 +2,7 @@
  * The gateway process assembled: informers (Fleet), the HTTP server, the demand writer and the ops
  * server. `startGateway` is what main.ts and the cluster tests run.
  */
+import type { IncomingMessage } from "node:http";
 import type { Registry } from "prom-client";
 import { logger } from "../operator/log/logger.js";
 import { type OpsServer, startOpsServer } from "../operator/runtime/ops-server.js";
@@ -67,6 +68,8 @@ export async function startGateway(
   const cascade = new CascadeServer({
     resolve: (alias) => cascadeRoutes.resolve(alias),
     self: () => ({ host: loopbackOf(config.host), port: listeningPort }),
+    // largeForTiers: the caller's tier, authentication only (each step's hop is admitted and metered).
+    ...(tenancy ? { tierOf: (req: IncomingMessage) => tenancy.identify(req)?.tier } : {}),
   });
   // LoRA adapter names resolve to their base ModelDeployment (gateway/adapters/).
   const adapters = new AdapterFleet(fleet);
@@ -77,7 +80,11 @@ export async function startGateway(
     ...(demand ? { demand } : {}),
     ...(tenancy ? { tenancy } : {}),
     ...(regions ? { regions } : {}),
-    cascade,
+    cascade: {
+      serve: (request) => cascade.serve(request),
+      aliasOf: (req) => cascade.aliasOf(req),
+      aliases: () => cascadeRoutes.aliases(),
+    },
   });
   if (demand) fleet.subscribe(() => demand.forgetExcept(new Set(fleet.routes().map((r) => r.uid))));
   // Ops first, so the kubelet sees a live (not yet ready) process while informers sync.

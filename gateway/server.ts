@@ -70,7 +70,13 @@ export interface GatewayServerOptions {
   /** Region routing across pods in several regions (gateway/region-router.ts); absent: off. */
   regions?: Pick<RegionRouter, "annotate" | "narrow">;
   /** Model aliases (ModelRoute cascades, gateway/cascade): serves `model` when it is one. */
-  cascade?: { serve(request: CascadeRequest): boolean };
+  cascade?: {
+    serve(request: CascadeRequest): boolean;
+    /** The alias a request is a step of, when it is the cascade's own hop (tenancy's allowed models). */
+    aliasOf?(req: IncomingMessage): string | undefined;
+    /** Aliases that serve now, listed in /v1/models beside the models. */
+    aliases?(): Array<{ id: string; createdAtSeconds: number }>;
+  };
 }
 
 export const HEADER_ENDPOINT = "x-gpufleet-endpoint";
@@ -231,8 +237,11 @@ export class GatewayServer {
   private sendModels(res: ServerResponse): void {
     const data = this.options.fleet
       .routes()
-      .map((r) => ({ id: r.model, object: "model", created: r.createdAtSeconds, owned_by: "gpufleet" }))
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      .map((r) => ({ id: r.model, object: "model", created: r.createdAtSeconds, owned_by: "gpufleet" }));
+    const ids = new Set(data.map((m) => m.id));
+    for (const alias of this.options.cascade?.aliases?.() ?? [])
+      if (!ids.has(alias.id)) data.push({ id: alias.id, object: "model", created: alias.createdAtSeconds, owned_by: "gpufleet" });
+    data.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const body = JSON.stringify({ object: "list", data });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
     res.end(body);
@@ -264,7 +273,7 @@ export class GatewayServer {
     )
       return;
     // Tenancy: 401/403/429 here; the ticket settles the tokens when the exchange ends.
-    const tenancy = this.options.tenancy?.admit(req, res, body, request);
+    const tenancy = this.options.tenancy?.admit(req, res, body, request, this.options.cascade?.aliasOf?.(req));
     this.options.regions?.annotate(request.features, req.headers);
     const route = this.options.fleet.route(request.model);
     if (!route)

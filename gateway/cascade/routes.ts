@@ -21,7 +21,7 @@ registerKind(`${API_GROUP}/${API_VERSION}`, MODEL_ROUTE_KIND, {
 });
 
 export type ResolvedCascade =
-  | { ok: true; alias: string; route: string; rules: CascadeRules }
+  | { ok: true; alias: string; route: string; rules: CascadeRules; createdAtSeconds: number }
   /** The ModelRoute names a ModelDeployment the gateway does not serve: an actionable message. */
   | { ok: false; alias: string; route: string; message: string };
 
@@ -71,6 +71,7 @@ export function buildCascades(
       ok: true,
       alias,
       route,
+      createdAtSeconds: Math.floor(creation(r) / 1000),
       rules: {
         steps: r.spec.steps.map((s) => ({
           model: byDeployment.get(`${ns}/${s.modelDeployment}`) as string,
@@ -128,6 +129,14 @@ export class CascadeRoutes {
 
   async stop(): Promise<void> {
     await this.informer.stop();
+  }
+
+  /** The aliases that serve now (every step resolved), for /v1/models. */
+  aliases(): Array<{ id: string; createdAtSeconds: number }> {
+    const out: Array<{ id: string; createdAtSeconds: number }> = [];
+    for (const c of buildCascades(this.informer.list(), this.fleet).values())
+      if (c.ok) out.push({ id: c.alias, createdAtSeconds: c.createdAtSeconds });
+    return out;
   }
 
   resolve(alias: string): ResolvedCascade | undefined {

@@ -33,7 +33,7 @@ const rules: CascadeRules = {
 
 async function setup(
   resolve: (alias: string) => ResolvedCascade | undefined = (a) =>
-    a === "chat" ? { ok: true, alias: a, route: "ns/chat", rules } : undefined,
+    a === "chat" ? { ok: true, alias: a, route: "ns/chat", rules, createdAtSeconds: 1_700_000_000 } : undefined,
   tier?: string,
 ) {
   const fleet = new StaticFleet();
@@ -63,7 +63,10 @@ async function setup(
   const server = new GatewayServer({
     fleet,
     metrics: createGatewayMetrics(undefined, { processMetrics: false }),
-    cascade: { serve: (r) => cascade.serve(tier !== undefined ? { ...r, tier } : r) },
+    cascade: {
+      serve: (r) => cascade.serve(tier !== undefined ? { ...r, tier } : r),
+      aliases: () => (resolve("chat")?.ok ? [{ id: "chat", createdAtSeconds: 1_700_000_000 }] : []),
+    },
   });
   port = await server.listen(0, "127.0.0.1");
   cleanups.push(
@@ -183,5 +186,12 @@ describe("cascade through the gateway", () => {
       "names ModelDeployment gone",
     );
     expect((await post(`${url}/v1/completions`, { model: "nope", prompt: "hi" })).status).toBe(404);
+  });
+
+  it("lists a serving alias in /v1/models beside the models it fronts", async () => {
+    const url = await setup();
+    const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string; created: number }> };
+    expect(models.data.map((m) => m.id)).toEqual(["chat", "large-70b", "small-8b"]);
+    expect(models.data[0]?.created).toBe(1_700_000_000);
   });
 });

@@ -33,6 +33,8 @@ export const HEADER_CASCADE = "x-gpufleet-cascade";
 export const HEADER_CONFIDENCE = "x-gpufleet-confidence";
 /** Marks the gateway's own hop to a step: never resolved as an alias again (no loops). */
 export const HEADER_HOP = "x-gpufleet-cascade-hop";
+/** On the gateway's own hop: the alias the step serves (tenancy lets a tier allowed the alias call it). */
+export const HEADER_ALIAS = "x-gpufleet-cascade-alias";
 /** Largest non-streaming answer the gate reads. */
 const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "date"]);
@@ -101,6 +103,16 @@ export class CascadeServer {
 
   close(): void {
     this.agent.destroy();
+  }
+
+  /**
+   * The alias a request is a step of, when it is this process's own hop (the hop token proves it; a
+   * client cannot forge it), else undefined.
+   */
+  aliasOf(req: IncomingMessage): string | undefined {
+    if (req.headers[HEADER_HOP] !== this.hopToken) return undefined;
+    const alias = req.headers[HEADER_ALIAS];
+    return typeof alias === "string" && alias.length > 0 && alias.length <= 253 ? alias : undefined;
   }
 
   /** Serves `model` as a cascade alias; false when it is not one (the caller answers 404). */
@@ -370,6 +382,7 @@ export class CascadeServer {
       "content-type": "application/json",
       "content-length": payload.length,
       [HEADER_HOP]: this.hopToken,
+      [HEADER_ALIAS]: request.model,
     };
     for (const name of ["accept", "authorization", "x-request-id", "x-session-id"])
       if (typeof request.req.headers[name] === "string") headers[name] = request.req.headers[name];

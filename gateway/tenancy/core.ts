@@ -78,6 +78,11 @@ const LIMIT_TEXT: Record<LimitName, string> = {
   "tokens-day": "tokens per day",
 };
 
+/** A tier listing `models` may call `model` directly, or as a step of an alias it lists. Pure. */
+export function modelAllowed(models: readonly string[], model: string, viaAlias: string | undefined): boolean {
+  return models.includes(model) || (viaAlias !== undefined && models.includes(viaAlias));
+}
+
 export class TenancyCore {
   readonly meter: Meter;
   private keys = new KeyIndex<string>([]);
@@ -182,11 +187,36 @@ export class TenancyCore {
   }
 
   /**
+   * Who presents `authorization`, without admitting or metering anything (no bucket, no counter moves):
+   * for decisions taken before admission, e.g. a cascade's `largeForTiers`. Undefined for no or an
+   * unknown key (the admission that follows answers 401) and for a tenant that cannot be served.
+   */
+  identify(authorization: string | string[] | undefined): { tenant: string; tier: string } | undefined {
+    let state: TenantState | undefined;
+    if (authorization === undefined) state = this.anonymous;
+    else {
+      const presented = parseBearer(authorization);
+      const owner = presented === undefined ? undefined : this.keys.match(presented);
+      state = owner === undefined ? undefined : this.tenants.get(owner);
+    }
+    if (!state || state.suspended) return undefined;
+    return { tenant: state.key, tier: state.tier };
+  }
+
+  /**
    * Authenticates and admits a request for `model` that may use up to `reserveTokens` (prompt estimate;
    * the completion's max_tokens is added here, or the tier's defaultMaxTokens). Throws GatewayError:
    * 401 (no or unknown key), 403 (suspended, model not allowed), 429 (over a limit, overLimit Reject).
+   * `viaAlias`: the request is a step of that cascade alias (the gateway's own hop): a tier that may
+   * call the alias may call its step models; the request is still limited and metered as `model`.
    */
-  admit(authorization: string | string[] | undefined, model: string, promptTokens: number, maxTokens: number | undefined): Admitted {
+  admit(
+    authorization: string | string[] | undefined,
+    model: string,
+    promptTokens: number,
+    maxTokens: number | undefined,
+    viaAlias?: string,
+  ): Admitted {
     const metrics = this.options.metrics;
     let state: TenantState | undefined;
     if (authorization === undefined && this.anonymous) state = this.anonymous;
@@ -216,7 +246,7 @@ export class TenancyCore {
     }
     const limiter = state.limiter;
     const limits: EffectiveLimits = limiter.effective;
-    if (limits.models && !limits.models.includes(model)) {
+    if (limits.models && !modelAllowed(limits.models, model, viaAlias)) {
       metrics?.rejected.inc({ tenant, reason: "model-not-allowed" });
       throw new GatewayError("model_not_allowed", `Your tier (${state.tier}) may not call this model.`);
     }

@@ -8,6 +8,7 @@ import { GatewayServer } from "../server.js";
 import { TenancyCore } from "./core.js";
 import { createTenancyMetrics } from "./metrics.js";
 import { TenancyGate } from "./tenancy.js";
+import { CascadeServer, HEADER_ALIAS, HEADER_CASCADE, HEADER_MODEL } from "../cascade/serve.js";
 
 // The tenancy hook in the real gateway server, against a loopback engine that reports usage.
 
@@ -54,9 +55,20 @@ async function setup(options: { anonymousTier?: string } = {}) {
     pricing: { usdPerGpuHour: {}, defaultUsdPerGpuHour: 1, gramsCO2PerKWh: 400, boardPowerW: () => 100 },
   });
   core.update({
-    tiers: [tier("gold", { priority: 100, tokensPerMinute: 10_000 }), tier("free", { tokensPerMinute: 100, models: ["small"] })],
-    tenants: [tenant("acme", "gold", "acme-key"), tenant("hobby", "free", "hobby-key"), tenant("orphan", "platinum", "orphan-key"), tenant("keyless", "gold", "gone")],
+    tiers: [
+      tier("gold", { priority: 100, tokensPerMinute: 10_000 }),
+      tier("free", { tokensPerMinute: 100, models: ["small"] }),
+      tier("aliased", { tokensPerMinute: 10_000, models: ["chat"] }),
+    ],
+    tenants: [
+      tenant("acme", "gold", "acme-key"),
+      tenant("hobby", "free", "hobby-key"),
+      tenant("orphan", "platinum", "orphan-key"),
+      tenant("keyless", "gold", "gone"),
+      tenant("teamx", "aliased", "teamx-key"),
+    ],
     secrets: [
+      { namespace: "tenants", name: "teamx-key", data: { key: b64("sk-teamx") } },
       { namespace: "tenants", name: "orphan-key", data: { key: b64("sk-orphan") } },
       { namespace: "tenants", name: "acme-key", data: { key: b64("sk-acme") } },
       { namespace: "tenants", name: "hobby-key", data: { key: b64("sk-hobby") } },
@@ -70,13 +82,34 @@ async function setup(options: { anonymousTier?: string } = {}) {
     planOf: () => ({ gpuProduct: "NVIDIA-L4", gpusPerReplica: 1 }),
     engineTokens: () => undefined,
   });
-  const server = new GatewayServer({ fleet, metrics: gatewayMetrics, tenancy: gate });
-  const port = await server.listen(0, "127.0.0.1");
-  cleanups.push(() => server.close());
-  const post = (body: unknown, key?: string) =>
+  // The alias `chat` over small -> large, gold always large (ModelRoute largeForTiers).
+  let port = 0;
+  const cascade = new CascadeServer({
+    resolve: (alias) =>
+      alias === "chat"
+        ? {
+            ok: true,
+            alias,
+            route: "models/chat",
+            createdAtSeconds: 0,
+            rules: { steps: [{ model: "small" }, { model: "large" }], largeForTiers: ["gold"], streaming: "hold" },
+          }
+        : undefined,
+    self: () => ({ host: "127.0.0.1", port }),
+    tierOf: (req) => gate.identify(req)?.tier,
+  });
+  const server = new GatewayServer({
+    fleet,
+    metrics: gatewayMetrics,
+    tenancy: gate,
+    cascade: { serve: (r) => cascade.serve(r), aliasOf: (req) => cascade.aliasOf(req) },
+  });
+  port = await server.listen(0, "127.0.0.1");
+  cleanups.push(() => server.close(), () => cascade.close());
+  const post = (body: unknown, key?: string, extra: Record<string, string> = {}) =>
     fetch(`http://127.0.0.1:${port}/v1/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", ...(key !== undefined ? { authorization: `Bearer ${key}` } : {}) },
+      headers: { "content-type": "application/json", ...(key !== undefined ? { authorization: `Bearer ${key}` } : {}), ...extra },
       body: JSON.stringify(body),
     });
   const settled = async (tenantKey: string) => {
@@ -169,5 +202,47 @@ describe("tenancy in the gateway's request path", () => {
     expect((await g.settled("anonymous"))[0]).toMatchObject({ requests: 1, promptTokens: 11 });
     // a wrong key is still a 401, not anonymous
     expect((await g.post({ model: "small", prompt: "hi" }, "sk-nope")).status).toBe(401);
+  });
+
+  it("lets a tier that lists only the alias call it, meters the step against its real model, and refuses the step model called directly", async () => {
+    const g = await setup();
+    const viaAlias = await g.post({ model: "chat", prompt: "hello", max_tokens: 3 }, "sk-teamx");
+    expect(viaAlias.status).toBe(200);
+    expect(viaAlias.headers.get(HEADER_MODEL)).toBe("small");
+    await viaAlias.text();
+    const [delta] = await g.settled("tenants/teamx");
+    expect(delta).toMatchObject({ model: "small", requests: 1, promptTokens: 11, completionTokens: 3 });
+    const direct = await g.post({ model: "small", prompt: "hello", max_tokens: 3 }, "sk-teamx");
+    expect(direct.status).toBe(403);
+    // A client cannot claim to be the cascade's hop: the alias header without the hop token is ignored.
+    const forged = await g.post({ model: "small", prompt: "hello", max_tokens: 3 }, "sk-teamx", { [HEADER_ALIAS]: "chat" });
+    expect(forged.status).toBe(403);
+    expect(g.seen).toHaveLength(1);
+    // A tier that does not list the alias: each step is judged by its own model (free lists `small`).
+    const free = await g.post({ model: "chat", prompt: "hello", max_tokens: 3 }, "sk-hobby");
+    expect(free.status).toBe(200);
+    expect(free.headers.get(HEADER_MODEL)).toBe("small");
+    await free.text();
+  });
+
+  it("sends a tier in largeForTiers to the large model, learning the tier without admitting or metering the alias request", async () => {
+    const g = await setup();
+    const gold = await g.post({ model: "chat", prompt: "hello", max_tokens: 4 }, "sk-acme");
+    expect(gold.status).toBe(200);
+    expect(gold.headers.get(HEADER_MODEL)).toBe("large");
+    expect(gold.headers.get(HEADER_CASCADE)).toBe("tier");
+    await gold.text();
+    // One request metered (the step's), not two: the tier lookup took nothing.
+    expect(await g.settled("tenants/acme")).toEqual([
+      expect.objectContaining({ model: "large", requests: 1, promptTokens: 11, completionTokens: 4 }),
+    ]);
+    // One token reservation: 10,000 - (prompt estimate 2 + 4), settled to 15 used.
+    const after = await g.post({ model: "large", prompt: "hello", max_tokens: 1 }, "sk-acme");
+    expect(Number(after.headers.get("x-ratelimit-remaining-tokens"))).toBeGreaterThanOrEqual(10_000 - 15 - 3);
+    await after.text();
+    // A wrong key on the alias is a 401 from the step's admission; nothing reaches an engine.
+    const before = g.seen.length;
+    expect((await g.post({ model: "chat", prompt: "hello", max_tokens: 4 }, "sk-nope")).status).toBe(401);
+    expect(g.seen).toHaveLength(before);
   });
 });

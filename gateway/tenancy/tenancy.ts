@@ -45,7 +45,13 @@ export interface TenancyTicket {
 
 /** The request-path hook: server.ts depends on this interface only. */
 export interface TenancyHook {
-  admit(req: IncomingMessage, res: ServerResponse, body: Buffer, request: CompletionRequest): TenancyTicket;
+  /**
+   * `viaAlias`: the request is the gateway's own hop for a step of that cascade alias (server.ts
+   * learns it from the cascade, which alone can vouch for its hops).
+   */
+  admit(req: IncomingMessage, res: ServerResponse, body: Buffer, request: CompletionRequest, viaAlias?: string): TenancyTicket;
+  /** The caller's tenant and tier, authentication only: nothing is admitted or metered. */
+  identify(req: IncomingMessage): { tenant: string; tier: string } | undefined;
 }
 
 /** max_tokens (or max_completion_tokens) of a request body, when it gives a sane one. */
@@ -81,14 +87,18 @@ export class TenancyGate implements TenancyHook {
     this.now = options.now ?? Date.now;
   }
 
-  admit(req: IncomingMessage, res: ServerResponse, body: Buffer, request: CompletionRequest): TenancyTicket {
+  identify(req: IncomingMessage): { tenant: string; tier: string } | undefined {
+    return this.options.core.identify(req.headers.authorization);
+  }
+
+  admit(req: IncomingMessage, res: ServerResponse, body: Buffer, request: CompletionRequest, viaAlias?: string): TenancyTicket {
     const authorization = req.headers.authorization;
     // The tenant's key is the gateway's business: engines never see it.
     delete req.headers.authorization;
     const promptTokens = request.features.promptTokens ?? Math.ceil(request.features.prompt.length / 4);
     let admitted: Admitted;
     try {
-      admitted = this.options.core.admit(authorization, request.model, promptTokens, maxTokensOf(body));
+      admitted = this.options.core.admit(authorization, request.model, promptTokens, maxTokensOf(body), viaAlias);
     } catch (error) {
       if (error instanceof TenancyRefusal && !res.headersSent)
         for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
