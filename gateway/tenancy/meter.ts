@@ -205,9 +205,17 @@ function addInto(list: UsageEntry[], d: UsageDelta): UsageEntry[] {
 }
 
 /**
- * The status after this replica adds `deltas`: today's and this month's totals (a new UTC day or month
- * starts from zero; usage of an earlier day still counts in its month), and this replica's report time.
- * Replicas whose last report is older than `staleMs` are dropped from `gateways`. Pure.
+ * How long a replica's entry (and its last report id) stays in `gateways` after its last report. Longer
+ * than the share's staleness on purpose: a replica whose report's answer was lost can still read back,
+ * after an hour of API trouble, whether that report was applied.
+ */
+export const REPORT_ID_RETENTION_MS = 3_600_000;
+
+/**
+ * The status after this replica adds `deltas` as report `reportId`: today's and this month's totals (a
+ * new UTC day or month starts from zero; usage of an earlier day still counts in its month), and this
+ * replica's report time and id. Other replicas' entries older than max(`staleMs`,
+ * REPORT_ID_RETENTION_MS) are dropped from `gateways` (only those within `staleMs` share the limits). Pure.
  */
 export function mergeUsage(
   status: TenantStatus | undefined,
@@ -215,6 +223,7 @@ export function mergeUsage(
   replica: string,
   now: number,
   staleMs: number,
+  reportId?: string,
 ): TenantStatus {
   const day = utcDay(now);
   const month = day.slice(0, 7);
@@ -224,9 +233,10 @@ export function mergeUsage(
     if (d.day === day) today = addInto(today, d);
     if (d.day.slice(0, 7) === month) thisMonth = addInto(thisMonth, d);
   }
+  const retention = Math.max(staleMs, REPORT_ID_RETENTION_MS);
   const gateways = (status?.gateways ?? [])
-    .filter((g) => g.replica !== replica && now - Date.parse(g.lastReportTime) <= staleMs)
-    .concat([{ replica, lastReportTime: new Date(now).toISOString() }])
+    .filter((g) => g.replica !== replica && now - Date.parse(g.lastReportTime) <= retention)
+    .concat([{ replica, lastReportTime: new Date(now).toISOString(), ...(reportId ? { lastReportId: reportId } : {}) }])
     .slice(-MAX_STATUS_GATEWAYS);
   return {
     ...status,
@@ -248,4 +258,12 @@ export function replicasSharing(status: TenantStatus | undefined, replica: strin
 export function dayTokens(status: TenantStatus | undefined, day: string): number {
   if (status?.today?.date !== day) return 0;
   return status.today.models.reduce((sum, m) => sum + m.promptTokens + m.completionTokens, 0);
+}
+
+/**
+ * Whether report `reportId` of `replica` is already in `status` (its PUT was applied though its answer
+ * was lost). A replica keeps one unconfirmed report per tenant at a time, so its last id decides. Pure.
+ */
+export function reportApplied(status: TenantStatus | undefined, replica: string, reportId: string): boolean {
+  return (status?.gateways ?? []).some((g) => g.replica === replica && g.lastReportId === reportId);
 }

@@ -4,13 +4,16 @@
  * the body is read); the ticket it returns sees the answer's bytes (`observe`) and settles when the
  * request ends (`settle`, or the response closing). A report loop adds what this replica metered to
  * each Tenant's status (optimistic concurrency: GET, add, PUT /status with the resourceVersion; a 409
- * starts over), so every replica's usage is counted once and the status is the tenant's total.
+ * starts over), so every replica's usage is counted once and the status is the tenant's total. Each
+ * report carries an id kept in the status beside the replica's name: a report whose answer was lost
+ * is read back before the next one, so it is added once (never twice, never dropped).
  *
  * Who reads the key Secrets: the gateway only, with get/list/watch on Secrets in the tenant namespaces
  * the chart lists (a Role in each, nothing cluster-wide), and it watches only those labelled
  * `gpufleet.io/tenant-key`. It keeps SHA-256 digests; the raw keys stay in the informer's cache only
  * as the API server sends them. The Authorization header is removed before a request goes to an engine.
  */
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { API_GROUP, API_VERSION, type Condition } from "../../operator/api/modeldeployment.js";
 import { TENANT_KIND, TENANT_PLURAL, TIER_KIND, TIER_PLURAL, type Tenant, type UsageTier } from "../../operator/api/tenancy.js";
@@ -21,7 +24,7 @@ import type { Endpoint, ModelRoute } from "../fleet.js";
 import type { CompletionRequest } from "../request.js";
 import { type Admitted, TenancyCore, TenancyRefusal, type SecretView } from "./core.js";
 import { utcDay } from "./limits.js";
-import { dayTokens, mergeUsage } from "./meter.js";
+import { type UsageDelta, dayTokens, mergeUsage, reportApplied } from "./meter.js";
 import type { TenancyMetrics } from "./metrics.js";
 import type { TenantContext } from "./types.js";
 import { UsageTap } from "./usage.js";
@@ -166,6 +169,14 @@ export class Tenancy extends TenancyGate {
   private stopped = false;
   /** Last Ready condition written per tenant, to write it again only when it changes. */
   private readonly writtenReady = new Map<string, string>();
+  /**
+   * Per tenant, the report whose PUT got no answer (timeout, reset, 5xx): it may or may not be in the
+   * status. The next report reads its id back from the status before adding anything (idempotence).
+   */
+  private readonly unconfirmed = new Map<string, { id: string; deltas: UsageDelta[] }>();
+  /** Report ids: this process's random prefix and a sequence (a restarted replica never reuses one). */
+  private readonly bootId = randomUUID().slice(0, 8);
+  private reportSeq = 0;
 
   constructor(private readonly shell: TenancyOptions) {
     super(shell);
@@ -253,7 +264,7 @@ export class Tenancy extends TenancyGate {
   async report(): Promise<void> {
     const core = this.shell.core;
     core.meter.closeWindow(this.now(), this.shell.engineTokens);
-    const tenants = new Set(core.meter.tenantsWithUsage());
+    const tenants = new Set([...core.meter.tenantsWithUsage(), ...this.unconfirmed.keys()]);
     for (const tenant of this.informers.tenants.list()) {
       const key = `${tenant.metadata?.namespace}/${tenant.metadata?.name}`;
       const ready = core.readyCondition(key);
@@ -268,48 +279,94 @@ export class Tenancy extends TenancyGate {
     }
   }
 
+  /**
+   * Adds this replica's usage of `key` to its status. At most one report per tenant is unconfirmed (its
+   * PUT got no answer): each attempt first reads it back; applied, it is done; not applied, it is sent
+   * again with the same id, alone (a late arrival of the first PUT and the second cannot both apply:
+   * both carry a resourceVersion, and whichever lands first changes it). New usage waits its turn.
+   */
   private async reportTenant(key: string): Promise<void> {
     const core = this.shell.core;
     const [namespace, name] = key.split("/") as [string, string];
-    const deltas = core.meter.take(key);
+    const fresh = core.meter.take(key);
+    let freshSent = false;
     const path = `/apis/${API_GROUP}/${API_VERSION}/namespaces/${namespace}/${TENANT_PLURAL}/${name}`;
-    for (let attempt = 0; attempt < 4; attempt++) {
+    for (let attempt = 0; attempt < 4 && !freshSent; attempt++) {
+      let current: Tenant & KubeObject;
       try {
-        const current = await this.shell.client.get<Tenant & KubeObject>(path);
-        const now = this.now();
-        const status = mergeUsage(current.status, deltas, this.shell.replica, now, this.shell.staleMs);
-        const ready = core.readyCondition(key);
-        if (ready) status.conditions = mergeCondition(current.status?.conditions, ready, current.metadata?.generation);
-        if (current.metadata?.generation !== undefined) status.observedGeneration = current.metadata.generation;
-        const written = await this.shell.client.replace<Tenant & KubeObject>(
-          { ...current, status } as Tenant & KubeObject,
-          { path: `${path}/status`, fieldManager: "gpufleet-gateway" },
-        );
-        this.shell.metrics?.reports.inc({ result: "ok" });
-        this.shell.metrics?.reported(key, deltas);
-        const day = utcDay(now);
-        const limiter = core.limiterOf(key);
-        limiter?.reported(day, deltas.filter((d) => d.day === day).reduce((s, d) => s + d.promptTokens + d.completionTokens, 0));
-        limiter?.setSharedDayUsage(day, dayTokens(written.status, day));
-        if (ready) this.writtenReady.set(key, `${ready.status}/${ready.reason}/${ready.message}`);
-        return;
+        current = await this.shell.client.get<Tenant & KubeObject>(path);
       } catch (error) {
-        if (isConflict(error)) {
-          this.shell.metrics?.reports.inc({ result: "conflict" });
-          continue;
-        }
         if (isNotFound(error)) {
           // The Tenant was deleted: its usage stays in the Prometheus counters only.
+          this.unconfirmed.delete(key);
           this.shell.metrics?.reports.inc({ result: "gone" });
           return;
         }
         this.shell.metrics?.reports.inc({ result: "error" });
-        log.warn({ tenant: key, err: String(error) }, "could not write tenant usage; keeping it for the next report");
+        log.warn({ tenant: key, err: String(error) }, "could not read the tenant to report usage; keeping it for the next report");
+        break;
+      }
+      const now = this.now();
+      const day = utcDay(now);
+      const limiter = core.limiterOf(key);
+      let earlier = this.unconfirmed.get(key);
+      if (earlier && reportApplied(current.status, this.shell.replica, earlier.id)) {
+        this.unconfirmed.delete(key);
+        this.shell.metrics?.reports.inc({ result: "applied-earlier" });
+        this.shell.metrics?.reported(key, earlier.deltas);
+        limiter?.reported(day, todayTokens(earlier.deltas, day));
+        earlier = undefined;
+      }
+      const ready = core.readyCondition(key);
+      const readyText = ready ? `${ready.status}/${ready.reason}/${ready.message}` : undefined;
+      if (!earlier && fresh.length === 0 && (readyText === undefined || this.writtenReady.get(key) === readyText)) return;
+      const report = earlier ?? { id: `${this.bootId}-${++this.reportSeq}`, deltas: fresh };
+      const status = mergeUsage(current.status, report.deltas, this.shell.replica, now, this.shell.staleMs, report.id);
+      if (ready) status.conditions = mergeCondition(current.status?.conditions, ready, current.metadata?.generation);
+      if (current.metadata?.generation !== undefined) status.observedGeneration = current.metadata.generation;
+      // Until the API server answers, this report's outcome is unknown.
+      this.unconfirmed.set(key, report);
+      if (!earlier) freshSent = true;
+      try {
+        const written = await this.shell.client.replace<Tenant & KubeObject>(
+          { ...current, status } as Tenant & KubeObject,
+          { path: `${path}/status`, fieldManager: "gpufleet-gateway" },
+        );
+        this.unconfirmed.delete(key);
+        this.shell.metrics?.reports.inc({ result: "ok" });
+        this.shell.metrics?.reported(key, report.deltas);
+        limiter?.reported(day, todayTokens(report.deltas, day));
+        limiter?.setSharedDayUsage(day, dayTokens(written.status, day));
+        if (readyText !== undefined) this.writtenReady.set(key, readyText);
+        // An earlier report went through: the new usage goes next (the loop runs again).
+      } catch (error) {
+        if (isConflict(error)) {
+          // Refused on its resourceVersion: this PUT is certainly not applied (an earlier one may be).
+          if (!earlier) {
+            this.unconfirmed.delete(key);
+            freshSent = false;
+          }
+          this.shell.metrics?.reports.inc({ result: "conflict" });
+          continue;
+        }
+        if (isNotFound(error)) {
+          this.unconfirmed.delete(key);
+          this.shell.metrics?.reports.inc({ result: "gone" });
+          return;
+        }
+        // A timeout, a reset connection, a 5xx: the PUT may have been applied; the next report reads it back.
+        this.shell.metrics?.reports.inc({ result: "error" });
+        log.warn({ tenant: key, err: String(error) }, "could not confirm a tenant usage report; the next report reads it back");
         break;
       }
     }
-    core.meter.restore(key, deltas);
+    if (!freshSent) core.meter.restore(key, fresh);
   }
+}
+
+/** Tokens of `day` in a batch. */
+function todayTokens(deltas: readonly UsageDelta[], day: string): number {
+  return deltas.filter((d) => d.day === day).reduce((s, d) => s + d.promptTokens + d.completionTokens, 0);
 }
 
 /** Conditions with `ready` in place of the old Ready (its transition time kept when the status did not change). */

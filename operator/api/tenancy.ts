@@ -213,6 +213,13 @@ export const TenantStatusSchema = Type.Object(
         Type.Object({
           replica: Type.String({ maxLength: 63 }),
           lastReportTime: Type.String({ format: "date-time" }),
+          lastReportId: Type.Optional(
+            Type.String({
+              maxLength: 64,
+              description:
+                "Id of the replica's last report applied here: a replica whose PUT's answer was lost reads it back and does not add the same report twice.",
+            }),
+          ),
         }),
         {
           maxItems: MAX_STATUS_GATEWAYS,
