@@ -7,7 +7,7 @@ import type { Registry } from "prom-client";
 import { logger } from "../operator/log/logger.js";
 import { type OpsServer, startOpsServer } from "../operator/runtime/ops-server.js";
 import { KubeClient } from "../operator/runtime/kube-client.js";
-import { startRegionRouting } from "./region-router.js";
+import { type RegionRouter, startRegionRouting } from "./region-router.js";
 import type { GatewayConfig } from "./config.js";
 import { DemandWriter } from "./demand.js";
 import { AdapterFleet } from "./adapters/adapter-fleet.js";
@@ -26,6 +26,8 @@ export interface Gateway {
   server: GatewayServer;
   registry: Registry;
   tenancy?: Tenancy | undefined;
+  /** Region routing, when GPUFLEET_GATEWAY_REGION is set (tenancy also prices CO2 with its intensities). */
+  regions?: RegionRouter | undefined;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -60,8 +62,10 @@ export async function startGateway(
         onWrite: (result) => metrics.demandWrites.inc({ result }),
       })
     : undefined;
-  const tenancy = config.tenancy.enabled ? startTenancy(client, config, fleet, metrics.registry) : undefined;
   const regions = await startRegionRouting(client, env);
+  const tenancy = config.tenancy.enabled
+    ? startTenancy(client, config, fleet, metrics.registry, regions ? (node) => regions.intensityAtNode(node) : undefined)
+    : undefined;
   // Cascade aliases (ModelRoutes): each step goes back through this gateway on loopback.
   const cascadeRoutes = new CascadeRoutes(client, fleet, config.watchNamespaces);
   let listeningPort = 0;
@@ -114,6 +118,7 @@ export async function startGateway(
     server,
     registry: metrics.registry,
     tenancy,
+    regions,
     async stop(graceMs = 10_000) {
       ready = false;
       await server.close(graceMs);

@@ -191,6 +191,16 @@ export class RegionRouter {
     }
   }
 
+  /**
+   * The grid intensity now (gCO2/kWh, as last refreshed) of the region of `nodeName`; undefined when
+   * the node has no region label or the source cannot rate its region. Tenancy prices CO2 with it.
+   */
+  intensityAtNode(nodeName: string | undefined): number | undefined {
+    if (!nodeName) return undefined;
+    const region = this.nodes.get(undefined, nodeName)?.metadata?.labels?.[REGION_LABEL];
+    return region ? this.intensities[region] : undefined;
+  }
+
   /** The request's latency budget, kept on its features for `narrow`. */
   annotate(features: RequestFeatures, headers: IncomingHttpHeaders): void {
     features.latencyBudgetMs = latencyBudgetFrom(headers, this.config.defaultLatencyBudgetMs);

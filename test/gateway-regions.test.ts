@@ -179,6 +179,10 @@ describe("the gateway's region choice on the local cluster", () => {
     const fi = (await source.intensity("gcp:europe-north1")).gCO2PerKWh;
     const va = (await source.intensity("gcp:us-east4")).gCO2PerKWh;
     expect(fi).toBeLessThan(va);
+    // Tenancy's CO2 per tenant uses the same figure, by the region of the node a pod runs on.
+    expect(gateway.regions?.intensityAtNode("region-test-fi")).toBeCloseTo(fi, 6);
+    expect(gateway.regions?.intensityAtNode("region-test-va")).toBeCloseTo(va, 6);
+    expect(gateway.regions?.intensityAtNode("no-such-node")).toBeUndefined();
   });
 
   it("sends a request to the cleanest region within its budget, and to the near one when the budget excludes it", async () => {

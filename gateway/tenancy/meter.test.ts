@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Meter, costOf, dayTokens, mergeUsage, replicasSharing, type Pricing, type UsageDelta } from "./meter.js";
+import { Meter, costOf, dayTokens, intensityFor, mergeUsage, replicasSharing, type Pricing, type UsageDelta } from "./meter.js";
 
 const T0 = Date.parse("2026-11-30T12:00:00Z");
 const pricing: Pricing = {
@@ -65,5 +65,33 @@ describe("metering", () => {
     const status = mergeUsage(undefined, deltas, "gw", T0, 1000);
     expect(status.today?.models).toHaveLength(65);
     expect(status.today?.models.at(-1)).toMatchObject({ model: "other", requests: 6 });
+  });
+
+  it("prices CO2 at the grid intensity of the region each pod's node is in, the chart value where none is known", () => {
+    // europe-north1 at 30 g/kWh, us-east4 at 380; a node without a rated region falls back to 500 (chart).
+    const regional: Pricing = {
+      ...pricing,
+      intensityAtNode: (node) => ({ "node-fi": 30, "node-va": 380 })[node ?? ""] as number | undefined,
+    };
+    const meter = new Meter(regional, T0);
+    const on = (pod: string, nodeName: string | undefined) => ({ pod, gpusPerReplica: 1, gpuProduct: "NVIDIA-L4", nodeName });
+    meter.record("ns/a", "m", { promptTokens: 10, completionTokens: 0 }, on("ns/fi", "node-fi"), T0);
+    meter.record("ns/b", "m", { promptTokens: 10, completionTokens: 0 }, on("ns/va", "node-va"), T0);
+    meter.record("ns/c", "m", { promptTokens: 10, completionTokens: 0 }, on("ns/xx", "node-unrated"), T0);
+    // One hour of one L4 (72 W) each: 0.072 kWh.
+    meter.closeWindow(T0 + 3_600_000, () => undefined);
+    expect(meter.take("ns/a")[0]?.gramsCO2).toBeCloseTo(0.072 * 30);
+    expect(meter.take("ns/b")[0]?.gramsCO2).toBeCloseTo(0.072 * 380);
+    expect(meter.take("ns/c")[0]?.gramsCO2).toBeCloseTo(0.072 * 500);
+    expect(intensityFor(regional, undefined)).toBe(500);
+    expect(intensityFor({ ...pricing, intensityAtNode: () => Number.NaN }, "node-fi")).toBe(500);
+  });
+
+  it("keeps each replica's last report id for an hour, though only recent replicas share the limits", () => {
+    const first = mergeUsage(undefined, [], "gw-a", T0, 30_000, "aaaa-1");
+    const later = mergeUsage(first, [], "gw-b", T0 + 20 * 60_000, 30_000, "bbbb-1");
+    expect(later.gateways?.map((g) => [g.replica, g.lastReportId])).toEqual([["gw-a", "aaaa-1"], ["gw-b", "bbbb-1"]]);
+    expect(replicasSharing(later, "gw-b", T0 + 20 * 60_000, 30_000)).toBe(1);
+    expect(mergeUsage(later, [], "gw-b", T0 + 61 * 60_000, 30_000).gateways?.map((g) => g.replica)).toEqual(["gw-b"]);
   });
 });

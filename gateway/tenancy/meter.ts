@@ -24,17 +24,34 @@ export interface Pricing {
   usdPerGpuHour: Readonly<Record<string, number>>;
   /** Price for a product missing from the table. */
   defaultUsdPerGpuHour: number;
-  /** Grid intensity, gCO2 per kWh, of where the GPUs run. */
+  /** Grid intensity, gCO2 per kWh, where no better figure is known (the chart value). */
   gramsCO2PerKWh: number;
+  /**
+   * Grid intensity (gCO2/kWh) now at the node a pod runs on, from the source placement and the region
+   * router read (infra/carbon), by the node's region label; undefined: the chart value applies.
+   */
+  intensityAtNode?: (nodeName: string | undefined) => number | undefined;
   /** Board power (W) of one GPU of a product. */
   boardPowerW: (product: string) => number;
 }
 
-export function costOf(gpuSeconds: number, product: string, pricing: Pricing): { costUSD: number; gramsCO2: number } {
+/** $ and grams of CO2 of GPU time on `product`; `gramsCO2PerKWh` defaults to the chart value. */
+export function costOf(
+  gpuSeconds: number,
+  product: string,
+  pricing: Pricing,
+  gramsCO2PerKWh = pricing.gramsCO2PerKWh,
+): { costUSD: number; gramsCO2: number } {
   const hours = gpuSeconds / 3600;
   const price = pricing.usdPerGpuHour[product] ?? pricing.defaultUsdPerGpuHour;
   const kWh = (hours * pricing.boardPowerW(product)) / 1000;
-  return { costUSD: hours * price, gramsCO2: kWh * pricing.gramsCO2PerKWh };
+  return { costUSD: hours * price, gramsCO2: kWh * gramsCO2PerKWh };
+}
+
+/** The grid intensity for GPU time on `nodeName`: the node's region's figure, else the chart value. Pure. */
+export function intensityFor(pricing: Pricing, nodeName: string | undefined): number {
+  const regional = pricing.intensityAtNode?.(nodeName);
+  return regional !== undefined && Number.isFinite(regional) && regional >= 0 ? regional : pricing.gramsCO2PerKWh;
 }
 
 /** Where a request was served: the engine pod and what it runs on. */
@@ -43,11 +60,14 @@ export interface ServedBy {
   pod: string;
   gpusPerReplica: number;
   gpuProduct: string;
+  /** The node the pod runs on (its region's grid intensity prices the CO2). */
+  nodeName?: string | undefined;
 }
 
 interface PodWindow {
   gpus: number;
   product: string;
+  nodeName: string | undefined;
   /** tokens by tenant \u0000 model */
   tokens: Map<string, number>;
 }
@@ -100,7 +120,7 @@ export class Meter {
     if (!window)
       this.windows.set(
         servedBy.pod,
-        (window = { gpus: servedBy.gpusPerReplica, product: servedBy.gpuProduct, tokens: new Map() }),
+        (window = { gpus: servedBy.gpusPerReplica, product: servedBy.gpuProduct, nodeName: servedBy.nodeName, tokens: new Map() }),
       );
     const key = `${tenant}${SEP}${model}`;
     window.tokens.set(key, (window.tokens.get(key) ?? 0) + usage.promptTokens + usage.completionTokens);
@@ -124,10 +144,11 @@ export class Meter {
       const denominator = Math.max(own, engineDelta);
       if (denominator <= 0) continue;
       const podGpuSeconds = seconds * window.gpus;
+      const intensity = intensityFor(this.pricing, window.nodeName);
       for (const [key, tokens] of window.tokens) {
         const [tenant, model] = key.split(SEP) as [string, string];
         const gpuSeconds = (podGpuSeconds * tokens) / denominator;
-        const { costUSD, gramsCO2 } = costOf(gpuSeconds, window.product, this.pricing);
+        const { costUSD, gramsCO2 } = costOf(gpuSeconds, window.product, this.pricing, intensity);
         const delta = this.delta(tenant, utcDay(now), model);
         delta.gpuSeconds += gpuSeconds;
         delta.costUSD += costUSD;

@@ -11,8 +11,18 @@ import { Tenancy } from "./tenancy.js";
 /** Board power when the product is unknown to the planner's catalogue (W; an H100-class figure, labelled). */
 export const UNKNOWN_GPU_BOARD_POWER_W = 700;
 
-/** The gateway's tenancy, wired to the fleet (plans, engine token counters) and the gateway's registry. */
-export function startTenancy(client: KubeClient, config: GatewayConfig, fleet: Fleet, registry: Registry): Tenancy {
+/**
+ * The gateway's tenancy, wired to the fleet (plans, engine token counters) and the gateway's registry.
+ * `intensityAtNode`: the grid intensity at a pod's node from the region router (the source placement
+ * uses), when region routing is on; otherwise, and for a node it cannot rate, the chart value.
+ */
+export function startTenancy(
+  client: KubeClient,
+  config: GatewayConfig,
+  fleet: Fleet,
+  registry: Registry,
+  intensityAtNode?: (nodeName: string | undefined) => number | undefined,
+): Tenancy {
   const tenancy = config.tenancy;
   const metrics = createTenancyMetrics(registry);
   const staleMs = 3 * tenancy.reportIntervalMs;
@@ -25,6 +35,7 @@ export function startTenancy(client: KubeClient, config: GatewayConfig, fleet: F
       usdPerGpuHour: tenancy.usdPerGpuHour,
       defaultUsdPerGpuHour: tenancy.defaultUsdPerGpuHour,
       gramsCO2PerKWh: tenancy.gramsCO2PerKWh,
+      ...(intensityAtNode ? { intensityAtNode } : {}),
       boardPowerW: (product) => {
         try {
           return gpuPowerOf(product).boardPowerW;

@@ -126,7 +126,9 @@ export class TenancyGate implements TenancyHook {
       admitted.settle(
         usage,
         route.model,
-        plan ? { pod, gpuProduct: plan.gpuProduct, gpusPerReplica: plan.gpusPerReplica } : undefined,
+        plan
+          ? { pod, gpuProduct: plan.gpuProduct, gpusPerReplica: plan.gpusPerReplica, nodeName: endpoint.target.nodeName }
+          : undefined,
       );
     };
     let upstreamStatus = 0;
