@@ -5,6 +5,7 @@ import type { OperatorConfig } from "./config.js";
 import { ModelDeploymentController } from "./controller/controller.js";
 import { InferencePoolSync } from "./controller/inference-pool.js";
 import { OrphanSweeper } from "./controller/orphans.js";
+import { ModelRouteStatusWriter } from "./controller/modelroute-status.js";
 import { SELECTOR_LABEL } from "./controller/reconcile-plan.js";
 import { logger } from "./log/logger.js";
 import { AdapterSyncer } from "./controller/adapter-syncer.js";
@@ -190,7 +191,13 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
     namespaces: config.watchNamespaces,
     intervalMs: config.orphanSweepSeconds * 1000,
   });
-  return { controller, autoscaler, adapters, informers, inferencePools, orphans };
+  // ModelRoute status: the operator is its only writer (the gateways read routes, they do not write them).
+  const modelRoutes = new ModelRouteStatusWriter({
+    client,
+    modelDeployments: informers.modelDeployments,
+    namespaces: config.watchNamespaces,
+  });
+  return { controller, autoscaler, adapters, informers, inferencePools, orphans, modelRoutes };
 }
 
 /** The operator-wide Hub token, read at each use so a rotated file takes effect; bounded, trimmed. */
@@ -273,6 +280,7 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
       term.autoscaler.start();
       term.adapters.start();
       term.orphans.start();
+      term.modelRoutes.start();
     } catch (error) {
       // Holding the lease without controllers would stall every ModelDeployment: fail liveness instead.
       electionFailed = true;
@@ -285,6 +293,7 @@ export async function startOperator(kubeConfig: KubeConfig, config: OperatorConf
     await term.autoscaler.stop();
     await term.adapters.stop();
     await term.orphans.stop();
+    await term.modelRoutes.stop();
     term.inferencePools.stop();
     await term.controller.stop();
     if (current === term) current = undefined;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { API_GROUP, API_VERSION } from "../operator/api/modeldeployment.js";
-import { MODEL_ROUTE_KIND, MODEL_ROUTE_PLURAL } from "../operator/api/modelroute.js";
+import { MODEL_ROUTE_KIND, MODEL_ROUTE_PLURAL, type ModelRouteStatus } from "../operator/api/modelroute.js";
 import type { RunningOperator } from "../operator/operator.js";
 import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
@@ -320,5 +320,31 @@ describe("a cascade alias through the gateway on the local cluster", () => {
     expect((await post({ model: "nothing-here", messages: [{ role: "user", content: "hi" }] })).status).toBe(
       404,
     );
+  });
+
+  it("the operator writes each route's status (Ready, resolved steps, missing ModelDeployments); /v1/models lists the serving alias only", async () => {
+    const read = (name: string) =>
+      admin.get<KubeObject & { metadata: { generation?: number }; status?: ModelRouteStatus }>(
+        `/apis/${API_GROUP}/${API_VERSION}/namespaces/${namespace.name}/modelroutes/${name}`,
+      );
+    const ready = (s: ModelRouteStatus | undefined) => s?.conditions?.find((c) => c.type === "Ready");
+    await waitFor(async () => ready((await read("chat")).status)?.status === "True" && ready((await read("broken")).status) !== undefined, {
+      timeoutMs: 20_000,
+      description: "ModelRoute status written",
+    });
+    const chat = await read("chat");
+    expect(ready(chat.status)).toMatchObject({ reason: "StepsResolved" });
+    expect(chat.status?.observedGeneration).toBe(chat.metadata.generation);
+    expect(chat.status?.steps).toEqual([
+      { modelDeployment: "small", model: "chat-small", found: true },
+      { modelDeployment: "large", model: "chat-large", found: true },
+    ]);
+    const broken = (await read("broken")).status;
+    expect(ready(broken)).toMatchObject({ status: "False", reason: "ModelDeploymentMissing" });
+    expect(ready(broken)?.message).toContain("ModelDeployment gone is not served");
+    expect(broken?.missingModelDeployments).toEqual(["gone"]);
+    const models = (await (await fetch(`http://127.0.0.1:${gateway!.port}/v1/models`)).json()) as { data: Array<{ id: string }> };
+    expect(models.data.map((m) => m.id)).toEqual(expect.arrayContaining(["chat", "chat-small", "chat-large"]));
+    expect(models.data.map((m) => m.id)).not.toContain("broken");
   });
 });

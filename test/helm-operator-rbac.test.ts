@@ -64,6 +64,12 @@ const EXPLAINED = new Map<string, string>([
     `|configmaps|${verb}`,
     "the autoscaler's workload history (<name>-autoscaling-history, from engine samples) and a pvc/uri model's config.json (test/autoscaling-history.test.ts)",
   ]),
+  // ModelRoute status: written only when a ModelRoute exists; this file creates none (test/cascade.test.ts
+  // checks the status the operator writes, with admin credentials).
+  [
+    "gpufleet.io|modelroutes/status|patch",
+    "the operator writes a ModelRoute's status (Ready, resolved steps, missing ModelDeployments) when one exists (test/cascade.test.ts)",
+  ],
   // A replica that spans nodes runs as a LeaderWorkerSet, only where that CRD is installed; this file does
   // not install it (test/multinode.test.ts runs that path, with admin credentials).
   ...["get", "create", "patch"].map((verb): [string, string] => [

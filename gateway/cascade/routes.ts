@@ -12,6 +12,7 @@ import { type KubeClient, type KubeObject, registerKind } from "../../operator/r
 import type { FleetView } from "../fleet.js";
 import { logger } from "../../operator/log/logger.js";
 import type { CascadeRules } from "./decide.js";
+import { resolveModelRoutes } from "../../operator/controller/modelroute-status.js";
 
 const log = logger.child({ component: "gateway-cascade" });
 
@@ -30,42 +31,31 @@ const creation = (o: KubeObject) => {
   return Number.isFinite(t) ? t : 0;
 };
 
-/** Pure: the cascades that ModelRoutes and the served ModelDeployments give, by alias. */
+/**
+ * Pure: the cascades that ModelRoutes and the served ModelDeployments give, by alias. The routes are
+ * resolved by the same function the operator writes their status with (resolveModelRoutes).
+ */
 export function buildCascades(
   modelRoutes: readonly (ModelRoute & KubeObject)[],
   fleet: Pick<FleetView, "routes">,
 ): Map<string, ResolvedCascade> {
-  const served = fleet.routes();
-  const direct = new Set(served.map((r) => r.model));
-  const byDeployment = new Map(served.map((r) => [`${r.namespace}/${r.name}`, r.model]));
+  const served = fleet.routes().map((r) => ({ model: r.model, namespace: r.namespace, name: r.name }));
+  const byKey = new Map(modelRoutes.map((r) => [`${r.metadata?.namespace ?? ""}/${r.metadata?.name ?? ""}`, r]));
   const out = new Map<string, ResolvedCascade>();
-  const sorted = [...modelRoutes]
-    .filter(
-      (r) =>
-        !r.metadata?.deletionTimestamp && typeof r.spec?.model === "string" && Array.isArray(r.spec.steps),
-    )
-    .sort(
-      (a, b) =>
-        creation(a) - creation(b) ||
-        `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(
-          `${b.metadata?.namespace}/${b.metadata?.name}`,
-        ),
-    );
-  for (const r of sorted) {
-    const alias = r.spec.model;
-    if (direct.has(alias) || out.has(alias)) continue;
-    const ns = r.metadata?.namespace ?? "";
-    const route = `${ns}/${r.metadata?.name ?? ""}`;
-    const missing = r.spec.steps.filter((s) => !byDeployment.has(`${ns}/${s.modelDeployment}`));
-    if (missing.length > 0) {
+  for (const resolution of resolveModelRoutes(modelRoutes, served).values()) {
+    const { alias, route } = resolution;
+    if (resolution.outcome === "missing") {
+      const ns = route.slice(0, route.indexOf("/"));
       out.set(alias, {
         ok: false,
         alias,
         route,
-        message: `ModelRoute ${route} names ModelDeployment ${missing.map((s) => s.modelDeployment).join(", ")}, which is not served in namespace ${ns}; create it or fix the route's steps.`,
+        message: `ModelRoute ${route} names ModelDeployment ${resolution.missing.join(", ")}, which is not served in namespace ${ns}; create it or fix the route's steps.`,
       });
       continue;
     }
+    if (resolution.outcome !== "serving") continue;
+    const r = byKey.get(route) as ModelRoute & KubeObject;
     const c = r.spec.confidence;
     out.set(alias, {
       ok: true,
@@ -73,8 +63,8 @@ export function buildCascades(
       route,
       createdAtSeconds: Math.floor(creation(r) / 1000),
       rules: {
-        steps: r.spec.steps.map((s) => ({
-          model: byDeployment.get(`${ns}/${s.modelDeployment}`) as string,
+        steps: r.spec.steps.map((s, i) => ({
+          model: (resolution.steps[i] as { model: string }).model,
           ...(s.maxPromptTokens !== undefined ? { maxPromptTokens: s.maxPromptTokens } : {}),
         })),
         largeForTiers: r.spec.largeForTiers ?? [],

@@ -1,6 +1,6 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { stringify } from "yaml";
-import { API_GROUP, API_VERSION } from "./modeldeployment.js";
+import { API_GROUP, API_VERSION, ConditionSchema } from "./modeldeployment.js";
 import { type JsonSchema, toCrdSchema } from "./crd.js";
 import { StringEnum, withCel } from "./schema-helpers.js";
 
@@ -135,6 +135,36 @@ export const ModelRouteSpecSchema = withCel(
 
 export type ModelRouteSpec = Static<typeof ModelRouteSpecSchema>;
 
+/** Written by the operator (operator/controller/modelroute-status.ts), the only writer; the gateway reads routes from spec. */
+export const ModelRouteStatusSchema = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    conditions: Type.Optional(
+      Type.Array(ConditionSchema, {
+        maxItems: 4,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+      }),
+    ),
+    steps: Type.Optional(
+      Type.Array(
+        Type.Object({
+          modelDeployment: Type.String({ maxLength: 63 }),
+          model: Type.Optional(Type.String({ maxLength: 253, description: "The model name the step answers as (its ModelDeployment's spec.model.name)." })),
+          found: Type.Boolean({ description: "The ModelDeployment exists in this namespace and serves its model name." }),
+        }),
+        { maxItems: 4, description: "Each step as resolved." },
+      ),
+    ),
+    missingModelDeployments: Type.Optional(
+      Type.Array(Type.String({ maxLength: 63 }), { maxItems: 4, description: "Steps whose ModelDeployment is not served in this namespace." }),
+    ),
+  },
+  { description: "Whether the alias serves: every step resolved to a served ModelDeployment, and the alias not taken." },
+);
+
+export type ModelRouteStatus = Static<typeof ModelRouteStatusSchema>;
+
 export interface ModelRoute {
   apiVersion?: string;
   kind?: string;
@@ -144,8 +174,10 @@ export interface ModelRoute {
     uid?: string;
     creationTimestamp?: string;
     deletionTimestamp?: string;
+    generation?: number;
   };
   spec: ModelRouteSpec;
+  status?: ModelRouteStatus;
 }
 
 /** The ModelRoute CustomResourceDefinition, as a plain object. */
@@ -177,6 +209,8 @@ export function modelRouteCrd(): JsonSchema {
             { name: "Alias", type: "string", jsonPath: ".spec.model" },
             { name: "First", type: "string", jsonPath: ".spec.steps[0].modelDeployment" },
             { name: "Gate", type: "number", jsonPath: ".spec.confidence.minLogprob" },
+            { name: "Ready", type: "string", jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
+            { name: "Reason", type: "string", jsonPath: ".status.conditions[?(@.type=='Ready')].reason", priority: 1 },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
           ],
           schema: {
@@ -190,9 +224,11 @@ export function modelRouteCrd(): JsonSchema {
                 kind: { type: "string", description: "Kind of this object." },
                 metadata: { type: "object" },
                 spec: toCrdSchema(ModelRouteSpecSchema),
+                status: toCrdSchema(ModelRouteStatusSchema),
               },
             },
           },
+          subresources: { status: {} },
         },
       ],
     },

@@ -22,6 +22,14 @@ serves only the backstop for objects it missed (operator/controller/orphans.ts),
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments/scale"]
   verbs: ["patch"]
+# ModelRoutes: watched, to write their status (whether the alias serves, which step's ModelDeployment is
+# missing); the operator is that status's only writer (a merge patch). It never writes a route's spec.
+- apiGroups: ["gpufleet.io"]
+  resources: ["modelroutes"]
+  verbs: ["list", "watch"]
+- apiGroups: ["gpufleet.io"]
+  resources: ["modelroutes/status"]
+  verbs: ["patch"]
 # finalizers: setting blockOwnerDeletion=true on owner references to a ModelDeployment requires
 # update on its finalizers subresource (OwnerReferencesPermissionEnforcement).
 - apiGroups: ["gpufleet.io"]
