@@ -176,6 +176,8 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
         "gpufleet.io/modeldeployments/status: patch",
         "gpufleet.io/modeldeployments/scale: patch",
         "gpufleet.io/modeldeployments/finalizers: update",
+        "gpufleet.io/modelroutes: list,watch",
+        "gpufleet.io/modelroutes/status: patch",
         "apps/deployments: get,list,watch,create,patch,delete",
         "/services: get,list,create,patch,delete",
         "policy/poddisruptionbudgets: get,list,create,patch,delete",

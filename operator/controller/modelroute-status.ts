@@ -194,7 +194,11 @@ export class ModelRouteStatusWriter {
    */
   start(): void {
     this.informer.start();
-    this.schedule();
+    // The first list's events come before the informer counts as synced: look again once it is.
+    this.informer.waitForSync().then(
+      () => this.schedule(),
+      () => undefined,
+    );
   }
 
   async stop(): Promise<void> {

@@ -27,6 +27,7 @@ serves only the backstop for objects it missed (operator/controller/orphans.ts),
 - apiGroups: ["gpufleet.io"]
   resources: ["modelroutes"]
   verbs: ["list", "watch"]
+# ModelRoute status: the operator's merge patch of it (conditions, resolved steps, observedGeneration).
 - apiGroups: ["gpufleet.io"]
   resources: ["modelroutes/status"]
   verbs: ["patch"]
