@@ -17,6 +17,7 @@ import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { API_GROUP, API_VERSION } from "../operator/api/modeldeployment.js";
 import { TENANT_PLURAL, TIER_PLURAL, type Tenant } from "../operator/api/tenancy.js";
+import { MODEL_ROUTE_KIND } from "../operator/api/modelroute.js";
 import { tenantCrd, usageTierCrd } from "../operator/api/tenancy-crd.js";
 import type { RunningOperator } from "../operator/operator.js";
 import { KubeApiError, KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
@@ -56,6 +57,12 @@ let gold = "";
 let free = "";
 const ACME_KEY = "sk-acme-5f3c9e";
 const HOBBY_KEY = "sk-hobby-81d2a0";
+const TEAMX_KEY = "sk-teamx-2b7e44";
+const BURST_KEY = "sk-burst-c01d93";
+/** The `bounded` tier's tokens per minute: the limit two replicas share in the cross-replica case. */
+const BOUNDED_TPM = 600;
+let silver = "";
+let bounded = "";
 
 const tenantsPath = (ns: string, name = "") => `/apis/${API_GROUP}/${API_VERSION}/namespaces/${ns}/${TENANT_PLURAL}${name ? `/${name}` : ""}`;
 const tierPath = (name = "") => `/apis/${API_GROUP}/${API_VERSION}/${TIER_PLURAL}${name ? `/${name}` : ""}`;
@@ -159,6 +166,8 @@ beforeAll(async () => {
   namespace = await uniqueNamespace(kubeConfig, "tenancy");
   gold = `${namespace.name}-gold`;
   free = `${namespace.name}-free`;
+  silver = `${namespace.name}-silver`;
+  bounded = `${namespace.name}-bounded`;
   operator = await startTestOperator(kubeConfig, namespace.name);
   fleet = new SimFleet({
     listPods: async () =>
@@ -171,6 +180,9 @@ beforeAll(async () => {
   for (const [name, spec] of [
     [gold, { priority: 100, tokensPerMinute: 200_000, maxConcurrentRequests: 16 }],
     [free, { priority: 0, tokensPerMinute: 250, models: ["model-small"] }],
+    // May call the cascade alias only (not its step models by name).
+    [silver, { priority: 50, tokensPerMinute: 100_000, models: ["chat"] }],
+    [bounded, { priority: 10, tokensPerMinute: BOUNDED_TPM }],
   ] as const) {
     await admin.create({ apiVersion: `${API_GROUP}/${API_VERSION}`, kind: "UsageTier", metadata: { name }, spec } as KubeObject, { path: tierPath() });
     clusterScoped.push(tierPath(name));
@@ -183,6 +195,8 @@ beforeAll(async () => {
   });
   await admin.create(secret("acme-key", ACME_KEY) as KubeObject);
   await admin.create(secret("hobby-key", createHash("sha256").update(HOBBY_KEY).digest("hex")) as KubeObject);
+  await admin.create(secret("teamx-key", TEAMX_KEY) as KubeObject);
+  await admin.create(secret("burst-key", BURST_KEY) as KubeObject);
   const tenant = (name: string, tier: string, secretName: string, format: string) => ({
     apiVersion: `${API_GROUP}/${API_VERSION}`,
     kind: "Tenant",
@@ -192,6 +206,18 @@ beforeAll(async () => {
   await admin.create(tenant("acme", gold, "acme-key", "Plain") as KubeObject, { path: tenantsPath(namespace.name) });
   await admin.create(tenant("hobby", free, "hobby-key", "SHA256") as KubeObject, { path: tenantsPath(namespace.name) });
   await admin.create(tenant("lost", gold, "no-such-secret", "Plain") as KubeObject, { path: tenantsPath(namespace.name) });
+  await admin.create(tenant("teamx", silver, "teamx-key", "Plain") as KubeObject, { path: tenantsPath(namespace.name) });
+  await admin.create(tenant("burst", bounded, "burst-key", "Plain") as KubeObject, { path: tenantsPath(namespace.name) });
+  // The alias `chat`: model-small, then model-large; the gold tier always gets the large one.
+  await admin.apply(
+    {
+      apiVersion: `${API_GROUP}/${API_VERSION}`,
+      kind: MODEL_ROUTE_KIND,
+      metadata: { name: "chat", namespace: namespace.name },
+      spec: { model: "chat", steps: [{ modelDeployment: "small" }, { modelDeployment: "large" }], largeForTiers: [gold] },
+    } as KubeObject,
+    { fieldManager: "platform-team" },
+  );
 
   const serviceAccountName = await applyChartGatewayRbac(namespace.name);
   for (const replica of ["gateway-a", "gateway-b"]) {
@@ -377,6 +403,65 @@ describe("two tenants of different tiers through two gateway replicas", () => {
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
     expect(refused!.headers.get("x-ratelimit-reset-tokens")).toMatch(/^(\d+m)?\d+s$/);
+  });
+
+  it("serves the cascade alias by tier: gold (largeForTiers) gets the large model, a tier listing only the alias calls it and is metered as the step's model", async () => {
+    const ask = (gateway: Gateway, key: string, model: string) =>
+      chat(gateway, key, { model, messages: [{ role: "user", content: "alias question" }], max_tokens: 3 });
+    const gold = await ask(gateways[0]!, ACME_KEY, "chat");
+    expect(gold.status).toBe(200);
+    expect(gold.headers.get("x-gpufleet-model")).toBe("model-large");
+    expect(gold.headers.get("x-gpufleet-cascade")).toBe("tier");
+    await gold.text();
+    const before = (await tenantStatus("teamx"))?.today?.models.find((m) => m.model === "model-small")?.requests ?? 0;
+    const viaAlias = await ask(gateways[1]!, TEAMX_KEY, "chat");
+    expect(viaAlias.status).toBe(200);
+    expect(viaAlias.headers.get("x-gpufleet-model")).toBe("model-small");
+    await viaAlias.text();
+    const direct = await ask(gateways[1]!, TEAMX_KEY, "model-small");
+    expect(direct.status).toBe(403);
+    await direct.text();
+    await waitFor(async () => ((await tenantStatus("teamx"))?.today?.models.find((m) => m.model === "model-small")?.requests ?? 0) === before + 1, {
+      timeoutMs: 10_000,
+      description: "teamx's alias request metered as model-small",
+    });
+    expect((await tenantStatus("teamx"))?.today?.models.map((m) => m.model)).toEqual(["model-small"]);
+    const models = (await (await fetch(`http://127.0.0.1:${gateways[0]!.port}/v1/models`)).json()) as { data: Array<{ id: string }> };
+    expect(models.data.map((m) => m.id)).toEqual(["chat", "model-large", "model-small"]);
+  });
+
+  it("holds a tenant's tokens per minute across both replicas within the stated bound (one extra bucket plus the refill until they see each other)", async () => {
+    // A fresh tenant saturated through both replicas for T seconds. One replica alone would admit at most
+    // L + L·T/60; two, until each has read the other's report, at most one more bucket (L) and the doubled
+    // refill for that time F: L + L·T/60 + L + L·F/60. F is a report interval (400 ms) plus the informer's
+    // delivery; 5 s is taken as its upper bound here.
+    const L = BOUNDED_TPM;
+    const T = 8;
+    const deadline = Date.now() + T * 1000;
+    let admitted = 0;
+    let refused = 0;
+    const worker = async (gateway: Gateway, w: number) => {
+      for (let i = 0; Date.now() < deadline; i++) {
+        const response = await chat(gateway, BURST_KEY, { model: "model-small", messages: [{ role: "user", content: `b${w}-${i}` }], max_tokens: 30 });
+        if (response.status === 200) {
+          const usage = await usageOf(response, false);
+          admitted += usage.prompt + usage.completion;
+        } else {
+          expect(response.status).toBe(429);
+          await response.text();
+          refused++;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    };
+    await Promise.all(gateways.flatMap((gateway, g) => [0, 1, 2].map((w) => worker(gateway, g * 3 + w))));
+    const single = L + (L * T) / 60;
+    const bound = single + L + (L * 5) / 60;
+    process.stdout.write(`cross-replica limit: L=${L} tokens/min, T=${T} s: admitted ${admitted} tokens (one replica's bound ${single}, two replicas' bound ${bound}); ${refused} refused with 429\n`);
+    expect(refused).toBeGreaterThan(0);
+    expect(admitted).toBeLessThanOrEqual(bound);
+    // Both replicas served and reported the tenant (the share each enforces comes from these entries).
+    await waitFor(async () => ((await tenantStatus("burst"))?.gateways?.length ?? 0) === 2, { timeoutMs: 5_000, description: "both replicas in burst's status" });
   });
 
   it("ends with each Tenant's status holding exactly the tokens the load generator counted", async () => {
