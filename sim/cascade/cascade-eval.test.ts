@@ -4,7 +4,7 @@ import { parseCsv } from "./csv.js";
 import { cascadePoint, fixedPoint, quantileThresholds, randomAtCost } from "./evaluate.js";
 import type { ReplicaCost } from "./cost.js";
 import type { PromptOutcome } from "./outcomes.js";
-import { escalationHelps, promptFeatures, splitOf, trainNaiveBayes } from "./router.js";
+import { escalationHelps, foldOf, promptFeatures, splitOf, standardize, trainGroupRates, trainNaiveBayes } from "./router.js";
 
 const unitCost = (usdPerToken: number): ReplicaCost => ({
   model: "m",
@@ -114,5 +114,34 @@ describe("strategies", () => {
     );
     const scores = test.map((o) => nb.score(promptFeatures(o)));
     expect(auroc(scores, test.map(escalationHelps))).toBeGreaterThan(0.99);
+  });
+
+  it("the group-rate router ranks a group where escalating helps more often first, shrunk towards the overall rate", () => {
+    const o = (group: string, helps: boolean): PromptOutcome => ({
+      id: `${group}-${Math.random()}`,
+      group,
+      prompt: "",
+      promptTokens: 10,
+      small: { quality: helps ? 0 : 1, outputTokens: 1 },
+      large: { quality: 1, outputTokens: 1 },
+    });
+    const train = [
+      ...Array.from({ length: 20 }, (_, i) => o("law", i < 15)),
+      ...Array.from({ length: 20 }, (_, i) => o("history", i < 2)),
+      o("rare", true),
+    ];
+    const rate = trainGroupRates(train, 5);
+    expect(rate(o("law", false))).toBeGreaterThan(rate(o("history", false)));
+    // One prompt of "rare" (helped) moves it only a little above the overall rate (18/41).
+    expect(rate(o("rare", false))).toBeCloseTo((1 + 5 * (18 / 41)) / 6, 4);
+    expect(rate(o("unseen", false))).toBeCloseTo(18 / 41, 4);
+  });
+
+  it("standardizes scores, and splits the training half again on another hash bit", () => {
+    expect(standardize([1, 2, 3])).toEqual([-Math.sqrt(1.5), 0, Math.sqrt(1.5)]);
+    const ids = Array.from({ length: 400 }, (_, i) => `id-${i}`).filter((id) => splitOf(id) === "train");
+    const fit = ids.filter((id) => foldOf(id) === "fit").length;
+    expect(fit).toBeGreaterThan(ids.length * 0.35);
+    expect(fit).toBeLessThan(ids.length * 0.65);
   });
 });

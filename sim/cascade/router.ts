@@ -72,3 +72,48 @@ export function splitOf(id: string): "train" | "test" {
   }
   return h % 2 === 0 ? "train" : "test";
 }
+
+/**
+ * A second prompt-only router: the rate at which escalating helped in the prompt's group (MMLU subject,
+ * AlpacaEval source set) on the training half, shrunk towards the overall rate by `prior` pseudo-prompts,
+ * with ties broken by prompt length. Returns the scorer (higher: escalate first).
+ */
+export function trainGroupRates(
+  train: readonly Pick<PromptOutcome, "group" | "promptTokens" | "small" | "large">[],
+  prior = 5,
+): (o: Pick<PromptOutcome, "group" | "promptTokens">) => number {
+  const byGroup = new Map<string, { n: number; helps: number }>();
+  let helps = 0;
+  for (const o of train) {
+    const c = byGroup.get(o.group) ?? { n: 0, helps: 0 };
+    c.n++;
+    if (o.large.quality > o.small.quality) {
+      c.helps++;
+      helps++;
+    }
+    byGroup.set(o.group, c);
+  }
+  const overall = helps / Math.max(1, train.length);
+  return (o) => {
+    const c = byGroup.get(o.group) ?? { n: 0, helps: 0 };
+    return (c.helps + prior * overall) / (c.n + prior) + 1e-6 * Math.log1p(Math.max(0, o.promptTokens));
+  };
+}
+
+/** Standard scores (mean 0, deviation 1) of `xs`, with the mean and deviation of `reference` (default xs). Pure. */
+export function standardize(xs: readonly number[], reference: readonly number[] = xs): number[] {
+  const n = Math.max(1, reference.length);
+  const mean = reference.reduce((a, b) => a + b, 0) / n;
+  const sd = Math.sqrt(reference.reduce((a, b) => a + (b - mean) ** 2, 0) / n) || 1;
+  return xs.map((x) => (x - mean) / sd);
+}
+
+/** A second split of the training half (another bit of the same FNV-1a hash than `splitOf`): "fit" or "pick". */
+export function foldOf(id: string): "fit" | "pick" {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return (h >>> 7) % 2 === 0 ? "fit" : "pick";
+}
