@@ -356,6 +356,8 @@ export class GatewayServer {
         priority: exchange.tenancy?.context.priority ?? 0,
         fairnessKey: exchange.tenancy?.context.fairnessKey ?? "",
         cost: tokens + (maxTokensOf(exchange.body) ?? 0),
+        // The tier's own wait limit (UsageTier.maxQueueWaitMs), e.g. from its TTFT target.
+        ...(exchange.tenancy?.context.maxWaitMs !== undefined ? { maxWaitMs: exchange.tenancy.context.maxWaitMs } : {}),
       },
     );
     if (outcome.shed?.length) this.shed(outcome.shed);

@@ -162,4 +162,26 @@ describe("HoldQueue priority bands and fair queueing", () => {
     expect(q.expire(100)).toHaveLength(50);
     expect(q.nextDeadlineMs()).toBe(300);
   });
+
+  it("bounds a tier's wait by its own limit (maxQueueWaitMs), shedding its own excess at once while other tiers of the band wait longer", () => {
+    const q = new HoldQueue<string>({ maxPerModel: 100, maxWaitMs: 30_000 });
+    for (let i = 0; i < 10; i++) {
+      q.hold("m", `warm${i}`, i * 100);
+      q.release("m", 1, i * 100 + 100);
+    }
+    // 10 releases per second: a 1.5 s limit holds 15 entries; the 16th would wait 1.6 s.
+    const held: boolean[] = [];
+    for (let i = 0; i < 16; i++) held.push(q.hold("m", `gold${i}`, 1000, { priority: 2, fairnessKey: "gold", maxWaitMs: 1_500 }).held);
+    expect(held.filter(Boolean)).toHaveLength(15);
+    expect(held[15]).toBe(false);
+    // Another tier of the same band without its own limit waits up to the band's 30 s (its fair share
+    // puts it ahead of gold's later entries, and the last gold one, now past 1.5 s, is shed for it).
+    const other = q.hold("m", "other", 1000, { priority: 2, fairnessKey: "other" });
+    expect(other.held && other.shed.map((e) => e.item)).toEqual(["gold14"]);
+    // The deadline is the tier's (never past the band's limit), whatever came before it.
+    const o = q.hold("m", "late-gold", 1000, { priority: 1, maxWaitMs: 60_000 });
+    expect(o.held && o.deadlineMs).toBe(31_000);
+    expect(q.expire(2_500).map((e) => e.item)).toEqual(Array.from({ length: 14 }, (_, i) => `gold${i}`));
+    expect(q.size("m")).toBe(2);
+  });
 });

@@ -55,6 +55,11 @@ export interface HoldClass {
   cost?: number;
   /** Weight of the fairness key in its band. Default 1. */
   weight?: number;
+  /**
+   * This entry's own wait limit (a usage tier's maxQueueWaitMs), at most its band's: its deadline, and
+   * so the prediction that sheds it, use it. Default: the band's limit.
+   */
+  maxWaitMs?: number;
 }
 
 export interface HeldEntry<T> {
@@ -166,7 +171,11 @@ export class HoldQueue<T> {
     let lastDeadline = Number.NEGATIVE_INFINITY;
     for (const e of queue.entries)
       if (e.priority === priority) lastDeadline = Math.max(lastDeadline, e.deadlineMs);
-    const deadlineMs = Math.max(nowMs + this.maxWaitFor(priority), lastDeadline);
+    const own = cls.maxWaitMs !== undefined && Number.isFinite(cls.maxWaitMs) && cls.maxWaitMs >= 0 ? cls.maxWaitMs : undefined;
+    const deadlineMs =
+      own !== undefined
+        ? nowMs + Math.min(own, this.maxWaitFor(priority))
+        : Math.max(nowMs + this.maxWaitFor(priority), lastDeadline);
     const entry: HeldEntry<T> = {
       ticket,
       model,

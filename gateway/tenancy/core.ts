@@ -268,6 +268,7 @@ export class TenancyCore {
       tier: state.tier,
       priority: reservation.sheddable ? SHEDDABLE_PRIORITY : limits.priority,
       fairnessKey: tenant,
+      ...(limits.maxQueueWaitMs !== undefined ? { maxWaitMs: limits.maxQueueWaitMs } : {}),
       ...(limits.models ? { allowedModels: limits.models } : {}),
       ...(reservation.sheddable ? { overLimit: true } : {}),
     };

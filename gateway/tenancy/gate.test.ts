@@ -245,4 +245,18 @@ describe("tenancy in the gateway's request path", () => {
     expect((await g.post({ model: "chat", prompt: "hello", max_tokens: 4 }, "sk-nope")).status).toBe(401);
     expect(g.seen).toHaveLength(before);
   });
+
+  it("hands the tier's queue wait limit (maxQueueWaitMs) to the hold queue with the band", () => {
+    const core = new TenancyCore({ replica: "gw", staleMs: 30_000, pricing: { usdPerGpuHour: {}, defaultUsdPerGpuHour: 1, gramsCO2PerKWh: 400, boardPowerW: () => 100 } });
+    core.update({
+      tiers: [tier("gold", { priority: 100, maxQueueWaitMs: 1500 }), tier("free", {})],
+      tenants: [tenant("acme", "gold", "acme-key"), tenant("hobby", "free", "hobby-key")],
+      secrets: [
+        { namespace: "tenants", name: "acme-key", data: { key: b64("sk-acme") } },
+        { namespace: "tenants", name: "hobby-key", data: { key: b64("sk-hobby") } },
+      ],
+    });
+    expect(core.admit("Bearer sk-acme", "m", 10, 10).context).toMatchObject({ priority: 100, maxWaitMs: 1500 });
+    expect(core.admit("Bearer sk-hobby", "m", 10, 10).context.maxWaitMs).toBeUndefined();
+  });
 });

@@ -173,5 +173,6 @@ describe("tenant limiter: reservations and settlement", () => {
       { overrides: { tokensPerMinute: 50, priority: 7 } },
     );
     expect(limits).toEqual({ priority: 7, overLimit: "Reject", defaultMaxTokens: 64, tokensPerMinute: 50, models: ["a"] });
+    expect(effectiveLimits({ priority: 1, overLimit: "Reject", defaultMaxTokens: 8, maxQueueWaitMs: 1500 }, {}).maxQueueWaitMs).toBe(1500);
   });
 });

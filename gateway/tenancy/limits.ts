@@ -21,6 +21,8 @@ export interface EffectiveLimits {
   overLimit: OverLimitAction;
   models?: readonly string[];
   defaultMaxTokens: number;
+  /** The tier's longest wait in the gateway's hold queue (UsageTier.maxQueueWaitMs). */
+  maxQueueWaitMs?: number;
 }
 
 /** The tier's values with the tenant's overrides in their place. */
@@ -38,6 +40,7 @@ export function effectiveLimits(tier: UsageTierSpec, tenant: Pick<TenantSpec, "o
     if (value !== undefined) limits[key] = value;
   }
   if (tier.models) limits.models = tier.models;
+  if (tier.maxQueueWaitMs !== undefined) limits.maxQueueWaitMs = tier.maxQueueWaitMs;
   return limits;
 }
 

@@ -15,6 +15,8 @@ export interface TenantContext {
   readonly priority: number;
   /** Key the hold queue uses to share a band fairly between tenants. */
   readonly fairnessKey: string;
+  /** Longest wait in the hold queue (the tier's maxQueueWaitMs); undefined: the band's or the gateway's. */
+  readonly maxWaitMs?: number;
   /** Models or model aliases the tenant may call; undefined = any. */
   readonly allowedModels?: readonly string[];
   /**

@@ -89,6 +89,14 @@ export const UsageTierSpecSchema = withCel(
         description:
           "Completion tokens reserved for a request that gives no max_tokens (settled to what it used when it ends).",
       }),
+      maxQueueWaitMs: Type.Optional(
+        Type.Integer({
+          minimum: 100,
+          maximum: 600_000,
+          description:
+            "Longest a request of this tier waits in the gateway when its model is saturated; one predicted to wait longer is answered 429 at once. Set it from the tier's TTFT target less the engine's own time to first token (e.g. 1500 for a 2 s target). Absent: the gateway's hold limit.",
+        }),
+      ),
     },
     { description: "Limits, priority and models of a usage tier." },
   ),
