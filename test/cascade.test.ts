@@ -328,17 +328,25 @@ describe("a cascade alias through the gateway on the local cluster", () => {
         `/apis/${API_GROUP}/${API_VERSION}/namespaces/${namespace.name}/modelroutes/${name}`,
       );
     const ready = (s: ModelRouteStatus | undefined) => s?.conditions?.find((c) => c.type === "Ready");
-    await waitFor(async () => ready((await read("chat")).status)?.status === "True" && ready((await read("broken")).status) !== undefined, {
-      timeoutMs: 20_000,
-      description: "ModelRoute status written",
-    });
-    const chat = await read("chat");
-    expect(ready(chat.status)).toMatchObject({ reason: "StepsResolved" });
-    expect(chat.status?.observedGeneration).toBe(chat.metadata.generation);
-    expect(chat.status?.steps).toEqual([
+    // The admission cases created "ok" (and then "defaults") for the alias chat before this file's "chat"
+    // route: the oldest serves the alias, the others are told it is taken.
+    await waitFor(
+      async () =>
+        ready((await read("ok")).status)?.status === "True" &&
+        ready((await read("chat")).status) !== undefined &&
+        ready((await read("broken")).status) !== undefined,
+      { timeoutMs: 20_000, description: "ModelRoute status written" },
+    );
+    const ok = await read("ok");
+    expect(ready(ok.status)).toMatchObject({ reason: "StepsResolved" });
+    expect(ok.status?.observedGeneration).toBe(ok.metadata.generation);
+    expect(ok.status?.steps).toEqual([
       { modelDeployment: "small", model: "chat-small", found: true },
       { modelDeployment: "large", model: "chat-large", found: true },
     ]);
+    const taken = ready((await read("chat")).status);
+    expect(taken).toMatchObject({ status: "False", reason: "AliasTaken" });
+    expect(taken?.message).toContain(`ModelRoute ${namespace.name}/ok claims the alias chat`);
     const broken = (await read("broken")).status;
     expect(ready(broken)).toMatchObject({ status: "False", reason: "ModelDeploymentMissing" });
     expect(ready(broken)?.message).toContain("ModelDeployment gone is not served");
