@@ -1,5 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { latencyBudgetFrom, narrowToRegion, regionRoutingConfigFromEnv, type RoutedEndpoint } from "./region-router.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { loadHourlyCarbonData } from "../infra/carbon/hourly-data.js";
+import { intensitySourceFromConfig } from "../infra/carbon/intensity-source.js";
+import { buildRegionCarbonBundle } from "../infra/carbon/region-data.js";
+import { loadStaticCarbonTables } from "../infra/carbon/static-data.js";
+import {
+  latencyBudgetFrom,
+  narrowToRegion,
+  regionRoutingConfigFromEnv,
+  regionRoutingData,
+  type RoutedEndpoint,
+} from "./region-router.js";
 
 const endpoint = (podName: string, nodeName: string, inFlight = 0, ready = true): RoutedEndpoint => ({
   podName,
@@ -85,5 +98,74 @@ describe("the request's latency budget and the router's configuration", () => {
     expect(() =>
       regionRoutingConfigFromEnv({ GPUFLEET_GATEWAY_REGION: "x", GPUFLEET_GATEWAY_REGION_RTT_MS: "EU=1" }),
     ).toThrow(/bad entry/);
+  });
+});
+
+describe("the data region routing runs on", () => {
+  const config = regionRoutingConfigFromEnv({ GPUFLEET_GATEWAY_REGION: "us-east4" });
+  // Built while the shared data folder is there; then the folder is taken away, as in the image.
+  const bundleFile = (withRtt: boolean): string => {
+    const dir = mkdtempSync(path.join(tmpdir(), "gw-carbon-"));
+    const file = path.join(dir, "carbon.json");
+    const bundle = buildRegionCarbonBundle({
+      cloud: "gcp",
+      regions: ["europe-north1", "europe-west2", "us-east4"],
+      tables: loadStaticCarbonTables(),
+      hourly: loadHourlyCarbonData(),
+      ...(withRtt ? { from: "us-east4", rttMs: (_a: string, b: string) => ({ "europe-north1": 103, "europe-west2": 76, "us-east4": 0 })[b] } : {}),
+    });
+    writeFileSync(file, JSON.stringify(bundle));
+    return file;
+  };
+  const withoutSharedData = async <T>(run: () => Promise<T>): Promise<T> => {
+    const before = process.env.GPUFLEET_SHARED_DATA;
+    process.env.GPUFLEET_SHARED_DATA = mkdtempSync(path.join(tmpdir(), "no-shared-data-"));
+    try {
+      return await run();
+    } finally {
+      if (before === undefined) delete process.env.GPUFLEET_SHARED_DATA;
+      else process.env.GPUFLEET_SHARED_DATA = before;
+    }
+  };
+
+  it("refuses to start without intensity data, naming the missing files and how to give them", async () => {
+    if (!config) throw new Error("config");
+    await expect(withoutSharedData(() => regionRoutingData(config, {}))).rejects.toThrow(
+      /region routing \(GPUFLEET_GATEWAY_REGION=us-east4\) has no carbon intensity source: .*no-shared-data-.*region-data\.ts.*--set-file gateway\.regionRouting\.carbonData/,
+    );
+  });
+
+  it("runs on a region data file alone: the shared data's figures, and the file's RTTs", async () => {
+    if (!config) throw new Error("config");
+    const file = bundleFile(true);
+    const shared = intensitySourceFromConfig();
+    const expected = await shared.intensity("gcp:europe-west2");
+    const { source, fallbackRtt } = await withoutSharedData(() =>
+      regionRoutingData(config, { GPUFLEET_GATEWAY_CARBON_DATA: file }),
+    );
+    const got = await source.intensity("gcp:europe-west2");
+    expect(got.gCO2PerKWh).toBe(expected.gCO2PerKWh);
+    expect(got.source).toBe(expected.source);
+    expect(fallbackRtt?.("us-east4", "europe-north1")).toBe(103);
+  });
+
+  it("refuses a file without RTTs when neither the configuration nor the shared table gives any", async () => {
+    if (!config) throw new Error("config");
+    const file = bundleFile(false);
+    await expect(
+      withoutSharedData(() => regionRoutingData(config, { GPUFLEET_GATEWAY_CARBON_DATA: file })),
+    ).rejects.toThrow(/no RTT beyond its own region.*GPUFLEET_GATEWAY_REGION_RTT_MS/);
+    const configured = regionRoutingConfigFromEnv({ GPUFLEET_GATEWAY_REGION: "us-east4", GPUFLEET_GATEWAY_REGION_RTT_MS: "europe-west2=76" });
+    if (!configured) throw new Error("config");
+    await expect(
+      withoutSharedData(() => regionRoutingData(configured, { GPUFLEET_GATEWAY_CARBON_DATA: file })),
+    ).resolves.toMatchObject({ dataFile: file });
+  });
+
+  it("names an unusable data file", async () => {
+    if (!config) throw new Error("config");
+    await expect(regionRoutingData(config, { GPUFLEET_GATEWAY_CARBON_DATA: "/nonexistent/carbon.json" })).rejects.toThrow(
+      /GPUFLEET_GATEWAY_CARBON_DATA=\/nonexistent\/carbon.json is unusable: .*ENOENT/,
+    );
   });
 });

@@ -227,11 +227,19 @@ export class RegionRouter {
   }
 }
 
+/** How to give the gateway the data region routing needs, for error messages. */
+const DATA_HINT =
+  "give the gateway a region data file: `npx tsx infra/carbon/region-data.ts --regions <the fleet's regions> --from <this region> > carbon.json`, " +
+  "then `helm upgrade ... --set-file gateway.regionRouting.carbonData=carbon.json` (or GPUFLEET_GATEWAY_CARBON_DATA=<file>)";
+
 /**
  * Starts region routing when GPUFLEET_GATEWAY_REGION is set: the intensity source placement uses
  * (GPUFLEET_GATEWAY_CARBON_PROVIDER: static (default), electricitymaps, watttime or carbon-aware-sdk;
- * keys from the environment as for placement), the shared GCP RTT table as the RTT fallback. Without
- * the shared data the router still runs: unrated regions rank by RTT.
+ * keys from the environment as for placement) over the carbon data of GPUFLEET_GATEWAY_CARBON_DATA (a
+ * region data bundle, infra/carbon/region-data.ts; the chart mounts it from a ConfigMap) or else the
+ * shared data folder, and RTTs from the configuration, the bundle, else the shared GCP table. Without
+ * intensity data, or without any RTT beyond its own region, the gateway refuses to start and says which
+ * data is missing: routing blind to carbon would defeat the setting.
  */
 export async function startRegionRouting(
   client: KubeClient,
@@ -239,29 +247,68 @@ export async function startRegionRouting(
 ): Promise<RegionRouter | undefined> {
   const config = regionRoutingConfigFromEnv(env);
   if (!config) return undefined;
+  const { source, fallbackRtt, dataFile } = await regionRoutingData(config, env);
+  const router = new RegionRouter(client, config, source, fallbackRtt);
+  await router.start();
+  logger.child({ component: "region-router" }).info(
+    { region: config.gatewayRegion, budgetMs: config.defaultLatencyBudgetMs, carbonData: dataFile ?? "shared data", source: source.name },
+    "region routing on",
+  );
+  return router;
+}
+
+/** The intensity source and RTT fallback region routing runs on; throws naming the data that is missing. */
+export async function regionRoutingData(
+  config: RegionRoutingConfig,
+  env: NodeJS.ProcessEnv,
+): Promise<{
+  source: CarbonIntensitySource;
+  fallbackRtt?: (from: string, to: string) => number | undefined;
+  dataFile?: string;
+}> {
   const log = logger.child({ component: "region-router" });
   const { intensitySourceFromConfig } = await import("../infra/carbon/intensity-source.js");
+  const { loadRegionCarbonBundle } = await import("../infra/carbon/region-data.js");
+  const setting = `region routing (GPUFLEET_GATEWAY_REGION=${config.gatewayRegion})`;
+  const dataFile = env.GPUFLEET_GATEWAY_CARBON_DATA?.trim();
+  let data: ReturnType<typeof loadRegionCarbonBundle> | undefined;
+  if (dataFile) {
+    try {
+      data = loadRegionCarbonBundle(dataFile);
+    } catch (error) {
+      throw new Error(`${setting}: GPUFLEET_GATEWAY_CARBON_DATA=${dataFile.slice(0, 200)} is unusable: ${(error as Error).message}`);
+    }
+  }
   let source: CarbonIntensitySource;
   try {
     const provider = (env.GPUFLEET_GATEWAY_CARBON_PROVIDER || "static") as "static";
     source = intensitySourceFromConfig(
-      { provider, ...(env.GPUFLEET_GATEWAY_CARBON_BASE_URL ? { baseUrl: env.GPUFLEET_GATEWAY_CARBON_BASE_URL } : {}) },
-      { env },
+      {
+        provider,
+        ...(env.GPUFLEET_GATEWAY_CARBON_BASE_URL ? { baseUrl: env.GPUFLEET_GATEWAY_CARBON_BASE_URL } : {}),
+        ...(data && !data.hourly ? { hourlyHistory: false } : {}),
+      },
+      { env, ...(data ? { staticSource: data.staticSource, ...(data.hourly ? { hourly: data.hourly } : {}) } : {}) },
     );
   } catch (error) {
-    log.warn({ err: String(error) }, "no carbon intensity source; regions rank by RTT");
-    source = { name: "none", intensity: () => Promise.reject(new Error("no intensity source")) };
+    throw new Error(`${setting} has no carbon intensity source: ${(error as Error).message}; ${DATA_HINT}`);
   }
   let fallbackRtt: ((from: string, to: string) => number | undefined) | undefined;
-  try {
-    const { loadGcpRttTable } = await import("../infra/placement/rtt.js");
-    const table = loadGcpRttTable();
-    fallbackRtt = (from, to) => table.rttMs(`${config.cloud}:${from}`, `${config.cloud}:${to}`);
-  } catch (error) {
-    log.warn({ err: String(error) }, "no RTT table; only GPUFLEET_GATEWAY_REGION_RTT_MS regions are within budget");
+  if (data?.rttMs !== undefined && data.rttMs.from === config.gatewayRegion) {
+    const to = data.rttMs.to;
+    fallbackRtt = (_from, region) => to.get(region);
+  } else {
+    try {
+      const { loadGcpRttTable } = await import("../infra/placement/rtt.js");
+      const table = loadGcpRttTable();
+      fallbackRtt = (from, to) => table.rttMs(`${config.cloud}:${from}`, `${config.cloud}:${to}`);
+    } catch (error) {
+      if (Object.keys(config.rttMs).length < 2)
+        throw new Error(
+          `${setting} has no RTT beyond its own region (${(error as Error).message}): set GPUFLEET_GATEWAY_REGION_RTT_MS (chart: gateway.regionRouting.rttMs) or ${DATA_HINT} with --from ${config.gatewayRegion}`,
+        );
+      log.warn({ err: String(error) }, "no RTT table; only GPUFLEET_GATEWAY_REGION_RTT_MS regions are within budget");
+    }
   }
-  const router = new RegionRouter(client, config, source, fallbackRtt);
-  await router.start();
-  log.info({ region: config.gatewayRegion, budgetMs: config.defaultLatencyBudgetMs }, "region routing on");
-  return router;
+  return { source, ...(fallbackRtt ? { fallbackRtt } : {}), ...(dataFile ? { dataFile } : {}) };
 }

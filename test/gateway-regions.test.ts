@@ -2,7 +2,7 @@
  * Region routing in the gateway on the local cluster: one ModelDeployment whose two pods run on GPU
  * nodes of two regions (europe-north1, a clean grid; us-east4, PJM), a gateway in us-east4 running with
  * the chart's gateway RBAC plus its region ClusterRole, intensities from the same source placement
- * reads (the shared yearly and hourly data). A request goes to the cleanest region within its latency
+ * reads (the shared yearly and hourly data, handed to the gateway as the chart does: a region data file). A request goes to the cleanest region within its latency
  * budget, to the near region when the budget excludes the far one, and spills when the clean region is
  * saturated.
  */
@@ -12,7 +12,14 @@ import type { RunningOperator } from "../operator/operator.js";
 import { KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { loadHourlyCarbonData } from "../infra/carbon/hourly-data.js";
 import { intensitySourceFromConfig } from "../infra/carbon/intensity-source.js";
+import { buildRegionCarbonBundle } from "../infra/carbon/region-data.js";
+import { loadStaticCarbonTables } from "../infra/carbon/static-data.js";
+import { loadGcpRttTable } from "../infra/placement/rtt.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
 import { applyChartTemplates } from "./support/chart-objects.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
@@ -75,6 +82,22 @@ function gpuNode(name: string, region: string, ip: string): V1Node {
   };
 }
 
+/** The two regions' carbon data bundle, as `infra/carbon/region-data.ts --regions europe-north1,us-east4 --from us-east4` writes it. */
+function carbonDataFile(): string {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), "gw-regions-carbon-")), "carbon.json");
+  const rtt = loadGcpRttTable();
+  const bundle = buildRegionCarbonBundle({
+    cloud: "gcp",
+    regions: NODES.map((n) => n.region),
+    from: "us-east4",
+    tables: loadStaticCarbonTables(),
+    hourly: loadHourlyCarbonData(),
+    rttMs: (a, b) => (a === b ? 0 : rtt.rttMs(`gcp:${a}`, `gcp:${b}`)),
+  });
+  writeFileSync(file, JSON.stringify(bundle));
+  return file;
+}
+
 /** The chart's gateway ServiceAccount and RBAC, with region routing on, as the release `gf-regions` would apply them. */
 async function applyChartGatewayRbac(ns: string): Promise<string> {
   const objects = await applyChartTemplates({
@@ -131,6 +154,8 @@ beforeAll(async () => {
     GPUFLEET_GATEWAY_REGION_RTT_MS: "europe-north1=90",
     GPUFLEET_GATEWAY_LATENCY_BUDGET_MS: "100",
     GPUFLEET_GATEWAY_REGION_CAPACITY_PER_POD: "2",
+    // The data as the chart mounts it (gateway.regionRouting.carbonData), not the shared data folder.
+    GPUFLEET_GATEWAY_CARBON_DATA: carbonDataFile(),
   });
   const identity = await serviceAccountKubeconfig(kubeConfig, namespace.name, serviceAccountName);
   gateway = await startGateway(

@@ -19,6 +19,9 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../operator/api/generate.js";
+import { loadHourlyCarbonData } from "../infra/carbon/hourly-data.js";
+import { buildRegionCarbonBundle, parseRegionCarbonBundle } from "../infra/carbon/region-data.js";
+import { loadStaticCarbonTables } from "../infra/carbon/static-data.js";
 import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { runHelm, runHelmOk, type HelmResult } from "./support/helm.js";
@@ -399,6 +402,40 @@ describe("helm lint and template", () => {
     ).toEqual([]);
     const disabled = await render(["--set", "gateway.enabled=false"]);
     expect(disabled.filter((o) => o.metadata.name.startsWith("gf-gpufleet-gateway"))).toEqual([]);
+  });
+
+  it("mounts region routing's carbon data from a ConfigMap (the image holds no shared data), bounded by the schema", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "helm-carbon-"));
+    const file = join(dir, "carbon.json");
+    const bundle = buildRegionCarbonBundle({
+      cloud: "gcp",
+      regions: ["europe-north1", "us-east4"],
+      from: "us-east4",
+      tables: loadStaticCarbonTables(),
+      hourly: loadHourlyCarbonData(),
+      rttMs: (_a, b) => ({ "europe-north1": 103, "us-east4": 0 })[b],
+    });
+    writeFileSync(file, JSON.stringify(bundle));
+    const on = ["--set", "gateway.regionRouting.region=us-east4"];
+    const objects = await render([...on, "--set-file", `gateway.regionRouting.carbonData=${file}`]);
+    const configMap = only(objects, "ConfigMap", "gf-gpufleet-gateway-carbon") as unknown as { data: Record<string, string> };
+    // What the gateway reads back is the bundle, whole, and it parses.
+    expect(JSON.parse(configMap.data["carbon.json"] ?? "")).toEqual(bundle);
+    expect(parseRegionCarbonBundle(configMap.data["carbon.json"] ?? "").hourly?.zones()).toEqual(["US-MIDA-PJM"]);
+    const pod = (only(objects, "Deployment", "gf-gpufleet-gateway") as unknown as {
+      spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }>; volumeMounts?: unknown[] }>; volumes?: unknown[] } } };
+    }).spec.template.spec;
+    expect(pod.containers[0]?.env.find((e) => e.name === "GPUFLEET_GATEWAY_CARBON_DATA")?.value).toBe("/etc/gpufleet/carbon/carbon.json");
+    expect(pod.containers[0]?.volumeMounts).toEqual([{ name: "carbon-data", mountPath: "/etc/gpufleet/carbon", readOnly: true }]);
+    expect(pod.volumes).toEqual([{ name: "carbon-data", configMap: { name: "gf-gpufleet-gateway-carbon" } }]);
+    // Without the data: no ConfigMap and no variable (the gateway then refuses to start, naming it).
+    const without = await render(on);
+    expect(without.filter((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith("-carbon"))).toEqual([]);
+    expect(JSON.stringify(without)).not.toContain("GPUFLEET_GATEWAY_CARBON_DATA");
+    writeFileSync(file, "x".repeat(1_000_001));
+    const tooBig = await helm(["template", "gf", chartPath, "--kube-version", kubeVersion, ...on, "--set-file", `gateway.regionRouting.carbonData=${file}`]);
+    expect(tooBig.code).not.toBe(0);
+    expect(tooBig.stderr).toContain("at '/gateway/regionRouting/carbonData': maxLength");
   });
 
   it("grants no wildcard and no Secrets in any role of any value combination", async () => {
