@@ -16,7 +16,13 @@
  * - hourly + flexible load: `flexibleShare` of every origin's daily tokens may run at any hour of its
  *   day (batch work), moved to the hours whose cleanest reachable region is cleanest, never above the
  *   origin's own daily peak (so no extra peak capacity). A different service contract, shown apart;
- * - cheapest, nearest: the hourly planner with cost or RTT first (carbon-blind).
+ * - cheapest, nearest: the hourly planner with cost or RTT first (carbon-blind);
+ * - yearly-static + routing: today's fleet, each request routed on the live intensity (routing alone);
+ * - the ceiling, in two steps (`oracle`): hourly re-planned with free moves (no load time, no dwell)
+ *   under the same quotas, then also with free capacity (no quota); and the floor no plan at this
+ *   latency bound can beat: every token served at the cleanest region it can reach that hour, on
+ *   replicas exactly as busy as allowed (no integrality, no redundancy, no quota, no moves);
+ * - move-cost variants (`moveVariants`): the hourly re-planned row under other load times and dwells.
  *
  * Every plan is charged the real hourly intensity of every hour it runs. Days are sampled (every
  * `--day-step` days from 1 January, default 14) to bound the run time.
@@ -24,6 +30,7 @@
 import { performance } from "node:perf_hooks";
 import { loadHourlyCarbonData, StaticCarbonIntensitySource, type HourlyCarbonData } from "../carbon/index.js";
 import {
+  gpuPowerOf,
   planHourly,
   planRolling,
   rttStats,
@@ -32,7 +39,7 @@ import {
 } from "../placement/index.js";
 import type { RttTable } from "../placement/rtt.js";
 import { pickRegion, type RegionState } from "../../gateway/routing/region.js";
-import { benchInput, CANDIDATES, ORIGINS } from "./fleet-scenario.js";
+import { benchInput, CANDIDATES, ORIGINS, regions as candidateRegions } from "./fleet-scenario.js";
 import { dailyShapes } from "./demand-shape.js";
 
 const HOUR_MS = 3_600_000;
@@ -52,6 +59,18 @@ export interface HourlyBenchOptions {
   flexibleShare: number;
   /** Also plan on a day-ahead persistence forecast. */
   forecast: boolean;
+  /** Hours each rolling solve looks ahead (commits `blockHours`); default `blockHours` (myopic). */
+  windowHours?: number;
+  /** Also the ceiling rows: free moves, free moves + free capacity, and the per-token floor. */
+  oracle: boolean;
+  /** Extra hourly re-planned rows under other move costs (the trade-off). */
+  moveVariants: ReadonlyArray<{ loadMinutes: number; minDwellHours: number }>;
+  /**
+   * Solve the hourly MILPs of every sampled day (default). False keeps only the rows that need no
+   * per-day solve (yearly-static with and without routing, re-sized, cheapest, nearest, the floor),
+   * which is what makes a full-year run (`dayStep` 1) take minutes.
+   */
+  replan?: boolean;
 }
 
 export const DEFAULT_HOURLY_BENCH: HourlyBenchOptions = {
@@ -64,7 +83,66 @@ export const DEFAULT_HOURLY_BENCH: HourlyBenchOptions = {
   routingChunks: 20,
   flexibleShare: 0.25,
   forecast: true,
+  oracle: true,
+  moveVariants: [],
 };
+
+/** Quota that binds no plan of the benchmark (a model's whole peak demand fits in a region many times over). */
+const FREE_QUOTA_GPUS = 100_000;
+
+/** The candidates with every offered GPU product's quota lifted (free capacity). */
+export function freeCapacity(candidates: typeof CANDIDATES): typeof CANDIDATES {
+  return candidates.map(
+    ([region, factor, l4, h100]) =>
+      [region, factor, l4 > 0 ? FREE_QUOTA_GPUS : 0, h100 > 0 ? FREE_QUOTA_GPUS : 0] as const,
+  );
+}
+
+/** Energy per token of one way to serve a model (a region's product), run exactly as busy as allowed. */
+export interface ServeOption {
+  region: string;
+  gpuProduct: string;
+  /** kWh per (token/s · hour): idle draw spread over the usable throughput plus the load-proportional part. */
+  kWhPerTokenPerSecondHour: number;
+  /** $ per (token/s · hour). */
+  dollarsPerTokenPerSecondHour: number;
+}
+
+/**
+ * The floor of one hour: each origin's tokens of each model served where energy × intensity is least
+ * among the options it can reach within the latency target. Pure; a lower bound of every plan's
+ * emissions under the same latency bound (it drops integrality, redundancy, quotas and moves).
+ */
+export function floorRoutes(
+  demand: ReadonlyArray<{ model: string; origin: string; tokensPerSecond: number }>,
+  options: Readonly<Record<string, readonly ServeOption[]>>,
+  intensity: (region: string) => number,
+  rttMs: (origin: string, region: string) => number | undefined,
+  latencyTargetMs: number,
+): Array<{ model: string; origin: string; option: ServeOption; tokensPerSecond: number; rttMs: number; grams: number }> {
+  const out: Array<{
+    model: string;
+    origin: string;
+    option: ServeOption;
+    tokensPerSecond: number;
+    rttMs: number;
+    grams: number;
+  }> = [];
+  for (const d of demand) {
+    if (d.tokensPerSecond <= 0) continue;
+    let best: { option: ServeOption; rtt: number; grams: number } | undefined;
+    for (const option of options[d.model] ?? []) {
+      const rtt = rttMs(d.origin, option.region);
+      if (rtt === undefined || rtt > latencyTargetMs) continue;
+      const grams = d.tokensPerSecond * option.kWhPerTokenPerSecondHour * intensity(option.region);
+      if (best === undefined || grams < best.grams - 1e-12 || (Math.abs(grams - best.grams) <= 1e-12 && rtt < best.rtt))
+        best = { option, rtt, grams };
+    }
+    if (best === undefined) throw new Error(`no region within ${latencyTargetMs} ms serves ${d.model} for ${d.origin}`);
+    out.push({ model: d.model, origin: d.origin, option: best.option, tokensPerSecond: d.tokensPerSecond, rttMs: best.rtt, grams: best.grams });
+  }
+  return out;
+}
 
 /**
  * Moves `share` of each origin's daily demand to the hours with the lowest `score` (the cleanest
@@ -155,6 +233,28 @@ function charge(
   tally.starts += hour.starts;
   tally.hours += 1;
   tally.overCapacityTokens += overCapacity * 3600;
+}
+
+/** Charges one hour of the floor: tokens on exactly as many (fractional) replicas as they need. */
+function chargeFloor(
+  tally: Tally,
+  routes: ReturnType<typeof floorRoutes>,
+  actual: (region: string) => number,
+  zoneOf: (region: string) => string,
+): void {
+  for (const r of routes) {
+    const g = actual(r.option.region);
+    tally.grams += r.grams;
+    tally.cost += r.tokensPerSecond * r.option.dollarsPerTokenPerSecondHour;
+    tally.tokens += r.tokensPerSecond * 3600;
+    tally.rtts.push({ rtt: r.rttMs, weight: r.tokensPerSecond });
+    const zone = zoneOf(r.option.region);
+    const entry = tally.byZone.get(zone) ?? { tokens: 0, intensityTokens: 0 };
+    entry.tokens += r.tokensPerSecond * 3600;
+    entry.intensityTokens += r.tokensPerSecond * 3600 * g;
+    tally.byZone.set(zone, entry);
+  }
+  tally.hours += 1;
 }
 
 /**
@@ -314,8 +414,42 @@ export async function runHourlyBench(
     blockHours: options.blockHours,
     solver: { timeLimitSeconds: 30, mipRelativeGap: 1e-2 },
   };
-  const rolling = { windowHours: options.blockHours, commitHours: options.blockHours };
+  const rolling = {
+    windowHours: Math.max(options.windowHours ?? options.blockHours, options.blockHours),
+    commitHours: options.blockHours,
+  };
   const loadHours = options.loadMinutes / 60;
+  const freeMoves = { loadMinutes: 0, minDwellHours: 0 };
+  const freeCapacityRegions = candidateRegions(freeCapacity(options.candidates));
+  // Energy per token of every (model, region, product) the candidates offer, at the allowed utilisation.
+  const pue = base.defaultPue ?? 1.1;
+  const maxUtilization = base.maxUtilization ?? 1;
+  const serveOptions: Record<string, ServeOption[]> = Object.fromEntries(
+    base.models.map((m) => [
+      m.name,
+      base.regions.flatMap((region) =>
+        region.offers.flatMap((offer) => {
+          const shape = m.replicaShapes.find((x) => x.gpuProduct === offer.gpuProduct);
+          if (shape === undefined) return [];
+          const power = gpuPowerOf(offer.gpuProduct, base.gpuPower);
+          const usable = shape.tokensPerSecondPerReplica * maxUtilization;
+          const idleKWh = (shape.gpusPerReplica * power.idlePowerW * pue) / 1000;
+          const loadKWh =
+            (shape.gpusPerReplica * (power.boardPowerW - power.idlePowerW) * pue) /
+            1000 /
+            shape.tokensPerSecondPerReplica;
+          return [
+            {
+              region: region.region,
+              gpuProduct: offer.gpuProduct,
+              kWhPerTokenPerSecondHour: idleKWh / usable + loadKWh,
+              dollarsPerTokenPerSecondHour: (shape.gpusPerReplica * offer.pricePerGpuHour) / usable,
+            },
+          ];
+        }),
+      ),
+    ]),
+  );
 
   progress("planning the yearly-static, cheapest and nearest fleets");
   const staticPlan = await planHourly({
@@ -370,7 +504,12 @@ export async function runHourlyBench(
     forecast: newTally(),
     forecastRouted: newTally(),
     flexible: newTally(),
+    staticRouted: newTally(),
+    noMoves: newTally(),
+    freeCapacity: newTally(),
+    floor: newTally(),
   };
+  const variantTallies = options.moveVariants.map(() => newTally());
   let forecastErrorSum = 0;
   let forecastErrorCount = 0;
   const perDay: number[] = [];
@@ -382,15 +521,20 @@ export async function runHourlyBench(
       regions.map((r) => [r, Array.from({ length: 24 }, (_, h) => actualAt(dayStart + h * HOUR_MS)(r))]),
     );
     const t = performance.now();
-    const plan = await planRolling(
-      { ...common, hours: 24, startMs: dayStart, intensity, demandShape: repeatShapes(1), initial },
-      "carbon-aware",
-      rolling,
-    );
-    perDay.push((performance.now() - t) / 1000);
-    size = plan.size;
+    const replan = options.replan !== false;
+    const plan = replan
+      ? await planRolling(
+          { ...common, hours: 24, startMs: dayStart, intensity, demandShape: repeatShapes(1), initial },
+          "carbon-aware",
+          rolling,
+        )
+      : undefined;
+    if (plan) {
+      perDay.push((performance.now() - t) / 1000);
+      size = plan.size;
+    }
     let forecastPlan: HourPlan[] | undefined;
-    if (options.forecast) {
+    if (replan && options.forecast) {
       // Day-ahead persistence forecast: each region's same hour of the day before.
       const forecast: Record<string, number[]> = Object.fromEntries(
         regions.map((r) => [
@@ -414,8 +558,20 @@ export async function runHourlyBench(
         )
       ).hours;
     }
+    const dayInput = { ...common, hours: 24, startMs: dayStart, intensity, demandShape: repeatShapes(1), initial };
+    let noMovesPlan: HourPlan[] | undefined;
+    let freeCapacityPlan: HourPlan[] | undefined;
+    if (replan && options.oracle) {
+      noMovesPlan = (await planRolling({ ...dayInput, moves: freeMoves }, "carbon-aware", rolling)).hours;
+      freeCapacityPlan = (
+        await planRolling({ ...dayInput, regions: freeCapacityRegions, moves: freeMoves }, "carbon-aware", rolling)
+      ).hours;
+    }
+    const variantPlans: HourPlan[][] = [];
+    for (const moves of replan ? options.moveVariants : [])
+      variantPlans.push((await planRolling({ ...dayInput, moves }, "carbon-aware", rolling)).hours);
     let flexiblePlan: HourPlan[] | undefined;
-    if (options.flexibleShare > 0) {
+    if (replan && options.flexibleShare > 0) {
       // Planned on the same (perfect) hourly figures as the hourly row, so only the demand differs.
       const reachable = new Map(
         ORIGINS.map(([o]) => [
@@ -442,8 +598,8 @@ export async function runHourlyBench(
     }
     for (let h = 0; h < 24; h++) {
       const actual = actualAt(dayStart + h * HOUR_MS);
-      const hourly = plan.hours[h];
-      if (hourly === undefined) throw new Error(`hourly plan lacks hour ${h}`);
+      const hourly = plan?.hours[h];
+      if (plan && hourly === undefined) throw new Error(`hourly plan lacks hour ${h}`);
       charge(tallies.static, staticHours[h] as HourPlan, actual, zoneOf, loadHours);
       charge(tallies.resized, resized[h] as HourPlan, actual, zoneOf, loadHours);
       charge(tallies.cheapest, cheapest[h] as HourPlan, actual, zoneOf, loadHours);
@@ -454,11 +610,36 @@ export async function runHourlyBench(
         const live = routeHour(hourPlan, actual, rtt, options.latencyTargetMs, options.routingChunks);
         charge(routedTally, hourPlan, actual, zoneOf, loadHours, live.routes, live.overCapacityTokensPerSecond);
       };
-      chargeWithRouting(tallies.hourly, tallies.routed, hourly);
+      if (hourly) chargeWithRouting(tallies.hourly, tallies.routed, hourly);
       const onForecast = forecastPlan?.[h];
       if (onForecast) chargeWithRouting(tallies.forecast, tallies.forecastRouted, onForecast);
       const flexible = flexiblePlan?.[h];
       if (flexible) charge(tallies.flexible, flexible, actual, zoneOf, loadHours);
+      const staticRouted = routeHour(staticHours[h] as HourPlan, actual, rtt, options.latencyTargetMs, options.routingChunks);
+      charge(tallies.staticRouted, staticHours[h] as HourPlan, actual, zoneOf, loadHours, staticRouted.routes, staticRouted.overCapacityTokensPerSecond);
+      const noMoves = noMovesPlan?.[h];
+      if (noMoves) charge(tallies.noMoves, noMoves, actual, zoneOf, 0);
+      const free = freeCapacityPlan?.[h];
+      if (free) charge(tallies.freeCapacity, free, actual, zoneOf, 0);
+      options.moveVariants.forEach((moves, i) => {
+        const planned = variantPlans[i]?.[h];
+        if (planned) charge(variantTallies[i] as Tally, planned, actual, zoneOf, moves.loadMinutes / 60);
+      });
+      if (options.oracle) {
+        const demand = base.models.flatMap((m) =>
+          m.demand.map((d) => ({
+            model: m.name,
+            origin: d.origin,
+            tokensPerSecond: (d.tokensPerSecond ?? 0) * (shapes[d.origin]?.[h] ?? 1),
+          })),
+        );
+        chargeFloor(
+          tallies.floor,
+          floorRoutes(demand, serveOptions, actual, (o, r) => rtt.rttMs(o, r), options.latencyTargetMs),
+          actual,
+          zoneOf,
+        );
+      }
     }
     if (days % 10 === 0)
       progress(`${days} days planned, ${((performance.now() - started) / 1000).toFixed(0)} s`);
@@ -470,17 +651,26 @@ export async function runHourlyBench(
     strategies: [
       result("yearly-static (today)", tallies.static, days),
       result("yearly, re-sized hourly", tallies.resized, days),
-      result("hourly re-planned", tallies.hourly, days),
-      result("hourly + routing", tallies.routed, days),
-      ...(options.forecast
+      ...(options.replan !== false
+        ? [result("hourly re-planned", tallies.hourly, days), result("hourly + routing", tallies.routed, days)]
+        : []),
+      ...(options.replan !== false && options.forecast
         ? [
             result("hourly on day-ahead forecast", tallies.forecast, days),
             result("  + routing on live values", tallies.forecastRouted, days),
           ]
         : []),
-      ...(options.flexibleShare > 0
+      ...(options.replan !== false && options.flexibleShare > 0
         ? [result(`hourly + ${Math.round(options.flexibleShare * 100)}% flexible load`, tallies.flexible, days)]
         : []),
+      result("yearly-static + routing", tallies.staticRouted, days),
+      ...(options.replan !== false ? options.moveVariants : []).map((m, i) =>
+        result(`hourly, load ${m.loadMinutes} min, dwell ${m.minDwellHours} h`, variantTallies[i] as Tally, days),
+      ),
+      ...(options.oracle && options.replan !== false
+        ? [result("ceiling: free moves", tallies.noMoves, days), result("  + free capacity", tallies.freeCapacity, days)]
+        : []),
+      ...(options.oracle ? [result("floor: cleanest reachable", tallies.floor, days)] : []),
       result("cheapest", tallies.cheapest, days),
       result("nearest", tallies.nearest, days),
     ],

@@ -8,14 +8,22 @@
  * Then the hourly part (hourly-bench.ts): 2023 hour by hour, yearly-static against hourly re-planned
  * placement, with and without the gateway's region routing.
  *
- * Run: npm run bench:placement [-- --hourly-only | --static-only] [--fleet today|zones|both] [--day-step 14] [--target 100] [--block 1] [--flexible 0.25] [--no-forecast]
+ * Run: npm run bench:placement [-- --hourly-only | --static-only] [--fleet today|zones|both] [--day-step 14] [--target 100] [--block 1]
+ *      [--window 1] [--flexible 0.25] [--no-forecast] [--no-oracle] [--moves 0/0,10/1,30/8]   (load minutes / dwell hours)
+ *      [--no-replan]   (only the rows that need no per-day MILP: with --day-step 1, the whole year in minutes)
  */
 import { performance } from "node:perf_hooks";
 import { StaticCarbonIntensitySource, attributionText } from "../carbon/index.js";
 import { loadGcpRttTable, placeFleet, type FleetPlacement, type PlacementPlan } from "../placement/index.js";
 import { CANDIDATES, HOURLY_ZONE_CANDIDATES, MODELS, ORIGINS, benchInput } from "./fleet-scenario.js";
 import { dailyShapes } from "./demand-shape.js";
-import { DEFAULT_HOURLY_BENCH, runHourlyBench, zoneGains, type HourlyBenchOptions } from "./hourly-bench.js";
+import {
+  DEFAULT_HOURLY_BENCH,
+  runHourlyBench,
+  zoneGains,
+  type HourlyBenchOptions,
+  type StrategyResult,
+} from "./hourly-bench.js";
 
 function flag(name: string): boolean {
   return process.argv.includes(`--${name}`);
@@ -34,6 +42,18 @@ function row(cells: Array<string | number>, widths: number[]): string {
 }
 
 const fmt = (value: number, digits = 1): string => value.toFixed(digits);
+
+/** `--moves 0/0,10/1,30/8`: extra hourly rows at these load minutes / dwell hours. */
+function movesFlag(): Array<{ loadMinutes: number; minDwellHours: number }> {
+  const i = process.argv.indexOf("--moves");
+  if (i < 0) return [];
+  return (process.argv[i + 1] ?? "").split(",").map((pair) => {
+    const [load, dwell] = pair.split("/").map(Number);
+    if (!(load !== undefined && load >= 0 && dwell !== undefined && dwell >= 0 && Number.isInteger(dwell)))
+      throw new Error(`--moves takes load-minutes/dwell-hours pairs, e.g. 0/0,10/1; got ${pair}`);
+    return { loadMinutes: load, minDwellHours: dwell };
+  });
+}
 
 function planRow(target: number, plan: PlacementPlan, baseline: PlacementPlan): Array<string | number> {
   const regionCount = new Set(plan.replicas.map((r) => r.region)).size;
@@ -143,6 +163,10 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
       ? Number(process.argv[process.argv.indexOf("--flexible") + 1])
       : DEFAULT_HOURLY_BENCH.flexibleShare,
     forecast: !flag("no-forecast"),
+    windowHours: numberFlag("window", numberFlag("block", DEFAULT_HOURLY_BENCH.blockHours)),
+    oracle: !flag("no-oracle"),
+    moveVariants: movesFlag(),
+    replan: !flag("no-replan"),
   };
   if (!(options.flexibleShare >= 0 && options.flexibleShare < 1)) throw new Error("--flexible takes a share in [0, 1)");
   const rtt = loadGcpRttTable();
@@ -163,7 +187,7 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
       `; the others keep their yearly figure. Yearly-static plans on 2023 means of the same data.`,
   );
   console.log(
-    `Re-planning: blocks of ${o.blockHours} h, rolling; a start costs ${o.loadMinutes} min of idle load time, a started replica stays ≥ ${o.minDwellHours} h. ` +
+    `Re-planning: blocks of ${o.blockHours} h, rolling (each solve looks ${Math.max(o.windowHours ?? o.blockHours, o.blockHours)} h ahead); a start costs ${o.loadMinutes} min of idle load time, a started replica stays ≥ ${o.minDwellHours} h. ` +
       `Every plan is charged each hour's real intensity.\n`,
   );
   const widths = [26, 10, 8, 8, 9, 8, 10, 9];
@@ -201,6 +225,31 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
       `(day-ahead forecast = the same hour the day before: mean absolute error ${fmt(result.forecastMape * 100, 1)}% over the hourly regions)`,
     );
   const hourly = result.strategies.find((s) => s.name === "hourly re-planned");
+  const resized = result.strategies.find((s) => s.name === "yearly, re-sized hourly");
+  const freeMoves = result.strategies.find((s) => s.name === "ceiling: free moves");
+  const freeCapacity = result.strategies.find((s) => s.name === "  + free capacity");
+  const floor = result.strategies.find((s) => s.name === "floor: cleanest reachable");
+  if (today && resized && hourly && freeMoves && freeCapacity && floor) {
+    const pts = (a: StrategyResult, b: StrategyResult): string =>
+      fmt(((a.gCO2PerMTok - b.gCO2PerMTok) / today.gCO2PerMTok) * 100, 1);
+    console.log(
+      `\nDecomposition (points of today's carbon, at the same ${o.latencyTargetMs} ms bound): ` +
+        `following demand ${pts(today, resized)}, following hourly intensity ${pts(resized, hourly)} ` +
+        `(= hourly re-planned ${pts(today, hourly)}); free moves would add ${pts(hourly, freeMoves)}, ` +
+        `free capacity ${pts(freeMoves, freeCapacity)}, and dropping integrality and redundancy ${pts(freeCapacity, floor)}: ` +
+        `the floor is ${pts(today, floor)} below today.`,
+    );
+    for (const [label, row] of [
+      ["free capacity", freeCapacity],
+      ["the floor", floor],
+    ] as const) {
+      console.log(`Where ${label} serves its tokens vs yearly-static:`);
+      for (const z of zoneGains(today, row).filter((z) => Math.max(z.fromShare, z.toShare) >= 0.01))
+        console.log(
+          `  ${z.zone.padEnd(40)} ${fmt(z.fromShare * 100, 1).padStart(5)}% @ ${fmt(z.fromIntensity, 0).padStart(4)} g/kWh -> ${fmt(z.toShare * 100, 1).padStart(5)}% @ ${fmt(z.toIntensity, 0).padStart(4)} g/kWh`,
+        );
+    }
+  }
   const flexible = result.strategies.find((s) => s.name.includes("flexible load"));
   if (today && flexible) {
     console.log(`\nWhere ${flexible.name} serves its tokens vs yearly-static:`);
