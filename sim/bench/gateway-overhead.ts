@@ -7,9 +7,9 @@
  *
  * Three processes, so that none measures itself: this one (load generator), one running the engines,
  * one running the gateway (the real GatewayServer with a fixed fleet, no cluster). Bounded: each run
- * lasts --seconds (default 5) after a 1 s warm-up. Each run also reports the cores each process kept
- * busy (CPU seconds per second, from /proc): on a small machine the load generator and the engines
- * compete with the gateway for the same cores, and the table says how much.
+ * lasts --seconds (default 5) after a 1 s warm-up. Each run also reports the CPU each process spent
+ * per 1,000 requests (from /proc) and the cores the three need together at that rate: on a small
+ * machine the load generator and the engines compete with the gateway for the same cores.
  *
  *   npm run bench:gateway [-- --seconds 5 --rates 500,2000 --engines 4 --tokens 8]
  */
@@ -210,23 +210,25 @@ const CLOCK_TICKS = (() => {
   }
 })();
 
-/** CPU of the three processes over one run, in cores (CPU seconds per second of the run). */
-async function measureCores<T>(
+/**
+ * CPU seconds each of the three processes spent on one run. Per request it hardly depends on how busy
+ * the machine is, so (load generator + engines + gateway) per request × the rate says how many cores
+ * the run needs, whatever else the machine does.
+ */
+async function measureCpu<T>(
   pids: { engines: number | undefined; gateway: number | undefined },
   work: () => Promise<T>,
 ): Promise<{ result: T; loadgen: number; engines: number; gateway: number }> {
   const self0 = process.cpuUsage();
   const engines0 = processCpuSeconds(pids.engines);
   const gateway0 = processCpuSeconds(pids.gateway);
-  const started = performance.now();
   const result = await work();
-  const seconds = (performance.now() - started) / 1000;
   const self = process.cpuUsage(self0);
   return {
     result,
-    loadgen: (self.user + self.system) / 1e6 / seconds,
-    engines: (processCpuSeconds(pids.engines) - engines0) / seconds,
-    gateway: (processCpuSeconds(pids.gateway) - gateway0) / seconds,
+    loadgen: (self.user + self.system) / 1e6,
+    engines: processCpuSeconds(pids.engines) - engines0,
+    gateway: processCpuSeconds(pids.gateway) - gateway0,
   };
 }
 
@@ -254,14 +256,18 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
     await load([gateway], rates[0] ?? 500, 1, tokens);
     for (const rate of rates) {
       const pids = { engines: engineProcess.child.pid, gateway: gatewayProcess.child.pid };
-      const directRun = await measureCores(pids, () => load(addresses, rate, seconds, tokens));
+      const directRun = await measureCpu(pids, () => load(addresses, rate, seconds, tokens));
       const direct = directRun.result;
       const before = await gatewayProcessStats(opsPort);
-      const viaRun = await measureCores(pids, () => load([gateway], rate, seconds, tokens));
+      const viaRun = await measureCpu(pids, () => load([gateway], rate, seconds, tokens));
       const via = viaRun.result;
       const after = await gatewayProcessStats(opsPort);
-      const cores = (run: { loadgen: number; engines: number; gateway: number }) =>
-        `${run.loadgen.toFixed(2)} + ${run.engines.toFixed(2)} + ${run.gateway.toFixed(2)}`;
+      // CPU ms per 1,000 requests of each process, and the cores that makes at this rate.
+      const cpu = (run: { loadgen: number; engines: number; gateway: number }, sent: number) => {
+        const per1k = [run.loadgen, run.engines, run.gateway].map((x) => (x / sent) * 1e6);
+        const cores = (per1k.reduce((a, b) => a + b, 0) / 1e6) * rate;
+        return `${per1k.map((x) => x.toFixed(0)).join(" + ")} (${cores.toFixed(2)} cores at ${rate}/s)`;
+      };
       const stats = (samples: Sample[]) => {
         const ok = samples.filter((s) => s.ok);
         const ttft = ok.map((s) => s.ttftMs);
@@ -290,7 +296,7 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
           fmt(d.gap99),
           "",
           "",
-          cores(directRun),
+          cpu(directRun, direct.sent),
         ],
         [
           `${rate}/s gateway`,
@@ -301,7 +307,7 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
           fmt(g.gap99),
           (cpuPer1000 * 1000).toFixed(0),
           (after.rssBytes / 2 ** 20).toFixed(0),
-          cores(viaRun),
+          cpu(viaRun, via.sent),
         ],
         [
           `${rate}/s added`,
@@ -340,7 +346,7 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
     "chunk gap p99 ms",
     "gateway CPU ms/1k req",
     "gateway RSS MiB",
-    "cores: load gen + engines + gateway",
+    "CPU ms/1k req: load gen + engines + gateway",
   ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
