@@ -248,8 +248,13 @@ function report(figures: Figures): string {
     figures.operatorMetrics && figures.operatorMetrics.reconcileCount > 0
       ? (figures.operatorMetrics.reconcileSecondsSum / figures.operatorMetrics.reconcileCount) * 1000
       : undefined;
+  // Per-ModelDeployment write counts only mean something once every one has converged: a partial run
+  // has applied all N but written the workloads of only some.
+  const complete = (timeline?.converged ?? 0) === args.count;
+  const operatorWrites = figures.operatorMetrics ? writesIn(figures.operatorMetrics.requests) : undefined;
+  const workloadsWritten = figures.operatorMetrics?.requests.get("APPLY deployments");
   const ceiling =
-    figures.apiserverRequests && configMapRate
+    complete && figures.apiserverRequests && configMapRate
       ? writeCeiling(figures.apiserverRequests, args.count, configMapRate)
       : undefined;
   const rows: Array<[string, string]> = [
@@ -272,10 +277,16 @@ function report(figures: Figures): string {
       "ratio operator / ConfigMap ceiling",
       convergeRate && configMapRate ? (convergeRate / configMapRate).toFixed(3) : "n/a",
     ],
-    ["writes per ModelDeployment (all clients)", ceiling ? ceiling.writesPerObject.toFixed(2) : "n/a"],
+    ["writes per ModelDeployment (all clients)", ceiling ? ceiling.writesPerObject.toFixed(2) : complete ? "n/a" : "n/a (partial run)"],
     [
       "  of which the operator's (its own counter)",
-      figures.operatorMetrics ? (writesIn(figures.operatorMetrics.requests) / args.count).toFixed(2) : "n/a",
+      operatorWrites === undefined
+        ? "n/a"
+        : complete
+          ? (operatorWrites / args.count).toFixed(2)
+          : workloadsWritten
+            ? `${(operatorWrites / workloadsWritten).toFixed(2)} per workload written (partial run)`
+            : "n/a (partial run)",
     ],
     ["ceiling: those writes at the ConfigMap rate", seconds(ceiling?.ceilingSeconds)],
     [
