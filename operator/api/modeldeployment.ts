@@ -711,6 +711,17 @@ export const ConditionSchema = Type.Object(
   { description: "A metav1.Condition." },
 );
 
+/** An optional status `conditions` list of at most `maxItems`, a map keyed by `type` (as metav1.Conditions are). */
+export function conditionList(maxItems: number) {
+  return Type.Optional(
+    Type.Array(ConditionSchema, {
+      maxItems,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["type"],
+    }),
+  );
+}
+
 const PlanStatus = Type.Object(
   {
     gpuProduct: Type.String({ description: "GPU product chosen (nvidia.com/gpu.product)." }),

@@ -1,6 +1,6 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { stringify } from "yaml";
-import { API_GROUP, API_VERSION, ConditionSchema } from "./modeldeployment.js";
+import { API_GROUP, API_VERSION, conditionList } from "./modeldeployment.js";
 import { type JsonSchema, toCrdSchema } from "./crd.js";
 import { StringEnum, withCel } from "./schema-helpers.js";
 
@@ -139,13 +139,7 @@ export type ModelRouteSpec = Static<typeof ModelRouteSpecSchema>;
 export const ModelRouteStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-    conditions: Type.Optional(
-      Type.Array(ConditionSchema, {
-        maxItems: 4,
-        "x-kubernetes-list-type": "map",
-        "x-kubernetes-list-map-keys": ["type"],
-      }),
-    ),
+    conditions: conditionList(4),
     steps: Type.Optional(
       Type.Array(
         Type.Object({

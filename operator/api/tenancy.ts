@@ -1,5 +1,5 @@
 import { Type, type Static } from "@sinclair/typebox";
-import { ConditionSchema } from "./modeldeployment.js";
+import { conditionList } from "./modeldeployment.js";
 import { StringEnum, withCel } from "./schema-helpers.js";
 
 /**
@@ -191,13 +191,7 @@ const usageList = Type.Array(UsageEntry, { maxItems: MAX_STATUS_MODELS + 1 });
 export const TenantStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-    conditions: Type.Optional(
-      Type.Array(ConditionSchema, {
-        maxItems: 8,
-        "x-kubernetes-list-type": "map",
-        "x-kubernetes-list-map-keys": ["type"],
-      }),
-    ),
+    conditions: conditionList(8),
     today: Type.Optional(
       Type.Object(
         {
