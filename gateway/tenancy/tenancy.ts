@@ -298,14 +298,7 @@ export class Tenancy extends TenancyGate {
       try {
         current = await this.shell.client.get<Tenant & KubeObject>(path);
       } catch (error) {
-        if (isNotFound(error)) {
-          // The Tenant was deleted: its usage stays in the Prometheus counters only.
-          this.unconfirmed.delete(key);
-          this.shell.metrics?.reports.inc({ result: "gone" });
-          return;
-        }
-        this.shell.metrics?.reports.inc({ result: "error" });
-        log.warn({ tenant: key, err: String(error) }, "could not read the tenant to report usage; keeping it for the next report");
+        if (this.reportFailed(key, error, "could not read the tenant to report usage; keeping it for the next report") === "gone") return;
         break;
       }
       const now = this.now();
@@ -351,18 +344,25 @@ export class Tenancy extends TenancyGate {
           this.shell.metrics?.reports.inc({ result: "conflict" });
           continue;
         }
-        if (isNotFound(error)) {
-          this.unconfirmed.delete(key);
-          this.shell.metrics?.reports.inc({ result: "gone" });
-          return;
-        }
         // A timeout, a reset connection, a 5xx: the PUT may have been applied; the next report reads it back.
-        this.shell.metrics?.reports.inc({ result: "error" });
-        log.warn({ tenant: key, err: String(error) }, "could not confirm a tenant usage report; the next report reads it back");
+        if (this.reportFailed(key, error, "could not confirm a tenant usage report; the next report reads it back") === "gone") return;
         break;
       }
     }
     if (!freshSent) core.meter.restore(key, fresh);
+  }
+
+  /** A report's GET or PUT failed: a deleted Tenant ends its reporting ("gone"), anything else waits for the next report. */
+  private reportFailed(key: string, error: unknown, message: string): "gone" | "retry" {
+    if (isNotFound(error)) {
+      // The Tenant was deleted: its usage stays in the Prometheus counters only.
+      this.unconfirmed.delete(key);
+      this.shell.metrics?.reports.inc({ result: "gone" });
+      return "gone";
+    }
+    this.shell.metrics?.reports.inc({ result: "error" });
+    log.warn({ tenant: key, err: String(error) }, message);
+    return "retry";
   }
 }
 
