@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ModelDeployment } from "../api/modeldeployment.js";
 import type { ModelRoute } from "../api/modelroute.js";
-import { modelRouteStatus, resolveModelRoutes, sameStatus, servedModels, withTransitionTimes } from "./modelroute-status.js";
+import { ModelRouteStatusWriter, modelRouteStatus, resolveModelRoutes, sameStatus, servedModels, withTransitionTimes } from "./modelroute-status.js";
 
 const md = (namespace: string, name: string, model: string, created = "2026-12-01T00:00:00Z"): ModelDeployment =>
   ({ metadata: { namespace, name, creationTimestamp: created }, spec: { model: { name: model } } }) as unknown as ModelDeployment;
@@ -72,5 +72,30 @@ describe("ModelRoute resolution and status", () => {
     const gone = modelRouteStatus(ok, resolveModelRoutes([ok], servedModels([md("team-a", "small", "chat-small")])).get("team-a/chat"));
     expect(sameStatus(first, gone)).toBe(false);
     expect(withTransitionTimes(gone, first, new Date("2026-12-01T04:00:00Z")).conditions?.[0]?.lastTransitionTime).toBe("2026-12-01T04:00:00.000Z");
+  });
+
+  it("patches only the routes whose status changed, removing a missing list that no longer applies", async () => {
+    const calls: Array<[string, string, { body: { status: Record<string, unknown> }; contentType: string }]> = [];
+    const client = { request: async (...args: unknown[]) => void calls.push(args as never) };
+    const deployments = { addHandlers: () => undefined, list: () => [md("team-a", "small", "chat-small"), md("team-a", "large", "chat-large")] };
+    const writer = new ModelRouteStatusWriter({
+      client: client as never,
+      modelDeployments: deployments as never,
+      namespaces: ["team-a"],
+      now: () => new Date("2026-12-01T03:00:00Z"),
+    });
+    const chat = route("team-a", "chat", "chat", ["small", "large"]);
+    const fixed = route("team-a", "fixed", "fixed", ["small", "large"]);
+    // "fixed" was written when a step was missing; "chat" already has what it would be written.
+    fixed.status = { conditions: [{ type: "Ready", status: "False", reason: "ModelDeploymentMissing", message: "", lastTransitionTime: "2026-12-01T01:00:00Z" }], missingModelDeployments: ["large"] };
+    chat.status = modelRouteStatus(chat, resolveModelRoutes([chat, fixed], servedModels(deployments.list())).get("team-a/chat"));
+    Object.defineProperty(writer.informer, "hasSynced", { get: () => true });
+    (writer.informer as unknown as { list: () => ModelRoute[] }).list = () => [chat, fixed];
+    await writer.sync();
+    expect(calls.map((c) => c[1])).toEqual(["/apis/gpufleet.io/v1alpha1/namespaces/team-a/modelroutes/fixed/status"]);
+    const [method, , options] = calls[0]!;
+    expect(method).toBe("PATCH");
+    expect(options.contentType).toBe("application/merge-patch+json");
+    expect(options.body.status).toMatchObject({ missingModelDeployments: null, conditions: [{ status: "True", lastTransitionTime: "2026-12-01T03:00:00.000Z" }] });
   });
 });
