@@ -19,7 +19,8 @@
  * - cheapest, nearest: the hourly planner with cost or RTT first (carbon-blind);
  * - yearly-static + routing: today's fleet, each request routed on the live intensity (routing alone);
  * - the ceiling, in two steps (`oracle`): hourly re-planned with free moves (no load time, no dwell)
- *   under the same quotas, then also with free capacity (no quota); and the floor no plan at this
+ *   under the same quotas, then also with free capacity (no quota), then also with one region per model
+ *   (no redundancy: what is left to the floor is whole replicas); and the floor no plan at this
  *   latency bound can beat: every token served at the cleanest region it can reach that hour, on
  *   replicas exactly as busy as allowed (no integrality, no redundancy, no quota, no moves);
  * - move-cost variants (`moveVariants`): the hourly re-planned row under other load times and dwells.
@@ -507,6 +508,7 @@ export async function runHourlyBench(
     staticRouted: newTally(),
     noMoves: newTally(),
     freeCapacity: newTally(),
+    noRedundancy: newTally(),
     floor: newTally(),
   };
   const variantTallies = options.moveVariants.map(() => newTally());
@@ -561,10 +563,18 @@ export async function runHourlyBench(
     const dayInput = { ...common, hours: 24, startMs: dayStart, intensity, demandShape: repeatShapes(1), initial };
     let noMovesPlan: HourPlan[] | undefined;
     let freeCapacityPlan: HourPlan[] | undefined;
+    let noRedundancyPlan: HourPlan[] | undefined;
     if (replan && options.oracle) {
       noMovesPlan = (await planRolling({ ...dayInput, moves: freeMoves }, "carbon-aware", rolling)).hours;
       freeCapacityPlan = (
         await planRolling({ ...dayInput, regions: freeCapacityRegions, moves: freeMoves }, "carbon-aware", rolling)
+      ).hours;
+      noRedundancyPlan = (
+        await planRolling(
+          { ...dayInput, regions: freeCapacityRegions, moves: freeMoves, minRegionsPerModel: 1 },
+          "carbon-aware",
+          rolling,
+        )
       ).hours;
     }
     const variantPlans: HourPlan[][] = [];
@@ -621,6 +631,8 @@ export async function runHourlyBench(
       if (noMoves) charge(tallies.noMoves, noMoves, actual, zoneOf, 0);
       const free = freeCapacityPlan?.[h];
       if (free) charge(tallies.freeCapacity, free, actual, zoneOf, 0);
+      const single = noRedundancyPlan?.[h];
+      if (single) charge(tallies.noRedundancy, single, actual, zoneOf, 0);
       options.moveVariants.forEach((moves, i) => {
         const planned = variantPlans[i]?.[h];
         if (planned) charge(variantTallies[i] as Tally, planned, actual, zoneOf, moves.loadMinutes / 60);
@@ -668,7 +680,11 @@ export async function runHourlyBench(
         result(`hourly, load ${m.loadMinutes} min, dwell ${m.minDwellHours} h`, variantTallies[i] as Tally, days),
       ),
       ...(options.oracle && options.replan !== false
-        ? [result("ceiling: free moves", tallies.noMoves, days), result("  + free capacity", tallies.freeCapacity, days)]
+        ? [
+            result("ceiling: free moves", tallies.noMoves, days),
+            result("  + free capacity", tallies.freeCapacity, days),
+            result("  + one region per model", tallies.noRedundancy, days),
+          ]
         : []),
       ...(options.oracle ? [result("floor: cleanest reachable", tallies.floor, days)] : []),
       result("cheapest", tallies.cheapest, days),

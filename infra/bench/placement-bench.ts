@@ -228,15 +228,17 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
   const resized = result.strategies.find((s) => s.name === "yearly, re-sized hourly");
   const freeMoves = result.strategies.find((s) => s.name === "ceiling: free moves");
   const freeCapacity = result.strategies.find((s) => s.name === "  + free capacity");
+  const noRedundancy = result.strategies.find((s) => s.name === "  + one region per model");
   const floor = result.strategies.find((s) => s.name === "floor: cleanest reachable");
-  if (today && resized && hourly && freeMoves && freeCapacity && floor) {
+  if (today && resized && hourly && freeMoves && freeCapacity && noRedundancy && floor) {
     const pts = (a: StrategyResult, b: StrategyResult): string =>
       fmt(((a.gCO2PerMTok - b.gCO2PerMTok) / today.gCO2PerMTok) * 100, 1);
     console.log(
       `\nDecomposition (points of today's carbon, at the same ${o.latencyTargetMs} ms bound): ` +
         `following demand ${pts(today, resized)}, following hourly intensity ${pts(resized, hourly)} ` +
         `(= hourly re-planned ${pts(today, hourly)}); free moves would add ${pts(hourly, freeMoves)}, ` +
-        `free capacity ${pts(freeMoves, freeCapacity)}, and dropping integrality and redundancy ${pts(freeCapacity, floor)}: ` +
+        `free capacity ${pts(freeMoves, freeCapacity)}, one region per model ${pts(freeCapacity, noRedundancy)}, ` +
+        `fractional replicas ${pts(noRedundancy, floor)}: ` +
         `the floor is ${pts(today, floor)} below today.`,
     );
     for (const [label, row] of [
