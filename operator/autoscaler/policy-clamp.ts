@@ -12,7 +12,7 @@
  *    only when the burst says demand exceeds panicThreshold × maxScaleUpRate × everything requested,
  *    or when the token rate (which starting pods are already counted against) asks beyond it.
  * 4. `limitSteps`: up by max(rate × current, current + step) per decision; down by
- *    `maxScaleDownStep` per `scaleDownPeriodSeconds`.
+ *    max(`maxScaleDownStep`, `maxScaleDownFraction` × current) per `scaleDownPeriodSeconds`.
  * The safety holds (no scale-down on missing data or while pods start) are in ./policy.ts, where
  * the reason is written.
  */
@@ -108,7 +108,8 @@ export function limitSteps(
   tuning: PolicyTuning,
 ): { desired: number; downRateLimited: boolean } {
   const maxUp = Math.max(Math.ceil(current * tuning.maxScaleUpRate), current + tuning.maxScaleUpStep);
-  const stepped = Math.max(Math.min(desired, maxUp), current - tuning.maxScaleDownStep);
+  const maxDown = Math.max(tuning.maxScaleDownStep, Math.floor(current * tuning.maxScaleDownFraction));
+  const stepped = Math.max(Math.min(desired, maxUp), current - maxDown);
   if (
     stepped < current &&
     lastScaleDownAtMs !== null &&

@@ -152,7 +152,15 @@ export function tokenHeadroom(
     .map((s) => s.value);
   const mean = windowRates.length > 0 ? windowRates.reduce((a, b) => a + b, 0) / windowRates.length : 0;
   if (dispersion === null || !(mean > 0)) return { ...fixed, dispersion };
-  const growth = growthOverHorizon(series, horizonSeconds);
+  // Growth of the demand averaged over the horizon itself: a replica ordered now serves for a
+  // time-to-ready at least, so a burst much shorter than that (which the burst term sizes) is not
+  // growth to provision for; 60 s means let one burst read as a tripling for ten minutes.
+  const growth = growthOverHorizon(
+    series,
+    horizonSeconds,
+    0.9,
+    Math.max(1, Math.round(horizonSeconds / interval)),
+  );
   const input = {
     ttftTargetSeconds: T,
     tokenDispersion: dispersion,

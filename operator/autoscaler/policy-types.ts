@@ -28,8 +28,10 @@ export interface AutoscalingConfig {
   maxScaleUpRate?: number;
   /** … or by this many replicas, whichever allows more. */
   maxScaleUpStep?: number;
-  /** Remove at most this many replicas per `scaleDownPeriodSeconds`. */
+  /** Remove at most this many replicas per `scaleDownPeriodSeconds` … */
   maxScaleDownStep?: number;
+  /** … or this fraction of the current replicas (rounded down), whichever allows more. */
+  maxScaleDownFraction?: number;
   /** Period of the scale-down step limit (time-based, so it does not depend on the reconcile rate). */
   scaleDownPeriodSeconds?: number;
   /**
@@ -85,6 +87,7 @@ export type PolicyTuning = Required<
     | "maxScaleUpRate"
     | "maxScaleUpStep"
     | "maxScaleDownStep"
+    | "maxScaleDownFraction"
     | "scaleDownPeriodSeconds"
     | "maxQueueInflation"
     | "scaleDownUtilizationFactor"
@@ -110,6 +113,12 @@ export const POLICY_TUNING_DEFAULTS: PolicyTuning = {
   maxScaleUpRate: 2,
   maxScaleUpStep: 4,
   maxScaleDownStep: 1,
+  // 10% of the fleet a minute (at least 1): after a burst that took the fleet to 96 replicas it is
+  // back at ~20 in 16 minutes, not 76; the highest recommendation over the scale-down window still
+  // keeps what a returning burst needs. Chosen on ServeGen m-small (a tuning trace, fluid simulation,
+  // days 8-14): 2,504 GPU-h at 1 replica a minute, 2,048 at 10% (both 98.24% within 2 s), 1,972 at
+  // 25% (98.20%); fleets under 20 replicas still step by one.
+  maxScaleDownFraction: 0.1,
   scaleDownPeriodSeconds: 60,
   maxQueueInflation: 2,
   scaleDownUtilizationFactor: 0.3,

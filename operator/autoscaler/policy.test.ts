@@ -207,6 +207,25 @@ describe("decideScale", () => {
     expect(later.desiredReplicas).toBe(4);
   });
 
+  it("removes a tenth of a large fleet per scale-down period (at least the down step)", () => {
+    const cfg = { ...config, maxReplicas: 100, scaleDownStabilizationSeconds: 0, scaleDownPeriodSeconds: 60 };
+    const warm = run(cfg, initialPolicyState(), -10_000, 0, 40, { kvCacheUtilization: 0.8 });
+    const first = decideScale(
+      cfg,
+      warm.state,
+      observe(10_000, 40, pods(40, 10_000, { kvCacheUtilization: 0.05 })),
+    );
+    expect(first.desiredReplicas).toBe(36);
+    expect(first.reason).toContain("down at most 4");
+    const small = run(cfg, initialPolicyState(), -10_000, 0, 12, { kvCacheUtilization: 0.8 });
+    const one = decideScale(
+      cfg,
+      small.state,
+      observe(10_000, 12, pods(12, 10_000, { kvCacheUtilization: 0.05 })),
+    );
+    expect(one.desiredReplicas).toBe(11);
+  });
+
   it("scales down only as far as leaves the remaining pods at the hysteresis fraction of the target", () => {
     const cfg = {
       ...config,

@@ -41,8 +41,9 @@
  *    so when it alone asks for more than everything requested, more pods are added right away.
  * 5. Scale-up may be smoothed (lowest recommendation over `scaleUpStabilizationSeconds`); scale-down
  *    uses the highest recommendation over `scaleDownStabilizationSeconds` (Kubernetes HPA semantics).
- * 6. Steps are bounded (up: max(rate × current, current + step) per decision; down:
- *    `maxScaleDownStep` per `scaleDownPeriodSeconds`), then clamped to [minReplicas, maxReplicas].
+ * 6. Steps are bounded (up: max(rate × current, current + step) per decision; down: the larger of
+ *    `maxScaleDownStep` and `maxScaleDownFraction` of the fleet per `scaleDownPeriodSeconds`), then
+ *    clamped to [minReplicas, maxReplicas].
  * 7. Missing, stale or malformed metrics never cause a scale-down: the decision holds (it may still
  *    scale up on what the healthy pods show), and the reason says which pods lack data.
  */
@@ -124,7 +125,13 @@ export function decideScale(
   );
   const headroom = tokenHeadroom(config, tuning, rateSeries, learned.history, nowMs);
   const history = recordHistory(learned.history, sampleIsNew ? fleetRate : null, headroom.dispersion, nowMs);
-  const tokens = tokenDemand(rates.measuredTokensPerSecond, pods.scaleToReady, capacity, headroom.target, pods.meanWeight.throughput);
+  const tokens = tokenDemand(
+    rates.measuredTokensPerSecond,
+    pods.scaleToReady,
+    capacity,
+    headroom.target,
+    pods.meanWeight.throughput,
+  );
   const forecast =
     config.forecast === true
       ? forecastDemand(
@@ -325,7 +332,7 @@ function explain(x: ExplainInput): string {
     return `${signalText} across ${readyText}${startingText} → ${desired}${capText}${panicText}${silentText}`;
   }
   if (desired < current)
-    return `${signalText} across ${readyText} → ${desired} (down at most ${tuning.maxScaleDownStep}, highest recommendation in ${config.scaleDownStabilizationSeconds}s)`;
+    return `${signalText} across ${readyText} → ${desired} (down at most ${Math.max(tuning.maxScaleDownStep, Math.floor(current * tuning.maxScaleDownFraction))}, highest recommendation in ${config.scaleDownStabilizationSeconds}s)`;
   if (x.waitingForStarting)
     return `holding at ${current}: ${signalText}, but ${plural(x.startingPods, "pod")} still starting`;
   if (atMax)

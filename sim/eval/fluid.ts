@@ -40,6 +40,8 @@ export interface FluidResult {
   scaleEvents: number;
   /** Live replicas at each scored second's start, sampled every 300 s (for plots and checks). */
   replicasEvery300s: number[];
+  /** Requests that missed the objective in each scored 300 s window (where the misses are). */
+  missedEvery300s: number[];
 }
 
 /** Tokens per second one replica processes at the compute bound. */
@@ -85,6 +87,7 @@ export function simulateFluid(scenario: FluidScenario, controller: Controller): 
   let peak = replicas.length;
   let scaleEvents = 0;
   const every300: number[] = [];
+  const missed: number[] = [];
   const arrived = { requests: 0, promptTokens: 0, outputTokens: 0 };
   let lastServedRequests = 0;
   const metrics = new Map<string, MetricsSample>();
@@ -106,7 +109,10 @@ export function simulateFluid(scenario: FluidScenario, controller: Controller): 
     const w1 = c > 0 ? endBacklog / c : Infinity;
     if (s >= scenario.scoreFromSecond) {
       scoredRequests += req;
-      within += req * (c > 0 ? shareWithin(w0 + prefillS, w1 + prefillS, scenario.ttftTargetSeconds) : 0);
+      const ok = req * (c > 0 ? shareWithin(w0 + prefillS, w1 + prefillS, scenario.ttftTargetSeconds) : 0);
+      within += ok;
+      const window = Math.floor((s - scenario.scoreFromSecond) / 300);
+      missed[window] = (missed[window] ?? 0) + req - ok;
       gpuSeconds += replicas.length * scenario.gpusPerReplica;
       if ((s - scenario.scoreFromSecond) % 300 === 0) every300.push(replicas.length);
     }
@@ -193,6 +199,7 @@ export function simulateFluid(scenario: FluidScenario, controller: Controller): 
     peakReplicas: peak,
     scaleEvents,
     replicasEvery300s: every300,
+    missedEvery300s: missed,
   };
 }
 

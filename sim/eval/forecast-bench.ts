@@ -23,7 +23,13 @@ import {
   FORECAST_METHODS,
   DEFAULT_FORECAST_METHOD,
 } from "../../operator/autoscaler/forecast.js";
-import { gpufleetController, scheduleController, staticController, type Bounds } from "./controllers.js";
+import {
+  gpufleetController,
+  kedaController,
+  scheduleController,
+  staticController,
+  type Bounds,
+} from "./controllers.js";
 import { baselineSweeps, withEngineSpeed } from "./evaluate.js";
 import { simulateFleet, type Controller, type FleetScenario } from "./fleet.js";
 import {
@@ -40,6 +46,7 @@ import {
   secondsOfTrace,
   serveGenRequests,
   serveGenSeconds,
+  type SecondsDemand,
   type ServeGen,
   type ServeGenModel,
 } from "./servegen.js";
@@ -157,16 +164,24 @@ log(
   `chosen on m-small at 5 min (lowest pinball): ${bestOnTuning?.method ?? "n/a"}; the policy uses ${DEFAULT_FORECAST_METHOD}`,
 );
 
-// ---------------------------------------------------------------- DES vs fluid on a shared span
-{
+// ---------------------------------------------------------------- DES vs fluid on shared spans
+// Two spans of m-small fed to both simulations, at a load a discrete-event run can carry (the
+// busiest window: 8 replicas): day 8 13:00–13:30 (steady), and day 10 09:00–09:40, where a client
+// switches on from nothing (the kind of step that causes most of the misses below).
+for (const span of [
+  { label: "day 8, 13:00–13:30", fromS: 7 * DAY + 13 * 3600, seconds: 1800 },
+  { label: "day 10, 09:00–09:40, a step from zero", fromS: 9 * DAY + 9 * 3600, seconds: 2400 },
+]) {
   const sg = loadServeGen("m-small");
-  // Day 8, 13:00–13:30, at a load a discrete-event run can carry (the busiest window: 8 replicas).
-  const fromS = 7 * DAY + 13 * 3600;
-  const toS = fromS + 1800;
   const scale = baseScale(sg) * (8 / PEAK_REPLICAS_AT_1X);
-  const trace = serveGenRequests(sg, { fromS, toS, loadScale: scale, seed: 11 });
+  const trace = serveGenRequests(sg, {
+    fromS: span.fromS,
+    toS: span.fromS + span.seconds,
+    loadScale: scale,
+    seed: 11,
+  });
   const fleet: FleetScenario = {
-    name: "servegen m-small day 8 13:00",
+    name: `servegen m-small ${span.label}`,
     trace,
     params: replica.params,
     gpusPerReplica: replica.gpusPerReplica,
@@ -179,20 +194,41 @@ log(
   const { trace: _trace, ...shared } = fleet;
   const fluid: FluidScenario = { ...shared, demand: secondsOfTrace(trace), scoreFromSecond: 0 };
   log(
-    `\n=== check: discrete-event vs fluid on the same ${trace.requests.length} requests (m-small, day 8, 13:00–13:30) ===`,
+    `\n=== check: discrete-event vs fluid on the same ${trace.requests.length} requests (m-small, ${span.label}) ===`,
   );
   log(`controller          | DES within | fluid within | DES GPU-h | fluid GPU-h`);
   const bounds: Bounds = { minReplicas: 1, maxReplicas: 16, initialReplicas: 3 };
   const overrides = { ttftTargetSeconds: TTFT, replicaTokenCapacityPerSecond: prior };
   for (const make of [1, 2, 3, 4]
     .map((k) => () => staticController(k))
-    .concat([() => gpufleetController(bounds, overrides)])) {
+    .concat([() => gpufleetController(bounds, overrides), () => kedaController(bounds)])) {
     const d = simulateFleet(fleet, make());
     const f = simulateFluid({ ...fluid, minReplicas: 1 }, make());
     log(
       `${d.controller.padEnd(19)} | ${(d.withinTargetShare * 100).toFixed(2).padStart(9)}% | ${(f.withinTargetShare * 100).toFixed(2).padStart(11)}% | ${d.gpuHours.toFixed(2).padStart(9)} | ${f.gpuHours.toFixed(2).padStart(10)}`,
     );
   }
+}
+
+/**
+ * Where a controller's misses are: the share of them in 5-minute windows whose demand rose from
+ * under a tenth of theirs in the window before (clients switching on from nothing).
+ */
+function missesAtSteps(demand: SecondsDemand, scoreFromSecond: number, r: FluidResult): number {
+  const perWindow = (w: number): number => {
+    let x = 0;
+    for (let s = w * 300; s < Math.min(demand.requests.length, (w + 1) * 300); s++)
+      x += demand.requests[s] as number;
+    return x;
+  };
+  let atSteps = 0;
+  let all = 0;
+  r.missedEvery300s.forEach((m, i) => {
+    const w = Math.floor(scoreFromSecond / 300) + i;
+    all += m;
+    if (perWindow(w - 1) < 0.1 * perWindow(w)) atSteps += m;
+  });
+  return all > 0 ? atSteps / all : 0;
 }
 
 // ---------------------------------------------------------------- the 14-day runs
@@ -269,6 +305,11 @@ for (const model of traces) {
       log(
         `\n=== ${scenario.name} · engine ${speed}× · days 8–14 scored (${(Date.now() - t0) / 1000} s) ${model === HELD_BACK ? "[HELD BACK]" : "[tuning]"} ===`,
       );
+      const g = results.find((r) => r.controller === "gpufleet");
+      if (g)
+        log(
+          `gpufleet: ${((1 - g.withinTargetShare) * 100).toFixed(2)}% of requests missed, ${(missesAtSteps(demand, scenario.scoreFromSecond, g) * 100).toFixed(0)}% of those in windows where demand rose from under a tenth (clients switching on)`,
+        );
       log(`controller                                   | GPU-h   | × oracle | within 2 s | peak`);
       for (const r of results)
         log(
