@@ -74,7 +74,9 @@ export function sortPods(observation: Observation, stalenessMs: number): SortedP
   }
   const scaleToReady = usable.length > 0 ? ready.length / usable.length : 0;
   const mean = (pick: (w: { kv: number; throughput: number }) => number) =>
-    ready.length === 0 ? 1 : ready.reduce((sum, p) => sum + (p.capacityWeights ? pick(p.capacityWeights) : 1), 0) / ready.length;
+    ready.length === 0
+      ? 1
+      : ready.reduce((sum, p) => sum + (p.capacityWeights ? pick(p.capacityWeights) : 1), 0) / ready.length;
   const meanWeight = { kv: mean((w) => w.kv), throughput: mean((w) => w.throughput) };
   return { ready, starting, usable, problems, scaleToReady, meanWeight };
 }
@@ -231,8 +233,51 @@ export function tokenDemand(
   // Silent ready pods are assumed as busy as the measured ones (as for KV); pods too new to have a
   // rate yet are not extrapolated, so a batch of fresh pods does not multiply the old pods' rate.
   const tokensPerSecond = measuredTokensPerSecond === null ? null : measuredTokensPerSecond * scaleToReady;
-  const perReplica = capacity === null ? null : capacity * (meanThroughputWeight > 0 ? meanThroughputWeight : 1);
+  const perReplica =
+    capacity === null ? null : capacity * (meanThroughputWeight > 0 ? meanThroughputWeight : 1);
   const tokenDemandReplicas =
-    tokensPerSecond !== null && perReplica !== null ? tokensPerSecond / (perReplica * utilizationTarget) : null;
+    tokensPerSecond !== null && perReplica !== null
+      ? tokensPerSecond / (perReplica * utilizationTarget)
+      : null;
   return { tokensPerSecond, tokenDemandReplicas };
+}
+
+/**
+ * A backlog that is draining: while the fleet's queue shrinks, the served token rate is the fleet's
+ * capacity working the backlog off, not the demand, so the token signal asks for no more than the
+ * replicas requested; and the queue asks only for what would still wait when a replica ordered now
+ * is ready (the queue less its measured drain rate × the time to ready). After a client switched on
+ * from nothing, the pods that came up worked off the backlog at full speed, and both signals read
+ * that as demand: the fleet grew to maxReplicas for a load the oracle carried on 10. On ServeGen
+ * m-small (tuning, fluid, days 8–14): 2,048 → 1,934 GPU-h, 98.24% → 98.18% within 2 s.
+ * A queue shorter than one replica's queue target is requests between engine steps, not a backlog.
+ */
+export function drainingBacklog(
+  previous: ReadonlyArray<{ atMs: number; waiting?: number }>,
+  waitingNow: number,
+  queueDemandReplicas: number,
+  tokenDemandReplicas: number | null,
+  currentReplicas: number,
+  horizonSeconds: number,
+  nowMs: number,
+): { queueDemandReplicas: number; tokenDemandReplicas: number | null } {
+  let last: { atMs: number; waiting?: number } | undefined;
+  for (let i = previous.length - 1; i >= 0; i--) {
+    const p = previous[i];
+    if (p && p.waiting !== undefined && p.atMs < nowMs) {
+      last = p;
+      break;
+    }
+  }
+  const unchanged = { queueDemandReplicas, tokenDemandReplicas };
+  // A few requests between engine steps come and go; a backlog is at least one replica's queue target.
+  if (!last || last.waiting === undefined || !(waitingNow < last.waiting) || !(queueDemandReplicas >= 1))
+    return unchanged;
+  const drainPerSecond = (last.waiting - waitingNow) / ((nowMs - last.atMs) / 1000);
+  const remaining = Math.max(0, waitingNow - drainPerSecond * horizonSeconds);
+  return {
+    queueDemandReplicas:
+      waitingNow > 0 ? queueDemandReplicas * (remaining / waitingNow) : queueDemandReplicas,
+    tokenDemandReplicas: tokenDemandReplicas === null ? null : Math.min(tokenDemandReplicas, currentReplicas),
+  };
 }

@@ -190,6 +190,8 @@ export interface DemandSample {
   queueDemandReplicas: number;
   /** Absent when no pod had a token rate (or no capacity was known) at that time. */
   tokenDemandReplicas?: number;
+  /** Requests waiting across the fleet (engines and gateway) at that time. */
+  waiting?: number;
 }
 
 /** Last counter reading per pod, to turn cumulative token counters into a rate. */

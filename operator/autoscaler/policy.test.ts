@@ -999,3 +999,42 @@ describe("decideScale: derived headroom at a burst's onset", () => {
     expect(d.desiredReplicas).toBeGreaterThanOrEqual(4);
   });
 });
+
+describe("decideScale: a draining backlog", () => {
+  const cfg: AutoscalingConfig = {
+    ...config,
+    maxReplicas: 40,
+    replicaTokenCapacityPerSecond: 10_000,
+    tokenUtilizationTarget: 0.5,
+    tokenWindowSeconds: 60,
+    timeToReadySeconds: 110,
+  };
+  // 10 pods working at capacity (10,000 tokens/s each) with a queue of `waiting(t)` per pod.
+  const busy = (t: number, waiting: number) =>
+    pods(10, t, {
+      kvCacheUtilization: 0.2,
+      requestsRunning: 256,
+      requestsWaiting: waiting,
+      promptTokensTotal: 10_000 * (t / 1000),
+      generationTokensTotal: 0,
+    });
+  const runQueue = (waiting: (t: number) => number) => {
+    let d = decideScale(cfg, initialPolicyState(), observe(0, 10, busy(0, waiting(0))));
+    for (let t = 10_000; t <= 60_000; t += 10_000)
+      d = decideScale(cfg, d.state, observe(t, 10, busy(t, waiting(t))));
+    return d;
+  };
+
+  it("asks for nothing more while the queue drains fast enough to be gone when new pods would be ready", () => {
+    // 400 → 100 per pod over a minute: gone in 20 s, long before a pod ordered now is ready.
+    const d = runQueue((t) => 400 - t / 200);
+    expect(d.signals.tokenDemandReplicas).toBeCloseTo(20, 6); // capacity read as demand…
+    expect(d.desiredReplicas).toBe(10); // …but not acted on while the backlog drains
+  });
+
+  it("still scales up on a queue that grows, and on one that drains too slowly", () => {
+    expect(runQueue((t) => 100 + t / 200).desiredReplicas).toBeGreaterThan(10);
+    // 1,000 per pod draining by 1 per pod a second: 890 still waiting after the 110 s to ready.
+    expect(runQueue((t) => 1_000 - t / 1000).desiredReplicas).toBeGreaterThan(10);
+  });
+});

@@ -44,6 +44,11 @@
  * 6. Steps are bounded (up: max(rate × current, current + step) per decision; down: the larger of
  *    `maxScaleDownStep` and `maxScaleDownFraction` of the fleet per `scaleDownPeriodSeconds`), then
  *    clamped to [minReplicas, maxReplicas].
+ * 6b. A backlog that drains (the fleet's queue shorter than at the last observation, and at least
+ *    one replica's queue target long) asks only for what would still wait when a replica ordered now
+ *    is ready (queue − drain rate × time to ready), and the token rate measured meanwhile (the fleet
+ *    working the backlog off at capacity, not the demand) asks for no more than the replicas
+ *    requested (./policy-signals.ts `drainingBacklog`).
  * 7. Missing, stale or malformed metrics never cause a scale-down: the decision holds (it may still
  *    scale up on what the healthy pods show), and the reason says which pods lack data.
  */
@@ -66,7 +71,13 @@ import {
   recordRate,
   tokenHeadroom,
 } from "./policy-learning.js";
-import { kvAndQueueDemand, readTokenRates, sortPods, tokenDemand } from "./policy-signals.js";
+import {
+  drainingBacklog,
+  kvAndQueueDemand,
+  readTokenRates,
+  sortPods,
+  tokenDemand,
+} from "./policy-signals.js";
 import {
   POLICY_TUNING_DEFAULTS,
   type AutoscalingConfig,
@@ -144,6 +155,17 @@ export function decideScale(
         )
       : null;
 
+  // 1c. A draining backlog: what it still asks for when a replica ordered now would be ready.
+  const drain = drainingBacklog(
+    state.samples,
+    kvQueueNow.requestsWaiting,
+    kvQueueNow.queueDemandReplicas,
+    tokens.tokenDemandReplicas,
+    currentReplicas,
+    headroom.horizonSeconds,
+    nowMs,
+  );
+
   // 2. Windows: the demand that decides, over recent samples (only observations with data count).
   const samples = keepSamples(
     state.samples,
@@ -151,8 +173,9 @@ export function decideScale(
       ? {
           atMs: nowMs,
           kvDemandReplicas: kvQueueNow.kvDemandReplicas,
-          queueDemandReplicas: kvQueueNow.queueDemandReplicas,
-          ...(tokens.tokenDemandReplicas === null ? {} : { tokenDemandReplicas: tokens.tokenDemandReplicas }),
+          queueDemandReplicas: drain.queueDemandReplicas,
+          ...(drain.tokenDemandReplicas === null ? {} : { tokenDemandReplicas: drain.tokenDemandReplicas }),
+          waiting: kvQueueNow.requestsWaiting,
         }
       : null,
     nowMs,
