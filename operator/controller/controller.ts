@@ -24,7 +24,9 @@ import {
   type KubeObject,
 } from "../runtime/kube-client.js";
 import { WorkQueue } from "../runtime/workqueue.js";
+import { MAX_NODES_PER_READ, NodeGpuUsage, podsForEstimate } from "./node-gpu-usage.js";
 import { guardWorkload, ownershipVerdict } from "./ownership.js";
+import { GPU_PRODUCT_LABEL } from "./placement.js";
 import {
   planReconcile,
   SELECTOR_LABEL,
@@ -194,8 +196,11 @@ export class ModelDeploymentController {
   private readonly returnBackoff = new Map<string, { untilMs: number; delayMs: number }>();
   private stopRequested = false;
   private readonly stopWaiters: Array<() => void> = [];
+  /** The other pods on GPU nodes, read while replicas are spilled (./node-gpu-usage.ts). */
+  private readonly nodeGpuUsage: NodeGpuUsage;
 
   constructor(private readonly options: ControllerOptions) {
+    this.nodeGpuUsage = new NodeGpuUsage({ client: options.client });
     this.queue = new WorkQueue({
       name: "modeldeployments",
       concurrency: options.config.concurrency,
@@ -373,6 +378,26 @@ export class ModelDeploymentController {
       .filter(([k, b]) => k.startsWith(`${keyOf(namespace, name)}|`) && b.untilMs > nowMs)
       .map(([k]) => k.slice(k.indexOf("|") + 1));
     const key = keyOf(namespace, name);
+    // While replicas are spilled, the free-GPU estimate also counts the other pods on the allowed products'
+    // nodes (where the operator may list them), so a return is not tried into a pool other work holds.
+    let clusterPods: V1Pod[] = informers.pods.list();
+    let clusterPodsComplete = false;
+    if (spillDeployments.some((d) => (d.spec?.replicas ?? 0) > 0)) {
+      const allowed = modelDeployment.spec.gpu.products;
+      const preferred = modelDeployment.status?.plan?.gpuProduct;
+      const gpuNodes = informers.nodes
+        .list()
+        .flatMap((node) => {
+          const product = node.metadata?.labels?.[GPU_PRODUCT_LABEL];
+          return product && node.metadata?.name && (!allowed || allowed.includes(product)) ? [{ name: node.metadata.name, first: product === preferred }] : [];
+        })
+        .sort((a, b) => Number(b.first) - Number(a.first) || a.name.localeCompare(b.name));
+      const listed = await this.nodeGpuUsage.podsOn(gpuNodes.map((node) => node.name));
+      if (listed) {
+        clusterPods = podsForEstimate(clusterPods, listed);
+        clusterPodsComplete = gpuNodes.length <= MAX_NODES_PER_READ;
+      }
+    }
     const observe = (workload: V1Deployment | undefined) =>
       planReconcile(
         {
@@ -381,7 +406,8 @@ export class ModelDeploymentController {
           pods,
           ...(workload ? { deployment: workload } : {}),
           now: this.options.now?.() ?? new Date(),
-          clusterPods: informers.pods.list(),
+          clusterPods,
+          ...(clusterPodsComplete ? { clusterPodsComplete } : {}),
           spillDeployments,
           cacheCurrent,
           ...(holdReturns.length ? { holdReturns } : {}),

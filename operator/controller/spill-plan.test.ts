@@ -107,6 +107,31 @@ describe("spill-over in reconcile", () => {
     expect(current.status.readyReplicas).toBe(4);
   });
 
+  it("does not start a return into a pool other work holds once the other pods on its nodes are counted", () => {
+    // All 4 replicas spilled to A100 and ready; the H100 node looks empty to gpufleet's own pods.
+    const nodes8 = [gpuNode("h100-a", H100, 8), gpuNode("a100-a", A100, 8)];
+    const first = planReconcile(observe({}), deps);
+    const spill = asObserved({ ...first.spillWorkloads![0]!, spec: { ...first.spillWorkloads![0]!.spec!, replicas: 4 } } as V1Deployment, 4);
+    const primary = asObserved({ ...deploymentOf(first.workload)!, spec: { ...deploymentOf(first.workload)!.spec!, replicas: 0 } } as V1Deployment, 0);
+    const ours = [1, 2, 3, 4].map((i) => pod(`s${i}`, "a100-a", "nvidia-a100-sxm4-80gb"));
+    const training: V1Pod = {
+      metadata: { name: "train", namespace: "ml", uid: "train-uid" },
+      spec: { nodeName: "h100-a", containers: [{ name: "c", resources: { limits: { "nvidia.com/gpu": "8" } } }] },
+      status: { phase: "Running" },
+    };
+    const blind = planReconcile(observe({ nodes: nodes8, deployment: primary, spillDeployments: [spill], pods: ours, clusterPods: ours }), deps);
+    expect(blind.events.map((e) => e.reason)).toContain("SpillReturning");
+    expect(blind.status.conditions?.find((c) => c.type === "SpilledOver")?.message).toContain("8 of 8 GPU(s) free, counting gpufleet's pods only");
+
+    const seeing = planReconcile(
+      observe({ nodes: nodes8, deployment: primary, spillDeployments: [spill], pods: ours, clusterPods: [...ours, training], clusterPodsComplete: true }),
+      deps,
+    );
+    expect(seeing.events.map((e) => e.reason)).not.toContain("SpillReturning");
+    expect(deploymentOf(seeing.workload)?.spec?.replicas).toBe(0);
+    expect(seeing.status.conditions?.find((c) => c.type === "SpilledOver")?.message).toContain("0 of 8 GPU(s) free, counting every pod on its nodes");
+  });
+
   it("names spill-over workloads after the product, within label limits", () => {
     expect(productSlot(A100)).toBe("nvidia-a100-sxm4-80gb");
     expect(productSlot("X".repeat(100)).length).toBeLessThanOrEqual(40);

@@ -88,8 +88,10 @@ export function planProductWorkloads(input: {
   modelDeployment: ModelDeployment;
   wanted: number;
   nodes: V1Node[];
-  /** Pods of every gpufleet workload in the cluster (for the free-GPU estimate). */
+  /** Pods of every gpufleet workload in the cluster, and the other pods on GPU nodes when readable (free-GPU estimate). */
   clusterPods: readonly V1Pod[];
+  /** clusterPods holds every pod on the allowed products' nodes, not only gpufleet's (./node-gpu-usage.ts). */
+  clusterPodsComplete?: boolean;
   /** Pods of this ModelDeployment. */
   pods: readonly V1Pod[];
   primary: { deployment?: V1Deployment; pool: GpuPool; plan: ResolvedPlan };
@@ -169,7 +171,7 @@ export function planProductWorkloads(input: {
         type: "SpilledOver",
         status: "True",
         reason: "PreferredPoolFull",
-        message: `${spilled} of ${wanted} replica(s) run on ${spill.filter((s) => s.replicas > 0).map((s) => `${s.gpuProduct} (${s.replicas})`).join(", ")} because ${primary.plan.gpuProduct} has no room; they move back when it does`,
+        message: `${spilled} of ${wanted} replica(s) run on ${spill.filter((s) => s.replicas > 0).map((s) => `${s.gpuProduct} (${s.replicas})`).join(", ")} because ${primary.plan.gpuProduct} has no room (${roomNote(free.get(primary.plan.gpuProduct), input.clusterPodsComplete === true)}); they move back when it does`,
       }
     : { type: "SpilledOver", status: "False", reason: "OnPreferredProduct", message: `every replica runs on ${primary.plan.gpuProduct}` };
   return {
@@ -182,6 +184,12 @@ export function planProductWorkloads(input: {
     failedReturns: decision.moves.flatMap((m) => (m.reason === "SpillReturnFailed" && m.from ? [m.from] : [])),
     ...(!input.cacheCurrent && observedSpill.length > 0 ? { hold: true } : {}),
   };
+}
+
+/** How the free-GPU estimate of the preferred product reads in the SpilledOver message. */
+function roomNote(free: { free: number; total: number } | undefined, complete: boolean): string {
+  const counted = complete ? "counting every pod on its nodes" : "counting gpufleet's pods only: other work there is not visible to the operator";
+  return `${free?.free ?? 0} of ${free?.total ?? 0} GPU(s) free, ${counted}`;
 }
 
 function eventOf(move: SpillMove): { type: "Normal" | "Warning"; reason: string; message: string } {

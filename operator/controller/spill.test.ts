@@ -170,7 +170,7 @@ describe("freeGpusByProduct", () => {
       [node("h1", H100, 8), node("h2", H100, 8), node("a1", A100, 4, false)],
       [pod("h1", 8), pod("h2", 2), pod("h2", 4, "Succeeded"), pod(undefined, 4)],
     );
-    expect(free.get(H100)).toEqual({ free: 6, bestNode: 6 });
+    expect(free.get(H100)).toEqual({ free: 6, bestNode: 6, total: 16 });
     expect(free.has(A100)).toBe(false);
   });
 });

@@ -6,9 +6,10 @@
  * scale-down takes spilled replicas first, and while the preferred pool shows room one replica at a time
  * is started there and, once it is ready, one spilled replica is removed (make before break).
  *
- * "Room" is an estimate from what the operator sees (GPU nodes, and the GPU requests of gpufleet's own
- * pods on them); the scheduler is the judge: a product whose pods of this ModelDeployment go Unschedulable
- * counts as full whatever the estimate says.
+ * "Room" is an estimate from what the operator sees (GPU nodes, and the GPU requests of the pods on them:
+ * gpufleet's own, and every pod on the allowed products' nodes while replicas are spilled and the operator
+ * may list them, ./node-gpu-usage.ts); the scheduler is the judge: a product whose pods of this
+ * ModelDeployment go Unschedulable counts as full whatever the estimate says.
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { GPU_PRODUCT_LABEL, GPU_RESOURCE } from "./placement.js";
@@ -81,18 +82,19 @@ function gpusOf(pod: V1Pod): number {
 }
 
 /**
- * Free GPUs per product: each ready, schedulable node's allocatable nvidia.com/gpu minus the requests of
- * the pods bound to it that are not finished. `pods` are the pods the operator sees (its own label):
- * other work is invisible here and shows up as Unschedulable pods instead.
+ * Free GPUs per product: each ready, schedulable node's allocatable nvidia.com/gpu (`total`) minus the
+ * requests of the pods bound to it that are not finished. `pods` are the pods the operator sees: its own,
+ * and, while replicas are spilled and it may list pods in all namespaces, every pod on the allowed
+ * products' nodes (./node-gpu-usage.ts). Work it cannot see shows up as Unschedulable pods instead.
  */
-export function freeGpusByProduct(nodes: readonly V1Node[], pods: readonly V1Pod[]): Map<string, { free: number; bestNode: number }> {
+export function freeGpusByProduct(nodes: readonly V1Node[], pods: readonly V1Pod[]): Map<string, { free: number; bestNode: number; total: number }> {
   const used = new Map<string, number>();
   for (const pod of pods) {
     const node = pod.spec?.nodeName;
     if (!node || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
     used.set(node, (used.get(node) ?? 0) + gpusOf(pod));
   }
-  const result = new Map<string, { free: number; bestNode: number }>();
+  const result = new Map<string, { free: number; bestNode: number; total: number }>();
   for (const node of nodes) {
     const product = node.metadata?.labels?.[GPU_PRODUCT_LABEL];
     if (!product || node.spec?.unschedulable) continue;
@@ -100,8 +102,9 @@ export function freeGpusByProduct(nodes: readonly V1Node[], pods: readonly V1Pod
     const allocatable = Number(node.status?.allocatable?.[GPU_RESOURCE] ?? 0);
     if (!Number.isFinite(allocatable) || allocatable <= 0) continue;
     const free = Math.max(0, allocatable - (used.get(node.metadata?.name ?? "") ?? 0));
-    const entry = result.get(product) ?? { free: 0, bestNode: 0 };
+    const entry = result.get(product) ?? { free: 0, bestNode: 0, total: 0 };
     entry.free += free;
+    entry.total += allocatable;
     entry.bestNode = Math.max(entry.bestNode, free);
     result.set(product, entry);
   }
