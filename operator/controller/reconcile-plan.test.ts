@@ -282,4 +282,20 @@ describe("planReconcile: a model bigger than one node", () => {
       "1 replica group(s) cannot be scheduled (2 pod(s)): 16 more NVIDIA-H100-80GB-HBM3 GPU(s) needed (2 nodes of 8 per replica, all in one pool)",
     );
   });
+
+  it("says groups that cannot be scheduled are not spilled over to another product, and which one the spec could pin", () => {
+    const pending = unschedulablePod("big-1");
+    pending.metadata!.labels = { "leaderworkerset.sigs.k8s.io/group-index": "1" };
+    const withSpill: ReconcileDependencies = { ...deps, renderSpill: () => ({}) };
+    const md = llama405b({ replicas: 2, gpu: { products: [H100, "NVIDIA-A100-SXM4-80GB"] } });
+    const result = planReconcile(observe(md, { nodes: h100Pool, pods: [pending] }), withSpill);
+    expect(result.status.conditions?.find((c) => c.type === "SpilledOver")).toMatchObject({
+      status: "False",
+      reason: "MultiNodeNotSpilled",
+      message: `a replica spans 2 nodes (a LeaderWorkerSet group): spill-over to another GPU product is done for single-node replicas only, so groups that cannot be scheduled wait for room on ${H100}; to run on NVIDIA-A100-SXM4-80GB instead, list it first in spec.gpu.products`,
+    });
+    expect(result.spillWorkloads).toBeUndefined();
+    // Every group scheduled: no such condition.
+    expect(planReconcile(observe(md, { nodes: h100Pool }), withSpill).status.conditions?.some((c) => c.type === "SpilledOver")).toBe(false);
+  });
 });

@@ -28,6 +28,8 @@ export interface ObservedState {
   now: Date;
   /** Pods of every gpufleet workload (free-GPU estimate for spill-over); without them spill-over sees no room. */
   clusterPods?: V1Pod[];
+  /** clusterPods also holds every other pod on the allowed products' GPU nodes (./node-gpu-usage.ts). */
+  clusterPodsComplete?: boolean;
   /** This ModelDeployment's spill-over Deployments, owned by it (./spill-plan.ts). */
   spillDeployments?: V1Deployment[];
   /** The operator's last Deployment writes are in the cache; spill-over moves wait for it. Default true. */
@@ -233,6 +235,7 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
       wanted: desiredReplicas(modelDeployment),
       nodes,
       clusterPods: observed.clusterPods ?? [],
+      ...(observed.clusterPodsComplete ? { clusterPodsComplete: true } : {}),
       pods,
       primary: { ...(deployment ? { deployment } : {}), pool: placement.pool, plan: placement.plan },
       spillDeployments: observed.spillDeployments ?? [],
@@ -242,6 +245,11 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
     });
     events.push(...products.events);
   }
+  // A replica that spans nodes is not spilled over (see multiNodeSpillNote): said while its groups wait for room.
+  const multiNodeNote =
+    placement.placed && deps.renderSpill && !unsizable && (placement.plan.pipelineParallelism ?? 1) > 1 && unschedulable.length > 0
+      ? multiNodeSpillNote(placement.plan.gpuProduct, placement.plan.pipelineParallelism ?? 1, spec.gpu.products)
+      : undefined;
   if (placement.placed && !products?.hold) {
     try {
       const replicas = products && products.spill.length ? { replicas: products.primaryReplicas } : {};
@@ -405,6 +413,7 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
   }
 
   if (products?.condition) conditions.push(products.condition);
+  if (multiNodeNote) conditions.push(multiNodeNote);
   if (observed.adapters && (spec.adapters?.length || spec.lora)) conditions.push(observed.adapters.condition);
   const mergedConditions = mergeConditions(previous?.conditions, conditions, generation, now);
   const wasReady = previous?.conditions?.find((c) => c.type === "Ready")?.status === "True";
@@ -447,6 +456,24 @@ export function planReconcile(observed: ObservedState, deps: ReconcileDependenci
       : rolloutDone && !blocked && !products?.spill.some((s) => s.replicas > 0)
         ? {}
         : { requeueAfterMs: blocked ? 60_000 : 10_000 }),
+  };
+}
+
+/**
+ * The SpilledOver condition of a multi-node plan whose groups cannot be scheduled. Spill-over moves
+ * single-node replicas only: a second LeaderWorkerSet per product (with its own plan, its own group size
+ * and its own leader Service selection) is not rendered, so the groups wait for room on the preferred
+ * product. Says which other products the spec allows, so a person can pin one (spec.gpu.products).
+ */
+export function multiNodeSpillNote(gpuProduct: string, nodesPerReplica: number, allowed: readonly string[] | undefined): DesiredCondition {
+  const others = (allowed ?? []).filter((product) => product !== gpuProduct).slice(0, 8);
+  return {
+    type: "SpilledOver",
+    status: "False",
+    reason: "MultiNodeNotSpilled",
+    message: `a replica spans ${nodesPerReplica} nodes (a LeaderWorkerSet group): spill-over to another GPU product is done for single-node replicas only, so groups that cannot be scheduled wait for room on ${gpuProduct}${
+      others.length ? `; to run on ${others.join(" or ")} instead, list it first in spec.gpu.products` : ""
+    }`,
   };
 }
 
