@@ -117,7 +117,15 @@ describe("ModelDeployment admission by the real API server", () => {
     ["negative replicas", withSpec((s) => (s.replicas = -1)), "spec.replicas in body should be greater than or equal to 0"],
     // LoRA adapters: names and sources are tenant input (operator/api/modeldeployment.ts).
     ["an adapter name with a newline", withSpec((s) => (s.adapters = [{ name: "sql\nx", source: { huggingFace: { repo: "org/sql" } } }])), "spec.adapters[0].name in body should match"],
-    ["an adapter with two sources", withSpec((s) => (s.adapters = [{ name: "sql", source: { huggingFace: { repo: "org/sql" }, path: "/models/sql" } }])), "set exactly one adapter source: huggingFace or path"],
+    ["an adapter with two sources", withSpec((s) => (s.adapters = [{ name: "sql", source: { huggingFace: { repo: "org/sql" }, path: "/models/sql" } }])), "set exactly one adapter source: huggingFace, path or url"],
+    // URL adapters: https only, a plain host and path, bounded.
+    ["an adapter URL over plain http", withSpec((s) => (s.adapters = [{ name: "sql", source: { url: { baseUrl: "http://adapters.example.com/sql" } } }])), "spec.adapters[0].source.url.baseUrl in body should match"],
+    ["an adapter URL with a query", withSpec((s) => (s.adapters = [{ name: "sql", source: { url: { baseUrl: "https://adapters.example.com/sql?x=$(id)" } } }])), "spec.adapters[0].source.url.baseUrl in body should match"],
+    ["an adapter URL with user info", withSpec((s) => (s.adapters = [{ name: "sql", source: { url: { baseUrl: "https://user:pw@adapters.example.com/sql" } } }])), "spec.adapters[0].source.url.baseUrl in body should match"],
+    ["an adapter URL climbing out", withSpec((s) => (s.adapters = [{ name: "sql", source: { url: { baseUrl: "https://adapters.example.com/a/../b" } } }])), "adapter url must not contain '..'"],
+    ["an adapter URL bound above 16 GiB", withSpec((s) => (s.adapters = [{ name: "sql", source: { url: { baseUrl: "https://adapters.example.com/sql", maxBytes: 17179869185 } } }])), "spec.adapters[0].source.url.maxBytes: Invalid value"],
+    ["an adapter sha256 that is not hex", withSpec((s) => (s.adapters = [{ name: "sql", source: { url: { baseUrl: "https://adapters.example.com/sql", sha256: "xyz" } } }])), "spec.adapters[0].source.url.sha256 in body should match"],
+    ["an adapter with a URL and a path", withSpec((s) => (s.adapters = [{ name: "sql", source: { url: { baseUrl: "https://adapters.example.com/sql" }, path: "/models/sql" } }])), "set exactly one adapter source: huggingFace, path or url"],
     ["an adapter path climbing out", withSpec((s) => (s.adapters = [{ name: "sql", source: { path: "/models/../etc" } }])), "adapter path must not contain '..'"],
     ["an adapter rank above lora.maxRank", withSpec((s) => { s.lora = { maxRank: 16 }; s.adapters = [{ name: "sql", source: { huggingFace: { repo: "org/sql" } }, rank: 32 }]; }), "an adapter's rank exceeds lora.maxRank"],
     ["an adapter named like the model", withSpec((s) => (s.adapters = [{ name: s.model.name, source: { huggingFace: { repo: "org/sql" } } }])), "an adapter cannot take the model's own name"],
@@ -158,6 +166,11 @@ describe("ModelDeployment admission by the real API server", () => {
     const result = await create(name, valid);
     expect(result.code).toBe(422);
     expect(result.message).toContain("metadata.name must be a DNS-1035 label");
+  });
+
+  it("accepts an https adapter URL with a port, a bound and a sha256", async () => {
+    const adapters = [{ name: "sql", source: { url: { baseUrl: "https://adapters.example.com:8443/llama/sql-v2", maxBytes: 2147483648, sha256: "a".repeat(64) } } }];
+    expect(await create("url-adapter", withSpec((s) => (s.adapters = adapters)))).toEqual({ code: 201, message: "" });
   });
 
   it("accepts engine args written as flags with their values after '='", async () => {

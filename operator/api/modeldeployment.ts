@@ -573,6 +573,13 @@ export const LORA_RANKS = [8, 16, 32, 64, 128, 256, 320, 512] as const;
 /** Adapter names: what clients put in `model`; a label-like word so they can be logged and shown safely. */
 export const ADAPTER_NAME_PATTERN = "^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$";
 export const MAX_ADAPTERS = 32;
+/**
+ * An adapter URL: https, a host name or IPv4 address, an optional port, and a path of URL-safe characters
+ * (no query, fragment, user info or '..' segment, checked by CEL): nothing a shell or the downloader could
+ * read as anything but a URL.
+ */
+export const ADAPTER_URL_PATTERN = "^https://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$";
+export const MAX_ADAPTER_URL_BYTES = 17179869184;
 
 const AdapterSource = withCel(
   Type.Object(
@@ -596,15 +603,41 @@ const AdapterSource = withCel(
           description: "Absolute path of the adapter directory inside the engine container (e.g. on the model's PVC under /models).",
         }),
       ),
+      url: Type.Optional(
+        Type.Object(
+          {
+            baseUrl: Type.String({
+              pattern: ADAPTER_URL_PATTERN,
+              maxLength: 512,
+              description:
+                "https URL of the directory holding the adapter's adapter_config.json and adapter_model.safetensors (PEFT layout); both are fetched from under it.",
+            }),
+            maxBytes: Type.Integer({
+              minimum: 1024,
+              maximum: MAX_ADAPTER_URL_BYTES,
+              default: 1073741824,
+              description: "Largest adapter_model.safetensors accepted, in bytes (default 1 GiB, at most 16 GiB): a larger or longer answer fails the download.",
+            }),
+            sha256: Type.Optional(
+              Type.String({ pattern: "^[a-f0-9]{64}$", description: "SHA-256 of adapter_model.safetensors, hex: a different file fails the download." }),
+            ),
+          },
+          {
+            description:
+              "An adapter downloaded over https into the pod before the engine starts (an init container of the engine's image; redirects only to the same host; bounded). Adding, changing or removing a URL adapter restarts the engines; huggingFace and path adapters do not.",
+          },
+        ),
+      ),
     },
-    { description: "Where the adapter's weights come from. Exactly one of huggingFace or path." },
+    { description: "Where the adapter's weights come from. Exactly one of huggingFace, path or url." },
   ),
   [
     {
-      rule: "[has(self.huggingFace), has(self.path)].filter(x, x).size() == 1",
-      message: "set exactly one adapter source: huggingFace or path",
+      rule: "[has(self.huggingFace), has(self.path), has(self.url)].filter(x, x).size() == 1",
+      message: "set exactly one adapter source: huggingFace, path or url",
     },
     { rule: "!has(self.path) || !self.path.contains('..')", message: "adapter path must not contain '..'" },
+    { rule: "!has(self.url) || !self.url.baseUrl.contains('..')", message: "adapter url must not contain '..'" },
   ],
 );
 

@@ -55,3 +55,19 @@ describe("parseLoadedAdapters", () => {
     expect(parseLoadedAdapters({ data: "nope" }, "base")).toBeUndefined();
   });
 });
+
+describe("planAdapterSync: URL adapters (on disk only in pods started with them)", () => {
+  it("never loads a URL adapter at runtime, and counts it where the pod started with it", () => {
+    const fetched = { name: "sql", path: "/adapters/sql", startOnly: true as const };
+    const plan = planAdapterSync([fetched, chat], [
+      { pod: "new", loaded: new Map([["sql", "/adapters/sql"], ["chat", "org/chat"]]) },
+      { pod: "old", loaded: new Map([["chat", "org/chat"]]) },
+    ]);
+    expect(plan.actions).toEqual([]);
+    expect(plan.status).toEqual([
+      { name: "sql", loadedReplicas: 1 },
+      { name: "chat", loadedReplicas: 2 },
+    ]);
+    expect(plan.condition).toMatchObject({ status: "False", reason: "AdaptersSyncing" });
+  });
+});

@@ -62,7 +62,10 @@ export function planAdapterSync(desired: readonly LoraModule[], pods: readonly P
     for (const module of desired) {
       const path = pod.loaded.get(module.name);
       if (path === module.path) counts.set(module.name, (counts.get(module.name) ?? 0) + 1);
-      else {
+      else if (module.startOnly) {
+        // A URL adapter is on disk only in pods started with it: the rollout its change caused brings it.
+        continue;
+      } else {
         // A changed source is a different adapter under the same name: unload, then load the new one.
         if (path !== undefined) unload.push(module.name);
         load.push(module);

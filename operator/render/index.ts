@@ -50,6 +50,7 @@ import {
   type ModelLocation,
 } from "./common.js";
 import { RenderError } from "./errors.js";
+import { urlAdapterPodParts } from "./lora.js";
 import {
   TRTLLM_DEFAULT_IMAGE,
   TRTLLM_GATEWAY_ENGINE_TYPE,
@@ -249,6 +250,19 @@ export function engineParts(modelDeployment: ModelDeployment, context: EngineRen
   }
 }
 
+/** What the `restricted` Pod Security Standard asks of every container (runAsNonRoot is set on the pod). */
+export const CONTAINER_SECURITY_CONTEXT = { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } };
+
+/** The pod's volumes and the engine's mounts, with the URL adapters' download volume when the spec has URL adapters. */
+export function withUrlAdapters(
+  spec: ModelDeployment["spec"],
+  image: string,
+  base: { volumes: V1Volume[]; mounts: V1VolumeMount[] },
+): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const fetcher = urlAdapterPodParts(spec, image, CONTAINER_SECURITY_CONTEXT);
+  return fetcher ? { volumes: [...base.volumes, fetcher.volume], mounts: [...base.mounts, fetcher.mount] } : base;
+}
+
 export function volumesFor(
   model: ModelLocation,
   plan: ResolvedPlan,
@@ -328,7 +342,7 @@ export function engineContainer(
     },
     volumeMounts: mounts,
     // What the `restricted` Pod Security Standard asks of a container (runAsNonRoot is set on the pod).
-    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+    securityContext: CONTAINER_SECURITY_CONTEXT,
   };
 }
 
@@ -381,9 +395,10 @@ function renderDeployment(
   replicas?: number,
 ): V1Deployment {
   const { spec } = modelDeployment;
-  const { volumes, mounts } = volumesFor(model, plan);
+  const { volumes, mounts } = withUrlAdapters(spec, parts.image, volumesFor(model, plan));
   const nodeSelector = spec.placement.nodeSelector ?? {};
   const slotLabels: Record<string, string> = variant ? { [LABELS.workloadSlot]: variant.slot } : {};
+  const fetcher = urlAdapterPodParts(spec, parts.image, CONTAINER_SECURITY_CONTEXT);
   const template = {
         metadata: { labels: sortedRecord({ ...podLabels(modelDeployment), ...slotLabels }), annotations: podAnnotations(modelDeployment, plan) },
         spec: {
@@ -396,6 +411,7 @@ function renderDeployment(
           ...(Object.keys(nodeSelector).length ? { nodeSelector: sortedRecord(nodeSelector) } : {}),
           affinity: mergeGpuAffinity(spec.placement.affinity as V1Affinity | undefined, plan.gpuProduct),
           tolerations: mergeTolerations(spec.placement.tolerations as V1Toleration[] | undefined),
+          ...(fetcher ? { initContainers: [fetcher.initContainer] } : {}),
           containers: [engineContainer(modelDeployment, plan, parts, mounts)],
           volumes,
         },

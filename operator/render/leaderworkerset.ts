@@ -24,7 +24,9 @@ import type { V1Affinity, V1Container, V1PodAffinityTerm, V1PodTemplateSpec, V1T
 import type { ModelDeployment } from "../api/modeldeployment.js";
 import { DEFAULT_ENGINE_UID, mergeGpuAffinity, mergeTolerations, sortedRecord } from "./common.js";
 import { ManagedEngineFlagError, RenderError } from "./errors.js";
+import { urlAdapterPodParts } from "./lora.js";
 import {
+  CONTAINER_SECURITY_CONTEXT,
   engineContainer,
   engineImage,
   engineParts,
@@ -39,6 +41,7 @@ import {
   selectorLabels,
   validatePlan,
   volumesFor,
+  withUrlAdapters,
 } from "./index.js";
 import { resolveModelLocation } from "./common.js";
 import type { RenderInput, RenderedWorkload, ResolvedPlan } from "./types.js";
@@ -189,7 +192,9 @@ export function renderGroupWorkload(input: RenderInput): RenderedGroupWorkload {
     image: engineImage(modelDeployment, input.images),
     ...(input.loraModules ? { loraModules: input.loraModules } : {}),
   });
-  const { volumes, mounts } = volumesFor(model, podPlan);
+  // URL adapters are downloaded on every pod of the group (each stage loads its share of the adapter).
+  const { volumes, mounts } = withUrlAdapters(modelDeployment.spec, parts.image, volumesFor(model, podPlan));
+  const fetcher = urlAdapterPodParts(modelDeployment.spec, parts.image, CONTAINER_SECURITY_CONTEXT);
   const { spec } = modelDeployment;
   const nodeSelector = spec.placement.nodeSelector ?? {};
   const annotations = sortedRecord({ ...podAnnotations(modelDeployment, plan), [PIPELINE_PARALLELISM_ANNOTATION]: String(stages) });
@@ -201,6 +206,7 @@ export function renderGroupWorkload(input: RenderInput): RenderedGroupWorkload {
     ...(Object.keys(nodeSelector).length ? { nodeSelector: sortedRecord(nodeSelector) } : {}),
     affinity: groupAffinity(modelDeployment, plan),
     tolerations: mergeTolerations(spec.placement.tolerations as V1Toleration[] | undefined),
+    ...(fetcher ? { initContainers: [fetcher.initContainer] } : {}),
     containers: [container],
     volumes,
   });

@@ -3,7 +3,7 @@ import { findModel } from "../planner/models.js";
 import { loraBufferBytes } from "../planner/lora.js";
 import { engineContainerOf, llama8b, plan } from "./fixtures.js";
 import { ANNOTATIONS, renderSpillDeployment, renderWorkload, templateHashWithoutAdapters } from "./index.js";
-import { LORA_RUNTIME_ENV, startModulesInArgs } from "./lora.js";
+import { ADAPTER_FETCH_CONTAINER, ADAPTER_FETCH_SCRIPT, LORA_RUNTIME_ENV, loraModulesOf, startModulesInArgs } from "./lora.js";
 
 const adapters = [
   { name: "sql", source: { huggingFace: { repo: "org/llama-sql-lora" } }, rank: 16 },
@@ -110,5 +110,57 @@ describe("LoRA slots in the plan", () => {
     const expected = loraBufferBytes(model, 8, 64) / bytesPerToken;
     expect(lost).toBeGreaterThan(expected - 16);
     expect(lost).toBeLessThan(expected + 32);
+  });
+});
+
+describe("URL adapters: downloaded into the pod before the engine starts", () => {
+  const url = (name: string, extra: object = {}) => ({
+    name,
+    source: { url: { baseUrl: `https://adapters.example.com/llama/${name}`, maxBytes: 1_073_741_824, ...extra } },
+    rank: 16,
+  });
+
+  it("adds an init container of the engine's image that fetches each URL adapter into a bounded emptyDir the engine mounts read-only", () => {
+    const sha256 = "a".repeat(64);
+    const md = llama8b({ adapters: [url("sql", { sha256 }), adapters[1]!] });
+    const deployment = renderWorkload({ modelDeployment: md, plan: plan() }).deployment;
+    const pod = deployment.spec!.template.spec!;
+    const engine = engineContainerOf(deployment);
+    expect(pod.initContainers).toHaveLength(1);
+    const fetcher = pod.initContainers![0]!;
+    expect(fetcher).toMatchObject({
+      name: ADAPTER_FETCH_CONTAINER,
+      image: engine.image,
+      securityContext: engine.securityContext,
+      volumeMounts: [{ name: "lora-adapters", mountPath: "/adapters" }],
+    });
+    expect(fetcher.command?.slice(0, 3)).toEqual(["python3", "-c", ADAPTER_FETCH_SCRIPT]);
+    expect(JSON.parse(fetcher.command![3]!)).toEqual([{ name: "sql", baseUrl: "https://adapters.example.com/llama/sql", maxBytes: 1_073_741_824, sha256 }]);
+    expect(fetcher.command![4]).toBe("/adapters");
+    // Sized for the adapter's bound and its config (1 GiB + 1 MiB) plus 16 MiB.
+    expect(pod.volumes).toContainEqual({ name: "lora-adapters", emptyDir: { sizeLimit: `${1024 + 1 + 16}Mi` } });
+    expect(engine.volumeMounts).toContainEqual({ name: "lora-adapters", mountPath: "/adapters", readOnly: true });
+    const args = engine.args ?? [];
+    expect(args).toContain("sql=/adapters/sql");
+    expect(args).toContain("chat-de=/models/adapters/de");
+  });
+
+  it("adds nothing without URL adapters, and restarts the pods when the URL adapters change (the template changes beyond --lora-modules)", () => {
+    const hubOnly = renderWorkload({ modelDeployment: llama8b({ adapters }), plan: plan() }).deployment;
+    expect(hubOnly.spec?.template.spec?.initContainers).toBeUndefined();
+    expect(hubOnly.spec?.template.spec?.volumes?.some((v) => v.name === "lora-adapters")).toBe(false);
+    const one = renderWorkload({ modelDeployment: llama8b({ adapters: [url("sql")] }), plan: plan() }).deployment;
+    const two = renderWorkload({ modelDeployment: llama8b({ adapters: [url("sql"), url("chat")] }), plan: plan() }).deployment;
+    expect(two.metadata?.annotations?.[ANNOTATIONS.templateWithoutAdapters]).not.toBe(one.metadata?.annotations?.[ANNOTATIONS.templateWithoutAdapters]);
+    // A Hub adapter added beside a URL adapter changes only --lora-modules: no restart.
+    const plusHub = renderWorkload({ modelDeployment: llama8b({ adapters: [url("sql"), adapters[1]!] }), plan: plan() }).deployment;
+    expect(plusHub.metadata?.annotations?.[ANNOTATIONS.templateWithoutAdapters]).toBe(one.metadata?.annotations?.[ANNOTATIONS.templateWithoutAdapters]);
+  });
+
+  it("marks URL adapters as loaded at start only (the syncer never loads them at runtime)", () => {
+    expect(loraModulesOf({ adapters: [url("sql"), adapters[1]!] })).toEqual([
+      { name: "sql", path: "/adapters/sql", startOnly: true },
+      { name: "chat-de", path: "/models/adapters/de" },
+    ]);
   });
 });
