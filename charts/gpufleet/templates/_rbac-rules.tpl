@@ -58,7 +58,9 @@ serves only the backstop for objects it missed (operator/controller/orphans.ts),
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "patch"]
-# Pods: read only (watched), for readiness and the pod IPs whose /metrics the autoscaler scrapes.
+# Pods: read only (watched), for readiness and the pod IPs whose /metrics the autoscaler scrapes; while
+# replicas are spilled over, also listed by node (fieldSelector spec.nodeName) in all namespaces when this is
+# a ClusterRole, so the free-GPU estimate counts other work on the GPU nodes (only GPU requests are kept).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
