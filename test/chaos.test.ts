@@ -2,7 +2,9 @@
  * CI's share of the chaos suite (sim/chaos/scenarios.ts; the full run is `npm run chaos`: 100
  * ModelDeployments, 20 operator kills, API server and etcd down 5 s and 25 s, 20 s fault phases).
  * Scaled down here to keep CI short: 16 ModelDeployments, 4 kills, one outage of each longer than the
- * 15 s lease (churn before and after it, not across it: see churnDuringOutage), 6 s fault phases.
+ * lease (churn before and after it, not across it: see churnDuringOutage), 6 s fault phases. The operators
+ * here run with a 6 s lease (SHORT_LEASE_ENV; the full run keeps client-go's 15 s), so an outage of 8 s is
+ * longer than the lease: the operator loses leadership during it and must campaign again.
  * This file starts its own control plane, because it kills and restarts
  * kube-apiserver and etcd, which the shared cluster of the other files must not see.
  */
@@ -22,12 +24,15 @@ import {
   formatChaosTable,
   garbageCollectorDown,
   operatorKills,
+  SHORT_LEASE_ENV,
   type ChaosContext,
   type ChaosRow,
 } from "../sim/chaos/scenarios.js";
-import { ensureModelDeploymentCrd } from "./support/crds.js";
+import { ensureLeaderWorkerSetCrd, ensureModelDeploymentCrd } from "./support/crds.js";
 
 const MODEL_DEPLOYMENTS = 16;
+/** Longer than the 6 s lease of SHORT_LEASE_ENV (kube-apiserver's own restart adds a few seconds more). */
+const OUTAGE_MS = 8_000;
 const seed = Number(process.env.GPUFLEET_CHAOS_SEED ?? Date.now() % 100_000);
 let dir: string;
 let cluster: LocalCluster;
@@ -38,6 +43,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gpufleet-chaos-test-"));
   cluster = await startLocalCluster({ parentDir: dir, nodePools: benchNodePools(4), log: () => undefined });
   await ensureModelDeploymentCrd(cluster.kubeConfig);
+  // Stored only (no LWS controller): the backstop must collect a dead ModelDeployment's LeaderWorkerSet.
+  await ensureLeaderWorkerSetCrd(cluster.kubeConfig);
   context = {
     cluster,
     client: new KubeClient(cluster.kubeConfig, { userAgent: "gpufleet-chaos" }),
@@ -45,6 +52,7 @@ beforeAll(async () => {
     random: prng(seed),
     say: (line) => process.stderr.write(`[chaos] ${line}\n`),
     convergeTimeoutMs: 120_000,
+    operatorEnv: { ...SHORT_LEASE_ENV },
   };
 }, 300_000);
 
@@ -76,7 +84,7 @@ describe("chaos", () => {
     expectClean(
       await controlPlaneRestarts(context, {
         component: "kube-apiserver",
-        downMs: [20_000],
+        downMs: [OUTAGE_MS],
         modelDeployments: MODEL_DEPLOYMENTS,
         replicas: 2,
         churnDuringOutage: false,
@@ -88,14 +96,14 @@ describe("chaos", () => {
     expectClean(
       await controlPlaneRestarts(context, {
         component: "etcd",
-        downMs: [20_000],
+        downMs: [OUTAGE_MS],
         modelDeployments: MODEL_DEPLOYMENTS,
         replicas: 1,
       }),
     );
   }, 300_000);
 
-  it("removes the objects of deleted ModelDeployments itself when the garbage collector does not (kube-controller-manager stopped)", async () => {
+  it("removes the objects of deleted ModelDeployments itself (Deployment, Service, PDB, LeaderWorkerSet, history ConfigMap) when the garbage collector does not (kube-controller-manager stopped)", async () => {
     const row = await garbageCollectorDown(context, { modelDeployments: 6, deletes: 3, sweepSeconds: 2 });
     expectClean(row, 6);
   }, 300_000);

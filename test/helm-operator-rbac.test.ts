@@ -9,7 +9,7 @@
  * test drives every operation the operator has: reconcile (Deployment, Service, PDB created by server-side
  * apply, then patched; status; Events created and, on a repeat, patched), InferencePool (the CRD
  * installed for this file), the autoscaler's scale from zero (scale subresource), the garbage collector's
- * backstop (deletes of orphans), leader election, and /metrics authentication and authorization.
+ * backstop (lists and deletes of orphans: Deployment, Service, PDB, history ConfigMap), leader election, and /metrics authentication and authorization.
  *
  * The chart is installed with helm into the shared local cluster; its own operator pods are KWOK
  * fakes (they run nothing), so the operator process here is the only one competing for the Lease.
@@ -24,7 +24,7 @@ import { API_GROUP, type ModelDeployment } from "../operator/api/modeldeployment
 import { gatewayDemandPatch } from "../operator/api/gateway-demand.js";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { SELECTOR_LABEL } from "../operator/controller/reconcile-plan.js";
-import { KubeApiError, KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
+import { KubeApiError, KubeClient, pathFor, type KubeObject } from "../operator/runtime/kube-client.js";
 import { startFaultProxy, type FaultProxy } from "../sim/chaos/fault-proxy.js";
 import { freeLoopbackPort } from "../sim/cluster/cluster.js";
 import { grantedPermissions, permissionKey, permissionsOf, unusedGrants, type RbacRule } from "../sim/rbac-usage.js";
@@ -71,10 +71,12 @@ const EXPLAINED = new Map<string, string>([
     "the operator writes a ModelRoute's status (Ready, resolved steps, missing ModelDeployments) when one exists (test/cascade.test.ts)",
   ],
   // A replica that spans nodes runs as a LeaderWorkerSet, only where that CRD is installed; this file does
-  // not install it (test/multinode.test.ts runs that path, with admin credentials).
-  ...["get", "create", "patch"].map((verb): [string, string] => [
+  // not install it (test/multinode.test.ts runs that path, with admin credentials). The backstop's list of
+  // LeaderWorkerSets is sent here (answered 404 without the CRD, authorized all the same); its delete of an
+  // orphaned one is in operator/controller/orphans.test.ts.
+  ...["get", "create", "patch", "delete"].map((verb): [string, string] => [
     `leaderworkerset.x-k8s.io|leaderworkersets|${verb}`,
-    "a ModelDeployment whose replica spans nodes, where the LeaderWorkerSet CRD is installed (test/multinode.test.ts)",
+    "a ModelDeployment whose replica spans nodes, where the LeaderWorkerSet CRD is installed (test/multinode.test.ts; the backstop's delete: operator/controller/orphans.test.ts)",
   ]),
 ]);
 
@@ -130,6 +132,12 @@ function orphans(namespace: string): KubeObject[] {
     ownerReferences: [{ apiVersion: `${API_GROUP}/v1alpha0`, kind: "ModelDeployment", name: "gone", uid: "0b5e55ed-0000-4000-8000-00000000dead", controller: true }],
   });
   return [
+    {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { ...metadata("gone-autoscaling-history"), labels: { ...metadata("x").labels, "app.kubernetes.io/component": "autoscaling-history" } },
+      data: { "history.json": "{}" },
+    },
     { apiVersion: "v1", kind: "Service", metadata: metadata("gone"), spec: { selector: { [SELECTOR_LABEL]: "gone" }, ports: [{ name: "http", port: 80 }] } },
     { apiVersion: "policy/v1", kind: "PodDisruptionBudget", metadata: metadata("gone"), spec: { maxUnavailable: 1, selector: { matchLabels: { [SELECTOR_LABEL]: "gone" } } } },
     {
@@ -260,7 +268,7 @@ describe("the operator under the chart's RBAC", () => {
       async () => {
         alive();
         for (const object of leftovers) {
-          const path = object.kind === "Service" ? `/api/v1/namespaces/${watched}/services/gone` : object.kind === "Deployment" ? `/apis/apps/v1/namespaces/${watched}/deployments/gone` : `/apis/policy/v1/namespaces/${watched}/poddisruptionbudgets/gone`;
+          const path = pathFor({ apiVersion: object.apiVersion!, kind: object.kind!, namespace: watched, name: object.metadata!.name });
           const still = await admin.get(path).then(
             () => true,
             (error: unknown) => !(error instanceof KubeApiError && error.isNotFound),

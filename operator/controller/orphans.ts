@@ -1,9 +1,11 @@
 import type { V1Deployment } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../api/modeldeployment.js";
+import { historyConfigMapName } from "../autoscaler/history-store.js";
 import { logger } from "../log/logger.js";
 import { abortableSleep } from "../runtime/abortable-sleep.js";
 import type { Informer } from "../runtime/informer.js";
-import { isNotFound, KubeApiError, pathFor, type KubeClient, type KubeObject } from "../runtime/kube-client.js";
+import { isNotFound, KubeApiError, pathFor, registerKind, type KubeClient, type KubeObject } from "../runtime/kube-client.js";
+import { LWS_API_VERSION, LWS_KIND } from "../render/leaderworkerset.js";
 import { confirmedOrphans, findOrphans, type OrphanCandidate } from "./ownership.js";
 import { SELECTOR_LABEL } from "./reconcile-plan.js";
 
@@ -12,18 +14,35 @@ export const ORPHAN_SWEEP_DEFAULT_SECONDS = 30;
 /** At most this many deletes per sweep: a backstop, not a second garbage collector. */
 export const ORPHAN_DELETES_PER_SWEEP = 100;
 
-/** The kinds gpufleet writes per ModelDeployment that the Deployment informer does not cover. */
-const LISTED_KINDS = [
-  { apiVersion: "v1", kind: "Service", plural: "services", group: "" },
-  { apiVersion: "policy/v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets", group: "policy" },
+registerKind(LWS_API_VERSION, LWS_KIND, { plural: "leaderworkersets", namespaced: true });
+
+/** The label the autoscaler's history ConfigMap carries (autoscaler/history-store.ts) besides SELECTOR_LABEL. */
+const HISTORY_COMPONENT_SELECTOR = "app.kubernetes.io/component=autoscaling-history";
+
+/**
+ * The kinds gpufleet writes per ModelDeployment that the Deployment informer does not cover, listed each
+ * sweep by label. `optional`: the API may not be served (LeaderWorkerSet where sigs.k8s.io/lws is not
+ * installed): a 404 on the list means there is nothing of that kind to collect.
+ */
+export const LISTED_KINDS = [
+  { apiVersion: "v1", kind: "Service", labelSelector: SELECTOR_LABEL, optional: false },
+  { apiVersion: "policy/v1", kind: "PodDisruptionBudget", labelSelector: SELECTOR_LABEL, optional: false },
+  { apiVersion: LWS_API_VERSION, kind: LWS_KIND, labelSelector: SELECTOR_LABEL, optional: true },
+  // Only the autoscaler's history ConfigMap, `<name>-autoscaling-history` (ConfigMaps are a general kind:
+  // the name must be the one gpufleet gives, see isCollectable).
+  { apiVersion: "v1", kind: "ConfigMap", labelSelector: `${SELECTOR_LABEL},${HISTORY_COMPONENT_SELECTOR}`, optional: false },
 ] as const;
 
-function collectionPath(apiVersion: string, plural: string, namespace: string | undefined): string {
-  const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-  return namespace ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
-}
+const API_VERSIONS: Record<string, string> = {
+  Deployment: "apps/v1",
+  ...Object.fromEntries(LISTED_KINDS.map(({ kind, apiVersion }) => [kind, apiVersion])),
+};
 
-const API_VERSIONS: Record<string, string> = { Deployment: "apps/v1", Service: "v1", PodDisruptionBudget: "policy/v1" };
+/** Kind-specific names on top of findOrphans' rules: a ConfigMap only if it is the dead owner's history. */
+export function isCollectable(orphan: OrphanCandidate): boolean {
+  if (!(orphan.kind in API_VERSIONS)) return false;
+  return orphan.kind !== "ConfigMap" || orphan.name === historyConfigMapName(orphan.ownerName);
+}
 
 export interface OrphanSweeperOptions {
   client: KubeClient;
@@ -39,7 +58,8 @@ export interface OrphanSweeperOptions {
 /**
  * The garbage collector's backstop (issue 11, found by `npm run chaos -- --seed 7`): after a kube-apiserver
  * kill, the Deployment, Service and PDB of a ModelDeployment deleted around the kill were never collected.
- * Every `intervalMs` this lists gpufleet-labelled Services and PDBs (Deployments come from the informer),
+ * Every `intervalMs` this lists gpufleet-labelled Services, PDBs, LeaderWorkerSets (where that API is served) and
+ * the autoscaler's history ConfigMaps (Deployments come from the informer),
  * picks those whose controller is a ModelDeployment that no longer lives and whose name no live
  * ModelDeployment has (`findOrphans`), and once an object has been such an orphan for two sweeps in a row,
  * confirms with live GETs (the ModelDeployment by name is 404; the object still has that uid and that
@@ -80,15 +100,20 @@ export class OrphanSweeper {
     const { client, modelDeployments, deployments, namespaces } = this.options;
     if (!modelDeployments.hasSynced || !deployments.hasSynced) return [];
     const objects: KubeObject[] = deployments.list().map((d) => ({ ...d, kind: "Deployment" }));
-    for (const { apiVersion, kind, plural } of LISTED_KINDS)
+    for (const { apiVersion, kind, labelSelector, optional } of LISTED_KINDS)
       for (const namespace of namespaces.length ? namespaces : [undefined]) {
-        const list = await client.list<KubeObject>(collectionPath(apiVersion, plural, namespace), { labelSelector: SELECTOR_LABEL });
-        objects.push(...list.items.map((item) => ({ ...item, kind })));
+        try {
+          const list = await client.list<KubeObject>(pathFor({ apiVersion, kind, namespace }), { labelSelector });
+          objects.push(...list.items.map((item) => ({ ...item, kind })));
+        } catch (error) {
+          if (optional && isNotFound(error)) break; // That API is not served: nothing of this kind anywhere.
+          throw error;
+        }
       }
     // Live ModelDeployments from the cache, read after the lists: one created meanwhile is in it or its
     // objects are not yet in the lists; one the cache missed is caught by the live GET below.
     const live = modelDeployments.list().map((md) => ({ namespace: md.metadata.namespace ?? "", name: md.metadata.name, uid: md.metadata.uid ?? "" }));
-    const candidates = findOrphans(objects, live);
+    const candidates = findOrphans(objects, live).filter(isCollectable);
     const confirmed = confirmedOrphans(this.previous, candidates).slice(0, ORPHAN_DELETES_PER_SWEEP);
     this.previous = new Set(candidates.map((c) => c.uid));
     const deleted: OrphanCandidate[] = [];
@@ -105,7 +130,8 @@ export class OrphanSweeper {
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
-    const apiVersion = API_VERSIONS[orphan.kind] ?? "v1";
+    const apiVersion = API_VERSIONS[orphan.kind];
+    if (!apiVersion) return false;
     const path = pathFor({ apiVersion, kind: orphan.kind, namespace: orphan.namespace, name: orphan.name });
     let current: KubeObject;
     try {

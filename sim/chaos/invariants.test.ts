@@ -77,6 +77,27 @@ describe("checkFleet", () => {
     expect(check.orphaned).toBe(1);
   });
 
+  it("does not require a LeaderWorkerSet or history ConfigMap, but counts a dead owner's as orphaned and a second as a duplicate", () => {
+    const optional = (kind: "LeaderWorkerSet" | "ConfigMap", name: string, uid: string): ObservedOwnedObject => ({
+      kind,
+      name,
+      modelDeploymentLabel: name,
+      controllerUid: uid,
+      deleting: false,
+    });
+    expect(fleetIsClean(checkFleet(new Set(["a"]), [md("a", "u1")], objects("a", "u1")))).toBe(true);
+    const withHistory = checkFleet(new Set(["a"]), [md("a", "u1")], [...objects("a", "u1"), optional("ConfigMap", "a", "u1")]);
+    expect(fleetIsClean(withHistory)).toBe(true);
+    const leftovers = checkFleet(new Set(["a"]), [md("a", "u1")], [
+      ...objects("a", "u1"),
+      optional("ConfigMap", "gone", "u-dead"),
+      optional("LeaderWorkerSet", "gone", "u-dead"),
+      optional("LeaderWorkerSet", "a", "u1"),
+      optional("LeaderWorkerSet", "a", "u1"),
+    ]);
+    expect(leftovers).toMatchObject({ lost: 0, orphaned: 2, duplicate: 1 });
+  });
+
   it("ignores objects already being deleted", () => {
     const dying = objects("x", "dead").map((object) => ({ ...object, deleting: true }));
     expect(fleetIsClean(checkFleet(new Set(["a"]), [md("a", "u1")], [...objects("a", "u1"), ...dying]))).toBe(

@@ -7,7 +7,12 @@
  */
 
 export const OWNED_KINDS = ["Deployment", "Service", "PodDisruptionBudget"] as const;
-export type OwnedKind = (typeof OWNED_KINDS)[number];
+/**
+ * Kinds a ModelDeployment may have (a LeaderWorkerSet when a replica spans nodes, the autoscaler's history
+ * ConfigMap once it has samples): at most one each, and none for a deleted ModelDeployment, but not required.
+ */
+export const OPTIONAL_OWNED_KINDS = ["LeaderWorkerSet", "ConfigMap"] as const;
+export type OwnedKind = (typeof OWNED_KINDS)[number] | (typeof OPTIONAL_OWNED_KINDS)[number];
 
 export interface ObservedModelDeployment {
   name: string;
@@ -99,6 +104,13 @@ export function checkFleet(
         result.lost++;
         problem(`${name}: no ${kind}`);
       } else if (count > 1) {
+        result.duplicate += count - 1;
+        problem(`${name}: ${count} ${kind}s`);
+      }
+    }
+    for (const kind of OPTIONAL_OWNED_KINDS) {
+      const count = countByUidKind.get(`${md.uid}/${kind}`) ?? 0;
+      if (count > 1) {
         result.duplicate += count - 1;
         problem(`${name}: ${count} ${kind}s`);
       }

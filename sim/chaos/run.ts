@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { KubeClient } from "../../operator/runtime/kube-client.js";
-import { ensureModelDeploymentCrd } from "../../test/support/crds.js";
+import { ensureLeaderWorkerSetCrd, ensureModelDeploymentCrd } from "../../test/support/crds.js";
 import { benchNodePools, GPUS_PER_BENCH_NODE } from "../bench/operator-scale-stats.js";
 import { startLocalCluster } from "../cluster/cluster.js";
 import { prng } from "../prng.js";
@@ -64,6 +64,7 @@ async function main(): Promise<number> {
   const rows: ChaosRow[] = [];
   try {
     await ensureModelDeploymentCrd(cluster.kubeConfig);
+    await ensureLeaderWorkerSetCrd(cluster.kubeConfig);
     const step = async (name: string, scenario: () => Promise<ChaosRow>) => {
       say(`scenario: ${name}`);
       const startedAt = Date.now();

@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../../operator/api/modeldeployment.js";
 import { gatewayDemandPatch } from "../../operator/api/gateway-demand.js";
 import { SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
+import { emptyHistory } from "../../operator/autoscaler/history.js";
+import { historyConfigMapName, renderHistoryConfigMap } from "../../operator/autoscaler/history-store.js";
 import { isNotFound, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
 import { freeLoopbackPort, type LocalCluster } from "../cluster/cluster.js";
@@ -34,7 +36,19 @@ export interface ChaosContext {
   say: (line: string) => void;
   /** Bound on each wait for convergence. */
   convergeTimeoutMs: number;
+  /**
+   * Environment for every operator started (under the scenario's own): e.g. shorter leader-election
+   * timings, so an outage "longer than the lease" takes less wall time in CI.
+   */
+  operatorEnv?: Record<string, string>;
 }
+
+/** Short leader-election timings (lease 6 s, renew deadline 4 s, retry 1 s): quick failovers in tests. */
+export const SHORT_LEASE_ENV: Readonly<Record<string, string>> = {
+  GPUFLEET_LEASE_DURATION_SECONDS: "6",
+  GPUFLEET_RENEW_DEADLINE_SECONDS: "4",
+  GPUFLEET_RETRY_PERIOD_SECONDS: "1",
+};
 
 export interface ChaosRow {
   fault: string;
@@ -189,7 +203,15 @@ const OWNED_PATHS: Record<OwnedKind, string> = {
   Deployment: "/apis/apps/v1/namespaces/NS/deployments",
   Service: "/api/v1/namespaces/NS/services",
   PodDisruptionBudget: "/apis/policy/v1/namespaces/NS/poddisruptionbudgets",
+  LeaderWorkerSet: "/apis/leaderworkerset.x-k8s.io/v1/namespaces/NS/leaderworkersets",
+  ConfigMap: "/api/v1/namespaces/NS/configmaps",
 };
+/** Only the autoscaler's history ConfigMaps are gpufleet's (autoscaler/history-store.ts). */
+const OWNED_SELECTORS: Partial<Record<OwnedKind, string>> = {
+  ConfigMap: `${SELECTOR_LABEL},app.kubernetes.io/component=autoscaling-history`,
+};
+/** Served only where that CRD is installed: a 404 list means none. */
+const OPTIONAL_APIS: ReadonlySet<OwnedKind> = new Set(["LeaderWorkerSet"]);
 
 export async function observeFleet(
   client: KubeClient,
@@ -206,9 +228,15 @@ export async function observeFleet(
   }));
   const owned: ObservedOwnedObject[] = [];
   for (const [kind, template] of Object.entries(OWNED_PATHS) as Array<[OwnedKind, string]>) {
-    const list = await client.list<KubeObject>(template.replace("NS", namespace), {
-      labelSelector: SELECTOR_LABEL,
-    });
+    let list: { items: KubeObject[] };
+    try {
+      list = await client.list<KubeObject>(template.replace("NS", namespace), {
+        labelSelector: OWNED_SELECTORS[kind] ?? SELECTOR_LABEL,
+      });
+    } catch (error) {
+      if (OPTIONAL_APIS.has(kind) && isNotFound(error)) continue;
+      throw error;
+    }
     for (const object of list.items) {
       owned.push({
         kind,
@@ -272,6 +300,7 @@ export async function startOperator(
       POD_NAME: name,
       GPUFLEET_OPS_PORT: String(opsPort),
       GPUFLEET_LOG_LEVEL: "info",
+      ...context.operatorEnv,
       ...env,
     },
     join(context.dir, `${namespace}-${name}.log`),
@@ -476,14 +505,37 @@ export async function garbageCollectorDown(
     await churn.run(2, () => churn.live.size >= options.modelDeployments);
     const filled = await waitForCleanFleet(context, namespace, new Set(churn.live.keys()), performance.now());
     if (filled.seconds === undefined) notes.push("the fleet did not converge before the fault");
+    const victims = [...churn.live.keys()].slice(0, options.deletes);
+    // Every ModelDeployment gets the autoscaler's history ConfigMap (KWOK pods serve no samples, so it is
+    // written here as the operator writes it) and each victim a LeaderWorkerSet: the backstop must take the
+    // victims' and leave the survivors'.
+    const lwsServed = await context.client.get("/apis/leaderworkerset.x-k8s.io/v1").then(() => true, () => false);
+    const extras: string[] = [];
+    for (const name of churn.live.keys()) {
+      const md = await context.client.get<ModelDeployment & KubeObject>(mdPath(namespace, name));
+      for (const object of ownedExtras(md, victims.includes(name) && lwsServed)) {
+        await context.client.create(object);
+        extras.push(`${object.kind}/${object.metadata?.name}`);
+      }
+    }
+    if (!lwsServed) notes.push("the LeaderWorkerSet API is not served: no LeaderWorkerSets to collect");
     await context.cluster.killComponent("kube-controller-manager");
     controllerManagerDown = true;
     const deletedAt = performance.now();
-    const victims = [...churn.live.keys()].slice(0, options.deletes);
     for (const name of victims) await churn.delete(name);
     const { check, seconds } = await waitForCleanFleet(context, namespace, new Set(churn.live.keys()), deletedAt);
+    // The survivors' history ConfigMaps are still there (the backstop took only the dead owners').
+    for (const name of churn.live.keys()) {
+      const kept = await context.client.get(`/api/v1/namespaces/${namespace}/configmaps/${historyConfigMapName(name)}`).then(() => true, () => false);
+      check.objectsChecked++;
+      if (!kept) {
+        check.lost++;
+        check.problems.push(`${name}: its history ConfigMap was deleted`);
+      }
+    }
     notes.push(
-      `${victims.length} ModelDeployments deleted with the garbage collector stopped (sweep every ${options.sweepSeconds} s): ` +
+      `${victims.length} ModelDeployments deleted with the garbage collector stopped (sweep every ${options.sweepSeconds} s; ` +
+        `${extras.length} history ConfigMaps/LeaderWorkerSets added): ` +
         (seconds === undefined ? "their objects were NOT removed" : `their objects removed by the operator in ${seconds.toFixed(1)} s`),
     );
     return { fault: "garbage collector down, deletes", runs: 1, check, convergeSeconds: [seconds], notes };
@@ -492,6 +544,27 @@ export async function garbageCollectorDown(
     await operator.process.kill("SIGTERM");
     await dropNamespace(context, namespace);
   }
+}
+
+/**
+ * The objects a ModelDeployment has beyond its Deployment, Service and PDB, as the operator writes them: the
+ * autoscaler's history ConfigMap, and (`withGroup`) a LeaderWorkerSet as for a replica spanning nodes.
+ */
+function ownedExtras(md: ModelDeployment & KubeObject, withGroup: boolean): KubeObject[] {
+  const reference = { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, name: md.metadata.name, uid: md.metadata.uid!, controller: true, blockOwnerDeletion: true };
+  const history = renderHistoryConfigMap(md, emptyHistory());
+  const objects: KubeObject[] = [history];
+  if (withGroup)
+    objects.push({
+      apiVersion: "leaderworkerset.x-k8s.io/v1",
+      kind: "LeaderWorkerSet",
+      metadata: { name: md.metadata.name, namespace: md.metadata.namespace, labels: { [SELECTOR_LABEL]: md.metadata.name }, ownerReferences: [reference] },
+      spec: {
+        replicas: 0,
+        leaderWorkerTemplate: { size: 2, workerTemplate: { spec: { containers: [{ name: "engine", image: "registry.example/engine:1" }] } } },
+      },
+    } as KubeObject);
+  return objects;
 }
 
 /**
@@ -508,7 +581,7 @@ export async function failoverDuringScaleUp(
 ): Promise<ChaosRow> {
   const namespace = "chaos-failover";
   await createNamespace(context, namespace);
-  const lease = { GPUFLEET_LEASE_DURATION_SECONDS: "6", GPUFLEET_RENEW_DEADLINE_SECONDS: "4", GPUFLEET_RETRY_PERIOD_SECONDS: "1" };
+  const lease = SHORT_LEASE_ENV;
   let sequence = 0;
   const operators = new Map<string, OperatorHandle>();
   const startReplica = async () => {

@@ -3,6 +3,7 @@ import { modelDeploymentCrd } from "../../operator/api/crd.js";
 import { modelRouteCrd } from "../../operator/api/modelroute.js";
 import { KubeApiError, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import { inferencePoolCrd } from "../../sim/cluster/inference-pool-crd.js";
+import { lwsCrd, lwsModuleDir } from "../../sim/cluster/lws.js";
 
 interface CrdStatus {
   status?: { conditions?: Array<{ type: string; status: string }> };
@@ -26,6 +27,15 @@ export async function ensureModelDeploymentCrd(kubeConfig: KubeConfig): Promise<
  */
 export async function ensureInferencePoolCrd(kubeConfig: KubeConfig): Promise<void> {
   await ensureCrd(kubeConfig, (await inferencePoolCrd()) as unknown as KubeObject);
+}
+
+/**
+ * Installs the LeaderWorkerSet CRD alone (from the pinned sigs.k8s.io/lws module), without its controller
+ * or webhooks: for a cluster of a file's own where LeaderWorkerSet objects only need to be stored (the
+ * chaos suite's garbage-collector backstop). The shared cluster gets LWS with its controller elsewhere.
+ */
+export async function ensureLeaderWorkerSetCrd(kubeConfig: KubeConfig): Promise<void> {
+  await ensureCrd(kubeConfig, lwsCrd(await lwsModuleDir()) as unknown as KubeObject);
 }
 
 /** Applies a CRD (server-side, raw) and waits until it is Established. */

@@ -51,13 +51,14 @@ serves only the backstop for objects it missed (operator/controller/orphans.ts),
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "create", "patch", "delete"]
-# ConfigMaps, read by name (no list or watch): the one a pvc/uri ModelDeployment names in
-# spec.model.source.configMap (its config.json, bounded to 256 KiB); and the autoscaler's workload
-# history, one per ModelDeployment (<name>-autoscaling-history, owned by it), read back after a
-# restart or a leader change, created, then patched.
+# ConfigMaps, read by name: the one a pvc/uri ModelDeployment names in spec.model.source.configMap (its
+# config.json, bounded to 256 KiB); and the autoscaler's workload history, one per ModelDeployment
+# (<name>-autoscaling-history, owned by it), read back after a restart or a leader change, created, then
+# patched. list (by label, never watched) and delete: the orphan backstop, for history ConfigMaps only
+# (get on any name is granted already, so list adds enumeration, not reach).
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # Pods: read only (watched), for readiness and the pod IPs whose /metrics the autoscaler scrapes; while
 # replicas are spilled over, also listed by node (fieldSelector spec.nodeName) in all namespaces when this is
 # a ClusterRole, so the free-GPU estimate counts other work on the GPU nodes (only GPU requests are kept).
@@ -71,10 +72,11 @@ serves only the backstop for objects it missed (operator/controller/orphans.ts),
   verbs: ["list", "watch"]
 # LeaderWorkerSets (sigs.k8s.io/lws), only where that CRD is installed: one per ModelDeployment whose
 # replica spans nodes (a group of pods per replica), read by name, created and patched (server-side apply;
-# scaled to zero when the plan goes back to one node per replica).
+# scaled to zero when the plan goes back to one node per replica); list (by label) and delete: the orphan
+# backstop.
 - apiGroups: ["leaderworkerset.x-k8s.io"]
   resources: ["leaderworkersets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # StatefulSets: read only, the link Pod -> StatefulSet -> LeaderWorkerSet by which the autoscaler knows a
 # group leader is its ModelDeployment's.
 - apiGroups: ["apps"]
