@@ -321,7 +321,7 @@ async function waitUntilServing(operator: OperatorHandle, timeoutMs = 60_000): P
   }
 }
 
-async function createNamespace(context: ChaosContext, name: string): Promise<void> {
+export async function createNamespace(context: ChaosContext, name: string): Promise<void> {
   await context.client.create({ apiVersion: "v1", kind: "Namespace", metadata: { name } } as KubeObject);
   // Pods are refused until the default ServiceAccount exists.
   for (let i = 0; i < 100; i++) {
@@ -335,7 +335,7 @@ async function createNamespace(context: ChaosContext, name: string): Promise<voi
 }
 
 /** Deletes the scenario's namespace (its objects go with it) so the next scenario starts light. */
-async function dropNamespace(context: ChaosContext, name: string): Promise<void> {
+export async function dropNamespace(context: ChaosContext, name: string): Promise<void> {
   try {
     await context.client.request("DELETE", `/api/v1/namespaces/${name}`);
   } catch (error) {
@@ -343,7 +343,7 @@ async function dropNamespace(context: ChaosContext, name: string): Promise<void>
   }
 }
 
-const mergeChecks = (a: FleetCheck, b: FleetCheck): FleetCheck => ({
+export const mergeChecks = (a: FleetCheck, b: FleetCheck): FleetCheck => ({
   objectsChecked: a.objectsChecked + b.objectsChecked,
   lost: a.lost + b.lost,
   duplicate: a.duplicate + b.duplicate,
@@ -351,7 +351,7 @@ const mergeChecks = (a: FleetCheck, b: FleetCheck): FleetCheck => ({
   stale: a.stale + b.stale,
   problems: [...a.problems, ...b.problems].slice(0, 20),
 });
-const EMPTY_CHECK: FleetCheck = {
+export const EMPTY_CHECK: FleetCheck = {
   objectsChecked: 0,
   lost: 0,
   duplicate: 0,
