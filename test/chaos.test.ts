@@ -28,6 +28,7 @@ import {
   type ChaosContext,
   type ChaosRow,
 } from "../sim/chaos/scenarios.js";
+import { engineFaults } from "../sim/chaos/engine-faults.js";
 import { ensureLeaderWorkerSetCrd, ensureModelDeploymentCrd } from "./support/crds.js";
 
 const MODEL_DEPLOYMENTS = 16;
@@ -76,7 +77,7 @@ const expectClean = (row: ChaosRow, modelDeployments = MODEL_DEPLOYMENTS) => {
 describe("chaos", () => {
   it("loses, duplicates and orphans nothing when the operator is SIGKILLed at random points under churn", async () => {
     expectClean(
-      await operatorKills(context, { modelDeployments: MODEL_DEPLOYMENTS, kills: 4, maxGapMs: 2000 }),
+      await operatorKills(context, { modelDeployments: MODEL_DEPLOYMENTS, kills: 4, maxGapMs: 2000, churnPauseMs: 200 }),
     );
   }, 300_000);
 
@@ -110,6 +111,11 @@ describe("chaos", () => {
 
   it("scales each ModelDeployment up exactly once when the leader is SIGKILLed during a wave of scale-ups", async () => {
     expectClean(await failoverDuringScaleUp(context, { modelDeployments: 6, runs: 1 }), 6);
+  }, 300_000);
+
+  it("holds the autoscaler on engines whose /metrics hang, are garbage, huge or redirect (following nothing, stalling nothing), and the gateway ends a stream cut by a dying engine with an error and routes around it", async () => {
+    const row = await engineFaults(context, { windowSeconds: 5, requestsAfterDeath: 6 });
+    expectClean(row, 3);
   }, 300_000);
 
   it("honours Retry-After, does not hot-loop on 500s or cut watches, and converges through a faulty API", async () => {

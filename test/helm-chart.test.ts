@@ -359,7 +359,7 @@ describe("helm lint and template", () => {
         resources: ["modeldeployments"],
         verbs: ["list", "watch", "patch"],
       },
-      { apiGroups: ["gpufleet.io"], resources: ["modelroutes"], verbs: ["get", "list", "watch"] },
+      { apiGroups: ["gpufleet.io"], resources: ["modelroutes"], verbs: ["list", "watch"] },
       { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
       { apiGroups: ["apps"], resources: ["deployments", "replicasets"], verbs: ["list", "watch"] },
     ]);

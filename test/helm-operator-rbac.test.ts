@@ -11,6 +11,10 @@
  * installed for this file), the autoscaler's scale from zero (scale subresource), the garbage collector's
  * backstop (lists and deletes of orphans: Deployment, Service, PDB, history ConfigMap), leader election, and /metrics authentication and authorization.
  *
+ * The gateway gets the same proof against the chart's gateway Role (its own ServiceAccount, its own recording
+ * proxy): its informers (list + watch), and the demand annotation it patches onto a ModelDeployment at zero
+ * while it holds a request for it.
+ *
  * The chart is installed with helm into the shared local cluster; its own operator pods are KWOK
  * fakes (they run nothing), so the operator process here is the only one competing for the Lease.
  */
@@ -18,10 +22,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP, type ModelDeployment } from "../operator/api/modeldeployment.js";
-import { gatewayDemandPatch } from "../operator/api/gateway-demand.js";
+import { GATEWAY_DEMAND_PREFIX, gatewayDemandPatch } from "../operator/api/gateway-demand.js";
+import { loadGatewayConfig } from "../gateway/config.js";
+import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { REPO_ROOT } from "../operator/api/generate.js";
 import { SELECTOR_LABEL } from "../operator/controller/reconcile-plan.js";
 import { KubeApiError, KubeClient, pathFor, type KubeObject } from "../operator/runtime/kube-client.js";
@@ -30,6 +36,7 @@ import { freeLoopbackPort } from "../sim/cluster/cluster.js";
 import { grantedPermissions, permissionKey, permissionsOf, unusedGrants, type RbacRule } from "../sim/rbac-usage.js";
 import { ensureClusterBinaries } from "../tools/binaries.js";
 import { ensureInferencePoolCrd, removeInferencePoolCrd } from "./support/crds.js";
+import { loopbackGatewayEnv } from "./support/gateway.js";
 import { runHelmOk } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { modelDeploymentObject, modelDeploymentPath, readModelDeployment, stopChildProcess } from "./support/operator.js";
@@ -47,6 +54,8 @@ let watchedNamespace: TestNamespace;
 let operator: ChildProcess | undefined;
 let proxy: FaultProxy | undefined;
 let operatorLog = "";
+let gatewayProxy: FaultProxy | undefined;
+let gateway: Gateway | undefined;
 let passed = false;
 
 /**
@@ -112,6 +121,8 @@ afterAll(async () => {
   await stopChildProcess(operator, 30_000);
   if (!passed) process.stderr.write(`\noperator log (last 4000 characters):\n${operatorLog.slice(-4000)}\n`);
   await proxy?.stop();
+  await gateway?.stop(1_000);
+  await gatewayProxy?.stop();
   await helm(["uninstall", release, "--namespace", releaseNamespace.name, "--ignore-not-found"]).catch(() => undefined);
   await watchedNamespace?.delete();
   await releaseNamespace?.delete();
@@ -307,4 +318,71 @@ describe("the operator under the chart's RBAC", () => {
     expect([...used].filter((key) => !grantedKeys.has(key))).toEqual([]);
     passed = true;
   }, 420_000);
+});
+
+describe("the gateway under the chart's RBAC", () => {
+  it("routes and writes its demand annotation with no forbidden request, and uses every verb the chart's gateway Role grants", async () => {
+    // The gateway's own ServiceAccount (<fullname>-gateway), through a recording proxy of its own.
+    const identity = await serviceAccountKubeconfig(kubeConfig, releaseNamespace.name, "gpufleet-gateway");
+    gatewayProxy = await startFaultProxy(identity.kubeConfig);
+    const path = join(helmHome, "gateway-proxied.kubeconfig");
+    writeFileSync(
+      path,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "proxy", cluster: { server: gatewayProxy.url, "insecure-skip-tls-verify": true } }],
+        users: [{ name: "sa", user: { token: identity.token } }],
+        contexts: [{ name: "proxy", context: { cluster: "proxy", user: "sa", namespace: releaseNamespace.name } }],
+        "current-context": "proxy",
+      }),
+      { mode: 0o600 },
+    );
+    const proxied = new KubeConfig();
+    proxied.loadFromFile(path);
+    const watched = watchedNamespace.name;
+    // A ModelDeployment at zero: a request for its model is held, and the gateway writes its demand.
+    await admin.create(
+      modelDeploymentObject(watched, "gw-wake", {
+        model: { name: "gw-wake", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } },
+        gpu: { products: ["NVIDIA-L4"] },
+        replicas: 0,
+        autoscaling: { enabled: true, minReplicas: 0, maxReplicas: 1, scaleToZeroIdleSeconds: 600 },
+      }),
+    );
+    // The environment the chart's gateway Deployment sets (templates/gateway-deployment.yaml), on loopback.
+    const gatewayClient = new KubeClient(proxied, { userAgent: "gpufleet-gateway" });
+    gateway = await startGateway(
+      gatewayClient,
+      loadGatewayConfig(loopbackGatewayEnv(watched, "rbac-gateway", { GPUFLEET_GATEWAY_HOLD_TIMEOUT_SECONDS: "3" })),
+      {},
+    );
+    await waitFor(() => gateway?.fleet.route("gw-wake"), { timeoutMs: 30_000, intervalMs: 250, description: "the gateway to know gw-wake" });
+    const held = await fetch(`http://127.0.0.1:${gateway.port}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gw-wake", prompt: "hello", max_tokens: 1 }),
+    });
+    expect(held.status).toBe(503); // held 3 s for a pod that never came (no operator runs now)
+    await waitFor(
+      async () => (await readModelDeployment(admin, watched, "gw-wake")).metadata.annotations?.[`${GATEWAY_DEMAND_PREFIX}rbac-gateway`],
+      { timeoutMs: 30_000, intervalMs: 250, description: "the gateway's demand annotation on gw-wake" },
+    );
+    await gateway.stop(1_000);
+    gateway = undefined;
+    gatewayClient.close();
+
+    expect(gatewayProxy.log.filter((entry) => entry.status === 403).map((entry) => `${entry.method} ${entry.path}`)).toEqual([]);
+    const role = await admin.get<{ rules: RbacRule[] }>(`/apis/rbac.authorization.k8s.io/v1/namespaces/${watched}/roles/gpufleet-gateway`);
+    const granted = grantedPermissions(role.rules);
+    const used = new Set(gatewayProxy.log.flatMap(permissionsOf).map(permissionKey));
+    process.stderr.write(
+      `\ngateway RBAC: ${granted.length} permissions granted; used by the gateway's requests:\n` +
+        granted.map((p) => `  ${permissionKey(p).padEnd(52)} ${used.has(permissionKey(p)) ? "used" : "UNUSED"}`).join("\n") +
+        "\n",
+    );
+    expect(unusedGrants(granted, gatewayProxy.log)).toEqual([]);
+    const grantedKeys = new Set(granted.map(permissionKey));
+    expect([...used].filter((key) => !grantedKeys.has(key))).toEqual([]);
+  }, 180_000);
 });

@@ -1,9 +1,10 @@
 /**
- * The chaos suite: `npm run chaos [-- --model-deployments 100 --kills 20 --seed 1 --only kill,api,etcd,proxy,gc,failover]`.
+ * The chaos suite: `npm run chaos [-- --model-deployments 100 --kills 20 --seed 1 --only kill,api,etcd,proxy,gc,failover,engines]`.
  *
  * Starts its own local control plane (KWOK GPU nodes; own temp dir, stopped at the end even on error),
  * runs the scenarios of sim/chaos/scenarios.ts with the operator as real processes, prints the table
- * (fault, runs, objects checked, lost/duplicate/orphaned/stale, time to converge) and exits 1 if any
+ * (fault, runs, objects checked, lost/duplicate/orphaned/stale, time to converge; for the restarts, the
+ * operator's then the gateway's per outage) and exits 1 if any
  * row is not clean or did not converge within the bound. Bounded: every wait has a deadline.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -26,6 +27,7 @@ import {
   type ChaosContext,
   type ChaosRow,
 } from "./scenarios.js";
+import { engineFaults } from "./engine-faults.js";
 
 const say = (line: string) => process.stderr.write(`[chaos] ${line}\n`);
 
@@ -35,7 +37,7 @@ async function main(): Promise<number> {
       "model-deployments": { type: "string", default: "100" },
       kills: { type: "string", default: "20" },
       seed: { type: "string", default: String(Date.now() % 100_000) },
-      only: { type: "string", default: "kill,api,etcd,proxy,gc,failover" },
+      only: { type: "string", default: "kill,api,etcd,proxy,gc,failover,engines" },
       "converge-timeout": { type: "string", default: "180" },
       "keep-dir": { type: "boolean", default: false },
     },
@@ -102,6 +104,8 @@ async function main(): Promise<number> {
       await step("leader failover during scale-ups", () =>
         failoverDuringScaleUp(context, { modelDeployments: Math.min(count, 30), runs: 3 }),
       );
+    if (only.has("engines"))
+      await step("engine faults", () => engineFaults(context, { windowSeconds: 10, requestsAfterDeath: 20 }));
     if (only.has("proxy"))
       await step("API faults through a proxy", () =>
         apiFaults(context, { modelDeployments: count, phaseSeconds: 20 }),

@@ -16,6 +16,7 @@ import { isNotFound, KubeClient, type KubeObject } from "../../operator/runtime/
 import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
 import { freeLoopbackPort, type LocalCluster } from "../cluster/cluster.js";
 import { startFaultProxy, NO_FAULTS, type Faults } from "./fault-proxy.js";
+import { startChaosEngines, startChaosGateway, waitForGatewayRoutes } from "./serving.js";
 import {
   checkFleet,
   fleetIsClean,
@@ -73,10 +74,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const mdPath = (namespace: string, name?: string) =>
   `/apis/${API_GROUP}/${API_VERSION}/namespaces/${namespace}/modeldeployments${name ? `/${name}` : ""}`;
 
-export function chaosModelDeploymentSpec(maxContextLength: number): Record<string, unknown> {
+export function chaosModelDeploymentSpec(maxContextLength: number, modelName = "llama-3.2-1b"): Record<string, unknown> {
   return {
     model: {
-      name: "llama-3.2-1b",
+      name: modelName,
       source: { huggingFace: { repo: "meta-llama/Llama-3.2-1B-Instruct" } },
       maxContextLength,
     },
@@ -133,7 +134,8 @@ export class Churn {
           apiVersion: `${API_GROUP}/${API_VERSION}`,
           kind: KIND,
           metadata: { name, namespace: this.namespace },
-          spec: chaosModelDeploymentSpec(maxContextLength),
+          // The served model is named as the ModelDeployment, so the gateway routes each one on its own.
+          spec: chaosModelDeploymentSpec(maxContextLength, name),
         } as KubeObject,
         { fieldManager: "chaos-user", force: true },
       );
@@ -148,6 +150,11 @@ export class Churn {
         body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: "Background" },
       });
     });
+  }
+
+  /** Names deleted and not re-created since. */
+  deletedNames(): readonly string[] {
+    return [...this.deleted];
   }
 
   /** Deletes one live ModelDeployment (retried until the API takes it). */
@@ -365,14 +372,14 @@ export const EMPTY_CHECK: FleetCheck = {
 /** The operator SIGKILLed `kills` times at random points while `modelDeployments` are churned. */
 export async function operatorKills(
   context: ChaosContext,
-  options: { modelDeployments: number; kills: number; maxGapMs?: number },
+  options: { modelDeployments: number; kills: number; maxGapMs?: number; churnPauseMs?: number },
 ): Promise<ChaosRow> {
   const namespace = "chaos-kill";
   await createNamespace(context, namespace);
   const churn = new Churn(context.client, namespace, context.random, options.modelDeployments);
   let operator = await startOperator(context, namespace, "kill-0");
   let done = false;
-  const churning = churn.run(4, () => done);
+  const churning = churn.run(4, () => done, options.churnPauseMs ?? 50);
   let lastKillAt = performance.now();
   for (let kill = 1; kill <= options.kills; kill++) {
     await waitUntilServing(operator);
@@ -422,6 +429,12 @@ export async function controlPlaneRestarts(
      * (operator/controller/orphans.ts) removes them after two sweeps (60 s by default), longer than CI waits.
      */
     churnDuringOutage?: boolean;
+    /**
+     * Also run the gateway (with simulated engines on the pods): after the fault it must have relisted,
+     * answering every live ModelDeployment's model (including those created after the API came back) and
+     * 404 for deleted ones. Default true.
+     */
+    gateway?: boolean;
   },
 ): Promise<ChaosRow> {
   const namespace = `chaos-${options.component === "etcd" ? "etcd" : "api"}-${options.replicas}`;
@@ -430,12 +443,17 @@ export async function controlPlaneRestarts(
   const operators = await Promise.all(
     Array.from({ length: options.replicas }, (_, i) => startOperator(context, namespace, `replica-${i}`)),
   );
+  const withGateway = options.gateway !== false;
+  const engines = withGateway ? startChaosEngines(context, namespace) : undefined;
+  const gateway = withGateway ? await startChaosGateway(context, namespace) : undefined;
   let total = EMPTY_CHECK;
   const convergeSeconds: Array<number | undefined> = [];
   const notes: string[] = [];
   // Fill the fleet first.
   await churn.run(4, () => churn.live.size >= options.modelDeployments * 0.8);
+  let runs = 0;
   for (const downMs of options.downMs) {
+    runs++;
     let done = false;
     let churning = churn.run(2, () => done, 100);
     await sleep(1000);
@@ -466,6 +484,27 @@ export async function controlPlaneRestarts(
     notes.push(
       `down ${(downMs / 1000).toFixed(0)} s: ${seconds === undefined ? "NOT converged" : `converged ${seconds.toFixed(1)} s after the API was back`}`,
     );
+    if (gateway) {
+      // The gateway relisted: every live model answered (those created after the restart too), deleted ones 404.
+      const live = [...churn.live.keys()];
+      const gone = churn.deletedNames().slice(-5);
+      const routes = await waitForGatewayRoutes(gateway.url, live, gone, backAt, context.convergeTimeoutMs);
+      const lostRoutes = routes.problems.length;
+      total = mergeChecks(total, {
+        ...EMPTY_CHECK,
+        objectsChecked: live.length + gone.length,
+        lost: lostRoutes,
+        problems: routes.problems.map((line) => `gateway: ${line}`),
+      });
+      convergeSeconds.push(routes.seconds);
+      notes.push(
+        `down ${(downMs / 1000).toFixed(0)} s: the gateway ` +
+          (routes.seconds === undefined
+            ? "did NOT route every live model"
+            : `routed all ${live.length} live models and refused ${gone.length} deleted ones ${routes.seconds.toFixed(1)} s after the API was back`),
+      );
+      if (routes.seconds === undefined) break;
+    }
     if (seconds === undefined) break;
   }
   for (const operator of operators) {
@@ -473,10 +512,12 @@ export async function controlPlaneRestarts(
       notes.push(`operator exited with ${operator.process.child.exitCode}`);
     await operator.process.kill("SIGTERM");
   }
+  await gateway?.stop();
+  await engines?.stop();
   await dropNamespace(context, namespace);
   return {
-    fault: `${options.component} restart, ${options.replicas} replica${options.replicas > 1 ? "s" : ""}`,
-    runs: convergeSeconds.length,
+    fault: `${options.component} restart, ${options.replicas} replica${options.replicas > 1 ? "s" : ""}${withGateway ? " + gateway" : ""}`,
+    runs,
     check: total,
     convergeSeconds,
     notes,

@@ -15,7 +15,7 @@ import {
 } from "../../operator/metrics/scrape.js";
 import { replicaFor } from "../eval/hardware.js";
 import { type EngineParams, engineParamsForNames } from "./model.js";
-import { type EngineServer, type SimEngineKind, startEngineServer } from "./server.js";
+import { type EngineFaults, type EngineServer, type SimEngineKind, startEngineServer } from "./server.js";
 import { LORA_RUNTIME_ENV, startModulesInArgs } from "../../operator/render/lora.js";
 import type { LoraOptions } from "./adapters.js";
 
@@ -161,6 +161,8 @@ export interface SimFleetOptions {
   drainOnDeleteMs?: number;
   /** Per-request confidence table for an engine's logprobs (sim/engine/server.ts `confidences`). */
   confidencesFor?: (spec: EngineSpec) => readonly number[] | undefined;
+  /** Faults an engine starts with (sim/engine/server.ts `EngineFaults`), e.g. for chaos scenarios. */
+  faultsFor?: (spec: EngineSpec) => EngineFaults | undefined;
 }
 
 export function listManagedPods(kubeConfig: KubeConfig): () => Promise<V1Pod[]> {
@@ -227,6 +229,7 @@ export class SimFleet {
       if (this.stopped) return;
       try {
         const params = (this.options.paramsFor ?? paramsForPlannedReplica)(spec);
+        const faults = this.options.faultsFor?.(spec);
         const server = await startEngineServer({
           host: spec.host,
           port: spec.port,
@@ -236,6 +239,7 @@ export class SimFleet {
           loadDelayMs: this.options.loadDelayMs ?? 0,
           ...(spec.lora ? { lora: spec.lora } : {}),
           ...(this.options.confidencesFor?.(spec) ? { confidences: this.options.confidencesFor(spec)! } : {}),
+          ...(faults ? { faults } : {}),
         });
         this.engines.set(spec.key, { spec, server });
       } catch (error) {

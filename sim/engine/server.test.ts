@@ -271,6 +271,27 @@ describe("engine server: metrics", () => {
     server.setFaults({});
     expect((await scrape())?.ok).toBe(true);
   });
+
+  it("injects metrics faults: a redirect elsewhere and a body larger than any scraper should read", async () => {
+    const server = await start();
+    server.setFaults({ metricsRedirectTo: "http://127.0.0.2:9/elsewhere" });
+    const redirect = await fetch(`${server.url}/metrics`, { redirect: "manual" });
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get("location")).toBe("http://127.0.0.2:9/elsewhere");
+    server.setFaults({ hugeMetricsBytes: 3 * 1024 * 1024 + 5 });
+    expect((await (await fetch(`${server.url}/metrics`)).arrayBuffer()).byteLength).toBe(3 * 1024 * 1024 + 5);
+    const bounded = (await scrapePods([targetOf(server)], { concurrency: 1, timeoutMs: 5000, maxBodyBytes: 64 * 1024 }))[0];
+    expect(bounded).toMatchObject({ ok: false, error: { kind: "too-large" } });
+  });
+
+  it("dies mid-stream on request: the answer is cut after the chunks asked for, and the port stops listening", async () => {
+    const server = await start();
+    server.setFaults({ dieMidStreamAfterChunks: 3 });
+    const response = await post(server, "/v1/completions", { model: "sim-llama", prompt: "hello", max_tokens: 50, stream: true, prompt_token_count: 10 });
+    expect(response.status).toBe(200);
+    await expect(response.text()).rejects.toThrow();
+    await expect(fetch(`${server.url}/health`)).rejects.toThrow();
+  });
 });
 
 async function prefixCounters(server: EngineServer): Promise<{ queries: number; hits: number }> {

@@ -18,7 +18,8 @@
  * in 256-character blocks of ~64 tokens (gateway/routing/prefix.ts), or explicit block ids in the
  * non-standard `prefix_hash_ids` (at most 4096 integers) of `prefix_block_tokens` tokens each (default
  * 512, the Mooncake trace's block), for trace replays that carry no text.
- * Fault knobs (`setFaults`) make /metrics slow, broken or failing, for scraper tests.
+ * Fault knobs (`setFaults`) make /metrics slow, broken, failing, redirecting or huge, for scraper tests,
+ * and can make the engine die in the middle of a streamed answer, for the gateway's.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -48,7 +49,19 @@ export interface EngineFaults {
   garbageMetrics?: boolean;
   /** Answer metrics with this HTTP status instead of 200. */
   metricsStatus?: number;
+  /** Answer metrics with a 302 to this URL (a scraper that follows it is steered by the engine image). */
+  metricsRedirectTo?: string;
+  /** Answer metrics with a valid-looking body of this many bytes (comment lines), streamed. */
+  hugeMetricsBytes?: number;
+  /**
+   * The engine process dies mid-request: once a streamed answer has written this many chunks, every
+   * connection is cut and the port stops listening (the pod stays Ready: Kubernetes has not noticed yet).
+   */
+  dieMidStreamAfterChunks?: number;
 }
+
+/** The comment line a huge metrics body repeats (1 KiB). */
+const HUGE_METRICS_LINE = `# ${"x".repeat(1021)}\n`;
 
 export interface EngineServerOptions {
   /** Address to bind: a loopback address such as a KWOK pod IP (127.x.y.z). */
@@ -451,10 +464,14 @@ export class EngineServer {
             finish_reason: finishReason,
             stop_reason: null,
           };
+    let chunksWritten = 0;
     const write = (data: string) => {
       if (res.destroyed) return;
       this.ensureStreamHeaders(res);
-      res.write(data);
+      const dieAfter = this.faults.dieMidStreamAfterChunks;
+      // Dies once this chunk has left (so the client has seen part of the answer).
+      if (dieAfter !== undefined && ++chunksWritten >= dieAfter) res.write(data, () => setTimeout(() => void this.close(), 20));
+      else res.write(data);
     };
 
     let adapterRunning = false;
@@ -576,6 +593,33 @@ export class EngineServer {
     const faults = this.faults;
     if (faults.metricsDelayMs) await new Promise((resolve) => setTimeout(resolve, faults.metricsDelayMs));
     if (res.destroyed) return;
+    if (faults.metricsRedirectTo) {
+      res.writeHead(302, { location: faults.metricsRedirectTo });
+      res.end();
+      return;
+    }
+    if (faults.hugeMetricsBytes) {
+      res.setHeader("content-type", "text/plain; version=0.0.4; charset=utf-8");
+      const block = HUGE_METRICS_LINE.repeat(64);
+      let left = faults.hugeMetricsBytes;
+      // Written with backpressure until done or the client gives up (a bounded reader closes the socket).
+      while (left > 0 && !res.destroyed) {
+        const piece = left >= block.length ? block : block.slice(0, left);
+        left -= piece.length;
+        if (!res.write(piece))
+          await new Promise<void>((resolve) => {
+            const go = () => {
+              res.off("drain", go);
+              res.off("close", go);
+              resolve();
+            };
+            res.on("drain", go);
+            res.on("close", go);
+          });
+      }
+      res.end();
+      return;
+    }
     if (faults.metricsStatus !== undefined && faults.metricsStatus !== 200) {
       res.statusCode = faults.metricsStatus;
       res.end("simulated metrics failure\n");

@@ -48,10 +48,11 @@ app.kubernetes.io/part-of: gpufleet
 - apiGroups: ["gpufleet.io"]
   resources: ["modeldeployments"]
   verbs: ["list", "watch", "patch"]
-# ModelRoutes: read only, for model aliases that cascade across ModelDeployments of one family.
+# ModelRoutes: read only (an informer: list + watch), for model aliases that cascade across
+# ModelDeployments of one family.
 - apiGroups: ["gpufleet.io"]
   resources: ["modelroutes"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 # Pods: watched, for the ready pod IPs the gateway sends requests to and scrapes metrics from.
 - apiGroups: [""]
   resources: ["pods"]

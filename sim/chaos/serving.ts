@@ -1,0 +1,140 @@
+/**
+ * The serving side of a chaos scenario: simulated engines on the KWOK pods of a namespace (sim/engine,
+ * bound to the pod IPs) and the real gateway (gateway/gateway.ts, in this process, informers against the
+ * local API server). Used to check that the gateway reconnects and relists after an API outage, and
+ * routes around engines that fail.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { loadGatewayConfig } from "../../gateway/config.js";
+import { startGateway, type Gateway } from "../../gateway/gateway.js";
+import { KubeClient } from "../../operator/runtime/kube-client.js";
+import { loopbackGatewayEnv } from "../../test/support/gateway.js";
+import { MANAGED_BY_SELECTOR, SimFleet, type EngineSpec } from "../engine/fleet.js";
+import type { EngineFaults } from "../engine/server.js";
+import type { ChaosContext } from "./scenarios.js";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Simulated engines for the gpufleet pods of `namespace`, polled every 250 ms; `faultsFor` sets faults at start. */
+export function startChaosEngines(
+  context: ChaosContext,
+  namespace: string,
+  faultsFor?: (spec: EngineSpec) => EngineFaults | undefined,
+): SimFleet {
+  const fleet = new SimFleet({
+    listPods: async () =>
+      (await context.client.list<V1Pod>(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: MANAGED_BY_SELECTOR })).items,
+    pollIntervalMs: 250,
+    loadDelayMs: 0,
+    ...(faultsFor ? { faultsFor } : {}),
+  });
+  fleet.start();
+  return fleet;
+}
+
+export interface ChaosGateway {
+  gateway: Gateway;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** The gateway watching `namespace`, with its own client (its own watches), on loopback ephemeral ports. */
+export async function startChaosGateway(context: ChaosContext, namespace: string): Promise<ChaosGateway> {
+  const client = new KubeClient(context.cluster.kubeConfig, { userAgent: "gpufleet-gateway" });
+  const config = loadGatewayConfig(
+    loopbackGatewayEnv(namespace, "chaos-gateway", {
+      GPUFLEET_GATEWAY_SCRAPE_INTERVAL_MS: "1000",
+      // A request for a model with no routable pod waits this long at most (polls below retry).
+      GPUFLEET_GATEWAY_HOLD_TIMEOUT_SECONDS: "5",
+      GPUFLEET_GATEWAY_UPSTREAM_IDLE_TIMEOUT_SECONDS: "10",
+    }),
+  );
+  const gateway = await startGateway(client, config, {});
+  return {
+    gateway,
+    url: `http://127.0.0.1:${gateway.port}`,
+    async stop() {
+      await gateway.stop(1_000);
+      client.close();
+    },
+  };
+}
+
+export interface Answer {
+  status: number;
+  /** The pod that answered (the gateway's debug header), if any. */
+  endpoint: string | undefined;
+  body: string;
+  ms: number;
+  /** The request did not end within its bound (a hang), or the connection broke. */
+  failure?: "hung" | "broken";
+}
+
+/** One completion through the gateway, bounded by `timeoutMs`; never throws. */
+export async function complete(
+  url: string,
+  model: string,
+  options: { stream?: boolean; maxTokens?: number; timeoutMs?: number } = {},
+): Promise<Answer> {
+  const startedAt = performance.now();
+  const signal = AbortSignal.timeout(options.timeoutMs ?? 15_000);
+  let status = 0;
+  let endpoint: string | undefined;
+  try {
+    const response = await fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, prompt: "chaos", max_tokens: options.maxTokens ?? 4, stream: options.stream ?? false }),
+      signal,
+    });
+    status = response.status;
+    endpoint = response.headers.get("x-gpufleet-endpoint") ?? undefined;
+    const body = await response.text();
+    return { status, endpoint, body, ms: performance.now() - startedAt };
+  } catch {
+    return {
+      status,
+      endpoint,
+      body: "",
+      ms: performance.now() - startedAt,
+      failure: signal.aborted ? "hung" : "broken",
+    };
+  }
+}
+
+/**
+ * Polls (bounded) until every model in `serving` answers a completion with 200 through the gateway and
+ * every model in `gone` answers 404: the gateway has relisted. Returns the seconds it took from `fromMs`
+ * (undefined: not within the bound) and what still failed.
+ */
+export async function waitForGatewayRoutes(
+  url: string,
+  serving: readonly string[],
+  gone: readonly string[],
+  fromMs: number,
+  timeoutMs: number,
+): Promise<{ seconds: number | undefined; problems: string[] }> {
+  const deadline = Date.now() + timeoutMs;
+  const pendingServing = new Set(serving);
+  const pendingGone = new Set(gone);
+  let last = new Map<string, string>();
+  for (;;) {
+    last = new Map();
+    await Promise.all([
+      ...[...pendingServing].map(async (model) => {
+        const answer = await complete(url, model, { timeoutMs: 10_000 });
+        if (answer.status === 200) pendingServing.delete(model);
+        else last.set(model, `${model}: HTTP ${answer.status}${answer.failure ? ` (${answer.failure})` : ""}, want 200`);
+      }),
+      ...[...pendingGone].map(async (model) => {
+        const answer = await complete(url, model, { timeoutMs: 10_000 });
+        if (answer.status === 404) pendingGone.delete(model);
+        else last.set(model, `${model} (deleted): HTTP ${answer.status}, want 404`);
+      }),
+    ]);
+    if (pendingServing.size === 0 && pendingGone.size === 0)
+      return { seconds: (performance.now() - fromMs) / 1000, problems: [] };
+    if (Date.now() > deadline) return { seconds: undefined, problems: [...last.values()].slice(0, 20) };
+    await sleep(500);
+  }
+}
