@@ -83,21 +83,21 @@ export async function engineFaults(
     ["huge", { hugeMetricsBytes: 9 * 1024 * 1024 }],
     ["redirect", { metricsRedirectTo: trapUrl }],
   ];
-  const assigned = new Map<string, string>();
-  let faultyStarted = 0;
+  // By pod, so an engine the fleet starts again (its port was busy) keeps its fault.
+  const assigned = new Map<string, [string, EngineFaults]>();
   let dying: string | undefined;
   const faultsFor = (engine: EngineSpec): EngineFaults | undefined => {
     const pod = engine.key.split("/")[1] ?? "";
-    if (pod.startsWith("faulty-")) {
-      const [name, faults] = METRICS_FAULTS[faultyStarted++ % METRICS_FAULTS.length]!;
-      assigned.set(pod, name);
-      return faults;
+    if (!assigned.has(pod)) {
+      if (pod.startsWith("faulty-")) {
+        const faulty = [...assigned.keys()].filter((name) => name.startsWith("faulty-")).length;
+        assigned.set(pod, METRICS_FAULTS[faulty % METRICS_FAULTS.length]!);
+      } else if (pod.startsWith("stream-") && dying === undefined) {
+        dying = pod;
+        assigned.set(pod, ["dies mid-stream", { dieMidStreamAfterChunks: 3 }]);
+      }
     }
-    if (pod.startsWith("stream-") && dying === undefined) {
-      dying = pod;
-      return { dieMidStreamAfterChunks: 3 };
-    }
-    return undefined;
+    return assigned.get(pod)?.[1];
   };
 
   const operator = await startOperator(context, namespace, "engines-0", context.cluster.kubeconfigPath, {
@@ -161,7 +161,7 @@ export async function engineFaults(
       const leaked = ["<html", "not metrics", "xxxxxxxx", trapUrl, "steered"].filter((text) => reason.includes(text));
       if (reason.length > MAX_REASON_CHARS || leaked.length > 0)
         problems.push(`faulty: status reason of ${reason.length} characters quotes ${leaked.join(", ") || "nothing"} (bound ${MAX_REASON_CHARS})`);
-      notes.push(`faulty held at ${faulty.spec.replicas} ${((performance.now() - faultyUp) / 1000).toFixed(0)} s after its engines started (${[...assigned.values()].join(", ")}): "${reason.slice(0, 160)}${reason.length > 160 ? "…" : ""}"`);
+      notes.push(`faulty held at ${faulty.spec.replicas} ${((performance.now() - faultyUp) / 1000).toFixed(0)} s after its engines started (${[...assigned.values()].map(([name]) => name).join(", ")}): "${reason.slice(0, 160)}${reason.length > 160 ? "…" : ""}"`);
     };
 
     const gatewaySide = async () => {
@@ -170,33 +170,38 @@ export async function engineFaults(
         return route && route.endpoints.filter((e) => e.ready).length === 2 && dying ? route : undefined;
       });
       if (!routable) return;
-      // Streams until one lands on the engine that dies (the gateway spreads idle requests over both pods).
-      let cut: Answer | undefined;
+      // Streams four at a time (the gateway spreads concurrent requests over both pods by load) until one
+      // lands on the engine that dies.
+      const cuts: Answer[] = [];
       let cutAt = 0;
-      for (let attempt = 0; attempt < 12 && !cut; attempt++) {
-        const answer = await complete(gateway.url, "stream", { stream: true, maxTokens: 40, timeoutMs: 20_000 });
-        checked++;
-        if (answer.failure === "hung") {
-          lost++;
-          problems.push(`a stream through the gateway hung (${(answer.ms / 1000).toFixed(1)} s)`);
-          return;
-        }
-        if (answer.endpoint === dying || !answer.body.includes("[DONE]")) {
-          cut = answer;
-          cutAt = performance.now();
+      for (let round = 0; round < 4 && cuts.length === 0; round++) {
+        const answers = await Promise.all(
+          Array.from({ length: 4 }, () => complete(gateway.url, "stream", { stream: true, maxTokens: 40, timeoutMs: 20_000 })),
+        );
+        for (const answer of answers) {
+          checked++;
+          if (answer.failure === "hung") {
+            lost++;
+            problems.push(`a stream through the gateway hung (${(answer.ms / 1000).toFixed(1)} s)`);
+          } else if (answer.endpoint === dying || !answer.body.includes("[DONE]")) {
+            cuts.push(answer);
+            cutAt = performance.now();
+          }
         }
       }
-      if (!cut) {
-        problems.push(`no stream landed on ${dying} in 12 tries`);
+      if (cuts.length === 0) {
+        problems.push(`no stream landed on ${dying} in 16 streams`);
         lost++;
         return;
       }
-      const cleanError = cut.status === 200 && cut.body.includes("upstream_disconnected") && !cut.body.includes("[DONE]");
-      if (!cleanError) {
-        lost++;
-        problems.push(`the cut stream did not end with the gateway's error event: HTTP ${cut.status}${cut.failure ? ` ${cut.failure}` : ""}, ${cut.body.slice(-200)}`);
+      for (const cut of cuts) {
+        const cleanError = cut.status === 200 && cut.body.includes("upstream_disconnected") && !cut.body.includes("[DONE]");
+        if (!cleanError) {
+          lost++;
+          problems.push(`a cut stream did not end with the gateway's error event: HTTP ${cut.status}${cut.failure ? ` ${cut.failure}` : ""}, ${cut.body.slice(-200)}`);
+        }
       }
-      notes.push(`stream cut by the engine's death ended with an error event after ${(cut.ms / 1000).toFixed(1)} s`);
+      notes.push(`${cuts.length} stream(s) cut by the engine's death, each ended by the gateway within ${(Math.max(...cuts.map((c) => c.ms)) / 1000).toFixed(1)} s`);
       // The pod is still Ready; the gateway must send everything else to the other one.
       let served = 0;
       for (let i = 0; i < options.requestsAfterDeath; i++) {
