@@ -131,6 +131,25 @@ afterAll(async () => {
   if (helmHome) rmSync(helmHome, { recursive: true, force: true });
 }, 120_000);
 
+/** A kubeconfig (written under helmHome) for `token` through the recording `proxy`; returns its path. */
+function writeProxiedKubeconfig(through: FaultProxy, token: string, file: string): string {
+  const path = join(helmHome, file);
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      // Plain HTTP to the loopback proxy (client-node wants skip-TLS-verify set for an http server).
+      clusters: [{ name: "proxy", cluster: { server: through.url, "insecure-skip-tls-verify": true } }],
+      users: [{ name: "sa", user: { token } }],
+      contexts: [{ name: "proxy", context: { cluster: "proxy", user: "sa", namespace: releaseNamespace.name } }],
+      "current-context": "proxy",
+    }),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
 /** gpufleet-labelled objects whose controller is a ModelDeployment that never existed (the backstop's work). */
 function orphans(namespace: string): KubeObject[] {
   // apiVersion v1alpha0 is not served: the garbage collector cannot resolve this owner and leaves the
@@ -168,20 +187,7 @@ describe("the operator under the chart's RBAC", () => {
   it("does all its work with no forbidden request, and uses every verb the chart grants it", async () => {
     const serviceAccount = await serviceAccountKubeconfig(kubeConfig, releaseNamespace.name, serviceAccountName);
     proxy = await startFaultProxy(serviceAccount.kubeConfig);
-    const proxiedKubeconfig = join(helmHome, "proxied.kubeconfig");
-    writeFileSync(
-      proxiedKubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        // Plain HTTP to the loopback proxy (client-node wants skip-TLS-verify set for an http server).
-        clusters: [{ name: "proxy", cluster: { server: proxy.url, "insecure-skip-tls-verify": true } }],
-        users: [{ name: "sa", user: { token: serviceAccount.token } }],
-        contexts: [{ name: "proxy", context: { cluster: "proxy", user: "sa", namespace: releaseNamespace.name } }],
-        "current-context": "proxy",
-      }),
-      { mode: 0o600 },
-    );
+    const proxiedKubeconfig = writeProxiedKubeconfig(proxy, serviceAccount.token, "proxied.kubeconfig");
     const opsPort = await freeLoopbackPort();
     const watched = watchedNamespace.name;
     // The environment the chart's Deployment sets (templates/deployment.yaml), pointed at this process.
@@ -325,21 +331,8 @@ describe("the gateway under the chart's RBAC", () => {
     // The gateway's own ServiceAccount (<fullname>-gateway), through a recording proxy of its own.
     const identity = await serviceAccountKubeconfig(kubeConfig, releaseNamespace.name, "gpufleet-gateway");
     gatewayProxy = await startFaultProxy(identity.kubeConfig);
-    const path = join(helmHome, "gateway-proxied.kubeconfig");
-    writeFileSync(
-      path,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "proxy", cluster: { server: gatewayProxy.url, "insecure-skip-tls-verify": true } }],
-        users: [{ name: "sa", user: { token: identity.token } }],
-        contexts: [{ name: "proxy", context: { cluster: "proxy", user: "sa", namespace: releaseNamespace.name } }],
-        "current-context": "proxy",
-      }),
-      { mode: 0o600 },
-    );
     const proxied = new KubeConfig();
-    proxied.loadFromFile(path);
+    proxied.loadFromFile(writeProxiedKubeconfig(gatewayProxy, identity.token, "gateway-proxied.kubeconfig"));
     const watched = watchedNamespace.name;
     // A ModelDeployment at zero: a request for its model is held, and the gateway writes its demand.
     await admin.create(
