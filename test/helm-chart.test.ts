@@ -362,6 +362,8 @@ describe("helm lint and template", () => {
       { apiGroups: ["gpufleet.io"], resources: ["modelroutes"], verbs: ["list", "watch"] },
       { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
       { apiGroups: ["apps"], resources: ["deployments", "replicasets"], verbs: ["list", "watch"] },
+      { apiGroups: ["apps"], resources: ["statefulsets"], verbs: ["list", "watch"] },
+      { apiGroups: ["leaderworkerset.x-k8s.io"], resources: ["leaderworkersets"], verbs: ["list", "watch"] },
     ]);
     expect(only(objects, "ClusterRoleBinding", "gf-gpufleet-gateway")).toMatchObject({
       subjects: [{ kind: "ServiceAccount", name: "gf-gpufleet-gateway", namespace: "gpufleet-system" }],
