@@ -156,7 +156,7 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
     for (const rule of allRules) {
       for (const field of [rule.apiGroups, rule.resources, rule.verbs]) expect(field).not.toContain("*");
       expect(rule.resources).not.toContain("secrets");
-      if (rule.verbs.includes("delete")) expect(rule.resources).toEqual([expect.stringMatching(/^(deployments|services|poddisruptionbudgets)$/)]);
+      if (rule.verbs.includes("delete")) expect(rule.resources).toEqual([expect.stringMatching(/^(deployments|services|poddisruptionbudgets|configmaps|leaderworkersets)$/)]);
       expect(rule.verbs).not.toContain("deletecollection");
     }
   });
@@ -182,10 +182,10 @@ describe("operator RBAC rules (templates/_rbac-rules.tpl)", () => {
         "/services: get,list,create,patch,delete",
         "policy/poddisruptionbudgets: get,list,create,patch,delete",
         "/pods: list,watch",
-        "/configmaps: get,create,patch",
+        "/configmaps: get,list,create,patch,delete",
         "apps/replicasets: list,watch",
         "apps/statefulsets: list,watch",
-        "leaderworkerset.x-k8s.io/leaderworkersets: get,create,patch",
+        "leaderworkerset.x-k8s.io/leaderworkersets: get,list,create,patch,delete",
         "events.k8s.io/events: create,patch",
         "inference.networking.k8s.io/inferencepools: create,patch",
       ].sort(),
@@ -221,7 +221,7 @@ describe("gateway RBAC rules (templates/_gateway.tpl)", () => {
     expect(grants).toEqual(
       [
         "gpufleet.io/modeldeployments: list,watch,patch",
-        "gpufleet.io/modelroutes: get,list,watch",
+        "gpufleet.io/modelroutes: list,watch",
         "/pods: list,watch",
         "apps/deployments: list,watch",
         "apps/replicasets: list,watch",

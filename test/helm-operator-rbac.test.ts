@@ -80,9 +80,9 @@ const EXPLAINED = new Map<string, string>([
     "the operator writes a ModelRoute's status (Ready, resolved steps, missing ModelDeployments) when one exists (test/cascade.test.ts)",
   ],
   // A replica that spans nodes runs as a LeaderWorkerSet, only where that CRD is installed; this file does
-  // not install it (test/multinode.test.ts runs that path, with admin credentials). The backstop's list of
-  // LeaderWorkerSets is sent here (answered 404 without the CRD, authorized all the same); its delete of an
-  // orphaned one is in operator/controller/orphans.test.ts.
+  // not create one (test/multinode.test.ts runs that path, with admin credentials). The backstop's list of
+  // LeaderWorkerSets is sent here (authorized whether or not the CRD is served); its delete of an orphaned
+  // one is in operator/controller/orphans.test.ts.
   ...["get", "create", "patch", "delete"].map((verb): [string, string] => [
     `leaderworkerset.x-k8s.io|leaderworkersets|${verb}`,
     "a ModelDeployment whose replica spans nodes, where the LeaderWorkerSet CRD is installed (test/multinode.test.ts; the backstop's delete: operator/controller/orphans.test.ts)",
