@@ -90,6 +90,11 @@ export class TenancyGate implements TenancyHook {
     this.now = options.now ?? Date.now;
   }
 
+  /** Replicas this one counts as sharing a tenant's limits (it enforces 1/n of them); 0 for an unknown tenant. */
+  replicasSharing(tenant: string): number {
+    return this.options.core.limiterOf(tenant)?.replicasSharing ?? 0;
+  }
+
   identify(req: IncomingMessage): { tenant: string; tier: string } | undefined {
     return this.options.core.identify(req.headers.authorization);
   }
