@@ -70,7 +70,10 @@ afterAll(async () => {
   client.close();
 });
 
-describe("autoscaling on KV-cache pressure and queue depth, end to end", () => {
+// The four cases run at once (each has its own ModelDeployment and engines; one operator serves them
+// all): the file takes as long as its longest case, the vLLM spike and its scale-down, instead of the
+// sum. At their maxReplicas they need the 12 L4 GPUs of sim/cluster/gpu-pools.yaml (3 nodes x 4).
+describe.concurrent("autoscaling on KV-cache pressure and queue depth, end to end", () => {
   it("scales a vLLM ModelDeployment up within a few scrape intervals of a load spike, and down after the stabilization window once the load is gone", async () => {
     const spec = autoscaled("vllm");
     const proxy = await deploy("spike", { ...spec, autoscaling: { ...spec.autoscaling, ttftTargetSeconds: 2 } });

@@ -67,7 +67,9 @@ afterAll(async () => {
   client.close();
 });
 
-describe("a ModelDeployment named like an object gpufleet does not own", () => {
+// The three cases run at once: each names a different object (the first in `default`, with its own
+// operator), so the file takes as long as its longest case.
+describe.concurrent("a ModelDeployment named like an object gpufleet does not own", () => {
   it("named `kubernetes` in `default`: refused with NameConflict, the API server's Service untouched and kept after the ModelDeployment is deleted", async () => {
     operators.push(await startTestOperator(kubeConfig, "default"));
     const servicePath = "/api/v1/namespaces/default/services/kubernetes";
