@@ -566,15 +566,21 @@ async function prepareAlignedSource(
   const toolDir = join(TOOLS_DIR, recipe.toolModule);
   const alignDir = join(TOOLS_DIR, recipe.alignedWith.toolModule);
   const alignWith = effectiveModuleVersions(readFileSync(join(alignDir, "go.mod"), "utf8"));
+  /** The module (path and version) of every package the binary is built from, one line each. */
+  const modulesOfBuild = async (cwd: string): Promise<string[]> =>
+    (
+      await runGo(
+        goBinary,
+        ["list", "-mod=readonly", "-deps", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", recipe.goPackage],
+        cwd,
+        env,
+        logPath,
+      )
+    )
+      .split("\n")
+      .filter((line) => line !== "");
   // Modules a package of the binary comes from; the others (test frameworks, generators) are dropped.
-  const listed = await runGo(
-    goBinary,
-    ["list", "-mod=readonly", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", recipe.goPackage],
-    toolDir,
-    env,
-    logPath,
-  );
-  const keep = new Set(listed.split("\n").filter((line) => line !== ""));
+  const keep = new Set((await modulesOfBuild(toolDir)).map((line) => line.split(" ")[0] ?? ""));
 
   rmSync(workDir, { recursive: true, force: true });
   const copyModule = async (modulePath: string, destination: string): Promise<void> => {
@@ -599,15 +605,8 @@ async function prepareAlignedSource(
   }
   writeFileSync(join(workDir, "go.sum"), `${[...sums].sort().join("\n")}\n`);
 
-  const built = await runGo(
-    goBinary,
-    ["list", "-mod=readonly", "-deps", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", recipe.goPackage],
-    workDir,
-    env,
-    logPath,
-  );
   const mismatched = new Set<string>();
-  for (const line of built.split("\n")) {
+  for (const line of await modulesOfBuild(workDir)) {
     const [modulePath = "", version = ""] = line.split(" ");
     const aligned = alignWith.get(modulePath);
     if (aligned !== undefined && aligned !== version) mismatched.add(`${modulePath} ${version} (tools/${recipe.alignedWith.toolModule}: ${aligned})`);
