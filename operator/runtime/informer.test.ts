@@ -240,6 +240,15 @@ describe("Informer against a fake API server", () => {
     expect(inf.stats().lists).toBe(4);
   });
 
+  it("waits quietly for a resource type that is not served yet (404, e.g. an optional CRD) and lists once it is", async () => {
+    fake.failNext("GET", /configmaps$/, 404, "NotFound", 3);
+    fake.put(cmPath("a", "later"), {});
+    const inf = startInformer();
+    await inf.waitForSync(3000);
+    expect(inf.get("a", "later")).toBeDefined();
+    expect(inf.stats().notServedRetries).toBe(3);
+  });
+
   it("survives a handler that throws", async () => {
     const inf = startInformer();
     inf.onAdd(() => {

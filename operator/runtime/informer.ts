@@ -3,6 +3,7 @@ import { logger } from "../log/logger.js";
 import {
   errorFromWatchStatus,
   isGone,
+  isNotFound,
   objectKey,
   pathFor,
   type KubeClient,
@@ -90,7 +91,7 @@ class Stream<T extends KubeObject> {
   private failures = 0;
   private abort: AbortController | undefined;
   /** Counters for tests and logs. */
-  readonly stats = { lists: 0, watches: 0, relistsAfterGone: 0, staleAborts: 0 };
+  readonly stats = { lists: 0, watches: 0, relistsAfterGone: 0, staleAborts: 0, notServedRetries: 0 };
 
   constructor(
     private readonly informer: Informer<T>,
@@ -113,6 +114,14 @@ class Stream<T extends KubeObject> {
         if (stopSignal.aborted) return;
         if (isGone(err)) {
           outcome = "gone";
+        } else if (isNotFound(err) && !this.synced) {
+          // The resource type is not served (an optional CRD, e.g. LeaderWorkerSet, not installed):
+          // say so once, in one line, then retry quietly with backoff until it lists.
+          this.stats.notServedRetries++;
+          const line = { namespace: this.namespace, apiVersion: this.informer.options.apiVersion, kind: this.informer.options.kind };
+          if (this.stats.notServedRetries === 1) this.informer.log.info(line, "resource type not served (404); retrying quietly until it is");
+          else this.informer.log.debug(line, "resource type still not served (404)");
+          outcome = "error";
         } else {
           this.informer.log.warn({ err, namespace: this.namespace }, "list/watch failed; retrying");
           outcome = "error";
@@ -387,14 +396,15 @@ export class Informer<T extends KubeObject> {
     return Object.fromEntries(this.streams.map((s) => [s.namespace ?? "", s.resourceVersion]));
   }
 
-  /** Totals of lists, watches, relists after 410 and stale aborts (for tests and debugging). */
-  stats(): { lists: number; watches: number; relistsAfterGone: number; staleAborts: number } {
-    const total = { lists: 0, watches: 0, relistsAfterGone: 0, staleAborts: 0 };
+  /** Totals of lists, watches, relists after 410, stale aborts and 404 retries (for tests and debugging). */
+  stats(): { lists: number; watches: number; relistsAfterGone: number; staleAborts: number; notServedRetries: number } {
+    const total = { lists: 0, watches: 0, relistsAfterGone: 0, staleAborts: 0, notServedRetries: 0 };
     for (const s of this.streams) {
       total.lists += s.stats.lists;
       total.watches += s.stats.watches;
       total.relistsAfterGone += s.stats.relistsAfterGone;
       total.staleAborts += s.stats.staleAborts;
+      total.notServedRetries += s.stats.notServedRetries;
     }
     return total;
   }
