@@ -262,6 +262,22 @@ describe("the operator under the chart's RBAC", () => {
       description: "generation 2 reconciled",
     });
 
+    // A repeated Event joins its series (events patch): a ModelDeployment named like a Service gpufleet does
+    // not own is refused with the same NameConflict Warning at every reconcile; an annotation change
+    // reconciles it again.
+    await admin.create({ apiVersion: "v1", kind: "Service", metadata: { name: "rbac-taken", namespace: watched }, spec: { ports: [{ name: "http", port: 80 }] } });
+    await admin.create(modelDeploymentObject(watched, "rbac-taken", spec));
+    const nameConflictSeries = async (): Promise<number> => {
+      const list = await admin.list<KubeObject & { reason?: string; regarding?: { name?: string }; series?: { count?: number } }>(
+        `/apis/events.k8s.io/v1/namespaces/${watched}/events`,
+      );
+      const event = list.items.find((item) => item.reason === "NameConflict" && item.regarding?.name === "rbac-taken");
+      return event ? (event.series?.count ?? 1) : 0;
+    };
+    await waitFor(async () => (await nameConflictSeries()) >= 1, { timeoutMs: 60_000, intervalMs: 500, description: "a NameConflict Event for rbac-taken" });
+    await admin.patch(modelDeploymentPath(watched, "rbac-taken"), { metadata: { annotations: { "example.com/touched": "1" } } });
+    await waitFor(async () => (await nameConflictSeries()) >= 2, { timeoutMs: 60_000, intervalMs: 500, description: "the NameConflict Event's series counting the repeat" });
+
     // The autoscaler: a held request at the gateway wakes a ModelDeployment at zero (scale subresource).
     await admin.create(
       modelDeploymentObject(watched, "wake", { ...spec, replicas: 0, autoscaling: { enabled: true, minReplicas: 0, maxReplicas: 1, scaleToZeroIdleSeconds: 600 } }),
