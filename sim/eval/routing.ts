@@ -211,10 +211,8 @@ export function scaleUsers(trace: Trace, factor: number, seed = 7, jitterMs = 50
   return { name: `${trace.name}×${factor}`, requests: out, durationMs: out[out.length - 1]?.arrivalMs ?? 0 };
 }
 
-/** Replay `scenario` through `router`; deterministic. */
-export function simulateRouting(scenario: RoutingScenario, router: Router): RoutingResult {
-  const { params, replicas, scrapeIntervalMs, trace } = scenario;
-  const blockTokens = scenario.blockTokens ?? MOONCAKE_BLOCK_TOKENS;
+/** `replicas` simulated engines and the gateway's view of them as ready, idle loopback pods (shared by the benches that replay traces through the picker). */
+export function simulatedPods(params: EngineParams, replicas: number): { engines: EngineModel[]; endpoints: EndpointState[] } {
   const engines = Array.from({ length: replicas }, () => new EngineModel(params, { tokenEvents: false }));
   const endpoints: EndpointState[] = engines.map((_, i) => ({
     podName: `pod-${i}`,
@@ -222,9 +220,16 @@ export function simulateRouting(scenario: RoutingScenario, router: Router): Rout
     address: `127.0.0.${i + 2}:8000`,
     ready: true,
     inFlight: 0,
-    inFlightAtScrape: 0,
-    pendingPrefillTokens: 0,
   }));
+  return { engines, endpoints };
+}
+
+/** Replay `scenario` through `router`; deterministic. */
+export function simulateRouting(scenario: RoutingScenario, router: Router): RoutingResult {
+  const { params, replicas, scrapeIntervalMs, trace } = scenario;
+  const blockTokens = scenario.blockTokens ?? MOONCAKE_BLOCK_TOKENS;
+  const { engines, endpoints } = simulatedPods(params, replicas);
+  for (const endpoint of endpoints) Object.assign(endpoint, { inFlightAtScrape: 0, pendingPrefillTokens: 0 });
   const pendingPrefill = new Map<string, number>();
   const ownerOf = new Map<string, number>();
   let lastFinishMs = 0;

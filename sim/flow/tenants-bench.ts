@@ -20,11 +20,10 @@ import {
   newRoutingState,
   pickEndpoint,
 } from "../../gateway/routing/picker.js";
-import type { EndpointState } from "../../gateway/routing/types.js";
 import { EngineModel, type EngineParams } from "../engine/model.js";
 import { replicaFor } from "../eval/hardware.js";
 import { quantile } from "../eval/fleet.js";
-import { scaleUsers } from "../eval/routing.js";
+import { scaleUsers, simulatedPods } from "../eval/routing.js";
 import { type Trace, loadTrace, seededRandom } from "../eval/traces.js";
 
 interface Tier {
@@ -91,14 +90,7 @@ function simulate(
     const u = random();
     return u < TIERS[0]!.share ? TIERS[0]! : u < TIERS[0]!.share + TIERS[1]!.share ? TIERS[1]! : TIERS[2]!;
   });
-  const engines = Array.from({ length: replicas }, () => new EngineModel(params, { tokenEvents: false }));
-  const endpoints: EndpointState[] = engines.map((_, i) => ({
-    podName: `pod-${i}`,
-    namespace: "bench",
-    address: `127.0.0.${i + 2}:8000`,
-    ready: true,
-    inFlight: 0,
-  }));
+  const { engines, endpoints } = simulatedPods(params, replicas);
   const routing = newRoutingState();
   const limits = { ...DEFAULT_PICK_LIMITS, maxLoadPerEndpoint: maxLoad };
   const queue = new HoldQueue<Pending>({
