@@ -323,13 +323,15 @@ describe.concurrent("a model bigger than one node, as LeaderWorkerSet groups", (
       description: "Ready after the group restart",
     });
     mark("Ready again after the group restart");
-    const newLeader = restarted.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "0")!;
-    // The recreated leader (same name, new pod and address) is routed to again.
+    // The recreated leader (same name, new pod and address) is routed to again. The LWS controller may
+    // recreate the group more than once while the dead worker terminates, so any leader other than the
+    // dead group's counts; the answer must come from a pod that exists now, ready.
     await waitFor(
       async () => {
         const answer = await throughGateway("llama-3.1-405b-instruct");
         const current = (await pods(name)).find((pod) => pod.metadata?.name === answer.pod);
-        return answer.status === 200 && current?.metadata?.uid === newLeader.metadata?.uid ? true : undefined;
+        if (answer.status === 200 && current !== undefined && current.metadata?.uid !== leaderUid && runningReady(current)) return true;
+        throw new Error(`HTTP ${answer.status} from ${answer.pod ?? "no pod"} (uid ${current?.metadata?.uid ?? "none"}, dead leader ${leaderUid})`);
       },
       { timeoutMs: 20_000, intervalMs: 200, description: "the recreated leader answers through the gateway" },
     );
