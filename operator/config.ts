@@ -26,6 +26,12 @@ export interface OperatorConfig {
   /** Autoscaler history: bucket length (s) and shortest time between writes (s). */
   historyBucketSeconds: number;
   historySaveSeconds: number;
+  /**
+   * GPUFLEET_AUTOSCALER_WINDOW_SECONDS: the autoscaler policy's stable window, token window and
+   * scale-down period, in seconds (unset: the policy defaults, 60 s each). Shorter windows react
+   * sooner to noise; the tests shorten them so scale-downs happen within their run time.
+   */
+  autoscalerWindowSeconds?: number;
   concurrency: number;
   /** How often to look again whether the InferencePool CRD is served (it may be installed later). */
   inferencePoolRecheckSeconds: number;
@@ -98,7 +104,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     if (url.protocol !== "https:" && url.protocol !== "http:")
       throw new ConfigError(`GPUFLEET_HF_ENDPOINT=${hubEndpoint} is not an http(s) URL`);
   }
+  const windowRaw = env.GPUFLEET_AUTOSCALER_WINDOW_SECONDS;
+  // At least the panic window (15 s): the stable window is the slower of the two.
+  const autoscalerWindowSeconds =
+    windowRaw === undefined || windowRaw === "" ? undefined : integer(env, "GPUFLEET_AUTOSCALER_WINDOW_SECONDS", 60, 15, 3600);
   return {
+    ...(autoscalerWindowSeconds === undefined ? {} : { autoscalerWindowSeconds }),
     ...(hubEndpoint
       ? {
           hub: {

@@ -98,6 +98,7 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
     scrapeTimeoutMs: config.scrapeTimeoutSeconds * 1000,
     historyBucketSeconds: config.historyBucketSeconds,
     historySaveIntervalMs: config.historySaveSeconds * 1000,
+    ...(config.autoscalerWindowSeconds === undefined ? {} : { policyWindowSeconds: config.autoscalerWindowSeconds }),
     events,
     onViewChanged: (key) => controller.enqueue(key),
     observer: {

@@ -7,6 +7,7 @@ import { modelDeployment } from "../controller/testing.js";
 import type { Informer } from "../runtime/informer.js";
 import type { KubeClient, KubeObject } from "../runtime/kube-client.js";
 import { AutoscalerLoop, type AutoscalerLoopOptions, engineActivity, policyConfig, replicaTokenCapacity } from "./loop.js";
+import { decideScale, initialPolicyState, POLICY_TUNING_DEFAULTS, type AutoscalingConfig, type PodObservation } from "./policy.js";
 
 const spec = {
   model: { name: "llama", source: { huggingFace: { repo: "meta-llama/Llama-3.1-8B-Instruct" } } },
@@ -38,6 +39,48 @@ describe("policyConfig", () => {
   it("leaves the capacity out for a GPU the catalogue does not know", () => {
     const md = { ...modelDeployment("code", spec), status: { plan: { ...plan, gpuProduct: "Acme-X1" } } };
     expect(replicaTokenCapacity(md)).toBeUndefined();
+  });
+});
+
+describe("policyConfig policy windows (GPUFLEET_AUTOSCALER_WINDOW_SECONDS)", () => {
+  const md = modelDeployment("code", { ...spec, autoscaling: { ...spec.autoscaling, scaleDownStabilizationSeconds: 20 } });
+
+  it("leaves the policy's own windows alone by default, and sets the stable, token and scale-down windows when given", () => {
+    const defaults = policyConfig(md);
+    expect(defaults.stableWindowSeconds).toBeUndefined();
+    expect(defaults.tokenWindowSeconds).toBeUndefined();
+    expect(defaults.scaleDownPeriodSeconds).toBeUndefined();
+    expect(POLICY_TUNING_DEFAULTS.stableWindowSeconds).toBe(60);
+    const short = policyConfig(md, 15);
+    expect([short.stableWindowSeconds, short.tokenWindowSeconds, short.scaleDownPeriodSeconds]).toEqual([15, 15, 15]);
+  });
+
+  /** Seconds after the load ends until the policy first asks for fewer than 3 replicas (3 pods, one decision a second). */
+  function secondsToScaleDown(config: AutoscalingConfig): number {
+    const pods = (nowMs: number, kvCacheUtilization: number): PodObservation[] =>
+      ["a", "b", "c"].map((name) => ({
+        name,
+        phase: "ready" as const,
+        sinceMs: 0,
+        metrics: { kvCacheUtilization, requestsWaiting: 0, requestsRunning: kvCacheUtilization > 0.5 ? 20 : 0, scrapedAtMs: nowMs },
+      }));
+    let state = initialPolicyState();
+    const loadEndsMs = 400_000;
+    for (let nowMs = 0; nowMs < 1_000_000; nowMs += 1000) {
+      const decision = decideScale(config, state, { nowMs, currentReplicas: 3, pods: pods(nowMs, nowMs < loadEndsMs ? 0.75 : 0.05) });
+      state = decision.state;
+      if (nowMs >= loadEndsMs && decision.desiredReplicas < 3) return (nowMs - loadEndsMs) / 1000;
+    }
+    throw new Error("never scaled down");
+  }
+
+  it("scales down sooner after the load with shorter windows, still not before the scale-down stabilization", () => {
+    const byDefault = secondsToScaleDown(policyConfig(md));
+    const short = secondsToScaleDown(policyConfig(md, 15));
+    expect(byDefault).toBeGreaterThanOrEqual(60);
+    expect(short).toBeGreaterThanOrEqual(20);
+    // Measured: 69 s with the 60 s windows, 31 s with 15 s ones (the 20 s scale-down stabilization included).
+    expect(short).toBeLessThanOrEqual(byDefault - 30);
   });
 });
 

@@ -77,6 +77,8 @@ export interface AutoscalerLoopOptions {
   historyBucketSeconds?: number;
   /** Shortest time between two writes of a ModelDeployment's history (default 60 s). */
   historySaveIntervalMs?: number;
+  /** The policy's stable window, token window and scale-down period, seconds (default: the policy's, 60 s; tests shorten them). */
+  policyWindowSeconds?: number;
 }
 
 interface PerDeployment {
@@ -132,7 +134,7 @@ export function wakeTokensPerReplica(modelDeployment: ModelDeployment): number |
  * The CRD's autoscaling fields as the policy's config. The floor is 0 only with scale to zero on
  * (minReplicas 0 and scaleToZeroIdleSeconds); the policy itself never goes from 1 to 0 (./scale-to-zero.ts does).
  */
-export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfig {
+export function policyConfig(modelDeployment: ModelDeployment, windowSeconds?: number): AutoscalingConfig {
   const autoscaling = modelDeployment.spec.autoscaling;
   const capacity = replicaTokenCapacity(modelDeployment);
   const explicitTarget = autoscaling.tokenThroughputUtilizationTarget;
@@ -149,6 +151,9 @@ export function policyConfig(modelDeployment: ModelDeployment): AutoscalingConfi
     ttftTargetSeconds: autoscaling.ttftTargetSeconds ?? DEFAULT_TTFT_TARGET_SECONDS,
     ...(autoscaling.forecast === true ? { forecast: true } : {}),
     ...(capacity === undefined ? {} : { replicaTokenCapacityPerSecond: capacity }),
+    ...(windowSeconds === undefined
+      ? {}
+      : { stableWindowSeconds: windowSeconds, tokenWindowSeconds: windowSeconds, scaleDownPeriodSeconds: windowSeconds }),
   };
 }
 
@@ -394,7 +399,7 @@ export class AutoscalerLoop {
     );
     const gatewayDemand = parseGatewayDemand(md.metadata.annotations, now);
     const gateway: GatewayDemandSummary = { held: gatewayDemand.held, heldTokens: gatewayDemand.heldTokens, lastRequestAtMs: gatewayDemand.lastRequestAt };
-    const policyDecision = decideScale(policyConfig(md), entry.state, {
+    const policyDecision = decideScale(policyConfig(md, this.options.policyWindowSeconds), entry.state, {
       nowMs: now,
       currentReplicas,
       pods: observed,
