@@ -163,6 +163,43 @@ describe("AutoscalerLoop target selection", () => {
     expect(decision.signals.requestsWaiting).toBe(0);
     expect(patches).toEqual([]);
   });
+
+  it("keeps the view the status shows until it publishes a new one, so a reconcile in between writes no status", async () => {
+    const md = { ...modelDeployment("llama", { ...spec, replicas: 1 }), status: { plan } } as ModelDeployment & KubeObject;
+    const deployment = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "llama", namespace: "team-a", uid: "deploy-uid", ownerReferences: [{ apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", name: "llama", uid: md.metadata.uid as string, controller: true }] } };
+    const replicaSet = { apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: "llama-abc", namespace: "team-a", uid: "rs-uid", ownerReferences: [{ apiVersion: "apps/v1", kind: "Deployment", name: "llama", uid: "deploy-uid", controller: true }] } };
+    const pods = [enginePod("llama-abc-1", await engine(0, { count: 0 }), { kind: "ReplicaSet", uid: "rs-uid" })];
+    let nowMs = Date.parse("2026-06-01T12:00:00Z");
+    const published: string[] = [];
+    const loop = new AutoscalerLoop({
+      client: { patch: async () => ({}) } as unknown as KubeClient,
+      modelDeployments: informer([md]),
+      pods: informer(pods),
+      replicaSets: informer([replicaSet as KubeObject]),
+      deployments: informer([deployment as KubeObject]),
+      intervalMs: 5000,
+      scrapeTimeoutMs: 2000,
+      now: () => nowMs,
+      onViewChanged: (key) => published.push(key),
+    } as AutoscalerLoopOptions);
+    await loop.evaluate(md, "team-a/llama");
+    const first = loop.view("team-a/llama");
+    expect(published).toEqual(["team-a/llama"]);
+    expect(first?.lastObservationTime).toBe("2026-06-01T12:00:00Z");
+    // Ticks with the same picture: nothing published, and the view a reconcile merges into the status is
+    // the published one (a newer lastObservationTime there would make every reconcile write the status).
+    for (const seconds of [5, 10, 25]) {
+      nowMs = Date.parse("2026-06-01T12:00:00Z") + seconds * 1000;
+      await loop.evaluate(md, "team-a/llama");
+      expect(published).toHaveLength(1);
+      expect(loop.view("team-a/llama")).toEqual(first);
+    }
+    // Every 30 s the view is refreshed and published.
+    nowMs = Date.parse("2026-06-01T12:00:30Z");
+    await loop.evaluate(md, "team-a/llama");
+    expect(published).toHaveLength(2);
+    expect(loop.view("team-a/llama")?.lastObservationTime).toBe("2026-06-01T12:00:30Z");
+  });
 });
 
 describe("scale from zero on the ModelDeployment informer event", () => {

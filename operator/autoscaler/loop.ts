@@ -466,11 +466,14 @@ export class AutoscalerLoop {
       ...(ttft.requests === null ? {} : { ttftRequests: ttft.requests }),
       ...(lastScaleTime ? { lastScaleTime } : {}),
     };
+    // The view the status shows is replaced (and the controller asked to write it) when the decision or the
+    // picture changes, and otherwise every 30 s. Between those it stays as published: a reconcile for any
+    // other reason (a gateway's demand annotation, a pod event) then finds the autoscaler's part of the
+    // status unchanged and writes nothing, where a view with a fresh lastObservationTime would cost a status
+    // write per reconcile.
     const previous = entry.view;
-    entry.view = view;
-    // Status is rewritten when the decision or the picture changes, and otherwise at most every 30 s,
-    // so a large fleet does not turn every scrape into a status write.
-    if (!previous || materiallyDifferent(previous, view) || now - entry.viewWrittenAtMs >= 30_000) {
+    if (!previous || direction !== "hold" || materiallyDifferent(previous, view) || now - entry.viewWrittenAtMs >= 30_000) {
+      entry.view = view;
       entry.viewWrittenAtMs = now;
       this.options.onViewChanged?.(key);
     }
