@@ -30,4 +30,22 @@ describe("loadGatewayConfig", () => {
     expect(() => loadGatewayConfig({ POD_NAME: "gw-0", [key]: value })).toThrow(ConfigError);
     expect(() => loadGatewayConfig({ POD_NAME: "gw-0", [key]: value })).toThrow(key);
   });
+
+  it("reads a slot reserve for the top bands, and refuses one that the load limit cannot hold or that names no band", () => {
+    expect(loadGatewayConfig({ POD_NAME: "gw-0" }).slotReserve).toEqual({ slotsPerPod: 0, minPriority: 0 });
+    expect(
+      loadGatewayConfig({
+        POD_NAME: "gw-0",
+        GPUFLEET_GATEWAY_MAX_LOAD_PER_ENDPOINT: "16",
+        GPUFLEET_GATEWAY_RESERVED_SLOTS: "4",
+        GPUFLEET_GATEWAY_RESERVED_MIN_PRIORITY: "100",
+      }).slotReserve,
+    ).toEqual({ slotsPerPod: 4, minPriority: 100 });
+    const refused = (env: Record<string, string>, message: string) =>
+      expect(() => loadGatewayConfig({ POD_NAME: "gw-0", ...env })).toThrow(message);
+    refused({ GPUFLEET_GATEWAY_RESERVED_SLOTS: "4", GPUFLEET_GATEWAY_RESERVED_MIN_PRIORITY: "100" }, "GPUFLEET_GATEWAY_MAX_LOAD_PER_ENDPOINT above it");
+    refused({ GPUFLEET_GATEWAY_MAX_LOAD_PER_ENDPOINT: "4", GPUFLEET_GATEWAY_RESERVED_SLOTS: "4", GPUFLEET_GATEWAY_RESERVED_MIN_PRIORITY: "100" }, "GPUFLEET_GATEWAY_MAX_LOAD_PER_ENDPOINT above it");
+    refused({ GPUFLEET_GATEWAY_MAX_LOAD_PER_ENDPOINT: "16", GPUFLEET_GATEWAY_RESERVED_SLOTS: "4" }, "GPUFLEET_GATEWAY_RESERVED_MIN_PRIORITY");
+    refused({ GPUFLEET_GATEWAY_RESERVED_MIN_PRIORITY: "1001" }, "GPUFLEET_GATEWAY_RESERVED_MIN_PRIORITY");
+  });
 });

@@ -3,9 +3,11 @@
  * sets them), like operator/config.ts: a bad value stops the process with a message naming the variable.
  */
 import { isValidReplicaName } from "../operator/api/gateway-demand.js";
+import { MAX_PRIORITY } from "../operator/api/tenancy.js";
 import { ConfigError, boolean, integer } from "../operator/config.js";
 import type { PickWeights } from "./routing/types.js";
 import { DEFAULT_PICK_WEIGHTS } from "./routing/picker.js";
+import type { SlotReserve } from "./tenancy/reserve.js";
 
 export { ConfigError };
 
@@ -46,6 +48,8 @@ export interface GatewayConfig {
   demandWrites: boolean;
   /** Tenants and usage tiers (gateway/tenancy); off: every request is served without a key. */
   tenancy: TenancyConfig;
+  /** Slots per pod (of maxLoadPerEndpoint) that only the top priority bands may take (gateway/tenancy/reserve.ts). */
+  slotReserve: SlotReserve;
 }
 
 export interface TenancyConfig {
@@ -181,5 +185,21 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     },
     demandWrites: boolean(env, "GPUFLEET_GATEWAY_DEMAND_WRITES", true),
     tenancy: tenancyConfig(env),
+    slotReserve: slotReserve(env),
   };
+}
+
+function slotReserve(env: NodeJS.ProcessEnv): SlotReserve {
+  const slotsPerPod = integer(env, "GPUFLEET_GATEWAY_RESERVED_SLOTS", 0, 0, 1_000_000);
+  const minPriority = integer(env, "GPUFLEET_GATEWAY_RESERVED_MIN_PRIORITY", 0, 0, MAX_PRIORITY);
+  const maxLoad = integer(env, "GPUFLEET_GATEWAY_MAX_LOAD_PER_ENDPOINT", 0, 0, 1_000_000);
+  if (slotsPerPod > 0 && !(maxLoad > slotsPerPod))
+    throw new ConfigError(
+      `GPUFLEET_GATEWAY_RESERVED_SLOTS=${slotsPerPod} needs GPUFLEET_GATEWAY_MAX_LOAD_PER_ENDPOINT above it (the slots are reserved out of that load limit; it is ${maxLoad})`,
+    );
+  if (slotsPerPod > 0 && minPriority === 0)
+    throw new ConfigError(
+      "GPUFLEET_GATEWAY_RESERVED_MIN_PRIORITY must name the lowest UsageTier priority (> 0) that may use GPUFLEET_GATEWAY_RESERVED_SLOTS",
+    );
+  return { slotsPerPod, minPriority };
 }

@@ -25,6 +25,7 @@ import type { PickResult, RequestFeatures } from "./routing/types.js";
 import { SseFramer } from "./sse.js";
 import { type TenancyHook, type TenancyTicket, maxTokensOf } from "./tenancy/tenancy.js";
 import type { RegionRouter } from "./region-router.js";
+import { NO_RESERVE, limitsForBand } from "./tenancy/reserve.js";
 
 export type GatewayServerConfig = Pick<
   GatewayConfig,
@@ -38,6 +39,7 @@ export type GatewayServerConfig = Pick<
   | "sessionHeader"
   | "debugHeaders"
   | "weights"
+  | "slotReserve"
 >;
 
 export const DEFAULT_SERVER_CONFIG: GatewayServerConfig = {
@@ -51,6 +53,7 @@ export const DEFAULT_SERVER_CONFIG: GatewayServerConfig = {
   sessionHeader: "x-session-id",
   debugHeaders: true,
   weights: DEFAULT_PICK_WEIGHTS,
+  slotReserve: NO_RESERVE,
 };
 
 /** What the server tells the demand writer (demand.ts). */
@@ -295,7 +298,9 @@ export class GatewayServer {
       tenancy,
     };
     // Arrival order: while others are held for this model, a new request queues behind them.
-    const pick = this.holds.size(route.model) === 0 ? this.pick(route, request.features) : undefined;
+    const priority = tenancy?.context.priority ?? 0;
+    const pick =
+      this.holds.size(route.model) === 0 ? this.pick(route, request.features, undefined, priority) : undefined;
     if (pick) this.forward(exchange, pick);
     else this.hold(exchange);
   }
@@ -304,6 +309,7 @@ export class GatewayServer {
     route: ModelRoute,
     features: RequestFeatures,
     exclude?: ReadonlySet<string>,
+    priority = 0,
   ): PickResult | undefined {
     const endpoints = exclude?.size
       ? route.endpoints.filter((e) => !exclude.has(e.address))
@@ -321,7 +327,9 @@ export class GatewayServer {
               : {}),
           }
         : DEFAULT_PICK_LIMITS;
-    return pickEndpoint(features, inRegion, route.routing, this.config.weights, this.now(), limits);
+    // Lower bands may not take a pod's last slots (config.slotReserve, issue 14 §2).
+    const bandLimits = limitsForBand(limits, priority, this.config.slotReserve);
+    return pickEndpoint(features, inRegion, route.routing, this.config.weights, this.now(), bandLimits);
   }
 
   private hold(exchange: Exchange): void {
@@ -444,11 +452,13 @@ export class GatewayServer {
     }
     let released = 0;
     while (this.holds.size(model) > 0) {
-      // Whether any pod can take a request does not depend on the request: probe, then release the oldest.
-      if (!this.pick(route, { model, prompt: "", blockHashes: [] })) break;
+      // Whether any pod can take the next request depends only on its band (the slot reserve): probe with
+      // the band of the entry released next, then release it.
+      const priority = this.holds.peek(model)?.priority ?? 0;
+      if (!this.pick(route, { model, prompt: "", blockHashes: [] }, undefined, priority)) break;
       const [entry] = this.holds.release(model, 1, this.now());
       if (!entry) break;
-      const pick = this.pick(route, entry.item.features);
+      const pick = this.pick(route, entry.item.features, undefined, entry.priority);
       if (!pick) break; // cannot happen (probed), but never drop a request
       entry.item.start(pick);
       released++;
@@ -675,7 +685,7 @@ export class GatewayServer {
           finished = true;
           const next =
             this.holds.size(route.model) === 0
-              ? this.pick(route, request.features, exchange.tried)
+              ? this.pick(route, request.features, exchange.tried, exchange.tenancy?.context.priority ?? 0)
               : undefined;
           if (next) {
             this.forward(exchange, next);

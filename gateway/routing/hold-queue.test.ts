@@ -184,4 +184,18 @@ describe("HoldQueue priority bands and fair queueing", () => {
     expect(q.expire(2_500).map((e) => e.item)).toEqual(Array.from({ length: 14 }, (_, i) => `gold${i}`));
     expect(q.size("m")).toBe(2);
   });
+
+  it("peek shows the entry release would hand out next (highest band, fair within it) and leaves it held", () => {
+    const q = new HoldQueue<string>({ maxPerModel: 10, maxWaitMs: 60_000 });
+    expect(q.peek("m")).toBeUndefined();
+    q.hold("m", "bronze", 0, { priority: 0 });
+    q.hold("m", "gold-a", 1, { priority: 2, fairnessKey: "a", cost: 100 });
+    q.hold("m", "gold-b", 2, { priority: 2, fairnessKey: "b", cost: 10 });
+    expect(q.peek("m")?.item).toBe("gold-b");
+    expect(q.size("m")).toBe(3);
+    expect(q.release("m", 1)[0]?.item).toBe("gold-b");
+    expect(q.peek("m")?.item).toBe("gold-a");
+    q.release("m", 1);
+    expect(q.peek("m")).toMatchObject({ item: "bronze", priority: 0 });
+  });
 });

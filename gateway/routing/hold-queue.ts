@@ -263,6 +263,13 @@ export class HoldQueue<T> {
     return out;
   }
 
+  /** The entry `release(model, 1)` would return next, left in the queue (e.g. to check its band). */
+  peek(model: string): HeldEntry<T> | undefined {
+    let best: HeldEntry<T> | undefined;
+    for (const e of this.queues.get(model)?.entries ?? []) if (best === undefined || byReleaseOrder(e, best) < 0) best = e;
+    return best;
+  }
+
   /** Entries whose deadline is at or before `nowMs`, removed, in deadline order. */
   expire(nowMs: number): Array<HeldEntry<T>> {
     const out: Array<HeldEntry<T>> = [];

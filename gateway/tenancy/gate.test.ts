@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Tenant, UsageTier } from "../../operator/api/tenancy.js";
 import { StaticFleet, staticEndpoint } from "../fleet.js";
 import { createGatewayMetrics } from "../metrics.js";
-import { GatewayServer } from "../server.js";
+import { GatewayServer, type GatewayServerConfig } from "../server.js";
 import { TenancyCore } from "./core.js";
 import { createTenancyMetrics } from "./metrics.js";
 import { TenancyGate } from "./tenancy.js";
@@ -27,8 +27,10 @@ const tenant = (name: string, tierName: string, secret: string): Tenant => ({
 });
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
-async function setup(options: { anonymousTier?: string } = {}) {
+async function setup(options: { anonymousTier?: string; server?: Partial<GatewayServerConfig>; manualAnswers?: boolean } = {}) {
   const seen: Array<{ authorization: string | undefined; body: string }> = [];
+  /** With manualAnswers: the engine's answers in arrival order, each sent when the test calls it. */
+  const pendingAnswers: Array<() => void> = [];
   const engine = http.createServer((req, res) => {
     let body = "";
     req.on("data", (c: Buffer) => (body += c.toString()));
@@ -36,8 +38,12 @@ async function setup(options: { anonymousTier?: string } = {}) {
       seen.push({ authorization: req.headers.authorization, body });
       const request = JSON.parse(body) as { max_tokens?: number; prompt?: string };
       const completion = request.max_tokens ?? 4;
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ choices: [{ text: "x".repeat(completion) }], usage: { prompt_tokens: 11, completion_tokens: completion } }));
+      const answer = () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ choices: [{ text: "x".repeat(completion) }], usage: { prompt_tokens: 11, completion_tokens: completion } }));
+      };
+      if (options.manualAnswers) pendingAnswers.push(answer);
+      else answer();
     });
   });
   await new Promise<void>((resolve) => engine.listen(0, "127.0.0.1", resolve));
@@ -101,6 +107,7 @@ async function setup(options: { anonymousTier?: string } = {}) {
   const server = new GatewayServer({
     fleet,
     metrics: gatewayMetrics,
+    ...(options.server ? { config: options.server } : {}),
     tenancy: gate,
     cascade: { serve: (r) => cascade.serve(r), aliasOf: (req) => cascade.aliasOf(req) },
   });
@@ -117,7 +124,7 @@ async function setup(options: { anonymousTier?: string } = {}) {
     await new Promise((r) => setTimeout(r, 20));
     return core.meter.take(tenantKey);
   };
-  return { post, seen, core, settled, metrics: () => gatewayMetrics.registry.metrics() };
+  return { post, seen, core, settled, server, pendingAnswers, metrics: () => gatewayMetrics.registry.metrics() };
 }
 
 describe("tenancy in the gateway's request path", () => {
@@ -244,6 +251,65 @@ describe("tenancy in the gateway's request path", () => {
     const before = g.seen.length;
     expect((await g.post({ model: "chat", prompt: "hello", max_tokens: 4 }, "sk-nope")).status).toBe(401);
     expect(g.seen).toHaveLength(before);
+  });
+
+  it("keeps a pod's last slot for the top band: a lower band waits in the gateway while gold goes straight to the pod", async () => {
+    // One pod, saturated at 2 requests; 1 slot reserved for priority >= 100 (gold).
+    const g = await setup({ server: { maxLoadPerEndpoint: 2, slotReserve: { slotsPerPod: 1, minPriority: 100 } }, manualAnswers: true });
+    const until = async (what: string, ok: () => boolean) => {
+      const deadline = Date.now() + 5_000;
+      while (!ok()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${g.seen.length} at the engine, ${g.server.holds.size("small")} held`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    const free1 = g.post({ model: "small", prompt: "a", max_tokens: 4 }, "sk-hobby");
+    await until("the first free request at the engine", () => g.seen.length === 1);
+    const free2 = g.post({ model: "small", prompt: "b", max_tokens: 4 }, "sk-hobby");
+    await until("the second free request held", () => g.server.holds.size("small") === 1);
+    expect(g.seen).toHaveLength(1);
+    const gold = g.post({ model: "small", prompt: "c", max_tokens: 4 }, "sk-acme");
+    await until("gold at the engine", () => g.seen.length === 2);
+    expect(g.seen[1]!.body).toContain('"prompt":"c"');
+    // The first free answer leaves the pod at 1 (gold): still no slot below the reserve for free.
+    g.pendingAnswers.shift()!();
+    expect((await free1).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(g.server.holds.size("small")).toBe(1);
+    expect(g.seen).toHaveLength(2);
+    // Gold's answer empties the pod: the held free request goes.
+    g.pendingAnswers.shift()!();
+    expect((await gold).status).toBe(200);
+    await until("the held free request at the engine", () => g.seen.length === 3);
+    g.pendingAnswers.shift()!();
+    expect((await free2).status).toBe(200);
+  });
+
+  it("without a reserve the same gold request waits behind the held free one", async () => {
+    const g = await setup({ server: { maxLoadPerEndpoint: 2 }, manualAnswers: true });
+    const free1 = g.post({ model: "small", prompt: "a", max_tokens: 4 }, "sk-hobby");
+    const free2 = g.post({ model: "small", prompt: "b", max_tokens: 4 }, "sk-hobby");
+    const deadline = Date.now() + 5_000;
+    while (g.seen.length < 2) {
+      if (Date.now() > deadline) throw new Error(`timed out: ${g.seen.length} at the engine`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const gold = g.post({ model: "small", prompt: "c", max_tokens: 4 }, "sk-acme");
+    while (g.server.holds.size("small") < 1) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for gold to be held");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(g.seen).toHaveLength(2);
+    g.pendingAnswers.shift()!();
+    g.pendingAnswers.shift()!();
+    expect((await free1).status).toBe(200);
+    expect((await free2).status).toBe(200);
+    while (g.seen.length < 3) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for gold at the engine");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    g.pendingAnswers.shift()!();
+    expect((await gold).status).toBe(200);
   });
 
   it("hands the tier's queue wait limit (maxQueueWaitMs) to the hold queue with the band", () => {

@@ -1,13 +1,17 @@
 /**
  * `npm run bench:tenants`: priority under overload, in simulated time. The Azure code trace (first 20
- * minutes) is split at random into three tenants of three tiers (gold 20% of requests, silver 30%,
- * bronze 50%) and replayed at 1.5x and 3x the fleet's measured capacity through the gateway's own hold
- * queue (gateway/routing/hold-queue.ts) and picker (gateway/routing/picker.ts, saturation by
- * maxLoadPerEndpoint) onto engine models of the replicas the planner sizes (llama-3.1-8b on one H100).
+ * minutes) is split at random, request by request, into three tenants of three tiers and replayed at 1.5x
+ * and 3x the fleet's measured capacity through the gateway's own hold queue
+ * (gateway/routing/hold-queue.ts), picker (gateway/routing/picker.ts, saturation by maxLoadPerEndpoint)
+ * and slot reserve (gateway/tenancy/reserve.ts) onto engine models of the replicas the planner sizes
+ * (llama-3.1-8b on one H100). Splits (`--splits`, gold/silver/bronze % of requests): 5/25/70, the top
+ * tier a small minority of the traffic (paying production callers on a shared fleet), and 20/30/50, the
+ * split of earlier runs, kept so that nothing is hidden.
  *
- * Tiered: bands gold 2 / silver 1 / bronze 0, wait limits 30 / 15 / 5 s, fair queueing by tokens; and
- * the same with gold's wait limit derived from its TTFT target (UsageTier.maxQueueWaitMs 1500 for 2 s).
- * FIFO: the same queue with one band (wait limit 15 s) and one fairness key: no tiers.
+ * FIFO: one band (wait limit 15 s) and one fairness key: no tiers.
+ * Tiered: bands gold 2 / silver 1 / bronze 0, wait limits 30 / 15 / 5 s, fair queueing by tokens; the
+ * same with gold's wait limit derived from its TTFT target (UsageTier.maxQueueWaitMs 1500 for 2 s); and
+ * that with `--reserve` slots of each pod's load limit that only gold may take.
  * Gold alone: only gold's requests, the fleet to itself (what no scheduler of the shared fleet can beat).
  * Reported per tier: requests, served share, shed (429: refused or pushed out), timed out (503), TTFT
  * p50/p99 of served requests from arrival at the gateway (hold time included), against a 2 s target.
@@ -20,6 +24,7 @@ import {
   newRoutingState,
   pickEndpoint,
 } from "../../gateway/routing/picker.js";
+import { type SlotReserve, NO_RESERVE, limitsForBand } from "../../gateway/tenancy/reserve.js";
 import { EngineModel, type EngineParams } from "../engine/model.js";
 import { replicaFor } from "../eval/hardware.js";
 import { quantile } from "../eval/fleet.js";
@@ -66,6 +71,8 @@ interface Run {
   only?: string;
   /** The one wait limit when not tiered. */
   fifoWaitMs?: number;
+  /** Per-pod slots only the top band (gold) may take (gateway/tenancy/reserve.ts); tiered runs only. */
+  reserve?: SlotReserve;
 }
 
 interface Pending {
@@ -93,6 +100,8 @@ function simulate(
   const { engines, endpoints } = simulatedPods(params, replicas);
   const routing = newRoutingState();
   const limits = { ...DEFAULT_PICK_LIMITS, maxLoadPerEndpoint: maxLoad };
+  const reserve = tiered ? (run.reserve ?? NO_RESERVE) : NO_RESERVE;
+  const limitsOf = (priority: number) => limitsForBand(limits, priority, reserve);
   const queue = new HoldQueue<Pending>({
     maxPerModel: 100_000,
     maxWaitMs: run.fifoWaitMs ?? FIFO_WAIT_MS,
@@ -107,7 +116,7 @@ function simulate(
       routing,
       DEFAULT_PICK_WEIGHTS,
       nowMs,
-      limits,
+      limitsOf(tiered ? p.tier.priority : 0),
     );
     if (!pick) return false;
     const i = endpoints.indexOf(pick.endpoint);
@@ -142,6 +151,7 @@ function simulate(
     });
     for (const e of queue.expire(t)) outcomes[e.item.index]!.result = "timeout";
     while (queue.size("m") > 0) {
+      // As the gateway's drain: probe with the band of the entry released next (the slot reserve).
       if (
         !pickEndpoint(
           { model: "m", prompt: "", blockHashes: [] },
@@ -149,7 +159,7 @@ function simulate(
           routing,
           DEFAULT_PICK_WEIGHTS,
           t,
-          limits,
+          limitsOf(queue.peek("m")?.priority ?? 0),
         )
       )
         break;
@@ -246,12 +256,29 @@ function report(name: string, outcomes: Outcome[]): string[] {
   return lines;
 }
 
+/** Tiers with the given shares of requests (gold, silver, bronze), bands and wait limits as TIERS. */
+function split(shares: readonly number[]): Tier[] {
+  return TIERS.map((t, i) => ({ ...t, share: shares[i] ?? 0 }));
+}
+
+function parseSplit(text: string): number[] {
+  const shares = text.split("/").map((x) => Number(x) / 100);
+  if (shares.length !== 3 || shares.some((x) => !(x >= 0)) || Math.abs(shares.reduce((a, b) => a + b, 0) - 1) > 1e-9)
+    throw new Error(`--splits: ${text} is not three percentages gold/silver/bronze adding up to 100`);
+  return shares;
+}
+
 function main(): void {
   const { values } = parseArgs({
     options: {
       minutes: { type: "string", default: "20" },
       replicas: { type: "string", default: "2" },
       "max-load": { type: "string", default: "16" },
+      // Gold a minority of the traffic (paying production callers), then the split of earlier runs.
+      splits: { type: "string", default: "5/25/70,20/30/50" },
+      // Slots per pod reserved for gold (gateway.tenancy.reservedSlotsPerPod), one run each.
+      reserve: { type: "string", default: "4,8" },
+      loads: { type: "string", default: "1.5,3" },
     },
   });
   const full = loadTrace("azure-code");
@@ -264,36 +291,44 @@ function main(): void {
   const replica = replicaFor("llama-3.1-8b", "NVIDIA-H100-80GB-HBM3", { maxContextLength: 8192 });
   const replicas = Number(values.replicas);
   const maxLoad = Number(values["max-load"]);
+  const reserveSlots = values.reserve.split(",").map(Number).filter((n) => n > 0);
   const capacity = replicaCapacity(base, replica.params, maxLoad) * replicas;
   const rate = base.requests.length / (windowMs / 1000);
   const out = [
     `## Priority under overload (simulated; ${base.name}, first ${values.minutes} min, ${base.requests.length} requests, ${rate.toFixed(2)} req/s)`,
     `Fleet: ${replicas} x llama-3.1-8b on H100 (${replica.gpusPerReplica} GPU each); measured capacity ${capacity.toFixed(2)} req/s (each replica kept at that load with the trace's requests); a pod takes requests while its load < ${maxLoad}. TTFT target ${TTFT_TARGET_S} s.`,
     "",
-    "| run | tier | requests | served | shed (429) | timed out (503) | TTFT p50 s | TTFT p99 s | held p99 s | p99 within target |",
-    "|---|---|---|---|---|---|---|---|---|---|",
-  ];
-  const targetTiers = TIERS.map((t) => (t.name === "gold" ? { ...t, queueWaitMs: GOLD_TARGET_WAIT_MS } : t));
-  const runs: Array<[string, Run]> = [
-    ["tiered, waits 30/15/5 s", { tiered: true, tiers: TIERS }],
-    [`tiered, gold maxQueueWaitMs ${GOLD_TARGET_WAIT_MS}`, { tiered: true, tiers: targetTiers }],
-    ["FIFO", { tiered: false, tiers: TIERS }],
-    [`gold alone, wait ${GOLD_TARGET_WAIT_MS / 1000} s`, { tiered: false, tiers: TIERS, only: "gold", fifoWaitMs: GOLD_TARGET_WAIT_MS }],
-    ["gold alone, wait 600 s", { tiered: false, tiers: TIERS, only: "gold", fifoWaitMs: 600_000 }],
+    "| split g/s/b % | run | tier | requests | served | shed (429) | timed out (503) | TTFT p50 s | TTFT p99 s | held p99 s | p99 within target |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   const notes: string[] = [];
-  for (const load of [1.5, 3]) {
-    const trace = scaleUsers(base, (load * capacity) / rate, 11);
-    for (const [label, run] of runs)
-      out.push(...report(`${load}x ${label}`, simulate(trace, replica.params, replicas, maxLoad, run, 5)));
-    // How bursty gold's own demand is: 30-s windows in which gold alone asks more than the whole fleet serves.
-    const random = seededRandom(5);
-    const windows = new Array<number>(Math.ceil(windowMs / 30_000)).fill(0);
-    for (const r of trace.requests) if (random() < TIERS[0]!.share) windows[Math.floor(r.arrivalMs / 30_000)]!++;
-    const over = windows.filter((n) => n / 30 > capacity).length;
-    notes.push(
-      `${load}x: gold alone asks more than the fleet's capacity in ${over} of ${windows.length} 30-s windows (${((100 * over) / windows.length).toFixed(1)}%); its busiest window ${(Math.max(...windows) / 30).toFixed(1)} req/s.`,
-    );
+  for (const splitText of values.splits.split(",")) {
+    const tiers = split(parseSplit(splitText));
+    const targetTiers = tiers.map((t) => (t.name === "gold" ? { ...t, queueWaitMs: GOLD_TARGET_WAIT_MS } : t));
+    const runs: Array<[string, Run]> = [
+      ["FIFO", { tiered: false, tiers }],
+      ["tiered, waits 30/15/5 s", { tiered: true, tiers }],
+      [`tiered, gold maxQueueWaitMs ${GOLD_TARGET_WAIT_MS}`, { tiered: true, tiers: targetTiers }],
+      ...reserveSlots.map((slots): [string, Run] => [
+        `tiered, gold maxQueueWaitMs ${GOLD_TARGET_WAIT_MS}, ${slots} of ${maxLoad} slots per pod reserved for gold`,
+        { tiered: true, tiers: targetTiers, reserve: { slotsPerPod: slots, minPriority: tiers[0]!.priority } },
+      ]),
+      [`gold alone, wait ${GOLD_TARGET_WAIT_MS / 1000} s`, { tiered: false, tiers, only: "gold", fifoWaitMs: GOLD_TARGET_WAIT_MS }],
+      ["gold alone, wait 600 s", { tiered: false, tiers, only: "gold", fifoWaitMs: 600_000 }],
+    ];
+    for (const load of values.loads.split(",").map(Number)) {
+      const trace = scaleUsers(base, (load * capacity) / rate, 11);
+      for (const [label, run] of runs)
+        out.push(...report(`${splitText} | ${load}x ${label}`, simulate(trace, replica.params, replicas, maxLoad, run, 5)));
+      // How bursty gold's own demand is: 30-s windows in which gold alone asks more than the whole fleet serves.
+      const random = seededRandom(5);
+      const windows = new Array<number>(Math.ceil(windowMs / 30_000)).fill(0);
+      for (const r of trace.requests) if (random() < tiers[0]!.share) windows[Math.floor(r.arrivalMs / 30_000)]!++;
+      const over = windows.filter((n) => n / 30 > capacity).length;
+      notes.push(
+        `split ${splitText}, ${load}x: gold alone asks more than the fleet's capacity in ${over} of ${windows.length} 30-s windows (${((100 * over) / windows.length).toFixed(1)}%); its busiest window ${(Math.max(...windows) / 30).toFixed(1)} req/s.`,
+      );
+    }
   }
   out.push("", ...notes);
   process.stdout.write(out.join("\n") + "\n");
