@@ -11,22 +11,56 @@ import { GatewayError, echo } from "./errors.js";
 /** Longest `model` accepted (Kubernetes names are shorter; this only bounds what is looked up). */
 export const MAX_MODEL_CHARS = 256;
 
-/** Reads the request body, refusing more than `maxBytes` (by Content-Length at once, else while reading). */
-export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+/**
+ * Reads the request body, refusing more than `maxBytes` (by Content-Length at once, else while reading).
+ * Event-driven rather than an async iterator: one promise per request, not one per chunk.
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) {
-    throw new GatewayError("request_too_large", `request body exceeds ${maxBytes} bytes`);
+    return Promise.reject(new GatewayError("request_too_large", `request body exceeds ${maxBytes} bytes`));
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > maxBytes)
-      throw new GatewayError("request_too_large", `request body exceeds ${maxBytes} bytes`);
-    chunks.push(buffer);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+  return new Promise((resolve, reject) => {
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
+    let size = 0;
+    const cleanup = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onData = (buffer: Buffer) => {
+      size += buffer.length;
+      if (size > maxBytes) {
+        cleanup();
+        // The rest is not read (the connection is closed after the answer).
+        req.pause();
+        reject(new GatewayError("request_too_large", `request body exceeds ${maxBytes} bytes`));
+        return;
+      }
+      if (first === undefined) first = buffer;
+      else (chunks ??= [first]).push(buffer);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks ? Buffer.concat(chunks, size) : (first ?? Buffer.alloc(0)));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    // The client went away before its body was complete.
+    const onClose = () => {
+      if (req.complete) return;
+      cleanup();
+      reject(new Error("the client closed the connection before sending the whole body"));
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
 }
 
 export interface CompletionRequest {

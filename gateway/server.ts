@@ -127,6 +127,18 @@ function promptTokensOf(features: RequestFeatures): number {
   return features.promptTokens ?? Math.max(1, Math.ceil(features.prompt.length / 4));
 }
 
+/** The headers sent to the engine: the body's type and length, what the client accepts, its credentials, the request id. */
+function upstreamHeaders(req: IncomingMessage, exchange: Exchange): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {
+    "content-type": "application/json",
+    "content-length": exchange.body.length,
+    accept: typeof req.headers.accept === "string" ? req.headers.accept : "*/*",
+    "x-request-id": exchange.requestId,
+  };
+  if (typeof req.headers.authorization === "string") headers.authorization = req.headers.authorization;
+  return headers;
+}
+
 function requestIdOf(req: IncomingMessage): string {
   const given = req.headers["x-request-id"];
   return typeof given === "string" && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
@@ -141,7 +153,17 @@ export class GatewayServer {
     maxFreeSockets: 1024,
     timeout: 4_000,
     scheduling: "lifo",
-  });
+    // Set once per upstream socket when it is made (net.connect), not per request.
+    noDelay: true,
+  } as http.AgentOptions);
+  /**
+   * Labelled metric children, looked up once per label set: prom-client otherwise hashes the label
+   * object on every call. Keys are bounded like the labels (routed models, statuses, pick reasons).
+   */
+  private readonly requestCounters = new Map<string, { inc(): void }>();
+  private readonly pickCounters = new Map<string, { inc(): void }>();
+  private readonly durationHistograms = new Map<string, { observe(value: number): void }>();
+  private readonly firstByteHistograms = new Map<string, { observe(value: number): void }>();
   private readonly now: () => number;
   private holdTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
@@ -255,7 +277,42 @@ export class GatewayServer {
   }
 
   private count(route: ModelRoute | undefined, status: number): void {
-    this.options.metrics.requests.inc({ model: route?.model ?? "", code: String(status) });
+    const model = route?.model ?? "";
+    const key = `${model}\u0000${status}`;
+    let counter = this.requestCounters.get(key);
+    if (!counter) {
+      counter = this.options.metrics.requests.labels({ model, code: String(status) });
+      this.requestCounters.set(key, counter);
+    }
+    counter.inc();
+  }
+
+  private countPick(reason: string): void {
+    let counter = this.pickCounters.get(reason);
+    if (!counter) {
+      counter = this.options.metrics.picks.labels({ reason });
+      this.pickCounters.set(reason, counter);
+    }
+    counter.inc();
+  }
+
+  private observeDuration(model: string, stream: boolean, seconds: number): void {
+    const key = `${model}\u0000${stream}`;
+    let histogram = this.durationHistograms.get(key);
+    if (!histogram) {
+      histogram = this.options.metrics.duration.labels({ model, stream: String(stream) });
+      this.durationHistograms.set(key, histogram);
+    }
+    histogram.observe(seconds);
+  }
+
+  private observeFirstByte(model: string, seconds: number): void {
+    let histogram = this.firstByteHistograms.get(model);
+    if (!histogram) {
+      histogram = this.options.metrics.timeToFirstByte.labels({ model });
+      this.firstByteHistograms.set(model, histogram);
+    }
+    histogram.observe(seconds);
   }
 
   private async serveCompletion(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -478,7 +535,7 @@ export class GatewayServer {
     if (res.destroyed || (req.destroyed && !req.complete)) return;
     endpoint.inFlight++;
     metrics.inFlight.inc();
-    metrics.picks.inc({ reason: pick.reason });
+    this.countPick(pick.reason);
     recordPick(route.routing, request.features, pick, this.now());
     this.options.fleet.picked?.(route, endpoint.address);
     // Prefill backlog for the picker's prefill scorer and budget: this prompt counts until its first
@@ -516,10 +573,7 @@ export class GatewayServer {
       metrics.inFlight.dec();
       exchange.tenancy?.settle(status, route, endpoint);
       this.count(route, status);
-      metrics.duration.observe(
-        { model: route.model, stream: String(request.stream) },
-        (performance.now() - exchange.arrivedAt) / 1000,
-      );
+      this.observeDuration(route.model, request.stream, (performance.now() - exchange.arrivedAt) / 1000);
       if (this.config.maxLoadPerEndpoint > 0 || route.prefillBudgetTokens !== undefined)
         this.drain(route.model);
     };
@@ -531,17 +585,8 @@ export class GatewayServer {
       method: "POST",
       path: exchange.path,
       agent: this.agent,
-      headers: {
-        "content-type": "application/json",
-        "content-length": exchange.body.length,
-        accept: typeof req.headers.accept === "string" ? req.headers.accept : "*/*",
-        ...(typeof req.headers.authorization === "string"
-          ? { authorization: req.headers.authorization }
-          : {}),
-        "x-request-id": exchange.requestId,
-      },
+      headers: upstreamHeaders(req, exchange),
     });
-    upstream.setNoDelay(true);
     const headersTimer = setTimeout(() => {
       metrics.upstreamErrors.inc({ kind: "timeout" });
       upstream.destroy();
@@ -637,10 +682,7 @@ export class GatewayServer {
         if (firstByte) {
           firstByte = false;
           prefillDone();
-          metrics.timeToFirstByte.observe(
-            { model: route.model },
-            (performance.now() - exchange.arrivedAt) / 1000,
-          );
+          this.observeFirstByte(route.model, (performance.now() - exchange.arrivedAt) / 1000);
         }
         if (!res.write(out)) {
           up.pause();

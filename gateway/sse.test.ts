@@ -51,6 +51,16 @@ describe("SseFramer", () => {
     }
   });
 
+  it("forwards a chunk of whole events as it is (no copy), and keeps the context for the next", () => {
+    const framer = new SseFramer();
+    const chunk = b("data: 1\n\ndata: 2\r\n\n");
+    expect(framer.push(chunk)).toBe(chunk);
+    expect(framer.push(b("data: 3\n")).toString()).toBe("");
+    expect(framer.push(b("\n")).toString()).toBe("data: 3\n\n");
+    // A lone LF right after forwarded bytes that ended in LF LF is not a new boundary of an event.
+    expect(framer.push(b("data: 4\n\n")).toString()).toBe("data: 4\n\n");
+  });
+
   it("refuses an event larger than its bound", () => {
     const framer = new SseFramer(16);
     expect(() => framer.push(b(`data: ${"x".repeat(20)}`))).toThrow(/exceeds 16 bytes/);

@@ -45,8 +45,10 @@ export function lastEventBoundary(buf: Uint8Array, prev = -1): number {
   return end;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class SseFramer {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = EMPTY;
   /** The last byte already forwarded (context for a boundary split across chunks). */
   private lastForwarded = -1;
 
@@ -60,18 +62,25 @@ export class SseFramer {
 
   /** Feeds one upstream chunk; returns the bytes to forward now (possibly empty). */
   push(chunk: Buffer): Buffer {
+    // The usual chunk: whole events, nothing held. It ends with LF LF, a boundary whatever precedes it
+    // (the first LF ends a line, the second an event), so it goes out as it is, without a scan or a copy.
+    const n = chunk.length;
+    if (this.pending.length === 0 && n >= 2 && chunk[n - 1] === LF && chunk[n - 2] === LF) {
+      this.lastForwarded = LF;
+      return chunk;
+    }
     const data = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     // A boundary may begin in the held tail, so the tail is scanned again (it is bounded by maxEventBytes).
     const end = lastEventBoundary(data, this.lastForwarded);
     if (end === 0) {
       if (data.length > this.maxEventBytes) throw new Error(`an event exceeds ${this.maxEventBytes} bytes`);
       this.pending = data;
-      return Buffer.alloc(0);
+      return EMPTY;
     }
     const out = data.subarray(0, end);
     const rest = data.subarray(end);
     if (rest.length > this.maxEventBytes) throw new Error(`an event exceeds ${this.maxEventBytes} bytes`);
-    this.pending = rest.length ? Buffer.from(rest) : Buffer.alloc(0);
+    this.pending = rest.length ? Buffer.from(rest) : EMPTY;
     this.lastForwarded = out[out.length - 1] ?? this.lastForwarded;
     return out;
   }
@@ -82,7 +91,7 @@ export class SseFramer {
    */
   flush(): Buffer {
     const out = this.pending;
-    this.pending = Buffer.alloc(0);
+    this.pending = EMPTY;
     return out;
   }
 }

@@ -1,9 +1,9 @@
 /**
  * `npm run bench:gateway`: what the gateway adds to a request, on loopback. Small streaming completions
- * (a 64-character prompt, 8 output tokens) are sent open-loop at 500 and then 2,000 requests/s, once
- * straight to simulated engines (round-robin) and once through the gateway in front of the same engines.
- * Reported: time to first token and the gap between streamed chunks, p50/p99, for both paths and the
- * difference (what the gateway adds), plus the gateway's CPU per 1,000 requests and its RSS.
+ * (a 64-character prompt, 8 output tokens) are sent open-loop at each rate of --rates, once straight to
+ * simulated engines (round-robin) and once through the gateway in front of the same engines, in the
+ * same run. Reported: time to first token and the gap between streamed chunks, p50/p99, for both paths
+ * and the difference (what the gateway adds), plus the gateway's CPU per 1,000 requests and its RSS.
  *
  * Three processes, so that none measures itself: this one (load generator), one running the engines,
  * one running the gateway (the real GatewayServer with a fixed fleet, no cluster). Bounded: each run
@@ -11,12 +11,18 @@
  * per 1,000 requests (from /proc) and the cores the three need together at that rate: on a small
  * machine the load generator and the engines compete with the gateway for the same cores.
  *
- *   npm run bench:gateway [-- --seconds 5 --rates 500,2000 --engines 4 --tokens 8]
+ * So that the benchmark measures the gateway rather than itself, its two ends are cheap
+ * (sim/bench/stream-io.ts): the load generator is a minimal HTTP/1.1 client over kept-alive sockets
+ * with request bytes encoded before the run, and the engines (`--engine stepped`, the default) are
+ * continuous-batching token sources with the engine model's decode step time and pre-encoded answers.
+ * `--engine model` runs the full simulated vLLM engine (sim/engine/server.ts) instead. Both paths use
+ * the same client and the same engines.
+ *
+ *   npm run bench:gateway [-- --seconds 5 --rates 500,2000 --engines 4 --tokens 8 --engine stepped|model]
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import http from "node:http";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -27,25 +33,25 @@ import { StaticFleet, staticEndpoint } from "../../gateway/fleet.js";
 import { createGatewayMetrics } from "../../gateway/metrics.js";
 import { GatewayServer } from "../../gateway/server.js";
 import { startOpsServer } from "../../operator/runtime/ops-server.js";
+import { StreamClient, type StreamSample, startSteppedEngine } from "./stream-io.js";
 
 const MODEL = "bench-model";
 const SELF = fileURLToPath(import.meta.url);
 
 /** Child role: engines on 127.0.0.(10+i); prints their addresses as one JSON line. */
-async function runEngines(count: number): Promise<void> {
+async function runEngines(count: number, kind: string): Promise<void> {
   const params = engineParamsForNames("llama-3.1-8b", "NVIDIA-H100-80GB-HBM3");
   const addresses: string[] = [];
   for (let i = 0; i < count; i++) {
-    const server = await startEngineServer({
-      host: `127.0.0.${10 + i}`,
-      port: 0,
-      engine: "vllm",
-      modelName: MODEL,
-      params,
-    });
-    addresses.push(`127.0.0.${10 + i}:${server.port}`);
+    const host = `127.0.0.${10 + i}`;
+    const server =
+      kind === "model"
+        ? await startEngineServer({ host, port: 0, engine: "vllm", modelName: MODEL, params })
+        : await startSteppedEngine({ host, port: 0, modelName: MODEL, params });
+    addresses.push(`${host}:${server.port}`);
   }
   process.stdout.write(`${JSON.stringify({ addresses })}\n`);
+  process.once("SIGTERM", () => process.exit(0));
 }
 
 /** Child role: the gateway in front of `addresses`; prints its ports as one JSON line. */
@@ -75,8 +81,12 @@ async function runGateway(addresses: string[]): Promise<void> {
 }
 
 function spawnRole(args: string[]): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
+  // GATEWAY_BENCH_CPU_PROF=<dir>: V8 CPU profiles of the gateway (and of the engines with
+  // GATEWAY_BENCH_CPU_PROF_ENGINES=1) written there at exit.
+  const role = args[args.indexOf("--role") + 1];
+  const profiled = role === "gateway" || (role === "engines" && process.env.GATEWAY_BENCH_CPU_PROF_ENGINES === "1");
   const profile =
-    process.env.GATEWAY_BENCH_CPU_PROF && args.includes("gateway")
+    process.env.GATEWAY_BENCH_CPU_PROF && profiled
       ? ["--cpu-prof", "--cpu-prof-dir", process.env.GATEWAY_BENCH_CPU_PROF]
       : [];
   const child = spawn(process.execPath, [...profile, "--import", "tsx", SELF, ...args], {
@@ -90,93 +100,48 @@ function spawnRole(args: string[]): Promise<{ child: ChildProcess; info: Record<
   });
 }
 
-interface Sample {
-  ttftMs: number;
-  gapsMs: number[];
-  ok: boolean;
+/**
+ * Request bytes for `count` requests, encoded before a run. A distinct prompt per request: no prefix
+ * affinity, so the gateway spreads requests over the engines like the direct path's round-robin, and
+ * the comparison measures the proxy, not a routing choice.
+ */
+function encodeRequests(count: number, tokens: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) =>
+    StreamClient.post(
+      "/v1/completions",
+      "bench",
+      Buffer.from(
+        JSON.stringify({
+          model: MODEL,
+          prompt: `Request ${i}. Summarize the following in one line: the quick brown fox jumps.`,
+          max_tokens: tokens,
+          stream: true,
+        }),
+      ),
+    ),
+  );
 }
 
-/** One streaming request; times its first event and the gaps between events. */
-function streamOnce(agent: http.Agent, address: string, body: string): Promise<Sample> {
-  const [host, port] = address.split(":");
-  const started = performance.now();
-  return new Promise((resolve) => {
-    let last = 0;
-    let ttftMs = -1;
-    const gapsMs: number[] = [];
-    let settled = false;
-    const settle = (ok: boolean) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve({ ttftMs, gapsMs, ok: ok && ttftMs >= 0 });
-    };
-    const req = http.request(
-      {
-        host,
-        port: Number(port),
-        method: "POST",
-        path: "/v1/completions",
-        agent,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-      },
-      (res) => {
-        res.on("data", (chunk: Buffer) => {
-          const now = performance.now();
-          const events = chunk
-            .toString()
-            .split("\n\n")
-            .filter((e) => e.startsWith("data:")).length;
-          for (let i = 0; i < events; i++) {
-            if (ttftMs < 0) ttftMs = now - started;
-            else gapsMs.push(now - last);
-            last = now;
-          }
-        });
-        res.on("end", () => settle(res.statusCode === 200));
-        res.on("close", () => settle(false));
-        res.on("error", () => settle(false));
-      },
-    );
-    // A request that has not finished in 30 s counts as failed (the run stays bounded).
-    const timer = setTimeout(() => {
-      req.destroy();
-      settle(false);
-    }, 30_000);
-    req.on("error", () => settle(false));
-    req.end(body);
-  });
-}
+const WARMUP_MS = 1000;
+const requestsFor = (rate: number, seconds: number) => Math.round(rate * (seconds + WARMUP_MS / 1000));
 
 /** Open-loop load: `rate` requests/s for warmup + seconds; samples of the measured part only. */
 async function load(
   targets: string[],
   rate: number,
-  seconds: number,
-  tokens: number,
-): Promise<{ samples: Sample[]; sent: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
-  // A distinct prompt per request: no prefix affinity, so the gateway spreads requests over the engines
-  // like the direct path's round-robin, and the comparison measures the proxy, not a routing choice.
-  const body = (i: number) =>
-    JSON.stringify({
-      model: MODEL,
-      prompt: `Request ${i}. Summarize the following in one line: the quick brown fox jumps.`,
-      max_tokens: tokens,
-      stream: true,
-    });
-  const warmupMs = 1000;
-  const total = Math.round(rate * (seconds + warmupMs / 1000));
-  const samples: Promise<Sample>[] = [];
+  requests: readonly Buffer[],
+): Promise<{ samples: StreamSample[]; sent: number }> {
+  const client = new StreamClient();
+  const total = requests.length;
+  const samples: Promise<StreamSample>[] = [];
   const start = performance.now();
   let sent = 0;
   await new Promise<void>((resolve) => {
     const tick = () => {
       const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
       while (sent < due) {
-        const target = targets[sent % targets.length] as string;
-        const sample = streamOnce(agent, target, body(sent));
-        if ((sent / rate) * 1000 >= warmupMs) samples.push(sample);
+        const sample = client.send(targets[sent % targets.length] as string, requests[sent] as Buffer);
+        if ((sent / rate) * 1000 >= WARMUP_MS) samples.push(sample);
         sent++;
       }
       if (sent >= total) resolve();
@@ -185,7 +150,7 @@ async function load(
     tick();
   });
   const done = await Promise.all(samples);
-  agent.destroy();
+  client.close();
   return { samples: done, sent };
 }
 
@@ -244,8 +209,14 @@ const ratio = (via: number | undefined, direct: number | undefined) =>
 
 const fmt = (ms: number | undefined) => (ms === undefined || Number.isNaN(ms) ? "-" : ms.toFixed(2));
 
-async function orchestrate(seconds: number, rates: number[], engines: number, tokens: number): Promise<void> {
-  const engineProcess = await spawnRole(["--role", "engines", "--engines", String(engines)]);
+async function orchestrate(
+  seconds: number,
+  rates: number[],
+  engines: number,
+  tokens: number,
+  engineKind: string,
+): Promise<void> {
+  const engineProcess = await spawnRole(["--role", "engines", "--engines", String(engines), "--engine", engineKind]);
   const addresses = engineProcess.info.addresses as string[];
   const gatewayProcess = await spawnRole(["--role", "gateway", "--addresses", addresses.join(",")]);
   const gateway = `127.0.0.1:${gatewayProcess.info.port as number}`;
@@ -253,13 +224,15 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
   const rows: string[][] = [];
   try {
     // JIT warm-up of the gateway process, not measured.
-    await load([gateway], rates[0] ?? 500, 1, tokens);
+    const warmRate = rates[0] ?? 500;
+    await load([gateway], warmRate, encodeRequests(requestsFor(warmRate, 1), tokens));
     for (const rate of rates) {
       const pids = { engines: engineProcess.child.pid, gateway: gatewayProcess.child.pid };
-      const directRun = await measureCpu(pids, () => load(addresses, rate, seconds, tokens));
+      const requests = encodeRequests(requestsFor(rate, seconds), tokens);
+      const directRun = await measureCpu(pids, () => load(addresses, rate, requests));
       const direct = directRun.result;
       const before = await gatewayProcessStats(opsPort);
-      const viaRun = await measureCpu(pids, () => load([gateway], rate, seconds, tokens));
+      const viaRun = await measureCpu(pids, () => load([gateway], rate, requests));
       const via = viaRun.result;
       const after = await gatewayProcessStats(opsPort);
       // CPU ms per 1,000 requests of each process, and the cores that makes at this rate.
@@ -268,7 +241,7 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
         const cores = (per1k.reduce((a, b) => a + b, 0) / 1e6) * rate;
         return `${per1k.map((x) => x.toFixed(0)).join(" + ")} (${cores.toFixed(2)} cores at ${rate}/s)`;
       };
-      const stats = (samples: Sample[]) => {
+      const stats = (samples: StreamSample[]) => {
         const ok = samples.filter((s) => s.ok);
         const ttft = ok.map((s) => s.ttftMs);
         const gaps = ok.flatMap((s) => s.gapsMs);
@@ -352,7 +325,7 @@ async function orchestrate(seconds: number, rates: number[], engines: number, to
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
   process.stdout.write(
     [
-      `gateway overhead, ${engines} simulated vLLM engines (Llama 3.1 8B on H100), ${tokens}-token streamed completions, ${seconds} s per run after 1 s warm-up; ` +
+      `gateway overhead, ${engines} ${engineKind === "model" ? "simulated vLLM engines" : "stepped engines (decode steps of the engine model)"} (Llama 3.1 8B on H100), ${tokens}-token streamed completions, ${seconds} s per run after 1 s warm-up; ` +
         `${cpus().length} CPUs, load average ${loadavg()
           .map((x) => x.toFixed(1))
           .join(" ")} at the end (the machine's other work included)`,
@@ -373,10 +346,12 @@ async function main(): Promise<void> {
       engines: { type: "string", default: "4" },
       tokens: { type: "string", default: "8" },
       addresses: { type: "string", default: "" },
+      engine: { type: "string", default: "stepped" },
     },
   });
   const engines = Math.max(1, Math.min(16, Number(values.engines)));
-  if (values.role === "engines") return runEngines(engines);
+  const engineKind = values.engine === "model" ? "model" : "stepped";
+  if (values.role === "engines") return runEngines(engines, engineKind);
   if (values.role === "gateway") return runGateway((values.addresses ?? "").split(",").filter(Boolean));
   const seconds = Math.max(1, Math.min(60, Number(values.seconds)));
   const rates = (values.rates ?? "")
@@ -384,7 +359,7 @@ async function main(): Promise<void> {
     .map(Number)
     .filter((r) => r > 0 && r <= 10_000);
   const tokens = Math.max(2, Math.min(256, Number(values.tokens)));
-  await orchestrate(seconds, rates, engines, tokens);
+  await orchestrate(seconds, rates, engines, tokens, engineKind);
   process.exit(0);
 }
 
