@@ -170,6 +170,19 @@ describe("ModelDeploymentController against a fake API server", () => {
     expect(workloadApplies()).toBe(before);
   });
 
+  it("writes the Deployment without waiting for its Service (the API server creates Services one at a time)", async () => {
+    await controller.stop();
+    const servicePath = `/api/v1/namespaces/${namespace}/services/chat`;
+    for (const path of [deploymentPath, servicePath, `/apis/policy/v1/namespaces/${namespace}/poddisruptionbudgets/chat`]) fake.remove(path);
+    // The Service's apply is answered (and stored) 1.5 s late, as a Service create queued behind others is.
+    fake.delayNext("PATCH", /\/services\/chat$/, 1500);
+    controller = newController();
+    await controller.start();
+    await waitFor(() => fake.getObject(deploymentPath) !== undefined, "the Deployment");
+    expect(fake.getObject(servicePath), "the Deployment waited for the Service").toBeUndefined();
+    await waitFor(() => fake.getObject(servicePath) !== undefined, "the Service");
+  });
+
   it("applies the workload once, then skips identical re-applies until the Deployment is edited or deleted", async () => {
     // The cache compares the informer's Deployment with what the last apply produced; until the
     // informer has seen that object a reconcile may re-apply once (harmless), so the test waits for it.

@@ -139,10 +139,6 @@ export function workloadObjects(workload: object): KubeObject[] {
   return Object.values(workload).filter((object): object is KubeObject => !!object && typeof object === "object" && "kind" in object);
 }
 
-function partition<T>(items: T[], predicate: (item: T) => boolean): [T[], T[]] {
-  return [items.filter(predicate), items.filter((item) => !predicate(item))];
-}
-
 async function getIfExists(client: KubeClient, object: KubeObject): Promise<KubeObject | undefined> {
   try {
     return await client.get<KubeObject>(
@@ -174,6 +170,43 @@ export function lastApplyStillStands(
     last.deploymentGeneration === current.deploymentGeneration &&
     current.nowMs - last.appliedAtMs < WORKLOAD_RESYNC_MS
   );
+}
+
+/**
+ * What planReconcile needs besides the observed state: sizing, rendering, spill-over rendering, from the
+ * operator's configuration. The controller's own; exported so a benchmark can plan exactly as it does.
+ */
+export function reconcileDependencies(
+  options: Pick<ControllerOptions, "config" | "modelConfigs" | "tenantValues">,
+): ReconcileDependencies {
+  return {
+    precheck: (md) => {
+      const architecture = resolveArchitecture(md, options.modelConfigs, options.tenantValues);
+      return architecture.known ? undefined : { reason: architecture.reason, message: architecture.message };
+    },
+    size: (md, pool) => {
+      const architecture = resolveArchitecture(md, options.modelConfigs, options.tenantValues);
+      if (!architecture.known) return { fits: false, message: architecture.message };
+      return sizeOnPool(md, architecture.model, pool);
+    },
+    gpuMemoryPerReplica,
+    render: (md, plan, extra) =>
+      renderAnyWorkload({
+        modelDeployment: md,
+        plan,
+        images: options.config.images,
+        ...(extra?.loraModules ? { loraModules: extra.loraModules } : {}),
+        ...(extra?.replicas !== undefined ? { replicas: extra.replicas } : {}),
+      }),
+    renderSpill: (md, plan, variant, extra) =>
+      renderSpillDeployment({
+        modelDeployment: md,
+        plan,
+        variant,
+        images: options.config.images,
+        ...(extra?.loraModules ? { loraModules: extra.loraModules } : {}),
+      }),
+  };
 }
 
 /**
@@ -210,34 +243,7 @@ export class ModelDeploymentController {
         this.log.warn({ resource: key, failures, delayMs, err: String(error) }, "reconcile failed; retrying with backoff");
       },
     });
-    this.dependencies = {
-      precheck: (md) => {
-        const architecture = resolveArchitecture(md, options.modelConfigs, options.tenantValues);
-        return architecture.known ? undefined : { reason: architecture.reason, message: architecture.message };
-      },
-      size: (md, pool) => {
-        const architecture = resolveArchitecture(md, options.modelConfigs, options.tenantValues);
-        if (!architecture.known) return { fits: false, message: architecture.message };
-        return sizeOnPool(md, architecture.model, pool);
-      },
-      gpuMemoryPerReplica,
-      render: (md, plan, extra) =>
-        renderAnyWorkload({
-          modelDeployment: md,
-          plan,
-          images: options.config.images,
-          ...(extra?.loraModules ? { loraModules: extra.loraModules } : {}),
-          ...(extra?.replicas !== undefined ? { replicas: extra.replicas } : {}),
-        }),
-      renderSpill: (md, plan, variant, extra) =>
-        renderSpillDeployment({
-          modelDeployment: md,
-          plan,
-          variant,
-          images: options.config.images,
-          ...(extra?.loraModules ? { loraModules: extra.loraModules } : {}),
-        }),
-    };
+    this.dependencies = reconcileDependencies(options);
     this.wireInformers();
   }
 
@@ -565,12 +571,17 @@ export class ModelDeploymentController {
       return client.apply(body, { fieldManager: FIELD_MANAGER, force: !!uid });
     };
     try {
-      // Everything but the Deployment (or LeaderWorkerSet) first (together: they do not depend on each other),
-      // so that by the time pods exist they are selectable and protected.
-      const [deployments, others] = partition(objects, (object) => object.kind === "Deployment" || object.kind === LWS_KIND);
-      await Promise.all(others.map(write));
-      const written = await Promise.all(deployments.map(write));
-      return { written: written[0] ?? {} };
+      // All at once: none depends on another (the ownership guard above has already judged every one). The
+      // API server creates Services one at a time (each ClusterIP under one lock: MetaAllocator in
+      // kube-apiserver 1.34), so in a burst a Service create waits behind every other one; written first, it
+      // held each Deployment back by that wait. Pods need seconds to be created and scheduled, by which time
+      // the Service and PDB written beside their Deployment exist.
+      const settled = await Promise.allSettled(objects.map(write));
+      const failure = settled.find((result): result is PromiseRejectedResult => result.status === "rejected");
+      if (failure) throw failure.reason;
+      const mainIndex = objects.findIndex((object) => object.kind === "Deployment" || object.kind === LWS_KIND);
+      const main = settled[mainIndex];
+      return { written: main?.status === "fulfilled" ? main.value : {} };
     } catch (error) {
       // A replica that spans nodes needs the LeaderWorkerSet API; without it a person must install it.
       if (error instanceof KubeApiError && error.statusCode === 404 && objects.some((object) => object.kind === LWS_KIND)) {

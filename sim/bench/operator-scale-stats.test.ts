@@ -30,6 +30,7 @@ describe("parseBenchArgs", () => {
       keepDir: false,
       rate: undefined,
       cpuProfile: false,
+      replayCount: 1000,
     });
   });
 
@@ -45,6 +46,8 @@ describe("parseBenchArgs", () => {
       "--rate",
       "10",
       "--cpu-prof",
+      "--replay-count",
+      "0",
     ]);
     expect(args).toMatchObject({
       count: 20,
@@ -55,6 +58,7 @@ describe("parseBenchArgs", () => {
       keepDir: true,
       rate: 10,
       cpuProfile: true,
+      replayCount: 0,
     });
   });
 
@@ -64,6 +68,7 @@ describe("parseBenchArgs", () => {
     expect(() => parseBenchArgs(["--concurrency", "2.5"])).toThrow(BenchArgsError);
     expect(() => parseBenchArgs(["--operator-concurrency", "65"])).toThrow(/from 1 to 64/);
     expect(() => parseBenchArgs(["--count"])).toThrow(/got nothing/);
+    expect(() => parseBenchArgs(["--count", "10", "--replay-count", "11"])).toThrow(/from 0 to 10/);
   });
 });
 

@@ -29,6 +29,11 @@ export interface BenchArgs {
   rate: number | undefined;
   /** Run the operator with --cpu-prof and print where its CPU went. */
   cpuProfile: boolean;
+  /**
+   * ModelDeployments whose writes are replayed for the ceiling (default all N; 0: none). Fewer than N is a
+   * sample: the ceiling for N is then that time scaled by N / sample, and the table says so.
+   */
+  replayCount: number;
 }
 
 export const GPUS_PER_BENCH_NODE = 8;
@@ -39,12 +44,20 @@ export class BenchArgsError extends Error {
 
 export const BENCH_USAGE = `usage: npx tsx sim/bench/operator-scale.ts [--count 1000] [--concurrency 16]
   [--operator-concurrency 8 (the operator's default)] [--gpu-nodes N] [--wait-ready] [--timeout-seconds 900] [--keep-dir]
-  [--rate R (apply R ModelDeployments/s instead of all at once)] [--cpu-prof]`;
+  [--rate R (apply R ModelDeployments/s instead of all at once)] [--cpu-prof]
+  [--replay-count K (replay the writes of K ≤ N for the ceiling; default N, 0 none)]`;
 
 function positiveInteger(flag: string, raw: string | undefined, max: number): number {
   const value = Number(raw);
   if (raw === undefined || !Number.isInteger(value) || value < 1 || value > max)
     throw new BenchArgsError(`${flag} needs a whole number from 1 to ${max} (got ${raw ?? "nothing"})`);
+  return value;
+}
+
+function wholeNumberUpTo(flag: string, raw: string | undefined, max: number): number {
+  const value = Number(raw);
+  if (raw === undefined || !Number.isInteger(value) || value < 0 || value > max)
+    throw new BenchArgsError(`${flag} needs a whole number from 0 to ${max} (got ${raw ?? "nothing"})`);
   return value;
 }
 
@@ -70,6 +83,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     "keep-dir",
     "rate",
     "cpu-prof",
+    "replay-count",
   ]);
   for (const flag of raw.keys())
     if (!known.has(flag)) throw new BenchArgsError(`unknown flag --${flag}\n${BENCH_USAGE}`);
@@ -91,6 +105,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     keepDir: raw.has("keep-dir"),
     rate: raw.has("rate") ? positiveInteger("--rate", raw.get("rate"), 1000) : undefined,
     cpuProfile: raw.has("cpu-prof"),
+    replayCount: raw.has("replay-count") ? wholeNumberUpTo("--replay-count", raw.get("replay-count"), count) : count,
   };
 }
 

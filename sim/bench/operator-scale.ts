@@ -23,10 +23,14 @@ import https from "node:https";
 import { execFileSync } from "node:child_process";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, V1Node } from "@kubernetes/client-node";
+import { boundStatus } from "../../operator/api/status-bounds.js";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../../operator/api/modeldeployment.js";
-import { SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
-import { isGone, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
+import { loadConfig } from "../../operator/config.js";
+import { reconcileDependencies, workloadObjects } from "../../operator/controller/controller.js";
+import { planReconcile, SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
+import { EventRecorder } from "../../operator/runtime/events.js";
+import { FIELD_MANAGER, isGone, isNotFound, KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import { ensureModelDeploymentCrd } from "../../test/support/crds.js";
 import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
 import { freeLoopbackPort, startLocalCluster, type LocalCluster } from "../cluster/cluster.js";
@@ -54,6 +58,13 @@ import {
 import { summarizeCpuProfile } from "./cpu-profile.js";
 
 const NAMESPACE = "bench";
+/** Where the operator's writes are replayed for the ceiling (not watched by the operator; deleted before it starts). */
+const REPLAY_NAMESPACE = "bench-replay";
+/**
+ * KWOK's pod IPs for the bench's cluster: not the tests' 127.1.0.0/16, so a bench can run beside a test
+ * cluster (the bench dials no pod; its other ports are free loopback ports picked at start).
+ */
+export const BENCH_POD_CIDR = "127.20.0.0/16";
 /** Services created to time the API server's Service create rate (a sample: they are serialized). */
 const SERVICE_CEILING_SAMPLE = 200;
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -128,6 +139,81 @@ async function followCollection<T extends KubeObject>(
       await sleep(200);
     }
   }
+}
+
+/**
+ * The ceiling for the writes a ModelDeployment needs, measured on this cluster: per object, what the bench
+ * and the operator's first reconcile write, with no read, queue or watch in between. The ModelDeployment is
+ * applied; its Service, PDB and Deployment (rendered by the operator's own planReconcile from the applied
+ * object and the cluster's nodes) are applied together; then its status and its Events. `concurrency`
+ * objects are in flight. The Deployments run their replica as the operator's do, so the kube controllers,
+ * the scheduler and KWOK react as in the operator phase. Returns the wall time and the writes made.
+ */
+async function replayOperatorWrites(
+  client: KubeClient,
+  names: readonly string[],
+  concurrency: number,
+  timedOut: () => boolean,
+): Promise<{ seconds: number; objects: number; writes: number; latencyMs: number[] }> {
+  const nodes = (await client.list<V1Node & KubeObject>("/api/v1/nodes")).items;
+  // The operator's configuration as the bench starts it (images and defaults from the same environment).
+  const dependencies = reconcileDependencies({ config: loadConfig({ ...process.env, POD_NAMESPACE: NAMESPACE }) });
+  const events = new EventRecorder(client, { host: "gpufleet-bench-replay" });
+  const spec = benchModelDeploymentSpec();
+  let objects = 0;
+  let writes = 0;
+  const latencyMs: number[] = [];
+  const start = performance.now();
+  await forEachBounded(
+    names,
+    concurrency,
+    async (name) => {
+      const appliedAt = performance.now();
+      const modelDeployment = await client.apply(
+        { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, metadata: { name, namespace: REPLAY_NAMESPACE }, spec } as KubeObject,
+        { fieldManager: "gpufleet-bench", force: true },
+      ) as ModelDeployment & KubeObject;
+      const plan = planReconcile({ modelDeployment, nodes, pods: [], now: new Date() }, dependencies);
+      if (!plan.workload)
+        throw new Error(`replay: the operator's plan for ${name} has no workload: ${JSON.stringify(plan.status.conditions ?? [])}`);
+      const workload = workloadObjects(plan.workload);
+      await Promise.all(workload.map((object) => client.apply(object, { fieldManager: FIELD_MANAGER })));
+      latencyMs.push(performance.now() - appliedAt);
+      await client.apply(
+        {
+          apiVersion: `${API_GROUP}/${API_VERSION}`,
+          kind: KIND,
+          metadata: { name, namespace: REPLAY_NAMESPACE },
+          status: boundStatus(plan.status),
+        } as KubeObject,
+        { fieldManager: FIELD_MANAGER, force: true, subresource: "status" },
+      );
+      await Promise.all(plan.events.map((event) => events.record(modelDeployment, event.type, event.reason, event.message)));
+      objects++;
+      writes += 2 + workload.length + plan.events.length;
+    },
+    timedOut,
+  );
+  return { seconds: (performance.now() - start) / 1000, objects, writes, latencyMs };
+}
+
+/**
+ * Deletes a namespace and waits until it is gone. Its pods are force-deleted (KWOK's pods would otherwise
+ * end only as KWOK gets to them) so their GPUs are free for what runs next.
+ */
+async function deleteNamespaceAndWait(client: KubeClient, namespace: string, timedOut: () => boolean): Promise<void> {
+  await client.delete(`/api/v1/namespaces/${namespace}`);
+  while (!timedOut()) {
+    try {
+      await client.get(`/api/v1/namespaces/${namespace}`);
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw error;
+    }
+    await client.delete(`/api/v1/namespaces/${namespace}/pods`, { gracePeriodSeconds: 0 }).catch(() => undefined);
+    await sleep(1000);
+  }
+  throw new Error(`namespace ${namespace} still there at the deadline`);
 }
 
 /** Peak and latest VmRSS of a process, sampled every `intervalMs` from /proc/<pid>/status. */
@@ -206,6 +292,14 @@ interface Figures {
   configMapsCreated?: number;
   serviceSeconds?: number;
   servicesCreated?: number;
+  /** The operator's writes replayed with no reads (replayOperatorWrites): wall time, objects done, writes. */
+  replaySeconds?: number;
+  replayedObjects?: number;
+  replayWrites?: number;
+  replayCores?: string;
+  replayCleanupSeconds?: number;
+  /** Per replayed object: from its apply to its Deployment's apply returning. */
+  replayLatencyMs?: number[];
   applySeconds?: number;
   modelDeploymentsApplied?: number;
   allDeploymentsSeconds?: number;
@@ -257,6 +351,9 @@ function report(figures: Figures): string {
     complete && figures.apiserverRequests && configMapRate
       ? writeCeiling(figures.apiserverRequests, args.count, configMapRate)
       : undefined;
+  // A replay of every object is the ceiling; a complete replay of a sample is scaled to N (labelled an estimate).
+  const replayScale =
+    figures.replayedObjects && figures.replayedObjects === args.replayCount ? args.count / figures.replayedObjects : undefined;
   const rows: Array<[string, string]> = [
     ["N (ModelDeployments / ConfigMaps)", String(args.count)],
     ["arrival", args.rate ? `steady ${args.rate}/s` : "all at once"],
@@ -295,6 +392,22 @@ function report(figures: Figures): string {
         ? (figures.convergeSeconds / ceiling.ceilingSeconds).toFixed(2)
         : "n/a",
     ],
+    [
+      `ceiling: the operator's writes replayed, no reads (${figures.replayedObjects ?? 0} objects, concurrency ${args.concurrency})`,
+      figures.replaySeconds === undefined
+        ? "not replayed"
+        : `${seconds(figures.replaySeconds)} (${figures.replayedObjects ? ((figures.replayWrites ?? 0) / figures.replayedObjects).toFixed(2) : 0} writes each by the bench)`,
+    ],
+    [
+      replayScale === 1
+        ? "converge time / replayed-writes ceiling (aim ≤ 2)"
+        : `converge time / replayed-writes ceiling scaled ×${replayScale?.toFixed(1) ?? "?"} from the sample (an estimate; aim ≤ 2)`,
+      figures.replaySeconds && figures.convergeSeconds && replayScale
+        ? (figures.convergeSeconds / (figures.replaySeconds * replayScale)).toFixed(2)
+        : "n/a",
+    ],
+    ["apply→Deployment p50 / p99 in the replay (no queue, no reads)", figures.replayLatencyMs?.length ? `${ms(percentile(figures.replayLatencyMs, 50))} / ${ms(percentile(figures.replayLatencyMs, 99))}` : "n/a"],
+    ["replay namespace deleted (before the operator starts) in", seconds(figures.replayCleanupSeconds)],
     [`ceiling: Service create throughput (${figures.servicesCreated ?? 0} timed)`, rate(serviceRate)],
     ["floor: N Services at that rate (one per ModelDeployment)", seconds(serviceFloorSeconds)],
     [
@@ -322,6 +435,7 @@ function report(figures: Figures): string {
     ],
     ["operator CPU time", seconds(figures.operatorMetrics?.cpuSeconds)],
     ["CPU the cluster had while ConfigMaps were created", figures.ceilingCores ?? "n/a"],
+    ["CPU the cluster had during the replay", figures.replayCores ?? "n/a"],
     ["CPU the cluster + operator had from apply to convergence", figures.operatorPhaseCores ?? "n/a"],
   ];
   let text = formatTable(rows);
@@ -377,6 +491,7 @@ async function run(
     // Our own SIGINT/SIGTERM handler stops the operator first; the cluster's exit hook stays as a backstop.
     handleSignals: false,
     nodePools: benchNodePools(args.gpuNodes),
+    podCidr: BENCH_POD_CIDR,
     readyTimeoutMs: Math.max(60_000, Math.min(300_000, remaining())),
     log: say,
   });
@@ -386,14 +501,16 @@ async function run(
   cleanup.push(async () => client.close());
 
   await ensureModelDeploymentCrd(cluster.kubeConfig);
-  await client.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } });
-  // Pods are refused until the namespace's default ServiceAccount exists; wait so no ReplicaSet backs off.
-  while (!timedOut()) {
-    try {
-      await client.get(`/api/v1/namespaces/${NAMESPACE}/serviceaccounts/default`);
-      break;
-    } catch {
-      await sleep(200);
+  for (const namespace of args.replayCount > 0 ? [NAMESPACE, REPLAY_NAMESPACE] : [NAMESPACE]) {
+    await client.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
+    // Pods are refused until the namespace's default ServiceAccount exists; wait so no ReplicaSet backs off.
+    while (!timedOut()) {
+      try {
+        await client.get(`/api/v1/namespaces/${namespace}/serviceaccounts/default`);
+        break;
+      } catch {
+        await sleep(200);
+      }
     }
   }
 
@@ -444,6 +561,24 @@ async function run(
   figures.servicesCreated = services.created;
   say(`Services: ${services.created} in ${services.seconds.toFixed(1)} s`);
 
+  // ---- 1c. the operator's writes replayed: the ceiling for the writes a ModelDeployment needs ------------
+  const names = indexes.map((index) => `md-${String(index).padStart(5, "0")}`);
+  if (args.replayCount > 0) {
+    say(`replaying the operator's writes for ${args.replayCount} ModelDeployments in ${REPLAY_NAMESPACE} (concurrency ${args.concurrency})`);
+    const replayCpuStart = cpuSnapshot(clusterPids());
+    const replay = await replayOperatorWrites(client, names.slice(0, args.replayCount), args.concurrency, timedOut);
+    figures.replaySeconds = replay.seconds;
+    figures.replayedObjects = replay.objects;
+    figures.replayWrites = replay.writes;
+    figures.replayLatencyMs = replay.latencyMs;
+    figures.replayCores = coresBetween(replayCpuStart, cpuSnapshot(clusterPids()));
+    say(`replayed ${replay.objects} in ${replay.seconds.toFixed(1)} s (${replay.writes} writes); deleting ${REPLAY_NAMESPACE}`);
+    const deleteStart = performance.now();
+    await deleteNamespaceAndWait(client, REPLAY_NAMESPACE, timedOut);
+    figures.replayCleanupSeconds = (performance.now() - deleteStart) / 1000;
+    say(`${REPLAY_NAMESPACE} gone after ${figures.replayCleanupSeconds.toFixed(1)} s`);
+  }
+
   // ---- 2. the operator, as its own process --------------------------------------------------------
   const opsPort = await freeLoopbackPort();
   const operator: OperatorProcess = spawnOperatorProcess(
@@ -485,7 +620,6 @@ async function run(
   figures.idleRssKiB = rss.latestKiB();
   say(`operator ready (pid ${pid}, RSS ${(figures.idleRssKiB / 1024).toFixed(0)} MiB)`);
 
-  const names = indexes.map((index) => `md-${String(index).padStart(5, "0")}`);
   const timeline = new ScaleTimeline(new Set(names));
   figures.timeline = timeline;
   const watchStop = new AbortController();
