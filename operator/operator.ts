@@ -179,6 +179,7 @@ function buildControllers(client: KubeClient, config: OperatorConfig, metrics: O
     observer: {
       reconciled: (result, seconds) => observeReconcile(metrics, result, seconds),
       queueDepth: (depth) => metrics.workqueueDepth.set(depth),
+      queueWait: (seconds) => metrics.workqueueWait.observe(seconds),
       retried: () => metrics.workqueueRetries.inc(),
       replicas: (namespace, name, desired, ready, current) => setReplicaGauges(metrics, namespace, name, { desired, ready, current }),
       conditions: (namespace, name, conditions) => setConditionGauges(metrics, namespace, name, conditions),

@@ -49,6 +49,8 @@ export interface EventSink {
 export interface ControllerObserver {
   reconciled?(result: "success" | "error", seconds: number): void;
   queueDepth?(depth: number): void;
+  /** Seconds a key waited in the work queue before a worker took it. */
+  queueWait?(seconds: number): void;
   retried?(): void;
   replicas?(namespace: string, name: string, desired: number, ready: number, current: number): void;
   conditions?(namespace: string, name: string, conditions: ReadonlyArray<{ type: string; status: string }>): void;
@@ -238,6 +240,7 @@ export class ModelDeploymentController {
       name: "modeldeployments",
       concurrency: options.config.concurrency,
       onDepthChange: (depth) => options.observer?.queueDepth?.(depth),
+      onWait: (_key, waitedMs) => options.observer?.queueWait?.(waitedMs / 1000),
       onRetry: (key, failures, delayMs, error) => {
         options.observer?.retried?.();
         this.log.warn({ resource: key, failures, delayMs, err: String(error) }, "reconcile failed; retrying with backoff");

@@ -22,12 +22,14 @@ describe("operator metrics", () => {
     const hooks = workQueueMetricsHooks(m);
     hooks.onDepthChange?.(4);
     hooks.onRetry?.("ml/llama", 1, 500, new Error("x"));
+    hooks.onWait?.("ml/llama", 1500);
     const text = await m.registry.metrics();
     expect(text).toContain('gpufleet_reconcile_duration_seconds_count{result="success"} 1');
     expect(text).toContain('gpufleet_reconcile_total{result="error"} 1');
     expect(text).toContain("gpufleet_reconcile_errors_total 1");
     expect(text).toContain("gpufleet_workqueue_depth 4");
     expect(text).toContain("gpufleet_workqueue_retries_total 1");
+    expect(text).toContain("gpufleet_workqueue_wait_seconds_sum 1.5");
     expect(text).toContain('gpufleet_modeldeployment_replicas{namespace="ml",name="llama",state="ready"} 2');
     expect(text).toContain(
       'gpufleet_autoscaler_decisions_total{namespace="ml",name="llama",direction="up"} 1',

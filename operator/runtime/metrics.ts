@@ -18,6 +18,7 @@ export interface OperatorMetrics {
   reconcileTotal: Counter<"result">;
   reconcileErrors: Counter<never>;
   workqueueDepth: Gauge<never>;
+  workqueueWait: Histogram<never>;
   workqueueRetries: Counter<never>;
   replicas: Gauge<"namespace" | "name" | "state">;
   conditions: Gauge<"namespace" | "name" | "type" | "status">;
@@ -61,6 +62,12 @@ export function createOperatorMetrics(
     workqueueDepth: new Gauge({
       name: "gpufleet_workqueue_depth",
       help: "Keys waiting in the work queue.",
+      registers,
+    }),
+    workqueueWait: new Histogram({
+      name: "gpufleet_workqueue_wait_seconds",
+      help: "Time a key waited in the work queue from being queued to a worker taking it.",
+      buckets: [0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     }),
     workqueueRetries: new Counter({
@@ -146,9 +153,10 @@ export function observeKubeRequest(metrics: OperatorMetrics, request: CompletedR
 /** Work-queue hooks that feed the depth gauge and the retry counter. */
 export function workQueueMetricsHooks(
   metrics: OperatorMetrics,
-): Pick<WorkQueueOptions, "onDepthChange" | "onRetry"> {
+): Pick<WorkQueueOptions, "onDepthChange" | "onRetry" | "onWait"> {
   return {
     onDepthChange: (depth) => metrics.workqueueDepth.set(depth),
+    onWait: (_key, waitedMs) => metrics.workqueueWait.observe(waitedMs / 1000),
     onRetry: () => metrics.workqueueRetries.inc(),
   };
 }

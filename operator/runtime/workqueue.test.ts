@@ -33,6 +33,27 @@ describe("WorkQueue", () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
+  it("reports how long each key waited in the queue before a worker took it", async () => {
+    let clock = 0;
+    const waits: Array<[string, number]> = [];
+    const q = new WorkQueue({ now: () => clock, onWait: (key, ms) => waits.push([key, ms]) });
+    const held = deferred();
+    q.add("a");
+    clock = 100;
+    q.add("b");
+    q.add("b"); // already queued: it keeps its first time
+    q.start(async (key) => {
+      if (key === "a") await held.promise;
+    });
+    clock = 400;
+    held.resolve();
+    await flush();
+    expect(waits).toEqual([
+      ["a", 100],
+      ["b", 300],
+    ]);
+  });
+
   it("queues a key once however often it is added", async () => {
     const q = new WorkQueue();
     q.add("a");

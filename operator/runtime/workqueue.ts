@@ -39,6 +39,9 @@ export interface WorkQueueOptions extends Partial<BackoffPolicy> {
   onDepthChange?: (depth: number) => void;
   /** Called when a handler failed and the key is retried after `delayMs`. */
   onRetry?: (key: string, failures: number, delayMs: number, error: unknown) => void;
+  /** Called as a worker takes a key: how long it waited in the queue since it was (last) queued. */
+  onWait?: (key: string, waitedMs: number) => void;
+  now?: () => number;
 }
 
 interface DelayedAdd {
@@ -48,7 +51,8 @@ interface DelayedAdd {
 
 export class WorkQueue {
   private readonly queue: string[] = [];
-  private readonly queued = new Set<string>();
+  /** Queued keys and when each was queued. */
+  private readonly queued = new Map<string, number>();
   private readonly processing = new Set<string>();
   /** Keys added while being processed: processed once more when the current run finishes. */
   private readonly dirty = new Set<string>();
@@ -57,6 +61,7 @@ export class WorkQueue {
   private readonly policy: BackoffPolicy;
   private readonly concurrency: number;
   private readonly random: () => number;
+  private readonly now: () => number;
   private readonly log;
   private handler: Handler | undefined;
   private shuttingDown = false;
@@ -70,6 +75,7 @@ export class WorkQueue {
     };
     this.concurrency = Math.max(1, options.concurrency ?? 1);
     this.random = options.random ?? Math.random;
+    this.now = options.now ?? (() => performance.now());
     this.log = logger.child({ component: "workqueue", queue: options.name ?? "default" });
   }
 
@@ -104,7 +110,7 @@ export class WorkQueue {
       return;
     }
     if (this.queued.has(key)) return;
-    this.queued.add(key);
+    this.queued.set(key, this.now());
     this.queue.push(key);
     this.depthChanged();
     this.pump();
@@ -183,7 +189,9 @@ export class WorkQueue {
     if (!handler) return;
     while (!this.shuttingDown && this.processing.size < this.concurrency && this.queue.length > 0) {
       const key = this.queue.shift()!;
+      const queuedAt = this.queued.get(key);
       this.queued.delete(key);
+      if (queuedAt !== undefined) this.options.onWait?.(key, this.now() - queuedAt);
       this.processing.add(key);
       this.depthChanged();
       void this.process(handler, key);

@@ -134,6 +134,10 @@ describe("operatorMetricsFromExposition", () => {
       'gpufleet_reconcile_duration_seconds_count{result="error"} 3',
       "# TYPE gpufleet_workqueue_retries_total counter",
       "gpufleet_workqueue_retries_total 3",
+      "# TYPE gpufleet_workqueue_wait_seconds histogram",
+      'gpufleet_workqueue_wait_seconds_bucket{le="+Inf"} 1503',
+      "gpufleet_workqueue_wait_seconds_sum 751.5",
+      "gpufleet_workqueue_wait_seconds_count 1503",
       "# TYPE gpufleet_kube_requests_total counter",
       'gpufleet_kube_requests_total{verb="APPLY",resource="deployments",code="201"} 900',
       'gpufleet_kube_requests_total{verb="APPLY",resource="deployments",code="409"} 100',
@@ -150,6 +154,7 @@ describe("operatorMetricsFromExposition", () => {
     expect(snapshot.reconcileCount).toBe(1503);
     expect(snapshot.reconcileSecondsSum).toBeCloseTo(30.3, 6);
     expect(snapshot.workqueueRetries).toBe(3);
+    expect(snapshot.queueWaitSecondsSum / snapshot.queueWaitCount).toBeCloseTo(0.5, 9);
     expect(snapshot.cpuSeconds).toBe(12.5);
     expect([...snapshot.requests]).toEqual([
       ["APPLY deployments", 1000],

@@ -222,6 +222,9 @@ export interface OperatorMetricsSnapshot {
   reconcileSecondsSum: number;
   reconcileCount: number;
   workqueueRetries: number;
+  /** Sum and count of the seconds keys waited in the work queue (gpufleet_workqueue_wait_seconds). */
+  queueWaitSecondsSum: number;
+  queueWaitCount: number;
   cpuSeconds: number | undefined;
   /** The operator's own API requests by `verb resource` (gpufleet_kube_requests_total, every code). */
   requests: Map<string, number>;
@@ -260,6 +263,8 @@ export function operatorMetricsFromExposition(text: string): OperatorMetricsSnap
     reconcileSecondsSum: sum("gpufleet_reconcile_duration_seconds_sum"),
     reconcileCount: sum("gpufleet_reconcile_duration_seconds_count"),
     workqueueRetries: sum("gpufleet_workqueue_retries_total"),
+    queueWaitSecondsSum: sum("gpufleet_workqueue_wait_seconds_sum"),
+    queueWaitCount: sum("gpufleet_workqueue_wait_seconds_count"),
     cpuSeconds: cpu?.value,
   };
 }

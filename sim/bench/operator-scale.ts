@@ -2,8 +2,11 @@
  * Operator scale benchmark: `npx tsx sim/bench/operator-scale.ts [--count 1000] [--concurrency 16]`.
  *
  * On its own local control plane (KWOK GPU nodes, own temp dir, stopped at the end even on error):
- *  1. ceiling: the API server's create throughput for N plain ConfigMaps at the same client concurrency,
+ *  1. ceilings: the API server's create throughput for N plain ConfigMaps at the same client concurrency,
  *     then for up to 200 Services (ClusterIPs are allocated one at a time: the floor under convergence);
+ *     then the writes a ModelDeployment needs, replayed with no reads (replayOperatorWrites: the
+ *     ModelDeployment, its Service, PDB and Deployment from the operator's own plan, status, Events) in a
+ *     namespace of their own, deleted again before the operator starts;
  *  2. the operator as a separate process (`node --import tsx operator/main.ts`, so its RSS is its own),
  *     then N ModelDeployments applied at that concurrency. Per object, apply → Deployment ADDED is timed
  *     by watch event arrival (creationTimestamp has 1 s resolution), then convergence
@@ -310,6 +313,10 @@ interface Figures {
   peakRssKiB?: number;
   operatorMetrics?: OperatorMetricsSnapshot;
   apiserverRequests?: Map<string, number>;
+  /** Writes the simulated nodes make whatever the operator does (KWOK's leases and node status), same window. */
+  backgroundRequests?: Map<string, number>;
+  /** Seconds from the first apply to the metrics snapshot (the window of the request deltas). */
+  operatorPhaseSeconds?: number;
   apiserverMeanSeconds?: Map<string, number>;
   cpuProfileSummary?: string;
   /** Cores the cluster used while the ConfigMaps were created, and the cluster plus operator from apply to convergence. */
@@ -430,6 +437,12 @@ function report(figures: Figures): string {
     ],
     ["mean reconcile duration", ms(meanReconcileMs)],
     [
+      "mean wait in the work queue (gpufleet_workqueue_wait_seconds)",
+      figures.operatorMetrics?.queueWaitCount
+        ? ms((figures.operatorMetrics.queueWaitSecondsSum / figures.operatorMetrics.queueWaitCount) * 1000)
+        : "n/a",
+    ],
+    [
       "work-queue retries",
       figures.operatorMetrics ? String(figures.operatorMetrics.workqueueRetries) : "n/a",
     ],
@@ -445,6 +458,13 @@ function report(figures: Figures): string {
       return [key, `${count} (${(count / args.count).toFixed(2)}/MD)${mean === undefined ? "" : `, ${ms(mean * 1000)}`}`];
     });
     text += `\nAPI server requests during the operator phase (apiserver_request_total delta, all clients; mean server time per request):\n${formatTable(requestRows)}`;
+  }
+  const background = [...(figures.backgroundRequests ?? [])].filter(([key]) => writesIn(new Map([[key, 1]])) > 0);
+  if (background.length && figures.operatorPhaseSeconds) {
+    const window = figures.operatorPhaseSeconds;
+    text += `\nBackground writes in the same window (the ${args.gpuNodes + 1} simulated nodes' heartbeats; not counted per ModelDeployment):\n${formatTable(
+      background.map(([key, count]) => [key, `${count} (${(count / window).toFixed(1)}/s)`]),
+    )}`;
   }
   if (figures.operatorMetrics?.requests.size) {
     const rows: Array<[string, string]> = [...figures.operatorMetrics.requests].map(([key, count]) => [
@@ -470,6 +490,9 @@ const COUNTED_RESOURCES = new Set([
   "replicasets",
   "pods",
 ]);
+
+/** Resources the simulated nodes write on their own (KWOK heartbeats): load beside the operator phase, not its writes. */
+const BACKGROUND_RESOURCES = new Set(["leases", "nodes"]);
 
 /** Set by SIGINT/SIGTERM: every wait gives up as at the deadline, so cleanup still runs. */
 let interrupted = false;
@@ -720,6 +743,8 @@ async function run(
       figures.operatorMetrics = operatorMetricsFromExposition(await getText(`${operatorUrl}/metrics`));
       const apiserverMetricsAfter = await getText(`${cluster.apiServerUrl}/metrics`, cluster.kubeConfig);
       figures.apiserverRequests = apiserverRequestDelta(apiserverMetricsBefore, apiserverMetricsAfter, COUNTED_RESOURCES);
+      figures.backgroundRequests = apiserverRequestDelta(apiserverMetricsBefore, apiserverMetricsAfter, BACKGROUND_RESOURCES);
+      figures.operatorPhaseSeconds = (performance.now() - applyStart) / 1000;
       figures.apiserverMeanSeconds = apiserverMeanSeconds(apiserverMetricsBefore, apiserverMetricsAfter, COUNTED_RESOURCES);
     } catch (error) {
       say(`could not read metrics: ${error instanceof Error ? error.message : String(error)}`);
