@@ -40,9 +40,12 @@ const keyOf = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.
 /** The ModelDeployments that serve a model name: the oldest of those claiming a name (as gateway/fleet.ts routes). Pure. */
 export function servedModels(modelDeployments: readonly ModelDeployment[]): ServedModel[] {
   const byModel = new Map<string, ServedModel>();
+  // Creation times and keys parsed once per object, not once per comparison (thousands of ModelDeployments).
   const sorted = modelDeployments
     .filter((md) => !md.metadata?.deletionTimestamp && typeof md.spec?.model?.name === "string")
-    .sort((a, b) => creation(a) - creation(b) || keyOf(a).localeCompare(keyOf(b)));
+    .map((md) => ({ md, created: creation(md), key: keyOf(md) }))
+    .sort((a, b) => a.created - b.created || a.key.localeCompare(b.key))
+    .map(({ md }) => md);
   for (const md of sorted)
     if (!byModel.has(md.spec.model.name))
       byModel.set(md.spec.model.name, { model: md.spec.model.name, namespace: md.metadata?.namespace ?? "", name: md.metadata?.name ?? "" });
@@ -232,6 +235,8 @@ export class ModelRouteStatusWriter {
   async sync(): Promise<void> {
     if (!this.informer.hasSynced) return;
     const routes = this.informer.list();
+    // Without routes there is nothing to write: skip resolving every ModelDeployment (this runs after each change).
+    if (routes.length === 0) return;
     const resolutions = resolveModelRoutes(routes, servedModels(this.options.modelDeployments.list()));
     for (const route of routes) {
       if (this.stopped) return;

@@ -110,7 +110,6 @@ export function planProductWorkloads(input: {
   const productOf = (d: V1Deployment) => d.spec?.template?.metadata?.annotations?.[ANNOTATIONS.gpuProduct] ?? "";
   const primaryPods = input.pods.filter((pod) => !slotOf(pod));
   const options = [{ pool: primary.pool, plan: primary.plan }, ...input.alternatives];
-  const free = freeGpusByProduct(input.nodes, input.clusterPods);
 
   // With nothing spilled and nowhere to spill, the preferred workload simply runs what is wanted.
   if (input.alternatives.length === 0 && input.spillDeployments.length === 0)
@@ -123,6 +122,8 @@ export function planProductWorkloads(input: {
       failedReturns: [],
     };
 
+  // Every pod on every GPU node: only when spill-over is possible (it was once per reconcile of any ModelDeployment).
+  const free = freeGpusByProduct(input.nodes, input.clusterPods);
   const observedSpill = input.spillDeployments.map((deployment) => {
     const slot = deployment.spec?.selector?.matchLabels?.[LABELS.workloadSlot] ?? "";
     return { deployment, gpuProduct: productOf(deployment), slot, pods: input.pods.filter((pod) => slotOf(pod) === slot) };
