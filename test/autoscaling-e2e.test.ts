@@ -8,7 +8,7 @@ import type { ServiceProxy } from "../sim/engine/service-proxy.js";
 import { runLoad, type LoadReport } from "../sim/loadgen/loadgen.js";
 import type { ScheduledRequest } from "../sim/loadgen/trace.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
-import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
+import { testKubeConfig, uniqueNamespace, waitFor, waitUntil, type TestNamespace } from "./support/kube.js";
 import { readModelDeployment, startTestOperator } from "./support/operator.js";
 import { deployBehindProxy, startSimFleet } from "./support/sim-fleet.js";
 
@@ -18,6 +18,9 @@ import { deployBehindProxy, startSimFleet } from "./support/sim-fleet.js";
 
 const SCRAPE_INTERVAL_SECONDS = 1;
 const SCALE_DOWN_WINDOW_SECONDS = 20;
+// The policy's stable/token windows and scale-down period (GPUFLEET_AUTOSCALER_WINDOW_SECONDS; 60 s by
+// default): 15 s lets the spike's scale-down come ~40 s sooner.
+const POLICY_WINDOW_SECONDS = 15;
 const kubeConfig = testKubeConfig();
 const client = new KubeClient(kubeConfig);
 const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -52,12 +55,17 @@ const deploy = (name: string, spec: Record<string, unknown>): Promise<ServicePro
 
 const read = (name: string): Promise<ModelDeployment> => readModelDeployment(client, namespace.name, name);
 
+/** What a timed-out wait on the autoscaler last saw. */
+const scaleState = (md: ModelDeployment): string =>
+  `spec.replicas ${md.spec.replicas}, ready ${md.status?.readyReplicas ?? 0}, autoscaler: ${md.status?.autoscaler?.reason ?? "no reason yet"}`;
+
 beforeAll(async () => {
   await ensureModelDeploymentCrd(kubeConfig);
   namespace = await uniqueNamespace(kubeConfig, "autoscale");
   operator = await startTestOperator(kubeConfig, namespace.name, {
     GPUFLEET_SCRAPE_INTERVAL_SECONDS: String(SCRAPE_INTERVAL_SECONDS),
     GPUFLEET_SCRAPE_TIMEOUT_SECONDS: "1",
+    GPUFLEET_AUTOSCALER_WINDOW_SECONDS: String(POLICY_WINDOW_SECONDS),
   });
   fleet = startSimFleet(kubeConfig, namespace.name);
 }, 120_000);
@@ -87,13 +95,12 @@ describe.concurrent("autoscaling on KV-cache pressure and queue depth, end to en
       maxDurationMs: 30_000,
     });
 
-    const scaledUp = await waitFor(
-      async () => {
-        const md = await read("spike");
-        return md.spec.replicas > 1 ? md : undefined;
-      },
-      { timeoutMs: 30_000, intervalMs: 250, description: "scale-up under the spike" },
-    );
+    const scaledUp = await waitUntil(() => read("spike"), (md) => md.spec.replicas > 1, {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      description: "scale-up under the spike",
+      show: scaleState,
+    });
     const scaleUpSeconds = (Date.now() - loadStarted) / 1000;
     expect(scaleUpSeconds).toBeLessThan(10 * SCRAPE_INTERVAL_SECONDS + 5);
     expect(scaledUp.status?.autoscaler?.reason ?? "").toMatch(/kv-cache|queue|throughput/);
@@ -105,13 +112,12 @@ describe.concurrent("autoscaling on KV-cache pressure and queue depth, end to en
     expect(peak).toBeGreaterThan(1);
 
     // Idle now: the operator waits out the stabilization window, then steps down.
-    const scaledDown = await waitFor(
-      async () => {
-        const md = await read("spike");
-        return md.spec.replicas < peak ? md : undefined;
-      },
-      { timeoutMs: (SCALE_DOWN_WINDOW_SECONDS + 90) * 1000, intervalMs: 500, description: "scale-down after the load" },
-    );
+    const scaledDown = await waitUntil(() => read("spike"), (md) => md.spec.replicas < peak, {
+      timeoutMs: (SCALE_DOWN_WINDOW_SECONDS + 90) * 1000,
+      intervalMs: 500,
+      description: `scale-down from ${peak} after the load`,
+      show: scaleState,
+    });
     const scaleDownSeconds = (Date.now() - loadEnded) / 1000;
     expect(scaleDownSeconds).toBeGreaterThanOrEqual(SCALE_DOWN_WINDOW_SECONDS - 2);
     const events = await client.list<{ reason?: string; regarding?: { name?: string } }>(`/apis/events.k8s.io/v1/namespaces/${namespace.name}/events`);
@@ -120,13 +126,17 @@ describe.concurrent("autoscaling on KV-cache pressure and queue depth, end to en
 
     // The TTFT objective is reported from the engines' histograms: every request the load generator saw
     // get a first token is counted once (the window is 5 minutes; the load lasted 25 s).
-    const reported = await waitFor(
-      async () => {
-        const autoscaler = (await read("spike")).status?.autoscaler;
-        return (autoscaler?.ttftRequests ?? 0) >= report.succeeded ? autoscaler : undefined;
+    const reported = await waitUntil(
+      async () => (await read("spike")).status?.autoscaler,
+      (autoscaler) => (autoscaler?.ttftRequests ?? 0) >= report.succeeded,
+      {
+        timeoutMs: 45_000,
+        intervalMs: 500,
+        description: `TTFT attainment of at least ${report.succeeded} requests in the status`,
+        show: (autoscaler) => `ttftRequests ${autoscaler?.ttftRequests ?? "absent"}, ttftWithinTarget ${autoscaler?.ttftWithinTarget ?? "absent"}`,
       },
-      { timeoutMs: 45_000, intervalMs: 500, description: "TTFT attainment in the status" },
     );
+    if (reported === undefined) throw new Error("no autoscaler status");
     expect(reported.ttftRequests).toBeLessThanOrEqual(report.sent);
     expect(reported.ttftWithinTarget).toBeGreaterThanOrEqual(0);
     expect(reported.ttftWithinTarget).toBeLessThanOrEqual(1);
@@ -139,7 +149,7 @@ describe.concurrent("autoscaling on KV-cache pressure and queue depth, end to en
 
   it("holds the replica count while metrics are garbage or time out, and scales down once they are sane again", async () => {
     await deploy("hold", autoscaled("vllm", 2, 3));
-    await waitFor(async () => (await read("hold")).status?.readyReplicas === 2, { timeoutMs: 60_000, description: "2 ready" });
+    await waitUntil(() => read("hold"), (md) => md.status?.readyReplicas === 2, { timeoutMs: 60_000, description: "hold: 2 ready", show: scaleState });
     const servers = await waitFor(
       () => {
         const ours = [...fleet.servers()].filter(([key]) => key.startsWith(`${namespace.name}/hold-`)).map(([, server]) => server);
@@ -158,10 +168,11 @@ describe.concurrent("autoscaling on KV-cache pressure and queue depth, end to en
     expect(held.status?.autoscaler?.reason ?? "").toMatch(/parse|timeout|malformed|scrape failed|no usable metrics/);
 
     for (const server of servers) server.setFaults({});
-    await waitFor(async () => (await read("hold")).spec.replicas === 1, {
+    await waitUntil(() => read("hold"), (md) => md.spec.replicas === 1, {
       timeoutMs: (SCALE_DOWN_WINDOW_SECONDS + 60) * 1000,
       intervalMs: 500,
-      description: "scale-down once metrics are sane",
+      description: "hold: scale-down to 1 once metrics are sane",
+      show: scaleState,
     });
   });
 
@@ -179,7 +190,7 @@ describe.concurrent("autoscaling on KV-cache pressure and queue depth, end to en
       requestTimeoutMs: 120_000,
       maxDurationMs: 25_000,
     });
-    await waitFor(async () => (await read(name)).spec.replicas > 1, { timeoutMs: 30_000, intervalMs: 250, description: `${label} scale-up` });
+    await waitUntil(() => read(name), (md) => md.spec.replicas > 1, { timeoutMs: 30_000, intervalMs: 250, description: `${label} scale-up`, show: scaleState });
     const seconds = (Date.now() - loadStarted) / 1000;
     expect(seconds).toBeLessThan(10 * SCRAPE_INTERVAL_SECONDS + 5);
     const md = await read(name);

@@ -11,7 +11,7 @@ import { engineParamsForNames } from "../sim/engine/model.js";
 import { runLoad } from "../sim/loadgen/loadgen.js";
 import type { ScheduledRequest } from "../sim/loadgen/trace.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
-import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
+import { testKubeConfig, uniqueNamespace, waitFor, waitUntil, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, modelDeploymentPath, readModelDeployment, startTestOperator } from "./support/operator.js";
 import { loopbackGatewayEnv } from "./support/gateway.js";
 
@@ -27,6 +27,8 @@ import { loopbackGatewayEnv } from "./support/gateway.js";
 const H100 = "NVIDIA-H100-80GB-HBM3";
 const A100 = "NVIDIA-A100-SXM4-80GB";
 const SCALE_DOWN_WINDOW_SECONDS = 10;
+/** GPUFLEET_AUTOSCALER_WINDOW_SECONDS: the policy's stable/token windows (60 s by default), so the scale-down comes sooner. */
+const POLICY_WINDOW_SECONDS = 15;
 const kubeConfig = testKubeConfig();
 const client = new KubeClient(kubeConfig);
 const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -62,6 +64,14 @@ async function pods(name: string): Promise<V1Pod[]> {
 const runningReady = (pod: V1Pod) =>
   pod.status?.phase === "Running" && !!pod.spec?.nodeName && (pod.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
 const group = (pod: V1Pod) => pod.metadata?.labels?.[LWS_LABELS.groupIndex];
+/** Pods as a timed-out wait shows them: name, uid prefix, phase, Ready, group/worker index. */
+const podsSeen = (list: V1Pod[]): string =>
+  `${list.length} pods: ${list
+    .map((pod) => `${pod.metadata?.name} (uid ${pod.metadata?.uid?.slice(0, 8)}, ${pod.status?.phase}${runningReady(pod) ? ", ready" : ""}, group ${group(pod)}/worker ${pod.metadata?.labels?.[LWS_LABELS.workerIndex]})`)
+    .join("; ")}`;
+/** A ModelDeployment's scale as a timed-out wait shows it. */
+const scaleSeen = (md: ModelDeployment): string =>
+  `spec.replicas ${md.spec.replicas}, ready ${md.status?.readyReplicas ?? 0}, Ready: ${condition(md, "Ready")?.message ?? "none"}, autoscaler: ${md.status?.autoscaler?.reason ?? "none"}`;
 
 /** A short burst against the leader's engine: `rate` requests/s of 3,000 prompt and 32 output tokens for `seconds`. */
 function overload(rate: number, seconds: number): ScheduledRequest[] {
@@ -122,7 +132,11 @@ beforeAll(async () => {
     },
     { timeoutMs: 30_000, description: "extra H100 nodes Ready" },
   );
-  operator = await startTestOperator(kubeConfig, namespace.name, { GPUFLEET_SCRAPE_INTERVAL_SECONDS: "1", GPUFLEET_SCRAPE_TIMEOUT_SECONDS: "1" });
+  operator = await startTestOperator(kubeConfig, namespace.name, {
+    GPUFLEET_SCRAPE_INTERVAL_SECONDS: "1",
+    GPUFLEET_SCRAPE_TIMEOUT_SECONDS: "1",
+    GPUFLEET_AUTOSCALER_WINDOW_SECONDS: String(POLICY_WINDOW_SECONDS),
+  });
   fleet = new SimFleet({
     listPods: async () => (await core.listNamespacedPod({ namespace: namespace.name, labelSelector: MANAGED_BY_SELECTOR })).items,
     // The leader's API server, simulated with a small replica so a short load saturates it (the simulator
@@ -151,13 +165,13 @@ async function throughGateway(model: string): Promise<{ status: number; pod: str
 
 /** Polls until a request through the gateway is answered 200 by a pod `accept` takes. */
 async function gatewayReaches(model: string, accept: (pod: string) => boolean, description: string): Promise<string> {
-  return waitFor(
-    async () => {
-      const answer = await throughGateway(model);
-      return answer.status === 200 && answer.pod !== null && accept(answer.pod) ? answer.pod : undefined;
-    },
-    { timeoutMs: 20_000, intervalMs: 200, description },
-  );
+  const answer = await waitUntil(() => throughGateway(model), (a) => a.status === 200 && a.pod !== null && accept(a.pod), {
+    timeoutMs: 20_000,
+    intervalMs: 200,
+    description,
+    show: (a) => `HTTP ${a.status} from ${a.pod ?? "no pod"}`,
+  });
+  return answer.pod!;
 }
 
 afterAll(async () => {
@@ -258,44 +272,48 @@ describe.concurrent("a model bigger than one node, as LeaderWorkerSet groups", (
       requestTimeoutMs: 60_000,
       maxDurationMs: 10_000,
     });
-    await waitFor(async () => ((await readModelDeployment(client, namespace.name, name)).spec.replicas === 2 ? true : undefined), {
+    await waitUntil(() => readModelDeployment(client, namespace.name, name), (md) => md.spec.replicas === 2, {
       timeoutMs: 30_000,
       intervalMs: 250,
       description: "autoscaler adds a group",
+      show: scaleSeen,
     });
-    const two = await waitFor(
-      async () => {
-        const list = await pods(name);
-        return list.length === 4 && list.every(runningReady) ? list : undefined;
-      },
-      { timeoutMs: 40_000, description: "second group running" },
-    );
+    // Watched from now on: with 15 s policy windows the load may be out of the window by the time the second
+    // group is up, and the step back down can follow its readiness within seconds.
+    const twoReady = waitUntil(() => readModelDeployment(client, namespace.name, name), (md) => condition(md, "Ready")?.message === "2/2 replicas ready", {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      description: "2/2 ready",
+      show: scaleSeen,
+    });
+    twoReady.catch(() => undefined); // awaited below; not an unhandled rejection if an earlier step fails first
+    const two = await waitUntil(() => pods(name), (list) => list.length === 4 && list.every(runningReady), {
+      timeoutMs: 40_000,
+      description: "second group running (4 pods, all ready)",
+      show: podsSeen,
+    });
     mark("second group running");
     expect(new Set(two.map((pod) => pod.spec?.nodeName)).size).toBe(4);
     expect(two.filter((pod) => group(pod) === "1")).toHaveLength(2);
-    await waitFor(async () => (condition(await readModelDeployment(client, namespace.name, name), "Ready")?.message === "2/2 replicas ready" ? true : undefined), {
-      timeoutMs: 20_000,
-      description: "2/2 ready",
-    });
+    await twoReady;
     await load;
 
     // Load gone: after the stabilization window the autoscaler steps down; the LWS controller deletes group 1 whole.
     const groupZero = new Map(two.filter((pod) => group(pod) === "0").map((pod) => [pod.metadata!.name!, pod.metadata!.uid!]));
-    await waitFor(async () => ((await readModelDeployment(client, namespace.name, name)).spec.replicas === 1 ? true : undefined), {
-      // The throughput signal keeps the load's peak for its 60 s window, then the stabilization window runs.
-      timeoutMs: (60 + SCALE_DOWN_WINDOW_SECONDS + 40) * 1000,
+    await waitUntil(() => readModelDeployment(client, namespace.name, name), (md) => md.spec.replicas === 1, {
+      show: scaleSeen,
+      // The throughput signal keeps the load's peak for its window, then the stabilization window runs.
+      timeoutMs: (POLICY_WINDOW_SECONDS + SCALE_DOWN_WINDOW_SECONDS + 60) * 1000,
       intervalMs: 500,
       description: "autoscaler removes a group",
     }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await diagnose(name)}`);
     });
-    const after = await waitFor(
-      async () => {
-        const list = await pods(name);
-        return list.length === 2 ? list : undefined;
-      },
-      { timeoutMs: 30_000, description: "group 1 drained" },
-    );
+    const after = await waitUntil(() => pods(name), (list) => list.length === 2, {
+      timeoutMs: 30_000,
+      description: "group 1 drained (2 pods left)",
+      show: podsSeen,
+    });
     mark("group 1 drained");
     expect(after.every((pod) => group(pod) === "0")).toBe(true);
     expect(new Map(after.map((pod) => [pod.metadata!.name!, pod.metadata!.uid!]))).toEqual(groupZero);
@@ -308,19 +326,20 @@ describe.concurrent("a model bigger than one node, as LeaderWorkerSet groups", (
     // An ordinary delete (not forced): the LWS controller sees the terminating worker and deletes the leader.
     await core.deleteNamespacedPod({ name: deadWorker.metadata!.name!, namespace: namespace.name, gracePeriodSeconds: 1 });
     mark("worker deleted");
-    const restarted = await waitFor(
-      async () => {
-        const list = await pods(name);
+    const restarted = await waitUntil(
+      () => pods(name),
+      (list) => {
         const newLeader = list.find((pod) => pod.metadata?.labels?.[LWS_LABELS.workerIndex] === "0");
-        return list.length === 2 && newLeader && newLeader.metadata?.uid !== leaderUid && list.every(runningReady) ? list : undefined;
+        return list.length === 2 && newLeader !== undefined && newLeader.metadata?.uid !== leaderUid && list.every(runningReady);
       },
-      { timeoutMs: 40_000, description: "group recreated after its worker died" },
+      { timeoutMs: 40_000, description: `group recreated after its worker died (a leader other than uid ${leaderUid.slice(0, 8)})`, show: podsSeen },
     );
     mark("group recreated (new leader and worker running)");
     expect(restarted.every((pod) => pod.metadata?.uid !== deadWorker.metadata?.uid)).toBe(true);
-    await waitFor(async () => (condition(await readModelDeployment(client, namespace.name, name), "Ready")?.status === "True" ? true : undefined), {
+    await waitUntil(() => readModelDeployment(client, namespace.name, name), (md) => condition(md, "Ready")?.status === "True", {
       timeoutMs: 30_000,
       description: "Ready after the group restart",
+      show: scaleSeen,
     });
     mark("Ready again after the group restart");
     // The recreated leader (same name, new pod and address) is routed to again. The LWS controller may

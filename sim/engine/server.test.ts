@@ -153,9 +153,10 @@ describe("engine server: metrics", () => {
     const requests = Array.from({ length: 12 }, () =>
       post(server, "/v1/completions", { prompt: "x".repeat(400), max_tokens: 6000 }).catch(() => undefined),
     );
-    for (let i = 0; i < 2000 && server.model.inFlight() < 12; i++)
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(server.model.inFlight()).toBe(12);
+    // A deadline, not a count of 5 ms sleeps: timers fire late on a loaded machine.
+    const deadline = Date.now() + 20_000;
+    while (server.model.inFlight() < 12 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(server.model.inFlight(), "requests in flight 20 s after sending 12").toBe(12);
     const [busy] = await scrapePods([targetOf(server)], { concurrency: 1, timeoutMs: 2000 });
     expect(busy?.ok && busy.sample).toMatchObject({ requestsRunning: 8, requestsWaiting: 4 });
     expect(busy?.ok && busy.sample.kvCacheUtilization).toBeGreaterThan(0);

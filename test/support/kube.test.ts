@@ -1,6 +1,6 @@
 import { CoreV1Api } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { testKubeConfig, uniqueNamespace, waitFor } from "./kube.js";
+import { testKubeConfig, uniqueNamespace, waitFor, waitUntil } from "./kube.js";
 
 describe("waitFor", () => {
   it("returns the first value that is not undefined, null or false", async () => {
@@ -23,6 +23,25 @@ describe("waitFor", () => {
     ).rejects.toThrow(
       /timed out after \d+ ms \(\d+ attempts\) waiting for the engine to answer; last error: connection refused/,
     );
+  });
+});
+
+describe("waitUntil", () => {
+  it("returns the first value read that is accepted, even a falsy one", async () => {
+    let reads = 0;
+    const value = await waitUntil(() => 3 - ++reads, (left) => left === 0, { intervalMs: 1, description: "a countdown", show: String });
+    expect([value, reads]).toEqual([0, 3]);
+  });
+
+  it("times out quoting the last value it read", async () => {
+    let replicas = 3;
+    await expect(
+      waitUntil(
+        () => replicas++,
+        (n) => n < 3,
+        { timeoutMs: 50, intervalMs: 10, description: "scale-down", show: (n) => `replicas ${n}` },
+      ),
+    ).rejects.toThrow(/waiting for scale-down; last seen: replicas \d+$/);
   });
 });
 

@@ -57,6 +57,11 @@ export interface WaitForOptions {
   description: string;
 }
 
+/** Thrown by a probe to say what it saw that is not yet what it waits for (quoted as "last seen" on timeout). */
+export class StillWaiting extends Error {
+  override name = "StillWaiting";
+}
+
 /**
  * Polls `probe` until it returns a value other than undefined/null/false, and returns that value.
  * A thrown error counts as "not yet"; the last one is quoted in the timeout error.
@@ -75,7 +80,10 @@ export async function waitFor<T>(
       if (value !== undefined && value !== null && value !== false) return value;
       lastProblem = `last result: ${String(value)}`;
     } catch (error) {
-      lastProblem = `last error: ${error instanceof Error ? error.message : String(error)}`;
+      lastProblem =
+        error instanceof StillWaiting
+          ? `last seen: ${error.message}`
+          : `last error: ${error instanceof Error ? error.message : String(error)}`;
     }
     const elapsed = Date.now() - startedAt;
     if (elapsed >= timeoutMs) {
@@ -85,4 +93,20 @@ export async function waitFor<T>(
     }
     await new Promise((resolveWait) => setTimeout(resolveWait, Math.min(intervalMs, timeoutMs - elapsed)));
   }
+}
+
+/**
+ * Reads a value until `accept` takes it, and returns it; on timeout the message shows the last value read
+ * (through `show`), not just "undefined": what a flaky wait last saw is what explains it.
+ */
+export async function waitUntil<T>(
+  read: () => Promise<T> | T,
+  accept: (value: T) => boolean,
+  options: WaitForOptions & { show: (value: T) => string },
+): Promise<T> {
+  return waitFor(async () => {
+    const value = await read();
+    if (accept(value)) return { value };
+    throw new StillWaiting(options.show(value));
+  }, options).then(({ value }) => value);
 }
