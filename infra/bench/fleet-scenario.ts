@@ -134,19 +134,41 @@ export function regions(candidates: typeof CANDIDATES = CANDIDATES): CandidateRe
   }));
 }
 
-export function models(): ModelDemand[] {
+/**
+ * Finer replicas from weight quantization the sizing planner knows: llama-3.1-70b in FP8 on 2 H100
+ * (bf16: 4) and AWQ 4-bit on 4 L4 (bf16: 8), mixtral-8x7b in FP8 on 1 H100 (bf16: 2). GPU counts come
+ * from the planner; throughput is kept at the bf16 shape's tokens/s per GPU (half the GPUs, half the
+ * batch room, half the tokens/s), so energy per token at a given load is unchanged and only the size
+ * of the serving unit differs. Quantized weights are a quality trade-off an operator must accept.
+ */
+export const QUANTIZED: Readonly<Record<string, Partial<Record<Product, "fp8" | "awq">>>> = {
+  "llama-3.1-70b": { "nvidia-h100-80gb": "fp8", "nvidia-l4": "awq" },
+  "mixtral-8x7b": { "nvidia-h100-80gb": "fp8" },
+};
+
+/** The models' replica shapes: bf16, or with `quantized` the finer shapes of QUANTIZED where there are some. */
+export function models(quantized = false): ModelDemand[] {
   return MODELS.map((m) => ({
     name: m.name,
     replicaShapes: Object.entries(m.tokensPerSecondPerReplica).map(
       ([gpuProduct, tokensPerSecondPerReplica]) => {
-        const { shape, reason } = replicaShapeFromPlanner({
+        const plan = { maxContextLength: 8192 };
+        const { shape, reason } = replicaShapeFromPlanner({ model: m.name, gpuProduct, tokensPerSecondPerReplica, plan });
+        if (shape === undefined) throw new Error(`planner cannot size ${m.name} on ${gpuProduct}: ${reason}`);
+        const quantization = quantized ? QUANTIZED[m.name]?.[gpuProduct as Product] : undefined;
+        if (quantization === undefined) return shape;
+        const finer = replicaShapeFromPlanner({
           model: m.name,
           gpuProduct,
-          tokensPerSecondPerReplica,
-          plan: { maxContextLength: 8192 },
-        });
-        if (shape === undefined) throw new Error(`planner cannot size ${m.name} on ${gpuProduct}: ${reason}`);
-        return shape;
+          tokensPerSecondPerReplica: 1,
+          plan: { ...plan, quantization },
+        }).shape;
+        if (finer === undefined || finer.gpusPerReplica >= shape.gpusPerReplica)
+          throw new Error(`planner gives no smaller ${quantization} replica of ${m.name} on ${gpuProduct}`);
+        return {
+          ...finer,
+          tokensPerSecondPerReplica: (tokensPerSecondPerReplica * finer.gpusPerReplica) / shape.gpusPerReplica,
+        };
       },
     ),
     demand: ORIGINS.map(([origin, share]) => ({ origin, tokensPerSecond: m.tokensPerSecond * share })),
@@ -159,10 +181,11 @@ export function benchInput(
   rtt?: RttTable,
   carbonSource?: CarbonIntensitySource,
   candidates: typeof CANDIDATES = CANDIDATES,
+  quantized = false,
 ): PlacementInput {
   return {
     regions: regions(candidates),
-    models: models(),
+    models: models(quantized),
     latencyTargetMs,
     minRegionsPerModel: 2,
     rtt,

@@ -72,6 +72,8 @@ export interface HourlyBenchOptions {
    * which is what makes a full-year run (`dayStep` 1) take minutes.
    */
   replan?: boolean;
+  /** The finer quantized replica shapes of fleet-scenario.ts QUANTIZED (same GPUs' tokens/s per GPU). */
+  quantized?: boolean;
 }
 
 export const DEFAULT_HOURLY_BENCH: HourlyBenchOptions = {
@@ -380,7 +382,7 @@ export async function runHourlyBench(
   progress: (line: string) => void = () => undefined,
 ): Promise<HourlyBenchResult> {
   const started = performance.now();
-  const base = benchInput(options.latencyTargetMs, rtt, undefined, options.candidates);
+  const base = benchInput(options.latencyTargetMs, rtt, undefined, options.candidates, options.quantized === true);
   const regions = base.regions.map((r) => r.region);
   const yearStart = Date.UTC(YEAR, 0, 1);
   const yearEnd = Date.UTC(YEAR + 1, 0, 1);

@@ -11,6 +11,7 @@
  * Run: npm run bench:placement [-- --hourly-only | --static-only] [--fleet today|zones|both] [--day-step 14] [--target 100] [--block 1]
  *      [--window 1] [--flexible 0.25] [--no-forecast] [--no-oracle] [--moves 0/0,10/1,30/8]   (load minutes / dwell hours)
  *      [--no-replan]   (only the rows that need no per-day MILP: with --day-step 1, the whole year in minutes)
+ *      [--quantized]   (finer replicas: 70B in FP8 on 2 H100 / AWQ on 4 L4, Mixtral in FP8 on 1 H100)
  */
 import { performance } from "node:perf_hooks";
 import { StaticCarbonIntensitySource, attributionText } from "../carbon/index.js";
@@ -167,6 +168,7 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
     oracle: !flag("no-oracle"),
     moveVariants: movesFlag(),
     replan: !flag("no-replan"),
+    quantized: flag("quantized"),
   };
   if (!(options.flexibleShare >= 0 && options.flexibleShare < 1)) throw new Error("--flexible takes a share in [0, 1)");
   const rtt = loadGcpRttTable();
@@ -188,7 +190,9 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
   );
   console.log(
     `Re-planning: blocks of ${o.blockHours} h, rolling (each solve looks ${Math.max(o.windowHours ?? o.blockHours, o.blockHours)} h ahead); a start costs ${o.loadMinutes} min of idle load time, a started replica stays ≥ ${o.minDwellHours} h. ` +
-      `Every plan is charged each hour's real intensity.\n`,
+      `Every plan is charged each hour's real intensity.` +
+      (o.quantized ? ` Finer replicas: 70B in FP8 on 2 H100 / AWQ on 4 L4, Mixtral in FP8 on 1 H100 (tokens/s per GPU as bf16).` : "") +
+      `\n`,
   );
   const widths = [26, 10, 8, 8, 9, 8, 10, 9];
   const header = row(

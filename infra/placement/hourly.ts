@@ -72,6 +72,8 @@ export interface HourlyPlacementInput extends Omit<PlacementInput, "carbonSource
   initial?: FleetState;
   /** Keep the first block's replicas for the whole horizon: a fixed placement, for comparison. */
   frozen?: boolean;
+  /** Solve one model at a time when no quota can bind (exact; see planHourly); default true. */
+  decompose?: boolean;
 }
 
 export interface HourReplica extends ReplicaPlacement {
@@ -124,8 +126,12 @@ export interface HourlyPlan {
   blockHours: number;
   solveSeconds: number;
   solverStatus: string;
-  /** Variables and rows of the MILP (last window for a rolling plan). */
+  /** Variables and rows of the MILP (last window for a rolling plan; summed over models when split). */
   size: { integers: number; continuous: number; rows: number };
+  /** Solved one model at a time (`per-model`) or as one MILP (`joint`); for a rolling plan, the last window's. */
+  decomposition?: "per-model" | "joint";
+  /** Rolling plans: MILP windows solved, and how many were one joint MILP rather than one per model. */
+  windows?: { total: number; joint: number };
 }
 
 interface Block {
@@ -386,6 +392,15 @@ function writeHourlyLp(
           ` cap${s.index}_${b}: ${sum([...routes.map((r): [string, number] => [v.f(r, b), 1]), [v.n(s.index, b), -s.usableTokensPerSecond]])} <= 0`,
         );
       }
+      // Route by route, f <= peak · n: a route carries traffic only to a slot with a replica. Implied
+      // by the integers (with the capacity row) but not by the LP relaxation when one origin's demand
+      // is less than a replica serves: the facility-location tightening that makes the relaxation
+      // round replicas up instead of sharing them out fractionally.
+      for (const r of routes) {
+        const peak = demand[problem.routes[r]?.demand ?? -1]?.[b]?.peak ?? 0;
+        if (peak > 0 && peak < s.usableTokensPerSecond)
+          rows.push(` ds${r}_${b}: ${v.f(r, b)} - ${fmt(peak)} ${v.n(s.index, b)} <= 0`);
+      }
       // Starts: a >= n(b) - n(b-1); before the horizon, the initial fleet.
       const previous = b === 0 ? (model.initialReplicas[s.index] ?? 0) : undefined;
       if (previous === undefined)
@@ -645,12 +660,129 @@ export function rttStats(samples: ReadonlyArray<{ rtt: number; weight: number }>
 const TIE_BREAK_SCALE = 1e-9;
 
 /**
- * Plans every hour of the horizon in one MILP (blocks of `blockHours`). Throws
- * PlacementInfeasibleError when some block has no placement under the constraints.
+ * Plans every hour of the horizon (blocks of `blockHours`). Throws PlacementInfeasibleError when
+ * some block has no placement under the constraints.
+ *
+ * Models share nothing but GPU quotas and the cost cap. When no quota can bind (every model at the
+ * most replicas it could ever use still fits every quota together) and there is no cost cap, the
+ * MILP falls apart into one MILP per model, solved one after the other and merged: exactly the same
+ * optimum, each part within the MIP gap of its own optimum so the sum within the gap of the whole,
+ * and five MILPs of a fifth of the size cost far less than one (branch and bound grows faster than
+ * linearly). Otherwise, as when quotas bind in the clean regions, one MILP.
  */
 export async function planHourly(
   input: HourlyPlacementInput,
   strategy: PlacementStrategy = "carbon-aware",
+): Promise<HourlyPlan> {
+  if (input.models.length < 2 || input.costCapPerHour !== undefined || input.decompose === false)
+    return planHourlyJoint(input, strategy);
+  const rtt = input.rtt ?? loadGcpRttTable();
+  const { problem } = buildModel(input, (origin, region) => rtt.rttMs(origin, region));
+  const quotasCannotBind =
+    problem.relaxed.has("gpu-quota") ||
+    problem.quotas.every(
+      (q) => q.slots.reduce((sum, s) => sum + (problem.slots[s]?.maxReplicas ?? 0) * (problem.slots[s]?.gpusPerReplica ?? 0), 0) <= q.quotaGpus,
+    );
+  if (!quotasCannotBind) return planHourlyJoint(input, strategy);
+  const started = performance.now();
+  const parts: HourlyPlan[] = [];
+  for (const model of input.models) {
+    const own = (r: SlotCount): boolean => r.model === model.name;
+    parts.push(
+      await planHourlyJoint(
+        {
+          ...input,
+          models: [model],
+          ...(input.initial
+            ? {
+                initial: {
+                  replicas: input.initial.replicas.filter(own),
+                  ...(input.initial.recentStarts ? { recentStarts: input.initial.recentStarts.filter(own) } : {}),
+                },
+              }
+            : {}),
+        },
+        strategy,
+      ),
+    );
+  }
+  const merged = mergePlans(parts, strategy, input.blockHours ?? 1);
+  const excess = quotaExcess(input, merged.hours);
+  if (excess !== undefined)
+    throw new Error(
+      `per-model plans exceed the ${excess.gpuProduct} quota of ${excess.region} in hour ${excess.hour} (${excess.gpus} > ${excess.quotaGpus} GPUs): the decomposition check is wrong`,
+    );
+  return { ...merged, solveSeconds: (performance.now() - started) / 1000 };
+}
+
+/** The first (region, product, hour) whose replicas draw more GPUs than the quota there, if any. */
+export function quotaExcess(
+  input: Pick<PlacementInput, "regions">,
+  hours: readonly HourPlan[],
+): { region: string; gpuProduct: string; hour: number; gpus: number; quotaGpus: number } | undefined {
+  const quota = new Map<string, number>();
+  for (const region of input.regions)
+    for (const offer of region.offers)
+      quota.set(`${region.region}|${offer.gpuProduct}`, (quota.get(`${region.region}|${offer.gpuProduct}`) ?? 0) + offer.quotaGpus);
+  for (const h of hours) {
+    const used = new Map<string, number>();
+    for (const r of h.replicas) used.set(`${r.region}|${r.gpuProduct}`, (used.get(`${r.region}|${r.gpuProduct}`) ?? 0) + r.gpus);
+    for (const [key, gpus] of used) {
+      const limit = quota.get(key) ?? 0;
+      if (gpus > limit) {
+        const [region = "", gpuProduct = ""] = key.split("|");
+        return { region, gpuProduct, hour: h.hour, gpus, quotaGpus: limit };
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Hour-by-hour union of per-model plans of the same horizon. */
+function mergePlans(parts: readonly HourlyPlan[], strategy: PlacementStrategy, blockHours: number): HourlyPlan {
+  const first = parts[0];
+  if (first === undefined) throw new Error("mergePlans needs at least one plan");
+  const hours: HourPlan[] = first.hours.map((h, i) => {
+    const all = parts.map((p) => p.hours[i] as HourPlan);
+    return {
+      hour: h.hour,
+      ...(h.startMs !== undefined ? { startMs: h.startMs } : {}),
+      replicas: all.flatMap((x) => x.replicas),
+      routes: all.flatMap((x) => x.routes),
+      intensity: Object.assign({}, ...all.map((x) => x.intensity)) as Record<string, number>,
+      demandTokensPerSecond: all.reduce((s, x) => s + x.demandTokensPerSecond, 0),
+      emissionsGrams: all.reduce((s, x) => s + x.emissionsGrams, 0),
+      moveEmissionsGrams: all.reduce((s, x) => s + x.moveEmissionsGrams, 0),
+      cost: all.reduce((s, x) => s + x.cost, 0),
+      moveCost: all.reduce((s, x) => s + x.moveCost, 0),
+      starts: all.reduce((s, x) => s + x.starts, 0),
+    };
+  });
+  const statuses = parts.map((p) => p.solverStatus);
+  return {
+    strategy,
+    hours,
+    totals: hourlyTotals(hours),
+    finalState: {
+      replicas: parts.flatMap((p) => p.finalState.replicas),
+      recentStarts: parts.flatMap((p) => p.finalState.recentStarts ?? []),
+    },
+    blockHours,
+    solveSeconds: parts.reduce((s, p) => s + p.solveSeconds, 0),
+    solverStatus: statuses.find((x) => x !== "Optimal") ?? "Optimal",
+    size: {
+      integers: parts.reduce((s, p) => s + p.size.integers, 0),
+      continuous: parts.reduce((s, p) => s + p.size.continuous, 0),
+      rows: parts.reduce((s, p) => s + p.size.rows, 0),
+    },
+    decomposition: "per-model",
+  };
+}
+
+/** Every hour of the horizon in one MILP (blocks of `blockHours`). */
+async function planHourlyJoint(
+  input: HourlyPlacementInput,
+  strategy: PlacementStrategy,
 ): Promise<HourlyPlan> {
   const started = performance.now();
   const rtt = input.rtt ?? loadGcpRttTable();
@@ -687,6 +819,7 @@ export async function planHourly(
     solveSeconds: (performance.now() - started) / 1000,
     solverStatus: solution.solverStatus,
     size,
+    decomposition: "joint",
   };
 }
 
@@ -718,6 +851,8 @@ export async function planRolling(
   let state = input.initial;
   let status = "Optimal";
   let size: HourlyPlan["size"] = { integers: 0, continuous: 0, rows: 0 };
+  let decomposition: HourlyPlan["decomposition"];
+  const windows = { total: 0, joint: 0 };
   for (let first = 0; first < input.hours; first += commit) {
     const length = Math.min(window, input.hours - first);
     const keep = Math.min(commit, length);
@@ -735,6 +870,9 @@ export async function planRolling(
     const plan = await planHourly(windowInput, strategy);
     if (plan.solverStatus !== "Optimal") status = plan.solverStatus;
     size = plan.size;
+    decomposition = plan.decomposition;
+    windows.total += 1;
+    if (plan.decomposition === "joint" && input.models.length > 1) windows.joint += 1;
     const kept = plan.hours.slice(0, keep).map((h) => ({ ...h, hour: h.hour + first }));
     hours.push(...kept);
     state = stateAfter(kept, input.moves?.minDwellHours ?? DEFAULT_MOVE_COSTS.minDwellHours, first + keep);
@@ -748,6 +886,8 @@ export async function planRolling(
     solveSeconds: (performance.now() - started) / 1000,
     solverStatus: status,
     size,
+    ...(decomposition ? { decomposition } : {}),
+    windows,
   };
 }
 
