@@ -2,7 +2,15 @@ import { describe, expect, it } from "vitest";
 import { prng } from "../../sim/prng.js";
 import { planHourly } from "../placement/hourly.js";
 import { RttTable } from "../placement/rtt.js";
-import { floorRoutes, freeCapacity, shiftFlexible } from "./hourly-bench.js";
+import {
+  DEFAULT_HOURLY_BENCH,
+  floorRoutes,
+  freeCapacity,
+  mergeHourlyResults,
+  shiftFlexible,
+  type HourlyBenchResult,
+  type SavedTally,
+} from "./hourly-bench.js";
 
 describe("moving flexible load to clean hours", () => {
   const shape = [0.5, 1, 1.5, 1];
@@ -132,5 +140,46 @@ describe("the floor: every token at the cleanest option it can reach", () => {
 describe("free capacity", () => {
   it("lifts every offered quota and offers nothing new", () => {
     expect(freeCapacity([["gcp:x", 1.1, 32, 0]])).toEqual([["gcp:x", 1.1, 100_000, 0]]);
+  });
+});
+
+describe("merging day ranges of the hourly benchmark", () => {
+  const tally = (grams: number, tokens: number, rtts: Array<[number, number]>): SavedTally => ({
+    grams,
+    moveGrams: grams / 10,
+    cost: 100,
+    tokens,
+    hours: 24,
+    starts: 5,
+    overCapacityTokens: 0,
+    rtts,
+    byZone: [["CA-ON", { tokens, intensityTokens: tokens * 60 }]],
+  });
+  const part = (dayIndices: number[], grams: number, rtts: Array<[number, number]>, dayStep = 1): HourlyBenchResult => ({
+    options: { ...DEFAULT_HOURLY_BENCH, dayStep, firstDay: dayIndices[0] ?? 0, lastDay: (dayIndices.at(-1) ?? 0) + 1 },
+    days: dayIndices.length,
+    dayIndices,
+    tallies: [["hourly re-planned", tally(grams, 1e6, rtts)]],
+    hourlyRegions: [],
+    strategies: [],
+    solveSeconds: { perDayHourly: dayIndices.map(() => 1), total: dayIndices.length },
+    size: { integers: 1, continuous: 1, rows: 1 },
+  });
+
+  it("sums the tallies: the figures of one run over the union of the days", () => {
+    const merged = mergeHourlyResults([part([0], 6, [[10, 90], [100, 10]]), part([1], 8, [[10, 80], [100, 20]])]);
+    const hourly = merged.strategies[0];
+    expect(merged.days).toBe(2);
+    expect(merged.dayIndices).toEqual([0, 1]);
+    expect(hourly?.gCO2PerMTok).toBeCloseTo(((6 + 8) / 2e6) * 1e6, 12);
+    expect(hourly?.meanRttMs).toBeCloseTo((10 * 170 + 100 * 30) / 200, 12);
+    // 15% of the weight is at 100 ms: the 95th percentile is 100 ms (each part alone: 100 and 100).
+    expect(hourly?.p95RttMs).toBe(100);
+    expect(hourly?.startsPerDay).toBe(5);
+  });
+
+  it("refuses overlapping days and runs with other options", () => {
+    expect(() => mergeHourlyResults([part([0, 1], 6, []), part([1], 8, [])])).toThrow(/day 1/);
+    expect(() => mergeHourlyResults([part([0], 6, []), part([1], 8, [], 2)])).toThrow(/different options/);
   });
 });

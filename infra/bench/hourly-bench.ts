@@ -72,6 +72,9 @@ export interface HourlyBenchOptions {
    * which is what makes a full-year run (`dayStep` 1) take minutes.
    */
   replan?: boolean;
+  /** Plan only days [firstDay, lastDay) of the year (0 = 1 January), still every dayStep from 1 January. */
+  firstDay?: number;
+  lastDay?: number;
   /** The finer quantized replica shapes of fleet-scenario.ts QUANTIZED (same GPUs' tokens/s per GPU). */
   quantized?: boolean;
 }
@@ -122,7 +125,14 @@ export function floorRoutes(
   intensity: (region: string) => number,
   rttMs: (origin: string, region: string) => number | undefined,
   latencyTargetMs: number,
-): Array<{ model: string; origin: string; option: ServeOption; tokensPerSecond: number; rttMs: number; grams: number }> {
+): Array<{
+  model: string;
+  origin: string;
+  option: ServeOption;
+  tokensPerSecond: number;
+  rttMs: number;
+  grams: number;
+}> {
   const out: Array<{
     model: string;
     origin: string;
@@ -138,11 +148,23 @@ export function floorRoutes(
       const rtt = rttMs(d.origin, option.region);
       if (rtt === undefined || rtt > latencyTargetMs) continue;
       const grams = d.tokensPerSecond * option.kWhPerTokenPerSecondHour * intensity(option.region);
-      if (best === undefined || grams < best.grams - 1e-12 || (Math.abs(grams - best.grams) <= 1e-12 && rtt < best.rtt))
+      if (
+        best === undefined ||
+        grams < best.grams - 1e-12 ||
+        (Math.abs(grams - best.grams) <= 1e-12 && rtt < best.rtt)
+      )
         best = { option, rtt, grams };
     }
-    if (best === undefined) throw new Error(`no region within ${latencyTargetMs} ms serves ${d.model} for ${d.origin}`);
-    out.push({ model: d.model, origin: d.origin, option: best.option, tokensPerSecond: d.tokensPerSecond, rttMs: best.rtt, grams: best.grams });
+    if (best === undefined)
+      throw new Error(`no region within ${latencyTargetMs} ms serves ${d.model} for ${d.origin}`);
+    out.push({
+      model: d.model,
+      origin: d.origin,
+      option: best.option,
+      tokensPerSecond: d.tokensPerSecond,
+      rttMs: best.rtt,
+      grams: best.grams,
+    });
   }
   return out;
 }
@@ -183,7 +205,8 @@ interface Tally {
   tokens: number;
   hours: number;
   starts: number;
-  rtts: Array<{ rtt: number; weight: number }>;
+  /** Token-weighted RTTs: RTT (ms) -> tokens/s·hours served at it (RTTs come from a table: few values). */
+  rtts: Map<number, number>;
   /** Per zone (or region without hourly data): tokens served and grams of their load. */
   byZone: Map<string, { tokens: number; intensityTokens: number }>;
   overCapacityTokens: number;
@@ -196,7 +219,7 @@ const newTally = (): Tally => ({
   tokens: 0,
   hours: 0,
   starts: 0,
-  rtts: [],
+  rtts: new Map(),
   byZone: new Map(),
   overCapacityTokens: 0,
 });
@@ -226,7 +249,7 @@ function charge(
     tally.grams +=
       route.tokensPerSecond * (perToken.get(`${route.model}|${route.region}|${route.gpuProduct}`) ?? 0) * g;
     tally.tokens += route.tokensPerSecond * 3600;
-    tally.rtts.push({ rtt: route.rttMs, weight: route.tokensPerSecond });
+    tally.rtts.set(route.rttMs, (tally.rtts.get(route.rttMs) ?? 0) + route.tokensPerSecond);
     const zone = zoneOf(route.region);
     const entry = tally.byZone.get(zone) ?? { tokens: 0, intensityTokens: 0 };
     entry.tokens += route.tokensPerSecond * 3600;
@@ -250,7 +273,7 @@ function chargeFloor(
     tally.grams += r.grams;
     tally.cost += r.tokensPerSecond * r.option.dollarsPerTokenPerSecondHour;
     tally.tokens += r.tokensPerSecond * 3600;
-    tally.rtts.push({ rtt: r.rttMs, weight: r.tokensPerSecond });
+    tally.rtts.set(r.rttMs, (tally.rtts.get(r.rttMs) ?? 0) + r.tokensPerSecond);
     const zone = zoneOf(r.option.region);
     const entry = tally.byZone.get(zone) ?? { tokens: 0, intensityTokens: 0 };
     entry.tokens += r.tokensPerSecond * 3600;
@@ -348,7 +371,7 @@ export interface StrategyResult {
 }
 
 function result(name: string, tally: Tally, days: number): StrategyResult {
-  const stats = rttStats(tally.rtts);
+  const stats = rttStats([...tally.rtts].map(([rtt, weight]) => ({ rtt, weight })));
   return {
     name,
     gCO2PerMTok: (tally.grams / tally.tokens) * 1e6,
@@ -363,9 +386,108 @@ function result(name: string, tally: Tally, days: number): StrategyResult {
   };
 }
 
+/** A tally as JSON (maps as entry lists), to save a range of days and merge ranges later. */
+export interface SavedTally {
+  grams: number;
+  moveGrams: number;
+  cost: number;
+  tokens: number;
+  hours: number;
+  starts: number;
+  overCapacityTokens: number;
+  rtts: Array<[number, number]>;
+  byZone: Array<[string, { tokens: number; intensityTokens: number }]>;
+}
+
+function saveTally(t: Tally): SavedTally {
+  return {
+    grams: t.grams,
+    moveGrams: t.moveGrams,
+    cost: t.cost,
+    tokens: t.tokens,
+    hours: t.hours,
+    starts: t.starts,
+    overCapacityTokens: t.overCapacityTokens,
+    rtts: [...t.rtts],
+    byZone: [...t.byZone],
+  };
+}
+
+function addTally(into: Tally, t: SavedTally): void {
+  into.grams += t.grams;
+  into.moveGrams += t.moveGrams;
+  into.cost += t.cost;
+  into.tokens += t.tokens;
+  into.hours += t.hours;
+  into.starts += t.starts;
+  into.overCapacityTokens += t.overCapacityTokens;
+  for (const [rtt, w] of t.rtts) into.rtts.set(rtt, (into.rtts.get(rtt) ?? 0) + w);
+  for (const [zone, z] of t.byZone) {
+    const e = into.byZone.get(zone) ?? { tokens: 0, intensityTokens: 0 };
+    e.tokens += z.tokens;
+    e.intensityTokens += z.intensityTokens;
+    into.byZone.set(zone, e);
+  }
+}
+
+/**
+ * Results of disjoint day ranges of the same run (same options but the range), as one: tallies are
+ * sums, so the merged figures are exactly those of one run over the union of the days. Every day is
+ * planned from the same start fleet, so ranges can run apart (one after another, or on several cores).
+ */
+export function mergeHourlyResults(parts: readonly HourlyBenchResult[]): HourlyBenchResult {
+  const first = parts[0];
+  if (first === undefined) throw new Error("nothing to merge");
+  const key = (o: HourlyBenchOptions): string =>
+    JSON.stringify({ ...o, firstDay: undefined, lastDay: undefined });
+  const seen = new Set<number>();
+  for (const p of parts) {
+    if (key(p.options) !== key(first.options))
+      throw new Error("cannot merge runs with different options (only the day range may differ)");
+    for (const d of p.dayIndices) {
+      if (seen.has(d)) throw new Error(`day ${d} is in two of the merged runs`);
+      seen.add(d);
+    }
+  }
+  const names = first.tallies.map(([name]) => name);
+  const merged = names.map((name) => {
+    const t = newTally();
+    for (const p of parts) {
+      const saved = p.tallies.find(([n]) => n === name)?.[1];
+      if (saved === undefined) throw new Error(`strategy ${name} missing from a merged run`);
+      addTally(t, saved);
+    }
+    return [name, t] as const;
+  });
+  const days = parts.reduce((s, p) => s + p.days, 0);
+  let errorSum = 0;
+  let errorCount = 0;
+  for (const p of parts)
+    if (p.forecastMape !== undefined) {
+      errorSum += p.forecastMape * p.days;
+      errorCount += p.days;
+    }
+  return {
+    ...first,
+    days,
+    dayIndices: [...seen].sort((a, b) => a - b),
+    strategies: merged.map(([name, t]) => result(name, t, days)),
+    tallies: merged.map(([name, t]) => [name, saveTally(t)]),
+    solveSeconds: {
+      perDayHourly: parts.flatMap((p) => p.solveSeconds.perDayHourly),
+      total: parts.reduce((s, p) => s + p.solveSeconds.total, 0),
+    },
+    forecastMape: errorCount > 0 ? errorSum / errorCount : undefined,
+  };
+}
+
 export interface HourlyBenchResult {
   options: HourlyBenchOptions;
   days: number;
+  /** Days of 2023 planned (0 = 1 January). */
+  dayIndices: number[];
+  /** Every strategy's sums, to save and merge day ranges (mergeHourlyResults). */
+  tallies: Array<[string, SavedTally]>;
   hourlyRegions: Array<{ region: string; zone: string; mean2023: number }>;
   strategies: StrategyResult[];
   solveSeconds: { perDayHourly: number[]; total: number };
@@ -382,7 +504,13 @@ export async function runHourlyBench(
   progress: (line: string) => void = () => undefined,
 ): Promise<HourlyBenchResult> {
   const started = performance.now();
-  const base = benchInput(options.latencyTargetMs, rtt, undefined, options.candidates, options.quantized === true);
+  const base = benchInput(
+    options.latencyTargetMs,
+    rtt,
+    undefined,
+    options.candidates,
+    options.quantized === true,
+  );
   const regions = base.regions.map((r) => r.region);
   const yearStart = Date.UTC(YEAR, 0, 1);
   const yearEnd = Date.UTC(YEAR + 1, 0, 1);
@@ -519,7 +647,12 @@ export async function runHourlyBench(
   const perDay: number[] = [];
   let size = staticPlan.size;
   let days = 0;
+  const dayIndices: number[] = [];
   for (let dayStart = yearStart; dayStart < yearEnd; dayStart += options.dayStep * 24 * HOUR_MS) {
+    const dayIndex = Math.round((dayStart - yearStart) / (24 * HOUR_MS));
+    if (dayIndex < (options.firstDay ?? 0) || dayIndex >= (options.lastDay ?? Number.POSITIVE_INFINITY))
+      continue;
+    dayIndices.push(dayIndex);
     days += 1;
     const intensity: Record<string, number[]> = Object.fromEntries(
       regions.map((r) => [r, Array.from({ length: 24 }, (_, h) => actualAt(dayStart + h * HOUR_MS)(r))]),
@@ -556,20 +689,38 @@ export async function runHourlyBench(
         }
       forecastPlan = (
         await planRolling(
-          { ...common, hours: 24, startMs: dayStart, intensity: forecast, demandShape: repeatShapes(1), initial },
+          {
+            ...common,
+            hours: 24,
+            startMs: dayStart,
+            intensity: forecast,
+            demandShape: repeatShapes(1),
+            initial,
+          },
           "carbon-aware",
           rolling,
         )
       ).hours;
     }
-    const dayInput = { ...common, hours: 24, startMs: dayStart, intensity, demandShape: repeatShapes(1), initial };
+    const dayInput = {
+      ...common,
+      hours: 24,
+      startMs: dayStart,
+      intensity,
+      demandShape: repeatShapes(1),
+      initial,
+    };
     let noMovesPlan: HourPlan[] | undefined;
     let freeCapacityPlan: HourPlan[] | undefined;
     let noRedundancyPlan: HourPlan[] | undefined;
     if (replan && options.oracle) {
       noMovesPlan = (await planRolling({ ...dayInput, moves: freeMoves }, "carbon-aware", rolling)).hours;
       freeCapacityPlan = (
-        await planRolling({ ...dayInput, regions: freeCapacityRegions, moves: freeMoves }, "carbon-aware", rolling)
+        await planRolling(
+          { ...dayInput, regions: freeCapacityRegions, moves: freeMoves },
+          "carbon-aware",
+          rolling,
+        )
       ).hours;
       noRedundancyPlan = (
         await planRolling(
@@ -620,15 +771,37 @@ export async function runHourlyBench(
       const chargeWithRouting = (planned: Tally, routedTally: Tally, hourPlan: HourPlan): void => {
         charge(planned, hourPlan, actual, zoneOf, loadHours);
         const live = routeHour(hourPlan, actual, rtt, options.latencyTargetMs, options.routingChunks);
-        charge(routedTally, hourPlan, actual, zoneOf, loadHours, live.routes, live.overCapacityTokensPerSecond);
+        charge(
+          routedTally,
+          hourPlan,
+          actual,
+          zoneOf,
+          loadHours,
+          live.routes,
+          live.overCapacityTokensPerSecond,
+        );
       };
       if (hourly) chargeWithRouting(tallies.hourly, tallies.routed, hourly);
       const onForecast = forecastPlan?.[h];
       if (onForecast) chargeWithRouting(tallies.forecast, tallies.forecastRouted, onForecast);
       const flexible = flexiblePlan?.[h];
       if (flexible) charge(tallies.flexible, flexible, actual, zoneOf, loadHours);
-      const staticRouted = routeHour(staticHours[h] as HourPlan, actual, rtt, options.latencyTargetMs, options.routingChunks);
-      charge(tallies.staticRouted, staticHours[h] as HourPlan, actual, zoneOf, loadHours, staticRouted.routes, staticRouted.overCapacityTokensPerSecond);
+      const staticRouted = routeHour(
+        staticHours[h] as HourPlan,
+        actual,
+        rtt,
+        options.latencyTargetMs,
+        options.routingChunks,
+      );
+      charge(
+        tallies.staticRouted,
+        staticHours[h] as HourPlan,
+        actual,
+        zoneOf,
+        loadHours,
+        staticRouted.routes,
+        staticRouted.overCapacityTokensPerSecond,
+      );
       const noMoves = noMovesPlan?.[h];
       if (noMoves) charge(tallies.noMoves, noMoves, actual, zoneOf, 0);
       const free = freeCapacityPlan?.[h];
@@ -658,41 +831,46 @@ export async function runHourlyBench(
     if (days % 10 === 0)
       progress(`${days} days planned, ${((performance.now() - started) / 1000).toFixed(0)} s`);
   }
+  const row = (name: string, t: Tally): [string, Tally] => [name, t];
+  const named: Array<[string, Tally]> = [
+    row("yearly-static (today)", tallies.static),
+    row("yearly, re-sized hourly", tallies.resized),
+    ...(options.replan !== false
+      ? [row("hourly re-planned", tallies.hourly), row("hourly + routing", tallies.routed)]
+      : []),
+    ...(options.replan !== false && options.forecast
+      ? [
+          row("hourly on day-ahead forecast", tallies.forecast),
+          row("  + routing on live values", tallies.forecastRouted),
+        ]
+      : []),
+    ...(options.replan !== false && options.flexibleShare > 0
+      ? [row(`hourly + ${Math.round(options.flexibleShare * 100)}% flexible load`, tallies.flexible)]
+      : []),
+    row("yearly-static + routing", tallies.staticRouted),
+    ...(options.replan !== false ? options.moveVariants : []).map((m, i) =>
+      row(`hourly, load ${m.loadMinutes} min, dwell ${m.minDwellHours} h`, variantTallies[i] as Tally),
+    ),
+    ...(options.oracle && options.replan !== false
+      ? [
+          row("ceiling: free moves", tallies.noMoves),
+          row("  + free capacity", tallies.freeCapacity),
+          row("  + one region per model", tallies.noRedundancy),
+        ]
+      : []),
+    ...(options.oracle ? [row("floor: cleanest reachable", tallies.floor)] : []),
+    row("cheapest", tallies.cheapest),
+    row("nearest", tallies.nearest),
+  ];
+  const forecastMape = forecastErrorCount > 0 ? forecastErrorSum / forecastErrorCount : undefined;
   return {
     options,
     days,
+    dayIndices,
     hourlyRegions,
-    strategies: [
-      result("yearly-static (today)", tallies.static, days),
-      result("yearly, re-sized hourly", tallies.resized, days),
-      ...(options.replan !== false
-        ? [result("hourly re-planned", tallies.hourly, days), result("hourly + routing", tallies.routed, days)]
-        : []),
-      ...(options.replan !== false && options.forecast
-        ? [
-            result("hourly on day-ahead forecast", tallies.forecast, days),
-            result("  + routing on live values", tallies.forecastRouted, days),
-          ]
-        : []),
-      ...(options.replan !== false && options.flexibleShare > 0
-        ? [result(`hourly + ${Math.round(options.flexibleShare * 100)}% flexible load`, tallies.flexible, days)]
-        : []),
-      result("yearly-static + routing", tallies.staticRouted, days),
-      ...(options.replan !== false ? options.moveVariants : []).map((m, i) =>
-        result(`hourly, load ${m.loadMinutes} min, dwell ${m.minDwellHours} h`, variantTallies[i] as Tally, days),
-      ),
-      ...(options.oracle && options.replan !== false
-        ? [
-            result("ceiling: free moves", tallies.noMoves, days),
-            result("  + free capacity", tallies.freeCapacity, days),
-            result("  + one region per model", tallies.noRedundancy, days),
-          ]
-        : []),
-      ...(options.oracle ? [result("floor: cleanest reachable", tallies.floor, days)] : []),
-      result("cheapest", tallies.cheapest, days),
-      result("nearest", tallies.nearest, days),
-    ],
-    forecastMape: forecastErrorCount > 0 ? forecastErrorSum / forecastErrorCount : undefined,
+    strategies: named.map(([name, t]) => result(name, t, days)),
+    tallies: named.map(([name, t]) => [name, saveTally(t)]),
+    forecastMape,
     solveSeconds: { perDayHourly: perDay, total: (performance.now() - started) / 1000 },
     size,
   };

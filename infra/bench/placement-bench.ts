@@ -11,8 +11,10 @@
  * Run: npm run bench:placement [-- --hourly-only | --static-only] [--fleet today|zones|both] [--day-step 14] [--target 100] [--block 1]
  *      [--window 1] [--flexible 0.25] [--no-forecast] [--no-oracle] [--moves 0/0,10/1,30/8]   (load minutes / dwell hours)
  *      [--no-replan]   (only the rows that need no per-day MILP: with --day-step 1, the whole year in minutes)
+ *      [--days 0-31 --save part.json] … then [--merge part1.json part2.json …]   (a year in day ranges, merged exactly)
  *      [--quantized]   (finer replicas: 70B in FP8 on 2 H100 / AWQ on 4 L4, Mixtral in FP8 on 1 H100)
  */
+import { readFileSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { StaticCarbonIntensitySource, attributionText } from "../carbon/index.js";
 import { loadGcpRttTable, placeFleet, type FleetPlacement, type PlacementPlan } from "../placement/index.js";
@@ -20,7 +22,9 @@ import { CANDIDATES, HOURLY_ZONE_CANDIDATES, MODELS, ORIGINS, benchInput } from 
 import { dailyShapes } from "./demand-shape.js";
 import {
   DEFAULT_HOURLY_BENCH,
+  mergeHourlyResults,
   runHourlyBench,
+  type HourlyBenchResult,
   zoneGains,
   type HourlyBenchOptions,
   type StrategyResult,
@@ -72,7 +76,33 @@ function planRow(target: number, plan: PlacementPlan, baseline: PlacementPlan): 
   ];
 }
 
+/** `--days 0-91`: plan only these days of 2023 (0 = 1 January, end excluded). */
+function daysFlag(): { firstDay?: number; lastDay?: number } {
+  const i = process.argv.indexOf("--days");
+  if (i < 0) return {};
+  const match = /^(\d+)-(\d+)$/.exec(process.argv[i + 1] ?? "");
+  const first = Number(match?.[1]);
+  const last = Number(match?.[2]);
+  if (!match || !(first < last) || last > 365) throw new Error("--days takes first-last day indices of 2023, e.g. 0-31");
+  return { firstDay: first, lastDay: last };
+}
+
+function stringFlag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? undefined : process.argv[i + 1];
+}
+
 async function main(): Promise<void> {
+  const mergeAt = process.argv.indexOf("--merge");
+  if (mergeAt >= 0) {
+    // --merge a.json b.json …: the saved day ranges of one run, printed as one.
+    const files = process.argv.slice(mergeAt + 1).filter((f) => !f.startsWith("--"));
+    const parts = files.map((f) => JSON.parse(readFileSync(f, "utf8")) as HourlyBenchResult);
+    const merged = mergeHourlyResults(parts);
+    const zones = merged.options.candidates.length === HOURLY_ZONE_CANDIDATES.length;
+    printHourly(merged, zones ? "the GCP regions in the 16 hourly zones (15 regions)" : "the fleet above (20 candidate regions)");
+    return;
+  }
   if (!flag("hourly-only")) await staticBench();
   if (flag("static-only")) return;
   const fleet = process.argv[process.argv.indexOf("--fleet") + 1];
@@ -169,6 +199,7 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
     moveVariants: movesFlag(),
     replan: !flag("no-replan"),
     quantized: flag("quantized"),
+    ...daysFlag(),
   };
   if (!(options.flexibleShare >= 0 && options.flexibleShare < 1)) throw new Error("--flexible takes a share in [0, 1)");
   const rtt = loadGcpRttTable();
@@ -176,9 +207,19 @@ async function hourlyBench(candidates: typeof CANDIDATES, label: string): Promis
   const result = await runHourlyBench(rtt, carbonSource, options, undefined, (line) =>
     console.error(`  … ${line}`),
   );
+  const save = stringFlag("save");
+  if (save !== undefined) {
+    writeFileSync(save, JSON.stringify(result));
+    console.error(`  … saved days ${result.dayIndices[0] ?? "-"}..${result.dayIndices.at(-1) ?? "-"} to ${save}`);
+  }
+  printHourly(result, label);
+}
+
+function printHourly(result: HourlyBenchResult, label: string): void {
+  const candidates = result.options.candidates;
   const o = result.options;
   console.log(
-    `\nHourly, ${label}: 2023, ${result.days} days (every ${o.dayStep} days from 1 Jan), latency target ${o.latencyTargetMs} ms, ` +
+    `\nHourly, ${label}: 2023, ${result.days} days (every ${o.dayStep} days from 1 Jan${o.firstDay !== undefined || o.lastDay !== undefined ? `, days ${result.dayIndices[0] ?? "-"}-${result.dayIndices.at(-1) ?? "-"}` : ""}), latency target ${o.latencyTargetMs} ms, ` +
       `demand shaped per origin by local hour (ServeGen profile, mean = the demand above, peak ×${peakFactor().toFixed(2)}).`,
   );
   console.log(
