@@ -114,6 +114,16 @@ export interface ServeOption {
   dollarsPerTokenPerSecondHour: number;
 }
 
+/** One origin's tokens of one model on the option the floor picks for them. */
+export interface FloorRoute {
+  model: string;
+  origin: string;
+  option: ServeOption;
+  tokensPerSecond: number;
+  rttMs: number;
+  grams: number;
+}
+
 /**
  * The floor of one hour: each origin's tokens of each model served where energy × intensity is least
  * among the options it can reach within the latency target. Pure; a lower bound of every plan's
@@ -125,22 +135,8 @@ export function floorRoutes(
   intensity: (region: string) => number,
   rttMs: (origin: string, region: string) => number | undefined,
   latencyTargetMs: number,
-): Array<{
-  model: string;
-  origin: string;
-  option: ServeOption;
-  tokensPerSecond: number;
-  rttMs: number;
-  grams: number;
-}> {
-  const out: Array<{
-    model: string;
-    origin: string;
-    option: ServeOption;
-    tokensPerSecond: number;
-    rttMs: number;
-    grams: number;
-  }> = [];
+): FloorRoute[] {
+  const out: FloorRoute[] = [];
   for (const d of demand) {
     if (d.tokensPerSecond <= 0) continue;
     let best: { option: ServeOption; rtt: number; grams: number } | undefined;
@@ -264,7 +260,7 @@ function charge(
 /** Charges one hour of the floor: tokens on exactly as many (fractional) replicas as they need. */
 function chargeFloor(
   tally: Tally,
-  routes: ReturnType<typeof floorRoutes>,
+  routes: readonly FloorRoute[],
   actual: (region: string) => number,
   zoneOf: (region: string) => string,
 ): void {
@@ -387,40 +383,21 @@ function result(name: string, tally: Tally, days: number): StrategyResult {
 }
 
 /** A tally as JSON (maps as entry lists), to save a range of days and merge ranges later. */
-export interface SavedTally {
-  grams: number;
-  moveGrams: number;
-  cost: number;
-  tokens: number;
-  hours: number;
-  starts: number;
-  overCapacityTokens: number;
+export type SavedTally = Omit<Tally, "rtts" | "byZone"> & {
   rtts: Array<[number, number]>;
   byZone: Array<[string, { tokens: number; intensityTokens: number }]>;
-}
+};
+
+const SUMMED = ["grams", "moveGrams", "cost", "tokens", "hours", "starts", "overCapacityTokens"] as const;
 
 function saveTally(t: Tally): SavedTally {
-  return {
-    grams: t.grams,
-    moveGrams: t.moveGrams,
-    cost: t.cost,
-    tokens: t.tokens,
-    hours: t.hours,
-    starts: t.starts,
-    overCapacityTokens: t.overCapacityTokens,
-    rtts: [...t.rtts],
-    byZone: [...t.byZone],
-  };
+  const saved = { rtts: [...t.rtts], byZone: [...t.byZone] } as Partial<SavedTally>;
+  for (const key of SUMMED) saved[key] = t[key];
+  return saved as SavedTally;
 }
 
 function addTally(into: Tally, t: SavedTally): void {
-  into.grams += t.grams;
-  into.moveGrams += t.moveGrams;
-  into.cost += t.cost;
-  into.tokens += t.tokens;
-  into.hours += t.hours;
-  into.starts += t.starts;
-  into.overCapacityTokens += t.overCapacityTokens;
+  for (const key of SUMMED) into[key] += t[key];
   for (const [rtt, w] of t.rtts) into.rtts.set(rtt, (into.rtts.get(rtt) ?? 0) + w);
   for (const [zone, z] of t.byZone) {
     const e = into.byZone.get(zone) ?? { tokens: 0, intensityTokens: 0 };
