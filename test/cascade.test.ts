@@ -181,6 +181,44 @@ describe("ModelRoute admission by the real API server", () => {
       "spec.largeForTiers[1]: Duplicate value",
     ],
     ["an unknown field", route((s) => (s.fallback = "large")), 'unknown field "spec.fallback"', 400],
+    [
+      "a prompt classifier whose score is used nowhere",
+      route((s) => (s.promptClassifier = { terms: [{ word: "theorem", weight: 2 }] })),
+      "a promptClassifier needs escalateAbove, confidenceWeight or both",
+    ],
+    [
+      "a classifier word listed twice",
+      route((s) => (s.promptClassifier = { terms: [{ word: "prove", weight: 1 }, { word: "prove", weight: 2 }], escalateAbove: 0 })),
+      "spec.promptClassifier.terms[1]: Duplicate value",
+    ],
+    [
+      "257 classifier words",
+      route((s) => (s.promptClassifier = { terms: Array.from({ length: 257 }, (_, i) => ({ word: `w${i}`, weight: 1 })), escalateAbove: 0 })),
+      "spec.promptClassifier.terms: Too many",
+    ],
+    [
+      "a classifier word with capitals",
+      route((s) => (s.promptClassifier = { terms: [{ word: "Theorem", weight: 1 }], escalateAbove: 0 })),
+      "spec.promptClassifier.terms[0].word",
+    ],
+    [
+      "a classifier weight beyond 20",
+      route((s) => (s.promptClassifier = { terms: [{ word: "theorem", weight: 25 }], escalateAbove: 0 })),
+      "spec.promptClassifier.terms[0].weight",
+    ],
+    [
+      "a classifier confidenceWeight without a confidence gate",
+      route((s) => {
+        delete s.confidence;
+        s.promptClassifier = { terms: [{ word: "theorem", weight: 1 }], confidenceWeight: 0.5 };
+      }),
+      "promptClassifier.confidenceWeight moves the confidence gate's threshold",
+    ],
+    [
+      "a negative classifier confidenceWeight",
+      route((s) => (s.promptClassifier = { terms: [], confidenceWeight: -1 })),
+      "spec.promptClassifier.confidenceWeight",
+    ],
   ];
 
   it.each(malformed)("refuses %s", async (_title, spec, expected, status = 422) => {
@@ -225,32 +263,30 @@ describe("a cascade alias through the gateway on the local cluster", () => {
     fleet.start();
     await deploy("small", "chat-small");
     await deploy("large", "chat-large");
-    await admin.apply(
-      {
-        apiVersion: `${API_GROUP}/${API_VERSION}`,
-        kind: MODEL_ROUTE_KIND,
-        metadata: { name: "chat", namespace: namespace.name },
-        spec: {
-          model: "chat",
-          steps: [{ modelDeployment: "small" }, { modelDeployment: "large" }],
-          confidence: { firstTokens: 4, minLogprob: -0.7 },
-        },
-      } as KubeObject,
-      { fieldManager: "platform-team" },
-    );
-    await admin.apply(
-      {
-        apiVersion: `${API_GROUP}/${API_VERSION}`,
-        kind: MODEL_ROUTE_KIND,
-        metadata: { name: "broken", namespace: namespace.name },
-        spec: {
-          model: "broken",
-          steps: [{ modelDeployment: "small" }, { modelDeployment: "gone" }],
-          confidence: { minLogprob: -1 },
-        },
-      } as KubeObject,
-      { fieldManager: "platform-team" },
-    );
+    const applyRoute = (name: string, spec: Record<string, unknown>) =>
+      admin.apply(
+        {
+          apiVersion: `${API_GROUP}/${API_VERSION}`,
+          kind: MODEL_ROUTE_KIND,
+          metadata: { name, namespace: namespace.name },
+          spec,
+        } as KubeObject,
+        { fieldManager: "platform-team" },
+      );
+    const steps = [{ modelDeployment: "small" }, { modelDeployment: "large" }];
+    await applyRoute("chat", { model: "chat", steps, confidence: { firstTokens: 4, minLogprob: -0.7 } });
+    // A prompt classifier (words scored as `npm run bench:cascade -- --write-route` exports them).
+    await applyRoute("hard", {
+      model: "chat-hard",
+      steps,
+      confidence: { firstTokens: 4, minLogprob: -0.7 },
+      promptClassifier: { terms: [{ word: "theorem", weight: 3 }, { word: "hello", weight: -1 }], bias: -1, escalateAbove: 0 },
+    });
+    await applyRoute("broken", {
+      model: "broken",
+      steps: [{ modelDeployment: "small" }, { modelDeployment: "gone" }],
+      confidence: { minLogprob: -1 },
+    });
     for (const name of ["small", "large"])
       await waitFor(
         async () =>
@@ -305,6 +341,23 @@ describe("a cascade alias through the gateway on the local cluster", () => {
     const models = new Set([...text.matchAll(/"model":"([^"]+)"/g)].map((m) => m[1]));
     expect(models).toEqual(new Set(["chat-large"]));
     expect(text.trim().endsWith("data: [DONE]")).toBe(true);
+  });
+
+  it("a route's prompt classifier sends a prompt with its words straight to the large model, others through the gate", async () => {
+    const hard = await post({
+      model: "chat-hard",
+      max_tokens: 4,
+      messages: [{ role: "user", content: `Prove the theorem. ${promptWith(-0.02)}` }],
+    });
+    expect(hard.status).toBe(200);
+    expect(hard.headers.get("x-gpufleet-model")).toBe("chat-large");
+    expect(hard.headers.get("x-gpufleet-cascade")).toBe("classifier");
+    expect(((await hard.json()) as { model: string }).model).toBe("chat-large");
+    const easy = await post({ model: "chat-hard", max_tokens: 4, messages: [{ role: "user", content: promptWith(-0.02) }] });
+    expect(easy.status).toBe(200);
+    expect(easy.headers.get("x-gpufleet-model")).toBe("chat-small");
+    expect(easy.headers.get("x-gpufleet-cascade")).toBe("confident");
+    await easy.text();
   });
 
   it("a route naming a missing ModelDeployment answers 503 saying which; unknown names stay 404", async () => {

@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
   type CascadeRules,
+  MAX_PROMPT_WORDS,
+  classifierScore,
   confidenceOf,
+  keepThreshold,
+  promptWords,
   decideCascade,
   estimateTokens,
   keepAnswer,
@@ -116,6 +120,60 @@ describe("cascade confidence gate", () => {
       answeredBy: 1,
       tried: [0, 1],
       reason: "confident",
+    });
+  });
+});
+
+describe("prompt classifier rule", () => {
+  const classifier = {
+    weights: new Map([
+      ["prove", 2],
+      ["integral", 1.5],
+      ["hello", -1],
+    ]),
+    bias: -1,
+    perPromptTokenDoubling: 0.1,
+  };
+  const withClassifier = (extra: Partial<NonNullable<CascadeRules["promptClassifier"]>>): CascadeRules => ({
+    ...rules,
+    largeForTiers: [],
+    promptClassifier: { ...classifier, ...extra },
+  });
+
+  it("reads lower-case words of 2+ letters or digits, at most MAX_PROMPT_WORDS of them", () => {
+    expect(promptWords("Prove that x^2 >= 0, a HELLO-world 42!")).toEqual(["prove", "that", "hello", "world", "42"]);
+    expect(promptWords("ab ".repeat(1000))).toHaveLength(MAX_PROMPT_WORDS);
+  });
+
+  it("scores bias + per-doubling x log2(prompt tokens) + each occurrence's weight", () => {
+    expect(classifierScore(["prove", "prove", "hello", "other"], 16, classifier)).toBeCloseTo(-1 + 0.4 + 2 + 2 - 1, 9);
+    expect(classifierScore([], 1, classifier)).toBe(-1);
+  });
+
+  it("starts a prompt scoring above escalateAbove at the next step (reason classifier), ungated on the last", () => {
+    const r = withClassifier({ escalateAbove: 0.5 });
+    expect(startStep({ promptTokens: 10, classifierScore: 0.6 }, r)).toEqual({ step: 1, reason: "classifier", gated: false });
+    expect(startStep({ promptTokens: 10, classifierScore: 0.5 }, r)).toEqual({ step: 0, reason: "first", gated: true });
+    // Without a score (no classifier on the caller's side) nothing changes.
+    expect(startStep({ promptTokens: 10 }, r)).toEqual({ step: 0, reason: "first", gated: true });
+    // Tier first; on a three-step ladder the classifier moves one step.
+    expect(startStep({ promptTokens: 10, tier: "gold", classifierScore: 5 }, { ...r, largeForTiers: ["gold"] }).reason).toBe("tier");
+    const three: CascadeRules = { ...r, steps: [{ model: "1b" }, { model: "8b" }, { model: "70b" }] };
+    expect(startStep({ promptTokens: 10, classifierScore: 5 }, three)).toEqual({ step: 1, reason: "classifier", gated: true });
+  });
+
+  it("with confidenceWeight, raises the confidence a doubted prompt needs (and lowers it for a trusted one)", () => {
+    const r = withClassifier({ confidenceWeight: 0.25 });
+    expect(keepThreshold(r, { classifierScore: 2 })).toBeCloseTo(-0.5 + 0.5, 9);
+    expect(keepThreshold(r, { classifierScore: -2 })).toBeCloseTo(-1, 9);
+    expect(keepThreshold(r, {})).toBe(-0.5);
+    expect(keepThreshold(rules, { classifierScore: 2 })).toBe(-0.5);
+    // -0.3 is kept for a neutral prompt, escalated for a doubted one.
+    expect(decideCascade({ promptTokens: 10, classifierScore: 0 }, () => -0.3, r).answeredBy).toBe(0);
+    expect(decideCascade({ promptTokens: 10, classifierScore: 2 }, () => -0.3, r)).toEqual({
+      answeredBy: 1,
+      tried: [0, 1],
+      reason: "low-confidence",
     });
   });
 });

@@ -13,12 +13,59 @@ export interface CascadeStep {
   maxPromptTokens?: number;
 }
 
+/**
+ * A ModelRoute's prompt classifier, resolved: a linear score of the prompt's words (each occurrence of a
+ * listed word adds its weight), plus `perPromptTokenDoubling` times log2(prompt tokens), plus `bias`
+ * (e.g. the log-odds of "the larger model answers better" from a logistic regression).
+ */
+export interface PromptClassifierRule {
+  weights: ReadonlyMap<string, number>;
+  bias: number;
+  perPromptTokenDoubling: number;
+  /** A prompt scoring above this starts at the next step (reason "classifier"). */
+  escalateAbove?: number;
+  /** With the confidence gate: an answer is kept when confidence >= minLogprob + confidenceWeight x score. */
+  confidenceWeight?: number;
+}
+
 /** A ModelRoute's rules, resolved (defaults filled in). */
 export interface CascadeRules {
   steps: readonly CascadeStep[];
   largeForTiers: readonly string[];
   confidence?: { firstTokens: number; metric: ConfidenceMetric; minLogprob: number };
+  promptClassifier?: PromptClassifierRule;
   streaming: StreamingMode;
+}
+
+/** Words the classifier reads: lower-case runs of 2+ letters or digits, the first MAX_PROMPT_WORDS. */
+export const MAX_PROMPT_WORDS = 256;
+
+/** The prompt's words as the prompt classifier reads them (bounded: at most MAX_PROMPT_WORDS, 64 KiB of text). */
+export function promptWords(text: string): string[] {
+  const words: string[] = [];
+  const re = /[a-z0-9]{2,}/g;
+  const lower = text.slice(0, 65_536).toLowerCase();
+  for (let m = re.exec(lower); m !== null && words.length < MAX_PROMPT_WORDS; m = re.exec(lower)) words.push(m[0]);
+  return words;
+}
+
+/** The classifier's score of a prompt (its words and estimated tokens). Pure. */
+export function classifierScore(
+  words: readonly string[],
+  promptTokens: number,
+  classifier: Pick<PromptClassifierRule, "weights" | "bias" | "perPromptTokenDoubling">,
+): number {
+  let score = classifier.bias + classifier.perPromptTokenDoubling * Math.log2(Math.max(1, promptTokens));
+  for (const w of words) score += classifier.weights.get(w) ?? 0;
+  return score;
+}
+
+/** The confidence an answer needs to be kept: the gate's threshold, moved by the prompt classifier's score. */
+export function keepThreshold(rules: CascadeRules, features: Pick<PromptFeatures, "classifierScore">): number {
+  const minLogprob = rules.confidence?.minLogprob ?? 0;
+  const weight = rules.promptClassifier?.confidenceWeight;
+  if (weight === undefined || features.classifierScore === undefined) return minLogprob;
+  return minLogprob + weight * features.classifierScore;
 }
 
 export interface PromptFeatures {
@@ -27,9 +74,11 @@ export interface PromptFeatures {
   /** The caller's usage tier, if tenancy is on. */
   tier?: string;
   stream?: boolean;
+  /** The route's prompt classifier's score of the prompt (`classifierScore`), when the route has one. */
+  classifierScore?: number;
 }
 
-export type StartReason = "tier" | "prompt-length" | "stream-last" | "first";
+export type StartReason = "tier" | "prompt-length" | "classifier" | "stream-last" | "first";
 
 export interface StartDecision {
   step: number;
@@ -54,7 +103,12 @@ export function startStep(features: PromptFeatures, rules: CascadeRules): StartD
     if (max === undefined || features.promptTokens <= max) break;
     step++;
   }
-  const reason: StartReason = step > 0 ? "prompt-length" : "first";
+  let reason: StartReason = step > 0 ? "prompt-length" : "first";
+  const above = rules.promptClassifier?.escalateAbove;
+  if (step < last && above !== undefined && features.classifierScore !== undefined && features.classifierScore > above) {
+    step++;
+    reason = "classifier";
+  }
   if (step === last || rules.confidence === undefined) return { step, reason, gated: false };
   if (features.stream === true) {
     if (rules.streaming === "last") return { step: last, reason: "stream-last", gated: false };
@@ -104,12 +158,12 @@ export function decideCascade(
 ): CascadeDecision {
   const start = startStep(features, rules);
   if (!start.gated) return { answeredBy: start.step, tried: [start.step], reason: start.reason };
-  const gate = rules.confidence as NonNullable<CascadeRules["confidence"]>;
+  const threshold = keepThreshold(rules, features);
   const last = rules.steps.length - 1;
   const tried: number[] = [];
   for (let step = start.step; step < last; step++) {
     tried.push(step);
-    if (keepAnswer(confidenceAt(step), gate.minLogprob))
+    if (keepAnswer(confidenceAt(step), threshold))
       return { answeredBy: step, tried, reason: "confident" };
   }
   tried.push(last);

@@ -6,12 +6,12 @@
  * goes to the oldest (then by namespace/name), as for ModelDeployments.
  */
 import { API_GROUP, API_VERSION } from "../../operator/api/modeldeployment.js";
-import { MODEL_ROUTE_KIND, MODEL_ROUTE_PLURAL, type ModelRoute } from "../../operator/api/modelroute.js";
+import { MAX_CLASSIFIER_TERMS, MODEL_ROUTE_KIND, MODEL_ROUTE_PLURAL, type ModelRoute } from "../../operator/api/modelroute.js";
 import { Informer } from "../../operator/runtime/informer.js";
 import { type KubeClient, type KubeObject, registerKind } from "../../operator/runtime/kube-client.js";
 import type { FleetView } from "../fleet.js";
 import { logger } from "../../operator/log/logger.js";
-import type { CascadeRules } from "./decide.js";
+import type { CascadeRules, PromptClassifierRule } from "./decide.js";
 import { resolveModelRoutes } from "../../operator/controller/modelroute-status.js";
 
 const log = logger.child({ component: "gateway-cascade" });
@@ -77,6 +77,7 @@ export function buildCascades(
               },
             }
           : {}),
+        ...(r.spec.promptClassifier ? { promptClassifier: classifierRule(r.spec.promptClassifier) } : {}),
         streaming: r.spec.streaming ?? "hold",
       },
     });
@@ -133,4 +134,15 @@ export class CascadeRoutes {
     // Few ModelRoutes and a cheap build: recomputed per aliased request, so it never goes stale.
     return buildCascades(this.informer.list(), this.fleet).get(alias);
   }
+}
+
+/** A ModelRoute's promptClassifier as the decision reads it (defaults filled in). */
+export function classifierRule(spec: NonNullable<ModelRoute["spec"]["promptClassifier"]>): PromptClassifierRule {
+  return {
+    weights: new Map(spec.terms.slice(0, MAX_CLASSIFIER_TERMS).map((t) => [t.word, t.weight])),
+    bias: spec.bias ?? 0,
+    perPromptTokenDoubling: spec.perPromptTokenDoubling ?? 0,
+    ...(spec.escalateAbove !== undefined ? { escalateAbove: spec.escalateAbove } : {}),
+    ...(spec.confidenceWeight !== undefined ? { confidenceWeight: spec.confidenceWeight } : {}),
+  };
 }

@@ -194,4 +194,24 @@ describe("cascade through the gateway", () => {
     expect(models.data.map((m) => m.id)).toEqual(["chat", "large-70b", "small-8b"]);
     expect(models.data[0]?.created).toBe(1_700_000_000);
   });
+
+  it("a prompt classifier sends a prompt with its words straight to the large model (x-gpufleet-cascade: classifier), others through the gate", async () => {
+    const classified: CascadeRules = {
+      ...rules,
+      largeForTiers: [],
+      promptClassifier: { weights: new Map([["theorem", 3]]), bias: -1, perPromptTokenDoubling: 0, escalateAbove: 0 },
+    };
+    const url = await setup((a) =>
+      a === "chat" ? { ok: true, alias: a, route: "ns/chat", rules: classified, createdAtSeconds: 1 } : undefined,
+    );
+    const hard = await post(`${url}/v1/completions`, { model: "chat", max_tokens: 4, prompt: `Prove the Theorem: ${promptWith(-0.02, false)}` });
+    expect(hard.status).toBe(200);
+    expect(hard.headers.get(HEADER_MODEL)).toBe("large-70b");
+    expect(hard.headers.get(HEADER_CASCADE)).toBe("classifier");
+    await hard.text();
+    const easy = await post(`${url}/v1/completions`, { model: "chat", max_tokens: 4, prompt: promptWith(-0.02, false) });
+    expect(easy.headers.get(HEADER_MODEL)).toBe("small-8b");
+    expect(easy.headers.get(HEADER_CASCADE)).toBe("confident");
+    await easy.text();
+  });
 });

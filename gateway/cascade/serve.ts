@@ -25,7 +25,17 @@ import { logger } from "../../operator/log/logger.js";
 import { GatewayError, sendErrorResponse } from "../errors.js";
 import { flattenChat } from "../routing/prefix.js";
 import { SseFramer } from "../sse.js";
-import { type CascadeRules, confidenceOf, estimateTokens, keepAnswer, startStep } from "./decide.js";
+import {
+  type CascadeRules,
+  type PromptFeatures,
+  classifierScore,
+  confidenceOf,
+  estimateTokens,
+  keepAnswer,
+  keepThreshold,
+  promptWords,
+  startStep,
+} from "./decide.js";
 import type { ResolvedCascade } from "./routes.js";
 
 export const HEADER_MODEL = "x-gpufleet-model";
@@ -61,14 +71,13 @@ export interface CascadeServerOptions {
 
 type Json = Record<string, unknown>;
 
-function promptCharsOf(parsed: Json, chat: boolean): number {
+/** The prompt's text (chat: the flattened messages), as the picker and the prompt classifier read it. */
+function promptTextOf(parsed: Json, chat: boolean): string {
   if (chat)
-    return Array.isArray(parsed.messages)
-      ? flattenChat(parsed.messages as never[], 16 * 1024 * 1024).length
-      : 0;
-  if (typeof parsed.prompt === "string") return parsed.prompt.length;
-  if (Array.isArray(parsed.prompt) && typeof parsed.prompt[0] === "string") return parsed.prompt[0].length;
-  return 0;
+    return Array.isArray(parsed.messages) ? flattenChat(parsed.messages as never[], 16 * 1024 * 1024) : "";
+  if (typeof parsed.prompt === "string") return parsed.prompt;
+  if (Array.isArray(parsed.prompt) && typeof parsed.prompt[0] === "string") return parsed.prompt[0];
+  return "";
 }
 
 /** The token logprobs of one choice (chat: logprobs.content[].logprob; completions: token_logprobs). */
@@ -137,19 +146,21 @@ export class CascadeServer {
     const chat = request.path === "/v1/chat/completions";
     const stream = parsed.stream === true;
     const tier = request.tier ?? this.options.tierOf?.(request.req);
-    const start = startStep(
-      {
-        promptTokens: estimateTokens(promptCharsOf(parsed, chat)),
-        stream,
-        ...(tier !== undefined ? { tier } : {}),
-      },
-      resolved.rules,
-    );
+    const text = promptTextOf(parsed, chat);
+    const promptTokens = estimateTokens(text.length);
+    const classifier = resolved.rules.promptClassifier;
+    const features: PromptFeatures = {
+      promptTokens,
+      stream,
+      ...(tier !== undefined ? { tier } : {}),
+      ...(classifier ? { classifierScore: classifierScore(promptWords(text), promptTokens, classifier) } : {}),
+    };
+    const start = startStep(features, resolved.rules);
     const reason =
       start.reason === "first" && stream && !start.gated && resolved.rules.confidence
         ? "stream-first"
         : start.reason;
-    this.attempt(request, resolved.rules, parsed, chat, stream, start.step, start.gated, reason);
+    this.attempt(request, resolved.rules, parsed, chat, stream, start.step, start.gated, reason, undefined, keepThreshold(resolved.rules, features));
     return true;
   }
 
@@ -163,6 +174,8 @@ export class CascadeServer {
     gated: boolean,
     reason: string,
     confidence?: number,
+    /** The confidence an answer needs (the gate's minLogprob, moved by the prompt classifier). */
+    threshold = rules.confidence?.minLogprob ?? 0,
   ): void {
     const model = (rules.steps[step] as { model: string }).model;
     const last = step >= rules.steps.length - 1;
@@ -180,7 +193,7 @@ export class CascadeServer {
       logprobs: chat ? true : Math.max(0, Number(parsed.logprobs) || 0),
     };
     const escalate = (c: number | undefined) =>
-      this.attempt(request, rules, parsed, chat, stream, step + 1, true, "low-confidence", c);
+      this.attempt(request, rules, parsed, chat, stream, step + 1, true, "low-confidence", c, threshold);
     const upstream = this.hop(request, body, (up) => {
       const status = up.statusCode ?? 502;
       if (status !== 200) {
@@ -205,7 +218,7 @@ export class CascadeServer {
             gate.metric,
             gate.firstTokens,
           );
-          if (!keepAnswer(c, gate.minLogprob)) return escalate(c);
+          if (!keepAnswer(c, threshold)) return escalate(c);
           const out = JSON.stringify(clientWantsLogprobs ? payload : stripLogprobs(payload));
           this.writeHead(
             request.res,
@@ -222,7 +235,7 @@ export class CascadeServer {
         });
         return;
       }
-      this.holdStream(request, up, gate, clientWantsLogprobs, extra, escalate);
+      this.holdStream(request, up, gate, threshold, clientWantsLogprobs, extra, escalate);
     });
     request.res.once("close", () => {
       if (!request.res.writableFinished) upstream.destroy();
@@ -234,6 +247,7 @@ export class CascadeServer {
     request: CascadeRequest,
     up: IncomingMessage,
     gate: NonNullable<CascadeRules["confidence"]>,
+    threshold: number,
     clientWantsLogprobs: boolean,
     extra: Record<string, string>,
     escalate: (c: number | undefined) => void,
@@ -258,7 +272,7 @@ export class CascadeServer {
       if (decided) return;
       decided = true;
       const c = confidenceOf(logprobs, gate.metric, gate.firstTokens);
-      if (!keepAnswer(c, gate.minLogprob)) {
+      if (!keepAnswer(c, threshold)) {
         up.destroy();
         escalate(c);
         return;

@@ -23,7 +23,7 @@ describe("generated ModelRoute CRD", () => {
     const spec = (crd.spec.versions[0]!.schema.openAPIV3Schema.properties as Record<string, JsonSchema>)
       .spec!;
     const rules = (spec["x-kubernetes-validations"] as Array<{ rule: string }>).map((r) => r.rule);
-    expect(rules.length).toBe(4);
+    expect(rules.length).toBe(5);
     const undescribed: string[] = [];
     const walk = (node: JsonSchema, path: string) => {
       if (!path.endsWith("[]") && typeof node.description !== "string") undescribed.push(path);

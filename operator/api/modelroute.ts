@@ -74,6 +74,70 @@ const ConfidenceSchema = Type.Object(
   },
 );
 
+/** Words a ModelRoute's prompt classifier may list (bounded: each is compared with every prompt word). */
+export const MAX_CLASSIFIER_TERMS = 256;
+
+const PromptClassifierSchema = withCel(
+  Type.Object(
+    {
+      terms: Type.Array(
+        Type.Object({
+          word: Type.String({
+            minLength: 2,
+            maxLength: 40,
+            pattern: "^[a-z0-9]+$",
+            description: "A lower-case word (letters and digits, as the gateway splits the prompt).",
+          }),
+          weight: Type.Number({
+            minimum: -20,
+            maximum: 20,
+            description: "Added to the score for each occurrence of the word among the prompt's first 256 words.",
+          }),
+        }),
+        {
+          maxItems: MAX_CLASSIFIER_TERMS,
+          "x-kubernetes-list-type": "map",
+          "x-kubernetes-list-map-keys": ["word"],
+          description: "Word weights (e.g. exported by `npm run bench:cascade -- --write-route`), each word once.",
+        },
+      ),
+      bias: Type.Number({ minimum: -50, maximum: 50, default: 0, description: "Added to every prompt's score." }),
+      perPromptTokenDoubling: Type.Number({
+        minimum: -20,
+        maximum: 20,
+        default: 0,
+        description: "Added to the score per doubling of the prompt's estimated tokens (times log2 of them).",
+      }),
+      escalateAbove: Type.Optional(
+        Type.Number({
+          minimum: -100,
+          maximum: 100,
+          description: "A prompt scoring above this starts at the next step, before any model answers.",
+        }),
+      ),
+      confidenceWeight: Type.Optional(
+        Type.Number({
+          minimum: 0,
+          maximum: 10,
+          description:
+            "With `confidence`: keep an answer when its confidence >= minLogprob + confidenceWeight x score (a prompt the classifier doubts needs a more confident answer).",
+        }),
+      ),
+    },
+    {
+      description:
+        "Prompt classifier: a linear score of the prompt's words and length; a high score skips the small step or raises the confidence it must show.",
+    },
+  ),
+  [
+    {
+      rule: "has(self.escalateAbove) || has(self.confidenceWeight)",
+      message: "a promptClassifier needs escalateAbove, confidenceWeight or both; without either its score is not used",
+      reason: "FieldValueRequired",
+    },
+  ],
+);
+
 export const ModelRouteSpecSchema = withCel(
   Type.Object(
     {
@@ -97,6 +161,7 @@ export const ModelRouteSpecSchema = withCel(
         }),
       ),
       confidence: Type.Optional(ConfidenceSchema),
+      promptClassifier: Type.Optional(PromptClassifierSchema),
       streaming: StringEnum(STREAMING_MODES, {
         default: "hold",
         description:
@@ -125,9 +190,15 @@ export const ModelRouteSpecSchema = withCel(
       fieldPath: ".steps",
     },
     {
-      rule: "has(self.confidence) || has(self.largeForTiers) || self.steps.exists(s, has(s.maxPromptTokens))",
+      rule: "has(self.confidence) || has(self.largeForTiers) || has(self.promptClassifier) || self.steps.exists(s, has(s.maxPromptTokens))",
       message:
-        "a ModelRoute needs at least one escalation rule (confidence, largeForTiers or a step's maxPromptTokens); without one every request goes to the first step",
+        "a ModelRoute needs at least one escalation rule (confidence, largeForTiers, promptClassifier or a step's maxPromptTokens); without one every request goes to the first step",
+      reason: "FieldValueRequired",
+    },
+    {
+      rule: "!has(self.promptClassifier) || !has(self.promptClassifier.confidenceWeight) || has(self.confidence)",
+      message: "promptClassifier.confidenceWeight moves the confidence gate's threshold: set confidence too, or remove it",
+      fieldPath: ".promptClassifier.confidenceWeight",
       reason: "FieldValueRequired",
     },
   ],

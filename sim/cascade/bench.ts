@@ -5,6 +5,7 @@
  *   npm run bench:cascade                      every data set, gates (a) and (b), markdown tables
  *   npm run bench:cascade -- --auroc 0.8       gate (b) with another modelled AUROC (default 0.65)
  *   npm run bench:cascade -- --write-csv DIR   also write each set's per-prompt outcomes (test half) as CSV
+ *   npm run bench:cascade -- --write-route DIR also write each set's ModelRoute with its trained promptClassifier
  *   npm run bench:cascade -- --replay FILE.csv [--small llama-3.1-8b] [--large llama-3.1-70b] [--gpu ...]
  *       replays a CSV of per-prompt outcomes with real confidences through gateway/cascade/decide.ts:
  *       columns id,prompt_tokens,small_confidence,small_quality,large_quality,small_output_tokens,
@@ -20,12 +21,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type CascadeRules } from "../../gateway/cascade/decide.js";
+import { type CascadeRules, type PromptClassifierRule } from "../../gateway/cascade/decide.js";
+import { stringify } from "yaml";
 import { auroc, modelConfidences } from "./confidence.js";
 import { type ReplicaCost, replicaCost } from "./cost.js";
 import { csvField, csvObjects } from "./csv.js";
 import {
   type Point,
+  benchRules,
   cascadePoint,
   cheapestWithin,
   fixedPoint,
@@ -41,7 +44,18 @@ import {
   loadRouteLlmMmlu,
   smallAdequate,
 } from "./outcomes.js";
-import { escalationHelps, foldOf, promptFeatures, splitOf, standardize, trainGroupRates, trainNaiveBayes } from "./router.js";
+import {
+  classifierSpec,
+  escalationHelps,
+  foldOf,
+  linearRouterScore,
+  promptFeatures,
+  splitOf,
+  standardize,
+  trainGroupRates,
+  trainLinearRouter,
+  trainNaiveBayes,
+} from "./router.js";
 import { GPU_PRICES, PRICE_GPU } from "./prices.js";
 
 const SHARES = Array.from({ length: 21 }, (_, k) => k / 20);
@@ -78,6 +92,33 @@ interface SetReport {
   name: string;
   lines: string[];
   headline: string;
+  /** The ModelRoute promptClassifier trained on the training half, and its threshold at the cheapest point within 1 point. */
+  classifier: { rule: PromptClassifierRule; escalateAbove: number };
+}
+
+/** The regularisation strengths tried for the promptClassifier router; the one ranking best on the held-out fold is kept. */
+const L2_GRID = [1e-4, 1e-3, 1e-2];
+
+/** The promptClassifier router: logistic regression, L2 chosen on the held-out fold of the training half. */
+function trainClassifierRouter(train: readonly PromptOutcome[]): { rule: PromptClassifierRule; l2: number; foldAuroc: number } {
+  const fit = train.filter((o) => foldOf(o.id) === "fit");
+  const pick = train.filter((o) => foldOf(o.id) === "pick");
+  const scored = L2_GRID.map((l2) => {
+    const rule = trainLinearRouter(fit, { l2 });
+    return { l2, foldAuroc: auroc(pick.map((o) => linearRouterScore(rule, o)), pick.map(escalationHelps)) };
+  });
+  const best = scored.reduce((a, b) => (b.foldAuroc > a.foldAuroc ? b : a));
+  return { rule: trainLinearRouter(train, { l2: best.l2 }), l2: best.l2, foldAuroc: best.foldAuroc };
+}
+
+/** A two-step route whose only rule is the prompt classifier, escalating above `escalateAbove`. */
+function classifierRules(rule: PromptClassifierRule, escalateAbove: number): CascadeRules {
+  return {
+    steps: [{ model: "small" }, { model: "large" }],
+    largeForTiers: [],
+    promptClassifier: { ...rule, escalateAbove },
+    streaming: "hold",
+  };
 }
 
 function evaluateSet(set: OutcomeSet, gpu: string, aurocs: number[]): SetReport {
@@ -126,6 +167,19 @@ function evaluateSet(set: OutcomeSet, gpu: string, aurocs: number[]): SetReport 
     groupScores,
     SHARES.map((s) => 1 - s),
   ).map((t) => promptRouterPoint(test, groupScores, costs, t, "(a) group rate"));
+  // Gate (a, fourth router): a ModelRoute promptClassifier (logistic regression on the words the gateway
+  // reads, at most 256 words kept), scored through the gateway's own decision (decideCascade, the route's rule).
+  const classifier = trainClassifierRouter(train);
+  const linScores = test.map((o) => linearRouterScore(classifier.rule, o));
+  const linAuc = auroc(linScores, test.map(escalationHelps));
+  const linPoints = quantileThresholds(
+    linScores,
+    SHARES.map((s) => 1 - s),
+  ).map((t) => ({
+    ...cascadePoint(test, costs, 0, FIRST_TOKENS, undefined, classifierRules(classifier.rule, t), (i) => linScores[i] as number),
+    strategy: "(a) promptClassifier",
+    threshold: t,
+  }));
   // The bound no gate beats: escalate exactly the prompts where the large answer is better.
   const oracle = promptRouterPoint(test, test.map((o) => (escalationHelps(o) ? 1 : 0)), costs, 0.5, "oracle");
   // Gate (b): the logprob gate with modelled confidences, averaged over seeds, per AUROC.
@@ -158,10 +212,10 @@ function evaluateSet(set: OutcomeSet, gpu: string, aurocs: number[]): SetReport 
   }
   lines.push(
     "",
-    `Prompt-only routers' AUROC for "escalating helps" on the test half: naive Bayes ${nbAuc.toFixed(3)}, group rate ${groupAuc.toFixed(3)}.`,
+    `Prompt-only routers' AUROC for "escalating helps" on the test half: naive Bayes ${nbAuc.toFixed(3)}, group rate ${groupAuc.toFixed(3)}, ModelRoute promptClassifier ${linAuc.toFixed(3)} (logistic regression, ${classifier.rule.weights.size} words kept, L2 ${classifier.l2} chosen on the held-out fold, AUROC there ${classifier.foldAuroc.toFixed(3)}).`,
     `Oracle (escalate exactly where the large answer is better, ${(100 * oracle.escalated).toFixed(0)}%): ${oracle.quality.toFixed(2)} at ${((100 * oracle.usdPer1k) / large.usdPer1k).toFixed(0)}% of always-large's cost.`,
   );
-  const combined = combinedGate(train, test, costs, large, aurocs);
+  const combined = combinedGate(train, test, costs, large, aurocs, classifier.l2);
   lines.push(...combined.lines);
   const headline: string[] = [];
   const describe = (label: string, pts: Point[]) => {
@@ -170,7 +224,12 @@ function evaluateSet(set: OutcomeSet, gpu: string, aurocs: number[]): SetReport 
     const random = randomAtCost(small, large, best.usdPer1k);
     return `${label}: within 1 point (${best.quality.toFixed(2)} vs ${large.quality.toFixed(2)}) at ${((100 * best.usdPer1k) / large.usdPer1k).toFixed(0)}% of always-large's cost, escalating ${(100 * best.escalated).toFixed(0)}% (random at that cost: ${random.quality.toFixed(2)})`;
   };
-  headline.push(describe("(a) classifier", nbPoints), describe("(a) group rate", groupPoints), describe("(a) length", lenPoints));
+  headline.push(
+    describe("(a) classifier", nbPoints),
+    describe("(a) group rate", groupPoints),
+    describe("(a) length", lenPoints),
+    describe("(a) ModelRoute promptClassifier", linPoints),
+  );
   for (const [a, pts] of gateB) headline.push(describe(`(b) AUROC ${a}`, pts));
   for (const [a, pts] of combined.points) headline.push(describe(`(a)+(b) router and gate, AUROC ${a}`, pts));
   // The smallest modelled AUROC at which the aim (within 1 point at under half the cost) is met.
@@ -188,7 +247,13 @@ function evaluateSet(set: OutcomeSet, gpu: string, aurocs: number[]): SetReport 
       : `the gate meets the aim (within 1 point at under half the cost) from a confidence AUROC of ${needed.toFixed(2)} (seed 1)`,
   );
   lines.push("", ...headline.map((h) => `- ${h}`), "");
-  return { name: set.name, lines, headline: headline.join("; ") };
+  const linBest = cheapestWithin(linPoints, large, 1);
+  return {
+    name: set.name,
+    lines,
+    headline: headline.join("; "),
+    classifier: { rule: classifier.rule, escalateAbove: linBest?.threshold ?? 0 },
+  };
 }
 
 /**
@@ -205,15 +270,18 @@ function combinedGate(
   costs: ReturnType<typeof costsFor>,
   large: Point,
   aurocs: number[],
+  l2: number,
 ): { lines: string[]; points: Map<number, Point[]> } {
   const fitPart = train.filter((o) => foldOf(o.id) === "fit");
   const pickPart = train.filter((o) => foldOf(o.id) === "pick");
   const routers = (fit: readonly PromptOutcome[]) => {
     const nb = trainNaiveBayes(fit.map((o) => ({ features: promptFeatures(o), label: escalationHelps(o) })));
     const group = trainGroupRates(fit);
+    const linear = trainLinearRouter(fit, { l2 });
     return {
       "naive Bayes": (o: PromptOutcome) => nb.score(promptFeatures(o)),
       "group rate": group,
+      promptClassifier: (o: PromptOutcome) => linearRouterScore(linear, o),
     };
   };
   const foldRouters = routers(fitPart);
@@ -221,12 +289,23 @@ function combinedGate(
     .map(([name, f]) => [name, auroc(pickPart.map(f), pickPart.map(escalationHelps))] as const)
     .sort((a, b) => b[1] - a[1]);
   const routerName = ranked[0]![0] as keyof ReturnType<typeof routers>;
+  // Escalate when z(confidence) - w·z(router) < t, i.e. keep when confidence >= t' + w'·router with
+  // w' = w / sd(router), t' = t - w'·mean(router): a ModelRoute promptClassifier's confidenceWeight,
+  // applied by the gateway's decision (decideCascade) with the router's score as the classifier score.
   const curve = (set: readonly PromptOutcome[], router: number[], a: number, w: number, seed: number) => {
     const conf = standardize(modelConfidences(set.map(smallAdequate), a, seed));
     const z = standardize(router);
+    const mean = router.reduce((acc, x) => acc + x, 0) / Math.max(1, router.length);
+    const sd = Math.sqrt(router.reduce((acc, x) => acc + (x - mean) ** 2, 0) / Math.max(1, router.length)) || 1;
     const score = conf.map((c, i) => c - w * (z[i] as number));
-    const withScore = set.map((o, i) => ({ ...o, smallConfidence: score[i] as number }));
-    return quantileThresholds(score, SHARES).map((t) => cascadePoint(withScore, costs, t, FIRST_TOKENS));
+    const withConf = set.map((o, i) => ({ ...o, smallConfidence: conf[i] as number }));
+    const rules = (t: number): CascadeRules => ({
+      ...benchRules(t - (w / sd) * mean, FIRST_TOKENS),
+      promptClassifier: { weights: new Map(), bias: 0, perPromptTokenDoubling: 0, confidenceWeight: w / sd },
+    });
+    return quantileThresholds(score, SHARES).map((t) =>
+      cascadePoint(withConf, costs, t, FIRST_TOKENS, undefined, rules(t), (i) => router[i] as number),
+    );
   };
   const WEIGHTS = [0, 0.25, 0.5, 1, 2];
   const pickRouter = pickPart.map(foldRouters[routerName]);
@@ -342,6 +421,7 @@ function main(): void {
     options: {
       auroc: { type: "string" },
       "write-csv": { type: "string" },
+      "write-route": { type: "string" },
       replay: { type: "string" },
       small: { type: "string", default: "llama-3.1-8b" },
       large: { type: "string", default: "llama-3.1-70b" },
@@ -368,7 +448,27 @@ function main(): void {
     "",
   ];
   for (const set of sets) {
-    out.push(...evaluateSet(set, gpu, aurocs).lines);
+    const report = evaluateSet(set, gpu, aurocs);
+    out.push(...report.lines);
+    if (values["write-route"]) {
+      mkdirSync(values["write-route"], { recursive: true });
+      const name = set.name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 50);
+      const file = join(values["write-route"], `${name}.yaml`);
+      writeFileSync(
+        file,
+        stringify({
+          apiVersion: "gpufleet.io/v1alpha1",
+          kind: "ModelRoute",
+          metadata: { name },
+          spec: {
+            model: name,
+            steps: [{ modelDeployment: "small" }, { modelDeployment: "large" }],
+            promptClassifier: classifierSpec(report.classifier.rule, report.classifier.escalateAbove),
+          },
+        }),
+      );
+      out.push(`(wrote ${file}: promptClassifier escalating above ${report.classifier.escalateAbove.toFixed(3)}, the cheapest point within 1 point of always-large on the test half, or 0 when none is)`, "");
+    }
     if (values["write-csv"]) {
       mkdirSync(values["write-csv"], { recursive: true });
       const test = set.outcomes.filter((o) => splitOf(o.id) === "test");

@@ -4,7 +4,18 @@ import { parseCsv } from "./csv.js";
 import { cascadePoint, fixedPoint, quantileThresholds, randomAtCost } from "./evaluate.js";
 import type { ReplicaCost } from "./cost.js";
 import type { PromptOutcome } from "./outcomes.js";
-import { escalationHelps, foldOf, promptFeatures, splitOf, standardize, trainGroupRates, trainNaiveBayes } from "./router.js";
+import {
+  classifierSpec,
+  escalationHelps,
+  foldOf,
+  linearRouterScore,
+  promptFeatures,
+  splitOf,
+  standardize,
+  trainGroupRates,
+  trainLinearRouter,
+  trainNaiveBayes,
+} from "./router.js";
 
 const unitCost = (usdPerToken: number): ReplicaCost => ({
   model: "m",
@@ -143,5 +154,40 @@ describe("strategies", () => {
     const fit = ids.filter((id) => foldOf(id) === "fit").length;
     expect(fit).toBeGreaterThan(ids.length * 0.35);
     expect(fit).toBeLessThan(ids.length * 0.65);
+  });
+});
+
+describe("ModelRoute promptClassifier router (logistic regression on the gateway's words)", () => {
+  // Prompts with "integral" are where the large model helps; "hello" where it does not; filler words are noise.
+  const make = (i: number): PromptOutcome => {
+    const hard = i % 3 === 0;
+    const words = [hard ? "integral" : "hello", `filler${i % 7}`, "the", "question"];
+    return {
+      id: `q${i}`,
+      group: "",
+      prompt: words.join(" "),
+      promptTokens: 10 + (i % 5),
+      small: { quality: hard ? 0 : 1, outputTokens: 5 },
+      large: { quality: 1, outputTokens: 5 },
+    };
+  };
+  const train = Array.from({ length: 300 }, (_, i) => make(i));
+  const test = Array.from({ length: 300 }, (_, i) => make(i + 1000));
+
+  it("learns the words that predict 'escalating helps' and ranks held-out prompts by them", () => {
+    const rule = trainLinearRouter(train);
+    expect(rule.weights.get("integral")).toBeGreaterThan(1);
+    expect(rule.weights.get("hello") ?? 0).toBeLessThan(rule.weights.get("integral") as number);
+    const scores = test.map((o) => linearRouterScore(rule, o));
+    expect(auroc(scores, test.map(escalationHelps))).toBeGreaterThan(0.99);
+  });
+
+  it("keeps at most maxTerms words (largest |weight| first) and writes a spec within the CRD's bounds", () => {
+    const rule = trainLinearRouter(train, { maxTerms: 2 });
+    expect([...rule.weights.keys()].sort()).toEqual(["hello", "integral"]);
+    const spec = classifierSpec({ ...rule, bias: 99 }, 500) as { terms: unknown[]; bias: number; escalateAbove: number };
+    expect(spec.terms).toHaveLength(2);
+    expect(spec.bias).toBe(50);
+    expect(spec.escalateAbove).toBe(100);
   });
 });

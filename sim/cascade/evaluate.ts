@@ -62,14 +62,21 @@ export function cascadePoint(
   firstTokens = 8,
   tierOf?: (o: PromptOutcome) => string | undefined,
   rules: CascadeRules = benchRules(minLogprob, firstTokens),
+  /** The route's prompt classifier's score of each prompt (index in `outcomes`), when `rules` has one. */
+  classifierScoreOf?: (index: number) => number,
 ): Point {
   let q = 0;
   let dollars = 0;
   let escalated = 0;
-  for (const o of outcomes) {
+  for (const [index, o] of outcomes.entries()) {
     const tier = tierOf?.(o);
+    const classifierScore = classifierScoreOf?.(index);
     const d = decideCascade(
-      { promptTokens: o.promptTokens, ...(tier !== undefined ? { tier } : {}) },
+      {
+        promptTokens: o.promptTokens,
+        ...(tier !== undefined ? { tier } : {}),
+        ...(classifierScore !== undefined ? { classifierScore } : {}),
+      },
       (step) => (step === 0 ? o.smallConfidence : undefined),
       rules,
     );

@@ -4,13 +4,16 @@
  * trained to predict "escalating helps" (the large model's answer is better than the small one's).
  * Its score (log-odds) ranks prompts; the cascade escalates those above a threshold.
  */
+import {
+  type PromptClassifierRule,
+  classifierScore,
+  promptWords,
+} from "../../gateway/cascade/decide.js";
+import { MAX_CLASSIFIER_TERMS } from "../../operator/api/modelroute.js";
 import type { PromptOutcome } from "./outcomes.js";
 
-const MAX_WORDS = 256;
-
 export function promptFeatures(o: Pick<PromptOutcome, "prompt" | "group" | "promptTokens">): string[] {
-  const words = o.prompt.toLowerCase().match(/[a-z0-9]{2,}/g) ?? [];
-  const features = words.slice(0, MAX_WORDS).map((w) => `w:${w}`);
+  const features = promptWords(o.prompt).map((w) => `w:${w}`);
   const group = `g:${o.group}`;
   const length = `len:${Math.floor(Math.log2(Math.max(1, o.promptTokens)))}`;
   // The group and the length bucket weigh as several words each.
@@ -117,3 +120,84 @@ export function foldOf(id: string): "fit" | "pick" {
   }
   return (h >>> 7) % 2 === 0 ? "fit" : "pick";
 }
+
+/**
+ * A third prompt-only router, in the form a ModelRoute's promptClassifier takes (gateway/cascade/decide.ts):
+ * L2-regularised logistic regression of "escalating helps" on the prompt's word counts (the words the
+ * gateway reads, at most MAX_PROMPT_WORDS per prompt) and log2 of its tokens, fitted by full-batch
+ * gradient descent with Adagrad steps (deterministic); then cut to the `maxTerms` words of largest
+ * |weight| so that it fits the CRD. Sees only what the gateway sees: no subject or source set.
+ */
+export function trainLinearRouter(
+  train: ReadonlyArray<Pick<PromptOutcome, "prompt" | "promptTokens" | "small" | "large">>,
+  options: { l2?: number; epochs?: number; rate?: number; maxTerms?: number } = {},
+): PromptClassifierRule {
+  const l2 = options.l2 ?? 1e-3;
+  const epochs = options.epochs ?? 60;
+  const rate = options.rate ?? 0.5;
+  const maxTerms = Math.min(options.maxTerms ?? MAX_CLASSIFIER_TERMS, MAX_CLASSIFIER_TERMS);
+  const index = new Map<string, number>();
+  const rows = train.map((o) => {
+    const counts = new Map<number, number>();
+    for (const w of promptWords(o.prompt)) {
+      let i = index.get(w);
+      if (i === undefined) index.set(w, (i = index.size));
+      counts.set(i, (counts.get(i) ?? 0) + 1);
+    }
+    return { counts, length: Math.log2(Math.max(1, o.promptTokens)), label: o.large.quality > o.small.quality ? 1 : 0 };
+  });
+  const n = Math.max(1, rows.length);
+  const w = new Float64Array(index.size);
+  const g2 = new Float64Array(index.size).fill(1e-8);
+  let bias = 0;
+  let lengthWeight = 0;
+  let g2Bias = 1e-8;
+  let g2Length = 1e-8;
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const grad = new Float64Array(index.size);
+    let gBias = 0;
+    let gLength = 0;
+    for (const r of rows) {
+      let z = bias + lengthWeight * r.length;
+      for (const [i, c] of r.counts) z += (w[i] as number) * c;
+      const err = 1 / (1 + Math.exp(-z)) - r.label;
+      gBias += err;
+      gLength += err * r.length;
+      for (const [i, c] of r.counts) grad[i] = (grad[i] as number) + err * c;
+    }
+    for (let i = 0; i < w.length; i++) {
+      const g = (grad[i] as number) / n + l2 * (w[i] as number);
+      g2[i] = (g2[i] as number) + g * g;
+      w[i] = (w[i] as number) - (rate * g) / Math.sqrt(g2[i] as number);
+    }
+    gBias /= n;
+    gLength /= n;
+    g2Bias += gBias * gBias;
+    g2Length += gLength * gLength;
+    bias -= (rate * gBias) / Math.sqrt(g2Bias);
+    lengthWeight -= (rate * gLength) / Math.sqrt(g2Length);
+  }
+  const words = [...index.entries()]
+    .filter(([word]) => word.length <= 40)
+    .sort((a, b) => Math.abs(w[b[1]] as number) - Math.abs(w[a[1]] as number) || (a[0] < b[0] ? -1 : 1))
+    .slice(0, maxTerms)
+    .map(([word, i]) => [word, Math.max(-20, Math.min(20, w[i] as number))] as const);
+  return { weights: new Map(words), bias, perPromptTokenDoubling: lengthWeight };
+}
+
+/** The score of an outcome's prompt under a ModelRoute promptClassifier, as the gateway computes it. */
+export function linearRouterScore(rule: PromptClassifierRule, o: Pick<PromptOutcome, "prompt" | "promptTokens">): number {
+  return classifierScore(promptWords(o.prompt), o.promptTokens, rule);
+}
+
+/** A promptClassifier as ModelRoute YAML fields (weights rounded to 4 decimals). */
+export function classifierSpec(rule: PromptClassifierRule, escalateAbove: number): Record<string, unknown> {
+  const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
+  return {
+    terms: [...rule.weights].map(([word, weight]) => ({ word, weight: r4(weight) })),
+    bias: r4(Math.max(-50, Math.min(50, rule.bias))),
+    perPromptTokenDoubling: r4(Math.max(-20, Math.min(20, rule.perPromptTokenDoubling))),
+    escalateAbove: r4(Math.max(-100, Math.min(100, escalateAbove))),
+  };
+}
+
