@@ -47,7 +47,7 @@ export const MIN_UTILIZATION_TARGET = 0.15;
 export const MAX_UTILIZATION_TARGET = 0.75;
 
 /** Most relative growth over the time to ready that the margin honours (2 = triple in L). */
-const MAX_GROWTH_MARGIN = 2;
+export const MAX_GROWTH_MARGIN = 2;
 
 export interface BurstHeadroomInput {
   /** TTFT objective T, seconds. */
@@ -58,6 +58,8 @@ export interface BurstHeadroomInput {
   meanTokensPerSecond: number;
   /** ε; default DEFAULT_MISS_SHARE. */
   missShare?: number;
+  /** Upper bound of the target; default MAX_UTILIZATION_TARGET (a tuning knob, for measuring its cost). */
+  maxTarget?: number;
 }
 
 /** The burst clearing time b = ln(1/ε)·I/(2λ), seconds (times BURST_CALIBRATION). */
@@ -76,7 +78,8 @@ export function burstUtilizationTarget(input: BurstHeadroomInput): number {
   const b = burstClearingSeconds(input);
   if (!(T > 0)) return MIN_UTILIZATION_TARGET;
   const rho = b <= 0 ? 1 : (Math.sqrt(T * T + 4 * b * T) - T) / (2 * b);
-  return Math.min(MAX_UTILIZATION_TARGET, Math.max(MIN_UTILIZATION_TARGET, rho));
+  const upper = Math.max(MIN_UTILIZATION_TARGET, Math.min(1, input.maxTarget ?? MAX_UTILIZATION_TARGET));
+  return Math.min(upper, Math.max(MIN_UTILIZATION_TARGET, rho));
 }
 
 /**
@@ -132,10 +135,15 @@ export function growthOverHorizon(
 export interface HeadroomInput extends BurstHeadroomInput {
   /** Relative growth the demand may show before a new replica is ready (growthOverHorizon). */
   growthOverTimeToReady: number;
+  /** Most growth honoured; default MAX_GROWTH_MARGIN (0 turns the margin off, for measuring its cost). */
+  maxGrowth?: number;
 }
 
 /** The utilisation target the token signal uses: the burst target shrunk by the growth margin. */
 export function derivedUtilizationTarget(input: HeadroomInput): number {
-  const growth = Math.min(MAX_GROWTH_MARGIN, Math.max(0, input.growthOverTimeToReady || 0));
+  const growth = Math.min(
+    Math.max(0, input.maxGrowth ?? MAX_GROWTH_MARGIN),
+    Math.max(0, input.growthOverTimeToReady || 0),
+  );
   return Math.max(MIN_UTILIZATION_TARGET, burstUtilizationTarget(input) / (1 + growth));
 }

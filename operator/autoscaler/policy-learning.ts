@@ -155,20 +155,23 @@ export function tokenHeadroom(
   // Growth of the demand averaged over the horizon itself: a replica ordered now serves for a
   // time-to-ready at least, so a burst much shorter than that (which the burst term sizes) is not
   // growth to provision for; 60 s means let one burst read as a tripling for ten minutes.
-  const growth = growthOverHorizon(
-    series,
-    horizonSeconds,
-    0.9,
-    Math.max(1, Math.round(horizonSeconds / interval)),
+  const growth = Math.min(
+    tuning.maxGrowthMargin,
+    growthOverHorizon(series, horizonSeconds, 0.9, Math.max(1, Math.round(horizonSeconds / interval))),
   );
   const input = {
     ttftTargetSeconds: T,
     tokenDispersion: dispersion,
     meanTokensPerSecond: mean,
+    maxTarget: tuning.maxTokenUtilizationTarget,
     ...(config.missShare === undefined ? {} : { missShare: config.missShare }),
   };
   return {
-    target: derivedUtilizationTarget({ ...input, growthOverTimeToReady: growth }),
+    target: derivedUtilizationTarget({
+      ...input,
+      growthOverTimeToReady: growth,
+      maxGrowth: tuning.maxGrowthMargin,
+    }),
     burstTarget: burstUtilizationTarget(input),
     derived: true,
     dispersion,

@@ -4,6 +4,7 @@
  */
 import type { DemandForecast } from "./forecast.js";
 import { emptyHistory, type WorkloadHistory } from "./history.js";
+import { MAX_GROWTH_MARGIN, MAX_UTILIZATION_TARGET } from "./headroom.js";
 import { DEFAULT_TOKEN_UTILIZATION_TARGET } from "./ttft-objective.js";
 
 /** Autoscaling settings. The first six mirror the CRD's `spec.autoscaling`; the rest are tuning. */
@@ -58,6 +59,16 @@ export interface AutoscalingConfig {
   /** How far back the token signal remembers bursts (the fleet is sized for the bursts seen in it). */
   tokenWindowSeconds?: number;
   /**
+   * Upper bound of the derived token utilisation target (./headroom.ts MAX_UTILIZATION_TARGET). A tuning
+   * knob kept so the evaluation can measure what the bound costs (`bench:forecast --causes`).
+   */
+  maxTokenUtilizationTarget?: number;
+  /**
+   * Most relative growth over the time to ready the derived headroom provisions for
+   * (./headroom.ts MAX_GROWTH_MARGIN); 0 turns the growth margin off (`bench:forecast --causes`).
+   */
+  maxGrowthMargin?: number;
+  /**
    * Prompt + generation tokens per second one replica sustains at saturation. Not a tuning default:
    * it depends on model and GPU (the operator estimates it from the sizing plan). When absent, the
    * policy learns it from pods observed saturated (with a queue); until then the signal is off.
@@ -95,6 +106,8 @@ export type PolicyTuning = Required<
     | "tokenUtilizationTarget"
     | "tokenDemandQuantile"
     | "tokenWindowSeconds"
+    | "maxTokenUtilizationTarget"
+    | "maxGrowthMargin"
   >
 >;
 
@@ -126,6 +139,8 @@ export const POLICY_TUNING_DEFAULTS: PolicyTuning = {
   tokenUtilizationTarget: DEFAULT_TOKEN_UTILIZATION_TARGET,
   tokenDemandQuantile: 1,
   tokenWindowSeconds: 60,
+  maxTokenUtilizationTarget: MAX_UTILIZATION_TARGET,
+  maxGrowthMargin: MAX_GROWTH_MARGIN,
 };
 
 /** Shorter counter intervals are not turned into a rate (a retry seconds after a scrape is noise). */
@@ -152,6 +167,11 @@ export interface MetricsSample {
   promptTokensTotal?: number;
   /** vLLM `vllm:generation_tokens_total` (counter). */
   generationTokensTotal?: number;
+  /**
+   * vLLM `vllm:request_success_total` (counter, summed over its labels): with the token counters it gives
+   * the tokens per request, which turns a growing or shrinking queue into tokens/s of demand.
+   */
+  requestsFinishedTotal?: number;
   scrapedAtMs: number;
 }
 
@@ -192,6 +212,8 @@ export interface DemandSample {
   tokenDemandReplicas?: number;
   /** Requests waiting across the fleet (engines and gateway) at that time. */
   waiting?: number;
+  /** Requests in the fleet (waiting, held and running) at that time. */
+  inFlight?: number;
 }
 
 /** Last counter reading per pod, to turn cumulative token counters into a rate. */
@@ -204,6 +226,8 @@ export interface PodTokenCounter {
   waiting?: number;
   /** Consecutive intervals up to this reading over which the pod was saturated (see readTokenRates). */
   saturatedIntervals?: number;
+  /** The pod's finished-requests counter at this reading (absent: the engine does not export it). */
+  requestsFinishedTotal?: number;
 }
 
 export interface Recommendation {

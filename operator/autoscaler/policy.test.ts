@@ -1038,3 +1038,50 @@ describe("decideScale: a draining backlog", () => {
     expect(runQueue((t) => 1_000 - t / 1000).desiredReplicas).toBeGreaterThan(10);
   });
 });
+
+describe("decideScale: token demand from what was served and how the queue moved", () => {
+  const cfg: AutoscalingConfig = {
+    ...config,
+    maxReplicas: 60,
+    replicaTokenCapacityPerSecond: 10_000,
+    tokenUtilizationTarget: 0.5,
+    tokenWindowSeconds: 10,
+    stableWindowSeconds: 10,
+  };
+  // 10 pods at capacity (10,000 tokens/s each, 1,000 tokens per request: 10 requests/s finish on each),
+  // 256 running, `waiting(t)` queued per pod.
+  const busy = (t: number, waiting: number, finished = true) =>
+    pods(10, t, {
+      kvCacheUtilization: 0.2,
+      requestsRunning: 256,
+      requestsWaiting: waiting,
+      promptTokensTotal: 10_000 * (t / 1000),
+      generationTokensTotal: 0,
+      ...(finished ? { requestsFinishedTotal: 10 * (t / 1000) } : {}),
+    });
+  const runQueue = (waiting: (t: number) => number, finished = true) => {
+    let d = decideScale(cfg, initialPolicyState(), observe(0, 10, busy(0, waiting(0), finished)));
+    for (let t = 10_000; t <= 30_000; t += 10_000)
+      d = decideScale(cfg, d.state, observe(t, 10, busy(t, waiting(t), finished)));
+    return d;
+  };
+
+  it("adds the queue's growth to the served rate: a fleet at capacity with a growing queue is short", () => {
+    // The queue grows by 5 requests/s per pod: 50/s × 1,000 tokens on top of the 100,000 served.
+    const d = runQueue((t) => 100 + (5 * t) / 1000);
+    expect(d.signals.tokensPerSecond).toBeCloseTo(150_000, 3);
+    expect(d.signals.tokenDemandReplicas).toBeCloseTo(30, 6); // the served rate alone said 20
+  });
+
+  it("takes the drain out while a backlog is worked off", () => {
+    // 500 → 350 per pod in 30 s: 50 requests/s of the served 100 were the backlog.
+    const d = runQueue((t) => 500 - (5 * t) / 1000);
+    expect(d.signals.tokensPerSecond).toBeCloseTo(50_000, 3);
+    expect(d.signals.tokenDemandReplicas).toBeCloseTo(10, 6);
+  });
+
+  it("reads the served rate as it is without a backlog, or without a finished-requests counter", () => {
+    expect(runQueue(() => 0).signals.tokensPerSecond).toBeCloseTo(100_000, 3);
+    expect(runQueue((t) => 100 + (5 * t) / 1000, false).signals.tokensPerSecond).toBeCloseTo(100_000, 3);
+  });
+});

@@ -16,7 +16,8 @@
  *    - KV-cache: its utilisation, grown by its queue (waiting requests would need cache too:
  *      kv × (running + waiting) / running), divided by `kvCacheUtilizationTarget`;
  *    - queue: its waiting requests divided by `queueDepthTargetPerReplica`;
- *    - token throughput: the rate of its prompt + generation token counters, divided by
+ *    - token throughput: the rate of its prompt + generation token counters (plus, while requests
+ *      queue, the queue's growth in tokens: served + arrivals queued is the demand), divided by
  *      `tokenUtilizationTarget` × one replica's token capacity (configured, else learned from pods seen
  *      saturated). On compute-bound workloads (long prompts, short outputs) the KV cache stays at
  *      0.1–0.3 and the queue at 0 while prefill is already the bottleneck, so neither of the first two
@@ -52,7 +53,6 @@
  * 7. Missing, stale or malformed metrics never cause a scale-down: the decision holds (it may still
  *    scale up on what the healthy pods show), and the reason says which pods lack data.
  */
-import { MAX_UTILIZATION_TARGET } from "./headroom.js";
 import {
   boundsOf,
   clampTo,
@@ -72,6 +72,7 @@ import {
   tokenHeadroom,
 } from "./policy-learning.js";
 import {
+  arrivalTokenRate,
   drainingBacklog,
   kvAndQueueDemand,
   readTokenRates,
@@ -124,8 +125,20 @@ export function decideScale(
     config,
   );
   const capacity = learned.capacity;
-  const fleetRate =
-    rates.measuredTokensPerSecond === null ? null : rates.measuredTokensPerSecond * pods.scaleToReady;
+  // The fleet's token demand: the served rate (silent ready pods as loaded as the measured ones),
+  // corrected by how the requests in the fleet moved while a queue is at its target on every ready
+  // pod (./policy-signals.ts `arrivalTokenRate`).
+  const fleetRate = arrivalTokenRate(
+    rates.measuredTokensPerSecond === null ? null : rates.measuredTokensPerSecond * pods.scaleToReady,
+    state.samples,
+    {
+      waiting: kvQueueNow.requestsWaiting,
+      inFlight: kvQueueNow.requestsWaiting + kvQueueNow.requestsRunning,
+    },
+    rates.tokensPerRequest,
+    config.queueDepthTargetPerReplica * Math.max(1, pods.ready.length),
+    nowMs,
+  );
   const previousSeries = state.rateSeries ?? [];
   const sampleIsNew = previousSeries.length === 0 || (previousSeries.at(-1)?.atMs ?? 0) < nowMs;
   const rateSeries = recordRate(
@@ -136,13 +149,7 @@ export function decideScale(
   );
   const headroom = tokenHeadroom(config, tuning, rateSeries, learned.history, nowMs);
   const history = recordHistory(learned.history, sampleIsNew ? fleetRate : null, headroom.dispersion, nowMs);
-  const tokens = tokenDemand(
-    rates.measuredTokensPerSecond,
-    pods.scaleToReady,
-    capacity,
-    headroom.target,
-    pods.meanWeight.throughput,
-  );
+  const tokens = tokenDemand(fleetRate, 1, capacity, headroom.target, pods.meanWeight.throughput);
   const forecast =
     config.forecast === true
       ? forecastDemand(
@@ -176,6 +183,7 @@ export function decideScale(
           queueDemandReplicas: drain.queueDemandReplicas,
           ...(drain.tokenDemandReplicas === null ? {} : { tokenDemandReplicas: drain.tokenDemandReplicas }),
           waiting: kvQueueNow.requestsWaiting,
+          inFlight: kvQueueNow.requestsWaiting + kvQueueNow.requestsRunning,
         }
       : null,
     nowMs,
@@ -189,7 +197,7 @@ export function decideScale(
     tuning,
     headroom.derived ? "mean" : "quantile",
     forecast?.replicas ?? null,
-    headroom.target / MAX_UTILIZATION_TARGET,
+    headroom.target / tuning.maxTokenUtilizationTarget,
   );
 
   const signals: ScaleSignals = {
@@ -389,7 +397,7 @@ function describeSignal(
     const capacity = Math.round(s.replicaTokenCapacityPerSecond ?? 0);
     const target = Math.round((s.tokenUtilizationTarget ?? tuning.tokenUtilizationTarget) * 100);
     if (derived)
-      return `token throughput ${rate}/s (${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas: the ${tuning.tokenWindowSeconds}s mean, or now at ${Math.round(MAX_UTILIZATION_TARGET * 100)}% if more; at ${target}% of ${capacity}/s each; headroom from bursts of dispersion ${Math.round(s.tokenDispersion ?? 0)} tokens and ${Math.round(s.horizonSeconds)}s to ready)`;
+      return `token throughput ${rate}/s (${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas: the ${tuning.tokenWindowSeconds}s mean, or now at ${Math.round(tuning.maxTokenUtilizationTarget * 100)}% if more; at ${target}% of ${capacity}/s each; headroom from bursts of dispersion ${Math.round(s.tokenDispersion ?? 0)} tokens and ${Math.round(s.horizonSeconds)}s to ready)`;
     const peak =
       tuning.tokenDemandQuantile >= 1 ? "peak" : `p${Math.round(tuning.tokenDemandQuantile * 100)}`;
     return `token throughput ${rate}/s (${peak} ${fmt1(s.tokenPeakDemandReplicas ?? 0)} replicas at ${target}% of ${capacity}/s each over ${tuning.tokenWindowSeconds}s)`;

@@ -175,6 +175,38 @@ describe("token counters", () => {
     });
     expect(sample).toMatchObject({ promptTokensTotal: 4096, generationTokensTotal: 128 });
   });
+
+  it("reads finished requests: vLLM's request_success_total summed over its reasons and engines, trtllm's completed", () => {
+    const vllm = parseExposition(
+      [
+        ...gauges,
+        "# TYPE vllm:request_success counter",
+        'vllm:request_success_total{engine="0",finished_reason="stop",model_name="m"} 30',
+        'vllm:request_success_total{engine="0",finished_reason="length",model_name="m"} 5',
+        'vllm:request_success_total{engine="1",finished_reason="stop",model_name="m"} 7',
+      ].join("\n"),
+    );
+    expect(
+      normalizeEngineMetrics(vllm, { engine: "vllm", modelName: "m", scrapedAtMs: 0 }).requestsFinishedTotal,
+    ).toBe(42);
+    const trtllm = parseExposition(
+      [
+        'trtllm_kv_cache_utilization{engine_type="trtllm",model_name="llama"} 0.5',
+        'trtllm_num_requests_running{engine_type="trtllm",model_name="llama"} 2',
+        'trtllm_num_requests_waiting{engine_type="trtllm",model_name="llama"} 0',
+        'trtllm_num_requests_completed_total{engine_type="trtllm",model_name="llama"} 12',
+      ].join("\n"),
+    );
+    expect(
+      normalizeEngineMetrics(trtllm, { engine: "trtllm-serve", modelName: "llama", scrapedAtMs: 0 })
+        .requestsFinishedTotal,
+    ).toBe(12);
+    const none = normalizeEngineMetrics(parseExposition(gauges.join("\n")), {
+      engine: "vllm",
+      scrapedAtMs: 0,
+    });
+    expect("requestsFinishedTotal" in none).toBe(false);
+  });
 });
 
 describe("time-to-first-token histogram", () => {
@@ -192,8 +224,16 @@ describe("time-to-first-token histogram", () => {
       [
         ...gauges("vllm:", 'engine="0",model_name="m"'),
         `# TYPE ${name} histogram`,
-        ...buckets(name, 'engine="0",model_name="m"', [["1.0", 3], ["2.5", 8], ["+Inf", 9]]),
-        ...buckets(name, 'engine="1",model_name="m"', [["+Inf", 1], ["1.0", 0], ["2.5", 1]]),
+        ...buckets(name, 'engine="0",model_name="m"', [
+          ["1.0", 3],
+          ["2.5", 8],
+          ["+Inf", 9],
+        ]),
+        ...buckets(name, 'engine="1",model_name="m"', [
+          ["+Inf", 1],
+          ["1.0", 0],
+          ["2.5", 1],
+        ]),
         `${name}_sum{engine="0",model_name="m"} 12.5`,
         `${name}_count{engine="0",model_name="m"} 9`,
       ].join("\n"),
@@ -210,10 +250,17 @@ describe("time-to-first-token histogram", () => {
     const families = parseExposition(
       [
         ...gauges("trtllm_", labels),
-        ...buckets("trtllm_time_to_first_token_seconds", labels, [["0.5", 4], ["+Inf", 6]]),
+        ...buckets("trtllm_time_to_first_token_seconds", labels, [
+          ["0.5", 4],
+          ["+Inf", 6],
+        ]),
       ].join("\n"),
     );
-    const sample = normalizeEngineMetrics(families, { engine: "trtllm-serve", modelName: "llama", scrapedAtMs: 0 });
+    const sample = normalizeEngineMetrics(families, {
+      engine: "trtllm-serve",
+      modelName: "llama",
+      scrapedAtMs: 0,
+    });
     expect(sample.ttftHistogram?.cumulativeCounts).toEqual([4, 6]);
   });
 
@@ -221,24 +268,42 @@ describe("time-to-first-token histogram", () => {
     const name = "vllm:time_to_first_token_seconds";
     const labels = 'model_name="m"';
     for (const counts of [
-      [["1.0", 5], ["2.5", 3], ["+Inf", 6]],
-      [["1.0", 1], ["2.5", 3]],
+      [
+        ["1.0", 5],
+        ["2.5", 3],
+        ["+Inf", 6],
+      ],
+      [
+        ["1.0", 1],
+        ["2.5", 3],
+      ],
     ] as Array<Array<[string, number]>>) {
-      const families = parseExposition([...gauges("vllm:", labels), ...buckets(name, labels, counts)].join("\n"));
+      const families = parseExposition(
+        [...gauges("vllm:", labels), ...buckets(name, labels, counts)].join("\n"),
+      );
       const sample = normalizeEngineMetrics(families, { engine: "vllm", modelName: "m", scrapedAtMs: 0 });
       expect(sample.requestsRunning).toBe(1);
       expect("ttftHistogram" in sample).toBe(false);
     }
   });
 
-  it("reads le=\"Inf\" as the +Inf bucket, as the Prometheus server does", () => {
+  it('reads le="Inf" as the +Inf bucket, as the Prometheus server does', () => {
     const name = "vllm:time_to_first_token_seconds";
     const labels = 'model_name="m"';
     const families = parseExposition(
-      [...gauges("vllm:", labels), ...buckets(name, labels, [["1.0", 1], ["Inf", 2]])].join("\n"),
+      [
+        ...gauges("vllm:", labels),
+        ...buckets(name, labels, [
+          ["1.0", 1],
+          ["Inf", 2],
+        ]),
+      ].join("\n"),
     );
     const sample = normalizeEngineMetrics(families, { engine: "vllm", modelName: "m", scrapedAtMs: 0 });
-    expect(sample.ttftHistogram).toEqual({ upperBoundsSeconds: [1, Number.POSITIVE_INFINITY], cumulativeCounts: [1, 2] });
+    expect(sample.ttftHistogram).toEqual({
+      upperBoundsSeconds: [1, Number.POSITIVE_INFINITY],
+      cumulativeCounts: [1, 2],
+    });
   });
 
   it("counts a series listed twice once (the first value), not the sum", () => {
@@ -254,8 +319,14 @@ describe("time-to-first-token histogram", () => {
     const families = parseExposition(
       [
         ...gauges("vllm:", 'model_name="m"'),
-        ...buckets(name, 'model_name="m"', [["1.0", 1], ["+Inf", 2]]),
-        ...buckets(name, 'model_name="other"', [["1.0", 50], ["+Inf", 90]]),
+        ...buckets(name, 'model_name="m"', [
+          ["1.0", 1],
+          ["+Inf", 2],
+        ]),
+        ...buckets(name, 'model_name="other"', [
+          ["1.0", 50],
+          ["+Inf", 90],
+        ]),
       ].join("\n"),
     );
     const sample = normalizeEngineMetrics(families, { engine: "vllm", modelName: "m", scrapedAtMs: 0 });

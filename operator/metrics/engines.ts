@@ -26,6 +26,10 @@
  * `vllm:prompt_tokens_total` and `vllm:generation_tokens_total`; trtllm-serve `trtllm_prompt_tokens_total`
  * and `trtllm_generation_tokens_total` (same collector.py, counter_prompt_tokens /
  * counter_generation_tokens). Engines that lack them still yield a sample, without the counters.
+ * Finished requests (optional; with the token counters it gives the tokens per request, which turns a
+ * queue's growth into tokens/s of demand): vLLM `vllm:request_success_total` (one series per
+ * `finished_reason`, summed), trtllm-serve `trtllm_num_requests_completed_total` (numCompletedRequests of
+ * the iteration stats). SGLang's is not read (none with that meaning is known here): no correction.
  *
  * Time-to-first-token histogram (optional; the autoscaler reports how many requests met the TTFT
  * objective): vLLM `vllm:time_to_first_token_seconds`, trtllm-serve `trtllm_time_to_first_token_seconds`
@@ -46,6 +50,8 @@ export interface EngineMetricsSample {
   promptTokensTotal?: number;
   /** Cumulative output tokens produced (counter), summed over data-parallel engines; absent if not exported. */
   generationTokensTotal?: number;
+  /** Cumulative finished requests (counter), summed over its series; absent if not exported. */
+  requestsFinishedTotal?: number;
   /** Cumulative time-to-first-token histogram; absent if not exported or inconsistent. */
   ttftHistogram?: CumulativeHistogram;
   scrapedAtMs: number;
@@ -78,6 +84,7 @@ interface EngineMetricNames {
   requestsRunning: readonly string[];
   promptTokensTotal: readonly string[];
   generationTokensTotal: readonly string[];
+  requestsFinishedTotal: readonly string[];
   /** Histogram base names (the samples are `<name>_bucket{le=...}`). */
   ttftHistogram: readonly string[];
 }
@@ -89,6 +96,7 @@ export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>
     requestsRunning: ["vllm:num_requests_running"],
     promptTokensTotal: ["vllm:prompt_tokens_total"],
     generationTokensTotal: ["vllm:generation_tokens_total"],
+    requestsFinishedTotal: ["vllm:request_success_total"],
     ttftHistogram: ["vllm:time_to_first_token_seconds"],
   },
   "trtllm-serve": {
@@ -97,6 +105,7 @@ export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>
     requestsRunning: ["trtllm_num_requests_running", "trtllm:num_requests_running"],
     promptTokensTotal: ["trtllm_prompt_tokens_total", "trtllm:prompt_tokens_total"],
     generationTokensTotal: ["trtllm_generation_tokens_total", "trtllm:generation_tokens_total"],
+    requestsFinishedTotal: ["trtllm_num_requests_completed_total", "trtllm:num_requests_completed_total"],
     ttftHistogram: ["trtllm_time_to_first_token_seconds", "trtllm:time_to_first_token_seconds"],
   },
   sglang: {
@@ -105,6 +114,7 @@ export const ENGINE_METRIC_NAMES: Readonly<Record<EngineKind, EngineMetricNames>
     requestsRunning: ["sglang:num_running_reqs"],
     promptTokensTotal: ["sglang:prompt_tokens_total"],
     generationTokensTotal: ["sglang:generation_tokens_total"],
+    requestsFinishedTotal: [],
     ttftHistogram: ["sglang:time_to_first_token_seconds"],
   },
 };
@@ -204,8 +214,8 @@ function requestCount(
 }
 
 /**
- * A cumulative token counter summed over data-parallel engines, or undefined when the engine does not
- * export it. A counter that is present but broken (negative, not finite, other model) still throws.
+ * A cumulative counter (tokens, finished requests) summed over its series (data-parallel engines, a
+ * finished request's reason), or undefined when the engine does not export it. A counter that is present but broken (negative, not finite, other model) still throws.
  */
 function optionalTokenCounter(
   families: readonly MetricFamily[],
@@ -273,6 +283,10 @@ export function normalizeEngineMetrics(
     names.generationTokensTotal,
     options.modelName,
   );
+  const requestsFinishedTotal =
+    names.requestsFinishedTotal.length === 0
+      ? undefined
+      : optionalTokenCounter(families, names.requestsFinishedTotal, options.modelName);
   const ttftHistogram = optionalHistogram(families, names.ttftHistogram, options.modelName);
   return {
     kvCacheUtilization: Math.min(1, kvCacheUtilization),
@@ -280,6 +294,7 @@ export function normalizeEngineMetrics(
     requestsRunning: requestCount(families, names.requestsRunning, options.modelName),
     ...(promptTokensTotal === undefined ? {} : { promptTokensTotal }),
     ...(generationTokensTotal === undefined ? {} : { generationTokensTotal }),
+    ...(requestsFinishedTotal === undefined ? {} : { requestsFinishedTotal }),
     ...(ttftHistogram === undefined ? {} : { ttftHistogram }),
     scrapedAtMs: options.scrapedAtMs,
   };

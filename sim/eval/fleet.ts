@@ -263,6 +263,8 @@ export function simulateFleet(scenario: FleetScenario, controller: Controller): 
           // vllm:prompt_tokens_total / vllm:generation_tokens_total, as the operator scrapes them.
           promptTokensTotal: s.promptTokensTotal,
           generationTokensTotal: s.generationTokensTotal,
+          // vllm:request_success_total.
+          requestsFinishedTotal: s.requestsFinishedTotal,
           scrapedAtMs: t,
         };
         kvSum += s.kvCacheUtilization;

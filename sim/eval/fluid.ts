@@ -62,6 +62,8 @@ interface Replica {
   readyAtS: number;
   createdS: number;
   tokensTotal: number;
+  /** Requests served (fluid: the served work over the mean request), as vllm:request_success_total. */
+  requestsTotal: number;
 }
 
 /** Run `controller` on `scenario`; deterministic. */
@@ -77,7 +79,7 @@ export function simulateFluid(scenario: FluidScenario, controller: Controller): 
   let serial = 0;
   const clamp = (x: number) => Math.min(scenario.maxReplicas, Math.max(scenario.minReplicas, Math.round(x)));
   for (let i = 0; i < controller.initialReplicas; i++)
-    replicas.push({ name: `r${serial++}`, readyAtS: 0, createdS: 0, tokensTotal: 0 });
+    replicas.push({ name: `r${serial++}`, readyAtS: 0, createdS: 0, tokensTotal: 0, requestsTotal: 0 });
 
   let backlogTokens = 0;
   let backlogRequests = 0;
@@ -122,7 +124,10 @@ export function simulateFluid(scenario: FluidScenario, controller: Controller): 
     backlogTokens = endBacklog;
     backlogRequests = Math.max(0, backlogRequests + req - servedRequests);
     if (backlogTokens <= 1e-9) backlogRequests = 0;
-    for (const r of ready) r.tokensTotal += served / ready.length;
+    for (const r of ready) {
+      r.tokensTotal += served / ready.length;
+      r.requestsTotal += servedRequests / ready.length;
+    }
     lastServedRequests = servedRequests;
 
     if ((s + 1) % scrapeEvery === 0) {
@@ -146,6 +151,7 @@ export function simulateFluid(scenario: FluidScenario, controller: Controller): 
           requestsRunning: perPodRunning,
           promptTokensTotal: r.tokensTotal,
           generationTokensTotal: 0,
+          requestsFinishedTotal: r.requestsTotal,
           scrapedAtMs: (s + 1) * 1000,
         });
       }
@@ -176,7 +182,13 @@ export function simulateFluid(scenario: FluidScenario, controller: Controller): 
         scaleEvents++;
         if (desired > replicas.length) {
           for (let i = replicas.length; i < desired; i++)
-            replicas.push({ name: `r${serial++}`, readyAtS: nowS + loadS, createdS: nowS, tokensTotal: 0 });
+            replicas.push({
+              name: `r${serial++}`,
+              readyAtS: nowS + loadS,
+              createdS: nowS,
+              tokensTotal: 0,
+              requestsTotal: 0,
+            });
         } else {
           // Starting pods go first (newest first), then ready ones.
           const starting = replicas.filter((r) => r.readyAtS > nowS).reverse();

@@ -12,7 +12,15 @@
  * - The forecast method is chosen on m-small (pinball loss of the upper quantile); the figures for
  *   every method are printed for both traces.
  *
+ * - `--causes`: where gpufleet's GPU-hours above the oracle go, one cause removed at a time (rows
+ *   "gpufleet −cause"): the cold start (models load at once and the policy knows it), the scale-down
+ *   damping (a minute's stabilization, the whole surplus in one step), the growth margin
+ *   (maxGrowthMargin 0), the bound on the utilisation target (0.9 instead of 0.75), and all four.
+ *   `--no-baselines` leaves out the baselines, their sweep and the discrete-event check, for these
+ *   runs alone.
+ *
  *   npx tsx sim/eval/forecast-bench.ts [--loads 0.5,1,2] [--traces m-small,m-mid] [--speeds 1] [--no-tune]
+ *     [--causes] [--no-baselines]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -23,6 +31,7 @@ import {
   FORECAST_METHODS,
   DEFAULT_FORECAST_METHOD,
 } from "../../operator/autoscaler/forecast.js";
+import type { AutoscalingConfig } from "../../operator/autoscaler/policy.js";
 import {
   gpufleetController,
   kedaController,
@@ -58,6 +67,8 @@ const { values } = parseArgs({
     traces: { type: "string" },
     speeds: { type: "string" },
     "no-tune": { type: "boolean" },
+    causes: { type: "boolean" },
+    "no-baselines": { type: "boolean" },
     out: { type: "string" },
   },
 });
@@ -70,6 +81,8 @@ const loads = numbers(values.loads, "0.5,1,2");
 const speeds = numbers(values.speeds, "1");
 const traces = (values.traces ?? "m-small,m-mid").split(",") as ServeGenModel[];
 const tune = !values["no-tune"];
+const causes = values.causes === true;
+const baselines = !values["no-baselines"];
 const outDir = path.resolve(values.out ?? path.join(repoRoot(), ".cache", "eval"));
 mkdirSync(outDir, { recursive: true });
 
@@ -168,10 +181,12 @@ log(
 // Two spans of m-small fed to both simulations, at a load a discrete-event run can carry (the
 // busiest window: 8 replicas): day 8 13:00–13:30 (steady), and day 10 09:00–09:40, where a client
 // switches on from nothing (the kind of step that causes most of the misses below).
-for (const span of [
-  { label: "day 8, 13:00–13:30", fromS: 7 * DAY + 13 * 3600, seconds: 1800 },
-  { label: "day 10, 09:00–09:40, a step from zero", fromS: 9 * DAY + 9 * 3600, seconds: 2400 },
-]) {
+for (const span of baselines
+  ? [
+      { label: "day 8, 13:00–13:30", fromS: 7 * DAY + 13 * 3600, seconds: 1800 },
+      { label: "day 10, 09:00–09:40, a step from zero", fromS: 9 * DAY + 9 * 3600, seconds: 2400 },
+    ]
+  : []) {
   const sg = loadServeGen("m-small");
   const scale = baseScale(sg) * (8 / PEAK_REPLICAS_AT_1X);
   const trace = serveGenRequests(sg, {
@@ -232,6 +247,19 @@ function missesAtSteps(demand: SecondsDemand, scoreFromSecond: number, r: FluidR
 }
 
 // ---------------------------------------------------------------- the 14-day runs
+/** `--causes`: gpufleet with one source of GPU-hours above the oracle removed (see the module comment). */
+const INSTANT = { timeToReadySeconds: 0 };
+const FAST_DOWN = { scaleDownStabilizationSeconds: 60, maxScaleDownFraction: 1, scaleDownPeriodSeconds: 10 };
+const NO_GROWTH = { maxGrowthMargin: 0 };
+const BOUND_09 = { maxTokenUtilizationTarget: 0.9 };
+const CAUSES: Array<{ name: string; config: Partial<AutoscalingConfig>; instantLoad?: boolean }> = [
+  { name: "cold start", config: INSTANT, instantLoad: true },
+  { name: "scale-down damping", config: FAST_DOWN },
+  { name: "growth margin", config: NO_GROWTH },
+  { name: "bound 0.75 (0.9)", config: BOUND_09 },
+  { name: "all four", config: { ...INSTANT, ...FAST_DOWN, ...NO_GROWTH, ...BOUND_09 }, instantLoad: true },
+];
+
 interface Row {
   trace: ServeGenModel;
   load: number;
@@ -281,7 +309,17 @@ for (const model of traces) {
           gpufleetController(bounds, { ...overrides, forecast: true }, 10, "gpufleet + forecast"),
         ),
       );
-      for (const sweep of baselineSweeps(bounds, prior)) {
+      if (causes)
+        for (const cause of CAUSES) {
+          const c = gpufleetController(
+            bounds,
+            { ...overrides, ...cause.config },
+            10,
+            `gpufleet −${cause.name}`,
+          );
+          add(simulateFluid(scenario, cause.instantLoad ? { ...c, modelLoadSecondsOverride: 0 } : c));
+        }
+      for (const sweep of baselines ? baselineSweeps(bounds, prior) : []) {
         const controllers: Controller[] = tune ? sweep.controllers : sweep.controllers.slice(0, 1);
         const runs = controllers.map((c) => simulateFluid(scenario, c));
         add(runs[0] as FluidResult);
