@@ -54,6 +54,20 @@ describe("burst headroom", () => {
       9,
     );
   });
+
+  it("takes its bounds from the tuning knobs when given (bench:forecast --causes measures what they cost)", () => {
+    const input = { ...base, tokenDispersion: 1 };
+    expect(burstUtilizationTarget({ ...input, maxTarget: 0.9 })).toBeCloseTo(0.9, 9);
+    const growing = { ...base, tokenDispersion: 10_000, growthOverTimeToReady: 0.5 };
+    expect(derivedUtilizationTarget({ ...growing, maxGrowth: 0 })).toBeCloseTo(
+      burstUtilizationTarget(growing),
+      9,
+    );
+    expect(derivedUtilizationTarget({ ...growing, maxGrowth: 0.25 })).toBeCloseTo(
+      burstUtilizationTarget(growing) / 1.25,
+      9,
+    );
+  });
 });
 
 describe("tokenDispersion", () => {
