@@ -20,6 +20,7 @@ import { fleetIsClean } from "./invariants.js";
 import {
   apiFaults,
   controlPlaneRestarts,
+  EMPTY_CHECK,
   failoverDuringScaleUp,
   formatChaosTable,
   garbageCollectorDown,
@@ -70,7 +71,15 @@ async function main(): Promise<number> {
     const step = async (name: string, scenario: () => Promise<ChaosRow>) => {
       say(`scenario: ${name}`);
       const startedAt = Date.now();
-      const row = await scenario();
+      let row: ChaosRow;
+      try {
+        row = await scenario();
+      } catch (error) {
+        // A scenario that throws fails the suite (a row that never converged), and the others still run.
+        const message = error instanceof Error ? error.message : String(error);
+        say(`${name} FAILED: ${error instanceof Error ? (error.stack ?? message) : message}`);
+        row = { fault: name, runs: 0, check: { ...EMPTY_CHECK, problems: [message.slice(0, 500)] }, convergeSeconds: [undefined], notes: ["the scenario threw"] };
+      }
       rows.push(row);
       say(`${name} done in ${((Date.now() - startedAt) / 1000).toFixed(0)} s\n${formatChaosTable([row])}`);
     };

@@ -381,24 +381,27 @@ export async function operatorKills(
   let done = false;
   const churning = churn.run(4, () => done, options.churnPauseMs ?? 50);
   let lastKillAt = performance.now();
-  for (let kill = 1; kill <= options.kills; kill++) {
-    await waitUntilServing(operator);
-    await sleep(context.random() * (options.maxGapMs ?? 3000));
-    await operator.process.kill("SIGKILL");
-    lastKillAt = performance.now();
-    operator = await startOperator(context, namespace, `kill-${kill}`);
+  let churnEndedAt: number;
+  let converged: { check: FleetCheck; seconds: number | undefined };
+  try {
+    for (let kill = 1; kill <= options.kills; kill++) {
+      await waitUntilServing(operator);
+      await sleep(context.random() * (options.maxGapMs ?? 3000));
+      await operator.process.kill("SIGKILL");
+      lastKillAt = performance.now();
+      operator = await startOperator(context, namespace, `kill-${kill}`);
+    }
+    done = true;
+    await churning;
+    churnEndedAt = performance.now();
+    converged = await waitForCleanFleet(context, namespace, new Set(churn.live.keys()), churnEndedAt);
+  } finally {
+    // Also when a step above threw: no operator process outlives its scenario.
+    done = true;
+    await operator.process.kill("SIGTERM");
+    await dropNamespace(context, namespace);
   }
-  done = true;
-  await churning;
-  const churnEndedAt = performance.now();
-  const { check, seconds } = await waitForCleanFleet(
-    context,
-    namespace,
-    new Set(churn.live.keys()),
-    churnEndedAt,
-  );
-  await operator.process.kill("SIGTERM");
-  await dropNamespace(context, namespace);
+  const { check, seconds } = converged;
   return {
     fault: "operator SIGKILL",
     runs: options.kills,
@@ -445,76 +448,87 @@ export async function controlPlaneRestarts(
   );
   const withGateway = options.gateway !== false;
   const engines = withGateway ? startChaosEngines(context, namespace) : undefined;
-  const gateway = withGateway ? await startChaosGateway(context, namespace) : undefined;
+  let gateway: Awaited<ReturnType<typeof startChaosGateway>> | undefined;
   let total = EMPTY_CHECK;
   const convergeSeconds: Array<number | undefined> = [];
   const notes: string[] = [];
-  // Fill the fleet first.
-  await churn.run(4, () => churn.live.size >= options.modelDeployments * 0.8);
   let runs = 0;
-  for (const downMs of options.downMs) {
-    runs++;
-    let done = false;
-    let churning = churn.run(2, () => done, 100);
-    await sleep(1000);
-    if (options.churnDuringOutage === false) {
+  try {
+    gateway = withGateway ? await startChaosGateway(context, namespace) : undefined;
+    // Fill the fleet first.
+    await churn.run(4, () => churn.live.size >= options.modelDeployments * 0.8);
+    for (const downMs of options.downMs) {
+      runs++;
+      let done = false;
+      let churning = churn.run(2, () => done, 100);
+      await sleep(1000);
+      if (options.churnDuringOutage === false) {
+        done = true;
+        await churning;
+        // Let the garbage collector see the last deletions before the kill.
+        await sleep(2000);
+      }
+      // The restarted process may take long to be ready on a loaded machine (it relists everything from etcd
+      // and runs its start-up hooks): that wait is bounded like a convergence, and reported.
+      await context.cluster.killComponent(options.component);
+      await sleep(downMs);
+      const restartedAt = performance.now();
+      await context.cluster.startComponent(options.component, { timeoutMs: context.convergeTimeoutMs });
+      const backAt = performance.now();
+      notes.push(`down ${(downMs / 1000).toFixed(0)} s: ${options.component} ready ${((backAt - restartedAt) / 1000).toFixed(1)} s after its restart`);
+      // A little churn after the API is back too: new objects must be served by the operator.
+      if (done) {
+        done = false;
+        churning = churn.run(2, () => done, 100);
+      }
+      await sleep(3000);
       done = true;
       await churning;
-      // Let the garbage collector see the last deletions before the kill.
-      await sleep(2000);
-    }
-    await context.cluster.restartComponent(options.component, downMs);
-    const backAt = performance.now();
-    // A little churn after the API is back too: new objects must be served by the operator.
-    if (done) {
-      done = false;
-      churning = churn.run(2, () => done, 100);
-    }
-    await sleep(3000);
-    done = true;
-    await churning;
-    const { check, seconds } = await waitForCleanFleet(
-      context,
-      namespace,
-      new Set(churn.live.keys()),
-      backAt,
-    );
-    total = mergeChecks(total, check);
-    convergeSeconds.push(seconds);
-    notes.push(
-      `down ${(downMs / 1000).toFixed(0)} s: ${seconds === undefined ? "NOT converged" : `converged ${seconds.toFixed(1)} s after the API was back`}`,
-    );
-    if (gateway) {
-      // The gateway relisted: every live model answered (those created after the restart too), deleted ones 404.
-      const live = [...churn.live.keys()];
-      const gone = churn.deletedNames().slice(-5);
-      const routes = await waitForGatewayRoutes(gateway.url, live, gone, backAt, context.convergeTimeoutMs);
-      const lostRoutes = routes.problems.length;
-      total = mergeChecks(total, {
-        ...EMPTY_CHECK,
-        objectsChecked: live.length + gone.length,
-        lost: lostRoutes,
-        problems: routes.problems.map((line) => `gateway: ${line}`),
-      });
-      convergeSeconds.push(routes.seconds);
-      notes.push(
-        `down ${(downMs / 1000).toFixed(0)} s: the gateway ` +
-          (routes.seconds === undefined
-            ? "did NOT route every live model"
-            : `routed all ${live.length} live models and refused ${gone.length} deleted ones ${routes.seconds.toFixed(1)} s after the API was back`),
+      const { check, seconds } = await waitForCleanFleet(
+        context,
+        namespace,
+        new Set(churn.live.keys()),
+        backAt,
       );
-      if (routes.seconds === undefined) break;
+      total = mergeChecks(total, check);
+      convergeSeconds.push(seconds);
+      notes.push(
+        `down ${(downMs / 1000).toFixed(0)} s: ${seconds === undefined ? "NOT converged" : `converged ${seconds.toFixed(1)} s after the API was back`}`,
+      );
+      if (gateway) {
+        // The gateway relisted: every live model answered (those created after the restart too), deleted ones 404.
+        const live = [...churn.live.keys()];
+        const gone = churn.deletedNames().slice(-5);
+        const routes = await waitForGatewayRoutes(gateway.url, live, gone, backAt, context.convergeTimeoutMs);
+        const lostRoutes = routes.problems.length;
+        total = mergeChecks(total, {
+          ...EMPTY_CHECK,
+          objectsChecked: live.length + gone.length,
+          lost: lostRoutes,
+          problems: routes.problems.map((line) => `gateway: ${line}`),
+        });
+        convergeSeconds.push(routes.seconds);
+        notes.push(
+          `down ${(downMs / 1000).toFixed(0)} s: the gateway ` +
+            (routes.seconds === undefined
+              ? "did NOT route every live model"
+              : `routed all ${live.length} live models and refused ${gone.length} deleted ones ${routes.seconds.toFixed(1)} s after the API was back`),
+        );
+        if (routes.seconds === undefined) break;
+      }
+      if (seconds === undefined) break;
     }
-    if (seconds === undefined) break;
+  } finally {
+    // Also when a step above threw: no operator, engine or gateway outlives its scenario.
+    for (const operator of operators) {
+      if (operator.process.child.exitCode !== null)
+        notes.push(`operator exited with ${operator.process.child.exitCode}`);
+      await operator.process.kill("SIGTERM");
+    }
+    await gateway?.stop();
+    await engines?.stop();
+    await dropNamespace(context, namespace);
   }
-  for (const operator of operators) {
-    if (operator.process.child.exitCode !== null)
-      notes.push(`operator exited with ${operator.process.child.exitCode}`);
-    await operator.process.kill("SIGTERM");
-  }
-  await gateway?.stop();
-  await engines?.stop();
-  await dropNamespace(context, namespace);
   return {
     fault: `${options.component} restart, ${options.replicas} replica${options.replicas > 1 ? "s" : ""}${withGateway ? " + gateway" : ""}`,
     runs,
