@@ -512,7 +512,8 @@ export async function controlPlaneRestarts(
           `down ${(downMs / 1000).toFixed(0)} s: the gateway ` +
             (routes.seconds === undefined
               ? "did NOT route every live model"
-              : `routed all ${live.length} live models and refused ${gone.length} deleted ones ${routes.seconds.toFixed(1)} s after the API was back`),
+              : `routed all ${live.length} live models and refused ${gone.length} deleted ones ${routes.seconds.toFixed(1)} s after the API was back`) +
+            (routes.lastPending.length ? ` (the last to answer said before: ${routes.lastPending.join("; ")})` : ""),
         );
         if (routes.seconds === undefined) break;
       }

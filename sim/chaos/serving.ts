@@ -113,12 +113,15 @@ export async function waitForGatewayRoutes(
   gone: readonly string[],
   fromMs: number,
   timeoutMs: number,
-): Promise<{ seconds: number | undefined; problems: string[] }> {
+): Promise<{ seconds: number | undefined; problems: string[]; lastPending: string[] }> {
   const deadline = Date.now() + timeoutMs;
   const pendingServing = new Set(serving);
   const pendingGone = new Set(gone);
   let last = new Map<string, string>();
+  // What the models that answered last said before they did: where a slow convergence waited.
+  let lastPending: string[] = [];
   for (;;) {
+    if (last.size > 0) lastPending = [...last.values()].slice(0, 5);
     last = new Map();
     await Promise.all([
       ...[...pendingServing].map(async (model) => {
@@ -133,8 +136,8 @@ export async function waitForGatewayRoutes(
       }),
     ]);
     if (pendingServing.size === 0 && pendingGone.size === 0)
-      return { seconds: (performance.now() - fromMs) / 1000, problems: [] };
-    if (Date.now() > deadline) return { seconds: undefined, problems: [...last.values()].slice(0, 20) };
+      return { seconds: (performance.now() - fromMs) / 1000, problems: [], lastPending };
+    if (Date.now() > deadline) return { seconds: undefined, problems: [...last.values()].slice(0, 20), lastPending };
     await sleep(500);
   }
 }
