@@ -342,6 +342,27 @@ describe("errors in OpenAI's shape", () => {
     await response.text();
   });
 
+  it("sends a request whose connection the pod cut before answering (the engine died under it) to another pod, once", async () => {
+    const fleet = new StaticFleet();
+    const live = await engine("m");
+    const dying = await fakeEngine((req) => req.socket.destroy());
+    // The cutting pod sorts first and is equally loaded: it is picked first.
+    route(fleet, "m", [staticEndpoint("a-cuts", "127.0.0.1", dying.port), staticEndpoint("b-live", "127.0.0.1", live.port)]);
+    const both = [await fakeEngine((req) => req.socket.destroy()), await fakeEngine((req) => req.socket.destroy())];
+    route(fleet, "n", [staticEndpoint("n-0", "127.0.0.1", both[0]!.port), staticEndpoint("n-1", "127.0.0.1", both[1]!.port)]);
+    const gw = await gateway(fleet);
+    const response = await post(`${gw.url}/v1/completions`, completion("m"));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-gpufleet-endpoint")).toBe("b-live");
+    await response.text();
+    expect(dying.bodies).toHaveLength(1);
+    // Every pod cuts it: sent twice in all (no third pod, no loop), then 502.
+    const cut = await post(`${gw.url}/v1/completions`, completion("n"));
+    expect(cut.status).toBe(502);
+    expect(((await cut.json()) as { error: { code: string } }).error.code).toBe("upstream_unreachable");
+    expect(both[0]!.bodies.length + both[1]!.bodies.length).toBe(2);
+  });
+
   it("re-holds a request whose pod refuses the connection (engine still starting) and sends it once the pod's /health answers", async () => {
     const fleet = new StaticFleet();
     cleanups.push(() => fleet.stop());

@@ -98,6 +98,12 @@ const RETRYABLE_CONNECT_ERRORS = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETU
  * goes to another pod or back to the hold queue (and never past the hold timeout since it arrived).
  */
 const MAX_CONNECT_ATTEMPTS = 6;
+/**
+ * The connection was cut after the request was sent and before any byte of the answer (the engine died
+ * or restarted under it): nothing reached the client, so the request goes to another pod, once (a request
+ * that itself kills engines must not take down a second and a third).
+ */
+const RESET_BEFORE_ANSWER_ERRORS = new Set(["ECONNRESET", "EPIPE"]);
 
 interface Held {
   features: RequestFeatures;
@@ -117,6 +123,8 @@ interface Exchange {
   heldMs: number;
   attempts: number;
   tried: Set<string>;
+  /** Sent to another pod once already after a connection cut before the answer began. */
+  resent?: boolean;
   tenancy?: TenancyTicket | undefined;
 }
 
@@ -743,6 +751,18 @@ export class GatewayServer {
             this.sendError(res, refusedHold);
             this.count(route, refusedHold.status);
           }
+          return;
+        }
+      }
+      if (!refused && RESET_BEFORE_ANSWER_ERRORS.has(err.code ?? "") && !exchange.resent) {
+        const next = this.pick(route, request.features, exchange.tried);
+        if (next) {
+          exchange.resent = true;
+          prefillDone(false);
+          endpoint.inFlight--;
+          metrics.inFlight.dec();
+          finished = true;
+          this.forward(exchange, next);
           return;
         }
       }
