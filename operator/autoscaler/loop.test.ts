@@ -200,6 +200,39 @@ describe("AutoscalerLoop target selection", () => {
     expect(published).toHaveLength(2);
     expect(loop.view("team-a/llama")?.lastObservationTime).toBe("2026-06-01T12:00:30Z");
   });
+
+  it("publishes at once when the kind of reason changes, even with the same figures (no pods yet → no usable metrics)", async () => {
+    const md = { ...modelDeployment("llama", { ...spec, replicas: 1 }), status: { plan } } as ModelDeployment & KubeObject;
+    const deployment = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "llama", namespace: "team-a", uid: "deploy-uid", ownerReferences: [{ apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", name: "llama", uid: md.metadata.uid as string, controller: true }] } };
+    const replicaSet = { apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: "llama-abc", namespace: "team-a", uid: "rs-uid", ownerReferences: [{ apiVersion: "apps/v1", kind: "Deployment", name: "llama", uid: "deploy-uid", controller: true }] } };
+    const pods: Array<V1Pod & KubeObject> = [];
+    let nowMs = Date.parse("2026-06-01T12:00:00Z");
+    const published: string[] = [];
+    const loop = new AutoscalerLoop({
+      client: { patch: async () => ({}) } as unknown as KubeClient,
+      modelDeployments: informer([md]),
+      pods: informer(pods),
+      replicaSets: informer([replicaSet as KubeObject]),
+      deployments: informer([deployment as KubeObject]),
+      intervalMs: 5000,
+      scrapeTimeoutMs: 2000,
+      now: () => nowMs,
+      onViewChanged: (key) => published.push(key),
+    } as AutoscalerLoopOptions);
+    await loop.evaluate(md, "team-a/llama");
+    expect(loop.view("team-a/llama")?.reason).toBe("holding at 1: no pods yet");
+    // A ready pod whose /metrics fails: still nothing scraped, still holding at 1, but the status must say why.
+    const refusing = createServer();
+    await new Promise<void>((resolve) => refusing.listen(0, "127.0.0.1", resolve));
+    const port = (refusing.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => refusing.close(() => resolve()));
+    pods.push(enginePod("llama-abc-1", port, { kind: "ReplicaSet", uid: "rs-uid" }));
+    nowMs += 5000;
+    await loop.evaluate(md, "team-a/llama");
+    expect(published).toHaveLength(2);
+    expect(loop.view("team-a/llama")?.scrapedReplicas).toBe(0);
+    expect(loop.view("team-a/llama")?.reason).toMatch(/^holding at 1: no usable metrics \(/);
+  });
 });
 
 describe("scale from zero on the ModelDeployment informer event", () => {

@@ -529,9 +529,15 @@ function round(value: number, digits: number): number {
   return Math.round(value * factor) / factor;
 }
 
+/** A reason without its figures: "holding at 4: no pods yet" and "… no usable metrics (…)" differ, two KV readings do not. */
+function reasonKind(reason: string | undefined): string {
+  return (reason ?? "").replace(/\d+(\.\d+)?/g, "#");
+}
+
 function materiallyDifferent(a: AutoscalerView, b: AutoscalerView): boolean {
   return (
     a.desiredReplicas !== b.desiredReplicas ||
+    reasonKind(a.reason) !== reasonKind(b.reason) ||
     a.scrapedReplicas !== b.scrapedReplicas ||
     Math.abs((a.kvCacheUtilization ?? 0) - (b.kvCacheUtilization ?? 0)) >= 0.05 ||
     Math.abs((a.queueDepth ?? 0) - (b.queueDepth ?? 0)) >= 1 ||
