@@ -164,12 +164,12 @@ describe("AutoscalerLoop target selection", () => {
     expect(patches).toEqual([]);
   });
 
-  it("keeps the view the status shows until it publishes a new one, so a reconcile in between writes no status", async () => {
+  /** One ModelDeployment with its Deployment and ReplicaSet, `pods` as they are now, a clock, and what was published. */
+  function viewHarness(pods: Array<V1Pod & KubeObject>) {
     const md = { ...modelDeployment("llama", { ...spec, replicas: 1 }), status: { plan } } as ModelDeployment & KubeObject;
     const deployment = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "llama", namespace: "team-a", uid: "deploy-uid", ownerReferences: [{ apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", name: "llama", uid: md.metadata.uid as string, controller: true }] } };
     const replicaSet = { apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: "llama-abc", namespace: "team-a", uid: "rs-uid", ownerReferences: [{ apiVersion: "apps/v1", kind: "Deployment", name: "llama", uid: "deploy-uid", controller: true }] } };
-    const pods = [enginePod("llama-abc-1", await engine(0, { count: 0 }), { kind: "ReplicaSet", uid: "rs-uid" })];
-    let nowMs = Date.parse("2026-06-01T12:00:00Z");
+    const clock = { nowMs: Date.parse("2026-06-01T12:00:00Z") };
     const published: string[] = [];
     const loop = new AutoscalerLoop({
       client: { patch: async () => ({}) } as unknown as KubeClient,
@@ -179,59 +179,49 @@ describe("AutoscalerLoop target selection", () => {
       deployments: informer([deployment as KubeObject]),
       intervalMs: 5000,
       scrapeTimeoutMs: 2000,
-      now: () => nowMs,
+      now: () => clock.nowMs,
       onViewChanged: (key) => published.push(key),
     } as AutoscalerLoopOptions);
-    await loop.evaluate(md, "team-a/llama");
-    const first = loop.view("team-a/llama");
+    return { clock, published, view: () => loop.view("team-a/llama"), evaluate: () => loop.evaluate(md, "team-a/llama") };
+  }
+
+  it("keeps the view the status shows until it publishes a new one, so a reconcile in between writes no status", async () => {
+    const { clock, published, view, evaluate } = viewHarness([enginePod("llama-abc-1", await engine(0, { count: 0 }), { kind: "ReplicaSet", uid: "rs-uid" })]);
+    await evaluate();
+    const first = view();
     expect(published).toEqual(["team-a/llama"]);
     expect(first?.lastObservationTime).toBe("2026-06-01T12:00:00Z");
     // Ticks with the same picture: nothing published, and the view a reconcile merges into the status is
     // the published one (a newer lastObservationTime there would make every reconcile write the status).
     for (const seconds of [5, 10, 25]) {
-      nowMs = Date.parse("2026-06-01T12:00:00Z") + seconds * 1000;
-      await loop.evaluate(md, "team-a/llama");
+      clock.nowMs = Date.parse("2026-06-01T12:00:00Z") + seconds * 1000;
+      await evaluate();
       expect(published).toHaveLength(1);
-      expect(loop.view("team-a/llama")).toEqual(first);
+      expect(view()).toEqual(first);
     }
     // Every 30 s the view is refreshed and published.
-    nowMs = Date.parse("2026-06-01T12:00:30Z");
-    await loop.evaluate(md, "team-a/llama");
+    clock.nowMs = Date.parse("2026-06-01T12:00:30Z");
+    await evaluate();
     expect(published).toHaveLength(2);
-    expect(loop.view("team-a/llama")?.lastObservationTime).toBe("2026-06-01T12:00:30Z");
+    expect(view()?.lastObservationTime).toBe("2026-06-01T12:00:30Z");
   });
 
   it("publishes at once when the kind of reason changes, even with the same figures (no pods yet → no usable metrics)", async () => {
-    const md = { ...modelDeployment("llama", { ...spec, replicas: 1 }), status: { plan } } as ModelDeployment & KubeObject;
-    const deployment = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "llama", namespace: "team-a", uid: "deploy-uid", ownerReferences: [{ apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", name: "llama", uid: md.metadata.uid as string, controller: true }] } };
-    const replicaSet = { apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: "llama-abc", namespace: "team-a", uid: "rs-uid", ownerReferences: [{ apiVersion: "apps/v1", kind: "Deployment", name: "llama", uid: "deploy-uid", controller: true }] } };
     const pods: Array<V1Pod & KubeObject> = [];
-    let nowMs = Date.parse("2026-06-01T12:00:00Z");
-    const published: string[] = [];
-    const loop = new AutoscalerLoop({
-      client: { patch: async () => ({}) } as unknown as KubeClient,
-      modelDeployments: informer([md]),
-      pods: informer(pods),
-      replicaSets: informer([replicaSet as KubeObject]),
-      deployments: informer([deployment as KubeObject]),
-      intervalMs: 5000,
-      scrapeTimeoutMs: 2000,
-      now: () => nowMs,
-      onViewChanged: (key) => published.push(key),
-    } as AutoscalerLoopOptions);
-    await loop.evaluate(md, "team-a/llama");
-    expect(loop.view("team-a/llama")?.reason).toBe("holding at 1: no pods yet");
+    const { clock, published, view, evaluate } = viewHarness(pods);
+    await evaluate();
+    expect(view()?.reason).toBe("holding at 1: no pods yet");
     // A ready pod whose /metrics fails: still nothing scraped, still holding at 1, but the status must say why.
     const refusing = createServer();
     await new Promise<void>((resolve) => refusing.listen(0, "127.0.0.1", resolve));
     const port = (refusing.address() as AddressInfo).port;
     await new Promise<void>((resolve) => refusing.close(() => resolve()));
     pods.push(enginePod("llama-abc-1", port, { kind: "ReplicaSet", uid: "rs-uid" }));
-    nowMs += 5000;
-    await loop.evaluate(md, "team-a/llama");
+    clock.nowMs += 5000;
+    await evaluate();
     expect(published).toHaveLength(2);
-    expect(loop.view("team-a/llama")?.scrapedReplicas).toBe(0);
-    expect(loop.view("team-a/llama")?.reason).toMatch(/^holding at 1: no usable metrics \(/);
+    expect(view()?.scrapedReplicas).toBe(0);
+    expect(view()?.reason).toMatch(/^holding at 1: no usable metrics \(/);
   });
 });
 
