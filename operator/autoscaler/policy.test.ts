@@ -65,6 +65,30 @@ function run(
   return decision;
 }
 
+/**
+ * 10 pods working at capacity (10,000 tokens/s each, 256 running) with a queue of `waiting(t)` per
+ * pod, observed every 10 s from 0 to `toMs`; `extra(t)` adds to each pod's sample. The last decision.
+ */
+function runBusy(
+  cfg: AutoscalingConfig,
+  waiting: (t: number) => number,
+  toMs: number,
+  extra: (t: number) => Partial<MetricsSample> = () => ({}),
+): ReturnType<typeof decideScale> {
+  const busy = (t: number) =>
+    pods(10, t, {
+      kvCacheUtilization: 0.2,
+      requestsRunning: 256,
+      requestsWaiting: waiting(t),
+      promptTokensTotal: 10_000 * (t / 1000),
+      generationTokensTotal: 0,
+      ...extra(t),
+    });
+  let d = decideScale(cfg, initialPolicyState(), observe(0, 10, busy(0)));
+  for (let t = 10_000; t <= toMs; t += 10_000) d = decideScale(cfg, d.state, observe(t, 10, busy(t)));
+  return d;
+}
+
 describe("decideScale", () => {
   it("scales up when KV-cache utilisation is above target, saying why in plain words", () => {
     const d = decideScale(
@@ -1009,21 +1033,7 @@ describe("decideScale: a draining backlog", () => {
     tokenWindowSeconds: 60,
     timeToReadySeconds: 110,
   };
-  // 10 pods working at capacity (10,000 tokens/s each) with a queue of `waiting(t)` per pod.
-  const busy = (t: number, waiting: number) =>
-    pods(10, t, {
-      kvCacheUtilization: 0.2,
-      requestsRunning: 256,
-      requestsWaiting: waiting,
-      promptTokensTotal: 10_000 * (t / 1000),
-      generationTokensTotal: 0,
-    });
-  const runQueue = (waiting: (t: number) => number) => {
-    let d = decideScale(cfg, initialPolicyState(), observe(0, 10, busy(0, waiting(0))));
-    for (let t = 10_000; t <= 60_000; t += 10_000)
-      d = decideScale(cfg, d.state, observe(t, 10, busy(t, waiting(t))));
-    return d;
-  };
+  const runQueue = (waiting: (t: number) => number) => runBusy(cfg, waiting, 60_000);
 
   it("asks for nothing more while the queue drains fast enough to be gone when new pods would be ready", () => {
     // 400 → 100 per pod over a minute: gone in 20 s, long before a pod ordered now is ready.
@@ -1048,23 +1058,9 @@ describe("decideScale: token demand from what was served and how the queue moved
     tokenWindowSeconds: 10,
     stableWindowSeconds: 10,
   };
-  // 10 pods at capacity (10,000 tokens/s each, 1,000 tokens per request: 10 requests/s finish on each),
-  // 256 running, `waiting(t)` queued per pod.
-  const busy = (t: number, waiting: number, finished = true) =>
-    pods(10, t, {
-      kvCacheUtilization: 0.2,
-      requestsRunning: 256,
-      requestsWaiting: waiting,
-      promptTokensTotal: 10_000 * (t / 1000),
-      generationTokensTotal: 0,
-      ...(finished ? { requestsFinishedTotal: 10 * (t / 1000) } : {}),
-    });
-  const runQueue = (waiting: (t: number) => number, finished = true) => {
-    let d = decideScale(cfg, initialPolicyState(), observe(0, 10, busy(0, waiting(0), finished)));
-    for (let t = 10_000; t <= 30_000; t += 10_000)
-      d = decideScale(cfg, d.state, observe(t, 10, busy(t, waiting(t), finished)));
-    return d;
-  };
+  // 1,000 tokens per request: 10 requests/s finish on each pod.
+  const runQueue = (waiting: (t: number) => number, finished = true) =>
+    runBusy(cfg, waiting, 30_000, (t) => (finished ? { requestsFinishedTotal: 10 * (t / 1000) } : {}));
 
   it("adds the queue's growth to the served rate: a fleet at capacity with a growing queue is short", () => {
     // The queue grows by 5 requests/s per pod: 50/s × 1,000 tokens on top of the 100,000 served.
