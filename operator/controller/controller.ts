@@ -241,6 +241,9 @@ export class ModelDeploymentController {
       concurrency: options.config.concurrency,
       onDepthChange: (depth) => options.observer?.queueDepth?.(depth),
       onWait: (_key, waitedMs) => options.observer?.queueWait?.(waitedMs / 1000),
+      // A ModelDeployment whose spec this operator has not yet observed (new, or changed) goes before the
+      // re-reconciles that pod and Deployment status changes cause: the latency a user feels.
+      urgent: (key) => this.specUnobserved(key),
       onRetry: (key, failures, delayMs, error) => {
         options.observer?.retried?.();
         this.log.warn({ resource: key, failures, delayMs, err: String(error) }, "reconcile failed; retrying with backoff");
@@ -328,6 +331,15 @@ export class ModelDeploymentController {
     if (owned) this.groupSets.set(key, owned);
     else this.groupSets.delete(key);
     return owned;
+  }
+
+  /** Whether the freshest copy of this ModelDeployment has a spec generation its status has not observed. */
+  private specUnobserved(key: string): boolean {
+    const [namespace = "", name = ""] = key.split("/");
+    const cached = this.options.informers.modelDeployments.get(namespace, name);
+    if (!cached) return false;
+    const md = freshestModelDeployment(cached, this.lastStatusWrite.get(key));
+    return md.status?.observedGeneration !== md.metadata.generation;
   }
 
   /** Re-reconciles a ModelDeployment soon (the autoscaler calls this after it scaled). */

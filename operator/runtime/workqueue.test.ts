@@ -54,6 +54,22 @@ describe("WorkQueue", () => {
     ]);
   });
 
+  it("takes urgent keys before the others, moving up a queued key that became urgent, each once", async () => {
+    const urgent = new Set(["new-1", "new-2"]);
+    const taken: string[] = [];
+    const q = new WorkQueue({ urgent: (key) => urgent.has(key) });
+    for (const key of ["old-1", "new-1", "old-2", "changed", "new-2"]) q.add(key);
+    urgent.add("changed");
+    q.add("changed"); // already queued behind old-2: moved up
+    expect(q.length).toBe(5);
+    q.start((key) => {
+      taken.push(key);
+    });
+    await flush();
+    expect(taken).toEqual(["new-1", "new-2", "changed", "old-1", "old-2"]);
+    expect(q.length).toBe(0);
+  });
+
   it("queues a key once however often it is added", async () => {
     const q = new WorkQueue();
     q.add("a");

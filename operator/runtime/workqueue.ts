@@ -39,6 +39,12 @@ export interface WorkQueueOptions extends Partial<BackoffPolicy> {
   onDepthChange?: (depth: number) => void;
   /** Called when a handler failed and the key is retried after `delayMs`. */
   onRetry?: (key: string, failures: number, delayMs: number, error: unknown) => void;
+  /**
+   * Keys for which this is true when added are taken before every other queued key (in their own FIFO
+   * order); a queued key that becomes urgent is moved up. The controller marks ModelDeployments whose
+   * spec it has not yet observed, so a new or changed one is not queued behind status-only re-reconciles.
+   */
+  urgent?: (key: string) => boolean;
   /** Called as a worker takes a key: how long it waited in the queue since it was (last) queued. */
   onWait?: (key: string, waitedMs: number) => void;
   now?: () => number;
@@ -51,8 +57,13 @@ interface DelayedAdd {
 
 export class WorkQueue {
   private readonly queue: string[] = [];
-  /** Queued keys and when each was queued. */
-  private readonly queued = new Map<string, number>();
+  /** Urgent keys, taken first (see WorkQueueOptions.urgent). */
+  private readonly urgentQueue: string[] = [];
+  /**
+   * Queued keys: when each was queued and in which list it counts. A key moved up stays in the other
+   * list as a stale entry, skipped when reached.
+   */
+  private readonly queued = new Map<string, { at: number; urgent: boolean }>();
   private readonly processing = new Set<string>();
   /** Keys added while being processed: processed once more when the current run finishes. */
   private readonly dirty = new Set<string>();
@@ -81,7 +92,7 @@ export class WorkQueue {
 
   /** Keys waiting to be handled (not counting those in flight or waiting for a delay). */
   get length(): number {
-    return this.queue.length;
+    return this.queued.size;
   }
 
   /** Keys being handled right now. */
@@ -109,9 +120,18 @@ export class WorkQueue {
       this.dirty.add(key);
       return;
     }
-    if (this.queued.has(key)) return;
-    this.queued.set(key, this.now());
-    this.queue.push(key);
+    const urgent = this.options.urgent?.(key) ?? false;
+    const entry = this.queued.get(key);
+    if (entry) {
+      if (urgent && !entry.urgent) {
+        entry.urgent = true;
+        this.urgentQueue.push(key);
+        this.pump();
+      }
+      return;
+    }
+    this.queued.set(key, { at: this.now(), urgent });
+    (urgent ? this.urgentQueue : this.queue).push(key);
     this.depthChanged();
     this.pump();
   }
@@ -165,6 +185,7 @@ export class WorkQueue {
     for (const d of this.delayed.values()) clearTimeout(d.timer);
     this.delayed.clear();
     this.queue.length = 0;
+    this.urgentQueue.length = 0;
     this.queued.clear();
     this.dirty.clear();
     this.depthChanged();
@@ -181,17 +202,20 @@ export class WorkQueue {
   }
 
   private depthChanged(): void {
-    this.options.onDepthChange?.(this.queue.length);
+    this.options.onDepthChange?.(this.queued.size);
   }
 
   private pump(): void {
     const handler = this.handler;
     if (!handler) return;
-    while (!this.shuttingDown && this.processing.size < this.concurrency && this.queue.length > 0) {
-      const key = this.queue.shift()!;
-      const queuedAt = this.queued.get(key);
+    while (!this.shuttingDown && this.processing.size < this.concurrency && this.queued.size > 0) {
+      const urgent = this.urgentQueue.length > 0;
+      const key = (urgent ? this.urgentQueue : this.queue).shift()!;
+      const entry = this.queued.get(key);
+      // A stale entry: the key was moved up (or already taken through its other entry).
+      if (!entry || entry.urgent !== urgent) continue;
       this.queued.delete(key);
-      if (queuedAt !== undefined) this.options.onWait?.(key, this.now() - queuedAt);
+      this.options.onWait?.(key, this.now() - entry.at);
       this.processing.add(key);
       this.depthChanged();
       void this.process(handler, key);
