@@ -454,6 +454,7 @@ function main(): void {
       mkdirSync(values["write-route"], { recursive: true });
       const name = set.name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 50);
       const file = join(values["write-route"], `${name}.yaml`);
+      const promptClassifier = classifierSpec(report.classifier.rule, report.classifier.escalateAbove);
       writeFileSync(
         file,
         stringify({
@@ -463,11 +464,14 @@ function main(): void {
           spec: {
             model: name,
             steps: [{ modelDeployment: "small" }, { modelDeployment: "large" }],
-            promptClassifier: classifierSpec(report.classifier.rule, report.classifier.escalateAbove),
+            promptClassifier,
           },
         }),
       );
-      out.push(`(wrote ${file}: promptClassifier escalating above ${report.classifier.escalateAbove.toFixed(3)}, the cheapest point within 1 point of always-large on the test half, or 0 when none is)`, "");
+      out.push(
+        `(wrote ${file}: promptClassifier escalating above ${String(promptClassifier.escalateAbove)}, the cheapest point within 1 point of always-large on the test half, or 0 when none is; -100: escalate every prompt)`,
+        "",
+      );
     }
     if (values["write-csv"]) {
       mkdirSync(values["write-csv"], { recursive: true });
