@@ -1,8 +1,16 @@
-import { readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../tools/binaries.js";
-import { parseGoModReplacements, pulumiToolsCacheDir, readPulumiToolPins, versionLdflag } from "./tools.js";
+import {
+  KUBERNETES_PROVIDER_ALIGNMENT,
+  KUBERNETES_SDK_MODULE,
+  parseGoModReplacements,
+  pulumiToolsCacheDir,
+  readPulumiToolPins,
+  versionLdflag,
+} from "./tools.js";
 
 const npmVersion = (pkg: string): string =>
   (
@@ -58,5 +66,30 @@ describe("readPulumiToolPins", () => {
     expect(pulumiToolsCacheDir(pins.pinHash, { GPUFLEET_CACHE_DIR: "/var/cache/gpufleet" })).toBe(
       `/var/cache/gpufleet/bin/pulumi-${pins.pinHash}`,
     );
+  });
+});
+
+describe("the provider built on tools/k8s' module versions", () => {
+  it("rebuilds when tools/k8s' pins change, since the provider's copy follows them", () => {
+    const toolsDir = mkdtempSync(join(tmpdir(), "gpufleet-pins-"));
+    try {
+      for (const toolModule of ["pulumi", "pulumi-kubernetes", "k8s"])
+        cpSync(join(REPO_ROOT, "tools", toolModule), join(toolsDir, toolModule), { recursive: true });
+      const before = readPulumiToolPins(toolsDir).pinHash;
+      expect(before).toBe(readPulumiToolPins().pinHash);
+      const goMod = join(toolsDir, "k8s", "go.mod");
+      writeFileSync(goMod, readFileSync(goMod, "utf8").replace(/golang\.org\/x\/net v\S+/, "golang.org/x/net v0.99.0"));
+      expect(readPulumiToolPins(toolsDir).pinHash).not.toBe(before);
+    } finally {
+      rmSync(toolsDir, { recursive: true, force: true });
+    }
+  });
+
+  it("rewrites only modules the provider's tool module requires (each is copied at its pinned version)", () => {
+    const requirements = readFileSync(join(REPO_ROOT, "tools", "pulumi-kubernetes", "go.mod"), "utf8");
+    for (const modulePath of KUBERNETES_PROVIDER_ALIGNMENT) {
+      if (modulePath === KUBERNETES_SDK_MODULE) continue; // replaced by the released sdk of the provider's version
+      expect(requirements, modulePath).toContain(`\t${modulePath} v`);
+    }
   });
 });

@@ -11,7 +11,10 @@
  * The provider embeds `schema-embed.json` and `terraform-mapping-embed.json`, which its module does
  * not ship: upstream's Makefile runs `VERSION=<v> go generate cmd/pulumi-resource-kubernetes/main.go`
  * (whose `go:generate` is `go run ./generate.go`) before building. The module cache is read-only, so
- * the module source is copied into a writable work folder, generated there, then built.
+ * the module source is copied into a writable work folder, generated there, then built. The copy's
+ * requirements follow tools/k8s' module versions (as tools/binaries.ts does for the LeaderWorkerSet
+ * controller), so the Go build cache already holds the Kubernetes libraries it shares with the cluster
+ * binaries: after them it compiles ~460 of its and its generator's ~1,900 packages, not ~1,230.
  *
  * Resolution: $GPUFLEET_PULUMI_BIN_DIR (a `bin` folder, taken as is), else <cache>/bin, built when
  * missing. `bin` because the Automation API's PulumiCommand.get({ root }) runs <root>/bin/pulumi.
@@ -21,8 +24,6 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
-  copyFileSync,
-  cpSync,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -37,9 +38,9 @@ import {
   defaultBinaryCacheDir,
   findGo,
   isExecutable,
-  makeTreeWritable,
   parseGoModReplacements,
   parseGoModRequirements,
+  prepareAlignedSource,
   withLockFile,
 } from "../tools/binaries.js";
 
@@ -56,6 +57,31 @@ export const KUBERNETES_PROVIDER_VERSION_VARIABLE =
   "github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version";
 const PROVIDER_COMMAND_DIR = "cmd/pulumi-resource-kubernetes";
 
+/**
+ * Dependencies of the provider whose own go.mod asks for newer versions of modules the cluster binaries
+ * use (x/net, x/sys, protobuf, otel...): copied and aligned on tools/k8s too, or Go would select those
+ * newer versions and nothing the provider shares with the cluster build would come from the Go build
+ * cache. With them, ~1,000 of the provider's ~1,500 non-standard packages are the cluster binaries'
+ * (client-go, apimachinery, api, apiserver, kustomize, grpc...). A pin bump that needs another one fails
+ * the build and names the module.
+ */
+export const KUBERNETES_PROVIDER_ALIGNMENT: readonly string[] = [
+  "github.com/pulumi/esc",
+  KUBERNETES_SDK_MODULE,
+  "github.com/pulumi/pulumi/pkg/v3",
+  "github.com/pulumi/pulumi/sdk/v3",
+  "github.com/fluxcd/cli-utils",
+  "github.com/fluxcd/pkg/ssa",
+  "helm.sh/helm/v3",
+  "github.com/containerd/containerd",
+  "github.com/pulumi/cloud-ready-checks",
+  "sigs.k8s.io/cli-utils",
+  "sigs.k8s.io/controller-runtime",
+  "github.com/rubenv/sql-migrate",
+  "github.com/pgavlin/fx/v2",
+  "oras.land/oras-go/v2",
+];
+
 export type PulumiToolName = "pulumi" | "pulumi-resource-kubernetes";
 
 export interface PulumiToolPins {
@@ -70,12 +96,13 @@ export interface PulumiToolPins {
 }
 
 /** Bump when the build steps change, so cached binaries are rebuilt. */
-const BUILD_RECIPE_REVISION = "1";
+const BUILD_RECIPE_REVISION = "2";
 
 export function readPulumiToolPins(toolsDir: string = TOOLS_DIR): PulumiToolPins {
   const hash = createHash("sha256").update(`recipe:${BUILD_RECIPE_REVISION}\n`);
   const texts: Record<string, string> = {};
-  for (const toolModule of ["pulumi", "pulumi-kubernetes"]) {
+  // tools/k8s too: the provider is built on its module versions (KUBERNETES_PROVIDER_ALIGNMENT).
+  for (const toolModule of ["pulumi", "pulumi-kubernetes", "k8s"]) {
     const goModText = readFileSync(join(toolsDir, toolModule, "go.mod"), "utf8");
     texts[toolModule] = goModText;
     const goSumPath = join(toolsDir, toolModule, "go.sum");
@@ -216,38 +243,29 @@ async function buildKubernetesProvider(
 ): Promise<void> {
   const toolModuleDir = join(TOOLS_DIR, "pulumi-kubernetes");
   const buildEnv = goEnv(goBinary, env);
-  onStep(`downloading ${KUBERNETES_PROVIDER_MODULE}@${pins.providerModuleVersion}`);
-  const downloaded = JSON.parse(
-    await run(
-      goBinary,
-      ["mod", "download", "-json", `${KUBERNETES_PROVIDER_MODULE}@${pins.providerModuleVersion}`],
-      {
-        cwd: toolModuleDir,
-        env: buildEnv,
-        logPath,
-      },
-    ),
-  ) as { Dir?: string; Error?: string };
-  if (!downloaded.Dir) throw new Error(`go mod download gave no Dir: ${downloaded.Error ?? "unknown error"}`);
-
   const sourceDir = join(workDir, "provider");
-  rmSync(sourceDir, { recursive: true, force: true });
-  cpSync(downloaded.Dir, sourceDir, { recursive: true });
-  makeTreeWritable(sourceDir);
-  // The module's own `replace sdk/v4 => ../sdk` points into upstream's monorepo: swap it for the
-  // released sdk pinned in tools/pulumi-kubernetes, and take that module's go.sum (the pins).
-  const sdkVersion = pins.providerVersion;
-  await run(
+  // A copy of the module whose requirements follow tools/k8s' versions (client-go, apimachinery, x/net,
+  // grpc, protobuf...), so that the Go build cache already holds what the provider shares with the
+  // cluster binaries, compiled for them (see KUBERNETES_PROVIDER_ALIGNMENT). Its own
+  // `replace sdk/v4 => ../sdk` points into upstream's monorepo: the released sdk of the same version
+  // (tools/pulumi-kubernetes) is taken instead.
+  onStep(`copying ${KUBERNETES_PROVIDER_MODULE} with its requirements on tools/k8s' versions`);
+  await prepareAlignedSource(
     goBinary,
-    [
-      "mod",
-      "edit",
-      `-dropreplace=${KUBERNETES_SDK_MODULE}`,
-      `-replace=${KUBERNETES_SDK_MODULE}=${KUBERNETES_SDK_MODULE}@${sdkVersion}`,
-    ],
-    { cwd: sourceDir, env: buildEnv, logPath },
+    {
+      name: "pulumi-resource-kubernetes",
+      toolDir: toolModuleDir,
+      alignDir: join(TOOLS_DIR, "k8s"),
+      pinnedModule: KUBERNETES_PROVIDER_MODULE,
+      goPackage: `${KUBERNETES_PROVIDER_MODULE}/${PROVIDER_COMMAND_DIR}`,
+      rewrite: KUBERNETES_PROVIDER_ALIGNMENT,
+      replaceVersions: new Map([[KUBERNETES_SDK_MODULE, pins.providerVersion]]),
+      completeRequirements: true,
+    },
+    sourceDir,
+    buildEnv,
+    logPath,
   );
-  copyFileSync(join(toolModuleDir, "go.sum"), join(sourceDir, "go.sum"));
 
   onStep("generating schema-embed.json and terraform-mapping-embed.json (upstream `go generate`)");
   const generateEnv = {

@@ -46,7 +46,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { homedir } from "node:os";
-import { delimiter, dirname, join, resolve } from "node:path";
+import { basename, delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
@@ -550,28 +550,56 @@ async function runGo(
   });
 }
 
+/** What {@link prepareAlignedSource} copies and aligns (see {@link BinaryRecipe.alignedWith}). */
+export interface AlignedSourceSpec {
+  /** Names the build in messages. */
+  name: string;
+  /** Folder of the go.mod that pins the module (tools/<module>). */
+  toolDir: string;
+  /** Folder of the go.mod whose module versions the copy follows (tools/k8s). */
+  alignDir: string;
+  /** The module whose source is copied. */
+  pinnedModule: string;
+  /** The package built from it (a full import path). */
+  goPackage: string;
+  /** Dependencies whose own go.mod asks for newer versions of shared modules: copied and aligned too. */
+  rewrite: readonly string[];
+  /**
+   * Modules the copied module replaces by a local path of its own repository (the provider's `../sdk`),
+   * taken at this released version instead: module path → version.
+   */
+  replaceVersions?: ReadonlyMap<string, string>;
+  /**
+   * Let `go` add the requirements the aligned module graph still lacks (modules that tests of the copied
+   * module or the aligned versions bring), then check that no go.sum line had to be added: every module
+   * is still verified against the committed go.sum files, and nothing is downloaded unverified.
+   */
+  completeRequirements?: boolean;
+}
+
 /**
- * Writes into `workDir` the source of `recipe.pinnedModule` at its pin, with the go.mod requirements
- * moved onto the versions `recipe.alignedWith.toolModule` builds with (see {@link BinaryRecipe.alignedWith}),
- * and checks that every module both builds use now has the same version. Every module is still checked
- * against the committed go.sum files.
+ * Writes into `workDir` the source of `spec.pinnedModule` at its pin, with the go.mod requirements
+ * moved onto the versions of `spec.alignDir`'s go.mod (see {@link BinaryRecipe.alignedWith}), and checks
+ * that every module both builds use now has the same version. Every module is still checked against
+ * the committed go.sum files.
  */
-async function prepareAlignedSource(
+export async function prepareAlignedSource(
   goBinary: string,
-  recipe: BinaryRecipe & { alignedWith: NonNullable<BinaryRecipe["alignedWith"]> },
+  spec: AlignedSourceSpec,
   workDir: string,
   env: NodeJS.ProcessEnv,
   logPath: string,
 ): Promise<void> {
-  const toolDir = join(TOOLS_DIR, recipe.toolModule);
-  const alignDir = join(TOOLS_DIR, recipe.alignedWith.toolModule);
+  const { toolDir, alignDir } = spec;
   const alignWith = effectiveModuleVersions(readFileSync(join(alignDir, "go.mod"), "utf8"));
+  const replaceVersions = spec.replaceVersions ?? new Map<string, string>();
   /** The module (path and version) of every package the binary is built from, one line each. */
-  const modulesOfBuild = async (cwd: string): Promise<string[]> =>
+  const modulesOfBuild = async (cwd: string, mode = "-mod=readonly"): Promise<string[]> =>
     (
       await runGo(
         goBinary,
-        ["list", "-mod=readonly", "-deps", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", recipe.goPackage],
+        // -e: a package may embed files that `go generate` writes only later (the Pulumi provider's schema).
+        ["list", mode, "-e", "-deps", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", spec.goPackage],
         cwd,
         env,
         logPath,
@@ -581,15 +609,22 @@ async function prepareAlignedSource(
       .filter((line) => line !== "");
   // Modules a package of the binary comes from; the others (test frameworks, generators) are dropped.
   const keep = new Set((await modulesOfBuild(toolDir)).map((line) => line.split(" ")[0] ?? ""));
+  for (const modulePath of replaceVersions.keys()) keep.add(modulePath);
 
   rmSync(workDir, { recursive: true, force: true });
   const copyModule = async (modulePath: string, destination: string): Promise<void> => {
-    cpSync(await pinnedModuleDir(toolDir, modulePath), destination, { recursive: true });
+    const version = replaceVersions.get(modulePath);
+    cpSync(version ? await moduleDir(toolDir, modulePath, version) : await pinnedModuleDir(toolDir, modulePath), destination, {
+      recursive: true,
+    });
     makeTreeWritable(destination);
   };
-  await copyModule(recipe.pinnedModule, workDir);
+  await copyModule(spec.pinnedModule, workDir);
   const replaces: string[] = [];
-  for (const [index, modulePath] of recipe.alignedWith.rewrite.entries()) {
+  for (const [modulePath, version] of replaceVersions) {
+    if (!spec.rewrite.includes(modulePath)) replaces.push(`-replace=${modulePath}=${modulePath}@${version}`);
+  }
+  for (const [index, modulePath] of spec.rewrite.entries()) {
     const relative = `_aligned/${index}`;
     await copyModule(modulePath, join(workDir, relative));
     const edits = alignedRequirementEdits(readFileSync(join(workDir, relative, "go.mod"), "utf8"), alignWith);
@@ -603,19 +638,40 @@ async function prepareAlignedSource(
     if (!existsSync(goSum)) continue;
     for (const line of readFileSync(goSum, "utf8").split("\n")) if (line.trim() !== "") sums.add(line);
   }
-  writeFileSync(join(workDir, "go.sum"), `${[...sums].sort().join("\n")}\n`);
+  const mergedSums = `${[...sums].sort().join("\n")}\n`;
+  writeFileSync(join(workDir, "go.sum"), mergedSums);
+  if (spec.completeRequirements) {
+    await modulesOfBuild(workDir, "-mod=mod");
+    if (readFileSync(join(workDir, "go.sum"), "utf8") !== mergedSums) {
+      throw new Error(
+        `${spec.name}: the aligned module graph needs go.sum lines that no committed go.sum has (${join(toolDir, "go.sum")}, ${join(alignDir, "go.sum")}); log: ${logPath}`,
+      );
+    }
+  }
 
   const mismatched = new Set<string>();
   for (const line of await modulesOfBuild(workDir)) {
     const [modulePath = "", version = ""] = line.split(" ");
     const aligned = alignWith.get(modulePath);
-    if (aligned !== undefined && aligned !== version) mismatched.add(`${modulePath} ${version} (tools/${recipe.alignedWith.toolModule}: ${aligned})`);
+    if (aligned !== undefined && aligned !== version) mismatched.add(`${modulePath} ${version} (tools/${basename(alignDir)}: ${aligned})`);
   }
   if (mismatched.size > 0) {
     throw new Error(
-      `${recipe.name}: after aligning on tools/${recipe.alignedWith.toolModule}, these modules still differ (a dependency's go.mod asks for more; add it to alignedWith.rewrite): ${[...mismatched].join(", ")}; log: ${logPath}`,
+      `${spec.name}: after aligning on tools/${basename(alignDir)}, these modules still differ (a dependency's go.mod asks for more; add it to the rewrite list): ${[...mismatched].join(", ")}; log: ${logPath}`,
     );
   }
+}
+
+/** The module cache folder of `modulePath@version` (downloaded if missing, checked against `toolDir`'s go.sum). */
+async function moduleDir(toolDir: string, modulePath: string, version: string): Promise<string> {
+  const { stdout } = await execFileAsync(findGo(), ["mod", "download", "-json", `${modulePath}@${version}`], {
+    cwd: toolDir,
+    maxBuffer: 1 << 20,
+    timeout: 300_000,
+  });
+  const info = JSON.parse(stdout) as { Dir?: string; Error?: string };
+  if (info.Error || !info.Dir) throw new Error(`go mod download ${modulePath}@${version}: ${info.Error ?? "no module directory"}`);
+  return info.Dir;
 }
 
 async function goBuild(
@@ -634,7 +690,15 @@ async function goBuild(
   const alignedWith = recipe.alignedWith;
   const sourceDir = `${outputPath}.src`;
   if (alignedWith) {
-    await prepareAlignedSource(goBinary, { ...recipe, alignedWith }, sourceDir, env, logPath);
+    const spec: AlignedSourceSpec = {
+      name: recipe.name,
+      toolDir: join(TOOLS_DIR, recipe.toolModule),
+      alignDir: join(TOOLS_DIR, alignedWith.toolModule),
+      pinnedModule: recipe.pinnedModule,
+      goPackage: recipe.goPackage,
+      rewrite: alignedWith.rewrite,
+    };
+    await prepareAlignedSource(goBinary, spec, sourceDir, env, logPath);
     cwd = sourceDir;
   }
   const args = ["build", "-mod=readonly", "-trimpath", ...tags, "-ldflags", ldflags, "-o", temporaryOutput, recipe.goPackage];
