@@ -135,6 +135,16 @@ function promptTokensOf(features: RequestFeatures): number {
   return features.promptTokens ?? Math.max(1, Math.ceil(features.prompt.length / 4));
 }
 
+/** A metric's labelled child from `children`, made once per key (keys are bounded like the labels). */
+function labelledChild<T>(children: Map<string, T>, key: string, make: () => T): T {
+  let child = children.get(key);
+  if (child === undefined) {
+    child = make();
+    children.set(key, child);
+  }
+  return child;
+}
+
 /** The headers sent to the engine: the body's type and length, what the client accepts, its credentials, the request id. */
 function upstreamHeaders(req: IncomingMessage, exchange: Exchange): http.OutgoingHttpHeaders {
   const headers: http.OutgoingHttpHeaders = {
@@ -273,7 +283,8 @@ export class GatewayServer {
       .map((r) => ({ id: r.model, object: "model", created: r.createdAtSeconds, owned_by: "gpufleet" }));
     const ids = new Set(data.map((m) => m.id));
     for (const alias of this.options.cascade?.aliases?.() ?? [])
-      if (!ids.has(alias.id)) data.push({ id: alias.id, object: "model", created: alias.createdAtSeconds, owned_by: "gpufleet" });
+      if (!ids.has(alias.id))
+        data.push({ id: alias.id, object: "model", created: alias.createdAtSeconds, owned_by: "gpufleet" });
     data.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const body = JSON.stringify({ object: "list", data });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
@@ -286,41 +297,25 @@ export class GatewayServer {
 
   private count(route: ModelRoute | undefined, status: number): void {
     const model = route?.model ?? "";
-    const key = `${model}\u0000${status}`;
-    let counter = this.requestCounters.get(key);
-    if (!counter) {
-      counter = this.options.metrics.requests.labels({ model, code: String(status) });
-      this.requestCounters.set(key, counter);
-    }
-    counter.inc();
+    labelledChild(this.requestCounters, `${model}\u0000${status}`, () =>
+      this.options.metrics.requests.labels({ model, code: String(status) }),
+    ).inc();
   }
 
   private countPick(reason: string): void {
-    let counter = this.pickCounters.get(reason);
-    if (!counter) {
-      counter = this.options.metrics.picks.labels({ reason });
-      this.pickCounters.set(reason, counter);
-    }
-    counter.inc();
+    labelledChild(this.pickCounters, reason, () => this.options.metrics.picks.labels({ reason })).inc();
   }
 
   private observeDuration(model: string, stream: boolean, seconds: number): void {
-    const key = `${model}\u0000${stream}`;
-    let histogram = this.durationHistograms.get(key);
-    if (!histogram) {
-      histogram = this.options.metrics.duration.labels({ model, stream: String(stream) });
-      this.durationHistograms.set(key, histogram);
-    }
-    histogram.observe(seconds);
+    labelledChild(this.durationHistograms, `${model}\u0000${stream}`, () =>
+      this.options.metrics.duration.labels({ model, stream: String(stream) }),
+    ).observe(seconds);
   }
 
   private observeFirstByte(model: string, seconds: number): void {
-    let histogram = this.firstByteHistograms.get(model);
-    if (!histogram) {
-      histogram = this.options.metrics.timeToFirstByte.labels({ model });
-      this.firstByteHistograms.set(model, histogram);
-    }
-    histogram.observe(seconds);
+    labelledChild(this.firstByteHistograms, model, () =>
+      this.options.metrics.timeToFirstByte.labels({ model }),
+    ).observe(seconds);
   }
 
   private async serveCompletion(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -341,7 +336,13 @@ export class GatewayServer {
     )
       return;
     // Tenancy: 401/403/429 here; the ticket settles the tokens when the exchange ends.
-    const tenancy = this.options.tenancy?.admit(req, res, body, request, this.options.cascade?.aliasOf?.(req));
+    const tenancy = this.options.tenancy?.admit(
+      req,
+      res,
+      body,
+      request,
+      this.options.cascade?.aliasOf?.(req),
+    );
     this.options.regions?.annotate(request.features, req.headers);
     const route = this.options.fleet.route(request.model);
     if (!route)
@@ -365,7 +366,9 @@ export class GatewayServer {
     // Arrival order: while others are held for this model, a new request queues behind them.
     const priority = tenancy?.context.priority ?? 0;
     const pick =
-      this.holds.size(route.model) === 0 ? this.pick(route, request.features, undefined, priority) : undefined;
+      this.holds.size(route.model) === 0
+        ? this.pick(route, request.features, undefined, priority)
+        : undefined;
     if (pick) this.forward(exchange, pick);
     else this.hold(exchange);
   }
@@ -430,7 +433,9 @@ export class GatewayServer {
         fairnessKey: exchange.tenancy?.context.fairnessKey ?? "",
         cost: tokens + (maxTokensOf(exchange.body) ?? 0),
         // The tier's own wait limit (UsageTier.maxQueueWaitMs), e.g. from its TTFT target.
-        ...(exchange.tenancy?.context.maxWaitMs !== undefined ? { maxWaitMs: exchange.tenancy.context.maxWaitMs } : {}),
+        ...(exchange.tenancy?.context.maxWaitMs !== undefined
+          ? { maxWaitMs: exchange.tenancy.context.maxWaitMs }
+          : {}),
       },
     );
     if (outcome.shed?.length) this.shed(outcome.shed);
