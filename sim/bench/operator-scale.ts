@@ -59,6 +59,7 @@ import {
   type OperatorMetricsSnapshot,
 } from "./operator-scale-stats.js";
 import { summarizeCpuProfile } from "./cpu-profile.js";
+import { sampleLoadAverage } from "../load-average.js";
 
 const NAMESPACE = "bench";
 /** Where the operator's writes are replayed for the ceiling (not watched by the operator; deleted before it starts). */
@@ -322,6 +323,8 @@ interface Figures {
   /** Cores the cluster used while the ConfigMaps were created, and the cluster plus operator from apply to convergence. */
   ceilingCores?: string;
   operatorPhaseCores?: string;
+  /** The machine's 1-minute load average, min–max per phase (sampleLoadAverage). */
+  loadAverage?: string;
   aborted?: string;
 }
 
@@ -450,6 +453,7 @@ function report(figures: Figures): string {
     ["CPU the cluster had while ConfigMaps were created", figures.ceilingCores ?? "n/a"],
     ["CPU the cluster had during the replay", figures.replayCores ?? "n/a"],
     ["CPU the cluster + operator had from apply to convergence", figures.operatorPhaseCores ?? "n/a"],
+    ["machine load average (1 min), min–max per phase", figures.loadAverage ?? "n/a"],
   ];
   let text = formatTable(rows);
   if (figures.apiserverRequests?.size) {
@@ -507,6 +511,12 @@ async function run(
   const remaining = () => (interrupted ? 0 : deadline - Date.now());
   const timedOut = () => remaining() <= 0;
 
+  const load = sampleLoadAverage(5_000);
+  cleanup.push(async () => {
+    figures.loadAverage = load.ranges();
+    load.stop();
+  });
+  load.phase("cluster start");
   say(`starting a local cluster with ${args.gpuNodes} × ${GPUS_PER_BENCH_NODE} L4 nodes in ${benchDir}`);
   const cluster: LocalCluster = await startLocalCluster({
     parentDir: benchDir,
@@ -555,6 +565,7 @@ async function run(
     return { created, seconds: (performance.now() - start) / 1000 };
   };
   const clusterPids = () => Object.values(cluster.processes).map((process) => process.pid);
+  load.phase("ceilings");
   say(`creating ${args.count} ConfigMaps (concurrency ${args.concurrency})`);
   const ceilingCpuStart = cpuSnapshot(clusterPids());
   const configMaps = await timeCreates(args.count, (index) => ({
@@ -588,6 +599,7 @@ async function run(
   const names = indexes.map((index) => `md-${String(index).padStart(5, "0")}`);
   if (args.replayCount > 0) {
     say(`replaying the operator's writes for ${args.replayCount} ModelDeployments in ${REPLAY_NAMESPACE} (concurrency ${args.concurrency})`);
+    load.phase("replay");
     const replayCpuStart = cpuSnapshot(clusterPids());
     const replay = await replayOperatorWrites(client, names.slice(0, args.replayCount), args.concurrency, timedOut);
     figures.replaySeconds = replay.seconds;
@@ -683,6 +695,7 @@ async function run(
   );
   const spec = benchModelDeploymentSpec();
   let applied = 0;
+  load.phase("operator");
   const operatorPhaseCpuStart = cpuSnapshot([...clusterPids(), pid]);
   const applyStart = performance.now();
   await forEachBounded(

@@ -15,6 +15,7 @@ import { KubeClient } from "../../operator/runtime/kube-client.js";
 import { ensureLeaderWorkerSetCrd, ensureModelDeploymentCrd } from "../../test/support/crds.js";
 import { benchNodePools, GPUS_PER_BENCH_NODE } from "../bench/operator-scale-stats.js";
 import { startLocalCluster } from "../cluster/cluster.js";
+import { sampleLoadAverage } from "../load-average.js";
 import { prng } from "../prng.js";
 import { fleetIsClean } from "./invariants.js";
 import {
@@ -65,11 +66,13 @@ async function main(): Promise<number> {
     convergeTimeoutMs: Number(values["converge-timeout"]) * 1000,
   };
   const rows: ChaosRow[] = [];
+  const load = sampleLoadAverage(5_000);
   try {
     await ensureModelDeploymentCrd(cluster.kubeConfig);
     await ensureLeaderWorkerSetCrd(cluster.kubeConfig);
     const step = async (name: string, scenario: () => Promise<ChaosRow>) => {
       say(`scenario: ${name}`);
+      load.phase("load average (1 min)");
       const startedAt = Date.now();
       let row: ChaosRow;
       try {
@@ -80,6 +83,8 @@ async function main(): Promise<number> {
         say(`${name} FAILED: ${error instanceof Error ? (error.stack ?? message) : message}`);
         row = { fault: name, runs: 0, check: { ...EMPTY_CHECK, problems: [message.slice(0, 500)] }, convergeSeconds: [undefined], notes: ["the scenario threw"] };
       }
+      // Every time in the row is mostly waiting for CPU on a shared machine: say how shared it was.
+      row = { ...row, notes: [...row.notes, `${load.current()} over ${((Date.now() - startedAt) / 1000).toFixed(0)} s`] };
       rows.push(row);
       say(`${name} done in ${((Date.now() - startedAt) / 1000).toFixed(0)} s\n${formatChaosTable([row])}`);
     };
@@ -120,6 +125,7 @@ async function main(): Promise<number> {
         apiFaults(context, { modelDeployments: count, phaseSeconds: 20 }),
       );
   } finally {
+    load.stop();
     client.close();
     await cluster.stop();
     if (values["keep-dir"]) say(`kept ${dir} (operator logs, cluster logs)`);
