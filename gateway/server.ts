@@ -364,13 +364,40 @@ export class GatewayServer {
       tenancy,
     };
     // Arrival order: while others are held for this model, a new request queues behind them.
-    const priority = tenancy?.context.priority ?? 0;
     const pick =
       this.holds.size(route.model) === 0
-        ? this.pick(route, request.features, undefined, priority)
+        ? this.pick(route, request.features, undefined, this.bandOf(exchange))
         : undefined;
     if (pick) this.forward(exchange, pick);
     else this.hold(exchange);
+  }
+
+  /** A request's priority band (its tier's UsageTier.priority; 0 without tenancy). */
+  private bandOf(exchange: Exchange): number {
+    return exchange.tenancy?.context.priority ?? 0;
+  }
+
+  /**
+   * A request that did not reach an engine, or was cut before its answer began, goes to another pod it has
+   * not tried, picked for its band (the slot reserve applies), or else back to the hold queue.
+   */
+  private sendElsewhere(exchange: Exchange, pickNow: boolean): void {
+    const { route, request, res } = exchange;
+    const next = pickNow ? this.pick(route, request.features, exchange.tried, this.bandOf(exchange)) : undefined;
+    if (next) {
+      this.forward(exchange, next);
+      return;
+    }
+    try {
+      this.hold(exchange);
+    } catch (error) {
+      const refusedHold =
+        error instanceof GatewayError
+          ? error
+          : new GatewayError("upstream_unreachable", "The engine pod could not be reached.");
+      this.sendError(res, refusedHold);
+      this.count(route, refusedHold.status);
+    }
   }
 
   private pick(
@@ -429,7 +456,7 @@ export class GatewayServer {
       this.now(),
       // Band and fair share (issue 14): the tenant's priority band; its tokens (prompt + max output) as cost.
       {
-        priority: exchange.tenancy?.context.priority ?? 0,
+        priority: this.bandOf(exchange),
         fairnessKey: exchange.tenancy?.context.fairnessKey ?? "",
         cost: tokens + (maxTokensOf(exchange.body) ?? 0),
         // The tier's own wait limit (UsageTier.maxQueueWaitMs), e.g. from its TTFT target.
@@ -738,36 +765,25 @@ export class GatewayServer {
           endpoint.inFlight--;
           metrics.inFlight.dec();
           finished = true;
-          const next =
-            this.holds.size(route.model) === 0
-              ? this.pick(route, request.features, exchange.tried, exchange.tenancy?.context.priority ?? 0)
-              : undefined;
-          if (next) {
-            this.forward(exchange, next);
-            return;
-          }
-          try {
-            this.hold(exchange);
-          } catch (error) {
-            const refusedHold =
-              error instanceof GatewayError
-                ? error
-                : new GatewayError("upstream_unreachable", "The engine pod could not be reached.");
-            this.sendError(res, refusedHold);
-            this.count(route, refusedHold.status);
-          }
+          // Arrival order: behind the requests already held for this model.
+          this.sendElsewhere(exchange, this.holds.size(route.model) === 0);
           return;
         }
       }
       if (!refused && RESET_BEFORE_ANSWER_ERRORS.has(err.code ?? "") && !exchange.resent) {
-        const next = this.pick(route, request.features, exchange.tried);
-        if (next) {
+        // The pod takes nothing more until its /health answers: should this request wait in the hold queue,
+        // it is not released to the engine that just died under it.
+        this.options.fleet.suspect?.(route, endpoint);
+        if (route.endpoints.some((e) => e.ready && !exchange.tried.has(e.address))) {
           exchange.resent = true;
           prefillDone(false);
           endpoint.inFlight--;
           metrics.inFlight.dec();
           finished = true;
-          this.forward(exchange, next);
+          // It was admitted and sent already: it need not queue behind the held requests, but it keeps its
+          // band, so a lower band's resend does not take a slot reserved for the top tiers (it waits in
+          // the hold queue while the other pods have only such slots free).
+          this.sendElsewhere(exchange, true);
           return;
         }
       }
