@@ -2,7 +2,8 @@
  * Runs one simulated engine until interrupted, for manual runs of the load generator:
  *
  *   npx tsx sim/engine/cli.ts --host 127.1.0.5 --port 8000 --engine vllm \
- *     --model llama-3.1-8b --gpu NVIDIA-H100-80GB-HBM3 [--served-model-name NAME] [--load-delay 2]
+ *     --model llama-3.1-8b --gpu NVIDIA-H100-80GB-HBM3 [--served-model-name NAME] [--load-delay 2] \
+ *     [--scheduling-policy priority]
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -21,11 +22,15 @@ export async function main(argv: string[]): Promise<void> {
       gpu: { type: "string", default: "NVIDIA-H100-80GB-HBM3" },
       "served-model-name": { type: "string" },
       "load-delay": { type: "string", default: "0" },
+      "scheduling-policy": { type: "string", default: "fcfs" },
     },
   });
   const engine = values.engine as SimEngineKind;
   if (engine !== "vllm" && engine !== "tensorrt-llm" && engine !== "sglang")
     throw new Error("--engine must be vllm, tensorrt-llm or sglang");
+  const schedulingPolicy = values["scheduling-policy"];
+  if (schedulingPolicy !== "fcfs" && schedulingPolicy !== "priority")
+    throw new Error("--scheduling-policy must be fcfs or priority");
   const model = values.model ?? "llama-3.1-8b";
   const server = await startEngineServer({
     host: values.host ?? "127.0.0.1",
@@ -34,6 +39,7 @@ export async function main(argv: string[]): Promise<void> {
     modelName: values["served-model-name"] ?? model,
     params: engineParamsForNames(model, values.gpu ?? "NVIDIA-H100-80GB-HBM3"),
     loadDelayMs: Number(values["load-delay"]) * 1000,
+    schedulingPolicy,
   });
   process.stderr.write(`simulated ${engine} engine for ${model} on ${server.url}\n`);
   const stop = () => {

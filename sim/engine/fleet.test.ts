@@ -55,6 +55,19 @@ describe("planFleet and diffFleet", () => {
     expect(plan.get("team-a/b")).toMatchObject({ engine: "tensorrt-llm", modelName: "llama" });
   });
 
+  it("runs a vLLM pod's engine with priority scheduling when its args ask for it, and restarts it when they change", () => {
+    const plan = planFleet([
+      enginePod("a", "127.1.0.5", { args: ["--served-model-name", "m", "--scheduling-policy", "priority"] }),
+      enginePod("b", "127.1.0.6", { args: ["--scheduling-policy=priority", "--scheduling-policy=fcfs"] }),
+      enginePod("c", "127.1.0.7", { engine: "sglang", args: ["--scheduling-policy", "priority"] }),
+    ]);
+    expect(plan.get("team-a/a")?.schedulingPolicy).toBe("priority");
+    expect(plan.get("team-a/b")?.schedulingPolicy).toBeUndefined();
+    expect(plan.get("team-a/c")?.schedulingPolicy).toBeUndefined();
+    const fcfs = planFleet([enginePod("a", "127.1.0.5", { args: ["--served-model-name", "m"] })]);
+    expect(diffFleet(fcfs, plan).stop).toEqual(["team-a/a"]);
+  });
+
   it("restarts an engine whose pod was replaced and stops one whose pod is gone", () => {
     const before = planFleet([enginePod("a", "127.1.0.5"), enginePod("b", "127.1.0.6")]);
     const after = planFleet([enginePod("a", "127.1.0.9")]);

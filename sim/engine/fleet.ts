@@ -14,7 +14,7 @@ import {
   scrapeTargetFromPod,
 } from "../../operator/metrics/scrape.js";
 import { replicaFor } from "../eval/hardware.js";
-import { type EngineParams, engineParamsForNames } from "./model.js";
+import { type EngineParams, type SchedulingPolicy, engineParamsForNames } from "./model.js";
 import { type EngineFaults, type EngineServer, type SimEngineKind, startEngineServer } from "./server.js";
 import { LORA_RUNTIME_ENV, startModulesInArgs } from "../../operator/render/lora.js";
 import type { LoraOptions } from "./adapters.js";
@@ -45,6 +45,24 @@ export interface EngineSpec {
   tensorParallelism?: number;
   /** From the engine container's vLLM LoRA flags and env (--enable-lora, --max-loras, --lora-modules). */
   lora?: LoraOptions;
+  /** From a vLLM container's --scheduling-policy (absent: fcfs). */
+  schedulingPolicy?: SchedulingPolicy;
+}
+
+/** The scheduling policy a vLLM pod's args ask for (`--scheduling-policy priority` or `=priority`), as vLLM reads it. */
+export function schedulingPolicyFromPod(pod: V1Pod): SchedulingPolicy | undefined {
+  for (const container of pod.spec?.containers ?? []) {
+    const args = container.args ?? [];
+    let policy: string | undefined;
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i] ?? "";
+      // The last occurrence wins, as in argparse.
+      if (arg === "--scheduling-policy") policy = args[i + 1];
+      else if (arg.startsWith("--scheduling-policy=")) policy = arg.slice("--scheduling-policy=".length);
+    }
+    if (policy === "priority" || policy === "fcfs") return policy;
+  }
+  return undefined;
 }
 
 /** The LoRA setup a vLLM pod asks for in its args and env, as vLLM would read it; undefined without --enable-lora. */
@@ -106,6 +124,9 @@ export function planFleet(pods: readonly V1Pod[]): Map<string, EngineSpec> {
         ? { tensorParallelism: Number(annotations[PLAN_TP_ANNOTATION]) }
         : {}),
       ...(target.engine === "vllm" && loraFromPod(pod) ? { lora: loraFromPod(pod)! } : {}),
+      ...(target.engine === "vllm" && schedulingPolicyFromPod(pod) === "priority"
+        ? { schedulingPolicy: "priority" as const }
+        : {}),
     });
   }
   return plan;
@@ -122,7 +143,8 @@ function sameEngine(a: EngineSpec, b: EngineSpec): boolean {
     a.simGpu === b.simGpu &&
     a.maxContextLength === b.maxContextLength &&
     a.tensorParallelism === b.tensorParallelism &&
-    JSON.stringify(a.lora) === JSON.stringify(b.lora)
+    JSON.stringify(a.lora) === JSON.stringify(b.lora) &&
+    a.schedulingPolicy === b.schedulingPolicy
   );
 }
 
@@ -238,6 +260,7 @@ export class SimFleet {
           params,
           loadDelayMs: this.options.loadDelayMs ?? 0,
           ...(spec.lora ? { lora: spec.lora } : {}),
+          ...(spec.schedulingPolicy ? { schedulingPolicy: spec.schedulingPolicy } : {}),
           ...(this.options.confidencesFor?.(spec) ? { confidences: this.options.confidencesFor(spec)! } : {}),
           ...(faults ? { faults } : {}),
         });

@@ -123,6 +123,58 @@ describe("EngineModel", () => {
     expect(snap.kvCacheUtilization).toBe(0);
   });
 
+  describe("scheduling policy (vLLM --scheduling-policy)", () => {
+    /** Order of first tokens when one running request holds the only seat and three queue behind it. */
+    const firstTokenOrder = (schedulingPolicy: "fcfs" | "priority") => {
+      const engine = new EngineModel({ ...h100Llama8b(), maxNumSeqs: 1 }, { tokenEvents: false, schedulingPolicy });
+      engine.enqueue({ id: "running", promptTokens: 100, maxOutputTokens: 50, arrivalMs: 0, priority: 0 });
+      engine.enqueue({ id: "low-1", promptTokens: 100, maxOutputTokens: 5, arrivalMs: 1, priority: 5 });
+      engine.enqueue({ id: "low-2", promptTokens: 100, maxOutputTokens: 5, arrivalMs: 2, priority: 5 });
+      engine.enqueue({ id: "high", promptTokens: 100, maxOutputTokens: 5, arrivalMs: 3, priority: -3 });
+      const events = engine.advanceTo(600_000);
+      expect(engine.snapshot().requestsFinishedTotal).toBe(4);
+      return events.filter((e) => e.kind === "first-token").map((e) => e.requestId);
+    };
+
+    it("priority: a waiting request with a lower priority value is admitted before earlier arrivals; ties in arrival order", () => {
+      expect(firstTokenOrder("priority")).toEqual(["running", "high", "low-1", "low-2"]);
+    });
+
+    it("fcfs (the default) admits in arrival order whatever the priorities", () => {
+      expect(firstTokenOrder("fcfs")).toEqual(["running", "low-1", "low-2", "high"]);
+    });
+
+    it("priority: a request that arrives later does not jump the queue before it arrives", () => {
+      const engine = new EngineModel({ ...h100Llama8b(), maxNumSeqs: 1 }, { tokenEvents: false, schedulingPolicy: "priority" });
+      engine.enqueue({ id: "future-high", promptTokens: 100, maxOutputTokens: 5, arrivalMs: 50_000, priority: -9 });
+      engine.enqueue({ id: "now-low", promptTokens: 100, maxOutputTokens: 5, arrivalMs: 0, priority: 9 });
+      expect(engine.nextEventAtMs()).toBeLessThan(50_000);
+      const events = engine.advanceTo(600_000);
+      expect(events.filter((e) => e.kind === "finished").map((e) => e.requestId)).toEqual(["now-low", "future-high"]);
+      expect(events.find((e) => e.requestId === "future-high")!.atMs).toBeGreaterThan(50_000);
+    });
+
+    /** B (priority 5) is admitted alone at 0, A (priority 0) at 1 ms; both outgrow the 32-block cache. */
+    const finishOrder = (schedulingPolicy: "fcfs" | "priority") => {
+      const engine = new EngineModel({ ...h100Llama8b(), kvCapacityTokens: 16 * 32 }, { tokenEvents: false, schedulingPolicy });
+      engine.enqueue({ id: "B", promptTokens: 100, maxOutputTokens: 200, arrivalMs: 0, priority: 5 });
+      engine.enqueue({ id: "A", promptTokens: 100, maxOutputTokens: 200, arrivalMs: 1, priority: 0 });
+      const events = engine.advanceTo(600_000);
+      const snap = engine.snapshot();
+      expect(snap.requestsPreemptedTotal).toBeGreaterThan(0);
+      expect(snap.requestsFinishedTotal).toBe(2);
+      return events.filter((e) => e.kind === "finished").map((e) => e.requestId);
+    };
+
+    it("priority: preempts the running request with the largest priority value when the KV cache runs out", () => {
+      expect(finishOrder("priority")).toEqual(["A", "B"]);
+    });
+
+    it("fcfs: preempts the most recently admitted request instead", () => {
+      expect(finishOrder("fcfs")).toEqual(["B", "A"]);
+    });
+  });
+
   it("rejects a request longer than the replica can ever hold", () => {
     const params: EngineParams = { ...h100Llama8b(), kvCapacityTokens: 16 * 100 };
     const engine = new EngineModel(params);

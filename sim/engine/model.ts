@@ -23,7 +23,13 @@
  *   their prefill (at least the last prompt token is always computed, as in vLLM); blocks no request
  *   uses stay cached in free KV space and are evicted least recently used when room is needed.
  *   `prefixCacheQueriesTotal` / `prefixCacheHitsTotal` count prompt tokens queried and found, once per
- *   request (vLLM v1's `vllm:prefix_cache_queries` / `vllm:prefix_cache_hits`).
+ *   request (vLLM v1's `vllm:prefix_cache_queries` / `vllm:prefix_cache_hits`);
+ * - priority scheduling (`schedulingPolicy: "priority"`, vLLM's `--scheduling-policy priority`): the
+ *   waiting queue is ordered by (request priority, arrival), a LOWER priority value first (vLLM's
+ *   SchedulingPolicy.PRIORITY, a heap on (priority, arrival_time) in vllm/v1/core/sched/request_queue.py),
+ *   and the request preempted when the KV cache runs out is the running one with the largest
+ *   (priority, arrival) instead of the last admitted (vllm/v1/core/sched/scheduler.py). A preempted
+ *   request goes back to its place in that order. Admission still stops at a head that does not fit.
  */
 import { type CachedBlock, PrefixCache } from "./prefix-cache.js";
 
@@ -70,6 +76,11 @@ export interface EngineRequest {
   arrivalMs: number;
   /** Prompt block identities, for prefix caching; without it the request never hits the cache. */
   prefix?: PromptPrefix;
+  /**
+   * vLLM's per-request `priority` (lower is scheduled first; default 0). Only ordered by with
+   * `schedulingPolicy: "priority"`; FCFS ignores it (the HTTP server refuses a non-zero one then, as vLLM).
+   */
+  priority?: number;
 }
 
 export type EngineEventKind = "first-token" | "token" | "finished" | "rejected";
@@ -114,9 +125,14 @@ export interface EngineSnapshot {
   clockMs: number;
 }
 
+/** vLLM's `--scheduling-policy` (vllm/config/scheduler.py SchedulerPolicy): arrival order, or request priority. */
+export type SchedulingPolicy = "fcfs" | "priority";
+
 export interface EngineOptions {
   /** Emit a `token` event per output token and record inter-token samples (default true). */
   tokenEvents?: boolean;
+  /** Default "fcfs". See the file header. */
+  schedulingPolicy?: SchedulingPolicy;
 }
 
 interface RequestState {
@@ -147,13 +163,17 @@ interface RequestState {
 
 export class EngineModel {
   readonly params: EngineParams;
+  readonly schedulingPolicy: SchedulingPolicy;
   private readonly tokenEvents: boolean;
   private readonly totalBlocks: number;
   private readonly watermarkBlocks: number;
   private usedBlocks = 0;
-  /** Arrived or future requests in FCFS order (preempted requests go back to the front). */
+  /**
+   * Arrived or future requests. FCFS: in arrival order (preempted requests go back to the front).
+   * Priority: in (priority, arrival) order, whether arrived or not (see `headIndex`).
+   */
   private waiting: RequestState[] = [];
-  /** Running requests in admission order (the last one is preempted first). */
+  /** Running requests in admission order (FCFS: the last one is preempted first). */
   private running: RequestState[] = [];
   private clock = 0;
   private pendingEvents: EngineEvent[] = [];
@@ -184,6 +204,7 @@ export class EngineModel {
     }
     this.params = params;
     this.tokenEvents = options.tokenEvents ?? true;
+    this.schedulingPolicy = options.schedulingPolicy ?? "fcfs";
     this.totalBlocks = Math.floor(params.kvCapacityTokens / params.blockSizeTokens);
     this.watermarkBlocks = Math.floor(this.totalBlocks * params.watermarkFraction);
     this.prefixCache = params.prefixCaching === false ? null : new PrefixCache();
@@ -222,10 +243,47 @@ export class EngineModel {
       lastTokenAtMs: null,
       isRunning: false,
     };
+    if (this.schedulingPolicy === "priority") {
+      this.insertByPriority(state);
+      return;
+    }
     // Keep FCFS order by arrival; arrivals normally come in order, so this is an append.
     let i = this.waiting.length;
     while (i > 0 && (this.waiting[i - 1] as RequestState).req.arrivalMs > req.arrivalMs) i--;
     this.waiting.splice(i, 0, state);
+  }
+
+  /** Priority policy: after every waiting request of a lower or equal (priority, arrival). */
+  private insertByPriority(state: RequestState): void {
+    const key = priorityOf(state);
+    let i = this.waiting.length;
+    while (i > 0) {
+      const before = this.waiting[i - 1] as RequestState;
+      const p = priorityOf(before);
+      if (p < key || (p === key && before.req.arrivalMs <= state.req.arrivalMs)) break;
+      i--;
+    }
+    this.waiting.splice(i, 0, state);
+  }
+
+  /**
+   * Index of the waiting request to admit next, or -1 when none has arrived by the clock. FCFS: the head
+   * (the queue is in arrival order). Priority: the first arrived one in (priority, arrival) order.
+   */
+  private headIndex(): number {
+    if (this.schedulingPolicy === "fcfs") {
+      const head = this.waiting[0];
+      return head !== undefined && head.req.arrivalMs <= this.clock ? 0 : -1;
+    }
+    return this.waiting.findIndex((r) => r.req.arrivalMs <= this.clock);
+  }
+
+  /** The earliest arrival among waiting requests (FCFS: the head's). */
+  private earliestArrivalMs(): number | undefined {
+    if (this.schedulingPolicy === "fcfs") return this.waiting[0]?.req.arrivalMs;
+    let earliest: number | undefined;
+    for (const r of this.waiting) if (earliest === undefined || r.req.arrivalMs < earliest) earliest = r.req.arrivalMs;
+    return earliest;
   }
 
   /**
@@ -260,7 +318,7 @@ export class EngineModel {
   advanceTo(nowMs: number): EngineEvent[] {
     for (;;) {
       if (!this.hasRunnableWork()) {
-        const nextArrival = this.waiting[0]?.req.arrivalMs;
+        const nextArrival = this.earliestArrivalMs();
         if (nextArrival !== undefined && nextArrival > this.clock && nextArrival <= nowMs) {
           this.clock = nextArrival;
           continue;
@@ -281,7 +339,7 @@ export class EngineModel {
   nextEventAtMs(): number | null {
     if (this.pendingEvents.length > 0) return this.clock;
     if (this.hasRunnableWork()) return this.clock + this.planStepDuration();
-    const nextArrival = this.waiting[0]?.req.arrivalMs;
+    const nextArrival = this.earliestArrivalMs();
     return nextArrival ?? null;
   }
 
@@ -321,15 +379,15 @@ export class EngineModel {
 
   private hasRunnableWork(): boolean {
     if (this.running.length > 0) return true;
-    const head = this.waiting[0];
-    return head !== undefined && head.req.arrivalMs <= this.clock;
+    return this.headIndex() >= 0;
   }
 
   /** Admit from the head of the queue while the KV cache (with watermark) and seat limit allow. */
   private admit(): void {
     for (;;) {
-      const head = this.waiting[0];
-      if (head === undefined || head.req.arrivalMs > this.clock) return;
+      const at = this.headIndex();
+      if (at < 0) return;
+      const head = this.waiting[at] as RequestState;
       if (this.running.length >= this.params.maxNumSeqs) return;
       // Hold the whole prompt (+1 for the first output token) up front: a request only starts when
       // its prompt fits, which is how the queue forms when the cache is full. Cached leading blocks
@@ -337,7 +395,7 @@ export class EngineModel {
       const hit = this.lookupPrefix(head);
       const need = this.blocksFor(head.prefillTarget + 1 - hit.coveredTokens);
       if (this.totalBlocks - this.usedBlocks - hit.reclaimedBlocks - need < this.watermarkBlocks) return;
-      this.waiting.shift();
+      this.waiting.splice(at, 1);
       const cache = this.prefixCache;
       if (cache !== null && !head.prefixCounted) {
         head.prefixCounted = true;
@@ -509,14 +567,7 @@ export class EngineModel {
           this.usedBlocks++;
           this.makeRoom();
         } else {
-          // Requests that finished earlier in this step may sit at the tail; drop them first.
-          while (
-            this.running.length > 0 &&
-            !(this.running[this.running.length - 1] as RequestState).isRunning
-          ) {
-            this.running.pop();
-          }
-          const victim = this.running[this.running.length - 1] as RequestState;
+          const victim = this.preemptionVictim();
           this.preempt(victim);
           if (victim === r) break;
         }
@@ -561,10 +612,32 @@ export class EngineModel {
     }
   }
 
-  /** Recompute-style preemption: free the request's KV and put it back at the head of the queue. */
+  /**
+   * The running request to preempt (`r`, which needs a block, is itself running, so there is one). FCFS:
+   * the last admitted. Priority: the largest (priority, arrival), the last admitted among equals.
+   */
+  private preemptionVictim(): RequestState {
+    // Requests that finished earlier in this step may sit at the tail; drop them first.
+    while (this.running.length > 0 && !(this.running[this.running.length - 1] as RequestState).isRunning)
+      this.running.pop();
+    if (this.schedulingPolicy === "fcfs") return this.running[this.running.length - 1] as RequestState;
+    let victim = this.running[this.running.length - 1] as RequestState;
+    for (const r of this.running) {
+      if (!r.isRunning) continue;
+      const p = priorityOf(r);
+      const v = priorityOf(victim);
+      if (p > v || (p === v && r.req.arrivalMs > victim.req.arrivalMs)) victim = r;
+    }
+    return victim;
+  }
+
+  /**
+   * Recompute-style preemption: free the request's KV and put it back in the queue: FCFS at the head,
+   * priority in its (priority, arrival) place.
+   */
   private preempt(victim: RequestState): void {
-    // Only the last admitted request is ever preempted (see runStep).
-    this.running.pop();
+    const at = this.running.lastIndexOf(victim);
+    if (at >= 0) this.running.splice(at, 1);
     victim.isRunning = false;
     this.releaseBlocks(victim);
     this.runningContextTokens -= victim.contextTokens;
@@ -574,8 +647,15 @@ export class EngineModel {
     victim.prefilledTokens = 0;
     victim.prefillTarget = victim.req.promptTokens + victim.generatedTokens;
     this.counters.requestsPreemptedTotal++;
-    this.waiting.unshift(victim);
+    if (this.schedulingPolicy === "priority") this.insertByPriority(victim);
+    else this.waiting.unshift(victim);
   }
+}
+
+/** A request's priority value (vLLM: lower first; 0 when unset or not finite). */
+function priorityOf(r: RequestState): number {
+  const p = r.req.priority;
+  return p !== undefined && Number.isFinite(p) ? p : 0;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -142,6 +142,57 @@ describe("engine server: OpenAI API", () => {
   });
 });
 
+describe("engine server: vLLM priority scheduling", () => {
+  /** Waits until the engine holds `count` requests (running or waiting). */
+  async function untilInFlight(server: EngineServer, count: number): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (server.model.inFlight() < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(server.model.inFlight()).toBe(count);
+  }
+
+  it("with --scheduling-policy priority, a request with a lower priority value answers before earlier ones queued behind the only seat", async () => {
+    const server = await start({ params: { ...SMALL_ENGINE, maxNumSeqs: 1 }, schedulingPolicy: "priority" });
+    const finished: string[] = [];
+    const send = (name: string, priority: number) =>
+      post(server, "/v1/completions", { prompt: "x".repeat(40), max_tokens: 5, priority }).then(async (response) => {
+        expect(response.status).toBe(200);
+        await response.json();
+        finished.push(name);
+      });
+    // The seat is held until every other request is queued, however slow the machine; then freed.
+    const holder = new AbortController();
+    const first = fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "x", max_tokens: 2000 }),
+      signal: holder.signal,
+    }).catch(() => undefined);
+    await untilInFlight(server, 1);
+    const all = [send("low-1", 5)];
+    await untilInFlight(server, 2);
+    all.push(send("low-2", 5));
+    await untilInFlight(server, 3);
+    all.push(send("high", -1));
+    await untilInFlight(server, 4);
+    holder.abort();
+    await Promise.all([first, ...all]);
+    expect(finished).toEqual(["high", "low-1", "low-2"]);
+  });
+
+  it("without it, refuses a non-zero priority with 400 as vLLM does, and takes 0 or none", async () => {
+    const server = await start();
+    const refused = await post(server, "/v1/completions", { prompt: "x", max_tokens: 2, priority: -5 });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { message: string }).message).toBe(
+      "Got priority -5 but Priority scheduling is not enabled.",
+    );
+    expect((await post(server, "/v1/completions", { prompt: "x", max_tokens: 2, priority: 0 })).status).toBe(200);
+    expect((await post(server, "/v1/completions", { prompt: "x", max_tokens: 2, priority: 1.5 })).status).toBe(400);
+    const prioritized = await start({ schedulingPolicy: "priority" });
+    expect((await post(prioritized, "/v1/completions", { prompt: "x", max_tokens: 2, priority: "high" })).status).toBe(400);
+  });
+});
+
 describe("engine server: metrics", () => {
   it("reports running and waiting requests while busy", async () => {
     // A KV cache large enough that the first wave never preempts: more requests than maxNumSeqs (8),

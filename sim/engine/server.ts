@@ -18,6 +18,9 @@
  * in 256-character blocks of ~64 tokens (gateway/routing/prefix.ts), or explicit block ids in the
  * non-standard `prefix_hash_ids` (at most 4096 integers) of `prefix_block_tokens` tokens each (default
  * 512, the Mooncake trace's block), for trace replays that carry no text.
+ * vLLM's `priority` request field (lower first, default 0) orders the waiting queue when the engine
+ * runs with `schedulingPolicy: "priority"` (`--scheduling-policy priority`); otherwise a non-zero one is
+ * refused with 400, as vLLM refuses it ("Got priority … but Priority scheduling is not enabled.").
  * Fault knobs (`setFaults`) make /metrics slow, broken, failing, redirecting or huge, for scraper tests,
  * and can make the engine die in the middle of a streamed answer, for the gateway's.
  */
@@ -37,6 +40,7 @@ import {
   type EngineParams,
   type EngineSnapshot,
   type PromptPrefix,
+  type SchedulingPolicy,
 } from "./model.js";
 import { AdapterError, type LoraOptions, SimAdapters } from "./adapters.js";
 
@@ -79,6 +83,8 @@ export interface EngineServerOptions {
   faults?: EngineFaults;
   /** vLLM with --enable-lora: adapters, slots, runtime updates (sim/engine/adapters.ts). */
   lora?: LoraOptions;
+  /** vLLM's --scheduling-policy (default fcfs); the other engines ignore it. */
+  schedulingPolicy?: SchedulingPolicy;
   /**
    * Per-request confidences (natural-log probability per token) for answers asked for `logprobs`: a
    * request draws one by a hash of its prompt (the same prompt, the same confidence), and every token of
@@ -227,7 +233,9 @@ export class EngineServer {
   readonly adapters: SimAdapters | undefined;
 
   constructor(readonly options: EngineServerOptions) {
-    this.model = new EngineModel(options.params);
+    this.model = new EngineModel(options.params, {
+      schedulingPolicy: options.engine === "vllm" ? (options.schedulingPolicy ?? "fcfs") : "fcfs",
+    });
     this.timeScale = options.timeScale ?? 1;
     this.faults = { ...options.faults };
     this.adapters = options.lora && options.engine === "vllm" ? new SimAdapters(options.lora) : undefined;
@@ -402,6 +410,7 @@ export class EngineServer {
     const rawMax = body.max_completion_tokens ?? body.max_tokens ?? 16;
     if (typeof rawMax !== "number" || !Number.isInteger(rawMax) || rawMax < 1)
       throw new HttpError(400, "max_tokens must be a positive integer");
+    const priority = this.options.engine === "vllm" ? requestPriorityOf(body, this.model.schedulingPolicy) : 0;
     const promptTokens = promptTokensOf(body, chat);
     const prefix = promptPrefixOf(body, chat);
     const stream = body.stream === true;
@@ -549,6 +558,7 @@ export class EngineServer {
       maxOutputTokens: rawMax,
       arrivalMs: this.nowMs(),
       ...(prefix === undefined ? {} : { prefix }),
+      ...(priority === 0 ? {} : { priority }),
     });
     // Rejections are emitted synchronously by enqueue; this pump delivers them and arms the timer.
     this.pump();
@@ -821,6 +831,20 @@ export class EngineServer {
     }
     this.sendJson(res, status, { object: "error", message, type, param: null, code: status });
   }
+}
+
+/**
+ * vLLM's `priority` field of a completions/chat request: an integer (vLLM's pydantic field, int64), 0 when
+ * absent; a non-zero one is refused unless the engine runs priority scheduling (vLLM's input processor).
+ */
+export function requestPriorityOf(body: Record<string, unknown>, policy: SchedulingPolicy): number {
+  const raw = body.priority;
+  if (raw === undefined || raw === null) return 0;
+  if (typeof raw !== "number" || !Number.isInteger(raw) || Math.abs(raw) > 2 ** 63)
+    throw new HttpError(400, "priority must be an integer");
+  if (raw !== 0 && policy !== "priority")
+    throw new HttpError(400, `Got priority ${raw} but Priority scheduling is not enabled.`);
+  return raw;
 }
 
 async function readJson(req: IncomingMessage, maxBytes = 16 * 1024 * 1024): Promise<Record<string, unknown>> {
