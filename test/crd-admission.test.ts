@@ -139,6 +139,8 @@ describe("ModelDeployment admission by the real API server", () => {
     ["engine args with a --config file", withSpec((s) => (s.engine = { args: ["--config=/etc/flags.yaml"] })), "engine.args must not set flags the operator manages"],
     ["engine args with a bare positional model", withSpec((s) => (s.engine = { args: ["--enforce-eager", "evil/model"] })), "never a positional argument"],
     ["engine args with a mixed spelling", withSpec((s) => (s.engine = { args: ["--max_model-len=1"] })), "engine.args must not set flags the operator manages"],
+    ["priority scheduling on SGLang", withSpec((s) => (s.engine = { kind: "sglang", schedulingPolicy: "priority" })), "priority scheduling (engine.schedulingPolicy: priority) is served by engine vllm only"],
+    ["an unknown scheduling policy", withSpec((s) => (s.engine = { schedulingPolicy: "lifo" })), 'spec.engine.schedulingPolicy: Unsupported value: "lifo"'],
     // Every string, list and map is bounded.
     ["a token Secret key over 253 characters", withSpec((s) => (s.model.source.huggingFace.tokenSecretRef = { name: "hf", key: "k".repeat(254) })), "spec.model.source.huggingFace.tokenSecretRef.key: Too long"],
     ["a ConfigMap config beside a huggingFace source", withSpec((s) => (s.model.source.configMap = { name: "cfg" })), "source.configMap is for pvc and uri sources"],
@@ -175,6 +177,10 @@ describe("ModelDeployment admission by the real API server", () => {
 
   it("accepts engine args written as flags with their values after '='", async () => {
     expect(await create("good-args", withSpec((s) => (s.engine = { args: ["--enable-prefix-caching", "--max-num-seqs=128", "--port-range-start=9000"] })))).toEqual({ code: 201, message: "" });
+  });
+
+  it("accepts priority scheduling on vLLM", async () => {
+    expect(await create("priority-scheduling", withSpec((s) => (s.engine = { kind: "vllm", schedulingPolicy: "priority" })))).toEqual({ code: 201, message: "" });
   });
 
   it.each(malformed)("refuses %s", async (title, spec, expected, status = 422) => {

@@ -25,6 +25,9 @@ export type KvCacheDtype = (typeof KV_CACHE_DTYPES)[number];
 
 export const ENGINES = ["vllm", "tensorrt-llm", "sglang"] as const;
 export type EngineKind = (typeof ENGINES)[number];
+/** vLLM's --scheduling-policy values (vllm/config/scheduler.py SchedulerPolicy). */
+export const SCHEDULING_POLICIES = ["fcfs", "priority"] as const;
+export type SchedulingPolicy = (typeof SCHEDULING_POLICIES)[number];
 
 
 /** A DNS-1123 subdomain: Secret, ConfigMap and PersistentVolumeClaim names. */
@@ -271,6 +274,12 @@ const EngineSpec = Type.Object(
         }),
         [{ rule: engineArgsCelRule(), message: ENGINE_ARGS_CEL_MESSAGE }],
       ),
+    ),
+    schedulingPolicy: Type.Optional(
+      StringEnum(SCHEDULING_POLICIES, {
+        description:
+          "How the engine orders its waiting queue (engine vllm): fcfs (default) by arrival, or priority (vLLM --scheduling-policy priority) by the request's priority, which the gateway sets from the tenant's UsageTier.priority (a higher band first) and which replaces any priority the client sent; the engine also preempts the lowest priority first when its KV cache runs out. Changing it restarts the engines.",
+      }),
     ),
     runAsUser: Type.Optional(
       Type.Integer({
@@ -718,6 +727,11 @@ export const ModelDeploymentSpecSchema = withCel(
       rule: "!has(self.adapters) || self.adapters.all(a, a.rank <= (has(self.lora) ? self.lora.maxRank : 64))",
       message: "an adapter's rank exceeds lora.maxRank (default 64)",
       fieldPath: ".adapters",
+    },
+    {
+      rule: "!has(self.engine.schedulingPolicy) || self.engine.schedulingPolicy == 'fcfs' || self.engine.kind == 'vllm'",
+      message: "priority scheduling (engine.schedulingPolicy: priority) is served by engine vllm only",
+      fieldPath: ".engine.schedulingPolicy",
     },
     {
       rule: "self.engine.kind != 'tensorrt-llm' || !(self.model.quantization in ['awq', 'gptq'])",

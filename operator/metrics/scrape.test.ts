@@ -275,6 +275,19 @@ describe("scrapeTargetFromPod", () => {
     expect(scrapeTargetFromPod(pod(false))?.ready).toBe(false);
   });
 
+  it("marks a vLLM pod annotated with priority scheduling, and no other pod", () => {
+    const annotated = (engine: string, value: string) => {
+      const p = pod(true);
+      p.metadata!.labels!["inference.networking.k8s.io/engine-type"] = engine;
+      p.metadata!.annotations = { "gpufleet.io/scheduling-policy": value };
+      return scrapeTargetFromPod(p);
+    };
+    expect(annotated("vllm", "priority")?.schedulingPolicy).toBe("priority");
+    expect(annotated("vllm", "fcfs")).not.toHaveProperty("schedulingPolicy");
+    expect(annotated("sglang", "priority")).not.toHaveProperty("schedulingPolicy");
+    expect(scrapeTargetFromPod(pod(true))).not.toHaveProperty("schedulingPolicy");
+  });
+
   it("ignores pods without an engine label or an IP", () => {
     const noIp = pod(true);
     delete noIp.status?.podIP;

@@ -36,6 +36,11 @@ export interface ScrapeTarget {
   kvCacheTokens?: number;
   /** GPU product and GPUs per replica (TP x PP) of the pod's plan, from its annotations: its token throughput relative to others. */
   compute?: PodCompute;
+  /**
+   * "priority" when the pod's vLLM engine orders its queue by request priority (its
+   * gpufleet.io/scheduling-policy annotation, operator/render/index.ts): the gateway sends the band.
+   */
+  schedulingPolicy?: "priority";
 }
 
 /** What a replica computes on, as its pod's plan annotations say. */
@@ -286,5 +291,8 @@ export function scrapeTargetFromPod(pod: V1Pod, modelName?: string): ScrapeTarge
     ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
     ...(kvCacheTokensOf(pod) ? { kvCacheTokens: kvCacheTokensOf(pod) } : {}),
     ...(podCompute(pod) ? { compute: podCompute(pod) } : {}),
+    ...(engine === "vllm" && pod.metadata?.annotations?.["gpufleet.io/scheduling-policy"] === "priority"
+      ? { schedulingPolicy: "priority" as const }
+      : {}),
   };
 }

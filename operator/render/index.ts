@@ -114,6 +114,12 @@ export const ANNOTATIONS = {
   servedModelName: "gpufleet.io/served-model-name",
   engine: "gpufleet.io/engine",
   metricsPath: "gpufleet.io/metrics-path",
+  /**
+   * "priority" on pods of a vLLM engine started with --scheduling-policy priority: the gateway then puts
+   * the request's band in its `priority` field (gateway/engine-priority.ts). Per pod, so while a rollout
+   * turns the policy on or off each pod gets what its engine accepts.
+   */
+  schedulingPolicy: "gpufleet.io/scheduling-policy",
 } as const;
 
 const GATEWAY_ENGINE_TYPES: Readonly<Record<EngineKind, string>> = {
@@ -168,6 +174,9 @@ export function podAnnotations(modelDeployment: ModelDeployment, plan: ResolvedP
     [ANNOTATIONS.servedModelName]: modelDeployment.spec.model.name,
     [ANNOTATIONS.engine]: engine,
     [ANNOTATIONS.metricsPath]: METRICS_PATHS[engine],
+    ...(engine === "vllm" && modelDeployment.spec.engine.schedulingPolicy === "priority"
+      ? { [ANNOTATIONS.schedulingPolicy]: "priority" }
+      : {}),
   });
 }
 

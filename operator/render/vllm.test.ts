@@ -197,6 +197,31 @@ describe("vLLM managed flags", () => {
     }
   });
 
+  it("renders --scheduling-policy priority and the pod annotation the gateway reads when spec.engine.schedulingPolicy is priority, neither otherwise", () => {
+    const prioritized = llama8b({ engine: { schedulingPolicy: "priority" } });
+    const args = vllmArgs(prioritized);
+    expect(args.slice(args.indexOf("--scheduling-policy"), args.indexOf("--scheduling-policy") + 2)).toEqual([
+      "--scheduling-policy",
+      "priority",
+    ]);
+    expect(args.indexOf("--scheduling-policy")).toBeLessThan(args.indexOf("--host"));
+    const annotations = (md: ReturnType<typeof llama8b>) =>
+      renderWorkload({ modelDeployment: md, plan: plan() }).deployment.spec?.template.metadata?.annotations ?? {};
+    expect(annotations(prioritized)["gpufleet.io/scheduling-policy"]).toBe("priority");
+    for (const md of [llama8b(), llama8b({ engine: { schedulingPolicy: "fcfs" } })]) {
+      expect(vllmArgs(md)).not.toContain("--scheduling-policy");
+      expect(annotations(md)).not.toHaveProperty("gpufleet.io/scheduling-policy");
+    }
+  });
+
+  it("refuses --scheduling-policy in engine.args in any spelling, with or without the spec field: clients' own priorities would order the queue", () => {
+    for (const argument of ["--scheduling-policy=priority", "--scheduling_policy=priority", "--scheduling=priority"])
+      for (const md of [llama8b({ engine: { args: [argument] } }), llama8b({ engine: { args: [argument], schedulingPolicy: "priority" } })])
+        expect(() => renderWorkload({ modelDeployment: md, plan: plan() }), argument).toThrowError(
+          expect.objectContaining({ reason: "ManagedEngineFlag", managedFlag: "--scheduling-policy", argument }),
+        );
+  });
+
   it("compares flags in vLLM's canonical spelling", () => {
     expect(normalizeVllmFlag("--max_model_len")).toBe("--max-model-len");
     expect(normalizeVllmFlag("-tp")).toBe("--tensor-parallel-size");

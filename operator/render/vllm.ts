@@ -78,6 +78,15 @@ function modelArgs(model: ModelLocation): string[] {
   }
 }
 
+/**
+ * vLLM flags managed whatever the spec, beyond the shared list (operator/api/engine-args.ts), refused at
+ * render time. `--scheduling-policy`: spec.engine.schedulingPolicy sets it, and the gateway sends each
+ * request's band as `priority` only to pods annotated with that field's value; a policy set in
+ * engine.args would be invisible to it, and clients' own priority values would order the queue. (Not in
+ * the shared CEL list: that rule's cost estimate is close to the API server's limit.)
+ */
+const VLLM_ALWAYS_MANAGED = ["--scheduling-policy"] as const;
+
 /** vLLM's short spellings of flags the operator may set (vllm/engine/arg_utils.py). */
 const VLLM_ALIAS_TARGET: Readonly<Record<string, string>> = {
   "-tp": "--tensor-parallel-size",
@@ -109,6 +118,9 @@ export function vllmContainerParts(context: EngineRenderContext): EngineContaine
     String(plan.gpuMemoryUtilization),
     ...(quantization ? ["--quantization", quantization] : []),
     ...(kvCacheDtype ? ["--kv-cache-dtype", kvCacheDtype] : []),
+    // The gateway sets each request's `priority` from its tenant's band on pods annotated with this
+    // (index.ts podAnnotations, gateway/engine-priority.ts).
+    ...(spec.engine.schedulingPolicy === "priority" ? ["--scheduling-policy", "priority"] : []),
     "--port",
     String(spec.serving.port),
     "--host",
@@ -118,7 +130,7 @@ export function vllmContainerParts(context: EngineRenderContext): EngineContaine
   const userArgs = spec.engine.args ?? [];
   // Every flag rendered above is the operator's: a repeat later on the command line would silently win in
   // argparse. Flags rendered only for some specs (--quantization, --revision, …) stay free otherwise.
-  assertNoManagedFlags(userArgs, flagsIn(operatorArgs), normalizeVllmFlag);
+  assertNoManagedFlags(userArgs, [...flagsIn(operatorArgs), ...VLLM_ALWAYS_MANAGED], normalizeVllmFlag);
   return {
     image,
     args: [...operatorArgs, ...userArgs],
