@@ -67,6 +67,8 @@ export interface CompletionRequest {
   model: string;
   stream: boolean;
   features: RequestFeatures;
+  /** The body has a top-level `priority` member (vLLM's; the gateway replaces it where it sets its own). */
+  setsPriority: boolean;
 }
 
 export interface ParseOptions {
@@ -109,5 +111,5 @@ export function parseCompletionRequest(
   if (prompt.length > options.maxPromptChars) prompt = prompt.slice(0, options.maxPromptChars);
   const features: RequestFeatures = { model, prompt };
   if (options.sessionKey !== undefined) features.sessionKey = options.sessionKey;
-  return { model, stream: fields.stream === true, features };
+  return { model, stream: fields.stream === true, features, setsPriority: Object.hasOwn(fields, "priority") };
 }

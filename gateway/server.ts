@@ -3,7 +3,8 @@
  * serving its `model`, picks a pod (gateway/routing), holds the request while there is no ready pod,
  * and passes the engine's answer through as it arrives. Errors take OpenAI's shape (errors.ts).
  *
- * Pass-through: the request body goes to the engine unchanged; the answer's bytes come back chunk by
+ * Pass-through: the request body goes to the engine unchanged (except the `priority` member on pods
+ * whose vLLM engine schedules by priority: the tenant's band, engine-priority.ts); the answer's bytes come back chunk by
  * chunk (an SSE stream is cut only at event boundaries, sse.ts), with backpressure both ways. A client
  * that goes away aborts the upstream request (the engine sees the connection close and stops). An
  * engine that dies mid-stream ends the client's stream with an error event. Redirects from pods are
@@ -26,6 +27,7 @@ import { SseFramer } from "./sse.js";
 import { type TenancyHook, type TenancyTicket, maxTokensOf } from "./tenancy/tenancy.js";
 import type { RegionRouter } from "./region-router.js";
 import { NO_RESERVE, limitsForBand } from "./tenancy/reserve.js";
+import { schedulesByPriority, vllmPriorityForBand, withEnginePriority } from "./engine-priority.js";
 
 export type GatewayServerConfig = Pick<
   GatewayConfig,
@@ -126,6 +128,8 @@ interface Exchange {
   /** Sent to another pod once already after a connection cut before the answer began. */
   resent?: boolean;
   tenancy?: TenancyTicket | undefined;
+  /** The body with the band in `priority`, for pods that schedule by priority (made on first use). */
+  enginePriorityBody?: Buffer;
 }
 
 const log = logger.child({ component: "gateway" });
@@ -146,10 +150,10 @@ function labelledChild<T>(children: Map<string, T>, key: string, make: () => T):
 }
 
 /** The headers sent to the engine: the body's type and length, what the client accepts, its credentials, the request id. */
-function upstreamHeaders(req: IncomingMessage, exchange: Exchange): http.OutgoingHttpHeaders {
+function upstreamHeaders(req: IncomingMessage, exchange: Exchange, body: Buffer): http.OutgoingHttpHeaders {
   const headers: http.OutgoingHttpHeaders = {
     "content-type": "application/json",
-    "content-length": exchange.body.length,
+    "content-length": body.length,
     accept: typeof req.headers.accept === "string" ? req.headers.accept : "*/*",
     "x-request-id": exchange.requestId,
   };
@@ -375,6 +379,21 @@ export class GatewayServer {
   /** A request's priority band (its tier's UsageTier.priority; 0 without tenancy). */
   private bandOf(exchange: Exchange): number {
     return exchange.tenancy?.context.priority ?? 0;
+  }
+
+  /**
+   * The body sent to `endpoint`: the client's, or, on a pod whose vLLM engine schedules by priority, with
+   * the request's band as vLLM's `priority` (replacing the client's): the engine's own queue then keeps
+   * the order the hold queue releases in (engine-priority.ts).
+   */
+  private bodyFor(exchange: Exchange, endpoint: Endpoint): Buffer {
+    if (!schedulesByPriority(endpoint.target)) return exchange.body;
+    exchange.enginePriorityBody ??= withEnginePriority(
+      exchange.body,
+      vllmPriorityForBand(this.bandOf(exchange)),
+      exchange.request.setsPriority,
+    );
+    return exchange.enginePriorityBody;
   }
 
   /**
@@ -619,13 +638,14 @@ export class GatewayServer {
     };
 
     const target = endpoint.target;
+    const body = this.bodyFor(exchange, endpoint);
     const upstream = http.request({
       host: target.podIP,
       port: target.port,
       method: "POST",
       path: exchange.path,
       agent: this.agent,
-      headers: upstreamHeaders(req, exchange),
+      headers: upstreamHeaders(req, exchange, body),
     });
     const headersTimer = setTimeout(() => {
       metrics.upstreamErrors.inc({ kind: "timeout" });
@@ -799,6 +819,6 @@ export class GatewayServer {
         finish(499);
       }
     });
-    upstream.end(exchange.body);
+    upstream.end(body);
   }
 }
