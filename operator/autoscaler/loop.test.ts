@@ -164,6 +164,30 @@ describe("AutoscalerLoop target selection", () => {
     expect(patches).toEqual([]);
   });
 
+  it("adds requests held at the gateways (their demand annotations, every band) to the engines' waiting requests: one queue signal", async () => {
+    const now = Date.now();
+    const held = (n: number) => JSON.stringify({ held: n, heldTokens: 100 * n, lastRequestAt: now - 100, updatedAt: now - 100 });
+    const md = {
+      ...modelDeployment("llama", { ...spec, replicas: 1 }, { annotations: { "demand.gpufleet.io/gw-a": held(4), "demand.gpufleet.io/gw-b": held(2) } }),
+      status: { plan },
+    } as ModelDeployment & KubeObject;
+    const deployment = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "llama", namespace: "team-a", uid: "deploy-uid", ownerReferences: [{ apiVersion: "gpufleet.io/v1alpha1", kind: "ModelDeployment", name: "llama", uid: md.metadata.uid as string, controller: true }] } };
+    const replicaSet = { apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: "llama-abc", namespace: "team-a", uid: "rs-uid", ownerReferences: [{ apiVersion: "apps/v1", kind: "Deployment", name: "llama", uid: "deploy-uid", controller: true }] } };
+    const loop = new AutoscalerLoop({
+      client: { patch: async () => ({}) } as unknown as KubeClient,
+      modelDeployments: informer([md]),
+      pods: informer([enginePod("llama-abc-1", await engine(3, { count: 0 }), { kind: "ReplicaSet", uid: "rs-uid" })]),
+      replicaSets: informer([replicaSet as KubeObject]),
+      deployments: informer([deployment as KubeObject]),
+      intervalMs: 1000,
+      scrapeTimeoutMs: 2000,
+    } as AutoscalerLoopOptions);
+    const decision = await loop.evaluate(md, "team-a/llama");
+    // 3 waiting in the engine + 4 + 2 held by two gateway replicas.
+    expect(decision.signals.requestsWaiting).toBe(9);
+    expect(loop.view("team-a/llama")?.queueDepth).toBe(9);
+  });
+
   /** One ModelDeployment with its Deployment and ReplicaSet, `pods` as they are now, a clock, and what was published. */
   function viewHarness(pods: Array<V1Pod & KubeObject>) {
     const md = { ...modelDeployment("llama", { ...spec, replicas: 1 }), status: { plan } } as ModelDeployment & KubeObject;
