@@ -23,7 +23,7 @@ import { loadGcpRttTable } from "../infra/placement/rtt.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
 import { applyChartTemplates } from "./support/chart-objects.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
-import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
+import { testKubeConfig, uniqueNamespace, waitFor, waitUntil, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
 import { loopbackGatewayEnv } from "./support/gateway.js";
@@ -179,6 +179,17 @@ beforeAll(async () => {
   await waitFor(
     async () => condition(await readModelDeployment(admin, namespace.name, "everywhere"), "Ready")?.status === "True",
     { timeoutMs: 60_000, description: "everywhere Ready" },
+  );
+  // The region choice is only defined once the gateway routes to both pods: a pod is Ready before its
+  // engine's /health answers 200, and until then every request goes to the other region.
+  await waitUntil(
+    () => gateway.fleet.route("model-regions")?.endpoints ?? [],
+    (endpoints) => endpoints.length === 2 && endpoints.every((e) => e.ready),
+    {
+      timeoutMs: 30_000,
+      description: "both pods of model-regions routable in the gateway",
+      show: (endpoints) => endpoints.map((e) => `${e.podName} ready=${e.ready}`).join(", ") || "no route",
+    },
   );
 }, 300_000);
 
