@@ -60,6 +60,10 @@ export interface TenancyConfig {
   anonymousTier: string;
   /** How often metered usage is added to Tenant status (and replicas re-count who shares a tenant). */
   reportIntervalMs: number;
+  /** How often usage metered since the last write goes to this replica's usage journal (write-ahead). */
+  journalIntervalMs: number;
+  /** Another replica's usage journal unwritten for this long is folded into Tenant status and deleted. */
+  orphanAfterMs: number;
   /** $ per GPU-hour by GPU product (illustrative defaults in the chart). */
   usdPerGpuHour: Record<string, number>;
   defaultUsdPerGpuHour: number;
@@ -111,11 +115,19 @@ function tenancyConfig(env: NodeJS.ProcessEnv): TenancyConfig {
       usdPerGpuHour[product.slice(0, 128)] = price;
     }
   }
+  const reportIntervalMs = integer(env, "GPUFLEET_GATEWAY_USAGE_REPORT_INTERVAL_MS", 10_000, 100, 600_000);
+  const journalIntervalMs = integer(env, "GPUFLEET_GATEWAY_USAGE_JOURNAL_INTERVAL_MS", 1_000, 50, 60_000);
+  const orphanAfterMs = integer(env, "GPUFLEET_GATEWAY_USAGE_JOURNAL_ORPHAN_AFTER_MS", 10 * reportIntervalMs, 500, 86_400_000);
+  // A live replica rewrites a journal holding batches every orphanAfter/3: its journal interval must fit.
+  if (orphanAfterMs < 4 * journalIntervalMs)
+    throw new ConfigError("GPUFLEET_GATEWAY_USAGE_JOURNAL_ORPHAN_AFTER_MS must be at least 4 x GPUFLEET_GATEWAY_USAGE_JOURNAL_INTERVAL_MS");
   return {
     enabled,
     namespaces,
     anonymousTier,
-    reportIntervalMs: integer(env, "GPUFLEET_GATEWAY_USAGE_REPORT_INTERVAL_MS", 10_000, 100, 600_000),
+    reportIntervalMs,
+    journalIntervalMs,
+    orphanAfterMs,
     usdPerGpuHour,
     defaultUsdPerGpuHour: decimal(env, "GPUFLEET_GATEWAY_DEFAULT_GPU_PRICE", 2.0, 0, 10_000),
     gramsCO2PerKWh: decimal(env, "GPUFLEET_GATEWAY_GRID_GCO2_PER_KWH", 480, 0, 2_000),

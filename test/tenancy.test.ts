@@ -117,7 +117,7 @@ async function applyChartGatewayRbac(ns: string): Promise<string> {
     .filter((o): o is KubeObject => o !== null);
   expect(objects.map((o) => o.kind).sort()).toEqual([
     "ClusterRole", "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding", "ServiceAccount",
-    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicyBinding",
   ]);
   const plural: Record<string, string> = {
     ClusterRole: "rbac.authorization.k8s.io/v1/clusterroles",

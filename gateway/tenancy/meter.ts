@@ -2,7 +2,8 @@
  * Metering per tenant x model: requests, prompt and completion tokens, and GPU-seconds attributed by
  * token share of each engine replica's time; priced with the GPU price table and turned into grams of
  * CO2 at the GPU's board power and a grid intensity. What a replica metered since its last report is
- * added to the Tenant's status (`mergeUsage`, pure) by the store. Pure apart from the explicit clock.
+ * goes to its usage journal and from there into the Tenant's status (journal.ts, `mergeUsage`, pure).
+ * Pure apart from the explicit clock.
  */
 import { MAX_STATUS_GATEWAYS, MAX_STATUS_MODELS, type TenantStatus, type UsageEntry } from "../../operator/api/tenancy.js";
 import { utcDay } from "./limits.js";
@@ -226,9 +227,9 @@ function addInto(list: UsageEntry[], d: UsageDelta): UsageEntry[] {
 }
 
 /**
- * How long a replica's entry (and its last report id) stays in `gateways` after its last report. Longer
- * than the share's staleness on purpose: a replica whose report's answer was lost can still read back,
- * after an hour of API trouble, whether that report was applied.
+ * How long a replica's entry (and its last report id, the mark of what of its journal the status
+ * holds) stays in `gateways` after its last report. Longer than the share's staleness on purpose: a
+ * journal whose prune waited an hour of API trouble is still folded once.
  */
 export const REPORT_ID_RETENTION_MS = 3_600_000;
 
@@ -245,6 +246,8 @@ export function mergeUsage(
   now: number,
   staleMs: number,
   reportId?: string,
+  /** The replica's report time in `gateways` (default `now`; a survivor folding a gone replica's journal keeps its last write time). */
+  reportTime = now,
 ): TenantStatus {
   const day = utcDay(now);
   const month = day.slice(0, 7);
@@ -255,9 +258,11 @@ export function mergeUsage(
     if (d.day.slice(0, 7) === month) thisMonth = addInto(thisMonth, d);
   }
   const retention = Math.max(staleMs, REPORT_ID_RETENTION_MS);
+  // Without a new id the replica's last one stays (it marks what of its journal the status holds).
+  const id = reportId ?? status?.gateways?.find((g) => g.replica === replica)?.lastReportId;
   const gateways = (status?.gateways ?? [])
     .filter((g) => g.replica !== replica && now - Date.parse(g.lastReportTime) <= retention)
-    .concat([{ replica, lastReportTime: new Date(now).toISOString(), ...(reportId ? { lastReportId: reportId } : {}) }])
+    .concat([{ replica, lastReportTime: new Date(reportTime).toISOString(), ...(id ? { lastReportId: id } : {}) }])
     .slice(-MAX_STATUS_GATEWAYS);
   return {
     ...status,
@@ -279,12 +284,4 @@ export function replicasSharing(status: TenantStatus | undefined, replica: strin
 export function dayTokens(status: TenantStatus | undefined, day: string): number {
   if (status?.today?.date !== day) return 0;
   return status.today.models.reduce((sum, m) => sum + m.promptTokens + m.completionTokens, 0);
-}
-
-/**
- * Whether report `reportId` of `replica` is already in `status` (its PUT was applied though its answer
- * was lost). A replica keeps one unconfirmed report per tenant at a time, so its last id decides. Pure.
- */
-export function reportApplied(status: TenantStatus | undefined, replica: string, reportId: string): boolean {
-  return (status?.gateways ?? []).some((g) => g.replica === replica && g.lastReportId === reportId);
 }

@@ -15,6 +15,7 @@ export interface TenancyMetrics {
   costUSD: Counter<"tenant" | "model">;
   gramsCO2: Counter<"tenant" | "model">;
   reports: Counter<"result">;
+  journalWrites: Counter<"result">;
   keys: Gauge<never>;
   observe(tenant: string, model: string, usage: { promptTokens: number; completionTokens: number }): void;
   reported(tenant: string, deltas: readonly UsageDelta[]): void;
@@ -67,7 +68,13 @@ export function createTenancyMetrics(registry: Registry): TenancyMetrics {
     }),
     reports: new Counter({
       name: "gpufleet_tenant_status_reports_total",
-      help: "Writes of metered usage to Tenant status, by result (ok, conflict, gone: the Tenant was deleted, error).",
+      help: "Writes of metered usage to Tenant status, by result (ok, conflict, gone: the Tenant was deleted, error, orphan-folded: a gone replica's journal folded and deleted).",
+      labelNames: ["result"],
+      registers,
+    }),
+    journalWrites: new Counter({
+      name: "gpufleet_tenant_usage_journal_writes_total",
+      help: "Writes of this replica's usage journal (its write-ahead record of usage not yet in Tenant status), by result (ok, conflict, error, full: new usage waits in memory).",
       labelNames: ["result"],
       registers,
     }),

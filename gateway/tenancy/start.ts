@@ -51,6 +51,8 @@ export function startTenancy(
     metrics,
     namespaces: tenancy.namespaces,
     reportIntervalMs: tenancy.reportIntervalMs,
+    journalIntervalMs: tenancy.journalIntervalMs,
+    orphanAfterMs: tenancy.orphanAfterMs,
     replica: config.replicaName,
     staleMs,
     planOf: (namespace, name) => {
