@@ -74,7 +74,7 @@ export function createTenancyMetrics(registry: Registry): TenancyMetrics {
     }),
     journalWrites: new Counter({
       name: "gpufleet_tenant_usage_journal_writes_total",
-      help: "Writes of this replica's usage journal (its write-ahead record of usage not yet in Tenant status), by result (ok, conflict, error, full: new usage waits in memory).",
+      help: "Writes of this replica's usage journal (its write-ahead record of usage not yet in Tenant status), by result (ok, conflict, error, deleted: another replica folded and deleted it, full: new usage waits in memory).",
       labelNames: ["result"],
       registers,
     }),

@@ -263,6 +263,23 @@ describe("tenant usage goes through each replica's journal into Tenant status ex
     }
   });
 
+  it("starts a new journal when a survivor folded and deleted the owner's while it stalled, and counts both once", async () => {
+    const api = apiServer();
+    const clock = { now: NOW };
+    const owner = replica(api.client, "gw-a", clock);
+    owner.use(10, 0);
+    await owner.tenancy.flushJournals();
+    clock.now += 61_000;
+    await replica(api.client, "gw-b", clock).tenancy.report();
+    expect(api.has(journalPath("gw-a"))).toBe(false);
+    owner.use(5, 0);
+    await owner.tenancy.flushJournals(); // 404: a new journal next time
+    await owner.tenancy.report();
+    await owner.tenancy.report();
+    expect(totals(api.tenant())).toEqual({ requests: 2, tokens: 15 });
+    expect(api.journal("gw-a")?.epoch).toBe(clock.now);
+  });
+
   it("stops cleanly: reports what is left and deletes its emptied journal", async () => {
     const api = apiServer();
     const clock = { now: NOW };

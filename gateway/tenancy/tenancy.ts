@@ -381,7 +381,8 @@ export class Tenancy extends TenancyGate {
       for (const key of readyChanged) if (key.startsWith(`${slot.namespace}/`)) names.add(key.slice(slot.namespace.length + 1));
       for (const name of names) {
         const folded = await this.foldTenant(slot.namespace, name, slot.uid && !slot.pending ? slot.journal : undefined, true);
-        if (folded === "gone") slot.folded.set(name, Number.MAX_SAFE_INTEGER);
+        // A deleted Tenant: what the journal holds for it goes (its usage stays in the Prometheus counters).
+        if (folded === "gone") slot.folded.set(name, slot.journal.seq);
         else if (folded !== undefined && slot.uid !== undefined) slot.folded.set(name, folded.upTo);
       }
       await this.writeJournal(slot);
@@ -460,8 +461,8 @@ export class Tenancy extends TenancyGate {
 
   /**
    * Writes this replica's journal in `slot.namespace`: without what its folds put in status, with the
-   * usage metered since the last write as a new batch (and rewritten now and then while it holds
-   * batches, so other replicas see it is alive). A write without an answer is read back first.
+   * usage metered since the last write as a new batch (and rewritten every third of orphanAfter, so
+   * other replicas see it is alive). A write without an answer is read back first.
    */
   private async writeJournal(slot: JournalSlot): Promise<void> {
     if (!(await this.settleSlot(slot))) return;
@@ -479,7 +480,7 @@ export class Tenancy extends TenancyGate {
       this.shell.metrics?.journalWrites.inc({ result: "full" });
       log.warn({ namespace: slot.namespace }, "the usage journal is full; new usage waits in memory until folds make room");
     }
-    const heartbeat = next.batches.length > 0 && now - Date.parse(next.writeTime) > this.shell.orphanAfterMs / 3;
+    const heartbeat = slot.uid !== undefined && now - Date.parse(next.writeTime) > this.shell.orphanAfterMs / 3;
     if (next === slot.journal && !heartbeat) return;
     if (next.write === slot.journal.write) next = touched(next, now);
     next = { ...next, boot: this.bootId };
@@ -503,6 +504,16 @@ export class Tenancy extends TenancyGate {
       Object.assign(slot, { uid: written.metadata?.uid, resourceVersion: written.metadata?.resourceVersion, journal: next, pending: undefined });
       this.shell.metrics?.journalWrites.inc({ result: "ok" });
     } catch (error) {
+      if (isNotFound(error) && slot.uid) {
+        // Certainly not written: another replica folded the journal and deleted it (it took this one
+        // for gone). Everything the journal held is in status; this usage starts a new journal.
+        for (const [tenant, deltas] of usage) core.meter.restore(`${slot.namespace}/${tenant}`, deltas);
+        Object.assign(slot, { uid: undefined, resourceVersion: undefined, journal: emptyJournal(this.shell.replica, this.now()), pending: undefined });
+        slot.folded.clear();
+        this.shell.metrics?.journalWrites.inc({ result: "deleted" });
+        log.warn({ namespace: slot.namespace }, "this replica's usage journal was folded and deleted by another replica; starting a new one");
+        return;
+      }
       // Landed or not, the next write reads it back first (the usage is in `pending` meanwhile).
       this.shell.metrics?.journalWrites.inc({ result: isConflict(error) ? "conflict" : "error" });
       log.warn({ namespace: slot.namespace, err: String(error) }, "could not confirm a usage journal write; the next write reads it back");
