@@ -420,6 +420,7 @@ export class Tenancy extends TenancyGate {
         const kept = await this.unfoldedOfLostWrite(slot.namespace, pending);
         if (!kept) return false;
         for (const [tenant, deltas] of kept) this.shell.core.meter.restore(`${slot.namespace}/${tenant}`, deltas);
+        this.foldedByAnother(slot);
       } else if (pending) for (const [tenant, deltas] of pending.usage) this.shell.core.meter.restore(`${slot.namespace}/${tenant}`, deltas);
       Object.assign(slot, { uid: undefined, resourceVersion: undefined, journal: emptyJournal(this.shell.replica, this.now()), pending: undefined, recovered: true });
       slot.folded.clear();
@@ -440,6 +441,14 @@ export class Tenancy extends TenancyGate {
       recovered: true,
     });
     return true;
+  }
+
+  /** The journal `slot` had confirmed was folded by another replica: its tokens are in status now (the limiter learns it). */
+  private foldedByAnother(slot: JournalSlot): void {
+    const day = utcDay(this.now());
+    for (const batch of slot.journal.batches)
+      for (const [tenant, deltas] of Object.entries(batch.tenants))
+        if (batch.seq > (slot.folded.get(tenant) ?? 0)) this.shell.core.limiterOf(`${slot.namespace}/${tenant}`)?.reported(day, todayTokens(deltas, day));
   }
 
   /** The usage of a lost write to a journal since deleted that no Tenant status holds; undefined: could not read. */
@@ -508,6 +517,7 @@ export class Tenancy extends TenancyGate {
         // Certainly not written: another replica folded the journal and deleted it (it took this one
         // for gone). Everything the journal held is in status; this usage starts a new journal.
         for (const [tenant, deltas] of usage) core.meter.restore(`${slot.namespace}/${tenant}`, deltas);
+        this.foldedByAnother(slot);
         Object.assign(slot, { uid: undefined, resourceVersion: undefined, journal: emptyJournal(this.shell.replica, this.now()), pending: undefined });
         slot.folded.clear();
         this.shell.metrics?.journalWrites.inc({ result: "deleted" });
