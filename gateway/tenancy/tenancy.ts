@@ -379,11 +379,12 @@ export class Tenancy extends TenancyGate {
       await this.writeJournal(slot);
       const names = new Set(slot.recovered && !slot.pending ? journalTenants(slot.journal) : []);
       for (const key of readyChanged) if (key.startsWith(`${slot.namespace}/`)) names.add(key.slice(slot.namespace.length + 1));
+      const source = slot.uid && !slot.pending ? slot.journal : undefined;
       for (const name of names) {
-        const folded = await this.foldTenant(slot.namespace, name, slot.uid && !slot.pending ? slot.journal : undefined, true);
+        const folded = await this.foldTenant(slot.namespace, name, source, true);
         // A deleted Tenant: what the journal holds for it goes (its usage stays in the Prometheus counters).
-        if (folded === "gone") slot.folded.set(name, slot.journal.seq);
-        else if (folded !== undefined && slot.uid !== undefined) slot.folded.set(name, folded.upTo);
+        const upTo = folded === "gone" ? slot.journal.seq : source && folded ? folded.upTo : 0;
+        slot.folded.set(name, Math.max(slot.folded.get(name) ?? 0, upTo));
       }
       await this.writeJournal(slot);
       if (!this.stopped) await this.foldOrphans(slot.namespace);
