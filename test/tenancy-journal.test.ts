@@ -12,10 +12,10 @@ import { API_GROUP, API_VERSION } from "../operator/api/modeldeployment.js";
 import { TENANT_PLURAL, TIER_PLURAL, type Tenant } from "../operator/api/tenancy.js";
 import { tenantCrd, usageTierCrd } from "../operator/api/tenancy-crd.js";
 import type { RunningOperator } from "../operator/operator.js";
-import { KubeClient, isNotFound, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
+import { KubeApiError, KubeClient, isNotFound, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
-import { JOURNAL_KEY, journalName, parseJournal } from "../gateway/tenancy/journal.js";
+import { JOURNAL_KEY, JOURNAL_LABEL, journalName, parseJournal } from "../gateway/tenancy/journal.js";
 import { TENANT_KEY_LABEL } from "../gateway/tenancy/tenancy.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
 import { applyChartTemplates } from "./support/chart-objects.js";
@@ -276,5 +276,32 @@ describe("tenant usage over gateway replicas that stop without a flush", () => {
     // Both replicas' marks are in the status (the other replicas running wrote their Ready condition there too).
     const gateways = (await admin.get<Tenant & KubeObject>(tenantsPath("pair"))).status?.gateways?.map((g) => g.replica);
     expect(gateways).toEqual(expect.arrayContaining(["gw-pair-a", "gw-pair-b"]));
+  });
+
+  it("lets the gateway's ServiceAccount write no ConfigMap in a tenant namespace but a usage journal (the chart's admission policy)", async () => {
+    const identity = await serviceAccountKubeconfig(kubeConfig, namespace.name, serviceAccountName);
+    const gateway = new KubeClient(identity.kubeConfig);
+    const create = async (name: string, labelled: boolean): Promise<number> => {
+      try {
+        await gateway.create({
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name, namespace: namespace.name, labels: labelled ? { [JOURNAL_LABEL]: "true" } : {} },
+          data: {},
+        } as KubeObject);
+        return 201;
+      } catch (error) {
+        if (error instanceof KubeApiError) return error.statusCode;
+        throw error;
+      }
+    };
+    try {
+      // RBAC allows creating ConfigMaps here; the policy refuses any but a labelled gpufleet-usage-*.
+      expect(await create("app-settings", true)).toBe(403);
+      expect(await create("gpufleet-usage-unlabelled", false)).toBe(403);
+      expect(await create("gpufleet-usage-probe", true)).toBe(201);
+    } finally {
+      gateway.close();
+    }
   });
 });
