@@ -240,6 +240,31 @@ describe("Informer against a fake API server", () => {
     expect(inf.stats().lists).toBe(4);
   });
 
+  it("starts its backoff again after a watch that worked: a new outage waits the first delay, not the last one's next", async () => {
+    const inf = startInformer({ backoff: { baseDelayMs: 20, maxDelayMs: 10_000, jitter: 0 } });
+    await watching(inf);
+    // Outage 1: the stream drops, and four rewatches fail: 20, 40, 80, 160, 320 ms.
+    fake.failNext("WATCH", /configmaps/, 500, "InternalError", 4);
+    fake.dropWatches();
+    await waitFor(() => fake.openWatchCount === 1 && inf.stats().lastBackoffMs === 320, 5000, "the rewatch after outage 1");
+    // The stream works again: it delivers an event.
+    fake.put(cmPath("a", "after-one"), {});
+    await waitFor(() => log.includes("add after-one"), 2000, "an event after outage 1");
+    // Outage 2: one failure. Counting on from outage 1 would wait 640 ms.
+    fake.dropWatches();
+    await waitFor(() => fake.openWatchCount === 1, 2000, "the rewatch after outage 2");
+    expect(inf.stats().lastBackoffMs).toBe(20);
+    fake.put(cmPath("a", "after-two"), {});
+    await waitFor(() => log.includes("add after-two"), 2000, "an event after outage 2");
+  });
+
+  it("waits at most 5 s between attempts by default, so an API server back from an outage is seen within 5 s", async () => {
+    fake.failNext("GET", /configmaps$/, 500, "InternalError", 1);
+    const inf = startInformer({ backoff: {} });
+    await inf.waitForSync(3000);
+    expect(inf.backoff).toEqual({ baseDelayMs: 800, maxDelayMs: 5_000, jitter: 0.1 });
+  });
+
   it("waits quietly for a resource type that is not served yet (404, e.g. an optional CRD) and lists once it is", async () => {
     fake.failNext("GET", /configmaps$/, 404, "NotFound", 3);
     fake.put(cmPath("a", "later"), {});

@@ -45,7 +45,12 @@ export interface InformerOptions {
    * stream is dead. Default 150 s.
    */
   staleAfterMs?: number;
-  /** Backoff between failed list/watch attempts. Default 800 ms doubling to 30 s (client-go's reflector). */
+  /**
+   * Backoff between failed list/watch attempts. Default 800 ms doubling to 5 s: the API server's return
+   * after an outage is seen within 5 s (client-go's reflector waits up to 30 s, which kept the operator and
+   * the gateway 22-25 s behind an API server back from an 8 s restart), and one attempt per informer every
+   * 5 s is nothing to a recovering server. A watch that worked starts the count again.
+   */
   backoff?: Partial<BackoffPolicy>;
   /** Name in logs. */
   name?: string;
@@ -62,7 +67,7 @@ export interface InformerHandlers<T> {
   onDelete?: (obj: T, info: DeleteInfo) => void;
 }
 
-const DEFAULT_BACKOFF: BackoffPolicy = { baseDelayMs: 800, maxDelayMs: 30_000, jitter: 0.1 };
+const DEFAULT_BACKOFF: BackoffPolicy = { baseDelayMs: 800, maxDelayMs: 5_000, jitter: 0.1 };
 
 /** What changed between two snapshots of the same stream. Pure: the relist decision. */
 export function diffSnapshots<T extends KubeObject>(
@@ -91,7 +96,7 @@ class Stream<T extends KubeObject> {
   private failures = 0;
   private abort: AbortController | undefined;
   /** Counters for tests and logs. */
-  readonly stats = { lists: 0, watches: 0, relistsAfterGone: 0, staleAborts: 0, notServedRetries: 0 };
+  readonly stats = { lists: 0, watches: 0, relistsAfterGone: 0, staleAborts: 0, notServedRetries: 0, lastBackoffMs: 0 };
 
   constructor(
     private readonly informer: Informer<T>,
@@ -144,7 +149,8 @@ class Stream<T extends KubeObject> {
       }
       // error or stale: back off before the next attempt so a broken server is not hammered.
       this.failures++;
-      await abortableSleep(backoffDelay(this.failures, this.informer.backoff), stopSignal);
+      this.stats.lastBackoffMs = backoffDelay(this.failures, this.informer.backoff);
+      await abortableSleep(this.stats.lastBackoffMs, stopSignal);
     }
   }
 
@@ -217,7 +223,9 @@ class Stream<T extends KubeObject> {
         },
         (event) => {
           if (outcome) return;
-          events++;
+          // The stream works: a failure after this is the first of a new fault, not the next of the last one
+          // (a watch resumes from its resourceVersion and never relists, so nothing else would reset it).
+          if (events++ === 0) this.failures = 0;
           armStaleTimer();
           const result = this.apply(event);
           if (result) {
@@ -396,15 +404,19 @@ export class Informer<T extends KubeObject> {
     return Object.fromEntries(this.streams.map((s) => [s.namespace ?? "", s.resourceVersion]));
   }
 
-  /** Totals of lists, watches, relists after 410, stale aborts and 404 retries (for tests and debugging). */
-  stats(): { lists: number; watches: number; relistsAfterGone: number; staleAborts: number; notServedRetries: number } {
-    const total = { lists: 0, watches: 0, relistsAfterGone: 0, staleAborts: 0, notServedRetries: 0 };
+  /**
+   * Totals of lists, watches, relists after 410, stale aborts and 404 retries, and the longest of the
+   * streams' last backoff delays (for tests and debugging).
+   */
+  stats(): { lists: number; watches: number; relistsAfterGone: number; staleAborts: number; notServedRetries: number; lastBackoffMs: number } {
+    const total = { lists: 0, watches: 0, relistsAfterGone: 0, staleAborts: 0, notServedRetries: 0, lastBackoffMs: 0 };
     for (const s of this.streams) {
       total.lists += s.stats.lists;
       total.watches += s.stats.watches;
       total.relistsAfterGone += s.stats.relistsAfterGone;
       total.staleAborts += s.stats.staleAborts;
       total.notServedRetries += s.stats.notServedRetries;
+      total.lastBackoffMs = Math.max(total.lastBackoffMs, s.stats.lastBackoffMs);
     }
     return total;
   }
