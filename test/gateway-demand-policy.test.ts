@@ -9,18 +9,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../operator/api/generate.js";
-import { KubeApiError, KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
+import { KubeApiError, KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
 import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
+import { registerChartKinds } from "./support/chart-objects.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { runHelmOk } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { modelDeploymentObject, modelDeploymentPath } from "./support/operator.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
 
-registerKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", { plural: "validatingadmissionpolicies", namespaced: false });
-registerKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", { plural: "validatingadmissionpolicybindings", namespaced: false });
-registerKind("rbac.authorization.k8s.io/v1", "Role", { plural: "roles", namespaced: true });
-registerKind("rbac.authorization.k8s.io/v1", "RoleBinding", { plural: "rolebindings", namespaced: true });
+registerChartKinds();
 
 const kubeConfig = testKubeConfig();
 const admin = new KubeClient(kubeConfig);

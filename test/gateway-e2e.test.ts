@@ -9,12 +9,12 @@ import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayDemand } from "../operator/api/gateway-demand.js";
 import type { RunningOperator } from "../operator/operator.js";
-import { KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
+import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { PICK_REASONS } from "../gateway/routing/types.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
-import { applyChartTemplates } from "./support/chart-objects.js";
+import { applyChartTemplates, registerChartKinds } from "./support/chart-objects.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import {
@@ -26,8 +26,7 @@ import {
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
 import { loopbackGatewayEnv } from "./support/gateway.js";
 
-registerKind("rbac.authorization.k8s.io/v1", "Role", { plural: "roles", namespaced: true });
-registerKind("rbac.authorization.k8s.io/v1", "RoleBinding", { plural: "rolebindings", namespaced: true });
+registerChartKinds();
 
 const kubeConfig = testKubeConfig();
 const admin = new KubeClient(kubeConfig);

@@ -9,7 +9,7 @@
 import { CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningOperator } from "../operator/operator.js";
-import { KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
+import { KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -21,18 +21,14 @@ import { buildRegionCarbonBundle } from "../infra/carbon/region-data.js";
 import { loadStaticCarbonTables } from "../infra/carbon/static-data.js";
 import { loadGcpRttTable } from "../infra/placement/rtt.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
-import { applyChartTemplates } from "./support/chart-objects.js";
+import { applyChartTemplates, registerChartKinds } from "./support/chart-objects.js";
 import { ensureModelDeploymentCrd } from "./support/crds.js";
 import { testKubeConfig, uniqueNamespace, waitFor, waitUntil, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
 import { loopbackGatewayEnv } from "./support/gateway.js";
 
-for (const kind of ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"])
-  registerKind("rbac.authorization.k8s.io/v1", kind, {
-    plural: `${kind.toLowerCase()}s`,
-    namespaced: !kind.startsWith("Cluster"),
-  });
+registerChartKinds();
 
 const kubeConfig = testKubeConfig();
 const admin = new KubeClient(kubeConfig);

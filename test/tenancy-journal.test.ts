@@ -12,25 +12,20 @@ import { API_GROUP, API_VERSION } from "../operator/api/modeldeployment.js";
 import { TENANT_PLURAL, TIER_PLURAL, type Tenant } from "../operator/api/tenancy.js";
 import { tenantCrd, usageTierCrd } from "../operator/api/tenancy-crd.js";
 import type { RunningOperator } from "../operator/operator.js";
-import { KubeApiError, KubeClient, isNotFound, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
+import { KubeApiError, KubeClient, isNotFound, type KubeObject } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { JOURNAL_KEY, JOURNAL_LABEL, journalName, parseJournal } from "../gateway/tenancy/journal.js";
 import { TENANT_KEY_LABEL } from "../gateway/tenancy/tenancy.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
-import { applyChartTemplates } from "./support/chart-objects.js";
+import { applyChartTemplates, registerChartKinds } from "./support/chart-objects.js";
 import { ensureCrd, ensureModelDeploymentCrd } from "./support/crds.js";
 import { loopbackGatewayEnv } from "./support/gateway.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
 import { condition, modelDeploymentObject, readModelDeployment, startTestOperator } from "./support/operator.js";
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
 
-registerKind("rbac.authorization.k8s.io/v1", "Role", { plural: "roles", namespaced: true });
-registerKind("rbac.authorization.k8s.io/v1", "RoleBinding", { plural: "rolebindings", namespaced: true });
-registerKind("rbac.authorization.k8s.io/v1", "ClusterRole", { plural: "clusterroles", namespaced: false });
-registerKind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", { plural: "clusterrolebindings", namespaced: false });
-registerKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", { plural: "validatingadmissionpolicies", namespaced: false });
-registerKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", { plural: "validatingadmissionpolicybindings", namespaced: false });
+registerChartKinds();
 
 const kubeConfig = testKubeConfig();
 const admin = new KubeClient(kubeConfig);

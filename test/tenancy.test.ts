@@ -20,13 +20,14 @@ import { TENANT_PLURAL, TIER_PLURAL, type Tenant } from "../operator/api/tenancy
 import { MODEL_ROUTE_KIND } from "../operator/api/modelroute.js";
 import { tenantCrd, usageTierCrd } from "../operator/api/tenancy-crd.js";
 import type { RunningOperator } from "../operator/operator.js";
-import { KubeApiError, KubeClient, registerKind, type KubeObject } from "../operator/runtime/kube-client.js";
+import { KubeApiError, KubeClient, type KubeObject } from "../operator/runtime/kube-client.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { TENANT_KEY_LABEL } from "../gateway/tenancy/tenancy.js";
 import { runCli } from "../operator/cli/main.js";
 import { MANAGED_BY_SELECTOR, SimFleet } from "../sim/engine/fleet.js";
 import { ensureClusterBinaries, readPinnedTools } from "../tools/binaries.js";
+import { registerChartKinds } from "./support/chart-objects.js";
 import { ensureCrd, ensureModelDeploymentCrd } from "./support/crds.js";
 import { runHelmOk } from "./support/helm.js";
 import { testKubeConfig, uniqueNamespace, waitFor, type TestNamespace } from "./support/kube.js";
@@ -34,12 +35,7 @@ import { condition, modelDeploymentObject, readModelDeployment, startTestOperato
 import { serviceAccountKubeconfig } from "./support/serviceaccount-kubeconfig.js";
 import { loopbackGatewayEnv } from "./support/gateway.js";
 
-registerKind("rbac.authorization.k8s.io/v1", "Role", { plural: "roles", namespaced: true });
-registerKind("rbac.authorization.k8s.io/v1", "RoleBinding", { plural: "rolebindings", namespaced: true });
-registerKind("rbac.authorization.k8s.io/v1", "ClusterRole", { plural: "clusterroles", namespaced: false });
-registerKind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", { plural: "clusterrolebindings", namespaced: false });
-registerKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", { plural: "validatingadmissionpolicies", namespaced: false });
-registerKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", { plural: "validatingadmissionpolicybindings", namespaced: false });
+registerChartKinds();
 
 const kubeConfig = testKubeConfig();
 const admin = new KubeClient(kubeConfig);

@@ -4,9 +4,26 @@ import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../../operator/api/generate.js";
-import type { KubeClient, KubeObject } from "../../operator/runtime/kube-client.js";
+import { registerKind, type KubeClient, type KubeObject } from "../../operator/runtime/kube-client.js";
 import { ensureClusterBinaries, readPinnedTools } from "../../tools/binaries.js";
 import { runHelmOk } from "./helm.js";
+
+/**
+ * Teaches the test's KubeClient the cluster-scoped and namespaced kinds the chart's RBAC and admission
+ * templates hold (Role, RoleBinding, ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and its
+ * binding), so they can be applied and deleted. Idempotent.
+ */
+export function registerChartKinds(): void {
+  const kinds: Array<[apiVersion: string, kind: string, plural: string, namespaced: boolean]> = [
+    ["rbac.authorization.k8s.io/v1", "Role", "roles", true],
+    ["rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", true],
+    ["rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", false],
+    ["rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", false],
+    ["admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", false],
+    ["admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", false],
+  ];
+  for (const [apiVersion, kind, plural, namespaced] of kinds) registerKind(apiVersion, kind, { plural, namespaced });
+}
 
 /**
  * Renders some of the chart's templates for a release in `namespace` and applies them with the admin
