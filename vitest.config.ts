@@ -1,9 +1,11 @@
 import { defineConfig } from "vitest/config";
+import { PulumiLastSequencer } from "./test/setup/sequencer.js";
 
 // Two projects: `unit` (pure, fast, no cluster) and `cluster` (against the real local control
 // plane started by test/setup/cluster.ts). `npm test` runs both.
 export default defineConfig({
   test: {
+    sequence: { sequencer: PulumiLastSequencer },
     projects: [
       {
         test: {

@@ -1,9 +1,10 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../tools/binaries.js";
 import {
+  ensurePulumiTools,
   KUBERNETES_PROVIDER_ALIGNMENT,
   KUBERNETES_SDK_MODULE,
   parseGoModReplacements,
@@ -90,6 +91,56 @@ describe("the provider built on tools/k8s' module versions", () => {
     for (const modulePath of KUBERNETES_PROVIDER_ALIGNMENT) {
       if (modulePath === KUBERNETES_SDK_MODULE) continue; // replaced by the released sdk of the provider's version
       expect(requirements, modulePath).toContain(`\t${modulePath} v`);
+    }
+  });
+});
+
+describe("a background build (the cluster tests' setup starts one)", () => {
+  it("runs go at the niceness asked for, and an abort kills it with the processes it started", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gpufleet-pulumi-bg-"));
+    try {
+      const fakeBin = join(dir, "bin");
+      mkdirSync(fakeBin);
+      // A `go` that records its niceness (field 19 of /proc/self/stat) and its child's pid, then waits
+      // on that child as a compiler would run.
+      writeFileSync(
+        join(fakeBin, "go"),
+        `#!/bin/sh\nawk '{print $19}' /proc/$$/stat > ${join(dir, "nice")}\nsleep 60 &\necho $! > ${join(dir, "child")}\nwait\n`,
+      );
+      chmodSync(join(fakeBin, "go"), 0o755);
+      const abort = new AbortController();
+      const build = ensurePulumiTools({
+        env: { ...process.env, PATH: `${fakeBin}:/usr/bin:/bin` },
+        cacheDir: join(dir, "cache"),
+        niceness: 19,
+        signal: abort.signal,
+        onProgress: () => undefined,
+      });
+      const outcome = build.then(
+        () => "built",
+        (error: unknown) => String(error),
+      );
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(join(dir, "child")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const childPid = Number(readFileSync(join(dir, "child"), "utf8").trim());
+      expect(readFileSync(join(dir, "nice"), "utf8").trim()).toBe("19");
+      abort.abort();
+      expect(await outcome).toMatch(/failed/);
+      const alive = (pid: number): boolean => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const gone = Date.now() + 5_000;
+      while (alive(childPid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
+      expect(alive(childPid)).toBe(false);
+      // The lock is released for the next caller.
+      expect(existsSync(join(dir, "cache", ".build.lock"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -32,6 +32,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
+import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import {
   REPO_ROOT,
@@ -171,26 +172,56 @@ export interface EnsurePulumiToolsOptions {
   cacheDir?: string;
   onProgress?: (event: PulumiToolProgress) => void;
   progressIntervalMs?: number;
+  /**
+   * Niceness of the `go build` processes (0-19). The cluster tests' setup builds in the background at 19,
+   * so the build takes only CPU that the tests leave idle.
+   */
+  niceness?: number;
+  /** Stops a build under way (its `go build` process group is killed); the call then rejects. */
+  signal?: AbortSignal;
+  /** Awaited before the provider's build: it reuses the Kubernetes packages the cluster binaries compile. */
+  providerAfter?: Promise<unknown>;
 }
 
 interface RunOptions {
   cwd: string;
   env: NodeJS.ProcessEnv;
   logPath: string;
+  niceness?: number;
+  signal?: AbortSignal;
 }
 
 async function run(command: string, args: string[], options: RunOptions): Promise<string> {
   return new Promise<string>((resolveRun, rejectRun) => {
     const chunks: Buffer[] = [];
+    if (options.signal?.aborted) {
+      rejectRun(new Error(`${command} ${args.join(" ")} not started: aborted`));
+      return;
+    }
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env,
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group when abortable, so an abort also stops the compilers `go` started.
+      detached: options.signal !== undefined,
     });
+    // Set before `go` has loaded its packages and started any compiler, which inherit it.
+    if (options.niceness !== undefined && child.pid !== undefined) setPriority(child.pid, options.niceness);
+    const abort = (): void => {
+      if (child.pid !== undefined && child.exitCode === null) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    };
+    options.signal?.addEventListener("abort", abort, { once: true });
     child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
     child.stderr.on("data", (chunk: Buffer) => chunks.push(chunk));
     child.on("error", rejectRun);
     child.on("close", (code) => {
+      options.signal?.removeEventListener("abort", abort);
       const output = Buffer.concat(chunks).toString("utf8");
       writeFileSync(options.logPath, `$ (cd ${options.cwd} && ${command} ${args.join(" ")})\n${output}\n`, {
         flag: "a",
@@ -206,6 +237,9 @@ async function run(command: string, args: string[], options: RunOptions): Promis
   });
 }
 
+/** How a build may run: its niceness and what stops it (see {@link EnsurePulumiToolsOptions}). */
+type BuildLimits = Pick<RunOptions, "niceness" | "signal">;
+
 function goEnv(goBinary: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   // GOTOOLCHAIN=local: never download a toolchain; the modules ask for go <= the installed one.
   return { ...env, GOTOOLCHAIN: "local", PATH: `${dirname(goBinary)}${delimiter}${env.PATH ?? ""}` };
@@ -217,6 +251,7 @@ async function buildCli(
   outputPath: string,
   env: NodeJS.ProcessEnv,
   logPath: string,
+  limits: BuildLimits,
 ): Promise<void> {
   const temporaryOutput = `${outputPath}.tmp-${process.pid}`;
   const ldflags = ["-s", "-w", versionLdflag("pulumi", pins)].join(" ");
@@ -227,6 +262,7 @@ async function buildCli(
       cwd: join(TOOLS_DIR, "pulumi"),
       env: goEnv(goBinary, env),
       logPath,
+      ...limits,
     },
   );
   renameSync(temporaryOutput, outputPath);
@@ -240,6 +276,7 @@ async function buildKubernetesProvider(
   env: NodeJS.ProcessEnv,
   logPath: string,
   onStep: (step: string) => void,
+  limits: BuildLimits,
 ): Promise<void> {
   const toolModuleDir = join(TOOLS_DIR, "pulumi-kubernetes");
   const buildEnv = goEnv(goBinary, env);
@@ -303,6 +340,7 @@ async function buildKubernetesProvider(
       cwd: sourceDir,
       env: buildEnv,
       logPath,
+      ...limits,
     },
   );
   renameSync(temporaryOutput, outputPath);
@@ -343,14 +381,20 @@ export async function ensurePulumiTools(options: EnsurePulumiToolsOptions = {}):
   const missing = (path: string): boolean => !isExecutable(path);
   if (missing(pulumi) || missing(kubernetesProvider)) {
     const goBinary = findGo(env);
+    const limits: BuildLimits = {
+      ...(options.niceness !== undefined ? { niceness: options.niceness } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    };
     await withLockFile(join(cacheDir, ".build.lock"), async () => {
       const builds: Array<[PulumiToolName, string, () => Promise<void>]> = [
-        ["pulumi", pulumi, () => buildCli(goBinary, pins, pulumi, env, join(cacheDir, "pulumi.build.log"))],
+        ["pulumi", pulumi, () => buildCli(goBinary, pins, pulumi, env, join(cacheDir, "pulumi.build.log"), limits)],
         [
           "pulumi-resource-kubernetes",
           kubernetesProvider,
-          () =>
-            buildKubernetesProvider(
+          async () => {
+            await options.providerAfter;
+            options.signal?.throwIfAborted();
+            await buildKubernetesProvider(
               goBinary,
               pins,
               kubernetesProvider,
@@ -358,7 +402,9 @@ export async function ensurePulumiTools(options: EnsurePulumiToolsOptions = {}):
               env,
               join(cacheDir, "pulumi-resource-kubernetes.build.log"),
               (step) => onProgress({ kind: "step", tool: "pulumi-resource-kubernetes", step }),
-            ),
+              limits,
+            );
+          },
         ],
       ];
       for (const [tool, path, build] of builds) {
@@ -377,7 +423,7 @@ export async function ensurePulumiTools(options: EnsurePulumiToolsOptions = {}):
         }
         onProgress({ kind: "build-done", tool, path, elapsedMs: Date.now() - startedAt });
       }
-    });
+    }, (holder) => onProgress({ kind: "step", tool: "pulumi", step: `waiting for the build under way (pid ${holder}) to finish` }));
   }
   onProgress({ kind: "found", tool: "pulumi", path: pulumi, source: "cache" });
   onProgress({

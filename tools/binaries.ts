@@ -483,7 +483,8 @@ export async function pinnedModuleDir(toolDir: string, modulePath: string): Prom
 }
 
 /** Exclusive lock file (our pid inside), so two runs never build into the same folder at once; a dead holder's lock is taken over. */
-export async function withLockFile<T>(lockPath: string, work: () => Promise<T>): Promise<T> {
+export async function withLockFile<T>(lockPath: string, work: () => Promise<T>, onWait?: (holderPid: number) => void): Promise<T> {
+  let told = false;
   for (;;) {
     try {
       const fd = openSync(lockPath, "wx");
@@ -506,6 +507,8 @@ export async function withLockFile<T>(lockPath: string, work: () => Promise<T>):
         rmSync(lockPath, { force: true });
         continue;
       }
+      if (!told) onWait?.(holder);
+      told = true;
       await new Promise((resolveWait) => setTimeout(resolveWait, 2000));
     }
   }
