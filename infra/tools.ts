@@ -206,7 +206,13 @@ async function run(command: string, args: string[], options: RunOptions): Promis
       detached: options.signal !== undefined,
     });
     // Set before `go` has loaded its packages and started any compiler, which inherit it.
-    if (options.niceness !== undefined && child.pid !== undefined) setPriority(child.pid, options.niceness);
+    if (options.niceness !== undefined && child.pid !== undefined) {
+      try {
+        setPriority(child.pid, options.niceness);
+      } catch {
+        // It has exited already; its close event says how.
+      }
+    }
     const abort = (): void => {
       if (child.pid !== undefined && child.exitCode === null) {
         try {
@@ -314,6 +320,7 @@ async function buildKubernetesProvider(
     cwd: join(sourceDir, PROVIDER_COMMAND_DIR),
     env: generateEnv,
     logPath,
+    ...limits,
   });
   for (const generated of ["schema-embed.json", "terraform-mapping-embed.json"]) {
     if (!existsSync(join(sourceDir, PROVIDER_COMMAND_DIR, generated))) {

@@ -263,19 +263,34 @@ export async function waitForCleanFleet(
   namespace: string,
   expectedLive: ReadonlySet<string>,
   fromMs: number,
-): Promise<{ check: FleetCheck; seconds: number | undefined }> {
+): Promise<{ check: FleetCheck; seconds: number | undefined; timeline: string }> {
   const deadline = Date.now() + context.convergeTimeoutMs;
   let check: FleetCheck | undefined;
+  // What was still wrong, each time that changed (seconds from fromMs): where a convergence's time goes.
+  const timeline: string[] = [];
+  let lastShape = "";
+  const note = (shape: string, example?: string) => {
+    if (shape === lastShape) return;
+    lastShape = shape;
+    if (timeline.length < 40)
+      timeline.push(`${((performance.now() - fromMs) / 1000).toFixed(1)} s ${shape}${example ? ` (${example})` : ""}`);
+  };
   for (;;) {
     try {
       check = await observeFleet(context.client, namespace, expectedLive);
-      if (fleetIsClean(check)) return { check, seconds: (performance.now() - fromMs) / 1000 };
+      const shape = (["lost", "duplicate", "orphaned", "stale"] as const)
+        .filter((kind) => check![kind] > 0)
+        .map((kind) => `${kind} ${check![kind]}`)
+        .join(", ");
+      note(shape || "clean", check.problems[0]);
+      if (fleetIsClean(check)) return { check, seconds: (performance.now() - fromMs) / 1000, timeline: timeline.join("; ") };
     } catch (error) {
       context.say(`observing the fleet failed: ${error instanceof Error ? error.message : String(error)}`);
+      note("unobservable");
     }
     if (Date.now() > deadline) {
       if (!check) throw new Error("the fleet could not be observed within the bound");
-      return { check, seconds: undefined };
+      return { check, seconds: undefined, timeline: timeline.join("; ") };
     }
     await sleep(500);
   }
@@ -484,7 +499,7 @@ export async function controlPlaneRestarts(
       await sleep(3000);
       done = true;
       await churning;
-      const { check, seconds } = await waitForCleanFleet(
+      const { check, seconds, timeline } = await waitForCleanFleet(
         context,
         namespace,
         new Set(churn.live.keys()),
@@ -493,7 +508,8 @@ export async function controlPlaneRestarts(
       total = mergeChecks(total, check);
       convergeSeconds.push(seconds);
       notes.push(
-        `down ${(downMs / 1000).toFixed(0)} s: ${seconds === undefined ? "NOT converged" : `converged ${seconds.toFixed(1)} s after the API was back`}`,
+        `down ${(downMs / 1000).toFixed(0)} s: ${seconds === undefined ? "NOT converged" : `converged ${seconds.toFixed(1)} s after the API was back`}; ` +
+          `what was left, from the API back: ${timeline}`,
       );
       if (gateway) {
         // The gateway relisted: every live model answered (those created after the restart too), deleted ones 404.
