@@ -1,8 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ModelDeployment } from "../api/modeldeployment.js";
 import type { Informer } from "../runtime/informer.js";
 import { KubeApiError, type KubeClient, type KubeObject } from "../runtime/kube-client.js";
-import { isCollectable, OrphanSweeper } from "./orphans.js";
+import { isCollectable, nextSweepDelayMs, ORPHAN_CONFIRM_SWEEP_MS, ORPHAN_FIRST_SWEEP_MS, OrphanSweeper } from "./orphans.js";
 import { SELECTOR_LABEL } from "./reconcile-plan.js";
 
 const NS = "team-a";
@@ -143,5 +143,36 @@ describe("OrphanSweeper (the garbage collector's backstop), per kind", () => {
     const sweep = sweeper(api.client);
     await sweep.sweep();
     expect((await sweep.sweep()).map((o) => o.kind)).toEqual(["Service"]);
+  });
+});
+
+describe("when the sweeps run", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("a term's first sweep comes 5 s after it starts, a confirming one 10 s after new orphans, else every interval", () => {
+    expect(nextSweepDelayMs(0, 0, 30_000)).toBe(ORPHAN_FIRST_SWEEP_MS);
+    expect(nextSweepDelayMs(1, 3, 30_000)).toBe(ORPHAN_CONFIRM_SWEEP_MS);
+    expect(nextSweepDelayMs(5, 0, 30_000)).toBe(30_000);
+    // Never later than the interval asked for.
+    expect(nextSweepDelayMs(0, 0, 2_000)).toBe(2_000);
+    expect(nextSweepDelayMs(3, 1, 2_000)).toBe(2_000);
+  });
+
+  it("an orphan the garbage collector missed before a term began is deleted 15 s into the term, not two intervals", async () => {
+    vi.useFakeTimers();
+    const api = fakeApi([labelled("v1", "Service", "web", "svc-uid")]);
+    const sweep = sweeper(api.client); // a 60 s interval
+    sweep.start();
+    await vi.advanceTimersByTimeAsync(ORPHAN_FIRST_SWEEP_MS + ORPHAN_CONFIRM_SWEEP_MS - 100);
+    expect(api.store.size).toBe(1); // seen once, at 5 s: the GC gets its chance
+    await vi.advanceTimersByTimeAsync(200);
+    expect(api.store.size).toBe(0);
+    // Nothing new after that: the next sweep waits the whole interval.
+    const lists = api.requests.filter((r) => r.startsWith("LIST")).length;
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(api.requests.filter((r) => r.startsWith("LIST")).length).toBe(lists);
+    await sweep.stop();
   });
 });
