@@ -16,7 +16,7 @@ import { isNotFound, KubeClient, type KubeObject } from "../../operator/runtime/
 import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
 import { freeLoopbackPort, type LocalCluster } from "../cluster/cluster.js";
 import { startFaultProxy, NO_FAULTS, type Faults } from "./fault-proxy.js";
-import { startChaosEngines, startChaosGateway, waitForGatewayRoutes } from "./serving.js";
+import { podReadiness, startChaosEngines, startChaosGateway, waitForGatewayRoutes } from "./serving.js";
 import {
   checkFleet,
   fleetIsClean,
@@ -515,7 +515,9 @@ export async function controlPlaneRestarts(
         // The gateway relisted: every live model answered (those created after the restart too), deleted ones 404.
         const live = [...churn.live.keys()];
         const gone = churn.deletedNames().slice(-5);
-        const routes = await waitForGatewayRoutes(gateway.url, live, gone, backAt, context.convergeTimeoutMs);
+        const routes = await waitForGatewayRoutes(gateway.url, live, gone, backAt, context.convergeTimeoutMs, (model) =>
+          podReadiness(context.client, namespace, model),
+        );
         const lostRoutes = routes.problems.length;
         total = mergeChecks(total, {
           ...EMPTY_CHECK,

@@ -4,9 +4,10 @@
  * local API server). Used to check that the gateway reconnects and relists after an API outage, and
  * routes around engines that fail.
  */
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { loadGatewayConfig } from "../../gateway/config.js";
 import { startGateway, type Gateway } from "../../gateway/gateway.js";
+import { SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
 import { KubeClient } from "../../operator/runtime/kube-client.js";
 import { loopbackGatewayEnv } from "../../test/support/gateway.js";
 import { MANAGED_BY_SELECTOR, SimFleet, type EngineSpec } from "../engine/fleet.js";
@@ -113,6 +114,8 @@ export async function waitForGatewayRoutes(
   gone: readonly string[],
   fromMs: number,
   timeoutMs: number,
+  /** What the cluster shows of a model still not answering (its pods' readiness), for the report. */
+  explain?: (model: string) => Promise<string>,
 ): Promise<{ seconds: number | undefined; problems: string[]; lastPending: string[] }> {
   const deadline = Date.now() + timeoutMs;
   const pendingServing = new Set(serving);
@@ -127,7 +130,10 @@ export async function waitForGatewayRoutes(
       ...[...pendingServing].map(async (model) => {
         const answer = await complete(url, model, { timeoutMs: 10_000 });
         if (answer.status === 200) pendingServing.delete(model);
-        else last.set(model, `${model}: HTTP ${answer.status}${answer.failure ? ` (${answer.failure})` : ""}, want 200`);
+        else {
+          const seen = explain && pendingServing.size <= 5 ? `; ${await explain(model).catch(() => "pods unreadable")}` : "";
+          last.set(model, `${model}: HTTP ${answer.status}${answer.failure ? ` (${answer.failure})` : ""}, want 200${seen}`);
+        }
       }),
       ...[...pendingGone].map(async (model) => {
         const answer = await complete(url, model, { timeoutMs: 10_000 });
@@ -140,4 +146,21 @@ export async function waitForGatewayRoutes(
     if (Date.now() > deadline) return { seconds: undefined, problems: [...last.values()].slice(0, 20), lastPending };
     await sleep(500);
   }
+}
+
+/**
+ * A model's pods as the cluster shows them, in a few words: how many, how many Ready, and the nodes
+ * among theirs that are not Ready (a gateway routes only to Ready pods).
+ */
+export async function podReadiness(client: KubeClient, namespace: string, model: string): Promise<string> {
+  const pods = (await client.list<V1Pod>(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: `${SELECTOR_LABEL}=${model}` })).items;
+  const ready = pods.filter((pod) => pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length;
+  const nodeNames = [...new Set(pods.map((pod) => pod.spec?.nodeName).filter((name): name is string => !!name))].slice(0, 4);
+  const notReadyNodes: string[] = [];
+  for (const name of nodeNames) {
+    const node = await client.get<V1Node>(`/api/v1/nodes/${name}`).catch(() => undefined);
+    if (!node?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) notReadyNodes.push(name);
+  }
+  const phases = [...new Set(pods.map((pod) => pod.status?.phase ?? "?"))].join("/");
+  return `${pods.length} pod(s) ${phases}, ${ready} Ready${notReadyNodes.length ? `, node(s) not Ready: ${notReadyNodes.join(", ")}` : ""}`;
 }
