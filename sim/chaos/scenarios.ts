@@ -277,13 +277,14 @@ export async function waitForCleanFleet(
   };
   for (;;) {
     try {
-      check = await observeFleet(context.client, namespace, expectedLive);
+      const observed = await observeFleet(context.client, namespace, expectedLive);
+      check = observed;
       const shape = (["lost", "duplicate", "orphaned", "stale"] as const)
-        .filter((kind) => check![kind] > 0)
-        .map((kind) => `${kind} ${check![kind]}`)
+        .filter((kind) => observed[kind] > 0)
+        .map((kind) => `${kind} ${observed[kind]}`)
         .join(", ");
-      note(shape || "clean", check.problems[0]);
-      if (fleetIsClean(check)) return { check, seconds: (performance.now() - fromMs) / 1000, timeline: timeline.join("; ") };
+      note(shape || "clean", observed.problems[0]);
+      if (fleetIsClean(observed)) return { check: observed, seconds: (performance.now() - fromMs) / 1000, timeline: timeline.join("; ") };
     } catch (error) {
       context.say(`observing the fleet failed: ${error instanceof Error ? error.message : String(error)}`);
       note("unobservable");

@@ -19,9 +19,17 @@
  * `npx tsx sim/eval/onsets.ts` prints them for m-small and m-mid.
  */
 import { fileURLToPath } from "node:url";
+import { quantile } from "./fleet.js";
 import { loadServeGen, SERVEGEN_WINDOW_SECONDS, type ServeGen, type ServeGenModel } from "./servegen.js";
 
 const WINDOWS_PER_DAY = (24 * 3600) / SERVEGEN_WINDOW_SECONDS;
+
+/** The same window of day on each of the `lookbackDays` days before, newest first, within the series. */
+function sameTimeEarlier(window: number, lookbackDays: number): number[] {
+  const earlier: number[] = [];
+  for (let day = 1; day <= lookbackDays && window - day * WINDOWS_PER_DAY >= 0; day++) earlier.push(window - day * WINDOWS_PER_DAY);
+  return earlier;
+}
 
 export interface OnsetOptions {
   minRate: number;
@@ -102,9 +110,7 @@ export function onsetRecurrence(rates: Map<number, Float64Array>, options: Onset
     const ownOnsets = onsetWindows.get(onset.client) as Set<number>;
     let recurringDays = 0;
     let presentDays = 0;
-    for (let day = 1; day <= options.lookbackDays; day++) {
-      const then = onset.window - day * WINDOWS_PER_DAY;
-      if (then < 0) break;
+    for (const then of sameTimeEarlier(onset.window, options.lookbackDays)) {
       let hit = false;
       for (let offset = -options.toleranceWindows; offset <= options.toleranceWindows; offset++) if (ownOnsets.has(then + offset)) hit = true;
       if (hit) recurringDays++;
@@ -127,15 +133,9 @@ export interface SameTimeFloor {
 }
 
 /** The q-quantile (nearest rank) of a client's rate at this window's time on the previous days. */
-function sameTimeQuantile(series: Float64Array, window: number, lookbackDays: number, quantile: number): number {
-  const values: number[] = [];
-  for (let day = 1; day <= lookbackDays; day++) {
-    const then = window - day * WINDOWS_PER_DAY;
-    if (then >= 0) values.push(series[then] as number);
-  }
-  if (values.length === 0) return 0;
-  values.sort((a, b) => a - b);
-  return values[Math.min(values.length - 1, Math.floor(quantile * values.length))] as number;
+function sameTimeQuantile(series: Float64Array, window: number, lookbackDays: number, q: number): number {
+  const values = sameTimeEarlier(window, lookbackDays).map((then) => series[then] as number);
+  return values.length === 0 ? 0 : quantile(values.sort((a, b) => a - b), q);
 }
 
 export function sameTimeFloor(rates: Map<number, Float64Array>, quantile: number, options: OnsetOptions = DEFAULT_ONSET_OPTIONS): SameTimeFloor {
