@@ -191,6 +191,9 @@ describe("ModelDeploymentController against a fake API server", () => {
       deployments.list().some((d) => d.metadata?.name === "chat" && d.metadata.generation === generationInServer());
     await waitFor(() => fake.getObject(deploymentPath) !== undefined, "the Deployment");
     await waitFor(() => workloadApplies() >= 3 && informerCaughtUp(), "Service, PDB and Deployment applied and seen");
+    // The reconciles below run beside the queue's: let its own finish first, or the two write the status at
+    // once and one meets the other's resourceVersion (a Conflict, as it should).
+    await waitFor(() => controller.queue.length === 0 && controller.queue.inFlight === 0, "the queue idle");
     const afterCreate = workloadApplies();
     await controller.reconcile(`${namespace}/chat`);
     await controller.reconcile(`${namespace}/chat`);
@@ -331,6 +334,22 @@ describe("ModelDeploymentController ownership against a fake API server", () => 
     );
     expect(progressing).toEqual(["Applying", "RollingOut"]);
     expect(events.filter((event) => event.reason === "Planned")).toHaveLength(1);
+  });
+
+  it("never writes a status planned from a ModelDeployment deleted and re-created meanwhile onto its namesake (the copy's resourceVersion is the precondition)", async () => {
+    // The status apply is answered late; meanwhile the ModelDeployment is deleted and a namesake created, and
+    // the operator's watches hear nothing of it (as behind a cut stream). The API server ignores a uid in a
+    // custom resource's status apply, so only the resourceVersion keeps the old plan off the new object.
+    fake.delayNext("PATCH", /modeldeployments\/web\/status$/, 1500);
+    await start(modelDeployment("web", spec, { generation: 1 }));
+    await waitFor(() => writes(deploymentPath).length > 0, "the Deployment");
+    fake.stallWatches();
+    fake.remove(mdPath);
+    fake.put(mdPath, modelDeployment("web", spec, { generation: 1, uid: "uid-namesake" }) as unknown as KubeObject & Record<string, unknown>);
+    await waitFor(() => writes(`${mdPath}/status`).length >= 2, "the late status write and the retry after its conflict");
+    const namesake = fake.getObject(mdPath) as ModelDeployment | undefined;
+    expect(namesake?.metadata.uid).toBe("uid-namesake");
+    expect(namesake?.status, "a status planned for the deleted ModelDeployment").toBeUndefined();
   });
 
   it("reports an apply the API server refuses as ApplyFailed in the status and an Event, instead of retrying in silence", async () => {

@@ -636,11 +636,19 @@ export class ModelDeploymentController {
   private async writeStatus(modelDeployment: ModelDeployment, status: ModelDeploymentStatus, log: typeof this.log): Promise<void> {
     const key = keyOf(modelDeployment.metadata.namespace, modelDeployment.metadata.name);
     this.lastStatusWrite.delete(key);
+    // The status was computed from this copy: its resourceVersion is the write's precondition, so a status
+    // planned from a view the API server has moved past fails with a Conflict (retried on the fresh object)
+    // instead of landing. A uid would not do: the status subresource of a custom resource ignores the uid in
+    // an apply, so a status planned for a ModelDeployment deleted meanwhile was written onto its namesake.
     const written = await this.options.client.apply(
       {
         apiVersion: `${API_GROUP}/${API_VERSION}`,
         kind: KIND,
-        metadata: { name: modelDeployment.metadata.name, namespace: modelDeployment.metadata.namespace },
+        metadata: {
+          name: modelDeployment.metadata.name,
+          namespace: modelDeployment.metadata.namespace,
+          ...(modelDeployment.metadata.resourceVersion ? { resourceVersion: modelDeployment.metadata.resourceVersion } : {}),
+        },
         status,
       } as KubeObject,
       { fieldManager: FIELD_MANAGER, force: true, subresource: "status" },

@@ -303,10 +303,21 @@ export class FakeApiServer {
       case "PATCH": {
         const isApply = contentType?.startsWith("application/apply-patch");
         if (!existing && !isApply) return this.notFound(res, parsed);
-        // A uid in the patch is a precondition, as on a real API server.
+        // A uid in the patch is a precondition, as on a real API server, except on a custom resource's status
+        // subresource, whose update strategy copies the stored metadata over the patch's (kube-apiserver 1.34
+        // accepted a status apply naming another uid).
         const wantUid = (body as KubeObject | undefined)?.metadata?.uid;
-        if (existing && wantUid && wantUid !== existing.metadata?.uid)
+        if (existing && wantUid && parsed.subresource !== "status" && wantUid !== existing.metadata?.uid)
           return this.fail(res, 409, "Conflict", `Precondition failed: UID in precondition: ${wantUid}, UID in object meta: ${existing.metadata?.uid}`);
+        // A resourceVersion in an apply is an optimistic-concurrency precondition, status subresource included.
+        const wantRv = (body as KubeObject | undefined)?.metadata?.resourceVersion;
+        if (existing && wantRv && wantRv !== existing.metadata?.resourceVersion)
+          return this.fail(
+            res,
+            409,
+            "Conflict",
+            `Operation cannot be fulfilled on ${parsed.resource} "${parsed.name}": the object has been modified; please apply your changes to the latest version and try again`,
+          );
         const merged = deepMerge(existing ?? {}, body) as KubeObject;
         return this.send(res, existing ? 200 : 201, this.store(objectPath, merged));
       }
