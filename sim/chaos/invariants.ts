@@ -41,6 +41,8 @@ export interface FleetCheck {
   stale: number;
   /** One short line per problem (bounded). */
   problems: string[];
+  /** Names of the stale ModelDeployments (bounded), for the report to say what the operator did with them. */
+  staleNames?: string[];
 }
 
 const MAX_PROBLEM_LINES = 20;
@@ -73,6 +75,7 @@ export function checkFleet(
       problem(`ModelDeployment ${md.name} exists but was deleted`);
     } else if (md.observedGeneration !== md.generation) {
       result.stale++;
+      if ((result.staleNames ??= []).length < MAX_PROBLEM_LINES) result.staleNames.push(md.name);
       problem(
         `ModelDeployment ${md.name}: observedGeneration ${md.observedGeneration ?? "unset"} != generation ${md.generation}`,
       );

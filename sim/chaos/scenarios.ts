@@ -6,7 +6,8 @@
  *
  * Used by `npm run chaos` (sim/chaos/run.ts, full counts) and test/chaos.test.ts (a short share for CI).
  */
-import { join } from "node:path";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import { API_GROUP, API_VERSION, KIND, type ModelDeployment } from "../../operator/api/modeldeployment.js";
 import { gatewayDemandPatch } from "../../operator/api/gateway-demand.js";
 import { SELECTOR_LABEL } from "../../operator/controller/reconcile-plan.js";
@@ -16,6 +17,7 @@ import { isNotFound, KubeClient, type KubeObject } from "../../operator/runtime/
 import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/operator.js";
 import { freeLoopbackPort, type LocalCluster } from "../cluster/cluster.js";
 import { startFaultProxy, NO_FAULTS, type Faults } from "./fault-proxy.js";
+import { logLinesAbout } from "./operator-log.js";
 import { podReadiness, startChaosEngines, startChaosGateway, waitForGatewayRoutes } from "./serving.js";
 import {
   checkFleet,
@@ -297,6 +299,24 @@ export async function waitForCleanFleet(
   }
 }
 
+/**
+ * For up to 3 ModelDeployments a check found stale, what the scenario's operator logs said of each (its own
+ * reconciles and the leadership terms around them, oldest log first): a failure seen once, in CI, can be read.
+ */
+export function staleStories(context: ChaosContext, namespace: string, check: FleetCheck): string[] {
+  const names = (check.staleNames ?? []).slice(0, 3);
+  if (!names.length) return [];
+  const files = readdirSync(context.dir)
+    .filter((file) => file.startsWith(`${namespace}-`) && file.endsWith(".log"))
+    .map((file) => join(context.dir, file))
+    .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs);
+  const logs = files.map((file) => ({ file: basename(file, ".log"), text: readFileSync(file, "utf8") }));
+  return names.map((name) => {
+    const lines = logs.flatMap(({ file, text }) => logLinesAbout(text, namespace, name).map((line) => `${file} ${line}`)).slice(-12);
+    return `stale ${name}, the operator said: ${lines.length ? lines.join(" | ") : "nothing"}`;
+  });
+}
+
 // ---- the operator ------------------------------------------------------------------------------------
 
 export interface OperatorHandle {
@@ -322,7 +342,8 @@ export async function startOperator(
       POD_NAMESPACE: namespace,
       POD_NAME: name,
       GPUFLEET_OPS_PORT: String(opsPort),
-      GPUFLEET_LOG_LEVEL: "info",
+      // Debug: a ModelDeployment found stale is then told from its own reconciles (staleStories).
+      GPUFLEET_LOG_LEVEL: "debug",
       ...context.operatorEnv,
       ...env,
     },
@@ -426,6 +447,7 @@ export async function operatorKills(
     notes: [
       `${churn.operations} churn operations on ${churn.live.size} live ModelDeployments at the end`,
       `converge timed from the end of churn (last kill ${((churnEndedAt - lastKillAt) / 1000).toFixed(1)} s before)`,
+      ...staleStories(context, namespace, check),
     ],
   };
 }
@@ -512,6 +534,7 @@ export async function controlPlaneRestarts(
         `down ${(downMs / 1000).toFixed(0)} s: ${seconds === undefined ? "NOT converged" : `converged ${seconds.toFixed(1)} s after the API was back`}; ` +
           `what was left, from the API back: ${timeline}`,
       );
+      notes.push(...staleStories(context, namespace, check));
       if (gateway) {
         // The gateway relisted: every live model answered (those created after the restart too), deleted ones 404.
         const live = [...churn.live.keys()];
@@ -829,6 +852,7 @@ export async function apiFaults(
       cleanFrom,
     );
     notes.push(`watch streams cut: ${proxy.watchesCut()}`);
+    notes.push(...staleStories(context, namespace, check));
     return {
       fault: "API latency/429/500/watch cuts (proxy)",
       runs: phases.length - 1,
