@@ -170,6 +170,16 @@ describe("ModelDeploymentController against a fake API server", () => {
     expect(workloadApplies()).toBe(before);
   });
 
+  it("starts no informer when it was stopped before it started (the lease lost while the term started), so no watch outlives the term", async () => {
+    await controller.stop();
+    const late = newController();
+    await late.stop();
+    const listsBefore = fake.requests.filter((request) => request.method === "GET").length;
+    await late.start();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(fake.requests.filter((request) => request.method === "GET").length).toBe(listsBefore);
+  });
+
   it("writes the Deployment without waiting for its Service (the API server creates Services one at a time)", async () => {
     await controller.stop();
     const servicePath = `/api/v1/namespaces/${namespace}/services/chat`;

@@ -290,6 +290,9 @@ export class ModelDeploymentController {
   /** Starts the informers, waits for their caches, then starts reconciling. */
   async start(): Promise<void> {
     const { informers } = this.options;
+    // Stopped before it started (the lease lost while the term's other controllers started): starting the
+    // informers now would leave their watches running after the term, one more set per lost lease.
+    if (this.stopRequested) return;
     for (const informer of Object.values(informers)) informer.start();
     // A stop while the caches sync (SIGTERM right after winning the lease) ends the start: no workers.
     await Promise.race([
