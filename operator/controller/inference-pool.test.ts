@@ -64,6 +64,16 @@ describe("InferencePoolSync", () => {
     return { client: client as unknown as KubeClient, calls, set: (next: boolean | "error") => (state = next) };
   }
 
+  it("keeps no recheck timer when stopped during its first discovery (the lease lost as the term began)", async () => {
+    const { client, calls } = stub(false);
+    const sync = new InferencePoolSync(client, { recheckIntervalMs: 10 });
+    const starting = sync.start();
+    sync.stop();
+    await starting;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(calls.get).toBe(1);
+  });
+
   it("writes nothing and asks only discovery when the CRD is absent", async () => {
     const { client, calls } = stub(false);
     const sync = new InferencePoolSync(client);

@@ -93,6 +93,7 @@ const POOL_RESYNC_MS = 5 * 60_000;
 export class InferencePoolSync {
   private served: boolean | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private readonly applied = new Map<string, { hash: string; atMs: number }>();
   private readonly log = logger.child({ component: "inferencepool" });
   private loggedDiscoveryError = false;
@@ -109,11 +110,14 @@ export class InferencePoolSync {
 
   async start(): Promise<void> {
     await this.discover();
+    // Stopped during the discovery (the lease lost as the term began): no recheck timer outlives the term.
+    if (this.stopped) return;
     this.timer ??= setInterval(() => void this.discover(), this.options.recheckIntervalMs ?? 5 * 60_000);
     this.timer.unref?.();
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
   }
