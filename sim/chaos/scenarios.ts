@@ -18,7 +18,7 @@ import { spawnOperatorProcess, type OperatorProcess } from "../../test/support/o
 import { freeLoopbackPort, type LocalCluster } from "../cluster/cluster.js";
 import { startFaultProxy, NO_FAULTS, type Faults } from "./fault-proxy.js";
 import { logLinesAbout } from "./operator-log.js";
-import { podReadiness, startChaosEngines, startChaosGateway, waitForGatewayRoutes } from "./serving.js";
+import { gatewayView, podReadiness, startChaosEngines, startChaosGateway, waitForGatewayRoutes } from "./serving.js";
 import {
   checkFleet,
   fleetIsClean,
@@ -539,8 +539,14 @@ export async function controlPlaneRestarts(
         // The gateway relisted: every live model answered (those created after the restart too), deleted ones 404.
         const live = [...churn.live.keys()];
         const gone = churn.deletedNames().slice(-5);
-        const routes = await waitForGatewayRoutes(gateway.url, live, gone, backAt, context.convergeTimeoutMs, (model) =>
-          podReadiness(context.client, namespace, model),
+        const chaosGateway = gateway;
+        const routes = await waitForGatewayRoutes(
+          gateway.url,
+          live,
+          gone,
+          backAt,
+          context.convergeTimeoutMs,
+          async (model) => `${await podReadiness(context.client, namespace, model)}; ${gatewayView(chaosGateway.gateway, model)}`,
         );
         const lostRoutes = routes.problems.length;
         total = mergeChecks(total, {
@@ -555,7 +561,8 @@ export async function controlPlaneRestarts(
             (routes.seconds === undefined
               ? "did NOT route every live model"
               : `routed all ${live.length} live models and refused ${gone.length} deleted ones ${routes.seconds.toFixed(1)} s after the API was back`) +
-            (routes.lastPending.length ? ` (the last to answer said before: ${routes.lastPending.join("; ")})` : ""),
+            (routes.lastPending.length ? ` (the last to answer said before: ${routes.lastPending.join("; ")})` : "") +
+            `; what was left, from the API back: ${routes.timeline}`,
         );
         if (routes.seconds === undefined) break;
       }

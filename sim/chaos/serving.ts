@@ -116,22 +116,28 @@ export async function waitForGatewayRoutes(
   timeoutMs: number,
   /** What the cluster shows of a model still not answering (its pods' readiness), for the report. */
   explain?: (model: string) => Promise<string>,
-): Promise<{ seconds: number | undefined; problems: string[]; lastPending: string[] }> {
+): Promise<{ seconds: number | undefined; problems: string[]; lastPending: string[]; timeline: string }> {
   const deadline = Date.now() + timeoutMs;
   const pendingServing = new Set(serving);
   const pendingGone = new Set(gone);
   let last = new Map<string, string>();
   // What the models that answered last said before they did: where a slow convergence waited.
   let lastPending: string[] = [];
+  // How many were left each time that changed, with one explained example (seconds from fromMs).
+  const timeline: string[] = [];
+  let lastLeft = -1;
   for (;;) {
-    if (last.size > 0) lastPending = [...last.values()].slice(0, 5);
+    // Explained ones first: they say where the wait is.
+    if (last.size > 0) lastPending = [...last.values()].sort((a, b) => Number(b.includes("; ")) - Number(a.includes("; "))).slice(0, 5);
     last = new Map();
+    // The first few models still pending each round are explained (bounded: each explanation reads the API).
+    const explained = new Set([...pendingServing].slice(0, 3));
     await Promise.all([
       ...[...pendingServing].map(async (model) => {
         const answer = await complete(url, model, { timeoutMs: 10_000 });
         if (answer.status === 200) pendingServing.delete(model);
         else {
-          const seen = explain && pendingServing.size <= 5 ? `; ${await explain(model).catch(() => "pods unreadable")}` : "";
+          const seen = explain && explained.has(model) ? `; ${await explain(model).catch(() => "pods unreadable")}` : "";
           last.set(model, `${model}: HTTP ${answer.status}${answer.failure ? ` (${answer.failure})` : ""}, want 200${seen}`);
         }
       }),
@@ -141,16 +147,22 @@ export async function waitForGatewayRoutes(
         else last.set(model, `${model} (deleted): HTTP ${answer.status}, want 404`);
       }),
     ]);
-    if (pendingServing.size === 0 && pendingGone.size === 0)
-      return { seconds: (performance.now() - fromMs) / 1000, problems: [], lastPending };
-    if (Date.now() > deadline) return { seconds: undefined, problems: [...last.values()].slice(0, 20), lastPending };
+    const left = pendingServing.size + pendingGone.size;
+    if (left !== lastLeft && timeline.length < 20) {
+      const example = [...last.values()].find((line) => line.includes("; "));
+      timeline.push(`${((performance.now() - fromMs) / 1000).toFixed(1)} s ${left} left${example ? ` (${example})` : ""}`);
+    }
+    lastLeft = left;
+    if (left === 0) return { seconds: (performance.now() - fromMs) / 1000, problems: [], lastPending, timeline: timeline.join("; ") };
+    if (Date.now() > deadline)
+      return { seconds: undefined, problems: [...last.values()].slice(0, 20), lastPending, timeline: timeline.join("; ") };
     await sleep(500);
   }
 }
 
 /**
- * A model's pods as the cluster shows them, in a few words: how many, how many Ready, and the nodes
- * among theirs that are not Ready (a gateway routes only to Ready pods).
+ * A model's pods as the cluster shows them, in a few words: how many, how many Ready, how many not yet
+ * scheduled, and the nodes among theirs that are not Ready (a gateway routes only to Ready pods).
  */
 export async function podReadiness(client: KubeClient, namespace: string, model: string): Promise<string> {
   const pods = (await client.list<V1Pod>(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: `${SELECTOR_LABEL}=${model}` })).items;
@@ -162,5 +174,25 @@ export async function podReadiness(client: KubeClient, namespace: string, model:
     if (!node?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) notReadyNodes.push(name);
   }
   const phases = [...new Set(pods.map((pod) => pod.status?.phase ?? "?"))].join("/");
-  return `${pods.length} pod(s) ${phases}, ${ready} Ready${notReadyNodes.length ? `, node(s) not Ready: ${notReadyNodes.join(", ")}` : ""}`;
+  // Unscheduled: the scheduler has not bound them; scheduled and Pending: the node (KWOK) has not run them.
+  const unscheduled = pods.filter((pod) => !pod.spec?.nodeName).length;
+  return (
+    `${pods.length} pod(s) ${phases}, ${ready} Ready` +
+    (unscheduled ? `, ${unscheduled} not scheduled` : "") +
+    (notReadyNodes.length ? `, node(s) not Ready: ${notReadyNodes.join(", ")}` : "")
+  );
 }
+
+/**
+ * What the gateway's own view holds for a model still not answering: no route (its ModelDeployment or
+ * owner chain not yet in its caches), or the route's endpoints, how many its pod cache shows Ready and how
+ * many of those answered /health. Next to podReadiness, it says which side a slow recovery waits on.
+ */
+export function gatewayView(gateway: Gateway, model: string): string {
+  const route = gateway.fleet.route(model);
+  if (!route) return "gateway: no route";
+  const podReady = route.endpoints.filter((endpoint) => endpoint.target.ready).length;
+  const routable = route.endpoints.filter((endpoint) => endpoint.ready).length;
+  return `gateway: ${route.endpoints.length} endpoint(s), ${podReady} Ready in its cache, ${routable} healthy`;
+}
+
