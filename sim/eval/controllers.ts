@@ -10,6 +10,18 @@ import {
   type AutoscalingConfig,
   type PolicyState,
 } from "../../operator/autoscaler/policy.js";
+import {
+  emptyTenantHistory,
+  recordTenantBucket,
+  replicasWithTenantFloor,
+  tenantDemandFloor,
+  DEFAULT_TENANT_FLOOR_OPTIONS,
+  DEFAULT_TENANT_HISTORY_LIMITS,
+  type TenantDemandFloor,
+  type TenantDemandHistory,
+  type TenantFloorOptions,
+  type TenantHistoryLimits,
+} from "../../operator/autoscaler/tenant-forecast.js";
 import { maxOf, type Controller, type ControllerView } from "./fleet.js";
 
 export interface Bounds {
@@ -52,6 +64,77 @@ export function gpufleetController(
       });
       state = decision.state;
       return decision.desiredReplicas;
+    },
+  };
+}
+
+/**
+ * What the gateway meters per tenant: each tenant's mean token demand (tokens/s) over [fromS, toS),
+ * seconds of the simulation. Called only for spans that have ended.
+ */
+export type TenantMeter = (fromS: number, toS: number) => ReadonlyMap<string, number>;
+
+export interface TenantForecastSetup {
+  meter: TenantMeter;
+  bucketSeconds: number;
+  floor?: TenantFloorOptions;
+  limits?: TenantHistoryLimits;
+}
+
+/**
+ * gpufleet's policy plus the per-tenant same-time-of-day floor (operator/autoscaler/tenant-forecast.ts):
+ * at the end of every bucket the controller records what the meter reports per tenant (bounded:
+ * top tenants by volume, the rest pooled), and every decision is max(the policy's answer, the floor
+ * at now + the policy's horizon in replicas at its capacity and utilisation target).
+ */
+export function gpufleetTenantForecastController(
+  bounds: Bounds,
+  overrides: Partial<AutoscalingConfig>,
+  setup: TenantForecastSetup,
+  intervalSeconds = 10,
+  name = "gpufleet + tenant forecast",
+): Controller {
+  const config: AutoscalingConfig = { ...AUTOSCALING_DEFAULTS, ...bounds, ...overrides };
+  const bucketMs = setup.bucketSeconds * 1000;
+  const limits = setup.limits ?? DEFAULT_TENANT_HISTORY_LIMITS;
+  const floorOptions = setup.floor ?? DEFAULT_TENANT_FLOOR_OPTIONS;
+  let state: PolicyState = initialPolicyState();
+  let history: TenantDemandHistory = emptyTenantHistory(setup.bucketSeconds);
+  let nextBucketStartMs = 0;
+  // The floor changes only when its window moves by a bucket or a bucket is recorded.
+  let cached: { key: string; floor: TenantDemandFloor | null } | null = null;
+  return {
+    name,
+    intervalSeconds,
+    initialReplicas: initial(bounds),
+    decide(view: ControllerView): number {
+      while (nextBucketStartMs + bucketMs <= view.nowMs) {
+        const fromS = nextBucketStartMs / 1000;
+        history = recordTenantBucket(
+          history,
+          nextBucketStartMs,
+          setup.meter(fromS, fromS + setup.bucketSeconds),
+          limits,
+        );
+        nextBucketStartMs += bucketMs;
+      }
+      const decision = decideScale(config, state, {
+        nowMs: view.nowMs,
+        currentReplicas: view.currentReplicas,
+        pods: view.pods,
+      });
+      state = decision.state;
+      const atMs = view.nowMs + decision.signals.horizonSeconds * 1000;
+      const windowMs = floorOptions.windowSeconds * 1000;
+      const key = `${history.buckets}:${Math.floor((atMs - windowMs) / bucketMs)}:${Math.floor((atMs + windowMs) / bucketMs)}`;
+      if (cached?.key !== key) cached = { key, floor: tenantDemandFloor(history, atMs, floorOptions) };
+      return replicasWithTenantFloor(
+        decision.desiredReplicas,
+        cached.floor,
+        decision.signals.replicaTokenCapacityPerSecond,
+        decision.signals.tokenUtilizationTarget,
+        bounds.maxReplicas,
+      );
     },
   };
 }

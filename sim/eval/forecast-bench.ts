@@ -19,8 +19,14 @@
  *   `--no-baselines` leaves out the baselines, their sweep and the discrete-event check, for these
  *   runs alone.
  *
+ * - `--tenant-forecast`: rows "gpufleet + tenant forecast (q …)", gpufleet with the per-tenant
+ *   same-time-of-day floor (operator/autoscaler/tenant-forecast.ts), each ServeGen client a tenant
+ *   metered per 10-minute bucket (its share of the window's rate times the tokens that arrived),
+ *   one row per `--tenant-quantiles` (default 0.5,0.85); with `--relax`, also each of those with the
+ *   margins relaxed as named in RELAXED (chosen on m-small only).
+ *
  *   npx tsx sim/eval/forecast-bench.ts [--loads 0.5,1,2] [--traces m-small,m-mid] [--speeds 1] [--no-tune]
- *     [--causes] [--no-baselines]
+ *     [--causes] [--no-baselines] [--tenant-forecast [--tenant-quantiles 0.5,0.85] [--relax]]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -32,8 +38,11 @@ import {
   DEFAULT_FORECAST_METHOD,
 } from "../../operator/autoscaler/forecast.js";
 import type { AutoscalingConfig } from "../../operator/autoscaler/policy.js";
+import { DEFAULT_TENANT_FLOOR_OPTIONS } from "../../operator/autoscaler/tenant-forecast.js";
 import {
   gpufleetController,
+  gpufleetTenantForecastController,
+  type TenantMeter,
   kedaController,
   scheduleController,
   staticController,
@@ -58,6 +67,7 @@ import {
   type SecondsDemand,
   type ServeGen,
   type ServeGenModel,
+  SERVEGEN_WINDOW_SECONDS,
 } from "./servegen.js";
 import { repoRoot } from "./traces.js";
 
@@ -69,6 +79,10 @@ const { values } = parseArgs({
     "no-tune": { type: "boolean" },
     causes: { type: "boolean" },
     "no-baselines": { type: "boolean" },
+    "tenant-forecast": { type: "boolean" },
+    "tenant-quantiles": { type: "string" },
+    "tenant-window": { type: "string" },
+    relax: { type: "string" },
     out: { type: "string" },
   },
 });
@@ -83,6 +97,9 @@ const traces = (values.traces ?? "m-small,m-mid").split(",") as ServeGenModel[];
 const tune = !values["no-tune"];
 const causes = values.causes === true;
 const baselines = !values["no-baselines"];
+const tenantForecast = values["tenant-forecast"] === true;
+const tenantQuantiles = numbers(values["tenant-quantiles"], "0.5,0.85");
+const tenantWindowSeconds = Number(values["tenant-window"] ?? 600);
 const outDir = path.resolve(values.out ?? path.join(repoRoot(), ".cache", "eval"));
 mkdirSync(outDir, { recursive: true });
 
@@ -260,6 +277,48 @@ const CAUSES: Array<{ name: string; config: Partial<AutoscalingConfig>; instantL
   { name: "all four", config: { ...INSTANT, ...FAST_DOWN, ...NO_GROWTH, ...BOUND_09 }, instantLoad: true },
 ];
 
+/**
+ * `--relax`: margins relaxed with the tenant floor covering switch-ons (names for `--relax a,b`).
+ * Tuned on m-small only.
+ */
+const RELAXED: Record<string, Partial<AutoscalingConfig>> = {
+  bound09: BOUND_09,
+  bound085: { maxTokenUtilizationTarget: 0.85 },
+  nogrowth: NO_GROWTH,
+  fastdown: FAST_DOWN,
+  "bound085+nogrowth": { maxTokenUtilizationTarget: 0.85, ...NO_GROWTH },
+  "bound09+nogrowth": { ...BOUND_09, ...NO_GROWTH },
+  "all3": { ...BOUND_09, ...NO_GROWTH, ...FAST_DOWN },
+};
+const relaxed = (values.relax ?? "").split(",").filter((x) => x !== "");
+for (const r of relaxed) if (!(r in RELAXED)) throw new Error(`--relax ${r}: one of ${Object.keys(RELAXED).join(", ")}`);
+
+/**
+ * The gateway's per-tenant metering in the simulation: each client's share of its 10-minute
+ * window's rate times the tokens that arrived in the span (the per-second totals are the sum over
+ * clients, so the shares add up to what the fleet received).
+ */
+function serveGenTenantMeter(sg: ServeGen, demand: SecondsDemand): TenantMeter {
+  return (fromS, toS) => {
+    const out = new Map<string, number>();
+    const span = Math.max(1, toS - fromS);
+    for (let s = Math.max(0, Math.floor(fromS)); s < Math.min(demand.requests.length, toS); ) {
+      const window = sg.windows[Math.floor((demand.startS + s) / SERVEGEN_WINDOW_SECONDS)];
+      const end = Math.min(toS, (Math.floor((demand.startS + s) / SERVEGEN_WINDOW_SECONDS) + 1) * SERVEGEN_WINDOW_SECONDS - demand.startS);
+      let tokens = 0;
+      for (let t = s; t < Math.min(end, demand.requests.length); t++)
+        tokens += (demand.promptTokens[t] as number) + (demand.outputTokens[t] as number);
+      if (window && window.rate > 0)
+        for (const c of window.clients) {
+          const name = String(c.client);
+          out.set(name, (out.get(name) ?? 0) + (tokens * c.rate) / window.rate / span);
+        }
+      s = end;
+    }
+    return out;
+  };
+}
+
 interface Row {
   trace: ServeGenModel;
   load: number;
@@ -309,6 +368,29 @@ for (const model of traces) {
           gpufleetController(bounds, { ...overrides, forecast: true }, 10, "gpufleet + forecast"),
         ),
       );
+      if (tenantForecast)
+        for (const relax of ["", ...relaxed])
+          for (const q of tenantQuantiles) {
+            const label = `gpufleet + tenant forecast (q ${q}${tenantWindowSeconds !== 600 ? `, ±${tenantWindowSeconds / 60} min` : ""})${relax ? ` ${relax}` : ""}`;
+            const tr0 = Date.now();
+            add(
+              simulateFluid(
+                scenario,
+                gpufleetTenantForecastController(
+                  bounds,
+                  { ...overrides, ...(relax ? RELAXED[relax] : {}) },
+                  {
+                    meter: serveGenTenantMeter(sg, demand),
+                    bucketSeconds: SERVEGEN_WINDOW_SECONDS,
+                    floor: { ...DEFAULT_TENANT_FLOOR_OPTIONS, quantile: q, windowSeconds: tenantWindowSeconds },
+                  },
+                  10,
+                  label,
+                ),
+              ),
+            );
+            log(`  (${label}: ${((Date.now() - tr0) / 1000).toFixed(0)} s)`);
+          }
       if (causes)
         for (const cause of CAUSES) {
           const c = gpufleetController(
