@@ -22,8 +22,9 @@
  * - `--tenant-forecast`: rows "gpufleet + tenant forecast (q …)", gpufleet with the per-tenant
  *   same-time-of-day floor (operator/autoscaler/tenant-forecast.ts), each ServeGen client a tenant
  *   metered per 10-minute bucket (its share of the window's rate times the tokens that arrived),
- *   one row per `--tenant-quantiles` (default 0.5,0.85); with `--relax`, also each of those with the
- *   margins relaxed as named in RELAXED (chosen on m-small only).
+ *   one row per `--tenant-quantiles` (default 0.5,0.85) and `--tenant-window` (half-width, seconds;
+ *   default 600); with `--relax a,b`, also each of those with the margins relaxed as named in
+ *   RELAXED (chosen on m-small only), and gpufleet with those margins and no floor ("(no floor)").
  *
  *   npx tsx sim/eval/forecast-bench.ts [--loads 0.5,1,2] [--traces m-small,m-mid] [--speeds 1] [--no-tune]
  *     [--causes] [--no-baselines] [--tenant-forecast [--tenant-quantiles 0.5,0.85] [--relax]]
@@ -289,6 +290,10 @@ const RELAXED: Record<string, Partial<AutoscalingConfig>> = {
   "bound085+nogrowth": { maxTokenUtilizationTarget: 0.85, ...NO_GROWTH },
   "bound09+nogrowth": { ...BOUND_09, ...NO_GROWTH },
   "all3": { ...BOUND_09, ...NO_GROWTH, ...FAST_DOWN },
+  "nogrowth+fastdown": { ...NO_GROWTH, ...FAST_DOWN },
+  bound08: { maxTokenUtilizationTarget: 0.8 },
+  "bound08+nogrowth": { maxTokenUtilizationTarget: 0.8, ...NO_GROWTH },
+  "bound08+nogrowth+fastdown": { maxTokenUtilizationTarget: 0.8, ...NO_GROWTH, ...FAST_DOWN },
 };
 const relaxed = (values.relax ?? "").split(",").filter((x) => x !== "");
 for (const r of relaxed) if (!(r in RELAXED)) throw new Error(`--relax ${r}: one of ${Object.keys(RELAXED).join(", ")}`);
@@ -368,6 +373,14 @@ for (const model of traces) {
           gpufleetController(bounds, { ...overrides, forecast: true }, 10, "gpufleet + forecast"),
         ),
       );
+      // The relaxed margins without the floor: what the floor itself adds.
+      for (const relax of tenantForecast ? relaxed : [])
+        add(
+          simulateFluid(
+            scenario,
+            gpufleetController(bounds, { ...overrides, ...RELAXED[relax] }, 10, `gpufleet ${relax} (no floor)`),
+          ),
+        );
       if (tenantForecast)
         for (const relax of ["", ...relaxed])
           for (const q of tenantQuantiles) {
@@ -430,10 +443,10 @@ for (const model of traces) {
         log(
           `gpufleet: ${((1 - g.withinTargetShare) * 100).toFixed(2)}% of requests missed, ${(missesAtSteps(demand, scenario.scoreFromSecond, g) * 100).toFixed(0)}% of those in windows where demand rose from under a tenth (clients switching on)`,
         );
-      log(`controller                                   | GPU-h   | × oracle | within 2 s | peak`);
+      log(`controller${" ".repeat(52)} | GPU-h   | × oracle | within 2 s | peak`);
       for (const r of results)
         log(
-          `${r.controller.slice(0, 44).padEnd(44)} | ${r.gpuHours.toFixed(0).padStart(7)} | ${(r.gpuHours / oracle.gpuHours).toFixed(2).padStart(8)} | ${(r.withinTargetShare * 100).toFixed(2).padStart(9)}% | ${r.peakReplicas}`,
+          `${r.controller.slice(0, 62).padEnd(62)} | ${r.gpuHours.toFixed(0).padStart(7)} | ${(r.gpuHours / oracle.gpuHours).toFixed(2).padStart(8)} | ${(r.withinTargetShare * 100).toFixed(2).padStart(9)}% | ${r.peakReplicas}`,
         );
     }
   }
