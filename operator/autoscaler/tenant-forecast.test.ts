@@ -51,7 +51,10 @@ describe("tenantDemandFloor: a tenant's demand at this time of day on the days b
     const nineOnDay8 = 7 * DAY_MS + 54 * BUCKET_MS;
     expect(tenantDemandFloor(h, nineOnDay8)?.tokensPerSecond).toBe(0);
     // The highest day (quantile 1) does hold it.
-    expect(tenantDemandFloor(h, nineOnDay8, { quantile: 1, lookbackDays: 7, windowSeconds: 600, minDays: 3 })?.tokensPerSecond).toBe(1000);
+    expect(
+      tenantDemandFloor(h, nineOnDay8, { quantile: 1, lookbackDays: 7, windowSeconds: 600, minDays: 3 })
+        ?.tokensPerSecond,
+    ).toBe(1000);
   });
 
   it("sums over tenants, each at its own time of day", () => {

@@ -132,8 +132,15 @@ export function recordTenantBucket(
   }
   // Keep the newest retainBuckets.
   const drop = Math.max(0, length - limits.retainBuckets);
-  if (drop > 0) for (const name of Object.keys(tenants)) tenants[name] = (tenants[name] as Array<number | null>).slice(drop);
-  return { bucketSeconds: history.bucketSeconds, startMs: start + drop * bucketMs, buckets: length - drop, tenants };
+  if (drop > 0)
+    for (const name of Object.keys(tenants))
+      tenants[name] = (tenants[name] as Array<number | null>).slice(drop);
+  return {
+    bucketSeconds: history.bucketSeconds,
+    startMs: start + drop * bucketMs,
+    buckets: length - drop,
+    tenants,
+  };
 }
 
 export interface TenantFloorOptions {
@@ -208,8 +215,11 @@ export function replicasWithTenantFloor(
   utilizationTarget: number | null,
   maxReplicas: number,
 ): number {
-  if (floor === null || replicaTokenCapacityPerSecond === null || utilizationTarget === null) return reactiveReplicas;
+  if (floor === null || replicaTokenCapacityPerSecond === null || utilizationTarget === null)
+    return reactiveReplicas;
   if (!(replicaTokenCapacityPerSecond > 0) || !(utilizationTarget > 0)) return reactiveReplicas;
-  const floorReplicas = Math.ceil(floor.tokensPerSecond / (replicaTokenCapacityPerSecond * utilizationTarget));
+  const floorReplicas = Math.ceil(
+    floor.tokensPerSecond / (replicaTokenCapacityPerSecond * utilizationTarget),
+  );
   return Math.max(reactiveReplicas, Math.min(maxReplicas, floorReplicas));
 }

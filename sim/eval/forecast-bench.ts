@@ -289,14 +289,15 @@ const RELAXED: Record<string, Partial<AutoscalingConfig>> = {
   fastdown: FAST_DOWN,
   "bound085+nogrowth": { maxTokenUtilizationTarget: 0.85, ...NO_GROWTH },
   "bound09+nogrowth": { ...BOUND_09, ...NO_GROWTH },
-  "all3": { ...BOUND_09, ...NO_GROWTH, ...FAST_DOWN },
+  all3: { ...BOUND_09, ...NO_GROWTH, ...FAST_DOWN },
   "nogrowth+fastdown": { ...NO_GROWTH, ...FAST_DOWN },
   bound08: { maxTokenUtilizationTarget: 0.8 },
   "bound08+nogrowth": { maxTokenUtilizationTarget: 0.8, ...NO_GROWTH },
   "bound08+nogrowth+fastdown": { maxTokenUtilizationTarget: 0.8, ...NO_GROWTH, ...FAST_DOWN },
 };
 const relaxed = (values.relax ?? "").split(",").filter((x) => x !== "");
-for (const r of relaxed) if (!(r in RELAXED)) throw new Error(`--relax ${r}: one of ${Object.keys(RELAXED).join(", ")}`);
+for (const r of relaxed)
+  if (!(r in RELAXED)) throw new Error(`--relax ${r}: one of ${Object.keys(RELAXED).join(", ")}`);
 
 /**
  * The gateway's per-tenant metering in the simulation: each client's share of its 10-minute
@@ -307,9 +308,13 @@ function serveGenTenantMeter(sg: ServeGen, demand: SecondsDemand): TenantMeter {
   return (fromS, toS) => {
     const out = new Map<string, number>();
     const span = Math.max(1, toS - fromS);
-    for (let s = Math.max(0, Math.floor(fromS)); s < Math.min(demand.requests.length, toS); ) {
+    for (let s = Math.max(0, Math.floor(fromS)); s < Math.min(demand.requests.length, toS);) {
       const window = sg.windows[Math.floor((demand.startS + s) / SERVEGEN_WINDOW_SECONDS)];
-      const end = Math.min(toS, (Math.floor((demand.startS + s) / SERVEGEN_WINDOW_SECONDS) + 1) * SERVEGEN_WINDOW_SECONDS - demand.startS);
+      const end = Math.min(
+        toS,
+        (Math.floor((demand.startS + s) / SERVEGEN_WINDOW_SECONDS) + 1) * SERVEGEN_WINDOW_SECONDS -
+          demand.startS,
+      );
       let tokens = 0;
       for (let t = s; t < Math.min(end, demand.requests.length); t++)
         tokens += (demand.promptTokens[t] as number) + (demand.outputTokens[t] as number);
@@ -378,7 +383,12 @@ for (const model of traces) {
         add(
           simulateFluid(
             scenario,
-            gpufleetController(bounds, { ...overrides, ...RELAXED[relax] }, 10, `gpufleet ${relax} (no floor)`),
+            gpufleetController(
+              bounds,
+              { ...overrides, ...RELAXED[relax] },
+              10,
+              `gpufleet ${relax} (no floor)`,
+            ),
           ),
         );
       if (tenantForecast)
@@ -395,7 +405,11 @@ for (const model of traces) {
                   {
                     meter: serveGenTenantMeter(sg, demand),
                     bucketSeconds: SERVEGEN_WINDOW_SECONDS,
-                    floor: { ...DEFAULT_TENANT_FLOOR_OPTIONS, quantile: q, windowSeconds: tenantWindowSeconds },
+                    floor: {
+                      ...DEFAULT_TENANT_FLOOR_OPTIONS,
+                      quantile: q,
+                      windowSeconds: tenantWindowSeconds,
+                    },
                   },
                   10,
                   label,
