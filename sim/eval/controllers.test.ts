@@ -3,6 +3,8 @@ import type { PodObservation } from "../../operator/autoscaler/policy.js";
 import {
   aibrixKpaController,
   dynamoPlannerController,
+  gpufleetController,
+  gpufleetTenantForecastController,
   linearForecast,
   kedaController,
   kubeAiController,
@@ -149,5 +151,44 @@ describe("dynamo-style throughput planner", () => {
     expect(at(370_000, 900_000 + 7000 * 180, 5)).toBe(9);
     const withHeadroom = dynamoPlannerController({ minReplicas: 1, maxReplicas: 50 }, 1000, 0.5);
     expect(withHeadroom.name).toBe("dynamo-planner(util=0.5)");
+  });
+});
+
+describe("gpufleet + tenant forecast", () => {
+  const DAY_S = 86_400;
+  /** Tenant "a" sends 9,000 tokens/s from 09:00 to 10:00 every day, nothing else. */
+  const meter = (fromS: number): ReadonlyMap<string, number> => {
+    const hour = (fromS % DAY_S) / 3600;
+    return new Map([["a", hour >= 9 && hour < 10 ? 9000 : 0]]);
+  };
+  const overrides = { replicaTokenCapacityPerSecond: 1000 };
+  const idle = (nowMs: number): ControllerView => view(nowMs, [{ kv: 0, waiting: 0 }]);
+
+  it("holds replicas before a tenant's daily switch-on once it has the days, and none at other hours", () => {
+    const calls: number[] = [];
+    const controller = gpufleetTenantForecastController(bounds, overrides, {
+      meter: (fromS, toS) => {
+        calls.push(toS - fromS);
+        return meter(fromS);
+      },
+      bucketSeconds: 600,
+    });
+    for (let s = 0; s < 7 * DAY_S; s += 600) controller.decide(idle(s * 1000));
+    // One meter reading per ended 10-minute bucket.
+    expect(calls.length).toBe(7 * 144 - 1);
+    expect(calls.every((span) => span === 600)).toBe(true);
+    expect(controller.decide(idle((7 * DAY_S + 8.9 * 3600) * 1000))).toBeGreaterThanOrEqual(9);
+    const other = gpufleetTenantForecastController(bounds, overrides, { meter, bucketSeconds: 600 });
+    for (let s = 0; s < 7 * DAY_S; s += 600) other.decide(idle(s * 1000));
+    expect(other.decide(idle((7 * DAY_S + 3 * 3600) * 1000))).toBe(1);
+  });
+
+  it("decides as gpufleet does without history", () => {
+    const plain = gpufleetController(bounds, overrides);
+    const withFloor = gpufleetTenantForecastController(bounds, overrides, { meter, bucketSeconds: 600 });
+    for (let s = 0; s < DAY_S; s += 60) {
+      const v = view(s * 1000, [{ kv: 0.9, waiting: (s / 60) % 7 }]);
+      expect(withFloor.decide(v)).toBe(plain.decide(v));
+    }
   });
 });
