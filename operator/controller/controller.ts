@@ -246,7 +246,10 @@ export class ModelDeploymentController {
       urgent: (key) => this.specUnobserved(key),
       onRetry: (key, failures, delayMs, error) => {
         options.observer?.retried?.();
-        this.log.warn({ resource: key, failures, delayMs, err: String(error) }, "reconcile failed; retrying with backoff");
+        // A Conflict is a view the API server has moved past (the status write's precondition, e.g. right
+        // after the autoscaler scaled): expected, and retried on the fresh object, so not a warning.
+        const conflict = error instanceof KubeApiError && error.statusCode === 409;
+        this.log[conflict ? "debug" : "warn"]({ resource: key, failures, delayMs, err: String(error) }, "reconcile failed; retrying with backoff");
       },
     });
     this.dependencies = reconcileDependencies(options);
