@@ -31,6 +31,14 @@ import {
 } from "./scenarios.js";
 import { engineFaults } from "./engine-faults.js";
 
+/**
+ * KWOK's pod IPs for this cluster: not the tests' 127.1.0.0/16 nor the operator bench's 127.20.0.0/16. The
+ * simulated engines listen on the pod IPs, so a chaos run beside the tests on the same range put two
+ * engines of different models behind one address, and the gateways of both answered 404 for models whose
+ * pod was Ready (session 10: 13 models in the CI share's etcd case, GPUFLEET_CHAOS_SEED=70001).
+ */
+const CHAOS_POD_CIDR = "127.21.0.0/16";
+
 const say = (line: string) => process.stderr.write(`[chaos] ${line}\n`);
 
 async function main(): Promise<number> {
@@ -54,6 +62,7 @@ async function main(): Promise<number> {
     parentDir: dir,
     keepDir: values["keep-dir"],
     nodePools: benchNodePools(Math.ceil((count * 1.3) / GPUS_PER_BENCH_NODE) + 1),
+    podCidr: CHAOS_POD_CIDR,
     log: say,
   });
   const client = new KubeClient(cluster.kubeConfig, { userAgent: "gpufleet-chaos" });
