@@ -14,6 +14,10 @@
  * pooled under POOLED_TENANTS, at most `retainBuckets` buckets. Tenant names and rates come from
  * the gateway's metering, which tenants drive: every input is bounded and non-finite or negative
  * rates are dropped, never thrown on.
+ *
+ * Not wired into the operator yet: the benchmark (sim/eval/controllers.ts, `npm run bench:forecast --
+ * --tenant-forecast`) found it buys share within the TTFT goal, not GPU-hours (README, Autoscaling), and
+ * the gateway does not report per-tenant demand to the operator (the channel is designed there, not built).
  */
 import { quantileOf } from "./policy-windows.js";
 
