@@ -184,9 +184,37 @@ describe("WorkQueue", () => {
     await q.shutDown();
   });
 
+  it("does not lengthen a key's backoff when it fails again on an early re-run (an event came while it was handled)", async () => {
+    const retries: Array<[number, number]> = [];
+    const q = new WorkQueue({
+      baseDelayMs: 500,
+      maxDelayMs: 300_000,
+      jitter: 0,
+      onRetry: (_k, failures, delay) => retries.push([failures, delay]),
+    });
+    let runs = 0;
+    q.start((key) => {
+      runs++;
+      // Ten events for the key while it is handled (an API outage's burst): each re-runs it at once.
+      if (runs <= 10) q.add(key);
+      throw new Error("500");
+    });
+    q.add("k");
+    await flush();
+    expect(runs).toBe(11);
+    // One failure counted: every early re-run's failure keeps the first retry's time.
+    expect(q.numRequeues("k")).toBe(1);
+    expect(retries.every(([failures, delay]) => failures === 1 && delay <= 500)).toBe(true);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(runs).toBe(12);
+    expect(retries.at(-1)).toEqual([2, 1000]);
+    await q.shutDown();
+  });
+
   it("forget() resets the backoff of a key", () => {
     const q = new WorkQueue({ baseDelayMs: 100, jitter: 0 });
     expect(q.addRateLimited("k")).toBe(100);
+    vi.advanceTimersByTime(100);
     expect(q.addRateLimited("k")).toBe(200);
     q.forget("k");
     expect(q.addRateLimited("k")).toBe(100);

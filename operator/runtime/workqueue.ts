@@ -68,7 +68,8 @@ export class WorkQueue {
   /** Keys added while being processed: processed once more when the current run finishes. */
   private readonly dirty = new Set<string>();
   private readonly delayed = new Map<string, DelayedAdd>();
-  private readonly failures = new Map<string, number>();
+  /** Per failing key: failures counted so far, and when the retry its last counted failure set is due (Date.now ms). */
+  private readonly failures = new Map<string, { count: number; retryAtMs: number }>();
   private readonly policy: BackoffPolicy;
   private readonly concurrency: number;
   private readonly random: () => number;
@@ -111,7 +112,7 @@ export class WorkQueue {
 
   /** Failures of `key` since it last succeeded (or was forgotten). */
   numRequeues(key: string): number {
-    return this.failures.get(key) ?? 0;
+    return this.failures.get(key)?.count ?? 0;
   }
 
   add(key: string): void {
@@ -154,12 +155,23 @@ export class WorkQueue {
     this.delayed.set(key, { at, timer });
   }
 
-  /** Adds `key` after its next backoff delay (and counts the failure). */
+  /**
+   * Adds `key` after its next backoff delay, and counts the failure, unless it came before the retry the
+   * last counted one set was due: a key re-run early (an event for it came while it was handled, which
+   * re-runs it at once) and failing again is the same failure, not a longer one. Otherwise a burst of
+   * events during an API outage doubled the delay at each of them: ten in a second put the key's next
+   * retry minutes away, long after the API was back (the chaos suite's stale ModelDeployment, under 30%
+   * 500s: no event came for it after the faults, so nothing ran it again before the 5-minute backoff).
+   * So the delay grows with the time a key has been failing, as a backoff should.
+   */
   addRateLimited(key: string, error?: unknown): number {
-    const failures = (this.failures.get(key) ?? 0) + 1;
-    this.failures.set(key, failures);
-    const delayMs = backoffDelay(failures, this.policy, this.random);
-    this.options.onRetry?.(key, failures, delayMs, error);
+    const nowMs = Date.now();
+    const last = this.failures.get(key);
+    const early = !!last && nowMs < last.retryAtMs;
+    const count = early ? last.count : (last?.count ?? 0) + 1;
+    const delayMs = early ? Math.max(0, last.retryAtMs - nowMs) : backoffDelay(count, this.policy, this.random);
+    if (!early) this.failures.set(key, { count, retryAtMs: nowMs + delayMs });
+    this.options.onRetry?.(key, count, delayMs, error);
     this.addAfter(key, delayMs);
     return delayMs;
   }
