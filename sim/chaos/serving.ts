@@ -120,15 +120,19 @@ export async function waitForGatewayRoutes(
   const deadline = Date.now() + timeoutMs;
   const pendingServing = new Set(serving);
   const pendingGone = new Set(gone);
-  let last = new Map<string, string>();
-  // What the models that answered last said before they did: where a slow convergence waited.
+  // Per model still wrong this round: its line, and whether it carries an explanation.
+  let last = new Map<string, { line: string; explained: boolean }>();
+  // What the models that answered last said before they did (explained ones first): where a slow convergence waited.
   let lastPending: string[] = [];
   // How many were left each time that changed, with one explained example (seconds from fromMs).
   const timeline: string[] = [];
   let lastLeft = -1;
   for (;;) {
-    // Explained ones first: they say where the wait is.
-    if (last.size > 0) lastPending = [...last.values()].sort((a, b) => Number(b.includes("; ")) - Number(a.includes("; "))).slice(0, 5);
+    if (last.size > 0)
+      lastPending = [...last.values()]
+        .sort((a, b) => Number(b.explained) - Number(a.explained))
+        .slice(0, 5)
+        .map((entry) => entry.line);
     last = new Map();
     // The first few models still pending each round are explained (bounded: each explanation reads the API).
     const explained = new Set([...pendingServing].slice(0, 3));
@@ -137,25 +141,28 @@ export async function waitForGatewayRoutes(
         const answer = await complete(url, model, { timeoutMs: 10_000 });
         if (answer.status === 200) pendingServing.delete(model);
         else {
-          const seen = explain && explained.has(model) ? `; ${await explain(model).catch(() => "pods unreadable")}` : "";
-          last.set(model, `${model}: HTTP ${answer.status}${answer.failure ? ` (${answer.failure})` : ""}, want 200${seen}`);
+          const explanation = explain && explained.has(model) ? await explain(model).catch(() => "pods unreadable") : undefined;
+          last.set(model, {
+            line: `${model}: HTTP ${answer.status}${answer.failure ? ` (${answer.failure})` : ""}, want 200${explanation ? `; ${explanation}` : ""}`,
+            explained: explanation !== undefined,
+          });
         }
       }),
       ...[...pendingGone].map(async (model) => {
         const answer = await complete(url, model, { timeoutMs: 10_000 });
         if (answer.status === 404) pendingGone.delete(model);
-        else last.set(model, `${model} (deleted): HTTP ${answer.status}, want 404`);
+        else last.set(model, { line: `${model} (deleted): HTTP ${answer.status}, want 404`, explained: false });
       }),
     ]);
     const left = pendingServing.size + pendingGone.size;
     if (left !== lastLeft && timeline.length < 20) {
-      const example = [...last.values()].find((line) => line.includes("; "));
+      const example = [...last.values()].find((entry) => entry.explained)?.line;
       timeline.push(`${((performance.now() - fromMs) / 1000).toFixed(1)} s ${left} left${example ? ` (${example})` : ""}`);
     }
     lastLeft = left;
     if (left === 0) return { seconds: (performance.now() - fromMs) / 1000, problems: [], lastPending, timeline: timeline.join("; ") };
     if (Date.now() > deadline)
-      return { seconds: undefined, problems: [...last.values()].slice(0, 20), lastPending, timeline: timeline.join("; ") };
+      return { seconds: undefined, problems: [...last.values()].slice(0, 20).map((entry) => entry.line), lastPending, timeline: timeline.join("; ") };
     await sleep(500);
   }
 }

@@ -50,21 +50,30 @@ export function gpufleetController(
   intervalSeconds = 10,
   name = "gpufleet",
 ): Controller {
-  const config: AutoscalingConfig = { ...AUTOSCALING_DEFAULTS, ...bounds, ...overrides };
-  let state: PolicyState = initialPolicyState();
+  const decide = gpufleetDecider(bounds, overrides);
   return {
     name,
     intervalSeconds,
     initialReplicas: initial(bounds),
-    decide(view: ControllerView): number {
-      const decision = decideScale(config, state, {
-        nowMs: view.nowMs,
-        currentReplicas: view.currentReplicas,
-        pods: view.pods,
-      });
-      state = decision.state;
-      return decision.desiredReplicas;
-    },
+    decide: (view) => decide(view).desiredReplicas,
+  };
+}
+
+/** gpufleet's policy with its state carried from call to call: one whole decision (signals too) per view. */
+function gpufleetDecider(
+  bounds: Bounds,
+  overrides: Partial<AutoscalingConfig>,
+): (view: ControllerView) => ReturnType<typeof decideScale> {
+  const config: AutoscalingConfig = { ...AUTOSCALING_DEFAULTS, ...bounds, ...overrides };
+  let state: PolicyState = initialPolicyState();
+  return (view) => {
+    const decision = decideScale(config, state, {
+      nowMs: view.nowMs,
+      currentReplicas: view.currentReplicas,
+      pods: view.pods,
+    });
+    state = decision.state;
+    return decision;
   };
 }
 
@@ -94,11 +103,10 @@ export function gpufleetTenantForecastController(
   intervalSeconds = 10,
   name = "gpufleet + tenant forecast",
 ): Controller {
-  const config: AutoscalingConfig = { ...AUTOSCALING_DEFAULTS, ...bounds, ...overrides };
+  const decide = gpufleetDecider(bounds, overrides);
   const bucketMs = setup.bucketSeconds * 1000;
   const limits = setup.limits ?? DEFAULT_TENANT_HISTORY_LIMITS;
   const floorOptions = setup.floor ?? DEFAULT_TENANT_FLOOR_OPTIONS;
-  let state: PolicyState = initialPolicyState();
   let history: TenantDemandHistory = emptyTenantHistory(setup.bucketSeconds);
   let nextBucketStartMs = 0;
   // The floor changes only when its window moves by a bucket or a bucket is recorded.
@@ -118,12 +126,7 @@ export function gpufleetTenantForecastController(
         );
         nextBucketStartMs += bucketMs;
       }
-      const decision = decideScale(config, state, {
-        nowMs: view.nowMs,
-        currentReplicas: view.currentReplicas,
-        pods: view.pods,
-      });
-      state = decision.state;
+      const decision = decide(view);
       const atMs = view.nowMs + decision.signals.horizonSeconds * 1000;
       const windowMs = floorOptions.windowSeconds * 1000;
       const key = `${history.buckets}:${Math.floor((atMs - windowMs) / bucketMs)}:${Math.floor((atMs + windowMs) / bucketMs)}`;

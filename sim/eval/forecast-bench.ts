@@ -282,18 +282,20 @@ const CAUSES: Array<{ name: string; config: Partial<AutoscalingConfig>; instantL
  * `--relax`: margins relaxed with the tenant floor covering switch-ons (names for `--relax a,b`).
  * Tuned on m-small only.
  */
+const BOUND_085: Partial<AutoscalingConfig> = { maxTokenUtilizationTarget: 0.85 };
+const BOUND_08: Partial<AutoscalingConfig> = { maxTokenUtilizationTarget: 0.8 };
 const RELAXED: Record<string, Partial<AutoscalingConfig>> = {
   bound09: BOUND_09,
-  bound085: { maxTokenUtilizationTarget: 0.85 },
+  bound085: BOUND_085,
   nogrowth: NO_GROWTH,
   fastdown: FAST_DOWN,
-  "bound085+nogrowth": { maxTokenUtilizationTarget: 0.85, ...NO_GROWTH },
+  "bound085+nogrowth": { ...BOUND_085, ...NO_GROWTH },
   "bound09+nogrowth": { ...BOUND_09, ...NO_GROWTH },
   all3: { ...BOUND_09, ...NO_GROWTH, ...FAST_DOWN },
   "nogrowth+fastdown": { ...NO_GROWTH, ...FAST_DOWN },
-  bound08: { maxTokenUtilizationTarget: 0.8 },
-  "bound08+nogrowth": { maxTokenUtilizationTarget: 0.8, ...NO_GROWTH },
-  "bound08+nogrowth+fastdown": { maxTokenUtilizationTarget: 0.8, ...NO_GROWTH, ...FAST_DOWN },
+  bound08: BOUND_08,
+  "bound08+nogrowth": { ...BOUND_08, ...NO_GROWTH },
+  "bound08+nogrowth+fastdown": { ...BOUND_08, ...NO_GROWTH, ...FAST_DOWN },
 };
 const relaxed = (values.relax ?? "").split(",").filter((x) => x !== "");
 for (const r of relaxed)
@@ -309,12 +311,9 @@ function serveGenTenantMeter(sg: ServeGen, demand: SecondsDemand): TenantMeter {
     const out = new Map<string, number>();
     const span = Math.max(1, toS - fromS);
     for (let s = Math.max(0, Math.floor(fromS)); s < Math.min(demand.requests.length, toS);) {
-      const window = sg.windows[Math.floor((demand.startS + s) / SERVEGEN_WINDOW_SECONDS)];
-      const end = Math.min(
-        toS,
-        (Math.floor((demand.startS + s) / SERVEGEN_WINDOW_SECONDS) + 1) * SERVEGEN_WINDOW_SECONDS -
-          demand.startS,
-      );
+      const windowIndex = Math.floor((demand.startS + s) / SERVEGEN_WINDOW_SECONDS);
+      const window = sg.windows[windowIndex];
+      const end = Math.min(toS, (windowIndex + 1) * SERVEGEN_WINDOW_SECONDS - demand.startS);
       let tokens = 0;
       for (let t = s; t < Math.min(end, demand.requests.length); t++)
         tokens += (demand.promptTokens[t] as number) + (demand.outputTokens[t] as number);
