@@ -164,10 +164,16 @@ describe("Fleet: which Ready pods take requests", () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  it("routes to a Ready pod only once its engine answers /health 200 (a Ready pod may still be loading), and again after a refused connection", async () => {
+  it("routes to a Ready pod only once its engine answers /health 200 (a Ready pod may still be loading), again after a refused connection, and after a 404 for its model only once /v1/models lists it", async () => {
     // The engine answers 503 (loading) until `loaded` flips, as vLLM does while it loads weights.
     let loaded = false;
+    let listed = "llama-3.1-8b";
     const engine = http.createServer((req, res) => {
+      if (req.url === "/v1/models") {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ object: "list", data: [{ id: listed, object: "model" }] }));
+        return;
+      }
       res.statusCode = req.url === "/health" && loaded ? 200 : 503;
       res.end();
     });
@@ -232,6 +238,18 @@ describe("Fleet: which Ready pods take requests", () => {
     expect(endpoint()?.ready).toBe(true);
     expect(told).toBeGreaterThan(0);
     unsubscribe();
+
+    // The engine answered 404 for the model (the gateway's `suspect` with "wrong-model"): /health 200 is
+    // not enough while /v1/models lists another model, as when the pod's address went to another engine.
+    listed = "mistral-7b";
+    fleet.suspect(route, suspected, "wrong-model");
+    expect(endpoint()?.ready).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(endpoint()?.ready).toBe(false);
+    listed = "llama-3.1-8b";
+    const listedAgain = Date.now() + 5000;
+    while (!endpoint()?.ready && Date.now() < listedAgain) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(endpoint()?.ready).toBe(true);
   });
 });
 

@@ -16,6 +16,7 @@ import { logger } from "../operator/log/logger.js";
 import { LWS_API_VERSION, LWS_KIND, LWS_LABELS } from "../operator/render/leaderworkerset.js";
 import { podsOwnedByModelDeployment } from "../operator/metrics/owned-pods.js";
 import { type ScrapeTarget, scrapePods, scrapeTargetFromPod } from "../operator/metrics/scrape.js";
+import { readBodyWithin } from "../operator/runtime/http-body.js";
 import { Informer } from "../operator/runtime/informer.js";
 import { type KubeClient, type KubeObject, registerKind } from "../operator/runtime/kube-client.js";
 import { type RoutingState, newRoutingState } from "./routing/picker.js";
@@ -59,14 +60,19 @@ export interface FleetView {
   /** Called after the routes or their endpoints changed (a pod became ready, a model appeared). */
   subscribe(listener: () => void): () => void;
   /**
-   * A request to `endpoint` was refused before it reached the engine (ECONNREFUSED: the engine is
-   * restarting or still binding its port). The endpoint stops being routable until its `/health`
-   * answers 200 again; listeners are told then (held requests wait for it).
+   * A request to `endpoint` failed in a way that says the endpoint cannot serve `route` now. `unreachable`
+   * (the default): refused or reset before the engine answered (restarting, or still binding its port).
+   * `wrong-model`: the engine answered 404 for the route's model, so the address serves another model (a
+   * pod IP reused before the watch caught up) or the engine lost the name. The endpoint stops being
+   * routable until its `/health` answers 200 again and, after `wrong-model`, its `/v1/models` does not
+   * list other models without this one; listeners are told then (held requests wait for it).
    */
-  suspect?(route: ModelRoute, endpoint: Endpoint): void;
+  suspect?(route: ModelRoute, endpoint: Endpoint, cause?: SuspectCause): void;
   /** The server sent a request of `route` to the pod at `address` (adapter affinity, gateway/adapters/). */
   picked?(route: ModelRoute, address: string): void;
 }
+
+export type SuspectCause = "unreachable" | "wrong-model";
 
 export interface RouteSpec {
   model: string;
@@ -260,6 +266,47 @@ export async function engineHealthy(target: ScrapeTarget, timeoutMs: number): Pr
   }
 }
 
+/** A /v1/models answer larger than this is not read (vLLM lists the model and its loaded adapters). */
+const MODELS_BODY_MAX_BYTES = 256 * 1024;
+/** Entries of a /v1/models answer looked at. */
+const MODELS_LISTED_MAX = 1024;
+
+/**
+ * GET http://<pod>/v1/models once: true when the engine lists `model`, false when it lists models but not
+ * this one (the address now belongs to another model's engine, or the engine serves another name), and
+ * undefined when the answer does not say (not 200, not an OpenAI model list, too large, no answer).
+ * Redirects are not followed; the body is bounded and only compared, never kept.
+ */
+export async function engineListsModel(target: ScrapeTarget, model: string, timeoutMs: number): Promise<boolean | undefined> {
+  try {
+    const response = await fetch(`http://${endpointAddress(target)}/v1/models`, {
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (response.status !== 200) {
+      await response.body?.cancel().catch(() => undefined);
+      return undefined;
+    }
+    const text = await readBodyWithin(response, MODELS_BODY_MAX_BYTES, () => new Error("too large"));
+    const data = (JSON.parse(text) as { data?: unknown } | null)?.data;
+    if (!Array.isArray(data)) return undefined;
+    return data.slice(0, MODELS_LISTED_MAX).some((entry) => typeof entry === "object" && entry !== null && (entry as { id?: unknown }).id === model);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether a suspected endpoint may take requests again. After a refused connection: its /health answers
+ * 200. After the engine answered that it does not serve the model (`mustServe`): also its /v1/models does
+ * not list other models without this one; an engine whose /v1/models says nothing is judged by /health.
+ */
+async function endpointRecovered(target: ScrapeTarget, mustServe: string | undefined, timeoutMs: number): Promise<boolean> {
+  if (!(await engineHealthy(target, timeoutMs))) return false;
+  if (mustServe === undefined) return true;
+  return (await engineListsModel(target, mustServe, timeoutMs)) !== false;
+}
+
 registerKind("apps/v1", "ReplicaSet", { plural: "replicasets", namespaced: true });
 registerKind("apps/v1", "StatefulSet", { plural: "statefulsets", namespaced: true });
 registerKind(LWS_API_VERSION, LWS_KIND, { plural: "leaderworkersets", namespaced: true });
@@ -283,6 +330,8 @@ export class Fleet implements FleetView {
   /** Endpoints (by key) whose engine answered /health 200 since their pod turned Ready. */
   private readonly healthy = new Set<string>();
   private readonly checking = new Map<string, NodeJS.Timeout>();
+  /** Endpoints (by key) whose engine said it does not serve this model: the model it must list again. */
+  private readonly mustServe = new Map<string, string>();
 
   constructor(
     client: KubeClient,
@@ -383,9 +432,10 @@ export class Fleet implements FleetView {
     return () => this.listeners.delete(listener);
   }
 
-  suspect(route: ModelRoute, endpoint: Endpoint): void {
+  suspect(route: ModelRoute, endpoint: Endpoint, cause: SuspectCause = "unreachable"): void {
     const key = `${route.uid}/${endpoint.podName}`;
     if (this.endpoints.get(key) !== endpoint) return; // replaced since: the rebuild decides
+    if (cause === "wrong-model") this.mustServe.set(key, route.model);
     this.healthy.delete(key);
     endpoint.ready = false;
     this.checkHealth(key, endpoint.target);
@@ -486,6 +536,7 @@ export class Fleet implements FleetView {
     }
     for (const key of this.endpoints.keys()) if (!liveEndpoints.has(key)) this.endpoints.delete(key);
     for (const key of this.healthy) if (!liveEndpoints.has(key)) this.healthy.delete(key);
+    for (const key of this.mustServe.keys()) if (!liveEndpoints.has(key)) this.mustServe.delete(key);
     for (const [key, timer] of this.checking)
       if (!liveEndpoints.has(key)) {
         clearTimeout(timer);
@@ -513,10 +564,11 @@ export class Fleet implements FleetView {
         this.checking.delete(key);
         return;
       }
-      const ok = await engineHealthy(current, Math.max(interval, 1000));
+      const ok = await endpointRecovered(current, this.mustServe.get(key), Math.max(interval, 1000));
       if (!this.checking.has(key) || this.stopped) return;
       if (ok) {
         this.checking.delete(key);
+        this.mustServe.delete(key);
         this.healthy.add(key);
         this.invalidate();
         return;
@@ -624,13 +676,14 @@ export class StaticFleet implements FleetView {
   private readonly checks = new Set<NodeJS.Timeout>();
   private stopped = false;
 
-  /** As the informer-backed Fleet: not routable until `/health` answers 200 (asked every 100 ms). */
-  suspect(_route: ModelRoute, endpoint: Endpoint): void {
+  /** As the informer-backed Fleet: not routable until it has recovered (asked every 100 ms). */
+  suspect(route: ModelRoute, endpoint: Endpoint, cause: SuspectCause = "unreachable"): void {
     if (!endpoint.ready) return;
     endpoint.ready = false;
+    const mustServe = cause === "wrong-model" ? route.model : undefined;
     const attempt = async () => {
       if (this.stopped) return;
-      if (await engineHealthy(endpoint.target, 1000)) {
+      if (await endpointRecovered(endpoint.target, mustServe, 1000)) {
         endpoint.ready = true;
         this.changed();
         return;

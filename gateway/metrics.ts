@@ -58,7 +58,7 @@ export function createGatewayMetrics(
     }),
     upstreamErrors: new Counter({
       name: "gpufleet_gateway_upstream_errors_total",
-      help: "Upstream failures: connect, timeout, disconnected mid-response, redirect refused.",
+      help: "Upstream failures: connect, timeout, disconnected mid-response, redirect refused, wrong_model (the engine does not serve the model).",
       labelNames: ["kind"],
       registers,
     }),

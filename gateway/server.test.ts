@@ -342,6 +342,78 @@ describe("errors in OpenAI's shape", () => {
     await response.text();
   });
 
+  it("sends a request whose pod answers 404 for the model (its address now another model's engine) elsewhere, and routes to the pod again once its /v1/models lists the model", async () => {
+    const fleet = new StaticFleet();
+    cleanups.push(() => fleet.stop());
+    let served = "other-model";
+    const reused = await fakeEngine((req, res, body) => {
+      if (req.url === "/health") {
+        res.writeHead(200);
+        res.end();
+      } else if (req.url === "/v1/models") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ object: "list", data: [{ id: served, object: "model" }] }));
+      } else if ((JSON.parse(body) as { model?: string }).model === served) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ model: served, served_by: "reused" }));
+      } else {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ object: "error", message: "The model `m` does not exist.", type: "NotFoundError" }));
+      }
+    });
+    const live = await engine("m");
+    // The reused address sorts first and is equally loaded: it is picked first.
+    const r = route(fleet, "m", [staticEndpoint("a-reused", "127.0.0.1", reused.port), staticEndpoint("b-live", "127.0.0.1", live.port)]);
+    const gw = await gateway(fleet);
+    const response = await post(`${gw.url}/v1/completions`, completion("m"));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-gpufleet-endpoint")).toBe("b-live");
+    await response.text();
+    expect(r.endpoints[0]?.ready).toBe(false);
+    expect(await gw.metricsText()).toMatch(/gpufleet_gateway_upstream_errors_total\{kind="wrong_model"\} 1/);
+    // /health alone (200 all along) does not bring it back while /v1/models lists another model.
+    await sleep(300);
+    expect(r.endpoints[0]?.ready).toBe(false);
+    const next = await post(`${gw.url}/v1/completions`, completion("m"));
+    expect(next.headers.get("x-gpufleet-endpoint")).toBe("b-live");
+    await next.text();
+    served = "m";
+    await vi_waitFor(() => r.endpoints[0]?.ready === true);
+    expect(reused.bodies.filter((b) => b !== "")).toHaveLength(1);
+  });
+
+  it("holds a request whose only pod answers 404 for the model, sends it there once the engine lists the model, and answers 503 past the hold timeout when it never does", async () => {
+    const fleet = new StaticFleet();
+    cleanups.push(() => fleet.stop());
+    let served = "other-model";
+    const pod = await fakeEngine((req, res, body) => {
+      if (req.url === "/health" || req.url === "/v1/models") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(req.url === "/health" ? "" : JSON.stringify({ data: [{ id: served }] }));
+      } else if ((JSON.parse(body) as { model?: string }).model === served) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ model: served }));
+      } else {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end('{"error":"not here"}');
+      }
+    });
+    const r = route(fleet, "m", [staticEndpoint("m-0", "127.0.0.1", pod.port)]);
+    route(fleet, "never", [staticEndpoint("never-0", "127.0.0.1", pod.port)]);
+    const gw = await gateway(fleet, { holdTimeoutMs: 1_500 });
+    const pending = post(`${gw.url}/v1/completions`, completion("m"));
+    await vi_waitFor(() => gw.server.holds.size("m") === 1);
+    expect(r.endpoints[0]?.ready).toBe(false);
+    served = "m";
+    const response = await pending;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ model: "m" });
+    // An engine that never lists the model: the request is not answered with the engine's 404 body.
+    const never = await post(`${gw.url}/v1/completions`, completion("never"));
+    expect(never.status).toBe(503);
+    expect(((await never.json()) as { error: { code: string } }).error.code).toBe("no_capacity");
+  });
+
   it("sends a request whose connection the pod cut before answering (the engine died under it) to another pod, once", async () => {
     const fleet = new StaticFleet();
     cleanups.push(() => fleet.stop());

@@ -96,8 +96,9 @@ const PATHS = new Set(["/v1/chat/completions", "/v1/completions"]);
 /** Connect failures that mean the request never reached an engine: safe to send to another pod once. */
 const RETRYABLE_CONNECT_ERRORS = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
 /**
- * Sends of one request that may end in a refused connection before it is answered 502; between them it
- * goes to another pod or back to the hold queue (and never past the hold timeout since it arrived).
+ * Sends of one request that may end in a refused connection (answered 502 after the last) or in an engine's
+ * 404 for the model (passed on after the last); between them it goes to another pod or back to the hold
+ * queue (and never past the hold timeout since it arrived).
  */
 const MAX_CONNECT_ATTEMPTS = 6;
 /**
@@ -701,6 +702,28 @@ export class GatewayServer {
           ),
         );
         finish(502);
+        return;
+      }
+      if (
+        status === 404 &&
+        !res.destroyed &&
+        exchange.attempts < MAX_CONNECT_ATTEMPTS &&
+        performance.now() - exchange.arrivedAt < this.config.holdTimeoutMs
+      ) {
+        // The engine does not serve the model this route sent it: the pod's address now belongs to another
+        // model's engine (a pod IP reused before the watch caught up) or the engine lost the name. The
+        // endpoint leaves the route until its /v1/models lists the model; the request, admitted and sent,
+        // goes to another pod or waits in the hold queue. The answer's body is discarded unread.
+        up.resume();
+        upstream.destroy();
+        metrics.upstreamErrors.inc({ kind: "wrong_model" });
+        log.warn({ requestId: exchange.requestId, pod: endpoint.podName }, "engine pod does not serve the model; sending elsewhere");
+        this.options.fleet.suspect?.(route, endpoint, "wrong-model");
+        prefillDone(false);
+        endpoint.inFlight--;
+        metrics.inFlight.dec();
+        finished = true;
+        this.sendElsewhere(exchange, true);
         return;
       }
       if (res.destroyed) {

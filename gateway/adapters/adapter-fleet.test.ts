@@ -87,6 +87,34 @@ describe("AdapterFleet", () => {
     expect(Number(answer.headers.get("x-gpufleet-held-ms"))).toBeGreaterThan(100);
   });
 
+  it("stops sending an adapter to a pod whose engine answers 404 for it (unloaded since the poll) while the pod keeps serving the base model", async () => {
+    const server = await engine("127.0.0.24", [{ name: "sql", path: "org/sql" }]);
+    const base = new StaticFleet();
+    cleanups.push(() => base.stop());
+    base.set({ model: "base", namespace: "ns", name: "base", adapters: ["sql"], endpoints: [staticEndpoint("p1", "127.0.0.24", server.port)] });
+    const fleet = new AdapterFleet(base, { pollIntervalMs: 50 });
+    cleanups.push(() => fleet.stop());
+    await fleet.pollOnce();
+    const gateway = await gatewayOver(fleet);
+    const adapterCall = (path: string) =>
+      fetch(`${server.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ lora_name: "sql", lora_path: "org/sql" }),
+      });
+    expect((await adapterCall("/v1/unload_lora_adapter")).status).toBe(200);
+    expect(fleet.route("sql")?.endpoints.map((e) => e.podName)).toEqual(["p1"]);
+    const pending = ask(gateway, "sql");
+    await expect.poll(() => fleet.route("sql")?.endpoints.length).toBe(0);
+    expect(base.route("base")?.endpoints[0]?.ready).toBe(true);
+    expect((await ask(gateway, "base")).status).toBe(200);
+    expect((await adapterCall("/v1/load_lora_adapter")).status).toBe(200);
+    await fleet.pollOnce();
+    const answer = await pending;
+    expect(answer.status).toBe(200);
+    expect(((await answer.json()) as { model: string }).model).toBe("sql");
+  });
+
   it("keeps an adapter on the pod it is warm on: fewer slot swaps than spreading it", async () => {
     const modules = [
       { name: "a1", path: "org/a1" },

@@ -12,7 +12,7 @@
 import { parseLoadedAdapters } from "../../operator/controller/adapter-sync.js";
 import { logger } from "../../operator/log/logger.js";
 import { readBodyWithin } from "../../operator/runtime/http-body.js";
-import type { Endpoint, FleetView, ModelRoute } from "../fleet.js";
+import type { Endpoint, FleetView, ModelRoute, SuspectCause } from "../fleet.js";
 import {
   adapterCandidates,
   type AdapterAffinityLimits,
@@ -88,10 +88,21 @@ export class AdapterFleet implements FleetView {
     return () => this.listeners.delete(listener);
   }
 
-  suspect(route: ModelRoute, endpoint: Endpoint): void {
+  suspect(route: ModelRoute, endpoint: Endpoint, cause: SuspectCause = "unreachable"): void {
+    const baseModel = this.adapterIndex().get(route.model);
+    if (baseModel !== undefined && cause === "wrong-model") {
+      // The engine does not have the adapter (unloaded since the last poll): the pod stops being a
+      // candidate for this adapter until its /v1/models lists it again; it keeps serving the base model.
+      const loaded = this.loaded.get(endpoint.address);
+      if (loaded?.has(route.model)) {
+        this.loaded.set(endpoint.address, new Set([...loaded].filter((name) => name !== route.model)));
+        this.notify();
+      }
+      return;
+    }
     // The endpoint objects are the base fleet's: its bookkeeping applies to adapter routes too.
-    const baseRoute = this.adapterIndex().has(route.model) ? this.base.route(this.adapterIndex().get(route.model) ?? "") : route;
-    if (baseRoute) this.base.suspect?.(baseRoute, endpoint);
+    const baseRoute = baseModel !== undefined ? this.base.route(baseModel) : route;
+    if (baseRoute) this.base.suspect?.(baseRoute, endpoint, cause);
   }
 
   /** The server sent a request of `route` to the pod at `address` (affinity bookkeeping). */
