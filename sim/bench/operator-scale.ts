@@ -409,9 +409,9 @@ function report(figures: Figures): string {
         : `${seconds(figures.replaySeconds)} (${figures.replayedObjects ? ((figures.replayWrites ?? 0) / figures.replayedObjects).toFixed(2) : 0} writes each by the bench)`,
     ],
     [
-      replayScale === 1
+      replayScale === 1 || replayScale === undefined
         ? "converge time / replayed-writes ceiling (aim ≤ 2)"
-        : `converge time / replayed-writes ceiling scaled ×${replayScale?.toFixed(1) ?? "?"} from the sample (an estimate; aim ≤ 2)`,
+        : `converge time / replayed-writes ceiling scaled ×${replayScale.toFixed(1)} from the sample (an estimate; aim ≤ 2)`,
       figures.replaySeconds && figures.convergeSeconds && replayScale
         ? (figures.convergeSeconds / (figures.replaySeconds * replayScale)).toFixed(2)
         : "n/a",
