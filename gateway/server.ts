@@ -637,6 +637,15 @@ export class GatewayServer {
       if (this.config.maxLoadPerEndpoint > 0 || route.prefillBudgetTokens !== undefined)
         this.drain(route.model);
     };
+    /** This send is over without an answer to the client: the request goes to another pod or is held. */
+    const sendOn = (pickNow: boolean) => {
+      if (finished) return;
+      finished = true;
+      prefillDone(false);
+      endpoint.inFlight--;
+      metrics.inFlight.dec();
+      this.sendElsewhere(exchange, pickNow);
+    };
 
     const target = endpoint.target;
     const body = this.bodyFor(exchange, endpoint);
@@ -719,11 +728,7 @@ export class GatewayServer {
         metrics.upstreamErrors.inc({ kind: "wrong_model" });
         log.warn({ requestId: exchange.requestId, pod: endpoint.podName }, "engine pod does not serve the model; sending elsewhere");
         this.options.fleet.suspect?.(route, endpoint, "wrong-model");
-        prefillDone(false);
-        endpoint.inFlight--;
-        metrics.inFlight.dec();
-        finished = true;
-        this.sendElsewhere(exchange, true);
+        sendOn(true);
         return;
       }
       if (res.destroyed) {
@@ -804,12 +809,8 @@ export class GatewayServer {
           exchange.attempts < MAX_CONNECT_ATTEMPTS &&
           performance.now() - exchange.arrivedAt < this.config.holdTimeoutMs
         ) {
-          prefillDone(false);
-          endpoint.inFlight--;
-          metrics.inFlight.dec();
-          finished = true;
           // Arrival order: behind the requests already held for this model.
-          this.sendElsewhere(exchange, this.holds.size(route.model) === 0);
+          sendOn(this.holds.size(route.model) === 0);
           return;
         }
       }
@@ -819,14 +820,10 @@ export class GatewayServer {
         this.options.fleet.suspect?.(route, endpoint);
         if (route.endpoints.some((e) => e.ready && !exchange.tried.has(e.address))) {
           exchange.resent = true;
-          prefillDone(false);
-          endpoint.inFlight--;
-          metrics.inFlight.dec();
-          finished = true;
           // It was admitted and sent already: it need not queue behind the held requests, but it keeps its
           // band, so a lower band's resend does not take a slot reserved for the top tiers (it waits in
           // the hold queue while the other pods have only such slots free).
-          this.sendElsewhere(exchange, true);
+          sendOn(true);
           return;
         }
       }
