@@ -32,7 +32,6 @@ import {
   writeFileSync,
 } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
-import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import {
   REPO_ROOT,
@@ -198,21 +197,16 @@ async function run(command: string, args: string[], options: RunOptions): Promis
       rejectRun(new Error(`${command} ${args.join(" ")} not started: aborted`));
       return;
     }
-    const child = spawn(command, args, {
+    // Started under `nice`, which execs the command at that niceness: everything it runs inherits it from
+    // its first instruction (setting it after the spawn raced a fast child).
+    const niced = options.niceness !== undefined;
+    const child = spawn(niced ? "nice" : command, niced ? ["-n", String(options.niceness), command, ...args] : args, {
       cwd: options.cwd,
       env: options.env,
       stdio: ["ignore", "pipe", "pipe"],
       // Its own process group when abortable, so an abort also stops the compilers `go` started.
       detached: options.signal !== undefined,
     });
-    // Set before `go` has loaded its packages and started any compiler, which inherit it.
-    if (options.niceness !== undefined && child.pid !== undefined) {
-      try {
-        setPriority(child.pid, options.niceness);
-      } catch {
-        // It has exited already; its close event says how.
-      }
-    }
     const abort = (): void => {
       if (child.pid !== undefined && child.exitCode === null) {
         try {
