@@ -272,28 +272,33 @@ const MODELS_BODY_MAX_BYTES = 256 * 1024;
 const MODELS_LISTED_MAX = 1024;
 
 /**
- * GET http://<pod>/v1/models once: true when the engine lists `model`, false when it lists models but not
- * this one (the address now belongs to another model's engine, or the engine serves another name), and
- * undefined when the answer does not say (not 200, not an OpenAI model list, too large, no answer).
- * Redirects are not followed; the body is bounded and only compared, never kept.
+ * GET http://<address>/v1/models once: the entries of its `data` list (at most MODELS_LISTED_MAX), or
+ * undefined when the answer is no such list (not 200, not JSON, too large, no answer). Redirects are not
+ * followed and the body is bounded; callers compare entries, never keep their bytes.
  */
-export async function engineListsModel(target: ScrapeTarget, model: string, timeoutMs: number): Promise<boolean | undefined> {
+export async function engineModelList(address: string, timeoutMs: number): Promise<unknown[] | undefined> {
   try {
-    const response = await fetch(`http://${endpointAddress(target)}/v1/models`, {
-      redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    const response = await fetch(`http://${address}/v1/models`, { redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
     if (response.status !== 200) {
       await response.body?.cancel().catch(() => undefined);
       return undefined;
     }
     const text = await readBodyWithin(response, MODELS_BODY_MAX_BYTES, () => new Error("too large"));
     const data = (JSON.parse(text) as { data?: unknown } | null)?.data;
-    if (!Array.isArray(data)) return undefined;
-    return data.slice(0, MODELS_LISTED_MAX).some((entry) => typeof entry === "object" && entry !== null && (entry as { id?: unknown }).id === model);
+    return Array.isArray(data) ? data.slice(0, MODELS_LISTED_MAX) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * True when the engine lists `model` in its /v1/models, false when it lists models but not this one (the
+ * address now belongs to another model's engine, or the engine serves another name), undefined when its
+ * answer does not say.
+ */
+async function engineListsModel(target: ScrapeTarget, model: string, timeoutMs: number): Promise<boolean | undefined> {
+  const entries = await engineModelList(endpointAddress(target), timeoutMs);
+  return entries?.some((entry) => typeof entry === "object" && entry !== null && (entry as { id?: unknown }).id === model);
 }
 
 /**

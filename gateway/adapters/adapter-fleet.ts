@@ -11,8 +11,7 @@
  */
 import { parseLoadedAdapters } from "../../operator/controller/adapter-sync.js";
 import { logger } from "../../operator/log/logger.js";
-import { readBodyWithin } from "../../operator/runtime/http-body.js";
-import type { Endpoint, FleetView, ModelRoute, SuspectCause } from "../fleet.js";
+import { engineModelList, type Endpoint, type FleetView, type ModelRoute, type SuspectCause } from "../fleet.js";
 import {
   adapterCandidates,
   type AdapterAffinityLimits,
@@ -21,7 +20,6 @@ import {
   recordAdapterUse,
 } from "../routing/adapter-affinity.js";
 
-const MODELS_BODY_MAX_BYTES = 256 * 1024;
 const log = logger.child({ component: "gateway-adapters" });
 
 export interface AdapterFleetOptions {
@@ -185,16 +183,7 @@ export class AdapterFleet implements FleetView {
 }
 
 async function readLoaded(address: string, baseModel: string, timeoutMs: number): Promise<Set<string> | undefined> {
-  try {
-    const response = await fetch(`http://${address}/v1/models`, { redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
-    if (response.status !== 200) {
-      await response.body?.cancel();
-      return undefined;
-    }
-    const text = await readBodyWithin(response, MODELS_BODY_MAX_BYTES, () => new Error("too large"));
-    const loaded = parseLoadedAdapters(JSON.parse(text), baseModel);
-    return loaded ? new Set(loaded.keys()) : undefined;
-  } catch {
-    return undefined;
-  }
+  const data = await engineModelList(address, timeoutMs);
+  const loaded = data && parseLoadedAdapters({ data }, baseModel);
+  return loaded ? new Set(loaded.keys()) : undefined;
 }
